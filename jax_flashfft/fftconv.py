@@ -1,0 +1,422 @@
+"""`fftconv`: gated long convolution through FFTs, as one XLA FFI custom call per direction.
+
+Structure, outermost first:
+  fftconv()             validation, backend choice, reshape to the canonical 3-D form
+  _fftconv_canonical    jax.custom_vjp: forward and backward both run through FFI targets
+  _fwd_op / _bwd_op     jax.custom_batching.custom_vmap: vmap folds the mapped axis into the batch (free
+                        reshape) instead of looping or copying k per batch element
+  _partitioned(...)     custom_partitioning: under jit on a Mesh each shard runs the kernel on its own rows
+                        (batch and H sharding need no all-gather; dk is all-reduced over batch shards)
+  _ffi_fwd / _ffi_bwd   jax.ffi.ffi_call of "jff_fftconv_fwd" / "jff_fftconv_bwd" (cuda/README.md)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_batching import custom_vmap
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jax_flashfft import _ffi, reference
+from jax_flashfft._common import (
+    LAYOUT_CODE,
+    as_array,
+    check_activation_dtype,
+    check_float_dtype,
+    in_rule_order,
+    parse_layout,
+    resolve_backend,
+)
+
+MAX_FFT_SIZE = 1 << 24
+
+
+def _default_fft_size(length: int, kernel_length: int) -> int:
+    """Smallest power of two holding the full linear convolution (so the result is causal, not circular)."""
+    needed = length + kernel_length - 1
+    return 1 << max(0, (needed - 1).bit_length())
+
+
+def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, layout="BHL", backend=None):
+    """Gated FFT convolution along the sequence axis, computed per (batch, h) row.
+
+    With `v = pre_gate * u` (gates default to 1):
+    `y = post_gate * (irfft(rfft(v, N) * rfft(k[h], N), N)[:L] + skip[h] * v)`, in `u`'s dtype.
+
+    Args:
+      u: `(..., H, L)` for layout "BHL" or `(..., L, H)` for "BLH"; float16, bfloat16 or float32.
+      k: `(H, Lk)` filters, any float dtype (used in float32); `1 <= Lk`.
+      pre_gate, post_gate: optional, exactly `u`'s shape and dtype.
+      skip: optional `(H,)` per-channel skip weights (used in float32).
+      fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
+        FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
+      layout: "BHL" or "BLH".
+      backend: None or "ffi" for the compiled kernels, "xla" for the pure-JAX path. When None, the
+        environment variables JFF_FFTCONV_BACKEND, then JFF_BACKEND, may select "xla".
+    """
+    layout = parse_layout(layout)
+    u = as_array("u", u)
+    k = as_array("k", k)
+    pre_gate = as_array("pre_gate", pre_gate)
+    post_gate = as_array("post_gate", post_gate)
+    skip = as_array("skip", skip)
+
+    check_activation_dtype("u", u)
+    if u.ndim < 2:
+        raise ValueError(f"u must have at least 2 dimensions (..., {'H, L' if layout == 'BHL' else 'L, H'}); got shape {u.shape}")
+    heads, length = (u.shape[-2], u.shape[-1]) if layout == "BHL" else (u.shape[-1], u.shape[-2])
+    if heads < 1 or length < 1:
+        raise ValueError(f"u must have H >= 1 and L >= 1; got shape {u.shape} with layout {layout}")
+
+    check_float_dtype("k", k)
+    if k.ndim == 3 and k.shape[0] == 1:
+        k = k[0]  # Hyena ports often carry a (1, H, Lk) filter; the squeeze keeps dk's shape matching k's.
+    if k.ndim != 2:
+        raise ValueError(f"k must have shape (H, Lk) = ({heads}, Lk); got shape {k.shape}")
+    if k.shape[0] != heads:
+        raise ValueError(f"k has {k.shape[0]} channels but u has H = {heads} (u shape {u.shape}, layout {layout})")
+    kernel_length = k.shape[1]
+    if kernel_length < 1:
+        raise ValueError(f"k must have Lk >= 1; got shape {k.shape}")
+
+    for name, gate in (("pre_gate", pre_gate), ("post_gate", post_gate)):
+        if gate is None:
+            continue
+        if gate.shape != u.shape:
+            raise ValueError(f"{name} must have u's shape {u.shape}; got {gate.shape}")
+        if gate.dtype != u.dtype:
+            raise TypeError(f"{name} must have u's dtype {u.dtype}; got {gate.dtype}")
+    if skip is not None:
+        check_float_dtype("skip", skip)
+        if skip.shape != (heads,):
+            raise ValueError(f"skip must have shape (H,) = ({heads},); got {skip.shape}")
+
+    if fft_size is None:
+        fft_size = _default_fft_size(length, kernel_length)
+        if fft_size > MAX_FFT_SIZE:
+            raise ValueError(
+                f"L + Lk - 1 = {length + kernel_length - 1} needs an FFT of size {fft_size}, above the maximum "
+                f"{MAX_FFT_SIZE}; shorten the sequence or the filter, or pass fft_size for a circular convolution")
+    else:
+        if isinstance(fft_size, bool) or not isinstance(fft_size, int) or fft_size < 1 or fft_size & (fft_size - 1):
+            raise ValueError(f"fft_size must be None or a positive power of two; got {fft_size!r}")
+        if fft_size > MAX_FFT_SIZE:
+            raise ValueError(f"fft_size must be at most {MAX_FFT_SIZE}; got {fft_size}")
+        if fft_size < max(length, kernel_length):
+            raise ValueError(
+                f"fft_size must be >= max(L, Lk) = max({length}, {kernel_length}); got {fft_size}")
+
+    if resolve_backend(backend, "JFF_FFTCONV_BACKEND") == "xla" or u.size == 0:
+        return reference.fftconv_xla(u, k, pre_gate, post_gate, skip, fft_size=fft_size, layout=layout)
+
+    _ffi.require_extension()
+    lead = u.shape[:-2]
+    canon = (math.prod(lead),) + u.shape[-2:]
+    reshape = lambda x: None if x is None else x.reshape(canon)  # noqa: E731
+    y = _fftconv_canonical(
+        reshape(u),
+        k.astype(jnp.float32)[None],
+        reshape(pre_gate),
+        reshape(post_gate),
+        None if skip is None else skip.astype(jnp.float32)[None],
+        fft_size,
+        LAYOUT_CODE[layout],
+    )
+    return y.reshape(u.shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# custom VJP over the canonical form: u (B, H, L) / (B, L, H), k (1, H, Lk) f32, skip (1, H) f32.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _fftconv_canonical(u, k, pre, post, skip, fft_size, layout):
+    return _fwd_op(_Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None))(
+        u, k, *_present(pre, post, skip))
+
+
+def _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout):
+    return _fftconv_canonical(u, k, pre, post, skip, fft_size, layout), (u, k, pre, post, skip)
+
+
+def _fftconv_canonical_bwd(fft_size, layout, residuals, dy):
+    u, k, pre, post, skip = residuals
+    static = _Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None)
+    du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
+    rest = iter(rest)
+    dpre = next(rest) if static.has_pre else None
+    dpost = next(rest) if static.has_post else None
+    dskip = next(rest) if static.has_skip else None
+    return du, dk, dpre, dpost, dskip
+
+
+_fftconv_canonical.defvjp(_fftconv_canonical_fwd, _fftconv_canonical_bwd)
+
+
+class _Static(tuple):
+    """Hashable static configuration of one call: FFT size, layout, rows_per_group and which optionals exist."""
+
+    def __new__(cls, fft_size, layout, rows_per_group, has_pre, has_post, has_skip):
+        return super().__new__(cls, (int(fft_size), int(layout), int(rows_per_group), bool(has_pre), bool(has_post), bool(has_skip)))
+
+    fft_size = property(lambda s: s[0])
+    layout = property(lambda s: s[1])
+    rows_per_group = property(lambda s: s[2])
+    has_pre = property(lambda s: s[3])
+    has_post = property(lambda s: s[4])
+    has_skip = property(lambda s: s[5])
+
+
+def _present(*xs):
+    return tuple(x for x in xs if x is not None)
+
+
+def _split_optionals(static, opts):
+    """(pre, post, skip) with None for the absent ones, from the packed tuple of present ones."""
+    opts = iter(opts)
+    pre = next(opts) if static.has_pre else None
+    post = next(opts) if static.has_post else None
+    skip = next(opts) if static.has_skip else None
+    return pre, post, skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# vmap: batch row b of the kernel uses filter group (b // rows_per_group) % G, so a mapped axis over the
+# activations folds into the batch with a free reshape and k is never copied per batch element.
+
+
+def _fold_batched(axis_size, static, u_like, u_batched, k, skip, filters_batched):
+    """Folds the vmapped axis into the canonical batch (activations) and filter-group (k, skip) axes.
+
+    `u_like` is the list of activation-shaped operands (dy, u, gates); `u_batched` their batched flags.
+    Returns the folded operands, the new static config, and the tiling factor applied to the groups.
+    """
+    batch = next(x.shape[1] if b else x.shape[0] for x, b in zip(u_like, u_batched))
+    if filters_batched or any(u_batched):
+        u_like = [x if b else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, b in zip(u_like, u_batched)]
+        u_like = [x.reshape((axis_size * batch,) + x.shape[2:]) for x in u_like]
+    groups = k.shape[1] if filters_batched else k.shape[0]
+    rows = static.rows_per_group
+    tile = 1
+    if filters_batched:
+        # Batch index v*B + b must map to group v*G' + (b // R); that holds once B == R * G'.
+        tile = batch // (rows * groups)
+        if tile > 1:
+            k = jnp.tile(k, (1, tile, 1, 1))
+            skip = None if skip is None else jnp.tile(skip, (1, tile, 1))
+        k = k.reshape((-1,) + k.shape[2:])
+        skip = None if skip is None else skip.reshape((-1,) + skip.shape[2:])
+    return u_like, k, skip, tile
+
+
+def _broadcast_filters(axis_size, k, k_batched, skip, skip_batched):
+    k = k if k_batched else jnp.broadcast_to(k, (axis_size,) + k.shape)
+    if skip is not None and not skip_batched:
+        skip = jnp.broadcast_to(skip, (axis_size,) + skip.shape)
+    return k, skip
+
+
+@functools.lru_cache(maxsize=None)
+def _fwd_op(static):
+    @custom_vmap
+    def op(u, k, *opts):
+        return _partitioned("fwd", static)(u, k, *opts)
+
+    @op.def_vmap
+    def rule(axis_size, in_batched, u, k, *opts):
+        pre, post, skip = _split_optionals(static, opts)
+        u_b, k_b, *opt_b = in_batched
+        pre_b, post_b, skip_b = _split_optionals(static, opt_b)
+        acts = [u] + [g for g in (pre, post) if g is not None]
+        acts_b = [u_b] + [b for g, b in ((pre, pre_b), (post, post_b)) if g is not None]
+        filters_batched = k_b or bool(skip_b)
+        if filters_batched:
+            k, skip = _broadcast_filters(axis_size, k, k_b, skip, skip_b)
+        acts, k, skip, _ = _fold_batched(axis_size, static, acts, acts_b, k, skip, filters_batched)
+        u, gates = acts[0], iter(acts[1:])
+        pre = next(gates) if static.has_pre else None
+        post = next(gates) if static.has_post else None
+        y = _fwd_op(static)(u, k, *_present(pre, post, skip))
+        return y.reshape((axis_size, -1) + y.shape[1:]), True
+
+    return op
+
+
+@functools.lru_cache(maxsize=None)
+def _bwd_op(static):
+    @custom_vmap
+    def op(dy, u, k, *opts):
+        return _partitioned("bwd", static)(dy, u, k, *opts)
+
+    @op.def_vmap
+    def rule(axis_size, in_batched, dy, u, k, *opts):
+        pre, post, skip = _split_optionals(static, opts)
+        dy_b, u_b, k_b, *opt_b = in_batched
+        pre_b, post_b, skip_b = _split_optionals(static, opt_b)
+        # Gradients of k and skip must come back per mapped element (vmap of grad needs them), so the
+        # filters are always treated as mapped here; broadcasting them costs only G*H*Lk floats.
+        k, skip = _broadcast_filters(axis_size, k, k_b, skip, skip_b)
+        groups = k.shape[1]
+        acts = [dy, u] + [g for g in (pre, post) if g is not None]
+        acts_b = [dy_b, u_b] + [b for g, b in ((pre, pre_b), (post, post_b)) if g is not None]
+        acts, k, skip, tile = _fold_batched(axis_size, static, acts, acts_b, k, skip, True)
+        dy, u, gates = acts[0], acts[1], iter(acts[2:])
+        pre = next(gates) if static.has_pre else None
+        post = next(gates) if static.has_post else None
+        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
+        unfold = lambda x: x.reshape((axis_size, -1) + x.shape[1:])  # noqa: E731
+
+        def untile(x):
+            # Groups that were tiled to line up with the batch are summed back, in a fixed order.
+            x = x.reshape((axis_size, tile, groups) + x.shape[1:])
+            return functools.reduce(jnp.add, [x[:, i] for i in range(tile)])
+
+        rest = iter(rest)
+        outs = [unfold(du), untile(dk)]
+        if static.has_pre:
+            outs.append(unfold(next(rest)))
+        if static.has_post:
+            outs.append(unfold(next(rest)))
+        if static.has_skip:
+            outs.append(untile(next(rest)))
+        return tuple(outs), tuple(True for _ in outs)
+
+    return op
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sharding: each shard runs the kernel on its own batch rows and channels. L and Lk must be whole on
+# every shard (an FFT needs the full sequence), so those axes are replicated.
+
+
+def _act_spec(layout, batch_axes, head_axes):
+    return P(batch_axes, head_axes, None) if layout == LAYOUT_CODE["BHL"] else P(batch_axes, None, head_axes)
+
+
+def _shard_axes(static, u_sharding, groups):
+    spec = tuple(u_sharding.spec) + (None,) * 3 if isinstance(u_sharding, NamedSharding) else (None,) * 3
+    batch_axes = spec[0]
+    head_axes = spec[1] if static.layout == LAYOUT_CODE["BHL"] else spec[2]
+    if groups > 1:
+        batch_axes = None  # Filter groups index global batch rows: keep the batch whole (vmap-of-k case only).
+    return batch_axes, head_axes
+
+
+def _shardings(kind, static, mesh, arg_shapes):
+    u_index = 0 if kind == "fwd" else 1
+    groups = arg_shapes[u_index + 1].shape[0]
+    batch_axes, head_axes = _shard_axes(static, arg_shapes[u_index].sharding, groups)
+    act = NamedSharding(mesh, _act_spec(static.layout, batch_axes, head_axes))
+    filt = NamedSharding(mesh, P(None, head_axes, None))
+    vec = NamedSharding(mesh, P(None, head_axes))
+    gates = [act] * (static.has_pre + static.has_post)
+    skips = [vec] * static.has_skip
+    if kind == "fwd":
+        args = [act, filt] + gates + skips
+        results = act
+    else:
+        args = [act, act, filt] + gates + skips
+        results = (act, filt) + tuple(gates) + tuple(skips)
+    return batch_axes, args, results
+
+
+@functools.lru_cache(maxsize=None)
+def _partitioned(kind, static):
+    ffi_fn = _ffi_fwd if kind == "fwd" else _ffi_bwd
+
+    @custom_partitioning
+    def op(*args):
+        return ffi_fn(static, *args)
+
+    def partition(mesh, arg_shapes, result_shape):
+        batch_axes, arg_shardings, result_shardings = _shardings(kind, static, mesh, arg_shapes)
+
+        def lower(*args):
+            out = ffi_fn(static, *args)
+            if kind == "bwd" and batch_axes is not None:
+                # dk and dskip are sums over the batch: add up the per-shard partial sums.
+                du, dk, *rest = out
+                dk = jax.lax.psum(dk, batch_axes)
+                if static.has_skip:
+                    rest[-1] = jax.lax.psum(rest[-1], batch_axes)
+                out = (du, dk, *rest)
+            return out
+
+        return mesh, lower, result_shardings, tuple(arg_shardings)
+
+    def infer_sharding_from_operands(mesh, arg_shapes, result_shape):
+        return _shardings(kind, static, mesh, arg_shapes)[2]
+
+    seq = "h l" if static.layout == LAYOUT_CODE["BHL"] else "l h"
+    act = f"b {seq}"
+    opts = [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip
+    if kind == "fwd":
+        rule = ", ".join([act, "g h k"] + opts) + f" -> {act}"
+    else:
+        outs = [act, "g h k"] + [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip
+        rule = ", ".join([act, act, "g h k"] + opts) + " -> " + ", ".join(outs)
+    op.def_partition(
+        partition=partition,
+        infer_sharding_from_operands=infer_sharding_from_operands,
+        sharding_rule=rule,
+        need_replication_factors=in_rule_order(rule, ("l", "k", "g")),
+    )
+    return op
+
+
+# ---------------------------------------------------------------------------------------------------
+# FFI calls (cuda/README.md). Absent optionals travel as empty (0,) arrays.
+
+
+def _absent(dtype):
+    return jnp.zeros((0,), dtype)
+
+
+def _attrs(static):
+    return dict(
+        fft_size=np.int64(static.fft_size),
+        layout=np.int32(static.layout),
+        rows_per_group=np.int64(static.rows_per_group),
+    )
+
+
+def _ffi_fwd(static, u, k, *opts):
+    pre, post, skip = _split_optionals(static, opts)
+    call = jax.ffi.ffi_call("jff_fftconv_fwd", jax.ShapeDtypeStruct(u.shape, u.dtype))
+    return call(
+        u,
+        k,
+        _absent(u.dtype) if pre is None else pre,
+        _absent(u.dtype) if post is None else post,
+        _absent(jnp.float32) if skip is None else skip,
+        **_attrs(static),
+    )
+
+
+def _ffi_bwd(static, dy, u, k, *opts):
+    pre, post, skip = _split_optionals(static, opts)
+    act = jax.ShapeDtypeStruct(u.shape, u.dtype)
+    none_act = jax.ShapeDtypeStruct((0,), u.dtype)
+    result_shapes = (
+        act,
+        jax.ShapeDtypeStruct(k.shape, jnp.float32),
+        act if static.has_pre else none_act,
+        act if static.has_post else none_act,
+        jax.ShapeDtypeStruct(k.shape[:2], jnp.float32) if static.has_skip else jax.ShapeDtypeStruct((0,), jnp.float32),
+    )
+    call = jax.ffi.ffi_call("jff_fftconv_bwd", result_shapes)
+    du, dk, dpre, dpost, dskip = call(
+        dy,
+        u,
+        k,
+        _absent(u.dtype) if pre is None else pre,
+        _absent(u.dtype) if post is None else post,
+        _absent(jnp.float32) if skip is None else skip,
+        **_attrs(static),
+    )
+    return (du, dk) + tuple(x for x, has in ((dpre, static.has_pre), (dpost, static.has_post), (dskip, static.has_skip)) if has)
