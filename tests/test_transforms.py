@@ -150,7 +150,9 @@ def test_pmap(rng):
 
 @needs8
 def test_shard_map(rng):
-    from jax.experimental.shard_map import shard_map
+    shard_map = getattr(jax, "shard_map", None)
+    if shard_map is None:  # jax < 0.7
+        from jax.experimental.shard_map import shard_map
 
     mesh = Mesh(np.array(CPUS), ("data",))
     u = _draw(rng, (16, 3, 32))

@@ -69,7 +69,7 @@ inline ffi::Error ExpectShape(const char* name, ffi::AnyBuffer::Dimensions dims,
 inline bool IsAbsent(const ffi::AnyBuffer& b) {
   return b.dimensions().size() == 1 && b.dimensions()[0] == 0;
 }
-inline bool IsAbsent(const ffi::Result<ffi::AnyBuffer>& b) {
+inline bool IsAbsent(ffi::Result<ffi::AnyBuffer>& b) {
   return b->dimensions().size() == 1 && b->dimensions()[0] == 0;
 }
 
