@@ -14,6 +14,9 @@
 
 namespace jff {
 
+// Handled: bf16/fp16, BHL, N in {256, 1024, 2048, 4096, 8192, 16384, 32768}, any 1 <= L <= N,
+// 1 <= Lk <= N, both rows of a pair in one filter group (G == 1 or R even), and enough opt-in
+// shared memory (N = 32768 needs 192 KB for its k-spectrum pre-kernel: Hopper yes, A100 no).
 // True when monarch_fwd handles this problem on a device of compute capability
 // `device_major`.x whose per-block opt-in shared-memory limit is `max_smem_per_block` bytes.
 bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
