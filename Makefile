@@ -1,26 +1,50 @@
 # Quick start: `make demo` and `make test`. Both create .venv, install the package into it and run.
+#
+#   make test                  the test suite against the package installed in .venv (CPU; GPU tests too where
+#                              a GPU and nvcc exist)
+#   make demo                  example training run, then the quick CPU benchmark tables
+#   JFF_CUDA=OFF make test     skip the CUDA build even where nvcc is found
+#   make compile-cuda          compile the CUDA sources only (no GPU needed)
+#   make inplace               developer loop: build the CPU extension into jax_flashfft/ (use PYTHONPATH=.)
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+# Absolute, so that recipes which change directory (tests/) still find it.
+PY := $(abspath $(VENV))/bin/python
 PIP := $(PY) -m pip
+PYTEST_ARGS ?=
 
-.PHONY: demo test install venv inplace clean compile-cuda
+SOURCES := $(shell find cuda jax_flashfft \( -name '*.cc' -o -name '*.cu' -o -name '*.h' -o -name '*.py' \) -not -path '*/__pycache__/*' 2>/dev/null)
 
-$(VENV)/.installed: pyproject.toml CMakeLists.txt $(shell find cuda jax_flashfft -name '*.cc' -o -name '*.cu' -o -name '*.h' -o -name '*.py' 2>/dev/null)
+.PHONY: demo test install deps inplace clean compile-cuda
+
+# Runtime and test dependencies come from pyproject.toml's extras. The build requirements are installed into
+# the venv too so that the package builds without isolation: its FFI headers then come from the very jaxlib
+# it runs against, and rebuilds reuse build/ instead of starting from scratch.
+$(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q ".[test,bench]"
+	$(PIP) install -q jax "scikit-build-core>=0.10" "nanobind>=2.4" "cmake>=3.24" ninja
 	touch $@
+
+$(VENV)/.installed: $(VENV)/.deps CMakeLists.txt $(SOURCES)
+	$(PIP) install -q --no-build-isolation ".[test,bench]"
+	touch $@
+
+deps: $(VENV)/.deps
 
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) examples/associative_recall.py
-	$(PY) benchmarks/bench_fftconv.py --quick
-	$(PY) benchmarks/bench_depthwise.py --quick
+	$(PY) examples/associative_recall.py --quiet
+	$(PY) benchmarks/bench_fftconv.py --quick --out build/bench
+	$(PY) benchmarks/bench_depthwise.py --quick --out build/bench
 
+# pytest runs from tests/ so that the repository root, where jax_flashfft/ holds the sources without the
+# compiled extension, is never on sys.path: the tests import the installed package. pytest's exit status 5
+# (no test collected) is not a failure of the code under test.
 test: install
-	cd tests && ../$(PY) -m pytest -q -x -p no:cacheprovider ..
+	cd tests && $(PY) -c "import jax_flashfft as j; print('testing', j.__file__, '(CUDA handlers: %s)' % j.cuda_available())"
+	cd tests && $(PY) -m pytest -p no:cacheprovider -rs $(PYTEST_ARGS) .; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Developer loop: build the extensions into the source tree (CPU only by default).
 inplace:
@@ -28,10 +52,11 @@ inplace:
 	cmake --build build/inplace
 	cp build/inplace/_jff_*.so jax_flashfft/
 
-# Compile-only check of the CUDA sources (no GPU needed).
-compile-cuda:
-	cmake -S . -B build/cuda-check -G Ninja -DJFF_CUDA=ON -DPython_EXECUTABLE=$$(which $(PYTHON)) >/dev/null
-	cmake --build build/cuda-check
+# Compile-only check of the CUDA sources (no GPU needed): the CUDA module alone, with the venv's nanobind and
+# jaxlib headers, for JFF_CUDA_ARCHS (default both targets, so the Ampere and the Hopper code paths are compiled).
+compile-cuda: $(VENV)/.deps
+	PATH=$(abspath $(VENV))/bin:$$PATH cmake -S . -B build/cuda-check -G Ninja -DJFF_CUDA=ON "-DJFF_CUDA_ARCHS=$${JFF_CUDA_ARCHS:-80;90a}" -DPython_EXECUTABLE=$(PY) >/dev/null
+	PATH=$(abspath $(VENV))/bin:$$PATH cmake --build build/cuda-check --target _jff_cuda
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so

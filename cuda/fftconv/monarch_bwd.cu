@@ -1,234 +1,64 @@
 // Tensor-core fused FFT convolution, backward (see monarch_bwd.h for the contract).
 //
-// Transform machinery: the forward's (monarch_fwd.cu header comment): N = RAD*RAD, a row is a
-// RAD x RAD matrix, unitary four-step DFT on mma.sync fragments, one warp per row pair with
-// rows b, b+1 of one h packed as real / imaginary part of one complex signal. The small device
-// primitives below are verbatim copies of monarch_fwd.cu's (same names, so that moving them
-// into a shared header is mechanical).
+// Transform machinery: the forward's (monarch_fwd.cu header comment, monarch_core.cuh, which
+// holds all device code the two directions share): unitary four-step DFTs on mma.sync
+// fragments, rows b, b+1 of one h packed as real / imaginary part of one complex signal.
 //
 // Math per row pair (cuda/README.md): v = pre*u, dz = dy*post, K' = khat + skip (skip folded
 // into the filter as in the forward: z + skip*v = conv(v, k + skip*delta)).
-//   X  = DFT(v0 + i v1)                      (steps 1-2)
+//   X  = DFT(v0 + i v1)
 //   z' = IDFT(X .* K')      -> dpost = dy * z'       (only when post and dpost exist)
-//   D  = DFT(dz0 + i dz1)                    (steps 1-2)
+//   D  = DFT(dz0 + i dz1)
 //   dv = IDFT(D .* conj(K')) -> du = dv*pre, dpre = dv*u   (corr(dz, k) + skip*dz)
 //   dk: with P = conj(X) .* D, sum_rows conj(V_b) DZ_b = (P[f] + conj(P[-f]))/2 for the two rows
 //       of a pair, and the inverse transform of that Hermitian part is Re(IDFT(P)). So
-//       dk[g,h] = Re(IDFT(sum over pairs of P))[:Lk] with no per-pair unpacking, and
-//       dskip[g,h] = sum_t dz*v is the lag-0 term of the same inverse.
+//       dk[g,h] = Re(IDFT(sum over pairs of P))[:Lk] with no per-pair unpacking.
+//   dskip[g,h] = sum_t dz*v, summed directly in float32 in the time domain from the 16-bit
+//       inputs (as the lag-0 term of the spectral sum its absolute error was dk's, which is
+//       large next to a small dskip).
 // Because the transforms are unitary, X and D are the spectra / sqrt(N) and P = conj(xhat)dhat/N,
 // which is exactly what an unnormalised inverse DFT turns into dk.
 //
 // Deterministic reductions: the pairs of one h are cut into chunks of `cp` consecutive pairs
-// that lie in one filter group. One warp processes a whole chunk in pair order and accumulates
-// P (float32, fragment order, one float4 per lane and fragment) into the chunk's slot in
-// global scratch: the first pair writes, the others read-add-write their own lane's values, so
-// the summation order is fixed and no atomics are used; the slot stays in L2 while the warp
-// works on it. A second kernel, one block per (g, h), sums the slots of the chunks of group g
-// in chunk order and runs one float32 inverse FFT. Scratch traffic is N*8 bytes per chunk,
-// about 1/(7*cp/4) of the main pass's HBM traffic.
+// that lie in one filter group. One warp (N = 256/1024, rows 16-byte aligned) or one CTA
+// (every other case) processes a whole chunk in pair order and accumulates P (float32,
+// fragment order) into the chunk's slot in global scratch: the first pair writes, the others
+// read-add-write, each thread always the same entries, so the summation order is fixed and no
+// atomics are used; the slot stays in L2 while the chunk is worked on. dskip goes the same
+// way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
+// chunks of group g in chunk order and runs one float32 inverse DFT.
 //
-// Memory: one pass over HBM. Each warp streams u and pre of its pair through a two-stage
-// cp.async buffer (the next pair's loads fly during this pair's four transforms), and post
-// and dy through one buffer loaded at the start of the pair and first read after two
-// transforms (24 KB per warp at N=1024, so 8 warps fit an SM).
-// Results are staged in place of inputs that are no longer needed and leave with 16-byte
-// coalesced stores: dz (bf16/fp16, the MMA operand) replaces post, dpost replaces dy, du and
-// dpre replace u and pre. The packed spectrum X (needed for P after D is known) is kept in
-// registers in the 16-bit type: one extra rounding on the dk path only.
+// Two kernels for the main pass:
+// * monarch_bwd_sq_kernel (N = 256/1024, L % 8 == 0): one warp per row pair. u and pre stream
+//   through a two-stage cp.async buffer (the next pair's loads fly during this pair's four
+//   transforms), post and dy through one buffer loaded at the start of the pair and first read
+//   after two transforms (24 KB per warp at N=1024, so 8 warps fit an SM). Results are staged
+//   in place of inputs that are no longer needed and leave with 16-byte coalesced stores: dz
+//   (the MMA operand) replaces post, dpost replaces dy, du and dpre replace u and pre. The
+//   packed spectrum X is kept in registers in the 16-bit type (one extra rounding on the dk
+//   path only).
+// * monarch_bwd_big_kernel (N = 2048..32768, and N = 256/1024 with any L): the forward's big
+//   structure, one CTA per row pair with the whole complex signal in shared memory (4N bytes),
+//   outer N0-point DFT + the inner routine per row k0. Only one signal fits at N = 32768, so
+//   the pair runs as passes over that one buffer:
+//     1. v = u*pre -> outer DFT -> per inner row: X_k0 saved (16-bit, fragment order) to a
+//        per-CTA buffer in global memory (4N bytes, written and read back by the same thread,
+//        it lives in L2); if dpost: times K', inner inverse -> outer inverse = z'.
+//     2. one pass in element order: dpost = dy * z' out, dz = dy*post in, dskip += dz*v.
+//     3. outer DFT of dz -> per inner row: D_k0, P_k0 += conj(X_k0) D_k0 into the chunk slot;
+//        times conj(K'), inner inverse -> outer inverse = dv.
+//     4. du = dv*pre, dpre = dv*u out.
+//   u and pre are read again in passes 2 and 4 (L2 hits while the CTA is on the pair, when it
+//   fits): more traffic than the 7-stream floor; the price of one shared-memory signal.
 #include "fftconv/monarch_bwd.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
+
+#include "fftconv/monarch_core.cuh"
 
 namespace jff {
 namespace {
 
-// ---------------------------------------------------------------------------------------
-// Element-type specifics: packing two floats into the 16-bit pair an MMA operand holds
-// (low half = lower column index), unpacking, the MMA itself, and a pairwise product.
-// (Copied from monarch_fwd.cu.)
-// ---------------------------------------------------------------------------------------
-template <typename T>
-struct Ops;
-
-template <>
-struct Ops<__nv_bfloat16> {
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    uint32_t r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-  }
-  static __device__ __forceinline__ float2 unpack(uint32_t v) {
-    return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
-  }
-  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                             uint32_t b1) {
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t mul2(uint32_t x, uint32_t y) {
-    __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&x),
-                               *reinterpret_cast<__nv_bfloat162*>(&y));
-    return *reinterpret_cast<uint32_t*>(&r);
-  }
-};
-
-template <>
-struct Ops<__half> {
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    uint32_t r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-  }
-  static __device__ __forceinline__ float2 unpack(uint32_t v) {
-    return __half22float2(*reinterpret_cast<__half2*>(&v));
-  }
-  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                             uint32_t b1) {
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t mul2(uint32_t x, uint32_t y) {
-    __half2 r = __hmul2(*reinterpret_cast<__half2*>(&x), *reinterpret_cast<__half2*>(&y));
-    return *reinterpret_cast<uint32_t*>(&r);
-  }
-};
-
-constexpr uint32_t kSignBits = 0x80008000u;  // negates both 16-bit halves (fp16 and bf16)
-
-__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
-  uint32_t r;
-  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
-  return r;
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_ptr) {
-  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
-// 16-byte async copy; src_bytes = 0 fills the destination with zeros (implicit padding).
-__device__ __forceinline__ void cp_async16(void* smem_ptr, const void* gptr, int src_bytes) {
-  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gptr), "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;" ::: "memory");
-}
-template <int Pending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
-}
-
-// ---------------------------------------------------------------------------------------
-// Layout of one RAD x RAD block of 16-bit elements in shared memory: row-major, 16-byte
-// chunks XOR-swizzled by row. For RAD = 32 (4 chunks a row) the 8 rows an ldmatrix or an
-// epilogue access touches land in 8 distinct 16-byte bank groups; likewise for RAD = 16.
-// ---------------------------------------------------------------------------------------
-template <int RAD>
-__device__ __forceinline__ int swz_offset(int n1, int n2) {
-  constexpr int kChunks = RAD / 8;
-  const int sw = (RAD == 32) ? ((n1 >> 1) & 3) : ((n1 >> 2) & 1);
-  return n1 * RAD + (((n2 >> 3) ^ sw) & (kChunks - 1)) * 8 + (n2 & 7);
-}
-
-// Order of K and of the twiddle table: float4 index j*32 + lane holds two complex values
-// for C-fragment (mt, nt), half hh (rows k1 = 16mt + gid + 8hh), columns k2 = 8nt + 2tig
-// and + 1, with j = (mt*NT + nt)*2 + hh. Returns the float offset of (k1, k2).
-template <int RAD>
-__host__ __device__ __forceinline__ int frag_float_offset(int k1, int k2) {
-  constexpr int NT = RAD / 8;
-  const int mt = k1 >> 4, hh = (k1 >> 3) & 1, gid = k1 & 7;
-  const int nt = k2 >> 3, tig = (k2 >> 1) & 3, e0 = k2 & 1;
-  const int j = (mt * NT + nt) * 2 + hh;
-  return (j * 32 + gid * 4 + tig) * 4 + 2 * e0;
-}
-
-// ---------------------------------------------------------------------------------------
-// k's spectrum, once per (g, h) (copied from monarch_fwd.cu): the N-point DFT of the zero-padded real k, computed as an
-// N/2-point complex FFT of z[n] = k[2n] + i k[2n+1] in shared memory (float32), then split
-// into the real signal's spectrum. Written in fragment order for the main kernel.
-// ---------------------------------------------------------------------------------------
-template <int RAD>
-__global__ void monarch_kspec_sq_kernel(const float* __restrict__ k, int64_t Lk,
-                                        const float* __restrict__ skip, float* kspec) {
-  constexpr int N = RAD * RAD, M = N / 2;
-  constexpr int LOGM = (RAD == 32) ? 9 : 7;
-  extern __shared__ float2 zs[];
-  float2* twt = zs + M;  // w_M^j, j < M/2: one sincospif per entry instead of per butterfly
-  const int64_t gh = blockIdx.x;
-  for (int j = threadIdx.x; j < M / 2; j += blockDim.x) {
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(j) / M, &s, &c);
-    twt[j] = make_float2(c, s);
-  }
-  const float* kr = k + gh * Lk;
-  for (int n = threadIdx.x; n < M; n += blockDim.x) {
-    const int64_t i0 = 2 * n, i1 = 2 * n + 1;
-    const float2 z = make_float2(i0 < Lk ? kr[i0] : 0.f, i1 < Lk ? kr[i1] : 0.f);
-    zs[__brev(static_cast<unsigned>(n)) >> (32 - LOGM)] = z;
-  }
-  __syncthreads();
-  for (int half = 1; half < M; half *= 2) {
-    for (int i = threadIdx.x; i < M / 2; i += blockDim.x) {
-      const int pos = i & (half - 1);
-      const int a = (i - pos) * 2 + pos, b = a + half;
-      const float2 w = twt[pos * (M / (2 * half))];
-      const float2 xb = zs[b], xa = zs[a];
-      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
-      zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
-      zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
-    }
-    __syncthreads();
-  }
-  float* out = kspec + gh * N * 2;
-  const float sk = skip != nullptr ? skip[gh] : 0.f;
-  for (int f = threadIdx.x; f <= M; f += blockDim.x) {
-    const float2 zf = zs[f & (M - 1)];
-    const float2 zc = zs[(M - f) & (M - 1)];
-    // E = (Zf + conj Zc) / 2, O = (Zf - conj Zc) / (2i), K = E + w_N^f O
-    const float er = 0.5f * (zf.x + zc.x), ei = 0.5f * (zf.y - zc.y);
-    const float or_ = 0.5f * (zf.y + zc.y), oi = -0.5f * (zf.x - zc.x);
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(f) / N, &s, &c);
-    // The skip term skip*v is a convolution with skip*delta: it adds skip to every bin.
-    const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
-    {
-      const int o = frag_float_offset<RAD>(f % RAD, f / RAD);
-      out[o] = kr_;
-      out[o + 1] = ki;
-    }
-    if (f > 0 && f < M) {
-      const int fn = N - f;
-      const int o = frag_float_offset<RAD>(fn % RAD, fn / RAD);
-      out[o] = kr_;
-      out[o + 1] = -ki;
-    }
-  }
-}
-
-template <int RAD>
-size_t kspec_smem_bytes() {
-  return sizeof(float2) * (RAD * RAD / 2 + RAD * RAD / 4);
-}
-
-int radix_of(int64_t N) { return N == 256 ? 16 : (N == 1024 ? 32 : 0); }
-
-// ---------------------------------------------------------------------------------------
-// Backward-specific code.
-// ---------------------------------------------------------------------------------------
 template <int RAD>
 struct BwdShape {
   static constexpr int N = RAD * RAD;
@@ -248,7 +78,9 @@ struct BwdParams {
   const void* pre;
   const void* post;
   const float4* kspec;  // (G, H) blocks of N/2 float4 in fragment order, skip folded in
-  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), nullptr: no dk/dskip
+  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), nullptr: no dk
+  float* sslots;        // (H, chunks) partial dskip sums, nullptr: no dskip
+  uint2* xbuf;          // big kernel: N/2 uint2 per CTA (the spectrum X of the current pair)
   void* du;             // each nullptr when not wanted
   void* dpre;
   void* dpost;
@@ -258,196 +90,6 @@ struct BwdParams {
   int chunks;  // ceil(pairs / cp)
   int items;   // H * chunks
 };
-
-// Steps 1-2: the unitary DFT of the row pair a0*g0 + i a1*g1 (gates optional: g0 == nullptr
-// means none) held in swizzled shared memory, into C fragments in (k1, k2) order.
-template <typename T, int RAD>
-__device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1,
-                                         const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
-                                         const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
-                                         const float4* tw, int lane,
-                                         float (&Yr)[RAD / 16][RAD / 8][4],
-                                         float (&Yi)[RAD / 16][RAD / 8][4]) {
-  using O = Ops<T>;
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
-  float Cr[MT][NT][4], Ci[MT][NT][4];
-  {
-    uint32_t Xr[KS][NT][2], Xi[KS][NT][2];
-    const int q = lane >> 3, r = lane & 7;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-      for (int ntp = 0; ntp < NT / 2; ++ntp) {
-        const int n1 = 16 * ks + 8 * (q & 1) + r;
-        const int off = swz_offset<RAD>(n1, 8 * (2 * ntp + (q >> 1)));
-#pragma unroll
-        for (int rr = 0; rr < 2; ++rr) {
-          uint32_t v[4];
-          ldmatrix_x4_trans(v, (rr ? a1 : a0) + off);
-          if (g0 != nullptr) {
-            uint32_t w[4];
-            ldmatrix_x4_trans(w, (rr ? g1 : g0) + off);
-#pragma unroll
-            for (int i = 0; i < 4; ++i) v[i] = O::mul2(v[i], w[i]);
-          }
-          uint32_t(&X)[KS][NT][2] = rr == 0 ? Xr : Xi;
-          X[ks][2 * ntp][0] = v[0];
-          X[ks][2 * ntp][1] = v[1];
-          X[ks][2 * ntp + 1][0] = v[2];
-          X[ks][2 * ntp + 1][1] = v[3];
-        }
-      }
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          O::mma(Cr[mt][nt], Fr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
-          O::mma(Cr[mt][nt], Fi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
-          O::mma(Ci[mt][nt], Fr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
-          O::mma(Ci[mt][nt], Fi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
-        }
-  }
-  // Twiddle, then step 2: Y = C F (C as A fragments, F as B fragments by symmetry).
-  uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
-        Pr[mt][ks][q] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
-        Pi[mt][ks][q] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
-      }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t nPi[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) nPi[i] = Pi[mt][ks][i] ^ kSignBits;
-        const int m2 = nt >> 1, s = nt & 1;
-        O::mma(Yr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Yr[mt][nt], nPi, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Yi[mt][nt], Pr[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Yi[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-      }
-}
-
-// Pointwise product of a spectrum (C fragments) with K' or conj(K'), packed into A fragments
-// of the inverse's first product.
-template <typename T, int RAD, bool CONJ>
-__device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
-                                         const float (&Yi)[RAD / 16][RAD / 8][4],
-                                         const float4* kk, int lane,
-                                         uint32_t (&Pr)[RAD / 16][RAD / 16][4],
-                                         uint32_t (&Pi)[RAD / 16][RAD / 16][4]) {
-  using O = Ops<T>;
-  constexpr int MT = RAD / 16, NT = RAD / 8;
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        float4 kv = __ldg(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane);
-        if (CONJ) {
-          kv.y = -kv.y;
-          kv.w = -kv.w;
-        }
-        const float ar = Yr[mt][nt][2 * hh], ai = Yi[mt][nt][2 * hh];
-        const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
-        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
-        Pr[mt][ks][q] = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
-        Pi[mt][ks][q] = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
-      }
-}
-
-// Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W given as A fragments. Row 0's result
-// is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
-template <typename T, int RAD>
-__device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 16][4],
-                                          const uint32_t (&Pi)[RAD / 16][RAD / 16][4],
-                                          const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
-                                          const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
-                                          const float4* tw, int lane,
-                                          float (&Yr)[RAD / 16][RAD / 8][4],
-                                          float (&Yi)[RAD / 16][RAD / 8][4]) {
-  using O = Ops<T>;
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
-  float Cr[MT][NT][4], Ci[MT][NT][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t nPr[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) nPr[i] = Pr[mt][ks][i] ^ kSignBits;
-        const int m2 = nt >> 1, s = nt & 1;
-        O::mma(Cr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Cr[mt][nt], Pi[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Ci[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Ci[mt][nt], nPr, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-      }
-  // conj twiddle, transpose into B fragments (k = k1, n = n2), step 4.
-  uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        Qr[mt][nt][hh] = movmatrix_trans(O::pack(ar * w.x + ai * w.y, br * w.z + bi * w.w));
-        Qi[mt][nt][hh] = movmatrix_trans(O::pack(ai * w.x - ar * w.y, bi * w.z - br * w.w));
-      }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
-        O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
-      }
-}
 
 template <typename T, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -465,37 +107,11 @@ __global__ void __launch_bounds__(WARPS * 32)
   T* const rPost = up_base + 2 * S::HALF_ELEMS;  // rows 0, 1 of post (later dz)
   T* const rDy = rPost + 2 * N;                 // rows 0, 1 of dy (later dpost)
 
-  // Twiddles w_N^(k1*n2) for this lane's C-fragment positions, shared by the block.
-  for (int idx = threadIdx.x; idx < N / 2; idx += blockDim.x) {
-    const int j = idx >> 5, ln = idx & 31;
-    const int hh = j & 1, nt = (j >> 1) % NT, mt = (j >> 1) / NT;
-    const int k1 = 16 * mt + (ln >> 2) + 8 * hh;
-    const int n2 = 8 * nt + 2 * (ln & 3);
-    float s0, c0, s1, c1;
-    sincospif(-2.0f * static_cast<float>((k1 * n2) % N) / N, &s0, &c0);
-    sincospif(-2.0f * static_cast<float>((k1 * (n2 + 1)) % N) / N, &s1, &c1);
-    tw[idx] = make_float4(c0, s0, c1, s1);
-  }
-
-  // The unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
+  // Twiddles w_N^(k1*n2) for this lane's C-fragment positions, shared by the block, and the
+  // unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
+  init_inner_twiddles<RAD>(tw, threadIdx.x, blockDim.x);
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
-  {
-    const float scale = rsqrtf(static_cast<float>(RAD));
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int r = 16 * mt + gid + 8 * (q & 1);
-          const int c = 16 * ks + 8 * (q >> 1) + 2 * tig;
-          float s0, c0, s1, c1;
-          sincospif(-2.0f * static_cast<float>((r * c) % RAD) / RAD, &s0, &c0);
-          sincospif(-2.0f * static_cast<float>((r * (c + 1)) % RAD) / RAD, &s1, &c1);
-          Fr[mt][ks][q] = O::pack(c0 * scale, c1 * scale);
-          Fi[mt][ks][q] = O::pack(s0 * scale, s1 * scale);
-        }
-  }
+  dft_frags_regs<T, RAD>(Fr, Fi, lane);
   __syncthreads();
 
   const T* const src[4] = {static_cast<const T*>(p.u), static_cast<const T*>(p.pre),
@@ -589,13 +205,11 @@ __global__ void __launch_bounds__(WARPS * 32)
     T* const rU = up_base + st * S::HALF_ELEMS;
     T* const rPre = rU + 2 * N;
     const float4* kk = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
-#pragma unroll
-    for (int i = 0; i < (N * 8) / (128 * 32); ++i)
-      asm volatile("prefetch.global.L1 [%0];" ::"l"(reinterpret_cast<const char*>(kk) + (lane + 32 * i) * 128));
+    prefetch_k_l1<RAD>(kk, lane);
 
     // ---- X = DFT(v), v = u * pre formed in registers.
     float Yr[MT][NT][4], Yi[MT][NT][4];
-    dft_pair<T, RAD>(rU, rU + N, has_pre ? rPre : nullptr, rPre + N, Fr, Fi, tw, lane, Yr, Yi);
+    dft_pair<T, RAD>(rU, rU + N, has_pre ? rPre : nullptr, rPre + N, 0, Fr, Fi, tw, lane, Yr, Yi);
     // X kept for P = conj(X) D, packed like an A fragment (32 registers instead of 64).
     uint32_t Xr[MT][KS][4], Xi[MT][KS][4];
 #pragma unroll
@@ -618,6 +232,44 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     cp_async_wait<1>();  // this pair's post, dy
     __syncwarp();
+
+    // ---- dskip: sum of dz*v over both rows, float32 from the staged 16-bit inputs (zero
+    // beyond L and for a missing row), before dz replaces post. Lane order, then a fixed
+    // butterfly, then the chunk's slot in pair order: bitwise reproducible.
+    if (p.sslots != nullptr) {
+      float acc = 0.f;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int off = swz_offset<RAD>(16 * mt + gid + 8 * hh, 8 * nt + 2 * tig);
+#pragma unroll
+            for (int rr = 0; rr < 2; ++rr) {
+              float2 v = O::unpack(*reinterpret_cast<const uint32_t*>(rU + rr * N + off));
+              float2 dz = O::unpack(*reinterpret_cast<const uint32_t*>(rDy + rr * N + off));
+              if (has_pre) {
+                const float2 gt = O::unpack(*reinterpret_cast<const uint32_t*>(rPre + rr * N + off));
+                v.x *= gt.x;
+                v.y *= gt.y;
+              }
+              if (has_post) {
+                const float2 gt = O::unpack(*reinterpret_cast<const uint32_t*>(rPost + rr * N + off));
+                dz.x *= gt.x;
+                dz.y *= gt.y;
+              }
+              acc = fmaf(dz.x, v.x, acc);
+              acc = fmaf(dz.y, v.y, acc);
+            }
+          }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (lane == 0) {
+        float* s = p.sslots + static_cast<int64_t>(h) * p.chunks + pr / p.cp;
+        __stcg(s, (pr % p.cp == 0 ? 0.f : __ldcg(s)) + acc);
+      }
+    }
 
     // ---- dz = dy * post in place of post; dpost = dy * z' in place of dy.
     if (has_post) {
@@ -647,7 +299,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // ---- D = DFT(dz).
     const T* rDz = has_post ? rPost : rDy;
-    dft_pair<T, RAD>(rDz, rDz + N, nullptr, nullptr, Fr, Fi, tw, lane, Yr, Yi);
+    dft_pair<T, RAD>(rDz, rDz + N, nullptr, nullptr, 0, Fr, Fi, tw, lane, Yr, Yi);
 
     // ---- P = conj(X) D, accumulated into this chunk's slot (fixed order, see header).
     if (p.slots != nullptr) {
@@ -728,61 +380,482 @@ __global__ void __launch_bounds__(WARPS * 32)
 }
 
 // ---------------------------------------------------------------------------------------
-// dk and dskip, once per (g, h): sum the chunk slots of group g in chunk order, then one
-// unnormalised inverse DFT (float32 radix-2 in shared memory). dk = Re(out)[:Lk],
-// dskip = Re(out[0]). A (g, h) with no rows gets zeros.
+// Big kernel (see the header comment): one CTA per row pair, the pairs of a chunk in order.
 // ---------------------------------------------------------------------------------------
-template <int RAD>
-__global__ void monarch_dk_reduce_kernel(const float4* __restrict__ slots, int H, int chunks,
-                                         int cp, int R, int G, int64_t Lk, float* dk,
-                                         float* dskip) {
-  constexpr int N = RAD * RAD, NT = RAD / 8;
-  constexpr int LOGN = (RAD == 32) ? 10 : 8;
+
+// One pass over the signal in element order t, 8 elements a thread at a time. For each
+// 8-chunk: if `read`, (zr, zi) = the signal at t (rows b, b+1; for N0 <= 2 the outer inverse
+// butterfly is applied here, the inner rows having been untwiddled already), else zeros;
+// f(t, zr, zi) turns them in place into the values to keep; if WRITE they are stored (for
+// N0 = 2 through the outer forward butterfly and twiddle). For N0 >= 16 only t < limit is
+// visited (the rest of the signal is never read).
+template <typename T, int N0, int RAD, int NTH, bool WRITE, typename F>
+__device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RAD>& twN, bool read,
+                                         int limit, int tid, F&& f) {
+  constexpr int M = RAD * RAD;
+  if constexpr (N0 <= 2) {
+    constexpr float kS = N0 == 2 ? 0.70710678118654752f : 1.f;
+    for (int c = tid; c < M / 8; c += NTH) {
+      const int m = 8 * c, m1 = m / RAD, m2 = m % RAD;
+      float zr[N0][8], zi[N0][8];
+#pragma unroll
+      for (int k0 = 0; k0 < N0; ++k0) {
+        if (read) {
+          unpack8<T>(*reinterpret_cast<const uint4*>(sre + sig_off<RAD>(k0, m1, m2)), zr[k0]);
+          unpack8<T>(*reinterpret_cast<const uint4*>(sim + sig_off<RAD>(k0, m1, m2)), zi[k0]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) zr[k0][e] = zi[k0][e] = 0.f;
+        }
+      }
+      if constexpr (N0 == 2) {
+        if (read) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            const float ar = zr[0][e], ai = zi[0][e], br = zr[1][e], bi = zi[1][e];
+            zr[0][e] = kS * (ar + br);
+            zi[0][e] = kS * (ai + bi);
+            zr[1][e] = kS * (ar - br);
+            zi[1][e] = kS * (ai - bi);
+          }
+        }
+      }
+#pragma unroll
+      for (int n0 = 0; n0 < N0; ++n0) f(n0 * M + m, zr[n0], zi[n0]);
+      if constexpr (WRITE) {
+        if constexpr (N0 == 1) {
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(zr[0]);
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(zi[0]);
+        } else {
+          float ar[8], ai[8], br[8], bi[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            ar[e] = kS * (zr[0][e] + zr[1][e]);
+            ai[e] = kS * (zi[0][e] + zi[1][e]);
+            const float2 d = make_float2(kS * (zr[0][e] - zr[1][e]), kS * (zi[0][e] - zi[1][e]));
+            const float2 w = cmul(d, twN(static_cast<uint32_t>(m + e)));  // k0 = 1
+            br[e] = w.x;
+            bi[e] = w.y;
+          }
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(ar);
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(ai);
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = pack8<T>(br);
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = pack8<T>(bi);
+        }
+      }
+    }
+  } else {
+    for (int c = tid; c < limit / 8; c += NTH) {
+      const int t = 8 * c, n0 = t / M, m = t % M;
+      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+      float zr[8], zi[8];
+      if (read) {
+        unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
+        unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) zr[e] = zi[e] = 0.f;
+      }
+      f(t, zr, zi);
+      if constexpr (WRITE) {
+        *reinterpret_cast<uint4*>(sre + off) = pack8<T>(zr);
+        *reinterpret_cast<uint4*>(sim + off) = pack8<T>(zi);
+      }
+    }
+  }
+}
+
+template <int N0, int RAD, int WARPS>
+constexpr size_t big_bwd_smem_bytes() {
+  return BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;  // + the dskip warp partials
+}
+
+template <typename T, int N0, int RAD, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32)
+    monarch_bwd_big_kernel(const BwdParams p) {
+  using S = BigShape<N0, RAD>;
+  using O = Ops<T>;
+  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int NTH = WARPS * 32;
+
+  extern __shared__ uint4 smem_raw[];
+  BigSmem<T, N0, RAD> sm(smem_raw);
+  float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(smem_raw) + S::kSmem);
+  T* const sre = sm.sre;
+  T* const sim = sm.sim;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  sm.init(tid, NTH);
+  __syncthreads();
+  const TwN<N> twN = sm.twN;
+
+  const uint16_t* u = static_cast<const uint16_t*>(p.u);
+  const uint16_t* pre = static_cast<const uint16_t*>(p.pre);
+  const uint16_t* post = static_cast<const uint16_t*>(p.post);
+  const uint16_t* dy = static_cast<const uint16_t*>(p.dy);
+  uint16_t* du = static_cast<uint16_t*>(p.du);
+  uint16_t* dpre = static_cast<uint16_t*>(p.dpre);
+  uint16_t* dpost = static_cast<uint16_t*>(p.dpost);
+  const bool want_dk = p.slots != nullptr, want_dskip = p.sslots != nullptr;
+  const bool want_dpost = dpost != nullptr;  // implies post (checked on the host)
+  const bool want_dv = du != nullptr || dpre != nullptr;
+  const bool vec = (p.L & 7) == 0;
+  const int L = p.L;
+  // Rows n0 of the outer level that can be nonzero (M*n0 < L), in the outer DFT's 16-row
+  // steps: the outer products skip the rest (half of them for L = N/2).
+  const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
+  const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
+  uint2* const xb = p.xbuf + static_cast<int64_t>(blockIdx.x) * (N / 2);
+
+  uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+  load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+
+  for (int item = blockIdx.x; item < p.items; item += gridDim.x) {
+    const int h = item / p.chunks, chunk = item - h * p.chunks;
+    const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
+    for (int pr = pr0; pr < pend; ++pr) {
+      const bool first = pr == pr0;
+      const int b0 = 2 * pr;
+      const bool row1 = b0 + 1 < p.B;
+      const int g = (b0 / p.R) % p.G;
+      const int64_t base0 = (static_cast<int64_t>(b0) * p.H + h) * p.L;
+      const int64_t base1 = base0 + static_cast<int64_t>(p.H) * p.L;
+      const int L1 = row1 ? L : 0;
+      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+
+      // 8 elements at t of a stream's rows b, b+1 as floats (zeros beyond L / missing row).
+      auto get = [&](const uint16_t* s, int t, float (&a)[8], float (&b)[8]) {
+        unpack8<T>(load8(s + base0, t, L, vec), a);
+        unpack8<T>(load8(s + base1, t, L1, vec), b);
+      };
+      auto put = [&](uint16_t* d, int t, const float (&a)[8], const float (&b)[8]) {
+        store8(d + base0, t, L, vec, pack8<T>(a));
+        store8(d + base1, t, L1, vec, pack8<T>(b));
+      };
+
+      // ---- pass 1: X = DFT(v); X saved for P; z' = IDFT(X K') for dpost.
+      if (want_dk || want_dpost) {
+        exchange<T, N0, RAD, NTH, true>(sre, sim, twN, false, lpad, tid,
+                                        [&](int t, float (&xr)[8], float (&xi)[8]) {
+                                          get(u, t, xr, xi);
+                                          if (pre != nullptr) {
+                                            float g0[8], g1[8];
+                                            get(pre, t, g0, g1);
+#pragma unroll
+                                            for (int e = 0; e < 8; ++e) {
+                                              xr[e] *= g0[e];
+                                              xi[e] *= g1[e];
+                                            }
+                                          }
+                                        });
+        __syncthreads();
+        if constexpr (S::kMmaOuter) {
+          outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
+          __syncthreads();
+        }
+        for (int k0 = warp; k0 < N0; k0 += WARPS) {
+          T* bre = sre + k0 * M;
+          T* bim = sim + k0 * M;
+          const int key = (k0 & 7) << 3;
+          const float4* kk = kbase + k0 * (M / 2);
+          if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
+          float Yr[MT][NT][4], Yi[MT][NT][4];
+          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+          if (want_dk) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+              for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                  const int j = (mt * NT + nt) * 2 + hh;
+                  __stcg(xb + k0 * (M / 2) + j * 32 + lane,
+                         make_uint2(O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]),
+                                    O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
+                }
+          }
+          if (want_dpost) {
+            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+            mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+            __syncwarp();
+            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+            __syncwarp();
+          }
+        }
+        __syncthreads();
+        if constexpr (S::kMmaOuter) {
+          if (want_dpost) {
+            outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
+            __syncthreads();
+          }
+        }
+      }
+
+      // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
+      float dsk = 0.f;
+      exchange<T, N0, RAD, NTH, true>(sre, sim, twN, want_dpost, lpad, tid,
+                                      [&](int t, float (&zr)[8], float (&zi)[8]) {
+                                        float d0[8], d1[8];
+                                        get(dy, t, d0, d1);
+                                        if (want_dpost) {
+                                          float o0[8], o1[8];
+#pragma unroll
+                                          for (int e = 0; e < 8; ++e) {
+                                            o0[e] = d0[e] * zr[e];
+                                            o1[e] = d1[e] * zi[e];
+                                          }
+                                          put(dpost, t, o0, o1);
+                                        }
+                                        if (post != nullptr) {
+                                          float g0[8], g1[8];
+                                          get(post, t, g0, g1);
+#pragma unroll
+                                          for (int e = 0; e < 8; ++e) {
+                                            d0[e] *= g0[e];
+                                            d1[e] *= g1[e];
+                                          }
+                                        }
+                                        if (want_dskip) {
+                                          float v0[8], v1[8];
+                                          get(u, t, v0, v1);
+                                          if (pre != nullptr) {
+                                            float g0[8], g1[8];
+                                            get(pre, t, g0, g1);
+#pragma unroll
+                                            for (int e = 0; e < 8; ++e) {
+                                              v0[e] *= g0[e];
+                                              v1[e] *= g1[e];
+                                            }
+                                          }
+#pragma unroll
+                                          for (int e = 0; e < 8; ++e) {
+                                            dsk = fmaf(d0[e], v0[e], dsk);
+                                            dsk = fmaf(d1[e], v1[e], dsk);
+                                          }
+                                        }
+#pragma unroll
+                                        for (int e = 0; e < 8; ++e) {
+                                          zr[e] = d0[e];
+                                          zi[e] = d1[e];
+                                        }
+                                      });
+      __syncthreads();
+
+      // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
+      if (want_dk || want_dv) {
+        if constexpr (S::kMmaOuter) {
+          outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
+          __syncthreads();
+        }
+        for (int k0 = warp; k0 < N0; k0 += WARPS) {
+          T* bre = sre + k0 * M;
+          T* bim = sim + k0 * M;
+          const int key = (k0 & 7) << 3;
+          const float4* kk = kbase + k0 * (M / 2);
+          if (want_dv) prefetch_k_l1<RAD>(kk, lane);
+          float Yr[MT][NT][4], Yi[MT][NT][4];
+          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+          if (want_dk) {
+            float4* slot = p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+              float4 old[NT][2];
+              uint2 xv[NT][2];
+#pragma unroll
+              for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                  const int j = (mt * NT + nt) * 2 + hh;
+                  xv[nt][hh] = __ldcg(xb + k0 * (M / 2) + j * 32 + lane);
+                  old[nt][hh] = first ? make_float4(0.f, 0.f, 0.f, 0.f) : __ldcg(slot + j * 32 + lane);
+                }
+#pragma unroll
+              for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                  const int j = (mt * NT + nt) * 2 + hh;
+                  const float2 xr = O::unpack(xv[nt][hh].x), xi = O::unpack(xv[nt][hh].y);
+                  const float dr0 = Yr[mt][nt][2 * hh], di0 = Yi[mt][nt][2 * hh];
+                  const float dr1 = Yr[mt][nt][2 * hh + 1], di1 = Yi[mt][nt][2 * hh + 1];
+                  float4 pv = old[nt][hh];
+                  pv.x += xr.x * dr0 + xi.x * di0;
+                  pv.y += xr.x * di0 - xi.x * dr0;
+                  pv.z += xr.y * dr1 + xi.y * di1;
+                  pv.w += xr.y * di1 - xi.y * dr1;
+                  __stcg(slot + j * 32 + lane, pv);
+                }
+            }
+          }
+          if (want_dv) {
+            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+            mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
+            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+            __syncwarp();
+            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+            __syncwarp();
+          }
+        }
+        __syncthreads();
+      }
+
+      // ---- pass 4: du = dv * pre, dpre = dv * u.
+      if (want_dv) {
+        if constexpr (S::kMmaOuter) {
+          outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
+          __syncthreads();
+        }
+        exchange<T, N0, RAD, NTH, false>(sre, sim, twN, true, lpad, tid,
+                                         [&](int t, float (&zr)[8], float (&zi)[8]) {
+                                           if (t >= L) return;
+                                           if (pre == nullptr) {
+                                             put(du, t, zr, zi);  // du is given when dpre is not
+                                             return;
+                                           }
+                                           float a0[8], a1[8];
+                                           if (du != nullptr) {
+                                             get(pre, t, a0, a1);
+#pragma unroll
+                                             for (int e = 0; e < 8; ++e) {
+                                               a0[e] *= zr[e];
+                                               a1[e] *= zi[e];
+                                             }
+                                             put(du, t, a0, a1);
+                                           }
+                                           if (dpre != nullptr) {
+                                             get(u, t, a0, a1);
+#pragma unroll
+                                             for (int e = 0; e < 8; ++e) {
+                                               a0[e] *= zr[e];
+                                               a1[e] *= zi[e];
+                                             }
+                                             put(dpre, t, a0, a1);
+                                           }
+                                         });
+      }
+
+      // ---- dskip: thread partials -> fixed butterfly per warp -> warps in order -> slot.
+      if (want_dskip) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) dsk += __shfl_xor_sync(0xffffffffu, dsk, o);
+        if (lane == 0) red[warp] = dsk;
+        __syncthreads();
+        if (tid == 0) {
+          float s = 0.f;
+          for (int w = 0; w < WARPS; ++w) s += red[w];
+          float* sl = p.sslots + static_cast<int64_t>(h) * p.chunks + chunk;
+          __stcg(sl, (first ? 0.f : __ldcg(sl)) + s);
+        }
+      }
+      __syncthreads();  // the next pair's pass 1 overwrites the planes (and red)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// dk and dskip, once per (g, h). dskip: the chunk partials of group g in chunk order. dk:
+// the slots of those chunks summed in chunk order, then Re of the unnormalised inverse DFT,
+// first Lk lags, in float32. The slot holds P[f] at f = k0 + N0*km in the main kernels'
+// order; with n = M*n0 + m the inverse is out[n] = sum_k0 w_N^(-k0 n) Y_k0[n mod M],
+// Y_k0 = the inverse M-point DFT over km of P[k0 + N0 km]: one radix-2 M-point FFT in
+// shared memory per k0, accumulated into each thread's outputs in registers.
+// A (g, h) with no rows gets zeros.
+// ---------------------------------------------------------------------------------------
+template <int N0, int RAD>
+struct ReduceThreads {
+  static constexpr int value = N0 * RAD * RAD >= 8192 ? 1024 : 256;
+};
+
+template <int N0, int RAD>
+constexpr size_t reduce_smem_bytes() {
+  constexpr int M = RAD * RAD, N = N0 * M;
+  return sizeof(float2) * (M + M / 2 + kTwLo + N / kTwLo);
+}
+
+template <int N0, int RAD>
+__global__ void __launch_bounds__(ReduceThreads<N0, RAD>::value)
+    monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
+                             int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
+  constexpr int M = RAD * RAD, N = N0 * M, NTH = ReduceThreads<N0, RAD>::value;
+  constexpr int J = N / NTH;  // outputs per thread
+  constexpr int LOGM = (RAD == 32) ? 10 : 8;
   extern __shared__ float2 zs[];
-  float2* twt = zs + N;  // w^(+j), j < N/2
+  float2* twt = zs + M;  // w_M^(+j), j < M/2
+  float2* twtab = twt + M / 2;
+  const TwN<N> twN{twtab, twtab + kTwLo};
+  const int tid = threadIdx.x;
   const int gh = blockIdx.x;
   const int g = gh / H, h = gh - g * H;
-  for (int j = threadIdx.x; j < N / 2; j += blockDim.x) {
+  // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
+  auto in_group = [&](int c) { return ((2 * c * cp) / R) % G == g; };
+
+  if (dskip != nullptr && tid == 0) {
+    float s = 0.f;
+    for (int c = 0; c < chunks; ++c)
+      if (in_group(c)) s += sslots[static_cast<int64_t>(h) * chunks + c];
+    dskip[gh] = s;
+  }
+  if (dk == nullptr) return;  // uniform over the block, before any barrier
+
+  for (int j = tid; j < M / 2; j += NTH) {
     float s, c;
-    sincospif(2.0f * static_cast<float>(j) / N, &s, &c);
+    sincospif(2.0f * static_cast<float>(j) / M, &s, &c);
     twt[j] = make_float2(c, s);
   }
-  for (int idx = threadIdx.x; idx < N / 2; idx += blockDim.x) {
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int c = 0; c < chunks; ++c) {
-      // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
-      if (((2 * c * cp) / R) % G != g) continue;
-      const float4 v = slots[(static_cast<int64_t>(h) * chunks + c) * (N / 2) + idx];
-      acc.x += v.x;
-      acc.y += v.y;
-      acc.z += v.z;
-      acc.w += v.w;
-    }
-    // Fragment order -> frequency f = k1 + RAD*k2 (see frag_float_offset).
-    const int j = idx >> 5, ln = idx & 31;
-    const int hh = j & 1, nt = (j >> 1) % NT, mt = (j >> 1) / NT;
-    const int k1 = 16 * mt + (ln >> 2) + 8 * hh;
-    const int k2 = 8 * nt + 2 * (ln & 3);
-    const unsigned f0 = k1 + RAD * k2, f1 = k1 + RAD * (k2 + 1);
-    zs[__brev(f0) >> (32 - LOGN)] = make_float2(acc.x, acc.y);
-    zs[__brev(f1) >> (32 - LOGN)] = make_float2(acc.z, acc.w);
-  }
-  __syncthreads();
-  for (int half = 1; half < N; half *= 2) {
-    for (int i = threadIdx.x; i < N / 2; i += blockDim.x) {
-      const int pos = i & (half - 1);
-      const int a = (i - pos) * 2 + pos, b = a + half;
-      const float2 w = twt[pos * (N / (2 * half))];
-      const float2 xb = zs[b], xa = zs[a];
-      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
-      zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
-      zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
+  init_twN<N>(twtab, tid, NTH);
+  float acc[J];
+#pragma unroll
+  for (int j = 0; j < J; ++j) acc[j] = 0.f;
+
+  for (int k0 = 0; k0 < N0; ++k0) {
+    __syncthreads();  // tables ready / the previous row's outputs consumed
+    for (int idx = tid; idx < M / 2; idx += NTH) {
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int c = 0; c < chunks; ++c) {
+        if (!in_group(c)) continue;
+        const float4 v = slots[(static_cast<int64_t>(h) * chunks + c) * (N / 2) + k0 * (M / 2) + idx];
+        a.x += v.x;
+        a.y += v.y;
+        a.z += v.z;
+        a.w += v.w;
+      }
+      int k1, k2;
+      frag_coords<RAD>(idx, k1, k2);
+      const unsigned f0 = k1 + RAD * k2, f1 = k1 + RAD * (k2 + 1);
+      zs[__brev(f0) >> (32 - LOGM)] = make_float2(a.x, a.y);
+      zs[__brev(f1) >> (32 - LOGM)] = make_float2(a.z, a.w);
     }
     __syncthreads();
+    for (int half = 1; half < M; half *= 2) {
+      for (int i = tid; i < M / 2; i += NTH) {
+        const int pos = i & (half - 1);
+        const int a = (i - pos) * 2 + pos, b = a + half;
+        const float2 w = twt[pos * (M / (2 * half))];
+        const float2 xb = zs[b], xa = zs[a];
+        const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
+        zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
+        zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+      const int n = tid + j * NTH;
+      if (n < Lk) {
+        const float2 y = zs[n & (M - 1)];
+        if (N0 == 1) {
+          acc[j] += y.x;
+        } else {
+          const float2 w = twN(static_cast<uint32_t>(k0) * static_cast<uint32_t>(n));  // Re(y conj(w))
+          acc[j] += y.x * w.x + y.y * w.y;
+        }
+      }
+    }
   }
-  if (dk != nullptr)
-    for (int64_t j = threadIdx.x; j < Lk; j += blockDim.x) dk[static_cast<int64_t>(gh) * Lk + j] = zs[j].x;
-  if (dskip != nullptr && threadIdx.x == 0) dskip[gh] = zs[0].x;
+#pragma unroll
+  for (int j = 0; j < J; ++j) {
+    const int n = tid + j * NTH;
+    if (n < Lk) dk[static_cast<int64_t>(gh) * Lk + n] = acc[j];
+  }
 }
 
 template <int RAD>
@@ -799,18 +872,33 @@ size_t bwd_smem_bytes() {
   return sizeof(float4) * (S::N / 2) + size_t(bwd_warps<RAD>()) * S::WARP_ELEMS * 2;
 }
 
-template <int RAD>
-size_t reduce_smem_bytes() {
-  return sizeof(float2) * (RAD * RAD + RAD * RAD / 2);
+// Warps per CTA of the big kernel: the forward's choice (enough to share the N0 inner rows,
+// few enough that several CTAs fit per SM; 32768 has room for one CTA and gets 8).
+constexpr int big_bwd_warps(int N0, int RAD) {
+  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
 
-// Pairs per chunk: 8 by default (scratch traffic ~5% of the main pass, enough chunks per h
-// to spread over all warps). With several filter groups a chunk must not cross a run of R/2
-// pairs of one group: the largest divisor of R/2 up to 8.
-constexpr int64_t kChunkPairs = 8;
+// The one-warp-per-pair kernel where it applies (16-byte aligned rows, N = 256/1024).
+bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
+
+// Pairs per chunk. sq kernel: 8 (scratch traffic ~5% of the main pass, enough chunks per h to
+// spread over all warps). Big kernel (one CTA runs a whole chunk): enough chunks for ~4096
+// items (H * chunks) to balance the CTAs, few enough that the float32 slots (8N bytes each)
+// stay under ~64 MB where possible. With several filter groups a chunk must not cross a run
+// of R/2 pairs of one group: the largest divisor of R/2 up to that.
 int64_t bwd_chunk_pairs(const FftconvDims& d) {
   const int64_t pairs = (d.B + 1) / 2;
-  int64_t cp = kChunkPairs < pairs ? kChunkPairs : pairs;
+  int64_t cp;
+  if (use_sq(d)) {
+    cp = 8 < pairs ? 8 : pairs;
+  } else {
+    int64_t chunks = (4096 + d.H - 1) / d.H;
+    int64_t cap = (int64_t(64) << 20) / (d.H * 8 * d.N);
+    if (cap < 1) cap = 1;
+    if (chunks > cap) chunks = cap;
+    if (chunks > pairs) chunks = pairs;
+    cp = (pairs + chunks - 1) / chunks;
+  }
   if (d.G > 1) {
     const int64_t run = d.R / 2;  // R is even when G > 1 (monarch_bwd_supported)
     while (cp > 1 && run % cp != 0) --cp;
@@ -823,43 +911,53 @@ int64_t bwd_chunks(const FftconvDims& d) {
   return (pairs + cp - 1) / cp;
 }
 
+// CTAs of the big kernel that get an X buffer (4N bytes each): the grid never exceeds it.
+int64_t big_xbuf_ctas(const FftconvDims& d) {
+  int64_t n = (int64_t(64) << 20) / (4 * d.N);  // 64 MB
+  if (n > 2048) n = 2048;
+  const int64_t items = d.H * bwd_chunks(d);
+  return n < items ? n : items;
+}
+
+// Scratch layout (16-byte aligned pieces): k spectrum | dk slots | dskip slots | X buffers.
 size_t kspec_bytes(const FftconvDims& d) {
   return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * sizeof(float);
 }
+size_t slot_bytes(const FftconvDims& d) {
+  return static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * static_cast<size_t>(d.N) * 2 *
+         sizeof(float);
+}
+size_t sslot_bytes(const FftconvDims& d) {
+  return (static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * sizeof(float) + 15) / 16 * 16;
+}
+size_t xbuf_bytes(const FftconvDims& d) {
+  return use_sq(d) ? 0 : static_cast<size_t>(big_xbuf_ctas(d)) * static_cast<size_t>(d.N) * 4;
+}
 
-template <typename T, int RAD>
-cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, float* slots) {
-  const FftconvDims& d = a.d;
-  constexpr int WARPS = bwd_warps<RAD>();
+template <typename K>
+cudaError_t resident_ctas(K kern, int threads, size_t smem, int64_t* out) {
   cudaError_t err;
-  const size_t ksm = kspec_smem_bytes<RAD>();
-  if (ksm > 48 * 1024) {
-    err = cudaFuncSetAttribute(monarch_kspec_sq_kernel<RAD>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ksm));
-    if (err != cudaSuccess) return err;
-  }
-  monarch_kspec_sq_kernel<RAD><<<static_cast<unsigned>(d.G * d.H), 256, ksm, stream>>>(a.k, d.Lk, a.skip, kspec);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
-
-  const bool want_spec = a.dk != nullptr || a.dskip != nullptr;
-  auto kern = monarch_bwd_sq_kernel<T, RAD, WARPS>;
-  const size_t sm = bwd_smem_bytes<RAD>();
-  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
-  if (err != cudaSuccess) return err;
   int dev = 0, nsm = 0, per_sm = 0;
   if ((err = cudaGetDevice(&dev)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
-  if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, WARPS * 32, sm)) != cudaSuccess)
+  if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, smem)) != cudaSuccess)
     return err;
   if (per_sm < 1) return cudaErrorInvalidConfiguration;
+  *out = int64_t(nsm) * per_sm;
+  return cudaSuccess;
+}
 
+BwdParams make_params(const FftconvBwdArgs& a, float* kspec, char* rest) {
+  const FftconvDims& d = a.d;
   BwdParams p;
   p.dy = a.dy;
   p.u = a.u;
   p.pre = a.pre;
   p.post = a.post;
   p.kspec = reinterpret_cast<const float4*>(kspec);
-  p.slots = want_spec ? reinterpret_cast<float4*>(slots) : nullptr;
+  p.slots = a.dk != nullptr ? reinterpret_cast<float4*>(rest) : nullptr;
+  p.sslots = a.dskip != nullptr ? reinterpret_cast<float*>(rest + slot_bytes(d)) : nullptr;
+  p.xbuf = reinterpret_cast<uint2*>(rest + slot_bytes(d) + sslot_bytes(d));
   p.du = a.du;
   p.dpre = a.dpre;
   p.dpost = a.dpost;
@@ -872,17 +970,57 @@ cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, float* k
   p.cp = static_cast<int>(bwd_chunk_pairs(d));
   p.chunks = static_cast<int>(bwd_chunks(d));
   p.items = p.H * p.chunks;
+  return p;
+}
+
+template <int N0, int RAD>
+cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStream_t stream) {
+  if (a.dk == nullptr && a.dskip == nullptr) return cudaSuccess;
+  monarch_dk_reduce_kernel<N0, RAD><<<static_cast<unsigned>(a.d.G * a.d.H), ReduceThreads<N0, RAD>::value,
+                                      reduce_smem_bytes<N0, RAD>(), stream>>>(
+      p.slots, p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
+  return cudaGetLastError();
+}
+
+template <typename T, int RAD>
+cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+  const FftconvDims& d = a.d;
+  constexpr int WARPS = bwd_warps<RAD>();
+  cudaError_t err = launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  if (err != cudaSuccess) return err;
+  auto kern = monarch_bwd_sq_kernel<T, RAD, WARPS>;
+  const size_t sm = bwd_smem_bytes<RAD>();
+  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+  if (err != cudaSuccess) return err;
+  int64_t resident = 0;
+  if ((err = resident_ctas(kern, WARPS * 32, sm, &resident)) != cudaSuccess) return err;
+  const BwdParams p = make_params(a, kspec, rest);
   const int64_t want = (int64_t(p.items) + WARPS - 1) / WARPS;
-  const int64_t grid = want < int64_t(nsm) * per_sm ? want : int64_t(nsm) * per_sm;
+  const int64_t grid = want < resident ? want : resident;
   kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  return launch_reduce<1, RAD>(a, p, stream);
+}
 
-  if (want_spec) {
-    monarch_dk_reduce_kernel<RAD><<<static_cast<unsigned>(d.G * d.H), 256, reduce_smem_bytes<RAD>(), stream>>>(
-        p.slots, p.H, p.chunks, p.cp, p.R, p.G, d.Lk, a.dk, a.dskip);
-    if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  }
-  return cudaSuccess;
+template <typename T, int N0, int RAD>
+cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+  const FftconvDims& d = a.d;
+  constexpr int WARPS = big_bwd_warps(N0, RAD);
+  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  if (err != cudaSuccess) return err;
+  auto kern = monarch_bwd_big_kernel<T, N0, RAD, WARPS>;
+  const size_t sm = big_bwd_smem_bytes<N0, RAD, WARPS>();
+  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+  if (err != cudaSuccess) return err;
+  int64_t resident = 0;
+  if ((err = resident_ctas(kern, WARPS * 32, sm, &resident)) != cudaSuccess) return err;
+  const BwdParams p = make_params(a, kspec, rest);
+  int64_t grid = p.items < resident ? p.items : resident;
+  const int64_t xc = big_xbuf_ctas(d);
+  if (grid > xc) grid = xc;
+  kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
+  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  return launch_reduce<N0, RAD>(a, p, stream);
 }
 
 }  // namespace
@@ -891,17 +1029,18 @@ bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
   if (d.layout != kBHL) return false;
-  const int rad = radix_of(d.N);
-  if (rad == 0) return false;
+  size_t sm = 0, ksm = 0, rsm = 0;
+  const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
+    sm = big_bwd_smem_bytes<n0(), rad(), big_bwd_warps(n0(), rad())>();
+    ksm = kspec_smem_bytes<n0(), rad()>();
+    rsm = reduce_smem_bytes<n0(), rad()>();
+  });
+  if (!known) return false;
   if (d.B < 1 || d.H < 1 || d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
   if (d.G < 1 || d.R < 1) return false;
-  // Rows are read and written with 16-byte accesses from (b*H + h)*L: row starts aligned.
-  if (d.L % 8 != 0) return false;
   // Rows 2p and 2p+1 share one transform, hence one filter group.
   if (d.G != 1 && d.R % 2 != 0) return false;
-  const size_t sm = rad == 16 ? bwd_smem_bytes<16>() : bwd_smem_bytes<32>();
-  const size_t ksm = rad == 16 ? kspec_smem_bytes<16>() : kspec_smem_bytes<32>();
-  const size_t rsm = rad == 16 ? reduce_smem_bytes<16>() : reduce_smem_bytes<32>();
+  if (use_sq(d)) sm = radix_of(d.N) == 16 ? bwd_smem_bytes<16>() : bwd_smem_bytes<32>();
   if (sm > max_smem_per_block || ksm > max_smem_per_block || rsm > 48 * 1024) return false;
   // Item, row and group indices are 32-bit in the kernels (element offsets are 64-bit);
   // 2 * c * cp and b0 stay below 2^31.
@@ -911,9 +1050,7 @@ bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_sm
 }
 
 size_t monarch_bwd_scratch_bytes(const FftconvDims& d) {
-  // k's spectrum, then one N-point complex float32 slot per (h, chunk).
-  return kspec_bytes(d) + static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) *
-                              static_cast<size_t>(d.N) * 2 * sizeof(float);
+  return kspec_bytes(d) + slot_bytes(d) + sslot_bytes(d) + xbuf_bytes(d);
 }
 
 cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
@@ -933,16 +1070,20 @@ cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scra
   if (scratch == nullptr || scratch_bytes < monarch_bwd_scratch_bytes(d)) return cudaErrorInvalidValue;
   if (reinterpret_cast<uintptr_t>(scratch) % 16 != 0) return cudaErrorInvalidValue;
   float* kspec = static_cast<float*>(scratch);
-  float* slots = kspec + kspec_bytes(d) / sizeof(float);
-  const int rad = radix_of(d.N);
-  if (d.dtype == DType::kBF16) {
-    if (rad == 16) return launch_bwd_sq<__nv_bfloat16, 16>(a, stream, kspec, slots);
-    if (rad == 32) return launch_bwd_sq<__nv_bfloat16, 32>(a, stream, kspec, slots);
-  } else if (d.dtype == DType::kF16) {
-    if (rad == 16) return launch_bwd_sq<__half, 16>(a, stream, kspec, slots);
-    if (rad == 32) return launch_bwd_sq<__half, 32>(a, stream, kspec, slots);
+  char* rest = static_cast<char*>(scratch) + kspec_bytes(d);
+  const bool bf = d.dtype == DType::kBF16;
+  err = cudaErrorInvalidValue;
+  if (use_sq(d)) {
+    const int rad = radix_of(d.N);
+    if (rad == 16) err = bf ? launch_bwd_sq<__nv_bfloat16, 16>(a, stream, kspec, rest) : launch_bwd_sq<__half, 16>(a, stream, kspec, rest);
+    if (rad == 32) err = bf ? launch_bwd_sq<__nv_bfloat16, 32>(a, stream, kspec, rest) : launch_bwd_sq<__half, 32>(a, stream, kspec, rest);
+    return err;
   }
-  return cudaErrorInvalidValue;
+  dispatch_n(d.N, [&](auto n0, auto rad) {
+    err = bf ? launch_bwd_big<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
+             : launch_bwd_big<__half, n0(), rad()>(a, stream, kspec, rest);
+  });
+  return err;
 }
 
 }  // namespace jff

@@ -1,0 +1,319 @@
+"""jff.fftconv (our kernels) vs the pure-JAX path (jnp.fft in float32) vs the memory floor.
+
+Gated convolution `y = post * conv(pre * u, k)`, forward and forward+backward (gradients with respect to
+`u`, `k` and both gates), at N = L (fft_size=N: FlashFFTConv's setting) and the causal case L = N/2
+(fft_size=None, so the op picks N itself). Run from the repository root:
+
+    python benchmarks/bench_fftconv.py            # B=64 H=768 bf16, N = 256 .. 32K (a GPU job)
+    python benchmarks/bench_fftconv.py --quick    # a CPU-sized sweep in seconds
+
+Floor (DESIGN.md §4): the gated forward must read u, pre, post and write y (4·B·H·L elements) plus read k;
+forward+backward, where the forward output is dead and only the gradients are returned, must read dy, u,
+pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk. Bytes ÷ the copy
+bandwidth measured at the start of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+DEFAULT_SIZES = "256,1K,4K,8K,16K,32K"
+QUICK_SIZES = "256,1K,4K"
+
+MODES = ("fwd", "fwd+bwd")
+GRAD_NAMES = ("du", "dk", "dpre", "dpost")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small CPU-sized sweep (B=2, H=16, N=256..4K)")
+    p.add_argument("--sizes", help=f"FFT sizes N, comma separated (default {DEFAULT_SIZES})")
+    p.add_argument("--dtype", default="bf16", help="activation dtype: bf16, fp16 or fp32 (default bf16)")
+    p.add_argument("--layout", default="BHL", help="BHL or BLH (default BHL)")
+    p.add_argument("--batch", type=int, help="B (default 64; 2 with --quick)")
+    p.add_argument("--heads", type=int, help="H (default 768; 16 with --quick)")
+    p.add_argument("--cases", default="full,causal", help="full (L=N, fft_size=N) and/or causal (L=N/2, fft_size=None)")
+    p.add_argument("--modes", default=",".join(MODES), help="fwd and/or fwd+bwd")
+    p.add_argument("--target-s", type=float, help="seconds of timing per measurement (default 1.0; 0.1 with --quick)")
+    p.add_argument("--out", help="results folder (default benchmarks/results)")
+    p.add_argument("--name", help="results name: <device>-<name>.json (default fftconv, fftconv-quick with --quick)")
+    p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the float64 accuracy check")
+    a = p.parse_args(argv)
+    a.sizes = [
+        harness.parse_size(s) for s in harness.parse_list(a.sizes or (QUICK_SIZES if a.quick else DEFAULT_SIZES))
+    ]
+    a.batch = a.batch or (2 if a.quick else 64)
+    a.heads = a.heads or (16 if a.quick else 768)
+    a.target_s = a.target_s or (0.1 if a.quick else 1.0)
+    a.name = a.name or ("fftconv-quick" if a.quick else "fftconv")
+    a.layout = a.layout.upper()
+    a.cases = harness.parse_list(a.cases)
+    a.modes = harness.parse_list(a.modes)
+    for c in a.cases:
+        if c not in ("full", "causal"):
+            p.error(f"unknown case {c!r}")
+    for m in a.modes:
+        if m not in MODES:
+            p.error(f"unknown mode {m!r}")
+    for n in a.sizes:
+        if n < 2 or n & (n - 1):
+            p.error(f"FFT sizes must be powers of two >= 2; got {n}")
+    return a
+
+
+def shape_of(batch, heads, length, layout):
+    return (batch, heads, length) if layout == "BHL" else (batch, length, heads)
+
+
+def make_set(key, shape, heads, lk, dtype, with_dy):
+    """One independent input set: u, k, pre, post (and dy), all random normal, never zeros."""
+    ks = jax.random.split(key, 5)
+    act = lambda kk: harness.random_normal(kk, shape, dtype)  # noqa: E731
+    k = harness.random_normal(ks[1], (heads, lk), jnp.float32) / np.sqrt(lk)
+    arrays = [act(ks[0]), k, act(ks[2]), act(ks[3])]
+    if with_dy:
+        arrays.append(act(ks[4]))
+    return tuple(jax.block_until_ready(arrays))
+
+
+def op_fn(jff, backend, fft_size, layout):
+    return partial(jff.fftconv, fft_size=fft_size, layout=layout, backend=backend)
+
+
+def fwd_fn(conv):
+    def f(u, k, pre, post):
+        return conv(u, k, pre_gate=pre, post_gate=post)
+
+    return f
+
+
+def fwd_bwd_fn(conv):
+    """Gradients only: the forward output is dead, so a fused backward that recomputes z is what runs."""
+
+    def f(u, k, pre, post, dy):
+        _, vjp = jax.vjp(lambda u_, k_, p_, q_: conv(u_, k_, pre_gate=p_, post_gate=q_), u, k, pre, post)
+        return vjp(dy)
+
+    return f
+
+
+# ---------------------------------------------------------------------------------------------------------
+# float64 reference (numpy), computed from the same rounded inputs
+
+
+def reference_f64(u, k, pre, post, dy, n, layout):
+    to_bhl = (lambda x: np.swapaxes(x, -1, -2)) if layout == "BLH" else (lambda x: x)
+    u, pre, post, dy = (to_bhl(harness.to_f64(x)) for x in (u, pre, post, dy))
+    k = harness.to_f64(k)
+    length, lk = u.shape[-1], k.shape[-1]
+    kf = np.fft.rfft(k, n=n)
+    v = pre * u
+    vf = np.fft.rfft(v, n=n)
+    z = np.fft.irfft(vf * kf, n=n)[..., :length]
+    dz = dy * post
+    dzf = np.fft.rfft(dz, n=n)
+    # The adjoint of the circular convolution restricted to the first L outputs is a correlation.
+    dv = np.fft.irfft(dzf * np.conj(kf), n=n)[..., :length]
+    dk = np.fft.irfft((np.conj(vf) * dzf).sum(axis=0), n=n)[..., :lk]
+    back = to_bhl  # swapping the last two axes is its own inverse
+    return {
+        "y": back(post * z),
+        "du": back(dv * pre),
+        "dk": dk,
+        "dpre": back(dv * u),
+        "dpost": back(dy * z),
+    }
+
+
+def errors_against(ref, fns, arrays):
+    """rel-L2 of y and of each gradient, per side; a failure is recorded in place of the numbers."""
+    out = {}
+    for side, (fwd, fwd_bwd) in fns.items():
+        try:
+            y = fwd(*arrays[:4])
+            grads = fwd_bwd(*arrays)
+            errs = {"y": harness.rel_l2(y, ref["y"])}
+            errs.update({name: harness.rel_l2(g, ref[name]) for name, g in zip(GRAD_NAMES, grads)})
+            out[side] = errs
+        except Exception as e:  # noqa: BLE001 - recorded in the results, the sweep goes on
+            out[side] = {"error": harness.error_text(e)}
+    return out
+
+
+def jitted_fns(jff, fft_size, layout):
+    return {
+        side: (
+            jax.jit(fwd_fn(op_fn(jff, backend, fft_size, layout))),
+            jax.jit(fwd_bwd_fn(op_fn(jff, backend, fft_size, layout))),
+        )
+        for side, backend in (("ours", "ffi"), ("baseline", "xla"))
+    }
+
+
+def accuracy(jff, case, a, dtype, key, fns, first_set):
+    """Against float64: the whole first input set when small (same compiled functions as timed), else a
+    slice of 2 batch rows and 8 heads at the full length."""
+    if first_set is not None and a.batch * a.heads * case["L"] <= harness.ACCURACY_FULL_MAX_ELEMENTS:
+        arrays, where = first_set, "whole input"
+    else:
+        b, h = min(a.batch, 2), min(a.heads, 8)
+        arrays = make_set(key, shape_of(b, h, case["L"], a.layout), h, case["Lk"], dtype, with_dy=True)
+        fns, where = jitted_fns(jff, case["fft_size"], a.layout), f"slice B={b} H={h}"
+    ref = reference_f64(*arrays, case["N"], a.layout)
+    out = errors_against(ref, fns, arrays)
+    out["checked_on"] = where
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cases_for(a):
+    cases = []
+    for n in a.sizes:
+        if "full" in a.cases:
+            cases.append({"case": "full", "N": n, "L": n, "Lk": n, "fft_size": n})
+        if "causal" in a.cases:
+            # fft_size=None: the op picks the smallest N >= L + Lk - 1 = N - 1, i.e. N itself.
+            cases.append({"case": "causal", "N": n, "L": n // 2, "Lk": n // 2, "fft_size": None})
+    return cases
+
+
+def floor_bytes(mode, b, h, length, lk, itemsize):
+    act = b * h * length * itemsize
+    filt = h * lk * 4
+    if mode == "fwd":
+        return 4 * act + filt
+    return 7 * act + 2 * filt
+
+
+def _ms(x):
+    return "failed" if x is None else f"{x:.4f} ms"
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    import jax_flashfft as jff
+
+    dtype = harness.parse_dtype(a.dtype)
+    itemsize = np.dtype(dtype).itemsize
+    print(f"device: {harness.device_kind()} ({harness.device().platform}), jax {jax.__version__}", flush=True)
+    bw = harness.copy_bandwidth()
+    bandwidth = bw["bandwidth_Bps"]
+    print(
+        f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read+write of {bw['bytes_per_copy'] / 2**20:.0f} MiB)", flush=True
+    )
+
+    key = jax.random.PRNGKey(0)
+    rows = []
+    for case in cases_for(a):
+        shape = shape_of(a.batch, a.heads, case["L"], a.layout)
+        set_bytes = 5 * a.batch * a.heads * case["L"] * itemsize + a.heads * case["Lk"] * 4
+        sets, setup_error = [], None
+        try:
+            for _ in range(harness.input_set_count(set_bytes)):
+                key, sub = jax.random.split(key)
+                sets.append(make_set(sub, shape, a.heads, case["Lk"], dtype, with_dy=True))
+        except Exception as e:  # noqa: BLE001 - out of memory at the largest sizes
+            sets, setup_error = [], harness.error_text(e)
+        fns = jitted_fns(jff, case["fft_size"], a.layout)
+        acc = None
+        if not a.no_accuracy:
+            key, sub = jax.random.split(key)
+            acc = accuracy(jff, case, a, dtype, sub, fns, sets[0] if sets else None)
+        for mode in a.modes:
+            row = {
+                "op": "fftconv",
+                "mode": mode,
+                "case": case["case"],
+                "dtype": harness.dtype_name(dtype),
+                "layout": a.layout,
+                "B": a.batch,
+                "H": a.heads,
+                "L": case["L"],
+                "Lk": case["Lk"],
+                "N": case["N"],
+                "fft_size": case["fft_size"],
+                "gated": True,
+                "input_sets": len(sets),
+                "floor_bytes": floor_bytes(mode, a.batch, a.heads, case["L"], case["Lk"], itemsize),
+            }
+            row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
+            for side, (fwd, fwd_bwd) in fns.items():
+                row[f"{side}_ms"] = None
+                if setup_error:
+                    row[f"{side}_error"] = setup_error
+                    continue
+                fn, args = (fwd, [s[:4] for s in sets]) if mode == "fwd" else (fwd_bwd, sets)
+                try:
+                    t = harness.time_fn(fn, *args, target_s=a.target_s)
+                except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
+                    row[f"{side}_error"] = harness.error_text(e)
+                    continue
+                row[f"{side}_ms"] = t["median_ms"]
+                row[f"{side}_timing"] = t
+            row["ours_over_floor"] = harness.ratio(row["ours_ms"], row["floor_ms"])
+            row["baseline_over_ours"] = harness.ratio(row["baseline_ms"], row["ours_ms"])
+            if acc is not None:
+                row["accuracy"] = acc
+                names = ("y",) if mode == "fwd" else GRAD_NAMES
+                for side in fns:
+                    errs = acc[side]
+                    row[f"{side}_rel_l2"] = None if "error" in errs else max(errs[nm] for nm in names)
+            rows.append(row)
+            print(
+                f"  {case['case']:6s} N={harness.fmt_size(case['N']):>4s} L={harness.fmt_size(case['L']):>4s} {mode:7s}"
+                f" ours={_ms(row['ours_ms'])} baseline={_ms(row['baseline_ms'])} floor={_ms(row['floor_ms'])}",
+                flush=True,
+            )
+        del sets, fns
+
+    title = (
+        f"fftconv, gated, {harness.dtype_name(dtype)}, {a.layout}, B={a.batch} H={a.heads} on {harness.device_kind()}"
+        f" (copy bandwidth {bandwidth / 1e9:.1f} GB/s); ms are medians; err = max rel-L2 vs float64"
+    )
+    print()
+    harness.print_table(
+        rows,
+        [("mode", "mode"), ("case", "case"), ("N", "N"), ("L", "L")],
+        title=title,
+    )
+    if not a.no_save:
+        meta = harness.metadata(
+            a.name,
+            {
+                "copy_bandwidth": bw,
+                "floor_definition": "fwd: 4*B*H*L activation elements + H*Lk*4 bytes of k; fwd+bwd (gradients only, "
+                "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); / copy bandwidth",
+                "baseline": "jax_flashfft backend='xla': jnp.fft.rfft/irfft in float32",
+                "ours": "jax_flashfft backend='ffi'",
+                "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
+                f"B*H*L <= {harness.ACCURACY_FULL_MAX_ELEMENTS}, else B=min(B,2), H=min(H,8) at full L (see checked_on)",
+            },
+        )
+        path = harness.write_results(a.name, meta, rows, a.out)
+        print(f"\nwrote {path}")
+        if not a.no_plot:
+            png = harness.plot(
+                rows,
+                path.with_suffix(".png"),
+                x_label=lambda r: f"{r['case'][0]} N={harness.fmt_size(r['N'])}",
+                title=f"fftconv {harness.dtype_name(dtype)} {a.layout} B={a.batch} H={a.heads}",
+            )
+            print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()

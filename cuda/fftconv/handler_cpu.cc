@@ -1,0 +1,516 @@
+// CPU handlers of jff_fftconv_fwd / jff_fftconv_bwd (contract: cuda/README.md).
+//
+// Work is split by (filter group g, channel h): one item computes k[g, h]'s spectrum once
+// and then walks every batch row of group g in ascending order, so dk and dskip are reduced
+// inside one item in a fixed order and the result does not depend on the thread count.
+//
+// Two real rows share one complex FFT: with p = v1 + i v2 and a real filter k,
+// conv(p, k) = conv(v1, k) + i conv(v2, k), so the real and imaginary parts of one
+// complex transform are the two rows' results (the same holds for the correlation with k
+// in the backward). For dk, conj(P) * Q with q = dz1 + i dz2 transforms back to
+// (corr(dz1, v1) + corr(dz2, v2)) + i (cross terms): its real part is exactly the sum the
+// two rows contribute, so dk accumulates in the frequency domain with one inverse per item.
+#include <algorithm>
+#include <cstdint>
+#include <cmath>
+#include <memory>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/ffi_util.h"
+#include "fftconv/cpu_fft.h"
+#include "fftconv/fftconv_args.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace jff {
+namespace {
+
+using cpu::Cpx;
+using cpu::Elem;
+using cpu::FftPlan;
+
+// ---------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------
+
+bool IsEmptyOptional(ffi::AnyBuffer::Dimensions dims) { return dims.size() == 1 && dims[0] == 0; }
+
+std::string Shape(ffi::AnyBuffer::Dimensions dims) { return ShapeString(dims); }
+
+// u's dims in canonical (B, H, L) order.
+void CanonicalDims(ffi::AnyBuffer::Dimensions u, int32_t layout, int64_t* B, int64_t* H, int64_t* L) {
+  *B = u[0];
+  *H = layout == kBHL ? u[1] : u[2];
+  *L = layout == kBHL ? u[2] : u[1];
+}
+
+ffi::Error ExpectSameAsU(const char* op, const char* name, ffi::DataType dtype,
+                         ffi::AnyBuffer::Dimensions dims, ffi::DataType u_dtype,
+                         ffi::AnyBuffer::Dimensions u_dims) {
+  bool same = dims.size() == u_dims.size();
+  for (size_t i = 0; same && i < dims.size(); ++i) same = dims[i] == u_dims[i];
+  if (!same) {
+    return InvalidArg(std::string(op) + ": " + name + " has shape " + Shape(dims) +
+                      ", expected u's shape " + Shape(u_dims));
+  }
+  if (dtype != u_dtype) {
+    return InvalidArg(std::string(op) + ": " + name + " has dtype " + DTypeName(dtype) +
+                      ", expected u's dtype " + DTypeName(u_dtype));
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error ExpectF32Shape(const char* op, const char* name, ffi::DataType dtype,
+                          ffi::AnyBuffer::Dimensions dims, std::initializer_list<int64_t> want) {
+  bool ok = dims.size() == want.size();
+  size_t i = 0;
+  for (int64_t w : want) {
+    if (!ok) break;
+    ok = dims[i++] == w;
+  }
+  if (!ok) {
+    std::ostringstream s;
+    s << op << ": " << name << " has shape " << Shape(dims) << ", expected (";
+    i = 0;
+    for (int64_t w : want) s << (i++ ? ", " : "") << w;
+    s << (want.size() == 1 ? ",)" : ")");
+    return InvalidArg(s.str());
+  }
+  if (dtype != ffi::DataType::F32) {
+    return InvalidArg(std::string(op) + ": " + name + " has dtype " + DTypeName(dtype) +
+                      ", expected float32");
+  }
+  return ffi::Error::Success();
+}
+
+// Checks everything the forward and backward share and fills `d`.
+ffi::Error ValidateOperands(const char* op, ffi::AnyBuffer u, ffi::AnyBuffer k, ffi::AnyBuffer pre,
+                            ffi::AnyBuffer post, ffi::AnyBuffer skip, int64_t fft_size,
+                            int32_t layout, int64_t rows_per_group, FftconvDims* d) {
+  const std::string p = std::string(op) + ": ";
+  if (layout != kBHL && layout != kBLH) {
+    return InvalidArg(p + "attribute layout is " + std::to_string(layout) +
+                      ", expected 0 (BHL) or 1 (BLH)");
+  }
+  if (!ToDType(u.element_type(), &d->dtype)) {
+    return InvalidArg(p + "u has dtype " + DTypeName(u.element_type()) +
+                      ", expected float16, bfloat16 or float32");
+  }
+  const auto ud = u.dimensions();
+  if (ud.size() != 3) {
+    return InvalidArg(p + "u has shape " + Shape(ud) + ", expected rank 3 " +
+                      (layout == kBHL ? "(B, H, L)" : "(B, L, H)"));
+  }
+  d->layout = layout;
+  CanonicalDims(ud, layout, &d->B, &d->H, &d->L);
+  if (d->H < 1 || d->L < 1) {
+    return InvalidArg(p + "u has shape " + Shape(ud) + ": H and L must be >= 1");
+  }
+  const auto kd = k.dimensions();
+  if (kd.size() != 3 || kd[1] != d->H || kd[0] < 1 || kd[2] < 1) {
+    return InvalidArg(p + "k has shape " + Shape(kd) + ", expected (G, " + std::to_string(d->H) +
+                      ", Lk) with G >= 1 and Lk >= 1");
+  }
+  if (k.element_type() != ffi::DataType::F32) {
+    return InvalidArg(p + "k has dtype " + DTypeName(k.element_type()) + ", expected float32");
+  }
+  d->G = kd[0];
+  d->Lk = kd[2];
+  if (!IsEmptyOptional(pre.dimensions())) {
+    JFF_RETURN_IF_ERROR(ExpectSameAsU(op, "pre_gate", pre.element_type(), pre.dimensions(),
+                                      u.element_type(), ud));
+  }
+  if (!IsEmptyOptional(post.dimensions())) {
+    JFF_RETURN_IF_ERROR(ExpectSameAsU(op, "post_gate", post.element_type(), post.dimensions(),
+                                      u.element_type(), ud));
+  }
+  if (!IsEmptyOptional(skip.dimensions())) {
+    JFF_RETURN_IF_ERROR(
+        ExpectF32Shape(op, "skip", skip.element_type(), skip.dimensions(), {d->G, d->H}));
+  }
+  if (rows_per_group < 1) {
+    return InvalidArg(p + "attribute rows_per_group is " + std::to_string(rows_per_group) +
+                      ", expected >= 1");
+  }
+  d->R = rows_per_group;
+  const int64_t need = std::max(d->L, d->Lk);
+  const bool pow2 = fft_size >= 1 && (fft_size & (fft_size - 1)) == 0;
+  if (!pow2 || fft_size < need || fft_size > FftPlan::kMaxSize) {
+    return InvalidArg(p + "attribute fft_size is " + std::to_string(fft_size) +
+                      ", expected a power of two with max(L, Lk) = " + std::to_string(need) +
+                      " <= fft_size <= 2^24");
+  }
+  d->N = fft_size;
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------
+// Kernels
+// ---------------------------------------------------------------------------------------
+
+// Element (b, h, t) of an activation tensor is at RowBase(b, h) + t * RowStride().
+struct RowAddressing {
+  int64_t H, L, stride;
+  bool bhl;
+  explicit RowAddressing(const FftconvDims& d)
+      : H(d.H), L(d.L), stride(d.layout == kBHL ? 1 : d.H), bhl(d.layout == kBHL) {}
+  int64_t Base(int64_t b, int64_t h) const { return bhl ? (b * H + h) * L : b * L * H + h; }
+};
+
+// Calls f(b1, b2) for the batch rows of group g in ascending order, two at a time;
+// b2 = -1 when a group has an odd number of rows.
+template <typename F>
+void ForEachRowPair(const FftconvDims& d, int64_t g, F f) {
+  int64_t pending = -1;
+  for (int64_t b = 0; b < d.B; ++b) {
+    if ((b / d.R) % d.G != g) continue;
+    if (pending < 0) {
+      pending = b;
+    } else {
+      f(pending, b);
+      pending = -1;
+    }
+  }
+  if (pending >= 0) f(pending, -1);
+}
+
+// k[g, h] zero-padded to N, transformed, scaled by 1/N so that Adjoint(X .* K) is the
+// convolution itself.
+void FilterSpectrum(const FftconvDims& d, const FftPlan& plan, const float* k, int64_t g, int64_t h,
+                    Cpx* out) {
+  const float* kr = k + (g * d.H + h) * d.Lk;
+  const double inv_n = 1.0 / static_cast<double>(d.N);
+  for (int64_t j = 0; j < d.Lk; ++j) out[j] = Cpx{kr[j] * inv_n, 0.0};
+  std::fill(out + d.Lk, out + d.N, Cpx{0.0, 0.0});
+  plan.Forward(out);
+}
+
+struct FwdScratch {
+  std::vector<Cpx> kspec, a;
+  std::vector<double> v;  // v = pre * u of the two rows of a pair, read once from strided memory
+};
+
+template <DType DT>
+void FftconvFwdItem(const FftconvFwdArgs& args, const FftPlan& plan, int64_t item, FwdScratch& s) {
+  using E = Elem<DT>;
+  using T = typename E::Storage;
+  const FftconvDims& d = args.d;
+  const int64_t g = item / d.H, h = item % d.H;
+  const int64_t N = d.N, L = d.L;
+  s.kspec.resize(N);
+  s.a.resize(N);
+  s.v.resize(2 * L);
+  FilterSpectrum(d, plan, args.k, g, h, s.kspec.data());
+  const T* u = static_cast<const T*>(args.u);
+  const T* pre = static_cast<const T*>(args.pre);
+  const T* post = static_cast<const T*>(args.post);
+  T* y = static_cast<T*>(args.y);
+  const double skip = args.skip ? args.skip[g * d.H + h] : 0.0;
+  const RowAddressing at(d);
+  const int64_t st = at.stride;
+  Cpx* a = s.a.data();
+
+  auto v = [&](int64_t i) { return pre ? E::Load(pre, i) * E::Load(u, i) : E::Load(u, i); };
+
+  double* v1 = s.v.data();
+  double* v2 = v1 + L;
+  ForEachRowPair(d, g, [&](int64_t b1, int64_t b2) {
+    const int64_t base1 = at.Base(b1, h);
+    const int64_t base2 = b2 >= 0 ? at.Base(b2, h) : 0;
+    for (int64_t t = 0; t < L; ++t) {
+      v1[t] = v(base1 + t * st);
+      v2[t] = b2 >= 0 ? v(base2 + t * st) : 0.0;
+      a[t] = Cpx{v1[t], v2[t]};
+    }
+    std::fill(a + L, a + N, Cpx{0.0, 0.0});
+    plan.Forward(a);
+    cpu::MulInPlace(a, s.kspec.data(), N);
+    plan.Adjoint(a);
+    for (int64_t t = 0; t < L; ++t) {
+      const int64_t i = base1 + t * st;
+      const double out = a[t].re + skip * v1[t];
+      E::Store(y, i, post ? E::Load(post, i) * out : out);
+    }
+    if (b2 >= 0) {
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t i = base2 + t * st;
+        const double out = a[t].im + skip * v2[t];
+        E::Store(y, i, post ? E::Load(post, i) * out : out);
+      }
+    }
+  });
+}
+
+struct BwdScratch {
+  std::vector<Cpx> kspec, p, q, acc;
+  std::vector<double> v, dz;  // per row of a pair, read once from strided memory
+};
+
+template <DType DT>
+void FftconvBwdItem(const FftconvBwdArgs& args, const FftPlan& plan, int64_t item, BwdScratch& s) {
+  using E = Elem<DT>;
+  using T = typename E::Storage;
+  const FftconvDims& d = args.d;
+  const int64_t g = item / d.H, h = item % d.H;
+  const int64_t N = d.N, L = d.L;
+  s.kspec.resize(N);
+  s.p.resize(N);
+  s.q.resize(N);
+  s.acc.resize(N);
+  s.v.resize(2 * L);
+  s.dz.resize(2 * L);
+  FilterSpectrum(d, plan, args.k, g, h, s.kspec.data());
+  std::fill(s.acc.begin(), s.acc.end(), Cpx{0.0, 0.0});
+  const T* dy = static_cast<const T*>(args.dy);
+  const T* u = static_cast<const T*>(args.u);
+  const T* pre = static_cast<const T*>(args.pre);
+  const T* post = static_cast<const T*>(args.post);
+  T* du = static_cast<T*>(args.du);
+  T* dpre = static_cast<T*>(args.dpre);
+  T* dpost = static_cast<T*>(args.dpost);
+  const double skip = args.skip ? args.skip[g * d.H + h] : 0.0;
+  const RowAddressing at(d);
+  const int64_t st = at.stride;
+  Cpx* P = s.p.data();
+  Cpx* Q = s.q.data();
+  const Cpx* K = s.kspec.data();
+  double dskip = 0.0;
+
+  auto v = [&](int64_t i) { return pre ? E::Load(pre, i) * E::Load(u, i) : E::Load(u, i); };
+  auto dz = [&](int64_t i) { return post ? E::Load(dy, i) * E::Load(post, i) : E::Load(dy, i); };
+
+  ForEachRowPair(d, g, [&](int64_t b1, int64_t b2) {
+    const int64_t base[2] = {at.Base(b1, h), b2 >= 0 ? at.Base(b2, h) : 0};
+    const int rows = b2 >= 0 ? 2 : 1;
+    double* vr[2] = {s.v.data(), s.v.data() + L};
+    double* dzr[2] = {s.dz.data(), s.dz.data() + L};
+    for (int r = 0; r < 2; ++r) {
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t i = base[r] + t * st;
+        vr[r][t] = r < rows ? v(i) : 0.0;
+        dzr[r][t] = r < rows ? dz(i) : 0.0;
+      }
+    }
+    for (int64_t t = 0; t < L; ++t) P[t] = Cpx{vr[0][t], vr[1][t]};
+    std::fill(P + L, P + N, Cpx{0.0, 0.0});
+    plan.Forward(P);
+
+    if (post) {  // dpost needs z, the pre-gate output: recompute it rather than store it
+      std::copy(P, P + N, Q);
+      cpu::MulInPlace(Q, K, N);
+      plan.Adjoint(Q);
+      for (int r = 0; r < rows; ++r) {
+        for (int64_t t = 0; t < L; ++t) {
+          const int64_t i = base[r] + t * st;
+          const double z = r == 0 ? Q[t].re : Q[t].im;
+          E::Store(dpost, i, E::Load(dy, i) * (z + skip * vr[r][t]));
+        }
+      }
+    }
+
+    for (int64_t t = 0; t < L; ++t) Q[t] = Cpx{dzr[0][t], dzr[1][t]};
+    std::fill(Q + L, Q + N, Cpx{0.0, 0.0});
+    if (args.dskip) {
+      for (int r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < L; ++t) dskip += dzr[r][t] * vr[r][t];
+    }
+    plan.Forward(Q);
+    cpu::AccumulateConjMul(s.acc.data(), P, Q, N);
+
+    // dv = corr(dz, k) + skip * dz: the correlation is the adjoint of the convolution,
+    // i.e. multiplication by conj(K).
+    cpu::MulConjInPlace(Q, K, N);
+    plan.Adjoint(Q);
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t i = base[r] + t * st;
+        const double dv = (r == 0 ? Q[t].re : Q[t].im) + skip * dzr[r][t];
+        if (pre) {
+          E::Store(du, i, dv * E::Load(pre, i));
+          E::Store(dpre, i, dv * E::Load(u, i));
+        } else {
+          E::Store(du, i, dv);
+        }
+      }
+    }
+  });
+
+  // acc = sum over rows of conj(V) .* DZ, unscaled: the inverse needs 1/N.
+  plan.Adjoint(s.acc.data());
+  const double inv_n = 1.0 / static_cast<double>(N);
+  float* dk = args.dk + (g * d.H + h) * d.Lk;
+  for (int64_t j = 0; j < d.Lk; ++j) dk[j] = static_cast<float>(s.acc[j].re * inv_n);
+  if (args.dskip) args.dskip[g * d.H + h] = static_cast<float>(dskip);
+}
+
+// Builds the plan and runs `item_fn<DT>` over all (g, h) items; maps allocation failure and
+// anything unexpected to an ffi::Error instead of letting it escape into XLA.
+template <typename Scratch, typename ItemFn>
+ffi::Error RunItems(const char* op, ffi::ThreadPool& pool, const FftconvDims& d, int buffers,
+                    ItemFn item_fn) {
+  const int64_t items = d.G * d.H;
+  std::unique_ptr<FftPlan> plan;
+  try {
+    plan = std::make_unique<FftPlan>(d.N);
+  } catch (const std::bad_alloc&) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted,
+                      std::string("jax_flashfft: ") + op + ": out of memory for the FFT plan of size " +
+                          std::to_string(d.N));
+  }
+  const double log_n = std::max(1.0, std::log2(static_cast<double>(d.N)));
+  const double work = static_cast<double>(std::max<int64_t>(d.B, 1)) * d.H * d.N * log_n * 5.0;
+  const int64_t scratch = static_cast<int64_t>(buffers) * d.N * static_cast<int64_t>(sizeof(Cpx));
+  const int64_t workers = cpu::ChooseWorkers(pool, items, work, scratch);
+  const FftPlan& p = *plan;
+  std::string err = cpu::ParallelFor<Scratch>(
+      pool, items, workers, [&](int64_t item, Scratch& s) { item_fn(p, item, s); });
+  if (!err.empty()) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted,
+                      std::string("jax_flashfft: ") + op + ": " + err +
+                          " (scratch of " + std::to_string(scratch) + " bytes per thread)");
+  }
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer k,
+                         ffi::AnyBuffer pre, ffi::AnyBuffer post, ffi::AnyBuffer skip,
+                         ffi::Result<ffi::AnyBuffer> y, int64_t fft_size, int32_t layout,
+                         int64_t rows_per_group) {
+  constexpr const char* kOp = "jff_fftconv_fwd";
+  FftconvFwdArgs a;
+  JFF_RETURN_IF_ERROR(
+      ValidateOperands(kOp, u, k, pre, post, skip, fft_size, layout, rows_per_group, &a.d));
+  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result y", y->element_type(), y->dimensions(),
+                                    u.element_type(), u.dimensions()));
+  a.u = u.untyped_data();
+  a.k = static_cast<const float*>(k.untyped_data());
+  a.pre = IsEmptyOptional(pre.dimensions()) ? nullptr : pre.untyped_data();
+  a.post = IsEmptyOptional(post.dimensions()) ? nullptr : post.untyped_data();
+  a.skip = IsEmptyOptional(skip.dimensions()) ? nullptr : static_cast<const float*>(skip.untyped_data());
+  a.y = y->untyped_data();
+  if (a.d.B == 0) return ffi::Error::Success();
+
+  auto run = [&](auto dt_tag) {
+    constexpr DType DT = decltype(dt_tag)::value;
+    return RunItems<FwdScratch>(kOp, pool, a.d, 2, [&](const FftPlan& p, int64_t item, FwdScratch& s) {
+      FftconvFwdItem<DT>(a, p, item, s);
+    });
+  };
+  switch (a.d.dtype) {
+    case DType::kF32: return run(std::integral_constant<DType, DType::kF32>());
+    case DType::kBF16: return run(std::integral_constant<DType, DType::kBF16>());
+    case DType::kF16: return run(std::integral_constant<DType, DType::kF16>());
+  }
+  return InvalidArg(std::string(kOp) + ": unsupported dtype");
+}
+
+ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer u,
+                         ffi::AnyBuffer k, ffi::AnyBuffer pre, ffi::AnyBuffer post,
+                         ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> du,
+                         ffi::Result<ffi::AnyBuffer> dk, ffi::Result<ffi::AnyBuffer> dpre,
+                         ffi::Result<ffi::AnyBuffer> dpost, ffi::Result<ffi::AnyBuffer> dskip,
+                         int64_t fft_size, int32_t layout, int64_t rows_per_group) {
+  constexpr const char* kOp = "jff_fftconv_bwd";
+  FftconvBwdArgs a;
+  JFF_RETURN_IF_ERROR(
+      ValidateOperands(kOp, u, k, pre, post, skip, fft_size, layout, rows_per_group, &a.d));
+  const FftconvDims& d = a.d;
+  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "dy", dy.element_type(), dy.dimensions(),
+                                    u.element_type(), u.dimensions()));
+  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result du", du->element_type(), du->dimensions(),
+                                    u.element_type(), u.dimensions()));
+  JFF_RETURN_IF_ERROR(
+      ExpectF32Shape(kOp, "result dk", dk->element_type(), dk->dimensions(), {d.G, d.H, d.Lk}));
+  const bool has_pre = !IsEmptyOptional(pre.dimensions());
+  const bool has_post = !IsEmptyOptional(post.dimensions());
+  const bool has_skip = !IsEmptyOptional(skip.dimensions());
+  // A gradient result exists exactly when its operand does: anything else means the caller
+  // and the handler disagree about the call, and guessing would write out of bounds or drop
+  // a gradient.
+  if (has_pre) {
+    JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result dpre (pre_gate is present)", dpre->element_type(),
+                                      dpre->dimensions(), u.element_type(), u.dimensions()));
+  } else if (!IsEmptyOptional(dpre->dimensions())) {
+    return InvalidArg(std::string(kOp) + ": result dpre has shape " + Shape(dpre->dimensions()) +
+                      ", expected (0,) because pre_gate is absent");
+  }
+  if (has_post) {
+    JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result dpost (post_gate is present)",
+                                      dpost->element_type(), dpost->dimensions(), u.element_type(),
+                                      u.dimensions()));
+  } else if (!IsEmptyOptional(dpost->dimensions())) {
+    return InvalidArg(std::string(kOp) + ": result dpost has shape " + Shape(dpost->dimensions()) +
+                      ", expected (0,) because post_gate is absent");
+  }
+  if (has_skip) {
+    JFF_RETURN_IF_ERROR(ExpectF32Shape(kOp, "result dskip (skip is present)", dskip->element_type(),
+                                       dskip->dimensions(), {d.G, d.H}));
+  } else if (!IsEmptyOptional(dskip->dimensions())) {
+    return InvalidArg(std::string(kOp) + ": result dskip has shape " + Shape(dskip->dimensions()) +
+                      ", expected (0,) because skip is absent");
+  }
+  a.dy = dy.untyped_data();
+  a.u = u.untyped_data();
+  a.k = static_cast<const float*>(k.untyped_data());
+  a.pre = has_pre ? pre.untyped_data() : nullptr;
+  a.post = has_post ? post.untyped_data() : nullptr;
+  a.skip = has_skip ? static_cast<const float*>(skip.untyped_data()) : nullptr;
+  a.du = du->untyped_data();
+  a.dk = static_cast<float*>(dk->untyped_data());
+  a.dpre = has_pre ? dpre->untyped_data() : nullptr;
+  a.dpost = has_post ? dpost->untyped_data() : nullptr;
+  a.dskip = has_skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
+
+  auto run = [&](auto dt_tag) {
+    constexpr DType DT = decltype(dt_tag)::value;
+    return RunItems<BwdScratch>(kOp, pool, a.d, 4, [&](const FftPlan& p, int64_t item, BwdScratch& s) {
+      FftconvBwdItem<DT>(a, p, item, s);
+    });
+  };
+  switch (a.d.dtype) {
+    case DType::kF32: return run(std::integral_constant<DType, DType::kF32>());
+    case DType::kBF16: return run(std::integral_constant<DType, DType::kBF16>());
+    case DType::kF16: return run(std::integral_constant<DType, DType::kF16>());
+  }
+  return InvalidArg(std::string(kOp) + ": unsupported dtype");
+}
+
+}  // namespace
+}  // namespace jff
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvFwdCpu, jff::FftconvFwdCpu,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // u
+                                  .Arg<xla::ffi::AnyBuffer>()  // k
+                                  .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // y
+                                  .Attr<int64_t>("fft_size")
+                                  .Attr<int32_t>("layout")
+                                  .Attr<int64_t>("rows_per_group"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvBwdCpu, jff::FftconvBwdCpu,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // dy
+                                  .Arg<xla::ffi::AnyBuffer>()  // u
+                                  .Arg<xla::ffi::AnyBuffer>()  // k
+                                  .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // du
+                                  .Ret<xla::ffi::AnyBuffer>()  // dk
+                                  .Ret<xla::ffi::AnyBuffer>()  // dpre or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // dpost or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // dskip or (0,)
+                                  .Attr<int64_t>("fft_size")
+                                  .Attr<int32_t>("layout")
+                                  .Attr<int64_t>("rows_per_group"));

@@ -1,0 +1,821 @@
+// Shared device code of the tensor-core fftconv kernels (monarch_fwd.cu, monarch_bwd.cu).
+//
+// Everything here is in an anonymous namespace: each translation unit that includes this
+// header gets its own internal copy, so monarch_fwd.cu and monarch_bwd.cu link into one
+// module without ODR clashes, while the source exists once.
+//
+// Transform (DESIGN.md §3, details in monarch_fwd.cu's header comment). Inner size
+// M = RAD * RAD (RAD = 16 or 32): a row x is the RAD x RAD matrix X[n1][n2] = x[RAD*n1 + n2];
+// with F the unitary RAD-point DFT and T[k1][n2] = w_M^(k1*n2):
+//   Y = ((F X) .* T) F          Y[k1][k2] = xhat[k1 + RAD*k2] / sqrt(M)
+//   out = conj(F) (((Y .* K) conj(F)) .* conj(T))
+// held in mma.sync fragments by one warp, two real rows packed as one complex signal.
+// Outer level for N = N0 * M (N0 = 1, 2, 16, 32), n = M*n0 + m:
+//   C[k0][m] = sum_n0 x[M n0 + m] w_N0^(k0 n0) / sqrt(N0),  c_k0[m] = C[k0][m] w_N^(k0 m),
+//   inner routine on row k0 (its spectrum is xhat[k0 + N0*km] / sqrt(N)), conj twiddle,
+//   outer inverse. The whole complex signal sits in shared memory (two 16-bit planes).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace jff {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Element-type specifics: packing two floats into the 16-bit pair an MMA operand holds
+// (low half = lower column index), unpacking, the MMA itself, and a pairwise product.
+// ---------------------------------------------------------------------------------------
+template <typename T>
+struct Ops;
+
+template <>
+struct Ops<__nv_bfloat16> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+  }
+  static __device__ __forceinline__ float2 unpack(uint32_t v) {
+    return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
+  }
+  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t mul2(uint32_t x, uint32_t y) {
+    __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&x),
+                               *reinterpret_cast<__nv_bfloat162*>(&y));
+    return *reinterpret_cast<uint32_t*>(&r);
+  }
+};
+
+template <>
+struct Ops<__half> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+  }
+  static __device__ __forceinline__ float2 unpack(uint32_t v) {
+    return __half22float2(*reinterpret_cast<__half2*>(&v));
+  }
+  static __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t mul2(uint32_t x, uint32_t y) {
+    __half2 r = __hmul2(*reinterpret_cast<__half2*>(&x), *reinterpret_cast<__half2*>(&y));
+    return *reinterpret_cast<uint32_t*>(&r);
+  }
+};
+
+constexpr uint32_t kSignBits = 0x80008000u;  // negates both 16-bit halves (fp16 and bf16)
+
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
+  uint32_t r;
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
+  return r;
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_ptr) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// 16-byte async copy; src_bytes = 0 fills the destination with zeros (implicit padding).
+__device__ __forceinline__ void cp_async16(void* smem_ptr, const void* gptr, int src_bytes) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gptr), "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
+}
+
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+  return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// ---------------------------------------------------------------------------------------
+// Layout of one RAD x RAD block of 16-bit elements in shared memory: row-major, 16-byte
+// chunks XOR-swizzled by row. For RAD = 32 (4 chunks a row) the 8 rows an ldmatrix or an
+// epilogue access touches land in 8 distinct 16-byte bank groups; likewise for RAD = 16.
+// ---------------------------------------------------------------------------------------
+template <int RAD>
+__device__ __forceinline__ int swz_offset(int n1, int n2) {
+  constexpr int kChunks = RAD / 8;
+  const int sw = (RAD == 32) ? ((n1 >> 1) & 3) : ((n1 >> 2) & 1);
+  return n1 * RAD + (((n2 >> 3) ^ sw) & (kChunks - 1)) * 8 + (n2 & 7);
+}
+
+// Signal of N0 blocks of M = RAD^2: block n0 keeps the inner swizzle and XORs its 16-byte
+// chunk index with (n0 & 7). A constant XOR per block keeps the inner routine's accesses
+// conflict-free, and it spreads the outer DFT's ldmatrix rows (8 consecutive n0 at the
+// same m) over 8 bank groups.
+template <int RAD>
+__device__ __forceinline__ int sig_off(int n0, int m1, int m2) {
+  return n0 * (RAD * RAD) + (swz_offset<RAD>(m1, m2) ^ ((n0 & 7) << 3));
+}
+
+// Order of K, of the inner twiddle table and of the dk slots: float4 index j*32 + lane holds
+// two complex values for C-fragment (mt, nt), half hh (rows k1 = 16mt + gid + 8hh), columns
+// k2 = 8nt + 2tig and + 1, with j = (mt*NT + nt)*2 + hh. Returns the float offset of (k1, k2).
+template <int RAD>
+__host__ __device__ __forceinline__ int frag_float_offset(int k1, int k2) {
+  constexpr int NT = RAD / 8;
+  const int mt = k1 >> 4, hh = (k1 >> 3) & 1, gid = k1 & 7;
+  const int nt = k2 >> 3, tig = (k2 >> 1) & 3, e0 = k2 & 1;
+  const int j = (mt * NT + nt) * 2 + hh;
+  return (j * 32 + gid * 4 + tig) * 4 + 2 * e0;
+}
+
+// Inverse of frag_float_offset at float4 granularity: float4 `idx` holds (k1, k2), (k1, k2+1).
+template <int RAD>
+__device__ __forceinline__ void frag_coords(int idx, int& k1, int& k2) {
+  constexpr int NT = RAD / 8;
+  const int j = idx >> 5, ln = idx & 31;
+  const int hh = j & 1, nt = (j >> 1) % NT, mt = (j >> 1) / NT;
+  k1 = 16 * mt + (ln >> 2) + 8 * hh;
+  k2 = 8 * nt + 2 * (ln & 3);
+}
+
+// Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4).
+template <int RAD>
+__device__ void init_inner_twiddles(float4* tw, int tid, int nthreads) {
+  constexpr int M = RAD * RAD;
+  for (int idx = tid; idx < M / 2; idx += nthreads) {
+    int k1, n2;
+    frag_coords<RAD>(idx, k1, n2);
+    float s0, c0, s1, c1;
+    sincospif(-2.0f * static_cast<float>((k1 * n2) % M) / M, &s0, &c0);
+    sincospif(-2.0f * static_cast<float>((k1 * (n2 + 1)) % M) / M, &s1, &c1);
+    tw[idx] = make_float4(c0, s0, c1, s1);
+  }
+}
+
+// Entry q of A fragment (mt, ks) of the unitary D-point DFT matrix F[r][c] = w_D^(r*c)/sqrt(D)
+// for lane `lane`: real and imaginary parts, each a packed 16-bit pair (columns c, c+1).
+template <typename T, int D>
+__device__ __forceinline__ void dft_frag_entry(int mt, int ks, int q, int lane, uint32_t& re,
+                                               uint32_t& im) {
+  const float scale = rsqrtf(static_cast<float>(D));
+  const int r = 16 * mt + (lane >> 2) + 8 * (q & 1);
+  const int c = 16 * ks + 8 * (q >> 1) + 2 * (lane & 3);
+  float s0, c0, s1, c1;
+  sincospif(-2.0f * static_cast<float>((r * c) % D) / D, &s0, &c0);
+  sincospif(-2.0f * static_cast<float>((r * (c + 1)) % D) / D, &s1, &c1);
+  re = Ops<T>::pack(c0 * scale, c1 * scale);
+  im = Ops<T>::pack(s0 * scale, s1 * scale);
+}
+
+// The DFT matrix straight into registers (the one-warp-per-pair kernels).
+template <typename T, int RAD>
+__device__ __forceinline__ void dft_frags_regs(uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                               uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
+#pragma unroll
+  for (int mt = 0; mt < RAD / 16; ++mt)
+#pragma unroll
+    for (int ks = 0; ks < RAD / 16; ++ks)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) dft_frag_entry<T, RAD>(mt, ks, q, lane, Fr[mt][ks][q], Fi[mt][ks][q]);
+}
+
+// The DFT matrix of size D as a shared table, plane-major per lane: entry
+// ((mt*KSD + ks)*4 + q)*2 + plane, times 32 lanes (built once per CTA, loaded per phase).
+template <typename T, int D>
+__device__ void build_dft_frags(uint32_t* tab, int tid, int nthreads) {
+  constexpr int KSD = D / 16;
+  for (int idx = tid; idx < (D / 16) * KSD * 4 * 32; idx += nthreads) {
+    const int lane = idx & 31, e = idx >> 5;
+    const int q = e & 3, ks = (e >> 2) % KSD, mt = (e >> 2) / KSD;
+    dft_frag_entry<T, D>(mt, ks, q, lane, tab[(e * 2 + 0) * 32 + lane], tab[(e * 2 + 1) * 32 + lane]);
+  }
+}
+
+template <int MTD, int KSD>
+__device__ __forceinline__ void load_dft_frags(uint32_t (&Fr)[MTD][KSD][4], uint32_t (&Fi)[MTD][KSD][4],
+                                               const uint32_t* tab, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < MTD; ++mt)
+#pragma unroll
+    for (int ks = 0; ks < KSD; ++ks)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int e = (mt * KSD + ks) * 4 + q;
+        Fr[mt][ks][q] = tab[(e * 2 + 0) * 32 + lane];
+        Fi[mt][ks][q] = tab[(e * 2 + 1) * 32 + lane];
+      }
+}
+
+// ---------------------------------------------------------------------------------------
+// The inner M-point routine of one warp, in three pieces so that the backward can act
+// between them (keep the spectrum, accumulate dk's spectrum).
+// ---------------------------------------------------------------------------------------
+
+// Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
+// (gates optional: g0 == nullptr means none; `key` XORs every offset, the big kernels' block
+// swizzle), into C fragments in (k1, k2) order.
+template <typename T, int RAD>
+__device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1, int key,
+                                         const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                         const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
+                                         const float4* tw, int lane,
+                                         float (&Yr)[RAD / 16][RAD / 8][4],
+                                         float (&Yi)[RAD / 16][RAD / 8][4]) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  float Cr[MT][NT][4], Ci[MT][NT][4];
+  {
+    uint32_t Xr[KS][NT][2], Xi[KS][NT][2];
+    const int q = lane >> 3, r = lane & 7;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+      for (int ntp = 0; ntp < NT / 2; ++ntp) {
+        const int n1 = 16 * ks + 8 * (q & 1) + r;
+        const int off = swz_offset<RAD>(n1, 8 * (2 * ntp + (q >> 1))) ^ key;
+#pragma unroll
+        for (int rr = 0; rr < 2; ++rr) {
+          uint32_t v[4];
+          ldmatrix_x4_trans(v, (rr ? a1 : a0) + off);
+          if (g0 != nullptr) {
+            uint32_t w[4];
+            ldmatrix_x4_trans(w, (rr ? g1 : g0) + off);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) v[i] = O::mul2(v[i], w[i]);
+          }
+          uint32_t(&X)[KS][NT][2] = rr == 0 ? Xr : Xi;
+          X[ks][2 * ntp][0] = v[0];
+          X[ks][2 * ntp][1] = v[1];
+          X[ks][2 * ntp + 1][0] = v[2];
+          X[ks][2 * ntp + 1][1] = v[3];
+        }
+      }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          O::mma(Cr[mt][nt], Fr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
+          O::mma(Cr[mt][nt], Fi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
+          O::mma(Ci[mt][nt], Fr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
+          O::mma(Ci[mt][nt], Fi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
+        }
+  }
+  // Twiddle, then step 2: Y = C F (C as A fragments, F as B fragments by symmetry).
+  uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
+        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
+        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
+        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
+        Pr[mt][ks][q] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
+        Pi[mt][ks][q] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
+      }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        uint32_t nPi[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) nPi[i] = Pi[mt][ks][i] ^ kSignBits;
+        const int m2 = nt >> 1, s = nt & 1;
+        O::mma(Yr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
+        O::mma(Yr[mt][nt], nPi, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
+        O::mma(Yi[mt][nt], Pr[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
+        O::mma(Yi[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
+      }
+}
+
+// Pointwise product of a spectrum (C fragments) with K or conj(K) (kk: this row's block of
+// K in fragment order, read through the read-only path), packed into A fragments of the
+// inverse's first product.
+template <typename T, int RAD, bool CONJ>
+__device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
+                                         const float (&Yi)[RAD / 16][RAD / 8][4],
+                                         const float4* kk, int lane,
+                                         uint32_t (&Pr)[RAD / 16][RAD / 16][4],
+                                         uint32_t (&Pi)[RAD / 16][RAD / 16][4]) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, NT = RAD / 8;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float4 kv = __ldg(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane);
+        if (CONJ) {
+          kv.y = -kv.y;
+          kv.w = -kv.w;
+        }
+        const float ar = Yr[mt][nt][2 * hh], ai = Yi[mt][nt][2 * hh];
+        const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
+        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
+        Pr[mt][ks][q] = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
+        Pi[mt][ks][q] = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
+      }
+}
+
+// Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W given as A fragments. Row 0's result
+// is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
+template <typename T, int RAD>
+__device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 16][4],
+                                          const uint32_t (&Pi)[RAD / 16][RAD / 16][4],
+                                          const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                          const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
+                                          const float4* tw, int lane,
+                                          float (&Yr)[RAD / 16][RAD / 8][4],
+                                          float (&Yi)[RAD / 16][RAD / 8][4]) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  float Cr[MT][NT][4], Ci[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        uint32_t nPr[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) nPr[i] = Pr[mt][ks][i] ^ kSignBits;
+        const int m2 = nt >> 1, s = nt & 1;
+        O::mma(Cr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
+        O::mma(Cr[mt][nt], Pi[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
+        O::mma(Ci[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
+        O::mma(Ci[mt][nt], nPr, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
+      }
+  // conj twiddle, transpose into B fragments (k = k1, n = n2), step 4.
+  uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
+        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
+        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
+        Qr[mt][nt][hh] = movmatrix_trans(O::pack(ar * w.x + ai * w.y, br * w.z + bi * w.w));
+        Qi[mt][nt][hh] = movmatrix_trans(O::pack(ai * w.x - ar * w.y, bi * w.z - br * w.w));
+      }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
+      }
+}
+
+// ---------------------------------------------------------------------------------------
+// Big kernels (one CTA per row pair, N = N0 * M, signal in shared memory).
+// ---------------------------------------------------------------------------------------
+constexpr int kTwLo = 128;
+
+template <int N0, int RAD>
+struct BigShape {
+  static constexpr int M = RAD * RAD;
+  static constexpr int N = N0 * M;
+  static constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  static constexpr bool kMmaOuter = N0 >= 16;
+  static constexpr int MT0 = kMmaOuter ? N0 / 16 : 1;
+  static constexpr int TWHI = N / kTwLo;
+  // bytes: signal planes, inner twiddles (float4 per lane slot), w_N tables, DFT fragments
+  static constexpr size_t kSig = size_t(4) * N;
+  static constexpr size_t kTw = size_t(16) * (M / 2);
+  static constexpr size_t kTwN = size_t(8) * (kTwLo + TWHI);
+  static constexpr size_t kFrag = size_t(4) * MT * KS * 8 * 32;
+  static constexpr size_t kFrag0 = kMmaOuter ? size_t(4) * MT0 * MT0 * 8 * 32 : 0;
+  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0;
+};
+
+// w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
+// element and a few KB at any N.
+template <int N>
+struct TwN {
+  const float2* lo;  // kTwLo entries
+  const float2* hi;  // N / kTwLo entries, contiguous after lo
+  __device__ __forceinline__ float2 operator()(uint32_t j) const {
+    j &= (N - 1);
+    return cmul(lo[j & (kTwLo - 1)], hi[j / kTwLo]);
+  }
+};
+
+template <int N>
+__device__ void init_twN(float2* lo_then_hi, int tid, int nthreads) {
+  for (int i = tid; i < kTwLo + N / kTwLo; i += nthreads) {
+    const int j = i < kTwLo ? i : (i - kTwLo) * kTwLo;
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
+    lo_then_hi[i] = make_float2(c, s);
+  }
+}
+
+// Shared-memory carve-up of a big kernel's CTA (the order BigShape::kSmem counts).
+template <typename T, int N0, int RAD>
+struct BigSmem {
+  T* sre;          // plane of row b (real part)
+  T* sim;          // plane of row b+1 (imaginary part)
+  float4* tw;      // inner twiddles
+  float2* twtab;   // w_N tables (lo, then hi) behind twN
+  TwN<N0 * RAD * RAD> twN;
+  uint32_t* frag;   // inner DFT fragments
+  uint32_t* frag0;  // outer DFT fragments (N0 >= 16)
+  __device__ __forceinline__ explicit BigSmem(void* raw) {
+    using S = BigShape<N0, RAD>;
+    sre = reinterpret_cast<T*>(raw);
+    sim = sre + S::N;
+    tw = reinterpret_cast<float4*>(sim + S::N);
+    twtab = reinterpret_cast<float2*>(tw + S::M / 2);
+    twN.lo = twtab;
+    twN.hi = twtab + kTwLo;
+    frag = reinterpret_cast<uint32_t*>(twtab + kTwLo + S::TWHI);
+    frag0 = frag + S::MT * S::KS * 8 * 32;
+  }
+  // Tables, once per CTA (the caller synchronises).
+  __device__ void init(int tid, int nthreads) {
+    init_inner_twiddles<RAD>(tw, tid, nthreads);
+    init_twN<N0 * RAD * RAD>(twtab, tid, nthreads);
+    build_dft_frags<T, RAD>(frag, tid, nthreads);
+    if constexpr (BigShape<N0, RAD>::kMmaOuter) build_dft_frags<T, N0>(frag0, tid, nthreads);
+  }
+};
+
+// Eight 16-bit elements t .. t+7 of a row (zero at and beyond L; L = 0 for an absent row).
+// Vector path only where the row is 16-byte aligned (L % 8 == 0) and the chunk is whole.
+__device__ __forceinline__ uint4 load8(const uint16_t* row, int t, int L, bool vec) {
+  if (vec && t + 8 <= L) return __ldg(reinterpret_cast<const uint4*>(row + t));
+  uint32_t w[4] = {0u, 0u, 0u, 0u};
+  if (t < L) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (t + e < L) w[e >> 1] |= static_cast<uint32_t>(__ldg(row + t + e)) << (16 * (e & 1));
+  }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+__device__ __forceinline__ void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
+  if (vec && t + 8 <= L) {
+    *reinterpret_cast<uint4*>(row + t) = v;
+    return;
+  }
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    if (t + e < L) row[t + e] = static_cast<uint16_t>(w[e >> 1] >> (16 * (e & 1)));
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack8(uint4 v, float (&f)[8]) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 p = Ops<T>::unpack(w[i]);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+template <typename T>
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
+  return make_uint4(Ops<T>::pack(f[0], f[1]), Ops<T>::pack(f[2], f[3]), Ops<T>::pack(f[4], f[5]),
+                    Ops<T>::pack(f[6], f[7]));
+}
+
+// Outer DFT over n0 (tensor cores, N0 >= 16), then the twiddle w_N^(k0 m), in place; one
+// 16-column tile per warp at a time. Only the first `live16` 16-row k-steps of the input can
+// be nonzero (rows n0 with M*n0 < L); the others are skipped. Caller syncs before and after.
+template <typename T, int N0, int RAD, int WARPS>
+__device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0, const TwN<N0 * RAD * RAD>& twN,
+                                          int live16, int warp, int lane) {
+  using O = Ops<T>;
+  constexpr int M = RAD * RAD, MT0 = N0 / 16;
+  const int gid = lane >> 2, tig = lane & 3;
+  uint32_t Gr[MT0][MT0][4], Gi[MT0][MT0][4];
+  load_dft_frags<MT0, MT0>(Gr, Gi, frag0, lane);
+  const int q = lane >> 3, r = lane & 7;
+  for (int tile = warp; tile < M / 16; tile += WARPS) {
+    const int mc = 16 * tile, m1 = mc / RAD, m2b = mc % RAD;
+    uint32_t Xr[MT0][2][2], Xi[MT0][2][2];
+#pragma unroll
+    for (int ks = 0; ks < MT0; ++ks) {
+      uint32_t v[4] = {0u, 0u, 0u, 0u}, w[4] = {0u, 0u, 0u, 0u};
+      if (ks < live16) {
+        const int off = sig_off<RAD>(16 * ks + 8 * (q & 1) + r, m1, m2b + 8 * (q >> 1));
+        ldmatrix_x4_trans(v, sre + off);
+        ldmatrix_x4_trans(w, sim + off);
+      }
+      Xr[ks][0][0] = v[0]; Xr[ks][0][1] = v[1]; Xr[ks][1][0] = v[2]; Xr[ks][1][1] = v[3];
+      Xi[ks][0][0] = w[0]; Xi[ks][0][1] = w[1]; Xi[ks][1][0] = w[2]; Xi[ks][1][1] = w[3];
+    }
+    float Cr[MT0][2][4], Ci[MT0][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT0; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < MT0; ++ks) {
+      if (ks >= live16) continue;
+#pragma unroll
+      for (int mt = 0; mt < MT0; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          O::mma(Cr[mt][nt], Gr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
+          O::mma(Cr[mt][nt], Gi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
+          O::mma(Ci[mt][nt], Gr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
+          O::mma(Ci[mt][nt], Gi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
+        }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT0; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int k0 = 16 * mt + gid + 8 * hh, m = mc + 8 * nt + 2 * tig;
+          const float2 w0 = twN(static_cast<uint32_t>(k0 * m));
+          const float2 w1 = twN(static_cast<uint32_t>(k0 * (m + 1)));
+          const float2 z0 = cmul(make_float2(Cr[mt][nt][2 * hh], Ci[mt][nt][2 * hh]), w0);
+          const float2 z1 = cmul(make_float2(Cr[mt][nt][2 * hh + 1], Ci[mt][nt][2 * hh + 1]), w1);
+          const int off = sig_off<RAD>(k0, m1, m2b + 8 * nt + 2 * tig);
+          *reinterpret_cast<uint32_t*>(sre + off) = O::pack(z0.x, z1.x);
+          *reinterpret_cast<uint32_t*>(sim + off) = O::pack(z0.y, z1.y);
+        }
+    __syncwarp();
+  }
+}
+
+// Outer inverse DFT (conj F_N0, N0 >= 16) in place; output rows n0 only in the first `live16`
+// 16-row tiles (M*n0 < L; the others are never read). Caller syncs before and after.
+template <typename T, int N0, int RAD, int WARPS>
+__device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0, int live16, int warp,
+                                           int lane) {
+  using O = Ops<T>;
+  constexpr int M = RAD * RAD, MT0 = N0 / 16;
+  const int gid = lane >> 2, tig = lane & 3;
+  uint32_t Gr[MT0][MT0][4], Gi[MT0][MT0][4];
+  load_dft_frags<MT0, MT0>(Gr, Gi, frag0, lane);
+  const int q = lane >> 3, r = lane & 7;
+  for (int tile = warp; tile < M / 16; tile += WARPS) {
+    const int mc = 16 * tile, m1 = mc / RAD, m2b = mc % RAD;
+    uint32_t Xr[MT0][2][2], Xi[MT0][2][2];
+#pragma unroll
+    for (int ks = 0; ks < MT0; ++ks) {
+      uint32_t v[4], w[4];
+      const int off = sig_off<RAD>(16 * ks + 8 * (q & 1) + r, m1, m2b + 8 * (q >> 1));
+      ldmatrix_x4_trans(v, sre + off);
+      ldmatrix_x4_trans(w, sim + off);
+      Xr[ks][0][0] = v[0]; Xr[ks][0][1] = v[1]; Xr[ks][1][0] = v[2]; Xr[ks][1][1] = v[3];
+      Xi[ks][0][0] = w[0]; Xi[ks][0][1] = w[1]; Xi[ks][1][0] = w[2]; Xi[ks][1][1] = w[3];
+    }
+    float Cr[MT0][2][4], Ci[MT0][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT0; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < MT0; ++ks)
+#pragma unroll
+      for (int mt = 0; mt < MT0; ++mt) {
+        if (mt >= live16) continue;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          O::mma(Cr[mt][nt], Gr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
+          O::mma(Cr[mt][nt], Gi[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
+          O::mma(Ci[mt][nt], Gr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
+          O::mma(Ci[mt][nt], Gi[mt][ks], Xr[ks][nt][0] ^ kSignBits, Xr[ks][nt][1] ^ kSignBits);
+        }
+      }
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT0; ++mt) {
+      if (mt >= live16) continue;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int n0 = 16 * mt + gid + 8 * hh;
+          const int off = sig_off<RAD>(n0, m1, m2b + 8 * nt + 2 * tig);
+          *reinterpret_cast<uint32_t*>(sre + off) = O::pack(Cr[mt][nt][2 * hh], Cr[mt][nt][2 * hh + 1]);
+          *reinterpret_cast<uint32_t*>(sim + off) = O::pack(Ci[mt][nt][2 * hh], Ci[mt][nt][2 * hh + 1]);
+        }
+    }
+    __syncwarp();
+  }
+}
+
+// After the inner inverse of row k0: times conj(w_N^(k0 m)) (the outer level's conjugate
+// twiddle; none for k0 = 0 or N0 = 1) and back into the row's block in place. The caller
+// must have __syncwarp()ed after the row's last read.
+template <typename T, int N0, int RAD>
+__device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
+                                                const TwN<N0 * RAD * RAD>& twN,
+                                                const float (&Yr)[RAD / 16][RAD / 8][4],
+                                                const float (&Yi)[RAD / 16][RAD / 8][4], int lane) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, NT = RAD / 8, N = N0 * RAD * RAD;
+  const int gid = lane >> 2, tig = lane & 3;
+  const bool untw = N0 > 1 && k0 > 0;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int m1 = 16 * mt + gid + 8 * hh, m2 = 8 * nt + 2 * tig;
+        float2 z0 = make_float2(Yr[mt][nt][2 * hh], Yi[mt][nt][2 * hh]);
+        float2 z1 = make_float2(Yr[mt][nt][2 * hh + 1], Yi[mt][nt][2 * hh + 1]);
+        if (untw) {
+          const int m = RAD * m1 + m2;
+          // times conj(w): w_N^(-j) = w_N^(N - j)
+          z0 = cmul(z0, twN(static_cast<uint32_t>(N - k0 * m)));
+          z1 = cmul(z1, twN(static_cast<uint32_t>(N - k0 * (m + 1))));
+        }
+        const int off = swz_offset<RAD>(m1, m2) ^ key;
+        *reinterpret_cast<uint32_t*>(bre + off) = O::pack(z0.x, z1.x);
+        *reinterpret_cast<uint32_t*>(bim + off) = O::pack(z0.y, z1.y);
+      }
+}
+
+// Pulls a row's K block (M/2 float4, from L2) into L1: K is read only after two of the
+// inner products, and this keeps that read from stalling the warp.
+template <int RAD>
+__device__ __forceinline__ void prefetch_k_l1(const float4* kk, int lane) {
+#pragma unroll
+  for (int i = 0; i < (RAD * RAD * 8) / (128 * 32); ++i)
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(reinterpret_cast<const char*>(kk) + (lane + 32 * i) * 128));
+}
+
+// ---------------------------------------------------------------------------------------
+// k's spectrum, once per (g, h), for N = N0 * RAD^2: the N-point DFT of the zero-padded real
+// k, computed as an N/2-point complex FFT of z[n] = k[2n] + i k[2n+1] in shared memory
+// (float32), then split into the real signal's spectrum. skip is added to every bin (the skip
+// term skip*v is a convolution with skip*delta). Output order: frequency
+// f = k0 + N0*(k1 + RAD*k2) at float offset 2*M*k0 + frag_float_offset<RAD>(k1, k2) of the
+// (g, h) block -- exactly what each lane of the main kernels reads (float4, coalesced).
+// ---------------------------------------------------------------------------------------
+template <int N0, int RAD>
+__global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __restrict__ k, int64_t Lk,
+                                                             const float* __restrict__ skip, float* kspec) {
+  constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
+  constexpr int LOGH = (N0 == 1 ? 0 : (N0 == 2 ? 1 : (N0 == 16 ? 4 : 5))) + (RAD == 32 ? 10 : 8) - 1;
+  static_assert((1 << LOGH) == H2, "log2");
+  extern __shared__ float2 zs[];
+  float2* twt = zs + H2;  // w_H2^j, j < H2/2: one sincospif per entry instead of per butterfly
+  const int64_t gh = blockIdx.x;
+  for (int j = threadIdx.x; j < H2 / 2; j += blockDim.x) {
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(j) / H2, &s, &c);
+    twt[j] = make_float2(c, s);
+  }
+  const float* kr = k + gh * Lk;
+  for (int n = threadIdx.x; n < H2; n += blockDim.x) {
+    const int64_t i0 = 2 * n, i1 = 2 * n + 1;
+    const float2 z = make_float2(i0 < Lk ? kr[i0] : 0.f, i1 < Lk ? kr[i1] : 0.f);
+    zs[__brev(static_cast<unsigned>(n)) >> (32 - LOGH)] = z;
+  }
+  __syncthreads();
+  for (int half = 1; half < H2; half *= 2) {
+    for (int i = threadIdx.x; i < H2 / 2; i += blockDim.x) {
+      const int pos = i & (half - 1);
+      const int a = (i - pos) * 2 + pos, b = a + half;
+      const float2 w = twt[pos * (H2 / (2 * half))];
+      const float2 xb = zs[b], xa = zs[a];
+      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
+      zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
+      zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
+    }
+    __syncthreads();
+  }
+  float* out = kspec + gh * N * 2;
+  const float sk = skip != nullptr ? skip[gh] : 0.f;
+  auto offset = [](int f) {
+    const int k0 = f % N0, km = f / N0;
+    return 2 * M * k0 + frag_float_offset<RAD>(km % RAD, km / RAD);
+  };
+  for (int f = threadIdx.x; f <= H2; f += blockDim.x) {
+    const float2 zf = zs[f & (H2 - 1)];
+    const float2 zc = zs[(H2 - f) & (H2 - 1)];
+    // E = (Zf + conj Zc) / 2, O = (Zf - conj Zc) / (2i), K = E + w_N^f O
+    const float er = 0.5f * (zf.x + zc.x), ei = 0.5f * (zf.y - zc.y);
+    const float or_ = 0.5f * (zf.y + zc.y), oi = -0.5f * (zf.x - zc.x);
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(f) / N, &s, &c);
+    const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
+    {
+      const int o = offset(f);
+      out[o] = kr_;
+      out[o + 1] = ki;
+    }
+    if (f > 0 && f < H2) {
+      const int o = offset(N - f);
+      out[o] = kr_;
+      out[o + 1] = -ki;
+    }
+  }
+}
+
+template <int N0, int RAD>
+constexpr size_t kspec_smem_bytes() {
+  return sizeof(float2) * (N0 * RAD * RAD / 2 + N0 * RAD * RAD / 4);
+}
+
+// Enqueues the k-spectrum kernel for G*H filters (float32, (G, H, N) complex, see above).
+template <int N0, int RAD>
+cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* skip, float* kspec,
+                         cudaStream_t stream) {
+  auto kern = monarch_kspec_kernel<N0, RAD>;
+  const size_t ksm = kspec_smem_bytes<N0, RAD>();
+  cudaError_t err;
+  if (ksm > 48 * 1024) {
+    err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ksm));
+    if (err != cudaSuccess) return err;
+  }
+  const int threads = N0 * RAD * RAD >= 4096 ? 1024 : 256;
+  kern<<<static_cast<unsigned>(GH), threads, ksm, stream>>>(k, Lk, skip, kspec);
+  return cudaGetLastError();
+}
+
+// The (N0, RAD) decomposition of each supported N: f(std::integral_constant<int, N0>{},
+// std::integral_constant<int, RAD>{}) for N in {256, ..., 32768}; returns false otherwise.
+template <int V>
+using IC = std::integral_constant<int, V>;
+template <typename F>
+bool dispatch_n(int64_t N, F&& f) {
+  switch (N) {
+    case 256: f(IC<1>{}, IC<16>{}); return true;
+    case 1024: f(IC<1>{}, IC<32>{}); return true;
+    case 2048: f(IC<2>{}, IC<32>{}); return true;
+    case 4096: f(IC<16>{}, IC<16>{}); return true;
+    case 8192: f(IC<32>{}, IC<16>{}); return true;
+    case 16384: f(IC<16>{}, IC<32>{}); return true;
+    case 32768: f(IC<32>{}, IC<32>{}); return true;
+    default: return false;
+  }
+}
+
+// RAD of the one-warp-per-pair kernels (N = RAD^2), 0 for other N.
+inline int radix_of(int64_t N) { return N == 256 ? 16 : (N == 1024 ? 32 : 0); }
+
+}  // namespace
+}  // namespace jff

@@ -1,0 +1,204 @@
+"""jff.depthwise_conv1d through the CUDA handlers (issue 4), against float64 and against lax.
+
+GPU only (`@pytest.mark.gpu`; conftest skips these without a GPU and the CUDA build).
+
+To test the CUDA handlers before the whole package builds with CUDA, set JFF_DEPTHWISE_CUDA_LIB to a
+shared library built from cuda/depthwise/handler_cuda.cc and depthwise_kernels.cu; its two handlers are
+then registered for the CUDA platform here. Run this file alone in that mode (other ops stay CPU-only).
+"""
+
+import ctypes
+import os
+import secrets
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_flashfft as jff
+from jax_flashfft import _ffi
+from ref64 import depthwise64, depthwise64_vjp, rel_l2
+
+
+def _register_standalone_library():
+    path = os.environ.get("JFF_DEPTHWISE_CUDA_LIB")
+    if not path or _ffi.cuda_available():
+        return
+    lib = ctypes.CDLL(path)
+    for target, symbol in (("jff_depthwise_fwd", "JffDepthwiseFwdCuda"), ("jff_depthwise_bwd", "JffDepthwiseBwdCuda")):
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="CUDA")
+    _ffi._jff_cuda = lib  # conftest's "CUDA build present" check
+
+
+_register_standalone_library()
+
+pytestmark = pytest.mark.gpu
+
+TOL = {jnp.float32: 1e-6, jnp.bfloat16: 2e-3, jnp.float16: 2e-3}
+
+
+@pytest.fixture
+def rng():
+    seed = secrets.randbits(32)
+    print(f"seed={seed}")
+    return np.random.default_rng(seed)
+
+
+def _pad(padding, k):
+    if padding == "same":
+        return (k - 1) // 2, k - 1 - (k - 1) // 2
+    if padding == "causal":
+        return k - 1, 0
+    if padding == "valid":
+        return 0, 0
+    if isinstance(padding, int):
+        return padding, padding
+    return tuple(padding)
+
+
+def _gpu():
+    return jax.devices("gpu")[0]
+
+
+def _check(rng, lead, length, chans, taps, padding, layout, dtype, w_dtype, with_bias):
+    dev = _gpu()
+    shape = lead + ((length, chans) if layout == "BLH" else (chans, length))
+    x = jax.device_put(jnp.asarray(rng.standard_normal(shape), dtype), dev)
+    w = jax.device_put(jnp.asarray(rng.standard_normal((taps, chans)) / np.sqrt(taps), w_dtype), dev)
+    bias = jax.device_put(jnp.asarray(rng.standard_normal(chans), w_dtype), dev) if with_bias else None
+    pad = _pad(padding, taps)
+
+    y, vjp = jax.vjp(lambda x, w, b: jff.depthwise_conv1d(x, w, b, padding=padding, layout=layout), x, w, bias)
+    assert y.dtype == dtype
+    ref = depthwise64(x, w, bias, pad, layout)
+    assert y.shape == ref.shape
+    assert rel_l2(y, ref) <= TOL[dtype], rel_l2(y, ref)
+
+    dy = jax.device_put(jnp.asarray(rng.standard_normal(y.shape), dtype), dev)
+    dx, dw, db = jax.jit(vjp)(dy)
+    rdx, rdw, rdb = depthwise64_vjp(dy, x, w, bias, pad, layout)
+    assert rel_l2(dx, rdx) <= TOL[dtype], rel_l2(dx, rdx)
+    assert rel_l2(dw, rdw) <= TOL[dtype], rel_l2(dw, rdw)
+    if with_bias:
+        assert rel_l2(db, rdb) <= TOL[dtype], rel_l2(db, rdb)
+
+
+# Fast-path K (2, 3, 4, 5, 7), every padding form, rows that are not a multiple of the vector width.
+FAST = [
+    ((2,), 1000, 264, 3, "same"),
+    ((2,), 1000, 264, 4, "same"),
+    ((3,), 517, 96, 5, "causal"),
+    ((2,), 300, 1032, 7, (1, 8)),
+    ((1,), 4100, 40, 2, "valid"),
+    ((2, 2), 77, 100, 4, (10, 2)),  # D % 8 == 4: narrower vectors on BLH
+    ((2,), 129, 13, 5, "same"),  # odd D: generic path on BLH
+    ((2,), 3, 16, 7, "same"),  # K > L
+]
+# Every other K (generic kernels), even and odd, up to 128.
+GENERIC = [
+    ((2,), 200, 24, 1, "valid"),
+    ((2,), 200, 24, 6, "causal"),
+    ((1,), 300, 16, 9, "same"),
+    ((2,), 150, 8, 16, (3, 20)),
+    ((1,), 400, 8, 128, "causal"),
+]
+DTYPES = [(jnp.float32, jnp.float32), (jnp.float16, jnp.float32), (jnp.bfloat16, jnp.float32), (jnp.bfloat16, jnp.bfloat16)]
+
+
+@pytest.mark.parametrize("lead,length,chans,taps,padding", FAST + GENERIC)
+@pytest.mark.parametrize("layout", ["BLH", "BHL"])
+@pytest.mark.parametrize("dtype,w_dtype", DTYPES)
+def test_forward_and_gradients_match_float64(rng, lead, length, chans, taps, padding, layout, dtype, w_dtype):
+    _check(rng, lead, length, chans, taps, padding, layout, dtype, w_dtype, with_bias=(taps % 2 == 1))
+
+
+@pytest.mark.parametrize("layout", ["BLH", "BHL"])
+def test_without_bias_and_half_weights(rng, layout):
+    _check(rng, (4,), 2048, 256, 5, "causal", layout, jnp.float16, jnp.float16, with_bias=False)
+
+
+@pytest.mark.parametrize("layout", ["BLH", "BHL"])
+def test_matches_lax_on_gpu(rng, layout):
+    x = jax.device_put(jnp.asarray(rng.standard_normal((3, 512, 48) if layout == "BLH" else (3, 48, 512)), jnp.float32), _gpu())
+    w = jax.device_put(jnp.asarray(rng.standard_normal((4, 48)), jnp.float32), _gpu())
+    for padding in ("same", "causal", "valid", 3, (0, 4)):
+        ours = jax.jit(lambda x, w: jff.depthwise_conv1d(x, w, padding=padding, layout=layout))(x, w)
+        lax_ = jff.depthwise_conv1d(x, w, padding=padding, layout=layout, backend="xla")
+        assert rel_l2(ours, lax_) <= 1e-6
+
+
+@pytest.mark.parametrize("layout", ["BLH", "BHL"])
+def test_gradients_are_bitwise_deterministic(rng, layout):
+    shape = (4, 4096, 768) if layout == "BLH" else (4, 768, 4096)
+    x = jax.device_put(jnp.asarray(rng.standard_normal(shape), jnp.bfloat16), _gpu())
+    w = jax.device_put(jnp.asarray(rng.standard_normal((4, 768)), jnp.float32), _gpu())
+    b = jax.device_put(jnp.asarray(rng.standard_normal(768), jnp.float32), _gpu())
+    loss = lambda x, w, b: (jff.depthwise_conv1d(x, w, b, layout=layout).astype(jnp.float32) ** 2).sum()
+    g = jax.jit(jax.grad(loss, (0, 1, 2)))
+    first = [np.asarray(a.astype(jnp.float32)) for a in g(x, w, b)]
+    for _ in range(3):
+        for a, c in zip(first, g(x, w, b)):
+            np.testing.assert_array_equal(a, np.asarray(c.astype(jnp.float32)))
+
+
+def _ffi_fwd(x, w, bias, out_shape, **attrs):
+    return jax.ffi.ffi_call("jff_depthwise_fwd", jax.ShapeDtypeStruct(out_shape, x.dtype))(x, w, bias, **attrs)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(layout=np.int32(7)), "layout is 7"),
+        (dict(pad_lo=np.int64(-1)), "pad_lo is -1"),
+        (dict(w=jnp.ones((129, 8), jnp.float32)), "expected 1 <= K <= 128"),
+        (dict(w=jnp.ones((3, 8), jnp.bfloat16)), "w has dtype bfloat16"),
+        (dict(bias=jnp.ones((5,), jnp.float32)), "bias has shape"),
+        (dict(out_shape=(2, 15, 8)), "result y has shape"),
+    ],
+)
+def test_cuda_handler_rejects_bad_input(change, match):
+    args = dict(x=jnp.ones((2, 16, 8), jnp.float16), w=jnp.ones((3, 8), jnp.float32), bias=jnp.zeros((0,), jnp.float32),
+                out_shape=(2, 16, 8), pad_lo=np.int64(1), pad_hi=np.int64(1), layout=np.int32(1))
+    args.update(change)
+    x, w, bias, out_shape = (jax.device_put(args.pop(k), _gpu()) if k != "out_shape" else args.pop(k) for k in ("x", "w", "bias", "out_shape"))
+    with pytest.raises(Exception, match=match):
+        jax.block_until_ready(jax.jit(lambda x, w, b: _ffi_fwd(x, w, b, out_shape, **args))(x, w, bias))
+
+
+def _time_ms(f, *args, reps=20):
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["BLH", "BHL"])
+def test_faster_than_lax_conv(rng, layout):
+    """Issue 4's headline shape at L=4096: ours must beat lax.conv_general_dilated clearly, fwd and fwd+bwd."""
+    B, L, D, K = 16, 4096, 2048, 5
+    shape = (B, L, D) if layout == "BLH" else (B, D, L)
+    x = jax.device_put(jnp.asarray(rng.standard_normal(shape), jnp.float16), _gpu())
+    w = jax.device_put(jnp.asarray(rng.standard_normal((K, D)), jnp.float32), _gpu())
+    b = jax.device_put(jnp.asarray(rng.standard_normal(D), jnp.float32), _gpu())
+
+    def fwd(backend):
+        return jax.jit(lambda x, w, b: jff.depthwise_conv1d(x, w, b, layout=layout, backend=backend))
+
+    def fwd_bwd(backend):
+        def loss(x, w, b):
+            y = jff.depthwise_conv1d(x, w, b, layout=layout, backend=backend)
+            return jnp.sum(y.astype(jnp.float32))
+        return jax.jit(jax.grad(loss, (0, 1, 2)))
+
+    t_f, t_f_lax = _time_ms(fwd(None), x, w, b), _time_ms(fwd("xla"), x, w, b)
+    t_fb, t_fb_lax = _time_ms(fwd_bwd(None), x, w, b), _time_ms(fwd_bwd("xla"), x, w, b)
+    print(f"{layout} fwd: ours {t_f:.3f} ms, lax {t_f_lax:.3f} ms, x{t_f_lax / t_f:.1f}; "
+          f"fwd+bwd: ours {t_fb:.3f} ms, lax {t_fb_lax:.3f} ms, x{t_fb_lax / t_fb:.1f}")
+    assert t_f * 3 < t_f_lax
+    assert t_fb * 2 < t_fb_lax
