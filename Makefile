@@ -4,6 +4,7 @@
 #                              a GPU and nvcc exist)
 #   make demo                  example training run, then the quick CPU benchmark tables
 #   JFF_CUDA=OFF make test     skip the CUDA build even where nvcc is found
+#   make test JAX="jax[cuda13]"  a CUDA build of jax in a new .venv (make clean first), so the GPU tests run too
 #   make compile-cuda          compile the CUDA sources only (no GPU needed)
 #   make inplace               developer loop: build the CPU extension into jax_flashfft/ (use PYTHONPATH=.)
 PYTHON ?= python3
@@ -12,6 +13,8 @@ VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
 PIP := $(PY) -m pip
 PYTEST_ARGS ?=
+# The jax requirement installed into .venv: JAX="jax[cuda13]" for a CUDA build of jax, so that the GPU tests run.
+JAX ?= jax
 
 SOURCES := $(shell find cuda jax_flashfft \( -name '*.cc' -o -name '*.cu' -o -name '*.h' -o -name '*.py' \) -not -path '*/__pycache__/*' 2>/dev/null)
 
@@ -23,7 +26,7 @@ SOURCES := $(shell find cuda jax_flashfft \( -name '*.cc' -o -name '*.cu' -o -na
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q jax "scikit-build-core>=0.10" "nanobind>=2.4" "cmake>=3.24" ninja
+	$(PIP) install -q "$(JAX)" "scikit-build-core>=0.10" "nanobind>=2.4" "cmake>=3.24" ninja
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps CMakeLists.txt $(SOURCES)
@@ -44,7 +47,7 @@ demo: install
 # (no test collected) is not a failure of the code under test.
 test: install
 	cd tests && $(PY) -c "import jax_flashfft as j; print('testing', j.__file__, '(CUDA handlers: %s)' % j.cuda_available())"
-	cd tests && $(PY) -m pytest -p no:cacheprovider -rs $(PYTEST_ARGS) .; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	cd tests && $(PY) -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS) .; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 # Developer loop: build the extensions into the source tree (CPU only by default).
 inplace:

@@ -94,7 +94,7 @@ stage_build() {
 # pytest runs from tests/: the repository root is then not on sys.path and the installed package is tested.
 stage_test_gpu() {
   local rc=0
-  (cd tests && "$PYTHON" -m pytest -p no:cacheprovider -rs -m gpu ${PYTEST_ARGS:-} .) || rc=$?
+  (cd tests && "$PYTHON" -m pytest -p no:cacheprovider -rfEs -m gpu ${PYTEST_ARGS:-} .) || rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "no test is marked gpu"
     rc=0
@@ -103,7 +103,7 @@ stage_test_gpu() {
 }
 
 stage_test_all() {
-  (cd tests && "$PYTHON" -m pytest -p no:cacheprovider -rs ${PYTEST_ARGS:-} .)
+  (cd tests && "$PYTHON" -m pytest -p no:cacheprovider -rfEs ${PYTEST_ARGS:-} .)
 }
 
 # Each op forward and backward once, over shapes that reach the kernels' different paths (tails, odd sizes,

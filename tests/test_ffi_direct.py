@@ -306,6 +306,7 @@ FFTCONV_CASES = [
     ("groups_G3_R1", 7, 2, 24, 3, 1, 9, 64),
     ("groups_R4_partial", 5, 2, 16, 2, 4, 16, 32),
     ("one_row", 1, 3, 45, 1, 1, 20, 64),
+    ("H1", 3, 1, 40, 1, 1, 9, 64),
     ("N_much_larger", 2, 2, 100, 1, 1, 50, 1024),
     ("odd_log2_N", 2, 3, 300, 1, 1, 300, 2048),
     ("N_32K_recursive", 3, 2, 20000, 1, 1, 5000, 32768),
@@ -326,6 +327,15 @@ def test_fftconv_shapes(case, layout, dt):
 @pytest.mark.parametrize("skip", [False, True], ids=["noskip", "skip"])
 def test_fftconv_optionals(pre, post, skip, layout, dt):
     check_fftconv("optionals", 5, 3, 29, 2, 2, 13, 64, layout, dt, pre=pre, post=post, skip=skip)
+
+
+@pytest.mark.parametrize("dt", list(DTYPES))
+@pytest.mark.parametrize("pre", [False, True], ids=["nopre", "pre"])
+@pytest.mark.parametrize("post", [False, True], ids=["nopost", "post"])
+@pytest.mark.parametrize("skip", [False, True], ids=["noskip", "skip"])
+def test_fftconv_blh_staged(pre, post, skip, dt):
+    """Large BLH calls run on transposed (BHL) copies inside the handler; small ones read strided."""
+    check_fftconv("staged", 5, 8, 1100, 2, 2, 300, 2048, BLH, dt, pre=pre, post=post, skip=skip)
 
 
 def test_fftconv_reference_matches_direct_sums():

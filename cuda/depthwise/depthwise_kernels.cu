@@ -889,24 +889,28 @@ __global__ void __launch_bounds__(kThreads)
 // BLH variants: bytes per thread (V = bytes / sizeof(T)) and rows per step. The first entry is
 // the default; when D is not a multiple of its V the 4-byte entry is used instead. Any width
 // of 4 bytes or more keeps a warp's access to a row at whole 32-byte sectors; wider vectors
-// only save load instructions, and cost registers (weights and sums are K*V floats).
+// only save load instructions, and cost registers (weights and sums are K*V floats): 16-byte
+// vectors spilled or fell to one block per SM. Measured on an H200 (f16, B=16, L 1K..8K,
+// D 768..8192) against {8B R4, 4B R8} forward and {4B R4, 8B R2} backward, these won everywhere
+// except the backward at K = 7, where 8B R4 spills and 4B R8 is used.
 struct BlhVariant {
   int bytes, rows;
 };
-constexpr BlhVariant kBlhFwdVariants[] = {{8, 8}, {8, 4}, {4, 8}};
-constexpr BlhVariant kBlhBwdVariants[] = {{8, 4}, {4, 8}, {4, 4}, {8, 2}};
+constexpr BlhVariant kBlhFwdVariants[] = {{8, 8}, {4, 8}};
+constexpr BlhVariant kBlhBwdVariants[] = {{8, 4}, {4, 8}};
 constexpr int kNumBlhFwd = sizeof(kBlhFwdVariants) / sizeof(kBlhFwdVariants[0]);
 constexpr int kNumBlhBwd = sizeof(kBlhBwdVariants) / sizeof(kBlhBwdVariants[0]);
-constexpr int kBlhFallbackFwd = 2, kBlhFallbackBwd = 1;  // the 4-byte entries
-// BHL: the forward streams 4 segments per step. Backward variants: segments per step and
-// the blocks per SM the register budget is cut for (2 caps it at 128 registers).
+constexpr int kBlhFallbackFwd = 1, kBlhFallbackBwd = 1;  // the 4-byte entries
+// BHL: both directions stream 4 segments per step (2 was slower everywhere). The backward is
+// held to 128 registers (2 blocks per SM): left alone it takes 146-156 at K >= 5 and one block
+// per SM, which measured 1.4-1.6x slower than the few spills the cap costs.
 constexpr int kBhlFwdUnroll = 4;
 struct BhlBwdVariant {
   int unroll, min_blocks;
 };
-constexpr BhlBwdVariant kBhlBwdVariants[] = {{2, 1}, {4, 1}, {4, 2}};
+constexpr BhlBwdVariant kBhlBwdVariants[] = {{4, 2}};
 constexpr int kNumBhlBwd = sizeof(kBhlBwdVariants) / sizeof(kBhlBwdVariants[0]);
-int DefaultBhlBwdVariant(int64_t K) { return K <= 3 ? 1 : 0; }
+int DefaultBhlBwdVariant(int64_t) { return 0; }
 constexpr int64_t kMinRowsPerStretch = 32;
 
 bool FastK(int64_t K) { return K == 2 || K == 3 || K == 4 || K == 5 || K == 7; }
@@ -1065,8 +1069,6 @@ struct BhlTag {
 
 template <typename F>
 std::string DispatchBhlBwd(int unroll, int min_blocks, F&& f) {
-  if (unroll == 2 && min_blocks == 1) return f(BhlTag<2, 1>{});
-  if (unroll == 4 && min_blocks == 1) return f(BhlTag<4, 1>{});
   if (unroll == 4 && min_blocks == 2) return f(BhlTag<4, 2>{});
   return "jax_flashfft: CUDA depthwise: unknown BHL backward variant";
 }
@@ -1091,7 +1093,6 @@ struct VarTag {
 template <typename F>
 std::string DispatchBlhFwdVariant(int bytes, int rows, F&& f) {
   if (bytes == 8 && rows == 8) return f(VarTag<8, 8>{});
-  if (bytes == 8 && rows == 4) return f(VarTag<8, 4>{});
   if (bytes == 4 && rows == 8) return f(VarTag<4, 8>{});
   return "jax_flashfft: CUDA depthwise: unknown BLH forward variant";
 }
@@ -1100,8 +1101,6 @@ template <typename F>
 std::string DispatchBlhBwdVariant(int bytes, int rows, F&& f) {
   if (bytes == 8 && rows == 4) return f(VarTag<8, 4>{});
   if (bytes == 4 && rows == 8) return f(VarTag<4, 8>{});
-  if (bytes == 4 && rows == 4) return f(VarTag<4, 4>{});
-  if (bytes == 8 && rows == 2) return f(VarTag<8, 2>{});
   return "jax_flashfft: CUDA depthwise: unknown BLH backward variant";
 }
 

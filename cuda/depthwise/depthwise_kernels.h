@@ -4,9 +4,11 @@
 //
 // Two families of kernels:
 //  * fast paths, templated on K in {2, 3, 4, 5, 7}: one pass over memory with vectorised
-//    loads (BLH: a vector of channels per thread, streaming down the length; BHL: a warp
-//    streaming along one row, the halo of K-1 elements fetched from neighbouring lanes by
-//    shuffles). The backward pass fuses dx, dw and dbias into a single read of dy and x.
+//    loads (BLH: 8 bytes of channels per thread, 4 when D is not a multiple of 4 halves,
+//    streaming down the length; BHL: a warp streaming along one row in 16-byte vectors, the
+//    halo of K-1 elements fetched from neighbouring lanes by shuffles). The next step's data
+//    is requested before the current step is computed. The backward pass fuses dx, dw and
+//    dbias into a single read of dy and x.
 //  * generic paths for every other K, unaligned pointers or odd channel counts: plain loops,
 //    correct for anything the contract allows, not tuned.
 // dw and dbias are deterministic: each block (or warp) writes its partial sums to a fixed

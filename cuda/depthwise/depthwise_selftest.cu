@@ -7,7 +7,7 @@
 //   ./dw_selftest --small --no-poison  the same without pre-filled outputs (for initcheck)
 //   ./dw_selftest --tune             time every BLH variant on a few shapes
 //   ./dw_selftest --bench            issue 4's grid: time, bytes, GB/s, ratio to the copy floor
-//   ./dw_selftest --bench --bhl-bwd 2  the same with a non-default variant (also --blh-fwd/--blh-bwd)
+//   ./dw_selftest --bench --blh-bwd 1  the same with a non-default variant (also --blh-fwd/--bhl-bwd)
 //
 // Correctness: inputs are fresh random numbers rounded to the tested dtype; the reference
 // is computed in double from those rounded values. Outputs and the dw scratch are filled

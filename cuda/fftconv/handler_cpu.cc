@@ -345,6 +345,78 @@ void FftconvBwdItem(const FftconvBwdArgs& args, const FftPlan& plan, int64_t ite
   if (args.dskip) args.dskip[g * d.H + h] = static_cast<float>(dskip);
 }
 
+// ---------------------------------------------------------------------------------------
+// BLH staging
+// ---------------------------------------------------------------------------------------
+//
+// In BLH a row (b, h) is strided by H, so each of its elements sits on its own cache line and
+// every line is fetched again by the H - 1 other items that share it: at Hyena sizes that
+// doubles the handler's time. BLH calls therefore transpose their activations to BHL once
+// (blocked, so both sides stay in cache), run the BHL path and transpose the results back.
+
+// dst (B, C, R) = src (B, R, C) with the last two axes swapped, for one batch index b.
+// T only carries the bits (uint16_t or uint32_t).
+template <typename T>
+void TransposeBatch(const T* src, T* dst, int64_t b, int64_t R, int64_t C) {
+  constexpr int64_t kBlock = 32;
+  const T* s = src + b * R * C;
+  T* d = dst + b * R * C;
+  for (int64_t r0 = 0; r0 < R; r0 += kBlock) {
+    const int64_t r1 = std::min(R, r0 + kBlock);
+    for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+      const int64_t c1 = std::min(C, c0 + kBlock);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) d[c * R + r] = s[r * C + c];
+    }
+  }
+}
+
+// Owns the BHL copies of a BLH call's activations.
+class BhlStaging {
+ public:
+  // Tries to reserve `count` BHL buffers of the activation shape; false when the call should
+  // stay on the strided path (nothing to gain, or the memory is not there).
+  bool Reserve(const FftconvDims& d, int count) {
+    constexpr int64_t kMaxBytes = int64_t{4} << 30;
+    // Below this the strided reads stay in cache and the copies would cost more than they save.
+    constexpr int64_t kMinElements = 32768;
+    if (d.layout != kBLH || d.H == 1 || d.B * d.H * d.L < kMinElements) return false;
+    elem_ = d.dtype == DType::kF32 ? 4 : 2;
+    B_ = d.B;
+    L_ = d.L;
+    H_ = d.H;
+    const int64_t bytes = d.B * d.H * d.L * elem_;
+    if (bytes > kMaxBytes / count) return false;
+    try {
+      for (int i = 0; i < count; ++i) bufs_.emplace_back(new uint8_t[bytes]);
+    } catch (const std::bad_alloc&) {
+      bufs_.clear();
+      return false;
+    }
+    return true;
+  }
+  void* Buffer(int i) { return bufs_[i].get(); }
+
+  // BLH (B, L, H) -> BHL (B, H, L), or back with to_bhl = false; parallel over the batch.
+  std::string Transpose(ffi::ThreadPool& pool, const void* src, void* dst, bool to_bhl) {
+    const int64_t R = to_bhl ? L_ : H_, C = to_bhl ? H_ : L_;
+    const int64_t workers =
+        cpu::ChooseWorkers(pool, B_, static_cast<double>(B_) * L_ * H_, 0);
+    struct None {};
+    return cpu::ParallelFor<None>(pool, B_, workers, [&](int64_t b, None&) {
+      if (elem_ == 4) {
+        TransposeBatch(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), b, R, C);
+      } else {
+        TransposeBatch(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), b, R, C);
+      }
+    });
+  }
+
+ private:
+  int64_t elem_ = 4, B_ = 0, L_ = 0, H_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> bufs_;
+};
+
 // Builds the plan and runs `item_fn<DT>` over all (g, h) items; maps allocation failure and
 // anything unexpected to an ffi::Error instead of letting it escape into XLA.
 template <typename Scratch, typename ItemFn>
@@ -395,6 +467,25 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
   a.skip = IsEmptyOptional(skip.dimensions()) ? nullptr : static_cast<const float*>(skip.untyped_data());
   a.y = y->untyped_data();
   if (a.d.B == 0) return ffi::Error::Success();
+  if (a.d.layout == kBLH && a.d.H == 1) a.d.layout = kBHL;  // the same memory order
+
+  // BLH: run on BHL copies of u and the gates, writing y's BHL copy (see BhlStaging).
+  BhlStaging staging;
+  const int n_in = 1 + (a.pre != nullptr) + (a.post != nullptr);
+  const bool staged = staging.Reserve(a.d, n_in + 1);
+  if (staged) {
+    const void** inputs[3] = {&a.u, &a.pre, &a.post};
+    int next = 0;
+    for (const void** in : inputs) {
+      if (!*in) continue;
+      void* buf = staging.Buffer(next++);
+      std::string err = staging.Transpose(pool, *in, buf, /*to_bhl=*/true);
+      if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
+      *in = buf;
+    }
+    a.y = staging.Buffer(next);
+    a.d.layout = kBHL;
+  }
 
   auto run = [&](auto dt_tag) {
     constexpr DType DT = decltype(dt_tag)::value;
@@ -402,12 +493,16 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
       FftconvFwdItem<DT>(a, p, item, s);
     });
   };
+  ffi::Error status = InvalidArg(std::string(kOp) + ": unsupported dtype");
   switch (a.d.dtype) {
-    case DType::kF32: return run(std::integral_constant<DType, DType::kF32>());
-    case DType::kBF16: return run(std::integral_constant<DType, DType::kBF16>());
-    case DType::kF16: return run(std::integral_constant<DType, DType::kF16>());
+    case DType::kF32: status = run(std::integral_constant<DType, DType::kF32>()); break;
+    case DType::kBF16: status = run(std::integral_constant<DType, DType::kBF16>()); break;
+    case DType::kF16: status = run(std::integral_constant<DType, DType::kF16>()); break;
   }
-  return InvalidArg(std::string(kOp) + ": unsupported dtype");
+  if (status.failure() || !staged) return status;
+  std::string err = staging.Transpose(pool, a.y, y->untyped_data(), /*to_bhl=*/false);
+  if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
+  return ffi::Error::Success();
 }
 
 ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer u,
@@ -466,6 +561,30 @@ ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer
   a.dpre = has_pre ? dpre->untyped_data() : nullptr;
   a.dpost = has_post ? dpost->untyped_data() : nullptr;
   a.dskip = has_skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
+  if (a.d.layout == kBLH && a.d.H == 1) a.d.layout = kBHL;  // the same memory order
+
+  // BLH: run on BHL copies of dy, u and the gates, writing BHL copies of du and the gate
+  // gradients (see BhlStaging).
+  BhlStaging staging;
+  const int n_io = 2 + 2 * has_pre + 2 * has_post;  // inputs dy, u, pre, post; outputs du, dpre, dpost
+  const bool staged = staging.Reserve(a.d, n_io + 1);
+  void* outputs[3] = {a.du, a.dpre, a.dpost};
+  if (staged) {
+    const void** inputs[4] = {&a.dy, &a.u, &a.pre, &a.post};
+    int next = 0;
+    for (const void** in : inputs) {
+      if (!*in) continue;
+      void* buf = staging.Buffer(next++);
+      std::string err = staging.Transpose(pool, *in, buf, /*to_bhl=*/true);
+      if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
+      *in = buf;
+    }
+    void** outs[3] = {&a.du, &a.dpre, &a.dpost};
+    for (void** out : outs) {
+      if (*out) *out = staging.Buffer(next++);
+    }
+    a.d.layout = kBHL;
+  }
 
   auto run = [&](auto dt_tag) {
     constexpr DType DT = decltype(dt_tag)::value;
@@ -473,12 +592,20 @@ ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer
       FftconvBwdItem<DT>(a, p, item, s);
     });
   };
+  ffi::Error status = InvalidArg(std::string(kOp) + ": unsupported dtype");
   switch (a.d.dtype) {
-    case DType::kF32: return run(std::integral_constant<DType, DType::kF32>());
-    case DType::kBF16: return run(std::integral_constant<DType, DType::kBF16>());
-    case DType::kF16: return run(std::integral_constant<DType, DType::kF16>());
+    case DType::kF32: status = run(std::integral_constant<DType, DType::kF32>()); break;
+    case DType::kBF16: status = run(std::integral_constant<DType, DType::kBF16>()); break;
+    case DType::kF16: status = run(std::integral_constant<DType, DType::kF16>()); break;
   }
-  return InvalidArg(std::string(kOp) + ": unsupported dtype");
+  if (status.failure() || !staged) return status;
+  const void* staged_outs[3] = {a.du, a.dpre, a.dpost};
+  for (int i = 0; i < 3; ++i) {
+    if (!outputs[i]) continue;
+    std::string err = staging.Transpose(pool, staged_outs[i], outputs[i], /*to_bhl=*/false);
+    if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
+  }
+  return ffi::Error::Success();
 }
 
 }  // namespace

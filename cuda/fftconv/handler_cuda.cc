@@ -21,6 +21,8 @@
 #include "common/ffi_util.h"
 #include "fftconv/fftconv_args.h"
 #include "fftconv/generic_fft.h"
+#include "fftconv/monarch.h"
+#include "fftconv/monarch_bwd.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace jff {
@@ -210,6 +212,30 @@ ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool 
 
 void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.untyped_data(); }
 
+// Runs the tensor-core kernel when it supports the problem; sets *ran to false (and does nothing)
+// otherwise, so the caller falls back to the generic path.
+template <typename Args, typename Supported, typename ScratchBytes, typename Launch>
+ffi::Error TryTensorCorePath(const char* op, const Args& a, int32_t device,
+                             ffi::ScratchAllocator& scratch, cudaStream_t stream,
+                             Supported supported, ScratchBytes scratch_bytes, Launch launch,
+                             bool* ran) {
+  *ran = false;
+  generic::DeviceProps props;
+  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
+  if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
+  const size_t bytes = scratch_bytes(a.d);
+  std::optional<void*> mem = scratch.Allocate(bytes, 256);
+  if (!mem.has_value()) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted,
+                      std::string("jax_flashfft: ") + op + ": could not allocate " +
+                          std::to_string(bytes) + " bytes of device scratch");
+  }
+  cudaError_t e = launch(a, stream, *mem, bytes);
+  if (e != cudaSuccess) return CudaError(op, "tensor-core kernel", e);
+  *ran = true;
+  return ffi::Error::Success();
+}
+
 ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
                           ffi::AnyBuffer u, ffi::AnyBuffer k, ffi::AnyBuffer pre,
                           ffi::AnyBuffer post, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> y,
@@ -232,6 +258,11 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.skip = static_cast<const float*>(DataOrNull(skip));
   a.y = y->untyped_data();
 
+  // The tensor-core kernel takes the shapes it supports; the generic path covers everything else.
+  bool ran = false;
+  JFF_RETURN_IF_ERROR(TryTensorCorePath(op, a, device, scratch, stream, monarch_fwd_supported,
+                                        monarch_fwd_scratch_bytes, monarch_fwd, &ran));
+  if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;
   JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, false, a.post != nullptr, device, scratch, &plan, &mem));
@@ -288,6 +319,10 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.dpost = a.post ? dpost->untyped_data() : nullptr;
   a.dskip = a.skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
 
+  bool ran = false;
+  JFF_RETURN_IF_ERROR(TryTensorCorePath(op, a, device, scratch, stream, monarch_bwd_supported,
+                                        monarch_bwd_scratch_bytes, monarch_bwd, &ran));
+  if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;
   JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, true, a.post != nullptr, device, scratch, &plan, &mem));

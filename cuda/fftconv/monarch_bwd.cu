@@ -119,6 +119,8 @@ __global__ void __launch_bounds__(WARPS * 32)
   const bool has_pre = p.pre != nullptr, has_post = p.post != nullptr;
   const bool want_dpost = p.dpost != nullptr;  // implies has_post (checked on the host)
   const bool want_dpre = p.dpre != nullptr;    // implies has_pre
+  const bool want_dskip = p.sslots != nullptr;
+  float dsk_run = 0.f;  // dskip partial of the current chunk (pair order)
 
   const int warp0 = blockIdx.x * WARPS + warp;
   const int wstride = gridDim.x * WARPS;
@@ -233,46 +235,13 @@ __global__ void __launch_bounds__(WARPS * 32)
     cp_async_wait<1>();  // this pair's post, dy
     __syncwarp();
 
-    // ---- dskip: sum of dz*v over both rows, float32 from the staged 16-bit inputs (zero
-    // beyond L and for a missing row), before dz replaces post. Lane order, then a fixed
-    // butterfly, then the chunk's slot in pair order: bitwise reproducible.
-    if (p.sslots != nullptr) {
+    // ---- dz = dy * post in place of post; dpost = dy * z' in place of dy; dskip: sum of
+    // dz*v over both rows in float32 from the staged 16-bit inputs (zero beyond L and for a
+    // missing row). Lane order, a fixed butterfly, then the chunk's running sum in pair order
+    // (lane 0 keeps it in a register, the slot is written once at the chunk's end): bitwise
+    // reproducible, and no global read on the pair's critical path.
+    if (has_post || want_dskip) {
       float acc = 0.f;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int off = swz_offset<RAD>(16 * mt + gid + 8 * hh, 8 * nt + 2 * tig);
-#pragma unroll
-            for (int rr = 0; rr < 2; ++rr) {
-              float2 v = O::unpack(*reinterpret_cast<const uint32_t*>(rU + rr * N + off));
-              float2 dz = O::unpack(*reinterpret_cast<const uint32_t*>(rDy + rr * N + off));
-              if (has_pre) {
-                const float2 gt = O::unpack(*reinterpret_cast<const uint32_t*>(rPre + rr * N + off));
-                v.x *= gt.x;
-                v.y *= gt.y;
-              }
-              if (has_post) {
-                const float2 gt = O::unpack(*reinterpret_cast<const uint32_t*>(rPost + rr * N + off));
-                dz.x *= gt.x;
-                dz.y *= gt.y;
-              }
-              acc = fmaf(dz.x, v.x, acc);
-              acc = fmaf(dz.y, v.y, acc);
-            }
-          }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-      if (lane == 0) {
-        float* s = p.sslots + static_cast<int64_t>(h) * p.chunks + pr / p.cp;
-        __stcg(s, (pr % p.cp == 0 ? 0.f : __ldcg(s)) + acc);
-      }
-    }
-
-    // ---- dz = dy * post in place of post; dpost = dy * z' in place of dy.
-    if (has_post) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -285,16 +254,38 @@ __global__ void __launch_bounds__(WARPS * 32)
               uint32_t* dyp = reinterpret_cast<uint32_t*>(rDy + rr * N + off);
               uint32_t* pop = reinterpret_cast<uint32_t*>(rPost + rr * N + off);
               const uint32_t dyv = *dyp;
-              *pop = O::mul2(dyv, *pop);
-              if (want_dpost) {
-                const float(&Z)[MT][NT][4] = rr == 0 ? Yr : Yi;
-                const float2 d = O::unpack(dyv);
-                *dyp = O::pack(d.x * Z[mt][nt][2 * hh], d.y * Z[mt][nt][2 * hh + 1]);
+              float2 dz = O::unpack(dyv);
+              if (has_post) {
+                const uint32_t pv = *pop;
+                *pop = O::mul2(dyv, pv);
+                if (want_dpost) {
+                  const float(&Z)[MT][NT][4] = rr == 0 ? Yr : Yi;
+                  *dyp = O::pack(dz.x * Z[mt][nt][2 * hh], dz.y * Z[mt][nt][2 * hh + 1]);
+                }
+                const float2 gt = O::unpack(pv);
+                dz.x *= gt.x;
+                dz.y *= gt.y;
+              }
+              if (want_dskip) {
+                float2 v = O::unpack(*reinterpret_cast<const uint32_t*>(rU + rr * N + off));
+                if (has_pre) {
+                  const float2 gt = O::unpack(*reinterpret_cast<const uint32_t*>(rPre + rr * N + off));
+                  v.x *= gt.x;
+                  v.y *= gt.y;
+                }
+                acc = fmaf(dz.x, v.x, acc);
+                acc = fmaf(dz.y, v.y, acc);
               }
             }
           }
       __syncwarp();
       if (want_dpost) store_rows(rDy, p.dpost, h, b0, row1);
+      if (want_dskip) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        dsk_run = pr % p.cp == 0 ? acc : dsk_run + acc;
+        if (lane == 0 && pr + 1 == pend) __stcg(p.sslots + static_cast<int64_t>(h) * p.chunks + pr / p.cp, dsk_run);
+      }
     }
 
     // ---- D = DFT(dz).
@@ -508,6 +499,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+  float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
   for (int item = blockIdx.x; item < p.items; item += gridDim.x) {
     const int h = item / p.chunks, chunk = item - h * p.chunks;
@@ -742,8 +734,8 @@ __global__ void __launch_bounds__(WARPS * 32)
         if (tid == 0) {
           float s = 0.f;
           for (int w = 0; w < WARPS; ++w) s += red[w];
-          float* sl = p.sslots + static_cast<int64_t>(h) * p.chunks + chunk;
-          __stcg(sl, (first ? 0.f : __ldcg(sl)) + s);
+          dsk_run = first ? s : dsk_run + s;  // the chunk's pairs in order; one store at its end
+          if (pr + 1 == pend) __stcg(p.sslots + static_cast<int64_t>(h) * p.chunks + chunk, dsk_run);
         }
       }
       __syncthreads();  // the next pair's pass 1 overwrites the planes (and red)

@@ -2,13 +2,15 @@
 // jff_fftconv_bwd for the problems it supports; the generic path covers everything else.
 //
 // Contract: the same du, dk, dpre, dpost, dskip as cuda/README.md gives for jff_fftconv_bwd,
-// for the problems monarch_bwd_supported() accepts (the forward's: N = 256 or 1024, bf16/fp16,
-// BHL, L % 8 == 0, both rows of a pair in one filter group). Optional results may be null:
+// for the problems monarch_bwd_supported() accepts (the forward's: N in {256, ..., 32768},
+// any 1 <= L <= N, 1 <= Lk <= N, bf16/fp16, BHL, both rows of a pair in one filter group,
+// enough opt-in shared memory: N = 32768 needs 192 KB). Optional results may be null:
 // du, dk (then neither is written); dpre / dpost / dskip must be null when pre / post / skip
 // is absent. dk and dskip are reduced over the batch in float32 in a fixed order, so the
 // results are bitwise reproducible. The caller passes a scratch buffer of
-// monarch_bwd_scratch_bytes() (k's spectrum and per-chunk spectrum partial sums; rebuilt on
-// every call, nothing is kept between calls).
+// monarch_bwd_scratch_bytes() (k's spectrum, per-chunk dk spectrum and dskip partial sums and,
+// for N >= 2048 or L % 8 != 0, per-CTA spectrum buffers; rebuilt on every call, nothing is
+// kept between calls).
 #pragma once
 
 #include <cstddef>
