@@ -200,7 +200,7 @@ ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool 
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   JFF_RETURN_IF_ERROR(generic::MakePlan(d, bwd, has_post, props, generic::PlanOptions{}, plan));
-  std::optional<void*> p = scratch.Allocate(plan->scratch_bytes, 256);
+  std::optional<void*> p = scratch.Allocate(plan->scratch_bytes, 16);
   if (!p.has_value()) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
                       std::string("jax_flashfft: ") + op + ": could not allocate " +
@@ -224,7 +224,7 @@ ffi::Error TryTensorCorePath(const char* op, const Args& a, int32_t device,
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
   const size_t bytes = scratch_bytes(a.d);
-  std::optional<void*> mem = scratch.Allocate(bytes, 256);
+  std::optional<void*> mem = scratch.Allocate(bytes, 16);
   if (!mem.has_value()) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
                       std::string("jax_flashfft: ") + op + ": could not allocate " +
