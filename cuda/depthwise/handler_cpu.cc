@@ -15,6 +15,7 @@
 
 #include "common/ffi_util.h"
 #include "depthwise/depthwise_args.h"
+#include "depthwise/validate.h"
 #include "fftconv/cpu_fft.h"  // 16-bit conversions and the thread-pool parallel-for
 #include "xla/ffi/api/ffi.h"
 
@@ -23,7 +24,6 @@ namespace {
 
 using cpu::Elem;
 
-constexpr int64_t kMaxTaps = 128;
 constexpr int64_t kChunk = 16;  // channels per work item
 constexpr int64_t kTile = 512;  // output rows per window
 
@@ -68,66 +68,6 @@ ffi::Error ExpectActivation(const char* op, const char* name, const ffi::AnyBuff
   return ffi::Error::Success();
 }
 
-// Checks x, w and the attributes (shared by forward and backward) and fills `d`.
-ffi::Error ValidateCommon(const char* op, const ffi::AnyBuffer& x, const ffi::AnyBuffer& w,
-                          int64_t pad_lo, int64_t pad_hi, int32_t layout, DepthwiseDims* d) {
-  const std::string p = std::string(op) + ": ";
-  if (layout != kBHL && layout != kBLH) {
-    return InvalidArg(p + "attribute layout is " + std::to_string(layout) +
-                      ", expected 0 (BHL) or 1 (BLH)");
-  }
-  d->layout = layout;
-  if (!ToDType(x.element_type(), &d->x_dtype)) {
-    return InvalidArg(p + "x has dtype " + DTypeName(x.element_type()) +
-                      ", expected float16, bfloat16 or float32");
-  }
-  const auto xd = x.dimensions();
-  if (xd.size() != 3) {
-    return InvalidArg(p + "x has shape " + ShapeString(xd) + ", expected rank 3 " +
-                      (layout == kBLH ? "(B, L, D)" : "(B, D, L)"));
-  }
-  d->B = xd[0];
-  d->L = layout == kBLH ? xd[1] : xd[2];
-  d->D = layout == kBLH ? xd[2] : xd[1];
-  if (d->D < 1) return InvalidArg(p + "x has shape " + ShapeString(xd) + ": D must be >= 1");
-  const auto wd = w.dimensions();
-  if (wd.size() != 2 || wd[1] != d->D) {
-    return InvalidArg(p + "w has shape " + ShapeString(wd) + ", expected (K, " +
-                      std::to_string(d->D) + ")");
-  }
-  d->K = wd[0];
-  if (d->K < 1 || d->K > kMaxTaps) {
-    return InvalidArg(p + "w has " + std::to_string(d->K) + " taps (shape " + ShapeString(wd) +
-                      "), expected 1 <= K <= 128");
-  }
-  if (w.element_type() == ffi::DataType::F32) {
-    d->w_dtype = DType::kF32;
-  } else if (w.element_type() == x.element_type()) {
-    d->w_dtype = d->x_dtype;
-  } else {
-    return InvalidArg(p + "w has dtype " + DTypeName(w.element_type()) +
-                      ", expected float32 or x's dtype " + DTypeName(x.element_type()));
-  }
-  // Any padding that fits the output buffer is far below this; the bound only keeps
-  // L + pad_lo + pad_hi from overflowing.
-  constexpr int64_t kMaxPad = std::numeric_limits<int64_t>::max() / 4;
-  if (pad_lo < 0 || pad_lo > kMaxPad) {
-    return InvalidArg(p + "attribute pad_lo is " + std::to_string(pad_lo) + ", expected >= 0");
-  }
-  if (pad_hi < 0 || pad_hi > kMaxPad) {
-    return InvalidArg(p + "attribute pad_hi is " + std::to_string(pad_hi) + ", expected >= 0");
-  }
-  d->pad_lo = pad_lo;
-  d->pad_hi = pad_hi;
-  d->L_out = d->L + pad_lo + pad_hi - d->K + 1;
-  if (d->L_out < 1) {
-    return InvalidArg(p + "the output would be empty: L + pad_lo + pad_hi - K + 1 = " +
-                      std::to_string(d->L) + " + " + std::to_string(pad_lo) + " + " +
-                      std::to_string(pad_hi) + " - " + std::to_string(d->K) + " + 1 = " +
-                      std::to_string(d->L_out) + ", expected >= 1");
-  }
-  return ffi::Error::Success();
-}
 
 // ---------------------------------------------------------------------------------------
 // Kernels
