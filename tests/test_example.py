@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+import jax_flashfft
 import jax_flashfft._ffi as _ffi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,10 @@ def test_task_generator(seq_len):
 def test_script_trains_data_parallel_on_8_devices():
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # The script must import the jax_flashfft these tests import (the installed package, or the source tree in
+    # a developer's in-place build), never a source tree that lacks the compiled extension.
+    package_parent = str(Path(jax_flashfft.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     args = ["--seq-len", "32", "--steps", "40", "--batch-size", "16", "--d-model", "16", "--vocab-size", "8",
             "--filter-width", "16", "--eval-size", "32", "--backend", "both", "--quiet"]
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True,
