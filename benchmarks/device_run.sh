@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One call on a CUDA machine, from the repository root:
 #
-#   bash benchmarks/device_run.sh [info] [build] [test] [sanitize] [bench]     (no stage named: all of them)
+#   bash benchmarks/device_run.sh [info] [build] [test] [errors] [sanitize] [bench] [hyena]
+#                                                                           (no stage named: all of them)
 #
 # Stages run in the order given; a failing stage is reported and the later ones still run. Everything is
 # logged under $OUT (default build/device_out), which is kept small enough to come back whole: at most 8
 # files, none deeper than $OUT/x/y:
 #   summary.txt            one line per stage: passed / FAILED (exit code), seconds
-#   info.log build.log test.log sanitize.log bench.log
+#   info.log build.log test.log errors.log sanitize.log bench.log hyena.log
 #   results.tar.gz         benchmarks' JSON and PNG files; the JSON files are also copied loose while room is left
 #
 # A device command may run 10 minutes, and a fresh machine builds from scratch (a few minutes): split the work,
@@ -19,6 +20,8 @@
 #   SANITIZE_TOOLS         compute-sanitizer tools (default "memcheck racecheck")
 #   BENCH_FFTCONV_ARGS     extra arguments for bench_fftconv.py   (e.g. "--sizes 256,4K")
 #   BENCH_DEPTHWISE_ARGS   extra arguments for bench_depthwise.py (e.g. "--dtype fp16 --layout BLH")
+#   BENCH_HYENA_ARGS       extra arguments for bench_hyena_step.py (e.g. "--sizes 4K")
+#   EXAMPLE_STEPS          training steps of the example run at seq-len 8192 (default 300)
 #   PYTEST_ARGS            extra arguments for both pytest runs
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,12 +34,12 @@ SUMMARY=$OUT/summary.txt
 
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then
-  stages=(info build test sanitize bench)
+  stages=(info build test errors sanitize bench hyena)
 fi
 for s in "${stages[@]}"; do
   case $s in
-    info | build | test | sanitize | bench) ;;
-    *) echo "unknown stage '$s' (stages: info build test sanitize bench)" >&2; exit 2 ;;
+    info | build | test | errors | sanitize | bench | hyena) ;;
+    *) echo "unknown stage '$s' (stages: info build test errors sanitize bench hyena)" >&2; exit 2 ;;
   esac
 done
 
@@ -213,6 +216,16 @@ stage_bench() {
   return $rc
 }
 
+# The end-to-end figures of issue 6: one Hyena training step, both backends, and the example at seq-len 8192.
+stage_hyena() {
+  local rc=0
+  mkdir -p benchmarks/results
+  # shellcheck disable=SC2086
+  "$PYTHON" benchmarks/bench_hyena_step.py ${BENCH_HYENA_ARGS:-} || rc=1
+  "$PYTHON" examples/associative_recall.py --seq-len 8192 --backend both --steps "${EXAMPLE_STEPS:-300}" --quiet || rc=1
+  return $rc
+}
+
 collect_results() {
   local files
   files=$(cd benchmarks/results && ls -- *.json *.png 2>/dev/null)
@@ -234,9 +247,14 @@ for s in "${stages[@]}"; do
       run_stage "test (gpu)" test.log stage_test_gpu
       run_stage "test (all)" test.log stage_test_all
       ;;
+    errors) run_stage errors errors.log "$PYTHON" benchmarks/diagnose_handler_errors.py ;;
     sanitize) run_stage sanitize sanitize.log stage_sanitize ;;
     bench)
       run_stage bench bench.log stage_bench
+      collect_results
+      ;;
+    hyena)
+      run_stage hyena hyena.log stage_hyena
       collect_results
       ;;
   esac

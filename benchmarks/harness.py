@@ -31,6 +31,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GPU_MIN_INPUT_BYTES = 256 << 20
 CPU_MIN_INPUT_BYTES = 64 << 20
 MAX_INPUT_SETS = 16
+# Fast calls are timed as one program over all input sets (see time_fn); small sets come this many at a time
+# when they fit in this many bytes.
+PROGRAM_CALLS = 16
+PROGRAM_MAX_BYTES = 2 << 30
 # Problems up to this many activation elements are checked for accuracy whole, with the very functions
 # that are timed (no extra compilation); larger ones on a small slice.
 ACCURACY_FULL_MAX_ELEMENTS = 1 << 21
@@ -123,11 +127,15 @@ def fmt_size(n: int) -> str:
 
 
 def input_set_count(set_bytes: int, *, min_sets: int = 1) -> int:
-    """How many independent input sets to rotate through so that together they exceed the cache (one set
-    that alone is that large is enough, and leaves the device memory to the op at the largest sizes)."""
+    """How many independent input sets to rotate through: together they must exceed the cache (one set that
+    alone is that large is enough, and leaves the device memory to the op at the largest sizes). Small sets
+    come PROGRAM_CALLS at a time where they fit in PROGRAM_MAX_BYTES: `time_fn` runs fast calls as one
+    compiled program over all the sets, and a program of many small calls keeps the device busy while the
+    host dispatches the next one."""
     floor_bytes = GPU_MIN_INPUT_BYTES if on_gpu() else CPU_MIN_INPUT_BYTES
-    n = math.ceil(floor_bytes / max(set_bytes, 1))
-    return int(min(max(n, min_sets), MAX_INPUT_SETS))
+    n = max(math.ceil(floor_bytes / max(set_bytes, 1)), min_sets)
+    n = max(n, min(PROGRAM_CALLS, PROGRAM_MAX_BYTES // max(set_bytes, 1)))
+    return int(min(n, MAX_INPUT_SETS))
 
 
 def time_fn(
@@ -142,13 +150,14 @@ def time_fn(
 ) -> dict:
     """Median time of one call of `jax.jit(fn)` (or of `fn` itself if already jitted), in milliseconds.
 
-    Fast calls: one sample dispatches calls back to back, rotating through the input sets, for at least
-    `min_sample_s`, and blocks on the last result. JAX dispatches asynchronously and the device runs the
-    calls in order, so the host's dispatch cost overlaps with device work instead of being added to every
-    call, as a per-call block would do (tens of microseconds, a large part of a 0.03 ms kernel). The
-    sample's time divided by its number of calls is one observation. Slow calls (above
-    `per_call_above_s`), where that overhead is noise: one blocked call per sample. Either way the input
-    sets rotate, so no call finds its inputs in cache.
+    Fast calls (under `per_call_above_s`): one jitted program calls `fn` once on every input set (distinct
+    arrays, so XLA cannot merge the calls) and returns all the results; a sample dispatches that program back
+    to back for at least `min_sample_s` and blocks on the last result; one observation is the sample's time
+    divided by the number of `fn` calls in it. JAX's host-side dispatch of a call (tens of microseconds)
+    is then paid once per program and overlaps with the device's work, as it does inside a jit-compiled
+    training step, instead of standing in for a 0.01-0.05 ms kernel's time. What remains is what a model
+    pays: the kernels and the gaps between launches. Slow calls, where dispatch is noise: one blocked call
+    per sample. Either way the input sets rotate, so no call finds its inputs in cache.
     """
     if not arg_sets:
         raise ValueError("time_fn needs at least one input set")
@@ -168,20 +177,29 @@ def time_fn(
         n = int(min(max(target_s / estimate, 3), max_samples))
         samples = [call(i) for i in range(n)]
     else:
-        method = "batched"
-        # Long enough that the final block's latency is a small share of the sample, and a whole number
-        # of rotations through the sets.
-        calls = n_sets * max(1, math.ceil(min_sample_s / max(estimate * n_sets, 1e-9)))
+        method = "program"
+        for i, a in enumerate(arg_sets):
+            for b in arg_sets[:i]:
+                if all(x is y for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))):
+                    raise ValueError("time_fn: two input sets hold the same arrays; XLA would merge their calls")
+        program = jax.jit(lambda sets: tuple(jitted(*s) for s in sets))
+        sets = tuple(tuple(s) for s in arg_sets)
+        jax.block_until_ready(program(sets))  # compile
+        start = time.perf_counter()
+        jax.block_until_ready(program(sets))
+        program_s = time.perf_counter() - start
+        programs = max(1, math.ceil(min_sample_s / max(program_s, 1e-9)))
+        calls = programs * n_sets
 
         def one_sample() -> float:
             start = time.perf_counter()
-            for i in range(calls):
-                out = jitted(*arg_sets[i % n_sets])
+            for _ in range(programs):
+                out = program(sets)
             jax.block_until_ready(out)
             return (time.perf_counter() - start) / calls
 
-        one_sample()  # every set touched once before anything is recorded
-        n = int(min(max(target_s / max(estimate * calls, 1e-9), min_samples), max_samples))
+        one_sample()
+        n = int(min(max(target_s / max(program_s * programs, 1e-9), min_samples), max_samples))
         samples = [one_sample() for _ in range(n)]
     samples_ms = sorted(x * 1e3 for x in samples)
     return {
@@ -198,9 +216,10 @@ def time_fn(
 
 
 TIMING_METHOD = (
-    "wall clock after compilation and warm-up, input sets rotating; calls under 2 ms: samples of >= 5 ms of "
-    "back-to-back asynchronous calls, blocked on the last, observation = sample time / calls; slower calls: "
-    "one blocked call per sample; reported value = median of the observations"
+    "wall clock after compilation and warm-up, input sets rotating; calls under 2 ms: one jitted program calls "
+    "the op once on each input set (up to 16 distinct sets), samples of >= 5 ms of back-to-back asynchronous "
+    "programs blocked on the last, observation = sample time / op calls; slower calls: one blocked call per "
+    "sample; reported value = median of the observations"
 )
 
 
