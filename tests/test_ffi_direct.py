@@ -488,13 +488,19 @@ def test_depthwise_empty_batch():
 # ---------------------------------------------------------------------------------------------------
 
 
-def _raw_call(target, result_specs, operands, **attrs):
-    return jax.block_until_ready(jax.ffi.ffi_call(target, tuple(result_specs))(*operands, **attrs))
+def _raw_call(target, result_specs, operands, platform="cpu", **attrs):
+    with jax.default_device(jax.devices(platform)[0]):
+        return jax.block_until_ready(jax.ffi.ffi_call(target, tuple(result_specs))(*operands, **attrs))
+
+
+# The error tests call the CPU handlers everywhere and the CUDA handlers where a GPU is present: both
+# validate through the same header, and both must turn bad input into a Python exception, never a crash.
+PLATFORMS = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 
 def _fftconv_call(*, u_shape=(2, 3, 8), u_dtype=np.float32, k_shape=(1, 3, 4), k_dtype=np.float32, pre=None,
                   post=None, skip=None, n=16, layout=BHL, rpg=1, y_spec=None, bwd=False, dy_shape=None,
-                  result_overrides=None):
+                  result_overrides=None, platform="cpu"):
     u = np.ones(u_shape, u_dtype)
     k = np.ones(k_shape, k_dtype)
     opts = [
@@ -504,13 +510,13 @@ def _fftconv_call(*, u_shape=(2, 3, 8), u_dtype=np.float32, k_shape=(1, 3, 4), k
     ]
     attrs = _fftconv_attrs(n, layout, rpg)
     if not bwd:
-        return _raw_call("jff_fftconv_fwd", [y_spec or _spec(u_shape, u_dtype)], [u, k, *opts], **attrs)
+        return _raw_call("jff_fftconv_fwd", [y_spec or _spec(u_shape, u_dtype)], [u, k, *opts], platform, **attrs)
     act = _spec(u_shape, u_dtype)
     specs = [act, _spec(k_shape, np.float32), _spec((0,), u_dtype), _spec((0,), u_dtype), _spec((0,), np.float32)]
     for i, s in (result_overrides or {}).items():
         specs[i] = s
     dy = np.ones(dy_shape or u_shape, u_dtype)
-    return _raw_call("jff_fftconv_bwd", specs, [dy, u, k, *opts], **attrs)
+    return _raw_call("jff_fftconv_bwd", specs, [dy, u, k, *opts], platform, **attrs)
 
 
 FFTCONV_ERRORS = [
@@ -547,26 +553,28 @@ FFTCONV_ERRORS = [
 ]
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("kwargs,match", [c[1:] for c in FFTCONV_ERRORS], ids=[c[0] for c in FFTCONV_ERRORS])
-def test_fftconv_errors(kwargs, match):
+def test_fftconv_errors(kwargs, match, platform):
     with pytest.raises(Exception, match=match) as info:
-        _fftconv_call(**kwargs)
+        _fftconv_call(**kwargs, platform=platform)
     assert "jax_flashfft" in str(info.value)
 
 
 def _depthwise_call(*, x_shape=(2, 10, 4), x_dtype=np.float32, w_shape=(3, 4), w_dtype=np.float32, bias=None,
-                    pad_lo=1, pad_hi=1, layout=BLH, y_spec=None, bwd=False, dy_shape=None, result_overrides=None):
+                    pad_lo=1, pad_hi=1, layout=BLH, y_spec=None, bwd=False, dy_shape=None, result_overrides=None,
+                    platform="cpu"):
     x = np.ones(x_shape, x_dtype)
     w = np.ones(w_shape, w_dtype)
     attrs = _dw_attrs(pad_lo, pad_hi, layout)
     if not bwd:
         b = _absent(w_dtype) if bias is None else np.ones(*bias)
-        return _raw_call("jff_depthwise_fwd", [y_spec or _spec(x_shape, x_dtype)], [x, w, b], **attrs)
+        return _raw_call("jff_depthwise_fwd", [y_spec or _spec(x_shape, x_dtype)], [x, w, b], platform, **attrs)
     specs = [_spec(x_shape, x_dtype), _spec(w_shape, np.float32), _spec((0,), np.float32)]
     for i, s in (result_overrides or {}).items():
         specs[i] = s
     dy = np.ones(dy_shape or x_shape, x_dtype)
-    return _raw_call("jff_depthwise_bwd", specs, [dy, x, w], **attrs)
+    return _raw_call("jff_depthwise_bwd", specs, [dy, x, w], platform, **attrs)
 
 
 DEPTHWISE_ERRORS = [
@@ -594,8 +602,9 @@ DEPTHWISE_ERRORS = [
 ]
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("kwargs,match", [c[1:] for c in DEPTHWISE_ERRORS], ids=[c[0] for c in DEPTHWISE_ERRORS])
-def test_depthwise_errors(kwargs, match):
+def test_depthwise_errors(kwargs, match, platform):
     with pytest.raises(Exception, match=match) as info:
-        _depthwise_call(**kwargs)
+        _depthwise_call(**kwargs, platform=platform)
     assert "jax_flashfft" in str(info.value)

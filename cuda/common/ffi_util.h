@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <sstream>
+#include <initializer_list>
 #include <string>
 
 #include "xla/ffi/api/ffi.h"
@@ -39,30 +39,23 @@ inline const char* DTypeName(ffi::DataType t) {
   }
 }
 
-inline std::string ShapeString(ffi::AnyBuffer::Dimensions dims) {
-  std::ostringstream s;
-  s << "(";
-  for (size_t i = 0; i < dims.size(); ++i) s << (i ? ", " : "") << dims[i];
-  s << (dims.size() == 1 ? ",)" : ")");
-  return s.str();
+// "(a, b, c)", or "(a,)" for one dimension. Built from std::string and std::to_string only: a
+// std::ostringstream here segfaulted inside the GPU process (jax's CUDA plugin loaded; the CPU-only
+// process was fine), so no handler uses iostreams.
+template <typename Dims>
+inline std::string DimsString(const Dims& dims) {
+  std::string s = "(";
+  size_t i = 0;
+  for (int64_t d : dims) s += (i++ ? ", " : "") + std::to_string(d);
+  return s + (i == 1 ? ",)" : ")");
 }
+inline std::string DimsString(std::initializer_list<int64_t> dims) {
+  return DimsString<std::initializer_list<int64_t>>(dims);
+}
+inline std::string ShapeString(ffi::AnyBuffer::Dimensions dims) { return DimsString(dims); }
 
 inline ffi::Error InvalidArg(const std::string& what) {
   return ffi::Error(ffi::ErrorCode::kInvalidArgument, "jax_flashfft: " + what);
-}
-
-// Checks that `buf` has exactly the given dims; `name` is used in the message.
-template <size_t R>
-inline ffi::Error ExpectShape(const char* name, ffi::AnyBuffer::Dimensions dims,
-                              const int64_t (&want)[R]) {
-  bool ok = dims.size() == R;
-  for (size_t i = 0; ok && i < R; ++i) ok = dims[i] == want[i];
-  if (ok) return ffi::Error::Success();
-  std::ostringstream s;
-  s << name << " has shape " << ShapeString(dims) << ", expected (";
-  for (size_t i = 0; i < R; ++i) s << (i ? ", " : "") << want[i];
-  s << (R == 1 ? ",)" : ")");
-  return InvalidArg(s.str());
 }
 
 // An optional operand is passed as an empty (0,) array when absent.

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,44 +29,6 @@ constexpr int64_t kTile = 512;  // output rows per window
 // ---------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------
-
-bool IsEmptyOptional(ffi::AnyBuffer::Dimensions dims) { return dims.size() == 1 && dims[0] == 0; }
-
-// The (B, L, D) tensor's dims in the given layout, as a string for messages.
-std::string LayoutShape(int32_t layout, int64_t B, int64_t L, int64_t D) {
-  std::ostringstream s;
-  if (layout == kBLH) {
-    s << "(" << B << ", " << L << ", " << D << ")";
-  } else {
-    s << "(" << B << ", " << D << ", " << L << ")";
-  }
-  return s.str();
-}
-
-bool HasDims(ffi::AnyBuffer::Dimensions dims, std::initializer_list<int64_t> want) {
-  if (dims.size() != want.size()) return false;
-  size_t i = 0;
-  for (int64_t w : want)
-    if (dims[i++] != w) return false;
-  return true;
-}
-
-// An activation-shaped buffer: (B, L, D) for BLH or (B, D, L) for BHL, in x's dtype.
-ffi::Error ExpectActivation(const char* op, const char* name, const ffi::AnyBuffer& buf,
-                            const DepthwiseDims& d, int64_t length, ffi::DataType x_dtype) {
-  const bool ok = d.layout == kBLH ? HasDims(buf.dimensions(), {d.B, length, d.D})
-                                   : HasDims(buf.dimensions(), {d.B, d.D, length});
-  if (!ok) {
-    return InvalidArg(std::string(op) + ": " + name + " has shape " + ShapeString(buf.dimensions()) +
-                      ", expected " + LayoutShape(d.layout, d.B, length, d.D));
-  }
-  if (buf.element_type() != x_dtype) {
-    return InvalidArg(std::string(op) + ": " + name + " has dtype " + DTypeName(buf.element_type()) +
-                      ", expected x's dtype " + DTypeName(x_dtype));
-  }
-  return ffi::Error::Success();
-}
-
 
 // ---------------------------------------------------------------------------------------
 // Kernels
@@ -289,20 +250,9 @@ ffi::Error DepthwiseFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffe
                            int64_t pad_hi, int32_t layout) {
   constexpr const char* kOp = "jff_depthwise_fwd";
   DepthwiseFwdArgs a;
-  JFF_RETURN_IF_ERROR(ValidateCommon(kOp, x, w, pad_lo, pad_hi, layout, &a.d));
+  bool has_bias = false;
+  JFF_RETURN_IF_ERROR(ValidateFwd(kOp, x, w, bias, *y, pad_lo, pad_hi, layout, &a.d, &has_bias));
   const DepthwiseDims& d = a.d;
-  const bool has_bias = !IsEmptyOptional(bias.dimensions());
-  if (has_bias) {
-    if (!HasDims(bias.dimensions(), {d.D})) {
-      return InvalidArg(std::string(kOp) + ": bias has shape " + ShapeString(bias.dimensions()) +
-                        ", expected (" + std::to_string(d.D) + ",)");
-    }
-    if (bias.element_type() != w.element_type()) {
-      return InvalidArg(std::string(kOp) + ": bias has dtype " + DTypeName(bias.element_type()) +
-                        ", expected w's dtype " + DTypeName(w.element_type()));
-    }
-  }
-  JFF_RETURN_IF_ERROR(ExpectActivation(kOp, "result y", *y, d, d.L_out, x.element_type()));
   a.x = x.untyped_data();
   a.w = w.untyped_data();
   a.bias = has_bias ? bias.untyped_data() : nullptr;
@@ -322,23 +272,10 @@ ffi::Error DepthwiseBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuff
                            int64_t pad_lo, int64_t pad_hi, int32_t layout) {
   constexpr const char* kOp = "jff_depthwise_bwd";
   DepthwiseBwdArgs a;
-  JFF_RETURN_IF_ERROR(ValidateCommon(kOp, x, w, pad_lo, pad_hi, layout, &a.d));
+  bool has_dbias = false;
+  JFF_RETURN_IF_ERROR(
+      ValidateBwd(kOp, dy, x, w, *dx, *dw, *dbias, pad_lo, pad_hi, layout, &a.d, &has_dbias));
   const DepthwiseDims& d = a.d;
-  JFF_RETURN_IF_ERROR(ExpectActivation(kOp, "dy", dy, d, d.L_out, x.element_type()));
-  JFF_RETURN_IF_ERROR(ExpectActivation(kOp, "result dx", *dx, d, d.L, x.element_type()));
-  if (!HasDims(dw->dimensions(), {d.K, d.D}) || dw->element_type() != ffi::DataType::F32) {
-    return InvalidArg(std::string(kOp) + ": result dw is " + DTypeName(dw->element_type()) + " " +
-                      ShapeString(dw->dimensions()) + ", expected float32 (" + std::to_string(d.K) +
-                      ", " + std::to_string(d.D) + ")");
-  }
-  // dbias is requested by its shape alone: (D,) float32, or (0,) when there is no bias.
-  const bool has_dbias = !IsEmptyOptional(dbias->dimensions());
-  if (has_dbias && (!HasDims(dbias->dimensions(), {d.D}) ||
-                    dbias->element_type() != ffi::DataType::F32)) {
-    return InvalidArg(std::string(kOp) + ": result dbias is " + DTypeName(dbias->element_type()) +
-                      " " + ShapeString(dbias->dimensions()) + ", expected float32 (" +
-                      std::to_string(d.D) + ",) or (0,) when there is no bias");
-  }
   a.dy = dy.untyped_data();
   a.x = x.untyped_data();
   a.w = w.untyped_data();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
 
@@ -68,6 +69,70 @@ inline ffi::Error ValidateCommon(const std::string& op, const ffi::AnyBuffer& x,
                       std::to_string(d->L) + " + " + std::to_string(pad_lo) + " + " +
                       std::to_string(pad_hi) + " - " + std::to_string(d->K) + " + 1 = " +
                       std::to_string(d->L_out) + ", expected >= 1");
+  }
+  return ffi::Error::Success();
+}
+
+inline bool HasDims(ffi::AnyBuffer::Dimensions dims, std::initializer_list<int64_t> want) {
+  if (dims.size() != want.size()) return false;
+  size_t i = 0;
+  for (int64_t w : want)
+    if (dims[i++] != w) return false;
+  return true;
+}
+
+// An activation-shaped buffer: (B, length, D) for BLH or (B, D, length) for BHL, in x's dtype.
+inline ffi::Error ExpectActivation(const std::string& op, const char* name, const ffi::AnyBuffer& buf,
+                                   const DepthwiseDims& d, int64_t length, ffi::DataType x_dtype) {
+  const bool blh = d.layout == kBLH;
+  if (!(blh ? HasDims(buf.dimensions(), {d.B, length, d.D}) : HasDims(buf.dimensions(), {d.B, d.D, length}))) {
+    return InvalidArg(op + ": " + name + " has shape " + ShapeString(buf.dimensions()) + ", expected " +
+                      (blh ? DimsString({d.B, length, d.D}) : DimsString({d.B, d.D, length})));
+  }
+  if (buf.element_type() != x_dtype) {
+    return InvalidArg(op + ": " + name + " has dtype " + DTypeName(buf.element_type()) +
+                      ", expected x's dtype " + DTypeName(x_dtype));
+  }
+  return ffi::Error::Success();
+}
+
+// Everything jff_depthwise_fwd receives; fills `d` and whether a bias was given.
+inline ffi::Error ValidateFwd(const std::string& op, const ffi::AnyBuffer& x, const ffi::AnyBuffer& w,
+                              const ffi::AnyBuffer& bias, const ffi::AnyBuffer& y, int64_t pad_lo,
+                              int64_t pad_hi, int32_t layout, DepthwiseDims* d, bool* has_bias) {
+  JFF_RETURN_IF_ERROR(ValidateCommon(op, x, w, pad_lo, pad_hi, layout, d));
+  *has_bias = !IsAbsent(bias);
+  if (*has_bias) {
+    if (!HasDims(bias.dimensions(), {d->D})) {
+      return InvalidArg(op + ": bias has shape " + ShapeString(bias.dimensions()) + ", expected " +
+                        DimsString({d->D}) + " or (0,) when absent");
+    }
+    if (bias.element_type() != w.element_type()) {
+      return InvalidArg(op + ": bias has dtype " + DTypeName(bias.element_type()) + ", expected w's dtype " +
+                        DTypeName(w.element_type()));
+    }
+  }
+  return ExpectActivation(op, "result y", y, *d, d->L_out, x.element_type());
+}
+
+// Everything jff_depthwise_bwd receives; fills `d` and whether dbias is wanted (a (D,) float32 result
+// rather than (0,)).
+inline ffi::Error ValidateBwd(const std::string& op, const ffi::AnyBuffer& dy, const ffi::AnyBuffer& x,
+                              const ffi::AnyBuffer& w, const ffi::AnyBuffer& dx, const ffi::AnyBuffer& dw,
+                              const ffi::AnyBuffer& dbias, int64_t pad_lo, int64_t pad_hi, int32_t layout,
+                              DepthwiseDims* d, bool* want_dbias) {
+  JFF_RETURN_IF_ERROR(ValidateCommon(op, x, w, pad_lo, pad_hi, layout, d));
+  JFF_RETURN_IF_ERROR(ExpectActivation(op, "dy", dy, *d, d->L_out, x.element_type()));
+  JFF_RETURN_IF_ERROR(ExpectActivation(op, "result dx", dx, *d, d->L, x.element_type()));
+  if (!HasDims(dw.dimensions(), {d->K, d->D}) || dw.element_type() != ffi::DataType::F32) {
+    return InvalidArg(op + ": result dw is " + DTypeName(dw.element_type()) + " " +
+                      ShapeString(dw.dimensions()) + ", expected float32 " + DimsString({d->K, d->D}));
+  }
+  *want_dbias = !IsAbsent(dbias);
+  if (*want_dbias && (!HasDims(dbias.dimensions(), {d->D}) || dbias.element_type() != ffi::DataType::F32)) {
+    return InvalidArg(op + ": result dbias is " + DTypeName(dbias.element_type()) + " " +
+                      ShapeString(dbias.dimensions()) + ", expected float32 " + DimsString({d->D}) +
+                      " or (0,) when there is no bias");
   }
   return ffi::Error::Success();
 }

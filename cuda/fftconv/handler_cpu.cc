@@ -15,13 +15,13 @@
 #include <cmath>
 #include <memory>
 #include <new>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/ffi_util.h"
 #include "fftconv/cpu_fft.h"
 #include "fftconv/fftconv_args.h"
+#include "fftconv/validate.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace jff {
@@ -34,117 +34,6 @@ using cpu::FftPlan;
 // ---------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------
-
-bool IsEmptyOptional(ffi::AnyBuffer::Dimensions dims) { return dims.size() == 1 && dims[0] == 0; }
-
-std::string Shape(ffi::AnyBuffer::Dimensions dims) { return ShapeString(dims); }
-
-// u's dims in canonical (B, H, L) order.
-void CanonicalDims(ffi::AnyBuffer::Dimensions u, int32_t layout, int64_t* B, int64_t* H, int64_t* L) {
-  *B = u[0];
-  *H = layout == kBHL ? u[1] : u[2];
-  *L = layout == kBHL ? u[2] : u[1];
-}
-
-ffi::Error ExpectSameAsU(const char* op, const char* name, ffi::DataType dtype,
-                         ffi::AnyBuffer::Dimensions dims, ffi::DataType u_dtype,
-                         ffi::AnyBuffer::Dimensions u_dims) {
-  bool same = dims.size() == u_dims.size();
-  for (size_t i = 0; same && i < dims.size(); ++i) same = dims[i] == u_dims[i];
-  if (!same) {
-    return InvalidArg(std::string(op) + ": " + name + " has shape " + Shape(dims) +
-                      ", expected u's shape " + Shape(u_dims));
-  }
-  if (dtype != u_dtype) {
-    return InvalidArg(std::string(op) + ": " + name + " has dtype " + DTypeName(dtype) +
-                      ", expected u's dtype " + DTypeName(u_dtype));
-  }
-  return ffi::Error::Success();
-}
-
-ffi::Error ExpectF32Shape(const char* op, const char* name, ffi::DataType dtype,
-                          ffi::AnyBuffer::Dimensions dims, std::initializer_list<int64_t> want) {
-  bool ok = dims.size() == want.size();
-  size_t i = 0;
-  for (int64_t w : want) {
-    if (!ok) break;
-    ok = dims[i++] == w;
-  }
-  if (!ok) {
-    std::ostringstream s;
-    s << op << ": " << name << " has shape " << Shape(dims) << ", expected (";
-    i = 0;
-    for (int64_t w : want) s << (i++ ? ", " : "") << w;
-    s << (want.size() == 1 ? ",)" : ")");
-    return InvalidArg(s.str());
-  }
-  if (dtype != ffi::DataType::F32) {
-    return InvalidArg(std::string(op) + ": " + name + " has dtype " + DTypeName(dtype) +
-                      ", expected float32");
-  }
-  return ffi::Error::Success();
-}
-
-// Checks everything the forward and backward share and fills `d`.
-ffi::Error ValidateOperands(const char* op, ffi::AnyBuffer u, ffi::AnyBuffer k, ffi::AnyBuffer pre,
-                            ffi::AnyBuffer post, ffi::AnyBuffer skip, int64_t fft_size,
-                            int32_t layout, int64_t rows_per_group, FftconvDims* d) {
-  const std::string p = std::string(op) + ": ";
-  if (layout != kBHL && layout != kBLH) {
-    return InvalidArg(p + "attribute layout is " + std::to_string(layout) +
-                      ", expected 0 (BHL) or 1 (BLH)");
-  }
-  if (!ToDType(u.element_type(), &d->dtype)) {
-    return InvalidArg(p + "u has dtype " + DTypeName(u.element_type()) +
-                      ", expected float16, bfloat16 or float32");
-  }
-  const auto ud = u.dimensions();
-  if (ud.size() != 3) {
-    return InvalidArg(p + "u has shape " + Shape(ud) + ", expected rank 3 " +
-                      (layout == kBHL ? "(B, H, L)" : "(B, L, H)"));
-  }
-  d->layout = layout;
-  CanonicalDims(ud, layout, &d->B, &d->H, &d->L);
-  if (d->H < 1 || d->L < 1) {
-    return InvalidArg(p + "u has shape " + Shape(ud) + ": H and L must be >= 1");
-  }
-  const auto kd = k.dimensions();
-  if (kd.size() != 3 || kd[1] != d->H || kd[0] < 1 || kd[2] < 1) {
-    return InvalidArg(p + "k has shape " + Shape(kd) + ", expected (G, " + std::to_string(d->H) +
-                      ", Lk) with G >= 1 and Lk >= 1");
-  }
-  if (k.element_type() != ffi::DataType::F32) {
-    return InvalidArg(p + "k has dtype " + DTypeName(k.element_type()) + ", expected float32");
-  }
-  d->G = kd[0];
-  d->Lk = kd[2];
-  if (!IsEmptyOptional(pre.dimensions())) {
-    JFF_RETURN_IF_ERROR(ExpectSameAsU(op, "pre_gate", pre.element_type(), pre.dimensions(),
-                                      u.element_type(), ud));
-  }
-  if (!IsEmptyOptional(post.dimensions())) {
-    JFF_RETURN_IF_ERROR(ExpectSameAsU(op, "post_gate", post.element_type(), post.dimensions(),
-                                      u.element_type(), ud));
-  }
-  if (!IsEmptyOptional(skip.dimensions())) {
-    JFF_RETURN_IF_ERROR(
-        ExpectF32Shape(op, "skip", skip.element_type(), skip.dimensions(), {d->G, d->H}));
-  }
-  if (rows_per_group < 1) {
-    return InvalidArg(p + "attribute rows_per_group is " + std::to_string(rows_per_group) +
-                      ", expected >= 1");
-  }
-  d->R = rows_per_group;
-  const int64_t need = std::max(d->L, d->Lk);
-  const bool pow2 = fft_size >= 1 && (fft_size & (fft_size - 1)) == 0;
-  if (!pow2 || fft_size < need || fft_size > FftPlan::kMaxSize) {
-    return InvalidArg(p + "attribute fft_size is " + std::to_string(fft_size) +
-                      ", expected a power of two with max(L, Lk) = " + std::to_string(need) +
-                      " <= fft_size <= 2^24");
-  }
-  d->N = fft_size;
-  return ffi::Error::Success();
-}
 
 // ---------------------------------------------------------------------------------------
 // Kernels
@@ -456,15 +345,12 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
                          int64_t rows_per_group) {
   constexpr const char* kOp = "jff_fftconv_fwd";
   FftconvFwdArgs a;
-  JFF_RETURN_IF_ERROR(
-      ValidateOperands(kOp, u, k, pre, post, skip, fft_size, layout, rows_per_group, &a.d));
-  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result y", y->element_type(), y->dimensions(),
-                                    u.element_type(), u.dimensions()));
+  JFF_RETURN_IF_ERROR(ValidateFwd(kOp, u, k, pre, post, skip, *y, fft_size, layout, rows_per_group, &a.d));
   a.u = u.untyped_data();
   a.k = static_cast<const float*>(k.untyped_data());
-  a.pre = IsEmptyOptional(pre.dimensions()) ? nullptr : pre.untyped_data();
-  a.post = IsEmptyOptional(post.dimensions()) ? nullptr : post.untyped_data();
-  a.skip = IsEmptyOptional(skip.dimensions()) ? nullptr : static_cast<const float*>(skip.untyped_data());
+  a.pre = IsAbsent(pre) ? nullptr : pre.untyped_data();
+  a.post = IsAbsent(post) ? nullptr : post.untyped_data();
+  a.skip = IsAbsent(skip) ? nullptr : static_cast<const float*>(skip.untyped_data());
   a.y = y->untyped_data();
   if (a.d.B == 0) return ffi::Error::Success();
   if (a.d.layout == kBLH && a.d.H == 1) a.d.layout = kBHL;  // the same memory order
@@ -513,43 +399,11 @@ ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer
                          int64_t fft_size, int32_t layout, int64_t rows_per_group) {
   constexpr const char* kOp = "jff_fftconv_bwd";
   FftconvBwdArgs a;
-  JFF_RETURN_IF_ERROR(
-      ValidateOperands(kOp, u, k, pre, post, skip, fft_size, layout, rows_per_group, &a.d));
-  const FftconvDims& d = a.d;
-  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "dy", dy.element_type(), dy.dimensions(),
-                                    u.element_type(), u.dimensions()));
-  JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result du", du->element_type(), du->dimensions(),
-                                    u.element_type(), u.dimensions()));
-  JFF_RETURN_IF_ERROR(
-      ExpectF32Shape(kOp, "result dk", dk->element_type(), dk->dimensions(), {d.G, d.H, d.Lk}));
-  const bool has_pre = !IsEmptyOptional(pre.dimensions());
-  const bool has_post = !IsEmptyOptional(post.dimensions());
-  const bool has_skip = !IsEmptyOptional(skip.dimensions());
-  // A gradient result exists exactly when its operand does: anything else means the caller
-  // and the handler disagree about the call, and guessing would write out of bounds or drop
-  // a gradient.
-  if (has_pre) {
-    JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result dpre (pre_gate is present)", dpre->element_type(),
-                                      dpre->dimensions(), u.element_type(), u.dimensions()));
-  } else if (!IsEmptyOptional(dpre->dimensions())) {
-    return InvalidArg(std::string(kOp) + ": result dpre has shape " + Shape(dpre->dimensions()) +
-                      ", expected (0,) because pre_gate is absent");
-  }
-  if (has_post) {
-    JFF_RETURN_IF_ERROR(ExpectSameAsU(kOp, "result dpost (post_gate is present)",
-                                      dpost->element_type(), dpost->dimensions(), u.element_type(),
-                                      u.dimensions()));
-  } else if (!IsEmptyOptional(dpost->dimensions())) {
-    return InvalidArg(std::string(kOp) + ": result dpost has shape " + Shape(dpost->dimensions()) +
-                      ", expected (0,) because post_gate is absent");
-  }
-  if (has_skip) {
-    JFF_RETURN_IF_ERROR(ExpectF32Shape(kOp, "result dskip (skip is present)", dskip->element_type(),
-                                       dskip->dimensions(), {d.G, d.H}));
-  } else if (!IsEmptyOptional(dskip->dimensions())) {
-    return InvalidArg(std::string(kOp) + ": result dskip has shape " + Shape(dskip->dimensions()) +
-                      ", expected (0,) because skip is absent");
-  }
+  JFF_RETURN_IF_ERROR(ValidateBwd(kOp, dy, u, k, pre, post, skip, *du, *dk, *dpre, *dpost, *dskip, fft_size,
+                                  layout, rows_per_group, &a.d));
+  const bool has_pre = !IsAbsent(pre);
+  const bool has_post = !IsAbsent(post);
+  const bool has_skip = !IsAbsent(skip);
   a.dy = dy.untyped_data();
   a.u = u.untyped_data();
   a.k = static_cast<const float*>(k.untyped_data());

@@ -14,50 +14,20 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <unordered_map>
 
+#include "common/cuda_util.h"
 #include "common/ffi_util.h"
 #include "fftconv/fftconv_args.h"
 #include "fftconv/generic_fft.h"
 #include "fftconv/monarch.h"
 #include "fftconv/monarch_bwd.h"
+#include "fftconv/validate.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace jff {
 namespace {
-
-ffi::Error CudaError(const char* op, const char* what, cudaError_t e) {
-  return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + op + ": " + what +
-                                                   " failed: " + cudaGetErrorString(e));
-}
-
-// Makes the call's device current for every CUDA call of the handler and restores the caller's
-// device afterwards (the XLA thread may serve several devices).
-class DeviceGuard {
- public:
-  DeviceGuard() = default;
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-  ~DeviceGuard() {
-    if (switched_) cudaSetDevice(previous_);
-  }
-  ffi::Error Enter(const char* op, int ordinal) {
-    cudaError_t e = cudaGetDevice(&previous_);
-    if (e != cudaSuccess) return CudaError(op, "cudaGetDevice", e);
-    if (previous_ != ordinal) {
-      e = cudaSetDevice(ordinal);
-      if (e != cudaSuccess) return CudaError(op, "cudaSetDevice", e);
-      switched_ = true;
-    }
-    return ffi::Error::Success();
-  }
-
- private:
-  int previous_ = 0;
-  bool switched_ = false;
-};
 
 // Device properties the plan depends on, queried once per device.
 ffi::Error GetDeviceProps(const char* op, int ordinal, generic::DeviceProps* out) {
@@ -83,113 +53,6 @@ ffi::Error GetDeviceProps(const char* op, int ordinal, generic::DeviceProps* out
   std::lock_guard<std::mutex> lock(mu);
   (*cache)[ordinal] = p;
   *out = p;
-  return ffi::Error::Success();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation. Messages name the operand and say what was expected and what came in.
-
-ffi::Error ExpectLikeU(const std::string& op, const char* name, const ffi::AnyBuffer& b,
-                       const ffi::AnyBuffer& u) {
-  const auto bd = b.dimensions(), ud = u.dimensions();
-  bool same = bd.size() == ud.size();
-  for (size_t i = 0; same && i < bd.size(); ++i) same = bd[i] == ud[i];
-  if (!same) {
-    return InvalidArg(op + ": " + name + " has shape " + ShapeString(bd) + ", expected u's shape " +
-                      ShapeString(ud));
-  }
-  if (b.element_type() != u.element_type()) {
-    return InvalidArg(op + ": " + name + " has dtype " + DTypeName(b.element_type()) +
-                      ", expected u's dtype " + DTypeName(u.element_type()));
-  }
-  return ffi::Error::Success();
-}
-
-ffi::Error ExpectF32(const std::string& op, const char* name, const ffi::AnyBuffer& b,
-                     std::initializer_list<int64_t> want) {
-  const auto bd = b.dimensions();
-  bool ok = bd.size() == want.size();
-  size_t i = 0;
-  for (int64_t w : want) {
-    if (!ok) break;
-    ok = bd[i++] == w;
-  }
-  if (!ok) {
-    std::ostringstream s;
-    s << op << ": " << name << " has shape " << ShapeString(bd) << ", expected (";
-    i = 0;
-    for (int64_t w : want) s << (i++ ? ", " : "") << w;
-    s << (want.size() == 1 ? ",)" : ")");
-    return InvalidArg(s.str());
-  }
-  if (b.element_type() != ffi::DataType::F32) {
-    return InvalidArg(op + ": " + name + " has dtype " + DTypeName(b.element_type()) +
-                      ", expected float32");
-  }
-  return ffi::Error::Success();
-}
-
-// An optional result must be (0,) exactly when its operand is absent.
-ffi::Error ExpectOptionalLikeU(const std::string& op, const char* name, bool present,
-                               const ffi::AnyBuffer& b, const ffi::AnyBuffer& u) {
-  if (present) return ExpectLikeU(op, name, b, u);
-  if (!IsAbsent(b)) {
-    return InvalidArg(op + ": " + name + " has shape " + ShapeString(b.dimensions()) +
-                      ", expected (0,) because its gate is absent");
-  }
-  return ffi::Error::Success();
-}
-
-ffi::Error ValidateCommon(const std::string& op, const ffi::AnyBuffer& u, const ffi::AnyBuffer& k,
-                          const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post,
-                          const ffi::AnyBuffer& skip, int64_t fft_size, int32_t layout,
-                          int64_t rows_per_group, FftconvDims* d) {
-  if (layout != kBHL && layout != kBLH) {
-    return InvalidArg(op + ": attribute layout is " + std::to_string(layout) +
-                      ", expected 0 (BHL) or 1 (BLH)");
-  }
-  if (!ToDType(u.element_type(), &d->dtype)) {
-    return InvalidArg(op + ": u has dtype " + DTypeName(u.element_type()) +
-                      ", expected float16, bfloat16 or float32");
-  }
-  const auto ud = u.dimensions();
-  if (ud.size() != 3) {
-    return InvalidArg(op + ": u has shape " + ShapeString(ud) + ", expected rank 3 " +
-                      (layout == kBHL ? "(B, H, L)" : "(B, L, H)"));
-  }
-  d->layout = layout;
-  d->B = ud[0];
-  d->H = layout == kBHL ? ud[1] : ud[2];
-  d->L = layout == kBHL ? ud[2] : ud[1];
-  if (d->B < 0 || d->H < 1 || d->L < 1) {
-    return InvalidArg(op + ": u has shape " + ShapeString(ud) + ", expected H >= 1 and L >= 1");
-  }
-  const auto kd = k.dimensions();
-  if (kd.size() != 3 || kd[0] < 1 || kd[1] != d->H || kd[2] < 1) {
-    return InvalidArg(op + ": k has shape " + ShapeString(kd) + ", expected (G, " +
-                      std::to_string(d->H) + ", Lk) with G >= 1 and Lk >= 1");
-  }
-  if (k.element_type() != ffi::DataType::F32) {
-    return InvalidArg(op + ": k has dtype " + DTypeName(k.element_type()) + ", expected float32");
-  }
-  d->G = kd[0];
-  d->Lk = kd[2];
-  if (!IsAbsent(pre)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "pre_gate", pre, u));
-  if (!IsAbsent(post)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "post_gate", post, u));
-  if (!IsAbsent(skip)) JFF_RETURN_IF_ERROR(ExpectF32(op, "skip", skip, {d->G, d->H}));
-  if (rows_per_group < 1) {
-    return InvalidArg(op + ": attribute rows_per_group is " + std::to_string(rows_per_group) +
-                      ", expected >= 1");
-  }
-  d->R = rows_per_group;
-  const int64_t need = d->L > d->Lk ? d->L : d->Lk;
-  const bool pow2 = fft_size >= 1 && (fft_size & (fft_size - 1)) == 0;
-  if (!pow2 || fft_size < need || fft_size > (int64_t{1} << 24)) {
-    return InvalidArg(op + ": attribute fft_size is " + std::to_string(fft_size) +
-                      ", expected a power of two with max(L, Lk) = " + std::to_string(need) +
-                      " <= fft_size <= 2^24");
-  }
-  d->N = fft_size;
   return ffi::Error::Success();
 }
 
@@ -242,9 +105,7 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
                           int64_t fft_size, int32_t layout, int64_t rows_per_group) {
   const char* op = "jff_fftconv_fwd";
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(
-      ValidateCommon(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, &d));
-  JFF_RETURN_IF_ERROR(ExpectLikeU(op, "y", *y, u));
+  JFF_RETURN_IF_ERROR(ValidateFwd(op, u, k, pre, post, skip, *y, fft_size, layout, rows_per_group, &d));
   if (d.B == 0) return ffi::Error::Success();
 
   DeviceGuard guard;
@@ -278,19 +139,8 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
                           int64_t rows_per_group) {
   const char* op = "jff_fftconv_bwd";
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(
-      ValidateCommon(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, &d));
-  JFF_RETURN_IF_ERROR(ExpectLikeU(op, "dy", dy, u));
-  JFF_RETURN_IF_ERROR(ExpectLikeU(op, "du", *du, u));
-  JFF_RETURN_IF_ERROR(ExpectF32(op, "dk", *dk, {d.G, d.H, d.Lk}));
-  JFF_RETURN_IF_ERROR(ExpectOptionalLikeU(op, "dpre", !IsAbsent(pre), *dpre, u));
-  JFF_RETURN_IF_ERROR(ExpectOptionalLikeU(op, "dpost", !IsAbsent(post), *dpost, u));
-  if (!IsAbsent(skip)) {
-    JFF_RETURN_IF_ERROR(ExpectF32(op, "dskip", *dskip, {d.G, d.H}));
-  } else if (!IsAbsent(*dskip)) {
-    return InvalidArg(std::string(op) + ": dskip has shape " + ShapeString(dskip->dimensions()) +
-                      ", expected (0,) because skip is absent");
-  }
+  JFF_RETURN_IF_ERROR(ValidateBwd(op, dy, u, k, pre, post, skip, *du, *dk, *dpre, *dpost, *dskip, fft_size,
+                                  layout, rows_per_group, &d));
 
   DeviceGuard guard;
   JFF_RETURN_IF_ERROR(guard.Enter(op, device));

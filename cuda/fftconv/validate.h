@@ -1,0 +1,140 @@
+// Validation of the fftconv operands, results and attributes, shared by the CPU and CUDA handlers:
+// every shape, dtype and attribute is checked here and reported as an ffi::Error that names the
+// argument, so no kernel sees a shape it could index out of bounds with.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "common/ffi_util.h"
+#include "fftconv/fftconv_args.h"
+
+namespace jff {
+
+constexpr int64_t kMaxFftSize = int64_t{1} << 24;
+
+// `b` has u's shape and dtype.
+inline ffi::Error ExpectLikeU(const std::string& op, const std::string& name, const ffi::AnyBuffer& b,
+                              const ffi::AnyBuffer& u) {
+  const auto bd = b.dimensions(), ud = u.dimensions();
+  bool same = bd.size() == ud.size();
+  for (size_t i = 0; same && i < bd.size(); ++i) same = bd[i] == ud[i];
+  if (!same) {
+    return InvalidArg(op + ": " + name + " has shape " + ShapeString(bd) + ", expected u's shape " +
+                      ShapeString(ud));
+  }
+  if (b.element_type() != u.element_type()) {
+    return InvalidArg(op + ": " + name + " has dtype " + DTypeName(b.element_type()) +
+                      ", expected u's dtype " + DTypeName(u.element_type()));
+  }
+  return ffi::Error::Success();
+}
+
+// `b` is float32 with exactly the dims `want`.
+inline ffi::Error ExpectF32(const std::string& op, const std::string& name, const ffi::AnyBuffer& b,
+                            std::initializer_list<int64_t> want) {
+  const auto bd = b.dimensions();
+  bool ok = bd.size() == want.size();
+  size_t i = 0;
+  for (int64_t w : want) {
+    if (!ok) break;
+    ok = bd[i++] == w;
+  }
+  if (!ok) {
+    return InvalidArg(op + ": " + name + " has shape " + ShapeString(bd) + ", expected " + DimsString(want));
+  }
+  if (b.element_type() != ffi::DataType::F32) {
+    return InvalidArg(op + ": " + name + " has dtype " + DTypeName(b.element_type()) + ", expected float32");
+  }
+  return ffi::Error::Success();
+}
+
+// A gradient result exists exactly when its operand does: anything else means the caller and the
+// handler disagree about the call, and guessing would write out of bounds or drop a gradient.
+inline ffi::Error ExpectAbsent(const std::string& op, const char* result, const ffi::AnyBuffer& b,
+                               const char* operand) {
+  if (IsAbsent(b)) return ffi::Error::Success();
+  return InvalidArg(op + ": result " + result + " has shape " + ShapeString(b.dimensions()) +
+                    ", expected (0,) because " + operand + " is absent");
+}
+
+// Everything the forward and backward share; fills `d`.
+inline ffi::Error ValidateOperands(const std::string& op, const ffi::AnyBuffer& u, const ffi::AnyBuffer& k,
+                                   const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post,
+                                   const ffi::AnyBuffer& skip, int64_t fft_size, int32_t layout,
+                                   int64_t rows_per_group, FftconvDims* d) {
+  const std::string p = op + ": ";
+  if (layout != kBHL && layout != kBLH) {
+    return InvalidArg(p + "attribute layout is " + std::to_string(layout) + ", expected 0 (BHL) or 1 (BLH)");
+  }
+  if (!ToDType(u.element_type(), &d->dtype)) {
+    return InvalidArg(p + "u has dtype " + DTypeName(u.element_type()) + ", expected float16, bfloat16 or float32");
+  }
+  const auto ud = u.dimensions();
+  if (ud.size() != 3) {
+    return InvalidArg(p + "u has shape " + ShapeString(ud) + ", expected rank 3 " +
+                      (layout == kBHL ? "(B, H, L)" : "(B, L, H)"));
+  }
+  d->layout = layout;
+  d->B = ud[0];
+  d->H = layout == kBHL ? ud[1] : ud[2];
+  d->L = layout == kBHL ? ud[2] : ud[1];
+  if (d->H < 1 || d->L < 1) {
+    return InvalidArg(p + "u has shape " + ShapeString(ud) + ": H and L must be >= 1");
+  }
+  const auto kd = k.dimensions();
+  if (kd.size() != 3 || kd[1] != d->H || kd[0] < 1 || kd[2] < 1) {
+    return InvalidArg(p + "k has shape " + ShapeString(kd) + ", expected (G, " + std::to_string(d->H) +
+                      ", Lk) with G >= 1 and Lk >= 1");
+  }
+  if (k.element_type() != ffi::DataType::F32) {
+    return InvalidArg(p + "k has dtype " + DTypeName(k.element_type()) + ", expected float32");
+  }
+  d->G = kd[0];
+  d->Lk = kd[2];
+  if (!IsAbsent(pre)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "pre_gate", pre, u));
+  if (!IsAbsent(post)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "post_gate", post, u));
+  if (!IsAbsent(skip)) JFF_RETURN_IF_ERROR(ExpectF32(op, "skip", skip, {d->G, d->H}));
+  if (rows_per_group < 1) {
+    return InvalidArg(p + "attribute rows_per_group is " + std::to_string(rows_per_group) + ", expected >= 1");
+  }
+  d->R = rows_per_group;
+  const int64_t need = d->L > d->Lk ? d->L : d->Lk;
+  const bool pow2 = fft_size >= 1 && (fft_size & (fft_size - 1)) == 0;
+  if (!pow2 || fft_size < need || fft_size > kMaxFftSize) {
+    return InvalidArg(p + "attribute fft_size is " + std::to_string(fft_size) +
+                      ", expected a power of two with max(L, Lk) = " + std::to_string(need) +
+                      " <= fft_size <= 2^24");
+  }
+  d->N = fft_size;
+  return ffi::Error::Success();
+}
+
+inline ffi::Error ValidateFwd(const std::string& op, const ffi::AnyBuffer& u, const ffi::AnyBuffer& k,
+                              const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post, const ffi::AnyBuffer& skip,
+                              const ffi::AnyBuffer& y, int64_t fft_size, int32_t layout, int64_t rows_per_group,
+                              FftconvDims* d) {
+  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, d));
+  return ExpectLikeU(op, "result y", y, u);
+}
+
+inline ffi::Error ValidateBwd(const std::string& op, const ffi::AnyBuffer& dy, const ffi::AnyBuffer& u,
+                              const ffi::AnyBuffer& k, const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post,
+                              const ffi::AnyBuffer& skip, const ffi::AnyBuffer& du, const ffi::AnyBuffer& dk,
+                              const ffi::AnyBuffer& dpre, const ffi::AnyBuffer& dpost,
+                              const ffi::AnyBuffer& dskip, int64_t fft_size, int32_t layout,
+                              int64_t rows_per_group, FftconvDims* d) {
+  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, d));
+  JFF_RETURN_IF_ERROR(ExpectLikeU(op, "dy", dy, u));
+  JFF_RETURN_IF_ERROR(ExpectLikeU(op, "result du", du, u));
+  JFF_RETURN_IF_ERROR(ExpectF32(op, "result dk", dk, {d->G, d->H, d->Lk}));
+  JFF_RETURN_IF_ERROR(IsAbsent(pre) ? ExpectAbsent(op, "dpre", dpre, "pre_gate")
+                                    : ExpectLikeU(op, "result dpre (pre_gate is present)", dpre, u));
+  JFF_RETURN_IF_ERROR(IsAbsent(post) ? ExpectAbsent(op, "dpost", dpost, "post_gate")
+                                     : ExpectLikeU(op, "result dpost (post_gate is present)", dpost, u));
+  return IsAbsent(skip) ? ExpectAbsent(op, "dskip", dskip, "skip")
+                        : ExpectF32(op, "result dskip (skip is present)", dskip, {d->G, d->H});
+}
+
+}  // namespace jff
