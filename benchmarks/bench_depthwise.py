@@ -198,6 +198,19 @@ def main(argv=None):
         f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read+write of {bw['bytes_per_copy'] / 2**20:.0f} MiB)", flush=True
     )
 
+    meta = harness.metadata(
+        a.name,
+        {
+            "copy_bandwidth": bw,
+            "floor_definition": "fwd: read x + write y (+ weights); fwd+bwd (output and gradients returned): "
+            "read x, write y, read x and dy, write dx (5 activation passes) + weights read twice and dw, dbias "
+            "written; / copy bandwidth",
+            "baseline": "jax_flashfft backend='xla': lax.conv_general_dilated(feature_group_count=D) in float32",
+            "ours": "jax_flashfft backend='ffi'",
+            "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
+            f"B*L*D <= {harness.ACCURACY_FULL_MAX_ELEMENTS}, else B=min(B,2), D=min(D,16) at full L (see checked_on)",
+        },
+    )
     key = jax.random.PRNGKey(0)
     rows = []
     for dtype in a.dtypes:
@@ -214,6 +227,8 @@ def main(argv=None):
                             "D": d, "L_out": l_out, "pad_lo": lo, "pad_hi": hi,
                         }  # fmt: skip
                         rows.extend(run_config(jff, a, cfg, itemsize, w_itemsize, bandwidth, key))
+                        if not a.no_save:  # after every point, so that a run cut short keeps what it measured
+                            harness.write_results(a.name, {**meta, "complete": False}, rows, a.out)
                         key = jax.random.fold_in(key, len(rows))
 
     title = (
@@ -227,20 +242,7 @@ def main(argv=None):
         title=title,
     )
     if not a.no_save:
-        meta = harness.metadata(
-            a.name,
-            {
-                "copy_bandwidth": bw,
-                "floor_definition": "fwd: read x + write y (+ weights); fwd+bwd (output and gradients returned): "
-                "read x, write y, read x and dy, write dx (5 activation passes) + weights read twice and dw, dbias "
-                "written; / copy bandwidth",
-                "baseline": "jax_flashfft backend='xla': lax.conv_general_dilated(feature_group_count=D) in float32",
-                "ours": "jax_flashfft backend='ffi'",
-                "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
-                f"B*L*D <= {harness.ACCURACY_FULL_MAX_ELEMENTS}, else B=min(B,2), D=min(D,16) at full L (see checked_on)",
-            },
-        )
-        path = harness.write_results(a.name, meta, rows, a.out)
+        path = harness.write_results(a.name, {**meta, "complete": True}, rows, a.out)
         print(f"\nwrote {path}")
         if not a.no_plot:
             png = harness.plot(

@@ -216,6 +216,18 @@ def main(argv=None):
         f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s (read+write of {bw['bytes_per_copy'] / 2**20:.0f} MiB)", flush=True
     )
 
+    meta = harness.metadata(
+        a.name,
+        {
+            "copy_bandwidth": bw,
+            "floor_definition": "fwd: 4*B*H*L activation elements + H*Lk*4 bytes of k; fwd+bwd (gradients only, "
+            "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); / copy bandwidth",
+            "baseline": "jax_flashfft backend='xla': jnp.fft.rfft/irfft in float32",
+            "ours": "jax_flashfft backend='ffi'",
+            "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
+            f"B*H*L <= {harness.ACCURACY_FULL_MAX_ELEMENTS}, else B=min(B,2), H=min(H,8) at full L (see checked_on)",
+        },
+    )
     key = jax.random.PRNGKey(0)
     rows = []
     for case in cases_for(a):
@@ -279,6 +291,8 @@ def main(argv=None):
                 flush=True,
             )
         del sets, fns
+        if not a.no_save:  # after every point, so that a run cut short keeps what it measured
+            harness.write_results(a.name, {**meta, "complete": False}, rows, a.out)
 
     title = (
         f"fftconv, gated, {harness.dtype_name(dtype)}, {a.layout}, B={a.batch} H={a.heads} on {harness.device_kind()}"
@@ -291,19 +305,7 @@ def main(argv=None):
         title=title,
     )
     if not a.no_save:
-        meta = harness.metadata(
-            a.name,
-            {
-                "copy_bandwidth": bw,
-                "floor_definition": "fwd: 4*B*H*L activation elements + H*Lk*4 bytes of k; fwd+bwd (gradients only, "
-                "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); / copy bandwidth",
-                "baseline": "jax_flashfft backend='xla': jnp.fft.rfft/irfft in float32",
-                "ours": "jax_flashfft backend='ffi'",
-                "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
-                f"B*H*L <= {harness.ACCURACY_FULL_MAX_ELEMENTS}, else B=min(B,2), H=min(H,8) at full L (see checked_on)",
-            },
-        )
-        path = harness.write_results(a.name, meta, rows, a.out)
+        path = harness.write_results(a.name, {**meta, "complete": True}, rows, a.out)
         print(f"\nwrote {path}")
         if not a.no_plot:
             png = harness.plot(

@@ -411,6 +411,7 @@ def plot(
     title: str,
     panel: Callable[[dict], str] = lambda r: str(r.get("mode")),
     ncols: int = 2,
+    device_line: str | None = None,
 ) -> Path:
     """One panel per `panel(row)`: ours, baseline and floor in ms on a log axis, one tick per row."""
     import matplotlib
@@ -445,7 +446,8 @@ def plot(
         ax.set_title(f"{title}: {name}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{device_kind()}, jax {jax.__version__}", fontsize=9)
+    # device_line: for rows measured elsewhere (re-plotting a results file); default the running device.
+    fig.suptitle(device_line or f"{device_kind()}, jax {jax.__version__}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
