@@ -67,10 +67,15 @@ def header(doc: dict) -> str:
         if bw and bw >= 1e11
         else (f", copy bandwidth {bw / 1e9:.1f} GB/s" if bw else "")
     )
-    return (
+    text = (
         f"**{m.get('device_kind')}**, jax {m.get('jax_version')}, {m.get('date_utc', '')[:10]}{bw_text} "
         f"([`{doc['path'].name}`](benchmarks/results/{doc['path'].name}))"
     )
+    if m.get("timing_method"):
+        text += f". Timing: {m['timing_method']}"
+    if m.get("provenance"):
+        text += f". Note: {m['provenance']}"
+    return text
 
 
 def fftconv_section(doc: dict) -> list[str]:
@@ -112,12 +117,12 @@ def depthwise_section(doc: dict) -> list[str]:
         "fwd+bwd returns the output and the gradients with respect to x, w and bias. Summary over the grid "
         "(min / median / max):",
         "",
-        "| mode | dtype | layout | configs | ours / floor | pure JAX / ours |",
-        "|---|---|---|---|---|---|",
+        "| mode | dtype | layout | K | configs | ours / floor | pure JAX / ours |",
+        "|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["mode"], r["dtype"], r["layout"]), []).append(r)
+    for r in sorted(rows, key=lambda r: (r["mode"], r["dtype"], r["layout"], r["K"])):
+        groups.setdefault((r["mode"], r["dtype"], r["layout"], r["K"]), []).append(r)
 
     def spread(values):
         v = [x for x in values if x is not None]
@@ -125,9 +130,9 @@ def depthwise_section(doc: dict) -> list[str]:
             return "–"
         return f"{min(v):.2f}× / {statistics.median(v):.2f}× / {max(v):.2f}×"
 
-    for (mode, dtype, layout), rs in groups.items():
+    for (mode, dtype, layout, k), rs in groups.items():
         out.append(
-            f"| {mode} | {dtype} | {layout} | {len(rs)} | {spread(r.get('ours_over_floor') for r in rs)} | "
+            f"| {mode} | {dtype} | {layout} | {k} | {len(rs)} | {spread(r.get('ours_over_floor') for r in rs)} | "
             f"{spread(r.get('baseline_over_ours') for r in rs)} |"
         )
     out += [
@@ -146,6 +151,31 @@ def depthwise_section(doc: dict) -> list[str]:
     return out + ["", "</details>", ""]
 
 
+def hyena_step_section(doc: dict) -> list[str]:
+    rows = doc["rows"]
+    if not rows:
+        return []
+    r0 = rows[0]
+    out = [
+        f"#### Hyena training step: d_model {r0['d_model']}, {r0['n_layers']} layers, order {r0['order']}, "
+        f"{r0['dtype']} activations",
+        "",
+        header(doc),
+        "",
+        "One jit-compiled step (forward, backward, AdamW) of the model in `examples/associative_recall.py`, "
+        "B x L tokens per step. err: relative difference of the loss after one step between the backends.",
+        "",
+        "| L | B | jax_flashfft ms | pure JAX ms | pure JAX / ours | err |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {size(r['seq_len'])} | {r['batch']} | {ms(r.get('ours_ms'))} | {ms(r.get('baseline_ms'))} | "
+            f"{rt(r.get('baseline_over_ours'))} | {err(r.get('ours_rel_l2'))} |"
+        )
+    return out + [""]
+
+
 def section(include_cpu: bool, results: Path = RESULTS) -> str:
     docs = load(include_cpu, results)
     if not docs:
@@ -161,6 +191,8 @@ def section(include_cpu: bool, results: Path = RESULTS) -> str:
             lines += fftconv_section(doc)
         elif bench.startswith("depthwise"):
             lines += depthwise_section(doc)
+        elif bench.startswith("hyena_step"):
+            lines += hyena_step_section(doc)
     return "\n".join(lines)
 
 
