@@ -31,6 +31,19 @@ def fftconv64(u, k, pre=None, post=None, skip=None, fft_size=None, layout="BHL")
     return z if post is None else z * post
 
 
+def pad_amounts(padding, k):
+    """(pad_lo, pad_hi) of a depthwise `padding` argument for K = k taps, as the contract defines them."""
+    if padding == "same":
+        return (k - 1) // 2, k - 1 - (k - 1) // 2
+    if padding == "causal":
+        return k - 1, 0
+    if padding == "valid":
+        return 0, 0
+    if isinstance(padding, int):
+        return padding, padding
+    return tuple(padding)
+
+
 def depthwise64(x, w, bias=None, pad=(0, 0), layout="BLH"):
     """y[t, d] = bias[d] + sum_j w[j, d] * x_padded[t + j, d] in float64."""
     x, w, bias = map(f64, (x, w, bias))

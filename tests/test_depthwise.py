@@ -1,6 +1,5 @@
 """jff.depthwise_conv1d through the FFI kernels on the default device against float64."""
 
-import secrets
 
 import jax
 import jax.numpy as jnp
@@ -8,31 +7,12 @@ import numpy as np
 import pytest
 
 import jax_flashfft as jff
-from ref64 import depthwise64, depthwise64_vjp, rel_l2
+from ref64 import depthwise64, depthwise64_vjp, pad_amounts, rel_l2
 
 # Issue 4's bars (2e-3 for half types) hold on large tensors, where a bf16 result's one final rounding averages
 # ~1.1e-3 relative rms. On the few elements of a small test (dw is K*D values) that rounding alone scatters past
 # 2e-3, so bf16-typed results get one bf16 ulp (2^-8) of allowance; the benchmarks check 2e-3 at full size.
 TOL = {jnp.float32: 1e-6, jnp.bfloat16: 2 ** -8, jnp.float16: 2e-3}
-
-
-@pytest.fixture
-def rng():
-    seed = secrets.randbits(32)
-    print(f"seed={seed}")
-    return np.random.default_rng(seed)
-
-
-def _pad(padding, k):
-    if padding == "same":
-        return (k - 1) // 2, k - 1 - (k - 1) // 2
-    if padding == "causal":
-        return k - 1, 0
-    if padding == "valid":
-        return 0, 0
-    if isinstance(padding, int):
-        return padding, padding
-    return tuple(padding)
 
 
 CASES = [
@@ -57,7 +37,7 @@ def test_forward_and_gradients_match_float64(rng, lead, length, chans, taps, pad
     x = jnp.asarray(rng.standard_normal(shape), dtype)
     w = jnp.asarray(rng.standard_normal((taps, chans)) / np.sqrt(taps), w_dtype)
     bias = jnp.asarray(rng.standard_normal(chans), w_dtype) if with_bias else None
-    pad = _pad(padding, taps)
+    pad = pad_amounts(padding, taps)
 
     y, vjp = jax.vjp(lambda x, w, b: jff.depthwise_conv1d(x, w, b, padding=padding, layout=layout), x, w, bias)
     assert y.dtype == dtype

@@ -1,7 +1,6 @@
 """jff.fftconv through the FFI kernels on the default device (CPU here, CUDA on a GPU machine) against float64."""
 
 import itertools
-import secrets
 
 import jax
 import jax.numpy as jnp
@@ -13,14 +12,6 @@ from ref64 import f64, fftconv64, fftconv64_vjp, rel_l2
 
 TOL = {jnp.float32: 1e-5, jnp.bfloat16: 1e-2, jnp.float16: 1e-2}
 DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16]
-
-
-@pytest.fixture
-def rng(request):
-    seed = secrets.randbits(32)
-    request.node.user_properties.append(("seed", seed))
-    print(f"seed={seed}")
-    return np.random.default_rng(seed)
 
 
 def _act_shape(lead, heads, length, layout):

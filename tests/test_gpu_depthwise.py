@@ -9,7 +9,6 @@ then registered for the CUDA platform here. Run this file alone in that mode (ot
 
 import ctypes
 import os
-import secrets
 import time
 
 import jax
@@ -19,7 +18,7 @@ import pytest
 
 import jax_flashfft as jff
 from jax_flashfft import _ffi
-from ref64 import depthwise64, depthwise64_vjp, rel_l2
+from ref64 import depthwise64, depthwise64_vjp, pad_amounts, rel_l2
 
 
 def _register_standalone_library():
@@ -37,25 +36,6 @@ _register_standalone_library()
 pytestmark = pytest.mark.gpu
 
 TOL = {jnp.float32: 1e-6, jnp.bfloat16: 2e-3, jnp.float16: 2e-3}
-
-
-@pytest.fixture
-def rng():
-    seed = secrets.randbits(32)
-    print(f"seed={seed}")
-    return np.random.default_rng(seed)
-
-
-def _pad(padding, k):
-    if padding == "same":
-        return (k - 1) // 2, k - 1 - (k - 1) // 2
-    if padding == "causal":
-        return k - 1, 0
-    if padding == "valid":
-        return 0, 0
-    if isinstance(padding, int):
-        return padding, padding
-    return tuple(padding)
 
 
 def _gpu():
@@ -89,7 +69,7 @@ def _check(rng, lead, length, chans, taps, padding, layout, dtype, w_dtype, with
     x = jax.device_put(jnp.asarray(rng.standard_normal(shape), dtype), dev)
     w = jax.device_put(jnp.asarray(rng.standard_normal((taps, chans)) / np.sqrt(taps), w_dtype), dev)
     bias = jax.device_put(jnp.asarray(rng.standard_normal(chans), w_dtype), dev) if with_bias else None
-    pad = _pad(padding, taps)
+    pad = pad_amounts(padding, taps)
 
     y, vjp = jax.vjp(lambda x, w, b: jff.depthwise_conv1d(x, w, b, padding=padding, layout=layout), x, w, bias)
     assert y.dtype == dtype

@@ -6,7 +6,6 @@ gradients against float64 and against the pure-JAX backend, and bitwise reproduc
 draws fresh random inputs (the seed is printed and recorded in the test report).
 """
 
-import secrets
 
 import jax
 import jax.numpy as jnp
@@ -25,14 +24,6 @@ def _tol(dtype, n):
     if dtype == jnp.float32:
         return 1e-5 if n <= 8192 else 3e-5
     return 2e-3 if dtype == jnp.float16 else 1.5e-2
-
-
-@pytest.fixture
-def rng(request):
-    seed = secrets.randbits(32)
-    request.node.user_properties.append(("seed", seed))
-    print(f"seed={seed}")
-    return np.random.default_rng(seed)
 
 
 def _gpu():

@@ -2,7 +2,6 @@
 
 import functools
 import re
-import secrets
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +14,6 @@ from ref64 import rel_l2
 
 CPUS = jax.devices("cpu")
 needs8 = pytest.mark.skipif(len(CPUS) < 8, reason="needs 8 host devices (XLA_FLAGS set before jax started)")
-
-
-@pytest.fixture
-def rng():
-    seed = secrets.randbits(32)
-    print(f"seed={seed}")
-    return np.random.default_rng(seed)
 
 
 def _draw(rng, shape, dtype=jnp.float32):
