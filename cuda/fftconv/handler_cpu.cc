@@ -12,6 +12,7 @@
 // two rows contribute, so dk accumulates in the frequency domain with one inverse per item.
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <cmath>
 #include <memory>
 #include <new>
@@ -286,6 +287,25 @@ class BhlStaging {
   }
   void* Buffer(int i) { return bufs_[i].get(); }
 
+  // Points each present (non-null) input at a BHL copy of it, taking buffers from `*next` on.
+  ffi::Error StageInputs(ffi::ThreadPool& pool, const char* op, std::initializer_list<const void**> inputs,
+                         int* next) {
+    for (const void** in : inputs) {
+      if (!*in) continue;
+      void* buf = Buffer((*next)++);
+      JFF_RETURN_IF_ERROR(Copy(pool, op, *in, buf, /*to_bhl=*/true));
+      *in = buf;
+    }
+    return ffi::Error::Success();
+  }
+
+  // Transpose() with its error as an ffi::Error naming the target.
+  ffi::Error Copy(ffi::ThreadPool& pool, const char* op, const void* src, void* dst, bool to_bhl) {
+    std::string err = Transpose(pool, src, dst, to_bhl);
+    if (err.empty()) return ffi::Error::Success();
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + op + ": " + err);
+  }
+
   // BLH (B, L, H) -> BHL (B, H, L), or back with to_bhl = false; parallel over the batch.
   std::string Transpose(ffi::ThreadPool& pool, const void* src, void* dst, bool to_bhl) {
     const int64_t R = to_bhl ? L_ : H_, C = to_bhl ? H_ : L_;
@@ -305,6 +325,17 @@ class BhlStaging {
   int64_t elem_ = 4, B_ = 0, L_ = 0, H_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> bufs_;
 };
+
+// run(std::integral_constant<DType, DT>{}) for the activation dtype DT.
+template <typename Run>
+ffi::Error ForDType(DType dtype, Run run) {
+  switch (dtype) {
+    case DType::kF32: return run(std::integral_constant<DType, DType::kF32>());
+    case DType::kBF16: return run(std::integral_constant<DType, DType::kBF16>());
+    case DType::kF16: break;
+  }
+  return run(std::integral_constant<DType, DType::kF16>());
+}
 
 // Builds the plan and runs `item_fn<DT>` over all (g, h) items; maps allocation failure and
 // anything unexpected to an ffi::Error instead of letting it escape into XLA.
@@ -360,15 +391,8 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
   const int n_in = 1 + (a.pre != nullptr) + (a.post != nullptr);
   const bool staged = staging.Reserve(a.d, n_in + 1);
   if (staged) {
-    const void** inputs[3] = {&a.u, &a.pre, &a.post};
     int next = 0;
-    for (const void** in : inputs) {
-      if (!*in) continue;
-      void* buf = staging.Buffer(next++);
-      std::string err = staging.Transpose(pool, *in, buf, /*to_bhl=*/true);
-      if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
-      *in = buf;
-    }
+    JFF_RETURN_IF_ERROR(staging.StageInputs(pool, kOp, {&a.u, &a.pre, &a.post}, &next));
     a.y = staging.Buffer(next);
     a.d.layout = kBHL;
   }
@@ -379,16 +403,9 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
       FftconvFwdItem<DT>(a, p, item, s);
     });
   };
-  ffi::Error status = InvalidArg(std::string(kOp) + ": unsupported dtype");
-  switch (a.d.dtype) {
-    case DType::kF32: status = run(std::integral_constant<DType, DType::kF32>()); break;
-    case DType::kBF16: status = run(std::integral_constant<DType, DType::kBF16>()); break;
-    case DType::kF16: status = run(std::integral_constant<DType, DType::kF16>()); break;
-  }
+  const ffi::Error status = ForDType(a.d.dtype, run);
   if (status.failure() || !staged) return status;
-  std::string err = staging.Transpose(pool, a.y, y->untyped_data(), /*to_bhl=*/false);
-  if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
-  return ffi::Error::Success();
+  return staging.Copy(pool, kOp, a.y, y->untyped_data(), /*to_bhl=*/false);
 }
 
 ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer u,
@@ -424,15 +441,8 @@ ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer
   const bool staged = staging.Reserve(a.d, n_io + 1);
   void* outputs[3] = {a.du, a.dpre, a.dpost};
   if (staged) {
-    const void** inputs[4] = {&a.dy, &a.u, &a.pre, &a.post};
     int next = 0;
-    for (const void** in : inputs) {
-      if (!*in) continue;
-      void* buf = staging.Buffer(next++);
-      std::string err = staging.Transpose(pool, *in, buf, /*to_bhl=*/true);
-      if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
-      *in = buf;
-    }
+    JFF_RETURN_IF_ERROR(staging.StageInputs(pool, kOp, {&a.dy, &a.u, &a.pre, &a.post}, &next));
     void** outs[3] = {&a.du, &a.dpre, &a.dpost};
     for (void** out : outs) {
       if (*out) *out = staging.Buffer(next++);
@@ -446,18 +456,11 @@ ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer
       FftconvBwdItem<DT>(a, p, item, s);
     });
   };
-  ffi::Error status = InvalidArg(std::string(kOp) + ": unsupported dtype");
-  switch (a.d.dtype) {
-    case DType::kF32: status = run(std::integral_constant<DType, DType::kF32>()); break;
-    case DType::kBF16: status = run(std::integral_constant<DType, DType::kBF16>()); break;
-    case DType::kF16: status = run(std::integral_constant<DType, DType::kF16>()); break;
-  }
+  const ffi::Error status = ForDType(a.d.dtype, run);
   if (status.failure() || !staged) return status;
   const void* staged_outs[3] = {a.du, a.dpre, a.dpost};
   for (int i = 0; i < 3; ++i) {
-    if (!outputs[i]) continue;
-    std::string err = staging.Transpose(pool, staged_outs[i], outputs[i], /*to_bhl=*/false);
-    if (!err.empty()) return ffi::Error(ffi::ErrorCode::kInternal, std::string("jax_flashfft: ") + kOp + ": " + err);
+    if (outputs[i]) JFF_RETURN_IF_ERROR(staging.Copy(pool, kOp, staged_outs[i], outputs[i], /*to_bhl=*/false));
   }
   return ffi::Error::Success();
 }
