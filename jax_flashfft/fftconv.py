@@ -118,16 +118,37 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
     lead = u.shape[:-2]
     canon = (math.prod(lead),) + u.shape[-2:]
     reshape = lambda x: None if x is None else x.reshape(canon)  # noqa: E731
-    y = _fftconv_canonical(
-        reshape(u),
-        k.astype(jnp.float32)[None],
-        reshape(pre_gate),
-        reshape(post_gate),
-        None if skip is None else skip.astype(jnp.float32)[None],
-        fft_size,
-        LAYOUT_CODE[layout],
-    )
+    k32 = k.astype(jnp.float32)[None]
+    skip32 = None if skip is None else skip.astype(jnp.float32)[None]
+
+    def run(layout_name, u, pre, post):
+        return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name])
+
+    u3, pre3, post3 = reshape(u), reshape(pre_gate), reshape(post_gate)
+    if layout == "BLH" and _tensor_core_sizes(u.dtype, fft_size):
+        # Interim, CUDA only: the tensor-core kernels read BHL rows, so BLH goes there through XLA
+        # transposes (one extra pass over each activation each way, which XLA may fuse into the
+        # producers) -- still 2-3x faster than the generic kernels' native BLH at these sizes.
+        # CPU keeps the native BLH kernels. Native BLH tensor-core loads are open work.
+        swap = lambda x: None if x is None else jnp.swapaxes(x, -1, -2)  # noqa: E731
+
+        def via_bhl(u, pre, post):
+            return swap(run("BHL", swap(u), swap(pre), swap(post)))
+
+        y = jax.lax.platform_dependent(
+            u3, pre3, post3, cuda=via_bhl, default=lambda u, pre, post: run("BLH", u, pre, post))
+    else:
+        y = run(layout, u3, pre3, post3)
     return y.reshape(u.shape)
+
+
+# FFT sizes and dtypes the CUDA tensor-core kernels take (cuda/fftconv/monarch_*.cu); elsewhere the
+# generic CUDA kernels run.
+TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
+
+
+def _tensor_core_sizes(dtype, fft_size: int) -> bool:
+    return dtype in (jnp.float16, jnp.bfloat16) and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT
 
 
 # ---------------------------------------------------------------------------------------------------

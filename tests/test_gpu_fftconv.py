@@ -159,3 +159,24 @@ def test_bitwise_reproducible(rng, length, klen):
     first, second = f(*args), f(*args)
     for x, y in zip(first, second):
         np.testing.assert_array_equal(np.asarray(x, np.float32), np.asarray(y, np.float32))
+
+
+@pytest.mark.parametrize("fft_size,length", [(256, 256), (1024, 1000), (4096, 4096)])
+def test_blh_runs_the_tensor_core_kernels(rng, fft_size, length):
+    """16-bit BLH at the tensor-core sizes runs the same kernels as BHL (through transposes), so forward and
+    gradients are bitwise the BHL ones; the generic kernels' native BLH would round differently."""
+    a = _inputs(rng, (4,), 6, length, length, "BHL", jnp.bfloat16)
+    swap = lambda x: None if x is None else jnp.swapaxes(x, -1, -2)  # noqa: E731
+    t = {**a, "u": swap(a["u"]), "pre_gate": swap(a["pre_gate"]), "post_gate": swap(a["post_gate"])}
+
+    def loss(a, layout):
+        y = jff.fftconv(**a, fft_size=fft_size, layout=layout)
+        return jnp.sum(y.astype(jnp.float32) ** 2), y
+
+    g = jax.jit(jax.grad(lambda a, layout: loss(a, layout), has_aux=True), static_argnums=1)
+    (ga, ya), (gt, yt) = g(a, "BHL"), g(t, "BLH")
+    np.testing.assert_array_equal(np.asarray(swap(yt)), np.asarray(ya))
+    for name in ("u", "pre_gate", "post_gate"):
+        np.testing.assert_array_equal(np.asarray(swap(gt[name])), np.asarray(ga[name]))
+    for name in ("k", "skip"):
+        np.testing.assert_array_equal(np.asarray(gt[name]), np.asarray(ga[name]))

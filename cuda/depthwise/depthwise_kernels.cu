@@ -911,7 +911,7 @@ struct BhlBwdVariant {
 constexpr BhlBwdVariant kBhlBwdVariants[] = {{4, 2}};
 constexpr int kNumBhlBwd = sizeof(kBhlBwdVariants) / sizeof(kBhlBwdVariants[0]);
 int DefaultBhlBwdVariant(int64_t) { return 0; }
-constexpr int64_t kMinRowsPerStretch = 32;
+constexpr int64_t kMinRowsPerStretch = 16;  // 16 vs 32: 10% faster fwd at B16 L1K D768 K<=5 (H200), same elsewhere
 
 bool FastK(int64_t K) { return K == 2 || K == 3 || K == 4 || K == 5 || K == 7; }
 

@@ -6,6 +6,7 @@
 //   ./dw_selftest --small            a few small cases (for compute-sanitizer)
 //   ./dw_selftest --small --no-poison  the same without pre-filled outputs (for initcheck)
 //   ./dw_selftest --tune             time every BLH variant on a few shapes
+//   ./dw_selftest --tune-split       time work splits (target warps x min rows) on the small shapes
 //   ./dw_selftest --bench            issue 4's grid: time, bytes, GB/s, ratio to the copy floor
 //   ./dw_selftest --bench --blh-bwd 1  the same with a non-default variant (also --blh-fwd/--bhl-bwd)
 //
@@ -623,6 +624,46 @@ void RunTune(double bw) {
   }
 }
 
+// Small shapes are a fraction of a wave: how finely the work is cut decides how evenly the
+// SMs share it. Sweep the split on the shapes where that matters.
+void RunTuneSplit(double bw) {
+  const int64_t B = 16;
+  BenchPool pool(size_t(B) * 2048 * 1024);
+  pool.FillAll(DwElem::kF16);
+  std::printf("\n# split sweep (f16, w f32, same padding); xflr = time / copy floor, cpy = time / memcpy\n");
+  for (int layout : {1, 0}) {
+    for (int64_t K : {3, 5, 7}) {
+      for (const int64_t L : {1024, 2048}) {
+        for (const int64_t D : {768, 1024}) {
+          const double elems = double(B) * L * D;
+          const double ffloor = 2 * elems * 2 / bw * 1e3, bfloor = 3 * elems * 2 / bw * 1e3;
+          const double copy_ms = TimeMs(60, [&](int i) {
+            CUDA_OK(cudaMemcpyAsync(pool.y, pool.x[i % BenchPool::kSets], size_t(elems) * 2,
+                                    cudaMemcpyDeviceToDevice));
+          });
+          for (int64_t target : {0, 8192, 16384, 32768}) {
+            for (int64_t min_rows : {0, 16, 8}) {
+              if (layout == 0 && min_rows != 0) continue;  // BHL has no row stretches
+              DepthwiseTuning tu;
+              tu.target_warps = target;
+              tu.min_rows = min_rows;
+              const Timing t = TimeShape(pool, layout, DwElem::kF16, B, L, D, K, &tu, 60);
+              std::printf("%-3s K=%lld L=%5lld D=%5lld target %5lld min_rows %2lld | fwd %.4f ms "
+                          "xflr %.2f cpy %.2f | bwd %.4f ms xflr %.2f | f+b xflr %.2f [%s | %s]\n",
+                          layout == 1 ? "BLH" : "BHL", (long long)K, (long long)L, (long long)D,
+                          (long long)target, (long long)min_rows, t.fwd_ms, t.fwd_ms / ffloor,
+                          t.fwd_ms / copy_ms, t.bwd_ms, t.bwd_ms / bfloor,
+                          (t.fwd_ms + t.bwd_ms) / (ffloor + bfloor), t.fwd_plan.c_str(),
+                          t.bwd_plan.c_str());
+              std::fflush(stdout);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 void RunBench(double bw, const DepthwiseTuning& tuning) {
   const int64_t B = 16;
   BenchPool pool(size_t(B) * 8192 * 8192);
@@ -676,7 +717,7 @@ void RunBench(double bw, const DepthwiseTuning& tuning) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool check = false, small = false, bench = false, tune = false;
+  bool check = false, small = false, bench = false, tune = false, tune_split = false;
   DepthwiseTuning bench_tuning;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -684,6 +725,7 @@ int main(int argc, char** argv) {
     else if (a == "--small") small = true;
     else if (a == "--bench") bench = true;
     else if (a == "--tune") tune = true;
+    else if (a == "--tune-split") tune_split = true;
     else if (a == "--no-poison") g_poison = false;
     else if (a == "--blh-fwd" && i + 1 < argc) bench_tuning.blh_fwd_variant = std::atoi(argv[++i]);
     else if (a == "--blh-bwd" && i + 1 < argc) bench_tuning.blh_bwd_variant = std::atoi(argv[++i]);
@@ -693,7 +735,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!check && !small && !bench && !tune) check = true;
+  if (!check && !small && !bench && !tune && !tune_split) check = true;
   cudaDeviceProp prop;
   CUDA_OK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
@@ -702,10 +744,11 @@ int main(int argc, char** argv) {
     std::printf("# correctness: %d checks, %d failures, %d passed only on the rounding/conditioning rule\n",
                 g_checks, g_failures, g_relaxed);
   }
-  if (bench || tune) {
+  if (bench || tune || tune_split) {
     const double bw = CopyBandwidth();
     std::printf("# device-to-device copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
     if (tune) RunTune(bw);
+    if (tune_split) RunTuneSplit(bw);
     if (bench) {
       std::printf("# bench overrides: blh-fwd %d blh-bwd %d bhl-bwd %d (-1: built-in choice)\n",
                   bench_tuning.blh_fwd_variant, bench_tuning.blh_bwd_variant,

@@ -1,0 +1,79 @@
+"""Merge result files of one benchmark measured in several device calls into one results file (and plot).
+
+A device call may run 10 minutes, so a grid such as issue 4's is measured in parts (e.g. one dtype per call),
+each part writing its own `<device>-<name>.json` with its own copy bandwidth and floors. This keeps every row
+as measured, tags it with the part it came from, and records each part's command line, date and bandwidth:
+
+    python benchmarks/merge_results.py --out benchmarks/results/nvidia-h200-depthwise.json \\
+        part-fp16.json part-bf16.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+# Row keys that name a measured point, per benchmark; a point measured in two parts is an error.
+POINT_KEYS = ("op", "mode", "dtype", "w_dtype", "layout", "padding", "case", "K", "N", "B", "H", "L", "D")
+
+
+def merge(paths: list[Path]) -> dict:
+    parts, rows, seen = [], [], {}
+    first = None
+    for path in paths:
+        data = json.loads(path.read_text())
+        meta = data["meta"]
+        if first is None:
+            first = meta
+        for field in ("device_kind", "timing_method", "floor_definition", "baseline", "ours"):
+            if meta.get(field) != first.get(field):
+                raise SystemExit(f"{path}: {field} differs from {paths[0]}: {meta.get(field)!r} vs {first.get(field)!r}")
+        parts.append({
+            "file": path.name,
+            "argv": meta.get("argv"),
+            "date_utc": meta.get("date_utc"),
+            "copy_bandwidth": meta.get("copy_bandwidth"),
+            "complete": meta.get("complete", True),
+        })
+        for row in data["rows"]:
+            point = tuple((k, row.get(k)) for k in POINT_KEYS)
+            if point in seen:
+                raise SystemExit(f"{path}: point {dict(point)} also measured in {seen[point]}")
+            seen[point] = path.name
+            rows.append({**row, "part": path.name})
+    meta = {k: v for k, v in first.items() if k not in ("argv", "date_utc", "copy_bandwidth", "complete")}
+    meta["parts"] = parts
+    meta["complete"] = all(p["complete"] for p in parts)
+    meta["merged_by"] = "benchmarks/merge_results.py: rows exactly as each part measured them, floors from each part's own copy bandwidth"
+    return {"meta": meta, "rows": rows}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="merged results file (.json); the plot goes next to it (.png)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("parts", nargs="+", type=Path)
+    a = p.parse_args(argv)
+    merged = merge(a.parts)
+    out = Path(a.out)
+    out.write_text(json.dumps(merged, indent=1) + "\n")
+    print(f"wrote {out}: {len(merged['rows'])} rows from {len(a.parts)} parts")
+    if not a.no_plot:
+        keys = [k for k in ("N", "L", "D", "K") if k in merged["rows"][0]]
+        png = harness.plot(
+            merged["rows"],
+            out.with_suffix(".png"),
+            x_label=lambda r: " ".join(f"{k}={harness.fmt_size(r[k]) if k in ('N', 'L') else r[k]}" for k in keys),
+            title=merged["meta"].get("benchmark", ""),
+            panel=lambda r: " ".join(str(r[k]) for k in ("mode", "dtype", "layout", "case") if k in r),
+        )
+        print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()
