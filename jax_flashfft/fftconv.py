@@ -55,7 +55,8 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH".
+      layout: "BHL" or "BLH". On CUDA the tensor-core kernels (float16/bfloat16, N from 256 to 32768) read
+        BHL rows; BLH input of those dtypes and sizes is transposed to BHL and back by XLA around them.
       backend: None or "ffi" for the compiled kernels, "xla" for the pure-JAX path. When None, the
         environment variables JFF_FFTCONV_BACKEND, then JFF_BACKEND, may select "xla".
     """

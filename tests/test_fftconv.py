@@ -187,3 +187,29 @@ def test_sequence_too_long_for_linear_convolution():
     k = jax.ShapeDtypeStruct((1, 2), jnp.float32)
     with pytest.raises(ValueError, match="needs an FFT of size"):
         jax.eval_shape(jff.fftconv, u, k)
+
+
+@pytest.mark.parametrize(
+    "dtype,length,expect_layout",
+    # L = Lk = length, fft_size=None: N is the power of two >= 2 * length - 1.
+    [(jnp.bfloat16, 512, 0), (jnp.float16, 16384, 0), (jnp.bfloat16, 100, 0), (jnp.float32, 512, 1),
+     (jnp.bfloat16, 64, 1), (jnp.bfloat16, 40000, 1)],
+)
+def test_blh_lowering_for_cuda_picks_the_tensor_core_layout(dtype, length, expect_layout):
+    """Lowered for CUDA (no GPU needed), 16-bit BLH at N = 256..32768 calls the kernels with layout BHL (0)
+    through transposes, forward and backward; other dtypes and sizes keep the native BLH call (1). Lowered
+    for CPU, BLH stays native."""
+    import re
+
+    u = jax.ShapeDtypeStruct((2, length, 6), dtype)
+    k = jax.ShapeDtypeStruct((6, length), jnp.float32)
+
+    def loss(u, k):
+        return jnp.sum(jff.fftconv(u, k, layout="BLH").astype(jnp.float32))
+
+    fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    cuda = fn.trace(u, k).lower(lowering_platforms=("cuda",)).as_text()
+    layouts = re.findall(r"layout = (\d+) : i32", cuda)
+    assert len(layouts) == 2 and set(layouts) == {str(expect_layout)}, layouts  # forward and backward call
+    cpu = fn.trace(u, k).lower(lowering_platforms=("cpu",)).as_text()
+    assert set(re.findall(r"layout = (\d+) : i32", cpu)) == {"1"}
