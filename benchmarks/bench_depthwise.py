@@ -48,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--no-save", action="store_true", help="print the table only")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--no-accuracy", action="store_true")
+    p.add_argument("--skip-measured", action="append", default=[], metavar="JSON",
+                   help="results file(s) whose points are not measured again (a grid finished over several "
+                   "device calls; merge the parts with merge_results.py)")
     a = p.parse_args(argv)
     a.batch = a.batch or (2 if a.quick else 16)
     a.lengths = [
@@ -177,6 +180,22 @@ def accuracy(jff, cfg, a, key, fns, first_set):
     return out
 
 
+def point_key(dtype_name, layout, k, length, d, padding):
+    return (dtype_name, layout, int(k), int(length), int(d), padding)
+
+
+def measured_points(paths, modes) -> set:
+    """Points of earlier results files that hold a row for every requested mode."""
+    import json
+
+    seen = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["rows"]:
+            key = point_key(r["dtype"], r["layout"], r["K"], r["L"], r["D"], r["padding"])
+            seen.setdefault(key, set()).add(r["mode"])
+    return {key for key, got in seen.items() if set(modes) <= got}
+
+
 def floor_bytes(mode, b, length, l_out, d, k, itemsize, w_itemsize, bias):
     weights = (k * d + (d if bias else 0)) * w_itemsize
     x = b * length * d * itemsize
@@ -212,6 +231,7 @@ def main(argv=None):
         },
     )
     key = jax.random.PRNGKey(0)
+    measured = measured_points(a.skip_measured, a.modes)
     rows = []
     for dtype in a.dtypes:
         w_dtype = dtype if a.w_dtype == "same" else harness.parse_dtype(a.w_dtype)
@@ -226,6 +246,8 @@ def main(argv=None):
                             "dtype": dtype, "w_dtype": w_dtype, "layout": layout, "K": k, "L": length,
                             "D": d, "L_out": l_out, "pad_lo": lo, "pad_hi": hi,
                         }  # fmt: skip
+                        if point_key(harness.dtype_name(dtype), layout, k, length, d, a.padding) in measured:
+                            continue
                         rows.extend(run_config(jff, a, cfg, itemsize, w_itemsize, bandwidth, key))
                         if not a.no_save:  # after every point, so that a run cut short keeps what it measured
                             harness.write_results(a.name, {**meta, "complete": False}, rows, a.out)
