@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/host_fft.h"
 #include "common/host_half.h"
 #include "fftconv/fftconv_args.h"
 
@@ -50,27 +51,7 @@ struct Rng {
 };
 
 // ---- float64 reference ----
-void fft(std::vector<cd>& a, bool inverse) {
-  const size_t n = a.size();
-  for (size_t i = 1, j = 0; i < n; ++i) {
-    size_t bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) std::swap(a[i], a[j]);
-  }
-  for (size_t len = 2; len <= n; len <<= 1) {
-    const double ang = 2 * M_PI / static_cast<double>(len) * (inverse ? 1 : -1);
-    for (size_t i = 0; i < n; i += len)
-      for (size_t j = 0; j < len / 2; ++j) {
-        const cd w = std::polar(1.0, ang * static_cast<double>(j));
-        const cd x = a[i + j], y = a[i + j + len / 2] * w;
-        a[i + j] = x + y;
-        a[i + j + len / 2] = x - y;
-      }
-  }
-  if (inverse)
-    for (auto& x : a) x /= static_cast<double>(n);
-}
+inline void fft(std::vector<cd>& a, bool inverse) { jff::host::Fft(a, inverse); }
 
 double median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
