@@ -58,4 +58,30 @@ double median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
+// Device-to-device copy bandwidth, bytes read + written per second (the HBM floor's divisor).
+double measure_copy_bw() {
+  const size_t bytes = size_t(1) << 30;
+  void *a, *b;
+  CK(cudaMalloc(&a, bytes));
+  CK(cudaMalloc(&b, bytes));
+  CK(cudaMemset(a, 1, bytes));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+  std::vector<float> t;
+  for (int i = 0; i < 10; ++i) {
+    CK(cudaEventRecord(e0));
+    CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    t.push_back(ms);
+  }
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 2.0 * bytes / (median(t) * 1e-3);
+}
+
 }  // namespace
