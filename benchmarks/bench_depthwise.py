@@ -321,27 +321,9 @@ def run_config(jff, a, cfg, itemsize, w_itemsize, bandwidth, key):
             "floor_bytes": floor_bytes(mode, b, length, cfg["L_out"], d, k, itemsize, w_itemsize, has_bias),
         }
         row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
-        for side, (fwd, fwd_bwd) in fns.items():
-            row[f"{side}_ms"] = None
-            if setup_error:
-                row[f"{side}_error"] = setup_error
-                continue
-            fn, args = (fwd, [s[:3] for s in sets]) if mode == "fwd" else (fwd_bwd, sets)
-            try:
-                t = harness.time_fn(fn, *args, target_s=a.target_s)
-            except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
-                row[f"{side}_error"] = harness.error_text(e)
-                continue
-            row[f"{side}_ms"] = t["median_ms"]
-            row[f"{side}_timing"] = t
-        row["ours_over_floor"] = harness.ratio(row["ours_ms"], row["floor_ms"])
-        row["baseline_over_ours"] = harness.ratio(row["baseline_ms"], row["ours_ms"])
-        if acc is not None:
-            row["accuracy"] = acc
-            names = ("y",) if mode == "fwd" else ("y",) + GRAD_NAMES[: 3 if has_bias else 2]
-            for side in ("ours", "baseline"):
-                errs = acc[side]
-                row[f"{side}_rel_l2"] = None if "error" in errs else max(errs[n] for n in names)
+        harness.time_sides(row, fns, mode, [s[:3] for s in sets], sets, a.target_s, setup_error)
+        names = ("y",) if mode == "fwd" else ("y",) + GRAD_NAMES[: 3 if has_bias else 2]
+        harness.attach_accuracy(row, acc, names)
         rows.append(row)
         print(
             f"  {row['dtype']:8s} {layout} K={k} L={harness.fmt_size(length):>3s} D={d:<5d} {mode:7s}"

@@ -263,27 +263,8 @@ def main(argv=None):
                 "floor_bytes": floor_bytes(mode, a.batch, a.heads, case["L"], case["Lk"], itemsize),
             }
             row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
-            for side, (fwd, fwd_bwd) in fns.items():
-                row[f"{side}_ms"] = None
-                if setup_error:
-                    row[f"{side}_error"] = setup_error
-                    continue
-                fn, args = (fwd, [s[:4] for s in sets]) if mode == "fwd" else (fwd_bwd, sets)
-                try:
-                    t = harness.time_fn(fn, *args, target_s=a.target_s)
-                except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
-                    row[f"{side}_error"] = harness.error_text(e)
-                    continue
-                row[f"{side}_ms"] = t["median_ms"]
-                row[f"{side}_timing"] = t
-            row["ours_over_floor"] = harness.ratio(row["ours_ms"], row["floor_ms"])
-            row["baseline_over_ours"] = harness.ratio(row["baseline_ms"], row["ours_ms"])
-            if acc is not None:
-                row["accuracy"] = acc
-                names = ("y",) if mode == "fwd" else GRAD_NAMES
-                for side in fns:
-                    errs = acc[side]
-                    row[f"{side}_rel_l2"] = None if "error" in errs else max(errs[nm] for nm in names)
+            harness.time_sides(row, fns, mode, [s[:4] for s in sets], sets, a.target_s, setup_error)
+            harness.attach_accuracy(row, acc, ("y",) if mode == "fwd" else GRAD_NAMES)
             rows.append(row)
             print(
                 f"  {case['case']:6s} N={harness.fmt_size(case['N']):>4s} L={harness.fmt_size(case['L']):>4s} {mode:7s}"

@@ -246,6 +246,39 @@ def copy_bandwidth(nbytes: int | None = None) -> dict:
     }
 
 
+def time_sides(row: dict, fns: dict, mode: str, fwd_sets: list, fwd_bwd_sets: list, target_s: float,
+               setup_error: str | None = None) -> None:
+    """Times each side's (`fns[side] = (fwd, fwd_bwd)`) function of `mode` into `row`: `<side>_ms` and
+    `<side>_timing`, or `<side>_error` (the sweep goes on), then `ours_over_floor` and `baseline_over_ours`
+    from `row["floor_ms"]`."""
+    for side, (fwd, fwd_bwd) in fns.items():
+        row[f"{side}_ms"] = None
+        if setup_error:
+            row[f"{side}_error"] = setup_error
+            continue
+        fn, args = (fwd, fwd_sets) if mode == "fwd" else (fwd_bwd, fwd_bwd_sets)
+        try:
+            t = time_fn(fn, *args, target_s=target_s)
+        except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
+            row[f"{side}_error"] = error_text(e)
+            continue
+        row[f"{side}_ms"] = t["median_ms"]
+        row[f"{side}_timing"] = t
+    row["ours_over_floor"] = ratio(row["ours_ms"], row["floor_ms"])
+    row["baseline_over_ours"] = ratio(row["baseline_ms"], row["ours_ms"])
+
+
+def attach_accuracy(row: dict, acc: dict | None, names) -> None:
+    """`acc[side]` = {output name: rel-L2} or {"error": ...}; the row gets the whole record and, per side,
+    the largest error over `names` (the outputs this row's mode returns)."""
+    if acc is None:
+        return
+    row["accuracy"] = acc
+    for side in ("ours", "baseline"):
+        errs = acc[side]
+        row[f"{side}_rel_l2"] = None if "error" in errs else max(errs[n] for n in names)
+
+
 def floor_ms(nbytes: float, bandwidth_Bps: float) -> float:
     return nbytes / bandwidth_Bps * 1e3
 
