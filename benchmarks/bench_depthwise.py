@@ -180,22 +180,6 @@ def accuracy(jff, cfg, a, key, fns, first_set):
     return out
 
 
-def point_key(dtype_name, layout, k, length, d, padding):
-    return (dtype_name, layout, int(k), int(length), int(d), padding)
-
-
-def measured_points(paths, modes) -> set:
-    """Points of earlier results files that hold a row for every requested mode."""
-    import json
-
-    seen = {}
-    for path in paths:
-        for r in json.loads(Path(path).read_text())["rows"]:
-            key = point_key(r["dtype"], r["layout"], r["K"], r["L"], r["D"], r["padding"])
-            seen.setdefault(key, set()).add(r["mode"])
-    return {key for key, got in seen.items() if set(modes) <= got}
-
-
 def floor_bytes(mode, b, length, l_out, d, k, itemsize, w_itemsize, bias):
     weights = (k * d + (d if bias else 0)) * w_itemsize
     x = b * length * d * itemsize
@@ -231,7 +215,7 @@ def main(argv=None):
         },
     )
     key = jax.random.PRNGKey(0)
-    measured = measured_points(a.skip_measured, a.modes)
+    measured = harness.measured_points(a.skip_measured)
     rows = []
     for dtype in a.dtypes:
         w_dtype = dtype if a.w_dtype == "same" else harness.parse_dtype(a.w_dtype)
@@ -246,7 +230,12 @@ def main(argv=None):
                             "dtype": dtype, "w_dtype": w_dtype, "layout": layout, "K": k, "L": length,
                             "D": d, "L_out": l_out, "pad_lo": lo, "pad_hi": hi,
                         }  # fmt: skip
-                        if point_key(harness.dtype_name(dtype), layout, k, length, d, a.padding) in measured:
+                        probe = {
+                            "op": "depthwise_conv1d", "dtype": harness.dtype_name(dtype), "layout": layout,
+                            "w_dtype": harness.dtype_name(w_dtype), "padding": a.padding, "B": a.batch, "K": k,
+                            "L": length, "D": d,
+                        }  # fmt: skip
+                        if all(harness.point_of({**probe, "mode": m}) in measured for m in a.modes):
                             continue
                         rows.extend(run_config(jff, a, cfg, itemsize, w_itemsize, bandwidth, key))
                         if not a.no_save:  # after every point, so that a run cut short keeps what it measured

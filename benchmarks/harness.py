@@ -279,6 +279,20 @@ def attach_accuracy(row: dict, acc: dict | None, names) -> None:
         row[f"{side}_rel_l2"] = None if "error" in errs else max(errs[n] for n in names)
 
 
+# Row fields that name a measured point (absent fields count as None): what merge_results.py refuses to see
+# twice and what bench_depthwise.py --skip-measured skips.
+POINT_KEYS = ("op", "mode", "dtype", "w_dtype", "layout", "padding", "case", "K", "N", "B", "H", "L", "D")
+
+
+def point_of(row: dict) -> tuple:
+    return tuple((k, row.get(k)) for k in POINT_KEYS)
+
+
+def measured_points(paths) -> set:
+    """`point_of` every row of the given results files."""
+    return {point_of(r) for path in paths for r in json.loads(Path(path).read_text())["rows"]}
+
+
 def floor_ms(nbytes: float, bandwidth_Bps: float) -> float:
     return nbytes / bandwidth_Bps * 1e3
 

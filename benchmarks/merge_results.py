@@ -18,10 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
-# Row keys that name a measured point, per benchmark; a point measured in two parts is an error.
-POINT_KEYS = ("op", "mode", "dtype", "w_dtype", "layout", "padding", "case", "K", "N", "B", "H", "L", "D")
-
-
 def merge(paths: list[Path]) -> dict:
     parts, rows, seen = [], [], {}
     first = None
@@ -41,7 +37,7 @@ def merge(paths: list[Path]) -> dict:
             "complete": meta.get("complete", True),
         })
         for row in data["rows"]:
-            point = tuple((k, row.get(k)) for k in POINT_KEYS)
+            point = harness.point_of(row)  # a point measured in two parts is an error
             if point in seen:
                 raise SystemExit(f"{path}: point {dict(point)} also measured in {seen[point]}")
             seen[point] = path.name

@@ -230,7 +230,7 @@ Result run_case(const Case& c, uint64_t seed) {
     for (int64_t g = 0; g < c.G; ++g) {
       std::fill(kf.begin(), kf.end(), cd(0));
       for (int64_t j = 0; j < c.Lk; ++j) kf[j] = hk[(g * c.H + h) * c.Lk + j];
-      fft(kf, false);
+      Fft(kf, false);
       const double sk = c.skip ? hskip[g * c.H + h] : 0.0;
       std::fill(dkref.begin(), dkref.end(), 0.0);
       double dskipref = 0;
@@ -247,14 +247,14 @@ Result run_case(const Case& c, uint64_t seed) {
           DZ[t] = dz[t];
           dskipref += dz[t] * v[t];
         }
-        fft(V, false);
-        fft(DZ, false);
+        Fft(V, false);
+        Fft(DZ, false);
         for (int64_t f = 0; f < c.N; ++f) {
           Z[f] = V[f] * kf[f];
           W[f] = DZ[f] * std::conj(kf[f]);
         }
-        fft(Z, true);
-        fft(W, true);
+        Fft(Z, true);
+        Fft(W, true);
         for (int64_t t = 0; t < c.L; ++t) {
           const int64_t i = row * c.L + t;
           const double dv = W[t].real() + sk * dz[t];
@@ -264,7 +264,7 @@ Result run_case(const Case& c, uint64_t seed) {
           if (c.post) err[kDpost].add(from16(c.dt, r_dpost[0][i]), from16(c.dt, hdy[i]) * (Z[t].real() + sk * v[t]));
         }
         for (int64_t f = 0; f < c.N; ++f) W[f] = std::conj(V[f]) * DZ[f];
-        fft(W, true);
+        Fft(W, true);
         for (int64_t j = 0; j < c.Lk; ++j) dkref[j] += W[j].real();
       }
       for (int64_t j = 0; j < c.Lk; ++j) err[kDk].add(r_dk[0][(g * c.H + h) * c.Lk + j], dkref[j]);

@@ -194,16 +194,16 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     const int64_t b = row / c.H, h = row % c.H, g = (b / c.R) % c.G;
     std::fill(kf.begin(), kf.end(), cd(0));
     for (int64_t j = 0; j < c.Lk; ++j) kf[j] = hk[(g * c.H + h) * c.Lk + j];
-    fft(kf, false);
+    Fft(kf, false);
     std::fill(a.begin(), a.end(), cd(0));
     std::vector<double> v(c.L);
     for (int64_t t = 0; t < c.L; ++t) {
       v[t] = static_cast<double>(from16(c.dt, ru[t])) * (c.pre ? from16(c.dt, rpre[t]) : 1.0);
       a[t] = v[t];
     }
-    fft(a, false);
+    Fft(a, false);
     for (int64_t f = 0; f < c.N; ++f) a[f] *= kf[f];
-    fft(a, true);
+    Fft(a, true);
     const double sk = c.skip ? hskip[g * c.H + h] : 0.0;
     for (int64_t t = 0; t < c.L; ++t) {
       double ref = a[t].real() + sk * v[t];

@@ -51,7 +51,7 @@ struct Rng {
 };
 
 // ---- float64 reference ----
-inline void fft(std::vector<cd>& a, bool inverse) { jff::host::Fft(a, inverse); }
+using jff::host::Fft;
 
 double median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
