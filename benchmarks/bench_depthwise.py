@@ -51,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--skip-measured", action="append", default=[], metavar="JSON",
                    help="results file(s) whose points are not measured again (a grid finished over several "
                    "device calls; merge the parts with merge_results.py)")
+    p.add_argument("--copy-reference", action="store_true",
+                   help="fwd rows also time an XLA elementwise op reading x and writing y of the same shape "
+                   "(-x), with the same method: copy_ms and ours_over_copy, what the floor costs at this size")
     a = p.parse_args(argv)
     a.batch = a.batch or (2 if a.quick else 16)
     a.lengths = [
@@ -266,6 +269,10 @@ def main(argv=None):
             print(f"wrote {png}")
 
 
+# The copy reference: one read of x and one write of y, fused by XLA, nothing else to do.
+_negate = jax.jit(lambda x, w, b: -x)
+
+
 def _ms(x):
     return "failed" if x is None else f"{x:.4f} ms"
 
@@ -311,12 +318,17 @@ def run_config(jff, a, cfg, itemsize, w_itemsize, bandwidth, key):
         }
         row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
         harness.time_sides(row, fns, mode, [s[:3] for s in sets], sets, a.target_s, setup_error)
+        if a.copy_reference and mode == "fwd" and sets:
+            t = harness.time_fn(_negate, *[s[:3] for s in sets], target_s=a.target_s)
+            row["copy_ms"], row["copy_timing"] = t["median_ms"], t
+            row["ours_over_copy"] = harness.ratio(row["ours_ms"], row["copy_ms"])
         names = ("y",) if mode == "fwd" else ("y",) + GRAD_NAMES[: 3 if has_bias else 2]
         harness.attach_accuracy(row, acc, names)
         rows.append(row)
         print(
             f"  {row['dtype']:8s} {layout} K={k} L={harness.fmt_size(length):>3s} D={d:<5d} {mode:7s}"
-            f" ours={_ms(row['ours_ms'])} baseline={_ms(row['baseline_ms'])} floor={_ms(row['floor_ms'])}",
+            f" ours={_ms(row['ours_ms'])} baseline={_ms(row['baseline_ms'])} floor={_ms(row['floor_ms'])}"
+            + (f" copy={_ms(row['copy_ms'])}" if "copy_ms" in row else ""),
             flush=True,
         )
     return rows

@@ -67,8 +67,15 @@ def header(doc: dict) -> str:
         if bw and bw >= 1e11
         else (f", copy bandwidth {bw / 1e9:.1f} GB/s" if bw else "")
     )
+    date = m.get("date_utc", "")[:10]
+    parts = m.get("parts") or []
+    if parts:  # a merge of several device calls (benchmarks/merge_results.py)
+        dates = sorted(p["date_utc"][:10] for p in parts if p.get("date_utc"))
+        date = f"{len(parts)} device calls, {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+        if m.get("floor_bandwidth_Bps"):
+            bw_text = f", floors from the largest copy bandwidth of the calls, {m['floor_bandwidth_Bps'] / 1e12:.2f} TB/s"
     text = (
-        f"**{m.get('device_kind')}**, jax {m.get('jax_version')}, {m.get('date_utc', '')[:10]}{bw_text} "
+        f"**{m.get('device_kind')}**, jax {m.get('jax_version')}, {date}{bw_text} "
         f"([`{doc['path'].name}`](benchmarks/results/{doc['path'].name}))"
     )
     if m.get("timing_method"):
@@ -142,11 +149,16 @@ def depthwise_section(doc: dict) -> list[str]:
         "| mode | dtype | layout | K | L | D | jax_flashfft ms | lax.conv ms | floor ms | ours / floor | lax.conv / ours | err ours |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if any("copy_ms" in r for r in rows):
+        out[-2] = out[-2] + " XLA copy ms | ours / copy |"
+        out[-1] = out[-1] + "---|---|"
     for r in rows:
+        copy = f" {ms(r.get('copy_ms'))} | {rt(r.get('ours_over_copy'))} |" if "copy_ms" in r else ""
         out.append(
             f"| {r['mode']} | {r['dtype']} | {r['layout']} | {r['K']} | {size(r['L'])} | {r['D']} | "
             f"{ms(r.get('ours_ms'))} | {ms(r.get('baseline_ms'))} | {ms(r.get('floor_ms'))} | "
             f"{rt(r.get('ours_over_floor'))} | {rt(r.get('baseline_over_ours'))} | {err(r.get('ours_rel_l2'))} |"
+            + copy
         )
     return out + ["", "</details>", ""]
 
