@@ -736,6 +736,220 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 }
 
 // ---------------------------------------------------------------------------------------
+// BHL aligned path: rows whose output vectors line up with the input vectors (L_out == L, as
+// with "same" and "causal" padding) and an offset LO known at compile time. Lane q's window
+// in[qV - LO, qV + V + K - 1 - LO) is its own vector plus LO elements of the previous lane's
+// and K-1-LO of the next lane's: one shuffle pair per halo word (1 or 2 words for K <= 7 in
+// 16-bit types) instead of the general path's three vectors and run-time shifter, which
+// measured instruction-bound at K = 7 (1.5-1.6x the floor at L = 2K).
+// ---------------------------------------------------------------------------------------
+
+// prv: the previous segment's vectors (only lane 31's is read), cur: the lane's own, nxt: the
+// next segment's (only lane 0's is read).
+template <typename T, int K, int LO>
+__device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4& cur,
+                                                   const uint4& nxt, int lane,
+                                                   float (&win)[Bhl<T>::V + K - 1]) {
+  constexpr int V = Bhl<T>::V, EPW = Bhl<T>::kPerWord;
+  constexpr int HI = K - 1 - LO;
+  static_assert(LO >= 0 && HI >= 0 && LO <= V && HI <= V, "halo within one vector on each side");
+  float own[V];
+  UnpackVec<T>(cur, own);
+#pragma unroll
+  for (int i = 0; i < V; ++i) win[LO + i] = own[i];
+  // Elements V-LO .. V-1 of the previous lane's vector: words (V-LO)/EPW .. 3.
+#pragma unroll
+  for (int wd = (V - LO) / EPW; wd < 4; ++wd) {
+    const unsigned up = __shfl_up_sync(kFull, Word(cur, wd), 1);
+    const unsigned wrap = __shfl_sync(kFull, Word(prv, wd), 31);
+    float f[EPW];
+    Cvt<T>::Unpack(lane == 0 ? wrap : up, f);
+#pragma unroll
+    for (int k = 0; k < EPW; ++k) {
+      const int e = wd * EPW + k - (V - LO);
+      if (e >= 0) win[e] = f[k];
+    }
+  }
+  // Elements 0 .. HI-1 of the next lane's vector.
+#pragma unroll
+  for (int wd = 0; wd < (HI + EPW - 1) / EPW; ++wd) {
+    const unsigned down = __shfl_down_sync(kFull, Word(cur, wd), 1);
+    const unsigned wrap = __shfl_sync(kFull, Word(nxt, wd), 0);
+    float f[EPW];
+    Cvt<T>::Unpack(lane == 31 ? wrap : down, f);
+#pragma unroll
+    for (int k = 0; k < EPW; ++k) {
+      const int e = wd * EPW + k;
+      if (e < HI) win[LO + V + e] = f[k];
+    }
+  }
+}
+
+// The vector range of stretch `st` of row r and the row's aligned base offset.
+template <typename T>
+__device__ __forceinline__ int64_t AlignedStretch(const BhlArgs& p, int64_t r, int64_t st,
+                                                  int64_t* qs, int64_t* qe) {
+  constexpr int V = Bhl<T>::V;
+  const int64_t off = (r * p.Li) & (V - 1);
+  Stretch(0, CeilDiv(p.Li + off, V), p.S, st, qs, qe);
+  return off;
+}
+
+// Forward, p.Li == p.Lo and p.lo == LO.
+template <typename T, typename WT, int K, int LO, int U>
+__global__ void __launch_bounds__(kThreads)
+    BhlFwdAligned(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
+                  T* __restrict__ out, BhlArgs p) {
+  constexpr int V = Bhl<T>::V;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
+  const int64_t r = p.S == 1 ? gw : Div(gw, p.S), st = gw - r * p.S;
+  if (r >= p.B * p.D) return;
+  const int64_t d = r - Div(r, p.D) * p.D;
+  float wf[K];
+#pragma unroll
+  for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + j * p.D + d);
+  const float bv = bias != nullptr ? LoadOne(bias + d) : 0.f;
+  int64_t qs, qe;
+  const int64_t off = AlignedStretch<T>(p, r, st, &qs, &qe);
+  if (qs >= qe) return;
+  const T* ib = in + r * p.Li - off;
+  T* ob = out + r * p.Lo - off;
+
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  // prv: the segment before this step (lane 31's vector is the left halo of lane 0).
+  uint4 prv = LO > 0 && qs > 0 && lane == 31 ? LoadRowVec(ib, qs - 1, off, p.Li) : zero;
+  uint4 buf[U + 1], pre[U];
+#pragma unroll
+  for (int u = 0; u <= U; ++u) {
+    buf[u] = u == 0 || qs + 32 * (u - 1) < qe ? LoadRowVec(ib, qs + 32 * u + lane, off, p.Li) : zero;
+  }
+#pragma unroll 1
+  for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
+    const int64_t n0 = q0 + 32 * U;
+#pragma unroll
+    for (int u = 1; u <= U; ++u) {
+      pre[u - 1] = n0 + 32 * (u - 1) < qe ? LoadRowVec(ib, n0 + 32 * u + lane, off, p.Li) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (q0 + 32 * u < qe) {  // warp-uniform, so the shuffles inside see every lane
+        float win[V + K - 1];
+        BuildWindowAligned<T, K, LO>(u == 0 ? prv : buf[u - 1], buf[u], buf[u + 1], lane, win);
+        float acc[V];
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+          acc[i] = bv;
+#pragma unroll
+          for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
+        }
+        const int64_t q = q0 + 32 * u + lane;
+        if (q < qe) StoreRowVec(ob, q, off, p.Lo, acc);
+      }
+    }
+    prv = buf[U - 1];
+    buf[0] = buf[U];
+#pragma unroll
+    for (int u = 1; u <= U; ++u) buf[u] = pre[u - 1];
+  }
+}
+
+// Fused backward, p.Li == p.Lo (= L) and LO = K-1-pad_lo (dx's correlation offset). As
+// BhlBwdFast: dx from the window, dw from the window times x's vector q, dbias from the lane's
+// own dy vector; each (row, stretch) writes partial[b * S + stretch][j][d].
+template <typename T, typename WT, int K, int LO, int U, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    BhlBwdAligned(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
+                  T* __restrict__ dx, float* __restrict__ partial, BhlArgs p) {
+  constexpr int V = Bhl<T>::V;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
+  const int64_t r = p.S == 1 ? gw : Div(gw, p.S), st = gw - r * p.S;
+  if (r >= p.B * p.D) return;
+  const int64_t b = Div(r, p.D), d = r - b * p.D;
+  float wf[K];  // reversed taps
+#pragma unroll
+  for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + (K - 1 - j) * p.D + d);
+  int64_t qs, qe;
+  const int64_t off = AlignedStretch<T>(p, r, st, &qs, &qe);
+
+  float dwa[K], dba = 0.f;
+#pragma unroll
+  for (int j = 0; j < K; ++j) dwa[j] = 0.f;
+  if (qs < qe) {
+    const T* dyb = dy + r * p.Li - off;
+    const T* xb = x + r * p.Lo - off;
+    T* dxb = dx + r * p.Lo - off;
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    uint4 prv = LO > 0 && qs > 0 && lane == 31 ? LoadRowVec(dyb, qs - 1, off, p.Li) : zero;
+    uint4 buf[U + 1], pre[U], xv[U], xpre[U];
+#pragma unroll
+    for (int u = 0; u <= U; ++u) {
+      buf[u] = u == 0 || qs + 32 * (u - 1) < qe ? LoadRowVec(dyb, qs + 32 * u + lane, off, p.Li) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, off, p.Lo) : zero;
+    }
+#pragma unroll 1
+    for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
+      const int64_t n0 = q0 + 32 * U;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const bool live = n0 + 32 * u < qe;
+        pre[u] = live ? LoadRowVec(dyb, n0 + 32 * (u + 1) + lane, off, p.Li) : zero;
+        xpre[u] = live ? LoadRowVec(xb, n0 + 32 * u + lane, off, p.Lo) : zero;
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        if (q0 + 32 * u < qe) {  // warp-uniform
+          float win[V + K - 1];
+          BuildWindowAligned<T, K, LO>(u == 0 ? prv : buf[u - 1], buf[u], buf[u + 1], lane, win);
+          const int64_t q = q0 + 32 * u + lane;
+          if (q < qe) {
+            float acc[V], xf[V];
+#pragma unroll
+            for (int i = 0; i < V; ++i) {
+              acc[i] = 0.f;
+#pragma unroll
+              for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
+            }
+            StoreRowVec(dxb, q, off, p.Lo, acc);
+            UnpackVec<T>(xv[u], xf);
+#pragma unroll
+            for (int j = 0; j < K; ++j) {
+#pragma unroll
+              for (int i = 0; i < V; ++i) dwa[j] = fmaf(xf[i], win[i + K - 1 - j], dwa[j]);
+            }
+            // The lane's own dy vector is win[LO .. LO + V).
+#pragma unroll
+            for (int i = 0; i < V; ++i) dba += win[LO + i];
+          }
+        }
+      }
+      prv = buf[U - 1];
+      buf[0] = buf[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        buf[u + 1] = pre[u];
+        xv[u] = xpre[u];
+      }
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+    for (int j = 0; j < K; ++j) dwa[j] += __shfl_xor_sync(kFull, dwa[j], o);
+    dba += __shfl_xor_sync(kFull, dba, o);
+  }
+  float* slot = partial + (b * p.S + st) * (K + 1) * p.D + d;
+#pragma unroll
+  for (int j = 0; j <= K; ++j) {
+    if (lane == j) slot[j * p.D] = j < K ? dwa[j < K ? j : 0] : dba;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Generic paths: any K, any alignment. One thread per output element for the correlation,
 // loads served mostly by L1; dw by direct sums per (slot, tap, channel).
 // ---------------------------------------------------------------------------------------
@@ -915,6 +1129,17 @@ constexpr int64_t kMinRowsPerStretch = 16;  // 16 vs 32: 10% faster fwd at B16 L
 
 bool FastK(int64_t K) { return K == 2 || K == 3 || K == 4 || K == 5 || K == 7; }
 
+// The correlation offsets the BHL aligned kernels are built for: forward pad_lo of "same"
+// ((K-1)/2) and "causal" (K-1) padding; the backward's dx offset K-1-pad_lo of the same two.
+constexpr int AlignedSameLo(int K, bool backward) { return backward ? K - 1 - (K - 1) / 2 : (K - 1) / 2; }
+constexpr int AlignedCausalLo(int K, bool backward) { return backward ? 0 : K - 1; }
+// Both halves of the halo (lo before, K-1-lo after) within one neighbouring vector of V elements.
+constexpr bool AlignedHaloFits(int K, int lo, int V) { return lo <= V && K - 1 - lo <= V; }
+bool IsAlignedLo(int64_t K, int64_t lo, bool backward, int64_t V) {
+  return (lo == AlignedSameLo(int(K), backward) || lo == AlignedCausalLo(int(K), backward)) &&
+         AlignedHaloFits(int(K), int(lo), int(V));
+}
+
 size_t DTypeSize(DwElem t) { return t == DwElem::kF32 ? 4 : 2; }
 
 bool Aligned(const void* p, size_t bytes) {
@@ -927,6 +1152,7 @@ struct Plan {
   Path path = Path::kGeneric;
   int bytes = 0, rows = 0, unroll = 0, min_blocks = 1;  // fast-path template choices
   int64_t S = 1, SL = 0, T = 0;         // stretches and their lengths
+  int aligned_lo = -1;                  // BHL: the aligned kernels' offset, -1 for the general ones
   dim3 grid;
   int64_t P = 0, chunk = 0;             // backward: partial slots, generic rows per slot
 };
@@ -1003,6 +1229,12 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
       const int64_t bx = CeilDiv(rows * S, kWarps);
       if (bx <= 2147483647LL) {
         pl.path = Path::kBhlFast;
+        // Aligned kernels for the offsets of "same" and "causal" padding (see IsAlignedLo).
+        const int64_t lo = backward ? d.K - 1 - d.pad_lo : d.pad_lo;
+        if (d.L == d.L_out && IsAlignedLo(d.K, lo, backward, V) &&
+            !(tuning != nullptr && tuning->bhl_general)) {
+          pl.aligned_lo = int(lo);
+        }
         pl.unroll = unroll;
         pl.S = S;
         pl.grid = dim3(unsigned(bx), 1, 1);
@@ -1073,6 +1305,24 @@ std::string DispatchBhlBwd(int unroll, int min_blocks, F&& f) {
   return "jax_flashfft: CUDA depthwise: unknown BHL backward variant";
 }
 
+template <int LO>
+struct LoTag {
+  static constexpr int value = LO;
+};
+
+template <typename T, int K, bool kBackward, typename F>
+std::string DispatchAlignedLo(int lo, F&& f) {
+  constexpr int kSame = AlignedSameLo(K, kBackward), kCausal = AlignedCausalLo(K, kBackward);
+  constexpr int V = Bhl<T>::V;
+  if constexpr (AlignedHaloFits(K, kSame, V)) {
+    if (lo == kSame) return f(LoTag<kSame>{});
+  }
+  if constexpr (AlignedHaloFits(K, kCausal, V)) {
+    if (lo == kCausal) return f(LoTag<kCausal>{});
+  }
+  return "jax_flashfft: CUDA depthwise: no aligned BHL kernel for this offset";
+}
+
 template <typename F>
 std::string DispatchK(int64_t K, F&& f) {
   switch (K) {
@@ -1111,7 +1361,8 @@ std::string PlanName(const Plan& pl) {
       s << "blh-fast " << pl.bytes << "B R" << pl.rows << " S" << pl.S;
       break;
     case Path::kBhlFast:
-      s << "bhl-fast U" << pl.unroll << (pl.min_blocks > 1 ? "b2" : "") << " S" << pl.S;
+      s << (pl.aligned_lo >= 0 ? "bhl-aligned LO" + std::to_string(pl.aligned_lo) + " U" : "bhl-fast U")
+        << pl.unroll << (pl.min_blocks > 1 ? "b2" : "") << " S" << pl.S;
       break;
     case Path::kGeneric:
       s << "generic";
@@ -1179,8 +1430,15 @@ std::string LaunchDepthwiseFwd(const DwFwdArgs& a, cudaStream_t stream,
     if (pl.path == Path::kBhlFast) {
       const BhlArgs p{d.B, d.D, d.L, d.L_out, d.pad_lo, pl.S};
       return DispatchK(d.K, [&](auto k) {
-        BhlFwdFast<T, WT, decltype(k)::value, kBhlFwdUnroll>
-            <<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
+        constexpr int K = decltype(k)::value;
+        if (pl.aligned_lo >= 0) {
+          return DispatchAlignedLo<T, K, false>(pl.aligned_lo, [&](auto lo) {
+            BhlFwdAligned<T, WT, K, decltype(lo)::value, kBhlFwdUnroll>
+                <<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
+            return LastError("forward (BHL aligned path)");
+          });
+        }
+        BhlFwdFast<T, WT, K, kBhlFwdUnroll><<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
         return LastError("forward (BHL fast path)");
       });
     }
@@ -1241,8 +1499,16 @@ std::string LaunchDepthwiseBwd(const DwBwdArgs& a, void* scratch, size_t scratch
       const BhlArgs p{d.B, d.D, d.L_out, d.L, d.pad_lo, pl.S};
       return DispatchK(d.K, [&](auto k) {
         return DispatchBhlBwd(pl.unroll, pl.min_blocks, [&](auto v) {
-          BhlBwdFast<T, WT, decltype(k)::value, decltype(v)::unroll, decltype(v)::min_blocks>
-              <<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
+          constexpr int K = decltype(k)::value;
+          constexpr int U = decltype(v)::unroll, MB = decltype(v)::min_blocks;
+          if (pl.aligned_lo >= 0) {
+            return DispatchAlignedLo<T, K, true>(pl.aligned_lo, [&](auto lo) {
+              BhlBwdAligned<T, WT, K, decltype(lo)::value, U, MB>
+                  <<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
+              return LastError("backward (BHL aligned path)");
+            });
+          }
+          BhlBwdFast<T, WT, K, U, MB><<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
           return LastError("backward (BHL fast path)");
         });
       });

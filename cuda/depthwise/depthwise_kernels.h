@@ -63,6 +63,7 @@ struct DepthwiseTuning {
   int64_t min_rows = 0;      // BLH: fewest rows per stretch; 0: default
   bool skip_finalize = false;  // timing only: leave out the dw/dbias reduction kernel
   bool force_generic = false;
+  bool bhl_general = false;    // BHL: the general fast kernels even where the aligned ones apply
 };
 
 // Number of entries in the tuning tables above, and a short description of one entry.

@@ -350,6 +350,9 @@ std::vector<DepthwiseTuning> AllPaths() {
   DepthwiseTuning g;
   g.force_generic = true;
   v.push_back(g);
+  DepthwiseTuning general;  // BHL shapes the aligned kernels take, through the general ones
+  general.bhl_general = true;
+  v.push_back(general);
   return v;
 }
 
@@ -642,11 +645,14 @@ void RunTuneSplit(double bw) {
                                     cudaMemcpyDeviceToDevice));
           });
           for (int64_t target : {0, 8192, 16384, 32768}) {
-            for (int64_t min_rows : {0, 16, 8}) {
-              if (layout == 0 && min_rows != 0) continue;  // BHL has no row stretches
+            // BLH: fewest rows per stretch; BHL (no row stretches): 1 = the general kernels.
+            for (int64_t min_rows : {0, 16, 8, 1}) {
+              if (layout == 0 && min_rows != 0 && min_rows != 1) continue;
+              if (layout == 1 && min_rows == 1) continue;
               DepthwiseTuning tu;
               tu.target_warps = target;
-              tu.min_rows = min_rows;
+              if (layout == 1) tu.min_rows = min_rows;
+              tu.bhl_general = layout == 0 && min_rows == 1;
               const Timing t = TimeShape(pool, layout, DwElem::kF16, B, L, D, K, &tu, 60);
               std::printf("%-3s K=%lld L=%5lld D=%5lld target %5lld min_rows %2lld | fwd %.4f ms "
                           "xflr %.2f cpy %.2f | bwd %.4f ms xflr %.2f | f+b xflr %.2f [%s | %s]\n",
