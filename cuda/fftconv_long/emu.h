@@ -1,0 +1,353 @@
+// CPU emulation of the CUDA features the long-fftconv outer passes use, so that the kernels run
+// (slowly, small sizes) on a machine without a GPU: `g++ -x c++ -DJFF_LONG_EMU ...`
+// (see outer_selftest.cu's header). Only for development; the device build never includes it.
+//
+// Each CUDA thread is a fiber (ucontext); a block's fibers run round-robin until each reaches a
+// barrier. Two kinds of barrier are tracked separately, which is what makes warp-level code
+// with per-warp work loops behave as on the GPU: a warp barrier (__syncwarp, and the two
+// halves of every warp-collective instruction) releases the 32 lanes of one warp once all have
+// arrived; a block barrier (__syncthreads) releases the block once every live thread is there.
+// Anything else (a warp split between the two kinds) is reported as divergence and aborts.
+//
+// Warp collectives (ldmatrix, mma.sync m16n8k16, movmatrix) exchange operands through a per-warp
+// slot array and reproduce the fragment layouts of the PTX ISA, the same layouts
+// cuda/fftconv/monarch_core.cuh is written against (and GPU-verified with):
+//   A (16x16, row-major): reg q holds rows gid + 8(q&1), columns 8(q>>1) + 2tig, +1;
+//   B (16x8, "col"):      reg q holds rows (k) 8q + 2tig, +1 of column gid;
+//   C/D (16x8):           elements 2h, 2h+1 hold row gid + 8h, columns 2tig, 2tig+1;
+//   ldmatrix.x4: lanes 8i..8i+7 give the row addresses of matrix i; non-trans lane l gets row
+//   l/4, columns 2(l%4), +1; .trans gets column l/4, rows 2(l%4), +1 (low half = first).
+// with gid = lane / 4, tig = lane % 4; a 32-bit register holds two 16-bit values, the lower
+// index in the low half.
+#pragma once
+
+#ifndef JFF_LONG_EMU
+#error "emu.h is for the JFF_LONG_EMU host build only"
+#endif
+
+#include <ucontext.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#undef __forceinline__
+#undef __launch_bounds__
+#define __global__
+#define __device__
+#define __host__
+#define __shared__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+
+namespace jff_emu {
+
+constexpr size_t kMaxSmem = 227 * 1024;
+enum State { kRun = 0, kWarpWait = 1, kBlockWait = 2, kDone = 3 };
+
+struct Fiber {
+  ucontext_t ctx;
+  std::vector<char> stack;
+  State state = kRun;
+};
+
+struct Slot {
+  uint32_t w[8];
+  const void* ptr;
+};
+
+inline ucontext_t g_sched;
+inline std::vector<Fiber> g_fibers;
+inline std::vector<Slot> g_slots;  // 32 per warp
+inline int g_cur = 0;
+inline uint3 g_block;
+inline dim3 g_grid, g_bdim;
+inline std::function<void()> g_body;
+alignas(16) inline unsigned char g_smem[kMaxSmem];
+inline size_t g_max_smem_seen = 0;
+inline long long g_launches = 0;
+
+inline uint3 tid3() { return make_uint3(static_cast<unsigned>(g_cur), 0, 0); }
+inline void wait(State s) {
+  g_fibers[g_cur].state = s;
+  swapcontext(&g_fibers[g_cur].ctx, &g_sched);
+}
+inline void trampoline() {
+  g_body();
+  g_fibers[g_cur].state = kDone;
+}
+
+[[noreturn]] inline void die(const char* what) {
+  std::fprintf(stderr, "emulation: %s (block %u,%u)\n", what, g_block.x, g_block.y);
+  std::abort();
+}
+
+// Runs every block of the grid, one after another.
+template <typename... KArgs, typename... Args>
+void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args... args) {
+  const int nth = static_cast<int>(block.x * block.y * block.z);
+  if (block.y != 1 || block.z != 1) die("only 1-D blocks are emulated");
+  if (smem > kMaxSmem) die("too much dynamic shared memory");
+  if (nth % 32 != 0) die("block size not a multiple of 32");
+  g_max_smem_seen = smem > g_max_smem_seen ? smem : g_max_smem_seen;
+  ++g_launches;
+  g_grid = grid;
+  g_bdim = block;
+  g_fibers.resize(nth);
+  g_slots.resize(nth);
+  for (auto& f : g_fibers)
+    if (f.stack.size() < 512 * 1024) f.stack.resize(512 * 1024);
+  g_body = [&]() { kernel(static_cast<KArgs>(args)...); };
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        g_block = make_uint3(x, y, z);
+        std::memset(g_smem, 0xFF, smem);  // NaN in every float type: reading unwritten smem shows
+        for (int i = 0; i < nth; ++i) {
+          Fiber& f = g_fibers[i];
+          getcontext(&f.ctx);
+          f.ctx.uc_stack.ss_sp = f.stack.data();
+          f.ctx.uc_stack.ss_size = f.stack.size();
+          f.ctx.uc_link = &g_sched;
+          f.state = kRun;
+          makecontext(&f.ctx, trampoline, 0);
+        }
+        for (;;) {
+          for (int i = 0; i < nth; ++i) {
+            if (g_fibers[i].state != kRun) continue;
+            g_cur = i;
+            swapcontext(&g_sched, &g_fibers[i].ctx);
+          }
+          // Everyone is waiting or done: release complete warps first, then the block.
+          bool released = false;
+          int alive = 0, at_block = 0;
+          for (int w = 0; w < nth / 32; ++w) {
+            int live = 0, ww = 0, bw = 0;
+            for (int l = 0; l < 32; ++l) {
+              const State s = g_fibers[32 * w + l].state;
+              live += s != kDone;
+              ww += s == kWarpWait;
+              bw += s == kBlockWait;
+            }
+            alive += live;
+            at_block += bw;
+            if (ww > 0 && bw > 0) die("warp split between __syncwarp and __syncthreads");
+            if (ww > 0 && ww != live) die("warp barrier with exited lanes");
+            if (ww > 0) {
+              for (int l = 0; l < 32; ++l) g_fibers[32 * w + l].state = kRun;
+              released = true;
+            }
+          }
+          if (released) continue;
+          if (alive == 0) break;
+          if (at_block != alive) die("deadlock");
+          for (auto& f : g_fibers)
+            if (f.state == kBlockWait) f.state = kRun;
+        }
+      }
+}
+
+// ---- warp collectives ----
+inline int lane() { return g_cur & 31; }
+inline Slot* warp_slots() { return &g_slots[g_cur & ~31]; }
+
+inline uint16_t lo16(uint32_t x) { return static_cast<uint16_t>(x & 0xffffu); }
+inline uint16_t hi16(uint32_t x) { return static_cast<uint16_t>(x >> 16); }
+
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
+  Slot* s = warp_slots();
+  s[lane()].ptr = p;
+  wait(kWarpWait);
+  const int l = lane(), gid = l >> 2, tig = l & 3;
+  for (int i = 0; i < 4; ++i) {
+    uint16_t e0, e1;
+    if (!trans) {
+      const uint16_t* row = static_cast<const uint16_t*>(s[8 * i + gid].ptr);
+      e0 = row[2 * tig];
+      e1 = row[2 * tig + 1];
+    } else {
+      e0 = static_cast<const uint16_t*>(s[8 * i + 2 * tig].ptr)[gid];
+      e1 = static_cast<const uint16_t*>(s[8 * i + 2 * tig + 1].ptr)[gid];
+    }
+    r[i] = static_cast<uint32_t>(e0) | (static_cast<uint32_t>(e1) << 16);
+  }
+  wait(kWarpWait);
+}
+
+inline uint32_t movmatrix_trans(uint32_t x) {
+  Slot* s = warp_slots();
+  s[lane()].w[0] = x;
+  wait(kWarpWait);
+  const int l = lane(), gid = l >> 2, tig = l & 3;
+  // M[row][col] lives in lane row*4 + col/2, half col%2. Output lane l: M[2tig][gid], M[2tig+1][gid].
+  auto at = [&](int row, int col) {
+    const uint32_t v = s[row * 4 + col / 2].w[0];
+    return (col & 1) ? hi16(v) : lo16(v);
+  };
+  const uint32_t r = static_cast<uint32_t>(at(2 * tig, gid)) | (static_cast<uint32_t>(at(2 * tig + 1, gid)) << 16);
+  wait(kWarpWait);
+  return r;
+}
+
+// D += A * B for one m16n8k16 product; `to_f` converts a 16-bit value to float.
+inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, float (*to_f)(uint16_t)) {
+  Slot* s = warp_slots();
+  Slot& me = s[lane()];
+  for (int i = 0; i < 4; ++i) me.w[i] = a[i];
+  me.w[4] = b0;
+  me.w[5] = b1;
+  wait(kWarpWait);
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; ++l) {
+    const int g = l >> 2, t = l & 3;
+    for (int q = 0; q < 4; ++q) {
+      const int row = g + 8 * (q & 1), col = 8 * (q >> 1) + 2 * t;
+      A[row][col] = to_f(lo16(s[l].w[q]));
+      A[row][col + 1] = to_f(hi16(s[l].w[q]));
+    }
+    for (int q = 0; q < 2; ++q) {
+      B[8 * q + 2 * t][g] = to_f(lo16(s[l].w[4 + q]));
+      B[8 * q + 2 * t + 1][g] = to_f(hi16(s[l].w[4 + q]));
+    }
+  }
+  wait(kWarpWait);  // every lane has its copy of the operands before any slot is reused
+  const int l = lane(), gid = l >> 2, tig = l & 3;
+  for (int h = 0; h < 2; ++h)
+    for (int e = 0; e < 2; ++e) {
+      double acc = 0;
+      for (int k = 0; k < 16; ++k) acc += static_cast<double>(A[gid + 8 * h][k]) * B[k][2 * tig + e];
+      d[2 * h + e] = static_cast<float>(static_cast<double>(d[2 * h + e]) + acc);
+    }
+}
+
+}  // namespace jff_emu
+
+#define threadIdx (::jff_emu::tid3())
+#define blockIdx (::jff_emu::g_block)
+#define blockDim (::jff_emu::g_bdim)
+#define gridDim (::jff_emu::g_grid)
+#define __syncthreads() ::jff_emu::wait(::jff_emu::kBlockWait)
+#define __syncwarp(...) ::jff_emu::wait(::jff_emu::kWarpWait)
+#define JFF_DYN_SMEM(type, name) type* name = reinterpret_cast<type*>(::jff_emu::g_smem)
+#define JFF_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ((void)(stream), ::jff_emu::launch(kernel, grid, block, smem, __VA_ARGS__))
+
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+inline float __uint_as_float(unsigned int u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline unsigned int __float_as_uint(float f) {
+  unsigned int u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline void sincospif(float x, float* s, float* c) {
+  const double a = M_PI * static_cast<double>(x);
+  *s = static_cast<float>(std::sin(a));
+  *c = static_cast<float>(std::cos(a));
+}
+inline float rsqrtf(float x) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(x))); }
+inline unsigned int __brev(unsigned int x) {
+  unsigned int r = 0;
+  for (int i = 0; i < 32; ++i) r |= ((x >> i) & 1u) << (31 - i);
+  return r;
+}
+
+// The slice of cuda/fftconv/monarch_core.cuh the outer passes use, emulated (that header is
+// inline PTX, which a host compiler cannot take). Same names and signatures.
+namespace jff {
+namespace {
+
+template <typename T>
+struct Ops;
+
+template <>
+struct Ops<__nv_bfloat16> {
+  static float f(uint16_t h) { return __bfloat162float(__ushort_as_bfloat16(h)); }
+  static uint16_t h(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+  static uint32_t pack(float lo, float hi) { return static_cast<uint32_t>(h(lo)) | (static_cast<uint32_t>(h(hi)) << 16); }
+  static float2 unpack(uint32_t v) { return make_float2(f(jff_emu::lo16(v)), f(jff_emu::hi16(v))); }
+  static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    jff_emu::mma_m16n8k16(d, a, b0, b1, &f);
+  }
+  static uint32_t mul2(uint32_t x, uint32_t y) {
+    const float2 a = unpack(x), b = unpack(y);
+    return pack(a.x * b.x, a.y * b.y);
+  }
+};
+
+template <>
+struct Ops<__half> {
+  static float f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+  static uint16_t h(float x) { return __half_as_ushort(__float2half_rn(x)); }
+  static uint32_t pack(float lo, float hi) { return static_cast<uint32_t>(h(lo)) | (static_cast<uint32_t>(h(hi)) << 16); }
+  static float2 unpack(uint32_t v) { return make_float2(f(jff_emu::lo16(v)), f(jff_emu::hi16(v))); }
+  static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    jff_emu::mma_m16n8k16(d, a, b0, b1, &f);
+  }
+  static uint32_t mul2(uint32_t x, uint32_t y) {
+    const float2 a = unpack(x), b = unpack(y);
+    return pack(a.x * b.x, a.y * b.y);
+  }
+};
+
+constexpr uint32_t kSignBits = 0x80008000u;
+
+inline uint32_t movmatrix_trans(uint32_t x) { return jff_emu::movmatrix_trans(x); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { jff_emu::ldmatrix_x4(r, p, true); }
+
+inline float2 cmul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
+
+inline uint4 load8(const uint16_t* row, int t, int L, bool vec) {
+  if (vec && t + 8 <= L) {
+    uint4 v;
+    std::memcpy(&v, row + t, 16);
+    return v;
+  }
+  uint32_t w[4] = {0u, 0u, 0u, 0u};
+  for (int e = 0; e < 8; ++e)
+    if (t + e < L) w[e >> 1] |= static_cast<uint32_t>(row[t + e]) << (16 * (e & 1));
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+inline void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  (void)vec;
+  for (int e = 0; e < 8; ++e)
+    if (t + e < L) row[t + e] = static_cast<uint16_t>(w[e >> 1] >> (16 * (e & 1)));
+}
+
+template <typename T>
+inline void unpack8(uint4 v, float (&f)[8]) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  for (int i = 0; i < 4; ++i) {
+    const float2 p = Ops<T>::unpack(w[i]);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+template <typename T>
+inline uint4 pack8(const float (&f)[8]) {
+  return make_uint4(Ops<T>::pack(f[0], f[1]), Ops<T>::pack(f[2], f[3]), Ops<T>::pack(f[4], f[5]),
+                    Ops<T>::pack(f[6], f[7]));
+}
+
+}  // namespace
+}  // namespace jff

@@ -1,0 +1,116 @@
+// Index maps of the long fftconv (N = 64K .. 16M): one four-step level N = N1 * N2 around the
+// fused <= 32K kernel. Plain C++ usable on host and device, so the kernels, the self-test's
+// float64 inner step and the g++ math test (long_math_test.cc) share one definition.
+// The math is in benchmarks/notes_long.md; the short version:
+//
+//   n = N2*n1 + n2 (n1 < N1 strided, n2 < N2 contiguous), f = k1 + N1*k2.
+//   C[k1][n2] = N1^-1/2 sum_n1 v[N2 n1 + n2] w_N1^(k1 n1)          (outer forward, real input)
+//   P[k1][n2] = C[k1][n2] w_N^(k1 n2)         1 <= k1 < N1/2          (twiddled rows)
+//   P[0][n2]  = C[0][n2] + i C[N1/2][n2]      (both real: one packed row, no twiddle)
+// Rows N1/2 < k1 < N1 are never formed: C[N1-k1] = conj(C[k1]) because v is real.
+// The intermediate ("workspace") holds N1/2 complex rows of N2 per signal row: exactly N reals.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define JFF_HD __host__ __device__ __forceinline__
+#else
+#define JFF_HD inline
+#endif
+
+namespace jff {
+namespace longconv {
+
+constexpr int kMinN1 = 2, kMaxN1 = 512;
+constexpr int64_t kMaxN2 = 32768;  // the largest fused (inner) size
+
+JFF_HD constexpr bool is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+JFF_HD constexpr int ilog2(int64_t x) {
+  int l = 0;
+  while ((int64_t{1} << l) < x) ++l;
+  return l;
+}
+
+// Default split of a long N into outer N1 x inner N2 (0 when N is not a long size). The inner
+// size stays small where possible because the fused kernel is fastest per element at 4K-8K
+// (notes_monarch.md v4: 4K 2.1x, 8K 2.4x, 16K 3.3x, 32K 3.7x of its floor) and the outer size
+// stays in the tensor-core set {16, 32, 256, 512}. Tunable; see notes_long.md "open questions".
+JFF_HD constexpr int default_n1(int64_t N) {
+  switch (N) {
+    case int64_t{1} << 16: return 16;   // 16 x 4K
+    case int64_t{1} << 17: return 32;   // 32 x 4K
+    case int64_t{1} << 18: return 32;   // 32 x 8K
+    case int64_t{1} << 19: return 32;   // 32 x 16K
+    case int64_t{1} << 20: return 256;  // 256 x 4K
+    case int64_t{1} << 21: return 512;  // 512 x 4K
+    case int64_t{1} << 22: return 512;  // 512 x 8K
+    case int64_t{1} << 23: return 512;  // 512 x 16K
+    case int64_t{1} << 24: return 512;  // 512 x 32K
+    default: return 0;
+  }
+}
+
+// Workspace element offset of (signal row r, packed row k1 < N1/2, plane 0 = re / 1 = im,
+// column n2): each (r, k1) is one contiguous complex row of N2 stored as two planes, so the
+// inner kernel reads a row with the same 16-byte plane loads as the fused kernel, and the
+// outer passes write T contiguous columns of each row (full 32-byte sectors at T >= 16).
+JFF_HD int64_t ws_offset(int64_t r, int k1, int plane, int64_t n2, int N1, int64_t N2) {
+  return ((r * (N1 / 2) + k1) * 2 + plane) * N2 + n2;
+}
+
+// Exponent e of the outer twiddle w_N^e for row k1, column n2: e = k1 * n2 < N/2 <= 2^23, so
+// it is exact in int32 and in float (sincospif(-2e/N) then has one rounding).
+JFF_HD int64_t twiddle_exp(int k1, int64_t n2) { return static_cast<int64_t>(k1) * n2; }
+
+// Hermitian partner of spectrum row k1 in the four-step order: for real v,
+// xhat[N - f] = conj(xhat[f]) with f = k1 + N1 k2, so (k1, k2) pairs with
+// (N1 - k1, N2 - 1 - k2) for 1 <= k1 < N1, and row 0 / row N1/2 pair with themselves:
+// (0, k2) <-> (0, (N2 - k2) mod N2), (N1/2, k2) <-> (N1/2, N2 - 1 - k2).
+JFF_HD void spectrum_partner(int k1, int64_t k2, int N1, int64_t N2, int* pk1, int64_t* pk2) {
+  if (k1 == 0) {
+    *pk1 = 0;
+    *pk2 = (N2 - k2) % N2;
+  } else {
+    *pk1 = N1 - k1;
+    *pk2 = N2 - 1 - k2;
+  }
+}
+
+// Filter group of batch index b (cuda/README.md: rows_per_group R, G groups).
+JFF_HD int64_t group_of(int64_t b, int64_t R, int64_t G) { return (b / R) % G; }
+
+// Two-level outer DFT of the tensor-core path: N1 = P * Q with P = 16 (Q = N1 / 16 = 16 or 32),
+// n1 = Q p + q, k1 = kp + P kq. Single level (N1 = 16, 32): P = N1, Q = 1.
+JFF_HD constexpr int tc_p(int N1) { return N1 <= 32 ? N1 : 16; }
+JFF_HD constexpr int tc_q(int N1) { return N1 <= 32 ? 1 : N1 / 16; }
+JFF_HD constexpr bool tc_supported_n1(int N1) { return N1 == 16 || N1 == 32 || N1 == 256 || N1 == 512; }
+
+
+// Real-input half-length trick of the CUDA-core path (M = N1/2): with Z = DFT_M(x[2m] + i x[2m+1])
+// and Zc = Z[(M - k) mod M], the real signal's spectrum at 0 <= k <= M is
+//   X[k] = (Z[k] + conj Zc)/2 + w_N1^k (Z[k] - conj Zc)/(2i).
+// (zr, zi) = Z[k], (cr, ci) = Zc, (wr, wi) = w_N1^k.
+template <typename R>
+JFF_HD void r2c_split(R zr, R zi, R cr, R ci, R wr, R wi, R* xr, R* xi) {
+  const R er = R(0.5) * (zr + cr), ei = R(0.5) * (zi - ci);
+  const R orr = R(0.5) * (zi + ci), oi = R(-0.5) * (zr - cr);
+  *xr = er + (wr * orr - wi * oi);
+  *xi = ei + (wr * oi + wi * orr);
+}
+
+// Its inverse: from the half spectrum X[k], Xc = X[M - k] (0 <= k < M) and (wr, wi) = w_N1^-k,
+//   Z[k] = (X[k] + conj Xc)/2 + i w_N1^-k (X[k] - conj Xc)/2,
+// whose M-point inverse DFT (normalised 1/M) is x[2m] + i x[2m+1] for x = IDFT_N1(X) (1/N1).
+template <typename R>
+JFF_HD void c2r_merge(R xr, R xi, R cr, R ci, R wr, R wi, R* zr, R* zi) {
+  const R er = R(0.5) * (xr + cr), ei = R(0.5) * (xi - ci);
+  const R dr = R(0.5) * (xr - cr), di = R(0.5) * (xi + ci);
+  const R orr = wr * dr - wi * di, oi = wr * di + wi * dr;  // w^-k (X - conj Xc)/2
+  *zr = er - oi;                                           // + i * o
+  *zi = ei + orr;
+}
+
+}  // namespace longconv
+}  // namespace jff

@@ -1,0 +1,576 @@
+// Outer passes of the long fftconv (N = N1 * N2 > 32K; the math and layout are in
+// benchmarks/notes_long.md, the index maps in long_plan.h):
+//
+//   outer_forward: v = pre * u (BHL rows, implicit zero padding: only t < L is read) ->
+//     N1-point DFTs over the strided axis n1 for a tile of contiguous columns n2 (coalesced
+//     loads) -> twiddle w_N^(k1 n2) -> the workspace: per signal row, N1/2 packed complex rows
+//     of N2 (row 0 = C[0] + i C[N1/2], both real), two planes each, in u's dtype.
+//   outer_inverse: workspace rows (after the inner step) -> conjugate twiddle -> N1-point
+//     complex-to-real inverse DFT -> y = post * (z + skip * v) for t < L, rounded once to u's
+//     dtype. `skip` is normally folded into the inner step's spectrum (khat + skip, as the fused
+//     kernels do: then pass skip = nullptr and the pass reads only the workspace and post); an
+//     explicit skip makes this pass re-read u and pre instead.
+//
+// Two implementations:
+//   * tensor cores (outer_tc.cuh): bf16/fp16, N1 in {16, 32, 256, 512}, mma.sync (sm_80+);
+//   * CUDA cores (below): every N1 in 2..512, every dtype, fp32 arithmetic (the fp32 path,
+//     whose accuracy target 1e-5 rules out 16-bit tensor-core operands, and the fallback).
+//
+// Everything is checked before a launch (check_fwd / check_inv); launch errors are returned.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <type_traits>
+
+#include "fftconv_long/long_plan.h"
+#include "fftconv_long/outer_tc.cuh"
+
+namespace jff {
+namespace longconv {
+
+// Element type of u, the gates, y and the workspace (same values as jff::DType).
+enum class Elem : int { kF16 = 0, kBF16 = 1, kF32 = 2 };
+enum class OuterPath : int { kAuto = 0, kCudaCore = 1, kTensorCore = 2 };
+
+inline size_t elem_bytes(Elem e) { return e == Elem::kF32 ? 4 : 2; }
+
+struct OuterFwdArgs {
+  Elem dtype;
+  const void* u;    // BHL: signal row g at u + g * L (g = row0 + r)
+  const void* pre;  // u's shape, or nullptr
+  void* ws;         // nrows * N1 * N2 elements, 16-byte aligned (workspace_bytes)
+  int64_t row0, nrows, L;
+  int N1;
+  int64_t N2;
+};
+
+struct OuterInvArgs {
+  Elem dtype;
+  const void* ws;    // the inner step's output, same layout
+  const void* post;  // or nullptr
+  const void* u;     // needed only with skip
+  const void* pre;   // optional, read only with skip
+  const float* skip; // (G, H) explicit skip term, or nullptr when folded into the inner spectrum
+  void* y;
+  int64_t row0, nrows, L;
+  int64_t H, G, R;   // row g = b * H + h uses skip[((b / R) % G) * H + h]
+  int N1;
+  int64_t N2;
+};
+
+inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
+  return static_cast<size_t>(nrows) * static_cast<size_t>(N1) * static_cast<size_t>(N2) * elem_bytes(e);
+}
+
+// The tensor-core kernel's tile width (columns per CTA) for N1, 0 when it has none.
+inline int tc_tile(int N1) { return N1 <= 32 ? 64 : 16; }
+// The CUDA-core kernel's tile: about 2048 complex values per CTA and row, at least 16 columns
+// (full 32-byte sectors for 16-bit, 64 bytes for fp32), at most N2.
+inline int cc_tile(int N1, int64_t N2) {
+  int tw = 4096 / N1;
+  if (tw < 16) tw = 16;
+  if (tw > N2) tw = static_cast<int>(N2);
+  return tw;
+}
+
+inline bool tc_available(Elem e, int N1, int64_t N2, int device_major) {
+  return e != Elem::kF32 && tc_supported_n1(N1) && device_major >= 8 && N2 % tc_tile(N1) == 0;
+}
+
+namespace detail {
+
+inline const char* check_common(Elem e, int N1, int64_t N2, int64_t L, int64_t row0, int64_t nrows) {
+  if (e != Elem::kF16 && e != Elem::kBF16 && e != Elem::kF32) return "dtype must be f16, bf16 or f32";
+  if (!is_pow2(N1) || N1 < kMinN1 || N1 > kMaxN1) return "N1 must be a power of two in [2, 512]";
+  if (!is_pow2(N2) || N2 < 16 || N2 > kMaxN2) return "N2 must be a power of two in [16, 32768]";
+  if (static_cast<int64_t>(N1) * N2 > (int64_t{1} << 24)) return "N = N1 * N2 must be <= 2^24";
+  if (L < 1 || L > static_cast<int64_t>(N1) * N2) return "L must be in [1, N]";
+  if (row0 < 0 || nrows < 1 || nrows > (int64_t{1} << 40)) return "rows out of range";
+  return nullptr;
+}
+
+inline bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+}  // namespace detail
+
+// nullptr when the arguments are valid, else what is wrong.
+inline const char* check_fwd(const OuterFwdArgs& a) {
+  if (const char* m = detail::check_common(a.dtype, a.N1, a.N2, a.L, a.row0, a.nrows)) return m;
+  if (a.u == nullptr || a.ws == nullptr) return "u and ws are required";
+  const size_t es = elem_bytes(a.dtype);
+  if (!detail::aligned(a.u, es) || (a.pre != nullptr && !detail::aligned(a.pre, es))) return "u/pre misaligned";
+  if (!detail::aligned(a.ws, 16)) return "ws must be 16-byte aligned";
+  return nullptr;
+}
+
+inline const char* check_inv(const OuterInvArgs& a) {
+  if (const char* m = detail::check_common(a.dtype, a.N1, a.N2, a.L, a.row0, a.nrows)) return m;
+  if (a.ws == nullptr || a.y == nullptr) return "ws and y are required";
+  const size_t es = elem_bytes(a.dtype);
+  if (!detail::aligned(a.ws, 16)) return "ws must be 16-byte aligned";
+  if (!detail::aligned(a.y, es) || (a.post != nullptr && !detail::aligned(a.post, es))) return "y/post misaligned";
+  if (a.skip != nullptr) {
+    if (a.u == nullptr) return "an explicit skip needs u";
+    if (!detail::aligned(a.u, es) || (a.pre != nullptr && !detail::aligned(a.pre, es))) return "u/pre misaligned";
+    if (a.H < 1 || a.G < 1 || a.R < 1) return "H, G, R must be >= 1 with skip";
+  }
+  return nullptr;
+}
+
+namespace cc {
+
+template <typename T>
+struct Elt;
+template <>
+struct Elt<float> {
+  static __device__ __forceinline__ float ld(const float* p) { return __ldg(p); }
+  static __device__ __forceinline__ float st(float x) { return x; }
+};
+template <>
+struct Elt<__half> {
+  static __device__ __forceinline__ float ld(const __half* p) { return __half2float(__ldg(p)); }
+  static __device__ __forceinline__ __half st(float x) { return __float2half_rn(x); }
+};
+template <>
+struct Elt<__nv_bfloat16> {
+  static __device__ __forceinline__ float ld(const __nv_bfloat16* p) { return __bfloat162float(__ldg(p)); }
+  static __device__ __forceinline__ __nv_bfloat16 st(float x) { return __float2bfloat16_rn(x); }
+};
+
+struct FwdParams {
+  const void* u;
+  const void* pre;
+  void* ws;
+  int64_t row0, nrows, L, N2;
+  int N1, TW, lgM;
+};
+
+struct InvParams {
+  const void* ws;
+  const void* post;
+  const void* u;
+  const void* pre;
+  const float* skip;
+  void* y;
+  int64_t row0, nrows, L, N2, H, G, R;
+  int N1, TW, lgM;
+};
+
+__device__ __forceinline__ float2 c_mul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
+__device__ __forceinline__ float2 c_mulconj(float2 a, float2 b) { return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y); }
+__device__ __forceinline__ float2 w_pow(int64_t e, int64_t D) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
+  return make_float2(c, s);
+}
+__device__ __forceinline__ int brev_bits(int m, int bits) {
+  return bits == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(m)) >> (32 - bits));
+}
+
+// Shared tables of both directions: the tile's outer twiddles (tc::TileTw, M + 64 + M*TW/64
+// entries), wM[j] = w_M^j (j < M/2), wN1[k] = w_N1^k (k <= M). Returns the first free float2.
+__device__ __forceinline__ float2* build_tables(float2* sm, int N1, int M, int TW, int64_t N, int64_t n2_0, int tid,
+                                                int nth, tc::TileTw* tw, float2** wM, float2** wN1) {
+  tw->build(sm, M, TW, N, n2_0, tid, nth);
+  *wM = sm + M + 64 + (M * TW + 63) / 64;
+  const int nwm = M / 2 > 0 ? M / 2 : 1;
+  *wN1 = *wM + nwm;
+  for (int i = tid; i < nwm; i += nth) (*wM)[i] = w_pow(i, M);
+  for (int i = tid; i <= M; i += nth) (*wN1)[i] = w_pow(i, N1);
+  return *wN1 + M + 1;
+}
+
+inline size_t tables_bytes(int N1, int TW) {
+  const int M = N1 / 2;
+  return sizeof(float2) * (static_cast<size_t>(M) + 64 + (M * TW + 63) / 64 + (M / 2 > 0 ? M / 2 : 1) + M + 1);
+}
+
+// In-place radix-2 DIT FFT of size M over each of the TW columns of z (input in bit-reversed
+// order, output natural). `inverse` conjugates the twiddles (no scaling).
+__device__ __forceinline__ void fft_cols(float2* z, const float2* wM, int M, int TW, bool inverse, int tid, int nth) {
+  for (int half = 1; half < M; half <<= 1) {
+    const int stride = M / (2 * half);
+    for (int i = tid; i < (M / 2) * TW; i += nth) {
+      const int j = i / TW, c = i - j * TW;
+      const int pos = j & (half - 1);
+      const int a = ((j - pos) << 1) + pos, b = a + half;
+      float2 w = wM[pos * stride];
+      if (inverse) w.y = -w.y;
+      const float2 xa = z[a * TW + c], t = c_mul(z[b * TW + c], w);
+      z[a * TW + c] = make_float2(xa.x + t.x, xa.y + t.y);
+      z[b * TW + c] = make_float2(xa.x - t.x, xa.y - t.y);
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
+  using E = Elt<T>;
+  JFF_DYN_SMEM(float2, sm);
+  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
+  const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  tc::TileTw tw;
+  float2 *wM, *wN1;
+  float2* z = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // z: M x TW
+  const float scale = rsqrtf(static_cast<float>(N1));
+  const T* u = static_cast<const T*>(p.u);
+  const T* pre = static_cast<const T*>(p.pre);
+  T* ws = static_cast<T*>(p.ws);
+  __syncthreads();
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    const int64_t base = (p.row0 + r) * p.L;
+    // z[m] = v[2m] + i v[2m+1] at bit-reversed m (half-length complex transform of the real
+    // column); loads only t < L.
+    for (int i = tid; i < N1 * TW; i += nth) {
+      const int n1 = i / TW, c = i - n1 * TW;
+      const int64_t t = p.N2 * n1 + n2_0 + c;
+      float v = 0.f;
+      if (t < p.L) {
+        v = E::ld(u + base + t);
+        if (pre != nullptr) v *= E::ld(pre + base + t);
+      }
+      float* slot = reinterpret_cast<float*>(z + brev_bits(n1 >> 1, p.lgM) * TW + c);
+      slot[n1 & 1] = v;
+    }
+    __syncthreads();
+    fft_cols(z, wM, M, TW, false, tid, nth);
+    // Real spectrum k <= M (r2c_split), unitary scale, twiddle, packed row 0; coalesced stores.
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float2 Z = z[k * TW + c];
+      float xr, xi;
+      if (k == 0) {
+        xr = scale * (Z.x + Z.y);  // C[0]   = sum of all
+        xi = scale * (Z.x - Z.y);  // C[N1/2] = alternating sum
+      } else {
+        const float2 Zc = z[(M - k) * TW + c];
+        r2c_split(Z.x, Z.y, Zc.x, Zc.y, wN1[k].x, wN1[k].y, &xr, &xi);
+        const float2 o = c_mul(make_float2(scale * xr, scale * xi), tw(k, c));
+        xr = o.x;
+        xi = o.y;
+      }
+      ws[ws_offset(r, k, 0, n2_0 + c, N1, p.N2)] = E::st(xr);
+      ws[ws_offset(r, k, 1, n2_0 + c, N1, p.N2)] = E::st(xi);
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
+  using E = Elt<T>;
+  JFF_DYN_SMEM(float2, sm);
+  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
+  const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  tc::TileTw tw;
+  float2 *wM, *wN1;
+  float2* xs = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // (M+1) x TW
+  float2* z = xs + (M + 1) * TW;                                                 // M x TW
+  // Unitary inverse: x = N1^-1/2 sum E w^-kn; through the half-length trick that is
+  // (2 / sqrt(N1)) times the unnormalised M-point inverse of c2r_merge's output.
+  const float scale = 2.f * rsqrtf(static_cast<float>(N1));
+  const T* wsp = static_cast<const T*>(p.ws);
+  const T* post = static_cast<const T*>(p.post);
+  const T* u = static_cast<const T*>(p.u);
+  const T* pre = static_cast<const T*>(p.pre);
+  T* y = static_cast<T*>(p.y);
+  __syncthreads();
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float qr = E::ld(wsp + ws_offset(r, k, 0, n2_0 + c, N1, p.N2));
+      const float qi = E::ld(wsp + ws_offset(r, k, 1, n2_0 + c, N1, p.N2));
+      if (k == 0) {
+        xs[c] = make_float2(qr, 0.f);           // E[0]
+        xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
+      } else {
+        xs[k * TW + c] = c_mulconj(make_float2(qr, qi), tw(k, c));
+      }
+    }
+    __syncthreads();
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float2 X = xs[k * TW + c], Xc = xs[(M - k) * TW + c];
+      float zr, zi;
+      c2r_merge(X.x, X.y, Xc.x, Xc.y, wN1[k].x, -wN1[k].y, &zr, &zi);
+      z[brev_bits(k, p.lgM) * TW + c] = make_float2(scale * zr, scale * zi);
+    }
+    __syncthreads();
+    fft_cols(z, wM, M, TW, true, tid, nth);
+    const int64_t grow = p.row0 + r, base = grow * p.L;
+    float sk = 0.f;
+    if (p.skip != nullptr) {
+      const int64_t b = grow / p.H, h = grow - b * p.H;
+      sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
+    }
+    for (int i = tid; i < N1 * TW; i += nth) {
+      const int n1 = i / TW, c = i - n1 * TW;
+      const int64_t t = p.N2 * n1 + n2_0 + c;
+      if (t >= p.L) continue;
+      const float2 zz = z[(n1 >> 1) * TW + c];
+      float v = (n1 & 1) ? zz.y : zz.x;
+      if (p.skip != nullptr) {
+        float vin = E::ld(u + base + t);
+        if (pre != nullptr) vin *= E::ld(pre + base + t);
+        v += sk * vin;
+      }
+      if (post != nullptr) v *= E::ld(post + base + t);
+      y[base + t] = E::st(v);
+    }
+    __syncthreads();
+  }
+}
+
+inline size_t fwd_smem(int N1, int TW) { return tables_bytes(N1, TW) + sizeof(float2) * (N1 / 2) * TW; }
+inline size_t inv_smem(int N1, int TW) {
+  return tables_bytes(N1, TW) + sizeof(float2) * (static_cast<size_t>(N1 / 2 + 1) + N1 / 2) * TW;
+}
+
+}  // namespace cc
+
+namespace detail {
+
+// CTA rows of the grid: enough CTAs per column tile for about `waves` full waves of the
+// device, each CTA looping over the rest of the rows (its tables are built once).
+template <typename K>
+cudaError_t grid_for(K kernel, int threads, size_t smem, int64_t tiles, int64_t nrows, dim3* grid) {
+  int64_t resident = 264;  // emulation: any small number
+#ifndef JFF_LONG_EMU
+  int dev = 0, nsm = 0, per_sm = 0;
+  cudaError_t err;
+  if ((err = cudaGetDevice(&dev)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
+  if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem)) != cudaSuccess)
+    return err;
+  if (per_sm < 1) return cudaErrorInvalidConfiguration;
+  resident = int64_t(nsm) * per_sm;
+#else
+  (void)kernel;
+  (void)threads;
+  (void)smem;
+  resident = 4;
+#endif
+  int64_t gy = (2 * resident + tiles - 1) / tiles;
+  if (gy > nrows) gy = nrows;
+  if (gy > 65535) gy = 65535;
+  if (gy < 1) gy = 1;
+  *grid = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(gy), 1);
+  return cudaSuccess;
+}
+
+template <typename K>
+cudaError_t set_smem(K kernel, size_t smem) {
+#ifndef JFF_LONG_EMU
+  if (smem > 48 * 1024)
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+#else
+  (void)kernel;
+  (void)smem;
+#endif
+  return cudaSuccess;
+}
+
+inline cudaError_t last_error() {
+#ifndef JFF_LONG_EMU
+  return cudaGetLastError();
+#else
+  return cudaSuccess;
+#endif
+}
+
+inline int device_major() {
+#ifndef JFF_LONG_EMU
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+  return major;
+#else
+  return 9;
+#endif
+}
+
+template <typename T>
+cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
+  cc::FwdParams p;
+  p.u = a.u;
+  p.pre = a.pre;
+  p.ws = a.ws;
+  p.row0 = a.row0;
+  p.nrows = a.nrows;
+  p.L = a.L;
+  p.N2 = a.N2;
+  p.N1 = a.N1;
+  p.TW = cc_tile(a.N1, a.N2);
+  p.lgM = ilog2(a.N1 / 2);
+  auto kern = cc::outer_fwd_cc_kernel<T>;
+  const size_t sm = cc::fwd_smem(a.N1, p.TW);
+  cudaError_t err = set_smem(kern, sm);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
+  return last_error();
+}
+
+template <typename T>
+cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
+  cc::InvParams p;
+  p.ws = a.ws;
+  p.post = a.post;
+  p.u = a.u;
+  p.pre = a.pre;
+  p.skip = a.skip;
+  p.y = a.y;
+  p.row0 = a.row0;
+  p.nrows = a.nrows;
+  p.L = a.L;
+  p.N2 = a.N2;
+  p.H = a.H;
+  p.G = a.G;
+  p.R = a.R;
+  p.N1 = a.N1;
+  p.TW = cc_tile(a.N1, a.N2);
+  p.lgM = ilog2(a.N1 / 2);
+  auto kern = cc::outer_inv_cc_kernel<T>;
+  const size_t sm = cc::inv_smem(a.N1, p.TW);
+  cudaError_t err = set_smem(kern, sm);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
+  return last_error();
+}
+
+// Rows are 16-byte aligned (vector loads) when L % 8 == 0 and the base pointers are.
+inline bool rows_vec(int64_t L, std::initializer_list<const void*> ptrs) {
+  if (L % 8 != 0) return false;
+  for (const void* q : ptrs)
+    if (q != nullptr && !aligned(q, 16)) return false;
+  return true;
+}
+
+template <typename T, int P, int Q>
+cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
+  constexpr int TW = P * Q <= 32 ? 64 : 16, WARPS = 4;
+  using S = tc::Shape<P, Q, TW, WARPS>;
+  tc::FwdParams p;
+  p.u = static_cast<const uint16_t*>(a.u);
+  p.pre = static_cast<const uint16_t*>(a.pre);
+  p.ws = static_cast<uint16_t*>(a.ws);
+  p.row0 = a.row0;
+  p.nrows = a.nrows;
+  p.N2 = a.N2;
+  p.L = static_cast<int>(a.L);
+  p.vec = rows_vec(a.L, {a.u, a.pre});
+  auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS>;
+  cudaError_t err = set_smem(kern, S::kFwdSmem);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = grid_for(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), S::kFwdSmem, stream, p);
+  return last_error();
+}
+
+template <typename T, int P, int Q>
+cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
+  constexpr int TW = P * Q <= 32 ? 64 : 16, WARPS = 4;
+  using S = tc::Shape<P, Q, TW, WARPS>;
+  tc::InvParams p;
+  p.ws = static_cast<const uint16_t*>(a.ws);
+  p.post = static_cast<const uint16_t*>(a.post);
+  p.u = static_cast<const uint16_t*>(a.u);
+  p.pre = static_cast<const uint16_t*>(a.pre);
+  p.skip = a.skip;
+  p.y = static_cast<uint16_t*>(a.y);
+  p.row0 = a.row0;
+  p.nrows = a.nrows;
+  p.N2 = a.N2;
+  p.H = a.H;
+  p.G = a.G;
+  p.R = a.R;
+  p.L = static_cast<int>(a.L);
+  p.vec = rows_vec(a.L, {a.y, a.post, a.skip != nullptr ? a.u : nullptr, a.skip != nullptr ? a.pre : nullptr});
+  auto kern = tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS>;
+  cudaError_t err = set_smem(kern, S::kInvSmem);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = grid_for(kern, WARPS * 32, S::kInvSmem, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), S::kInvSmem, stream, p);
+  return last_error();
+}
+
+// f(P-const, Q-const) for the tensor-core outer sizes.
+template <typename F>
+bool dispatch_tc(int N1, F&& f) {
+  switch (N1) {
+    case 16: f(std::integral_constant<int, 16>{}, std::integral_constant<int, 1>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}, std::integral_constant<int, 1>{}); return true;
+    case 256: f(std::integral_constant<int, 16>{}, std::integral_constant<int, 16>{}); return true;
+    case 512: f(std::integral_constant<int, 16>{}, std::integral_constant<int, 32>{}); return true;
+    default: return false;
+  }
+}
+
+inline bool use_tc(Elem e, int N1, int64_t N2, OuterPath path, cudaError_t* err) {
+  *err = cudaSuccess;
+  if (path == OuterPath::kCudaCore) return false;
+  const bool ok = tc_available(e, N1, N2, device_major());
+  if (path == OuterPath::kTensorCore && !ok) *err = cudaErrorInvalidValue;
+  return ok;
+}
+
+}  // namespace detail
+
+// Enqueues the outer forward on `stream`. cudaErrorInvalidValue for invalid arguments (see
+// check_fwd) or a forced path that cannot take them; otherwise the first launch error.
+inline cudaError_t outer_forward(const OuterFwdArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
+  if (check_fwd(a) != nullptr) return cudaErrorInvalidValue;
+  cudaError_t err;
+  const bool tcp = detail::use_tc(a.dtype, a.N1, a.N2, path, &err);
+  if (err != cudaSuccess) return err;
+  if (tcp) {
+    err = cudaErrorInvalidValue;
+    detail::dispatch_tc(a.N1, [&](auto P, auto Q) {
+      err = a.dtype == Elem::kBF16 ? detail::fwd_tc<__nv_bfloat16, P(), Q()>(a, stream)
+                                   : detail::fwd_tc<__half, P(), Q()>(a, stream);
+    });
+    return err;
+  }
+  switch (a.dtype) {
+    case Elem::kF32: return detail::fwd_cc<float>(a, stream);
+    case Elem::kF16: return detail::fwd_cc<__half>(a, stream);
+    case Elem::kBF16: return detail::fwd_cc<__nv_bfloat16>(a, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+inline cudaError_t outer_inverse(const OuterInvArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
+  if (check_inv(a) != nullptr) return cudaErrorInvalidValue;
+  cudaError_t err;
+  const bool tcp = detail::use_tc(a.dtype, a.N1, a.N2, path, &err);
+  if (err != cudaSuccess) return err;
+  if (tcp) {
+    err = cudaErrorInvalidValue;
+    detail::dispatch_tc(a.N1, [&](auto P, auto Q) {
+      err = a.dtype == Elem::kBF16 ? detail::inv_tc<__nv_bfloat16, P(), Q()>(a, stream)
+                                   : detail::inv_tc<__half, P(), Q()>(a, stream);
+    });
+    return err;
+  }
+  switch (a.dtype) {
+    case Elem::kF32: return detail::inv_cc<float>(a, stream);
+    case Elem::kF16: return detail::inv_cc<__half>(a, stream);
+    case Elem::kBF16: return detail::inv_cc<__nv_bfloat16>(a, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace longconv
+}  // namespace jff

@@ -1,0 +1,564 @@
+// Standalone check and benchmark of the long fftconv's outer passes (outer_pass.cuh).
+//
+// GPU build and run:
+//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80
+//        -Icuda -o /tmp/outer_selftest cuda/fftconv_long/outer_selftest.cu
+//   /tmp/outer_selftest            correctness cases (exit status 0 when every line says PASS)
+//   /tmp/outer_selftest --quick    fewer cases
+//   /tmp/outer_selftest --bench    GB/s of each pass next to a device-to-device copy
+// CPU emulation (no GPU: each CUDA thread is a fiber, warp collectives emulated; small sizes):
+//   g++ -std=c++17 -O2 -x c++ -DJFF_LONG_EMU -I/usr/local/cuda/include -Icuda
+//       -o /tmp/outer_selftest_emu cuda/fftconv_long/outer_selftest.cu
+//   /tmp/outer_selftest_emu --quick
+//
+// What is checked, per case (fresh random inputs, rounded to the dtype first; outputs poisoned
+// with all-ones bits, a NaN in every float type, before every pass):
+//   fwd   the workspace against the float64 outer forward (long_plan.h / host_inner.h) of the
+//         same rounded inputs: the worst rel-L2 over the packed rows k1 (row 0's real part
+//         C[0] and imaginary part C[N1/2] counted separately), so a bug confined to one row
+//         cannot hide in the total; no element left unwritten.
+//   inv   the inverse pass on a random workspace against the float64 outer inverse (+ gates,
+//         skip), and on workspaces with a single nonzero row (k1 = 0 real, 0 imaginary, 1,
+//         M/2, M-1), each against its own reference.
+//   e2e   forward -> float64 inner step on the host (the fused inner kernel's job), rounded to
+//         the dtype as that kernel's output would be -> inverse, against the float64 gated
+//         circular convolution y = post * (conv(v, k) + skip*v), v = pre*u. Bars: the issue's
+//         targets (bf16 2e-2, fp16 5e-3, fp32 1e-5).
+//   det   both passes run twice; the two outputs must be bitwise equal.
+#ifdef JFF_LONG_EMU
+#include "fftconv_long/emu.h"
+#endif
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/host_half.h"
+#include "fftconv_long/host_inner.h"
+#include "fftconv_long/long_plan.h"
+#include "fftconv_long/outer_pass.cuh"
+
+namespace {
+
+using namespace jff::longconv;
+using cd = std::complex<double>;
+
+#define CK(x)                                                                                        \
+  do {                                                                                               \
+    cudaError_t e_ = (x);                                                                            \
+    if (e_ != cudaSuccess) {                                                                         \
+      std::fprintf(stderr, "CUDA error %d (%s) at %s:%d\n", static_cast<int>(e_), err_name(e_), __FILE__, \
+                   __LINE__);                                                                        \
+      std::exit(2);                                                                                  \
+    }                                                                                                \
+  } while (0)
+
+#ifdef JFF_LONG_EMU
+const char* err_name(cudaError_t) { return "emulated"; }
+void* dev_alloc(size_t n) { return std::aligned_alloc(256, (std::max<size_t>(n, 1) + 255) / 256 * 256); }
+void dev_free(void* p) { std::free(p); }
+void up(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
+void down(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
+void poison(void* d, size_t n) { std::memset(d, 0xFF, n); }
+void sync() {}
+#else
+const char* err_name(cudaError_t e) { return cudaGetErrorName(e); }
+void* dev_alloc(size_t n) {
+  void* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(n, 1)));
+  return p;
+}
+void dev_free(void* p) { CK(cudaFree(p)); }
+void up(void* d, const void* h, size_t n) { CK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); }
+void down(void* h, const void* d, size_t n) { CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
+void poison(void* d, size_t n) { CK(cudaMemset(d, 0xFF, n)); }
+void sync() { CK(cudaDeviceSynchronize()); }
+#endif
+
+// ---- host values in the element type ----
+struct HostBuf {
+  Elem e;
+  std::vector<uint8_t> raw;
+  HostBuf(Elem e_, size_t n) : e(e_), raw(n * elem_bytes(e_)) {}
+  size_t size() const { return raw.size() / elem_bytes(e); }
+  double get(size_t i) const {
+    if (e == Elem::kF32) {
+      float f;
+      std::memcpy(&f, raw.data() + 4 * i, 4);
+      return f;
+    }
+    uint16_t h;
+    std::memcpy(&h, raw.data() + 2 * i, 2);
+    return e == Elem::kBF16 ? jff::host::BF16ToF32(h) : jff::host::F16ToF32(h);
+  }
+  void set(size_t i, double v) {  // rounds to the element type (to nearest even)
+    const float f = static_cast<float>(v);
+    if (e == Elem::kF32) {
+      std::memcpy(raw.data() + 4 * i, &f, 4);
+      return;
+    }
+    const uint16_t h = e == Elem::kBF16 ? jff::host::F32ToBF16(f) : jff::host::F32ToF16(f);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+  bool is_nan(size_t i) const { return std::isnan(get(i)); }
+};
+
+const char* ename(Elem e) { return e == Elem::kF32 ? "f32" : (e == Elem::kBF16 ? "bf16" : "f16"); }
+double bar_e2e(Elem e) { return e == Elem::kF32 ? 1e-5 : (e == Elem::kBF16 ? 2e-2 : 5e-3); }
+double bar_pass(Elem e) { return e == Elem::kF32 ? 2e-6 : (e == Elem::kBF16 ? 1.2e-2 : 1.5e-3); }
+
+struct ErrAcc {
+  double num = 0, den = 0;
+  void add(double got, double want) {
+    num += (got - want) * (got - want);
+    den += want * want;
+  }
+  double rel() const { return std::sqrt(num / (den > 0 ? den : 1e-300)); }
+};
+
+int g_fail = 0, g_cases = 0;
+
+void line(bool ok, const std::string& what, const std::string& detail) {
+  ++g_cases;
+  if (!ok) ++g_fail;
+  std::printf("%s %-58s %s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.c_str());
+  std::fflush(stdout);
+}
+
+struct Case {
+  Elem e;
+  int N1;
+  int64_t N2, B, H, L, Lk, G, R;
+  bool pre, post;
+  int skip;  // 0 none, 1 folded into the inner spectrum, 2 explicit in the inverse pass
+  OuterPath path;
+};
+
+std::string case_name(const Case& c) {
+  char b[200];
+  std::snprintf(b, sizeof b, "%s %s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld%s%s%s", ename(c.e),
+                c.path == OuterPath::kTensorCore ? "tc" : "cc", c.N1, static_cast<long long>(c.N2),
+                static_cast<long long>(c.B), static_cast<long long>(c.H), static_cast<long long>(c.L),
+                static_cast<long long>(c.Lk), static_cast<long long>(c.G), c.pre ? " pre" : "", c.post ? " post" : "",
+                c.skip == 0 ? "" : (c.skip == 1 ? " skip(folded)" : " skip(explicit)"));
+  return b;
+}
+
+void run_case(const Case& c, uint64_t seed) {
+  const int N1 = c.N1, M = N1 / 2;
+  const int64_t N2 = c.N2, N = N1 * N2, rows = c.B * c.H, L = c.L;
+  const std::string name = case_name(c);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> U(-1, 1);
+  const size_t es = elem_bytes(c.e);
+
+  HostBuf u(c.e, rows * L), pre(c.e, rows * L), post(c.e, rows * L);
+  for (size_t i = 0; i < u.size(); ++i) {
+    u.set(i, U(rng));
+    pre.set(i, 1.0 + 0.5 * U(rng));
+    post.set(i, 1.0 + 0.5 * U(rng));
+  }
+  std::vector<double> k(c.G * c.H * c.Lk), skip(c.G * c.H);
+  for (auto& x : k) x = U(rng) / std::sqrt(static_cast<double>(c.Lk));
+  for (auto& x : skip) x = static_cast<float>(U(rng));
+  std::vector<float> skipf(skip.begin(), skip.end());
+
+  void* du = dev_alloc(rows * L * es);
+  void* dpre = dev_alloc(rows * L * es);
+  void* dpost = dev_alloc(rows * L * es);
+  void* dy = dev_alloc(rows * L * es);
+  void* dws = dev_alloc(workspace_bytes(c.e, rows, N1, N2));
+  float* dskip = static_cast<float*>(dev_alloc(skipf.size() * 4));
+  up(du, u.raw.data(), u.raw.size());
+  up(dpre, pre.raw.data(), pre.raw.size());
+  up(dpost, post.raw.data(), post.raw.size());
+  up(dskip, skipf.data(), skipf.size() * 4);
+
+  OuterFwdArgs fa{c.e, du, c.pre ? dpre : nullptr, dws, 0, rows, L, N1, N2};
+  OuterInvArgs ia{c.e, dws, c.post ? dpost : nullptr, du, c.pre ? dpre : nullptr,
+                  c.skip == 2 ? dskip : nullptr, dy, 0, rows, L, c.H, c.G, c.R, N1, N2};
+
+  auto v_of = [&](int64_t row, int64_t t) {  // v = pre*u from the rounded inputs, float64
+    const double uu = u.get(row * L + t);
+    return c.pre ? uu * pre.get(row * L + t) : uu;
+  };
+
+  // ---------------- fwd ----------------
+  HostBuf ws(c.e, rows * N);
+  poison(dws, ws.raw.size());
+  CK(outer_forward(fa, nullptr, c.path));
+  sync();
+  down(ws.raw.data(), dws, ws.raw.size());
+  {
+    std::vector<ErrAcc> per(M + 1);  // rows 1..M-1, row 0 real (index 0), row 0 imaginary (index M)
+    int64_t unwritten = 0;
+    for (size_t i = 0; i < ws.size(); ++i) unwritten += ws.is_nan(i);
+    std::vector<double> v(N);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::fill(v.begin(), v.end(), 0.0);
+      for (int64_t t = 0; t < L; ++t) v[t] = v_of(r, t);
+      const std::vector<cd> P = host::outer_forward(v, N1, N2);
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2) {
+          const double gr = ws.get(ws_offset(r, k1, 0, n2, N1, N2)), gi = ws.get(ws_offset(r, k1, 1, n2, N1, N2));
+          const cd want = P[k1 * N2 + n2];
+          if (k1 == 0) {
+            per[0].add(gr, want.real());
+            per[M].add(gi, want.imag());
+          } else {
+            per[k1].add(gr, want.real());
+            per[k1].add(gi, want.imag());
+          }
+        }
+    }
+    double worst = 0;
+    int wk = 0;
+    for (int i = 0; i <= M; ++i)
+      if (per[i].rel() > worst) {
+        worst = per[i].rel();
+        wk = i;
+      }
+    char d[160];
+    std::snprintf(d, sizeof d, "worst row err %.2e (%s%d) unwritten %lld", worst, wk == M ? "C[N1/2] " : "k1=",
+                  wk == M ? N1 / 2 : wk, static_cast<long long>(unwritten));
+    line(worst <= bar_pass(c.e) && unwritten == 0, "fwd " + name, d);
+  }
+  // bitwise repeat
+  {
+    HostBuf ws2(c.e, rows * N);
+    poison(dws, ws.raw.size());
+    CK(outer_forward(fa, nullptr, c.path));
+    sync();
+    down(ws2.raw.data(), dws, ws2.raw.size());
+    line(ws2.raw == ws.raw, "det fwd " + name, "");
+  }
+
+  // Host reference of the gated output for a workspace `Q` (after the inner step): y for all rows.
+  auto ref_y = [&](const HostBuf& Qb, std::vector<double>& yref) {
+    yref.assign(rows * L, 0.0);
+    std::vector<cd> Q(N / 2);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2)
+          Q[k1 * N2 + n2] = cd(Qb.get(ws_offset(r, k1, 0, n2, N1, N2)), Qb.get(ws_offset(r, k1, 1, n2, N1, N2)));
+      const std::vector<double> z = host::outer_inverse(Q, N1, N2);
+      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
+      for (int64_t t = 0; t < L; ++t) {
+        double val = z[t];
+        if (c.skip == 2) val += skip[g * c.H + h] * v_of(r, t);
+        if (c.post) val *= post.get(r * L + t);
+        yref[r * L + t] = val;
+      }
+    }
+  };
+  auto run_inv = [&](const HostBuf& Qb, HostBuf& y) {
+    up(dws, Qb.raw.data(), Qb.raw.size());
+    poison(dy, y.raw.size());
+    CK(outer_inverse(ia, nullptr, c.path));
+    sync();
+    down(y.raw.data(), dy, y.raw.size());
+  };
+  auto compare = [&](const HostBuf& y, const std::vector<double>& yref, int64_t* unwritten) {
+    ErrAcc acc;
+    *unwritten = 0;
+    for (size_t i = 0; i < yref.size(); ++i) {
+      *unwritten += y.is_nan(i);
+      acc.add(y.get(i), yref[i]);
+    }
+    return acc.rel();
+  };
+
+  // ---------------- inv on random workspaces ----------------
+  {
+    HostBuf Q(c.e, rows * N), y(c.e, rows * L);
+    std::vector<double> yref;
+    double worst = 0;
+    int64_t unw_total = 0;
+    std::string worst_what = "random";
+    // -1: every row random; else only row `sel` (M: row 0's imaginary part, 0: its real part).
+    std::vector<int> sels = {-1, 0, M};
+    if (M > 1) {
+      sels.push_back(1);
+      sels.push_back(M - 1);
+      if (M > 2) sels.push_back(M / 2);
+    }
+    for (int sel : sels) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int k1 = 0; k1 < M; ++k1)
+          for (int pl = 0; pl < 2; ++pl)
+            for (int64_t n2 = 0; n2 < N2; ++n2) {
+              bool on = sel < 0 || (sel == k1 && k1 > 0) || (k1 == 0 && ((sel == 0 && pl == 0) || (sel == M && pl == 1)));
+              Q.set(ws_offset(r, k1, pl, n2, N1, N2), on ? U(rng) : 0.0);
+            }
+      ref_y(Q, yref);
+      run_inv(Q, y);
+      int64_t unw;
+      const double e = compare(y, yref, &unw);
+      unw_total += unw;
+      if (e > worst) {
+        worst = e;
+        worst_what = sel < 0 ? "random" : (sel == M ? "only C[N1/2]" : "only k1=" + std::to_string(sel));
+      }
+    }
+    char d[160];
+    std::snprintf(d, sizeof d, "worst err %.2e (%s) unwritten %lld", worst, worst_what.c_str(),
+                  static_cast<long long>(unw_total));
+    line(worst <= bar_pass(c.e) && unw_total == 0, "inv " + name, d);
+  }
+
+  // ---------------- end to end through the host inner step ----------------
+  {
+    HostBuf Q(c.e, rows * N), y(c.e, rows * L), y2(c.e, rows * L);
+    std::vector<cd> rowsP(N / 2);
+    std::vector<std::vector<cd>> khat(c.G * c.H);
+    for (int64_t gh = 0; gh < c.G * c.H; ++gh)
+      khat[gh] = host::filter_spectrum(k.data() + gh * c.Lk, c.Lk, c.skip == 1 ? skip[gh] : 0.0, N);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2)
+          rowsP[k1 * N2 + n2] = cd(ws.get(ws_offset(r, k1, 0, n2, N1, N2)), ws.get(ws_offset(r, k1, 1, n2, N1, N2)));
+      host::inner_step(rowsP, khat[g * c.H + h], N1, N2);
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2) {
+          Q.set(ws_offset(r, k1, 0, n2, N1, N2), rowsP[k1 * N2 + n2].real());
+          Q.set(ws_offset(r, k1, 1, n2, N1, N2), rowsP[k1 * N2 + n2].imag());
+        }
+    }
+    run_inv(Q, y);
+    run_inv(Q, y2);
+    // float64 reference straight from the definition's FFT form.
+    ErrAcc acc;
+    int64_t unw = 0;
+    std::vector<cd> a(N);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
+      std::fill(a.begin(), a.end(), cd(0, 0));
+      for (int64_t t = 0; t < L; ++t) a[t] = v_of(r, t);
+      jff::host::Fft(a, false);
+      const std::vector<cd> kh = host::filter_spectrum(k.data() + (g * c.H + h) * c.Lk, c.Lk, 0.0, N);
+      for (int64_t f = 0; f < N; ++f) a[f] *= kh[f];
+      jff::host::Fft(a, true);
+      for (int64_t t = 0; t < L; ++t) {
+        double want = a[t].real();
+        if (c.skip != 0) want += skip[g * c.H + h] * v_of(r, t);
+        if (c.post) want *= post.get(r * L + t);
+        acc.add(y.get(r * L + t), want);
+        unw += y.is_nan(r * L + t);
+      }
+    }
+    char d[160];
+    std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.0e) unwritten %lld", acc.rel(), bar_e2e(c.e),
+                  static_cast<long long>(unw));
+    line(acc.rel() <= bar_e2e(c.e) && unw == 0, "e2e " + name, d);
+    line(y.raw == y2.raw, "det inv " + name, "");
+  }
+
+  dev_free(du);
+  dev_free(dpre);
+  dev_free(dpost);
+  dev_free(dy);
+  dev_free(dws);
+  dev_free(dskip);
+}
+
+// Argument checks: invalid calls are refused before any launch.
+void check_validation() {
+  int dummy[64];
+  OuterFwdArgs ok{Elem::kBF16, dummy, nullptr, dummy, 0, 2, 1000, 16, 256};
+  bool good = check_fwd(ok) == nullptr;
+  auto bad_fwd = [&](OuterFwdArgs a) { return check_fwd(a) != nullptr && outer_forward(a, nullptr) == cudaErrorInvalidValue; };
+  OuterFwdArgs a = ok;
+  a.N1 = 24;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.N1 = 1024;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.N2 = 8;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.L = 16 * 256 + 1;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.L = 0;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.ws = reinterpret_cast<char*>(dummy) + 2;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.u = nullptr;
+  good = good && bad_fwd(a);
+  a = ok;
+  a.N1 = 512;
+  a.N2 = 65536;
+  good = good && bad_fwd(a);
+  OuterInvArgs ia{Elem::kF32, dummy, nullptr, nullptr, nullptr, nullptr, dummy, 0, 2, 1000, 1, 1, 1, 16, 256};
+  good = good && check_inv(ia) == nullptr;
+  OuterInvArgs ib = ia;
+  ib.skip = reinterpret_cast<const float*>(dummy);  // explicit skip without u
+  good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
+  ib = ia;
+  ib.y = nullptr;
+  good = good && check_inv(ib) != nullptr;
+  // A forced tensor-core path that cannot take the problem is refused, not silently rerouted.
+  OuterFwdArgs f32 = ok;
+  f32.dtype = Elem::kF32;
+  good = good && outer_forward(f32, nullptr, OuterPath::kTensorCore) == cudaErrorInvalidValue;
+  OuterFwdArgs n64 = ok;
+  n64.N1 = 64;
+  good = good && outer_forward(n64, nullptr, OuterPath::kTensorCore) == cudaErrorInvalidValue;
+  line(good, "argument validation refuses bad calls before launching", "");
+}
+
+#ifndef JFF_LONG_EMU
+double median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// ms (median of `reps` after warm-up) of fn() on the default stream.
+template <typename F>
+double time_ms(F&& fn, int reps) {
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) fn();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(e0));
+    fn();
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    t.push_back(ms);
+  }
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  return median(t);
+}
+
+__global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    // bf16 / fp16 bit patterns of moderate numbers: sign, exponent near 1, random mantissa
+    p[i] = static_cast<uint16_t>(0x3C00u | (x & 0x03FFu) | ((x >> 16) & 0x8000u));
+  }
+}
+
+void bench() {
+  struct B {
+    int64_t N, Bt, H;
+    Elem e;
+  };
+  const B cases[] = {{int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 20, 1, 768, Elem::kBF16},
+                     {int64_t{1} << 20, 1, 768, Elem::kF16}, {int64_t{1} << 22, 1, 192, Elem::kBF16},
+                     {int64_t{1} << 24, 1, 48, Elem::kBF16}, {int64_t{1} << 20, 1, 384, Elem::kF32}};
+  cudaDeviceProp prop;
+  int dev = 0;
+  CK(cudaGetDevice(&dev));
+  CK(cudaGetDeviceProperties(&prop, dev));
+  std::printf("device: %s\n", prop.name);
+  for (const B& b : cases) {
+    const int N1 = default_n1(b.N);
+    const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N;
+    const size_t es = elem_bytes(b.e), sbytes = rows * L * es, wbytes = workspace_bytes(b.e, rows, N1, N2);
+    void *u = dev_alloc(sbytes), *pre = dev_alloc(sbytes), *post = dev_alloc(sbytes), *y = dev_alloc(sbytes),
+         *ws = dev_alloc(wbytes);
+    for (void* q : {u, pre, post, y, ws})
+      fill_kernel<<<1024, 256>>>(static_cast<uint16_t*>(q), static_cast<int64_t>((q == ws ? wbytes : sbytes) / 2), 7u);
+    CK(cudaDeviceSynchronize());
+    // Device-to-device copy of one stream (read + write counted): the floor's divisor.
+    const size_t fwd_bytes = 2 * sbytes + wbytes, inv_bytes = wbytes + 2 * sbytes;
+    const double cp_ms = time_ms([&] { CK(cudaMemcpyAsync(y, u, sbytes, cudaMemcpyDeviceToDevice)); }, 10);
+    const double copy_gbs = 2.0 * sbytes / (cp_ms * 1e-3) / 1e9;
+    for (OuterPath path : {OuterPath::kTensorCore, OuterPath::kCudaCore}) {
+      if (path == OuterPath::kTensorCore && !tc_available(b.e, N1, N2, 8)) continue;
+      OuterFwdArgs fa{b.e, u, pre, ws, 0, rows, L, N1, N2};
+      OuterInvArgs ia{b.e, ws, post, nullptr, nullptr, nullptr, y, 0, rows, L, b.H, 1, 1, N1, N2};
+      const double tf = time_ms([&] { CK(outer_forward(fa, nullptr, path)); }, 20);
+      const double ti = time_ms([&] { CK(outer_inverse(ia, nullptr, path)); }, 20);
+      const double gf = fwd_bytes / (tf * 1e-3) / 1e9, gi = inv_bytes / (ti * 1e-3) / 1e9;
+      // Full-forward floor (read u, pre, post; write y): 4 streams.
+      const double floor_ms = 4.0 * sbytes / (copy_gbs * 1e9) * 1e3;
+      std::printf(
+          "%-4s N=%8lld (%3d x %5lld) rows=%4lld %s  fwd %.3f ms %6.0f GB/s (%.2fx copy)  inv %.3f ms %6.0f GB/s "
+          "(%.2fx copy)  outer passes = %.2fx the 4-stream floor %.3f ms  [copy %.0f GB/s]\n",
+          ename(b.e), static_cast<long long>(b.N), N1, static_cast<long long>(N2), static_cast<long long>(rows),
+          path == OuterPath::kTensorCore ? "tc" : "cc", tf, gf, copy_gbs / gf, ti, gi, copy_gbs / gi,
+          (tf + ti) / floor_ms, floor_ms, copy_gbs);
+      std::fflush(stdout);
+    }
+    for (void* q : {u, pre, post, y, ws}) dev_free(q);
+  }
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, do_bench = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--bench")) do_bench = true;
+  }
+#ifndef JFF_LONG_EMU
+  if (do_bench) {
+    bench();
+    return 0;
+  }
+#else
+  if (do_bench) {
+    std::printf("--bench needs the GPU build\n");
+    return 2;
+  }
+#endif
+  check_validation();
+  const OuterPath TC = OuterPath::kTensorCore, CC = OuterPath::kCudaCore;
+  std::vector<Case> cases;
+  // Small N2 so the float64 host reference and the emulation stay fast. N2 >= 64 where the
+  // single-level tensor-core kernel (64-column tiles) runs.
+  const int64_t n2s = quick ? 64 : 256;
+  for (Elem e : {Elem::kBF16, Elem::kF16}) {
+    for (int N1 : {16, 32, 256, 512}) {
+      const int64_t N = N1 * n2s;
+      cases.push_back({e, N1, n2s, 2, 3, N, N, 1, 1, true, true, 1, TC});
+      if (!quick || N1 == 512) cases.push_back({e, N1, n2s, 3, 2, N / 2 + 5, N / 2 - 3, 2, 1, true, false, 2, TC});
+      if (!quick) cases.push_back({e, N1, n2s, 1, 2, N - 8, 100, 1, 1, false, true, 0, TC});
+    }
+  }
+  for (Elem e : {Elem::kF32, Elem::kBF16, Elem::kF16}) {
+    for (int N1 = 2; N1 <= 512; N1 *= 2) {
+      if (quick && e != Elem::kF32 && N1 != 8 && N1 != 512) continue;
+      const int64_t N2 = N1 >= 256 ? 32 : 64, N = N1 * N2;
+      cases.push_back({e, N1, N2, 2, 2, N, N, 1, 1, true, true, 1, CC});
+      if (!quick) cases.push_back({e, N1, N2, 3, 1, N / 3 + 1, N / 2, 3, 2, true, true, 2, CC});
+    }
+  }
+  if (!quick) {
+    // Larger inner size, odd L (scalar tails), groups with R > 1.
+    cases.push_back({Elem::kBF16, 256, 1024, 2, 2, 256 * 1024 - 3, 5000, 2, 2, true, true, 2, TC});
+    cases.push_back({Elem::kF16, 32, 1024, 4, 1, 32 * 1024, 32 * 1024, 2, 1, true, true, 1, TC});
+    cases.push_back({Elem::kF32, 64, 1024, 2, 2, 64 * 1024 - 17, 64 * 512, 1, 1, true, true, 1, CC});
+  }
+  uint64_t seed = 1234;
+  for (const Case& c : cases) run_case(c, seed++);
+  std::printf(g_fail ? "FAILED %d of %d\n" : "ALL PASS (%d of %d)\n", g_fail ? g_fail : g_cases, g_cases);
+  return g_fail ? 1 : 0;
+}

@@ -1,0 +1,637 @@
+// Tensor-core (mma.sync m16n8k16, 16-bit operands, fp32 accumulation) outer passes of the long
+// fftconv for N1 in {16, 32, 256, 512} and u in bf16/fp16. Included by outer_pass.cuh, which
+// holds the public API, argument checks and launchers; the math is in benchmarks/notes_long.md.
+//
+// One CTA owns a fixed tile of TW contiguous columns n2 and loops over signal rows, so its
+// tables (outer twiddles w_N^(k1 n2) of the tile, DFT fragments) are built once. Per row:
+// load -> one or two DFT stages in shared memory -> store, separated by __syncthreads.
+// Every DFT stage is a product Out[c][j] = sum_k A[c][k] B[k][j] per warp and 16-column slab:
+// M = the 16 columns c (so the data is the A operand, read from shared memory rows k with
+// ldmatrix.trans), N = output frequencies j, K = input index k; B is a DFT-like matrix held in
+// registers for the whole kernel. Putting the columns in M lets N be as small as the outputs
+// that are needed (8-wide n-tiles): the real-input forward only forms k1 < N1/2.
+//
+// Forward (v real): N1 = P*Q, n1 = Q p + q, k1 = kp + P kq.
+//   single level (Q = 1): Out[c][k1] for k1 < N1/2 from B[n1][k1] = w_N1^(n1 k1)/sqrt(N1),
+//     except column 0's imaginary part, (-1)^n1/sqrt(N1): that column then carries
+//     C[0] + i C[N1/2], the packed row, at no extra cost.
+//   two levels (P = 16, Q = 16/32): stage 1, per q, a real-input P-point DFT over p (all kp),
+//     times w_N1^(kp q), into Z1 (rows q*P + kp, in place of the unit's input rows); stage 2,
+//     per kp, a complex Q-point DFT over q for kq < Q/2 only (k1 < N1/2), written in place too
+//     (OUT row k1 = kp + P kq is Z1 row (q = kq, kp)). C[N1/2] (k1 = N1/2 is kp = 0, kq = Q/2, not formed) is
+//     Q^-1/2 sum_q (-1)^q Z1[0][q], summed by the lanes that own k1 = 0.
+//   Then times w_N^(k1 n2) (k1 >= 1), and out through a staging buffer with 16-byte stores.
+// Inverse: E[k1] = Q[k1] conj(w_N^(k1 n2)) for k1 >= 1, E[0] = Re Q[0], E[N1/2] = Im Q[0],
+//   E[N1-k1] = conj(E[k1]); z real.
+//   single level: z[n1] = sum over the N1/2 packed rows of Er Hr + Ei Hi, the complex-to-real
+//     weights Hr[0] = 1, Hi[0] = (-1)^n1, Hr[k] = 2cos, Hi[k] = -2sin (2 pi k n1 / N1), all
+//     / sqrt(N1): K = [Er | Ei] stacked, one product, no expansion of the spectrum.
+//   two levels: stage A, per kp <= P/2, a complex inverse Q-point DFT over kq of the expanded
+//     E[kp + P kq] (the load writes each stored row once or twice, the second time conjugated
+//     into its partner's slot), times conj w_N1^(kp q), into G (rows q*(P/2) + kp, with G[P/2]
+//     packed into row kp = 0's imaginary plane: G[0] and G[P/2] are real); stage B, per q, the
+//     complex-to-real P-point product above. Output rows go to an fp32 buffer so the post gate
+//     and skip are applied before the one rounding to the output type.
+//
+// Shared-memory planes: logical row r of a 16-bit plane is stored as physical row
+// r ^ s(r), s(r) = ((r >> 3) ^ (r >> 6)) & 7, with a pitch of U = TW/8 + 1 16-byte units (odd).
+// A row's bank group (16-byte unit mod 8) is then ((r ^ s(r)) mod 8) * U mod 8, a bijection of
+// the row's low bits XOR s: 8 consecutive rows and 8 rows 8, 16 or 32 apart all land in 8
+// distinct bank groups. The strided cases: stage 2's ldmatrix of Z1 rows q*P + kp and its
+// transposed stores into OUT rows kp + P kq (16 apart), stage A's stores into G rows
+// q*(P/2) + kp (8 apart).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#ifdef JFF_LONG_EMU
+#include "fftconv_long/emu.h"  // also defines JFF_DYN_SMEM / JFF_LAUNCH for the emulation
+#else
+#include "fftconv/monarch_core.cuh"
+// Dynamic shared memory and launches, spelled so that the CPU emulation can replace them.
+#define JFF_DYN_SMEM(type, name) extern __shared__ __align__(16) type name[]
+#define JFF_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+
+#include "fftconv_long/long_plan.h"
+
+namespace jff {
+namespace longconv {
+namespace tc {
+
+struct FwdParams {
+  const uint16_t* u;
+  const uint16_t* pre;  // nullptr: absent
+  uint16_t* ws;
+  int64_t row0, nrows, N2;
+  int L;    // <= 2^24
+  int vec;  // rows 16-byte aligned: vector loads allowed
+};
+
+struct InvParams {
+  const uint16_t* ws;
+  const uint16_t* post;  // nullptr: absent
+  const uint16_t* u;     // read only with skip
+  const uint16_t* pre;   // read only with skip (nullptr: absent)
+  const float* skip;     // (G, H) or nullptr (folded into the inner spectrum)
+  uint16_t* y;
+  int64_t row0, nrows, N2, H, G, R;
+  int L;
+  int vec;
+};
+
+// 16-bit shared-memory plane geometry (see the header comment).
+template <int TW>
+struct Plane {
+  static_assert(TW == 16 || TW == 32 || TW == 64, "tile width");
+  static constexpr int U = TW / 8 + 1;
+  // Physical row = r with its low 3 bits XORed by s(r): a permutation inside each aligned
+  // block of 8 rows, so planes need exactly ceil8(rows) * U units.
+  static __device__ __forceinline__ int off(int r) { return (r ^ (((r >> 3) ^ (r >> 6)) & 7)) * U * 8; }
+  static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * U * 8; }
+};
+
+template <int P_, int Q_, int TW_, int WARPS_>
+struct Shape {
+  static constexpr int P = P_, Q = Q_, TW = TW_, WARPS = WARPS_;
+  static constexpr int N1 = P * Q, M = N1 / 2;
+  static constexpr bool kTwo = Q > 1;
+  static constexpr int SLABS = TW / 16;
+  static_assert(kTwo ? (P == 16 && (Q == 16 || Q == 32)) : (P == 16 || P == 32), "outer size");
+  static_assert(kTwo || SLABS == WARPS, "single level: one slab per warp");
+  static constexpr int PB = kTwo ? P : N1;  // size of the complex-to-real stage (inverse)
+  static constexpr int FP = TW + 4;         // fp32 output buffer pitch (floats)
+  // Tables: the tile's outer twiddles (TileTw: M + 64 + HI entries) and w_N1^e (N1 entries).
+  static constexpr int HI = (M * TW + 63) / 64;
+  static constexpr size_t kTabBytes = size_t(8) * (M + 64 + HI + N1);
+  // Forward: two planes of N1 rows. Plane R holds X (v, rows q*P + p), then Z1's real part
+  // (rows q*P + kp), then OUT's (rows k1 = kp + P*kq); plane I Z1's and OUT's imaginary parts.
+  // Each stage overwrites only rows its own unit has read (see the kernel).
+  static constexpr int kPlane = Plane<TW>::elems(N1);
+  static constexpr size_t kFwdSmem = kTabBytes + size_t(2) * 2 * kPlane;
+  // Inverse: twiddle table, region 1 = max(EF, OUTF), GB (two planes of N1/2 rows).
+  static constexpr int kEFRows = kTwo ? (P / 2 + 1) * Q : 0;
+  static constexpr size_t kEFBytes = size_t(2) * 2 * Plane<TW>::elems(kEFRows > 0 ? kEFRows : 1);
+  static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
+  static constexpr size_t kR1Bytes = ((kEFBytes > kOutFBytes ? kEFBytes : kOutFBytes) + 15) / 16 * 16;
+  static constexpr size_t kInvSmem = kTabBytes + kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
+};
+
+// w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
+__device__ __forceinline__ float2 wpow(int64_t e, int64_t D) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
+  return make_float2(c, s);
+}
+
+// The outer twiddle w_N^(k1 n2) of the CTA's tile, n2 = n2_0 + c: A[k1] = w_N^(k1 n2_0) times
+// w_N^(k1 c) = lo[j & 63] * hi[j >> 6] (j = k1 c < M*TW). Three fp32 factors (~3 ulp) from
+// M + 64 + M*TW/64 entries instead of an M x TW table (32 KB at N1 = 512, TW = 16).
+struct TileTw {
+  float2* A;
+  float2* lo;
+  float2* hi;
+  __device__ __forceinline__ void build(float2* base, int M, int TW, int64_t N, int64_t n2_0, int tid, int nth) {
+    A = base;
+    lo = A + M;
+    hi = lo + 64;
+    const int nhi = (M * TW + 63) / 64;
+    for (int i = tid; i < M + 64 + nhi; i += nth) {
+      int64_t e;
+      if (i < M) e = twiddle_exp(i, n2_0);
+      else if (i < M + 64) e = i - M;
+      else e = int64_t{64} * (i - M - 64);
+      base[i] = wpow(e, N);
+    }
+  }
+  __device__ __forceinline__ float2 operator()(int k1, int c) const {
+    const int j = k1 * c;
+    return cmul(A[k1], cmul(lo[j & 63], hi[j >> 6]));
+  }
+};
+
+// b0, b1 of B tile (ks, nt) (K 16 x N 8) of the matrix f(k, j), for this lane.
+template <typename T, typename F>
+__device__ __forceinline__ void bfrag(uint32_t& b0, uint32_t& b1, int ks, int nt, int lane, F f) {
+  const int j = 8 * nt + (lane >> 2), k = 16 * ks + 2 * (lane & 3);
+  b0 = Ops<T>::pack(f(k, j), f(k + 1, j));
+  b1 = Ops<T>::pack(f(k + 8, j), f(k + 9, j));
+}
+
+// This lane's ldmatrix address inside an A tile: K rows kbase + 8(q>>1) + r, column c0 + 8(q&1)
+// (q = lane/8, r = lane%8), so registers 0..3 come back as the A fragment's (m, k) quarters
+// (0-7, 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15).
+__device__ __forceinline__ int a_k(int kbase, int lane) { return kbase + 8 * ((lane >> 3) >> 1) + (lane & 7); }
+__device__ __forceinline__ int a_c(int c0, int lane) { return c0 + 8 * ((lane >> 3) & 1); }
+
+// The transposed store of one C half-tile: (rows c = c0 + 8h + gid, columns j = jb + 2tig, +1)
+// packed as 16-bit pairs -> movmatrix -> this lane holds (j = jb + gid; c = c0 + 8h + 2tig, +1),
+// a 32-bit store into row j's plane row. All lanes must call it (movmatrix is collective).
+template <typename T, int TW>
+__device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, float hi, bool do_store) {
+  const uint32_t x = movmatrix_trans(Ops<T>::pack(lo, hi));
+  if (do_store) *reinterpret_cast<uint32_t*>(plane + Plane<TW>::off(row) + col) = x;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+// ---------------------------------------------------------------------------------------------
+template <typename T, int P, int Q, int TW, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParams p) {
+  using S = Shape<P, Q, TW, WARPS>;
+  using O = Ops<T>;
+  using PL = Plane<TW>;
+  constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32;
+  // Stage-1 B: real input, K = P (n1 or p), N = outputs (k1 < N1/2 single level; all kp two-level).
+  constexpr int KS1 = P / 16, NT1 = S::kTwo ? P / 8 : P / 16;
+  // Stage-2 B (two levels): complex, K = Q (q), N = kq < Q/2.
+  constexpr int KS2 = S::kTwo ? Q / 16 : 1, NT2 = S::kTwo ? Q / 16 : 1;
+
+  JFF_DYN_SMEM(uint4, smraw);
+  float2* tab = reinterpret_cast<float2*>(smraw);
+  float2* w1 = tab + M + 64 + S::HI;            // w_N1^e, e < N1
+  T* R = reinterpret_cast<T*>(w1 + N1);         // plane R: X -> Z1 real -> OUT real
+  T* I = R + S::kPlane;                         // plane I: Z1 imaginary -> OUT imaginary
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int64_t N = static_cast<int64_t>(N1) * p.N2;
+  const int64_t n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  TileTw tw;
+  tw.build(tab, M, TW, N, n2_0, tid, NTH);
+  for (int i = tid; i < N1; i += NTH) w1[i] = wpow(i, N1);
+
+  const float s1 = rsqrtf(static_cast<float>(P));
+  uint32_t B1r[KS1][NT1][2], B1i[KS1][NT1][2];
+#pragma unroll
+  for (int ks = 0; ks < KS1; ++ks)
+#pragma unroll
+    for (int nt = 0; nt < NT1; ++nt) {
+      bfrag<T>(B1r[ks][nt][0], B1r[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s1 * wpow(k * j, P).x; });
+      bfrag<T>(B1i[ks][nt][0], B1i[ks][nt][1], ks, nt, lane, [&](int k, int j) {
+        if (!S::kTwo && j == 0) return (k & 1) ? -s1 : s1;  // column 0 carries C[N1/2] (packed row)
+        return s1 * wpow(k * j, P).y;
+      });
+    }
+  const float s2 = rsqrtf(static_cast<float>(Q));
+  uint32_t B2r[KS2][NT2][2], B2i[KS2][NT2][2];
+#pragma unroll
+  for (int ks = 0; ks < KS2; ++ks)
+#pragma unroll
+    for (int nt = 0; nt < NT2; ++nt) {
+      bfrag<T>(B2r[ks][nt][0], B2r[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).x; });
+      bfrag<T>(B2i[ks][nt][0], B2i[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).y; });
+    }
+  __syncthreads();
+
+  constexpr int CH = TW / 8;  // 16-byte chunks per tile row
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    const int64_t base = (p.row0 + r) * static_cast<int64_t>(p.L);
+    const uint16_t* ur = p.u + base;
+    const uint16_t* pr = p.pre != nullptr ? p.pre + base : nullptr;
+    // ---- load v = u*pre (16-bit product, as the fused kernels), zero beyond L. UNR chunks per
+    // thread are requested before any is used, so each thread has several loads in flight.
+    constexpr int UNR = 4;
+    for (int i0 = tid; i0 < N1 * CH; i0 += UNR * NTH) {
+      uint4 v[UNR], g[UNR];
+#pragma unroll
+      for (int j = 0; j < UNR; ++j) {
+        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
+        v[j] = load8(ur, t, p.L, p.vec);
+        if (pr != nullptr) g[j] = load8(pr, t, p.L, p.vec);
+      }
+#pragma unroll
+      for (int j = 0; j < UNR; ++j) {
+        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        if (i >= N1 * CH) continue;
+        uint4 x = v[j];
+        if (pr != nullptr)
+          x = make_uint4(O::mul2(x.x, g[j].x), O::mul2(x.y, g[j].y), O::mul2(x.z, g[j].z), O::mul2(x.w, g[j].w));
+        const int srow = (n1 % Q) * P + n1 / Q;
+        *reinterpret_cast<uint4*>(R + PL::off(srow) + 8 * ch) = x;
+      }
+    }
+    __syncthreads();
+
+    if constexpr (!S::kTwo) {
+      // ---- single level: one slab per warp.
+      const int c0 = 16 * warp;
+      float Dr[NT1][4], Di[NT1][4];
+#pragma unroll
+      for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Dr[nt][e] = Di[nt][e] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < KS1; ++ks) {
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, R + PL::off(a_k(16 * ks, lane)) + a_c(c0, lane));
+#pragma unroll
+        for (int nt = 0; nt < NT1; ++nt) {
+          O::mma(Dr[nt], a, B1r[ks][nt][0], B1r[ks][nt][1]);
+          O::mma(Di[nt], a, B1i[ks][nt][0], B1i[ks][nt][1]);
+        }
+      }
+      __syncwarp();  // OUT overwrites the warp's own columns of X: all its lanes have read them
+#pragma unroll
+      for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int c = c0 + 8 * h + gid, k1 = 8 * nt + 2 * tig;
+          // k1 = 0: tw is exactly 1 (every factor is sincospif(0)), so the packed row passes unrotated.
+          const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw(k1, c));
+          const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw(k1 + 1, c));
+          const int row = 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
+          store_t<T, TW>(R, row, col, z0.x, z1.x, true);
+          store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+        }
+    } else {
+      // ---- stage 1: per (slab, q), real-input P-point DFT over p, times w_N1^(kp q), into Z1
+      // rows q*P + kp: the same rows (and columns) the unit read, so in place.
+      for (int un = warp; un < S::SLABS * Q; un += WARPS) {
+        const int q = un % Q, c0 = 16 * (un / Q);
+        float Dr[NT1][4], Di[NT1][4];
+#pragma unroll
+        for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) Dr[nt][e] = Di[nt][e] = 0.f;
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, R + PL::off(q * P + a_k(0, lane)) + a_c(c0, lane));
+#pragma unroll
+        for (int nt = 0; nt < NT1; ++nt) {
+          O::mma(Dr[nt], a, B1r[0][nt][0], B1r[0][nt][1]);
+          O::mma(Di[nt], a, B1i[0][nt][0], B1i[0][nt][1]);
+        }
+        __syncwarp();
+#pragma unroll
+        for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int kp = 8 * nt + 2 * tig;
+            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1[kp * q]);
+            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1[(kp + 1) * q]);
+            const int row = q * P + 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
+            store_t<T, TW>(R, row, col, z0.x, z1.x, true);
+            store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+          }
+      }
+      __syncthreads();
+      // ---- stage 2: per (slab, kp), complex Q-point DFT over q for kq < Q/2, times w_N^(k1 n2),
+      // into OUT row k1 = kp + P kq = Z1 row (q = kq, kp): again only rows the unit has read.
+      for (int un = warp; un < S::SLABS * P; un += WARPS) {
+        const int kp = un % P, c0 = 16 * (un / P);
+        float Dr[NT2][4], Di[NT2][4];
+#pragma unroll
+        for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) Dr[nt][e] = Di[nt][e] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < KS2; ++ks) {
+          uint32_t ar[4], ai[4], nai[4];
+          const int off = PL::off(a_k(16 * ks, lane) * P + kp) + a_c(c0, lane);
+          ldmatrix_x4_trans(ar, R + off);
+          ldmatrix_x4_trans(ai, I + off);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) nai[i] = ai[i] ^ kSignBits;
+#pragma unroll
+          for (int nt = 0; nt < NT2; ++nt) {
+            O::mma(Dr[nt], ar, B2r[ks][nt][0], B2r[ks][nt][1]);
+            O::mma(Dr[nt], nai, B2i[ks][nt][0], B2i[ks][nt][1]);
+            O::mma(Di[nt], ar, B2i[ks][nt][0], B2i[ks][nt][1]);
+            O::mma(Di[nt], ai, B2r[ks][nt][0], B2r[ks][nt][1]);
+          }
+        }
+        // k1 = 0 (kp = 0, kq = 0, tig = 0, element 2h): imaginary part := C[N1/2].
+        if (kp == 0 && tig == 0) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int c = c0 + 8 * h + gid;
+            float acc = 0.f;
+            for (int q = 0; q < Q; ++q) {
+              const float v = O::unpack(static_cast<uint32_t>(
+                                  *reinterpret_cast<const uint16_t*>(R + PL::off(q * P) + c)))
+                                  .x;
+              acc += (q & 1) ? -v : v;
+            }
+            Di[0][2 * h] = s2 * acc;
+          }
+        }
+        __syncwarp();  // all lanes' reads of the unit's rows are done before they are overwritten
+#pragma unroll
+        for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int c = c0 + 8 * h + gid, kq = 8 * nt + 2 * tig;
+            const int k1a = kp + P * kq, k1b = kp + P * (kq + 1);
+            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw(k1a, c));
+            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw(k1b, c));
+            const int row = kp + P * (8 * nt + gid), col = c0 + 8 * h + 2 * tig;
+            store_t<T, TW>(R, row, col, z0.x, z1.x, true);
+            store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+          }
+      }
+    }
+    __syncthreads();
+    // ---- store the M packed rows of this tile: 16-byte chunks, both planes.
+    for (int i = tid; i < M * 2 * CH; i += NTH) {
+      const int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
+      const uint4 v = *reinterpret_cast<const uint4*>((pl ? I : R) + PL::off(k1) + 8 * ch);
+      *reinterpret_cast<uint4*>(p.ws + ws_offset(r, k1, pl, n2_0 + 8 * ch, N1, p.N2)) = v;
+    }
+    __syncthreads();  // the next row's load overwrites X / OUT
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inverse.
+// ---------------------------------------------------------------------------------------------
+template <typename T, int P, int Q, int TW, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParams p) {
+  using S = Shape<P, Q, TW, WARPS>;
+  using O = Ops<T>;
+  using PL = Plane<TW>;
+  constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32, PB = S::PB, FP = S::FP;
+  constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
+  constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
+
+  JFF_DYN_SMEM(uint4, smraw);
+  float2* tab = reinterpret_cast<float2*>(smraw);
+  float2* w1 = tab + M + 64 + S::HI;
+  unsigned char* r1 = reinterpret_cast<unsigned char*>(w1 + N1);
+  float* OUTF = reinterpret_cast<float*>(r1);  // rows q*PB + p, pitch FP
+  T* EFr = reinterpret_cast<T*>(r1);           // rows kp*Q + kq (two levels; dead before OUTF)
+  T* EFi = EFr + PL::elems(S::kEFRows > 0 ? S::kEFRows : 1);
+  T* GBr = reinterpret_cast<T*>(r1 + S::kR1Bytes);  // rows q*(PB/2) + kp (single level: k1)
+  T* GBi = GBr + PL::elems(M);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int64_t N = static_cast<int64_t>(N1) * p.N2;
+  const int64_t n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  TileTw tw;
+  tw.build(tab, M, TW, N, n2_0, tid, NTH);
+  for (int i = tid; i < N1; i += NTH) w1[i] = wpow(i, N1);
+
+  const float sa = rsqrtf(static_cast<float>(Q));
+  uint32_t BAr[KSA][NTA][2], BAi[KSA][NTA][2];
+  if constexpr (S::kTwo) {
+#pragma unroll
+    for (int ks = 0; ks < KSA; ++ks)
+#pragma unroll
+      for (int nt = 0; nt < NTA; ++nt) {  // conj(w_Q^(kq q)) / sqrt(Q)
+        bfrag<T>(BAr[ks][nt][0], BAr[ks][nt][1], ks, nt, lane, [&](int k, int j) { return sa * wpow(k * j, Q).x; });
+        bfrag<T>(BAi[ks][nt][0], BAi[ks][nt][1], ks, nt, lane, [&](int k, int j) { return -sa * wpow(k * j, Q).y; });
+      }
+  }
+  const float sb = rsqrtf(static_cast<float>(PB));
+  uint32_t BB[KSB][NTB][2];
+#pragma unroll
+  for (int ks = 0; ks < KSB; ++ks)
+#pragma unroll
+    for (int nt = 0; nt < NTB; ++nt)
+      bfrag<T>(BB[ks][nt][0], BB[ks][nt][1], ks, nt, lane, [&](int k, int j) {
+        const int kk = k % (PB / 2);
+        const bool im = k >= PB / 2;
+        if (kk == 0) return im ? ((j & 1) ? -sb : sb) : sb;  // G0 and G_{PB/2} (packed row 0)
+        const float2 w = wpow(kk * j, PB);                    // (cos, -sin)(2 pi kk j / PB)
+        return im ? 2.f * sb * w.y : 2.f * sb * w.x;          // Re(G w^-1) = Gr cos - Gi sin
+      });
+  __syncthreads();
+
+  constexpr int CH = TW / 8;
+  const bool skip_on = p.skip != nullptr;
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    // ---- load the M packed rows, conjugate twiddle (fp32), into GB (single) or EF (two levels).
+    // One 8-column chunk of stored row k1: conjugate twiddle (fp32), then into GB (single level)
+    // or into the expanded tile EF (two levels: the row's own slot and, conjugated, its
+    // partner's; the two real rows of Q[0] go to E[0] and E[N1/2]).
+    auto place = [&](int k1, int ch, uint4 vr, uint4 vi) {
+      float er[8], ei[8];
+      unpack8<T>(vr, er);
+      unpack8<T>(vi, ei);
+      if (k1 > 0) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float2 w = tw(k1, 8 * ch + e);
+          const float a = er[e], b = ei[e];
+          er[e] = a * w.x + b * w.y;  // times conj(w)
+          ei[e] = b * w.x - a * w.y;
+        }
+      }
+      const uint4 pr = pack8<T>(er), pi = pack8<T>(ei);
+      const int col = 8 * ch;
+      if constexpr (!S::kTwo) {
+        *reinterpret_cast<uint4*>(GBr + PL::off(k1) + col) = pr;
+        *reinterpret_cast<uint4*>(GBi + PL::off(k1) + col) = pi;
+      } else {
+        float nei[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) nei[e] = -ei[e];
+        const uint4 npi = pack8<T>(nei);
+        const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+        const int kp = k1 % P, kq = k1 / P;
+        auto put = [&](int row, uint4 a, uint4 b) {
+          *reinterpret_cast<uint4*>(EFr + PL::off(row) + col) = a;
+          *reinterpret_cast<uint4*>(EFi + PL::off(row) + col) = b;
+        };
+        if (k1 == 0) {
+          put(0, pr, zero);      // E[0]    = Re Q[0]
+          put(Q / 2, pi, zero);  // E[N1/2] = Im Q[0]  (kp = 0, kq = Q/2)
+        } else if (kp == 0) {
+          put(kq, pr, pi);
+          put(Q - kq, pr, npi);
+        } else if (kp <= P / 2) {
+          put(kp * Q + kq, pr, pi);
+          if (kp == P / 2) put(kp * Q + (Q - 1 - kq), pr, npi);
+        } else {
+          put((P - kp) * Q + (Q - 1 - kq), pr, npi);
+        }
+      }
+    };
+    constexpr int UNR = 2;  // chunks per thread in flight (two planes each)
+    for (int i0 = tid; i0 < M * CH; i0 += UNR * NTH) {
+      uint4 vr[UNR], vi[UNR];
+#pragma unroll
+      for (int j = 0; j < UNR; ++j) {
+        const int i = i0 + j * NTH, k1 = i / CH, ch = i - k1 * CH;
+        if (i < M * CH) {
+          vr[j] = __ldg(reinterpret_cast<const uint4*>(p.ws + ws_offset(r, k1, 0, n2_0 + 8 * ch, N1, p.N2)));
+          vi[j] = __ldg(reinterpret_cast<const uint4*>(p.ws + ws_offset(r, k1, 1, n2_0 + 8 * ch, N1, p.N2)));
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < UNR; ++j) {
+        const int i = i0 + j * NTH, k1 = i / CH, ch = i - k1 * CH;
+        if (i < M * CH) place(k1, ch, vr[j], vi[j]);
+      }
+    }
+    __syncthreads();
+
+    if constexpr (S::kTwo) {
+      // ---- stage A: per (slab, kp <= P/2), inverse Q-point DFT over kq, times conj w_N1^(kp q),
+      // into GB rows q*(P/2) + kp (kp = 0 -> real plane of kp' = 0, kp = P/2 -> its imaginary plane).
+      for (int un = warp; un < S::SLABS * (P / 2 + 1); un += WARPS) {
+        const int kp = un % (P / 2 + 1), c0 = 16 * (un / (P / 2 + 1));
+        float Dr[NTA][4], Di[NTA][4];
+#pragma unroll
+        for (int nt = 0; nt < NTA; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) Dr[nt][e] = Di[nt][e] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < KSA; ++ks) {
+          uint32_t ar[4], ai[4], nai[4];
+          const int off = PL::off(kp * Q + a_k(16 * ks, lane)) + a_c(c0, lane);
+          ldmatrix_x4_trans(ar, EFr + off);
+          ldmatrix_x4_trans(ai, EFi + off);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) nai[i] = ai[i] ^ kSignBits;
+#pragma unroll
+          for (int nt = 0; nt < NTA; ++nt) {
+            O::mma(Dr[nt], ar, BAr[ks][nt][0], BAr[ks][nt][1]);
+            O::mma(Dr[nt], nai, BAi[ks][nt][0], BAi[ks][nt][1]);
+            O::mma(Di[nt], ar, BAi[ks][nt][0], BAi[ks][nt][1]);
+            O::mma(Di[nt], ai, BAr[ks][nt][0], BAr[ks][nt][1]);
+          }
+        }
+        const bool special = kp == 0 || kp == P / 2;
+#pragma unroll
+        for (int nt = 0; nt < NTA; ++nt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int q = 8 * nt + 2 * tig;
+            // conj(w_N1^(kp q)) = w_N1^(N1 - kp q)
+            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1[(N1 - kp * q) % N1]);
+            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1[(N1 - kp * (q + 1)) % N1]);
+            const int row = (8 * nt + gid) * (P / 2) + (special ? 0 : kp), col = c0 + 8 * h + 2 * tig;
+            store_t<T, TW>(kp == P / 2 ? GBi : GBr, row, col, z0.x, z1.x, true);
+            store_t<T, TW>(GBi, row, col, z0.y, z1.y, !special);
+          }
+      }
+      __syncthreads();
+    }
+
+    // ---- stage B: per (slab, q), complex-to-real PB-point product over the packed rows, fp32 out.
+    for (int un = warp; un < S::SLABS * Q; un += WARPS) {
+      const int q = un % Q, c0 = 16 * (un / Q);
+      float D[NTB][4];
+#pragma unroll
+      for (int nt = 0; nt < NTB; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) D[nt][e] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < KSB; ++ks) {
+        const int k = a_k(16 * ks, lane);  // stacked K index: [0, PB/2) real plane, then imaginary
+        const T* plane = k >= PB / 2 ? GBi : GBr;
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, plane + PL::off(q * (PB / 2) + k % (PB / 2)) + a_c(c0, lane));
+#pragma unroll
+        for (int nt = 0; nt < NTB; ++nt) O::mma(D[nt], a, BB[ks][nt][0], BB[ks][nt][1]);
+      }
+#pragma unroll
+      for (int nt = 0; nt < NTB; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int pp = 8 * nt + 2 * tig + e, c = c0 + 8 * h + gid;
+            OUTF[(q * PB + pp) * FP + c] = D[nt][2 * h + e];
+          }
+    }
+    __syncthreads();
+
+    // ---- epilogue: y = post * (z + skip * pre * u) for t < L, one rounding.
+    const int64_t grow = p.row0 + r;
+    const int64_t base = grow * static_cast<int64_t>(p.L);
+    float sk = 0.f;
+    if (skip_on) {
+      const int64_t b = grow / p.H, h = grow - b * p.H;
+      sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
+    }
+    constexpr int UNRE = 4;  // post chunks per thread in flight
+    for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
+      uint4 pg[UNRE];
+#pragma unroll
+      for (int j = 0; j < UNRE; ++j) {
+        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
+        pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int j = 0; j < UNRE; ++j) {
+        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+        if (i >= N1 * CH || t >= p.L) continue;
+        const float* src = OUTF + ((n1 % Q) * PB + n1 / Q) * FP + 8 * ch;
+        float z[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) z[e] = src[e];
+        if (skip_on) {
+          float uu[8];
+          unpack8<T>(load8(p.u + base, t, p.L, p.vec), uu);
+          if (p.pre != nullptr) {
+            float gg[8];
+            unpack8<T>(load8(p.pre + base, t, p.L, p.vec), gg);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) uu[e] *= gg[e];
+          }
+#pragma unroll
+          for (int e = 0; e < 8; ++e) z[e] += sk * uu[e];
+        }
+        if (p.post != nullptr) {
+          float gg[8];
+          unpack8<T>(pg[j], gg);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) z[e] *= gg[e];
+        }
+        store8(p.y + base, t, p.L, p.vec, pack8<T>(z));
+      }
+    }
+    __syncthreads();  // the next row's load overwrites GB / EF
+  }
+}
+
+}  // namespace tc
+}  // namespace longconv
+}  // namespace jff
