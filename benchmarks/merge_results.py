@@ -23,8 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
-def merge(paths: list[Path]) -> dict:
-    parts, rows, seen = [], [], {}
+def merge(paths: list[Path], supersede: bool = False) -> dict:
+    """With `supersede`, a point measured again in a later file replaces the earlier row (e.g. after a kernel
+    change); the later part records how many rows it superseded. Without it a repeated point is an error."""
+    parts, rows, seen = [], {}, {}
     first = None
     for path in paths:
         data = json.loads(path.read_text())
@@ -36,20 +38,28 @@ def merge(paths: list[Path]) -> dict:
                 raise SystemExit(f"{path}: {field} differs from {paths[0]}: {meta.get(field)!r} vs {first.get(field)!r}")
         if "parts" in meta:  # an earlier merge: its parts and its rows' part tags stay as they are
             parts.extend(meta["parts"])
+            this = None
         else:
-            parts.append({
+            this = {
                 "file": path.name,
                 "argv": meta.get("argv"),
                 "date_utc": meta.get("date_utc"),
                 "copy_bandwidth": meta.get("copy_bandwidth"),
                 "complete": meta.get("complete", True),
-            })
+            }
+            parts.append(this)
+        replaced = 0
         for row in data["rows"]:
-            point = harness.point_of(row)  # a point measured in two parts is an error
+            point = harness.point_of(row)
             if point in seen:
-                raise SystemExit(f"{path}: point {dict(point)} also measured in {seen[point]}")
+                if not supersede:
+                    raise SystemExit(f"{path}: point {dict(point)} also measured in {seen[point]}")
+                replaced += 1
             seen[point] = path.name
-            rows.append({"part": path.name, **row})
+            rows[point] = {"part": path.name, **row}
+        if this is not None and replaced:
+            this["superseded_rows"] = replaced
+    rows = list(rows.values())
     meta = {k: v for k, v in first.items()
             if k not in ("argv", "date_utc", "copy_bandwidth", "complete", "floor_bandwidth_Bps")}
     meta["parts"] = parts
@@ -78,9 +88,11 @@ def main(argv=None):
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--floor-bandwidth", choices=("part", "max"), default="part",
                    help="floors from each part's own copy bandwidth (default) or the largest of all parts")
+    p.add_argument("--supersede", action="store_true",
+                   help="a point measured again in a later part replaces the earlier row (else: an error)")
     p.add_argument("parts", nargs="+", type=Path)
     a = p.parse_args(argv)
-    merged = merge(a.parts)
+    merged = merge(a.parts, a.supersede)
     if a.floor_bandwidth == "max":
         use_max_bandwidth(merged)
     out = Path(a.out)
