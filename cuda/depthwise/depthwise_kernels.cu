@@ -566,182 +566,13 @@ __device__ __forceinline__ void Stretch(int64_t qmin, int64_t qmax, int64_t S, i
   *qe = Min64(qmax, *qs + Q);
 }
 
-template <typename T, typename WT, int K, int U>
-__global__ void __launch_bounds__(kThreads)
-    BhlFwdFast(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
-               T* __restrict__ out, BhlArgs p) {
-  constexpr int V = Bhl<T>::V;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
-  const int64_t r = p.S == 1 ? gw : Div(gw, p.S), st = gw - r * p.S;
-  if (r >= p.B * p.D) return;
-  const int64_t d = r - Div(r, p.D) * p.D;
-  float wf[K];
-#pragma unroll
-  for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + j * p.D + d);
-  const float bv = bias != nullptr ? LoadOne(bias + d) : 0.f;
-
-  const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, p.lo);
-  int64_t qs, qe;
-  Stretch(0, CeilDiv(p.Lo + geo.out_off, V), p.S, st, &qs, &qe);
-  if (qs >= qe) return;
-  const T* ib = in + r * p.Li - geo.in_off;
-  T* ob = out + r * p.Lo - geo.out_off;
-
-  // buf[u] holds the lane's input vector of segment q0 + 32u; pre[] the next group's.
-  uint4 buf[U + 1], pre[U];
-#pragma unroll
-  for (int u = 0; u <= U; ++u) {
-    buf[u] = u == 0 || qs + 32 * (u - 1) < qe
-                 ? LoadRowVec(ib, qs + 32 * u + geo.dq + lane, geo.in_off, p.Li)
-                 : make_uint4(0u, 0u, 0u, 0u);
-  }
-#pragma unroll 1
-  for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
-    const int64_t n0 = q0 + 32 * U;
-#pragma unroll
-    for (int u = 1; u <= U; ++u) {
-      pre[u - 1] = n0 + 32 * (u - 1) < qe
-                       ? LoadRowVec(ib, n0 + 32 * u + geo.dq + lane, geo.in_off, p.Li)
-                       : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (q0 + 32 * u < qe) {  // warp-uniform, so the shuffles inside see every lane
-        float win[Window<T, K>::NW];
-        BuildWindow<T, K>(buf[u], buf[u + 1], lane, geo.s, win);
-        float acc[V];
-#pragma unroll
-        for (int i = 0; i < V; ++i) {
-          acc[i] = bv;
-#pragma unroll
-          for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
-        }
-        const int64_t q = q0 + 32 * u + lane;
-        if (q < qe) StoreRowVec(ob, q, geo.out_off, p.Lo, acc);
-      }
-    }
-    buf[0] = buf[U];
-#pragma unroll
-    for (int u = 1; u <= U; ++u) buf[u] = pre[u - 1];
-  }
-}
-
-// Fused backward for BHL. dx is the correlation of dy with the reversed taps and offset
-// K-1-lo, computed per output vector q as in the forward; the same window times x's vector q
-// gives dw, and the lane's own (unshifted) dy vector gives dbias. The q range is widened so
-// that every dy vector is some lane's own vector exactly once. Each warp writes its (row,
-// stretch) sums to partial[b * S + stretch][j][d].
-template <typename T, typename WT, int K, int U, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks)
-    BhlBwdFast(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
-               T* __restrict__ dx, float* __restrict__ partial, BhlArgs p) {
-  constexpr int V = Bhl<T>::V;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
-  const int64_t r = p.S == 1 ? gw : Div(gw, p.S), st = gw - r * p.S;
-  if (r >= p.B * p.D) return;
-  const int64_t b = Div(r, p.D), d = r - b * p.D;
-  // Here Li = L_out (dy) and Lo = L (x, dx); p.lo is the forward's pad_lo.
-  float wf[K];  // reversed taps
-#pragma unroll
-  for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + (K - 1 - j) * p.D + d);
-
-  const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, K - 1 - p.lo);
-  const int64_t qmin = Min64(0, -geo.dq);
-  const int64_t qmax = Max64(CeilDiv(p.Lo + geo.out_off, V), CeilDiv(p.Li + geo.in_off, V) - geo.dq);
-  int64_t qs, qe;
-  Stretch(qmin, qmax, p.S, st, &qs, &qe);
-
-  float dwa[K], dba = 0.f;
-#pragma unroll
-  for (int j = 0; j < K; ++j) dwa[j] = 0.f;
-
-  if (qs < qe) {
-    const T* dyb = dy + r * p.Li - geo.in_off;
-    const T* xb = x + r * p.Lo - geo.out_off;
-    T* dxb = dx + r * p.Lo - geo.out_off;
-    // buf[u]: the lane's dy vector of segment q0 + 32u; xv[u]: its x vector; pre*: the
-    // next group's, requested before this group is computed.
-    uint4 buf[U + 1], pre[U], xv[U], xpre[U];
-#pragma unroll
-    for (int u = 0; u <= U; ++u) {
-      buf[u] = u == 0 || qs + 32 * (u - 1) < qe
-                   ? LoadRowVec(dyb, qs + 32 * u + geo.dq + lane, geo.in_off, p.Li)
-                   : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, geo.out_off, p.Lo)
-                               : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll 1
-    for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
-      const int64_t n0 = q0 + 32 * U;
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        pre[u] = n0 + 32 * u < qe
-                     ? LoadRowVec(dyb, n0 + 32 * (u + 1) + geo.dq + lane, geo.in_off, p.Li)
-                     : make_uint4(0u, 0u, 0u, 0u);
-        xpre[u] = n0 + 32 * u < qe ? LoadRowVec(xb, n0 + 32 * u + lane, geo.out_off, p.Lo)
-                                   : make_uint4(0u, 0u, 0u, 0u);
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (q0 + 32 * u < qe) {  // warp-uniform
-          float win[Window<T, K>::NW];
-          BuildWindow<T, K>(buf[u], buf[u + 1], lane, geo.s, win);
-          const int64_t q = q0 + 32 * u + lane;
-          if (q < qe) {
-            float acc[V], xf[V], own[V];
-#pragma unroll
-            for (int i = 0; i < V; ++i) {
-              acc[i] = 0.f;
-#pragma unroll
-              for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
-            }
-            StoreRowVec(dxb, q, geo.out_off, p.Lo, acc);
-            UnpackVec<T>(xv[u], xf);
-            UnpackVec<T>(buf[u], own);
-#pragma unroll
-            for (int j = 0; j < K; ++j) {
-#pragma unroll
-              for (int i = 0; i < V; ++i) dwa[j] = fmaf(xf[i], win[i + K - 1 - j], dwa[j]);
-            }
-#pragma unroll
-            for (int i = 0; i < V; ++i) dba += own[i];
-          }
-        }
-      }
-      buf[0] = buf[U];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        buf[u + 1] = pre[u];
-        xv[u] = xpre[u];
-      }
-    }
-  }
-  // Butterfly sums: a + b == b + a in IEEE arithmetic, so every lane ends with the same bits.
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-#pragma unroll
-    for (int j = 0; j < K; ++j) dwa[j] += __shfl_xor_sync(kFull, dwa[j], off);
-    dba += __shfl_xor_sync(kFull, dba, off);
-  }
-  float* slot = partial + (b * p.S + st) * (K + 1) * p.D + d;
-#pragma unroll
-  for (int j = 0; j <= K; ++j) {
-    if (lane == j) slot[j * p.D] = j < K ? dwa[j < K ? j : 0] : dba;
-  }
-}
-
 // ---------------------------------------------------------------------------------------
-// BHL aligned path: rows whose output vectors line up with the input vectors (L_out == L, as
-// with "same" and "causal" padding) and an offset LO known at compile time. Lane q's window
+// BHL aligned windows: rows whose output vectors line up with the input vectors (L_out == L,
+// as with "same" and "causal" padding) and an offset LO known at compile time. Lane q's window
 // in[qV - LO, qV + V + K - 1 - LO) is its own vector plus LO elements of the previous lane's
 // and K-1-LO of the next lane's: one shuffle pair per halo word (1 or 2 words for K <= 7 in
-// 16-bit types) instead of the general path's three vectors and run-time shifter, which
-// measured instruction-bound at K = 7 (1.5-1.6x the floor at L = 2K).
+// 16-bit types) instead of the general window's three vectors and run-time shifter. Measured
+// on an H200 (B16, L 1K/2K): backward 20-25% faster, forward 5-13% at K <= 5, even at K = 7.
 // ---------------------------------------------------------------------------------------
 
 // prv: the previous segment's vectors (only lane 31's is read), cur: the lane's own, nxt: the
@@ -785,21 +616,24 @@ __device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4
   }
 }
 
-// The vector range of stretch `st` of row r and the row's aligned base offset.
-template <typename T>
-__device__ __forceinline__ int64_t AlignedStretch(const BhlArgs& p, int64_t r, int64_t st,
-                                                  int64_t* qs, int64_t* qe) {
-  constexpr int V = Bhl<T>::V;
-  const int64_t off = (r * p.Li) & (V - 1);
-  Stretch(0, CeilDiv(p.Li + off, V), p.S, st, qs, qe);
-  return off;
+// The window of segment u of a step. kLo < 0: the general window (any offset, lane vectors at
+// q + dq, run-time shift geo.s); kLo >= 0: the aligned one (lane vectors at q).
+template <typename T, int K, int kLo, int U>
+__device__ __forceinline__ void StepWindow(const uint4& prv, const uint4 (&buf)[U + 1], int u,
+                                           int lane, int s, float (&win)[Bhl<T>::V + K - 1]) {
+  if constexpr (kLo >= 0) {
+    BuildWindowAligned<T, K, kLo>(u == 0 ? prv : buf[u - 1], buf[u], buf[u + 1], lane, win);
+  } else {
+    BuildWindow<T, K>(buf[u], buf[u + 1], lane, s, win);
+  }
 }
 
-// Forward, p.Li == p.Lo and p.lo == LO.
-template <typename T, typename WT, int K, int LO, int U>
-__global__ void __launch_bounds__(kThreads)
-    BhlFwdAligned(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
-                  T* __restrict__ out, BhlArgs p) {
+// Forward. kLo >= 0 requires p.Li == p.Lo and p.lo == kLo (the aligned window). Held to 3
+// blocks per SM (85 registers): the aligned K = 7 kernels took 86-88 and fell to 2.
+template <typename T, typename WT, int K, int U, int kLo>
+__global__ void __launch_bounds__(kThreads, 3)
+    BhlFwdFast(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
+               T* __restrict__ out, BhlArgs p) {
   constexpr int V = Bhl<T>::V;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
@@ -810,32 +644,40 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + j * p.D + d);
   const float bv = bias != nullptr ? LoadOne(bias + d) : 0.f;
+
+  const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, p.lo);
+  const int64_t dq = kLo >= 0 ? 0 : geo.dq;
   int64_t qs, qe;
-  const int64_t off = AlignedStretch<T>(p, r, st, &qs, &qe);
+  Stretch(0, CeilDiv(p.Lo + geo.out_off, V), p.S, st, &qs, &qe);
   if (qs >= qe) return;
-  const T* ib = in + r * p.Li - off;
-  T* ob = out + r * p.Lo - off;
+  const T* ib = in + r * p.Li - geo.in_off;
+  T* ob = out + r * p.Lo - geo.out_off;
 
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-  // prv: the segment before this step (lane 31's vector is the left halo of lane 0).
-  uint4 prv = LO > 0 && qs > 0 && lane == 31 ? LoadRowVec(ib, qs - 1, off, p.Li) : zero;
+  // buf[u] holds the lane's input vector of segment q0 + 32u; pre[] the next group's; prv the
+  // segment before (aligned window: lane 31's vector is lane 0's left halo).
+  uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(ib, qs - 1, geo.in_off, p.Li) : zero;
   uint4 buf[U + 1], pre[U];
 #pragma unroll
   for (int u = 0; u <= U; ++u) {
-    buf[u] = u == 0 || qs + 32 * (u - 1) < qe ? LoadRowVec(ib, qs + 32 * u + lane, off, p.Li) : zero;
+    buf[u] = u == 0 || qs + 32 * (u - 1) < qe
+                 ? LoadRowVec(ib, qs + 32 * u + dq + lane, geo.in_off, p.Li)
+                 : zero;
   }
 #pragma unroll 1
   for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
     const int64_t n0 = q0 + 32 * U;
 #pragma unroll
     for (int u = 1; u <= U; ++u) {
-      pre[u - 1] = n0 + 32 * (u - 1) < qe ? LoadRowVec(ib, n0 + 32 * u + lane, off, p.Li) : zero;
+      pre[u - 1] = n0 + 32 * (u - 1) < qe
+                       ? LoadRowVec(ib, n0 + 32 * u + dq + lane, geo.in_off, p.Li)
+                       : zero;
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if (q0 + 32 * u < qe) {  // warp-uniform, so the shuffles inside see every lane
         float win[V + K - 1];
-        BuildWindowAligned<T, K, LO>(u == 0 ? prv : buf[u - 1], buf[u], buf[u + 1], lane, win);
+        StepWindow<T, K, kLo, U>(prv, buf, u, lane, geo.s, win);
         float acc[V];
 #pragma unroll
         for (int i = 0; i < V; ++i) {
@@ -844,7 +686,7 @@ __global__ void __launch_bounds__(kThreads)
           for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
         }
         const int64_t q = q0 + 32 * u + lane;
-        if (q < qe) StoreRowVec(ob, q, off, p.Lo, acc);
+        if (q < qe) StoreRowVec(ob, q, geo.out_off, p.Lo, acc);
       }
     }
     prv = buf[U - 1];
@@ -854,76 +696,90 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Fused backward, p.Li == p.Lo (= L) and LO = K-1-pad_lo (dx's correlation offset). As
-// BhlBwdFast: dx from the window, dw from the window times x's vector q, dbias from the lane's
-// own dy vector; each (row, stretch) writes partial[b * S + stretch][j][d].
-template <typename T, typename WT, int K, int LO, int U, int kMinBlocks>
+// Fused backward for BHL. dx is the correlation of dy with the reversed taps and offset
+// K-1-lo, computed per output vector q as in the forward (kLo >= 0: that offset is kLo and
+// L_out == L); the same window times x's vector q gives dw, and the lane's own (unshifted)
+// dy vector gives dbias. The q range is widened so that every dy vector is some lane's own
+// vector exactly once. Each warp writes its (row, stretch) sums to partial[b * S + stretch][j][d].
+template <typename T, typename WT, int K, int U, int kMinBlocks, int kLo>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
-    BhlBwdAligned(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
-                  T* __restrict__ dx, float* __restrict__ partial, BhlArgs p) {
+    BhlBwdFast(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
+               T* __restrict__ dx, float* __restrict__ partial, BhlArgs p) {
   constexpr int V = Bhl<T>::V;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
   const int64_t r = p.S == 1 ? gw : Div(gw, p.S), st = gw - r * p.S;
   if (r >= p.B * p.D) return;
   const int64_t b = Div(r, p.D), d = r - b * p.D;
+  // Here Li = L_out (dy) and Lo = L (x, dx); p.lo is the forward's pad_lo.
   float wf[K];  // reversed taps
 #pragma unroll
   for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + (K - 1 - j) * p.D + d);
+
+  const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, K - 1 - p.lo);
+  const int64_t dq = kLo >= 0 ? 0 : geo.dq;
+  const int64_t qmin = Min64(0, -dq);
+  const int64_t qmax = Max64(CeilDiv(p.Lo + geo.out_off, V), CeilDiv(p.Li + geo.in_off, V) - dq);
   int64_t qs, qe;
-  const int64_t off = AlignedStretch<T>(p, r, st, &qs, &qe);
+  Stretch(qmin, qmax, p.S, st, &qs, &qe);
 
   float dwa[K], dba = 0.f;
 #pragma unroll
   for (int j = 0; j < K; ++j) dwa[j] = 0.f;
+
   if (qs < qe) {
-    const T* dyb = dy + r * p.Li - off;
-    const T* xb = x + r * p.Lo - off;
-    T* dxb = dx + r * p.Lo - off;
+    const T* dyb = dy + r * p.Li - geo.in_off;
+    const T* xb = x + r * p.Lo - geo.out_off;
+    T* dxb = dx + r * p.Lo - geo.out_off;
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-    uint4 prv = LO > 0 && qs > 0 && lane == 31 ? LoadRowVec(dyb, qs - 1, off, p.Li) : zero;
+    // buf[u]: the lane's dy vector of segment q0 + 32u; xv[u]: its x vector; pre*: the
+    // next group's, requested before this group is computed; prv as in the forward.
+    uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(dyb, qs - 1, geo.in_off, p.Li) : zero;
     uint4 buf[U + 1], pre[U], xv[U], xpre[U];
 #pragma unroll
     for (int u = 0; u <= U; ++u) {
-      buf[u] = u == 0 || qs + 32 * (u - 1) < qe ? LoadRowVec(dyb, qs + 32 * u + lane, off, p.Li) : zero;
+      buf[u] = u == 0 || qs + 32 * (u - 1) < qe
+                   ? LoadRowVec(dyb, qs + 32 * u + dq + lane, geo.in_off, p.Li)
+                   : zero;
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, off, p.Lo) : zero;
+      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, geo.out_off, p.Lo) : zero;
     }
 #pragma unroll 1
     for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
       const int64_t n0 = q0 + 32 * U;
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const bool live = n0 + 32 * u < qe;
-        pre[u] = live ? LoadRowVec(dyb, n0 + 32 * (u + 1) + lane, off, p.Li) : zero;
-        xpre[u] = live ? LoadRowVec(xb, n0 + 32 * u + lane, off, p.Lo) : zero;
+        pre[u] = n0 + 32 * u < qe
+                     ? LoadRowVec(dyb, n0 + 32 * (u + 1) + dq + lane, geo.in_off, p.Li)
+                     : zero;
+        xpre[u] = n0 + 32 * u < qe ? LoadRowVec(xb, n0 + 32 * u + lane, geo.out_off, p.Lo) : zero;
       }
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         if (q0 + 32 * u < qe) {  // warp-uniform
           float win[V + K - 1];
-          BuildWindowAligned<T, K, LO>(u == 0 ? prv : buf[u - 1], buf[u], buf[u + 1], lane, win);
+          StepWindow<T, K, kLo, U>(prv, buf, u, lane, geo.s, win);
           const int64_t q = q0 + 32 * u + lane;
           if (q < qe) {
-            float acc[V], xf[V];
+            float acc[V], xf[V], own[V];
 #pragma unroll
             for (int i = 0; i < V; ++i) {
               acc[i] = 0.f;
 #pragma unroll
               for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
             }
-            StoreRowVec(dxb, q, off, p.Lo, acc);
+            StoreRowVec(dxb, q, geo.out_off, p.Lo, acc);
             UnpackVec<T>(xv[u], xf);
+            UnpackVec<T>(buf[u], own);
 #pragma unroll
             for (int j = 0; j < K; ++j) {
 #pragma unroll
               for (int i = 0; i < V; ++i) dwa[j] = fmaf(xf[i], win[i + K - 1 - j], dwa[j]);
             }
-            // The lane's own dy vector is win[LO .. LO + V).
 #pragma unroll
-            for (int i = 0; i < V; ++i) dba += win[LO + i];
+            for (int i = 0; i < V; ++i) dba += own[i];
           }
         }
       }
@@ -936,11 +792,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       }
     }
   }
+  // Butterfly sums: a + b == b + a in IEEE arithmetic, so every lane ends with the same bits.
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
+  for (int off = 16; off > 0; off >>= 1) {
 #pragma unroll
-    for (int j = 0; j < K; ++j) dwa[j] += __shfl_xor_sync(kFull, dwa[j], o);
-    dba += __shfl_xor_sync(kFull, dba, o);
+    for (int j = 0; j < K; ++j) dwa[j] += __shfl_xor_sync(kFull, dwa[j], off);
+    dba += __shfl_xor_sync(kFull, dba, off);
   }
   float* slot = partial + (b * p.S + st) * (K + 1) * p.D + d;
 #pragma unroll
@@ -1433,12 +1290,12 @@ std::string LaunchDepthwiseFwd(const DwFwdArgs& a, cudaStream_t stream,
         constexpr int K = decltype(k)::value;
         if (pl.aligned_lo >= 0) {
           return DispatchAlignedLo<T, K, false>(pl.aligned_lo, [&](auto lo) {
-            BhlFwdAligned<T, WT, K, decltype(lo)::value, kBhlFwdUnroll>
+            BhlFwdFast<T, WT, K, kBhlFwdUnroll, decltype(lo)::value>
                 <<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
             return LastError("forward (BHL aligned path)");
           });
         }
-        BhlFwdFast<T, WT, K, kBhlFwdUnroll><<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
+        BhlFwdFast<T, WT, K, kBhlFwdUnroll, -1><<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
         return LastError("forward (BHL fast path)");
       });
     }
@@ -1503,12 +1360,12 @@ std::string LaunchDepthwiseBwd(const DwBwdArgs& a, void* scratch, size_t scratch
           constexpr int U = decltype(v)::unroll, MB = decltype(v)::min_blocks;
           if (pl.aligned_lo >= 0) {
             return DispatchAlignedLo<T, K, true>(pl.aligned_lo, [&](auto lo) {
-              BhlBwdAligned<T, WT, K, decltype(lo)::value, U, MB>
+              BhlBwdFast<T, WT, K, U, MB, decltype(lo)::value>
                   <<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
               return LastError("backward (BHL aligned path)");
             });
           }
-          BhlBwdFast<T, WT, K, U, MB><<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
+          BhlBwdFast<T, WT, K, U, MB, -1><<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
           return LastError("backward (BHL fast path)");
         });
       });
