@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # One call on a CUDA machine, from the repository root:
 #
-#   bash benchmarks/device_run.sh [info] [build] [test] [errors] [sanitize] [bench] [hyena]
-#                                                                           (no stage named: all of them)
+#   bash benchmarks/device_run.sh [info] [build] [test] [errors] [sanitize] [bench] [hyena] [selftests]
+#                                                    (no stage named: all of them but selftests)
 #
 # Stages run in the order given; a failing stage is reported and the later ones still run. Everything is
 # logged under $OUT (default build/device_out), which is kept small enough to come back whole: at most 8
 # files, none deeper than $OUT/x/y:
 #   summary.txt            one line per stage: passed / FAILED (exit code), seconds
-#   info.log build.log test.log errors.log sanitize.log bench.log hyena.log
+#   info.log build.log test.log errors.log sanitize.log bench.log hyena.log selftests.log
+#                          (selftests: the standalone kernel self-tests built with nvcc here and run, then
+#                          compute-sanitizer memcheck + racecheck on their small cases; sanitizer logs tarred)
 #   results.tar.gz         benchmarks' JSON and PNG files; the JSON files are also copied loose while room is left
 #
 # A device command may run 10 minutes, and a fresh machine builds from scratch (a few minutes): split the work,
@@ -38,8 +40,8 @@ if [ ${#stages[@]} -eq 0 ]; then
 fi
 for s in "${stages[@]}"; do
   case $s in
-    info | build | test | errors | sanitize | bench | hyena) ;;
-    *) echo "unknown stage '$s' (stages: info build test errors sanitize bench hyena)" >&2; exit 2 ;;
+    info | build | test | errors | sanitize | bench | hyena | selftests) ;;
+    *) echo "unknown stage '$s' (stages: info build test errors sanitize bench hyena selftests)" >&2; exit 2 ;;
   esac
 done
 
@@ -226,6 +228,32 @@ stage_hyena() {
   return $rc
 }
 
+# The standalone self-tests (each file's header says what it checks), compiled for this GPU, then run: the
+# correctness cases and timed tables, and compute-sanitizer over their small cases.
+stage_selftests() {
+  local arch bin=$ROOT/build/selftests jaxinc rc=0
+  arch=$(gpu_arch | cut -d';' -f1)
+  mkdir -p "$bin"
+  jaxinc=$("$PYTHON" -c "import jax.ffi; print(jax.ffi.include_dir())") || return 1
+  local nv=(nvcc -std=c++17 -O3 "-gencode=arch=compute_${arch},code=sm_${arch}" -Icuda "-I$jaxinc")
+  "${nv[@]}" -o "$bin/monarch_selftest" cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu || rc=1
+  "${nv[@]}" -DJFF_WITH_FWD -o "$bin/monarch_bwd_selftest" cuda/fftconv/monarch_bwd_selftest.cu \
+    cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu || rc=1
+  "${nv[@]}" --expt-relaxed-constexpr -o "$bin/generic_selftest" cuda/fftconv/generic_selftest.cu || rc=1
+  "${nv[@]}" -o "$bin/dw_selftest" cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu || rc=1
+  "${nv[@]}" -o "$bin/outer_selftest" cuda/fftconv_long/outer_selftest.cu || rc=1
+  local prog
+  for prog in monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" \
+              "outer_selftest --quick"; do
+    echo "--- $prog"
+    # shellcheck disable=SC2086  # program and its flags
+    (cd "$bin" && ./$prog) || rc=1
+  done
+  OUT=$OUT/sanitize_selftests bash benchmarks/sanitize_selftests.sh "$bin" || rc=1
+  (cd "$OUT" && tar czf sanitize_selftests.tar.gz sanitize_selftests && rm -r sanitize_selftests)
+  return $rc
+}
+
 collect_results() {
   local files
   files=$(cd benchmarks/results && ls -- *.json *.png 2>/dev/null)
@@ -248,6 +276,7 @@ for s in "${stages[@]}"; do
       run_stage "test (all)" test.log stage_test_all
       ;;
     errors) run_stage errors errors.log "$PYTHON" benchmarks/diagnose_handler_errors.py ;;
+    selftests) run_stage selftests selftests.log stage_selftests ;;
     sanitize) run_stage sanitize sanitize.log stage_sanitize ;;
     bench)
       run_stage bench bench.log stage_bench
