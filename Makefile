@@ -6,6 +6,7 @@
 #   JFF_CUDA=OFF make test     skip the CUDA build even where nvcc is found
 #   make test JAX="jax[cuda13]"  a CUDA build of jax in a new .venv (make clean first), so the GPU tests run too
 #   make compile-cuda          compile the CUDA sources only (no GPU needed)
+#   make emulate               run kernel self-tests on the CPU (CUDA headers needed, no GPU)
 #   make inplace               developer loop: build the CPU extension into jax_flashfft/ (use PYTHONPATH=.)
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +19,7 @@ JAX ?= jax
 
 SOURCES := $(shell find cuda jax_flashfft \( -name '*.cc' -o -name '*.cu' -o -name '*.h' -o -name '*.py' \) -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: demo test install deps inplace clean compile-cuda
+.PHONY: demo test install deps inplace clean compile-cuda emulate
 
 # Runtime and test dependencies come from pyproject.toml's extras. The build requirements are installed into
 # the venv too so that the package builds without isolation: its FFI headers then come from the very jaxlib
@@ -60,6 +61,15 @@ inplace:
 compile-cuda: $(VENV)/.deps
 	PATH=$(abspath $(VENV))/bin:$$PATH cmake -S . -B build/cuda-check -G Ninja -DJFF_CUDA=ON "-DJFF_CUDA_ARCHS=$${JFF_CUDA_ARCHS:-80;90a}" -DPython_EXECUTABLE=$(PY) >/dev/null
 	PATH=$(abspath $(VENV))/bin:$$PATH cmake --build build/cuda-check --target _jff_cuda
+
+# CUDA kernels run on the CPU: each self-test compiled as C++ with every CUDA thread a fiber (the kernels'
+# own source, no GPU), small cases against float64. CUDA_INC: the CUDA toolkit's headers.
+CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
+emulate: $(VENV)/.deps
+	mkdir -p build/emu
+	g++ -std=c++17 -O2 -x c++ -DJFF_GENERIC_HOST_EMULATION -I$(CUDA_INC) -I$$($(PY) -c "import jax.ffi; print(jax.ffi.include_dir())") \
+		-Icuda cuda/fftconv/generic_selftest.cu -o build/emu/generic_selftest
+	build/emu/generic_selftest --quick > build/emu/generic_selftest.log; rc=$$?; tail -n 1 build/emu/generic_selftest.log; exit $$rc
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so

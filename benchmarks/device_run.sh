@@ -236,12 +236,21 @@ stage_selftests() {
   mkdir -p "$bin"
   jaxinc=$("$PYTHON" -c "import jax.ffi; print(jax.ffi.include_dir())") || return 1
   local nv=(nvcc -std=c++17 -O3 "-gencode=arch=compute_${arch},code=sm_${arch}" -Icuda "-I$jaxinc")
-  "${nv[@]}" -o "$bin/monarch_selftest" cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu || rc=1
+  # In parallel: each is one or two translation units and the machine has cores to spare.
+  local pids=()
+  "${nv[@]}" -o "$bin/monarch_selftest" cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &
+  pids+=($!)
   "${nv[@]}" -DJFF_WITH_FWD -o "$bin/monarch_bwd_selftest" cuda/fftconv/monarch_bwd_selftest.cu \
-    cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu || rc=1
-  "${nv[@]}" --expt-relaxed-constexpr -o "$bin/generic_selftest" cuda/fftconv/generic_selftest.cu || rc=1
-  "${nv[@]}" -o "$bin/dw_selftest" cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu || rc=1
-  "${nv[@]}" -o "$bin/outer_selftest" cuda/fftconv_long/outer_selftest.cu || rc=1
+    cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu &
+  pids+=($!)
+  "${nv[@]}" --expt-relaxed-constexpr -o "$bin/generic_selftest" cuda/fftconv/generic_selftest.cu &
+  pids+=($!)
+  "${nv[@]}" -o "$bin/dw_selftest" cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu &
+  pids+=($!)
+  "${nv[@]}" -o "$bin/outer_selftest" cuda/fftconv_long/outer_selftest.cu &
+  pids+=($!)
+  local pid
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   local prog
   for prog in monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" \
               "outer_selftest --quick"; do
