@@ -63,13 +63,16 @@ compile-cuda: $(VENV)/.deps
 	PATH=$(abspath $(VENV))/bin:$$PATH cmake --build build/cuda-check --target _jff_cuda
 
 # CUDA kernels run on the CPU: each self-test compiled as C++ with every CUDA thread a fiber (the kernels'
-# own source, no GPU), small cases against float64. CUDA_INC: the CUDA toolkit's headers.
+# own source, no GPU; mma/ldmatrix emulated from their fragment layouts), small cases against float64: the
+# generic fftconv kernels and the long-N outer and inner passes. CUDA_INC: the CUDA toolkit's headers.
 CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
 emulate: $(VENV)/.deps
 	mkdir -p build/emu
 	g++ -std=c++17 -O2 -x c++ -DJFF_GENERIC_HOST_EMULATION -I$(CUDA_INC) -I$$($(PY) -c "import jax.ffi; print(jax.ffi.include_dir())") \
 		-Icuda cuda/fftconv/generic_selftest.cu -o build/emu/generic_selftest
 	build/emu/generic_selftest --quick > build/emu/generic_selftest.log; rc=$$?; tail -n 1 build/emu/generic_selftest.log; exit $$rc
+	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest
+	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so

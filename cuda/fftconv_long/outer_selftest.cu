@@ -5,11 +5,15 @@
 //        -Icuda -o /tmp/outer_selftest cuda/fftconv_long/outer_selftest.cu
 //   /tmp/outer_selftest            correctness cases (exit status 0 when every line says PASS)
 //   /tmp/outer_selftest --quick    fewer cases
-//   /tmp/outer_selftest --bench    GB/s of each pass next to a device-to-device copy
-// CPU emulation (no GPU: each CUDA thread is a fiber, warp collectives emulated; small sizes):
-//   g++ -std=c++17 -O2 -x c++ -DJFF_LONG_EMU -I/usr/local/cuda/include -Icuda
-//       -o /tmp/outer_selftest_emu cuda/fftconv_long/outer_selftest.cu
-//   /tmp/outer_selftest_emu --quick
+//   /tmp/outer_selftest --bench    GB/s of each pass next to a device-to-device copy (outer
+//                                  passes, then the inner step and the three passes together)
+//   /tmp/outer_selftest --inner    only the inner-step / pipeline cases (--big adds 8K..32K
+//                                  inner sizes and N = 1M = 256 x 4K; GPU only, slow reference)
+// CPU emulation (no GPU: each CUDA thread is a fiber, warp collectives emulated; small sizes).
+// emu_build.sh runs g++ -DJFF_LONG_EMU with a generated host-parsable copy of monarch_core.cuh
+// (its one <<<>>> launch rewritten, see emu_core.h):
+//   cuda/fftconv_long/emu_build.sh /tmp/outer_selftest_emu
+//   /tmp/outer_selftest_emu --quick            /tmp/outer_selftest_emu --inner
 //
 // What is checked, per case (fresh random inputs, rounded to the dtype first; outputs poisoned
 // with all-ones bits, a NaN in every float type, before every pass):
@@ -25,6 +29,9 @@
 //         circular convolution y = post * (conv(v, k) + skip*v), v = pre*u. Bars: the issue's
 //         targets (bf16 2e-2, fp16 5e-3, fp32 1e-5).
 //   det   both passes run twice; the two outputs must be bitwise equal.
+// Inner step (inner_pass.cuh), per InnerCase: the filter slices (kspec), the inner kernel alone
+// on a random workspace against host::inner_step, and the whole pipeline outer_forward ->
+// inner_forward -> outer_inverse against the float64 convolution (see run_inner_case).
 #ifdef JFF_LONG_EMU
 #include "fftconv_long/emu.h"
 #endif
@@ -46,6 +53,7 @@
 
 #include "common/host_half.h"
 #include "fftconv_long/host_inner.h"
+#include "fftconv_long/inner_pass.cuh"
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_pass.cuh"
 
@@ -373,6 +381,231 @@ void run_case(const Case& c, uint64_t seed) {
   dev_free(dskip);
 }
 
+// ---------------- inner step (inner_pass.cuh) and the whole pipeline ----------------
+struct InnerCase {
+  Elem e;
+  int N1;
+  int64_t N2, B, H, L, Lk, G, R;
+  bool pre, post, skip;  // skip folded into the slices
+};
+
+std::string inner_name(const InnerCase& c) {
+  char b[200];
+  std::snprintf(b, sizeof b, "%s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld R=%lld%s%s%s", ename(c.e), c.N1,
+                static_cast<long long>(c.N2), static_cast<long long>(c.B), static_cast<long long>(c.H),
+                static_cast<long long>(c.L), static_cast<long long>(c.Lk), static_cast<long long>(c.G),
+                static_cast<long long>(c.R), c.pre ? " pre" : "", c.post ? " post" : "", c.skip ? " skip" : "");
+  return b;
+}
+
+// The inner step's own bars (it is about half of the pipeline's roundings, see notes_long.md 4).
+double bar_inner(Elem e) { return e == Elem::kF32 ? 2e-6 : (e == Elem::kBF16 ? 1.2e-2 : 1.5e-3); }
+
+// Per case:
+//   kspec  the device slices against the float64 spectrum of the same fp32 k (+ skip), every
+//          slice and frequency (rel-L2, bar 1e-5: fp32 arithmetic).
+//   inner  inner_forward on a random workspace (rounded to the dtype) against the float64
+//          host::inner_step of the same values: worst rel-L2 over the item classes (row 0's real
+//          half, row 0's imaginary half, rows 1..N1/2-1), so one bad class cannot hide; rerun on
+//          the same input bitwise equal.
+//   e2e    outer_forward -> inner_forward -> outer_inverse (skip folded into the slices) on
+//          fresh random u, pre, post, k, against the float64 gated circular convolution;
+//          workspace and y poisoned first; rerun of the whole pipeline bitwise equal.
+void run_inner_case(const InnerCase& c, uint64_t seed) {
+  const int N1 = c.N1, M = N1 / 2;
+  const int64_t N2 = c.N2, N = N1 * N2, rows = c.B * c.H, L = c.L, GH = c.G * c.H;
+  const std::string name = inner_name(c);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> U(-1, 1);
+  const size_t es = elem_bytes(c.e);
+
+  std::vector<float> kf(GH * c.Lk), skipf(GH);
+  for (auto& x : kf) x = static_cast<float>(U(rng) / std::sqrt(static_cast<double>(c.Lk)));
+  for (auto& x : skipf) x = static_cast<float>(U(rng));
+  std::vector<double> kd(kf.begin(), kf.end());
+  float* dk = static_cast<float*>(dev_alloc(kf.size() * 4));
+  float* dskip = static_cast<float*>(dev_alloc(GH * 4));
+  float* dks = static_cast<float*>(dev_alloc(kspec_bytes(GH, N1, N2)));
+  float* dscr = static_cast<float*>(dev_alloc(kspec_scratch_bytes(GH, N1, N2)));
+  up(dk, kf.data(), kf.size() * 4);
+  up(dskip, skipf.data(), GH * 4);
+
+  // ---- kspec
+  std::vector<std::vector<cd>> khat(GH);
+  for (int64_t gh = 0; gh < GH; ++gh)
+    khat[gh] = host::filter_spectrum(kd.data() + gh * c.Lk, c.Lk, c.skip ? skipf[gh] : 0.0, N);
+  {
+    KspecArgs ka{dk, c.skip ? dskip : nullptr, dks, dscr, GH, c.Lk, N1, N2};
+    poison(dks, kspec_bytes(GH, N1, N2));
+    CK(inner_kspec(ka, nullptr));
+    sync();
+    std::vector<float> ks(kspec_bytes(GH, N1, N2) / 4);
+    down(ks.data(), dks, ks.size() * 4);
+    int N0 = 0, RAD = 0;
+    inner::split_n2(N2, &N0, &RAD);
+    ErrAcc acc;
+    int64_t unw = 0;
+    for (int64_t gh = 0; gh < GH; ++gh)
+      for (int j = 0; j <= M; ++j)
+        for (int64_t k2 = 0; k2 < N2; ++k2) {
+          const int64_t f = j == 0 ? N1 * k2 : (j == M ? N1 / 2 + N1 * k2 : j + N1 * k2);
+          const float* o = ks.data() + (gh * (M + 1) + j) * N2 * 2 + inner::slice_offset(k2, N0, RAD);
+          unw += std::isnan(o[0]) || std::isnan(o[1]);
+          acc.add(o[0], khat[gh][f].real());
+          acc.add(o[1], khat[gh][f].imag());
+        }
+    char d[160];
+    std::snprintf(d, sizeof d, "rel-L2 %.2e (bar 1e-05) unwritten %lld", acc.rel(), static_cast<long long>(unw));
+    line(acc.rel() <= 1e-5 && unw == 0, "kspec " + name, d);
+  }
+
+  InnerArgs na{c.e, nullptr, dks, 0, rows, c.H, c.G, c.R, N1, N2};
+  // ---- inner alone on a random workspace
+  {
+    HostBuf Q(c.e, rows * N), out(c.e, rows * N), out2(c.e, rows * N);
+    for (size_t i = 0; i < Q.size(); ++i) Q.set(i, U(rng));
+    void* dws = dev_alloc(Q.raw.size());
+    na.ws = dws;
+    up(dws, Q.raw.data(), Q.raw.size());
+    CK(inner_forward(na, nullptr));
+    sync();
+    down(out.raw.data(), dws, out.raw.size());
+    up(dws, Q.raw.data(), Q.raw.size());
+    CK(inner_forward(na, nullptr));
+    sync();
+    down(out2.raw.data(), dws, out2.raw.size());
+    dev_free(dws);
+    ErrAcc cls[3];  // row 0 real half (cyclic), row 0 imaginary half (negacyclic), rows 1..M-1
+    int64_t nan = 0;
+    std::vector<cd> P(N / 2);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2)
+          P[k1 * N2 + n2] = cd(Q.get(ws_offset(r, k1, 0, n2, N1, N2)), Q.get(ws_offset(r, k1, 1, n2, N1, N2)));
+      host::inner_step(P, khat[g * c.H + h], N1, N2);
+      for (int k1 = 0; k1 < M; ++k1)
+        for (int64_t n2 = 0; n2 < N2; ++n2) {
+          const size_t o0 = ws_offset(r, k1, 0, n2, N1, N2), o1 = ws_offset(r, k1, 1, n2, N1, N2);
+          nan += out.is_nan(o0) + out.is_nan(o1);
+          const cd want = P[k1 * N2 + n2];
+          if (k1 == 0) {
+            cls[0].add(out.get(o0), want.real());
+            cls[1].add(out.get(o1), want.imag());
+          } else {
+            cls[2].add(out.get(o0), want.real());
+            cls[2].add(out.get(o1), want.imag());
+          }
+        }
+    }
+    const char* cname[3] = {"row0 re", "row0 im", "rows"};
+    double worst = 0;
+    int wi = 0;
+    for (int i = 0; i < (M > 1 ? 3 : 2); ++i)
+      if (cls[i].rel() > worst) {
+        worst = cls[i].rel();
+        wi = i;
+      }
+    char d[200];
+    std::snprintf(d, sizeof d, "row0 re %.2e, row0 im %.2e, rows %.2e (worst %s, bar %.1e) nan %lld", cls[0].rel(),
+                  cls[1].rel(), M > 1 ? cls[2].rel() : 0.0, cname[wi], bar_inner(c.e), static_cast<long long>(nan));
+    line(worst <= bar_inner(c.e) && nan == 0, "inner " + name, d);
+    line(out.raw == out2.raw, "det inner " + name, "");
+  }
+
+  // ---- end to end
+  {
+    HostBuf u(c.e, rows * L), pre(c.e, rows * L), post(c.e, rows * L), y(c.e, rows * L), y2(c.e, rows * L);
+    for (size_t i = 0; i < u.size(); ++i) {
+      u.set(i, U(rng));
+      pre.set(i, 1.0 + 0.5 * U(rng));
+      post.set(i, 1.0 + 0.5 * U(rng));
+    }
+    void* du = dev_alloc(rows * L * es);
+    void* dpre = dev_alloc(rows * L * es);
+    void* dpost = dev_alloc(rows * L * es);
+    void* dy = dev_alloc(rows * L * es);
+    void* dws = dev_alloc(workspace_bytes(c.e, rows, N1, N2));
+    up(du, u.raw.data(), u.raw.size());
+    up(dpre, pre.raw.data(), pre.raw.size());
+    up(dpost, post.raw.data(), post.raw.size());
+    OuterFwdArgs fa{c.e, du, c.pre ? dpre : nullptr, dws, 0, rows, L, N1, N2};
+    OuterInvArgs ia{c.e, dws, c.post ? dpost : nullptr, nullptr, nullptr, nullptr, dy, 0, rows, L, c.H, c.G, c.R, N1, N2};
+    na.ws = dws;
+    auto pipeline = [&](HostBuf& out) {
+      poison(dws, workspace_bytes(c.e, rows, N1, N2));
+      poison(dy, out.raw.size());
+      CK(outer_forward(fa, nullptr));
+      CK(inner_forward(na, nullptr));
+      CK(outer_inverse(ia, nullptr));
+      sync();
+      down(out.raw.data(), dy, out.raw.size());
+    };
+    pipeline(y);
+    pipeline(y2);
+    ErrAcc acc;
+    int64_t unw = 0;
+    std::vector<cd> a(N);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
+      std::fill(a.begin(), a.end(), cd(0, 0));
+      auto v_of = [&](int64_t t) { return c.pre ? u.get(r * L + t) * pre.get(r * L + t) : u.get(r * L + t); };
+      for (int64_t t = 0; t < L; ++t) a[t] = v_of(t);
+      jff::host::Fft(a, false);
+      const std::vector<cd> kh = host::filter_spectrum(kd.data() + (g * c.H + h) * c.Lk, c.Lk, 0.0, N);
+      for (int64_t f = 0; f < N; ++f) a[f] *= kh[f];
+      jff::host::Fft(a, true);
+      for (int64_t t = 0; t < L; ++t) {
+        double want = a[t].real();
+        if (c.skip) want += skipf[g * c.H + h] * v_of(t);
+        if (c.post) want *= post.get(r * L + t);
+        acc.add(y.get(r * L + t), want);
+        unw += y.is_nan(r * L + t);
+      }
+    }
+    char d[160];
+    std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.0e) unwritten %lld", acc.rel(), bar_e2e(c.e),
+                  static_cast<long long>(unw));
+    line(acc.rel() <= bar_e2e(c.e) && unw == 0, "pipeline " + name, d);
+    line(y.raw == y2.raw, "det pipeline " + name, "");
+    for (void* q : {du, dpre, dpost, dy, dws}) dev_free(q);
+  }
+  for (void* q : {static_cast<void*>(dk), static_cast<void*>(dskip), static_cast<void*>(dks), static_cast<void*>(dscr)})
+    dev_free(q);
+}
+
+void check_inner_validation() {
+  alignas(16) static float dummy[64];
+  InnerArgs ok{Elem::kBF16, dummy, dummy, 0, 2, 1, 1, 1, 16, 4096};
+  bool good = check_inner(ok) == nullptr;
+  auto bad = [&](InnerArgs a) { return check_inner(a) != nullptr && inner_forward(a, nullptr) == cudaErrorInvalidValue; };
+  InnerArgs a = ok;
+  a.N2 = 2048;  // no tensor-core inner kernel for N0 = 2
+  good = good && bad(a);
+  a = ok;
+  a.dtype = Elem::kF32;
+  a.N2 = 32768;  // fp32 row does not fit in shared memory
+  good = good && bad(a);
+  a = ok;
+  a.ws = reinterpret_cast<char*>(dummy) + 4;
+  good = good && bad(a);
+  a = ok;
+  a.kspec = nullptr;
+  good = good && bad(a);
+  a = ok;
+  a.N1 = 3;
+  good = good && bad(a);
+  KspecArgs ka{dummy, nullptr, dummy, dummy, 1, 100, 16, 4096};
+  good = good && check_kspec(ka) == nullptr;
+  KspecArgs kb = ka;
+  kb.Lk = 16 * 4096 + 1;
+  good = good && check_kspec(kb) != nullptr && inner_kspec(kb, nullptr) == cudaErrorInvalidValue;
+  kb = ka;
+  kb.N2 = 128;
+  good = good && check_kspec(kb) != nullptr;
+  line(good, "inner argument validation refuses bad calls before launching", "");
+}
+
 // Argument checks: invalid calls are refused before any launch.
 void check_validation() {
   int dummy[64];
@@ -462,6 +695,63 @@ __global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed) {
   }
 }
 
+// The inner step at long sizes: ms and GB/s of inner_forward (bytes = workspace read + written,
+// + the fp32 slices read once), next to a copy; inner_kspec's time; and the three passes
+// together against the forward's 4-stream activation floor (u, pre, post, y; k not counted).
+void bench_inner() {
+  struct B {
+    int64_t N, Bt, H;
+    Elem e;
+  };
+  const B cases[] = {{int64_t{1} << 20, 1, 768, Elem::kBF16}, {int64_t{1} << 20, 1, 768, Elem::kF16},
+                     {int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 22, 1, 192, Elem::kBF16},
+                     {int64_t{1} << 24, 1, 48, Elem::kBF16},  {int64_t{1} << 20, 1, 384, Elem::kF32}};
+  for (const B& b : cases) {
+    const int N1 = default_n1(b.N);
+    const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N, GH = b.H;
+    if (!inner_supported(b.e, N2)) continue;
+    const size_t es = elem_bytes(b.e), sbytes = rows * L * es, wbytes = workspace_bytes(b.e, rows, N1, N2);
+    const size_t kbytes = kspec_bytes(GH, N1, N2);
+    void *u = dev_alloc(sbytes), *pre = dev_alloc(sbytes), *post = dev_alloc(sbytes), *y = dev_alloc(sbytes),
+         *ws = dev_alloc(wbytes);
+    float* kf = static_cast<float*>(dev_alloc(GH * L * 4));
+    float* ks = static_cast<float*>(dev_alloc(kbytes));
+    float* scr = static_cast<float*>(dev_alloc(kspec_scratch_bytes(GH, N1, N2)));
+    for (void* q : {u, pre, post, y, ws})
+      fill_kernel<<<1024, 256>>>(static_cast<uint16_t*>(q), static_cast<int64_t>((q == ws ? wbytes : sbytes) / 2), 7u);
+    // k: fill_kernel's 16-bit patterns read in pairs as fp32 (finite, about 1e-2 in size)
+    fill_kernel<<<1024, 256>>>(reinterpret_cast<uint16_t*>(kf), static_cast<int64_t>(GH * L * 2), 11u);
+    CK(cudaDeviceSynchronize());
+    const double cp_ms = time_ms([&] { CK(cudaMemcpyAsync(y, u, sbytes, cudaMemcpyDeviceToDevice)); }, 10);
+    const double copy_gbs = 2.0 * sbytes / (cp_ms * 1e-3) / 1e9;
+    KspecArgs ka{kf, nullptr, ks, scr, GH, L, N1, N2};
+    const double tk = time_ms([&] { CK(inner_kspec(ka, nullptr)); }, 5);
+    // The workspace must hold finite values for a fair timing: fill it from a real forward.
+    OuterFwdArgs fa{b.e, u, pre, ws, 0, rows, L, N1, N2};
+    OuterInvArgs ia{b.e, ws, post, nullptr, nullptr, nullptr, y, 0, rows, L, b.H, 1, 1, N1, N2};
+    InnerArgs na{b.e, ws, ks, 0, rows, b.H, 1, 1, N1, N2};
+    CK(outer_forward(fa, nullptr));
+    const double ti = time_ms([&] { CK(inner_forward(na, nullptr)); }, 10);
+    const double tp = time_ms(
+        [&] {
+          CK(outer_forward(fa, nullptr));
+          CK(inner_forward(na, nullptr));
+          CK(outer_inverse(ia, nullptr));
+        },
+        10);
+    const double gws = 2.0 * wbytes / (ti * 1e-3) / 1e9, gall = (2.0 * wbytes + kbytes) / (ti * 1e-3) / 1e9;
+    const double floor_ms = 4.0 * sbytes / (copy_gbs * 1e9) * 1e3;
+    std::printf(
+        "%-4s N=%8lld (%3d x %5lld) rows=%4lld inner %.3f ms: ws r+w %6.0f GB/s (%.2fx copy), with K %6.0f GB/s; "
+        "kspec %.3f ms; fwd+inner+inv %.3f ms = %.2fx the 4-stream floor %.3f ms [copy %.0f GB/s]\n",
+        ename(b.e), static_cast<long long>(b.N), N1, static_cast<long long>(N2), static_cast<long long>(rows), ti, gws,
+        copy_gbs / gws, gall, tk, tp, tp / floor_ms, floor_ms, copy_gbs);
+    std::fflush(stdout);
+    for (void* q : {u, pre, post, y, ws, static_cast<void*>(kf), static_cast<void*>(ks), static_cast<void*>(scr)})
+      dev_free(q);
+  }
+}
+
 void bench() {
   struct B {
     int64_t N, Bt, H;
@@ -507,16 +797,19 @@ void bench() {
     }
     for (void* q : {u, pre, post, y, ws}) dev_free(q);
   }
+  bench_inner();
 }
 #endif
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, do_bench = false;
+  bool quick = false, do_bench = false, inner_only = false, big = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--bench")) do_bench = true;
+    if (!std::strcmp(argv[i], "--inner")) inner_only = true;
+    if (!std::strcmp(argv[i], "--big")) big = true;
   }
 #ifndef JFF_LONG_EMU
   if (do_bench) {
@@ -529,6 +822,42 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
+  // Inner step + whole pipeline. Small sizes first (the emulation runs these); --big adds the
+  // production inner sizes 8K..32K and N = 1M = 256 x 4K (GPU: minutes of float64 reference).
+  std::vector<InnerCase> icases;
+  for (Elem e : {Elem::kBF16, Elem::kF16, Elem::kF32}) {
+    icases.push_back({e, 16, 256, 2, 2, 16 * 256, 16 * 256, 1, 1, true, true, true});
+    icases.push_back({e, 16, 1024, 1, 2, 16 * 1024, 16 * 1024, 1, 1, true, true, true});
+    if (!quick) {
+      icases.push_back({e, 16, 1024, 3, 1, 16 * 1024 / 2 + 7, 16 * 1024 / 2 - 3, 2, 1, true, false, true});
+      icases.push_back({e, 2, 1024, 2, 1, 2 * 1024 - 9, 700, 1, 1, false, true, false});  // row 0 only
+      icases.push_back({e, 8, 256, 2, 2, 8 * 256, 8 * 256, 2, 2, true, true, true});
+      icases.push_back({e, 16, 4096, 1, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
+      // Every inner split up to 32K (N0 = 32, 16 with RAD = 16, 32) on few rows: N1 = 4 has
+      // one ordinary row besides row 0's two halves, which keeps the emulation affordable.
+      for (int64_t n2 : {8192, 16384, 32768}) {
+        if (e == Elem::kF32 && n2 > kInnerCcMaxN2) continue;
+        icases.push_back({e, 4, n2, 1, 1, 4 * n2 - 1, 4 * n2 / 3, 1, 1, true, true, true});
+      }
+    }
+    if (big) {
+      for (int64_t n2 : {8192, 16384, 32768}) {
+        if (e == Elem::kF32 && n2 > kInnerCcMaxN2) continue;
+        icases.push_back({e, 32, n2, 1, 2, 32 * n2, 32 * n2, 1, 1, true, true, true});
+      }
+      icases.push_back({e, 256, 4096, 1, 2, int64_t{1} << 20, int64_t{1} << 20, 1, 1, true, true, true});
+      icases.push_back({e, 512, 1024, 2, 1, (int64_t{1} << 19) - 5, 1 << 18, 1, 1, true, true, true});
+    }
+  }
+  check_inner_validation();
+  {
+    uint64_t iseed = 99;
+    for (const InnerCase& c : icases) run_inner_case(c, iseed++);
+  }
+  if (inner_only) {
+    std::printf(g_fail ? "FAILED %d of %d\n" : "ALL PASS (%d of %d)\n", g_fail ? g_fail : g_cases, g_cases);
+    return g_fail ? 1 : 0;
+  }
   check_validation();
   const OuterPath TC = OuterPath::kTensorCore, CC = OuterPath::kCudaCore;
   std::vector<Case> cases;

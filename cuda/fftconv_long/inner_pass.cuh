@@ -1,0 +1,526 @@
+// Inner step of the long fftconv (N = N1 * N2 > 32K; math and layout in benchmarks/notes_long.md
+// sections 2-3, index maps in long_plan.h), between outer_forward and outer_inverse:
+//
+//   inner_forward: for every workspace row, in place,
+//       rows 1 <= k1 < N1/2:  Q = IDFT_N2(DFT_N2(P) .* K'[k1 + N1 k2])      (unitary DFTs)
+//       row 0 (a = Re P[0], b = Im P[0], two real signals):
+//           Re Q[0] = IDFT(DFT(a) .* K'[N1 k2])                       (cyclic)
+//           Im Q[0] = Re( conj(w_2N2^n2) IDFT(DFT(b w_2N2^n2) .* K'[N1/2 + N1 k2]) )  (negacyclic)
+//     Work items per signal row: j = 0 (row 0's a), 1 .. N1/2-1 (rows k1 = j), N1/2 (row 0's b);
+//     items j = 0 and N1/2 read and write different planes of row 0, so they run independently.
+//   inner_kspec: the (N1/2 + 1) filter slices of every (g, h), fp32, from k (G*H, Lk) fp32 and
+//     an optional skip folded into every bin. Slice j belongs to item j (A, rows 1.., B). Each
+//     slice is stored exactly as monarch_kspec_kernel stores one N2-point spectrum (frequency
+//     k2 = k0 + N0*(k1 + RAD*k2') at float 2*RAD^2*k0 + frag_float_offset<RAD>(k1, k2'),
+//     N2 = N0 * RAD^2 as dispatch_n splits it), so the fused kernel's lanes read it unchanged.
+//     Computed as the notes say: the outer forward pass on k (fp32, into a scratch workspace),
+//     then an N2-point DFT per scratch row (CUDA cores, fp32), times sqrt(N1) (undoes the two
+//     unitary scalings: khat[k1 + N1 k2] = sqrt(N1) * DFT_N2(P[k1])[k2]), + skip.
+//
+// Two implementations of inner_forward:
+//   * tensor cores (bf16/fp16, N2 in {256, 1024, 4096, 8192, 16384, 32768}): the fused kernel's
+//     machinery from monarch_core.cuh, reused by #include: one CTA per item, the row in shared
+//     memory as two 16-bit planes (sig_off layout), outer_dft over N0 (N0 >= 16), the RAD^2-point
+//     routine dft_pair / mul_spec / idft_pair / store_inner_row per row k0, outer_idft. That is
+//     monarch_fwd_big_kernel without gates and with a complex row in place of a row pair: the
+//     routine is complex-linear, so the pair trick's "two real rows" are just Re and Im here.
+//   * CUDA cores (fp32 workspace, N2 in 256 .. 16384: the row and its twiddles in shared memory):
+//     radix-2 FFT, product, radix-2 inverse in fp32.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "fftconv_long/long_plan.h"
+#include "fftconv_long/outer_pass.cuh"
+
+#ifdef JFF_LONG_EMU
+#include "fftconv_long/emu_core.h"  // monarch_core.cuh itself, with emulated PTX primitives
+#else
+#include "fftconv/monarch_core.cuh"
+#endif
+
+namespace jff {
+namespace longconv {
+
+struct InnerArgs {
+  Elem dtype;
+  void* ws;            // nrows signal rows, N1/2 packed complex rows each (ws_offset), 16-byte aligned
+  const float* kspec;  // inner_kspec's output for (G, H)
+  int64_t row0, nrows; // ws row r is signal row row0 + r = b * H + h, filter ((b / R) % G, h)
+  int64_t H, G, R;
+  int N1;
+  int64_t N2;
+};
+
+struct KspecArgs {
+  const float* k;     // (GH, Lk) fp32
+  const float* skip;  // (GH) or nullptr
+  float* kspec;       // kspec_bytes(GH, N1, N2), 16-byte aligned
+  float* scratch;     // kspec_scratch_bytes(GH, N1, N2): the outer forward of k
+  int64_t GH, Lk;
+  int N1;
+  int64_t N2;
+};
+
+inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2) {
+  return static_cast<size_t>(GH) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 2 * sizeof(float);
+}
+inline size_t kspec_scratch_bytes(int64_t GH, int N1, int64_t N2) {
+  return workspace_bytes(Elem::kF32, GH, N1, N2);
+}
+
+namespace inner {
+
+#ifdef JFF_LONG_EMU
+using BF16 = jff_emu::EmuBF16;  // see emu_core.h
+using F16 = jff_emu::EmuF16;
+#else
+using BF16 = __nv_bfloat16;
+using F16 = __half;
+#endif
+
+// Float offset of inner frequency k2 inside one slice (the fused kernel's spectrum order).
+__host__ __device__ __forceinline__ int64_t slice_offset(int64_t k2, int N0, int RAD) {
+  const int M = RAD * RAD;
+  const int k0 = static_cast<int>(k2 % N0), km = static_cast<int>(k2 / N0);
+  const int f = RAD == 16 ? frag_float_offset<16>(km % 16, km / 16) : frag_float_offset<32>(km % 32, km / 32);
+  return int64_t(2) * M * k0 + f;
+}
+
+// (N0, RAD) of the fused decomposition N2 = N0 * RAD^2 (false for sizes it has none for).
+inline bool split_n2(int64_t N2, int* N0, int* RAD) {
+  return dispatch_n(N2, [&](auto n0, auto rad) {
+    *N0 = n0();
+    *RAD = rad();
+  });
+}
+
+// Filter slice of item j of signal row `grow`, as float4 (N2 / 2 of them).
+__device__ __forceinline__ const float4* slice_of(const float* kspec, int64_t grow, int j, int64_t H, int64_t G,
+                                                  int64_t R, int M1, int64_t N2) {
+  const int64_t b = grow / H, h = grow - b * H, g = group_of(b, R, G);
+  return reinterpret_cast<const float4*>(kspec) + ((g * H + h) * (M1 + 1) + j) * (N2 / 2);
+}
+
+// w_2N2^n = exp(-i pi n / N2): the twist of row 0's imaginary half (row N1/2's outer twiddle).
+// n / N2 is exact in float (N2 a power of two), so sincospif rounds once.
+__device__ __forceinline__ float2 twist(int64_t n, int64_t N2) {
+  float s, c;
+  sincospif(-static_cast<float>(n) / static_cast<float>(N2), &s, &c);
+  return make_float2(c, s);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tensor-core inner kernel.
+// ---------------------------------------------------------------------------------------
+struct TcParams {
+  void* ws;
+  const float* kspec;
+  int64_t row0, nrows, H, G, R;
+  int N1;
+};
+
+// Warps per CTA: enough to share the N0 inner rows; 32768 (128 KB of row) fits one CTA per SM
+// and gets 8 (as the fused kernel's big_warps).
+constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD == 32768 ? 8 : 4); }
+
+template <typename T, int N0, int RAD, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
+  using S = BigShape<N0, RAD>;
+  constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
+  static_assert(N0 == 1 || N0 >= 16, "N0 = 2 (N2 = 2048) needs the fused kernel's butterfly, not here");
+  JFF_DYN_SMEM(uint4, smem_raw);
+  BigSmem<T, N0, RAD> sm(smem_raw);
+  T* const sre = sm.sre;
+  T* const sim = sm.sim;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  sm.init(tid, NTH);
+  __syncthreads();
+  const TwN<N2> twN = sm.twN;
+  const int M1 = p.N1 / 2;
+  const int64_t items = p.nrows * (M1 + 1);
+  T* const ws = static_cast<T*>(p.ws);
+
+  for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
+    const int64_t r = item / (M1 + 1);
+    const int j = static_cast<int>(item - r * (M1 + 1));
+    const int k1 = j == M1 ? 0 : j;
+    T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
+    T* const wim = wre + N2;
+    const float4* kbase = slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
+
+    // ---- load the item's complex signal into the planes (16-byte chunks).
+    for (int c = tid; c < N2 / 8; c += NTH) {
+      const int t = 8 * c, n0 = t / M, m = t % M;
+      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+      uint4 xr, xi;
+      if (j > 0 && j < M1) {
+        xr = *reinterpret_cast<const uint4*>(wre + t);
+        xi = *reinterpret_cast<const uint4*>(wim + t);
+      } else if (j == 0) {  // a = Re P[0]
+        xr = *reinterpret_cast<const uint4*>(wre + t);
+        xi = make_uint4(0u, 0u, 0u, 0u);
+      } else {  // b w_2N2^n, b = Im P[0]
+        float b[8], br[8], bi[8];
+        unpack8<T>(*reinterpret_cast<const uint4*>(wim + t), b);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float2 w = twist(t + e, N2);
+          br[e] = b[e] * w.x;
+          bi[e] = b[e] * w.y;
+        }
+        xr = pack8<T>(br);
+        xi = pack8<T>(bi);
+      }
+      *reinterpret_cast<uint4*>(sre + off) = xr;
+      *reinterpret_cast<uint4*>(sim + off) = xi;
+    }
+    __syncthreads();
+
+    if constexpr (S::kMmaOuter) {
+      outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, N0 / 16, warp, lane);
+      __syncthreads();
+    }
+    {
+      uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+      load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+      for (int k0 = warp; k0 < N0; k0 += WARPS) {
+        T* bre = sre + k0 * M;
+        T* bim = sim + k0 * M;
+        const int key = (k0 & 7) << 3;
+        const float4* kk = kbase + k0 * (M / 2);
+#ifndef JFF_LONG_EMU
+        prefetch_k_l1<RAD>(kk, lane);  // K is needed after two products; a hint only (no-op emulated)
+#endif
+        float Yr[MT][NT][4], Yi[MT][NT][4];
+        dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+        {
+          uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+          mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+          idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+        }
+        __syncwarp();  // the row's step-1 reads are done before any lane overwrites it
+        store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+        __syncwarp();
+      }
+    }
+    __syncthreads();
+    if constexpr (S::kMmaOuter) {
+      outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, N0 / 16, warp, lane);
+      __syncthreads();
+    }
+
+    // ---- store back in place: the whole row, or row 0's real / imaginary plane.
+    for (int c = tid; c < N2 / 8; c += NTH) {
+      const int t = 8 * c, n0 = t / M, m = t % M;
+      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+      const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
+      if (j < M1) *reinterpret_cast<uint4*>(wre + t) = zr;
+      if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = *reinterpret_cast<const uint4*>(sim + off);
+      if (j == M1) {  // Re(z conj(w_2N2^n))
+        float a[8], b[8], o[8];
+        unpack8<T>(zr, a);
+        unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), b);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float2 w = twist(t + e, N2);
+          o[e] = a[e] * w.x + b[e] * w.y;
+        }
+        *reinterpret_cast<uint4*>(wim + t) = pack8<T>(o);
+      }
+    }
+    __syncthreads();  // the next item's load overwrites the planes
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// CUDA-core pieces (fp32): a CTA-wide radix-2 FFT in shared memory.
+// ---------------------------------------------------------------------------------------
+__device__ __forceinline__ int brev_n(int i, int lg) {
+  return lg == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(i)) >> (32 - lg));
+}
+
+// In-place radix-2 DIT over n = 2^lg values, input at bit-reversed positions, output natural;
+// tw[j] = w_n^j for j < n/2. `inverse` conjugates the twiddles (no scaling). Syncs after each
+// stage (the caller syncs before).
+__device__ __forceinline__ void fft_dit(float2* z, const float2* tw, int n, bool inverse, int tid, int nth) {
+  for (int half = 1; half < n; half <<= 1) {
+    const int stride = n / (2 * half);
+    for (int i = tid; i < n / 2; i += nth) {
+      const int pos = i & (half - 1);
+      const int a = ((i - pos) << 1) + pos, b = a + half;
+      float2 w = tw[pos * stride];
+      if (inverse) w.y = -w.y;
+      const float2 xa = z[a], xb = z[b];
+      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
+      z[a] = make_float2(xa.x + t.x, xa.y + t.y);
+      z[b] = make_float2(xa.x - t.x, xa.y - t.y);
+    }
+    __syncthreads();
+  }
+}
+
+__device__ __forceinline__ void build_tw(float2* tw, int n, int tid, int nth) {
+  for (int i = tid; i < n / 2; i += nth) {
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(i) / static_cast<float>(n), &s, &c);
+    tw[i] = make_float2(c, s);
+  }
+}
+
+// The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
+__device__ __forceinline__ float2 item_input(const float* wre, const float* wim, int j, int M1, int64_t n,
+                                             int64_t N2) {
+  if (j > 0 && j < M1) return make_float2(wre[n], wim[n]);
+  if (j == 0) return make_float2(wre[n], 0.f);
+  const float b = wim[n];
+  const float2 w = twist(n, N2);
+  return make_float2(b * w.x, b * w.y);
+}
+
+struct CcParams {
+  float* ws;
+  const float* kspec;
+  int64_t row0, nrows, H, G, R;
+  int N1, lgN2, N0, RAD;
+};
+
+// fp32 inner step, one CTA per item: DIT forward, product with the slice (and 1/N2, the two
+// unitary scalings), bit-reversal permutation, DIT inverse, store.
+__global__ void __launch_bounds__(512) inner_cc_kernel(const CcParams p) {
+  JFF_DYN_SMEM(float2, smf);
+  const int N2 = 1 << p.lgN2, tid = threadIdx.x, nth = blockDim.x;
+  float2* tw = smf;
+  float2* z = smf + N2 / 2;
+  build_tw(tw, N2, tid, nth);
+  const int M1 = p.N1 / 2;
+  const int64_t items = p.nrows * (M1 + 1);
+  const float inv_n = 1.0f / static_cast<float>(N2);
+  __syncthreads();
+  for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
+    const int64_t r = item / (M1 + 1);
+    const int j = static_cast<int>(item - r * (M1 + 1));
+    float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    float* wim = wre + N2;
+    const float* ks = reinterpret_cast<const float*>(slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
+    for (int n = tid; n < N2; n += nth) z[brev_n(n, p.lgN2)] = item_input(wre, wim, j, M1, n, N2);
+    __syncthreads();
+    fft_dit(z, tw, N2, false, tid, nth);
+    // times K / N2, moved to bit-reversed positions for the inverse (pairs swapped by one thread)
+    for (int i = tid; i < N2; i += nth) {
+      const int b = brev_n(i, p.lgN2);
+      if (b < i) continue;
+      const float* ki = ks + slice_offset(i, p.N0, p.RAD);
+      const float2 xi = z[i];
+      const float2 yi = make_float2((xi.x * ki[0] - xi.y * ki[1]) * inv_n, (xi.x * ki[1] + xi.y * ki[0]) * inv_n);
+      if (b == i) {
+        z[i] = yi;
+      } else {
+        const float* kb = ks + slice_offset(b, p.N0, p.RAD);
+        const float2 xb = z[b];
+        z[i] = make_float2((xb.x * kb[0] - xb.y * kb[1]) * inv_n, (xb.x * kb[1] + xb.y * kb[0]) * inv_n);
+        z[b] = yi;
+      }
+    }
+    __syncthreads();
+    fft_dit(z, tw, N2, true, tid, nth);
+    for (int n = tid; n < N2; n += nth) {
+      const float2 v = z[n];
+      if (j > 0 && j < M1) {
+        wre[n] = v.x;
+        wim[n] = v.y;
+      } else if (j == 0) {
+        wre[n] = v.x;
+      } else {
+        const float2 w = twist(n, N2);
+        wim[n] = v.x * w.x + v.y * w.y;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Filter slices: per (gh, j, part p < S) CTA, the N2-point DFT of item j's row of the outer
+// forward of k, for the frequencies k2 = p + S k' (one decimation-in-frequency step of radix S
+// folded into the load, so the shared-memory FFT is only SUB = N2 / S points: fp32 complex
+// 32768 points would not fit), times sqrt(N1), + skip, in slice order.
+// ---------------------------------------------------------------------------------------
+struct KsParams {
+  const float* scratch;
+  const float* skip;
+  float* kspec;
+  int64_t GH;
+  int N1, lgN2, lgS, N0, RAD;
+};
+
+constexpr int kKsMaxSub = 8192;
+
+__global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
+  JFF_DYN_SMEM(float2, smf);
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
+  float2* tw = smf;
+  float2* z = smf + SUB / 2;
+  build_tw(tw, SUB, tid, nth);
+  const float scale = sqrtf(static_cast<float>(p.N1));
+  const int64_t units = p.GH * (M1 + 1) * S;
+  __syncthreads();
+  for (int64_t u = blockIdx.y; u < units; u += gridDim.y) {
+    const int part = static_cast<int>(u % S);
+    const int64_t gj = u / S, gh = gj / (M1 + 1);
+    const int j = static_cast<int>(gj - gh * (M1 + 1));
+    const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    const float* wim = wre + N2;
+    for (int n = tid; n < SUB; n += nth) {
+      float2 y = make_float2(0.f, 0.f);
+      for (int s = 0; s < S; ++s) {
+        const float2 x = item_input(wre, wim, j, M1, n + int64_t(s) * SUB, N2);
+        const float2 w = cc::w_pow(int64_t(part) * s, S);
+        y.x += x.x * w.x - x.y * w.y;
+        y.y += x.x * w.y + x.y * w.x;
+      }
+      const float2 w = cc::w_pow(int64_t(part) * n, N2);
+      z[brev_n(n, lgSub)] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
+    }
+    __syncthreads();
+    fft_dit(z, tw, SUB, false, tid, nth);
+    const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
+    float* out = p.kspec + gj * int64_t(N2) * 2;
+    for (int kq = tid; kq < SUB; kq += nth) {
+      const int64_t k2 = part + int64_t(S) * kq;
+      float* o = out + slice_offset(k2, p.N0, p.RAD);
+      o[0] = z[kq].x * scale + sk;
+      o[1] = z[kq].y * scale;
+    }
+    __syncthreads();
+  }
+}
+
+// One-dimensional grid over `units` work items (gridDim.y, as detail::grid_for sizes it).
+template <typename K>
+cudaError_t unit_grid(K kern, int threads, size_t smem, int64_t units, dim3* grid) {
+  return detail::grid_for(kern, threads, smem, 1, units, grid);
+}
+
+template <typename T, int N0, int RAD>
+cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
+  constexpr int WARPS = tc_warps(N0, RAD);
+  TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1};
+  auto kern = inner_tc_kernel<T, N0, RAD, WARPS>;
+  const size_t sm = BigShape<N0, RAD>::kSmem;
+  cudaError_t err = detail::set_smem(kern, sm);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = unit_grid(kern, WARPS * 32, sm, a.nrows * (a.N1 / 2 + 1), &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), sm, stream, p);
+  return detail::last_error();
+}
+
+}  // namespace inner
+
+constexpr int64_t kInnerCcMaxN2 = 16384;  // fp32 row + twiddles: 12 * N2 bytes of shared memory
+
+// Which N2 the inner step takes for a dtype (tensor cores for 16-bit, CUDA cores for fp32).
+inline bool inner_supported(Elem e, int64_t N2) {
+  int N0, RAD;
+  if (e == Elem::kF32) return inner::split_n2(N2, &N0, &RAD) && N2 <= kInnerCcMaxN2;
+  return N2 == 256 || N2 == 1024 || N2 == 4096 || N2 == 8192 || N2 == 16384 || N2 == 32768;
+}
+
+inline const char* check_inner(const InnerArgs& a) {
+  if (a.dtype != Elem::kF16 && a.dtype != Elem::kBF16 && a.dtype != Elem::kF32) return "dtype";
+  if (!is_pow2(a.N1) || a.N1 < kMinN1 || a.N1 > kMaxN1) return "N1 must be a power of two in [2, 512]";
+  if (!inner_supported(a.dtype, a.N2)) return "N2 not supported by the inner step for this dtype";
+  if (a.ws == nullptr || a.kspec == nullptr) return "ws and kspec are required";
+  if (reinterpret_cast<uintptr_t>(a.ws) % 16 != 0 || reinterpret_cast<uintptr_t>(a.kspec) % 16 != 0)
+    return "ws and kspec must be 16-byte aligned";
+  if (a.row0 < 0 || a.nrows < 1 || a.nrows > (int64_t{1} << 40)) return "rows out of range";
+  if (a.H < 1 || a.G < 1 || a.R < 1) return "H, G, R must be >= 1";
+  return nullptr;
+}
+
+inline const char* check_kspec(const KspecArgs& a) {
+  if (!is_pow2(a.N1) || a.N1 < kMinN1 || a.N1 > kMaxN1) return "N1 must be a power of two in [2, 512]";
+  int N0, RAD;
+  if (!inner::split_n2(a.N2, &N0, &RAD)) return "N2 must be in 256 .. 32768";
+  if (a.k == nullptr || a.kspec == nullptr || a.scratch == nullptr) return "k, kspec, scratch are required";
+  if (reinterpret_cast<uintptr_t>(a.scratch) % 16 != 0) return "scratch must be 16-byte aligned";
+  if (a.GH < 1 || a.Lk < 1 || a.Lk > static_cast<int64_t>(a.N1) * a.N2) return "GH >= 1, 1 <= Lk <= N";
+  return nullptr;
+}
+
+// Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
+inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
+  if (check_kspec(a) != nullptr) return cudaErrorInvalidValue;
+  OuterFwdArgs fa{Elem::kF32, a.k, nullptr, a.scratch, 0, a.GH, a.Lk, a.N1, a.N2};
+  cudaError_t err = outer_forward(fa, stream, OuterPath::kCudaCore);
+  if (err != cudaSuccess) return err;
+  inner::KsParams p;
+  p.scratch = a.scratch;
+  p.skip = a.skip;
+  p.kspec = a.kspec;
+  p.GH = a.GH;
+  p.N1 = a.N1;
+  p.lgN2 = ilog2(a.N2);
+  const int64_t sub = a.N2 < inner::kKsMaxSub ? a.N2 : inner::kKsMaxSub;
+  p.lgS = ilog2(a.N2 / sub);
+  inner::split_n2(a.N2, &p.N0, &p.RAD);
+  const size_t sm = sizeof(float2) * (sub / 2 + sub);
+  auto kern = inner::inner_kspec_kernel;
+  if ((err = detail::set_smem(kern, sm)) != cudaSuccess) return err;
+  dim3 grid;
+  const int threads = sub >= 4096 ? 512 : 256;
+  if ((err = inner::unit_grid(kern, threads, sm, a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), &grid)) != cudaSuccess)
+    return err;
+  JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
+  return detail::last_error();
+}
+
+// Enqueues the inner step (in place on a.ws).
+inline cudaError_t inner_forward(const InnerArgs& a, cudaStream_t stream) {
+  if (check_inner(a) != nullptr) return cudaErrorInvalidValue;
+  if (a.dtype == Elem::kF32) {
+    inner::CcParams p;
+    p.ws = static_cast<float*>(a.ws);
+    p.kspec = a.kspec;
+    p.row0 = a.row0;
+    p.nrows = a.nrows;
+    p.H = a.H;
+    p.G = a.G;
+    p.R = a.R;
+    p.N1 = a.N1;
+    p.lgN2 = ilog2(a.N2);
+    if (!inner::split_n2(a.N2, &p.N0, &p.RAD)) return cudaErrorInvalidValue;
+    const size_t sm = sizeof(float2) * (a.N2 / 2 + a.N2);
+    auto kern = inner::inner_cc_kernel;
+    cudaError_t err = detail::set_smem(kern, sm);
+    if (err != cudaSuccess) return err;
+    dim3 grid;
+    const int threads = a.N2 >= 4096 ? 512 : 256;
+    if ((err = inner::unit_grid(kern, threads, sm, a.nrows * (a.N1 / 2 + 1), &grid)) != cudaSuccess) return err;
+    JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
+    return detail::last_error();
+  }
+  cudaError_t err = cudaErrorInvalidValue;
+  const bool bf = a.dtype == Elem::kBF16;
+  dispatch_n(a.N2, [&](auto n0, auto rad) {
+    if constexpr (n0() != 2) {
+      err = bf ? inner::launch_tc<inner::BF16, n0(), rad()>(a, stream)
+               : inner::launch_tc<inner::F16, n0(), rad()>(a, stream);
+    }
+  });
+  return err;
+}
+
+}  // namespace longconv
+}  // namespace jff
+
+#ifdef JFF_LONG_EMU
+#include "fftconv_long/emu_core_end.h"
+#endif
