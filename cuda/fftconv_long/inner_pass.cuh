@@ -129,7 +129,8 @@ struct TcParams {
 // and gets 8 (as the fused kernel's big_warps).
 constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD == 32768 ? 8 : 4); }
 
-template <typename T, int N0, int RAD, int WARPS>
+// CONJ: multiply by conj(K') instead (the backward's correlation, inner_forward_conj).
+template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
 __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
@@ -201,7 +202,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
         dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
         {
           uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-          mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+          mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
           idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
         }
         __syncwarp();  // the row's step-1 reads are done before any lane overwrites it
@@ -288,6 +289,7 @@ struct CcParams {
   const float* kspec;
   int64_t row0, nrows, H, G, R;
   int N1, lgN2, N0, RAD;
+  float ksign;  // +1: K', -1: conj(K') (inner_forward_conj)
 };
 
 // fp32 inner step, one CTA per item: DIT forward, product with the slice (and 1/N2, the two
@@ -317,13 +319,15 @@ __global__ void __launch_bounds__(512) inner_cc_kernel(const CcParams p) {
       if (b < i) continue;
       const float* ki = ks + slice_offset(i, p.N0, p.RAD);
       const float2 xi = z[i];
-      const float2 yi = make_float2((xi.x * ki[0] - xi.y * ki[1]) * inv_n, (xi.x * ki[1] + xi.y * ki[0]) * inv_n);
+      const float kir = ki[0], kii = p.ksign * ki[1];
+      const float2 yi = make_float2((xi.x * kir - xi.y * kii) * inv_n, (xi.x * kii + xi.y * kir) * inv_n);
       if (b == i) {
         z[i] = yi;
       } else {
         const float* kb = ks + slice_offset(b, p.N0, p.RAD);
         const float2 xb = z[b];
-        z[i] = make_float2((xb.x * kb[0] - xb.y * kb[1]) * inv_n, (xb.x * kb[1] + xb.y * kb[0]) * inv_n);
+        const float kbr = kb[0], kbi = p.ksign * kb[1];
+        z[i] = make_float2((xb.x * kbr - xb.y * kbi) * inv_n, (xb.x * kbi + xb.y * kbr) * inv_n);
         z[b] = yi;
       }
     }
@@ -408,11 +412,11 @@ cudaError_t unit_grid(K kern, int threads, size_t smem, int64_t units, dim3* gri
   return detail::grid_for(kern, threads, smem, 1, units, grid);
 }
 
-template <typename T, int N0, int RAD>
+template <typename T, int N0, int RAD, bool CONJ = false>
 cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
   constexpr int WARPS = tc_warps(N0, RAD);
   TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1};
-  auto kern = inner_tc_kernel<T, N0, RAD, WARPS>;
+  auto kern = inner_tc_kernel<T, N0, RAD, WARPS, CONJ>;
   const size_t sm = BigShape<N0, RAD>::kSmem;
   cudaError_t err = detail::set_smem(kern, sm);
   if (err != cudaSuccess) return err;
@@ -482,8 +486,8 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   return detail::last_error();
 }
 
-// Enqueues the inner step (in place on a.ws).
-inline cudaError_t inner_forward(const InnerArgs& a, cudaStream_t stream) {
+namespace inner {
+inline cudaError_t inner_step(const InnerArgs& a, cudaStream_t stream, bool conj) {
   if (check_inner(a) != nullptr) return cudaErrorInvalidValue;
   if (a.dtype == Elem::kF32) {
     inner::CcParams p;
@@ -496,6 +500,7 @@ inline cudaError_t inner_forward(const InnerArgs& a, cudaStream_t stream) {
     p.R = a.R;
     p.N1 = a.N1;
     p.lgN2 = ilog2(a.N2);
+    p.ksign = conj ? -1.f : 1.f;
     if (!inner::split_n2(a.N2, &p.N0, &p.RAD)) return cudaErrorInvalidValue;
     const size_t sm = sizeof(float2) * (a.N2 / 2 + a.N2);
     auto kern = inner::inner_cc_kernel;
@@ -511,11 +516,27 @@ inline cudaError_t inner_forward(const InnerArgs& a, cudaStream_t stream) {
   const bool bf = a.dtype == Elem::kBF16;
   dispatch_n(a.N2, [&](auto n0, auto rad) {
     if constexpr (n0() != 2) {
-      err = bf ? inner::launch_tc<inner::BF16, n0(), rad()>(a, stream)
-               : inner::launch_tc<inner::F16, n0(), rad()>(a, stream);
+      if (conj)
+        err = bf ? inner::launch_tc<inner::BF16, n0(), rad(), true>(a, stream)
+                 : inner::launch_tc<inner::F16, n0(), rad(), true>(a, stream);
+      else
+        err = bf ? inner::launch_tc<inner::BF16, n0(), rad()>(a, stream)
+                 : inner::launch_tc<inner::F16, n0(), rad()>(a, stream);
     }
   });
   return err;
+}
+}  // namespace inner
+
+// Enqueues the inner step (in place on a.ws).
+inline cudaError_t inner_forward(const InnerArgs& a, cudaStream_t stream) {
+  return inner::inner_step(a, stream, false);
+}
+
+// The same with conj(K') in place of K' (same slices): the adjoint's correlation, used by the
+// backward (long_bwd.cuh) for dv = corr(dy*post, k) + skip*dy*post.
+inline cudaError_t inner_forward_conj(const InnerArgs& a, cudaStream_t stream) {
+  return inner::inner_step(a, stream, true);
 }
 
 }  // namespace longconv

@@ -1,0 +1,442 @@
+// Backward of the long fftconv (N = N1 * N2 > 32K; forward math and layout in
+// benchmarks/notes_long.md, the plan in its section 6). With v = pre*u, g = dy*post (both zero
+// beyond L), K' = khat + skip (the folded filter spectrum of inner_kspec):
+//
+//   dpost = dy * z,  z = IDFT(V .* K')         (the forward pipeline with post := dy)
+//   dv    = IDFT(G .* conj K')                  (correlation with k, + skip*g: conj K' is the
+//                                                spectrum of the reversed real filter, Hermitian,
+//                                                so the forward's passes apply unchanged)
+//   du    = pre * dv,   dpre = u * dv           (two outer inverses of the same workspace)
+//   dk[g,h][j] = sum_{b in group g} corr(g_b, v_b)[j], j < Lk
+//             = sum_f S[f] e^{+2 pi i f j / N},  S[f] = sum_b conj(vhat_b[f]) ghat_b[f] / N
+//   dskip[g,h] = sum_b sum_t g_b v_b   (= dk[g,h][0] in exact arithmetic: the skip is a lag-0 tap)
+//
+// Passes (this version: correctness first, built from the verified forward pieces; 1, 2, 4
+// and 5 run per chunk of batch entries, 3 once after the last chunk):
+//   1. outer_forward(u, pre) -> ws_v;  outer_forward(dy, post) -> ws_g         (dtype workspaces)
+//   2. dk spectrum (new, fp32): per (g, h, inner item j, part) unit, for the rows b of group g in
+//      ascending order: DFT_N2 of ws_v's and ws_g's item j (row 0 split into its cyclic real half
+//      and its twisted negacyclic half exactly as the inner step splits it), S += conj(V) .* G.
+//      One unit owns its S entries and adds the rows in a fixed order: bitwise reproducible, no
+//      atomics. N2 > 4096 folds one radix-S decimation-in-frequency step into the load (as
+//      inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points.
+//   3. dk inverse (new, fp32): per unit the SUB-point inverse of S's part in place, then per
+//      (g, h, j) the radix-S combine into an fp32 packed workspace (row 0 re-packed as the inner
+//      step stores it), then outer_inverse (fp32, CUDA cores) with L = Lk -> dk.
+//   3b. dskip: per-row sums of g*v from the inputs (double, fixed tree), then per (g, h) in
+//      ascending batch order (a separate read of dy, post, u, pre; the fused plan forms the
+//      row partials inside pass 1).
+//   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
+//   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> outer_inverse
+//      (post = pre) -> du, outer_inverse(post = u) -> dpre                      (dpre if pre given)
+// The fused three-pass version of notes_long.md section 6 (dk's product inside the inner kernel,
+// du / dpre / dpost from one inverse pass) is the speed step after this; see the notes' status.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "fftconv_long/inner_pass.cuh"
+#include "fftconv_long/long_plan.h"
+#include "fftconv_long/outer_pass.cuh"
+
+namespace jff {
+namespace longconv {
+
+struct BwdArgs {
+  Elem dtype;
+  // Inputs, BHL rows (row r = b * H + h). The workspaces hold chunk_b batch entries at a time.
+  const void* dy;
+  const void* u;
+  const void* pre;      // or nullptr (then v = u and dpre is not formed)
+  const void* post;     // or nullptr (then g = dy and dpost is not formed)
+  const float* kspec;   // inner_kspec(k, skip) for (G, H): K' with the skip folded in
+  int64_t B, H, G, R, L, Lk;
+  int N1;
+  int64_t N2;
+  // Outputs (dtype for du / dpre / dpost, fp32 for dk / dskip); any may be nullptr except du.
+  void* du;
+  void* dpre;    // needs pre
+  void* dpost;   // needs post
+  float* dk;     // (G*H, Lk)
+  float* dskip;  // (G*H)
+  // Scratch (bwd_scratch_bytes with the same chunk_b): see BwdScratch.
+  void* scratch;
+  // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
+  // spectrum accumulates across them in the same order, so the results are bitwise the same
+  // for every chunk size; the two workspaces shrink to chunk_b * H rows.
+  int64_t chunk_b;
+};
+
+inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || chunk_b > B ? B : chunk_b; }
+
+// Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
+// dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's fp32 packed workspace (G*H rows) and
+// dskip's per-row partial sums (B*H doubles).
+struct BwdScratch {
+  size_t ws, spec, wsk, skp, total;
+  BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b) {
+    auto up = [](size_t x) { return (x + 255) / 256 * 256; };
+    ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
+    spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
+    wsk = up(workspace_bytes(Elem::kF32, G * H, N1, N2));
+    skp = up(static_cast<size_t>(B * H) * sizeof(double));
+    total = 2 * ws + spec + wsk + skp;
+  }
+};
+
+inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b = 0) {
+  return BwdScratch(e, B, H, G, N1, N2, chunk_b).total;
+}
+
+namespace bwd {
+
+constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 rows + twiddles: 80 KB)
+
+// Item j's complex input at n from a dtype workspace row (the inner step's split of row 0).
+template <typename T>
+__device__ __forceinline__ float2 item_in(const T* wre, const T* wim, int j, int M1, int64_t n, int64_t N2) {
+  using E = cc::Elt<T>;
+  if (j > 0 && j < M1) return make_float2(E::ld(wre + n), E::ld(wim + n));
+  if (j == 0) return make_float2(E::ld(wre + n), 0.f);
+  const float b = E::ld(wim + n);
+  const float2 w = inner::twist(n, N2);
+  return make_float2(b * w.x, b * w.y);
+}
+
+struct SpecParams {
+  const void* ws_v;
+  const void* ws_g;
+  float2* spec;
+  int64_t b0, nb, H, G, R;  // the workspaces hold batch entries b0 .. b0+nb-1
+  int N1, lgN2, lgS;
+  bool accumulate;          // add to S (a later chunk) instead of starting it
+};
+
+// One unit = (gh, j, part): frequencies k2 = part + S*kq of item j's slice of dk's spectrum.
+// First step of a radix-S decimation in frequency folded into the load:
+//   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
+template <typename T>
+__global__ void __launch_bounds__(256) dk_spec_kernel(const SpecParams p) {
+  JFF_DYN_SMEM(float2, smf);
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
+  float2* tw = smf;
+  float2* zv = smf + SUB / 2;
+  float2* zg = zv + SUB;
+  inner::build_tw(tw, SUB, tid, nth);
+  const float scale = 1.0f / static_cast<float>(N2);  // conj(DFT v) DFT g / N2 = conj(Yv) Yg (unitary)
+  const int64_t GH = p.G * p.H, units = GH * (M1 + 1) * S;
+  const T* wsv = static_cast<const T*>(p.ws_v);
+  const T* wsg = static_cast<const T*>(p.ws_g);
+  __syncthreads();
+  for (int64_t un = blockIdx.y; un < units; un += gridDim.y) {
+    const int part = static_cast<int>(un % S);
+    const int64_t gj = un / S, gh = gj / (M1 + 1);
+    const int j = static_cast<int>(gj - gh * (M1 + 1));
+    const int64_t g = gh / p.H, h = gh - g * p.H;
+    float2* out = p.spec + gj * N2;
+    bool first = !p.accumulate;
+    for (int64_t b = p.b0; b < p.b0 + p.nb; ++b) {  // ascending batch order: the fixed summation order
+      if (group_of(b, p.R, p.G) != g) continue;
+      const int64_t r = (b - p.b0) * p.H + h;  // workspace row
+      const T* vre = wsv + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+      const T* gre = wsg + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+      for (int n = tid; n < SUB; n += nth) {
+        const int q = inner::brev_n(n, lgSub);
+        if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
+          zv[q] = item_in(vre, vre + N2, j, M1, n, N2);
+          zg[q] = item_in(gre, gre + N2, j, M1, n, N2);
+          continue;
+        }
+        float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
+        for (int s = 0; s < S; ++s) {
+          const int64_t t = n + int64_t(s) * SUB;
+          const float2 w = cc::w_pow(int64_t(part) * s, S);
+          const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
+          yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
+          yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
+        }
+        const float2 w = cc::w_pow(int64_t(part) * n, N2);
+        zv[q] = cc::c_mul(yv, w);
+        zg[q] = cc::c_mul(yg, w);
+      }
+      __syncthreads();
+      inner::fft_dit(zv, tw, SUB, false, tid, nth);
+      inner::fft_dit(zg, tw, SUB, false, tid, nth);
+      for (int kq = tid; kq < SUB; kq += nth) {
+        const float2 a = zv[kq], c = zg[kq];
+        // conj(a) * c
+        const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+        float2* o = out + part + int64_t(S) * kq;
+        if (first) {
+          *o = pr;
+        } else {
+          const float2 prev = *o;  // written by this same thread for the previous row
+          *o = make_float2(prev.x + pr.x, prev.y + pr.y);
+        }
+      }
+      first = false;
+      __syncthreads();  // the next row's load overwrites zv / zg
+    }
+    if (first)  // no rows of this group in the first chunk (or at all, G > B): start from zero
+      for (int kq = tid; kq < SUB; kq += nth) out[part + int64_t(S) * kq] = make_float2(0.f, 0.f);
+  }
+}
+
+struct InvSubParams {
+  float2* spec;
+  int64_t units;  // GH * (N1/2 + 1) * S
+  int lgN2, lgS;
+};
+
+// In place per unit (gj, part): Y_part[m] = sum_kq X[part + S kq] w_SUB^(-kq m) (unnormalised),
+// stored back at position part + S m.
+__global__ void __launch_bounds__(256) dk_inv_sub_kernel(const InvSubParams p) {
+  JFF_DYN_SMEM(float2, smf);
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  const int tid = threadIdx.x, nth = blockDim.x;
+  float2* tw = smf;
+  float2* z = smf + SUB / 2;
+  inner::build_tw(tw, SUB, tid, nth);
+  __syncthreads();
+  for (int64_t un = blockIdx.y; un < p.units; un += gridDim.y) {
+    const int part = static_cast<int>(un % S);
+    float2* row = p.spec + (un / S) * N2 + part;
+    for (int kq = tid; kq < SUB; kq += nth) z[inner::brev_n(kq, lgSub)] = row[int64_t(S) * kq];
+    __syncthreads();
+    inner::fft_dit(z, tw, SUB, true, tid, nth);
+    for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
+    __syncthreads();
+  }
+}
+
+struct CombineParams {
+  const float2* spec;
+  float* wsk;
+  int64_t GH;
+  int N1, lgN2, lgS;
+};
+
+// Per (gh, j): x[n] = sqrt(N1) sum_part w_N2^(-part n) Y_part[n mod SUB]   (= sqrt(N) times the
+// unitary N2-point inverse of S's slice j), stored as the inner step stores item j: rows
+// 1..N1/2-1 whole, row 0's real plane from item 0, its imaginary plane Re(x conj w_2N2^n) from
+// item N1/2.
+__global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) {
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, M1 = p.N1 / 2;
+  const float scale = sqrtf(static_cast<float>(p.N1));
+  const int64_t units = p.GH * (M1 + 1);
+  for (int64_t un = blockIdx.y; un < units; un += gridDim.y) {
+    const int64_t gh = un / (M1 + 1);
+    const int j = static_cast<int>(un - gh * (M1 + 1));
+    const float2* row = p.spec + un * N2;
+    float* wre = p.wsk + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    float* wim = wre + N2;
+    for (int n = threadIdx.x; n < N2; n += blockDim.x) {
+      const int m = n & (SUB - 1);
+      float2 x = S == 1 ? row[m] : make_float2(0.f, 0.f);
+      for (int s = 0; S > 1 && s < S; ++s) {
+        const float2 y = row[s + int64_t(S) * m];
+        float2 w = cc::w_pow(int64_t(s) * n, N2);
+        w.y = -w.y;
+        x = make_float2(x.x + y.x * w.x - y.y * w.y, x.y + y.x * w.y + y.y * w.x);
+      }
+      x = make_float2(x.x * scale, x.y * scale);
+      if (j > 0 && j < M1) {
+        wre[n] = x.x;
+        wim[n] = x.y;
+      } else if (j == 0) {
+        wre[n] = x.x;
+      } else {
+        const float2 w = inner::twist(n, N2);
+        wim[n] = x.x * w.x + x.y * w.y;
+      }
+    }
+  }
+}
+
+// dskip, step 1: per signal row r (one CTA), sum_t g v straight from the inputs, each thread
+// over a fixed set of t, then a fixed tree: the same bits on every run. Double accumulation:
+// dskip is a single number per (g, h) whose value can be small against the terms (zero-mean
+// data cancel), so the lag-0 tap of the fp32 dk (whose error is relative to all of dk) or a
+// long fp32 sum would cost accuracy; the bytes, not the adds, set this kernel's time.
+struct SkipParams {
+  const void* dy;
+  const void* post;
+  const void* u;
+  const void* pre;
+  double* part;
+  int64_t rows, L;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
+  using E = cc::Elt<T>;
+  JFF_DYN_SMEM(double, red);  // 256 doubles (dynamic: the CPU emulation shares only those)
+  const T* dy = static_cast<const T*>(p.dy);
+  const T* post = static_cast<const T*>(p.post);
+  const T* u = static_cast<const T*>(p.u);
+  const T* pre = static_cast<const T*>(p.pre);
+  const int tid = threadIdx.x;
+  for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
+    const int64_t base = r * p.L;
+    double acc = 0.0;
+    for (int64_t t = tid; t < p.L; t += 256) {
+      float g = E::ld(dy + base + t), v = E::ld(u + base + t);
+      if (post != nullptr) g *= E::ld(post + base + t);  // g and v rounded as the passes form them (fp32)
+      if (pre != nullptr) v *= E::ld(pre + base + t);
+      acc += static_cast<double>(g) * static_cast<double>(v);
+    }
+    red[tid] = acc;
+    __syncthreads();
+    for (int w = 128; w > 0; w >>= 1) {
+      if (tid < w) red[tid] += red[tid + w];
+      __syncthreads();
+    }
+    if (tid == 0) p.part[r] = red[0];
+    __syncthreads();
+  }
+}
+
+// dskip, step 2: per (g, h), the row partials of group g in ascending batch order.
+__global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, float* dskip, int64_t B, int64_t H,
+                                                        int64_t G, int64_t R) {
+  for (int64_t gh = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; gh < G * H;
+       gh += int64_t(gridDim.y) * blockDim.x) {
+    const int64_t g = gh / H, h = gh - g * H;
+    double s = 0.0;
+    for (int64_t b = 0; b < B; ++b)
+      if (group_of(b, R, G) == g) s += part[b * H + h];
+    dskip[gh] = static_cast<float>(s);
+  }
+}
+
+template <typename K, typename... A>
+cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
+  cudaError_t err = detail::set_smem(kern, smem);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = inner::unit_grid(kern, threads, smem, units, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
+  return detail::last_error();
+}
+
+inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
+
+}  // namespace bwd
+
+inline const char* check_bwd(const BwdArgs& a) {
+  if (a.dtype != Elem::kF16 && a.dtype != Elem::kBF16 && a.dtype != Elem::kF32) return "dtype";
+  if (!is_pow2(a.N1) || a.N1 < kMinN1 || a.N1 > kMaxN1) return "N1 must be a power of two in [2, 512]";
+  if (!inner_supported(a.dtype, a.N2)) return "N2 not supported by the inner step for this dtype";
+  const int64_t N = static_cast<int64_t>(a.N1) * a.N2;
+  if (N > (int64_t{1} << 24)) return "N = N1 * N2 must be <= 2^24";
+  if (a.B < 1 || a.H < 1 || a.G < 1 || a.R < 1) return "B, H, G, R must be >= 1";
+  if (a.L < 1 || a.L > N || a.Lk < 1 || a.Lk > N) return "L and Lk must be in [1, N]";
+  if (a.dy == nullptr || a.u == nullptr || a.kspec == nullptr || a.du == nullptr || a.scratch == nullptr)
+    return "dy, u, kspec, du and scratch are required";
+  if (a.dpre != nullptr && a.pre == nullptr) return "dpre needs pre";
+  if (a.dpost != nullptr && a.post == nullptr) return "dpost needs post";
+  if (reinterpret_cast<uintptr_t>(a.scratch) % 256 != 0 || reinterpret_cast<uintptr_t>(a.kspec) % 16 != 0)
+    return "scratch must be 256-byte and kspec 16-byte aligned";
+  return nullptr;
+}
+
+// Enqueues the whole backward on `stream` (see the top of this file for the passes).
+inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
+  if (check_bwd(a) != nullptr) return cudaErrorInvalidValue;
+  const int N1 = a.N1, M1 = N1 / 2;
+  const int64_t N2 = a.N2, rows = a.B * a.H, GH = a.G * a.H, cb = bwd_chunk(a.B, a.chunk_b);
+  const BwdScratch sc(a.dtype, a.B, a.H, a.G, N1, N2, a.chunk_b);
+  uint8_t* base = static_cast<uint8_t*>(a.scratch);
+  void* ws_v = base;
+  void* ws_g = base + sc.ws;
+  float2* spec = reinterpret_cast<float2*>(base + 2 * sc.ws);
+  float* wsk = reinterpret_cast<float*>(base + 2 * sc.ws + sc.spec);
+  double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
+  const int sub = bwd::sub_of(N2);
+  const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
+  const int64_t units = GH * (M1 + 1) * (N2 / sub);
+  cudaError_t err;
+
+  for (int64_t b0 = 0; b0 < a.B; b0 += cb) {
+    const int64_t nb = a.B - b0 < cb ? a.B - b0 : cb, row0 = b0 * a.H, nr = nb * a.H;
+    // 1. both outer forwards (v is needed by dpost and dk only).
+    const bool need_v = a.dpost != nullptr || a.dk != nullptr;
+    if (need_v) {
+      OuterFwdArgs fv{a.dtype, a.u, a.pre, ws_v, row0, nr, a.L, N1, N2};
+      if ((err = outer_forward(fv, stream, path)) != cudaSuccess) return err;
+    }
+    OuterFwdArgs fg{a.dtype, a.dy, a.post, ws_g, row0, nr, a.L, N1, N2};
+    if ((err = outer_forward(fg, stream, path)) != cudaSuccess) return err;
+
+    // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
+    //    overwrite the workspaces.
+    if (a.dk != nullptr) {
+      bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
+      const size_t sm_spec = sizeof(float2) * (sub / 2 + 2 * static_cast<size_t>(sub));
+      switch (a.dtype) {
+        case Elem::kF32: err = bwd::launch_units(bwd::dk_spec_kernel<float>, 256, sm_spec, units, stream, sp); break;
+        case Elem::kF16: err = bwd::launch_units(bwd::dk_spec_kernel<__half>, 256, sm_spec, units, stream, sp); break;
+        default:
+          err = bwd::launch_units(bwd::dk_spec_kernel<__nv_bfloat16>, 256, sm_spec, units, stream, sp);
+          break;
+      }
+      if (err != cudaSuccess) return err;
+    }
+
+    // 4. dpost = dy * (conv(v, k) + skip v): the forward pipeline with post := dy.
+    if (a.dpost != nullptr) {
+      InnerArgs nv{a.dtype, ws_v, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
+      if ((err = inner_forward(nv, stream)) != cudaSuccess) return err;
+      OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
+      if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
+    }
+
+    // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
+    InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
+    if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
+    OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
+    if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
+    if (a.dpre != nullptr) {
+      OuterInvArgs ip{a.dtype, ws_g, a.u, nullptr, nullptr, nullptr, a.dpre, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
+      if ((err = outer_inverse(ip, stream, path)) != cudaSuccess) return err;
+    }
+  }
+
+  // 3. dk: S -> time domain (fp32) once all chunks are in.
+  if (a.dk != nullptr) {
+    bwd::InvSubParams ip{spec, units, lgN2, lgS};
+    if ((err = bwd::launch_units(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * (sub / 2 + sub), units, stream, ip)) !=
+        cudaSuccess)
+      return err;
+    bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};
+    if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
+      return err;
+    OuterInvArgs ik{Elem::kF32, wsk, nullptr, nullptr, nullptr, nullptr, a.dk, 0, GH, a.Lk, a.H, a.G, a.R, N1, N2};
+    if ((err = outer_inverse(ik, stream, OuterPath::kCudaCore)) != cudaSuccess) return err;
+  }
+
+  // 3b. dskip from the inputs (all rows; its own fixed-order reduction).
+  if (a.dskip != nullptr) {
+    bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L};
+    const size_t sm_red = 256 * sizeof(double);
+    switch (a.dtype) {
+      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, rows, stream, kp); break;
+      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, rows, stream, kp); break;
+      default:
+        err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, rows, stream, kp);
+        break;
+    }
+    if (err != cudaSuccess) return err;
+    if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
+                                 static_cast<const double*>(skp), a.dskip, a.B, a.H, a.G, a.R)) != cudaSuccess)
+      return err;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace longconv
+}  // namespace jff

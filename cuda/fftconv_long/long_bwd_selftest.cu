@@ -1,0 +1,518 @@
+// Standalone check of the long fftconv's backward (long_bwd.cuh).
+//
+// GPU build and run:
+//   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80
+//        -Icuda -o /tmp/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
+//   /tmp/long_bwd_selftest [--quick] [--big]     (exit status 0 when every line says PASS)
+//   /tmp/long_bwd_selftest --bench               ms of long_backward at 64K..4M vs the floor
+// CPU emulation (no GPU; see emu.h):
+//   cuda/fftconv_long/emu_build.sh /tmp/long_bwd_emu cuda/fftconv_long/long_bwd_selftest.cu
+//   /tmp/long_bwd_emu --quick
+//
+// Per case: fresh random dy, u, pre, post, k, skip (never zero), rounded to the dtype; every
+// output poisoned (all-ones bits: NaN in every float type) before each run; long_backward run
+// twice. Checked against the float64 definition on the same rounded values, per gradient:
+//   du, dpre, dpost   rel-L2 over all rows, bars bf16 2e-2, fp16 5e-3, fp32 1e-5;
+//   dk, dskip         rel-L2 over all (g, h), twice those bars (dk is reduced over the batch);
+//   unwritten         no NaN left in any output;
+//   det               the second run's outputs bitwise equal to the first's;
+//   chunked           (B > 1) a third run with one batch entry per chunk, bitwise equal too.
+// The reference: v = pre*u, g = dy*post (zero beyond L), khat = DFT_N(k) + skip,
+//   z = IDFT(V khat), dv = IDFT(G conj khat), dpost = dy z, du = pre dv, dpre = u dv,
+//   dk[g,h][j] = sum_b IDFT(conj V . G)[j] (j < Lk), dskip[g,h] = sum_b sum_t g v.
+#ifdef JFF_LONG_EMU
+#include "fftconv_long/emu.h"
+#endif
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/host_half.h"
+#include "fftconv_long/host_inner.h"
+#include "fftconv_long/long_bwd.cuh"
+
+namespace {
+
+using namespace jff::longconv;
+using cd = std::complex<double>;
+
+#define CK(x)                                                                                              \
+  do {                                                                                                     \
+    cudaError_t e_ = (x);                                                                                  \
+    if (e_ != cudaSuccess) {                                                                               \
+      std::fprintf(stderr, "CUDA error %d (%s) at %s:%d\n", static_cast<int>(e_), err_name(e_), __FILE__, \
+                   __LINE__);                                                                              \
+      std::exit(2);                                                                                        \
+    }                                                                                                      \
+  } while (0)
+
+#ifdef JFF_LONG_EMU
+const char* err_name(cudaError_t) { return "emulated"; }
+void* dev_alloc(size_t n) { return std::aligned_alloc(256, (std::max<size_t>(n, 1) + 255) / 256 * 256); }
+void dev_free(void* p) { std::free(p); }
+void up(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
+void down(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
+void poison(void* d, size_t n) { std::memset(d, 0xFF, n); }
+void sync() {}
+#else
+const char* err_name(cudaError_t e) { return cudaGetErrorName(e); }
+void* dev_alloc(size_t n) {
+  void* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(n, 1)));
+  return p;
+}
+void dev_free(void* p) { CK(cudaFree(p)); }
+void up(void* d, const void* h, size_t n) { CK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); }
+void down(void* h, const void* d, size_t n) { CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
+void poison(void* d, size_t n) { CK(cudaMemset(d, 0xFF, n)); }
+void sync() { CK(cudaDeviceSynchronize()); }
+#endif
+
+// Host values in the element type (rounded to nearest even on set).
+struct HostBuf {
+  Elem e;
+  std::vector<uint8_t> raw;
+  HostBuf(Elem e_, size_t n) : e(e_), raw(n * elem_bytes(e_)) {}
+  size_t size() const { return raw.size() / elem_bytes(e); }
+  double get(size_t i) const {
+    if (e == Elem::kF32) {
+      float f;
+      std::memcpy(&f, raw.data() + 4 * i, 4);
+      return f;
+    }
+    uint16_t h;
+    std::memcpy(&h, raw.data() + 2 * i, 2);
+    return e == Elem::kBF16 ? jff::host::BF16ToF32(h) : jff::host::F16ToF32(h);
+  }
+  void set(size_t i, double v) {
+    const float f = static_cast<float>(v);
+    if (e == Elem::kF32) {
+      std::memcpy(raw.data() + 4 * i, &f, 4);
+      return;
+    }
+    const uint16_t h = e == Elem::kBF16 ? jff::host::F32ToBF16(f) : jff::host::F32ToF16(f);
+    std::memcpy(raw.data() + 2 * i, &h, 2);
+  }
+};
+
+const char* ename(Elem e) { return e == Elem::kF32 ? "f32" : (e == Elem::kBF16 ? "bf16" : "f16"); }
+double bar(Elem e) { return e == Elem::kF32 ? 1e-5 : (e == Elem::kBF16 ? 2e-2 : 5e-3); }
+
+struct ErrAcc {
+  double num = 0, den = 0;
+  int64_t nan = 0;
+  void add(double got, double want) {
+    if (std::isnan(got)) {
+      ++nan;
+      return;
+    }
+    num += (got - want) * (got - want);
+    den += want * want;
+  }
+  double rel() const { return nan ? INFINITY : std::sqrt(num / (den > 0 ? den : 1e-300)); }
+};
+
+int g_fail = 0, g_cases = 0;
+
+void line(bool ok, const std::string& what, const std::string& detail) {
+  ++g_cases;
+  if (!ok) ++g_fail;
+  std::printf("%s %-62s %s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.c_str());
+  std::fflush(stdout);
+}
+
+struct Case {
+  Elem e;
+  int N1;
+  int64_t N2, B, H, L, Lk, G, R;
+  bool pre, post, skip;
+};
+
+std::string case_name(const Case& c) {
+  char b[220];
+  std::snprintf(b, sizeof b, "%s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld R=%lld%s%s%s", ename(c.e), c.N1,
+                static_cast<long long>(c.N2), static_cast<long long>(c.B), static_cast<long long>(c.H),
+                static_cast<long long>(c.L), static_cast<long long>(c.Lk), static_cast<long long>(c.G),
+                static_cast<long long>(c.R), c.pre ? " pre" : "", c.post ? " post" : "", c.skip ? " skip" : "");
+  return b;
+}
+
+void run_case(const Case& c, uint64_t seed) {
+  const int N1 = c.N1;
+  const int64_t N2 = c.N2, N = N1 * N2, rows = c.B * c.H, L = c.L, Lk = c.Lk, GH = c.G * c.H;
+  const std::string name = case_name(c);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> U(-1, 1);
+  const size_t es = elem_bytes(c.e), act = rows * L * es;
+
+  // ---- inputs (gates around 1, as in a trained gated conv; never zero)
+  HostBuf dy(c.e, rows * L), u(c.e, rows * L), pre(c.e, rows * L), post(c.e, rows * L);
+  for (size_t i = 0; i < u.size(); ++i) {
+    dy.set(i, U(rng));
+    u.set(i, U(rng));
+    pre.set(i, 1.0 + 0.5 * U(rng));
+    post.set(i, 1.0 + 0.5 * U(rng));
+  }
+  std::vector<float> kf(GH * Lk), skipf(GH);
+  for (auto& x : kf) x = static_cast<float>(U(rng) / std::sqrt(static_cast<double>(Lk)));
+  for (auto& x : skipf) x = static_cast<float>(U(rng));
+
+  void* d_dy = dev_alloc(act);
+  void* d_u = dev_alloc(act);
+  void* d_pre = dev_alloc(act);
+  void* d_post = dev_alloc(act);
+  void* d_du = dev_alloc(act);
+  void* d_dpre = dev_alloc(act);
+  void* d_dpost = dev_alloc(act);
+  float* d_k = static_cast<float*>(dev_alloc(kf.size() * 4));
+  float* d_skip = static_cast<float*>(dev_alloc(GH * 4));
+  float* d_dk = static_cast<float*>(dev_alloc(GH * Lk * 4));
+  float* d_dskip = static_cast<float*>(dev_alloc(GH * 4));
+  float* d_ks = static_cast<float*>(dev_alloc(kspec_bytes(GH, N1, N2)));
+  float* d_kscr = static_cast<float*>(dev_alloc(kspec_scratch_bytes(GH, N1, N2)));
+  void* d_scr = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2));
+  up(d_dy, dy.raw.data(), act);
+  up(d_u, u.raw.data(), act);
+  up(d_pre, pre.raw.data(), act);
+  up(d_post, post.raw.data(), act);
+  up(d_k, kf.data(), kf.size() * 4);
+  up(d_skip, skipf.data(), GH * 4);
+  KspecArgs ka{d_k, c.skip ? d_skip : nullptr, d_ks, d_kscr, GH, Lk, N1, N2};
+  CK(inner_kspec(ka, nullptr));
+
+  BwdArgs ba{};
+  ba.dtype = c.e;
+  ba.dy = d_dy;
+  ba.u = d_u;
+  ba.pre = c.pre ? d_pre : nullptr;
+  ba.post = c.post ? d_post : nullptr;
+  ba.kspec = d_ks;
+  ba.B = c.B;
+  ba.H = c.H;
+  ba.G = c.G;
+  ba.R = c.R;
+  ba.L = L;
+  ba.Lk = Lk;
+  ba.N1 = N1;
+  ba.N2 = N2;
+  ba.du = d_du;
+  ba.dpre = c.pre ? d_dpre : nullptr;
+  ba.dpost = c.post ? d_dpost : nullptr;
+  ba.dk = d_dk;
+  ba.dskip = c.skip ? d_dskip : nullptr;
+  ba.scratch = d_scr;
+
+  struct Out {
+    HostBuf du, dpre, dpost;
+    std::vector<float> dk, dskip;
+  };
+  auto run = [&](Out& o) {
+    for (void* q : {d_du, d_dpre, d_dpost}) poison(q, act);
+    poison(d_dk, GH * Lk * 4);
+    poison(d_dskip, GH * 4);
+    poison(ba.scratch, bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, ba.chunk_b));
+    CK(long_backward(ba, nullptr));
+    sync();
+    down(o.du.raw.data(), d_du, act);
+    down(o.dpre.raw.data(), d_dpre, act);
+    down(o.dpost.raw.data(), d_dpost, act);
+    down(o.dk.data(), d_dk, GH * Lk * 4);
+    down(o.dskip.data(), d_dskip, GH * 4);
+  };
+  Out o1{HostBuf(c.e, rows * L), HostBuf(c.e, rows * L), HostBuf(c.e, rows * L), std::vector<float>(GH * Lk),
+         std::vector<float>(GH)};
+  Out o2 = o1;
+  run(o1);
+  run(o2);
+
+  // ---- float64 reference
+  ErrAcc e_du, e_dpre, e_dpost, e_dk, e_dskip;
+  std::vector<double> dk_ref(GH * Lk, 0.0), dskip_ref(GH, 0.0);
+  std::vector<cd> V(N), G(N), a(N);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G), gh = g * c.H + h;
+    const std::vector<double> kd(kf.begin() + gh * Lk, kf.begin() + (gh + 1) * Lk);
+    const std::vector<cd> kh = host::filter_spectrum(kd.data(), Lk, c.skip ? skipf[gh] : 0.0, N);
+    std::fill(V.begin(), V.end(), cd(0, 0));
+    std::fill(G.begin(), G.end(), cd(0, 0));
+    for (int64_t t = 0; t < L; ++t) {
+      const size_t i = r * L + t;
+      V[t] = c.pre ? u.get(i) * pre.get(i) : u.get(i);
+      G[t] = c.post ? dy.get(i) * post.get(i) : dy.get(i);
+      dskip_ref[gh] += V[t].real() * G[t].real();
+    }
+    jff::host::Fft(V, false);
+    jff::host::Fft(G, false);
+    // z -> dpost
+    if (c.post) {
+      for (int64_t f = 0; f < N; ++f) a[f] = V[f] * kh[f];
+      jff::host::Fft(a, true);
+      for (int64_t t = 0; t < L; ++t) e_dpost.add(o1.dpost.get(r * L + t), dy.get(r * L + t) * a[t].real());
+    }
+    // dv -> du, dpre
+    for (int64_t f = 0; f < N; ++f) a[f] = G[f] * std::conj(kh[f]);
+    jff::host::Fft(a, true);
+    for (int64_t t = 0; t < L; ++t) {
+      const size_t i = r * L + t;
+      const double dv = a[t].real();
+      e_du.add(o1.du.get(i), c.pre ? pre.get(i) * dv : dv);
+      if (c.pre) e_dpre.add(o1.dpre.get(i), u.get(i) * dv);
+    }
+    // dk
+    for (int64_t f = 0; f < N; ++f) a[f] = std::conj(V[f]) * G[f];
+    jff::host::Fft(a, true);
+    for (int64_t j = 0; j < Lk; ++j) dk_ref[gh * Lk + j] += a[j].real();
+  }
+  for (int64_t i = 0; i < GH * Lk; ++i) e_dk.add(o1.dk[i], dk_ref[i]);
+  if (c.skip)
+    for (int64_t i = 0; i < GH; ++i) e_dskip.add(o1.dskip[i], dskip_ref[i]);
+
+  const double bb = bar(c.e);
+  char d[300];
+  std::snprintf(d, sizeof d, "du %.2e dpre %.2e dpost %.2e (bar %.0e) dk %.2e dskip %.2e (bar %.0e)", e_du.rel(),
+                c.pre ? e_dpre.rel() : 0.0, c.post ? e_dpost.rel() : 0.0, bb, e_dk.rel(), c.skip ? e_dskip.rel() : 0.0,
+                2 * bb);
+  const bool ok = e_du.rel() <= bb && (!c.pre || e_dpre.rel() <= bb) && (!c.post || e_dpost.rel() <= bb) &&
+                  e_dk.rel() <= 2 * bb && (!c.skip || e_dskip.rel() <= 2 * bb);
+  line(ok, "bwd " + name, d);
+  bool same = o1.du.raw == o2.du.raw && std::memcmp(o1.dk.data(), o2.dk.data(), o1.dk.size() * 4) == 0;
+  if (c.pre) same = same && o1.dpre.raw == o2.dpre.raw;
+  if (c.post) same = same && o1.dpost.raw == o2.dpost.raw;
+  if (c.skip) same = same && std::memcmp(o1.dskip.data(), o2.dskip.data(), o1.dskip.size() * 4) == 0;
+  line(same, "det bwd " + name, "");
+  if (c.B > 1) {
+    // One batch entry per chunk (scratch sized for that): bitwise the unchunked result, since
+    // dk's spectrum accumulates in ascending b either way and every other output is per row.
+    void* d_scr1 = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, 1));
+    ba.scratch = d_scr1;
+    ba.chunk_b = 1;
+    run(o2);
+    bool eq = o1.du.raw == o2.du.raw && std::memcmp(o1.dk.data(), o2.dk.data(), o1.dk.size() * 4) == 0;
+    if (c.pre) eq = eq && o1.dpre.raw == o2.dpre.raw;
+    if (c.post) eq = eq && o1.dpost.raw == o2.dpost.raw;
+    if (c.skip) eq = eq && std::memcmp(o1.dskip.data(), o2.dskip.data(), o1.dskip.size() * 4) == 0;
+    line(eq, "chunked bwd " + name, "chunk_b = 1, bitwise vs all rows at once");
+    dev_free(d_scr1);
+  }
+  for (void* q : {d_dy, d_u, d_pre, d_post, d_du, d_dpre, d_dpost, d_scr}) dev_free(q);
+  for (float* q : {d_k, d_skip, d_dk, d_dskip, d_ks, d_kscr}) dev_free(q);
+}
+
+// Invalid arguments are refused before any launch.
+void check_validation() {
+  BwdArgs a{};
+  a.dtype = Elem::kBF16;
+  static float dummy[64] __attribute__((aligned(256)));
+  a.dy = a.u = a.du = a.scratch = dummy;
+  a.kspec = dummy;
+  a.B = a.H = a.G = a.R = 1;
+  a.L = a.Lk = 16 * 256;
+  a.N1 = 16;
+  a.N2 = 256;
+  const bool base_ok = check_bwd(a) == nullptr;
+  BwdArgs x = a;
+  x.N2 = 2048;  // no inner step for it
+  const bool r1 = check_bwd(x) != nullptr;
+  x = a;
+  x.dpre = dummy;  // without pre
+  const bool r2 = check_bwd(x) != nullptr;
+  x = a;
+  x.dpost = dummy;  // without post
+  const bool r3 = check_bwd(x) != nullptr;
+  x = a;
+  x.Lk = 16 * 256 + 1;
+  const bool r4 = check_bwd(x) != nullptr && long_backward(x, nullptr) == cudaErrorInvalidValue;
+  line(base_ok && r1 && r2 && r3 && r4, "bwd argument refusal", "");
+}
+
+#ifndef JFF_LONG_EMU
+// ms (median of `reps` after warm-up) of fn() on the default stream.
+template <typename F>
+double time_ms(F&& fn, int reps) {
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int i = 0; i < 2; ++i) fn();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(e0));
+    fn();
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    t.push_back(ms);
+  }
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+__global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    p[i] = static_cast<uint16_t>(0x3C00u | (x & 0x03FFu) | ((x >> 16) & 0x8000u));  // moderate 16-bit values
+  }
+}
+
+// The whole backward at long sizes (all gates, skip, dk, dskip): ms next to the 7-stream floor
+// (dy, u, pre, post read; du, dpre, dpost written; k and dk not counted) at the measured
+// device-to-device copy rate, and next to the forward pipeline (outer fwd, inner, outer inv).
+void bench() {
+  struct Bc {
+    int64_t N, Bt, H;
+    Elem e;
+  };
+  const Bc cases[] = {{int64_t{1} << 20, 1, 768, Elem::kBF16}, {int64_t{1} << 16, 16, 768, Elem::kBF16},
+                      {int64_t{1} << 22, 1, 192, Elem::kBF16}, {int64_t{1} << 20, 1, 384, Elem::kF32}};
+  for (const Bc& b : cases) {
+    const int N1 = default_n1(b.N);
+    const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N, GH = b.H;
+    if (!inner_supported(b.e, N2)) continue;
+    const size_t es = elem_bytes(b.e), sb = rows * L * es;
+    void* t[7];
+    for (void*& q : t) q = dev_alloc(sb);
+    for (int i = 0; i < 4; ++i) {
+      if (b.e == Elem::kF32) {
+        std::vector<float> h(rows * L);
+        std::mt19937 rng(i);
+        std::uniform_real_distribution<float> U(0.5f, 1.5f);
+        for (auto& x : h) x = U(rng);
+        up(t[i], h.data(), sb);
+      } else {
+        fill_kernel<<<1024, 256>>>(static_cast<uint16_t*>(t[i]), rows * L, 17u + i);
+      }
+    }
+    std::vector<float> kh(GH * L);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> U(-1.f, 1.f);
+    for (auto& x : kh) x = U(rng) * 1e-3f;
+    float* kf = static_cast<float*>(dev_alloc(kh.size() * 4));
+    up(kf, kh.data(), kh.size() * 4);
+    float* skip = static_cast<float*>(dev_alloc(GH * 4));
+    CK(cudaMemset(skip, 0, GH * 4));
+    float* ks = static_cast<float*>(dev_alloc(kspec_bytes(GH, N1, N2)));
+    float* kscr = static_cast<float*>(dev_alloc(kspec_scratch_bytes(GH, N1, N2)));
+    float* dk = static_cast<float*>(dev_alloc(GH * L * 4));
+    float* dskip = static_cast<float*>(dev_alloc(GH * 4));
+    void* scr = dev_alloc(bwd_scratch_bytes(b.e, b.Bt, b.H, 1, N1, N2));
+    KspecArgs ka{kf, skip, ks, kscr, GH, L, N1, N2};
+    CK(inner_kspec(ka, nullptr));
+    BwdArgs ba{};
+    ba.dtype = b.e;
+    ba.dy = t[0];
+    ba.u = t[1];
+    ba.pre = t[2];
+    ba.post = t[3];
+    ba.kspec = ks;
+    ba.B = b.Bt;
+    ba.H = b.H;
+    ba.G = ba.R = 1;
+    ba.L = ba.Lk = L;
+    ba.N1 = N1;
+    ba.N2 = N2;
+    ba.du = t[4];
+    ba.dpre = t[5];
+    ba.dpost = t[6];
+    ba.dk = dk;
+    ba.dskip = dskip;
+    ba.scratch = scr;
+    const double ms = time_ms([&] { CK(long_backward(ba, nullptr)); }, 5);
+    OuterFwdArgs fa{b.e, t[1], t[2], scr, 0, rows, L, N1, N2};
+    InnerArgs na{b.e, scr, ks, 0, rows, b.H, 1, 1, N1, N2};
+    OuterInvArgs ia{b.e, scr, t[3], nullptr, nullptr, nullptr, t[4], 0, rows, L, b.H, 1, 1, N1, N2};
+    const double fwd = time_ms(
+        [&] {
+          CK(outer_forward(fa, nullptr));
+          CK(inner_forward(na, nullptr));
+          CK(outer_inverse(ia, nullptr));
+        },
+        5);
+    const double cp = time_ms([&] { CK(cudaMemcpyAsync(t[5], t[4], sb, cudaMemcpyDeviceToDevice)); }, 5);
+    const double bw = 2.0 * sb / (cp * 1e-3);  // bytes/s of a copy (read + write)
+    const double floor_ms = 7.0 * sb / bw * 1e3;
+    std::printf("bwd %s N=%lld (%d x %lld) B=%lld H=%lld: %.3f ms = %.2fx the 7-stream floor"
+                " (%.3f ms at copy %.0f GB/s); forward pipeline %.3f ms\n",
+                ename(b.e), static_cast<long long>(b.N), N1, static_cast<long long>(N2), static_cast<long long>(b.Bt),
+                static_cast<long long>(b.H), ms, ms / floor_ms, floor_ms, bw * 1e-9, fwd);
+    std::fflush(stdout);
+    for (void* q : t) dev_free(q);
+    for (float* q : {kf, skip, ks, kscr, dk, dskip}) dev_free(q);
+    dev_free(scr);
+  }
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, big = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--big")) big = true;
+    if (!std::strcmp(argv[i], "--bench")) {
+#ifndef JFF_LONG_EMU
+      bench();
+      return 0;
+#else
+      std::printf("--bench needs the GPU build\n");
+      return 2;
+#endif
+    }
+  }
+  check_validation();
+  std::vector<Case> cases;
+  for (Elem e : {Elem::kBF16, Elem::kF16, Elem::kF32}) {
+    // N1 = 16: tensor-core outer passes for 16-bit; odd L, Lk < N, groups, all gates and skip.
+    cases.push_back({e, 16, 256, 3, 2, 16 * 256 - 7, 1000, 2, 1, true, true, true});
+    // N1 = 4 (CUDA-core outer), no gates, no skip, L = Lk = N.
+    cases.push_back({e, 4, 256, 2, 1, 4 * 256, 4 * 256, 1, 1, false, false, false});
+    if (!quick) {
+      cases.push_back({e, 2, 1024, 2, 2, 2 * 1024 - 3, 2 * 1024 / 3, 1, 1, true, false, true});  // row 0 only
+      cases.push_back({e, 8, 256, 3, 2, 8 * 256 / 2 + 5, 8 * 256 / 2 - 3, 2, 2, false, true, true});
+      cases.push_back({e, 16, 1024, 2, 1, 16 * 1024, 16 * 1024, 1, 1, true, true, false});
+      cases.push_back({e, 4, 1024, 3, 1, 4 * 1024 - 1, 511, 3, 1, true, true, true});  // G = B: one row per group
+    }
+  }
+  if (!quick) {
+    // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).
+    for (Elem e : {Elem::kBF16, Elem::kF16}) {
+      cases.push_back({e, 32, 256, 2, 1, 32 * 256 - 1, 32 * 256 / 4 + 1, 1, 1, true, true, true});
+      cases.push_back({e, 256, 256, 1, 2, 256 * 256, 256 * 256, 1, 1, true, true, true});
+      cases.push_back({e, 512, 256, 2, 1, 512 * 256 / 2 + 3, 512 * 256 / 2, 1, 1, true, false, true});
+    }
+    // More groups than batch rows: groups without rows get dk = dskip = 0.
+    cases.push_back({Elem::kF32, 8, 256, 2, 2, 8 * 256, 100, 4, 1, true, true, true});
+    // N2 > 4096: the dk kernels' folded radix-S step (S = 2, 4); the inner kernel at 8K / 16K.
+    cases.push_back({Elem::kBF16, 4, 8192, 2, 1, 4 * 8192 - 5, 3000, 1, 1, true, true, true});
+    cases.push_back({Elem::kF32, 2, 16384, 2, 1, 2 * 16384, 2 * 16384, 1, 1, true, true, true});
+    cases.push_back({Elem::kF16, 2, 16384, 1, 2, 2 * 16384 - 1, 9000, 1, 1, true, true, true});
+    cases.push_back({Elem::kBF16, 2, 32768, 2, 1, 2 * 32768 - 3, 40000, 1, 1, true, true, true});
+  }
+  if (big) {
+    for (Elem e : {Elem::kBF16, Elem::kF16})
+      cases.push_back({e, 256, 4096, 2, 2, int64_t{1} << 20, int64_t{1} << 20, 1, 1, true, true, true});
+    cases.push_back({Elem::kBF16, 32, 32768, 2, 1, 32 * 32768, 32 * 32768 / 2, 1, 1, true, true, true});
+  }
+  uint64_t seed = 4321;
+  for (const Case& c : cases) run_case(c, seed++);
+  std::printf(g_fail ? "FAILED %d of %d\n" : "ALL PASS (%d of %d)\n", g_fail ? g_fail : g_cases, g_cases);
+  return g_fail ? 1 : 0;
+}
