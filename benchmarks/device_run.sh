@@ -249,11 +249,14 @@ stage_selftests() {
   pids+=($!)
   "${nv[@]}" -o "$bin/outer_selftest" cuda/fftconv_long/outer_selftest.cu &
   pids+=($!)
+  "${nv[@]}" -o "$bin/long_bwd_selftest" cuda/fftconv_long/long_bwd_selftest.cu &
+  pids+=($!)
   local pid
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   local prog
   for prog in monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" \
-              "outer_selftest --quick"; do
+              outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big" \
+              "outer_selftest --bench" "long_bwd_selftest --bench"; do
     echo "--- $prog"
     # shellcheck disable=SC2086  # program and its flags
     (cd "$bin" && ./$prog) || rc=1
