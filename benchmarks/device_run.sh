@@ -25,6 +25,9 @@
 #   BENCH_HYENA_ARGS       extra arguments for bench_hyena_step.py (e.g. "--sizes 4K")
 #   EXAMPLE_STEPS          training steps of the example run at seq-len 8192 (default 300)
 #   PYTEST_ARGS            extra arguments for both pytest runs
+#   SELFTESTS              selftests stage: comma-separated programs with flags to run (default: all, with the
+#                          long-N --big and --bench runs; over 10 minutes in all, so split it across calls)
+#   SELFTESTS_SANITIZE     selftests stage: 0 leaves out compute-sanitizer (default 1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -253,16 +256,21 @@ stage_selftests() {
   pids+=($!)
   local pid
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  local prog
-  for prog in monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" \
-              outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big" \
-              "outer_selftest --bench" "long_bwd_selftest --bench"; do
+  local prog progs=()
+  if [ -n "${SELFTESTS:-}" ]; then
+    IFS=',' read -r -a progs <<<"$SELFTESTS"
+  else
+    progs=(monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check"
+           outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big"
+           "outer_selftest --bench" "long_bwd_selftest --bench")
+  fi
+  for prog in "${progs[@]}"; do
     echo "--- $prog"
     # shellcheck disable=SC2086  # program and its flags
     (cd "$bin" && ./$prog) || rc=1
   done
-  OUT=$OUT/sanitize_selftests bash benchmarks/sanitize_selftests.sh "$bin" || rc=1
-  (cd "$OUT" && tar czf sanitize_selftests.tar.gz sanitize_selftests && rm -r sanitize_selftests)
+  [ "${SELFTESTS_SANITIZE:-1}" = 0 ] || OUT=$OUT/sanitize_selftests bash benchmarks/sanitize_selftests.sh "$bin" || rc=1
+  [ -d "$OUT/sanitize_selftests" ] && (cd "$OUT" && tar czf sanitize_selftests.tar.gz sanitize_selftests && rm -r sanitize_selftests)
   return $rc
 }
 
