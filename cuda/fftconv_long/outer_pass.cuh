@@ -528,48 +528,61 @@ inline bool use_tc(Elem e, int N1, int64_t N2, OuterPath path, cudaError_t* err)
 
 }  // namespace detail
 
-// Enqueues the outer forward on `stream`. cudaErrorInvalidValue for invalid arguments (see
-// check_fwd) or a forced path that cannot take them; otherwise the first launch error.
-inline cudaError_t outer_forward(const OuterFwdArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
-  if (check_fwd(a) != nullptr) return cudaErrorInvalidValue;
+namespace detail {
+// The path choice and dtype dispatch shared by both directions (kFwd: the forward pass).
+template <bool kFwd, typename Args>
+inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path) {
+  const char* bad;
+  if constexpr (kFwd) {
+    bad = check_fwd(a);
+  } else {
+    bad = check_inv(a);
+  }
+  if (bad != nullptr) return cudaErrorInvalidValue;
   cudaError_t err;
-  const bool tcp = detail::use_tc(a.dtype, a.N1, a.N2, path, &err);
+  const bool tcp = use_tc(a.dtype, a.N1, a.N2, path, &err);
   if (err != cudaSuccess) return err;
   if (tcp) {
     err = cudaErrorInvalidValue;
-    detail::dispatch_tc(a.N1, [&](auto P, auto Q) {
-      err = a.dtype == Elem::kBF16 ? detail::fwd_tc<__nv_bfloat16, P(), Q()>(a, stream)
-                                   : detail::fwd_tc<__half, P(), Q()>(a, stream);
+    dispatch_tc(a.N1, [&](auto P, auto Q) {
+      auto launch = [&](auto elem) {
+        using T = decltype(elem);
+        if constexpr (kFwd) {
+          return fwd_tc<T, P(), Q()>(a, stream);
+        } else {
+          return inv_tc<T, P(), Q()>(a, stream);
+        }
+      };
+      err = a.dtype == Elem::kBF16 ? launch(__nv_bfloat16{}) : launch(__half{});
     });
     return err;
   }
+  auto launch = [&](auto elem) {
+    using T = decltype(elem);
+    if constexpr (kFwd) {
+      return fwd_cc<T>(a, stream);
+    } else {
+      return inv_cc<T>(a, stream);
+    }
+  };
   switch (a.dtype) {
-    case Elem::kF32: return detail::fwd_cc<float>(a, stream);
-    case Elem::kF16: return detail::fwd_cc<__half>(a, stream);
-    case Elem::kBF16: return detail::fwd_cc<__nv_bfloat16>(a, stream);
+    case Elem::kF32: return launch(float{});
+    case Elem::kF16: return launch(__half{});
+    case Elem::kBF16: return launch(__nv_bfloat16{});
   }
   return cudaErrorInvalidValue;
 }
+}  // namespace detail
+
+// Enqueue the outer forward / inverse on `stream`. cudaErrorInvalidValue for invalid arguments
+// (see check_fwd / check_inv) or a forced path that cannot take them; otherwise the first
+// launch error.
+inline cudaError_t outer_forward(const OuterFwdArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
+  return detail::run_outer<true>(a, stream, path);
+}
 
 inline cudaError_t outer_inverse(const OuterInvArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
-  if (check_inv(a) != nullptr) return cudaErrorInvalidValue;
-  cudaError_t err;
-  const bool tcp = detail::use_tc(a.dtype, a.N1, a.N2, path, &err);
-  if (err != cudaSuccess) return err;
-  if (tcp) {
-    err = cudaErrorInvalidValue;
-    detail::dispatch_tc(a.N1, [&](auto P, auto Q) {
-      err = a.dtype == Elem::kBF16 ? detail::inv_tc<__nv_bfloat16, P(), Q()>(a, stream)
-                                   : detail::inv_tc<__half, P(), Q()>(a, stream);
-    });
-    return err;
-  }
-  switch (a.dtype) {
-    case Elem::kF32: return detail::inv_cc<float>(a, stream);
-    case Elem::kF16: return detail::inv_cc<__half>(a, stream);
-    case Elem::kBF16: return detail::inv_cc<__nv_bfloat16>(a, stream);
-  }
-  return cudaErrorInvalidValue;
+  return detail::run_outer<false>(a, stream, path);
 }
 
 }  // namespace longconv
