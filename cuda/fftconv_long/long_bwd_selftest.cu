@@ -42,96 +42,14 @@
 #include "common/host_half.h"
 #include "fftconv_long/host_inner.h"
 #include "fftconv_long/long_bwd.cuh"
+#include "fftconv_long/selftest_util.h"
 
 namespace {
 
 using namespace jff::longconv;
 using cd = std::complex<double>;
 
-#define CK(x)                                                                                              \
-  do {                                                                                                     \
-    cudaError_t e_ = (x);                                                                                  \
-    if (e_ != cudaSuccess) {                                                                               \
-      std::fprintf(stderr, "CUDA error %d (%s) at %s:%d\n", static_cast<int>(e_), err_name(e_), __FILE__, \
-                   __LINE__);                                                                              \
-      std::exit(2);                                                                                        \
-    }                                                                                                      \
-  } while (0)
-
-#ifdef JFF_LONG_EMU
-const char* err_name(cudaError_t) { return "emulated"; }
-void* dev_alloc(size_t n) { return std::aligned_alloc(256, (std::max<size_t>(n, 1) + 255) / 256 * 256); }
-void dev_free(void* p) { std::free(p); }
-void up(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
-void down(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
-void poison(void* d, size_t n) { std::memset(d, 0xFF, n); }
-void sync() {}
-#else
-const char* err_name(cudaError_t e) { return cudaGetErrorName(e); }
-void* dev_alloc(size_t n) {
-  void* p = nullptr;
-  CK(cudaMalloc(&p, std::max<size_t>(n, 1)));
-  return p;
-}
-void dev_free(void* p) { CK(cudaFree(p)); }
-void up(void* d, const void* h, size_t n) { CK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); }
-void down(void* h, const void* d, size_t n) { CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
-void poison(void* d, size_t n) { CK(cudaMemset(d, 0xFF, n)); }
-void sync() { CK(cudaDeviceSynchronize()); }
-#endif
-
-// Host values in the element type (rounded to nearest even on set).
-struct HostBuf {
-  Elem e;
-  std::vector<uint8_t> raw;
-  HostBuf(Elem e_, size_t n) : e(e_), raw(n * elem_bytes(e_)) {}
-  size_t size() const { return raw.size() / elem_bytes(e); }
-  double get(size_t i) const {
-    if (e == Elem::kF32) {
-      float f;
-      std::memcpy(&f, raw.data() + 4 * i, 4);
-      return f;
-    }
-    uint16_t h;
-    std::memcpy(&h, raw.data() + 2 * i, 2);
-    return e == Elem::kBF16 ? jff::host::BF16ToF32(h) : jff::host::F16ToF32(h);
-  }
-  void set(size_t i, double v) {
-    const float f = static_cast<float>(v);
-    if (e == Elem::kF32) {
-      std::memcpy(raw.data() + 4 * i, &f, 4);
-      return;
-    }
-    const uint16_t h = e == Elem::kBF16 ? jff::host::F32ToBF16(f) : jff::host::F32ToF16(f);
-    std::memcpy(raw.data() + 2 * i, &h, 2);
-  }
-};
-
-const char* ename(Elem e) { return e == Elem::kF32 ? "f32" : (e == Elem::kBF16 ? "bf16" : "f16"); }
 double bar(Elem e) { return e == Elem::kF32 ? 1e-5 : (e == Elem::kBF16 ? 2e-2 : 5e-3); }
-
-struct ErrAcc {
-  double num = 0, den = 0;
-  int64_t nan = 0;
-  void add(double got, double want) {
-    if (std::isnan(got)) {
-      ++nan;
-      return;
-    }
-    num += (got - want) * (got - want);
-    den += want * want;
-  }
-  double rel() const { return nan ? INFINITY : std::sqrt(num / (den > 0 ? den : 1e-300)); }
-};
-
-int g_fail = 0, g_cases = 0;
-
-void line(bool ok, const std::string& what, const std::string& detail) {
-  ++g_cases;
-  if (!ok) ++g_fail;
-  std::printf("%s %-62s %s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.c_str());
-  std::fflush(stdout);
-}
 
 struct Case {
   Elem e;
