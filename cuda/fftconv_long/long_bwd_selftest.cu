@@ -20,29 +20,9 @@
 // The reference: v = pre*u, g = dy*post (zero beyond L), khat = DFT_N(k) + skip,
 //   z = IDFT(V khat), dv = IDFT(G conj khat), dpost = dy z, du = pre dv, dpre = u dv,
 //   dk[g,h][j] = sum_b IDFT(conj V . G)[j] (j < Lk), dskip[g,h] = sum_b sum_t g v.
-#ifdef JFF_LONG_EMU
-#include "fftconv_long/emu.h"
-#endif
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cmath>
-#include <complex>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <random>
-#include <string>
-#include <vector>
-
-#include "common/host_half.h"
+#include "fftconv_long/selftest_util.h"  // first: under the emulation, emu.h precedes all kernel code
 #include "fftconv_long/host_inner.h"
 #include "fftconv_long/long_bwd.cuh"
-#include "fftconv_long/selftest_util.h"
 
 namespace {
 

@@ -32,31 +32,11 @@
 // Inner step (inner_pass.cuh), per InnerCase: the filter slices (kspec), the inner kernel alone
 // on a random workspace against host::inner_step, and the whole pipeline outer_forward ->
 // inner_forward -> outer_inverse against the float64 convolution (see run_inner_case).
-#ifdef JFF_LONG_EMU
-#include "fftconv_long/emu.h"
-#endif
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cmath>
-#include <complex>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <random>
-#include <string>
-#include <vector>
-
-#include "common/host_half.h"
+#include "fftconv_long/selftest_util.h"  // first: under the emulation, emu.h precedes all kernel code
 #include "fftconv_long/host_inner.h"
 #include "fftconv_long/inner_pass.cuh"
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_pass.cuh"
-#include "fftconv_long/selftest_util.h"
 
 namespace {
 
