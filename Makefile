@@ -64,8 +64,9 @@ compile-cuda: $(VENV)/.deps
 
 # CUDA kernels run on the CPU: each self-test compiled as C++ with every CUDA thread a fiber (the kernels'
 # own source, no GPU; mma/ldmatrix emulated from their fragment layouts), small cases against float64: the
-# generic fftconv kernels, the long-N outer and inner passes, and the tensor-core forward (monarch_fwd.cu,
-# its self-test's --small cases, N = 256 .. 32768). CUDA_INC: the CUDA toolkit's headers.
+# generic fftconv kernels, the long-N passes (forward and backward), and the tensor-core forward and backward
+# (monarch_fwd.cu, monarch_bwd.cu: their self-tests' --small cases, N = 256 .. 32768). CUDA_INC: the CUDA
+# toolkit's headers.
 CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
 emulate: $(VENV)/.deps
 	mkdir -p build/emu
@@ -74,8 +75,12 @@ emulate: $(VENV)/.deps
 	build/emu/generic_selftest --quick > build/emu/generic_selftest.log; rc=$$?; tail -n 1 build/emu/generic_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest
 	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
+	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
+	build/emu/long_bwd_selftest --quick > build/emu/long_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/long_bwd_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
+	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so

@@ -1,7 +1,8 @@
-// JFF_MONARCH_EMU only: CPU emulation of what the tensor-core fftconv forward (monarch_fwd.cu)
-// and its self-test (monarch_selftest.cu) need beyond fftconv_long/emu.h, so that CI without a
-// GPU runs the self-test's small cases against the kernels' own source. Built by
-// monarch_emu_build.sh, which compiles monarch_emu_main.cc (the order of the pieces is there).
+// JFF_MONARCH_EMU only: CPU emulation of what the tensor-core fftconv forward and backward
+// (monarch_fwd.cu, monarch_bwd.cu) and their self-tests need beyond fftconv_long/emu.h, so that
+// CI without a GPU runs the self-tests' small cases against the kernels' own source. Built by
+// monarch_emu_build.sh, which compiles monarch_emu_main.cc / monarch_bwd_emu_main.cc (the order
+// of the pieces is there).
 //
 // Reused: emu.h (threads as fibers, warp/block barriers, ldmatrix / mma.sync / movmatrix from
 // the PTX fragment layouts) and emu_core.h (compiles monarch_core.cuh itself with those
@@ -12,7 +13,10 @@
 //     warp collectives, whose 2048 x 256 threads would otherwise cost a fiber each);
 //   * cp.async as a plain 16-byte copy with the hardware's zero fill, commit/wait as no-ops
 //     (the data is there at once, so waits are trivially satisfied), L1 prefetch as a no-op;
-//   * the CUDA runtime calls the two files make, on host memory, with H100-like limits.
+//   * the backward's extras: __ldcg / __stcg (cache-hinted global accesses, plain ones here)
+//     and __shfl_xor_sync (a warp collective through emu.h's per-warp slots);
+//   * the CUDA runtime calls those files make, on host memory, with H100-like limits;
+//   * small_only_main: the emulated binaries' main, which runs the self-test's --small cases only.
 // monarch_core.cuh's cp.async / prefetch helpers are inline PTX; macros give them a "ptx"
 // spelling while the core is compiled (their bodies are parsed, never emitted: selecting one by
 // mistake would fail in the host assembler), and the emulated ones take the real names.
@@ -35,6 +39,28 @@ inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v)
   return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }
+// Cache-hinted global load / store (.cg: L2 only); there is one level of memory here.
+template <typename T>
+inline T __ldcg(const T* p) {
+  return *p;
+}
+template <typename T>
+inline void __stcg(T* p, T v) {
+  *p = v;
+}
+// Butterfly shuffle of a full warp: every lane publishes its value in its slot, the warp meets,
+// each reads its partner's, and the warp meets again before any slot is reused (as emu.h's
+// collectives). Only the full mask and width 32, which is what the kernels use.
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32) {
+  if (mask != 0xffffffffu || width != 32 || lane_mask < 0 || lane_mask > 31)
+    jff_emu::die("__shfl_xor_sync: only full-warp butterflies are emulated");
+  jff_emu::Slot* s = jff_emu::warp_slots();
+  s[jff_emu::lane()].w[0] = __float_as_uint(v);
+  jff_emu::wait(jff_emu::kWarpWait);
+  const uint32_t r = s[jff_emu::lane() ^ lane_mask].w[0];
+  jff_emu::wait(jff_emu::kWarpWait);
+  return __uint_as_float(r);
+}
 
 namespace jff_emu {
 
@@ -95,6 +121,18 @@ void launch_plain(void (*kernel)(KArgs...), LaunchCfg c, Args... args) {
         }
       }
   running = false;
+}
+
+// Without --small the self-tests run their timed workloads (B = 64, H = 768, up to N = 32768):
+// days under emulation, and the timings would mean nothing. Refused instead.
+inline int small_only_main(int argc, char** argv, int (*selftest_main)(int, char**)) {
+  bool small = false;
+  for (int i = 1; i < argc; ++i) small = small || std::strcmp(argv[i], "--small") == 0;
+  if (!small) {
+    std::fprintf(stderr, "usage: %s --small [--only SUBSTR]  (the emulation runs the small cases only)\n", argv[0]);
+    return 2;
+  }
+  return selftest_main(argc, argv);
 }
 
 }  // namespace jff_emu

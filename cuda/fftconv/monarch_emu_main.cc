@@ -19,14 +19,4 @@
 #include "monarch_selftest_host.cu"  // generated from monarch_selftest.cu
 #undef main
 
-// Without --small the self-test runs its timed workloads (B = 64, H = 768, up to N = 32768):
-// days under emulation, and its timings would mean nothing. Refused instead.
-int main(int argc, char** argv) {
-  bool small = false;
-  for (int i = 1; i < argc; ++i) small = small || std::string(argv[i]) == "--small";
-  if (!small) {
-    std::fprintf(stderr, "usage: %s --small [--only SUBSTR]  (the emulation runs the small cases only)\n", argv[0]);
-    return 2;
-  }
-  return monarch_selftest_main(argc, argv);
-}
+int main(int argc, char** argv) { return jff_emu::small_only_main(argc, argv, monarch_selftest_main); }
