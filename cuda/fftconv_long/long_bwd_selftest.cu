@@ -236,39 +236,7 @@ void check_validation() {
 }
 
 #ifndef JFF_LONG_EMU
-// ms (median of `reps` after warm-up) of fn() on the default stream.
-template <typename F>
-double time_ms(F&& fn, int reps) {
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 2; ++i) fn();
-  CK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(e0));
-    fn();
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    t.push_back(ms);
-  }
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
-__global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    x ^= x >> 15;
-    x *= 2246822519u;
-    x ^= x >> 13;
-    p[i] = static_cast<uint16_t>(0x3C00u | (x & 0x03FFu) | ((x >> 16) & 0x8000u));  // moderate 16-bit values
-  }
-}
 
 // The whole backward at long sizes (all gates, skip, dk, dskip): ms next to the 7-stream floor
 // (dy, u, pre, post read; du, dpre, dpost written; k and dk not counted) at the measured

@@ -558,44 +558,7 @@ void check_validation() {
 }
 
 #ifndef JFF_LONG_EMU
-double median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
-// ms (median of `reps` after warm-up) of fn() on the default stream.
-template <typename F>
-double time_ms(F&& fn, int reps) {
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 3; ++i) fn();
-  CK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(e0));
-    fn();
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    t.push_back(ms);
-  }
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
-  return median(t);
-}
-
-__global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    x ^= x >> 15;
-    x *= 2246822519u;
-    x ^= x >> 13;
-    // bf16 / fp16 bit patterns of moderate numbers: sign, exponent near 1, random mantissa
-    p[i] = static_cast<uint16_t>(0x3C00u | (x & 0x03FFu) | ((x >> 16) & 0x8000u));
-  }
-}
 
 // The inner step at long sizes: ms and GB/s of inner_forward (bytes = workspace read + written,
 // + the fp32 slices read once), next to a copy; inner_kspec's time; and the three passes
