@@ -8,7 +8,7 @@
 #                                                      each one's header comment says
 # Programs: monarch_selftest, monarch_bwd_selftest (--small: N 256..32768, every dtype and gate
 # form), dw_selftest (--small), generic_selftest, outer_selftest and long_bwd_selftest (--quick). Missing programs are reported and
-# skipped.
+# skipped. SANITIZE_PROGRAMS="name name ..." limits the run to those programs.
 set -uo pipefail
 BIN=${1:?usage: sanitize_selftests.sh BIN_DIR}
 OUT=${OUT:-/tmp/sanitize_out}
@@ -19,6 +19,9 @@ for prog in "monarch_selftest --small" "monarch_bwd_selftest --small" "dw_selfte
   set -- $prog
   name=$1
   shift
+  if [ -n "${SANITIZE_PROGRAMS:-}" ] && [[ " $SANITIZE_PROGRAMS " != *" $name "* ]]; then
+    continue
+  fi
   if [ ! -x "$BIN/$name" ]; then
     echo "$name: not built, skipped"
     continue
