@@ -55,8 +55,9 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH". On CUDA the tensor-core kernels (float16/bfloat16, N from 256 to 32768) read
-        BHL rows; BLH input of those dtypes and sizes is transposed to BHL and back by XLA around them.
+      layout: "BHL" or "BLH". On CUDA the tensor-core kernels (float16/bfloat16, N from 256 to 32768) and the
+        long-N kernels (N from 65536 to 2^24; float32 up to 2^23) read BHL rows; BLH input of those dtypes and
+        sizes is transposed to BHL and back by XLA around them.
       backend: None or "ffi" for the compiled kernels, "xla" for the pure-JAX path. When None, the
         environment variables JFF_FFTCONV_BACKEND, then JFF_BACKEND, may select "xla".
     """
@@ -126,7 +127,7 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
         return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name])
 
     u3, pre3, post3 = reshape(u), reshape(pre_gate), reshape(post_gate)
-    if layout == "BLH" and _tensor_core_sizes(u.dtype, fft_size):
+    if layout == "BLH" and _bhl_kernel_sizes(u.dtype, fft_size):
         # Interim, CUDA only: the tensor-core kernels read BHL rows, so BLH goes there through XLA
         # transposes (one extra pass over each activation each way, which XLA may fuse into the
         # producers) -- still 2-3x faster than the generic kernels' native BLH at these sizes.
@@ -143,13 +144,19 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
     return y.reshape(u.shape)
 
 
-# FFT sizes and dtypes the CUDA tensor-core kernels take (cuda/fftconv/monarch_*.cu); elsewhere the
-# generic CUDA kernels run.
+# FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the fused tensor-core kernels
+# (cuda/fftconv/monarch_*.cu) and the long-N path (cuda/fftconv_long/, float32 through CUDA cores up to
+# 2^23: its fp32 inner row is at most 16384 points). Elsewhere the generic CUDA kernels run, natively in
+# both layouts.
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
+LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23
 
 
-def _tensor_core_sizes(dtype, fft_size: int) -> bool:
-    return dtype in (jnp.float16, jnp.bfloat16) and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT
+def _bhl_kernel_sizes(dtype, fft_size: int) -> bool:
+    half = dtype in (jnp.float16, jnp.bfloat16)
+    if TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT:
+        return half
+    return LONG_MIN_FFT <= fft_size <= (LONG_MAX_FFT if half else LONG_MAX_FFT_F32)
 
 
 # ---------------------------------------------------------------------------------------------------

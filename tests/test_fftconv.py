@@ -193,12 +193,15 @@ def test_sequence_too_long_for_linear_convolution():
     "dtype,length,expect_layout",
     # L = Lk = length, fft_size=None: N is the power of two >= 2 * length - 1.
     [(jnp.bfloat16, 512, 0), (jnp.float16, 16384, 0), (jnp.bfloat16, 100, 0), (jnp.float32, 512, 1),
-     (jnp.bfloat16, 64, 1), (jnp.bfloat16, 40000, 1)],
+     (jnp.bfloat16, 64, 1), (jnp.float16, 20000, 0), (jnp.bfloat16, 40000, 0), (jnp.float32, 40000, 0),
+     (jnp.float32, 1 << 22, 0), (jnp.float32, (1 << 22) + 1, 1), (jnp.bfloat16, (1 << 22) + 1, 0)],
 )
-def test_blh_lowering_for_cuda_picks_the_tensor_core_layout(dtype, length, expect_layout):
-    """Lowered for CUDA (no GPU needed), 16-bit BLH at N = 256..32768 calls the kernels with layout BHL (0)
-    through transposes, forward and backward; other dtypes and sizes keep the native BLH call (1). Lowered
-    for CPU, BLH stays native."""
+def test_blh_lowering_for_cuda_picks_the_bhl_kernels_layout(dtype, length, expect_layout):
+    """Lowered for CUDA (no GPU needed), BLH calls the kernels with layout BHL (0) through transposes where
+    BHL-only kernels take the size (16-bit N = 256..32768; N = 65536..2^24, float32 up to 2^23), forward and
+    backward; elsewhere (the generic kernels: float32 up to N = 32768 and at 2^24, 16-bit below 256) the
+    native BLH call (1).
+    Lowered for CPU, BLH stays native."""
     import re
 
     u = jax.ShapeDtypeStruct((2, length, 6), dtype)

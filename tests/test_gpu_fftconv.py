@@ -180,3 +180,128 @@ def test_blh_runs_the_tensor_core_kernels(rng, fft_size, length):
         np.testing.assert_array_equal(np.asarray(swap(gt[name])), np.asarray(ga[name]))
     for name in ("k", "skip"):
         np.testing.assert_array_equal(np.asarray(gt[name]), np.asarray(ga[name]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The long-N path (cuda/fftconv_long/: N = 65536 .. 2^24, outer pass + fused inner step + outer inverse),
+# against float64 at the issue's bars. (batch dims, H, L, Lk, fft_size); fft_size None = causal, N >= L+Lk-1.
+LONG_BARS = {jnp.float32: 1e-5, jnp.bfloat16: 2e-2, jnp.float16: 5e-3}
+LONG_FWD_SHAPES = [
+    ((2,), 3, 65536, 65536, 65536),  # 16 x 4K, circular
+    ((1,), 2, 65535, 4001, 1 << 17),  # 32 x 4K
+    ((2,), 1, 131073, 131072, None),  # N = 2^18 = 32 x 8K, causal
+    ((1,), 2, 1 << 19, 77777, 1 << 19),  # 32 x 16K
+    ((1,), 2, (1 << 19) - 5, (1 << 19) + 3, None),  # N = 2^20 = 256 x 4K
+    ((1,), 1, 2_000_001, 2_097_152, 1 << 21),  # 512 x 4K
+    ((1,), 1, 1 << 22, 3_000_000, 1 << 22),  # 512 x 8K
+]
+
+
+@pytest.mark.parametrize("batch,heads,length,klen,fft_size", LONG_FWD_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_forward_matches_float64(rng, batch, heads, length, klen, fft_size, dtype):
+    a = _inputs(rng, batch, heads, length, klen, "BHL", dtype)
+    y = jax.jit(lambda a: jff.fftconv(**a, fft_size=fft_size))(a)
+    err = rel_l2(y, fftconv64(**_f64(a), fft_size=fft_size))
+    assert err <= LONG_BARS[dtype], err
+
+
+@pytest.mark.parametrize("dtype,n", [(jnp.bfloat16, 1 << 23), (jnp.float16, 1 << 24), (jnp.bfloat16, 1 << 24),
+                                     (jnp.float32, 1 << 23)])
+def test_long_forward_largest_sizes(rng, dtype, n):
+    # B = H = 1 (the issue's 16M check); 512 x 16K and 512 x 32K.
+    a = _inputs(rng, (1,), 1, n - 3, n // 3, "BHL", dtype)
+    y = jff.fftconv(**a, fft_size=n)
+    err = rel_l2(y, fftconv64(**_f64(a), fft_size=n))
+    assert err <= LONG_BARS[dtype], err
+
+
+@pytest.mark.parametrize("pre,post,skip", [(True, True, True), (False, False, False), (True, False, False),
+                                           (False, True, True)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("length,klen,fft_size", [(65536, 30001, 65536), (300001, 400000, None)])
+def test_long_gradients_match_float64(rng, pre, post, skip, dtype, length, klen, fft_size):
+    a = _inputs(rng, (2,), 3, length, klen, "BHL", dtype, pre, post, skip)
+    names = [n for n in ("u", "k", "pre_gate", "post_gate", "skip") if a[n] is not None]
+    dy = jax.device_put(jnp.asarray(rng.standard_normal(a["u"].shape), dtype), _gpu())
+
+    def f(*xs):
+        return jff.fftconv(**dict(a, **dict(zip(names, xs))), fft_size=fft_size)
+
+    got = dict(zip(names, jax.jit(lambda *xs: jax.vjp(f, *xs)[1](dy))(*[a[n] for n in names])))
+    du, dk, dpre, dpost, dskip = fftconv64_vjp(dy, **_f64(a), fft_size=fft_size)
+    expected = dict(u=du, k=dk, pre_gate=dpre, post_gate=dpost, skip=dskip)
+    for name in names:
+        assert got[name].dtype == a[name].dtype and got[name].shape == a[name].shape, name
+        err = rel_l2(got[name], expected[name])
+        assert err <= LONG_BARS[dtype] * (2 if name in ("k", "skip") else 1), (name, err)
+
+
+def test_long_chunks_rows_filters_and_batch(rng):
+    """Past the long path's 1 GiB workspace budget: the forward in two chunks of rows (8192 rows of 64K bf16
+    per chunk), the backward in two chunks of batch entries (8 of H = 1024); the rows and filters of the second
+    chunk checked against float64 (dk sums over the batch, so all of b for the checked h)."""
+    a = _inputs(rng, (9,), 1024, 65536, 5000, "BHL", jnp.bfloat16)
+    dy = jax.device_put(jnp.asarray(rng.standard_normal(a["u"].shape), jnp.bfloat16), _gpu())
+    names = ("u", "k", "pre_gate", "post_gate", "skip")
+
+    def f(*xs):
+        return jff.fftconv(**dict(zip(names, xs)), fft_size=65536)
+
+    y, grads = jax.jit(lambda *xs: (lambda y, vjp: (y, vjp(dy)))(*jax.vjp(f, *xs)))(*[a[n] for n in names])
+    hs = slice(1020, 1024)
+    part = dict(u=a["u"][:, hs], k=a["k"][hs], pre=a["pre_gate"][:, hs], post=a["post_gate"][:, hs], skip=a["skip"][hs])
+    assert rel_l2(y[:, hs], fftconv64(**part, fft_size=65536)) <= 2e-2
+    expected = fftconv64_vjp(dy[:, hs], **part, fft_size=65536)
+    for name, g, e in zip(names, grads, expected):
+        got = g[hs] if name in ("k", "skip") else g[:, hs]
+        assert rel_l2(got, e) <= (4e-2 if name in ("k", "skip") else 2e-2), name
+
+
+def test_long_filter_spectra_in_several_calls(rng):
+    # At 4M the fp32 filter scratch holds 64 filters per call: H = 70 needs two.
+    a = _inputs(rng, (1,), 70, 1 << 22, 1 << 20, "BHL", jnp.bfloat16, skip=True)
+    y = jax.jit(lambda a: jff.fftconv(**a, fft_size=1 << 22))(a)
+    hs = slice(64, 70)
+    part = dict(u=a["u"][:, hs], k=a["k"][hs], pre=a["pre_gate"][:, hs], post=a["post_gate"][:, hs], skip=a["skip"][hs])
+    assert rel_l2(y[:, hs], fftconv64(**part, fft_size=1 << 22)) <= 2e-2
+
+
+@pytest.mark.parametrize("layout", ["BHL", "BLH"])
+def test_long_vmap_over_filters_uses_filter_groups(rng, layout):
+    a = _inputs(rng, (2,), 3, 70000, 9000, layout, jnp.bfloat16, pre=True, post=True, skip=True)
+    us = jnp.stack([a["u"], 2 * a["u"]])
+    ks = jnp.stack([a["k"], -0.5 * a["k"]])
+
+    def loss(backend):
+        def one(u, k):
+            return jff.fftconv(u, k, pre_gate=a["pre_gate"], post_gate=a["post_gate"], skip=a["skip"], layout=layout,
+                               backend=backend)
+
+        return jax.jit(jax.value_and_grad(
+            lambda us, ks: (jax.vmap(one)(us, ks).astype(jnp.float32) ** 2).sum(), argnums=(0, 1)))
+
+    (v1, (gu1, gk1)), (v2, (gu2, gk2)) = loss(None)(us, ks), loss("xla")(us, ks)
+    assert abs(float(v1) - float(v2)) <= 2e-2 * abs(float(v2))
+    assert rel_l2(gu1, gu2) <= 2e-2 and rel_l2(gk1, gk2) <= 4e-2
+
+
+def test_long_bitwise_reproducible_and_blh_equals_bhl(rng):
+    """Two runs are bitwise equal (forward and all gradients), and BLH (transposed to the same kernels) gives
+    the BHL bits."""
+    a = _inputs(rng, (2,), 5, 100000, 70000, "BHL", jnp.bfloat16)
+    swap = lambda x: None if x is None else jnp.swapaxes(x, -1, -2)  # noqa: E731
+    t = {**a, "u": swap(a["u"]), "pre_gate": swap(a["pre_gate"]), "post_gate": swap(a["post_gate"])}
+
+    def loss(a, layout):
+        y = jff.fftconv(**a, layout=layout)
+        return jnp.sum(y.astype(jnp.float32) ** 2), y
+
+    g = jax.jit(jax.grad(lambda a, layout: loss(a, layout), has_aux=True), static_argnums=1)
+    (ga, ya), (gb, yb), (gt, yt) = g(a, "BHL"), g(a, "BHL"), g(t, "BLH")
+    np.testing.assert_array_equal(np.asarray(ya), np.asarray(yb))
+    np.testing.assert_array_equal(np.asarray(swap(yt)), np.asarray(ya))
+    for name in ("u", "pre_gate", "post_gate", "k", "skip"):
+        np.testing.assert_array_equal(np.asarray(ga[name]), np.asarray(gb[name]))
+        back = gt[name] if name in ("k", "skip") else swap(gt[name])
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(ga[name]))

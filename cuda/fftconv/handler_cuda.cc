@@ -24,6 +24,7 @@
 #include "fftconv/monarch.h"
 #include "fftconv/monarch_bwd.h"
 #include "fftconv/validate.h"
+#include "fftconv_long/long_conv.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace jff {
@@ -75,26 +76,27 @@ ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool 
 
 void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.untyped_data(); }
 
-// Runs the tensor-core kernel when it supports the problem; sets *ran to false (and does nothing)
-// otherwise, so the caller falls back to the generic path.
+// Runs a fast path (the fused tensor-core kernels up to N = 32768, the long four-step path above)
+// when it supports the problem; sets *ran to false (and does nothing) otherwise, so the caller
+// tries the next path and finally the generic one.
 template <typename Args, typename Supported, typename ScratchBytes, typename Launch>
-ffi::Error TryTensorCorePath(const char* op, const Args& a, int32_t device,
+ffi::Error TryFastPath(const char* op, const Args& a, int32_t device,
                              ffi::ScratchAllocator& scratch, cudaStream_t stream,
-                             Supported supported, ScratchBytes scratch_bytes, Launch launch,
-                             bool* ran) {
+                             const char* path, Supported supported, ScratchBytes scratch_bytes,
+                             Launch launch, bool* ran) {
   *ran = false;
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
   const size_t bytes = scratch_bytes(a.d);
-  std::optional<void*> mem = scratch.Allocate(bytes, 16);
+  std::optional<void*> mem = scratch.Allocate(bytes, 256);  // 256: the long path's sub-buffers
   if (!mem.has_value()) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
                       std::string("jax_flashfft: ") + op + ": could not allocate " +
                           std::to_string(bytes) + " bytes of device scratch");
   }
   cudaError_t e = launch(a, stream, *mem, bytes);
-  if (e != cudaSuccess) return CudaError(op, "tensor-core kernel", e);
+  if (e != cudaSuccess) return CudaError(op, path, e);
   *ran = true;
   return ffi::Error::Success();
 }
@@ -119,10 +121,14 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.skip = static_cast<const float*>(DataOrNull(skip));
   a.y = y->untyped_data();
 
-  // The tensor-core kernel takes the shapes it supports; the generic path covers everything else.
+  // The fused tensor-core kernels (N <= 32768) and the long path (N >= 65536) take the shapes they
+  // support; the generic path covers everything else.
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryTensorCorePath(op, a, device, scratch, stream, monarch_fwd_supported,
-                                        monarch_fwd_scratch_bytes, monarch_fwd, &ran));
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
+                                  monarch_fwd_scratch_bytes, monarch_fwd, &ran));
+  if (ran) return ffi::Error::Success();
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "long-N kernels", long_fwd_supported,
+                                  long_fwd_scratch_bytes, long_fwd, &ran));
   if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;
@@ -170,8 +176,11 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.dskip = a.skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
 
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryTensorCorePath(op, a, device, scratch, stream, monarch_bwd_supported,
-                                        monarch_bwd_scratch_bytes, monarch_bwd, &ran));
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "tensor-core kernel", monarch_bwd_supported,
+                                  monarch_bwd_scratch_bytes, monarch_bwd, &ran));
+  if (ran) return ffi::Error::Success();
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "long-N kernels", long_bwd_supported,
+                                  long_bwd_scratch_bytes, long_bwd, &ran));
   if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;

@@ -1,0 +1,208 @@
+// The long fftconv as the handlers call it (long_conv.h): plan, scratch layout, chunking.
+// The passes themselves are outer_pass.cuh, inner_pass.cuh and long_bwd.cuh.
+#include "fftconv_long/long_conv.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "fftconv_long/long_bwd.cuh"
+
+namespace jff {
+namespace {
+
+using namespace longconv;
+
+// Workspace bytes per chunk of signal rows: the workspace is the size of the rows it holds, so a
+// budget keeps the scratch at O(G*H*N) + this, whatever B is. 1 GiB is thousands of CTAs per pass
+// at every N (at 16M bf16: 32 rows x 8224 inner items), so chunking costs only launches.
+constexpr size_t kChunkBytes = size_t{1} << 30;
+
+size_t align256(size_t x) { return (x + 255) / 256 * 256; }
+
+Elem elem_of(DType t) { return static_cast<Elem>(static_cast<int>(t)); }
+
+struct Split {
+  int N1 = 0;
+  int64_t N2 = 0;
+};
+
+bool split_of(const FftconvDims& d, Split* s) {
+  if (d.N < 65536 || d.N > (int64_t{1} << 24)) return false;
+  const int N1 = default_n1(d.N);
+  if (N1 == 0) return false;
+  s->N1 = N1;
+  s->N2 = d.N / N1;
+  return true;
+}
+
+// The largest dynamic shared memory of the plan's kernels (the outer passes need less).
+size_t smem_needed(Elem e, int64_t N2, bool backward) {
+  size_t sm = 0;
+  if (e == Elem::kF32) {
+    sm = sizeof(float2) * static_cast<size_t>(N2 / 2 + N2);  // inner_cc_kernel
+  } else {
+    dispatch_n(N2, [&](auto n0, auto rad) { sm = BigShape<n0(), rad()>::kSmem; });
+  }
+  const size_t ks = static_cast<size_t>(std::min<int64_t>(N2, inner::kKsMaxSub));
+  sm = std::max(sm, sizeof(float2) * (ks / 2 + ks));  // inner_kspec_kernel
+  if (backward) {
+    const size_t sub = static_cast<size_t>(bwd::sub_of(N2));
+    sm = std::max(sm, sizeof(float2) * (sub / 2 + 2 * sub));  // dk_spec_kernel
+  }
+  return sm;
+}
+
+bool supported(const FftconvDims& d, int device_major, size_t max_smem, bool backward) {
+  if (device_major < 8 || d.layout != kBHL) return false;
+  Split s;
+  if (!split_of(d, &s)) return false;
+  const Elem e = elem_of(d.dtype);
+  if (!inner_supported(e, s.N2)) return false;
+  if (d.B < 1 || d.H < 1 || d.G < 1 || d.R < 1) return false;
+  if (d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
+  return smem_needed(e, s.N2, backward) <= max_smem;
+}
+
+// k's spectrum slices for all G*H filters (skip folded in), `per_call` filters at a time through
+// the fp32 scratch `scr` (kspec_scratch_bytes(per_call) bytes).
+cudaError_t filter_spectra(const float* k, const float* skip, int64_t GH, int64_t Lk, const Split& s, float* kspec,
+                           float* scr, int64_t per_call, cudaStream_t stream) {
+  const int64_t slice_floats = static_cast<int64_t>(s.N1 / 2 + 1) * s.N2 * 2;
+  for (int64_t gh0 = 0; gh0 < GH; gh0 += per_call) {
+    const int64_t n = std::min(per_call, GH - gh0);
+    KspecArgs ka{k + gh0 * Lk, skip ? skip + gh0 : nullptr, kspec + gh0 * slice_floats, scr, n, Lk, s.N1, s.N2};
+    const cudaError_t err = inner_kspec(ka, stream);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+// Forward scratch: [K' slices | work], work = one chunk's workspace, first used as the fp32
+// scratch of the filter spectra (then `filters_per_call` filters fit in it).
+struct FwdPlan {
+  Split s;
+  size_t kspec = 0, work = 0, total = 0;
+  int64_t rows_per_chunk = 0, filters_per_call = 0;
+};
+
+FwdPlan fwd_plan(const FftconvDims& d, const Split& s) {
+  FwdPlan p;
+  p.s = s;
+  const Elem e = elem_of(d.dtype);
+  const int64_t rows = d.B * d.H, GH = d.G * d.H;
+  const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), filter_scr = kspec_scratch_bytes(1, s.N1, s.N2);
+  p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / row_ws), 1, rows);
+  const size_t work = std::max(static_cast<size_t>(p.rows_per_chunk) * row_ws, filter_scr);
+  p.filters_per_call = std::clamp<int64_t>(static_cast<int64_t>(work / filter_scr), 1, GH);
+  p.kspec = align256(kspec_bytes(GH, s.N1, s.N2));
+  p.work = align256(work);
+  p.total = p.kspec + p.work;
+  return p;
+}
+
+// Backward scratch: [K' slices | long_backward's scratch]; the filter spectra's fp32 scratch
+// (G*H rows) borrows the second part, which is at least that big (its dk workspace alone is).
+struct BwdPlan {
+  Split s;
+  size_t kspec = 0, total = 0;
+  int64_t chunk_b = 0;
+};
+
+BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
+  BwdPlan p;
+  p.s = s;
+  const Elem e = elem_of(d.dtype);
+  const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
+  p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
+  p.kspec = align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
+  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b));
+  return p;
+}
+
+bool scratch_ok(void* scratch, size_t bytes, size_t need) {
+  return scratch != nullptr && bytes >= need && reinterpret_cast<uintptr_t>(scratch) % 256 == 0;
+}
+
+}  // namespace
+
+bool long_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
+  return supported(d, device_major, max_smem_per_block, false);
+}
+
+bool long_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
+  return supported(d, device_major, max_smem_per_block, true);
+}
+
+size_t long_fwd_scratch_bytes(const FftconvDims& d) {
+  Split s;
+  return split_of(d, &s) ? fwd_plan(d, s).total : 0;
+}
+
+size_t long_bwd_scratch_bytes(const FftconvDims& d) {
+  Split s;
+  return split_of(d, &s) ? bwd_plan(d, s).total : 0;
+}
+
+cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
+  const FftconvDims& d = a.d;
+  Split s;
+  if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
+  const FwdPlan p = fwd_plan(d, s);
+  if (!scratch_ok(scratch, scratch_bytes, p.total)) return cudaErrorInvalidValue;
+  const Elem e = elem_of(d.dtype);
+  float* kspec = static_cast<float*>(scratch);
+  void* work = static_cast<uint8_t*>(scratch) + p.kspec;
+  cudaError_t err = filter_spectra(a.k, a.skip, d.G * d.H, d.Lk, s, kspec, static_cast<float*>(work),
+                                   p.filters_per_call, stream);
+  if (err != cudaSuccess) return err;
+  const int64_t rows = d.B * d.H;
+  for (int64_t row0 = 0; row0 < rows; row0 += p.rows_per_chunk) {
+    const int64_t nr = std::min(p.rows_per_chunk, rows - row0);
+    OuterFwdArgs fa{e, a.u, a.pre, work, row0, nr, d.L, s.N1, s.N2};
+    if ((err = outer_forward(fa, stream)) != cudaSuccess) return err;
+    InnerArgs na{e, work, kspec, row0, nr, d.H, d.G, d.R, s.N1, s.N2};
+    if ((err = inner_forward(na, stream)) != cudaSuccess) return err;
+    // The skip term is in K' already: the inverse reads only the workspace and post.
+    OuterInvArgs ia{e, work, a.post, nullptr, nullptr, nullptr, a.y, row0, nr, d.L, d.H, d.G, d.R, s.N1, s.N2};
+    if ((err = outer_inverse(ia, stream)) != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
+  const FftconvDims& d = a.d;
+  Split s;
+  if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
+  const BwdPlan p = bwd_plan(d, s);
+  if (!scratch_ok(scratch, scratch_bytes, p.total)) return cudaErrorInvalidValue;
+  float* kspec = static_cast<float*>(scratch);
+  void* rest = static_cast<uint8_t*>(scratch) + p.kspec;
+  const int64_t GH = d.G * d.H;
+  cudaError_t err = filter_spectra(a.k, a.skip, GH, d.Lk, s, kspec, static_cast<float*>(rest), GH, stream);
+  if (err != cudaSuccess) return err;
+  BwdArgs b;
+  b.dtype = elem_of(d.dtype);
+  b.dy = a.dy;
+  b.u = a.u;
+  b.pre = a.pre;
+  b.post = a.post;
+  b.kspec = kspec;
+  b.B = d.B;
+  b.H = d.H;
+  b.G = d.G;
+  b.R = d.R;
+  b.L = d.L;
+  b.Lk = d.Lk;
+  b.N1 = s.N1;
+  b.N2 = s.N2;
+  b.du = a.du;
+  b.dpre = a.dpre;
+  b.dpost = a.dpost;
+  b.dk = a.dk;
+  b.dskip = a.dskip;
+  b.scratch = rest;
+  b.chunk_b = p.chunk_b;
+  return long_backward(b, stream);
+}
+
+}  // namespace jff
