@@ -6,6 +6,12 @@ Gated convolution `y = post * conv(pre * u, k)`, forward and forward+backward (g
 
     python benchmarks/bench_fftconv.py            # B=64 H=768 bf16, N = 256 .. 32K (a GPU job)
     python benchmarks/bench_fftconv.py --quick    # a CPU-sized sweep in seconds
+    python benchmarks/bench_fftconv.py --sizes 64K,256K,1M,2M,4M --batch-for 64K=16,256K=4,1M=1,2M=1,4M=1 \
+        --scale-to-batch 64 --peak-memory --name fftconv-long    # long sizes: B chosen to fit, times scaled
+
+Long sizes do not fit B=64: `--batch-for` sets B per size, `--scale-to-batch` adds times scaled linearly
+to that B (the seed's method; ratios are those of the measured B), `--peak-memory` measures the peak device
+memory of one forward+backward per side in a fresh process (jax's peak_bytes_in_use cannot be reset).
 
 Floor (DESIGN.md §4): the gated forward must read u, pre, post and write y (4·B·H·L elements) plus read k;
 forward+backward, where the forward output is dead and only the gradients are returned, must read dy, u,
@@ -42,6 +48,11 @@ def parse_args(argv=None):
     p.add_argument("--layout", default="BHL", help="BHL or BLH (default BHL)")
     p.add_argument("--batch", type=int, help="B (default 64; 2 with --quick)")
     p.add_argument("--heads", type=int, help="H (default 768; 16 with --quick)")
+    p.add_argument("--batch-for", default="", help="per-size B overriding --batch, e.g. 1M=2,4M=1")
+    p.add_argument("--scale-to-batch", type=int, help="also report times scaled linearly to this B")
+    p.add_argument("--peak-memory", action="store_true",
+                   help="peak device memory of fwd+bwd per side, each in a fresh process (GPU)")
+    p.add_argument("--peak-child", help=argparse.SUPPRESS)  # internal: side measured by a child process
     p.add_argument("--cases", default="full,causal", help="full (L=N, fft_size=N) and/or causal (L=N/2, fft_size=None)")
     p.add_argument("--modes", default=",".join(MODES), help="fwd and/or fwd+bwd")
     p.add_argument("--target-s", type=float, help="seconds of timing per measurement (default 1.0; 0.1 with --quick)")
@@ -58,6 +69,12 @@ def parse_args(argv=None):
     a.heads = a.heads or (16 if a.quick else 768)
     a.target_s = a.target_s or (0.1 if a.quick else 1.0)
     a.name = a.name or ("fftconv-quick" if a.quick else "fftconv")
+    spec, a.batch_for = a.batch_for, {}
+    for item in harness.parse_list(spec):
+        size, _, b = item.partition("=")
+        if not b.isdigit() or int(b) < 1:
+            p.error(f"--batch-for items are SIZE=B with B >= 1; got {item!r}")
+        a.batch_for[harness.parse_size(size)] = int(b)
     a.layout = a.layout.upper()
     a.cases = harness.parse_list(a.cases)
     a.modes = harness.parse_list(a.modes)
@@ -162,13 +179,13 @@ def jitted_fns(jff, fft_size, layout):
     }
 
 
-def accuracy(jff, case, a, dtype, key, fns, first_set):
+def accuracy(jff, case, a, dtype, key, fns, first_set, batch):
     """Against float64: the whole first input set when small (same compiled functions as timed), else a
     slice of 2 batch rows and 8 heads at the full length."""
-    if first_set is not None and a.batch * a.heads * case["L"] <= harness.ACCURACY_FULL_MAX_ELEMENTS:
+    if first_set is not None and batch * a.heads * case["L"] <= harness.ACCURACY_FULL_MAX_ELEMENTS:
         arrays, where = first_set, "whole input"
     else:
-        b, h = min(a.batch, 2), min(a.heads, 8)
+        b, h = min(batch, 2), min(a.heads, 8)
         arrays = make_set(key, shape_of(b, h, case["L"], a.layout), h, case["Lk"], dtype, with_dy=True)
         fns, where = jitted_fns(jff, case["fft_size"], a.layout), f"slice B={b} H={h}"
     ref = reference_f64(*arrays, case["N"], a.layout)
@@ -183,12 +200,47 @@ def accuracy(jff, case, a, dtype, key, fns, first_set):
 def cases_for(a):
     cases = []
     for n in a.sizes:
+        b = a.batch_for.get(n, a.batch)
         if "full" in a.cases:
-            cases.append({"case": "full", "N": n, "L": n, "Lk": n, "fft_size": n})
+            cases.append({"case": "full", "N": n, "L": n, "Lk": n, "fft_size": n, "B": b})
         if "causal" in a.cases:
             # fft_size=None: the op picks the smallest N >= L + Lk - 1 = N - 1, i.e. N itself.
-            cases.append({"case": "causal", "N": n, "L": n // 2, "Lk": n // 2, "fft_size": None})
+            cases.append({"case": "causal", "N": n, "L": n // 2, "Lk": n // 2, "fft_size": None, "B": b})
     return cases
+
+
+PEAK_SCRIPT = """
+import sys, json
+sys.path.insert(0, {bench_dir!r})
+import jax, bench_fftconv as b, harness
+import jax_flashfft as jff
+a = b.parse_args({argv!r})
+case = b.cases_for(a)[0]
+dtype = harness.parse_dtype(a.dtype)
+arrays = b.make_set(jax.random.PRNGKey(1), b.shape_of(case["B"], a.heads, case["L"], a.layout), a.heads, case["Lk"],
+                    dtype, with_dy=True)
+fn = jax.jit(b.fwd_bwd_fn(b.op_fn(jff, {backend!r}, case["fft_size"], a.layout)))
+jax.block_until_ready(fn(*arrays))
+print("PEAK", json.dumps(harness.device().memory_stats()["peak_bytes_in_use"]))
+"""
+
+
+def peak_memory(a, case, backend):
+    """Peak device bytes in use over one jitted forward+backward (inputs included), in a fresh process."""
+    import subprocess
+
+    argv = ["--sizes", str(case["N"]), "--cases", case["case"], "--batch", str(case["B"]), "--heads", str(a.heads),
+            "--dtype", a.dtype, "--layout", a.layout]
+    code = PEAK_SCRIPT.format(bench_dir=str(Path(__file__).resolve().parent), argv=argv, backend=backend)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return None, "timed out"
+    for line in out.stdout.splitlines():
+        if line.startswith("PEAK "):
+            return int(line.split()[1]), None
+    lines = out.stderr.strip().splitlines() or ["no output"]
+    return None, next((x for x in reversed(lines) if "Error" in x), lines[-1])[:300]
 
 
 def floor_bytes(mode, b, h, length, lk, itemsize):
@@ -197,6 +249,24 @@ def floor_bytes(mode, b, h, length, lk, itemsize):
     if mode == "fwd":
         return 4 * act + filt
     return 7 * act + 2 * filt
+
+
+def print_extras(rows, a):
+    """Times scaled to --scale-to-batch and the peak memory of fwd+bwd, one line per row."""
+    gib = lambda x: "-" if x is None else f"{x / 2**30:.2f} GiB"  # noqa: E731
+    for r in rows:
+        line = f"  {r['mode']:7s} {r['case']:6s} N={harness.fmt_size(r['N']):>4s} B={r['B']}"
+        if a.scale_to_batch:
+            line += f"  at B={a.scale_to_batch}: ours {_ms(r.get('ours_ms_scaled'))} baseline "
+            line += f"{_ms(r.get('baseline_ms_scaled'))} floor {_ms(r.get('floor_ms_scaled'))}"
+        if "ours_peak_bytes" in r:
+            ratio = r.get("peak_ratio")
+            line += f"  peak: ours {gib(r['ours_peak_bytes'])} baseline {gib(r['baseline_peak_bytes'])}"
+            line += f" ({'-' if ratio is None else f'{ratio:.2f}'} of baseline)"
+            for side in ("ours", "baseline"):
+                if r.get(f"{side}_peak_error"):
+                    line += f" [{side} failed: {r[f'{side}_peak_error']}]"
+        print(line)
 
 
 def _ms(x):
@@ -231,8 +301,9 @@ def main(argv=None):
     key = jax.random.PRNGKey(0)
     rows = []
     for case in cases_for(a):
-        shape = shape_of(a.batch, a.heads, case["L"], a.layout)
-        set_bytes = 5 * a.batch * a.heads * case["L"] * itemsize + a.heads * case["Lk"] * 4
+        batch = case["B"]
+        shape = shape_of(batch, a.heads, case["L"], a.layout)
+        set_bytes = 5 * batch * a.heads * case["L"] * itemsize + a.heads * case["Lk"] * 4
         sets, setup_error = [], None
         try:
             for _ in range(harness.input_set_count(set_bytes)):
@@ -244,7 +315,7 @@ def main(argv=None):
         acc = None
         if not a.no_accuracy:
             key, sub = jax.random.split(key)
-            acc = accuracy(jff, case, a, dtype, sub, fns, sets[0] if sets else None)
+            acc = accuracy(jff, case, a, dtype, sub, fns, sets[0] if sets else None, batch)
         for mode in a.modes:
             row = {
                 "op": "fftconv",
@@ -252,7 +323,7 @@ def main(argv=None):
                 "case": case["case"],
                 "dtype": harness.dtype_name(dtype),
                 "layout": a.layout,
-                "B": a.batch,
+                "B": batch,
                 "H": a.heads,
                 "L": case["L"],
                 "Lk": case["Lk"],
@@ -260,11 +331,22 @@ def main(argv=None):
                 "fft_size": case["fft_size"],
                 "gated": True,
                 "input_sets": len(sets),
-                "floor_bytes": floor_bytes(mode, a.batch, a.heads, case["L"], case["Lk"], itemsize),
+                "floor_bytes": floor_bytes(mode, batch, a.heads, case["L"], case["Lk"], itemsize),
             }
             row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
             harness.time_sides(row, fns, mode, [s[:4] for s in sets], sets, a.target_s, setup_error)
             harness.attach_accuracy(row, acc, ("y",) if mode == "fwd" else GRAD_NAMES)
+            if a.scale_to_batch:
+                row["scaled_to_B"] = a.scale_to_batch
+                for side in ("ours", "baseline", "floor"):
+                    ms = row.get(f"{side}_ms")
+                    row[f"{side}_ms_scaled"] = None if ms is None else ms * a.scale_to_batch / batch
+            if a.peak_memory and mode == "fwd+bwd":
+                for side, backend in (("ours", "ffi"), ("baseline", "xla")):
+                    row[f"{side}_peak_bytes"], err = peak_memory(a, case, backend)
+                    if err:
+                        row[f"{side}_peak_error"] = err
+                row["peak_ratio"] = harness.ratio(row.get("ours_peak_bytes"), row.get("baseline_peak_bytes"))
             rows.append(row)
             print(
                 f"  {case['case']:6s} N={harness.fmt_size(case['N']):>4s} L={harness.fmt_size(case['L']):>4s} {mode:7s}"
@@ -276,15 +358,17 @@ def main(argv=None):
             harness.write_results(a.name, {**meta, "complete": False}, rows, a.out)
 
     title = (
-        f"fftconv, gated, {harness.dtype_name(dtype)}, {a.layout}, B={a.batch} H={a.heads} on {harness.device_kind()}"
+        f"fftconv, gated, {harness.dtype_name(dtype)}, {a.layout}, B={'per row' if a.batch_for else a.batch} H={a.heads} on {harness.device_kind()}"
         f" (copy bandwidth {bandwidth / 1e9:.1f} GB/s); ms are medians; err = max rel-L2 vs float64"
     )
     print()
     harness.print_table(
         rows,
-        [("mode", "mode"), ("case", "case"), ("N", "N"), ("L", "L")],
+        [("mode", "mode"), ("case", "case"), ("N", "N"), ("L", "L")] + ([("B", "B")] if a.batch_for else []),
         title=title,
     )
+    if a.scale_to_batch or a.peak_memory:
+        print_extras(rows, a)
     if not a.no_save:
         path = harness.write_results(a.name, {**meta, "complete": True}, rows, a.out)
         print(f"\nwrote {path}")

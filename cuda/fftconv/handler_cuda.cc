@@ -89,7 +89,7 @@ ffi::Error TryFastPath(const char* op, const Args& a, int32_t device,
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
   const size_t bytes = scratch_bytes(a.d);
-  std::optional<void*> mem = scratch.Allocate(bytes, 256);  // 256: the long path's sub-buffers
+  std::optional<void*> mem = scratch.Allocate(bytes, 16);
   if (!mem.has_value()) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
                       std::string("jax_flashfft: ") + op + ": could not allocate " +

@@ -119,8 +119,15 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
   return p;
 }
 
-bool scratch_ok(void* scratch, size_t bytes, size_t need) {
-  return scratch != nullptr && bytes >= need && reinterpret_cast<uintptr_t>(scratch) % 256 == 0;
+// XLA's scratch allocator aligns to at most 64 bytes; the plans' parts are 256-byte aligned, so the
+// scratch sizes include 256 bytes of slack and the base is rounded up here (nullptr: too small).
+constexpr size_t kSlack = 256;
+
+uint8_t* aligned_base(void* scratch, size_t bytes, size_t need) {
+  if (scratch == nullptr) return nullptr;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(scratch), q = (p + 255) / 256 * 256;
+  if (bytes < need + (q - p)) return nullptr;
+  return reinterpret_cast<uint8_t*>(q);
 }
 
 }  // namespace
@@ -135,12 +142,12 @@ bool long_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_
 
 size_t long_fwd_scratch_bytes(const FftconvDims& d) {
   Split s;
-  return split_of(d, &s) ? fwd_plan(d, s).total : 0;
+  return split_of(d, &s) ? fwd_plan(d, s).total + kSlack : 0;
 }
 
 size_t long_bwd_scratch_bytes(const FftconvDims& d) {
   Split s;
-  return split_of(d, &s) ? bwd_plan(d, s).total : 0;
+  return split_of(d, &s) ? bwd_plan(d, s).total + kSlack : 0;
 }
 
 cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
@@ -148,10 +155,11 @@ cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch
   Split s;
   if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
   const FwdPlan p = fwd_plan(d, s);
-  if (!scratch_ok(scratch, scratch_bytes, p.total)) return cudaErrorInvalidValue;
+  uint8_t* base = aligned_base(scratch, scratch_bytes, p.total);
+  if (base == nullptr) return cudaErrorInvalidValue;
   const Elem e = elem_of(d.dtype);
-  float* kspec = static_cast<float*>(scratch);
-  void* work = static_cast<uint8_t*>(scratch) + p.kspec;
+  float* kspec = reinterpret_cast<float*>(base);
+  void* work = base + p.kspec;
   cudaError_t err = filter_spectra(a.k, a.skip, d.G * d.H, d.Lk, s, kspec, static_cast<float*>(work),
                                    p.filters_per_call, stream);
   if (err != cudaSuccess) return err;
@@ -174,9 +182,10 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
   Split s;
   if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
   const BwdPlan p = bwd_plan(d, s);
-  if (!scratch_ok(scratch, scratch_bytes, p.total)) return cudaErrorInvalidValue;
-  float* kspec = static_cast<float*>(scratch);
-  void* rest = static_cast<uint8_t*>(scratch) + p.kspec;
+  uint8_t* base = aligned_base(scratch, scratch_bytes, p.total);
+  if (base == nullptr) return cudaErrorInvalidValue;
+  float* kspec = reinterpret_cast<float*>(base);
+  void* rest = base + p.kspec;
   const int64_t GH = d.G * d.H;
   cudaError_t err = filter_spectra(a.k, a.skip, GH, d.Lk, s, kspec, static_cast<float*>(rest), GH, stream);
   if (err != cudaSuccess) return err;
