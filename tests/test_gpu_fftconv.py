@@ -241,8 +241,12 @@ def test_long_chunks_rows_filters_and_batch(rng):
     """Past the long path's 1 GiB workspace budget: the forward in two chunks of rows (8192 rows of 64K bf16
     per chunk), the backward in two chunks of batch entries (8 of H = 1024); the rows and filters of the second
     chunk checked against float64 (dk sums over the batch, so all of b for the checked h)."""
-    a = _inputs(rng, (9,), 1024, 65536, 5000, "BHL", jnp.bfloat16)
-    dy = jax.device_put(jnp.asarray(rng.standard_normal(a["u"].shape), jnp.bfloat16), _gpu())
+    # Drawn on the GPU: 4 x 600M host normals would take a minute.
+    keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), 4)
+    with jax.default_device(_gpu()):
+        u, pre, post, dy = (jax.random.normal(kk, (9, 1024, 65536), jnp.bfloat16) for kk in keys)
+    small = _inputs(rng, (1,), 1024, 1, 5000, "BHL", jnp.float32)
+    a = dict(u=u, k=small["k"], pre_gate=pre, post_gate=post, skip=small["skip"])
     names = ("u", "k", "pre_gate", "post_gate", "skip")
 
     def f(*xs):

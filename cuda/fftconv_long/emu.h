@@ -269,6 +269,7 @@ inline unsigned int __brev(unsigned int x) {
   for (int i = 0; i < 32; ++i) r |= ((x >> i) & 1u) << (31 - i);
   return r;
 }
+inline int __ffs(int x) { return x == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(x)) + 1; }
 
 // The slice of cuda/fftconv/monarch_core.cuh the outer passes use, emulated (that header is
 // inline PTX, which a host compiler cannot take). Same names and signatures.

@@ -246,21 +246,48 @@ __device__ __forceinline__ int brev_n(int i, int lg) {
   return lg == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(i)) >> (32 - lg));
 }
 
-// In-place radix-2 DIT over n = 2^lg values, input at bit-reversed positions, output natural;
-// tw[j] = w_n^j for j < n/2. `inverse` conjugates the twiddles (no scaling). Syncs after each
-// stage (the caller syncs before).
+__device__ __forceinline__ float2 tw_mul(float2 x, float2 w) {
+  return make_float2(x.x * w.x - x.y * w.y, x.x * w.y + x.y * w.x);
+}
+
+// In-place radix-2 DIT FFT of z (n points, input bit-reversed, output natural; tw[i] = w_n^i,
+// i < n/2; `inverse` conjugates the twiddles, no scaling; the caller syncs before, this syncs
+// after). The stages run two at a time (stages
+// `half` and `2 half` on the four points a + {0, 1, 2, 3} half held in registers): the same
+// butterflies as one stage per pass, with half the shared-memory round trips and barriers.
 __device__ __forceinline__ void fft_dit(float2* z, const float2* tw, int n, bool inverse, int tid, int nth) {
-  for (int half = 1; half < n; half <<= 1) {
-    const int stride = n / (2 * half);
+  int half = 1;
+  if ((__ffs(n) - 1) & 1) {  // an odd number of stages: one single stage first
     for (int i = tid; i < n / 2; i += nth) {
+      const float2 xa = z[2 * i], xb = z[2 * i + 1];  // twiddle w^0 = 1
+      z[2 * i] = make_float2(xa.x + xb.x, xa.y + xb.y);
+      z[2 * i + 1] = make_float2(xa.x - xb.x, xa.y - xb.y);
+    }
+    __syncthreads();
+    half = 2;
+  }
+  for (; half < n; half <<= 2) {
+    const int s1 = n / (2 * half), s2 = n / (4 * half);
+    for (int i = tid; i < n / 4; i += nth) {
       const int pos = i & (half - 1);
-      const int a = ((i - pos) << 1) + pos, b = a + half;
-      float2 w = tw[pos * stride];
-      if (inverse) w.y = -w.y;
-      const float2 xa = z[a], xb = z[b];
-      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
-      z[a] = make_float2(xa.x + t.x, xa.y + t.y);
-      z[b] = make_float2(xa.x - t.x, xa.y - t.y);
+      const int a = ((i - pos) << 2) + pos;
+      float2 w1 = tw[pos * s1], w2a = tw[pos * s2], w2b = tw[(pos + half) * s2];
+      if (inverse) {
+        w1.y = -w1.y;
+        w2a.y = -w2a.y;
+        w2b.y = -w2b.y;
+      }
+      const float2 x0 = z[a], x1 = z[a + half], x2 = z[a + 2 * half], x3 = z[a + 3 * half];
+      float2 t = tw_mul(x1, w1);
+      const float2 y0 = make_float2(x0.x + t.x, x0.y + t.y), y1 = make_float2(x0.x - t.x, x0.y - t.y);
+      t = tw_mul(x3, w1);
+      const float2 y2 = make_float2(x2.x + t.x, x2.y + t.y), y3 = make_float2(x2.x - t.x, x2.y - t.y);
+      t = tw_mul(y2, w2a);
+      z[a] = make_float2(y0.x + t.x, y0.y + t.y);
+      z[a + 2 * half] = make_float2(y0.x - t.x, y0.y - t.y);
+      t = tw_mul(y3, w2b);
+      z[a + half] = make_float2(y1.x + t.x, y1.y + t.y);
+      z[a + 3 * half] = make_float2(y1.x - t.x, y1.y - t.y);
     }
     __syncthreads();
   }
@@ -396,11 +423,28 @@ __global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
     fft_dit(z, tw, SUB, false, tid, nth);
     const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
     float* out = p.kspec + gj * int64_t(N2) * 2;
-    for (int kq = tid; kq < SUB; kq += nth) {
-      const int64_t k2 = part + int64_t(S) * kq;
-      float* o = out + slice_offset(k2, p.N0, p.RAD);
-      o[0] = z[kq].x * scale + sk;
-      o[1] = z[kq].y * scale;
+    if (S == 1) {
+      // The whole slice in this CTA: write it in its own order, float4 `idx` = frequencies
+      // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords), so the stores are coalesced.
+      const int half_m = p.RAD * p.RAD / 2;
+      float4* o4 = reinterpret_cast<float4*>(out);
+      for (int idx = tid; idx < N2 / 2; idx += nth) {
+        const int k0 = idx / half_m, r = idx - k0 * half_m;
+        int k1, k2;
+        if (p.RAD == 16)
+          frag_coords<16>(r, k1, k2);
+        else
+          frag_coords<32>(r, k1, k2);
+        const float2 a = z[k0 + p.N0 * (k1 + p.RAD * k2)], b = z[k0 + p.N0 * (k1 + p.RAD * (k2 + 1))];
+        o4[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
+      }
+    } else {
+      for (int kq = tid; kq < SUB; kq += nth) {
+        const int64_t k2 = part + int64_t(S) * kq;
+        float* o = out + slice_offset(k2, p.N0, p.RAD);
+        o[0] = z[kq].x * scale + sk;
+        o[1] = z[kq].y * scale;
+      }
     }
     __syncthreads();
   }
