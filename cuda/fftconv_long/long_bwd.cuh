@@ -62,8 +62,12 @@ struct BwdArgs {
   void* dpost;   // needs post
   float* dk;     // (G*H, Lk)
   float* dskip;  // (G*H)
-  // Scratch (bwd_scratch_bytes with the same chunk_b): see BwdScratch.
+  // Scratch (bwd_scratch_bytes with the same chunk_b and dk_ws given or not): see BwdScratch.
   void* scratch;
+  // Optional: fp32 workspace for dk's inverse (workspace_bytes(kF32, G*H, N1, N2), 16-byte
+  // aligned), first written after the last chunk's inner steps. The caller may lend memory that is
+  // dead by then, e.g. the kspec buffer itself (at least as large); nullptr: a part of `scratch`.
+  float* dk_ws = nullptr;
   // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
   // spectrum accumulates across them in the same order, so the results are bitwise the same
   // for every chunk size; the two workspaces shrink to chunk_b * H rows.
@@ -77,18 +81,19 @@ inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || ch
 // dskip's per-row partial sums (B*H doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
-  BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b) {
+  BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true) {
     auto up = [](size_t x) { return (x + 255) / 256 * 256; };
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
-    wsk = up(workspace_bytes(Elem::kF32, G * H, N1, N2));
+    wsk = own_dk_ws ? up(workspace_bytes(Elem::kF32, G * H, N1, N2)) : 0;
     skp = up(static_cast<size_t>(B * H) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
 
-inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b = 0) {
-  return BwdScratch(e, B, H, G, N1, N2, chunk_b).total;
+inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b = 0,
+                                bool own_dk_ws = true) {
+  return BwdScratch(e, B, H, G, N1, N2, chunk_b, own_dk_ws).total;
 }
 
 namespace bwd {
@@ -349,12 +354,12 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   if (check_bwd(a) != nullptr) return cudaErrorInvalidValue;
   const int N1 = a.N1, M1 = N1 / 2;
   const int64_t N2 = a.N2, rows = a.B * a.H, GH = a.G * a.H, cb = bwd_chunk(a.B, a.chunk_b);
-  const BwdScratch sc(a.dtype, a.B, a.H, a.G, N1, N2, a.chunk_b);
+  const BwdScratch sc(a.dtype, a.B, a.H, a.G, N1, N2, a.chunk_b, a.dk_ws == nullptr);
   uint8_t* base = static_cast<uint8_t*>(a.scratch);
   void* ws_v = base;
   void* ws_g = base + sc.ws;
   float2* spec = reinterpret_cast<float2*>(base + 2 * sc.ws);
-  float* wsk = reinterpret_cast<float*>(base + 2 * sc.ws + sc.spec);
+  float* wsk = a.dk_ws != nullptr ? a.dk_ws : reinterpret_cast<float*>(base + 2 * sc.ws + sc.spec);
   double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);

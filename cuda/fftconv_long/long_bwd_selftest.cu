@@ -17,6 +17,8 @@
 //   unwritten         no NaN left in any output;
 //   det               the second run's outputs bitwise equal to the first's;
 //   chunked           (B > 1) a third run with one batch entry per chunk, bitwise equal too.
+//   lent dk workspace a last run with dk's fp32 workspace in the K' buffer (as long_conv.cu runs
+//                     it), bitwise equal too.
 // The reference: v = pre*u, g = dy*post (zero beyond L), khat = DFT_N(k) + skip,
 //   z = IDFT(V khat), dv = IDFT(G conj khat), dpost = dy z, du = pre dv, dpre = u dv,
 //   dk[g,h][j] = sum_b IDFT(conj V . G)[j] (j < Lk), dskip[g,h] = sum_b sum_t g v.
@@ -120,7 +122,7 @@ void run_case(const Case& c, uint64_t seed) {
     for (void* q : {d_du, d_dpre, d_dpost}) poison(q, act);
     poison(d_dk, GH * Lk * 4);
     poison(d_dskip, GH * 4);
-    poison(ba.scratch, bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, ba.chunk_b));
+    poison(ba.scratch, bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, ba.chunk_b, ba.dk_ws == nullptr));
     CK(long_backward(ba, nullptr));
     sync();
     down(o.du.raw.data(), d_du, act);
@@ -203,6 +205,23 @@ void run_case(const Case& c, uint64_t seed) {
     if (c.skip) eq = eq && std::memcmp(o1.dskip.data(), o2.dskip.data(), o1.dskip.size() * 4) == 0;
     line(eq, "chunked bwd " + name, "chunk_b = 1, bitwise vs all rows at once");
     dev_free(d_scr1);
+  }
+  {
+    // dk's workspace lent from the K' buffer, as long_conv.cu lends it (K' is dead when that
+    // workspace is first written), with the scratch that then leaves it out: bitwise the first
+    // run. K' is spoiled afterwards, so this is the case's last run.
+    void* d_scr2 = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, 0, false));
+    ba.scratch = d_scr2;
+    ba.chunk_b = 0;
+    ba.dk_ws = d_ks;
+    run(o2);
+    bool eq = o1.du.raw == o2.du.raw && std::memcmp(o1.dk.data(), o2.dk.data(), o1.dk.size() * 4) == 0;
+    if (c.pre) eq = eq && o1.dpre.raw == o2.dpre.raw;
+    if (c.post) eq = eq && o1.dpost.raw == o2.dpost.raw;
+    if (c.skip) eq = eq && std::memcmp(o1.dskip.data(), o2.dskip.data(), o1.dskip.size() * 4) == 0;
+    line(eq, "lent dk workspace bwd " + name, "dk_ws = the K' buffer, bitwise vs its own workspace");
+    ba.dk_ws = nullptr;
+    dev_free(d_scr2);
   }
   for (void* q : {d_dy, d_u, d_pre, d_post, d_du, d_dpre, d_dpost, d_scr}) dev_free(q);
   for (float* q : {d_k, d_skip, d_dk, d_dskip, d_ks, d_kscr}) dev_free(q);

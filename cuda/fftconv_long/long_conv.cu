@@ -100,8 +100,9 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s) {
   return p;
 }
 
-// Backward scratch: [K' slices | long_backward's scratch]; the filter spectra's fp32 scratch
-// (G*H rows) borrows the second part, which is at least that big (its dk workspace alone is).
+// Backward scratch: [K' slices | long_backward's scratch]. The filter spectra's fp32 scratch
+// (G*H rows) borrows the second part, which is at least that big (dk's spectrum alone is), and
+// dk's fp32 workspace (also G*H rows, needed only after the last use of K') borrows K' itself.
 struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;
@@ -115,7 +116,7 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
   const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
   p.kspec = align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
-  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b));
+  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
   return p;
 }
 
@@ -211,6 +212,7 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
   b.dskip = a.dskip;
   b.scratch = rest;
   b.chunk_b = p.chunk_b;
+  b.dk_ws = kspec;  // see BwdPlan
   return long_backward(b, stream);
 }
 
