@@ -64,7 +64,7 @@ compile-cuda: $(VENV)/.deps
 
 # CUDA kernels run on the CPU: each self-test compiled as C++ with every CUDA thread a fiber (the kernels'
 # own source, no GPU; mma/ldmatrix emulated from their fragment layouts), small cases against float64: the
-# generic fftconv kernels, the long-N passes (forward and backward), and the tensor-core forward and backward
+# generic fftconv kernels, the long-N passes (forward and backward) and their shared-memory FFT, and the tensor-core forward and backward
 # (monarch_fwd.cu, monarch_bwd.cu: their self-tests' --small cases, N = 256 .. 32768). CUDA_INC: the CUDA
 # toolkit's headers.
 CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
@@ -75,6 +75,8 @@ emulate: $(VENV)/.deps
 	build/emu/generic_selftest --quick > build/emu/generic_selftest.log; rc=$$?; tail -n 1 build/emu/generic_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest
 	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
+	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/fft_smem_test cuda/fftconv_long/fft_smem_test.cu
+	build/emu/fft_smem_test > build/emu/fft_smem_test.log; rc=$$?; tail -n 1 build/emu/fft_smem_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
 	build/emu/long_bwd_selftest --quick > build/emu/long_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/long_bwd_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest

@@ -254,13 +254,15 @@ stage_selftests() {
   pids+=($!)
   "${nv[@]}" -o "$bin/long_bwd_selftest" cuda/fftconv_long/long_bwd_selftest.cu &
   pids+=($!)
+  "${nv[@]}" -o "$bin/fft_smem_test" cuda/fftconv_long/fft_smem_test.cu &
+  pids+=($!)
   local pid
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   local prog progs=()
   if [ -n "${SELFTESTS:-}" ]; then
     IFS=',' read -r -a progs <<<"$SELFTESTS"
   else
-    progs=(monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check"
+    progs=(monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" fft_smem_test
            outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big"
            "outer_selftest --bench" "long_bwd_selftest --bench")
   fi

@@ -15,7 +15,7 @@ OUT=${OUT:-/tmp/sanitize_out}
 mkdir -p "$OUT"
 overall=0
 for prog in "monarch_selftest --small" "monarch_bwd_selftest --small" "dw_selftest --small" \
-            "generic_selftest --quick" "outer_selftest --quick" "long_bwd_selftest --quick"; do
+            "generic_selftest --quick" "outer_selftest --quick" "long_bwd_selftest --quick" fft_smem_test; do
   set -- $prog
   name=$1
   shift

@@ -270,6 +270,10 @@ inline unsigned int __brev(unsigned int x) {
   return r;
 }
 inline int __ffs(int x) { return x == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(x)) + 1; }
+[[noreturn]] inline void __trap() {
+  std::fprintf(stderr, "emulated __trap()\n");
+  std::abort();
+}
 
 // The slice of cuda/fftconv/monarch_core.cuh the outer passes use, emulated (that header is
 // inline PTX, which a host compiler cannot take). Same names and signatures.

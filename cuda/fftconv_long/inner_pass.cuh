@@ -32,6 +32,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -242,63 +243,148 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
 // ---------------------------------------------------------------------------------------
 // CUDA-core pieces (fp32): a CTA-wide radix-2 FFT in shared memory.
 // ---------------------------------------------------------------------------------------
-__device__ __forceinline__ int brev_n(int i, int lg) {
-  return lg == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(i)) >> (32 - lg));
-}
-
 __device__ __forceinline__ float2 tw_mul(float2 x, float2 w) {
   return make_float2(x.x * w.x - x.y * w.y, x.x * w.y + x.y * w.x);
 }
 
-// In-place radix-2 DIT FFT of z (n points, input bit-reversed, output natural; tw[i] = w_n^i,
-// i < n/2; `inverse` conjugates the twiddles, no scaling; the caller syncs before, this syncs
-// after). The stages run two at a time (stages
-// `half` and `2 half` on the four points a + {0, 1, 2, 3} half held in registers): the same
-// butterflies as one stage per pass, with half the shared-memory round trips and barriers.
-__device__ __forceinline__ void fft_dit(float2* z, const float2* tw, int n, bool inverse, int tid, int nth) {
-  int half = 1;
-  if ((__ffs(n) - 1) & 1) {  // an odd number of stages: one single stage first
-    for (int i = tid; i < n / 2; i += nth) {
-      const float2 xa = z[2 * i], xb = z[2 * i + 1];  // twiddle w^0 = 1
-      z[2 * i] = make_float2(xa.x + xb.x, xa.y + xb.y);
-      z[2 * i + 1] = make_float2(xa.x - xb.x, xa.y - xb.y);
-    }
-    __syncthreads();
-    half = 2;
+// w_n^e = exp(-2 pi i e / n) (conjugated for the inverse), 0 <= e < n <= 2^14: e / n is exact in
+// float, so sincospif rounds once.
+__device__ __forceinline__ float2 w_exp(int e, int n, bool inverse) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e) / static_cast<float>(n), &s, &c);
+  return make_float2(c, inverse ? -s : s);
+}
+
+// w_16^e for 0 <= e < 8 as constants (the register DFTs' twiddles; e is a compile-time constant
+// after unrolling, so the switch folds away).
+__device__ __forceinline__ float2 w16(int e, bool inverse) {
+  float c = 1.f, s = 0.f;
+  switch (e) {
+    case 1: c = 0.923879533f; s = 0.382683432f; break;
+    case 2: c = 0.707106781f; s = 0.707106781f; break;
+    case 3: c = 0.382683432f; s = 0.923879533f; break;
+    case 4: c = 0.f; s = 1.f; break;
+    case 5: c = -0.382683432f; s = 0.923879533f; break;
+    case 6: c = -0.707106781f; s = 0.707106781f; break;
+    case 7: c = -0.923879533f; s = 0.382683432f; break;
+    default: break;
   }
-  for (; half < n; half <<= 2) {
-    const int s1 = n / (2 * half), s2 = n / (4 * half);
-    for (int i = tid; i < n / 4; i += nth) {
-      const int pos = i & (half - 1);
-      const int a = ((i - pos) << 2) + pos;
-      float2 w1 = tw[pos * s1], w2a = tw[pos * s2], w2b = tw[(pos + half) * s2];
-      if (inverse) {
-        w1.y = -w1.y;
-        w2a.y = -w2a.y;
-        w2b.y = -w2b.y;
-      }
-      const float2 x0 = z[a], x1 = z[a + half], x2 = z[a + 2 * half], x3 = z[a + 3 * half];
-      float2 t = tw_mul(x1, w1);
-      const float2 y0 = make_float2(x0.x + t.x, x0.y + t.y), y1 = make_float2(x0.x - t.x, x0.y - t.y);
-      t = tw_mul(x3, w1);
-      const float2 y2 = make_float2(x2.x + t.x, x2.y + t.y), y3 = make_float2(x2.x - t.x, x2.y - t.y);
-      t = tw_mul(y2, w2a);
-      z[a] = make_float2(y0.x + t.x, y0.y + t.y);
-      z[a + 2 * half] = make_float2(y0.x - t.x, y0.y - t.y);
-      t = tw_mul(y3, w2b);
-      z[a + half] = make_float2(y1.x + t.x, y1.y + t.y);
-      z[a + 3 * half] = make_float2(y1.x - t.x, y1.y - t.y);
+  return make_float2(c, inverse ? s : -s);
+}
+
+// R-point DFT (R = 2, 4, 8, 16) of v in registers, natural order in and out: radix-2 DIT on the
+// bit-reversed copy, every index a compile-time constant once unrolled.
+template <int R>
+__device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
+  constexpr int LG = R == 2 ? 1 : (R == 4 ? 2 : (R == 8 ? 3 : 4));
+  static_assert((1 << LG) == R && R <= 16, "R must be 2, 4, 8 or 16");
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    int j = 0;
+#pragma unroll
+    for (int b = 0; b < LG; ++b) j |= ((i >> b) & 1) << (LG - 1 - b);
+    if (j > i) {
+      const float2 t = v[i];
+      v[i] = v[j];
+      v[j] = t;
     }
-    __syncthreads();
+  }
+#pragma unroll
+  for (int half = 1; half < R; half <<= 1) {
+#pragma unroll
+    for (int i = 0; i < R / 2; ++i) {
+      const int pos = i & (half - 1), a = ((i - pos) << 1) + pos, b = a + half;
+      const float2 t = tw_mul(v[b], w16(pos * (8 / half), inverse));  // w_(2 half)^pos
+      v[b] = make_float2(v[a].x - t.x, v[a].y - t.y);
+      v[a] = make_float2(v[a].x + t.x, v[a].y + t.y);
+    }
   }
 }
 
-__device__ __forceinline__ void build_tw(float2* tw, int n, int tid, int nth) {
-  for (int i = tid; i < n / 2; i += nth) {
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(i) / static_cast<float>(n), &s, &c);
-    tw[i] = make_float2(c, s);
+// Values per thread the shared-memory FFT holds in registers (per transformed array).
+constexpr int kFftValsPerThread = 16;  // 32 floats: no spills at 128 registers per thread
+
+// One Stockham pass of radix R over NA arrays at once (n points each, sub-transforms of length Ns
+// done): for j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point
+// DFT, outputs to (j - k) R + k + r Ns. All inputs are read before the barrier and written after
+// it, so the pass runs in place.
+template <int R, int NA>
+__device__ __forceinline__ void stockham_pass(float2* const (&zs)[NA], int n, int Ns, bool inverse, int tid,
+                                              int nth) {
+  constexpr int kJ = kFftValsPerThread / NA / R > 0 ? kFftValsPerThread / NA / R : 1;
+  const int nj = n / R, step = n / (Ns * R);
+  float2 v[NA][kJ][R];
+#pragma unroll
+  for (int q = 0; q < kJ; ++q) {
+    const int j = tid + q * nth;
+    if (j < nj) {
+      const int k = j & (Ns - 1);
+#pragma unroll
+      for (int a = 0; a < NA; ++a)
+#pragma unroll
+        for (int r = 0; r < R; ++r) v[a][q][r] = zs[a][j + r * nj];
+      if (Ns > 1) {
+        // w^r for r < R from w, w^2, w^4, w^8 (one sincospif, squarings, at most three products:
+        // a few float roundings, not r of them as a running product would accumulate).
+        float2 p2[4];
+        p2[0] = w_exp(k * step, n, inverse);
+#pragma unroll
+        for (int b = 1; b < 4; ++b) p2[b] = tw_mul(p2[b - 1], p2[b - 1]);
+#pragma unroll
+        for (int r = 1; r < R; ++r) {
+          float2 w = make_float2(1.f, 0.f);
+          bool first = true;
+#pragma unroll
+          for (int b = 0; b < 4; ++b)
+            if ((r >> b) & 1) {
+              w = first ? p2[b] : tw_mul(w, p2[b]);
+              first = false;
+            }
+#pragma unroll
+          for (int a = 0; a < NA; ++a) v[a][q][r] = tw_mul(v[a][q][r], w);
+        }
+      }
+#pragma unroll
+      for (int a = 0; a < NA; ++a) dft_reg<R>(v[a][q], inverse);
+    }
   }
+  __syncthreads();
+#pragma unroll
+  for (int q = 0; q < kJ; ++q) {
+    const int j = tid + q * nth;
+    if (j < nj) {
+      const int k = j & (Ns - 1), base = (j - k) * R + k;
+#pragma unroll
+      for (int a = 0; a < NA; ++a)
+#pragma unroll
+        for (int r = 0; r < R; ++r) zs[a][base + r * Ns] = v[a][q][r];
+    }
+  }
+  __syncthreads();
+}
+
+// In-place FFT of NA shared-memory arrays of n = 2^m points (16 <= n <= 16384), natural order in
+// and out, unnormalised; `inverse` uses w^-1. One radix-2/4/8 pass for the leftover factor, then
+// radix-16 Stockham passes in registers: log16(n) barriers pairs instead of log2(n). The caller syncs
+// before; this syncs after. Needs n <= kFftValsPerThread / NA * nth (else it traps: a launch error,
+// never a half-done transform).
+template <int NA>
+__device__ __forceinline__ void fft_smem(float2* const (&zs)[NA], int n, bool inverse, int tid, int nth) {
+  if (n > kFftValsPerThread / NA * nth) __trap();
+  // The small radix first, at Ns = 1 where it needs no twiddles; then radix 16.
+  int Ns = 1 << ((__ffs(n) - 1) & 3);  // the leftover factor 1, 2, 4 or 8 (n = it * 16^m)
+  switch (Ns) {
+    case 2: stockham_pass<2, NA>(zs, n, 1, inverse, tid, nth); break;
+    case 4: stockham_pass<4, NA>(zs, n, 1, inverse, tid, nth); break;
+    case 8: stockham_pass<8, NA>(zs, n, 1, inverse, tid, nth); break;
+    default: break;
+  }
+  for (; Ns < n; Ns *= 16) stockham_pass<16, NA>(zs, n, Ns, inverse, tid, nth);
+}
+
+__device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid, int nth) {
+  float2* const zs[1] = {z};
+  fft_smem<1>(zs, n, inverse, tid, nth);
 }
 
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
@@ -319,47 +405,31 @@ struct CcParams {
   float ksign;  // +1: K', -1: conj(K') (inner_forward_conj)
 };
 
-// fp32 inner step, one CTA per item: DIT forward, product with the slice (and 1/N2, the two
-// unitary scalings), bit-reversal permutation, DIT inverse, store.
-__global__ void __launch_bounds__(512) inner_cc_kernel(const CcParams p) {
-  JFF_DYN_SMEM(float2, smf);
+// fp32 inner step, one CTA per item: forward FFT, product with the slice (and 1/N2, the two
+// unitary scalings), inverse FFT, store.
+__global__ void __launch_bounds__(1024) inner_cc_kernel(const CcParams p) {
+  JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, tid = threadIdx.x, nth = blockDim.x;
-  float2* tw = smf;
-  float2* z = smf + N2 / 2;
-  build_tw(tw, N2, tid, nth);
   const int M1 = p.N1 / 2;
   const int64_t items = p.nrows * (M1 + 1);
   const float inv_n = 1.0f / static_cast<float>(N2);
-  __syncthreads();
   for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
     const int64_t r = item / (M1 + 1);
     const int j = static_cast<int>(item - r * (M1 + 1));
     float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
     float* wim = wre + N2;
     const float* ks = reinterpret_cast<const float*>(slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
-    for (int n = tid; n < N2; n += nth) z[brev_n(n, p.lgN2)] = item_input(wre, wim, j, M1, n, N2);
+    for (int n = tid; n < N2; n += nth) z[n] = item_input(wre, wim, j, M1, n, N2);
     __syncthreads();
-    fft_dit(z, tw, N2, false, tid, nth);
-    // times K / N2, moved to bit-reversed positions for the inverse (pairs swapped by one thread)
+    fft_smem(z, N2, false, tid, nth);
     for (int i = tid; i < N2; i += nth) {
-      const int b = brev_n(i, p.lgN2);
-      if (b < i) continue;
       const float* ki = ks + slice_offset(i, p.N0, p.RAD);
-      const float2 xi = z[i];
-      const float kir = ki[0], kii = p.ksign * ki[1];
-      const float2 yi = make_float2((xi.x * kir - xi.y * kii) * inv_n, (xi.x * kii + xi.y * kir) * inv_n);
-      if (b == i) {
-        z[i] = yi;
-      } else {
-        const float* kb = ks + slice_offset(b, p.N0, p.RAD);
-        const float2 xb = z[b];
-        const float kbr = kb[0], kbi = p.ksign * kb[1];
-        z[i] = make_float2((xb.x * kbr - xb.y * kbi) * inv_n, (xb.x * kbi + xb.y * kbr) * inv_n);
-        z[b] = yi;
-      }
+      const float2 x = z[i];
+      const float kr = ki[0], kim = p.ksign * ki[1];
+      z[i] = make_float2((x.x * kr - x.y * kim) * inv_n, (x.x * kim + x.y * kr) * inv_n);
     }
     __syncthreads();
-    fft_dit(z, tw, N2, true, tid, nth);
+    fft_smem(z, N2, true, tid, nth);
     for (int n = tid; n < N2; n += nth) {
       const float2 v = z[n];
       if (j > 0 && j < M1) {
@@ -393,15 +463,11 @@ struct KsParams {
 constexpr int kKsMaxSub = 8192;
 
 __global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
-  JFF_DYN_SMEM(float2, smf);
-  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  JFF_DYN_SMEM(float2, z);
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
-  float2* tw = smf;
-  float2* z = smf + SUB / 2;
-  build_tw(tw, SUB, tid, nth);
   const float scale = sqrtf(static_cast<float>(p.N1));
   const int64_t units = p.GH * (M1 + 1) * S;
-  __syncthreads();
   for (int64_t u = blockIdx.y; u < units; u += gridDim.y) {
     const int part = static_cast<int>(u % S);
     const int64_t gj = u / S, gh = gj / (M1 + 1);
@@ -417,10 +483,10 @@ __global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
         y.y += x.x * w.y + x.y * w.x;
       }
       const float2 w = cc::w_pow(int64_t(part) * n, N2);
-      z[brev_n(n, lgSub)] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
+      z[n] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
     }
     __syncthreads();
-    fft_dit(z, tw, SUB, false, tid, nth);
+    fft_smem(z, SUB, false, tid, nth);
     const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
     float* out = p.kspec + gj * int64_t(N2) * 2;
     if (S == 1) {
@@ -472,7 +538,7 @@ cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
 
 }  // namespace inner
 
-constexpr int64_t kInnerCcMaxN2 = 16384;  // fp32 row + twiddles: 12 * N2 bytes of shared memory
+constexpr int64_t kInnerCcMaxN2 = 16384;  // the fp32 row: 8 * N2 bytes of shared memory (32768: 256 KB)
 
 // Which N2 the inner step takes for a dtype (tensor cores for 16-bit, CUDA cores for fp32).
 inline bool inner_supported(Elem e, int64_t N2) {
@@ -519,11 +585,11 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int64_t sub = a.N2 < inner::kKsMaxSub ? a.N2 : inner::kKsMaxSub;
   p.lgS = ilog2(a.N2 / sub);
   inner::split_n2(a.N2, &p.N0, &p.RAD);
-  const size_t sm = sizeof(float2) * (sub / 2 + sub);
+  const size_t sm = sizeof(float2) * sub;
   auto kern = inner::inner_kspec_kernel;
   if ((err = detail::set_smem(kern, sm)) != cudaSuccess) return err;
   dim3 grid;
-  const int threads = sub >= 4096 ? 512 : 256;
+  const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   if ((err = inner::unit_grid(kern, threads, sm, a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), &grid)) != cudaSuccess)
     return err;
   JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
@@ -546,12 +612,12 @@ inline cudaError_t inner_step(const InnerArgs& a, cudaStream_t stream, bool conj
     p.lgN2 = ilog2(a.N2);
     p.ksign = conj ? -1.f : 1.f;
     if (!inner::split_n2(a.N2, &p.N0, &p.RAD)) return cudaErrorInvalidValue;
-    const size_t sm = sizeof(float2) * (a.N2 / 2 + a.N2);
+    const size_t sm = sizeof(float2) * a.N2;
     auto kern = inner::inner_cc_kernel;
     cudaError_t err = detail::set_smem(kern, sm);
     if (err != cudaSuccess) return err;
     dim3 grid;
-    const int threads = a.N2 >= 4096 ? 512 : 256;
+    const int threads = static_cast<int>(std::max<int64_t>(256, a.N2 / kFftValsPerThread));  // <= 1024
     if ((err = inner::unit_grid(kern, threads, sm, a.nrows * (a.N1 / 2 + 1), &grid)) != cudaSuccess) return err;
     JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
     return detail::last_error();

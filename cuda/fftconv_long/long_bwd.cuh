@@ -98,7 +98,9 @@ inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1,
 
 namespace bwd {
 
-constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 rows + twiddles: 80 KB)
+constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 rows: 64 KB)
+// dk_spec_kernel transforms two rows at once: kMaxSub / (kFftValsPerThread / 2) threads.
+constexpr int kSpecThreads = kMaxSub / (inner::kFftValsPerThread / 2);
 
 // Item j's complex input at n from a dtype workspace row (the inner step's split of row 0).
 template <typename T>
@@ -124,19 +126,17 @@ struct SpecParams {
 // First step of a radix-S decimation in frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
 template <typename T>
-__global__ void __launch_bounds__(256) dk_spec_kernel(const SpecParams p) {
+__global__ void __launch_bounds__(512) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
-  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
-  float2* tw = smf;
-  float2* zv = smf + SUB / 2;
-  float2* zg = zv + SUB;
-  inner::build_tw(tw, SUB, tid, nth);
+  float2* const zs[2] = {smf, smf + SUB};  // v's and g's rows, transformed together
+  float2* zv = zs[0];
+  float2* zg = zs[1];
   const float scale = 1.0f / static_cast<float>(N2);  // conj(DFT v) DFT g / N2 = conj(Yv) Yg (unitary)
   const int64_t GH = p.G * p.H, units = GH * (M1 + 1) * S;
   const T* wsv = static_cast<const T*>(p.ws_v);
   const T* wsg = static_cast<const T*>(p.ws_g);
-  __syncthreads();
   for (int64_t un = blockIdx.y; un < units; un += gridDim.y) {
     const int part = static_cast<int>(un % S);
     const int64_t gj = un / S, gh = gj / (M1 + 1);
@@ -150,10 +150,9 @@ __global__ void __launch_bounds__(256) dk_spec_kernel(const SpecParams p) {
       const T* vre = wsv + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
       const T* gre = wsg + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
       for (int n = tid; n < SUB; n += nth) {
-        const int q = inner::brev_n(n, lgSub);
         if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-          zv[q] = item_in(vre, vre + N2, j, M1, n, N2);
-          zg[q] = item_in(gre, gre + N2, j, M1, n, N2);
+          zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
+          zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
           continue;
         }
         float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
@@ -165,12 +164,11 @@ __global__ void __launch_bounds__(256) dk_spec_kernel(const SpecParams p) {
           yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
         }
         const float2 w = cc::w_pow(int64_t(part) * n, N2);
-        zv[q] = cc::c_mul(yv, w);
-        zg[q] = cc::c_mul(yg, w);
+        zv[n] = cc::c_mul(yv, w);
+        zg[n] = cc::c_mul(yg, w);
       }
       __syncthreads();
-      inner::fft_dit(zv, tw, SUB, false, tid, nth);
-      inner::fft_dit(zg, tw, SUB, false, tid, nth);
+      inner::fft_smem<2>(zs, SUB, false, tid, nth);
       for (int kq = tid; kq < SUB; kq += nth) {
         const float2 a = zv[kq], c = zg[kq];
         // conj(a) * c
@@ -200,19 +198,15 @@ struct InvSubParams {
 // In place per unit (gj, part): Y_part[m] = sum_kq X[part + S kq] w_SUB^(-kq m) (unnormalised),
 // stored back at position part + S m.
 __global__ void __launch_bounds__(256) dk_inv_sub_kernel(const InvSubParams p) {
-  JFF_DYN_SMEM(float2, smf);
-  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS, lgSub = p.lgN2 - p.lgS;
+  JFF_DYN_SMEM(float2, z);
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x;
-  float2* tw = smf;
-  float2* z = smf + SUB / 2;
-  inner::build_tw(tw, SUB, tid, nth);
-  __syncthreads();
   for (int64_t un = blockIdx.y; un < p.units; un += gridDim.y) {
     const int part = static_cast<int>(un % S);
     float2* row = p.spec + (un / S) * N2 + part;
-    for (int kq = tid; kq < SUB; kq += nth) z[inner::brev_n(kq, lgSub)] = row[int64_t(S) * kq];
+    for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
     __syncthreads();
-    inner::fft_dit(z, tw, SUB, true, tid, nth);
+    inner::fft_smem(z, SUB, true, tid, nth);
     for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
     __syncthreads();
   }
@@ -381,12 +375,12 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
       bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
-      const size_t sm_spec = sizeof(float2) * (sub / 2 + 2 * static_cast<size_t>(sub));
+      const size_t sm_spec = sizeof(float2) * 2 * static_cast<size_t>(sub);
       switch (a.dtype) {
-        case Elem::kF32: err = bwd::launch_units(bwd::dk_spec_kernel<float>, 256, sm_spec, units, stream, sp); break;
-        case Elem::kF16: err = bwd::launch_units(bwd::dk_spec_kernel<__half>, 256, sm_spec, units, stream, sp); break;
+        case Elem::kF32: err = bwd::launch_units(bwd::dk_spec_kernel<float>, bwd::kSpecThreads, sm_spec, units, stream, sp); break;
+        case Elem::kF16: err = bwd::launch_units(bwd::dk_spec_kernel<__half>, bwd::kSpecThreads, sm_spec, units, stream, sp); break;
         default:
-          err = bwd::launch_units(bwd::dk_spec_kernel<__nv_bfloat16>, 256, sm_spec, units, stream, sp);
+          err = bwd::launch_units(bwd::dk_spec_kernel<__nv_bfloat16>, bwd::kSpecThreads, sm_spec, units, stream, sp);
           break;
       }
       if (err != cudaSuccess) return err;
@@ -414,7 +408,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
     bwd::InvSubParams ip{spec, units, lgN2, lgS};
-    if ((err = bwd::launch_units(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * (sub / 2 + sub), units, stream, ip)) !=
+    if ((err = bwd::launch_units(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
         cudaSuccess)
       return err;
     bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};

@@ -39,15 +39,15 @@ bool split_of(const FftconvDims& d, Split* s) {
 size_t smem_needed(Elem e, int64_t N2, bool backward) {
   size_t sm = 0;
   if (e == Elem::kF32) {
-    sm = sizeof(float2) * static_cast<size_t>(N2 / 2 + N2);  // inner_cc_kernel
+    sm = sizeof(float2) * static_cast<size_t>(N2);  // inner_cc_kernel
   } else {
     dispatch_n(N2, [&](auto n0, auto rad) { sm = BigShape<n0(), rad()>::kSmem; });
   }
   const size_t ks = static_cast<size_t>(std::min<int64_t>(N2, inner::kKsMaxSub));
-  sm = std::max(sm, sizeof(float2) * (ks / 2 + ks));  // inner_kspec_kernel
+  sm = std::max(sm, sizeof(float2) * ks);  // inner_kspec_kernel
   if (backward) {
     const size_t sub = static_cast<size_t>(bwd::sub_of(N2));
-    sm = std::max(sm, sizeof(float2) * (sub / 2 + 2 * sub));  // dk_spec_kernel
+    sm = std::max(sm, sizeof(float2) * 2 * sub);  // dk_spec_kernel
   }
   return sm;
 }
