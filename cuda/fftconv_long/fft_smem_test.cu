@@ -13,7 +13,7 @@ using namespace jff::longconv;
 using cd = std::complex<double>;
 
 template <int NA>
-__global__ void fft_kernel(float2* data, int n, bool inverse) {
+__global__ void __launch_bounds__(1024) fft_kernel(float2* data, int n, bool inverse) {
   JFF_DYN_SMEM(float2, z);
   for (int i = threadIdx.x; i < NA * n; i += blockDim.x) z[i] = data[i];
   __syncthreads();
