@@ -85,29 +85,68 @@ def header(doc: dict) -> str:
     return text
 
 
+def gib(x) -> str:
+    return "–" if x is None else f"{x / 2**30:.1f}"
+
+
 def fftconv_section(doc: dict) -> list[str]:
     rows = doc["rows"]
     if not rows:
         return []
     r0 = rows[0]
+    # Long-N results: B (and H) chosen per size to fit, times also scaled to a common B, peak memory.
+    per_row_shape = len({(r["B"], r["H"]) for r in rows}) > 1
+    scaled = any("ours_ms_scaled" in r for r in rows)
+    peak = any("ours_peak_bytes" in r or "ours_peak_error" in r for r in rows)
+    shape = "B, H per row" if per_row_shape else f"B={r0['B']} H={r0['H']}"
+    cols = ["case", "N", "L"] + (["B", "H"] if per_row_shape else []) + ["mode", "jax_flashfft ms", "pure JAX ms"]
+    if scaled:
+        target = next(r["scaled_to_B"] for r in rows if "scaled_to_B" in r)
+        cols += [f"ours ms at B={target}", f"pure JAX ms at B={target}"]
+    cols += ["floor ms", "ours / floor", "pure JAX / ours", "err ours", "err pure JAX"]
+    if peak:
+        cols += ["peak GiB ours / pure JAX (ratio)"]
+    notes = (
+        "`full`: L = Lk = N with fft_size=N; `causal`: L = Lk = N/2 with fft_size=None. fwd+bwd returns the "
+        "gradients with respect to u, k and both gates. Floor: bytes that must cross memory ÷ measured copy "
+        "bandwidth. err: largest rel-L2 against float64."
+    )
+    if scaled:
+        notes += (" Times at the common B are the measured ones scaled linearly (the seed's method for sizes "
+                  "where B=64 does not fit); the ratios are those of the measured B.")
+    if peak:
+        notes += (" Peak: device memory in use at the peak of one jitted forward+backward, inputs and outputs "
+                  "included, each side in a fresh process.")
     out = [
-        f"#### fftconv: gated, {r0['dtype']}, {r0['layout']}, B={r0['B']} H={r0['H']}",
+        f"#### fftconv: gated, {r0['dtype']}, {r0['layout']}, {shape}",
         "",
         header(doc),
         "",
-        "`full`: L = Lk = N with fft_size=N; `causal`: L = Lk = N/2 with fft_size=None. fwd+bwd returns the "
-        "gradients with respect to u, k and both gates. Floor: bytes that must cross memory ÷ measured copy "
-        "bandwidth. err: largest rel-L2 against float64.",
+        notes,
         "",
-        "| case | N | L | mode | jax_flashfft ms | pure JAX ms | floor ms | ours / floor | pure JAX / ours | err ours | err pure JAX |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
     ]
     for r in rows:
-        out.append(
-            f"| {r['case']} | {size(r['N'])} | {size(r['L'])} | {r['mode']} | {ms(r.get('ours_ms'))} | "
-            f"{ms(r.get('baseline_ms'))} | {ms(r.get('floor_ms'))} | {rt(r.get('ours_over_floor'))} | "
-            f"{rt(r.get('baseline_over_ours'))} | {err(r.get('ours_rel_l2'))} | {err(r.get('baseline_rel_l2'))} |"
-        )
+        cells = [r["case"], size(r["N"]), size(r["L"])]
+        if per_row_shape:
+            cells += [str(r["B"]), str(r["H"])]
+        cells += [r["mode"], ms(r.get("ours_ms")), ms(r.get("baseline_ms"))]
+        if scaled:  # derived from the row itself, also for rows measured without --scale-to-batch
+            cells += [ms(None if r.get(f"{side}_ms") is None else r[f"{side}_ms"] * target / r["B"])
+                      for side in ("ours", "baseline")]
+        cells += [ms(r.get("floor_ms")), rt(r.get("ours_over_floor")), rt(r.get("baseline_over_ours")),
+                  err(r.get("ours_rel_l2")), err(r.get("baseline_rel_l2"))]
+        if peak:
+            if r["mode"] != "fwd+bwd":
+                cells.append("")
+            elif r.get("ours_peak_bytes") is None and r.get("baseline_peak_bytes") is None:
+                cells.append("out of memory" if r.get("ours_peak_error") else "not measured")
+            else:
+                ratio = r.get("peak_ratio")
+                cells.append(f"{gib(r.get('ours_peak_bytes'))} / {gib(r.get('baseline_peak_bytes'))}"
+                             + (f" ({ratio:.2f})" if ratio is not None else ""))
+        out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
 
