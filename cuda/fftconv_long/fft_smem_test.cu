@@ -1,10 +1,11 @@
 // Check of the shared-memory fp32 FFT of the long path (inner::fft_smem in inner_pass.cuh: radix-16
 // Stockham passes in registers plus one radix-2/4/8 pass), used by the filter spectra, the fp32 inner
 // step and dk's kernels. Every size 16 .. 16384, forward and inverse, one and two arrays at once,
-// at the fewest threads it allows and at the callers' 256 / 512, against a float64 DFT.
+// at the fewest threads it allows and at the callers' 256 / 512, against a float64 FFT (common/host_fft.h).
 //   GPU:       nvcc -std=c++17 -O3 -arch=sm_90a -Icuda -o /tmp/fft_smem_test cuda/fftconv_long/fft_smem_test.cu
 //   emulated:  cuda/fftconv_long/emu_build.sh /tmp/fft_smem_emu cuda/fftconv_long/fft_smem_test.cu
 #include "fftconv_long/selftest_util.h"  // first: under the emulation, emu.h precedes all kernel code
+#include "common/host_fft.h"
 #include "fftconv_long/inner_pass.cuh"
 
 namespace {
@@ -26,27 +27,6 @@ __global__ void __launch_bounds__(1024) fft_kernel(float2* data, int n, bool inv
   for (int i = threadIdx.x; i < NA * n; i += blockDim.x) data[i] = z[i];
 }
 
-// Iterative radix-2 FFT in double (sign -1 forward, +1 inverse, unnormalised).
-void fft64(std::vector<cd>& x, bool inverse) {
-  const size_t n = x.size();
-  for (size_t i = 1, j = 0; i < n; ++i) {
-    size_t bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) std::swap(x[i], x[j]);
-  }
-  for (size_t len = 2; len <= n; len <<= 1) {
-    const double ang = (inverse ? 2 : -2) * M_PI / static_cast<double>(len);
-    for (size_t i = 0; i < n; i += len)
-      for (size_t k = 0; k < len / 2; ++k) {
-        const cd w = std::polar(1.0, ang * static_cast<double>(k));
-        const cd a = x[i + k], b = x[i + k + len / 2] * w;
-        x[i + k] = a + b;
-        x[i + k + len / 2] = a - b;
-      }
-  }
-}
-
 template <int NA>
 bool run_case(int n, int nth, bool inverse, std::mt19937& rng) {
   std::normal_distribution<float> nd;
@@ -66,7 +46,9 @@ bool run_case(int n, int nth, bool inverse, std::mt19937& rng) {
   for (int a = 0; a < NA; ++a) {
     std::vector<cd> x(n);
     for (int i = 0; i < n; ++i) x[i] = cd(h[a * n + i].x, h[a * n + i].y);
-    fft64(x, inverse);
+    jff::host::Fft(x, inverse);
+    if (inverse)  // jff::host::Fft scales its inverse by 1/n; fft_smem does not scale
+      for (cd& v : x) v *= static_cast<double>(n);
     double num = 0, den = 0;
     for (int i = 0; i < n; ++i) {
       num += std::norm(cd(out[a * n + i].x, out[a * n + i].y) - x[i]);

@@ -131,6 +131,16 @@ uint8_t* aligned_base(void* scratch, size_t bytes, size_t need) {
   return reinterpret_cast<uint8_t*>(q);
 }
 
+// The problem's plan and the aligned base of the caller's scratch; nullptr when the problem is not the long
+// path's (layout, size) or the scratch is too small.
+template <typename Plan, typename MakePlan>
+uint8_t* plan_and_base(const FftconvDims& d, void* scratch, size_t bytes, MakePlan make_plan, Plan* p) {
+  Split s;
+  if (d.layout != kBHL || !split_of(d, &s)) return nullptr;
+  *p = make_plan(d, s);
+  return aligned_base(scratch, bytes, p->total);
+}
+
 }  // namespace
 
 bool long_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
@@ -153,11 +163,10 @@ size_t long_bwd_scratch_bytes(const FftconvDims& d) {
 
 cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
-  Split s;
-  if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
-  const FwdPlan p = fwd_plan(d, s);
-  uint8_t* base = aligned_base(scratch, scratch_bytes, p.total);
+  FwdPlan p;
+  uint8_t* base = plan_and_base(d, scratch, scratch_bytes, fwd_plan, &p);
   if (base == nullptr) return cudaErrorInvalidValue;
+  const Split& s = p.s;
   const Elem e = elem_of(d.dtype);
   float* kspec = reinterpret_cast<float*>(base);
   void* work = base + p.kspec;
@@ -180,11 +189,10 @@ cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch
 
 cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
-  Split s;
-  if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
-  const BwdPlan p = bwd_plan(d, s);
-  uint8_t* base = aligned_base(scratch, scratch_bytes, p.total);
+  BwdPlan p;
+  uint8_t* base = plan_and_base(d, scratch, scratch_bytes, bwd_plan, &p);
   if (base == nullptr) return cudaErrorInvalidValue;
+  const Split& s = p.s;
   float* kspec = reinterpret_cast<float*>(base);
   void* rest = base + p.kspec;
   const int64_t GH = d.G * d.H;
