@@ -45,6 +45,26 @@
 namespace jff {
 namespace longconv {
 
+// Per-step timing for the self-test's --bench: when BwdArgs::marks is set, long_backward records an event
+// (created by the caller) on the stream after each step, with the step's name. Chunks repeat the names.
+struct StepMarks {
+  static constexpr int kMax = 64;
+  cudaEvent_t ev[kMax];
+  const char* name[kMax];
+  int n = 0;
+};
+
+inline cudaError_t mark(StepMarks* m, const char* name, cudaStream_t stream) {
+#ifndef JFF_LONG_EMU
+  if (m == nullptr || m->n >= StepMarks::kMax) return cudaSuccess;
+  m->name[m->n] = name;
+  return cudaEventRecord(m->ev[m->n++], stream);
+#else
+  (void)m, (void)name, (void)stream;
+  return cudaSuccess;
+#endif
+}
+
 struct BwdArgs {
   Elem dtype;
   // Inputs, BHL rows (row r = b * H + h). The workspaces hold chunk_b batch entries at a time.
@@ -68,6 +88,7 @@ struct BwdArgs {
   // aligned), first written after the last chunk's inner steps. The caller may lend memory that is
   // dead by then, e.g. the kspec buffer itself (at least as large); nullptr: a part of `scratch`.
   float* dk_ws = nullptr;
+  StepMarks* marks = nullptr;  // self-test timing only (see StepMarks)
   // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
   // spectrum accumulates across them in the same order, so the results are bitwise the same
   // for every chunk size; the two workspaces shrink to chunk_b * H rows.
@@ -359,6 +380,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   const int64_t units = GH * (M1 + 1) * (N2 / sub);
   cudaError_t err;
+  if ((err = mark(a.marks, "start", stream)) != cudaSuccess) return err;
 
   for (int64_t b0 = 0; b0 < a.B; b0 += cb) {
     const int64_t nb = a.B - b0 < cb ? a.B - b0 : cb, row0 = b0 * a.H, nr = nb * a.H;
@@ -370,6 +392,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     }
     OuterFwdArgs fg{a.dtype, a.dy, a.post, ws_g, row0, nr, a.L, N1, N2};
     if ((err = outer_forward(fg, stream, path)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, "outer forward of v and g", stream)) != cudaSuccess) return err;
 
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
@@ -384,6 +407,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
           break;
       }
       if (err != cudaSuccess) return err;
+      if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
     }
 
     // 4. dpost = dy * (conv(v, k) + skip v): the forward pipeline with post := dy.
@@ -392,16 +416,20 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       if ((err = inner_forward(nv, stream)) != cudaSuccess) return err;
       OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
       if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
+      if ((err = mark(a.marks, "dpost: inner step + outer inverse", stream)) != cudaSuccess) return err;
     }
 
     // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
     InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
     if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
     if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, "du: outer inverse", stream)) != cudaSuccess) return err;
     if (a.dpre != nullptr) {
       OuterInvArgs ip{a.dtype, ws_g, a.u, nullptr, nullptr, nullptr, a.dpre, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
       if ((err = outer_inverse(ip, stream, path)) != cudaSuccess) return err;
+      if ((err = mark(a.marks, "dpre: outer inverse", stream)) != cudaSuccess) return err;
     }
   }
 
@@ -416,6 +444,8 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       return err;
     OuterInvArgs ik{Elem::kF32, wsk, nullptr, nullptr, nullptr, nullptr, a.dk, 0, GH, a.Lk, a.H, a.G, a.R, N1, N2};
     if ((err = outer_inverse(ik, stream, OuterPath::kCudaCore)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, "dk: inverse (sub FFTs, combine, fp32 outer inverse)", stream)) != cudaSuccess)
+      return err;
   }
 
   // 3b. dskip from the inputs (all rows; its own fixed-order reduction).
@@ -433,6 +463,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
                                  static_cast<const double*>(skp), a.dskip, a.B, a.H, a.G, a.R)) != cudaSuccess)
       return err;
+    if ((err = mark(a.marks, "dskip", stream)) != cudaSuccess) return err;
   }
   return cudaSuccess;
 }

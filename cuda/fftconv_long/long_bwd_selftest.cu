@@ -316,6 +316,24 @@ void bench() {
     ba.dskip = dskip;
     ba.scratch = scr;
     const double ms = time_ms([&] { CK(long_backward(ba, nullptr)); }, 5);
+    // One more run with an event after each step: where the time goes.
+    StepMarks marks;
+    for (cudaEvent_t& e : marks.ev) CK(cudaEventCreate(&e));
+    ba.marks = &marks;
+    CK(long_backward(ba, nullptr));
+    CK(cudaDeviceSynchronize());
+    ba.marks = nullptr;
+    std::vector<std::pair<std::string, double>> steps;  // summed over chunks, in first-seen order
+    for (int i = 1; i < marks.n; ++i) {
+      float t = 0;
+      CK(cudaEventElapsedTime(&t, marks.ev[i - 1], marks.ev[i]));
+      auto it = std::find_if(steps.begin(), steps.end(), [&](const auto& x) { return x.first == marks.name[i]; });
+      if (it == steps.end())
+        steps.emplace_back(marks.name[i], t);
+      else
+        it->second += t;
+    }
+    for (cudaEvent_t e : marks.ev) CK(cudaEventDestroy(e));
     OuterFwdArgs fa{b.e, t[1], t[2], scr, 0, rows, L, N1, N2};
     InnerArgs na{b.e, scr, ks, 0, rows, b.H, 1, 1, N1, N2};
     OuterInvArgs ia{b.e, scr, t[3], nullptr, nullptr, nullptr, t[4], 0, rows, L, b.H, 1, 1, N1, N2};
@@ -333,6 +351,7 @@ void bench() {
                 " (%.3f ms at copy %.0f GB/s); forward pipeline %.3f ms\n",
                 ename(b.e), static_cast<long long>(b.N), N1, static_cast<long long>(N2), static_cast<long long>(b.Bt),
                 static_cast<long long>(b.H), ms, ms / floor_ms, floor_ms, bw * 1e-9, fwd);
+    for (const auto& st : steps) std::printf("    %-55s %8.3f ms\n", st.first.c_str(), st.second);
     std::fflush(stdout);
     for (void* q : t) dev_free(q);
     for (float* q : {kf, skip, ks, kscr, dk, dskip}) dev_free(q);
