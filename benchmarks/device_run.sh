@@ -207,6 +207,10 @@ stage_sanitize() {
     compute-sanitizer --tool "$tool" "${filter[@]}" --target-processes all --error-exitcode 99 --print-limit 100 \
       "$PYTHON" "$script" || rc=1
   done
+  # The long-N path through XLA at N = 64K and 1M (forward, backward, float64 check of y).
+  echo "--- compute-sanitizer --tool memcheck benchmarks/sanitize_long.py"
+  (cd /tmp && compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 100 \
+    "$PYTHON" "$ROOT/benchmarks/sanitize_long.py") || rc=1
   rm -f "$script"
   return $rc
 }
