@@ -302,7 +302,7 @@ __device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
 }
 
 // Values per thread the shared-memory FFT holds in registers (per transformed array).
-constexpr int kFftValsPerThread = 16;  // 32 floats: no spills at 128 registers per thread
+constexpr int kFftValsPerThread = 16;  // 32 floats held across each pass's barrier
 
 // One Stockham pass of radix R over NA arrays at once (n points each, sub-transforms of length Ns
 // done): for j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point
