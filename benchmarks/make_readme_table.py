@@ -96,7 +96,7 @@ def fftconv_section(doc: dict) -> list[str]:
     r0 = rows[0]
     # Long-N results: B (and H) chosen per size to fit, times also scaled to a common B, peak memory.
     per_row_shape = len({(r["B"], r["H"]) for r in rows}) > 1
-    scaled = any("ours_ms_scaled" in r for r in rows)
+    scaled = any("scaled_to_B" in r for r in rows)
     peak = any("ours_peak_bytes" in r or "ours_peak_error" in r for r in rows)
     shape = "B, H per row" if per_row_shape else f"B={r0['B']} H={r0['H']}"
     cols = ["case", "N", "L"] + (["B", "H"] if per_row_shape else []) + ["mode", "jax_flashfft ms", "pure JAX ms"]

@@ -1,0 +1,40 @@
+"""benchmarks/make_readme_table.py: the fftconv table's long-N columns (B and H per row, times scaled to a
+common B, peak memory) come from the rows themselves."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import make_readme_table  # noqa: E402
+
+
+def _row(n, b, h, mode, ours, base, **extra):
+    return {
+        "op": "fftconv", "mode": mode, "case": "full", "dtype": "bfloat16", "layout": "BHL", "B": b, "H": h,
+        "L": n, "Lk": n, "N": n, "floor_ms": 1.0, "ours_ms": ours, "baseline_ms": base,
+        "ours_over_floor": ours, "baseline_over_ours": base / ours if ours else None, **extra,
+    }  # fmt: skip
+
+
+def _write(tmp_path, rows):
+    meta = {"benchmark": "fftconv-long", "platform": "gpu", "device_kind": "NVIDIA H200", "jax_version": "0",
+            "date_utc": "2026-12-01T00:00:00Z", "copy_bandwidth": {"bandwidth_Bps": 4e12}}
+    (tmp_path / "gpu-fftconv-long.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+
+
+def test_long_rows_show_shape_scaled_times_and_peak(tmp_path):
+    _write(tmp_path, [
+        _row(1 << 16, 16, 768, "fwd+bwd", 40.0, 50.0, scaled_to_B=64, ours_peak_bytes=3 * 2**30,
+             baseline_peak_bytes=6 * 2**30, peak_ratio=0.5),
+        _row(1 << 22, 1, 384, "fwd", 60.0, 62.0),  # no scaled field: derived from the row's own B
+        _row(1 << 22, 1, 768, "fwd+bwd", None, None, ours_peak_error="RESOURCE_EXHAUSTED"),
+    ])  # fmt: skip
+    text = make_readme_table.section(False, tmp_path)
+    lines = [x for x in text.splitlines() if x.startswith("| full")]
+    assert "B, H per row" in text and "ours ms at B=64" in text and "peak GiB" in text
+    # 40 ms at B=16 is 160 ms at B=64; 60 ms at B=1 is 3840 ms.
+    assert lines[0].split(" | ")[3:5] == ["16", "768"] and "| 160 | 200 |" in lines[0]
+    assert "3.0 / 6.0 (0.50)" in lines[0]
+    assert "| 3840 | 3968 |" in lines[1]
+    assert lines[2].endswith("out of memory |")
