@@ -516,24 +516,24 @@ __global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
   }
 }
 
-// One-dimensional grid over `units` work items (gridDim.y, as detail::grid_for sizes it).
-template <typename K>
-cudaError_t unit_grid(K kern, int threads, size_t smem, int64_t units, dim3* grid) {
-  return detail::grid_for(kern, threads, smem, 1, units, grid);
+// Sets the shared-memory limit, sizes a one-dimensional grid over `units` work items (gridDim.y, as
+// detail::grid_for sizes it; the kernel loops over the rest) and launches; the first error.
+template <typename K, typename... A>
+cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
+  cudaError_t err = detail::set_smem(kern, smem);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = detail::grid_for(kern, threads, smem, 1, units, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
+  return detail::last_error();
 }
 
 template <typename T, int N0, int RAD, bool CONJ = false>
 cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
   constexpr int WARPS = tc_warps(N0, RAD);
   TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1};
-  auto kern = inner_tc_kernel<T, N0, RAD, WARPS, CONJ>;
-  const size_t sm = BigShape<N0, RAD>::kSmem;
-  cudaError_t err = detail::set_smem(kern, sm);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = unit_grid(kern, WARPS * 32, sm, a.nrows * (a.N1 / 2 + 1), &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), sm, stream, p);
-  return detail::last_error();
+  return launch_units(inner_tc_kernel<T, N0, RAD, WARPS, CONJ>, WARPS * 32, BigShape<N0, RAD>::kSmem,
+                      a.nrows * (a.N1 / 2 + 1), stream, p);
 }
 
 }  // namespace inner
@@ -585,15 +585,9 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int64_t sub = a.N2 < inner::kKsMaxSub ? a.N2 : inner::kKsMaxSub;
   p.lgS = ilog2(a.N2 / sub);
   inner::split_n2(a.N2, &p.N0, &p.RAD);
-  const size_t sm = sizeof(float2) * sub;
-  auto kern = inner::inner_kspec_kernel;
-  if ((err = detail::set_smem(kern, sm)) != cudaSuccess) return err;
-  dim3 grid;
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
-  if ((err = inner::unit_grid(kern, threads, sm, a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), &grid)) != cudaSuccess)
-    return err;
-  JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
-  return detail::last_error();
+  return inner::launch_units(inner::inner_kspec_kernel, threads, sizeof(float2) * sub,
+                             a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), stream, p);
 }
 
 namespace inner {
@@ -612,15 +606,8 @@ inline cudaError_t inner_step(const InnerArgs& a, cudaStream_t stream, bool conj
     p.lgN2 = ilog2(a.N2);
     p.ksign = conj ? -1.f : 1.f;
     if (!inner::split_n2(a.N2, &p.N0, &p.RAD)) return cudaErrorInvalidValue;
-    const size_t sm = sizeof(float2) * a.N2;
-    auto kern = inner::inner_cc_kernel;
-    cudaError_t err = detail::set_smem(kern, sm);
-    if (err != cudaSuccess) return err;
-    dim3 grid;
     const int threads = static_cast<int>(std::max<int64_t>(256, a.N2 / kFftValsPerThread));  // <= 1024
-    if ((err = inner::unit_grid(kern, threads, sm, a.nrows * (a.N1 / 2 + 1), &grid)) != cudaSuccess) return err;
-    JFF_LAUNCH(kern, grid, dim3(threads), sm, stream, p);
-    return detail::last_error();
+    return launch_units(inner_cc_kernel, threads, sizeof(float2) * a.N2, a.nrows * (a.N1 / 2 + 1), stream, p);
   }
   cudaError_t err = cudaErrorInvalidValue;
   const bool bf = a.dtype == Elem::kBF16;

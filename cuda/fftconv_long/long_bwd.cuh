@@ -333,15 +333,7 @@ __global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, floa
   }
 }
 
-template <typename K, typename... A>
-cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
-  cudaError_t err = detail::set_smem(kern, smem);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = inner::unit_grid(kern, threads, smem, units, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
-  return detail::last_error();
-}
+using inner::launch_units;  // inner_pass.cuh
 
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
@@ -400,8 +392,12 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
       const size_t sm_spec = sizeof(float2) * 2 * static_cast<size_t>(sub);
       switch (a.dtype) {
-        case Elem::kF32: err = bwd::launch_units(bwd::dk_spec_kernel<float>, bwd::kSpecThreads, sm_spec, units, stream, sp); break;
-        case Elem::kF16: err = bwd::launch_units(bwd::dk_spec_kernel<__half>, bwd::kSpecThreads, sm_spec, units, stream, sp); break;
+        case Elem::kF32:
+          err = bwd::launch_units(bwd::dk_spec_kernel<float>, bwd::kSpecThreads, sm_spec, units, stream, sp);
+          break;
+        case Elem::kF16:
+          err = bwd::launch_units(bwd::dk_spec_kernel<__half>, bwd::kSpecThreads, sm_spec, units, stream, sp);
+          break;
         default:
           err = bwd::launch_units(bwd::dk_spec_kernel<__nv_bfloat16>, bwd::kSpecThreads, sm_spec, units, stream, sp);
           break;

@@ -33,26 +33,12 @@ using cd = std::complex<double>;
 
 double bar(Elem e) { return e == Elem::kF32 ? 1e-5 : (e == Elem::kBF16 ? 2e-2 : 5e-3); }
 
-struct Case {
-  Elem e;
-  int N1;
-  int64_t N2, B, H, L, Lk, G, R;
-  bool pre, post, skip;
-};
-
-std::string case_name(const Case& c) {
-  char b[220];
-  std::snprintf(b, sizeof b, "%s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld R=%lld%s%s%s", ename(c.e), c.N1,
-                static_cast<long long>(c.N2), static_cast<long long>(c.B), static_cast<long long>(c.H),
-                static_cast<long long>(c.L), static_cast<long long>(c.Lk), static_cast<long long>(c.G),
-                static_cast<long long>(c.R), c.pre ? " pre" : "", c.post ? " post" : "", c.skip ? " skip" : "");
-  return b;
-}
+using Case = LongCase;  // selftest_util.h
 
 void run_case(const Case& c, uint64_t seed) {
   const int N1 = c.N1;
   const int64_t N2 = c.N2, N = N1 * N2, rows = c.B * c.H, L = c.L, Lk = c.Lk, GH = c.G * c.H;
-  const std::string name = case_name(c);
+  const std::string name = long_case_name(c);
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> U(-1, 1);
   const size_t es = elem_bytes(c.e), act = rows * L * es;

@@ -46,6 +46,33 @@ using cd = std::complex<double>;
 double bar_e2e(Elem e) { return e == Elem::kF32 ? 1e-5 : (e == Elem::kBF16 ? 2e-2 : 5e-3); }
 double bar_pass(Elem e) { return e == Elem::kF32 ? 2e-6 : (e == Elem::kBF16 ? 1.2e-2 : 1.5e-3); }
 
+// y against the float64 gated circular convolution post * (conv(v, k) + skip * v) of every row, straight from
+// the FFT form (v_of(r, t) = pre * u from the rounded inputs, skip_of(g * H + h) the skip weight or 0, post
+// nullptr when absent): the rel-L2 goes into acc; returns how many outputs were left unwritten (NaN).
+template <typename VOf, typename SkipOf>
+int64_t check_gated_conv(const HostBuf& y, VOf v_of, const std::vector<double>& k, SkipOf skip_of,
+                         const HostBuf* post, int64_t rows, int64_t H, int64_t G, int64_t R, int64_t L, int64_t Lk,
+                         int64_t N, ErrAcc* acc) {
+  int64_t unwritten = 0;
+  std::vector<cd> a(N);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = r / H, h = r % H, gh = group_of(b, R, G) * H + h;
+    std::fill(a.begin(), a.end(), cd(0, 0));
+    for (int64_t t = 0; t < L; ++t) a[t] = v_of(r, t);
+    jff::host::Fft(a, false);
+    const std::vector<cd> kh = host::filter_spectrum(k.data() + gh * Lk, Lk, 0.0, N);
+    for (int64_t f = 0; f < N; ++f) a[f] *= kh[f];
+    jff::host::Fft(a, true);
+    for (int64_t t = 0; t < L; ++t) {
+      double want = a[t].real() + skip_of(gh) * v_of(r, t);
+      if (post != nullptr) want *= post->get(r * L + t);
+      acc->add(y.get(r * L + t), want);
+      unwritten += y.is_nan(r * L + t);
+    }
+  }
+  return unwritten;
+}
+
 struct Case {
   Elem e;
   int N1;
@@ -250,24 +277,9 @@ void run_case(const Case& c, uint64_t seed) {
     run_inv(Q, y2);
     // float64 reference straight from the definition's FFT form.
     ErrAcc acc;
-    int64_t unw = 0;
-    std::vector<cd> a(N);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
-      std::fill(a.begin(), a.end(), cd(0, 0));
-      for (int64_t t = 0; t < L; ++t) a[t] = v_of(r, t);
-      jff::host::Fft(a, false);
-      const std::vector<cd> kh = host::filter_spectrum(k.data() + (g * c.H + h) * c.Lk, c.Lk, 0.0, N);
-      for (int64_t f = 0; f < N; ++f) a[f] *= kh[f];
-      jff::host::Fft(a, true);
-      for (int64_t t = 0; t < L; ++t) {
-        double want = a[t].real();
-        if (c.skip != 0) want += skip[g * c.H + h] * v_of(r, t);
-        if (c.post) want *= post.get(r * L + t);
-        acc.add(y.get(r * L + t), want);
-        unw += y.is_nan(r * L + t);
-      }
-    }
+    const int64_t unw = check_gated_conv(
+        y, v_of, k, [&](int64_t gh) { return c.skip != 0 ? skip[gh] : 0.0; }, c.post ? &post : nullptr, rows, c.H, c.G,
+        c.R, L, c.Lk, N, &acc);
     char d[160];
     std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.0e) unwritten %lld", acc.rel(), bar_e2e(c.e),
                   static_cast<long long>(unw));
@@ -284,21 +296,7 @@ void run_case(const Case& c, uint64_t seed) {
 }
 
 // ---------------- inner step (inner_pass.cuh) and the whole pipeline ----------------
-struct InnerCase {
-  Elem e;
-  int N1;
-  int64_t N2, B, H, L, Lk, G, R;
-  bool pre, post, skip;  // skip folded into the slices
-};
-
-std::string inner_name(const InnerCase& c) {
-  char b[200];
-  std::snprintf(b, sizeof b, "%s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld R=%lld%s%s%s", ename(c.e), c.N1,
-                static_cast<long long>(c.N2), static_cast<long long>(c.B), static_cast<long long>(c.H),
-                static_cast<long long>(c.L), static_cast<long long>(c.Lk), static_cast<long long>(c.G),
-                static_cast<long long>(c.R), c.pre ? " pre" : "", c.post ? " post" : "", c.skip ? " skip" : "");
-  return b;
-}
+using InnerCase = LongCase;  // selftest_util.h
 
 // The inner step's own bars (it is about half of the pipeline's roundings, see notes_long.md 4).
 double bar_inner(Elem e) { return e == Elem::kF32 ? 2e-6 : (e == Elem::kBF16 ? 1.2e-2 : 1.5e-3); }
@@ -316,7 +314,7 @@ double bar_inner(Elem e) { return e == Elem::kF32 ? 2e-6 : (e == Elem::kBF16 ? 1
 void run_inner_case(const InnerCase& c, uint64_t seed) {
   const int N1 = c.N1, M = N1 / 2;
   const int64_t N2 = c.N2, N = N1 * N2, rows = c.B * c.H, L = c.L, GH = c.G * c.H;
-  const std::string name = inner_name(c);
+  const std::string name = long_case_name(c);
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> U(-1, 1);
   const size_t es = elem_bytes(c.e);
@@ -446,25 +444,10 @@ void run_inner_case(const InnerCase& c, uint64_t seed) {
     pipeline(y);
     pipeline(y2);
     ErrAcc acc;
-    int64_t unw = 0;
-    std::vector<cd> a(N);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
-      std::fill(a.begin(), a.end(), cd(0, 0));
-      auto v_of = [&](int64_t t) { return c.pre ? u.get(r * L + t) * pre.get(r * L + t) : u.get(r * L + t); };
-      for (int64_t t = 0; t < L; ++t) a[t] = v_of(t);
-      jff::host::Fft(a, false);
-      const std::vector<cd> kh = host::filter_spectrum(kd.data() + (g * c.H + h) * c.Lk, c.Lk, 0.0, N);
-      for (int64_t f = 0; f < N; ++f) a[f] *= kh[f];
-      jff::host::Fft(a, true);
-      for (int64_t t = 0; t < L; ++t) {
-        double want = a[t].real();
-        if (c.skip) want += skipf[g * c.H + h] * v_of(t);
-        if (c.post) want *= post.get(r * L + t);
-        acc.add(y.get(r * L + t), want);
-        unw += y.is_nan(r * L + t);
-      }
-    }
+    auto v_of = [&](int64_t r, int64_t t) { return c.pre ? u.get(r * L + t) * pre.get(r * L + t) : u.get(r * L + t); };
+    const int64_t unw = check_gated_conv(
+        y, v_of, kd, [&](int64_t gh) { return c.skip ? static_cast<double>(skipf[gh]) : 0.0; },
+        c.post ? &post : nullptr, rows, c.H, c.G, c.R, L, c.Lk, N, &acc);
     char d[160];
     std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.0e) unwritten %lld", acc.rel(), bar_e2e(c.e),
                   static_cast<long long>(unw));

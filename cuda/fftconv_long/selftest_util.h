@@ -91,6 +91,24 @@ struct HostBuf {
 
 const char* ename(Elem e) { return e == Elem::kF32 ? "f32" : (e == Elem::kBF16 ? "bf16" : "f16"); }
 
+// One case of the long-N inner-step and backward self-tests: dtype, split N = N1 * N2, shape, filter groups
+// (G groups, R batch entries per group), which gates, and a skip term (folded into the filter slices).
+struct LongCase {
+  Elem e;
+  int N1;
+  int64_t N2, B, H, L, Lk, G, R;
+  bool pre, post, skip;
+};
+
+inline std::string long_case_name(const LongCase& c) {
+  char b[220];
+  std::snprintf(b, sizeof b, "%s N1=%d N2=%lld B=%lld H=%lld L=%lld Lk=%lld G=%lld R=%lld%s%s%s", ename(c.e), c.N1,
+                static_cast<long long>(c.N2), static_cast<long long>(c.B), static_cast<long long>(c.H),
+                static_cast<long long>(c.L), static_cast<long long>(c.Lk), static_cast<long long>(c.G),
+                static_cast<long long>(c.R), c.pre ? " pre" : "", c.post ? " post" : "", c.skip ? " skip" : "");
+  return b;
+}
+
 struct ErrAcc {
   double num = 0, den = 0;
   int64_t nan = 0;
