@@ -57,21 +57,24 @@ ffi::Error GetDeviceProps(const char* op, int ordinal, generic::DeviceProps* out
   return ffi::Error::Success();
 }
 
-// Plan, allocate scratch, and hand back both; `op` names the target in errors.
-ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool has_post,
-                           int32_t device, ffi::ScratchAllocator& scratch, generic::Plan* plan,
-                           void** mem) {
-  generic::DeviceProps props;
-  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
-  JFF_RETURN_IF_ERROR(generic::MakePlan(d, bwd, has_post, props, generic::PlanOptions{}, plan));
-  std::optional<void*> p = scratch.Allocate(plan->scratch_bytes, 16);
+// `bytes` of XLA's scratch (16-byte aligned) into *mem, or a resource-exhausted error naming `op`.
+ffi::Error AllocateScratch(const char* op, ffi::ScratchAllocator& scratch, size_t bytes, void** mem) {
+  std::optional<void*> p = scratch.Allocate(bytes, 16);
   if (!p.has_value()) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
-                      std::string("jax_flashfft: ") + op + ": could not allocate " +
-                          std::to_string(plan->scratch_bytes) + " bytes of device scratch");
+                      std::string("jax_flashfft: ") + op + ": could not allocate " + std::to_string(bytes) +
+                          " bytes of device scratch");
   }
   *mem = *p;
   return ffi::Error::Success();
+}
+
+// Plan, allocate scratch, and hand back both; `op` names the target in errors.
+ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool has_post,
+                           const generic::DeviceProps& props, ffi::ScratchAllocator& scratch,
+                           generic::Plan* plan, void** mem) {
+  JFF_RETURN_IF_ERROR(generic::MakePlan(d, bwd, has_post, props, generic::PlanOptions{}, plan));
+  return AllocateScratch(op, scratch, plan->scratch_bytes, mem);
 }
 
 void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.untyped_data(); }
@@ -80,22 +83,15 @@ void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.unt
 // when it supports the problem; sets *ran to false (and does nothing) otherwise, so the caller
 // tries the next path and finally the generic one.
 template <typename Args, typename Supported, typename ScratchBytes, typename Launch>
-ffi::Error TryFastPath(const char* op, const Args& a, int32_t device,
-                             ffi::ScratchAllocator& scratch, cudaStream_t stream,
-                             const char* path, Supported supported, ScratchBytes scratch_bytes,
-                             Launch launch, bool* ran) {
+ffi::Error TryFastPath(const char* op, const Args& a, const generic::DeviceProps& props,
+                       ffi::ScratchAllocator& scratch, cudaStream_t stream, const char* path, Supported supported,
+                       ScratchBytes scratch_bytes, Launch launch, bool* ran) {
   *ran = false;
-  generic::DeviceProps props;
-  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
   const size_t bytes = scratch_bytes(a.d);
-  std::optional<void*> mem = scratch.Allocate(bytes, 16);
-  if (!mem.has_value()) {
-    return ffi::Error(ffi::ErrorCode::kResourceExhausted,
-                      std::string("jax_flashfft: ") + op + ": could not allocate " +
-                          std::to_string(bytes) + " bytes of device scratch");
-  }
-  cudaError_t e = launch(a, stream, *mem, bytes);
+  void* mem = nullptr;
+  JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
+  cudaError_t e = launch(a, stream, mem, bytes);
   if (e != cudaSuccess) return CudaError(op, path, e);
   *ran = true;
   return ffi::Error::Success();
@@ -123,16 +119,18 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
 
   // The fused tensor-core kernels (N <= 32768) and the long path (N >= 65536) take the shapes they
   // support; the generic path covers everything else.
+  generic::DeviceProps props;
+  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
                                   monarch_fwd_scratch_bytes, monarch_fwd, &ran));
   if (ran) return ffi::Error::Success();
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "long-N kernels", long_fwd_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "long-N kernels", long_fwd_supported,
                                   long_fwd_scratch_bytes, long_fwd, &ran));
   if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;
-  JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, false, a.post != nullptr, device, scratch, &plan, &mem));
+  JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, false, a.post != nullptr, props, scratch, &plan, &mem));
   return generic::RunFwd(a, plan, mem, stream);
 }
 
@@ -175,16 +173,18 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.dpost = a.post ? dpost->untyped_data() : nullptr;
   a.dskip = a.skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
 
+  generic::DeviceProps props;
+  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "tensor-core kernel", monarch_bwd_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_bwd_supported,
                                   monarch_bwd_scratch_bytes, monarch_bwd, &ran));
   if (ran) return ffi::Error::Success();
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, device, scratch, stream, "long-N kernels", long_bwd_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "long-N kernels", long_bwd_supported,
                                   long_bwd_scratch_bytes, long_bwd, &ran));
   if (ran) return ffi::Error::Success();
   generic::Plan plan;
   void* mem = nullptr;
-  JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, true, a.post != nullptr, device, scratch, &plan, &mem));
+  JFF_RETURN_IF_ERROR(PlanAndAllocate(op, d, true, a.post != nullptr, props, scratch, &plan, &mem));
   return generic::RunBwd(a, plan, mem, stream);
 }
 
