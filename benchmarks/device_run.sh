@@ -28,6 +28,8 @@
 #   SELFTESTS              selftests stage: comma-separated programs with flags to run (default: all, with the
 #                          long-N --big and --bench runs; over 10 minutes in all, so split it across calls)
 #   SELFTESTS_SANITIZE     selftests stage: 0 leaves out compute-sanitizer (default 1)
+#   PROFILE, NCU_ARGS      selftests stage: comma-separated programs with flags to run under `ncu $NCU_ARGS`
+#                          after the self-tests (e.g. NCU_ARGS="-k regex:kspec -c 2 --section SpeedOfLight")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -243,25 +245,6 @@ stage_selftests() {
   mkdir -p "$bin"
   jaxinc=$("$PYTHON" -c "import jax.ffi; print(jax.ffi.include_dir())") || return 1
   local nv=(nvcc -std=c++17 -O3 "-gencode=arch=compute_${arch},code=sm_${arch}" -Icuda "-I$jaxinc")
-  # In parallel: each is one or two translation units and the machine has cores to spare.
-  local pids=()
-  "${nv[@]}" -o "$bin/monarch_selftest" cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &
-  pids+=($!)
-  "${nv[@]}" -DJFF_WITH_FWD -o "$bin/monarch_bwd_selftest" cuda/fftconv/monarch_bwd_selftest.cu \
-    cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu &
-  pids+=($!)
-  "${nv[@]}" --expt-relaxed-constexpr -o "$bin/generic_selftest" cuda/fftconv/generic_selftest.cu &
-  pids+=($!)
-  "${nv[@]}" -o "$bin/dw_selftest" cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu &
-  pids+=($!)
-  "${nv[@]}" -o "$bin/outer_selftest" cuda/fftconv_long/outer_selftest.cu &
-  pids+=($!)
-  "${nv[@]}" -o "$bin/long_bwd_selftest" cuda/fftconv_long/long_bwd_selftest.cu &
-  pids+=($!)
-  "${nv[@]}" -o "$bin/fft_smem_test" cuda/fftconv_long/fft_smem_test.cu &
-  pids+=($!)
-  local pid
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   local prog progs=()
   if [ -n "${SELFTESTS:-}" ]; then
     IFS=',' read -r -a progs <<<"$SELFTESTS"
@@ -270,10 +253,34 @@ stage_selftests() {
            outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big"
            "outer_selftest --bench" "long_bwd_selftest --bench")
   fi
+  # Only the programs named (and the ones the profile stage names), in parallel: each is one or two
+  # translation units and the machine has cores to spare.
+  local profs=()
+  [ -z "${PROFILE:-}" ] || IFS=',' read -r -a profs <<<"$PROFILE"
+  local names=" ${progs[*]%% *} ${profs[*]%% *} " pids=() pid
+  build_one() {  # NAME SOURCES/FLAGS...: built when NAME is wanted
+    local name=$1
+    shift
+    case $names in *" $name"*) "${nv[@]}" -o "$bin/$name" "$@" & pids+=($!) ;; esac
+  }
+  build_one monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu
+  build_one monarch_bwd_selftest -DJFF_WITH_FWD cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu \
+    cuda/fftconv/monarch_fwd.cu
+  build_one generic_selftest --expt-relaxed-constexpr cuda/fftconv/generic_selftest.cu
+  build_one dw_selftest cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu
+  build_one outer_selftest cuda/fftconv_long/outer_selftest.cu
+  build_one long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
+  build_one fft_smem_test cuda/fftconv_long/fft_smem_test.cu
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   for prog in "${progs[@]}"; do
     echo "--- $prog"
     # shellcheck disable=SC2086  # program and its flags
     (cd "$bin" && ./$prog) || rc=1
+  done
+  for prog in "${profs[@]}"; do
+    echo "--- ncu ${NCU_ARGS:-} $prog"
+    # shellcheck disable=SC2086
+    (cd "$bin" && ncu ${NCU_ARGS:-} ./$prog) || rc=1
   done
   [ "${SELFTESTS_SANITIZE:-1}" = 0 ] || OUT=$OUT/sanitize_selftests bash benchmarks/sanitize_selftests.sh "$bin" || rc=1
   [ -d "$OUT/sanitize_selftests" ] && (cd "$OUT" && tar czf sanitize_selftests.tar.gz sanitize_selftests && rm -r sanitize_selftests)

@@ -474,7 +474,10 @@ __global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
     const int j = static_cast<int>(gj - gh * (M1 + 1));
     const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
     const float* wim = wre + N2;
-    for (int n = tid; n < SUB; n += nth) {
+    // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
+    // an int64 modulo and a sincospif per element.
+    for (int n = tid; S == 1 && n < SUB; n += nth) z[n] = item_input(wre, wim, j, M1, int64_t(n), N2);
+    for (int n = tid; S > 1 && n < SUB; n += nth) {
       float2 y = make_float2(0.f, 0.f);
       for (int s = 0; s < S; ++s) {
         const float2 x = item_input(wre, wim, j, M1, n + int64_t(s) * SUB, N2);
