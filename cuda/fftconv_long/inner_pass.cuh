@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_pass.cuh"
@@ -387,6 +388,27 @@ __device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid
   fft_smem<1>(zs, n, inverse, tid, nth);
 }
 
+// The same with the size a compile-time constant, 2^LGN. Kernels that run two transforms, or one
+// in a loop, need it: with a run-time size ptxas keeps the passes' register arrays in local
+// memory there (200-1100 bytes of spills at 64-80 registers), with a constant one it needs ~72
+// registers and no spill. (One transform with a run-time size compiles well: 64, no spill.)
+template <int LGN>
+__device__ __forceinline__ void fft_smem_fixed(float2* z, bool inverse, int tid, int nth) {
+  fft_smem(z, 1 << LGN, inverse, tid, nth);
+}
+
+// Calls f(std::integral_constant<int, LG>{}) for LG == lg, LO <= lg <= HI (the sizes a kernel using
+// fft_smem_fixed is instantiated for); cudaErrorInvalidValue for any other lg.
+template <int LO, int HI, typename F>
+cudaError_t dispatch_lg(int lg, F&& f) {
+  if constexpr (LO > HI) {
+    return cudaErrorInvalidValue;
+  } else {
+    if (lg == LO) return f(std::integral_constant<int, LO>{});
+    return dispatch_lg<LO + 1, HI>(lg, f);
+  }
+}
+
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
 __device__ __forceinline__ float2 item_input(const float* wre, const float* wim, int j, int M1, int64_t n,
                                              int64_t N2) {
@@ -407,42 +429,44 @@ struct CcParams {
 
 // fp32 inner step, one CTA per item: forward FFT, product with the slice (and 1/N2, the two
 // unitary scalings), inverse FFT, store.
-__global__ void __launch_bounds__(1024) inner_cc_kernel(const CcParams p) {
+// Threads of the fp32 inner step's CTA for N2 = 2^LG: kFftValsPerThread values each, at least 256.
+constexpr int cc_threads(int lg) { return (1 << lg) / kFftValsPerThread > 256 ? (1 << lg) / kFftValsPerThread : 256; }
+
+template <int LGN2>
+__global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc_kernel(const CcParams p) {
   JFF_DYN_SMEM(float2, z);
-  const int N2 = 1 << p.lgN2, tid = threadIdx.x, nth = blockDim.x;
+  constexpr int N2 = 1 << LGN2;
+  const int tid = threadIdx.x, nth = blockDim.x;
   const int M1 = p.N1 / 2;
-  const int64_t items = p.nrows * (M1 + 1);
   const float inv_n = 1.0f / static_cast<float>(N2);
-  for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
-    const int64_t r = item / (M1 + 1);
-    const int j = static_cast<int>(item - r * (M1 + 1));
-    float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    float* wim = wre + N2;
-    const float* ks = reinterpret_cast<const float*>(slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
-    for (int n = tid; n < N2; n += nth) z[n] = item_input(wre, wim, j, M1, n, N2);
-    __syncthreads();
-    fft_smem(z, N2, false, tid, nth);
-    for (int i = tid; i < N2; i += nth) {
-      const float* ki = ks + slice_offset(i, p.N0, p.RAD);
-      const float2 x = z[i];
-      const float kr = ki[0], kim = p.ksign * ki[1];
-      z[i] = make_float2((x.x * kr - x.y * kim) * inv_n, (x.x * kim + x.y * kr) * inv_n);
+  const int64_t item = blockIdx.x;  // one item per CTA (launch_per_unit)
+  const int64_t r = item / (M1 + 1);
+  const int j = static_cast<int>(item - r * (M1 + 1));
+  float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  float* wim = wre + N2;
+  const float* ks = reinterpret_cast<const float*>(slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
+  for (int n = tid; n < N2; n += nth) z[n] = item_input(wre, wim, j, M1, n, N2);
+  __syncthreads();
+  fft_smem_fixed<LGN2>(z, false, tid, nth);
+  for (int i = tid; i < N2; i += nth) {
+    const float* ki = ks + slice_offset(i, p.N0, p.RAD);
+    const float2 x = z[i];
+    const float kr = ki[0], kim = p.ksign * ki[1];
+    z[i] = make_float2((x.x * kr - x.y * kim) * inv_n, (x.x * kim + x.y * kr) * inv_n);
+  }
+  __syncthreads();
+  fft_smem_fixed<LGN2>(z, true, tid, nth);
+  for (int n = tid; n < N2; n += nth) {
+    const float2 v = z[n];
+    if (j > 0 && j < M1) {
+      wre[n] = v.x;
+      wim[n] = v.y;
+    } else if (j == 0) {
+      wre[n] = v.x;
+    } else {
+      const float2 w = twist(n, N2);
+      wim[n] = v.x * w.x + v.y * w.y;
     }
-    __syncthreads();
-    fft_smem(z, N2, true, tid, nth);
-    for (int n = tid; n < N2; n += nth) {
-      const float2 v = z[n];
-      if (j > 0 && j < M1) {
-        wre[n] = v.x;
-        wim[n] = v.y;
-      } else if (j == 0) {
-        wre[n] = v.x;
-      } else {
-        const float2 w = twist(n, N2);
-        wim[n] = v.x * w.x + v.y * w.y;
-      }
-    }
-    __syncthreads();
   }
 }
 
@@ -462,60 +486,57 @@ struct KsParams {
 
 constexpr int kKsMaxSub = 8192;
 
-__global__ void __launch_bounds__(512) inner_kspec_kernel(const KsParams p) {
+__global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
   const float scale = sqrtf(static_cast<float>(p.N1));
-  const int64_t units = p.GH * (M1 + 1) * S;
-  for (int64_t u = blockIdx.y; u < units; u += gridDim.y) {
-    const int part = static_cast<int>(u % S);
-    const int64_t gj = u / S, gh = gj / (M1 + 1);
-    const int j = static_cast<int>(gj - gh * (M1 + 1));
-    const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    const float* wim = wre + N2;
-    // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
-    // an int64 modulo and a sincospif per element.
-    for (int n = tid; S == 1 && n < SUB; n += nth) z[n] = item_input(wre, wim, j, M1, int64_t(n), N2);
-    for (int n = tid; S > 1 && n < SUB; n += nth) {
-      float2 y = make_float2(0.f, 0.f);
-      for (int s = 0; s < S; ++s) {
-        const float2 x = item_input(wre, wim, j, M1, n + int64_t(s) * SUB, N2);
-        const float2 w = cc::w_pow(int64_t(part) * s, S);
-        y.x += x.x * w.x - x.y * w.y;
-        y.y += x.x * w.y + x.y * w.x;
-      }
-      const float2 w = cc::w_pow(int64_t(part) * n, N2);
-      z[n] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
+  const int64_t u = blockIdx.x;  // one unit per CTA (launch_per_unit)
+  const int part = static_cast<int>(u % S);
+  const int64_t gj = u / S, gh = gj / (M1 + 1);
+  const int j = static_cast<int>(gj - gh * (M1 + 1));
+  const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const float* wim = wre + N2;
+  // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
+  // an int64 modulo and a sincospif per element.
+  for (int n = tid; S == 1 && n < SUB; n += nth) z[n] = item_input(wre, wim, j, M1, int64_t(n), N2);
+  for (int n = tid; S > 1 && n < SUB; n += nth) {
+    float2 y = make_float2(0.f, 0.f);
+    for (int s = 0; s < S; ++s) {
+      const float2 x = item_input(wre, wim, j, M1, n + int64_t(s) * SUB, N2);
+      const float2 w = cc::w_pow(int64_t(part) * s, S);
+      y.x += x.x * w.x - x.y * w.y;
+      y.y += x.x * w.y + x.y * w.x;
     }
-    __syncthreads();
-    fft_smem(z, SUB, false, tid, nth);
-    const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
-    float* out = p.kspec + gj * int64_t(N2) * 2;
-    if (S == 1) {
-      // The whole slice in this CTA: write it in its own order, float4 `idx` = frequencies
-      // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords), so the stores are coalesced.
-      const int half_m = p.RAD * p.RAD / 2;
-      float4* o4 = reinterpret_cast<float4*>(out);
-      for (int idx = tid; idx < N2 / 2; idx += nth) {
-        const int k0 = idx / half_m, r = idx - k0 * half_m;
-        int k1, k2;
-        if (p.RAD == 16)
-          frag_coords<16>(r, k1, k2);
-        else
-          frag_coords<32>(r, k1, k2);
-        const float2 a = z[k0 + p.N0 * (k1 + p.RAD * k2)], b = z[k0 + p.N0 * (k1 + p.RAD * (k2 + 1))];
-        o4[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
-      }
-    } else {
-      for (int kq = tid; kq < SUB; kq += nth) {
-        const int64_t k2 = part + int64_t(S) * kq;
-        float* o = out + slice_offset(k2, p.N0, p.RAD);
-        o[0] = z[kq].x * scale + sk;
-        o[1] = z[kq].y * scale;
-      }
+    const float2 w = cc::w_pow(int64_t(part) * n, N2);
+    z[n] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
+  }
+  __syncthreads();
+  fft_smem(z, SUB, false, tid, nth);
+  const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
+  float* out = p.kspec + gj * int64_t(N2) * 2;
+  if (S == 1) {
+    // The whole slice in this CTA: write it in its own order, float4 `idx` = frequencies
+    // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords), so the stores are coalesced.
+    const int half_m = p.RAD * p.RAD / 2;
+    float4* o4 = reinterpret_cast<float4*>(out);
+    for (int idx = tid; idx < N2 / 2; idx += nth) {
+      const int k0 = idx / half_m, r = idx - k0 * half_m;
+      int k1, k2;
+      if (p.RAD == 16)
+        frag_coords<16>(r, k1, k2);
+      else
+        frag_coords<32>(r, k1, k2);
+      const float2 a = z[k0 + p.N0 * (k1 + p.RAD * k2)], b = z[k0 + p.N0 * (k1 + p.RAD * (k2 + 1))];
+      o4[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
     }
-    __syncthreads();
+  } else {
+    for (int kq = tid; kq < SUB; kq += nth) {
+      const int64_t k2 = part + int64_t(S) * kq;
+      float* o = out + slice_offset(k2, p.N0, p.RAD);
+      o[0] = z[kq].x * scale + sk;
+      o[1] = z[kq].y * scale;
+    }
   }
 }
 
@@ -528,6 +549,19 @@ cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaSt
   dim3 grid;
   if ((err = detail::grid_for(kern, threads, smem, 1, units, &grid)) != cudaSuccess) return err;
   JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
+  return detail::last_error();
+}
+
+// One CTA per work item (blockIdx.x = the item). The kernels whose shared-memory FFT would sit in a
+// loop over items use this: in such a loop ptxas keeps the FFT's register arrays in local memory
+// (500-950 bytes of spills at 64 registers, or ~170 registers unconstrained), while the same code
+// without the loop needs 64 registers and no spill.
+template <typename K, typename... A>
+cudaError_t launch_per_unit(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
+  if (units < 1 || units > INT32_MAX) return cudaErrorInvalidValue;
+  cudaError_t err = detail::set_smem(kern, smem);
+  if (err != cudaSuccess) return err;
+  JFF_LAUNCH(kern, dim3(static_cast<unsigned>(units)), dim3(threads), smem, stream, args...);
   return detail::last_error();
 }
 
@@ -589,7 +623,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   p.lgS = ilog2(a.N2 / sub);
   inner::split_n2(a.N2, &p.N0, &p.RAD);
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
-  return inner::launch_units(inner::inner_kspec_kernel, threads, sizeof(float2) * sub,
+  return inner::launch_per_unit(inner::inner_kspec_kernel, threads, sizeof(float2) * sub,
                              a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), stream, p);
 }
 
@@ -609,8 +643,10 @@ inline cudaError_t inner_step(const InnerArgs& a, cudaStream_t stream, bool conj
     p.lgN2 = ilog2(a.N2);
     p.ksign = conj ? -1.f : 1.f;
     if (!inner::split_n2(a.N2, &p.N0, &p.RAD)) return cudaErrorInvalidValue;
-    const int threads = static_cast<int>(std::max<int64_t>(256, a.N2 / kFftValsPerThread));  // <= 1024
-    return launch_units(inner_cc_kernel, threads, sizeof(float2) * a.N2, a.nrows * (a.N1 / 2 + 1), stream, p);
+    return dispatch_lg<8, 14>(p.lgN2, [&](auto lg) {  // N2 = 256 .. kInnerCcMaxN2
+      return launch_per_unit(inner_cc_kernel<lg()>, cc_threads(lg()), sizeof(float2) * a.N2,
+                             a.nrows * (a.N1 / 2 + 1), stream, p);
+    });
   }
   cudaError_t err = cudaErrorInvalidValue;
   const bool bf = a.dtype == Elem::kBF16;

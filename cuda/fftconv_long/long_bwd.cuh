@@ -37,6 +37,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "fftconv_long/inner_pass.cuh"
 #include "fftconv_long/long_plan.h"
@@ -120,8 +121,9 @@ inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1,
 namespace bwd {
 
 constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 rows: 64 KB)
-// dk_spec_kernel transforms two rows at once: kMaxSub / (kFftValsPerThread / 2) threads.
-constexpr int kSpecThreads = kMaxSub / (inner::kFftValsPerThread / 2);
+// dk_spec_kernel transforms its two rows one after the other (two rows per pass would double the
+// registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
+constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 
 // Item j's complex input at n from a dtype workspace row (the inner step's split of row 0).
 template <typename T>
@@ -138,99 +140,91 @@ struct SpecParams {
   const void* ws_v;
   const void* ws_g;
   float2* spec;
-  int64_t b0, nb, H, G, R;  // the workspaces hold batch entries b0 .. b0+nb-1
+  int64_t row, H, g;  // this launch's batch entry: workspace rows row .. row + H - 1, its filter group g;
+                      // row < 0: group g has no batch entry (G > B), its S is zero
   int N1, lgN2, lgS;
-  bool accumulate;          // add to S (a later chunk) instead of starting it
+  bool accumulate;    // add to S (a later batch entry of group g) instead of starting it
 };
 
-// One unit = (gh, j, part): frequencies k2 = part + S*kq of item j's slice of dk's spectrum.
-// First step of a radix-S decimation in frequency folded into the load:
+// One CTA per unit (h, j, part) of one batch entry (a launch per entry, in ascending batch order:
+// the fixed summation order of dk, bitwise reproducible without atomics): frequencies
+// k2 = part + S*kq of item j's slice of dk's spectrum. First step of a radix-S decimation in
+// frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
-template <typename T>
-__global__ void __launch_bounds__(512) dk_spec_kernel(const SpecParams p) {
+template <typename T, int LGSUB>
+__global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
-  const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
+  constexpr int SUB = 1 << LGSUB;
+  const int N2 = 1 << p.lgN2, S = 1 << p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x, M1 = p.N1 / 2;
-  float2* const zs[2] = {smf, smf + SUB};  // v's and g's rows, transformed together
-  float2* zv = zs[0];
-  float2* zg = zs[1];
+  float2* zv = smf;  // v's and g's rows
+  float2* zg = smf + SUB;
   const float scale = 1.0f / static_cast<float>(N2);  // conj(DFT v) DFT g / N2 = conj(Yv) Yg (unitary)
-  const int64_t GH = p.G * p.H, units = GH * (M1 + 1) * S;
-  const T* wsv = static_cast<const T*>(p.ws_v);
-  const T* wsg = static_cast<const T*>(p.ws_g);
-  for (int64_t un = blockIdx.y; un < units; un += gridDim.y) {
-    const int part = static_cast<int>(un % S);
-    const int64_t gj = un / S, gh = gj / (M1 + 1);
-    const int j = static_cast<int>(gj - gh * (M1 + 1));
-    const int64_t g = gh / p.H, h = gh - g * p.H;
-    float2* out = p.spec + gj * N2;
-    bool first = !p.accumulate;
-    for (int64_t b = p.b0; b < p.b0 + p.nb; ++b) {  // ascending batch order: the fixed summation order
-      if (group_of(b, p.R, p.G) != g) continue;
-      const int64_t r = (b - p.b0) * p.H + h;  // workspace row
-      const T* vre = wsv + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-      const T* gre = wsg + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-      for (int n = tid; n < SUB; n += nth) {
-        if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-          zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
-          zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
-          continue;
-        }
-        float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
-        for (int s = 0; s < S; ++s) {
-          const int64_t t = n + int64_t(s) * SUB;
-          const float2 w = cc::w_pow(int64_t(part) * s, S);
-          const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
-          yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
-          yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
-        }
-        const float2 w = cc::w_pow(int64_t(part) * n, N2);
-        zv[n] = cc::c_mul(yv, w);
-        zg[n] = cc::c_mul(yg, w);
-      }
-      __syncthreads();
-      inner::fft_smem<2>(zs, SUB, false, tid, nth);
-      for (int kq = tid; kq < SUB; kq += nth) {
-        const float2 a = zv[kq], c = zg[kq];
-        // conj(a) * c
-        const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
-        float2* o = out + part + int64_t(S) * kq;
-        if (first) {
-          *o = pr;
-        } else {
-          const float2 prev = *o;  // written by this same thread for the previous row
-          *o = make_float2(prev.x + pr.x, prev.y + pr.y);
-        }
-      }
-      first = false;
-      __syncthreads();  // the next row's load overwrites zv / zg
+  const int64_t un = blockIdx.x;
+  const int part = static_cast<int>(un % S);
+  const int64_t hj = un / S, h = hj / (M1 + 1);
+  const int j = static_cast<int>(hj - h * (M1 + 1));
+  float2* out = p.spec + ((p.g * p.H + h) * (M1 + 1) + j) * N2;
+  if (p.row < 0) {
+    for (int kq = tid; kq < SUB; kq += nth) out[part + int64_t(S) * kq] = make_float2(0.f, 0.f);
+    return;
+  }
+  const int64_t r = p.row + h;  // workspace row
+  const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  for (int n = tid; n < SUB; n += nth) {
+    if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
+      zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
+      zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
+      continue;
     }
-    if (first)  // no rows of this group in the first chunk (or at all, G > B): start from zero
-      for (int kq = tid; kq < SUB; kq += nth) out[part + int64_t(S) * kq] = make_float2(0.f, 0.f);
+    float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
+    for (int s = 0; s < S; ++s) {
+      const int64_t t = n + int64_t(s) * SUB;
+      const float2 w = cc::w_pow(int64_t(part) * s, S);
+      const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
+      yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
+      yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
+    }
+    const float2 w = cc::w_pow(int64_t(part) * n, N2);
+    zv[n] = cc::c_mul(yv, w);
+    zg[n] = cc::c_mul(yg, w);
+  }
+  __syncthreads();
+  inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
+  inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
+  for (int kq = tid; kq < SUB; kq += nth) {
+    const float2 a = zv[kq], c = zg[kq];
+    // conj(a) * c
+    const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+    float2* o = out + part + int64_t(S) * kq;
+    if (p.accumulate) {
+      const float2 prev = *o;  // the previous batch entry's launch wrote it
+      *o = make_float2(prev.x + pr.x, prev.y + pr.y);
+    } else {
+      *o = pr;
+    }
   }
 }
 
 struct InvSubParams {
   float2* spec;
-  int64_t units;  // GH * (N1/2 + 1) * S
   int lgN2, lgS;
 };
 
 // In place per unit (gj, part): Y_part[m] = sum_kq X[part + S kq] w_SUB^(-kq m) (unnormalised),
 // stored back at position part + S m.
-__global__ void __launch_bounds__(256) dk_inv_sub_kernel(const InvSubParams p) {
+__global__ void __launch_bounds__(256, 4) dk_inv_sub_kernel(const InvSubParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x;
-  for (int64_t un = blockIdx.y; un < p.units; un += gridDim.y) {
-    const int part = static_cast<int>(un % S);
-    float2* row = p.spec + (un / S) * N2 + part;
-    for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
-    __syncthreads();
-    inner::fft_smem(z, SUB, true, tid, nth);
-    for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
-    __syncthreads();
-  }
+  const int64_t un = blockIdx.x;
+  const int part = static_cast<int>(un % S);
+  float2* row = p.spec + (un / S) * N2 + part;
+  for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
+  __syncthreads();
+  inner::fft_smem(z, SUB, true, tid, nth);
+  for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
 }
 
 struct CombineParams {
@@ -333,7 +327,8 @@ __global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, floa
   }
 }
 
-using inner::launch_units;  // inner_pass.cuh
+using inner::launch_per_unit;  // inner_pass.cuh
+using inner::launch_units;
 
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
@@ -371,6 +366,23 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   const int64_t units = GH * (M1 + 1) * (N2 / sub);
+  // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
+  std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
+  auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
+    const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
+    const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
+    const int64_t n = a.H * (M1 + 1) * (N2 / sub);
+    return inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
+      switch (a.dtype) {
+        case Elem::kF32:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+        case Elem::kF16:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<__half, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+        default:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<__nv_bfloat16, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+      }
+    });
+  };
   cudaError_t err;
   if ((err = mark(a.marks, "start", stream)) != cudaSuccess) return err;
 
@@ -389,20 +401,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
-      bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
-      const size_t sm_spec = sizeof(float2) * 2 * static_cast<size_t>(sub);
-      switch (a.dtype) {
-        case Elem::kF32:
-          err = bwd::launch_units(bwd::dk_spec_kernel<float>, bwd::kSpecThreads, sm_spec, units, stream, sp);
-          break;
-        case Elem::kF16:
-          err = bwd::launch_units(bwd::dk_spec_kernel<__half>, bwd::kSpecThreads, sm_spec, units, stream, sp);
-          break;
-        default:
-          err = bwd::launch_units(bwd::dk_spec_kernel<__nv_bfloat16>, bwd::kSpecThreads, sm_spec, units, stream, sp);
-          break;
+      for (int64_t b = b0; b < b0 + nb; ++b) {
+        const int64_t g = group_of(b, a.R, a.G);
+        if ((err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
+        group_started[g] = 1;
       }
-      if (err != cudaSuccess) return err;
       if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
     }
 
@@ -431,8 +434,10 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
-    bwd::InvSubParams ip{spec, units, lgN2, lgS};
-    if ((err = bwd::launch_units(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
+    for (int64_t g = 0; g < a.G; ++g)
+      if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
+    bwd::InvSubParams ip{spec, lgN2, lgS};
+    if ((err = bwd::launch_per_unit(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
         cudaSuccess)
       return err;
     bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};
