@@ -1,4 +1,4 @@
-// Check of the shared-memory fp32 FFT of the long path (fft_smem in inner_pass.cuh: radix-16
+// Check of the shared-memory fp32 FFT of the long path (inner::fft_smem in inner_pass.cuh: radix-16
 // Stockham passes in registers plus one radix-2/4/8 pass), used by the filter spectra, the fp32 inner
 // step and dk's kernels. Every size 16 .. 16384, forward and inverse, one and two arrays at once,
 // at the fewest threads it allows and at the callers' 256 / 512, against a float64 FFT (common/host_fft.h).
@@ -19,10 +19,10 @@ __global__ void __launch_bounds__(1024) fft_kernel(float2* data, int n, bool inv
   for (int i = threadIdx.x; i < NA * n; i += blockDim.x) z[i] = data[i];
   __syncthreads();
   if constexpr (NA == 1) {
-    fft_smem(z, n, inverse, threadIdx.x, blockDim.x);
+    inner::fft_smem(z, n, inverse, threadIdx.x, blockDim.x);
   } else {
     float2* const zs[2] = {z, z + n};
-    fft_smem<2>(zs, n, inverse, threadIdx.x, blockDim.x);
+    inner::fft_smem<2>(zs, n, inverse, threadIdx.x, blockDim.x);
   }
   for (int i = threadIdx.x; i < NA * n; i += blockDim.x) data[i] = z[i];
 }
@@ -73,7 +73,7 @@ int main() {
     for (bool inverse : {false, true}) {
       // Thread counts: the fewest the FFT allows (n / values per thread; the emulation needs whole
       // warps), and the callers' 256 and 512 where they are enough.
-      const int min1 = n / kFftValsPerThread, min2 = n / (kFftValsPerThread / 2);
+      const int min1 = n / inner::kFftValsPerThread, min2 = n / (inner::kFftValsPerThread / 2);
       for (int nth : {std::max(32, min1), 256, 512})
         if (nth >= min1 && nth <= 1024) run_case<1>(n, nth, inverse, rng);
       for (int nth : {std::max(32, min2), 256, 512})

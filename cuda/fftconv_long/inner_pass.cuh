@@ -241,6 +241,174 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// CUDA-core pieces (fp32): a CTA-wide radix-2 FFT in shared memory.
+// ---------------------------------------------------------------------------------------
+__device__ __forceinline__ float2 tw_mul(float2 x, float2 w) {
+  return make_float2(x.x * w.x - x.y * w.y, x.x * w.y + x.y * w.x);
+}
+
+// w_n^e = exp(-2 pi i e / n) (conjugated for the inverse), 0 <= e < n <= 2^14: e / n is exact in
+// float, so sincospif rounds once.
+__device__ __forceinline__ float2 w_exp(int e, int n, bool inverse) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e) / static_cast<float>(n), &s, &c);
+  return make_float2(c, inverse ? -s : s);
+}
+
+// w_16^e for 0 <= e < 8 as constants (the register DFTs' twiddles; e is a compile-time constant
+// after unrolling, so the switch folds away).
+__device__ __forceinline__ float2 w16(int e, bool inverse) {
+  float c = 1.f, s = 0.f;
+  switch (e) {
+    case 1: c = 0.923879533f; s = 0.382683432f; break;
+    case 2: c = 0.707106781f; s = 0.707106781f; break;
+    case 3: c = 0.382683432f; s = 0.923879533f; break;
+    case 4: c = 0.f; s = 1.f; break;
+    case 5: c = -0.382683432f; s = 0.923879533f; break;
+    case 6: c = -0.707106781f; s = 0.707106781f; break;
+    case 7: c = -0.923879533f; s = 0.382683432f; break;
+    default: break;
+  }
+  return make_float2(c, inverse ? s : -s);
+}
+
+// R-point DFT (R = 2, 4, 8, 16) of v in registers, natural order in and out: radix-2 DIT on the
+// bit-reversed copy, every index a compile-time constant once unrolled.
+template <int R>
+__device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
+  constexpr int LG = R == 2 ? 1 : (R == 4 ? 2 : (R == 8 ? 3 : 4));
+  static_assert((1 << LG) == R && R <= 16, "R must be 2, 4, 8 or 16");
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    int j = 0;
+#pragma unroll
+    for (int b = 0; b < LG; ++b) j |= ((i >> b) & 1) << (LG - 1 - b);
+    if (j > i) {
+      const float2 t = v[i];
+      v[i] = v[j];
+      v[j] = t;
+    }
+  }
+#pragma unroll
+  for (int half = 1; half < R; half <<= 1) {
+#pragma unroll
+    for (int i = 0; i < R / 2; ++i) {
+      const int pos = i & (half - 1), a = ((i - pos) << 1) + pos, b = a + half;
+      const float2 t = tw_mul(v[b], w16(pos * (8 / half), inverse));  // w_(2 half)^pos
+      v[b] = make_float2(v[a].x - t.x, v[a].y - t.y);
+      v[a] = make_float2(v[a].x + t.x, v[a].y + t.y);
+    }
+  }
+}
+
+// Values per thread the shared-memory FFT holds in registers (per transformed array).
+constexpr int kFftValsPerThread = 16;  // 32 floats held across each pass's barrier
+
+// One Stockham pass of radix R over NA arrays at once (n points each, sub-transforms of length Ns
+// done): for j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point
+// DFT, outputs to (j - k) R + k + r Ns. All inputs are read before the barrier and written after
+// it, so the pass runs in place.
+template <int R, int NA>
+__device__ __forceinline__ void stockham_pass(float2* const (&zs)[NA], int n, int Ns, bool inverse, int tid,
+                                              int nth) {
+  constexpr int kJ = kFftValsPerThread / NA / R > 0 ? kFftValsPerThread / NA / R : 1;
+  const int nj = n / R, step = n / (Ns * R);
+  float2 v[NA][kJ][R];
+#pragma unroll
+  for (int q = 0; q < kJ; ++q) {
+    const int j = tid + q * nth;
+    if (j < nj) {
+      const int k = j & (Ns - 1);
+#pragma unroll
+      for (int a = 0; a < NA; ++a)
+#pragma unroll
+        for (int r = 0; r < R; ++r) v[a][q][r] = zs[a][j + r * nj];
+      if (Ns > 1) {
+        // w^r for r < R from w, w^2, w^4, w^8 (one sincospif, squarings, at most three products:
+        // a few float roundings, not r of them as a running product would accumulate).
+        float2 p2[4];
+        p2[0] = w_exp(k * step, n, inverse);
+#pragma unroll
+        for (int b = 1; b < 4; ++b) p2[b] = tw_mul(p2[b - 1], p2[b - 1]);
+#pragma unroll
+        for (int r = 1; r < R; ++r) {
+          float2 w = make_float2(1.f, 0.f);
+          bool first = true;
+#pragma unroll
+          for (int b = 0; b < 4; ++b)
+            if ((r >> b) & 1) {
+              w = first ? p2[b] : tw_mul(w, p2[b]);
+              first = false;
+            }
+#pragma unroll
+          for (int a = 0; a < NA; ++a) v[a][q][r] = tw_mul(v[a][q][r], w);
+        }
+      }
+#pragma unroll
+      for (int a = 0; a < NA; ++a) dft_reg<R>(v[a][q], inverse);
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int q = 0; q < kJ; ++q) {
+    const int j = tid + q * nth;
+    if (j < nj) {
+      const int k = j & (Ns - 1), base = (j - k) * R + k;
+#pragma unroll
+      for (int a = 0; a < NA; ++a)
+#pragma unroll
+        for (int r = 0; r < R; ++r) zs[a][base + r * Ns] = v[a][q][r];
+    }
+  }
+  __syncthreads();
+}
+
+// In-place FFT of NA shared-memory arrays of n = 2^m points (16 <= n <= 16384), natural order in
+// and out, unnormalised; `inverse` uses w^-1. One radix-2/4/8 pass for the leftover factor, then
+// radix-16 Stockham passes in registers: log16(n) barriers pairs instead of log2(n). The caller syncs
+// before; this syncs after. Needs n <= kFftValsPerThread / NA * nth (else it traps: a launch error,
+// never a half-done transform).
+template <int NA>
+__device__ __forceinline__ void fft_smem(float2* const (&zs)[NA], int n, bool inverse, int tid, int nth) {
+  if (n > kFftValsPerThread / NA * nth) __trap();
+  // The small radix first, at Ns = 1 where it needs no twiddles; then radix 16.
+  int Ns = 1 << ((__ffs(n) - 1) & 3);  // the leftover factor 1, 2, 4 or 8 (n = it * 16^m)
+  switch (Ns) {
+    case 2: stockham_pass<2, NA>(zs, n, 1, inverse, tid, nth); break;
+    case 4: stockham_pass<4, NA>(zs, n, 1, inverse, tid, nth); break;
+    case 8: stockham_pass<8, NA>(zs, n, 1, inverse, tid, nth); break;
+    default: break;
+  }
+  for (; Ns < n; Ns *= 16) stockham_pass<16, NA>(zs, n, Ns, inverse, tid, nth);
+}
+
+__device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid, int nth) {
+  float2* const zs[1] = {z};
+  fft_smem<1>(zs, n, inverse, tid, nth);
+}
+
+// The same with the size a compile-time constant, 2^LGN. Kernels that run two transforms, or one
+// in a loop, need it: with a run-time size ptxas keeps the passes' register arrays in local
+// memory there (200-1100 bytes of spills at 64-80 registers), with a constant one it needs ~72
+// registers and no spill. (One transform with a run-time size compiles well: 64, no spill.)
+template <int LGN>
+__device__ __forceinline__ void fft_smem_fixed(float2* z, bool inverse, int tid, int nth) {
+  fft_smem(z, 1 << LGN, inverse, tid, nth);
+}
+
+// Calls f(std::integral_constant<int, LG>{}) for LG == lg, LO <= lg <= HI (the sizes a kernel using
+// fft_smem_fixed is instantiated for); cudaErrorInvalidValue for any other lg.
+template <int LO, int HI, typename F>
+cudaError_t dispatch_lg(int lg, F&& f) {
+  if constexpr (LO > HI) {
+    return cudaErrorInvalidValue;
+  } else {
+    if (lg == LO) return f(std::integral_constant<int, LO>{});
+    return dispatch_lg<LO + 1, HI>(lg, f);
+  }
+}
+
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
 __device__ __forceinline__ float2 item_input(const float* wre, const float* wim, int j, int M1, int64_t n,
                                              int64_t N2) {
@@ -454,7 +622,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int64_t sub = a.N2 < inner::kKsMaxSub ? a.N2 : inner::kKsMaxSub;
   p.lgS = ilog2(a.N2 / sub);
   inner::split_n2(a.N2, &p.N0, &p.RAD);
-  const int threads = static_cast<int>(std::max<int64_t>(256, sub / kFftValsPerThread));  // <= 512
+  const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   return inner::launch_per_unit(inner::inner_kspec_kernel, threads, sizeof(float2) * sub,
                              a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), stream, p);
 }

@@ -123,7 +123,7 @@ namespace bwd {
 constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 rows: 64 KB)
 // dk_spec_kernel transforms its two rows one after the other (two rows per pass would double the
 // registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
-constexpr int kSpecThreads = kMaxSub / kFftValsPerThread;
+constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 
 // Item j's complex input at n from a dtype workspace row (the inner step's split of row 0).
 template <typename T>
@@ -191,8 +191,8 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
     zg[n] = cc::c_mul(yg, w);
   }
   __syncthreads();
-  fft_smem_fixed<LGSUB>(zv, false, tid, nth);
-  fft_smem_fixed<LGSUB>(zg, false, tid, nth);
+  inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
+  inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
   for (int kq = tid; kq < SUB; kq += nth) {
     const float2 a = zv[kq], c = zg[kq];
     // conj(a) * c
@@ -223,7 +223,7 @@ __global__ void __launch_bounds__(256, 4) dk_inv_sub_kernel(const InvSubParams p
   float2* row = p.spec + (un / S) * N2 + part;
   for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
   __syncthreads();
-  fft_smem(z, SUB, true, tid, nth);
+  inner::fft_smem(z, SUB, true, tid, nth);
   for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
 }
 
@@ -372,7 +372,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
     const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
     const int64_t n = a.H * (M1 + 1) * (N2 / sub);
-    return dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
+    return inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
       switch (a.dtype) {
         case Elem::kF32:
           return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, n, stream, sp);

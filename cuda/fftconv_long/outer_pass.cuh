@@ -28,7 +28,6 @@
 #include <initializer_list>
 #include <type_traits>
 
-#include "fftconv_long/fft_smem.cuh"
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_tc.cuh"
 
@@ -149,7 +148,7 @@ struct FwdParams {
   const void* pre;
   void* ws;
   int64_t row0, nrows, L, N2;
-  int N1, TW, lgTW;
+  int N1, TW, lgM;
 };
 
 struct InvParams {
@@ -160,7 +159,7 @@ struct InvParams {
   const float* skip;
   void* y;
   int64_t row0, nrows, L, N2, H, G, R;
-  int N1, TW, lgTW;
+  int N1, TW, lgM;
 };
 
 __device__ __forceinline__ float2 c_mul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
@@ -170,86 +169,109 @@ __device__ __forceinline__ float2 w_pow(int64_t e, int64_t D) {
   sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
   return make_float2(c, s);
 }
+__device__ __forceinline__ int brev_bits(int m, int bits) {
+  return bits == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(m)) >> (32 - bits));
+}
 
 // Shared tables of both directions: the tile's outer twiddles (tc::TileTw, M + 64 + M*TW/64
-// entries) and wN1[k] = w_N1^k (k <= M). Returns the first free float2.
+// entries), wM[j] = w_M^j (j < M/2), wN1[k] = w_N1^k (k <= M). Returns the first free float2.
 __device__ __forceinline__ float2* build_tables(float2* sm, int N1, int M, int TW, int64_t N, int64_t n2_0, int tid,
-                                                int nth, tc::TileTw* tw, float2** wN1) {
+                                                int nth, tc::TileTw* tw, float2** wM, float2** wN1) {
   tw->build(sm, M, TW, N, n2_0, tid, nth);
-  *wN1 = sm + M + 64 + (M * TW + 63) / 64;
+  *wM = sm + M + 64 + (M * TW + 63) / 64;
+  const int nwm = M / 2 > 0 ? M / 2 : 1;
+  *wN1 = *wM + nwm;
+  for (int i = tid; i < nwm; i += nth) (*wM)[i] = w_pow(i, M);
   for (int i = tid; i <= M; i += nth) (*wN1)[i] = w_pow(i, N1);
   return *wN1 + M + 1;
 }
 
 inline size_t tables_bytes(int N1, int TW) {
   const int M = N1 / 2;
-  return sizeof(float2) * (static_cast<size_t>(M) + 64 + (M * TW + 63) / 64 + M + 1);
+  return sizeof(float2) * (static_cast<size_t>(M) + 64 + (M * TW + 63) / 64 + (M / 2 > 0 ? M / 2 : 1) + M + 1);
+}
+
+// In-place radix-2 DIT FFT of size M over each of the TW columns of z (input in bit-reversed
+// order, output natural). `inverse` conjugates the twiddles (no scaling).
+__device__ __forceinline__ void fft_cols(float2* z, const float2* wM, int M, int TW, bool inverse, int tid, int nth) {
+  for (int half = 1; half < M; half <<= 1) {
+    const int stride = M / (2 * half);
+    for (int i = tid; i < (M / 2) * TW; i += nth) {
+      const int j = i / TW, c = i - j * TW;
+      const int pos = j & (half - 1);
+      const int a = ((j - pos) << 1) + pos, b = a + half;
+      float2 w = wM[pos * stride];
+      if (inverse) w.y = -w.y;
+      const float2 xa = z[a * TW + c], t = c_mul(z[b * TW + c], w);
+      z[a * TW + c] = make_float2(xa.x + t.x, xa.y + t.y);
+      z[b * TW + c] = make_float2(xa.x - t.x, xa.y - t.y);
+    }
+    __syncthreads();
+  }
 }
 
 template <typename T>
-__global__ void __launch_bounds__(256, 3) outer_fwd_cc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
   using E = Elt<T>;
   JFF_DYN_SMEM(float2, sm);
-  // One (column tile, row) per CTA (rows_grid): the FFT's register arrays spill in a loop over rows.
-  const int64_t r = blockIdx.y + int64_t(gridDim.y) * blockIdx.z;
-  if (r >= p.nrows) return;
-  const int N1 = p.N1, M = N1 / 2, TW = p.TW, lgTW = p.lgTW, tid = threadIdx.x, nth = blockDim.x;
+  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
   const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
   tc::TileTw tw;
-  float2* wN1;
-  float2* z = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wN1);  // z: M x TW, z[m * TW + c]
+  float2 *wM, *wN1;
+  float2* z = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // z: M x TW
   const float scale = rsqrtf(static_cast<float>(N1));
   const T* u = static_cast<const T*>(p.u);
   const T* pre = static_cast<const T*>(p.pre);
   T* ws = static_cast<T*>(p.ws);
   __syncthreads();
-  const int64_t base = (p.row0 + r) * p.L;
-  // z[m] = v[2m] + i v[2m+1] (half-length complex transform of the real column); loads only t < L.
-  for (int i = tid; i < N1 * TW; i += nth) {
-    const int n1 = i >> lgTW, c = i & (TW - 1);
-    const int64_t t = p.N2 * n1 + n2_0 + c;
-    float v = 0.f;
-    if (t < p.L) {
-      v = E::ld(u + base + t);
-      if (pre != nullptr) v *= E::ld(pre + base + t);
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    const int64_t base = (p.row0 + r) * p.L;
+    // z[m] = v[2m] + i v[2m+1] at bit-reversed m (half-length complex transform of the real
+    // column); loads only t < L.
+    for (int i = tid; i < N1 * TW; i += nth) {
+      const int n1 = i / TW, c = i - n1 * TW;
+      const int64_t t = p.N2 * n1 + n2_0 + c;
+      float v = 0.f;
+      if (t < p.L) {
+        v = E::ld(u + base + t);
+        if (pre != nullptr) v *= E::ld(pre + base + t);
+      }
+      float* slot = reinterpret_cast<float*>(z + brev_bits(n1 >> 1, p.lgM) * TW + c);
+      slot[n1 & 1] = v;
     }
-    float* slot = reinterpret_cast<float*>(z + (n1 >> 1) * TW + c);
-    slot[n1 & 1] = v;
-  }
-  __syncthreads();
-  fft_smem(z, M, false, tid, nth, lgTW);
-  // Real spectrum k <= M (r2c_split), unitary scale, twiddle, packed row 0; coalesced stores.
-  for (int i = tid; i < M * TW; i += nth) {
-    const int k = i >> lgTW, c = i & (TW - 1);
-    const float2 Z = z[k * TW + c];
-    float xr, xi;
-    if (k == 0) {
-      xr = scale * (Z.x + Z.y);  // C[0]   = sum of all
-      xi = scale * (Z.x - Z.y);  // C[N1/2] = alternating sum
-    } else {
-      const float2 Zc = z[(M - k) * TW + c];
-      r2c_split(Z.x, Z.y, Zc.x, Zc.y, wN1[k].x, wN1[k].y, &xr, &xi);
-      const float2 o = c_mul(make_float2(scale * xr, scale * xi), tw(k, c));
-      xr = o.x;
-      xi = o.y;
+    __syncthreads();
+    fft_cols(z, wM, M, TW, false, tid, nth);
+    // Real spectrum k <= M (r2c_split), unitary scale, twiddle, packed row 0; coalesced stores.
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float2 Z = z[k * TW + c];
+      float xr, xi;
+      if (k == 0) {
+        xr = scale * (Z.x + Z.y);  // C[0]   = sum of all
+        xi = scale * (Z.x - Z.y);  // C[N1/2] = alternating sum
+      } else {
+        const float2 Zc = z[(M - k) * TW + c];
+        r2c_split(Z.x, Z.y, Zc.x, Zc.y, wN1[k].x, wN1[k].y, &xr, &xi);
+        const float2 o = c_mul(make_float2(scale * xr, scale * xi), tw(k, c));
+        xr = o.x;
+        xi = o.y;
+      }
+      ws[ws_offset(r, k, 0, n2_0 + c, N1, p.N2)] = E::st(xr);
+      ws[ws_offset(r, k, 1, n2_0 + c, N1, p.N2)] = E::st(xi);
     }
-    ws[ws_offset(r, k, 0, n2_0 + c, N1, p.N2)] = E::st(xr);
-    ws[ws_offset(r, k, 1, n2_0 + c, N1, p.N2)] = E::st(xi);
+    __syncthreads();
   }
 }
 
 template <typename T>
-__global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
   using E = Elt<T>;
   JFF_DYN_SMEM(float2, sm);
-  // One (column tile, row) per CTA (rows_grid): the FFT's register arrays spill in a loop over rows.
-  const int64_t r = blockIdx.y + int64_t(gridDim.y) * blockIdx.z;
-  if (r >= p.nrows) return;
-  const int N1 = p.N1, M = N1 / 2, TW = p.TW, lgTW = p.lgTW, tid = threadIdx.x, nth = blockDim.x;
+  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
   const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
   tc::TileTw tw;
-  float2* wN1;
-  float2* xs = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wN1);  // (M+1) x TW
+  float2 *wM, *wN1;
+  float2* xs = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // (M+1) x TW
   float2* z = xs + (M + 1) * TW;                                                 // M x TW
   // Unitary inverse: x = N1^-1/2 sum E w^-kn; through the half-length trick that is
   // (2 / sqrt(N1)) times the unnormalised M-point inverse of c2r_merge's output.
@@ -260,46 +282,49 @@ __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p)
   const T* pre = static_cast<const T*>(p.pre);
   T* y = static_cast<T*>(p.y);
   __syncthreads();
-  for (int i = tid; i < M * TW; i += nth) {
-    const int k = i >> lgTW, c = i & (TW - 1);
-    const float qr = E::ld(wsp + ws_offset(r, k, 0, n2_0 + c, N1, p.N2));
-    const float qi = E::ld(wsp + ws_offset(r, k, 1, n2_0 + c, N1, p.N2));
-    if (k == 0) {
-      xs[c] = make_float2(qr, 0.f);           // E[0]
-      xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
-    } else {
-      xs[k * TW + c] = c_mulconj(make_float2(qr, qi), tw(k, c));
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float qr = E::ld(wsp + ws_offset(r, k, 0, n2_0 + c, N1, p.N2));
+      const float qi = E::ld(wsp + ws_offset(r, k, 1, n2_0 + c, N1, p.N2));
+      if (k == 0) {
+        xs[c] = make_float2(qr, 0.f);           // E[0]
+        xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
+      } else {
+        xs[k * TW + c] = c_mulconj(make_float2(qr, qi), tw(k, c));
+      }
     }
-  }
-  __syncthreads();
-  for (int i = tid; i < M * TW; i += nth) {
-    const int k = i >> lgTW, c = i & (TW - 1);
-    const float2 X = xs[k * TW + c], Xc = xs[(M - k) * TW + c];
-    float zr, zi;
-    c2r_merge(X.x, X.y, Xc.x, Xc.y, wN1[k].x, -wN1[k].y, &zr, &zi);
-    z[k * TW + c] = make_float2(scale * zr, scale * zi);
-  }
-  __syncthreads();
-  fft_smem(z, M, true, tid, nth, lgTW);
-  const int64_t grow = p.row0 + r, base = grow * p.L;
-  float sk = 0.f;
-  if (p.skip != nullptr) {
-    const int64_t b = grow / p.H, h = grow - b * p.H;
-    sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
-  }
-  for (int i = tid; i < N1 * TW; i += nth) {
-    const int n1 = i >> lgTW, c = i & (TW - 1);
-    const int64_t t = p.N2 * n1 + n2_0 + c;
-    if (t >= p.L) continue;
-    const float2 zz = z[(n1 >> 1) * TW + c];
-    float v = (n1 & 1) ? zz.y : zz.x;
+    __syncthreads();
+    for (int i = tid; i < M * TW; i += nth) {
+      const int k = i / TW, c = i - k * TW;
+      const float2 X = xs[k * TW + c], Xc = xs[(M - k) * TW + c];
+      float zr, zi;
+      c2r_merge(X.x, X.y, Xc.x, Xc.y, wN1[k].x, -wN1[k].y, &zr, &zi);
+      z[brev_bits(k, p.lgM) * TW + c] = make_float2(scale * zr, scale * zi);
+    }
+    __syncthreads();
+    fft_cols(z, wM, M, TW, true, tid, nth);
+    const int64_t grow = p.row0 + r, base = grow * p.L;
+    float sk = 0.f;
     if (p.skip != nullptr) {
-      float vin = E::ld(u + base + t);
-      if (pre != nullptr) vin *= E::ld(pre + base + t);
-      v += sk * vin;
+      const int64_t b = grow / p.H, h = grow - b * p.H;
+      sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
-    if (post != nullptr) v *= E::ld(post + base + t);
-    y[base + t] = E::st(v);
+    for (int i = tid; i < N1 * TW; i += nth) {
+      const int n1 = i / TW, c = i - n1 * TW;
+      const int64_t t = p.N2 * n1 + n2_0 + c;
+      if (t >= p.L) continue;
+      const float2 zz = z[(n1 >> 1) * TW + c];
+      float v = (n1 & 1) ? zz.y : zz.x;
+      if (p.skip != nullptr) {
+        float vin = E::ld(u + base + t);
+        if (pre != nullptr) vin *= E::ld(pre + base + t);
+        v += sk * vin;
+      }
+      if (post != nullptr) v *= E::ld(post + base + t);
+      y[base + t] = E::st(v);
+    }
+    __syncthreads();
   }
 }
 
@@ -311,14 +336,6 @@ inline size_t inv_smem(int N1, int TW) {
 }  // namespace cc
 
 namespace detail {
-
-// One CTA per (column tile, row): tiles along x, rows along y (at most 65535) and z.
-inline cudaError_t rows_grid(int64_t tiles, int64_t nrows, dim3* grid) {
-  const int64_t gy = nrows < 65535 ? nrows : 65535, gz = (nrows + gy - 1) / gy;
-  if (tiles < 1 || tiles > INT32_MAX || nrows < 1 || gz > 65535) return cudaErrorInvalidValue;
-  *grid = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
-  return cudaSuccess;
-}
 
 // CTA rows of the grid: enough CTAs per column tile for about `waves` full waves of the
 // device, each CTA looping over the rest of the rows (its tables are built once).
@@ -391,13 +408,13 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.N2 = a.N2;
   p.N1 = a.N1;
   p.TW = cc_tile(a.N1, a.N2);
-  p.lgTW = ilog2(p.TW);
+  p.lgM = ilog2(a.N1 / 2);
   auto kern = cc::outer_fwd_cc_kernel<T>;
   const size_t sm = cc::fwd_smem(a.N1, p.TW);
   cudaError_t err = set_smem(kern, sm);
   if (err != cudaSuccess) return err;
   dim3 grid;
-  if ((err = rows_grid(a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
+  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
   JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
   return last_error();
 }
@@ -420,13 +437,13 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   p.R = a.R;
   p.N1 = a.N1;
   p.TW = cc_tile(a.N1, a.N2);
-  p.lgTW = ilog2(p.TW);
+  p.lgM = ilog2(a.N1 / 2);
   auto kern = cc::outer_inv_cc_kernel<T>;
   const size_t sm = cc::inv_smem(a.N1, p.TW);
   cudaError_t err = set_smem(kern, sm);
   if (err != cudaSuccess) return err;
   dim3 grid;
-  if ((err = rows_grid(a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
+  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
   JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
   return last_error();
 }
