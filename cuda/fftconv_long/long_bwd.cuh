@@ -37,7 +37,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <vector>
 
 #include "fftconv_long/inner_pass.cuh"
 #include "fftconv_long/long_plan.h"
@@ -98,9 +97,13 @@ struct BwdArgs {
 
 inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || chunk_b > B ? B : chunk_b; }
 
+// dskip's partial sums: one per (signal row, piece of kSkipPiece positions).
+constexpr int64_t kSkipPiece = 65536;
+inline int64_t skip_pieces(int N1, int64_t N2) { return (static_cast<int64_t>(N1) * N2 + kSkipPiece - 1) / kSkipPiece; }
+
 // Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
 // dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's fp32 packed workspace (G*H rows) and
-// dskip's per-row partial sums (B*H doubles).
+// dskip's partial sums (B*H*skip_pieces doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
   BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true) {
@@ -108,7 +111,7 @@ struct BwdScratch {
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
     wsk = own_dk_ws ? up(workspace_bytes(Elem::kF32, G * H, N1, N2)) : 0;
-    skp = up(static_cast<size_t>(B * H) * sizeof(double));
+    skp = up(static_cast<size_t>(B * H * skip_pieces(N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
@@ -140,19 +143,20 @@ struct SpecParams {
   const void* ws_v;
   const void* ws_g;
   float2* spec;
-  int64_t row, H, g;  // this launch's batch entry: workspace rows row .. row + H - 1, its filter group g;
-                      // row < 0: group g has no batch entry (G > B), its S is zero
+  int64_t b0, nb, H, G, R;  // the workspaces hold batch entries b0 .. b0+nb-1
   int N1, lgN2, lgS;
-  bool accumulate;    // add to S (a later batch entry of group g) instead of starting it
+  bool accumulate;          // add to S (a later chunk) instead of starting it
 };
 
-// One CTA per unit (h, j, part) of one batch entry (a launch per entry, in ascending batch order:
-// the fixed summation order of dk, bitwise reproducible without atomics): frequencies
-// k2 = part + S*kq of item j's slice of dk's spectrum. First step of a radix-S decimation in
-// frequency folded into the load:
+// One CTA per unit (gh, j, part) (launch_per_unit): frequencies k2 = part + S*kq of item j's slice
+// of dk's spectrum, summed over the chunk's batch entries of group g in ascending order (the fixed
+// summation order: bitwise reproducible without atomics; the CTA re-reads its own partial sums,
+// from L2). First step of a radix-S decimation in frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
+// The transform size is a template parameter: with a run-time size, the two transforms in a loop
+// spill (see fft_smem_fixed).
 template <typename T, int LGSUB>
-__global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecParams p) {
+__global__ void __launch_bounds__(kSpecThreads, 2) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
   constexpr int SUB = 1 << LGSUB;
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS;
@@ -162,49 +166,56 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   const float scale = 1.0f / static_cast<float>(N2);  // conj(DFT v) DFT g / N2 = conj(Yv) Yg (unitary)
   const int64_t un = blockIdx.x;
   const int part = static_cast<int>(un % S);
-  const int64_t hj = un / S, h = hj / (M1 + 1);
-  const int j = static_cast<int>(hj - h * (M1 + 1));
-  float2* out = p.spec + ((p.g * p.H + h) * (M1 + 1) + j) * N2;
-  if (p.row < 0) {
+  const int64_t gj = un / S, gh = gj / (M1 + 1);
+  const int j = static_cast<int>(gj - gh * (M1 + 1));
+  const int64_t g = gh / p.H, h = gh - g * p.H;
+  float2* out = p.spec + gj * N2;
+  const T* wsv = static_cast<const T*>(p.ws_v);
+  const T* wsg = static_cast<const T*>(p.ws_g);
+  bool first = !p.accumulate;
+  for (int64_t b = p.b0; b < p.b0 + p.nb; ++b) {  // ascending batch order
+    if (group_of(b, p.R, p.G) != g) continue;
+    const int64_t r = (b - p.b0) * p.H + h;  // workspace row
+    const T* vre = wsv + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    const T* gre = wsg + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    for (int n = tid; n < SUB; n += nth) {
+      if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
+        zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
+        zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
+        continue;
+      }
+      float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
+      for (int s = 0; s < S; ++s) {
+        const int64_t t = n + int64_t(s) * SUB;
+        const float2 w = cc::w_pow(int64_t(part) * s, S);
+        const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
+        yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
+        yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
+      }
+      const float2 w = cc::w_pow(int64_t(part) * n, N2);
+      zv[n] = cc::c_mul(yv, w);
+      zg[n] = cc::c_mul(yg, w);
+    }
+    __syncthreads();
+    inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
+    inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
+    for (int kq = tid; kq < SUB; kq += nth) {
+      const float2 a = zv[kq], c = zg[kq];
+      // conj(a) * c
+      const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+      float2* o = out + part + int64_t(S) * kq;
+      if (first) {
+        *o = pr;
+      } else {
+        const float2 prev = *o;  // written by this same thread for the previous row
+        *o = make_float2(prev.x + pr.x, prev.y + pr.y);
+      }
+    }
+    first = false;
+    __syncthreads();  // the next row's load overwrites zv / zg
+  }
+  if (first)  // no rows of this group in the first chunk (or at all, G > B): start from zero
     for (int kq = tid; kq < SUB; kq += nth) out[part + int64_t(S) * kq] = make_float2(0.f, 0.f);
-    return;
-  }
-  const int64_t r = p.row + h;  // workspace row
-  const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-  const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-  for (int n = tid; n < SUB; n += nth) {
-    if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-      zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
-      zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
-      continue;
-    }
-    float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
-    for (int s = 0; s < S; ++s) {
-      const int64_t t = n + int64_t(s) * SUB;
-      const float2 w = cc::w_pow(int64_t(part) * s, S);
-      const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
-      yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
-      yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
-    }
-    const float2 w = cc::w_pow(int64_t(part) * n, N2);
-    zv[n] = cc::c_mul(yv, w);
-    zg[n] = cc::c_mul(yg, w);
-  }
-  __syncthreads();
-  inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
-  inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
-  for (int kq = tid; kq < SUB; kq += nth) {
-    const float2 a = zv[kq], c = zg[kq];
-    // conj(a) * c
-    const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
-    float2* o = out + part + int64_t(S) * kq;
-    if (p.accumulate) {
-      const float2 prev = *o;  // the previous batch entry's launch wrote it
-      *o = make_float2(prev.x + pr.x, prev.y + pr.y);
-    } else {
-      *o = pr;
-    }
-  }
 }
 
 struct InvSubParams {
@@ -271,8 +282,9 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
   }
 }
 
-// dskip, step 1: per signal row r (one CTA), sum_t g v straight from the inputs, each thread
-// over a fixed set of t, then a fixed tree: the same bits on every run. Double accumulation:
+// dskip, step 1: per piece (signal row r, kSkipPiece consecutive t) one CTA, sum_t g v straight from
+// the inputs, each thread over a fixed set of t, then a fixed tree: the same bits on every run. (A
+// CTA per whole row left the GPU under one wave at B*H <= 768 with long rows.) Double accumulation:
 // dskip is a single number per (g, h) whose value can be small against the terms (zero-mean
 // data cancel), so the lag-0 tap of the fp32 dk (whose error is relative to all of dk) or a
 // long fp32 sum would cost accuracy; the bytes, not the adds, set this kernel's time.
@@ -281,9 +293,10 @@ struct SkipParams {
   const void* post;
   const void* u;
   const void* pre;
-  double* part;
-  int64_t rows, L;
+  double* part;  // rows * pieces partial sums, piece-fastest
+  int64_t rows, L, pieces;
 };
+
 
 template <typename T>
 __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
@@ -294,10 +307,11 @@ __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
   const T* u = static_cast<const T*>(p.u);
   const T* pre = static_cast<const T*>(p.pre);
   const int tid = threadIdx.x;
-  for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
-    const int64_t base = r * p.L;
+  for (int64_t unit = blockIdx.y; unit < p.rows * p.pieces; unit += gridDim.y) {
+    const int64_t r = unit / p.pieces, t0 = (unit - r * p.pieces) * kSkipPiece;
+    const int64_t base = r * p.L, t1 = t0 + kSkipPiece < p.L ? t0 + kSkipPiece : p.L;
     double acc = 0.0;
-    for (int64_t t = tid; t < p.L; t += 256) {
+    for (int64_t t = t0 + tid; t < t1; t += 256) {
       float g = E::ld(dy + base + t), v = E::ld(u + base + t);
       if (post != nullptr) g *= E::ld(post + base + t);  // g and v rounded as the passes form them (fp32)
       if (pre != nullptr) v *= E::ld(pre + base + t);
@@ -309,20 +323,21 @@ __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
       if (tid < w) red[tid] += red[tid + w];
       __syncthreads();
     }
-    if (tid == 0) p.part[r] = red[0];
+    if (tid == 0) p.part[unit] = red[0];
     __syncthreads();
   }
 }
 
-// dskip, step 2: per (g, h), the row partials of group g in ascending batch order.
+// dskip, step 2: per (g, h), the partials of group g's rows in ascending batch and piece order.
 __global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, float* dskip, int64_t B, int64_t H,
-                                                        int64_t G, int64_t R) {
+                                                        int64_t G, int64_t R, int64_t pieces) {
   for (int64_t gh = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; gh < G * H;
        gh += int64_t(gridDim.y) * blockDim.x) {
     const int64_t g = gh / H, h = gh - g * H;
     double s = 0.0;
     for (int64_t b = 0; b < B; ++b)
-      if (group_of(b, R, G) == g) s += part[b * H + h];
+      if (group_of(b, R, G) == g)
+        for (int64_t q = 0; q < pieces; ++q) s += part[(b * H + h) * pieces + q];
     dskip[gh] = static_cast<float>(s);
   }
 }
@@ -366,23 +381,6 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   const int64_t units = GH * (M1 + 1) * (N2 / sub);
-  // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
-  std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
-  auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
-    const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
-    const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
-    const int64_t n = a.H * (M1 + 1) * (N2 / sub);
-    return inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
-      switch (a.dtype) {
-        case Elem::kF32:
-          return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
-        case Elem::kF16:
-          return bwd::launch_per_unit(bwd::dk_spec_kernel<__half, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
-        default:
-          return bwd::launch_per_unit(bwd::dk_spec_kernel<__nv_bfloat16, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
-      }
-    });
-  };
   cudaError_t err;
   if ((err = mark(a.marks, "start", stream)) != cudaSuccess) return err;
 
@@ -401,11 +399,20 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
-      for (int64_t b = b0; b < b0 + nb; ++b) {
-        const int64_t g = group_of(b, a.R, a.G);
-        if ((err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
-        group_started[g] = 1;
-      }
+      const bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
+      const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
+      err = inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
+        switch (a.dtype) {
+          case Elem::kF32:
+            return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, units, stream, sp);
+          case Elem::kF16:
+            return bwd::launch_per_unit(bwd::dk_spec_kernel<__half, lg()>, bwd::kSpecThreads, smem, units, stream, sp);
+          default:
+            return bwd::launch_per_unit(bwd::dk_spec_kernel<__nv_bfloat16, lg()>, bwd::kSpecThreads, smem, units,
+                                        stream, sp);
+        }
+      });
+      if (err != cudaSuccess) return err;
       if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
     }
 
@@ -434,8 +441,6 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
-    for (int64_t g = 0; g < a.G; ++g)
-      if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
     bwd::InvSubParams ip{spec, lgN2, lgS};
     if ((err = bwd::launch_per_unit(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
         cudaSuccess)
@@ -451,18 +456,19 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
   // 3b. dskip from the inputs (all rows; its own fixed-order reduction).
   if (a.dskip != nullptr) {
-    bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L};
+    const int64_t pieces = skip_pieces(N1, N2);
+    bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
     const size_t sm_red = 256 * sizeof(double);
     switch (a.dtype) {
-      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, rows, stream, kp); break;
-      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, rows, stream, kp); break;
+      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, rows * pieces, stream, kp); break;
+      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, rows * pieces, stream, kp); break;
       default:
-        err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, rows, stream, kp);
+        err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, rows * pieces, stream, kp);
         break;
     }
     if (err != cudaSuccess) return err;
     if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
-                                 static_cast<const double*>(skp), a.dskip, a.B, a.H, a.G, a.R)) != cudaSuccess)
+                                 static_cast<const double*>(skp), a.dskip, a.B, a.H, a.G, a.R, pieces)) != cudaSuccess)
       return err;
     if ((err = mark(a.marks, "dskip", stream)) != cudaSuccess) return err;
   }
