@@ -37,6 +37,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "fftconv_long/inner_pass.cuh"
 #include "fftconv_long/long_plan.h"
@@ -143,20 +144,19 @@ struct SpecParams {
   const void* ws_v;
   const void* ws_g;
   float2* spec;
-  int64_t b0, nb, H, G, R;  // the workspaces hold batch entries b0 .. b0+nb-1
+  int64_t row, H, g;  // this launch's batch entry: workspace rows row .. row + H - 1, its filter group g;
+                      // row < 0: group g has no batch entry (G > B), its S is zero
   int N1, lgN2, lgS;
-  bool accumulate;          // add to S (a later chunk) instead of starting it
+  bool accumulate;    // add to S (a later batch entry of group g) instead of starting it
 };
 
-// One CTA per unit (gh, j, part) (launch_per_unit): frequencies k2 = part + S*kq of item j's slice
-// of dk's spectrum, summed over the chunk's batch entries of group g in ascending order (the fixed
-// summation order: bitwise reproducible without atomics; the CTA re-reads its own partial sums,
-// from L2). First step of a radix-S decimation in frequency folded into the load:
+// One CTA per unit (h, j, part) of one batch entry (a launch per entry, in ascending batch order:
+// the fixed summation order of dk, bitwise reproducible without atomics): frequencies
+// k2 = part + S*kq of item j's slice of dk's spectrum. First step of a radix-S decimation in
+// frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
-// The transform size is a template parameter: with a run-time size, the two transforms in a loop
-// spill (see fft_smem_fixed).
 template <typename T, int LGSUB>
-__global__ void __launch_bounds__(kSpecThreads, 2) dk_spec_kernel(const SpecParams p) {
+__global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
   constexpr int SUB = 1 << LGSUB;
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS;
@@ -166,56 +166,49 @@ __global__ void __launch_bounds__(kSpecThreads, 2) dk_spec_kernel(const SpecPara
   const float scale = 1.0f / static_cast<float>(N2);  // conj(DFT v) DFT g / N2 = conj(Yv) Yg (unitary)
   const int64_t un = blockIdx.x;
   const int part = static_cast<int>(un % S);
-  const int64_t gj = un / S, gh = gj / (M1 + 1);
-  const int j = static_cast<int>(gj - gh * (M1 + 1));
-  const int64_t g = gh / p.H, h = gh - g * p.H;
-  float2* out = p.spec + gj * N2;
-  const T* wsv = static_cast<const T*>(p.ws_v);
-  const T* wsg = static_cast<const T*>(p.ws_g);
-  bool first = !p.accumulate;
-  for (int64_t b = p.b0; b < p.b0 + p.nb; ++b) {  // ascending batch order
-    if (group_of(b, p.R, p.G) != g) continue;
-    const int64_t r = (b - p.b0) * p.H + h;  // workspace row
-    const T* vre = wsv + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    const T* gre = wsg + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    for (int n = tid; n < SUB; n += nth) {
-      if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-        zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
-        zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
-        continue;
-      }
-      float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
-      for (int s = 0; s < S; ++s) {
-        const int64_t t = n + int64_t(s) * SUB;
-        const float2 w = cc::w_pow(int64_t(part) * s, S);
-        const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
-        yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
-        yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
-      }
-      const float2 w = cc::w_pow(int64_t(part) * n, N2);
-      zv[n] = cc::c_mul(yv, w);
-      zg[n] = cc::c_mul(yg, w);
-    }
-    __syncthreads();
-    inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
-    inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
-    for (int kq = tid; kq < SUB; kq += nth) {
-      const float2 a = zv[kq], c = zg[kq];
-      // conj(a) * c
-      const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
-      float2* o = out + part + int64_t(S) * kq;
-      if (first) {
-        *o = pr;
-      } else {
-        const float2 prev = *o;  // written by this same thread for the previous row
-        *o = make_float2(prev.x + pr.x, prev.y + pr.y);
-      }
-    }
-    first = false;
-    __syncthreads();  // the next row's load overwrites zv / zg
-  }
-  if (first)  // no rows of this group in the first chunk (or at all, G > B): start from zero
+  const int64_t hj = un / S, h = hj / (M1 + 1);
+  const int j = static_cast<int>(hj - h * (M1 + 1));
+  float2* out = p.spec + ((p.g * p.H + h) * (M1 + 1) + j) * N2;
+  if (p.row < 0) {
     for (int kq = tid; kq < SUB; kq += nth) out[part + int64_t(S) * kq] = make_float2(0.f, 0.f);
+    return;
+  }
+  const int64_t r = p.row + h;  // workspace row
+  const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  for (int n = tid; n < SUB; n += nth) {
+    if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
+      zv[n] = item_in(vre, vre + N2, j, M1, n, N2);
+      zg[n] = item_in(gre, gre + N2, j, M1, n, N2);
+      continue;
+    }
+    float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
+    for (int s = 0; s < S; ++s) {
+      const int64_t t = n + int64_t(s) * SUB;
+      const float2 w = cc::w_pow(int64_t(part) * s, S);
+      const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
+      yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
+      yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
+    }
+    const float2 w = cc::w_pow(int64_t(part) * n, N2);
+    zv[n] = cc::c_mul(yv, w);
+    zg[n] = cc::c_mul(yg, w);
+  }
+  __syncthreads();
+  inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
+  inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
+  for (int kq = tid; kq < SUB; kq += nth) {
+    const float2 a = zv[kq], c = zg[kq];
+    // conj(a) * c
+    const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+    float2* o = out + part + int64_t(S) * kq;
+    if (p.accumulate) {
+      const float2 prev = *o;  // the previous batch entry's launch wrote it
+      *o = make_float2(prev.x + pr.x, prev.y + pr.y);
+    } else {
+      *o = pr;
+    }
+  }
 }
 
 struct InvSubParams {
@@ -296,7 +289,6 @@ struct SkipParams {
   double* part;  // rows * pieces partial sums, piece-fastest
   int64_t rows, L, pieces;
 };
-
 
 template <typename T>
 __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
@@ -381,6 +373,23 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   const int64_t units = GH * (M1 + 1) * (N2 / sub);
+  // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
+  std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
+  auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
+    const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
+    const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
+    const int64_t n = a.H * (M1 + 1) * (N2 / sub);
+    return inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
+      switch (a.dtype) {
+        case Elem::kF32:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+        case Elem::kF16:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<__half, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+        default:
+          return bwd::launch_per_unit(bwd::dk_spec_kernel<__nv_bfloat16, lg()>, bwd::kSpecThreads, smem, n, stream, sp);
+      }
+    });
+  };
   cudaError_t err;
   if ((err = mark(a.marks, "start", stream)) != cudaSuccess) return err;
 
@@ -399,20 +408,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
-      const bwd::SpecParams sp{ws_v, ws_g, spec, b0, nb, a.H, a.G, a.R, N1, lgN2, lgS, b0 > 0};
-      const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
-      err = inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
-        switch (a.dtype) {
-          case Elem::kF32:
-            return bwd::launch_per_unit(bwd::dk_spec_kernel<float, lg()>, bwd::kSpecThreads, smem, units, stream, sp);
-          case Elem::kF16:
-            return bwd::launch_per_unit(bwd::dk_spec_kernel<__half, lg()>, bwd::kSpecThreads, smem, units, stream, sp);
-          default:
-            return bwd::launch_per_unit(bwd::dk_spec_kernel<__nv_bfloat16, lg()>, bwd::kSpecThreads, smem, units,
-                                        stream, sp);
-        }
-      });
-      if (err != cudaSuccess) return err;
+      for (int64_t b = b0; b < b0 + nb; ++b) {
+        const int64_t g = group_of(b, a.R, a.G);
+        if ((err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
+        group_started[g] = 1;
+      }
       if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
     }
 
@@ -441,6 +441,8 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
+    for (int64_t g = 0; g < a.G; ++g)
+      if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
     bwd::InvSubParams ip{spec, lgN2, lgS};
     if ((err = bwd::launch_per_unit(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
         cudaSuccess)
@@ -459,12 +461,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const int64_t pieces = skip_pieces(N1, N2);
     bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
     const size_t sm_red = 256 * sizeof(double);
+    const int64_t skip_units = rows * pieces;
     switch (a.dtype) {
-      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, rows * pieces, stream, kp); break;
-      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, rows * pieces, stream, kp); break;
-      default:
-        err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, rows * pieces, stream, kp);
-        break;
+      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, skip_units, stream, kp); break;
+      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, skip_units, stream, kp); break;
+      default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, skip_units, stream, kp); break;
     }
     if (err != cudaSuccess) return err;
     if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
