@@ -419,6 +419,20 @@ __device__ __forceinline__ float2 item_input(const float* wre, const float* wim,
   return make_float2(b * w.x, b * w.y);
 }
 
+// Stores item j's value at n: the inverse of item_input (row 0's real plane from item 0, its
+// imaginary plane untwisted from item N1/2).
+__device__ __forceinline__ void item_store(float* wre, float* wim, int j, int M1, int64_t n, int64_t N2, float2 v) {
+  if (j > 0 && j < M1) {
+    wre[n] = v.x;
+    wim[n] = v.y;
+  } else if (j == 0) {
+    wre[n] = v.x;
+  } else {
+    const float2 w = twist(n, N2);
+    wim[n] = v.x * w.x + v.y * w.y;
+  }
+}
+
 struct CcParams {
   float* ws;
   const float* kspec;
@@ -456,18 +470,7 @@ __global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc
   }
   __syncthreads();
   fft_smem_fixed<LGN2>(z, true, tid, nth);
-  for (int n = tid; n < N2; n += nth) {
-    const float2 v = z[n];
-    if (j > 0 && j < M1) {
-      wre[n] = v.x;
-      wim[n] = v.y;
-    } else if (j == 0) {
-      wre[n] = v.x;
-    } else {
-      const float2 w = twist(n, N2);
-      wim[n] = v.x * w.x + v.y * w.y;
-    }
-  }
+  for (int n = tid; n < N2; n += nth) item_store(wre, wim, j, M1, n, N2, z[n]);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -261,16 +261,7 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
         w.y = -w.y;
         x = make_float2(x.x + y.x * w.x - y.y * w.y, x.y + y.x * w.y + y.y * w.x);
       }
-      x = make_float2(x.x * scale, x.y * scale);
-      if (j > 0 && j < M1) {
-        wre[n] = x.x;
-        wim[n] = x.y;
-      } else if (j == 0) {
-        wre[n] = x.x;
-      } else {
-        const float2 w = inner::twist(n, N2);
-        wim[n] = x.x * w.x + x.y * w.y;
-      }
+      inner::item_store(wre, wim, j, M1, n, N2, make_float2(x.x * scale, x.y * scale));
     }
   }
 }
