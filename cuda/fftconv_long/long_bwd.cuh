@@ -27,8 +27,8 @@
 //      ascending batch order (a separate read of dy, post, u, pre; the fused plan forms the
 //      row partials inside pass 1).
 //   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
-//   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> outer_inverse
-//      (post = pre) -> du, outer_inverse(post = u) -> dpre                      (dpre if pre given)
+//   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> one outer_inverse
+//      with two outputs: du (post = pre) and dpre (post2 = u, if pre given)
 // The fused three-pass version of notes_long.md section 6 (dk's product inside the inner kernel,
 // du / dpre / dpost from one inverse pass) is the speed step after this; see the notes' status.
 #pragma once
@@ -420,14 +420,14 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
     if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
+    // du = pre dv and dpre = u dv from one inverse pass (its second output).
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
-    if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
-    if ((err = mark(a.marks, "du: outer inverse", stream)) != cudaSuccess) return err;
     if (a.dpre != nullptr) {
-      OuterInvArgs ip{a.dtype, ws_g, a.u, nullptr, nullptr, nullptr, a.dpre, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
-      if ((err = outer_inverse(ip, stream, path)) != cudaSuccess) return err;
-      if ((err = mark(a.marks, "dpre: outer inverse", stream)) != cudaSuccess) return err;
+      iu.post2 = a.u;
+      iu.y2 = a.dpre;
     }
+    if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, "du and dpre: outer inverse", stream)) != cudaSuccess) return err;
   }
 
   // 3. dk: S -> time domain (fp32) once all chunks are in.

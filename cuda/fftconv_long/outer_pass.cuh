@@ -62,6 +62,10 @@ struct OuterInvArgs {
   int64_t H, G, R;   // row g = b * H + h uses skip[((b / R) % G) * H + h]
   int N1;
   int64_t N2;
+  // Optional second output of the same transform, y2 = post2 * (z + skip * v) (post2 nullptr: no gate):
+  // the backward's du = pre * dv and dpre = u * dv from one pass over dv's workspace.
+  const void* post2 = nullptr;
+  void* y2 = nullptr;
 };
 
 inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
@@ -115,6 +119,9 @@ inline const char* check_inv(const OuterInvArgs& a) {
   const size_t es = elem_bytes(a.dtype);
   if (!detail::aligned(a.ws, 16)) return "ws must be 16-byte aligned";
   if (!detail::aligned(a.y, es) || (a.post != nullptr && !detail::aligned(a.post, es))) return "y/post misaligned";
+  if (a.post2 != nullptr && a.y2 == nullptr) return "post2 needs y2";
+  if ((a.y2 != nullptr && !detail::aligned(a.y2, es)) || (a.post2 != nullptr && !detail::aligned(a.post2, es)))
+    return "y2/post2 misaligned";
   if (a.skip != nullptr) {
     if (a.u == nullptr) return "an explicit skip needs u";
     if (!detail::aligned(a.u, es) || (a.pre != nullptr && !detail::aligned(a.pre, es))) return "u/pre misaligned";
@@ -158,6 +165,8 @@ struct InvParams {
   const void* pre;
   const float* skip;
   void* y;
+  const void* post2;
+  void* y2;
   int64_t row0, nrows, L, N2, H, G, R;
   int N1, TW, lgM;
 };
@@ -281,6 +290,8 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
   const T* u = static_cast<const T*>(p.u);
   const T* pre = static_cast<const T*>(p.pre);
   T* y = static_cast<T*>(p.y);
+  const T* post2 = static_cast<const T*>(p.post2);
+  T* y2 = static_cast<T*>(p.y2);
   __syncthreads();
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     for (int i = tid; i < M * TW; i += nth) {
@@ -321,6 +332,7 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
         if (pre != nullptr) vin *= E::ld(pre + base + t);
         v += sk * vin;
       }
+      if (y2 != nullptr) y2[base + t] = E::st(post2 != nullptr ? v * E::ld(post2 + base + t) : v);
       if (post != nullptr) v *= E::ld(post + base + t);
       y[base + t] = E::st(v);
     }
@@ -428,6 +440,8 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   p.pre = a.pre;
   p.skip = a.skip;
   p.y = a.y;
+  p.post2 = a.post2;
+  p.y2 = a.y2;
   p.row0 = a.row0;
   p.nrows = a.nrows;
   p.L = a.L;
@@ -489,6 +503,8 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.pre = static_cast<const uint16_t*>(a.pre);
   p.skip = a.skip;
   p.y = static_cast<uint16_t*>(a.y);
+  p.post2 = static_cast<const uint16_t*>(a.post2);
+  p.y2 = static_cast<uint16_t*>(a.y2);
   p.row0 = a.row0;
   p.nrows = a.nrows;
   p.N2 = a.N2;
@@ -496,8 +512,10 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.G = a.G;
   p.R = a.R;
   p.L = static_cast<int>(a.L);
-  p.vec = rows_vec(a.L, {a.y, a.post, a.skip != nullptr ? a.u : nullptr, a.skip != nullptr ? a.pre : nullptr});
-  auto kern = tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS>;
+  p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
+                         a.skip != nullptr ? a.pre : nullptr});
+  auto kern = a.y2 != nullptr ? tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>
+                               : tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false>;
   cudaError_t err = set_smem(kern, S::kInvSmem);
   if (err != cudaSuccess) return err;
   dim3 grid;

@@ -79,6 +79,8 @@ struct InvParams {
   const uint16_t* pre;   // read only with skip (nullptr: absent)
   const float* skip;     // (G, H) or nullptr (folded into the inner spectrum)
   uint16_t* y;
+  const uint16_t* post2;  // second output y2 = post2 * (z + skip term) when y2 != nullptr
+  uint16_t* y2;
   int64_t row0, nrows, N2, H, G, R;
   int L;
   int vec;
@@ -388,7 +390,9 @@ __global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParam
 // ---------------------------------------------------------------------------------------------
 // Inverse.
 // ---------------------------------------------------------------------------------------------
-template <typename T, int P, int Q, int TW, int WARPS>
+// Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
+// registers (the second prefetched gate takes 7-40 more).
+template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false>
 __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
@@ -590,13 +594,15 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
     constexpr int UNRE = 4;  // post chunks per thread in flight
+    const bool gate2 = Y2 && p.post2 != nullptr;
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
-      uint4 pg[UNRE];
+      uint4 pg[UNRE], pg2[UNRE];
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
         const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
         pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+        pg2[j] = gate2 ? load8(p.post2 + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
       }
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
@@ -618,6 +624,18 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
           }
 #pragma unroll
           for (int e = 0; e < 8; ++e) z[e] += sk * uu[e];
+        }
+        if constexpr (Y2) {
+          float z2[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) z2[e] = z[e];
+          if (gate2) {
+            float gg[8];
+            unpack8<T>(pg2[j], gg);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) z2[e] *= gg[e];
+          }
+          store8(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
         }
         if (p.post != nullptr) {
           float gg[8];
