@@ -452,11 +452,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const int64_t pieces = skip_pieces(N1, N2);
     bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
     const size_t sm_red = 256 * sizeof(double);
-    const int64_t skip_units = rows * pieces;
+    const int64_t n = rows * pieces;
     switch (a.dtype) {
-      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, skip_units, stream, kp); break;
-      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, skip_units, stream, kp); break;
-      default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, skip_units, stream, kp); break;
+      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, n, stream, kp); break;
+      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, n, stream, kp); break;
+      default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, n, stream, kp); break;
     }
     if (err != cudaSuccess) return err;
     if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
