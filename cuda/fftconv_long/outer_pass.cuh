@@ -62,7 +62,7 @@ struct OuterInvArgs {
   int64_t H, G, R;   // row g = b * H + h uses skip[((b / R) % G) * H + h]
   int N1;
   int64_t N2;
-  // Optional second output of the same transform, y2 = post2 * (z + skip * v) (post2 nullptr: no gate):
+  // Optional second output of the same transform, y2 = post2 * (z + skip * v) (both or neither given):
   // the backward's du = pre * dv and dpre = u * dv from one pass over dv's workspace.
   const void* post2 = nullptr;
   void* y2 = nullptr;
@@ -119,7 +119,7 @@ inline const char* check_inv(const OuterInvArgs& a) {
   const size_t es = elem_bytes(a.dtype);
   if (!detail::aligned(a.ws, 16)) return "ws must be 16-byte aligned";
   if (!detail::aligned(a.y, es) || (a.post != nullptr && !detail::aligned(a.post, es))) return "y/post misaligned";
-  if (a.post2 != nullptr && a.y2 == nullptr) return "post2 needs y2";
+  if ((a.post2 == nullptr) != (a.y2 == nullptr)) return "post2 and y2 go together";
   if ((a.y2 != nullptr && !detail::aligned(a.y2, es)) || (a.post2 != nullptr && !detail::aligned(a.post2, es)))
     return "y2/post2 misaligned";
   if (a.skip != nullptr) {
@@ -332,7 +332,7 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
         if (pre != nullptr) vin *= E::ld(pre + base + t);
         v += sk * vin;
       }
-      if (y2 != nullptr) y2[base + t] = E::st(post2 != nullptr ? v * E::ld(post2 + base + t) : v);
+      if (y2 != nullptr) y2[base + t] = E::st(v * E::ld(post2 + base + t));
       if (post != nullptr) v *= E::ld(post + base + t);
       y[base + t] = E::st(v);
     }

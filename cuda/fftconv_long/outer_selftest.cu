@@ -530,6 +530,13 @@ void check_validation() {
   ib = ia;
   ib.y = nullptr;
   good = good && check_inv(ib) != nullptr;
+  ib = ia;
+  ib.y2 = dummy;  // a second output without its gate
+  good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
+  ib.post2 = dummy;
+  good = good && check_inv(ib) == nullptr;
+  ib.y2 = reinterpret_cast<char*>(dummy) + 1;  // misaligned
+  good = good && check_inv(ib) != nullptr;
   // A forced tensor-core path that cannot take the problem is refused, not silently rerouted.
   OuterFwdArgs f32 = ok;
   f32.dtype = Elem::kF32;

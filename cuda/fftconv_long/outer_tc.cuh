@@ -79,7 +79,7 @@ struct InvParams {
   const uint16_t* pre;   // read only with skip (nullptr: absent)
   const float* skip;     // (G, H) or nullptr (folded into the inner spectrum)
   uint16_t* y;
-  const uint16_t* post2;  // second output y2 = post2 * (z + skip term) when y2 != nullptr
+  const uint16_t* post2;  // second output y2 = post2 * (z + skip term) (both or neither)
   uint16_t* y2;
   int64_t row0, nrows, N2, H, G, R;
   int L;
@@ -594,7 +594,6 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
     constexpr int UNRE = 4;  // post chunks per thread in flight
-    const bool gate2 = Y2 && p.post2 != nullptr;
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
 #pragma unroll
@@ -602,7 +601,7 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
         const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
         pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
-        pg2[j] = gate2 ? load8(p.post2 + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+        if constexpr (Y2) pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
       }
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
@@ -627,14 +626,9 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
         }
         if constexpr (Y2) {
           float z2[8];
+          unpack8<T>(pg2[j], z2);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) z2[e] = z[e];
-          if (gate2) {
-            float gg[8];
-            unpack8<T>(pg2[j], gg);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) z2[e] *= gg[e];
-          }
+          for (int e = 0; e < 8; ++e) z2[e] *= z[e];
           store8(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
         }
         if (p.post != nullptr) {
