@@ -26,7 +26,8 @@
 #   EXAMPLE_STEPS          training steps of the example run at seq-len 8192 (default 300)
 #   PYTEST_ARGS            extra arguments for both pytest runs
 #   SELFTESTS              selftests stage: comma-separated programs with flags to run (default: all, with the
-#                          long-N --big and --bench runs; over 10 minutes in all, so split it across calls)
+#                          long-N --big and --bench runs; over 10 minutes in all, so split it across calls); only
+#                          the programs named here or in PROFILE are compiled (the sanitizer skips the others)
 #   SELFTESTS_SANITIZE     selftests stage: 0 leaves out compute-sanitizer (default 1)
 #   PROFILE, NCU_ARGS      selftests stage: comma-separated programs with flags to run under `ncu $NCU_ARGS`
 #                          after the self-tests (e.g. NCU_ARGS="-k regex:kspec -c 2 --section SpeedOfLight")
