@@ -305,25 +305,22 @@ __device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
 // Values per thread the shared-memory FFT holds in registers (per transformed array).
 constexpr int kFftValsPerThread = 16;  // 32 floats held across each pass's barrier
 
-// One Stockham pass of radix R over NA arrays at once (n points each, sub-transforms of length Ns
-// done): for j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point
-// DFT, outputs to (j - k) R + k + r Ns. All inputs are read before the barrier and written after
+// One Stockham pass of radix R over the n points of z (sub-transforms of length Ns done): for
+// j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point DFT, outputs
+// to (j - k) R + k + r Ns. All inputs are read before the barrier and written after
 // it, so the pass runs in place.
-template <int R, int NA>
-__device__ __forceinline__ void stockham_pass(float2* const (&zs)[NA], int n, int Ns, bool inverse, int tid,
-                                              int nth) {
-  constexpr int kJ = kFftValsPerThread / NA / R > 0 ? kFftValsPerThread / NA / R : 1;
+template <int R>
+__device__ __forceinline__ void stockham_pass(float2* z, int n, int Ns, bool inverse, int tid, int nth) {
+  constexpr int kJ = kFftValsPerThread / R > 0 ? kFftValsPerThread / R : 1;
   const int nj = n / R, step = n / (Ns * R);
-  float2 v[NA][kJ][R];
+  float2 v[kJ][R];
 #pragma unroll
   for (int q = 0; q < kJ; ++q) {
     const int j = tid + q * nth;
     if (j < nj) {
       const int k = j & (Ns - 1);
 #pragma unroll
-      for (int a = 0; a < NA; ++a)
-#pragma unroll
-        for (int r = 0; r < R; ++r) v[a][q][r] = zs[a][j + r * nj];
+      for (int r = 0; r < R; ++r) v[q][r] = z[j + r * nj];
       if (Ns > 1) {
         // w^r for r < R from w, w^2, w^4, w^8 (one sincospif, squarings, at most three products:
         // a few float roundings, not r of them as a running product would accumulate).
@@ -341,12 +338,10 @@ __device__ __forceinline__ void stockham_pass(float2* const (&zs)[NA], int n, in
               w = first ? p2[b] : tw_mul(w, p2[b]);
               first = false;
             }
-#pragma unroll
-          for (int a = 0; a < NA; ++a) v[a][q][r] = tw_mul(v[a][q][r], w);
+          v[q][r] = tw_mul(v[q][r], w);
         }
       }
-#pragma unroll
-      for (int a = 0; a < NA; ++a) dft_reg<R>(v[a][q], inverse);
+      dft_reg<R>(v[q], inverse);
     }
   }
   __syncthreads();
@@ -356,36 +351,28 @@ __device__ __forceinline__ void stockham_pass(float2* const (&zs)[NA], int n, in
     if (j < nj) {
       const int k = j & (Ns - 1), base = (j - k) * R + k;
 #pragma unroll
-      for (int a = 0; a < NA; ++a)
-#pragma unroll
-        for (int r = 0; r < R; ++r) zs[a][base + r * Ns] = v[a][q][r];
+      for (int r = 0; r < R; ++r) z[base + r * Ns] = v[q][r];
     }
   }
   __syncthreads();
 }
 
-// In-place FFT of NA shared-memory arrays of n = 2^m points (16 <= n <= 16384), natural order in
+// In-place FFT of a shared-memory array of n = 2^m points (16 <= n <= 16384), natural order in
 // and out, unnormalised; `inverse` uses w^-1. One radix-2/4/8 pass for the leftover factor, then
 // radix-16 Stockham passes in registers: log16(n) barriers pairs instead of log2(n). The caller syncs
-// before; this syncs after. Needs n <= kFftValsPerThread / NA * nth (else it traps: a launch error,
+// before; this syncs after. Needs n <= kFftValsPerThread * nth (else it traps: a launch error,
 // never a half-done transform).
-template <int NA>
-__device__ __forceinline__ void fft_smem(float2* const (&zs)[NA], int n, bool inverse, int tid, int nth) {
-  if (n > kFftValsPerThread / NA * nth) __trap();
+__device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid, int nth) {
+  if (n > kFftValsPerThread * nth) __trap();
   // The small radix first, at Ns = 1 where it needs no twiddles; then radix 16.
   int Ns = 1 << ((__ffs(n) - 1) & 3);  // the leftover factor 1, 2, 4 or 8 (n = it * 16^m)
   switch (Ns) {
-    case 2: stockham_pass<2, NA>(zs, n, 1, inverse, tid, nth); break;
-    case 4: stockham_pass<4, NA>(zs, n, 1, inverse, tid, nth); break;
-    case 8: stockham_pass<8, NA>(zs, n, 1, inverse, tid, nth); break;
+    case 2: stockham_pass<2>(z, n, 1, inverse, tid, nth); break;
+    case 4: stockham_pass<4>(z, n, 1, inverse, tid, nth); break;
+    case 8: stockham_pass<8>(z, n, 1, inverse, tid, nth); break;
     default: break;
   }
-  for (; Ns < n; Ns *= 16) stockham_pass<16, NA>(zs, n, Ns, inverse, tid, nth);
-}
-
-__device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid, int nth) {
-  float2* const zs[1] = {z};
-  fft_smem<1>(zs, n, inverse, tid, nth);
+  for (; Ns < n; Ns *= 16) stockham_pass<16>(z, n, Ns, inverse, tid, nth);
 }
 
 // The same with the size a compile-time constant, 2^LGN. Kernels that run two transforms, or one

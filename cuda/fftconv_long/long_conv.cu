@@ -106,7 +106,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s) {
 struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;
-  int64_t chunk_b = 0;
+  int64_t chunk_b = 0, filters_per_call = 0;  // all G*H filters at once
 };
 
 BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
@@ -115,6 +115,7 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
   const Elem e = elem_of(d.dtype);
   const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
+  p.filters_per_call = d.G * d.H;
   p.kspec = align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
   p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
   return p;
@@ -131,14 +132,21 @@ uint8_t* aligned_base(void* scratch, size_t bytes, size_t need) {
   return reinterpret_cast<uint8_t*>(q);
 }
 
-// The problem's plan and the aligned base of the caller's scratch; nullptr when the problem is not the long
+// Both directions' start: the problem's plan, K' at the aligned base of the caller's scratch, built from k
+// and skip, and the scratch after it in *rest. cudaErrorInvalidValue when the problem is not the long
 // path's (layout, size) or the scratch is too small.
 template <typename Plan, typename MakePlan>
-uint8_t* plan_and_base(const FftconvDims& d, void* scratch, size_t bytes, MakePlan make_plan, Plan* p) {
+cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* skip, void* scratch, size_t bytes,
+                             MakePlan make_plan, cudaStream_t stream, Plan* p, float** kspec, uint8_t** rest) {
   Split s;
-  if (d.layout != kBHL || !split_of(d, &s)) return nullptr;
+  if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
   *p = make_plan(d, s);
-  return aligned_base(scratch, bytes, p->total);
+  uint8_t* base = aligned_base(scratch, bytes, p->total);
+  if (base == nullptr) return cudaErrorInvalidValue;
+  *kspec = reinterpret_cast<float*>(base);
+  *rest = base + p->kspec;
+  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, *kspec, reinterpret_cast<float*>(*rest), p->filters_per_call,
+                        stream);
 }
 
 }  // namespace
@@ -164,15 +172,12 @@ size_t long_bwd_scratch_bytes(const FftconvDims& d) {
 cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
   FwdPlan p;
-  uint8_t* base = plan_and_base(d, scratch, scratch_bytes, fwd_plan, &p);
-  if (base == nullptr) return cudaErrorInvalidValue;
+  float* kspec;
+  uint8_t* work;
+  cudaError_t err = plan_and_spectra(d, a.k, a.skip, scratch, scratch_bytes, fwd_plan, stream, &p, &kspec, &work);
+  if (err != cudaSuccess) return err;
   const Split& s = p.s;
   const Elem e = elem_of(d.dtype);
-  float* kspec = reinterpret_cast<float*>(base);
-  void* work = base + p.kspec;
-  cudaError_t err = filter_spectra(a.k, a.skip, d.G * d.H, d.Lk, s, kspec, static_cast<float*>(work),
-                                   p.filters_per_call, stream);
-  if (err != cudaSuccess) return err;
   const int64_t rows = d.B * d.H;
   for (int64_t row0 = 0; row0 < rows; row0 += p.rows_per_chunk) {
     const int64_t nr = std::min(p.rows_per_chunk, rows - row0);
@@ -190,14 +195,11 @@ cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch
 cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
   BwdPlan p;
-  uint8_t* base = plan_and_base(d, scratch, scratch_bytes, bwd_plan, &p);
-  if (base == nullptr) return cudaErrorInvalidValue;
-  const Split& s = p.s;
-  float* kspec = reinterpret_cast<float*>(base);
-  void* rest = base + p.kspec;
-  const int64_t GH = d.G * d.H;
-  cudaError_t err = filter_spectra(a.k, a.skip, GH, d.Lk, s, kspec, static_cast<float*>(rest), GH, stream);
+  float* kspec;
+  uint8_t* rest;
+  const cudaError_t err = plan_and_spectra(d, a.k, a.skip, scratch, scratch_bytes, bwd_plan, stream, &p, &kspec, &rest);
   if (err != cudaSuccess) return err;
+  const Split& s = p.s;
   BwdArgs b;
   b.dtype = elem_of(d.dtype);
   b.dy = a.dy;
