@@ -213,11 +213,14 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
 
 struct InvSubParams {
   float2* spec;
-  int lgN2, lgS;
+  float* wsk;  // S == 1: the packed fp32 workspace the combine step would write (see below)
+  int N1, lgN2, lgS;
 };
 
 // In place per unit (gj, part): Y_part[m] = sum_kq X[part + S kq] w_SUB^(-kq m) (unnormalised),
-// stored back at position part + S m.
+// stored back at position part + S m. With S == 1 (every default split) there is nothing to
+// combine: the unit stores sqrt(N1) Y straight into item j's place in the packed workspace, as
+// dk_combine_kernel would (which is then not launched).
 __global__ void __launch_bounds__(256, 4) dk_inv_sub_kernel(const InvSubParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
@@ -228,6 +231,16 @@ __global__ void __launch_bounds__(256, 4) dk_inv_sub_kernel(const InvSubParams p
   for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
   __syncthreads();
   inner::fft_smem(z, SUB, true, tid, nth);
+  if (S == 1) {
+    const int M1 = p.N1 / 2;
+    const int64_t gh = un / (M1 + 1);
+    const int j = static_cast<int>(un - gh * (M1 + 1));
+    float* wre = p.wsk + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    const float scale = sqrtf(static_cast<float>(p.N1));
+    for (int m = tid; m < SUB; m += nth)
+      inner::item_store(wre, wre + N2, j, M1, m, N2, make_float2(z[m].x * scale, z[m].y * scale));
+    return;
+  }
   for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
 }
 
@@ -434,13 +447,15 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   if (a.dk != nullptr) {
     for (int64_t g = 0; g < a.G; ++g)
       if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
-    bwd::InvSubParams ip{spec, lgN2, lgS};
+    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgS};
     if ((err = bwd::launch_per_unit(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
         cudaSuccess)
       return err;
-    bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};
-    if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
-      return err;
+    if (lgS > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
+      bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};
+      if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
+        return err;
+    }
     OuterInvArgs ik{Elem::kF32, wsk, nullptr, nullptr, nullptr, nullptr, a.dk, 0, GH, a.Lk, a.H, a.G, a.R, N1, N2};
     if ((err = outer_inverse(ik, stream, OuterPath::kCudaCore)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "dk: inverse (sub FFTs, combine, fp32 outer inverse)", stream)) != cudaSuccess)
