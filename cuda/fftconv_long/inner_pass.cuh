@@ -305,12 +305,22 @@ __device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
 // Values per thread the shared-memory FFT holds in registers (per transformed array).
 constexpr int kFftValsPerThread = 16;  // 32 floats held across each pass's barrier
 
+// Where element i of the passes' intermediate arrays lives in shared memory: i with its low four bits
+// XORed by the next four. The early passes write each thread's R outputs to R consecutive elements
+// (thread j at j R + r), which in natural order puts a half-warp's stores 16 R bytes apart, in the
+// same banks: 2-3.5x the minimum shared-memory wavefronts per transform (4-16-way conflicts at
+// Ns < 16). Swizzled, every half-warp's access of every pass touches 16 distinct 8-byte bank
+// pairs. The XOR stays inside a 16-element block, so any n >= 16 is fine; the transform's input
+// and output stay in natural order (the first pass reads and the last pass writes unswizzled).
+__device__ __forceinline__ int swizzled(int i, int mask) { return i ^ ((i >> 4) & mask); }
+
 // One Stockham pass of radix R over the n points of z (sub-transforms of length Ns done): for
 // j < n/R, k = j mod Ns, the R inputs z[j + r n/R] times w_(Ns R)^(r k), an R-point DFT, outputs
 // to (j - k) R + k + r Ns. All inputs are read before the barrier and written after
-// it, so the pass runs in place.
+// it, so the pass runs in place. in_mask / out_mask: 15 where that side is swizzled, 0 where natural.
 template <int R>
-__device__ __forceinline__ void stockham_pass(float2* z, int n, int Ns, bool inverse, int tid, int nth) {
+__device__ __forceinline__ void stockham_pass(float2* z, int n, int Ns, bool inverse, int tid, int nth, int in_mask,
+                                              int out_mask) {
   constexpr int kJ = kFftValsPerThread / R > 0 ? kFftValsPerThread / R : 1;
   const int nj = n / R, step = n / (Ns * R);
   float2 v[kJ][R];
@@ -320,7 +330,7 @@ __device__ __forceinline__ void stockham_pass(float2* z, int n, int Ns, bool inv
     if (j < nj) {
       const int k = j & (Ns - 1);
 #pragma unroll
-      for (int r = 0; r < R; ++r) v[q][r] = z[j + r * nj];
+      for (int r = 0; r < R; ++r) v[q][r] = z[swizzled(j + r * nj, in_mask)];
       if (Ns > 1) {
         // w^r for r < R from w, w^2, w^4, w^8 (one sincospif, squarings, at most three products:
         // a few float roundings, not r of them as a running product would accumulate).
@@ -351,7 +361,7 @@ __device__ __forceinline__ void stockham_pass(float2* z, int n, int Ns, bool inv
     if (j < nj) {
       const int k = j & (Ns - 1), base = (j - k) * R + k;
 #pragma unroll
-      for (int r = 0; r < R; ++r) z[base + r * Ns] = v[q][r];
+      for (int r = 0; r < R; ++r) z[swizzled(base + r * Ns, out_mask)] = v[q][r];
     }
   }
   __syncthreads();
@@ -366,13 +376,16 @@ __device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid
   if (n > kFftValsPerThread * nth) __trap();
   // The small radix first, at Ns = 1 where it needs no twiddles; then radix 16.
   int Ns = 1 << ((__ffs(n) - 1) & 3);  // the leftover factor 1, 2, 4 or 8 (n = it * 16^m)
+  // Swizzled in between (see swizzled): every pass but the last writes swizzled, every pass but the first reads so.
+  const int first_out = Ns < n ? 15 : 0;
   switch (Ns) {
-    case 2: stockham_pass<2>(z, n, 1, inverse, tid, nth); break;
-    case 4: stockham_pass<4>(z, n, 1, inverse, tid, nth); break;
-    case 8: stockham_pass<8>(z, n, 1, inverse, tid, nth); break;
+    case 2: stockham_pass<2>(z, n, 1, inverse, tid, nth, 0, first_out); break;
+    case 4: stockham_pass<4>(z, n, 1, inverse, tid, nth, 0, first_out); break;
+    case 8: stockham_pass<8>(z, n, 1, inverse, tid, nth, 0, first_out); break;
     default: break;
   }
-  for (; Ns < n; Ns *= 16) stockham_pass<16>(z, n, Ns, inverse, tid, nth);
+  for (; Ns < n; Ns *= 16)
+    stockham_pass<16>(z, n, Ns, inverse, tid, nth, Ns > 1 ? 15 : 0, Ns * 16 < n ? 15 : 0);
 }
 
 // The same with the size a compile-time constant, 2^LGN. Kernels that run two transforms, or one
@@ -507,11 +520,15 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   float* out = p.kspec + gj * int64_t(N2) * 2;
   if (S == 1) {
     // The whole slice in this CTA: write it in its own order, float4 `idx` = frequencies
-    // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords), so the stores are coalesced.
-    const int half_m = p.RAD * p.RAD / 2;
+    // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords). Consecutive threads take consecutive
+    // k0 (the fastest index of z): a warp's reads then hit N0 different banks, where a run of
+    // consecutive idx (one k0, frequencies N0 apart) read one bank pair 16 times over per
+    // half-warp. The stores stay whole 32-byte sectors (float4 idx and idx + 1 from lanes N0 apart
+    // of one warp at N0 = 16, from neighbouring warps at N0 = 32).
+    const int half_m = p.RAD * p.RAD / 2, lg_n0 = __ffs(p.N0) - 1;
     float4* o4 = reinterpret_cast<float4*>(out);
-    for (int idx = tid; idx < N2 / 2; idx += nth) {
-      const int k0 = idx / half_m, r = idx - k0 * half_m;
+    for (int t = tid; t < N2 / 2; t += nth) {
+      const int k0 = t & (p.N0 - 1), r = t >> lg_n0, idx = k0 * half_m + r;
       int k1, k2;
       if (p.RAD == 16)
         frag_coords<16>(r, k1, k2);
