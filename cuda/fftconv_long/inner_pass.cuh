@@ -242,65 +242,8 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
 }
 
 // ---------------------------------------------------------------------------------------
-// CUDA-core pieces (fp32): a CTA-wide radix-2 FFT in shared memory.
+// CUDA-core pieces (fp32): a CTA-wide FFT in shared memory (its register DFTs: reg_dft.cuh).
 // ---------------------------------------------------------------------------------------
-__device__ __forceinline__ float2 tw_mul(float2 x, float2 w) {
-  return make_float2(x.x * w.x - x.y * w.y, x.x * w.y + x.y * w.x);
-}
-
-// w_n^e = exp(-2 pi i e / n) (conjugated for the inverse), 0 <= e < n <= 2^14: e / n is exact in
-// float, so sincospif rounds once.
-__device__ __forceinline__ float2 w_exp(int e, int n, bool inverse) {
-  float s, c;
-  sincospif(-2.0f * static_cast<float>(e) / static_cast<float>(n), &s, &c);
-  return make_float2(c, inverse ? -s : s);
-}
-
-// w_16^e for 0 <= e < 8 as constants (the register DFTs' twiddles; e is a compile-time constant
-// after unrolling, so the switch folds away).
-__device__ __forceinline__ float2 w16(int e, bool inverse) {
-  float c = 1.f, s = 0.f;
-  switch (e) {
-    case 1: c = 0.923879533f; s = 0.382683432f; break;
-    case 2: c = 0.707106781f; s = 0.707106781f; break;
-    case 3: c = 0.382683432f; s = 0.923879533f; break;
-    case 4: c = 0.f; s = 1.f; break;
-    case 5: c = -0.382683432f; s = 0.923879533f; break;
-    case 6: c = -0.707106781f; s = 0.707106781f; break;
-    case 7: c = -0.923879533f; s = 0.382683432f; break;
-    default: break;
-  }
-  return make_float2(c, inverse ? s : -s);
-}
-
-// R-point DFT (R = 2, 4, 8, 16) of v in registers, natural order in and out: radix-2 DIT on the
-// bit-reversed copy, every index a compile-time constant once unrolled.
-template <int R>
-__device__ __forceinline__ void dft_reg(float2 (&v)[R], bool inverse) {
-  constexpr int LG = R == 2 ? 1 : (R == 4 ? 2 : (R == 8 ? 3 : 4));
-  static_assert((1 << LG) == R && R <= 16, "R must be 2, 4, 8 or 16");
-#pragma unroll
-  for (int i = 0; i < R; ++i) {
-    int j = 0;
-#pragma unroll
-    for (int b = 0; b < LG; ++b) j |= ((i >> b) & 1) << (LG - 1 - b);
-    if (j > i) {
-      const float2 t = v[i];
-      v[i] = v[j];
-      v[j] = t;
-    }
-  }
-#pragma unroll
-  for (int half = 1; half < R; half <<= 1) {
-#pragma unroll
-    for (int i = 0; i < R / 2; ++i) {
-      const int pos = i & (half - 1), a = ((i - pos) << 1) + pos, b = a + half;
-      const float2 t = tw_mul(v[b], w16(pos * (8 / half), inverse));  // w_(2 half)^pos
-      v[b] = make_float2(v[a].x - t.x, v[a].y - t.y);
-      v[a] = make_float2(v[a].x + t.x, v[a].y + t.y);
-    }
-  }
-}
 
 // Values per thread the shared-memory FFT holds in registers (per transformed array).
 constexpr int kFftValsPerThread = 16;  // 32 floats held across each pass's barrier
@@ -395,18 +338,6 @@ __device__ __forceinline__ void fft_smem(float2* z, int n, bool inverse, int tid
 template <int LGN>
 __device__ __forceinline__ void fft_smem_fixed(float2* z, bool inverse, int tid, int nth) {
   fft_smem(z, 1 << LGN, inverse, tid, nth);
-}
-
-// Calls f(std::integral_constant<int, LG>{}) for LG == lg, LO <= lg <= HI (the sizes a kernel using
-// fft_smem_fixed is instantiated for); cudaErrorInvalidValue for any other lg.
-template <int LO, int HI, typename F>
-cudaError_t dispatch_lg(int lg, F&& f) {
-  if constexpr (LO > HI) {
-    return cudaErrorInvalidValue;
-  } else {
-    if (lg == LO) return f(std::integral_constant<int, LO>{});
-    return dispatch_lg<LO + 1, HI>(lg, f);
-  }
 }
 
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).

@@ -30,6 +30,7 @@
 
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_tc.cuh"
+#include "fftconv_long/reg_dft.cuh"
 
 namespace jff {
 namespace longconv {
@@ -74,10 +75,12 @@ inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
 
 // The tensor-core kernel's tile width (columns per CTA) for N1, 0 when it has none.
 inline int tc_tile(int N1) { return N1 <= 32 ? 64 : 16; }
-// The CUDA-core kernel's tile: about 2048 complex values per CTA and row, at least 16 columns
-// (full 32-byte sectors for 16-bit, 64 bytes for fp32), at most N2.
+// The CUDA-core kernel's tile (columns per CTA, a power of two <= N2): 256 / M1 (M1 = ColShape's
+// first factor), so that both column-FFT stages have 256 work items for the CTA's 256 threads and
+// the two M x TW complex buffers take 64 KB; at least 16 columns (whole 32-byte sectors).
 inline int cc_tile(int N1, int64_t N2) {
-  int tw = 4096 / N1;
+  const int M = N1 / 2, M1 = M > 16 ? M / 16 : 1;
+  int tw = 256 / M1;
   if (tw < 16) tw = 16;
   if (tw > N2) tw = static_cast<int>(N2);
   return tw;
@@ -155,7 +158,7 @@ struct FwdParams {
   const void* pre;
   void* ws;
   int64_t row0, nrows, L, N2;
-  int N1, TW, lgM;
+  int lgTW;
 };
 
 struct InvParams {
@@ -168,7 +171,7 @@ struct InvParams {
   const void* post2;
   void* y2;
   int64_t row0, nrows, L, N2, H, G, R;
-  int N1, TW, lgM;
+  int lgTW;
 };
 
 __device__ __forceinline__ float2 c_mul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
@@ -178,114 +181,132 @@ __device__ __forceinline__ float2 w_pow(int64_t e, int64_t D) {
   sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
   return make_float2(c, s);
 }
-__device__ __forceinline__ int brev_bits(int m, int bits) {
-  return bits == 0 ? 0 : static_cast<int>(__brev(static_cast<unsigned>(m)) >> (32 - bits));
-}
+
+// A column's M = N1/2 complex points (the half-length transform of its N1 real values) as M1 x M2,
+// M2 = min(M, 16) points per thread in registers first, then M1 <= 16 (four-step, m = m1 + M1 m2,
+// k = k2 + M2 k1):
+//   X[k2 + M2 k1] = sum_m1 w_M1^(m1 k1) w_M^(m1 k2) sum_m2 x[m1 + M1 m2] w_M2^(m2 k2).
+// Every index is a compile-time constant or a shift: the radix-2 shared-memory version this
+// replaces spent ~200 instructions per element on run-time divisions and 7-8 barriered stages.
+template <int LGM>
+struct ColShape {
+  static constexpr int M = 1 << LGM, M2 = M < 16 ? M : 16, M1 = M / M2;
+  static_assert(M1 <= 16, "N1 <= 512");
+};
 
 // Shared tables of both directions: the tile's outer twiddles (tc::TileTw, M + 64 + M*TW/64
-// entries), wM[j] = w_M^j (j < M/2), wN1[k] = w_N1^k (k <= M). Returns the first free float2.
-__device__ __forceinline__ float2* build_tables(float2* sm, int N1, int M, int TW, int64_t N, int64_t n2_0, int tid,
+// entries), wM[e] = w_M^e (e < M; the four-step twiddles, m1 k2 < M), wN1[k] = w_N1^k (k <= M).
+// Returns the first free float2.
+__device__ __forceinline__ float2* build_tables(float2* sm, int M, int TW, int64_t N, int64_t n2_0, int tid,
                                                 int nth, tc::TileTw* tw, float2** wM, float2** wN1) {
   tw->build(sm, M, TW, N, n2_0, tid, nth);
   *wM = sm + M + 64 + (M * TW + 63) / 64;
-  const int nwm = M / 2 > 0 ? M / 2 : 1;
-  *wN1 = *wM + nwm;
-  for (int i = tid; i < nwm; i += nth) (*wM)[i] = w_pow(i, M);
-  for (int i = tid; i <= M; i += nth) (*wN1)[i] = w_pow(i, N1);
+  *wN1 = *wM + M;
+  for (int i = tid; i < M; i += nth) (*wM)[i] = w_pow(i, M);
+  for (int i = tid; i <= M; i += nth) (*wN1)[i] = w_pow(i, 2 * M);
   return *wN1 + M + 1;
 }
 
 inline size_t tables_bytes(int N1, int TW) {
-  const int M = N1 / 2;
-  return sizeof(float2) * (static_cast<size_t>(M) + 64 + (M * TW + 63) / 64 + (M / 2 > 0 ? M / 2 : 1) + M + 1);
+  const size_t M = N1 / 2;
+  return sizeof(float2) * (M + 64 + (M * TW + 63) / 64 + M + M + 1);
 }
 
-// In-place radix-2 DIT FFT of size M over each of the TW columns of z (input in bit-reversed
-// order, output natural). `inverse` conjugates the twiddles (no scaling).
-__device__ __forceinline__ void fft_cols(float2* z, const float2* wM, int M, int TW, bool inverse, int tid, int nth) {
-  for (int half = 1; half < M; half <<= 1) {
-    const int stride = M / (2 * half);
-    for (int i = tid; i < (M / 2) * TW; i += nth) {
-      const int j = i / TW, c = i - j * TW;
-      const int pos = j & (half - 1);
-      const int a = ((j - pos) << 1) + pos, b = a + half;
-      float2 w = wM[pos * stride];
-      if (inverse) w.y = -w.y;
-      const float2 xa = z[a * TW + c], t = c_mul(z[b * TW + c], w);
-      z[a * TW + c] = make_float2(xa.x + t.x, xa.y + t.y);
-      z[b * TW + c] = make_float2(xa.x - t.x, xa.y - t.y);
-    }
-    __syncthreads();
-  }
-}
-
-template <typename T>
+template <typename T, int LGM>
 __global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
   using E = Elt<T>;
+  using S = ColShape<LGM>;
+  constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
   JFF_DYN_SMEM(float2, sm);
-  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
-  const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  const int lgTW = p.lgTW, TW = 1 << lgTW, tid = threadIdx.x, nth = blockDim.x;
+  const int64_t N2 = p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
   tc::TileTw tw;
   float2 *wM, *wN1;
-  float2* z = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // z: M x TW
+  float2* ys = build_tables(sm, M, TW, N1 * N2, n2_0, tid, nth, &tw, &wM, &wN1);  // M x TW, stage 1 -> 2
+  float2* zs = ys + M * TW;  // M x TW: the columns' spectra Z[k] (k-major)
   const float scale = rsqrtf(static_cast<float>(N1));
-  const T* u = static_cast<const T*>(p.u);
   const T* pre = static_cast<const T*>(p.pre);
-  T* ws = static_cast<T*>(p.ws);
   __syncthreads();
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     const int64_t base = (p.row0 + r) * p.L;
-    // z[m] = v[2m] + i v[2m+1] at bit-reversed m (half-length complex transform of the real
-    // column); loads only t < L.
-    for (int i = tid; i < N1 * TW; i += nth) {
-      const int n1 = i / TW, c = i - n1 * TW;
-      const int64_t t = p.N2 * n1 + n2_0 + c;
-      float v = 0.f;
-      if (t < p.L) {
-        v = E::ld(u + base + t);
-        if (pre != nullptr) v *= E::ld(pre + base + t);
+    const T* ur = static_cast<const T*>(p.u) + base;
+    const T* pr = pre != nullptr ? pre + base : nullptr;
+    // Stage 1, thread (m1, c): x[m] = v[2m] + i v[2m+1] for m = m1 + M1 m2 (only t < L is read), its
+    // M2-point DFT, times w_M^(m1 k2).
+    for (int q = tid; q < M1 * TW; q += nth) {
+      const int c = q & (TW - 1), m1 = q >> lgTW;
+      float2 v[M2];
+#pragma unroll
+      for (int m2 = 0; m2 < M2; ++m2) {
+        const int64_t t0 = N2 * (2 * (m1 + M1 * m2)) + n2_0 + c, t1 = t0 + N2;
+        float a = 0.f, b = 0.f;
+        if (t0 < p.L) a = pr != nullptr ? E::ld(ur + t0) * E::ld(pr + t0) : E::ld(ur + t0);
+        if (t1 < p.L) b = pr != nullptr ? E::ld(ur + t1) * E::ld(pr + t1) : E::ld(ur + t1);
+        v[m2] = make_float2(a, b);
       }
-      float* slot = reinterpret_cast<float*>(z + brev_bits(n1 >> 1, p.lgM) * TW + c);
-      slot[n1 & 1] = v;
+      inner::dft_reg<M2>(v, false);
+#pragma unroll
+      for (int k2 = 0; k2 < M2; ++k2) {
+        if constexpr (M1 == 1)
+          zs[k2 * TW + c] = v[k2];
+        else
+          ys[(k2 * M1 + m1) * TW + c] = k2 == 0 ? v[0] : c_mul(v[k2], wM[m1 * k2]);
+      }
     }
     __syncthreads();
-    fft_cols(z, wM, M, TW, false, tid, nth);
+    if constexpr (M1 > 1) {
+      // Stage 2, thread (k2, c): the M1-point DFT over m1, Z[k2 + M2 k1].
+      for (int q = tid; q < M2 * TW; q += nth) {
+        const int c = q & (TW - 1), k2 = q >> lgTW;
+        float2 v[M1];
+#pragma unroll
+        for (int m1 = 0; m1 < M1; ++m1) v[m1] = ys[(k2 * M1 + m1) * TW + c];
+        inner::dft_reg<M1>(v, false);
+#pragma unroll
+        for (int k1 = 0; k1 < M1; ++k1) zs[(k2 + M2 * k1) * TW + c] = v[k1];
+      }
+      __syncthreads();
+    }
     // Real spectrum k <= M (r2c_split), unitary scale, twiddle, packed row 0; coalesced stores.
-    for (int i = tid; i < M * TW; i += nth) {
-      const int k = i / TW, c = i - k * TW;
-      const float2 Z = z[k * TW + c];
+    T* wsr = static_cast<T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
+    for (int q = tid; q < M * TW; q += nth) {
+      const int c = q & (TW - 1), k = q >> lgTW;
+      const float2 Z = zs[k * TW + c];
       float xr, xi;
       if (k == 0) {
         xr = scale * (Z.x + Z.y);  // C[0]   = sum of all
         xi = scale * (Z.x - Z.y);  // C[N1/2] = alternating sum
       } else {
-        const float2 Zc = z[(M - k) * TW + c];
+        const float2 Zc = zs[(M - k) * TW + c];
         r2c_split(Z.x, Z.y, Zc.x, Zc.y, wN1[k].x, wN1[k].y, &xr, &xi);
         const float2 o = c_mul(make_float2(scale * xr, scale * xi), tw(k, c));
         xr = o.x;
         xi = o.y;
       }
-      ws[ws_offset(r, k, 0, n2_0 + c, N1, p.N2)] = E::st(xr);
-      ws[ws_offset(r, k, 1, n2_0 + c, N1, p.N2)] = E::st(xi);
+      wsr[(2 * k) * N2 + c] = E::st(xr);
+      wsr[(2 * k + 1) * N2 + c] = E::st(xi);
     }
-    __syncthreads();
+    // With M1 = 1 the next row's stage 1 writes zs, which this loop reads (with M1 > 1 the barriers
+    // after its stages 1 and 2 order every reuse).
+    if constexpr (M1 == 1) __syncthreads();
   }
 }
 
-template <typename T>
+template <typename T, int LGM>
 __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
   using E = Elt<T>;
+  using S = ColShape<LGM>;
+  constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
   JFF_DYN_SMEM(float2, sm);
-  const int N1 = p.N1, M = N1 / 2, TW = p.TW, tid = threadIdx.x, nth = blockDim.x;
-  const int64_t N = static_cast<int64_t>(N1) * p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
+  const int lgTW = p.lgTW, TW = 1 << lgTW, tid = threadIdx.x, nth = blockDim.x;
+  const int64_t N2 = p.N2, n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
   tc::TileTw tw;
   float2 *wM, *wN1;
-  float2* xs = build_tables(sm, N1, M, TW, N, n2_0, tid, nth, &tw, &wM, &wN1);  // (M+1) x TW
-  float2* z = xs + (M + 1) * TW;                                                 // M x TW
+  float2* xs = build_tables(sm, M, TW, N1 * N2, n2_0, tid, nth, &tw, &wM, &wN1);  // (M+1) x TW: X[k]
+  float2* ys = xs + (M + 1) * TW;                                                 // M x TW, stage B -> C
   // Unitary inverse: x = N1^-1/2 sum E w^-kn; through the half-length trick that is
   // (2 / sqrt(N1)) times the unnormalised M-point inverse of c2r_merge's output.
   const float scale = 2.f * rsqrtf(static_cast<float>(N1));
-  const T* wsp = static_cast<const T*>(p.ws);
   const T* post = static_cast<const T*>(p.post);
   const T* u = static_cast<const T*>(p.u);
   const T* pre = static_cast<const T*>(p.pre);
@@ -294,10 +315,35 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
   T* y2 = static_cast<T*>(p.y2);
   __syncthreads();
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
-    for (int i = tid; i < M * TW; i += nth) {
-      const int k = i / TW, c = i - k * TW;
-      const float qr = E::ld(wsp + ws_offset(r, k, 0, n2_0 + c, N1, p.N2));
-      const float qi = E::ld(wsp + ws_offset(r, k, 1, n2_0 + c, N1, p.N2));
+    const int64_t grow = p.row0 + r, base = grow * p.L;
+    float sk = 0.f;
+    if (p.skip != nullptr) {
+      const int64_t b = grow / p.H, h = grow - b * p.H;
+      sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
+    }
+    // z[m] = v[2m] + i v[2m+1] of column c: y = post * (v + skip * pre * u) for t < L, and y2 likewise.
+    auto emit = [&](int m, int c, float2 zz) {
+      const int64_t t0 = N2 * (2 * m) + n2_0 + c;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t t = t0 + h * N2;
+        if (t >= p.L) continue;
+        float v = h == 0 ? zz.x : zz.y;
+        if (p.skip != nullptr) {
+          float vin = E::ld(u + base + t);
+          if (pre != nullptr) vin *= E::ld(pre + base + t);
+          v += sk * vin;
+        }
+        if (y2 != nullptr) y2[base + t] = E::st(v * E::ld(post2 + base + t));
+        if (post != nullptr) v *= E::ld(post + base + t);
+        y[base + t] = E::st(v);
+      }
+    };
+    // Stage A: the workspace rows, conjugate outer twiddle; E[0] and E[N1/2] from packed row 0.
+    const T* wsr = static_cast<const T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
+    for (int q = tid; q < M * TW; q += nth) {
+      const int c = q & (TW - 1), k = q >> lgTW;
+      const float qr = E::ld(wsr + (2 * k) * N2 + c), qi = E::ld(wsr + (2 * k + 1) * N2 + c);
       if (k == 0) {
         xs[c] = make_float2(qr, 0.f);           // E[0]
         xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
@@ -306,41 +352,47 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
       }
     }
     __syncthreads();
-    for (int i = tid; i < M * TW; i += nth) {
-      const int k = i / TW, c = i - k * TW;
-      const float2 X = xs[k * TW + c], Xc = xs[(M - k) * TW + c];
-      float zr, zi;
-      c2r_merge(X.x, X.y, Xc.x, Xc.y, wN1[k].x, -wN1[k].y, &zr, &zi);
-      z[brev_bits(k, p.lgM) * TW + c] = make_float2(scale * zr, scale * zi);
-    }
-    __syncthreads();
-    fft_cols(z, wM, M, TW, true, tid, nth);
-    const int64_t grow = p.row0 + r, base = grow * p.L;
-    float sk = 0.f;
-    if (p.skip != nullptr) {
-      const int64_t b = grow / p.H, h = grow - b * p.H;
-      sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
-    }
-    for (int i = tid; i < N1 * TW; i += nth) {
-      const int n1 = i / TW, c = i - n1 * TW;
-      const int64_t t = p.N2 * n1 + n2_0 + c;
-      if (t >= p.L) continue;
-      const float2 zz = z[(n1 >> 1) * TW + c];
-      float v = (n1 & 1) ? zz.y : zz.x;
-      if (p.skip != nullptr) {
-        float vin = E::ld(u + base + t);
-        if (pre != nullptr) vin *= E::ld(pre + base + t);
-        v += sk * vin;
+    // Stage B, thread (a1, c): Z[k] = c2r_merge(X[k], X[M-k]) for k = a1 + M1 a2, the M2-point
+    // inverse DFT over a2, times w_M^-(a1 b2) (the inverse four-step: m = b2 + M2 b1).
+    for (int q = tid; q < M1 * TW; q += nth) {
+      const int c = q & (TW - 1), a1 = q >> lgTW;
+      float2 v[M2];
+#pragma unroll
+      for (int a2 = 0; a2 < M2; ++a2) {
+        const int k = a1 + M1 * a2;
+        const float2 X = xs[k * TW + c], Xc = xs[(M - k) * TW + c];
+        float zr, zi;
+        c2r_merge(X.x, X.y, Xc.x, Xc.y, wN1[k].x, -wN1[k].y, &zr, &zi);
+        v[a2] = make_float2(scale * zr, scale * zi);
       }
-      if (y2 != nullptr) y2[base + t] = E::st(v * E::ld(post2 + base + t));
-      if (post != nullptr) v *= E::ld(post + base + t);
-      y[base + t] = E::st(v);
+      inner::dft_reg<M2>(v, true);
+#pragma unroll
+      for (int b2 = 0; b2 < M2; ++b2) {
+        if constexpr (M1 == 1)
+          emit(b2, c, v[b2]);
+        else
+          ys[(b2 * M1 + a1) * TW + c] = b2 == 0 ? v[0] : c_mulconj(v[b2], wM[a1 * b2]);
+      }
     }
     __syncthreads();
+    if constexpr (M1 > 1) {
+      // Stage C, thread (b2, c): the M1-point inverse DFT over a1, z[b2 + M2 b1], out.
+      for (int q = tid; q < M2 * TW; q += nth) {
+        const int c = q & (TW - 1), b2 = q >> lgTW;
+        float2 v[M1];
+#pragma unroll
+        for (int a1 = 0; a1 < M1; ++a1) v[a1] = ys[(b2 * M1 + a1) * TW + c];
+        inner::dft_reg<M1>(v, true);
+#pragma unroll
+        for (int b1 = 0; b1 < M1; ++b1) emit(b2 + M2 * b1, c, v[b1]);
+      }
+      // The next row's stage A writes xs, last read before the barrier above; its stage B writes
+      // ys after the barrier that follows its stage A.
+    }
   }
 }
 
-inline size_t fwd_smem(int N1, int TW) { return tables_bytes(N1, TW) + sizeof(float2) * (N1 / 2) * TW; }
+inline size_t fwd_smem(int N1, int TW) { return tables_bytes(N1, TW) + sizeof(float2) * 2 * (N1 / 2) * TW; }
 inline size_t inv_smem(int N1, int TW) {
   return tables_bytes(N1, TW) + sizeof(float2) * (static_cast<size_t>(N1 / 2 + 1) + N1 / 2) * TW;
 }
@@ -418,17 +470,18 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.nrows = a.nrows;
   p.L = a.L;
   p.N2 = a.N2;
-  p.N1 = a.N1;
-  p.TW = cc_tile(a.N1, a.N2);
-  p.lgM = ilog2(a.N1 / 2);
-  auto kern = cc::outer_fwd_cc_kernel<T>;
-  const size_t sm = cc::fwd_smem(a.N1, p.TW);
-  cudaError_t err = set_smem(kern, sm);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
-  return last_error();
+  const int TW = cc_tile(a.N1, a.N2);
+  p.lgTW = ilog2(TW);
+  return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
+    auto kern = cc::outer_fwd_cc_kernel<T, lgm()>;
+    const size_t sm = cc::fwd_smem(a.N1, TW);
+    cudaError_t err = set_smem(kern, sm);
+    if (err != cudaSuccess) return err;
+    dim3 grid;
+    if ((err = grid_for(kern, 256, sm, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
+    JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
+    return last_error();
+  });
 }
 
 template <typename T>
@@ -449,17 +502,18 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   p.H = a.H;
   p.G = a.G;
   p.R = a.R;
-  p.N1 = a.N1;
-  p.TW = cc_tile(a.N1, a.N2);
-  p.lgM = ilog2(a.N1 / 2);
-  auto kern = cc::outer_inv_cc_kernel<T>;
-  const size_t sm = cc::inv_smem(a.N1, p.TW);
-  cudaError_t err = set_smem(kern, sm);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = grid_for(kern, 256, sm, a.N2 / p.TW, a.nrows, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
-  return last_error();
+  const int TW = cc_tile(a.N1, a.N2);
+  p.lgTW = ilog2(TW);
+  return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
+    auto kern = cc::outer_inv_cc_kernel<T, lgm()>;
+    const size_t sm = cc::inv_smem(a.N1, TW);
+    cudaError_t err = set_smem(kern, sm);
+    if (err != cudaSuccess) return err;
+    dim3 grid;
+    if ((err = grid_for(kern, 256, sm, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
+    JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
+    return last_error();
+  });
 }
 
 // Rows are 16-byte aligned (vector loads) when L % 8 == 0 and the base pointers are.
