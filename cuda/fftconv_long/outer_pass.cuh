@@ -207,13 +207,18 @@ __device__ __forceinline__ float2* build_tables(float2* sm, int M, int TW, int64
   return *wN1 + M + 1;
 }
 
+// CTAs per SM the CUDA-core passes are compiled for (registers: 2 -> up to 128, 3 -> 80).
+#ifndef JFF_CC_MIN_BLOCKS
+#define JFF_CC_MIN_BLOCKS 2
+#endif
+
 inline size_t tables_bytes(int N1, int TW) {
   const size_t M = N1 / 2;
   return sizeof(float2) * (M + 64 + (M * TW + 63) / 64 + M + M + 1);
 }
 
 template <typename T, int LGM>
-__global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_fwd_cc_kernel(const FwdParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
   constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
@@ -226,23 +231,30 @@ __global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
   float2* zs = ys + M * TW;  // M x TW: the columns' spectra Z[k] (k-major)
   const float scale = rsqrtf(static_cast<float>(N1));
   const T* pre = static_cast<const T*>(p.pre);
+  // In-row positions as int32: t = N2 n1 + n2 < N <= 2^24.
+  const int n2 = static_cast<int>(N2), n2_2 = 2 * n2, col0 = static_cast<int>(n2_0), last = static_cast<int>(p.L) - 1;
   __syncthreads();
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     const int64_t base = (p.row0 + r) * p.L;
     const T* ur = static_cast<const T*>(p.u) + base;
     const T* pr = pre != nullptr ? pre + base : nullptr;
-    // Stage 1, thread (m1, c): x[m] = v[2m] + i v[2m+1] for m = m1 + M1 m2 (only t < L is read), its
-    // M2-point DFT, times w_M^(m1 k2).
+    // Stage 1, thread (m1, c): x[m] = v[2m] + i v[2m+1] for m = m1 + M1 m2 (zero at t >= L), its
+    // M2-point DFT, times w_M^(m1 k2). Offsets in a row fit int32 (N <= 2^24); every load is
+    // issued (a position past L reads element L - 1 and is then zeroed), so there is no branch
+    // around a load.
     for (int q = tid; q < M1 * TW; q += nth) {
       const int c = q & (TW - 1), m1 = q >> lgTW;
       float2 v[M2];
 #pragma unroll
       for (int m2 = 0; m2 < M2; ++m2) {
-        const int64_t t0 = N2 * (2 * (m1 + M1 * m2)) + n2_0 + c, t1 = t0 + N2;
-        float a = 0.f, b = 0.f;
-        if (t0 < p.L) a = pr != nullptr ? E::ld(ur + t0) * E::ld(pr + t0) : E::ld(ur + t0);
-        if (t1 < p.L) b = pr != nullptr ? E::ld(ur + t1) * E::ld(pr + t1) : E::ld(ur + t1);
-        v[m2] = make_float2(a, b);
+        const int t0 = n2_2 * (m1 + M1 * m2) + col0 + c, t1 = t0 + n2;
+        const int s0 = t0 < last ? t0 : last, s1 = t1 < last ? t1 : last;
+        float a = E::ld(ur + s0), b = E::ld(ur + s1);
+        if (pr != nullptr) {
+          a *= E::ld(pr + s0);
+          b *= E::ld(pr + s1);
+        }
+        v[m2] = make_float2(t0 <= last ? a : 0.f, t1 <= last ? b : 0.f);
       }
       inner::dft_reg<M2>(v, false);
 #pragma unroll
@@ -283,8 +295,8 @@ __global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
         xr = o.x;
         xi = o.y;
       }
-      wsr[(2 * k) * N2 + c] = E::st(xr);
-      wsr[(2 * k + 1) * N2 + c] = E::st(xi);
+      wsr[n2_2 * k + c] = E::st(xr);
+      wsr[n2_2 * k + n2 + c] = E::st(xi);
     }
     // With M1 = 1 the next row's stage 1 writes zs, which this loop reads (with M1 > 1 the barriers
     // after its stages 1 and 2 order every reuse).
@@ -293,7 +305,7 @@ __global__ void __launch_bounds__(256) outer_fwd_cc_kernel(const FwdParams p) {
 }
 
 template <typename T, int LGM>
-__global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_inv_cc_kernel(const InvParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
   constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
@@ -313,6 +325,7 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
   T* y = static_cast<T*>(p.y);
   const T* post2 = static_cast<const T*>(p.post2);
   T* y2 = static_cast<T*>(p.y2);
+  const int n2 = static_cast<int>(N2), n2_2 = 2 * n2, col0 = static_cast<int>(n2_0), last = static_cast<int>(p.L) - 1;
   __syncthreads();
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     const int64_t grow = p.row0 + r, base = grow * p.L;
@@ -321,13 +334,15 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
       const int64_t b = grow / p.H, h = grow - b * p.H;
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
-    // z[m] = v[2m] + i v[2m+1] of column c: y = post * (v + skip * pre * u) for t < L, and y2 likewise.
+    // z[m] = v[2m] + i v[2m+1] of column c: y = post * (v + skip * pre * u) for t < L, and y2
+    // likewise. In-row offsets as int32 (t < N <= 2^24).
+    T* yr = y + base;
     auto emit = [&](int m, int c, float2 zz) {
-      const int64_t t0 = N2 * (2 * m) + n2_0 + c;
+      const int t0 = n2_2 * m + col0 + c;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int64_t t = t0 + h * N2;
-        if (t >= p.L) continue;
+        const int t = t0 + h * n2;
+        if (t > last) continue;
         float v = h == 0 ? zz.x : zz.y;
         if (p.skip != nullptr) {
           float vin = E::ld(u + base + t);
@@ -336,14 +351,14 @@ __global__ void __launch_bounds__(256) outer_inv_cc_kernel(const InvParams p) {
         }
         if (y2 != nullptr) y2[base + t] = E::st(v * E::ld(post2 + base + t));
         if (post != nullptr) v *= E::ld(post + base + t);
-        y[base + t] = E::st(v);
+        yr[t] = E::st(v);
       }
     };
     // Stage A: the workspace rows, conjugate outer twiddle; E[0] and E[N1/2] from packed row 0.
     const T* wsr = static_cast<const T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
     for (int q = tid; q < M * TW; q += nth) {
       const int c = q & (TW - 1), k = q >> lgTW;
-      const float qr = E::ld(wsr + (2 * k) * N2 + c), qi = E::ld(wsr + (2 * k + 1) * N2 + c);
+      const float qr = E::ld(wsr + n2_2 * k + c), qi = E::ld(wsr + n2_2 * k + n2 + c);
       if (k == 0) {
         xs[c] = make_float2(qr, 0.f);           // E[0]
         xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
