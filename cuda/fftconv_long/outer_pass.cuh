@@ -207,18 +207,13 @@ __device__ __forceinline__ float2* build_tables(float2* sm, int M, int TW, int64
   return *wN1 + M + 1;
 }
 
-// CTAs per SM the CUDA-core passes are compiled for (registers: 2 -> up to 128, 3 -> 80).
-#ifndef JFF_CC_MIN_BLOCKS
-#define JFF_CC_MIN_BLOCKS 2
-#endif
-
 inline size_t tables_bytes(int N1, int TW) {
   const size_t M = N1 / 2;
   return sizeof(float2) * (M + 64 + (M * TW + 63) / 64 + M + M + 1);
 }
 
 template <typename T, int LGM>
-__global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_fwd_cc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
   constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
@@ -305,7 +300,7 @@ __global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_fwd_cc_kernel(co
 }
 
 template <typename T, int LGM>
-__global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_inv_cc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
   constexpr int M = S::M, M1 = S::M1, M2 = S::M2, N1 = 2 * M;
@@ -334,36 +329,70 @@ __global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_inv_cc_kernel(co
       const int64_t b = grow / p.H, h = grow - b * p.H;
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
-    // z[m] = v[2m] + i v[2m+1] of column c: y = post * (v + skip * pre * u) for t < L, and y2
-    // likewise. In-row offsets as int32 (t < N <= 2^24).
+    // The thread's outputs z[first + stride b] (b < NB, z[m] = v[2m] + i v[2m+1]) of column c:
+    // y = post * (v + skip * pre * u) and y2 = post2 * (...) for t < L. The gates of 4 outputs at a
+    // time are loaded before any store: a store to y may alias post as far as the compiler knows,
+    // so a gate load after it would wait for the previous one (the pass ran at a third of the
+    // forward's speed). In-row offsets as int32 (t < N <= 2^24).
     T* yr = y + base;
-    auto emit = [&](int m, int c, float2 zz) {
-      const int t0 = n2_2 * m + col0 + c;
+    auto emit_all = [&](const auto& v, int c, int first, int stride) {
+      constexpr int NB = sizeof(v) / sizeof(v[0]), CH = NB < 4 ? NB : 4;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int t = t0 + h * n2;
-        if (t > last) continue;
-        float v = h == 0 ? zz.x : zz.y;
-        if (p.skip != nullptr) {
-          float vin = E::ld(u + base + t);
-          if (pre != nullptr) vin *= E::ld(pre + base + t);
-          v += sk * vin;
+      for (int b0 = 0; b0 < NB; b0 += CH) {
+        int tt[CH][2];
+        float g[CH][2], g2[CH][2];
+#pragma unroll
+        for (int i = 0; i < CH; ++i) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int t = n2_2 * (first + stride * (b0 + i)) + col0 + c + h * n2, tc = t < last ? t : last;
+            tt[i][h] = t;
+            g[i][h] = post != nullptr ? E::ld(post + base + tc) : 1.f;
+            g2[i][h] = y2 != nullptr ? E::ld(post2 + base + tc) : 0.f;
+          }
         }
-        if (y2 != nullptr) y2[base + t] = E::st(v * E::ld(post2 + base + t));
-        if (post != nullptr) v *= E::ld(post + base + t);
-        yr[t] = E::st(v);
+#pragma unroll
+        for (int i = 0; i < CH; ++i) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int t = tt[i][h];
+            if (t > last) continue;
+            float val = h == 0 ? v[b0 + i].x : v[b0 + i].y;
+            if (p.skip != nullptr) {  // explicit skip (tests; production folds it into K')
+              float vin = E::ld(u + base + t);
+              if (pre != nullptr) vin *= E::ld(pre + base + t);
+              val += sk * vin;
+            }
+            if (y2 != nullptr) y2[base + t] = E::st(val * g2[i][h]);
+            yr[t] = E::st(val * g[i][h]);
+          }
+        }
       }
     };
     // Stage A: the workspace rows, conjugate outer twiddle; E[0] and E[N1/2] from packed row 0.
+    // Eight elements' loads in flight per thread before the first is used.
     const T* wsr = static_cast<const T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
-    for (int q = tid; q < M * TW; q += nth) {
-      const int c = q & (TW - 1), k = q >> lgTW;
-      const float qr = E::ld(wsr + n2_2 * k + c), qi = E::ld(wsr + n2_2 * k + n2 + c);
-      if (k == 0) {
-        xs[c] = make_float2(qr, 0.f);           // E[0]
-        xs[M * TW + c] = make_float2(qi, 0.f);  // E[N1/2]
-      } else {
-        xs[k * TW + c] = c_mulconj(make_float2(qr, qi), tw(k, c));
+    constexpr int kA = 8;
+    for (int q0 = tid; q0 < M * TW; q0 += kA * nth) {
+      float qr[kA], qi[kA];
+#pragma unroll
+      for (int i = 0; i < kA; ++i) {
+        const int q = q0 + i * nth < M * TW ? q0 + i * nth : q0;
+        const int c = q & (TW - 1), k = q >> lgTW;
+        qr[i] = E::ld(wsr + n2_2 * k + c);
+        qi[i] = E::ld(wsr + n2_2 * k + n2 + c);
+      }
+#pragma unroll
+      for (int i = 0; i < kA; ++i) {
+        const int q = q0 + i * nth;
+        if (q >= M * TW) continue;
+        const int c = q & (TW - 1), k = q >> lgTW;
+        if (k == 0) {
+          xs[c] = make_float2(qr[i], 0.f);           // E[0]
+          xs[M * TW + c] = make_float2(qi[i], 0.f);  // E[N1/2]
+        } else {
+          xs[k * TW + c] = c_mulconj(make_float2(qr[i], qi[i]), tw(k, c));
+        }
       }
     }
     __syncthreads();
@@ -381,12 +410,11 @@ __global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_inv_cc_kernel(co
         v[a2] = make_float2(scale * zr, scale * zi);
       }
       inner::dft_reg<M2>(v, true);
+      if constexpr (M1 == 1) {
+        emit_all(v, c, 0, 1);
+      } else {
 #pragma unroll
-      for (int b2 = 0; b2 < M2; ++b2) {
-        if constexpr (M1 == 1)
-          emit(b2, c, v[b2]);
-        else
-          ys[(b2 * M1 + a1) * TW + c] = b2 == 0 ? v[0] : c_mulconj(v[b2], wM[a1 * b2]);
+        for (int b2 = 0; b2 < M2; ++b2) ys[(b2 * M1 + a1) * TW + c] = b2 == 0 ? v[0] : c_mulconj(v[b2], wM[a1 * b2]);
       }
     }
     __syncthreads();
@@ -398,8 +426,7 @@ __global__ void __launch_bounds__(256, JFF_CC_MIN_BLOCKS) outer_inv_cc_kernel(co
 #pragma unroll
         for (int a1 = 0; a1 < M1; ++a1) v[a1] = ys[(b2 * M1 + a1) * TW + c];
         inner::dft_reg<M1>(v, true);
-#pragma unroll
-        for (int b1 = 0; b1 < M1; ++b1) emit(b2 + M2 * b1, c, v[b1]);
+        emit_all(v, c, b2, M2);
       }
       // The next row's stage A writes xs, last read before the barrier above; its stage B writes
       // ys after the barrier that follows its stage A.
