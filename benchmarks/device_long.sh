@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Issue 5's measurement in one device call (about 9 minutes on an H200), from the repository root:
+#
+#   OUT=/some/dir bash benchmarks/device_long.sh
+#
+# 1. the package build (device_run.sh build) and, alongside it, the long path's two self-tests compiled;
+# 2. the self-tests: long_bwd_selftest's default set, outer_selftest --quick, then both --bench (kernel timings);
+# 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
+#    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
+#    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
+# Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
+# (merge them with benchmarks/merge_results.py --floor-bandwidth max).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
+mkdir -p "$OUT" build/selftests
+OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
+start=$SECONDS
+deadline=${DEADLINE:-560}
+
+# run_left LOG COMMAND...: the command under `timeout` with the seconds left, appended to $OUT/LOG.
+run_left() {
+  local log=$OUT/$1 left
+  shift
+  left=$((deadline - (SECONDS - start)))
+  if [ "$left" -lt 20 ]; then
+    echo "skipped (${left} s left): $*" | tee -a "$log"
+    return 0
+  fi
+  echo "=== $* ($left s left)" >>"$log"
+  timeout "$left" "$@" >>"$log" 2>&1 || echo "exit $?: $*" | tee -a "$log"
+}
+
+jaxinc=$(python3 -c "import jax.ffi; print(jax.ffi.include_dir())")
+nv=(nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Icuda "-I$jaxinc")
+("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&
+  "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu) >"$OUT/selftests.log" 2>&1 &
+compile=$!
+bash benchmarks/device_run.sh build >/dev/null
+wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+
+run_left selftests.log build/selftests/long_bwd_selftest
+run_left selftests.log build/selftests/outer_selftest --quick
+run_left selftests.log build/selftests/outer_selftest --bench
+run_left selftests.log build/selftests/long_bwd_selftest --bench
+grep -h "ALL PASS\|FAIL" "$OUT/selftests.log"
+
+bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
+run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
+  --peak-memory --name fftconv-long
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
+tail -n 3 "$OUT/test.log"
+run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --peak-memory --name fftconv-long-4m-h384
+run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
+  --name fftconv-long-causal
+tail -n 40 "$OUT/bench.log"
