@@ -502,6 +502,17 @@ inline int device_major() {
 #endif
 }
 
+// A CUDA-core pass: 256 threads, `tiles` column tiles x grid_for's CTA rows.
+template <typename K, typename P>
+cudaError_t launch_cc(K kern, size_t smem, int64_t tiles, int64_t nrows, cudaStream_t stream, const P& p) {
+  cudaError_t err = set_smem(kern, smem);
+  if (err != cudaSuccess) return err;
+  dim3 grid;
+  if ((err = grid_for(kern, 256, smem, tiles, nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(256), smem, stream, p);
+  return last_error();
+}
+
 template <typename T>
 cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   cc::FwdParams p;
@@ -515,14 +526,7 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
-    auto kern = cc::outer_fwd_cc_kernel<T, lgm()>;
-    const size_t sm = cc::fwd_smem(a.N1, TW);
-    cudaError_t err = set_smem(kern, sm);
-    if (err != cudaSuccess) return err;
-    dim3 grid;
-    if ((err = grid_for(kern, 256, sm, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
-    JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
-    return last_error();
+    return launch_cc(cc::outer_fwd_cc_kernel<T, lgm()>, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
 
@@ -547,14 +551,7 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
-    auto kern = cc::outer_inv_cc_kernel<T, lgm()>;
-    const size_t sm = cc::inv_smem(a.N1, TW);
-    cudaError_t err = set_smem(kern, sm);
-    if (err != cudaSuccess) return err;
-    dim3 grid;
-    if ((err = grid_for(kern, 256, sm, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
-    JFF_LAUNCH(kern, grid, dim3(256), sm, stream, p);
-    return last_error();
+    return launch_cc(cc::outer_inv_cc_kernel<T, lgm()>, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
 
