@@ -31,7 +31,7 @@
 #   SELFTESTS_SANITIZE     selftests stage: 0 leaves out compute-sanitizer (default 1)
 #   PROFILE, NCU_ARGS      selftests stage: comma-separated programs with flags to run under `ncu $NCU_ARGS`
 #                          after the self-tests (e.g. NCU_ARGS="-k regex:kspec -c 2 --section SpeedOfLight")
-#   NVCC_EXTRA             selftests stage: more nvcc flags (e.g. -lineinfo, for benchmarks/ncu_top_lines.py)
+#   NVCC_EXTRA             selftests stage: more nvcc flags (e.g. -lineinfo for ncu's source view)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -246,7 +246,7 @@ stage_selftests() {
   arch=$(gpu_arch | cut -d';' -f1)
   mkdir -p "$bin"
   jaxinc=$("$PYTHON" -c "import jax.ffi; print(jax.ffi.include_dir())") || return 1
-  # shellcheck disable=SC2206  # NVCC_EXTRA is a word list (e.g. "-lineinfo" for ncu's source counters)
+  # shellcheck disable=SC2206  # NVCC_EXTRA is a word list
   local nv=(nvcc -std=c++17 -O3 "-gencode=arch=compute_${arch},code=sm_${arch}" ${NVCC_EXTRA:-} -Icuda "-I$jaxinc")
   local prog progs=()
   if [ -n "${SELFTESTS:-}" ]; then

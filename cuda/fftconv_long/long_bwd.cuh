@@ -251,6 +251,7 @@ struct CombineParams {
   int N1, lgN2, lgS;
 };
 
+// Launched only at S > 1 (at S == 1 dk_inv_sub_kernel stores the workspace itself).
 // Per (gh, j): x[n] = sqrt(N1) sum_part w_N2^(-part n) Y_part[n mod SUB]   (= sqrt(N) times the
 // unitary N2-point inverse of S's slice j), stored as the inner step stores item j: rows
 // 1..N1/2-1 whole, row 0's real plane from item 0, its imaginary plane Re(x conj w_2N2^n) from
@@ -267,8 +268,8 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
     float* wim = wre + N2;
     for (int n = threadIdx.x; n < N2; n += blockDim.x) {
       const int m = n & (SUB - 1);
-      float2 x = S == 1 ? row[m] : make_float2(0.f, 0.f);
-      for (int s = 0; S > 1 && s < S; ++s) {
+      float2 x = make_float2(0.f, 0.f);
+      for (int s = 0; s < S; ++s) {
         const float2 y = row[s + int64_t(S) * m];
         float2 w = cc::w_pow(int64_t(s) * n, N2);
         w.y = -w.y;

@@ -14,7 +14,8 @@
 // Two implementations:
 //   * tensor cores (outer_tc.cuh): bf16/fp16, N1 in {16, 32, 256, 512}, mma.sync (sm_80+);
 //   * CUDA cores (below): every N1 in 2..512, every dtype, fp32 arithmetic (the fp32 path,
-//     whose accuracy target 1e-5 rules out 16-bit tensor-core operands, and the fallback).
+//     whose accuracy target 1e-5 rules out 16-bit tensor-core operands; the default at N1 = 512,
+//     where it is the faster one; and the fallback).
 //
 // Everything is checked before a launch (check_fwd / check_inv); launch errors are returned.
 #pragma once
@@ -194,6 +195,27 @@ struct ColShape {
   static_assert(M1 <= 16, "N1 <= 512");
 };
 
+// The four-step's middle, shared by both directions: a stage-1 thread (row m1 of the M1 x M2 split,
+// column c) stores its M2-point DFT times w_M^(+-m1 k2) (conjugate for the inverse) at row
+// k2 M1 + m1 of ys (M x TW, k2-major); a stage-2 thread (k2, c) loads those M1 values and takes
+// their M1-point DFT.
+template <int M1, int M2>
+__device__ __forceinline__ void put_twiddled(float2* ys, const float2 (&v)[M2], int m1, int c, int TW, const float2* wM,
+                                             bool inverse) {
+#pragma unroll
+  for (int k2 = 0; k2 < M2; ++k2) {
+    const float2 w = wM[m1 * k2];
+    ys[(k2 * M1 + m1) * TW + c] = k2 == 0 ? v[0] : (inverse ? c_mulconj(v[k2], w) : c_mul(v[k2], w));
+  }
+}
+
+template <int M1>
+__device__ __forceinline__ void take_dft(const float2* ys, float2 (&v)[M1], int k2, int c, int TW, bool inverse) {
+#pragma unroll
+  for (int m1 = 0; m1 < M1; ++m1) v[m1] = ys[(k2 * M1 + m1) * TW + c];
+  inner::dft_reg<M1>(v, inverse);
+}
+
 // Shared tables of both directions: the tile's outer twiddles (tc::TileTw, M + 64 + M*TW/64
 // entries), wM[e] = w_M^e (e < M; the four-step twiddles, m1 k2 < M), wN1[k] = w_N1^k (k <= M).
 // Returns the first free float2.
@@ -252,12 +274,11 @@ __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p)
         v[m2] = make_float2(t0 <= last ? a : 0.f, t1 <= last ? b : 0.f);
       }
       inner::dft_reg<M2>(v, false);
+      if constexpr (M1 == 1) {
 #pragma unroll
-      for (int k2 = 0; k2 < M2; ++k2) {
-        if constexpr (M1 == 1)
-          zs[k2 * TW + c] = v[k2];
-        else
-          ys[(k2 * M1 + m1) * TW + c] = k2 == 0 ? v[0] : c_mul(v[k2], wM[m1 * k2]);
+        for (int k2 = 0; k2 < M2; ++k2) zs[k2 * TW + c] = v[k2];
+      } else {
+        put_twiddled<M1, M2>(ys, v, m1, c, TW, wM, false);
       }
     }
     __syncthreads();
@@ -266,9 +287,7 @@ __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p)
       for (int q = tid; q < M2 * TW; q += nth) {
         const int c = q & (TW - 1), k2 = q >> lgTW;
         float2 v[M1];
-#pragma unroll
-        for (int m1 = 0; m1 < M1; ++m1) v[m1] = ys[(k2 * M1 + m1) * TW + c];
-        inner::dft_reg<M1>(v, false);
+        take_dft<M1>(ys, v, k2, c, TW, false);
 #pragma unroll
         for (int k1 = 0; k1 < M1; ++k1) zs[(k2 + M2 * k1) * TW + c] = v[k1];
       }
@@ -413,8 +432,7 @@ __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p)
       if constexpr (M1 == 1) {
         emit_all(v, c, 0, 1);
       } else {
-#pragma unroll
-        for (int b2 = 0; b2 < M2; ++b2) ys[(b2 * M1 + a1) * TW + c] = b2 == 0 ? v[0] : c_mulconj(v[b2], wM[a1 * b2]);
+        put_twiddled<M1, M2>(ys, v, a1, c, TW, wM, true);
       }
     }
     __syncthreads();
@@ -423,9 +441,7 @@ __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p)
       for (int q = tid; q < M2 * TW; q += nth) {
         const int c = q & (TW - 1), b2 = q >> lgTW;
         float2 v[M1];
-#pragma unroll
-        for (int a1 = 0; a1 < M1; ++a1) v[a1] = ys[(b2 * M1 + a1) * TW + c];
-        inner::dft_reg<M1>(v, true);
+        take_dft<M1>(ys, v, b2, c, TW, true);
         emit_all(v, c, b2, M2);
       }
       // The next row's stage A writes xs, last read before the barrier above; its stage B writes
