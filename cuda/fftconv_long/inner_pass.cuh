@@ -482,12 +482,7 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
 // detail::grid_for sizes it; the kernel loops over the rest) and launches; the first error.
 template <typename K, typename... A>
 cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
-  cudaError_t err = detail::set_smem(kern, smem);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = detail::grid_for(kern, threads, smem, 1, units, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
-  return detail::last_error();
+  return detail::launch_grid(kern, threads, smem, 1, units, stream, args...);
 }
 
 // One CTA per work item (blockIdx.x = the item). The kernels whose shared-memory FFT would sit in a

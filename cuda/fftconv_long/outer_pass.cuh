@@ -518,14 +518,16 @@ inline int device_major() {
 #endif
 }
 
-// A CUDA-core pass: 256 threads, `tiles` column tiles x grid_for's CTA rows.
-template <typename K, typename P>
-cudaError_t launch_cc(K kern, size_t smem, int64_t tiles, int64_t nrows, cudaStream_t stream, const P& p) {
+// Every launch of the long path's passes: the shared-memory limit, a grid of `tiles` x grid_for's
+// CTA rows (the kernel loops over the rest of `nrows`), the launch, its error.
+template <typename K, typename... A>
+cudaError_t launch_grid(K kern, int threads, size_t smem, int64_t tiles, int64_t nrows, cudaStream_t stream,
+                        A... args) {
   cudaError_t err = set_smem(kern, smem);
   if (err != cudaSuccess) return err;
   dim3 grid;
-  if ((err = grid_for(kern, 256, smem, tiles, nrows, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(256), smem, stream, p);
+  if ((err = grid_for(kern, threads, smem, tiles, nrows, &grid)) != cudaSuccess) return err;
+  JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
   return last_error();
 }
 
@@ -542,7 +544,7 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
-    return launch_cc(cc::outer_fwd_cc_kernel<T, lgm()>, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
+    return launch_grid(cc::outer_fwd_cc_kernel<T, lgm()>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
 
@@ -567,7 +569,7 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
-    return launch_cc(cc::outer_inv_cc_kernel<T, lgm()>, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
+    return launch_grid(cc::outer_inv_cc_kernel<T, lgm()>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
 
@@ -593,12 +595,7 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.L = static_cast<int>(a.L);
   p.vec = rows_vec(a.L, {a.u, a.pre});
   auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS>;
-  cudaError_t err = set_smem(kern, S::kFwdSmem);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = grid_for(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), S::kFwdSmem, stream, p);
-  return last_error();
+  return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p);
 }
 
 template <typename T, int P, int Q>
@@ -625,12 +622,7 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
                          a.skip != nullptr ? a.pre : nullptr});
   auto kern = a.y2 != nullptr ? tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>
                                : tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false>;
-  cudaError_t err = set_smem(kern, S::kInvSmem);
-  if (err != cudaSuccess) return err;
-  dim3 grid;
-  if ((err = grid_for(kern, WARPS * 32, S::kInvSmem, a.N2 / TW, a.nrows, &grid)) != cudaSuccess) return err;
-  JFF_LAUNCH(kern, grid, dim3(WARPS * 32), S::kInvSmem, stream, p);
-  return last_error();
+  return launch_grid(kern, WARPS * 32, S::kInvSmem, a.N2 / TW, a.nrows, stream, p);
 }
 
 // f(P-const, Q-const) for the tensor-core outer sizes.
