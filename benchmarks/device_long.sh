@@ -18,21 +18,8 @@ OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
 start=$SECONDS
 deadline=${DEADLINE:-560}
 
-# run_left LOG COMMAND...: the command under `timeout` with the seconds left, appended to $OUT/LOG.
-run_left() {
-  local log=$OUT/$1 left
-  shift
-  left=$((deadline - (SECONDS - start)))
-  if [ "$left" -lt 20 ]; then
-    echo "skipped (${left} s left): $*" | tee -a "$log"
-    return 0
-  fi
-  echo "=== $* ($left s left)" >>"$log"
-  timeout "$left" "$@" >>"$log" 2>&1 || echo "exit $?: $*" | tee -a "$log"
-}
+source benchmarks/device_lib.sh
 
-jaxinc=$(python3 -c "import jax.ffi; print(jax.ffi.include_dir())")
-nv=(nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Icuda "-I$jaxinc")
 ("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&
   "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu) >"$OUT/selftests.log" 2>&1 &
 compile=$!

@@ -7,6 +7,8 @@
 // dw[j] = sum_{b,t} dy[t] * x[t + j - lo] and dbias = sum_{b,t} dy[t], accumulated in float32.
 #include "depthwise/depthwise_kernels.h"
 
+#include "common/pdl.cuh"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -226,6 +228,7 @@ template <typename T, typename WT, int K, int V, int R>
 __global__ void __launch_bounds__(kThreads, 2)
     BlhFwdFast(const T* __restrict__ x, const WT* __restrict__ w, const WT* __restrict__ bias,
                T* __restrict__ y, BlhArgs p) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   using RawT = Raw<T, V>;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t c = (int64_t(blockIdx.y) * 32 + lane) * V;
@@ -305,6 +308,7 @@ template <typename T, typename WT, int K, int V, int R>
 __global__ void __launch_bounds__(kThreads, 2)
     BlhBwdFast(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
                T* __restrict__ dx, float* __restrict__ partial, BlhArgs p) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   using RawT = Raw<T, V>;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t c = (int64_t(blockIdx.y) * 32 + lane) * V;
@@ -634,6 +638,7 @@ template <typename T, typename WT, int K, int U, int kLo>
 __global__ void __launch_bounds__(kThreads, 3)
     BhlFwdFast(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
                T* __restrict__ out, BhlArgs p) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   constexpr int V = Bhl<T>::V;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
@@ -705,6 +710,7 @@ template <typename T, typename WT, int K, int U, int kMinBlocks, int kLo>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     BhlBwdFast(const T* __restrict__ dy, const T* __restrict__ x, const WT* __restrict__ w,
                T* __restrict__ dx, float* __restrict__ partial, BhlArgs p) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   constexpr int V = Bhl<T>::V;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t gw = int64_t(blockIdx.x) * kWarps + warp;
@@ -816,6 +822,7 @@ __global__ void __launch_bounds__(kThreads)
     GenericCorr(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
                 T* __restrict__ out, int64_t B, int64_t D, int64_t Li, int64_t Lo, int64_t K,
                 int64_t lo) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   const int64_t total = B * Lo * D;
   for (int64_t n = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
        n += int64_t(gridDim.x) * blockDim.x) {
@@ -851,6 +858,7 @@ __global__ void __launch_bounds__(kThreads)
     GenericDwBlh(const T* __restrict__ dy, const T* __restrict__ x, float* __restrict__ partial,
                  int64_t B, int64_t D, int64_t L, int64_t Lo, int64_t K, int64_t lo, int64_t P,
                  int64_t chunk) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   const int64_t total = P * (K + 1) * D;
   for (int64_t n = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
        n += int64_t(gridDim.x) * blockDim.x) {
@@ -881,6 +889,7 @@ __global__ void __launch_bounds__(kThreads)
     GenericDwBhl(const T* __restrict__ dy, const T* __restrict__ x, float* __restrict__ partial,
                  int64_t B, int64_t D, int64_t L, int64_t Lo, int64_t K, int64_t lo, int64_t P,
                  int64_t chunk) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   const int lane = threadIdx.x & 31;
   const int64_t total = P * (K + 1) * D;
   for (int64_t n = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; n < total;
@@ -920,6 +929,7 @@ __device__ __forceinline__ void KahanAdd(float v, float& sum, float& comp) {
 __global__ void __launch_bounds__(kThreads)
     DwFinalize(const float* __restrict__ partial, int64_t P, int64_t K, int64_t D,
                float* __restrict__ dw, float* __restrict__ dbias) {
+  pdl::BeginKernel();  // before any global access: see common/pdl.cuh
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t total = (K + 1) * D;
   const int64_t n = int64_t(blockIdx.x) * 32 + lane;
@@ -1125,6 +1135,23 @@ std::string LastError(const char* what) {
          cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
 }
 
+// Launches one of this file's kernels (kThreads per block, no dynamic shared memory) on
+// `stream`, with programmatic dependent launch unless the tuning turns it off, and reports
+// the launch's error or an earlier one left on the thread.
+template <typename... Params, typename... Args>
+std::string Launch(const char* what, const DepthwiseTuning* tuning, void (*kernel)(Params...),
+                   dim3 grid, cudaStream_t stream, Args&&... args) {
+  const bool allow_pdl = !(tuning != nullptr && tuning->no_pdl);
+  const cudaError_t e = pdl::Launch(allow_pdl, kernel, grid, dim3(kThreads), 0, stream,
+                                    std::forward<Args>(args)...);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return std::string("jax_flashfft: CUDA depthwise ") + what + " failed: " +
+           cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
+  }
+  return LastError(what);
+}
+
 template <typename T, typename W>
 struct Types {
   using X = T;
@@ -1279,8 +1306,7 @@ std::string LaunchDepthwiseFwd(const DwFwdArgs& a, cudaStream_t stream,
         return DispatchBlhFwdVariant(pl.bytes, pl.rows, [&](auto var) {
           constexpr int K = decltype(k)::value;
           constexpr int V = decltype(var)::bytes / int(sizeof(T));
-          BlhFwdFast<T, WT, K, V, decltype(var)::rows><<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
-          return LastError("forward (BLH fast path)");
+          return Launch("forward (BLH fast path)", tuning, BlhFwdFast<T, WT, K, V, decltype(var)::rows>, pl.grid, stream, x, w, bias, y, p);
         });
       });
     }
@@ -1290,22 +1316,16 @@ std::string LaunchDepthwiseFwd(const DwFwdArgs& a, cudaStream_t stream,
         constexpr int K = decltype(k)::value;
         if (pl.aligned_lo >= 0) {
           return DispatchAlignedLo<T, K, false>(pl.aligned_lo, [&](auto lo) {
-            BhlFwdFast<T, WT, K, kBhlFwdUnroll, decltype(lo)::value>
-                <<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
-            return LastError("forward (BHL aligned path)");
+            return Launch("forward (BHL aligned path)", tuning, BhlFwdFast<T, WT, K, kBhlFwdUnroll, decltype(lo)::value>, pl.grid, stream, x, w, bias, y, p);
           });
         }
-        BhlFwdFast<T, WT, K, kBhlFwdUnroll, -1><<<pl.grid, kThreads, 0, stream>>>(x, w, bias, y, p);
-        return LastError("forward (BHL fast path)");
+        return Launch("forward (BHL fast path)", tuning, BhlFwdFast<T, WT, K, kBhlFwdUnroll, -1>, pl.grid, stream, x, w, bias, y, p);
       });
     }
     const unsigned blocks = GenericBlocks(d.B * d.L_out * d.D, kThreads);
-    if (d.layout == kLayoutBLH) {
-      GenericCorr<T, WT, true, false><<<blocks, kThreads, 0, stream>>>(x, w, bias, y, d.B, d.D, d.L, d.L_out, d.K, d.pad_lo);
-    } else {
-      GenericCorr<T, WT, false, false><<<blocks, kThreads, 0, stream>>>(x, w, bias, y, d.B, d.D, d.L, d.L_out, d.K, d.pad_lo);
-    }
-    return LastError("forward (generic path)");
+    return Launch("forward (generic path)", tuning,
+                  d.layout == kLayoutBLH ? GenericCorr<T, WT, true, false> : GenericCorr<T, WT, false, false>,
+                  dim3(blocks), stream, x, w, bias, y, d.B, d.D, d.L, d.L_out, d.K, d.pad_lo);
   });
 }
 
@@ -1347,8 +1367,7 @@ std::string LaunchDepthwiseBwd(const DwBwdArgs& a, void* scratch, size_t scratch
         return DispatchBlhBwdVariant(pl.bytes, pl.rows, [&](auto var) {
           constexpr int K = decltype(k)::value;
           constexpr int V = decltype(var)::bytes / int(sizeof(T));
-          BlhBwdFast<T, WT, K, V, decltype(var)::rows><<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
-          return LastError("backward (BLH fast path)");
+          return Launch("backward (BLH fast path)", tuning, BlhBwdFast<T, WT, K, V, decltype(var)::rows>, pl.grid, stream, dy, x, w, dx, partial, p);
         });
       });
     }
@@ -1360,13 +1379,10 @@ std::string LaunchDepthwiseBwd(const DwBwdArgs& a, void* scratch, size_t scratch
           constexpr int U = decltype(v)::unroll, MB = decltype(v)::min_blocks;
           if (pl.aligned_lo >= 0) {
             return DispatchAlignedLo<T, K, true>(pl.aligned_lo, [&](auto lo) {
-              BhlBwdFast<T, WT, K, U, MB, decltype(lo)::value>
-                  <<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
-              return LastError("backward (BHL aligned path)");
+              return Launch("backward (BHL aligned path)", tuning, BhlBwdFast<T, WT, K, U, MB, decltype(lo)::value>, pl.grid, stream, dy, x, w, dx, partial, p);
             });
           }
-          BhlBwdFast<T, WT, K, U, MB, -1><<<pl.grid, kThreads, 0, stream>>>(dy, x, w, dx, partial, p);
-          return LastError("backward (BHL fast path)");
+          return Launch("backward (BHL fast path)", tuning, BhlBwdFast<T, WT, K, U, MB, -1>, pl.grid, stream, dy, x, w, dx, partial, p);
         });
       });
     }
@@ -1374,31 +1390,25 @@ std::string LaunchDepthwiseBwd(const DwBwdArgs& a, void* scratch, size_t scratch
     const unsigned blocks = GenericBlocks(d.B * d.L * d.D, kThreads);
     const int64_t lo_dx = d.K - 1 - d.pad_lo;
     if (d.L > 0) {
-      if (d.layout == kLayoutBLH) {
-        GenericCorr<T, WT, true, true><<<blocks, kThreads, 0, stream>>>(dy, w, nullptr, dx, d.B, d.D, d.L_out, d.L, d.K, lo_dx);
-      } else {
-        GenericCorr<T, WT, false, true><<<blocks, kThreads, 0, stream>>>(dy, w, nullptr, dx, d.B, d.D, d.L_out, d.L, d.K, lo_dx);
-      }
-      std::string e = LastError("backward dx (generic path)");
+      std::string e = Launch(
+          "backward dx (generic path)", tuning,
+          d.layout == kLayoutBLH ? GenericCorr<T, WT, true, true> : GenericCorr<T, WT, false, true>,
+          dim3(blocks), stream, dy, w, static_cast<const WT*>(nullptr), dx, d.B, d.D, d.L_out, d.L,
+          d.K, lo_dx);
       if (!e.empty()) return e;
     }
     const int64_t entries = pl.P * (d.K + 1) * d.D;
-    if (d.layout == kLayoutBLH) {
-      GenericDwBlh<T><<<GenericBlocks(entries, kThreads), kThreads, 0, stream>>>(
-          dy, x, partial, d.B, d.D, d.L, d.L_out, d.K, d.pad_lo, pl.P, pl.chunk);
-    } else {
-      GenericDwBhl<T><<<GenericBlocks(entries, kWarps), kThreads, 0, stream>>>(
-          dy, x, partial, d.B, d.D, d.L, d.L_out, d.K, d.pad_lo, pl.P, pl.chunk);
-    }
-    return LastError("backward dw (generic path)");
+    const bool blh = d.layout == kLayoutBLH;
+    return Launch("backward dw (generic path)", tuning, blh ? GenericDwBlh<T> : GenericDwBhl<T>,
+                  dim3(GenericBlocks(entries, blh ? kThreads : kWarps)), stream, dy, x, partial,
+                  d.B, d.D, d.L, d.L_out, d.K, d.pad_lo, pl.P, pl.chunk);
   });
   if (!err.empty()) return err;
   if (tuning != nullptr && tuning->skip_finalize) return "";
   const int64_t fin_blocks = CeilDiv((d.K + 1) * d.D, 32);
   if (fin_blocks > 2147483647LL) return "jax_flashfft: CUDA depthwise backward: D too large";
-  DwFinalize<<<unsigned(fin_blocks), kThreads, 0, stream>>>(partial, pl.P, d.K, d.D, a.dw,
-                                                             a.dbias);
-  return LastError("backward dw/dbias reduction");
+  return Launch("backward dw/dbias reduction", tuning, DwFinalize, dim3(unsigned(fin_blocks)),
+                stream, static_cast<const float*>(partial), pl.P, d.K, d.D, a.dw, a.dbias);
 }
 
 }  // namespace jff

@@ -64,6 +64,7 @@ struct DepthwiseTuning {
   bool skip_finalize = false;  // timing only: leave out the dw/dbias reduction kernel
   bool force_generic = false;
   bool bhl_general = false;    // BHL: the general fast kernels even where the aligned ones apply
+  bool no_pdl = false;         // launch without programmatic dependent launch (A/B timing)
 };
 
 // Number of entries in the tuning tables above, and a short description of one entry.

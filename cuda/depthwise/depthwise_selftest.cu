@@ -2,11 +2,13 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Icuda \
 //        cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu -o dw_selftest
-//   ./dw_selftest --check            correctness vs a float64 CPU reference (every path)
+//   ./dw_selftest --check            correctness vs a float64 CPU reference (every path), and
+//                                    back-to-back launches (PDL) against serialised ones
 //   ./dw_selftest --small            a few small cases (for compute-sanitizer)
 //   ./dw_selftest --small --no-poison  the same without pre-filled outputs (for initcheck)
 //   ./dw_selftest --tune             time every BLH variant on a few shapes
 //   ./dw_selftest --tune-split       time work splits (target warps x min rows) on the small shapes
+//   ./dw_selftest --pdl-bench        back-to-back call streams with and without PDL (L 1K/2K)
 //   ./dw_selftest --bench            issue 4's grid: time, bytes, GB/s, ratio to the copy floor
 //   ./dw_selftest --bench --blh-bwd 1  the same with a non-default variant (also --blh-fwd/--bhl-bwd)
 //
@@ -463,6 +465,80 @@ void Fill(void* p, size_t n, DwElem t, uint64_t seed) {
   CUDA_OK(cudaGetLastError());
 }
 
+__global__ void FillNaN(void* p, size_t bytes) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < bytes;
+       i += size_t(gridDim.x) * blockDim.x) {
+    static_cast<unsigned char*>(p)[i] = 0xFF;
+  }
+}
+
+// Programmatic dependent launch (common/pdl.cuh): each kernel may be scheduled before the one
+// before it on the stream has finished, and must wait before touching memory. A chain in which
+// every kernel reads what the previous one wrote (NaN fill -> y1 = conv(x) -> y2 = conv(y1) ->
+// backward with dy = y2, x = y1 -> dw/dbias reduction), launched back to back on shapes large
+// enough that a kernel starting early would read unfinished data, must give the bits of the
+// same kernels launched without the attribute, one at a time with a synchronisation between.
+void CheckPdlChain() {
+  const int64_t B = 16, L = 1024, D = 768, K = 5, lo = 2, hi = 2;
+  const size_t n = size_t(B * L * D);
+  for (int layout : {1, 0}) {
+    for (DwElem xt : {DwElem::kF16, DwElem::kBF16}) {
+      DeviceBuf x(n * 2), w(size_t(K * D) * 4), bias(size_t(D) * 4), y1(n * 2), y2(n * 2),
+          dx(n * 2), dw(size_t(K * D) * 4), db(size_t(D) * 4);
+      Fill(x.p, n, xt, 71);
+      Fill(w.p, size_t(K * D), DwElem::kF32, 72);
+      Fill(bias.p, size_t(D), DwElem::kF32, 73);
+      const DwDims d{xt, DwElem::kF32, int32_t(layout), B, L, D, K, lo, hi, L};
+      const DwBwdArgs ba{d, y2.p, y1.p, w.p, dx.p, static_cast<float*>(dw.p),
+                         static_cast<float*>(db.p)};
+      const size_t sbytes = jff::DepthwiseBwdScratchBytes(ba);
+      DeviceBuf scratch(sbytes);
+      std::vector<unsigned char> got[2];
+      for (int chained = 0; chained < 2; ++chained) {
+        DepthwiseTuning tu;
+        tu.no_pdl = !chained;
+        auto step = [&](const std::string& err) {
+          if (!err.empty()) {
+            std::fprintf(stderr, "%s\n", err.c_str());
+            std::exit(2);
+          }
+          if (!chained) CUDA_OK(cudaDeviceSynchronize());
+        };
+        CUDA_OK(cudaDeviceSynchronize());
+        for (DeviceBuf* b : {&y1, &y2, &dx, &dw, &db, &scratch}) {
+          FillNaN<<<1024, 256>>>(b->p, b->n);
+          CUDA_OK(cudaGetLastError());
+        }
+        step("");
+        step(jff::LaunchDepthwiseFwd(DwFwdArgs{d, x.p, w.p, bias.p, y1.p}, nullptr, &tu));
+        step(jff::LaunchDepthwiseFwd(DwFwdArgs{d, y1.p, w.p, bias.p, y2.p}, nullptr, &tu));
+        step(jff::LaunchDepthwiseBwd(ba, scratch.p, sbytes, nullptr, &tu));
+        CUDA_OK(cudaDeviceSynchronize());
+        for (DeviceBuf* b : {&y2, &dx, &dw, &db}) {
+          const size_t at = got[chained].size();
+          got[chained].resize(at + b->n);
+          CUDA_OK(cudaMemcpy(got[chained].data() + at, b->p, b->n, cudaMemcpyDeviceToHost));
+        }
+      }
+      // Fill bytes left in y2 or dx (16-bit 0xFFFF) or in dw, dbias (32-bit 0xFFFFFFFF) mean an
+      // unwritten element (or an input read before it was written).
+      size_t nan_pairs = 0;
+      const unsigned char* g = got[0].data();
+      for (size_t i = 0; i < 4 * n; i += 2) nan_pairs += g[i] == 0xFF && g[i + 1] == 0xFF;
+      for (size_t i = 4 * n; i + 3 < got[0].size(); i += 4) {
+        nan_pairs += g[i] == 0xFF && g[i + 1] == 0xFF && g[i + 2] == 0xFF && g[i + 3] == 0xFF;
+      }
+      const bool same = got[0] == got[1];
+      ++g_checks;
+      const bool ok = same && nan_pairs == 0;
+      if (!ok) ++g_failures;
+      std::printf("%s PDL chain %s %s: %s (%zu fill values left in the serial run)\n",
+                  ok ? "PASS" : "FAIL", layout == 1 ? "BLH" : "BHL", ElemName(xt),
+                  same ? "chained == serial bitwise" : "chained != serial", nan_pairs);
+    }
+  }
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -720,10 +796,84 @@ void RunBench(double bw, const DepthwiseTuning& tuning) {
               worst_fb_big);
 }
 
+// Back-to-back calls, as a jitted program issues them: `calls` forward (or forward + backward)
+// calls on distinct slices of the pool (so no call finds its input in L2), timed as one
+// stream between two events, with and without programmatic dependent launch. A memcpy stream
+// of the same bytes gives what a copy costs at this size.
+void RunPdlBench(double bw) {
+  const int64_t B = 16;
+  const int calls = 32;
+  BenchPool pool(size_t(B) * 8192 * 8192);
+  std::printf("\n# back-to-back streams of %d calls (distinct input/output slices), median of 15\n", calls);
+  std::printf("# ms per call; xflr = / floor; cpy = forward / cudaMemcpy stream of the same bytes\n");
+  std::printf("%-4s %-5s %2s %5s %5s | %8s %8s %5s %5s %5s | %8s %8s %5s %5s\n", "lay", "dtype", "K", "L",
+              "D", "fwd", "fwd pdl", "xflr", "xflrP", "cpyP", "f+b", "f+b pdl", "xflr", "xflrP");
+  for (DwElem xt : {DwElem::kF16, DwElem::kBF16}) {
+    pool.FillAll(xt);
+    for (int layout : {1, 0}) {
+      for (int64_t K : {3, 5, 7}) {
+        for (int64_t L : {1024, 2048}) {
+          for (int64_t D : {768, 1024, 2048}) {
+            const int64_t lo = (K - 1) / 2, hi = K - 1 - lo;
+            const DwDims d{xt, DwElem::kF32, int32_t(layout), B, L, D, K, lo, hi, L};
+            const size_t n = size_t(B * L * D);
+            const int64_t slices = int64_t(pool.cap / n);
+            auto slice = [&](void* base, int i) {
+              return static_cast<void*>(static_cast<char*>(base) + size_t(i % slices) * n * 2);
+            };
+            const DwBwdArgs b0{d, pool.dy[0], pool.x[0], pool.w, pool.dx,
+                               static_cast<float*>(pool.dw), static_cast<float*>(pool.db)};
+            const size_t sb = jff::DepthwiseBwdScratchBytes(b0);
+            void* scratch = pool.Scratch(sb);
+            auto stream_ms = [&](bool pdl, bool with_bwd) {
+              DepthwiseTuning tu;
+              tu.no_pdl = !pdl;
+              const double ms = TimeMs(15, [&](int) {
+                for (int c = 0; c < calls; ++c) {
+                  std::string e = jff::LaunchDepthwiseFwd(
+                      DwFwdArgs{d, slice(pool.x[0], c), pool.w, pool.bias, slice(pool.y, c)}, nullptr, &tu);
+                  if (e.empty() && with_bwd) {
+                    e = jff::LaunchDepthwiseBwd(
+                        DwBwdArgs{d, slice(pool.dy[0], c), slice(pool.x[0], c), pool.w,
+                                  slice(pool.dx, c), static_cast<float*>(pool.dw),
+                                  static_cast<float*>(pool.db)},
+                        scratch, sb, nullptr, &tu);
+                  }
+                  if (!e.empty()) {
+                    std::fprintf(stderr, "%s\n", e.c_str());
+                    std::exit(2);
+                  }
+                }
+              });
+              return ms / calls;
+            };
+            const double copy_ms = TimeMs(15, [&](int) {
+              for (int c = 0; c < calls; ++c) {
+                CUDA_OK(cudaMemcpyAsync(slice(pool.y, c), slice(pool.x[0], c), n * 2,
+                                        cudaMemcpyDeviceToDevice));
+              }
+            }) / calls;
+            const double f = stream_ms(false, false), fp = stream_ms(true, false);
+            const double fb = stream_ms(false, true), fbp = stream_ms(true, true);
+            const double ffloor = (4.0 * n + K * D * 4) / bw * 1e3;
+            const double fbfloor = (10.0 * n + 2 * K * D * 4) / bw * 1e3;
+            std::printf("%-4s %-5s %2lld %5lld %5lld | %8.4f %8.4f %5.2f %5.2f %5.2f | %8.4f %8.4f %5.2f %5.2f\n",
+                        layout == 1 ? "BLH" : "BHL", ElemName(xt), (long long)K, (long long)L,
+                        (long long)D, f, fp, f / ffloor, fp / ffloor, fp / copy_ms, fb, fbp,
+                        fb / fbfloor, fbp / fbfloor);
+            std::fflush(stdout);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool check = false, small = false, bench = false, tune = false, tune_split = false;
+  bool check = false, small = false, bench = false, tune = false, tune_split = false,
+       pdl_bench = false;
   DepthwiseTuning bench_tuning;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -732,6 +882,7 @@ int main(int argc, char** argv) {
     else if (a == "--bench") bench = true;
     else if (a == "--tune") tune = true;
     else if (a == "--tune-split") tune_split = true;
+    else if (a == "--pdl-bench") pdl_bench = true;
     else if (a == "--no-poison") g_poison = false;
     else if (a == "--blh-fwd" && i + 1 < argc) bench_tuning.blh_fwd_variant = std::atoi(argv[++i]);
     else if (a == "--blh-bwd" && i + 1 < argc) bench_tuning.blh_bwd_variant = std::atoi(argv[++i]);
@@ -741,20 +892,22 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!check && !small && !bench && !tune && !tune_split) check = true;
+  if (!check && !small && !bench && !tune && !tune_split && !pdl_bench) check = true;
   cudaDeviceProp prop;
   CUDA_OK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   if (check || small) {
     RunChecks(small);
+    CheckPdlChain();
     std::printf("# correctness: %d checks, %d failures, %d passed only on the rounding/conditioning rule\n",
                 g_checks, g_failures, g_relaxed);
   }
-  if (bench || tune || tune_split) {
+  if (bench || tune || tune_split || pdl_bench) {
     const double bw = CopyBandwidth();
     std::printf("# device-to-device copy bandwidth (read + write): %.0f GB/s\n", bw / 1e9);
     if (tune) RunTune(bw);
     if (tune_split) RunTuneSplit(bw);
+    if (pdl_bench) RunPdlBench(bw);
     if (bench) {
       std::printf("# bench overrides: blh-fwd %d blh-bwd %d bhl-bwd %d (-1: built-in choice)\n",
                   bench_tuning.blh_fwd_variant, bench_tuning.blh_bwd_variant,
