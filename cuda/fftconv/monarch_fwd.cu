@@ -279,6 +279,13 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
     asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
 }
 
+// Chunks of 8 elements each thread of the big kernel loads per round of its load phase (u and
+// pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). The
+// macro exists for A/B builds of the self-test only.
+#ifndef JFF_MONARCH_LOAD_ROUND
+#define JFF_MONARCH_LOAD_ROUND 2
+#endif
+
 template <typename T, int N0, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
     monarch_fwd_big_kernel(const FwdParams p) {
@@ -360,8 +367,8 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     } else {
-      // Four chunks per thread per round, all loads issued before any is used.
-      constexpr int U = 4;
+      // JFF_MONARCH_LOAD_ROUND chunks per thread per round, all loads issued before any is used.
+      constexpr int U = JFF_MONARCH_LOAD_ROUND;
       const int nch = lpad / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
