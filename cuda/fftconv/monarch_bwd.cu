@@ -418,20 +418,12 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
           *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(zr[0]);
           *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(zi[0]);
         } else {
-          float ar[8], ai[8], br[8], bi[8];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            ar[e] = kS * (zr[0][e] + zr[1][e]);
-            ai[e] = kS * (zi[0][e] + zi[1][e]);
-            const float2 d = make_float2(kS * (zr[0][e] - zr[1][e]), kS * (zi[0][e] - zi[1][e]));
-            const float2 w = cmul(d, twN(static_cast<uint32_t>(m + e)));  // k0 = 1
-            br[e] = w.x;
-            bi[e] = w.y;
-          }
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(ar);
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(ai);
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = pack8<T>(br);
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = pack8<T>(bi);
+          uint4 o[4];
+          outer_butterfly2<T>(zr, zi, m, twN, o);
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = o[0];
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = o[1];
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = o[2];
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = o[3];
         }
       }
     }

@@ -537,6 +537,33 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
                     Ops<T>::pack(f[6], f[7]));
 }
 
+// The N0 = 2 outer level of one row pair on eight consecutive columns m .. m+7: the butterfly
+// (scaled by 1/sqrt(2)) of rows n0 = 0 and 1 (x[n0][e] = column m + e), and w_N^(m+e) on the
+// difference. The twiddles come from one table lookup and products with w_N^1: a lookup per
+// element read the table at a stride of 8 entries across the warp, 8-way bank conflicts.
+// Returns the four packed 16-bit vectors: sums (re, im), then differences (re, im).
+template <typename T, int N>
+__device__ __forceinline__ void outer_butterfly2(const float (&xr)[2][8], const float (&xi)[2][8], int m,
+                                                 const TwN<N>& twN, uint4 (&out)[4]) {
+  constexpr float kS = 0.70710678118654752f;
+  const float2 w1 = twN(1u);
+  float2 tw = twN(static_cast<uint32_t>(m));
+  float ar[8], ai[8], br[8], bi[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    ar[e] = kS * (xr[0][e] + xr[1][e]);
+    ai[e] = kS * (xi[0][e] + xi[1][e]);
+    const float2 w = cmul(make_float2(kS * (xr[0][e] - xr[1][e]), kS * (xi[0][e] - xi[1][e])), tw);
+    br[e] = w.x;
+    bi[e] = w.y;
+    tw = cmul(tw, w1);
+  }
+  out[0] = pack8<T>(ar);
+  out[1] = pack8<T>(ai);
+  out[2] = pack8<T>(br);
+  out[3] = pack8<T>(bi);
+}
+
 // Outer DFT over n0 (tensor cores, N0 >= 16), then the twiddle w_N^(k0 m), in place; one
 // 16-column tile per warp at a time. Only the first `live16` 16-row k-steps of the input can
 // be nonzero (rows n0 with M*n0 < L); the others are skipped. Caller syncs before and after.

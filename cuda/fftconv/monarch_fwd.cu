@@ -324,7 +324,6 @@ __global__ void __launch_bounds__(WARPS * 32)
     const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
     // ---- load: v = pre*u of both rows into the planes (and, for N0 = 2, the outer butterfly).
     if constexpr (N0 <= 2) {
-      constexpr float kS = N0 == 2 ? 0.70710678118654752f : 1.f;
       for (int c = tid; c < M / 8; c += NTH) {
         float xr[N0][8], xi[N0][8];
 #pragma unroll
@@ -350,20 +349,12 @@ __global__ void __launch_bounds__(WARPS * 32)
           *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(xr[0]);
           *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(xi[0]);
         } else {
-          float ar[8], ai[8], br[8], bi[8];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            ar[e] = kS * (xr[0][e] + xr[1][e]);
-            ai[e] = kS * (xi[0][e] + xi[1][e]);
-            const float2 d = make_float2(kS * (xr[0][e] - xr[1][e]), kS * (xi[0][e] - xi[1][e]));
-            const float2 w = cmul(d, twN(static_cast<uint32_t>(m + e)));  // k0 = 1
-            br[e] = w.x;
-            bi[e] = w.y;
-          }
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(ar);
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(ai);
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = pack8<T>(br);
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = pack8<T>(bi);
+          uint4 o[4];
+          outer_butterfly2<T>(xr, xi, m, twN, o);
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = o[0];
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = o[1];
+          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = o[2];
+          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = o[3];
         }
       }
     } else {
