@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 3's checks and table in one device call (about 9 minutes on an H200), from the repository root:
+#
+#   OUT=/some/dir bash benchmarks/device_fftconv.sh
+#
+# In order of priority, each step getting what is left of DEADLINE seconds (default 560):
+# 1. the package build, with the fused kernels' self-tests and outer_selftest compiled alongside;
+# 2. compute-sanitizer memcheck on monarch_selftest --small and monarch_bwd_selftest --small;
+# 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
+# 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
+# 5. the GPU tests -k "fftconv and not long", then -k long.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
+mkdir -p "$OUT" build/selftests
+OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
+start=$SECONDS
+deadline=${DEADLINE:-560}
+source benchmarks/device_lib.sh
+
+b=build/selftests
+("${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&
+  "${nv[@]}" -DJFF_WITH_FWD -o $b/monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu \
+    cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu && echo built monarch) >"$OUT/selftests.log" 2>&1 &
+("${nv[@]}" -o $b/outer_selftest cuda/fftconv_long/outer_selftest.cu && echo built outer) >"$OUT/build_outer.log" 2>&1 &
+bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
+wait
+tail -n 2 "$OUT/build.log"
+cat "$OUT/build_outer.log" | tail -n 1
+
+san=(compute-sanitizer --tool memcheck --error-exitcode 1)
+run_left selftests.log "${san[@]}" $b/monarch_selftest --small
+run_left selftests.log "${san[@]}" $b/monarch_bwd_selftest --small
+run_left selftests.log $b/outer_selftest --quick
+grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|^built" "$OUT/selftests.log"
+
+run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
+tail -n 30 "$OUT/bench.log"
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
+grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4
