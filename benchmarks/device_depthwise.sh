@@ -11,15 +11,7 @@
 #    first with JFF_PDL=0 (no programmatic dependent launch), then as shipped.
 # Every step after the build gets what is left of DEADLINE seconds (default 560).
 # Files under $OUT: summary.txt build.log selftests.log test.log bench.log and the bench JSON parts.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
-start=$SECONDS
-deadline=${DEADLINE:-560}
-
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 "${nv[@]}" -o build/selftests/dw_selftest cuda/depthwise/depthwise_selftest.cu \
   cuda/depthwise/depthwise_kernels.cu >"$OUT/selftests.log" 2>&1 &

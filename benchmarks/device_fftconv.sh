@@ -9,14 +9,7 @@
 # 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
 # 5. the GPU tests -k "fftconv and not long", then -k long.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
-start=$SECONDS
-deadline=${DEADLINE:-560}
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
 ("${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&

@@ -1,5 +1,14 @@
-# Shared by the one-call device scripts (device_long.sh, device_depthwise.sh); source it after setting
-# OUT (absolute), start=$SECONDS and deadline (seconds the whole call may take).
+# The common start of the one-call device scripts (device_*.sh): `source "$(dirname "$0")/device_lib.sh"` as
+# their first command. It moves to the repository root, makes $OUT (default build/device_out; absolute, since
+# the GPU tests run from tests/) and build/selftests, starts the clock for DEADLINE (seconds the whole call may
+# take, default 560), and defines run_left and the self-tests' nvcc command line `nv`.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
+mkdir -p "$OUT" build/selftests
+OUT=$(cd "$OUT" && pwd)
+start=$SECONDS
+deadline=${DEADLINE:-560}
 
 # run_left LOG COMMAND...: the command under `timeout` with the seconds left, appended to $OUT/LOG;
 # skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.

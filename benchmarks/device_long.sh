@@ -10,15 +10,7 @@
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out} PYTHONUNBUFFERED=1
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)  # absolute: the GPU tests run from tests/
-start=$SECONDS
-deadline=${DEADLINE:-560}
-
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 ("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&
   "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu) >"$OUT/selftests.log" 2>&1 &

@@ -6,14 +6,7 @@
 # Builds monarch_selftest and monarch_bwd_selftest (-lineinfo), runs both whole (correctness cases, then the
 # timed issue-3 table: B=64 H=768 bf16 gated, L = N and N/2), then Nsight Compute's shared-memory and
 # warp-state sections on one forward launch at NCU_N (default 4096; empty: no profile).
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out}
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)
-start=$SECONDS
-deadline=${DEADLINE:-560}
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
 ("${nv[@]}" -lineinfo -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&

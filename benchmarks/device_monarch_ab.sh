@@ -5,14 +5,7 @@
 #
 # Builds monarch_selftest once per flag and runs each build's timed bf16 table (issue-3 workload, with its
 # correctness checks) twice, interleaved (A B A B), so that drift between runs shows.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out}
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)
-start=$SECONDS
-deadline=${DEADLINE:-560}
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 i=0
 for flag in "$@"; do

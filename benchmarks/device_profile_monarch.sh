@@ -7,14 +7,7 @@
 # then runs Nsight Compute on one launch of the main kernel of each: the full section set for the first N
 # (report kept as $OUT/ncu-N.ncu-rep and printed to $OUT/ncu.log), the speed-of-light, occupancy, warp-state
 # and scheduler sections for the others.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export OUT=${OUT:-build/device_out}
-mkdir -p "$OUT" build/selftests
-OUT=$(cd "$OUT" && pwd)
-start=$SECONDS
-deadline=${DEADLINE:-560}
-source benchmarks/device_lib.sh
+source "$(dirname "$0")/device_lib.sh"
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(4096 8192 16384)
