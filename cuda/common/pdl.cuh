@@ -20,6 +20,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -43,16 +44,18 @@ inline bool EnabledOnCurrentDevice() {
   }();
   if (env_off) return false;
   constexpr int kMaxDevices = 64;
-  static int cached[kMaxDevices] = {};  // 0: unknown, 1: yes, 2: no
+  static std::atomic<int> cached[kMaxDevices] = {};  // 0: unknown, 1: yes, 2: no
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  if (cached[dev] == 0) {
+  int state = cached[dev].load(std::memory_order_relaxed);
+  if (state == 0) {
     int major = 0;
     const bool ok =
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess;
-    cached[dev] = ok && major >= 9 ? 1 : 2;  // a benign race: every writer stores the same value
+    state = ok && major >= 9 ? 1 : 2;  // threads racing here all store the same value
+    cached[dev].store(state, std::memory_order_relaxed);
   }
-  return cached[dev] == 1;
+  return state == 1;
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute where enabled and
