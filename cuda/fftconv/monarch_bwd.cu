@@ -418,12 +418,7 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
           *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(zr[0]);
           *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(zi[0]);
         } else {
-          uint4 o[4];
-          outer_butterfly2<T>(zr, zi, m, twN, o);
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = o[0];
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = o[1];
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = o[2];
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = o[3];
+          store_outer_butterfly2<T, RAD>(sre, sim, zr, zi, m, twN);
         }
       }
     }

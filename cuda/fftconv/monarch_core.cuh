@@ -539,12 +539,13 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
 
 // The N0 = 2 outer level of one row pair on eight consecutive columns m .. m+7: the butterfly
 // (scaled by 1/sqrt(2)) of rows n0 = 0 and 1 (x[n0][e] = column m + e), and w_N^(m+e) on the
-// difference. The twiddles come from one table lookup and products with w_N^1: a lookup per
-// element read the table at a stride of 8 entries across the warp, 8-way bank conflicts.
-// Returns the four packed 16-bit vectors: sums (re, im), then differences (re, im).
-template <typename T, int N>
-__device__ __forceinline__ void outer_butterfly2(const float (&xr)[2][8], const float (&xi)[2][8], int m,
-                                                 const TwN<N>& twN, uint4 (&out)[4]) {
+// difference, stored into blocks 0 (sums) and 1 (differences) of the planes. The twiddles come
+// from one table lookup and products with w_N^1: a lookup per element read the table at a
+// stride of 8 entries across the warp, 8-way bank conflicts.
+template <typename T, int RAD>
+__device__ __forceinline__ void store_outer_butterfly2(T* sre, T* sim, const float (&xr)[2][8],
+                                                       const float (&xi)[2][8], int m,
+                                                       const TwN<2 * RAD * RAD>& twN) {
   constexpr float kS = 0.70710678118654752f;
   const float2 w1 = twN(1u);
   float2 tw = twN(static_cast<uint32_t>(m));
@@ -558,10 +559,11 @@ __device__ __forceinline__ void outer_butterfly2(const float (&xr)[2][8], const 
     bi[e] = w.y;
     tw = cmul(tw, w1);
   }
-  out[0] = pack8<T>(ar);
-  out[1] = pack8<T>(ai);
-  out[2] = pack8<T>(br);
-  out[3] = pack8<T>(bi);
+  const int m1 = m / RAD, m2 = m % RAD;
+  *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(ar);
+  *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(ai);
+  *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = pack8<T>(br);
+  *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = pack8<T>(bi);
 }
 
 // Outer DFT over n0 (tensor cores, N0 >= 16), then the twiddle w_N^(k0 m), in place; one

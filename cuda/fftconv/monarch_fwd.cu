@@ -280,11 +280,10 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 }
 
 // Chunks of 8 elements each thread of the big kernel loads per round of its load phase (u and
-// pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). The
-// macro exists for A/B builds of the self-test only.
-#ifndef JFF_MONARCH_LOAD_ROUND
-#define JFF_MONARCH_LOAD_ROUND 2
-#endif
+// pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). 2,
+// not 4: the registers of a 4-chunk round capped 4K / 8K at 4 / 3 CTAs per SM (124 / 150
+// registers; 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%.
+constexpr int kBigLoadRound = 2;
 
 template <typename T, int N0, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -349,17 +348,12 @@ __global__ void __launch_bounds__(WARPS * 32)
           *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(xr[0]);
           *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = pack8<T>(xi[0]);
         } else {
-          uint4 o[4];
-          outer_butterfly2<T>(xr, xi, m, twN, o);
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = o[0];
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(0, m1, m2)) = o[1];
-          *reinterpret_cast<uint4*>(sre + sig_off<RAD>(1, m1, m2)) = o[2];
-          *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = o[3];
+          store_outer_butterfly2<T, RAD>(sre, sim, xr, xi, m, twN);
         }
       }
     } else {
-      // JFF_MONARCH_LOAD_ROUND chunks per thread per round, all loads issued before any is used.
-      constexpr int U = JFF_MONARCH_LOAD_ROUND;
+      // kBigLoadRound chunks per thread per round, all loads issued before any is used.
+      constexpr int U = kBigLoadRound;
       const int nch = lpad / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
