@@ -55,9 +55,10 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH". On CUDA the tensor-core kernels (float16/bfloat16, N from 256 to 32768) and the
-        long-N kernels (N from 65536 to 2^24; float32 up to 2^23) read BHL rows; BLH input of those dtypes and
-        sizes is transposed to BHL and back by XLA around them.
+      layout: "BHL" or "BLH". On CUDA the tensor-core forward (float16/bfloat16, N from 256 to 32768) reads
+        BLH natively on compute capability 9.0+ (thread block clusters; on sm_80 BLH runs the slower generic
+        kernels). Its backward, and the long-N kernels (N from 65536 to 2^24; float32 up to 2^23) both ways,
+        read BHL rows only: BLH input of those dtypes and sizes is transposed to BHL and back by XLA.
       backend: None or "ffi" for the compiled kernels, "xla" for the pure-JAX path. When None, the
         environment variables JFF_FFTCONV_BACKEND, then JFF_BACKEND, may select "xla".
     """
@@ -127,36 +128,43 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
         return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name])
 
     u3, pre3, post3 = reshape(u), reshape(pre_gate), reshape(post_gate)
-    if layout == "BLH" and _bhl_kernel_sizes(u.dtype, fft_size):
-        # Interim, CUDA only: the tensor-core kernels read BHL rows, so BLH goes there through XLA
-        # transposes (one extra pass over each activation each way, which XLA may fuse into the
-        # producers) -- still 2-3x faster than the generic kernels' native BLH at these sizes.
-        # CPU keeps the native BLH kernels. Native BLH tensor-core loads are open work.
-        swap = lambda x: None if x is None else jnp.swapaxes(x, -1, -2)  # noqa: E731
-
-        def via_bhl(u, pre, post):
-            return swap(run("BHL", swap(u), swap(pre), swap(post)))
-
-        y = jax.lax.platform_dependent(
-            u3, pre3, post3, cuda=via_bhl, default=lambda u, pre, post: run("BLH", u, pre, post))
+    if layout == "BLH" and _bhl_only_on_cuda(u.dtype, fft_size, backward=False):
+        y = _platform_bhl(run, [u3, pre3, post3], lambda y, swap: swap(y))
     else:
         y = run(layout, u3, pre3, post3)
     return y.reshape(u.shape)
 
 
-# FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the fused tensor-core kernels
-# (cuda/fftconv/monarch_*.cu) and the long-N path (cuda/fftconv_long/, float32 through CUDA cores up to
-# 2^23: its fp32 inner row is at most 16384 points). Elsewhere the generic CUDA kernels run, natively in
-# both layouts.
+# FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the long-N path (cuda/fftconv_long/,
+# float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points) both ways, and the
+# fused tensor-core kernels' backward (cuda/fftconv/monarch_bwd.cu; their forward reads BLH natively).
+# Elsewhere the generic CUDA kernels run, natively in both layouts.
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23
 
 
-def _bhl_kernel_sizes(dtype, fft_size: int) -> bool:
+def _bhl_only_on_cuda(dtype, fft_size: int, backward: bool) -> bool:
     half = dtype in (jnp.float16, jnp.bfloat16)
     if TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT:
-        return half
+        return half and backward
     return LONG_MIN_FFT <= fft_size <= (LONG_MAX_FFT if half else LONG_MAX_FFT_F32)
+
+
+def _platform_bhl(compute, activations, transpose_results):
+    """compute(layout_name, *activations) for BLH activations, on CUDA through the BHL kernels.
+
+    Interim, CUDA only: XLA transposes each activation to BHL and each activation-shaped result back
+    (`transpose_results(results, swap)` applies `swap` to those): one extra pass each way, which XLA may
+    fuse into producers -- still 2-3x faster than the generic kernels' native BLH at these sizes. Other
+    platforms run the native BLH kernels.
+    """
+    def swap(x):
+        return None if x is None else jnp.swapaxes(x, -1, -2)
+
+    def via_bhl(*acts):
+        return transpose_results(compute("BHL", *(swap(a) for a in acts)), swap)
+
+    return jax.lax.platform_dependent(*activations, cuda=via_bhl, default=lambda *acts: compute("BLH", *acts))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -175,13 +183,20 @@ def _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout):
 
 def _fftconv_canonical_bwd(fft_size, layout, residuals, dy):
     u, k, pre, post, skip = residuals
-    static = _Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None)
-    du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
-    rest = iter(rest)
-    dpre = next(rest) if static.has_pre else None
-    dpost = next(rest) if static.has_post else None
-    dskip = next(rest) if static.has_skip else None
-    return du, dk, dpre, dpost, dskip
+
+    def grads(layout_name, dy, u, pre, post):
+        static = _Static(fft_size, LAYOUT_CODE[layout_name], u.shape[0], pre is not None, post is not None,
+                         skip is not None)
+        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
+        return (du, dk) + _split_optionals(static, rest)
+
+    if layout == LAYOUT_CODE["BLH"] and _bhl_only_on_cuda(u.dtype, fft_size, backward=True):
+        def transpose_results(g, swap):  # du, dpre, dpost have u's shape; dk and dskip have no L axis
+            du, dk, dpre, dpost, dskip = g
+            return swap(du), dk, swap(dpre), swap(dpost), dskip
+
+        return _platform_bhl(grads, [dy, u, pre, post], transpose_results)
+    return grads("BLH" if layout == LAYOUT_CODE["BLH"] else "BHL", dy, u, pre, post)
 
 
 _fftconv_canonical.defvjp(_fftconv_canonical_fwd, _fftconv_canonical_bwd)

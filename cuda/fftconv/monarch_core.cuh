@@ -537,6 +537,13 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
                     Ops<T>::pack(f[6], f[7]));
 }
 
+// Elementwise product of eight 16-bit pairs, rounded to 16 bits (the gate products every load
+// phase forms; one rounding rule everywhere keeps the BHL and BLH kernels bitwise equal).
+template <typename T>
+__device__ __forceinline__ uint4 mul8(uint4 a, uint4 b) {
+  return make_uint4(Ops<T>::mul2(a.x, b.x), Ops<T>::mul2(a.y, b.y), Ops<T>::mul2(a.z, b.z), Ops<T>::mul2(a.w, b.w));
+}
+
 // The N0 = 2 outer level of one row pair on eight consecutive columns m .. m+7: the butterfly
 // (scaled by 1/sqrt(2)) of rows n0 = 0 and 1 (x[n0][e] = column m + e), and w_N^(m+e) on the
 // difference, stored into blocks 0 (sums) and 1 (differences) of the planes. The twiddles come

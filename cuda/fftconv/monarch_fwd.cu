@@ -48,6 +48,9 @@
 #include <cstdlib>
 
 #include "fftconv/monarch_core.cuh"
+#ifndef JFF_MONARCH_EMU  // the CPU emulation (monarch_emu.h) has no thread block clusters: BHL only there
+#include "fftconv/monarch_blh.cuh"
+#endif
 
 namespace jff {
 namespace {
@@ -285,12 +288,61 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 // registers; 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%.
 constexpr int kBigLoadRound = 2;
 
+// The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
+// with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
+template <typename T, int N0, int RAD, int WARPS>
+__device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, const float4* kbase, int live16,
+                                                int warp, int lane) {
+  using S = BigShape<N0, RAD>;
+  constexpr int M = S::M, MT = S::MT, KS = S::KS, NT = S::NT;
+  T* const sre = sm.sre;
+  T* const sim = sm.sim;
+  const TwN<S::N> twN = sm.twN;
+  // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
+  if constexpr (S::kMmaOuter) {
+    outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
+    __syncthreads();
+  }
+
+  // ---- inner rows: the M-point routine on each row k0 with row k0's block of K, then the
+  // conjugate twiddle conj(w_N^(k0 m)), in place.
+  {
+    uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+    load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+    for (int k0 = warp; k0 < N0; k0 += WARPS) {
+      T* bre = sre + k0 * M;
+      T* bim = sim + k0 * M;
+      const int key = (k0 & 7) << 3;
+      const float4* kk = kbase + k0 * (M / 2);
+      prefetch_k_l1<RAD>(kk, lane);
+      float Yr[MT][NT][4], Yi[MT][NT][4];
+      dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+      {
+        uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+        mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+        idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+      }
+      // Everything of this row was read (step 1) before any lane overwrites it.
+      __syncwarp();
+      store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+      __syncwarp();
+    }
+  }
+  __syncthreads();
+
+  // ---- outer inverse DFT (conj F_N0), output rows n0 with M*n0 < L only, in place.
+  if constexpr (S::kMmaOuter) {
+    outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
+    __syncthreads();
+  }
+}
+
 template <typename T, int N0, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
     monarch_fwd_big_kernel(const FwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
-  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int M = S::M, N = S::N;
   constexpr int NTH = WARPS * 32;
 
   extern __shared__ uint4 smem_raw[];
@@ -328,20 +380,13 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
         for (int n0 = 0; n0 < N0; ++n0) {
           const int t = n0 * M + 8 * c;
-          const uint4 a0 = load8(u + base0, t, L, vec), a1 = load8(u + base1, t, L1, vec);
+          uint4 a0 = load8(u + base0, t, L, vec), a1 = load8(u + base1, t, L1, vec);
+          if (pre != nullptr) {
+            a0 = mul8<T>(a0, load8(pre + base0, t, L, vec));
+            a1 = mul8<T>(a1, load8(pre + base1, t, L1, vec));
+          }
           unpack8<T>(a0, xr[n0]);
           unpack8<T>(a1, xi[n0]);
-          if (pre != nullptr) {
-            const uint4 q0 = load8(pre + base0, t, L, vec), q1 = load8(pre + base1, t, L1, vec);
-            float g0[8], g1[8];
-            unpack8<T>(q0, g0);
-            unpack8<T>(q1, g1);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) {
-              xr[n0][e] *= g0[e];
-              xi[n0][e] *= g1[e];
-            }
-          }
         }
         const int m = 8 * c, m1 = m / RAD, m2 = m % RAD;
         if constexpr (N0 == 1) {
@@ -372,10 +417,8 @@ __global__ void __launch_bounds__(WARPS * 32)
           const int c = c0 + i * NTH;
           if (c < nch) {
             if (pre != nullptr) {
-              a0[i] = make_uint4(O::mul2(a0[i].x, q0[i].x), O::mul2(a0[i].y, q0[i].y),
-                                 O::mul2(a0[i].z, q0[i].z), O::mul2(a0[i].w, q0[i].w));
-              a1[i] = make_uint4(O::mul2(a1[i].x, q1[i].x), O::mul2(a1[i].y, q1[i].y),
-                                 O::mul2(a1[i].z, q1[i].z), O::mul2(a1[i].w, q1[i].w));
+              a0[i] = mul8<T>(a0[i], q0[i]);
+              a1[i] = mul8<T>(a1[i], q1[i]);
             }
             const int t = 8 * c, n0 = t / M, m = t % M;
             const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
@@ -411,43 +454,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       }
     }
 
-    // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
-    if constexpr (S::kMmaOuter) {
-      outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
-      __syncthreads();
-    }
-
-    // ---- inner rows: the M-point routine on each row k0 with row k0's block of K, then the
-    // conjugate twiddle conj(w_N^(k0 m)), in place.
-    {
-      uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
-      load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
-      for (int k0 = warp; k0 < N0; k0 += WARPS) {
-        T* bre = sre + k0 * M;
-        T* bim = sim + k0 * M;
-        const int key = (k0 & 7) << 3;
-        const float4* kk = kbase + k0 * (M / 2);
-        prefetch_k_l1<RAD>(kk, lane);
-        float Yr[MT][NT][4], Yi[MT][NT][4];
-        dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-        {
-          uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-          mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-          idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-        }
-        // Everything of this row was read (step 1) before any lane overwrites it.
-        __syncwarp();
-        store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-        __syncwarp();
-      }
-    }
-    __syncthreads();
-
-    // ---- outer inverse DFT (conj F_N0), output rows n0 with M*n0 < L only, in place.
-    if constexpr (S::kMmaOuter) {
-      outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
-      __syncthreads();
-    }
+    big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
 
     // ---- store: y = post * out (skip*v is inside out: K carries + skip), first L elements.
     if constexpr (N0 <= 2) {
@@ -528,6 +535,75 @@ __global__ void __launch_bounds__(WARPS * 32)
   }
 }
 
+#ifndef JFF_MONARCH_EMU
+// BLH: the big kernel's pipeline with the load and store done by a cluster of CL CTAs that owns
+// the row pairs of CL consecutive heads (monarch_blh.cuh). Work items are (head tile, row pair),
+// head tile slow, so that the tiles running at one time share K's blocks in L2 as in BHL.
+template <typename T, int N0, int RAD, int WARPS, int CL>
+__global__ void __launch_bounds__(WARPS * 32)
+    monarch_fwd_blh_kernel(const FwdParams p) {
+  using S = BigShape<N0, RAD>;
+  constexpr int M = S::M, N = S::N;
+  constexpr int NTH = WARPS * 32;
+
+  extern __shared__ uint4 smem_raw[];
+  BigSmem<T, N0, RAD> sm(smem_raw);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  sm.init(tid, NTH);  // the first cluster barrier below also orders this for the CTA
+
+  const uint16_t* u = static_cast<const uint16_t*>(p.u);
+  const uint16_t* pre = static_cast<const uint16_t*>(p.pre);
+  const uint16_t* post = static_cast<const uint16_t*>(p.post);
+  uint16_t* y = static_cast<uint16_t*>(p.y);
+  const int L = p.L;
+  const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
+  const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
+  const int rank = static_cast<int>(cluster_rank());
+  const int gthread = rank * NTH + tid;
+  const int clusters = gridDim.x / CL;
+
+  for (int item = blockIdx.x / CL; item < p.items; item += clusters) {
+    const int ht = item / p.pairs, b0 = 2 * (item - ht * p.pairs);
+    BlhTile tl;
+    tl.h0 = ht * CL;
+    tl.H = p.H;
+    tl.L = L;
+    tl.L1 = b0 + 1 < p.B ? L : 0;
+    tl.base0 = static_cast<int64_t>(b0) * L * p.H + tl.h0;
+    tl.base1 = tl.base0 + static_cast<int64_t>(L) * p.H;
+    tl.vec = p.H % 8 == 0;
+    const int h = tl.h0 + rank;
+
+    cluster_sync_all();  // no CTA still reads the planes (previous item's store)
+    blh_push_tile<T, RAD, CL>(u, pre, tl, lpad, sm.sre, sm.sim, gthread, CL * NTH);
+    cluster_sync_all();  // every column of every CTA has arrived
+
+    if (h < p.H) {  // the CTAs of heads past H (last tile) only help move the others' data
+      if constexpr (N0 == 2) {
+        for (int c = tid; c < M / 8; c += NTH) {
+          const int m = 8 * c, off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
+          float xr[2][8], xi[2][8];
+          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sre + off0), xr[0]);
+          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sre + off1), xr[1]);
+          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sim + off0), xi[0]);
+          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sim + off1), xi[1]);
+          store_outer_butterfly2<T, RAD>(sm.sre, sm.sim, xr, xi, m, sm.twN);
+        }
+        __syncthreads();
+      }
+      const int g = (b0 / p.R) % p.G;
+      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+      big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
+    }
+
+    cluster_sync_all();  // every CTA's result is final
+    blh_pull_tile<T, N0, RAD, CL>(y, post, tl, sm.sre, sm.sim, gthread, CL * NTH);
+  }
+  cluster_sync_all();  // peers may still read this CTA's planes
+}
+
+#endif  // JFF_MONARCH_EMU
+
 // Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
 // CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
 // and gets 8 warps.
@@ -559,6 +635,54 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
   return cudaGetLastError();
 }
 
+#ifndef JFF_MONARCH_EMU
+// Cluster size of the BLH kernel: 16 CTAs move whole 32-byte sectors of a row (8 move half of
+// one, the other half belonging to the neighbouring tile); 16 is beyond the portable cluster
+// size 8 and needs the non-portable opt-in. JFF_MONARCH_BLH_CLUSTER=8/16 forces it (a
+// measurement switch).
+int blh_cluster_size() {
+  const char* v = std::getenv("JFF_MONARCH_BLH_CLUSTER");
+  return v != nullptr && v[0] == '8' ? 8 : 16;
+}
+
+template <typename T, int N0, int RAD, int CL>
+cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
+  constexpr int WARPS = big_warps(N0, RAD);
+  const FftconvDims& d = a.d;
+  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  if (err != cudaSuccess) return err;
+
+  auto kern = monarch_fwd_blh_kernel<T, N0, RAD, WARPS, CL>;
+  const size_t sm = BigShape<N0, RAD>::kSmem;
+  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+  if (err != cudaSuccess) return err;
+  if (CL > 8 && (err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
+    return err;
+  FwdParams p = make_params(a, kspec);
+  p.items = static_cast<int>((d.H + CL - 1) / CL) * p.pairs;
+
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CL;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(CL);
+  cfg.blockDim = dim3(WARPS * 32);
+  cfg.dynamicSmemBytes = sm;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int clusters = 0;  // co-resident clusters: the persistent grid
+  if ((err = cudaOccupancyMaxActiveClusters(&clusters, kern, &cfg)) != cudaSuccess) return err;
+  if (clusters < 1) return cudaErrorInvalidConfiguration;
+  if (clusters > p.items) clusters = p.items;
+  cfg.gridDim = dim3(static_cast<unsigned>(clusters) * CL);
+  return cudaLaunchKernelEx(&cfg, kern, p);
+}
+
+#endif  // JFF_MONARCH_EMU
+
 // The cp.async kernel (N = 256/1024 with 16-byte aligned rows) is the faster path where it applies.
 bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
 
@@ -567,7 +691,12 @@ bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
 bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
+  // BLH needs thread block clusters (compute capability 9.0; not emulated).
+#ifdef JFF_MONARCH_EMU
   if (d.layout != kBHL) return false;
+#else
+  if (d.layout != kBHL && !(d.layout == kBLH && device_major >= 9)) return false;
+#endif
   size_t sm = 0, ksm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
     sm = BigShape<n0(), rad()>::kSmem;
@@ -578,7 +707,7 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   if (d.G < 1 || d.R < 1) return false;
   // Rows 2p and 2p+1 share one transform, hence one filter group.
   if (d.G != 1 && d.R % 2 != 0) return false;
-  if (use_sq(d)) sm = radix_of(d.N) == 16 ? sq_smem_bytes<16>() : sq_smem_bytes<32>();
+  if (d.layout == kBHL && use_sq(d)) sm = radix_of(d.N) == 16 ? sq_smem_bytes<16>() : sq_smem_bytes<32>();
   // Falls back (false) where the device's per-block opt-in shared memory is too small, e.g.
   // N = 32768 (150 KB main, 192 KB pre-kernel) on a GPU with less than 192 KB.
   if (sm > max_smem_per_block || ksm > max_smem_per_block) return false;
@@ -602,6 +731,21 @@ cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scra
   float* kspec = static_cast<float*>(scratch);
   const bool bf = d.dtype == DType::kBF16;
   cudaError_t err = cudaErrorInvalidValue;
+#ifndef JFF_MONARCH_EMU
+  if (d.layout == kBLH) {
+    const bool c8 = blh_cluster_size() == 8;
+    dispatch_n(d.N, [&](auto n0, auto rad) {
+      if (bf)
+        err = c8 ? launch_blh<__nv_bfloat16, n0(), rad(), 8>(a, stream, kspec)
+                 : launch_blh<__nv_bfloat16, n0(), rad(), 16>(a, stream, kspec);
+      else
+        err = c8 ? launch_blh<__half, n0(), rad(), 8>(a, stream, kspec)
+                 : launch_blh<__half, n0(), rad(), 16>(a, stream, kspec);
+    });
+    return err;
+  }
+#endif
+  if (d.layout != kBHL) return cudaErrorInvalidValue;
   if (use_sq(d)) {
     const int rad = radix_of(d.N);
     if (rad == 16) err = bf ? launch_sq<__nv_bfloat16, 16>(a, stream, kspec) : launch_sq<__half, 16>(a, stream, kspec);

@@ -73,15 +73,35 @@ __global__ void check_outputs(const uint16_t* y, const uint16_t* y2, int64_t n, 
   if (nd) atomicAdd(diff, nd);
 }
 
+// out (B, C, R) = in (B, R, C) transposed per batch row: BHL <-> BLH copies of 16-bit data.
+__global__ void transpose16(const uint16_t* in, uint16_t* out, int64_t B, int64_t R, int64_t C) {
+  const int64_t n = B * R * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / (R * C), rem = i - b * R * C, c = rem / R, r = rem - c * R;
+    out[i] = in[(b * R + r) * C + c];
+  }
+}
+
 struct Result {
   double rel_l2, max_abs;
   int64_t unwritten;
   bool deterministic;
   double ms;
+  // The BLH kernel on the same data (sm_90+): its y (transposed back) against the same float64
+  // reference, and whether it equals the BHL y bitwise (it does where both run the big kernel;
+  // the BHL cp.async kernel at N = 256/1024 rounds z once less).
+  bool blh_ran = false;
+  double blh_rel_l2 = 0;
+  int64_t blh_unwritten = 0, blh_diff = 0;
+  bool blh_deterministic = true;
+  double blh_ms = 0;
 };
 
 Result run_case(const Case& c, double copy_bw, uint64_t seed) {
-  Result res{0, 0, 0, true, 0};
+  Result res;
+  res.rel_l2 = res.max_abs = res.ms = 0;
+  res.unwritten = 0;
+  res.deterministic = true;
   const int64_t elems = c.B * c.H * c.L;
   const int64_t kelems = c.G * c.H * c.Lk;
   Rng rng(seed);
@@ -155,17 +175,67 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
   }
-  {
+  // (unwritten or non-finite elements of a, elements where a and b differ)
+  auto count = [&](const uint16_t* a_, const uint16_t* b_, int64_t* bad, int64_t* diff) {
     unsigned long long* cnt;
     CK(cudaMalloc(&cnt, 2 * sizeof(unsigned long long)));
     CK(cudaMemset(cnt, 0, 2 * sizeof(unsigned long long)));
-    check_outputs<<<1024, 256>>>(dy, dy2, elems, isbf, cnt, cnt + 1);
+    check_outputs<<<1024, 256>>>(a_, b_, elems, isbf, cnt, cnt + 1);
     CK(cudaGetLastError());
     unsigned long long h[2];
     CK(cudaMemcpy(h, cnt, sizeof(h), cudaMemcpyDeviceToHost));
     CK(cudaFree(cnt));
-    res.unwritten = static_cast<int64_t>(h[0]);
-    res.deterministic = h[1] == 0;
+    *bad = static_cast<int64_t>(h[0]);
+    *diff = static_cast<int64_t>(h[1]);
+  };
+  {
+    int64_t ndiff = 0;
+    count(dy, dy2, &res.unwritten, &ndiff);
+    res.deterministic = ndiff == 0;
+  }
+
+  // BLH: the same problem on transposed copies of set 0, twice (poisoned); the BLH y transposed
+  // back is compared with the BHL y. Timed on the BHL buffers read as BLH (same sizes).
+  jff::FftconvDims db = d;
+  db.layout = jff::kBLH;
+  uint16_t* byt = nullptr;  // the BLH y, transposed to BHL
+  if (jff::monarch_fwd_supported(db, prop.major, prop.sharedMemPerBlockOptin)) {
+    res.blh_ran = true;
+    uint16_t *bu, *bpre = nullptr, *bpost = nullptr, *by, *by2;
+    auto to_blh = [&](const uint16_t* src, uint16_t** dst) {
+      CK(cudaMalloc(dst, bytes));
+      transpose16<<<2048, 256>>>(src, *dst, c.B, c.H, c.L);
+      CK(cudaGetLastError());
+    };
+    to_blh(du[0], &bu);
+    if (c.pre) to_blh(dpre[0], &bpre);
+    if (c.post) to_blh(dpost[0], &bpost);
+    CK(cudaMalloc(&by, bytes));
+    CK(cudaMalloc(&by2, bytes));
+    CK(cudaMalloc(&byt, bytes));  // freed after the reference check
+    for (int rep = 0; rep < 2; ++rep) {
+      uint16_t* out = rep == 0 ? by : by2;
+      CK(cudaMemset(out, 0xff, bytes));
+      jff::FftconvFwdArgs a = args_for(0, out);
+      a.d = db;
+      a.u = bu;
+      a.pre = bpre;
+      a.post = bpost;
+      CK(jff::monarch_fwd(a, 0, scratch, sbytes));
+      CK(cudaGetLastError());
+      CK(cudaDeviceSynchronize());
+    }
+    int64_t ndiff = 0, unused = 0;
+    count(by, by2, &unused, &ndiff);
+    res.blh_deterministic = ndiff == 0;
+    transpose16<<<2048, 256>>>(by, byt, c.B, c.L, c.H);
+    CK(cudaGetLastError());
+    count(byt, dy, &res.blh_unwritten, &res.blh_diff);
+    CK(cudaFree(bu));
+    if (bpre) CK(cudaFree(bpre));
+    if (bpost) CK(cudaFree(bpost));
+    CK(cudaFree(by));
+    CK(cudaFree(by2));
   }
 
   // float64 reference on all rows of small cases, a random sample of large ones; the
@@ -181,7 +251,8 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     const int nsample = c.N >= 8192 ? 29 : 61;
     for (int i = 0; i < nsample; ++i) rows.push_back(static_cast<int64_t>(rng.next() % nrows));
   }
-  double num = 0, den = 0, maxabs = 0;
+  double num = 0, den = 0, maxabs = 0, bnum = 0;
+  std::vector<uint16_t> rby(c.L);
   int64_t worst_row = -1, worst_t = -1;
   std::vector<cd> a(c.N), kf(c.N);
   std::vector<uint16_t> ru(c.L), rpre(c.L), rpost(c.L), ry(c.L);
@@ -191,6 +262,7 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     if (c.pre) CK(cudaMemcpy(rpre.data(), dpre[0] + off, rb, cudaMemcpyDeviceToHost));
     if (c.post) CK(cudaMemcpy(rpost.data(), dpost[0] + off, rb, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(ry.data(), dy + off, rb, cudaMemcpyDeviceToHost));
+    if (byt) CK(cudaMemcpy(rby.data(), byt + off, rb, cudaMemcpyDeviceToHost));
     const int64_t b = row / c.H, h = row % c.H, g = (b / c.R) % c.G;
     std::fill(kf.begin(), kf.end(), cd(0));
     for (int64_t j = 0; j < c.Lk; ++j) kf[j] = hk[(g * c.H + h) * c.Lk + j];
@@ -208,6 +280,7 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     for (int64_t t = 0; t < c.L; ++t) {
       double ref = a[t].real() + sk * v[t];
       if (c.post) ref *= from16(c.dt, rpost[t]);
+      if (byt) bnum += (from16(c.dt, rby[t]) - ref) * (from16(c.dt, rby[t]) - ref);
       const double got = from16(c.dt, ry[t]);
       const double e = got - ref;
       num += e * e;
@@ -220,6 +293,8 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     }
   }
   res.rel_l2 = std::sqrt(num / den);
+  res.blh_rel_l2 = std::sqrt(bnum / den);  // NaN (unwritten) fails the tolerance below
+  if (byt) CK(cudaFree(byt));
   res.max_abs = maxabs;
   if (!(res.rel_l2 < 1e-1)) std::printf("    worst at row %lld t %lld\n", (long long)worst_row, (long long)worst_t);
 
@@ -240,6 +315,22 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
     }
     CK(cudaGetLastError());
     res.ms = median(t);
+    if (res.blh_ran) {
+      t.clear();
+      for (int it = 0; it < 35; ++it) {
+        jff::FftconvFwdArgs a = args_for(it % nsets, dy);
+        a.d = db;
+        CK(cudaEventRecord(e0));
+        CK(jff::monarch_fwd(a, 0, scratch, sbytes));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 5) t.push_back(ms);
+      }
+      CK(cudaGetLastError());
+      res.blh_ms = median(t);
+    }
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
   }
@@ -306,6 +397,14 @@ int main(int argc, char** argv) {
       {"fp16 N32768 full gated", HF, 3, 2, 32768, 32768, 32768, 1, 1, true, true, true, false},
       {"bf16 N32768 causal", BF, 2, 2, 16384, 16384, 32768, 1, 1, true, true, true, false},
       {"bf16 N32768 L=20001 odd G2R2", BF, 5, 1, 20001, 777, 32768, 2, 2, true, true, false, false},
+      // H a multiple of 8 (BLH 16-byte head groups), several head tiles, partial last tile
+      {"bf16 N256 H=24", BF, 3, 24, 256, 256, 256, 1, 1, true, true, true, false},
+      {"fp16 N1024 H=40 L=1000", HF, 2, 40, 1000, 1000, 1024, 1, 1, true, true, true, false},
+      {"bf16 N2048 H=16", BF, 3, 16, 2048, 2048, 2048, 1, 1, true, true, true, false},
+      {"bf16 N4096 H=32 L=3001 G2R2", BF, 4, 32, 3001, 3001, 4096, 2, 2, true, true, true, false},
+      {"fp16 N8192 H=8 causal", HF, 3, 8, 4096, 4096, 8192, 1, 1, true, true, true, false},
+      {"bf16 N16384 H=16", BF, 2, 16, 16384, 16384, 16384, 1, 1, true, false, true, false},
+      {"fp16 N32768 H=24 L=30000", HF, 2, 24, 30000, 30000, 32768, 1, 1, true, true, true, false},
   };
   if (!small) {
     const int64_t Ns[] = {256, 1024, 2048, 4096, 8192, 16384, 32768};
@@ -338,16 +437,22 @@ int main(int argc, char** argv) {
       continue;
     }
     const double tol = c.dt == DType::kBF16 ? 1e-2 : 2e-3;
-    const bool pass = r.rel_l2 <= tol && r.unwritten == 0 && r.deterministic;
+    const bool blh_ok = !r.blh_ran || (r.blh_rel_l2 <= tol && r.blh_unwritten == 0 && r.blh_deterministic);
+    const bool pass = r.rel_l2 <= tol && r.unwritten == 0 && r.deterministic && blh_ok;
+    char blh[128] = "blh: not run";
+    if (r.blh_ran)
+      std::snprintf(blh, sizeof blh, "blh: rel_l2 %.3e %s unwr %lld det %s ms %.4f (%.3fx BHL)", r.blh_rel_l2,
+                    r.blh_diff == 0 ? "=BHL bitwise" : "!=BHL", (long long)r.blh_unwritten,
+                    r.blh_deterministic ? "yes" : "NO", r.blh_ms, r.ms > 0 ? r.blh_ms / r.ms : 0.0);
     ok = ok && pass;
     const double floor_ms = 4.0 * c.B * c.H * c.L * 2 / bw * 1e3;
     if (c.timed)
-      std::printf("%-30s %10.3e %10.3e %6lld %6s %9.4f %9.4f %6.2f %s\n", c.name, r.rel_l2, r.max_abs,
+      std::printf("%-30s %10.3e %10.3e %6lld %6s %9.4f %9.4f %6.2f %s  %s\n", c.name, r.rel_l2, r.max_abs,
                   (long long)r.unwritten, r.deterministic ? "yes" : "NO", r.ms, floor_ms, r.ms / floor_ms,
-                  pass ? "PASS" : "FAIL");
+                  pass ? "PASS" : "FAIL", blh);
     else
-      std::printf("%-30s %10.3e %10.3e %6lld %6s %9s %9s %6s %s\n", c.name, r.rel_l2, r.max_abs,
-                  (long long)r.unwritten, r.deterministic ? "yes" : "NO", "-", "-", "-", pass ? "PASS" : "FAIL");
+      std::printf("%-30s %10.3e %10.3e %6lld %6s %9s %9s %6s %s  %s\n", c.name, r.rel_l2, r.max_abs,
+                  (long long)r.unwritten, r.deterministic ? "yes" : "NO", "-", "-", "-", pass ? "PASS" : "FAIL", blh);
     std::fflush(stdout);
   }
   std::printf("%s\n", ok ? "ALL PASS" : "SOME FAILED");

@@ -1,0 +1,197 @@
+// Native BLH (channels-last) loads and stores for the big tensor-core kernels: a thread block
+// cluster transposes tiles of H through distributed shared memory (sm_90+).
+//
+// In BLH, row (b, h) is strided by H: consecutive h are what is contiguous. The big kernels keep
+// one row pair (b, b+1 of one h) per CTA in shared memory, so a CTA reading its own row would
+// touch 2 bytes per 32-byte sector. Instead, the CL = 8 or 16 CTAs of one cluster own the row
+// pairs of CL consecutive h (rank r: h0 + r), and the cluster moves the (L x CL) tile as a whole:
+//   load:  a thread reads 8 rows l of 8 consecutive h (8 x 16 bytes), multiplies the pre-gate,
+//          transposes the 8 x 8 block in registers (byte permutes) and writes each column,
+//          8 consecutive l of one h, as 16 bytes into that h's CTA (st to a mapped address);
+//   store: a thread reads the 8 columns back from the 8 CTAs, applies the post-gate and
+//          writes 8 rows of 16 bytes.
+// With CL = 16 two adjacent lanes cover one whole 32-byte sector of a row. The planes keep the
+// BHL kernels' layout (sig_off), so everything between load and store is shared code.
+//
+// Ordering: the cluster meets (barrier.cluster, release/acquire) before the load (no CTA still
+// reads the planes of the previous item), after it (all columns arrived), and before the store
+// (all CTAs' results final); once more before exit, since a CTA's shared memory must outlive
+// the remote reads of it.
+#pragma once
+
+#include <cooperative_groups.h>
+
+#include "fftconv/monarch_core.cuh"
+
+namespace jff {
+namespace {
+
+__device__ __forceinline__ void cluster_sync_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cooperative_groups::this_cluster().sync();
+#else
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ unsigned cluster_rank() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return cooperative_groups::this_cluster().block_rank();
+#else
+  return 0;
+#endif
+}
+
+// `p` (a shared-memory address of this CTA) as the same variable in CTA `rank` of the cluster.
+template <typename T>
+__device__ __forceinline__ T* cluster_peer(T* p, unsigned rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return cooperative_groups::this_cluster().map_shared_rank(p, rank);
+#else
+  (void)rank;
+  __trap();
+  return p;
+#endif
+}
+
+// 8 x 8 transpose of 16-bit elements: a[i] holds row i (element e in 16-bit half e & 1 of
+// word e >> 1); afterwards a[j] holds column j.
+__device__ __forceinline__ void transpose8x8(uint4 (&a)[8]) {
+  uint32_t w[8][4];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    w[i][0] = a[i].x;
+    w[i][1] = a[i].y;
+    w[i][2] = a[i].z;
+    w[i][3] = a[i].w;
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    uint32_t o[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q)  // rows 2q, 2q+1 of column j: low or high halves of word j/2
+      o[q] = __byte_perm(w[2 * q][j >> 1], w[2 * q + 1][j >> 1], (j & 1) ? 0x7632 : 0x5410);
+    a[j] = make_uint4(o[0], o[1], o[2], o[3]);
+  }
+}
+
+// Geometry of one cluster's tile: rows b0 (plane sre) and b0+1 (plane sim, absent past B) of
+// the CL heads h0 .. h0+CL-1 (those >= H absent), element (b, l, h) at (b*L + l)*H + h.
+struct BlhTile {
+  int64_t base0, base1;  // element offsets of (b0, 0, h0) and (b0 + 1, 0, h0)
+  int L, L1;             // valid rows of the two batch rows (L1 = 0 when b0 + 1 >= B)
+  int H, h0;
+  bool vec;  // H % 8 == 0: 16-byte accesses (then every 8-head group is whole and aligned)
+  // Heads of 8-head group `g8` that exist.
+  __device__ __forceinline__ int heads(int g8) const { return max(0, min(8, H - h0 - 8 * g8)); }
+};
+
+// Load phase: the planes of all CL CTAs get v = pre * u (16-bit products, as the BHL load) at
+// positions t < nt (a multiple of 8; zeros at t >= L). `sre` / `sim` are this CTA's planes;
+// the peers' are the same addresses mapped. Work is spread over the cluster's threads.
+template <typename T, int RAD, int CL>
+__device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t* pre, const BlhTile& tl,
+                                              int nt, T* sre, T* sim, int gthread, int gthreads) {
+  constexpr int M = RAD * RAD, G8 = CL / 8;
+#pragma unroll 1
+  for (int w = gthread; w < (nt / 8) * G8; w += gthreads) {
+    const int c = w / G8, g8 = w % G8, t = 8 * c;
+    const int nh = tl.heads(g8);
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
+      const int Lr = rr ? tl.L1 : tl.L;
+      uint4 x[8], g[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) x[i] = load8(u + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+      if (pre != nullptr) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          g[i] = load8(pre + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) x[i] = mul8<T>(x[i], g[i]);
+      }
+      transpose8x8(x);
+      const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD);
+      T* plane = rr ? sim : sre;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) *reinterpret_cast<uint4*>(cluster_peer(plane, 8 * g8 + j) + off) = x[j];
+    }
+  }
+}
+
+// Store phase: y = post * out at rows t < L of both batch rows, out read from the CL CTAs'
+// planes. For N0 = 2 the plane still holds the outer level's inputs (k0 = 0, 1) and the
+// inverse butterfly (scaled by 1/sqrt 2) happens here, in float, as in the BHL store. The
+// post-gate is transposed to columns rather than the result to rows, so each output element
+// is rounded once, from the same float product as the BHL kernel: the two layouts give the
+// same bits.
+template <typename T, int N0, int RAD, int CL>
+__device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post, const BlhTile& tl, T* sre,
+                                              T* sim, int gthread, int gthreads) {
+  constexpr int M = RAD * RAD, G8 = CL / 8;
+  constexpr float kS = 0.70710678118654752f;
+  const int nchunk = N0 == 2 ? M / 8 : (tl.L + 7) / 8;
+#pragma unroll 1
+  for (int w = gthread; w < nchunk * G8; w += gthreads) {
+    const int c = w / G8, g8 = w % G8;
+    const int nh = tl.heads(g8);
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int Lr = rr ? tl.L1 : tl.L;
+      if (Lr == 0) continue;  // no row b0 + 1
+      const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
+      T* plane = rr ? sim : sre;
+      // Columns of this chunk (both outer halves for N0 = 2), as 16-bit values.
+      constexpr int NH = N0 == 2 ? 2 : 1;
+      uint4 col[NH][8];
+#pragma unroll
+      for (int k0 = 0; k0 < NH; ++k0) {
+        const int t = N0 == 2 ? k0 * M + 8 * c : 8 * c;
+        const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) col[k0][j] = *reinterpret_cast<const uint4*>(cluster_peer(plane, 8 * g8 + j) + off);
+      }
+#pragma unroll
+      for (int n0 = 0; n0 < NH; ++n0) {
+        const int t = N0 == 2 ? n0 * M + 8 * c : 8 * c;
+        if (t >= Lr) continue;
+        uint4 g[8];
+        if (post != nullptr) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i)
+            g[i] = load8(post + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+          transpose8x8(g);
+        }
+        uint4 out[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          float z[8];
+          if constexpr (N0 == 2) {
+            float a[8], b[8];
+            unpack8<T>(col[0][j], a);
+            unpack8<T>(col[1][j], b);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) z[e] = n0 == 0 ? kS * (a[e] + b[e]) : kS * (a[e] - b[e]);
+          } else {
+            unpack8<T>(col[0][j], z);
+          }
+          if (post != nullptr) {
+            float q[8];
+            unpack8<T>(g[j], q);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) z[e] *= q[e];
+          }
+          out[j] = pack8<T>(z);
+        }
+        transpose8x8(out);
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          if (t + i < Lr) store8(y + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, out[i]);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace jff
