@@ -3,20 +3,22 @@
 //
 // In BLH, row (b, h) is strided by H: consecutive h are what is contiguous. The big kernels keep
 // one row pair (b, b+1 of one h) per CTA in shared memory, so a CTA reading its own row would
-// touch 2 bytes per 32-byte sector. Instead, the CL = 8 or 16 CTAs of one cluster own the row
-// pairs of CL consecutive h (rank r: h0 + r), and the cluster moves the (L x CL) tile as a whole:
+// touch 2 bytes per 32-byte sector. Instead a tile of TH = CL * HPC consecutive heads (8 or 16) is
+// moved as a whole, by a cluster of CL CTAs holding HPC heads' row pairs each (CL = 1: one CTA
+// holds the tile; no cluster needed); slot s of the tile, head h0 + s, lives in CTA s / HPC:
 //   load:  a thread reads 8 rows l of 8 consecutive h (8 x 16 bytes), multiplies the pre-gate,
 //          transposes the 8 x 8 block in registers (byte permutes) and writes each column,
-//          8 consecutive l of one h, as 16 bytes into that h's CTA (st to a mapped address);
-//   store: a thread reads the 8 columns back from the 8 CTAs, applies the post-gate and
-//          writes 8 rows of 16 bytes.
-// With CL = 16 two adjacent lanes cover one whole 32-byte sector of a row. The planes keep the
+//          8 consecutive l of one h, as 16 bytes into that h's planes (st to a mapped address
+//          where they are in another CTA);
+//   store: a thread reads the 8 columns back, applies the post-gate and writes 8 rows of 16
+//          bytes.
+// With TH = 16 two adjacent lanes cover one whole 32-byte sector of a row. The planes keep the
 // BHL kernels' layout (sig_off), so everything between load and store is shared code.
 //
-// Ordering: the cluster meets (barrier.cluster, release/acquire) before the load (no CTA still
-// reads the planes of the previous item), after it (all columns arrived), and before the store
-// (all CTAs' results final); once more before exit, since a CTA's shared memory must outlive
-// the remote reads of it.
+// Ordering: the tile's threads meet (barrier.cluster, release/acquire; __syncthreads for CL = 1)
+// before the load (nobody still reads the planes of the previous item), after it (all columns
+// arrived), and before the store (all results final); a cluster once more before exit, since a
+// CTA's shared memory must outlive the remote reads of it.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -75,8 +77,20 @@ __device__ __forceinline__ void transpose8x8(uint4 (&a)[8]) {
   }
 }
 
-// Geometry of one cluster's tile: rows b0 (plane sre) and b0+1 (plane sim, absent past B) of
-// the CL heads h0 .. h0+CL-1 (those >= H absent), element (b, l, h) at (b*L + l)*H + h.
+// Head slot s's real plane (row b0; the imaginary plane, row b0+1, follows at + N): `planes` is
+// this CTA's slot-0 real plane, head j of a CTA at planes + 2N j.
+template <typename T, int N, int CL, int HPC>
+__device__ __forceinline__ T* blh_slot(T* planes, int s) {
+  T* p = planes + (s % HPC) * 2 * N;
+  if constexpr (CL > 1) {
+    return cluster_peer(p, static_cast<unsigned>(s / HPC));
+  } else {
+    return p;
+  }
+}
+
+// Geometry of one tile: rows b0 (real planes) and b0+1 (imaginary planes, absent past B) of the
+// TH heads h0 .. h0+TH-1 (those >= H absent), element (b, l, h) at (b*L + l)*H + h.
 struct BlhTile {
   int64_t base0, base1;  // element offsets of (b0, 0, h0) and (b0 + 1, 0, h0)
   int L, L1;             // valid rows of the two batch rows (L1 = 0 when b0 + 1 >= B)
@@ -86,13 +100,12 @@ struct BlhTile {
   __device__ __forceinline__ int heads(int g8) const { return max(0, min(8, H - h0 - 8 * g8)); }
 };
 
-// Load phase: the planes of all CL CTAs get v = pre * u (16-bit products, as the BHL load) at
-// positions t < nt (a multiple of 8; zeros at t >= L). `sre` / `sim` are this CTA's planes;
-// the peers' are the same addresses mapped. Work is spread over the cluster's threads.
-template <typename T, int RAD, int CL>
+// Load phase: every head's planes get v = pre * u (16-bit products, as the BHL load) at positions
+// t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads.
+template <typename T, int N, int RAD, int CL, int HPC>
 __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t* pre, const BlhTile& tl,
-                                              int nt, T* sre, T* sim, int gthread, int gthreads) {
-  constexpr int M = RAD * RAD, G8 = CL / 8;
+                                              int nt, T* planes, int gthread, int gthreads) {
+  constexpr int M = RAD * RAD, G8 = CL * HPC / 8;
 #pragma unroll 1
   for (int w = gthread; w < (nt / 8) * G8; w += gthreads) {
     const int c = w / G8, g8 = w % G8, t = 8 * c;
@@ -112,24 +125,23 @@ __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t*
         for (int i = 0; i < 8; ++i) x[i] = mul8<T>(x[i], g[i]);
       }
       transpose8x8(x);
-      const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD);
-      T* plane = rr ? sim : sre;
+      const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) *reinterpret_cast<uint4*>(cluster_peer(plane, 8 * g8 + j) + off) = x[j];
+      for (int j = 0; j < 8; ++j)
+        *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = x[j];
     }
   }
 }
 
-// Store phase: y = post * out at rows t < L of both batch rows, out read from the CL CTAs'
-// planes. For N0 = 2 the plane still holds the outer level's inputs (k0 = 0, 1) and the
+// Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes. For N0 = 2 the plane still holds the outer level's inputs (k0 = 0, 1) and the
 // inverse butterfly (scaled by 1/sqrt 2) happens here, in float, as in the BHL store. The
 // post-gate is transposed to columns rather than the result to rows, so each output element
 // is rounded once, from the same float product as the BHL kernel: the two layouts give the
 // same bits.
-template <typename T, int N0, int RAD, int CL>
-__device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post, const BlhTile& tl, T* sre,
-                                              T* sim, int gthread, int gthreads) {
-  constexpr int M = RAD * RAD, G8 = CL / 8;
+template <typename T, int N0, int RAD, int CL, int HPC>
+__device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post, const BlhTile& tl, T* planes,
+                                              int gthread, int gthreads) {
+  constexpr int M = RAD * RAD, N = N0 * M, G8 = CL * HPC / 8;
   constexpr float kS = 0.70710678118654752f;
   const int nchunk = N0 == 2 ? M / 8 : (tl.L + 7) / 8;
 #pragma unroll 1
@@ -141,16 +153,16 @@ __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post,
       const int Lr = rr ? tl.L1 : tl.L;
       if (Lr == 0) continue;  // no row b0 + 1
       const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
-      T* plane = rr ? sim : sre;
       // Columns of this chunk (both outer halves for N0 = 2), as 16-bit values.
       constexpr int NH = N0 == 2 ? 2 : 1;
       uint4 col[NH][8];
 #pragma unroll
       for (int k0 = 0; k0 < NH; ++k0) {
         const int t = N0 == 2 ? k0 * M + 8 * c : 8 * c;
-        const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD);
+        const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) col[k0][j] = *reinterpret_cast<const uint4*>(cluster_peer(plane, 8 * g8 + j) + off);
+        for (int j = 0; j < 8; ++j)
+          col[k0][j] = *reinterpret_cast<const uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off);
       }
 #pragma unroll
       for (int n0 = 0; n0 < NH; ++n0) {

@@ -288,13 +288,35 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 // registers; 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%.
 constexpr int kBigLoadRound = 2;
 
+// One warp: inner row k0 of a row pair's planes (bre, bim: that row's block), times its block kk of
+// K, inverse, then the conjugate twiddle conj(w_N^(k0 m)), in place.
+template <typename T, int N0, int RAD>
+__device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* bre, T* bim, int k0,
+                                              const float4* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                              const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  const int key = (k0 & 7) << 3;
+  prefetch_k_l1<RAD>(kk, lane);
+  float Yr[MT][NT][4], Yi[MT][NT][4];
+  dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+  {
+    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+    mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+  }
+  // Everything of this row was read (step 1) before any lane overwrites it.
+  __syncwarp();
+  store_inner_row<T, N0, RAD>(bre, bim, key, k0, sm.twN, Yr, Yi, lane);
+  __syncwarp();
+}
+
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
 __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, const float4* kbase, int live16,
                                                 int warp, int lane) {
   using S = BigShape<N0, RAD>;
-  constexpr int M = S::M, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int M = S::M, MT = S::MT, KS = S::KS;
   T* const sre = sm.sre;
   T* const sim = sm.sim;
   const TwN<S::N> twN = sm.twN;
@@ -309,24 +331,8 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   {
     uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
     load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
-    for (int k0 = warp; k0 < N0; k0 += WARPS) {
-      T* bre = sre + k0 * M;
-      T* bim = sim + k0 * M;
-      const int key = (k0 & 7) << 3;
-      const float4* kk = kbase + k0 * (M / 2);
-      prefetch_k_l1<RAD>(kk, lane);
-      float Yr[MT][NT][4], Yi[MT][NT][4];
-      dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-      {
-        uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-        mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-        idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-      }
-      // Everything of this row was read (step 1) before any lane overwrites it.
-      __syncwarp();
-      store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-      __syncwarp();
-    }
+    for (int k0 = warp; k0 < N0; k0 += WARPS)
+      fwd_inner_row<T, N0, RAD>(sm, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2), Fr, Fi, lane);
   }
   __syncthreads();
 
@@ -535,21 +541,58 @@ __global__ void __launch_bounds__(WARPS * 32)
   }
 }
 
+// Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
+// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
+// and gets 8 warps.
+constexpr int big_warps(int N0, int RAD) {
+  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
+}
+
+template <int N0, int RAD>
+struct BlhShape {
+  static constexpr int N = N0 * RAD * RAD;
+  static constexpr int CL = N >= 4096 ? 16 : 1;
+  static constexpr int HPC = N >= 4096 ? 1 : (N == 2048 ? 8 : 16);
+  static constexpr int TH = CL * HPC;
+  static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
+  static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
+  // 4096: at most 128 registers, for 4 CTAs per SM (the tile moves take 136 unbounded).
+  static constexpr int MIN_CTAS = N == 4096 ? 4 : 1;
+  static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
+};
+
 #ifndef JFF_MONARCH_EMU
-// BLH: the big kernel's pipeline with the load and store done by a cluster of CL CTAs that owns
-// the row pairs of CL consecutive heads (monarch_blh.cuh). Work items are (head tile, row pair),
-// head tile slow, so that the tiles running at one time share K's blocks in L2 as in BHL.
-template <typename T, int N0, int RAD, int WARPS, int CL>
-__global__ void __launch_bounds__(WARPS * 32)
+// BLH: the big kernel's pipeline with the load and store done for a tile of TH = CL * HPC
+// consecutive heads at once (monarch_blh.cuh): a cluster of CL CTAs holding HPC heads each. N >= 4096:
+// CL = 16, HPC = 1 (one head's row pair fills a CTA); N <= 2048: CL = 1, HPC = 16 or 8, a CTA
+// transposes its own tile and its warps share the heads' inner rows. Work items are (head tile,
+// row pair), ordered so that the TPL tiles sharing 128-byte lines of the rows run at the same time
+// (a 32-byte sector is fetched from DRAM with its neighbour), then row pair, then tile group.
+
+template <int CL>
+__device__ __forceinline__ void tile_sync() {
+  if constexpr (CL > 1) {
+    cluster_sync_all();
+  } else {
+    __syncthreads();
+  }
+}
+
+template <typename T, int N0, int RAD>
+__global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RAD>::MIN_CTAS)
     monarch_fwd_blh_kernel(const FwdParams p) {
   using S = BigShape<N0, RAD>;
-  constexpr int M = S::M, N = S::N;
-  constexpr int NTH = WARPS * 32;
+  using B = BlhShape<N0, RAD>;
+  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
+  constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, TPL = B::TPL, WARPS = B::WARPS, NTH = WARPS * 32;
+  static_assert(HPC == 1 || !S::kMmaOuter, "several heads per CTA only without the outer tensor-core level");
 
   extern __shared__ uint4 smem_raw[];
-  BigSmem<T, N0, RAD> sm(smem_raw);
+  // Head j's planes at planes + 2N j (real, then imaginary); the tables after the last head's.
+  T* const planes = reinterpret_cast<T*>(smem_raw);
+  BigSmem<T, N0, RAD> sm(planes + (HPC - 1) * 2 * N);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  sm.init(tid, NTH);  // the first cluster barrier below also orders this for the CTA
+  sm.init(tid, NTH);  // the first tile barrier below also orders this
 
   const uint16_t* u = static_cast<const uint16_t*>(p.u);
   const uint16_t* pre = static_cast<const uint16_t*>(p.pre);
@@ -558,58 +601,69 @@ __global__ void __launch_bounds__(WARPS * 32)
   const int L = p.L;
   const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
   const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
-  const int rank = static_cast<int>(cluster_rank());
+  const int rank = CL > 1 ? static_cast<int>(cluster_rank()) : 0;
   const int gthread = rank * NTH + tid;
-  const int clusters = gridDim.x / CL;
+  const int htiles = (p.H + TH - 1) / TH;
 
-  for (int item = blockIdx.x / CL; item < p.items; item += clusters) {
-    const int ht = item / p.pairs, b0 = 2 * (item - ht * p.pairs);
+  for (int item = blockIdx.x / CL; item < p.items; item += gridDim.x / CL) {
+    const int rest = item / TPL, pair = rest % p.pairs;
+    const int ht = (rest / p.pairs) * TPL + item % TPL;
+    if (ht >= htiles) continue;  // the last tile group's missing tiles (same for the whole cluster)
+    const int b0 = 2 * pair;
     BlhTile tl;
-    tl.h0 = ht * CL;
+    tl.h0 = ht * TH;
     tl.H = p.H;
     tl.L = L;
     tl.L1 = b0 + 1 < p.B ? L : 0;
     tl.base0 = static_cast<int64_t>(b0) * L * p.H + tl.h0;
     tl.base1 = tl.base0 + static_cast<int64_t>(L) * p.H;
     tl.vec = p.H % 8 == 0;
-    const int h = tl.h0 + rank;
+    const int hc = tl.h0 + rank * HPC;  // this CTA's first head
+    const int g = (b0 / p.R) % p.G;
+    const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + hc) * (N / 2);
 
-    cluster_sync_all();  // no CTA still reads the planes (previous item's store)
-    blh_push_tile<T, RAD, CL>(u, pre, tl, lpad, sm.sre, sm.sim, gthread, CL * NTH);
-    cluster_sync_all();  // every column of every CTA has arrived
+    tile_sync<CL>();  // nobody still reads the planes (previous item's store)
+    blh_push_tile<T, N, RAD, CL, HPC>(u, pre, tl, lpad, planes, gthread, CL * NTH);
+    tile_sync<CL>();  // every column has arrived
 
-    if (h < p.H) {  // the CTAs of heads past H (last tile) only help move the others' data
-      if constexpr (N0 == 2) {
-        for (int c = tid; c < M / 8; c += NTH) {
-          const int m = 8 * c, off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
-          float xr[2][8], xi[2][8];
-          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sre + off0), xr[0]);
-          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sre + off1), xr[1]);
-          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sim + off0), xi[0]);
-          unpack8<T>(*reinterpret_cast<const uint4*>(sm.sim + off1), xi[1]);
-          store_outer_butterfly2<T, RAD>(sm.sre, sm.sim, xr, xi, m, sm.twN);
-        }
-        __syncthreads();
+    // Heads past H (last tile) only help move the others' data.
+    if constexpr (N0 == 2) {  // the outer butterfly, which the BHL kernel folds into its load
+      for (int c = tid; c < HPC * (M / 8); c += NTH) {
+        const int j = c / (M / 8), m = 8 * (c % (M / 8));
+        if (hc + j >= p.H) continue;
+        T* re = planes + j * 2 * N;
+        T* im = re + N;
+        const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
+        float xr[2][8], xi[2][8];
+        unpack8<T>(*reinterpret_cast<const uint4*>(re + off0), xr[0]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(re + off1), xr[1]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(im + off0), xi[0]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(im + off1), xi[1]);
+        store_outer_butterfly2<T, RAD>(re, im, xr, xi, m, sm.twN);
       }
-      const int g = (b0 / p.R) % p.G;
-      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
-      big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
+      __syncthreads();
+    }
+    if constexpr (HPC == 1) {
+      if (hc < p.H) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
+    } else {
+      uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+      load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+      for (int r = warp; r < HPC * N0; r += WARPS) {
+        const int j = r / N0, k0 = r % N0;
+        if (hc + j >= p.H) continue;
+        T* re = planes + j * 2 * N + k0 * M;
+        fwd_inner_row<T, N0, RAD>(sm, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2), Fr, Fi, lane);
+      }
     }
 
-    cluster_sync_all();  // every CTA's result is final
-    blh_pull_tile<T, N0, RAD, CL>(y, post, tl, sm.sre, sm.sim, gthread, CL * NTH);
+    tile_sync<CL>();  // every head's result is final
+    blh_pull_tile<T, N0, RAD, CL, HPC>(y, post, tl, planes, gthread, CL * NTH);
   }
-  cluster_sync_all();  // peers may still read this CTA's planes
+  if constexpr (CL > 1) cluster_sync_all();  // peers may still read this CTA's planes
 }
 
 #endif  // JFF_MONARCH_EMU
 
-// Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
-// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
-// and gets 8 warps.
-constexpr int big_warps(int N0, int RAD) {
-  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
-}
 
 template <typename T, int N0, int RAD>
 cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
@@ -636,49 +690,49 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
 }
 
 #ifndef JFF_MONARCH_EMU
-// Cluster size of the BLH kernel: 16 CTAs move whole 32-byte sectors of a row (8 move half of
-// one, the other half belonging to the neighbouring tile); 16 is beyond the portable cluster
-// size 8 and needs the non-portable opt-in. JFF_MONARCH_BLH_CLUSTER=8/16 forces it (a
-// measurement switch).
-int blh_cluster_size() {
-  const char* v = std::getenv("JFF_MONARCH_BLH_CLUSTER");
-  return v != nullptr && v[0] == '8' ? 8 : 16;
-}
-
-template <typename T, int N0, int RAD, int CL>
+template <typename T, int N0, int RAD>
 cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
-  constexpr int WARPS = big_warps(N0, RAD);
+  using B = BlhShape<N0, RAD>;
   const FftconvDims& d = a.d;
   cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
 
-  auto kern = monarch_fwd_blh_kernel<T, N0, RAD, WARPS, CL>;
-  const size_t sm = BigShape<N0, RAD>::kSmem;
+  auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
+  const size_t sm = B::kSmem;
   err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
   if (err != cudaSuccess) return err;
-  if (CL > 8 && (err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
-    return err;
   FwdParams p = make_params(a, kspec);
-  p.items = static_cast<int>((d.H + CL - 1) / CL) * p.pairs;
-
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CL;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(CL);
-  cfg.blockDim = dim3(WARPS * 32);
-  cfg.dynamicSmemBytes = sm;
-  cfg.stream = stream;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  int clusters = 0;  // co-resident clusters: the persistent grid
-  if ((err = cudaOccupancyMaxActiveClusters(&clusters, kern, &cfg)) != cudaSuccess) return err;
-  if (clusters < 1) return cudaErrorInvalidConfiguration;
-  if (clusters > p.items) clusters = p.items;
-  cfg.gridDim = dim3(static_cast<unsigned>(clusters) * CL);
-  return cudaLaunchKernelEx(&cfg, kern, p);
+  const int groups = static_cast<int>((d.H + B::TH * B::TPL - 1) / (B::TH * B::TPL));
+  p.items = groups * B::TPL * p.pairs;
+  if constexpr (B::CL == 1) {
+    int64_t resident = 0;
+    if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
+    const int64_t grid = p.items < resident ? p.items : resident;
+    kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
+    return cudaGetLastError();
+  } else {
+    // 16 CTAs is beyond the portable cluster size (8): opt in.
+    if ((err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
+      return err;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = B::CL;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(B::CL);
+    cfg.blockDim = dim3(B::WARPS * 32);
+    cfg.dynamicSmemBytes = sm;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;  // co-resident clusters: the persistent grid
+    if ((err = cudaOccupancyMaxActiveClusters(&clusters, kern, &cfg)) != cudaSuccess) return err;
+    if (clusters < 1) return cudaErrorInvalidConfiguration;
+    if (clusters > p.items) clusters = p.items;
+    cfg.gridDim = dim3(static_cast<unsigned>(clusters) * B::CL);
+    return cudaLaunchKernelEx(&cfg, kern, p);
+  }
 }
 
 #endif  // JFF_MONARCH_EMU
@@ -691,15 +745,16 @@ bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
 bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  // BLH needs thread block clusters (compute capability 9.0; not emulated).
+  // BLH: not emulated (thread block clusters).
 #ifdef JFF_MONARCH_EMU
   if (d.layout != kBHL) return false;
 #else
-  if (d.layout != kBHL && !(d.layout == kBLH && device_major >= 9)) return false;
+  // N >= 4096 moves BLH tiles with a thread block cluster (compute capability 9.0).
+  if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048))) return false;
 #endif
   size_t sm = 0, ksm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
-    sm = BigShape<n0(), rad()>::kSmem;
+    sm = d.layout == kBLH ? BlhShape<n0(), rad()>::kSmem : BigShape<n0(), rad()>::kSmem;
     ksm = kspec_smem_bytes<n0(), rad()>();
   });
   if (!known) return false;
@@ -733,14 +788,9 @@ cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scra
   cudaError_t err = cudaErrorInvalidValue;
 #ifndef JFF_MONARCH_EMU
   if (d.layout == kBLH) {
-    const bool c8 = blh_cluster_size() == 8;
     dispatch_n(d.N, [&](auto n0, auto rad) {
-      if (bf)
-        err = c8 ? launch_blh<__nv_bfloat16, n0(), rad(), 8>(a, stream, kspec)
-                 : launch_blh<__nv_bfloat16, n0(), rad(), 16>(a, stream, kspec);
-      else
-        err = c8 ? launch_blh<__half, n0(), rad(), 8>(a, stream, kspec)
-                 : launch_blh<__half, n0(), rad(), 16>(a, stream, kspec);
+      err = bf ? launch_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec)
+               : launch_blh<__half, n0(), rad()>(a, stream, kspec);
     });
     return err;
   }
