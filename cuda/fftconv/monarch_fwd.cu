@@ -65,6 +65,7 @@ struct FwdParams {
   int pairs;  // ceil(B / 2)
   int items;  // H * pairs (checked < 2^31 in _supported)
   int l2_prefetch;  // big kernel: prefetch the next item's inputs into L2 (see there)
+  int tpl;          // BLH kernel: head tiles per tile group (BlhShape::TPL unless overridden)
 };
 
 template <int RAD>
@@ -222,6 +223,7 @@ FwdParams make_params(const FftconvFwdArgs& a, float* kspec) {
   p.pairs = static_cast<int>((d.B + 1) / 2);
   p.items = p.H * p.pairs;
   p.l2_prefetch = 0;
+  p.tpl = 1;
   return p;
 }
 
@@ -584,7 +586,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   using S = BigShape<N0, RAD>;
   using B = BlhShape<N0, RAD>;
   constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
-  constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, TPL = B::TPL, WARPS = B::WARPS, NTH = WARPS * 32;
+  constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, WARPS = B::WARPS, NTH = WARPS * 32;
   static_assert(HPC == 1 || !S::kMmaOuter, "several heads per CTA only without the outer tensor-core level");
 
   extern __shared__ uint4 smem_raw[];
@@ -606,8 +608,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   const int htiles = (p.H + TH - 1) / TH;
 
   for (int item = blockIdx.x / CL; item < p.items; item += gridDim.x / CL) {
-    const int rest = item / TPL, pair = rest % p.pairs;
-    const int ht = (rest / p.pairs) * TPL + item % TPL;
+    const int rest = item / p.tpl, pair = rest % p.pairs;
+    const int ht = (rest / p.pairs) * p.tpl + item % p.tpl;
     if (ht >= htiles) continue;  // the last tile group's missing tiles (same for the whole cluster)
     const int b0 = 2 * pair;
     BlhTile tl;
@@ -702,8 +704,11 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
   err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
   if (err != cudaSuccess) return err;
   FwdParams p = make_params(a, kspec);
-  const int groups = static_cast<int>((d.H + B::TH * B::TPL - 1) / (B::TH * B::TPL));
-  p.items = groups * B::TPL * p.pairs;
+  // JFF_MONARCH_BLH_TPL: tiles per group (a measurement switch).
+  const char* tv = std::getenv("JFF_MONARCH_BLH_TPL");
+  p.tpl = tv != nullptr && std::atoi(tv) >= 1 ? std::atoi(tv) : B::TPL;
+  const int groups = static_cast<int>((d.H + int64_t(B::TH) * p.tpl - 1) / (int64_t(B::TH) * p.tpl));
+  p.items = groups * p.tpl * p.pairs;
   if constexpr (B::CL == 1) {
     int64_t resident = 0;
     if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
