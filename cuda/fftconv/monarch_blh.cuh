@@ -101,106 +101,98 @@ struct BlhTile {
 };
 
 // Load phase: every head's planes get v = pre * u (16-bit products, as the BHL load) at positions
-// t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads.
+// t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads, one unit
+// being 8 rows l of one batch row and 8 heads (adjacent lanes: adjacent heads, then the other
+// batch row, then the next 8 rows l).
 template <typename T, int N, int RAD, int CL, int HPC>
 __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t* pre, const BlhTile& tl,
                                               int nt, T* planes, int gthread, int gthreads) {
   constexpr int M = RAD * RAD, G8 = CL * HPC / 8;
 #pragma unroll 1
-  for (int w = gthread; w < (nt / 8) * G8; w += gthreads) {
-    const int c = w / G8, g8 = w % G8, t = 8 * c;
+  for (int w = gthread; w < (nt / 8) * 2 * G8; w += gthreads) {
+    const int g8 = w % G8, rr = (w / G8) & 1, t = 8 * (w / (2 * G8));
     const int nh = tl.heads(g8);
+    const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
+    const int Lr = rr ? tl.L1 : tl.L;
+    uint4 x[8], g[8];
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
-      const int Lr = rr ? tl.L1 : tl.L;
-      uint4 x[8], g[8];
+    for (int i = 0; i < 8; ++i) x[i] = load8(u + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+    if (pre != nullptr) {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) x[i] = load8(u + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
-      if (pre != nullptr) {
+      for (int i = 0; i < 8; ++i) g[i] = load8(pre + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
 #pragma unroll
-        for (int i = 0; i < 8; ++i)
-          g[i] = load8(pre + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) x[i] = mul8<T>(x[i], g[i]);
-      }
-      transpose8x8(x);
-      const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = x[j];
+      for (int i = 0; i < 8; ++i) x[i] = mul8<T>(x[i], g[i]);
     }
+    transpose8x8(x);
+    const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = x[j];
   }
 }
 
-// Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes. For N0 = 2 the plane still holds the outer level's inputs (k0 = 0, 1) and the
-// inverse butterfly (scaled by 1/sqrt 2) happens here, in float, as in the BHL store. The
-// post-gate is transposed to columns rather than the result to rows, so each output element
-// is rounded once, from the same float product as the BHL kernel: the two layouts give the
-// same bits.
+// Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes
+// (units as in the load). For N0 = 2 the planes still hold the outer level's inputs (k0 = 0, 1)
+// and the inverse butterfly (scaled by 1/sqrt 2) happens here, in float, as in the BHL store.
+// The post-gate is transposed to columns rather than the result to rows, so each output element
+// is rounded once, from the same float product as the BHL kernel: the two layouts give the same
+// bits.
 template <typename T, int N0, int RAD, int CL, int HPC>
 __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post, const BlhTile& tl, T* planes,
                                               int gthread, int gthreads) {
   constexpr int M = RAD * RAD, N = N0 * M, G8 = CL * HPC / 8;
+  constexpr int NH = N0 == 2 ? 2 : 1;  // outer halves a unit reads (N0 = 2: t = m and M + m)
   constexpr float kS = 0.70710678118654752f;
   const int nchunk = N0 == 2 ? M / 8 : (tl.L + 7) / 8;
 #pragma unroll 1
-  for (int w = gthread; w < nchunk * G8; w += gthreads) {
-    const int c = w / G8, g8 = w % G8;
+  for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
+    const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+    const int Lr = rr ? tl.L1 : tl.L;
+    if (Lr == 0) continue;  // no row b0 + 1
     const int nh = tl.heads(g8);
+    const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      const int Lr = rr ? tl.L1 : tl.L;
-      if (Lr == 0) continue;  // no row b0 + 1
-      const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
-      // Columns of this chunk (both outer halves for N0 = 2), as 16-bit values.
-      constexpr int NH = N0 == 2 ? 2 : 1;
-      uint4 col[NH][8];
+    for (int n0 = 0; n0 < NH; ++n0) {
+      const int t = n0 * M + 8 * c;
+      if (t >= Lr) continue;
+      uint4 g[8], col[NH][8];
+      if (post != nullptr) {  // issued first: global latency is the longer one
+#pragma unroll
+        for (int i = 0; i < 8; ++i) g[i] = load8(post + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+      }
 #pragma unroll
       for (int k0 = 0; k0 < NH; ++k0) {
-        const int t = N0 == 2 ? k0 * M + 8 * c : 8 * c;
-        const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
+        const int tk = k0 * M + 8 * c;
+        const int off = sig_off<RAD>(tk / M, (tk % M) / RAD, tk % RAD) + rr * N;
 #pragma unroll
         for (int j = 0; j < 8; ++j)
           col[k0][j] = *reinterpret_cast<const uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off);
       }
+      if (post != nullptr) transpose8x8(g);
+      uint4 out[8];
 #pragma unroll
-      for (int n0 = 0; n0 < NH; ++n0) {
-        const int t = N0 == 2 ? n0 * M + 8 * c : 8 * c;
-        if (t >= Lr) continue;
-        uint4 g[8];
+      for (int j = 0; j < 8; ++j) {
+        float z[8];
+        if constexpr (N0 == 2) {
+          float a[8], b[8];
+          unpack8<T>(col[0][j], a);
+          unpack8<T>(col[1][j], b);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) z[e] = n0 == 0 ? kS * (a[e] + b[e]) : kS * (a[e] - b[e]);
+        } else {
+          unpack8<T>(col[0][j], z);
+        }
         if (post != nullptr) {
+          float q[8];
+          unpack8<T>(g[j], q);
 #pragma unroll
-          for (int i = 0; i < 8; ++i)
-            g[i] = load8(post + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
-          transpose8x8(g);
+          for (int e = 0; e < 8; ++e) z[e] *= q[e];
         }
-        uint4 out[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          float z[8];
-          if constexpr (N0 == 2) {
-            float a[8], b[8];
-            unpack8<T>(col[0][j], a);
-            unpack8<T>(col[1][j], b);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) z[e] = n0 == 0 ? kS * (a[e] + b[e]) : kS * (a[e] - b[e]);
-          } else {
-            unpack8<T>(col[0][j], z);
-          }
-          if (post != nullptr) {
-            float q[8];
-            unpack8<T>(g[j], q);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) z[e] *= q[e];
-          }
-          out[j] = pack8<T>(z);
-        }
-        transpose8x8(out);
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-          if (t + i < Lr) store8(y + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, out[i]);
+        out[j] = pack8<T>(z);
       }
+      transpose8x8(out);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        if (t + i < Lr) store8(y + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, out[i]);
     }
   }
 }

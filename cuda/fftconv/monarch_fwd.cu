@@ -558,8 +558,8 @@ struct BlhShape {
   static constexpr int TH = CL * HPC;
   static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
   static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
-  // 4096: at most 128 registers, for 4 CTAs per SM (the tile moves take 136 unbounded).
-  static constexpr int MIN_CTAS = N == 4096 ? 4 : 1;
+  // 4096 / 8192: at most 128 registers, for 4 CTAs per SM (8192 takes 140 unbounded).
+  static constexpr int MIN_CTAS = N == 4096 || N == 8192 ? 4 : 1;
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
