@@ -95,6 +95,7 @@ struct BlhTile {
   int64_t base0, base1;  // element offsets of (b0, 0, h0) and (b0 + 1, 0, h0)
   int L, L1;             // valid rows of the two batch rows (L1 = 0 when b0 + 1 >= B)
   int H, h0;
+  int g;     // filter group of the row pair
   bool vec;  // H % 8 == 0: 16-byte accesses (then every 8-head group is whole and aligned)
   // Heads of 8-head group `g8` that exist.
   __device__ __forceinline__ int heads(int g8) const { return max(0, min(8, H - h0 - 8 * g8)); }
