@@ -8,7 +8,8 @@
 #    comparison, poison, determinism), then under compute-sanitizer memcheck, then racecheck on the cases
 #    matching RACECHECK_ONLY (default "N2048 H=16");
 # 2. the self-test's timed table (B=64 H=768 bf16 gated, BHL and BLH side by side);
-# 3. the package build, the GPU tests -k "blh or BLH", and bench_fftconv --layout BLH (issue 3's table).
+# 3. the package build, the GPU tests -k "fftconv and not long", and bench_fftconv --layout BLH (issue 3's
+#    table).
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
@@ -28,7 +29,7 @@ run_left table.log timeout 150 $b/monarch_selftest --only "T "
 grep -h "^T \|exit" "$OUT/table.log"
 wait
 tail -n 2 "$OUT/build.log"
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "blh or BLH")
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4
 run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot --name fftconv-blh
 tail -n 30 "$OUT/bench.log"

@@ -558,20 +558,14 @@ struct BlhShape {
   static constexpr int TH = CL * HPC;
   static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
   static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
-  // 256 / 4096: at most 128 registers, for 4 CTAs per SM. At 8192 the same cap (140 -> 128
-  // registers, 8 B of spill) went with 2.70 -> 2.87 ms (H200, one run each, other changes in
-  // between): none there.
+  // 256 / 4096: at most 128 registers, for 4 CTAs per SM (136 / 124 unbounded). At 8192 the same
+  // cap (140 -> 128 registers, 8 B of spill) went with 2.70 -> 2.87 ms (H200, one run each, other
+  // changes in between): none there.
   static constexpr int MIN_CTAS = N == 256 || N == 4096 ? 4 : 1;
-  // Plane buffers: 2 where a second set costs no CTA per SM (256, 4096, 8192): the store of one
-  // item and the load of the next then share one phase between barriers (2 per item, not 3).
-  // JFF_BLH_BUFS (compile time, 1 or 2) forces it for measurement.
-#ifdef JFF_BLH_BUFS
-  static constexpr int BUFS = JFF_BLH_BUFS;
-#else
-  static constexpr int BUFS = N == 256 || N == 4096 || N == 8192 ? 2 : 1;
-#endif
-  static constexpr size_t kSmem =
-      BigShape<N0, RAD>::kSmem + size_t(BUFS * HPC - 1) * BigShape<N0, RAD>::kSig;
+  // One set of planes. Two (the store of one item and the load of the next in one phase, 2
+  // barriers per item instead of 3) were slower at 256 / 4K / 8K: H200 0.0585 -> 0.061,
+  // 1.265 -> 1.49, 2.76 -> 3.82 ms (more registers, and each thread's store and load in series).
+  static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
 #ifndef JFF_MONARCH_EMU
@@ -601,10 +595,9 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   static_assert(HPC == 1 || !S::kMmaOuter, "several heads per CTA only without the outer tensor-core level");
 
   extern __shared__ uint4 smem_raw[];
-  // Buffer f, head j: planes at planes + 2N (f HPC + j) (real, then imaginary); the tables after
-  // the last ones.
+  // Head j's planes at planes + 2N j (real, then imaginary); the tables after the last head's.
   T* const planes = reinterpret_cast<T*>(smem_raw);
-  BigSmem<T, N0, RAD> sm(planes + (B::BUFS * HPC - 1) * 2 * N);
+  BigSmem<T, N0, RAD> sm(planes + (HPC - 1) * 2 * N);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   sm.init(tid, NTH);  // the first tile barrier below also orders this
 
@@ -640,16 +633,16 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
     while (item < p.items && !tile_of(item, tl)) item += stride;
     return item;
   };
-  // Everything between the load and the store, on the planes at `pl` (heads past H, in the last
-  // tile, only help move the others' data).
-  auto compute = [&](const BlhTile& tl, T* pl) {
+  // Everything between the load and the store (heads past H, in the last tile, only help move
+  // the others' data).
+  auto compute = [&](const BlhTile& tl) {
     const int hc = tl.h0 + rank * HPC;  // this CTA's first head
     const float4* kbase = p.kspec + (static_cast<int64_t>(tl.g) * p.H + hc) * (N / 2);
     if constexpr (N0 == 2) {  // the outer butterfly, which the BHL kernel folds into its load
       for (int c = tid; c < HPC * (M / 8); c += NTH) {
         const int j = c / (M / 8), m = 8 * (c % (M / 8));
         if (hc + j >= p.H) continue;
-        T* re = pl + j * 2 * N;
+        T* re = planes + j * 2 * N;
         T* im = re + N;
         const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
         float xr[2][8], xi[2][8];
@@ -662,54 +655,27 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
       __syncthreads();
     }
     if constexpr (HPC == 1) {
-      if (hc < p.H) {
-        BigSmem<T, N0, RAD> view = sm;
-        view.sre = pl;
-        view.sim = pl + N;
-        big_fwd_compute<T, N0, RAD, WARPS>(view, kbase, live16, warp, lane);
-      }
+      if (hc < p.H) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
     } else {
       uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
       load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
       for (int r = warp; r < HPC * N0; r += WARPS) {
         const int j = r / N0, k0 = r % N0;
         if (hc + j >= p.H) continue;
-        T* re = pl + j * 2 * N + k0 * M;
+        T* re = planes + j * 2 * N + k0 * M;
         fwd_inner_row<T, N0, RAD>(sm, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2), Fr, Fi, lane);
       }
     }
   };
 
   BlhTile tl;
-  if constexpr (B::BUFS == 1) {
-    for (int item = next_item(blockIdx.x / CL, tl); item < p.items; item = next_item(item + stride, tl)) {
-      tile_sync<CL>();  // nobody still reads the planes (previous item's store)
-      blh_push_tile<T, N, RAD, CL, HPC>(u, pre, tl, lpad, planes, gthread, CL * NTH);
-      tile_sync<CL>();  // every column has arrived
-      compute(tl, planes);
-      tile_sync<CL>();  // every head's result is final
-      blh_pull_tile<T, N0, RAD, CL, HPC>(y, post, tl, planes, gthread, CL * NTH);
-    }
-  } else {
-    // Item k computes on buffer k % 2; the phase after its compute stores it and loads item k+1
-    // into the other buffer, whose last reader was item k-1's store, a barrier earlier.
-    int item = next_item(blockIdx.x / CL, tl), buf = 0;
-    tile_sync<CL>();
-    if (item < p.items) blh_push_tile<T, N, RAD, CL, HPC>(u, pre, tl, lpad, planes, gthread, CL * NTH);
-    while (item < p.items) {
-      T* const pl = planes + buf * HPC * 2 * N;
-      tile_sync<CL>();  // item's columns have arrived
-      compute(tl, pl);
-      tile_sync<CL>();  // every head's result is final
-      BlhTile nt;
-      const int next = next_item(item + stride, nt);
-      blh_pull_tile<T, N0, RAD, CL, HPC>(y, post, tl, pl, gthread, CL * NTH);
-      if (next < p.items)
-        blh_push_tile<T, N, RAD, CL, HPC>(u, pre, nt, lpad, planes + (buf ^ 1) * HPC * 2 * N, gthread, CL * NTH);
-      item = next;
-      tl = nt;
-      buf ^= 1;
-    }
+  for (int item = next_item(blockIdx.x / CL, tl); item < p.items; item = next_item(item + stride, tl)) {
+    tile_sync<CL>();  // nobody still reads the planes (previous item's store)
+    blh_push_tile<T, N, RAD, CL, HPC>(u, pre, tl, lpad, planes, gthread, CL * NTH);
+    tile_sync<CL>();  // every column has arrived
+    compute(tl);
+    tile_sync<CL>();  // every head's result is final
+    blh_pull_tile<T, N0, RAD, CL, HPC>(y, post, tl, planes, gthread, CL * NTH);
   }
   if constexpr (CL > 1) cluster_sync_all();  // peers may still read this CTA's planes
 }
