@@ -19,17 +19,21 @@
 // before the load (nobody still reads the planes of the previous item), after it (all columns
 // arrived), and before the store (all results final); a cluster once more before exit, since a
 // CTA's shared memory must outlive the remote reads of it.
+//
+// Include after fftconv/monarch_core.cuh (it uses its helpers; the CPU emulation build substitutes a
+// host copy of that header, so this one does not include it itself). The emulation runs the
+// cluster-free tiles (CL = 1) only.
 #pragma once
 
+#ifndef JFF_MONARCH_EMU
 #include <cooperative_groups.h>
-
-#include "fftconv/monarch_core.cuh"
+#endif
 
 namespace jff {
 namespace {
 
 __device__ __forceinline__ void cluster_sync_all() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(JFF_MONARCH_EMU)
   cooperative_groups::this_cluster().sync();
 #else
   __trap();
@@ -37,7 +41,7 @@ __device__ __forceinline__ void cluster_sync_all() {
 }
 
 __device__ __forceinline__ unsigned cluster_rank() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(JFF_MONARCH_EMU)
   return cooperative_groups::this_cluster().block_rank();
 #else
   return 0;
@@ -47,7 +51,7 @@ __device__ __forceinline__ unsigned cluster_rank() {
 // `p` (a shared-memory address of this CTA) as the same variable in CTA `rank` of the cluster.
 template <typename T>
 __device__ __forceinline__ T* cluster_peer(T* p, unsigned rank) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(JFF_MONARCH_EMU)
   return cooperative_groups::this_cluster().map_shared_rank(p, rank);
 #else
   (void)rank;

@@ -39,6 +39,14 @@ inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v)
   return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+// PRMT in its default mode: byte i of the result is byte (s >> 4i) & 7 of {y:x} (x = bytes 0-3).
+inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int s) {
+  const uint64_t v = (static_cast<uint64_t>(y) << 32) | x;
+  unsigned int r = 0;
+  for (int i = 0; i < 4; ++i) r |= static_cast<unsigned int>((v >> (8 * ((s >> (4 * i)) & 7))) & 0xffu) << (8 * i);
+  return r;
+}
 // Cache-hinted global load / store (.cg: L2 only); there is one level of memory here.
 template <typename T>
 inline T __ldcg(const T* p) {

@@ -48,9 +48,7 @@
 #include <cstdlib>
 
 #include "fftconv/monarch_core.cuh"
-#ifndef JFF_MONARCH_EMU  // the CPU emulation (monarch_emu.h) has no thread block clusters: BHL only there
 #include "fftconv/monarch_blh.cuh"
-#endif
 
 namespace jff {
 namespace {
@@ -568,7 +566,6 @@ struct BlhShape {
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
-#ifndef JFF_MONARCH_EMU
 // BLH: the big kernel's pipeline with the load and store done for a tile of TH = CL * HPC
 // consecutive heads at once (monarch_blh.cuh): a cluster of CL CTAs holding HPC heads each. N >= 4096:
 // CL = 16, HPC = 1 (one head's row pair fills a CTA); N <= 2048: CL = 1, HPC = 16 or 8, a CTA
@@ -680,7 +677,6 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   if constexpr (CL > 1) cluster_sync_all();  // peers may still read this CTA's planes
 }
 
-#endif  // JFF_MONARCH_EMU
 
 
 template <typename T, int N0, int RAD>
@@ -707,7 +703,6 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
   return cudaGetLastError();
 }
 
-#ifndef JFF_MONARCH_EMU
 template <typename T, int N0, int RAD>
 cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
   using B = BlhShape<N0, RAD>;
@@ -732,6 +727,9 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
     kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
     return cudaGetLastError();
   } else {
+#ifdef JFF_MONARCH_EMU  // no thread block clusters in the CPU emulation (monarch_supported says so)
+    return cudaErrorNotSupported;
+#else
     // 16 CTAs is beyond the portable cluster size (8): opt in.
     if ((err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
       return err;
@@ -753,10 +751,9 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
     if (clusters > p.items) clusters = p.items;
     cfg.gridDim = dim3(static_cast<unsigned>(clusters) * B::CL);
     return cudaLaunchKernelEx(&cfg, kern, p);
+#endif
   }
 }
-
-#endif  // JFF_MONARCH_EMU
 
 // The cp.async kernel (N = 256/1024 with 16-byte aligned rows) is the faster path where it applies.
 bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
@@ -766,13 +763,12 @@ bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
 bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  // BLH: not emulated (thread block clusters).
+  // N >= 4096 moves BLH tiles with a thread block cluster (compute capability 9.0; not in the CPU
+  // emulation).
 #ifdef JFF_MONARCH_EMU
-  if (d.layout != kBHL) return false;
-#else
-  // N >= 4096 moves BLH tiles with a thread block cluster (compute capability 9.0).
-  if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048))) return false;
+  if (d.layout == kBLH && d.N > 2048) return false;
 #endif
+  if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048))) return false;
   size_t sm = 0, ksm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
     sm = d.layout == kBLH ? BlhShape<n0(), rad()>::kSmem : BigShape<n0(), rad()>::kSmem;
@@ -807,7 +803,6 @@ cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scra
   float* kspec = static_cast<float*>(scratch);
   const bool bf = d.dtype == DType::kBF16;
   cudaError_t err = cudaErrorInvalidValue;
-#ifndef JFF_MONARCH_EMU
   if (d.layout == kBLH) {
     dispatch_n(d.N, [&](auto n0, auto rad) {
       err = bf ? launch_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec)
@@ -815,7 +810,6 @@ cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scra
     });
     return err;
   }
-#endif
   if (d.layout != kBHL) return cudaErrorInvalidValue;
   if (use_sq(d)) {
     const int rad = radix_of(d.N);
