@@ -551,8 +551,13 @@ constexpr int big_warps(int N0, int RAD) {
 template <int N0, int RAD>
 struct BlhShape {
   static constexpr int N = N0 * RAD * RAD;
-  static constexpr int CL = N >= 4096 ? 16 : 1;
-  static constexpr int HPC = N >= 4096 ? 1 : (N == 2048 ? 8 : 16);
+#ifdef JFF_BLH_HPC2  // measurement switch: 4096 / 8192 as 8 CTAs x 2 heads
+  static constexpr bool kTwoHeads = N == 4096 || N == 8192;
+#else
+  static constexpr bool kTwoHeads = false;
+#endif
+  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
+  static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
   static constexpr int TH = CL * HPC;
   static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
   static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
@@ -589,7 +594,6 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   using B = BlhShape<N0, RAD>;
   constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
   constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, WARPS = B::WARPS, NTH = WARPS * 32;
-  static_assert(HPC == 1 || !S::kMmaOuter, "several heads per CTA only without the outer tensor-core level");
 
   extern __shared__ uint4 smem_raw[];
   // Head j's planes at planes + 2N j (real, then imaginary); the tables after the last head's.
@@ -653,6 +657,13 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
     }
     if constexpr (HPC == 1) {
       if (hc < p.H) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
+    } else if constexpr (S::kMmaOuter) {  // the heads one after another, all warps on each
+      for (int j = 0; j < HPC && hc + j < p.H; ++j) {
+        BigSmem<T, N0, RAD> head = sm;
+        head.sre = planes + j * 2 * N;
+        head.sim = head.sre + N;
+        big_fwd_compute<T, N0, RAD, WARPS>(head, kbase + j * (N / 2), live16, warp, lane);
+      }
     } else {
       uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
       load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
