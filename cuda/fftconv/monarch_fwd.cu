@@ -551,11 +551,10 @@ constexpr int big_warps(int N0, int RAD) {
 template <int N0, int RAD>
 struct BlhShape {
   static constexpr int N = N0 * RAD * RAD;
-#ifdef JFF_BLH_HPC2  // measurement switch: 4096 / 8192 as 8 CTAs x 2 heads
-  static constexpr bool kTwoHeads = N == 4096 || N == 8192;
-#else
-  static constexpr bool kTwoHeads = false;
-#endif
+  // 4096: a cluster of 8 CTAs x 2 heads (half the cluster barriers per head, a quarter of the
+  // slots local) beat 16 x 1: H200 1.27 -> 1.17 ms at L = N, 1.13 -> 0.90 at L = N/2; at 8192 the
+  // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM).
+  static constexpr bool kTwoHeads = N == 4096;
   static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
   static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
   static constexpr int TH = CL * HPC;
@@ -572,9 +571,10 @@ struct BlhShape {
 };
 
 // BLH: the big kernel's pipeline with the load and store done for a tile of TH = CL * HPC
-// consecutive heads at once (monarch_blh.cuh): a cluster of CL CTAs holding HPC heads each. N >= 4096:
-// CL = 16, HPC = 1 (one head's row pair fills a CTA); N <= 2048: CL = 1, HPC = 16 or 8, a CTA
-// transposes its own tile and its warps share the heads' inner rows. Work items are (head tile,
+// consecutive heads at once (monarch_blh.cuh): a cluster of CL CTAs holding HPC heads each. N >= 8192:
+// CL = 16, HPC = 1 (one head's row pair fills a CTA); 4096: CL = 8, HPC = 2 (the heads one after
+// the other); N <= 2048: CL = 1, HPC = 16 or 8, a CTA transposes its own tile and its warps share
+// the heads' inner rows. Work items are (head tile,
 // row pair), ordered so that the TPL tiles sharing 128-byte lines of the rows run at the same time
 // (a 32-byte sector is fetched from DRAM with its neighbour), then row pair, then tile group.
 
@@ -742,7 +742,8 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
     return cudaErrorNotSupported;
 #else
     // 16 CTAs is beyond the portable cluster size (8): opt in.
-    if ((err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
+    if (B::CL > 8 &&
+        (err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
       return err;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
