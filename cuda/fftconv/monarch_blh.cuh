@@ -60,6 +60,45 @@ __device__ __forceinline__ T* cluster_peer(T* p, unsigned rank) {
 #endif
 }
 
+// The barrier of a tile's threads: the cluster's, or the CTA's when one CTA holds the tile.
+template <int CL>
+__device__ __forceinline__ void tile_sync() {
+  if constexpr (CL > 1) {
+    cluster_sync_all();
+  } else {
+    __syncthreads();
+  }
+}
+
+// Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
+// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
+// and gets 8 warps.
+constexpr int big_warps(int N0, int RAD) {
+  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
+}
+
+template <int N0, int RAD>
+struct BlhShape {
+  static constexpr int N = N0 * RAD * RAD;
+  // 4096: a cluster of 8 CTAs x 2 heads (half the cluster barriers per head, a quarter of the
+  // slots local) beat 16 x 1: H200 1.27 -> 1.17 ms at L = N, 1.13 -> 0.90 at L = N/2; at 8192 the
+  // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM).
+  static constexpr bool kTwoHeads = N == 4096;
+  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
+  static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
+  static constexpr int TH = CL * HPC;
+  static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
+  static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
+  // 256 / 4096: at most 128 registers, for 4 CTAs per SM (136 / 124 unbounded). At 8192 the same
+  // cap (140 -> 128 registers, 8 B of spill) went with 2.70 -> 2.87 ms (H200, one run each, other
+  // changes in between): none there.
+  static constexpr int MIN_CTAS = N == 256 || N == 4096 ? 4 : 1;
+  // One set of planes. Two (the store of one item and the load of the next in one phase, 2
+  // barriers per item instead of 3) were slower at 256 / 4K / 8K: H200 0.0585 -> 0.061,
+  // 1.265 -> 1.49, 2.76 -> 3.82 ms (more registers, and each thread's store and load in series).
+  static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
+};
+
 // 8 x 8 transpose of 16-bit elements: a[i] holds row i (element e in 16-bit half e & 1 of
 // word e >> 1); afterwards a[j] holds column j.
 __device__ __forceinline__ void transpose8x8(uint4 (&a)[8]) {
@@ -105,6 +144,28 @@ struct BlhTile {
   __device__ __forceinline__ int heads(int g8) const { return max(0, min(8, H - h0 - 8 * g8)); }
 };
 
+// Columns of stream s at rows t .. t+7 of batch row rr, 8-head group g8: c[j] = the 8 values of
+// head 8 g8 + j (zeros past the row's length and for missing heads).
+__device__ __forceinline__ void blh_load_cols(const uint16_t* s, const BlhTile& tl, int rr, int g8, int t,
+                                              uint4 (&c)[8]) {
+  const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
+  const int Lr = rr ? tl.L1 : tl.L, nh = tl.heads(g8);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) c[i] = load8(s + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
+  transpose8x8(c);
+}
+
+// The inverse: columns c (head-major) stored as rows t .. t+7 (those < the row's length).
+__device__ __forceinline__ void blh_store_cols(uint16_t* d, const BlhTile& tl, int rr, int g8, int t,
+                                               uint4 (&c)[8]) {
+  const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
+  const int Lr = rr ? tl.L1 : tl.L, nh = tl.heads(g8);
+  transpose8x8(c);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    if (t + i < Lr) store8(d + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, c[i]);
+}
+
 // Load phase: every head's planes get v = pre * u (16-bit products, as the BHL load) at positions
 // t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads, one unit
 // being 8 rows l of one batch row and 8 heads (adjacent lanes: adjacent heads, then the other
@@ -135,57 +196,66 @@ __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t*
   }
 }
 
+// The 16-bit columns of chunk c (positions t = 8c, or m = 8c of both outer halves for N0 = 2)
+// of batch row rr's plane for the heads of 8-head group g8: col[k0][j] for head slot 8 g8 + j.
+template <typename T, int N0, int RAD, int CL, int HPC>
+__device__ __forceinline__ void blh_read_plane_cols(T* planes, int rr, int g8, int c,
+                                                    uint4 (&col)[N0 == 2 ? 2 : 1][8]) {
+  constexpr int M = RAD * RAD, N = N0 * M, NH = N0 == 2 ? 2 : 1;
+#pragma unroll
+  for (int k0 = 0; k0 < NH; ++k0) {
+    const int t = k0 * M + 8 * c;
+    const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      col[k0][j] = *reinterpret_cast<const uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off);
+  }
+}
+
+// Head j's values at output half n0 from those columns, in float: for N0 = 2 the inverse outer
+// butterfly (scaled by 1/sqrt 2) of the two halves, as the BHL kernels do in their stores.
+template <typename T, int N0>
+__device__ __forceinline__ void blh_col_values(const uint4 (&col)[N0 == 2 ? 2 : 1][8], int j, int n0,
+                                               float (&z)[8]) {
+  if constexpr (N0 == 2) {
+    constexpr float kS = 0.70710678118654752f;
+    float a[8], b[8];
+    unpack8<T>(col[0][j], a);
+    unpack8<T>(col[1][j], b);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) z[e] = n0 == 0 ? kS * (a[e] + b[e]) : kS * (a[e] - b[e]);
+  } else {
+    unpack8<T>(col[0][j], z);
+  }
+}
+
 // Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes
-// (units as in the load). For N0 = 2 the planes still hold the outer level's inputs (k0 = 0, 1)
-// and the inverse butterfly (scaled by 1/sqrt 2) happens here, in float, as in the BHL store.
-// The post-gate is transposed to columns rather than the result to rows, so each output element
-// is rounded once, from the same float product as the BHL kernel: the two layouts give the same
-// bits.
+// (units as in the load; for N0 = 2 a unit covers both outer halves). The post-gate is
+// transposed to columns rather than the result to rows, so each output element is rounded once,
+// from the same float product as the BHL kernel: the two layouts give the same bits.
 template <typename T, int N0, int RAD, int CL, int HPC>
 __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post, const BlhTile& tl, T* planes,
                                               int gthread, int gthreads) {
-  constexpr int M = RAD * RAD, N = N0 * M, G8 = CL * HPC / 8;
+  constexpr int M = RAD * RAD, G8 = CL * HPC / 8;
   constexpr int NH = N0 == 2 ? 2 : 1;  // outer halves a unit reads (N0 = 2: t = m and M + m)
-  constexpr float kS = 0.70710678118654752f;
   const int nchunk = N0 == 2 ? M / 8 : (tl.L + 7) / 8;
 #pragma unroll 1
   for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
     const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
     const int Lr = rr ? tl.L1 : tl.L;
     if (Lr == 0) continue;  // no row b0 + 1
-    const int nh = tl.heads(g8);
-    const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
 #pragma unroll
     for (int n0 = 0; n0 < NH; ++n0) {
       const int t = n0 * M + 8 * c;
       if (t >= Lr) continue;
       uint4 g[8], col[NH][8];
-      if (post != nullptr) {  // issued first: global latency is the longer one
-#pragma unroll
-        for (int i = 0; i < 8; ++i) g[i] = load8(post + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
-      }
-#pragma unroll
-      for (int k0 = 0; k0 < NH; ++k0) {
-        const int tk = k0 * M + 8 * c;
-        const int off = sig_off<RAD>(tk / M, (tk % M) / RAD, tk % RAD) + rr * N;
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-          col[k0][j] = *reinterpret_cast<const uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off);
-      }
-      if (post != nullptr) transpose8x8(g);
+      if (post != nullptr) blh_load_cols(post, tl, rr, g8, t, g);  // first: global latency is the longer one
+      blh_read_plane_cols<T, N0, RAD, CL, HPC>(planes, rr, g8, c, col);
       uint4 out[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         float z[8];
-        if constexpr (N0 == 2) {
-          float a[8], b[8];
-          unpack8<T>(col[0][j], a);
-          unpack8<T>(col[1][j], b);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) z[e] = n0 == 0 ? kS * (a[e] + b[e]) : kS * (a[e] - b[e]);
-        } else {
-          unpack8<T>(col[0][j], z);
-        }
+        blh_col_values<T, N0>(col, j, n0, z);
         if (post != nullptr) {
           float q[8];
           unpack8<T>(g[j], q);
@@ -194,10 +264,7 @@ __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post,
         }
         out[j] = pack8<T>(z);
       }
-      transpose8x8(out);
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-        if (t + i < Lr) store8(y + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, out[i]);
+      blh_store_cols(y, tl, rr, g8, t, out);
     }
   }
 }

@@ -53,8 +53,10 @@
 #include "fftconv/monarch_bwd.h"
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "fftconv/monarch_core.cuh"
+#include "fftconv/monarch_blh.cuh"
 
 namespace jff {
 namespace {
@@ -731,6 +733,367 @@ __global__ void __launch_bounds__(WARPS * 32)
 }
 
 // ---------------------------------------------------------------------------------------
+// BLH: the big kernel's four passes per row pair with every pass in element order done for a
+// tile of TH consecutive heads at once (monarch_blh.cuh's tiles: 8 rows l x 8 heads of one
+// batch row per unit, transposed in registers). One CTA holds HPC heads (N <= 2048: 16 or 8, no
+// cluster); an item is (head tile, chunk of pairs), the pairs of a chunk in order, so each head's
+// dk slot sums its pairs in the same order as the BHL kernel. dskip: each thread keeps its
+// partial per tile head in shared memory (red), summed per head in a fixed order after pass 2.
+// ---------------------------------------------------------------------------------------
+template <int N0, int RAD>
+struct BlhBwdShape {
+  using B = BlhShape<N0, RAD>;
+  static constexpr int NTH = B::WARPS * 32;
+  // BlhShape's planes and tables, then red (TH x NTH floats) and the chunk's running dskip per head.
+  static constexpr size_t kSmem = B::kSmem + sizeof(float) * (size_t(B::TH) * NTH + B::HPC);
+};
+
+template <typename T, int N0, int RAD>
+__global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
+    monarch_bwd_blh_kernel(const BwdParams p) {
+  using S = BigShape<N0, RAD>;
+  using B = BlhShape<N0, RAD>;
+  using O = Ops<T>;
+  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, G8 = TH / 8, WARPS = B::WARPS, NTH = WARPS * 32;
+  constexpr int NH = N0 == 2 ? 2 : 1;
+
+  extern __shared__ uint4 smem_raw[];
+  T* const planes = reinterpret_cast<T*>(smem_raw);  // head j: planes + 2N j (real, imaginary)
+  BigSmem<T, N0, RAD> sm(planes + (HPC - 1) * 2 * N);
+  float* const red = reinterpret_cast<float*>(reinterpret_cast<char*>(smem_raw) + B::kSmem);  // [TH][NTH]
+  float* const dsk_run = red + TH * NTH;                                                        // [HPC]
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  sm.init(tid, NTH);  // the first tile barrier below also orders this
+  const TwN<N> twN = sm.twN;
+
+  const uint16_t* u = static_cast<const uint16_t*>(p.u);
+  const uint16_t* pre = static_cast<const uint16_t*>(p.pre);
+  const uint16_t* post = static_cast<const uint16_t*>(p.post);
+  const uint16_t* dy = static_cast<const uint16_t*>(p.dy);
+  uint16_t* du = static_cast<uint16_t*>(p.du);
+  uint16_t* dpre = static_cast<uint16_t*>(p.dpre);
+  uint16_t* dpost = static_cast<uint16_t*>(p.dpost);
+  const bool want_dk = p.slots != nullptr, want_dskip = p.sslots != nullptr;
+  const bool want_dpost = dpost != nullptr;  // implies post (checked on the host)
+  const bool want_dv = du != nullptr || dpre != nullptr;
+  const int L = p.L;
+  const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
+  const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
+  const int rank = CL > 1 ? static_cast<int>(cluster_rank()) : 0;
+  const int gthread = rank * NTH + tid, gthreads = CL * NTH;
+  const int htiles = (p.H + TH - 1) / TH;
+  uint2* const xb = p.xbuf + static_cast<int64_t>(blockIdx.x) * HPC * (N / 2);
+
+  // The outer N0 = 2 butterfly (and twiddle) on every head's planes, in place: what the BHL
+  // kernel folds into its element-order writes.
+  auto outer_butterfly2 = [&](int hc) {
+    if constexpr (N0 == 2) {
+      for (int c = tid; c < HPC * (M / 8); c += NTH) {
+        const int j = c / (M / 8), m = 8 * (c % (M / 8));
+        if (hc + j >= p.H) continue;
+        T* re = planes + j * 2 * N;
+        T* im = re + N;
+        const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
+        float xr[2][8], xi[2][8];
+        unpack8<T>(*reinterpret_cast<const uint4*>(re + off0), xr[0]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(re + off1), xr[1]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(im + off0), xi[0]);
+        unpack8<T>(*reinterpret_cast<const uint4*>(im + off1), xi[1]);
+        store_outer_butterfly2<T, RAD>(re, im, xr, xi, m, twN);
+      }
+      __syncthreads();
+    }
+  };
+  // row(j, k0, Fr, Fi) on the inner rows of every head of this CTA, with the outer DFT before and
+  // (if `inverse`) the outer inverse after for N0 >= 16; ends with the CTA synchronised. The DFT
+  // fragments are loaded here, not held through the element-order passes (registers).
+  auto for_rows = [&](int hc, bool inverse, auto&& row_frags) {
+    uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+    load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+    auto row = [&](int j, int k0) { row_frags(j, k0, Fr, Fi); };
+    if constexpr (S::kMmaOuter) {
+      for (int j = 0; j < HPC && hc + j < p.H; ++j) {
+        T* re = planes + j * 2 * N;
+        outer_dft<T, N0, RAD, WARPS>(re, re + N, sm.frag0, twN, live16, warp, lane);
+        __syncthreads();
+        for (int k0 = warp; k0 < N0; k0 += WARPS) row(j, k0);
+        __syncthreads();
+        if (inverse) {
+          outer_idft<T, N0, RAD, WARPS>(re, re + N, sm.frag0, live16, warp, lane);
+          __syncthreads();
+        }
+      }
+    } else {
+      for (int r = warp; r < HPC * N0; r += WARPS)
+        if (hc + r / N0 < p.H) row(r / N0, r % N0);
+      __syncthreads();
+    }
+  };
+
+  for (int item = blockIdx.x / CL; item < p.items; item += gridDim.x / CL) {
+    const int rest = item / B::TPL, chunk = rest % p.chunks;
+    const int ht = (rest / p.chunks) * B::TPL + item % B::TPL;
+    if (ht >= htiles) continue;  // the last tile group's missing tiles (same for the whole cluster)
+    const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
+    const int h0 = ht * TH, hc = h0 + rank * HPC;  // the tile's and this CTA's first head
+    for (int pr = pr0; pr < pend; ++pr) {
+      const bool first = pr == pr0;
+      const int b0 = 2 * pr;
+      const int g = (b0 / p.R) % p.G;
+      BlhTile tl;
+      tl.h0 = h0;
+      tl.H = p.H;
+      tl.L = L;
+      tl.L1 = b0 + 1 < p.B ? L : 0;
+      tl.base0 = static_cast<int64_t>(b0) * L * p.H + h0;
+      tl.base1 = tl.base0 + static_cast<int64_t>(L) * p.H;
+      tl.vec = p.H % 8 == 0;
+      tl.g = g;
+      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + hc) * (N / 2);  // + j (N/2): head j
+
+      // ---- pass 1: X = DFT(v) saved for P; z' = IDFT(X K') for dpost.
+      if (want_dk || want_dpost) {
+        tile_sync<CL>();  // nobody still reads the planes (previous pair)
+        blh_push_tile<T, N, RAD, CL, HPC>(u, pre, tl, lpad, planes, gthread, gthreads);
+        tile_sync<CL>();
+        outer_butterfly2(hc);
+        for_rows(hc, want_dpost, [&](int j, int k0, const auto& Fr, const auto& Fi) {
+          T* bre = planes + j * 2 * N + k0 * M;
+          T* bim = bre + N;
+          const int key = (k0 & 7) << 3;
+          const float4* kk = kbase + j * (N / 2) + k0 * (M / 2);
+          if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
+          float Yr[MT][NT][4], Yi[MT][NT][4];
+          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+          if (want_dk) {
+            uint2* x = xb + j * (N / 2) + k0 * (M / 2);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+              for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                  const int jf = (mt * NT + nt) * 2 + hh;
+                  __stcg(x + jf * 32 + lane, make_uint2(O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]),
+                                                        O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
+                }
+          }
+          if (want_dpost) {
+            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+            mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+            __syncwarp();
+            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+            __syncwarp();
+          }
+        });
+      }
+
+      // ---- pass 2: dpost = dy * z' out, dz = dy * post into the planes, dskip += dz * v.
+      tile_sync<CL>();  // every head's z' is final (or, without pass 1, nobody reads the planes)
+      if (want_dskip)
+        for (int s = 0; s < TH; ++s) red[s * NTH + tid] = 0.f;
+      {
+        const int nchunk = N0 == 2 ? M / 8 : lpad / 8;
+#pragma unroll 1
+        for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
+          const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+          uint4 zc[NH][8];
+          if (want_dpost) blh_read_plane_cols<T, N0, RAD, CL, HPC>(planes, rr, g8, c, zc);
+#pragma unroll
+          for (int n0 = 0; n0 < NH; ++n0) {
+            const int t = n0 * M + 8 * c;
+            uint4 dyc[8], qc[8], dzc[8];
+            blh_load_cols(dy, tl, rr, g8, t, dyc);
+            if (post != nullptr) blh_load_cols(post, tl, rr, g8, t, qc);
+            if (want_dpost) {
+              uint4 oc[8];
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                float d[8], z[8];
+                unpack8<T>(dyc[j], d);
+                blh_col_values<T, N0>(zc, j, n0, z);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) z[e] *= d[e];
+                oc[j] = pack8<T>(z);
+              }
+              blh_store_cols(dpost, tl, rr, g8, t, oc);
+            }
+            float part[8];  // this unit's dskip terms per head
+            if (want_dskip) {
+              uint4 vc[8], gc[8];
+              blh_load_cols(u, tl, rr, g8, t, vc);
+              if (pre != nullptr) blh_load_cols(pre, tl, rr, g8, t, gc);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                float d[8], v[8];
+                unpack8<T>(dyc[j], d);
+                unpack8<T>(vc[j], v);
+                if (post != nullptr) {
+                  float q[8];
+                  unpack8<T>(qc[j], q);
+#pragma unroll
+                  for (int e = 0; e < 8; ++e) d[e] *= q[e];
+                }
+                if (pre != nullptr) {
+                  float q[8];
+                  unpack8<T>(gc[j], q);
+#pragma unroll
+                  for (int e = 0; e < 8; ++e) v[e] *= q[e];
+                }
+                float s = 0.f;
+#pragma unroll
+                for (int e = 0; e < 8; ++e) s = fmaf(d[e], v[e], s);
+                part[j] = s;
+              }
+#pragma unroll
+              for (int j = 0; j < 8; ++j) red[(8 * g8 + j) * NTH + tid] += part[j];
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+              float d[8];
+              unpack8<T>(dyc[j], d);
+              if (post != nullptr) {
+                float q[8];
+                unpack8<T>(qc[j], q);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) d[e] *= q[e];
+              }
+              dzc[j] = pack8<T>(d);
+            }
+            const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+              *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = dzc[j];
+          }
+        }
+      }
+      tile_sync<CL>();  // dz everywhere; red complete
+      if (want_dskip) {
+        // Head j of this CTA (tile slot s): the partials of every thread of the tile in a fixed
+        // order (ranks, threads), then a fixed butterfly; the chunk's pairs in order.
+        for (int j = warp; j < HPC; j += WARPS) {
+          const int s = rank * HPC + j;
+          float a = 0.f;
+          for (int r = 0; r < CL; ++r) {
+            const float* rr = CL > 1 ? cluster_peer(red, static_cast<unsigned>(r)) : red;
+            for (int i = lane; i < NTH; i += 32) a += rr[s * NTH + i];
+          }
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+          if (lane == 0 && hc + j < p.H) {
+            dsk_run[j] = first ? a : dsk_run[j] + a;
+            if (pr + 1 == pend) __stcg(p.sslots + static_cast<int64_t>(hc + j) * p.chunks + chunk, dsk_run[j]);
+          }
+        }
+      }
+      outer_butterfly2(hc);
+
+      // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
+      if (want_dk || want_dv) {
+        for_rows(hc, want_dv, [&](int j, int k0, const auto& Fr, const auto& Fi) {
+          T* bre = planes + j * 2 * N + k0 * M;
+          T* bim = bre + N;
+          const int key = (k0 & 7) << 3;
+          const float4* kk = kbase + j * (N / 2) + k0 * (M / 2);
+          if (want_dv) prefetch_k_l1<RAD>(kk, lane);
+          float Yr[MT][NT][4], Yi[MT][NT][4];
+          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+          if (want_dk) {
+            float4* slot = p.slots + (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2);
+            const uint2* x = xb + j * (N / 2) + k0 * (M / 2);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+              for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                  const int jf = (mt * NT + nt) * 2 + hh;
+                  const uint2 xv = __ldcg(x + jf * 32 + lane);
+                  float4 pv = first ? make_float4(0.f, 0.f, 0.f, 0.f) : __ldcg(slot + jf * 32 + lane);
+                  const float2 xr = O::unpack(xv.x), xi = O::unpack(xv.y);
+                  const float dr0 = Yr[mt][nt][2 * hh], di0 = Yi[mt][nt][2 * hh];
+                  const float dr1 = Yr[mt][nt][2 * hh + 1], di1 = Yi[mt][nt][2 * hh + 1];
+                  pv.x += xr.x * dr0 + xi.x * di0;
+                  pv.y += xr.x * di0 - xi.x * dr0;
+                  pv.z += xr.y * dr1 + xi.y * di1;
+                  pv.w += xr.y * di1 - xi.y * dr1;
+                  __stcg(slot + jf * 32 + lane, pv);
+                }
+          }
+          if (want_dv) {
+            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+            mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
+            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+            __syncwarp();
+            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+            __syncwarp();
+          }
+        });
+      }
+
+      // ---- pass 4: du = dv * pre, dpre = dv * u.
+      if (want_dv) {
+        tile_sync<CL>();  // every head's dv is final
+        const int nchunk = N0 == 2 ? M / 8 : (L + 7) / 8;
+#pragma unroll 1
+        for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
+          const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+          const int Lr = rr ? tl.L1 : tl.L;
+          if (Lr == 0) continue;  // no row b0 + 1
+          uint4 dvc[NH][8];
+          blh_read_plane_cols<T, N0, RAD, CL, HPC>(planes, rr, g8, c, dvc);
+#pragma unroll
+          for (int n0 = 0; n0 < NH; ++n0) {
+            const int t = n0 * M + 8 * c;
+            if (t >= Lr) continue;
+            uint4 gc[8], oc[8];
+            if (pre == nullptr) {  // du is given when dpre is not
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                float z[8];
+                blh_col_values<T, N0>(dvc, j, n0, z);
+                oc[j] = pack8<T>(z);
+              }
+              blh_store_cols(du, tl, rr, g8, t, oc);
+              continue;
+            }
+            if (du != nullptr) {
+              blh_load_cols(pre, tl, rr, g8, t, gc);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                float z[8], q[8];
+                blh_col_values<T, N0>(dvc, j, n0, z);
+                unpack8<T>(gc[j], q);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) z[e] *= q[e];
+                oc[j] = pack8<T>(z);
+              }
+              blh_store_cols(du, tl, rr, g8, t, oc);
+            }
+            if (dpre != nullptr) {
+              blh_load_cols(u, tl, rr, g8, t, gc);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                float z[8], q[8];
+                blh_col_values<T, N0>(dvc, j, n0, z);
+                unpack8<T>(gc[j], q);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) z[e] *= q[e];
+                oc[j] = pack8<T>(z);
+              }
+              blh_store_cols(dpre, tl, rr, g8, t, oc);
+            }
+          }
+        }
+      }
+    }
+  }
+  tile_sync<CL>();  // peers may still read this CTA's planes and red
+}
+
+// ---------------------------------------------------------------------------------------
 // dk and dskip, once per (g, h). dskip: the chunk partials of group g in chunk order. dk:
 // the slots of those chunks summed in chunk order, then Re of the unnormalised inverse DFT,
 // first Lk lags, in float32. The slot holds P[f] at f = k0 + N0*km in the main kernels'
@@ -857,8 +1220,24 @@ constexpr int big_bwd_warps(int N0, int RAD) {
   return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
 
-// The one-warp-per-pair kernel where it applies (16-byte aligned rows, N = 256/1024).
-bool use_sq(const FftconvDims& d) { return radix_of(d.N) != 0 && d.L % 8 == 0; }
+// The one-warp-per-pair kernel where it applies (BHL, 16-byte aligned rows, N = 256/1024).
+bool use_sq(const FftconvDims& d) { return d.layout == kBHL && radix_of(d.N) != 0 && d.L % 8 == 0; }
+
+// BLH tile geometry of the N at hand (BlhShape): heads per tile, per CTA, CTAs per cluster.
+struct BlhDims {
+  int TH = 1, HPC = 1, CL = 1, TPL = 1;
+};
+BlhDims blh_dims(int64_t N) {
+  BlhDims b;
+  dispatch_n(N, [&](auto n0, auto rad) {
+    using B = BlhShape<n0(), rad()>;
+    b.TH = B::TH;
+    b.HPC = B::HPC;
+    b.CL = B::CL;
+    b.TPL = B::TPL;
+  });
+  return b;
+}
 
 // Pairs per chunk. sq kernel: 8 (scratch traffic ~5% of the main pass, enough chunks per h to
 // spread over all warps). Big kernel (one CTA runs a whole chunk): enough chunks for ~4096
@@ -871,7 +1250,8 @@ int64_t bwd_chunk_pairs(const FftconvDims& d) {
   if (use_sq(d)) {
     cp = 8 < pairs ? 8 : pairs;
   } else {
-    int64_t chunks = (4096 + d.H - 1) / d.H;
+    // BLH: an item holds a tile of TH heads, so ~4096 / TH * 4 items (tiles are fewer and bigger).
+    int64_t chunks = d.layout == kBLH ? (1024 * int64_t(blh_dims(d.N).TH) + d.H - 1) / d.H : (4096 + d.H - 1) / d.H;
     int64_t cap = (int64_t(64) << 20) / (d.H * 8 * d.N);
     if (cap < 1) cap = 1;
     if (chunks > cap) chunks = cap;
@@ -890,12 +1270,24 @@ int64_t bwd_chunks(const FftconvDims& d) {
   return (pairs + cp - 1) / cp;
 }
 
-// CTAs of the big kernel that get an X buffer (4N bytes each): the grid never exceeds it.
+// Work items of the big kernels: (h, chunk), or for BLH (head tile, chunk) in tile groups.
+int64_t bwd_items(const FftconvDims& d) {
+  if (d.layout != kBLH) return d.H * bwd_chunks(d);
+  const BlhDims b = blh_dims(d.N);
+  const int64_t groups = (d.H + int64_t(b.TH) * b.TPL - 1) / (int64_t(b.TH) * b.TPL);
+  return groups * b.TPL * bwd_chunks(d);
+}
+
+// CTAs of the big kernel that get an X buffer (4N bytes per head it holds): the grid never
+// exceeds it (a whole number of clusters for BLH).
 int64_t big_xbuf_ctas(const FftconvDims& d) {
-  int64_t n = (int64_t(64) << 20) / (4 * d.N);  // 64 MB
+  const BlhDims b = d.layout == kBLH ? blh_dims(d.N) : BlhDims{};
+  int64_t n = (int64_t(64) << 20) / (4 * d.N * b.HPC);  // 64 MB
   if (n > 2048) n = 2048;
-  const int64_t items = d.H * bwd_chunks(d);
-  return n < items ? n : items;
+  const int64_t items = bwd_items(d) * b.CL;
+  n = n < items ? n : items;
+  n -= n % b.CL;
+  return n > b.CL ? n : b.CL;
 }
 
 // Scratch layout (16-byte aligned pieces): k spectrum | dk slots | dskip slots | X buffers.
@@ -910,7 +1302,8 @@ size_t sslot_bytes(const FftconvDims& d) {
   return (static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * sizeof(float) + 15) / 16 * 16;
 }
 size_t xbuf_bytes(const FftconvDims& d) {
-  return use_sq(d) ? 0 : static_cast<size_t>(big_xbuf_ctas(d)) * static_cast<size_t>(d.N) * 4;
+  const size_t heads = d.layout == kBLH ? static_cast<size_t>(blh_dims(d.N).HPC) : 1;
+  return use_sq(d) ? 0 : static_cast<size_t>(big_xbuf_ctas(d)) * heads * static_cast<size_t>(d.N) * 4;
 }
 
 template <typename K>
@@ -948,7 +1341,7 @@ BwdParams make_params(const FftconvBwdArgs& a, float* kspec, char* rest) {
   p.pairs = static_cast<int>((d.B + 1) / 2);
   p.cp = static_cast<int>(bwd_chunk_pairs(d));
   p.chunks = static_cast<int>(bwd_chunks(d));
-  p.items = p.H * p.chunks;
+  p.items = static_cast<int>(bwd_items(d));
   return p;
 }
 
@@ -1002,15 +1395,53 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* 
   return launch_reduce<N0, RAD>(a, p, stream);
 }
 
+// BLH with one CTA per tile (N <= 2048; no cluster).
+template <typename T, int N0, int RAD>
+cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+  using B = BlhShape<N0, RAD>;
+  static_assert(B::CL == 1, "the clustered BLH backward is not built yet");
+  const FftconvDims& d = a.d;
+  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  if (err != cudaSuccess) return err;
+  auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
+  const size_t sm = BlhBwdShape<N0, RAD>::kSmem;
+  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+  if (err != cudaSuccess) return err;
+  int64_t resident = 0;
+  if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
+  const BwdParams p = make_params(a, kspec, rest);
+  int64_t grid = p.items < resident ? p.items : resident;
+  const int64_t xc = big_xbuf_ctas(d);
+  if (grid > xc) grid = xc;
+  kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
+  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  return launch_reduce<N0, RAD>(a, p, stream);
+}
+
+// The BLH backward is built for N <= 2048 and checked in the CPU emulation; on a GPU it runs only
+// with JFF_MONARCH_BLH_BWD=1 until it has been verified there (BLH gradients otherwise go through
+// XLA transposes to the BHL kernels, which is what jax_flashfft.fftconv does).
+bool blh_bwd_enabled() {
+#ifdef JFF_MONARCH_EMU
+  return true;
+#else
+  static const bool on = [] {
+    const char* v = std::getenv("JFF_MONARCH_BLH_BWD");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+#endif
+}
+
 }  // namespace
 
 bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  if (d.layout != kBHL) return false;
+  if (d.layout != kBHL && !(d.layout == kBLH && d.N <= 2048 && blh_bwd_enabled())) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
-    sm = big_bwd_smem_bytes<n0(), rad(), big_bwd_warps(n0(), rad())>();
+    sm = d.layout == kBLH ? BlhBwdShape<n0(), rad()>::kSmem : big_bwd_smem_bytes<n0(), rad(), big_bwd_warps(n0(), rad())>();
     ksm = kspec_smem_bytes<n0(), rad()>();
     rsm = reduce_smem_bytes<n0(), rad()>();
   });
@@ -1056,6 +1487,15 @@ cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scra
     const int rad = radix_of(d.N);
     if (rad == 16) err = bf ? launch_bwd_sq<__nv_bfloat16, 16>(a, stream, kspec, rest) : launch_bwd_sq<__half, 16>(a, stream, kspec, rest);
     if (rad == 32) err = bf ? launch_bwd_sq<__nv_bfloat16, 32>(a, stream, kspec, rest) : launch_bwd_sq<__half, 32>(a, stream, kspec, rest);
+    return err;
+  }
+  if (d.layout == kBLH) {
+    dispatch_n(d.N, [&](auto n0, auto rad) {
+      if constexpr (BlhShape<n0(), rad()>::CL == 1) {
+        err = bf ? launch_bwd_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
+                 : launch_bwd_blh<__half, n0(), rad()>(a, stream, kspec, rest);
+      }
+    });
     return err;
   }
   dispatch_n(d.N, [&](auto n0, auto rad) {

@@ -80,8 +80,21 @@ struct Result {
   double ms_bwd = 0, ms_fwd = -1;
 };
 
-Result run_case(const Case& c, uint64_t seed) {
+// (B, R, C) -> (B, C, R) per batch row, on the host: the BLH copies of BHL data and back.
+std::vector<uint16_t> transposed(const std::vector<uint16_t>& x, int64_t B, int64_t R, int64_t C) {
+  std::vector<uint16_t> y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) y[(b * C + c) * R + r] = x[(b * R + r) * C + c];
+  return y;
+}
+
+// One case in `layout`. Inputs are generated in BHL order; for BLH the device gets transposed
+// copies and the results are transposed back, so every check below reads BHL indices. BLH runs
+// the small (untimed) cases only.
+Result run_case(const Case& c, uint64_t seed, int32_t layout = jff::kBHL) {
   Result res;
+  const bool blh = layout == jff::kBLH;
   const int64_t elems = c.B * c.H * c.L;
   const int64_t kelems = c.G * c.H * c.Lk, gh = c.G * c.H;
   Rng rng(seed);
@@ -97,12 +110,12 @@ Result run_case(const Case& c, uint64_t seed) {
   for (auto& x : hk) x = rng.uni() / std::sqrt(static_cast<float>(c.Lk) / 4.f);
   for (auto& x : hskip) x = rng.uni();
 
-  jff::FftconvDims d{c.dt, jff::kBHL, c.B, c.H, c.L, c.G, c.Lk, c.R, c.N};
+  jff::FftconvDims d{c.dt, layout, c.B, c.H, c.L, c.G, c.Lk, c.R, c.N};
   cudaDeviceProp prop;
   int dev;
   CK(cudaGetDevice(&dev));
   CK(cudaGetDeviceProperties(&prop, dev));
-  if (!jff::monarch_bwd_supported(d, prop.major, prop.sharedMemPerBlockOptin)) {
+  if ((blh && c.timed) || !jff::monarch_bwd_supported(d, prop.major, prop.sharedMemPerBlockOptin)) {
     res.supported = false;
     return res;
   }
@@ -116,7 +129,8 @@ Result run_case(const Case& c, uint64_t seed) {
   auto upload_or_fill = [&](uint16_t*& dst, std::vector<uint16_t>& host, int s, uint64_t salt) {
     CK(cudaMalloc(&dst, bytes));
     if (s == 0 && !c.timed) {
-      CK(cudaMemcpy(dst, host.data(), bytes, cudaMemcpyHostToDevice));
+      const std::vector<uint16_t> dev_order = blh ? transposed(host, c.B, c.H, c.L) : host;
+      CK(cudaMemcpy(dst, dev_order.data(), bytes, cudaMemcpyHostToDevice));
     } else {
       fill_random16<<<1024, 256>>>(dst, elems, seed * salt + s, isbf);
       CK(cudaGetLastError());
@@ -194,6 +208,11 @@ Result run_case(const Case& c, uint64_t seed) {
     if (c.skip) {
       r_dskip[rep].resize(gh);
       CK(cudaMemcpy(r_dskip[rep].data(), o_dskip, gh * 4, cudaMemcpyDeviceToHost));
+    }
+    if (blh) {  // back to BHL order for the checks
+      r_du[rep] = transposed(r_du[rep], c.B, c.L, c.H);
+      if (c.pre) r_dpre[rep] = transposed(r_dpre[rep], c.B, c.L, c.H);
+      if (c.post) r_dpost[rep] = transposed(r_dpost[rep], c.B, c.L, c.H);
     }
   }
   res.deterministic = r_du[0] == r_du[1] && r_dpre[0] == r_dpre[1] && r_dpost[0] == r_dpost[1] &&
@@ -422,12 +441,24 @@ int main(int argc, char** argv) {
   std::printf("%-32s %9s %9s %9s %9s %9s %5s %4s %8s %8s %8s %6s %6s\n", "case", "du", "dpre", "dpost",
               "dk", "dskip", "unwr", "det", "fwd_ms", "bwd_ms", "flr7_ms", "bwd/f", "f+b/f");
   uint64_t seed = 777;
-  for (const Case& c : cases) {
-    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
-    Result r = run_case(c, ++seed);
+  for (const Case& c0 : cases) {
+   if (!only.empty() && std::string(c0.name).find(only) == std::string::npos) continue;
+   ++seed;
+   // Each case in BHL, then (untimed cases, where the BLH backward is built and enabled) in BLH
+   // on the same data.
+   for (int32_t layout : {jff::kBHL, jff::kBLH}) {
+    Case c = c0;
+    std::string blh_name;
+    if (layout == jff::kBLH) {
+      blh_name = std::string("  BLH ") + c0.name;
+      c.name = blh_name.c_str();
+    }
+    Result r = run_case(c, seed, layout);
     if (!r.supported) {
-      std::printf("%-32s NOT SUPPORTED\n", c.name);
-      ok = false;
+      if (layout == jff::kBHL) {
+        std::printf("%-32s NOT SUPPORTED\n", c.name);
+        ok = false;
+      }
       continue;
     }
     const double tol = c.dt == DType::kBF16 ? 1e-2 : 2e-3;
@@ -455,6 +486,7 @@ int main(int argc, char** argv) {
       std::printf(" %8s %8.4f %8.4f %6.2f %6s", fwd, r.ms_bwd, floor_ms, r.ms_bwd / floor_ms, fb);
     }
     std::printf(" %s\n", pass ? "PASS" : "FAIL");
+   }
   }
   std::printf("%s\n", ok ? "ALL PASS" : "SOME FAILED");
   return ok ? 0 : 1;

@@ -543,35 +543,6 @@ __global__ void __launch_bounds__(WARPS * 32)
   }
 }
 
-// Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
-// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
-// and gets 8 warps.
-constexpr int big_warps(int N0, int RAD) {
-  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
-}
-
-template <int N0, int RAD>
-struct BlhShape {
-  static constexpr int N = N0 * RAD * RAD;
-  // 4096: a cluster of 8 CTAs x 2 heads (half the cluster barriers per head, a quarter of the
-  // slots local) beat 16 x 1: H200 1.27 -> 1.17 ms at L = N, 1.13 -> 0.90 at L = N/2; at 8192 the
-  // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM).
-  static constexpr bool kTwoHeads = N == 4096;
-  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
-  static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
-  static constexpr int TH = CL * HPC;
-  static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
-  static constexpr int WARPS = N >= 4096 ? big_warps(N0, RAD) : 4;
-  // 256 / 4096: at most 128 registers, for 4 CTAs per SM (136 / 124 unbounded). At 8192 the same
-  // cap (140 -> 128 registers, 8 B of spill) went with 2.70 -> 2.87 ms (H200, one run each, other
-  // changes in between): none there.
-  static constexpr int MIN_CTAS = N == 256 || N == 4096 ? 4 : 1;
-  // One set of planes. Two (the store of one item and the load of the next in one phase, 2
-  // barriers per item instead of 3) were slower at 256 / 4K / 8K: H200 0.0585 -> 0.061,
-  // 1.265 -> 1.49, 2.76 -> 3.82 ms (more registers, and each thread's store and load in series).
-  static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
-};
-
 // BLH: the big kernel's pipeline with the load and store done for a tile of TH = CL * HPC
 // consecutive heads at once (monarch_blh.cuh): a cluster of CL CTAs holding HPC heads each. N >= 8192:
 // CL = 16, HPC = 1 (one head's row pair fills a CTA); 4096: CL = 8, HPC = 2 (the heads one after
@@ -580,14 +551,6 @@ struct BlhShape {
 // row pair), ordered so that the TPL tiles sharing 128-byte lines of the rows run at the same time
 // (a 32-byte sector is fetched from DRAM with its neighbour), then row pair, then tile group.
 
-template <int CL>
-__device__ __forceinline__ void tile_sync() {
-  if constexpr (CL > 1) {
-    cluster_sync_all();
-  } else {
-    __syncthreads();
-  }
-}
 
 template <typename T, int N0, int RAD>
 __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RAD>::MIN_CTAS)
