@@ -25,6 +25,9 @@
 // cluster-free tiles (CL = 1) only.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #ifndef JFF_MONARCH_EMU
 #include <cooperative_groups.h>
 #endif
@@ -98,6 +101,52 @@ struct BlhShape {
   // 1.265 -> 1.49, 2.76 -> 3.82 ms (more registers, and each thread's store and load in series).
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
+
+#ifndef JFF_MONARCH_EMU  // no thread block clusters in the CPU emulation
+// The launch configuration of kernel `Kern` in clusters of CL CTAs (THREADS threads, SMEM bytes of
+// dynamic shared memory each; gridDim is left to the caller) and how many of its clusters fit on
+// the current device at once (0 when none does, e.g. on a GPU partition whose processing
+// clusters are smaller than the cluster).
+template <auto Kern, int CL, int THREADS, size_t SMEM>
+cudaError_t cluster_config(cudaLaunchConfig_t& cfg, cudaLaunchAttribute (&attr)[1], int* resident) {
+  cudaError_t err = cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(SMEM));
+  if (err != cudaSuccess) return err;
+  // Beyond the portable cluster size (8): opt in.
+  if (CL > 8 && (err = cudaFuncSetAttribute(Kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
+    return err;
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CL;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg = {};
+  cfg.gridDim = dim3(CL);
+  cfg.blockDim = dim3(THREADS);
+  cfg.dynamicSmemBytes = SMEM;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaOccupancyMaxActiveClusters(resident, Kern, &cfg);
+}
+
+// Whether at least one cluster of `Kern` fits the current device; asked once per device.
+template <auto Kern, int CL, int THREADS, size_t SMEM>
+bool clusters_fit() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int8_t> cached[kMaxDevices] = {};  // 0 unknown, 1 fits, 2 does not
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+  int8_t state = cached[dev].load(std::memory_order_relaxed);
+  if (state == 0) {
+    cudaLaunchConfig_t cfg;
+    cudaLaunchAttribute attr[1];
+    int resident = 0;
+    const cudaError_t err = cluster_config<Kern, CL, THREADS, SMEM>(cfg, attr, &resident);
+    if (err != cudaSuccess) (void)cudaGetLastError();  // a failed query is an answer, not a sticky error
+    state = err == cudaSuccess && resident >= 1 ? 1 : 2;
+    cached[dev].store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
+#endif
 
 // 8 x 8 transpose of 16-bit elements: a[i] holds row i (element e in 16-bit half e & 1 of
 // word e >> 1); afterwards a[j] holds column j.

@@ -1395,32 +1395,69 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* 
   return launch_reduce<N0, RAD>(a, p, stream);
 }
 
-// BLH with one CTA per tile (N <= 2048; no cluster).
+// BLH: one CTA per tile (N <= 2048) or a cluster per tile (N >= 4096, compute capability 9.0).
 template <typename T, int N0, int RAD>
 cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
   using B = BlhShape<N0, RAD>;
-  static_assert(B::CL == 1, "the clustered BLH backward is not built yet");
+  constexpr size_t kSmem = BlhBwdShape<N0, RAD>::kSmem;
+  constexpr auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
   const FftconvDims& d = a.d;
   cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
-  auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
-  const size_t sm = BlhBwdShape<N0, RAD>::kSmem;
-  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
-  if (err != cudaSuccess) return err;
-  int64_t resident = 0;
-  if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
-  int64_t grid = p.items < resident ? p.items : resident;
-  const int64_t xc = big_xbuf_ctas(d);
-  if (grid > xc) grid = xc;
-  kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  const int64_t xc = big_xbuf_ctas(d);  // a whole number of clusters
+  if constexpr (B::CL == 1) {
+    err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
+    if (err != cudaSuccess) return err;
+    int64_t resident = 0;
+    if ((err = resident_ctas(kern, B::WARPS * 32, kSmem, &resident)) != cudaSuccess) return err;
+    int64_t grid = p.items < resident ? p.items : resident;
+    if (grid > xc) grid = xc;
+    kern<<<static_cast<unsigned>(grid), B::WARPS * 32, kSmem, stream>>>(p);
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  } else {
+#ifdef JFF_MONARCH_EMU
+    return cudaErrorNotSupported;
+#else
+    cudaLaunchConfig_t cfg;
+    cudaLaunchAttribute attr[1];
+    int clusters = 0;  // co-resident clusters: the persistent grid
+    if ((err = cluster_config<kern, B::CL, B::WARPS * 32, kSmem>(cfg, attr, &clusters)) != cudaSuccess) return err;
+    if (clusters < 1) return cudaErrorInvalidConfiguration;  // monarch_bwd_supported said no
+    int64_t nc = clusters < p.items ? clusters : p.items;
+    if (nc > xc / B::CL) nc = xc / B::CL;
+    cfg.gridDim = dim3(static_cast<unsigned>(nc * B::CL));
+    cfg.stream = stream;
+    if ((err = cudaLaunchKernelEx(&cfg, kern, p)) != cudaSuccess) return err;
+#endif
+  }
   return launch_reduce<N0, RAD>(a, p, stream);
 }
 
-// The BLH backward is built for N <= 2048 and checked in the CPU emulation; on a GPU it runs only
-// with JFF_MONARCH_BLH_BWD=1 until it has been verified there (BLH gradients otherwise go through
-// XLA transposes to the BHL kernels, which is what jax_flashfft.fftconv does).
+// Whether the clustered BLH backward for (dtype, N >= 4096) fits the current device.
+bool blh_bwd_clusters_fit(DType dtype, int64_t N) {
+#ifdef JFF_MONARCH_EMU
+  (void)dtype;
+  (void)N;
+  return false;
+#else
+  bool fits = false;
+  dispatch_n(N, [&](auto n0, auto rad) {
+    using B = BlhShape<n0(), rad()>;
+    constexpr size_t kSmem = BlhBwdShape<n0(), rad()>::kSmem;
+    if constexpr (B::CL > 1) {
+      fits = dtype == DType::kBF16
+                 ? clusters_fit<monarch_bwd_blh_kernel<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>()
+                 : clusters_fit<monarch_bwd_blh_kernel<__half, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
+    }
+  });
+  return fits;
+#endif
+}
+
+// The BLH backward is checked in the CPU emulation (N <= 2048: no clusters there); on a GPU it runs
+// only with JFF_MONARCH_BLH_BWD=1 until it has been verified there (BLH gradients otherwise go
+// through XLA transposes to the BHL kernels, which is what jax_flashfft.fftconv does).
 bool blh_bwd_enabled() {
 #ifdef JFF_MONARCH_EMU
   return true;
@@ -1438,7 +1475,9 @@ bool blh_bwd_enabled() {
 bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  if (d.layout != kBHL && !(d.layout == kBLH && d.N <= 2048 && blh_bwd_enabled())) return false;
+  if (d.layout != kBHL && !(d.layout == kBLH && blh_bwd_enabled() && (device_major >= 9 || d.N <= 2048)))
+    return false;
+  if (d.layout == kBLH && d.N > 2048 && !blh_bwd_clusters_fit(d.dtype, d.N)) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
     sm = d.layout == kBLH ? BlhBwdShape<n0(), rad()>::kSmem : big_bwd_smem_bytes<n0(), rad(), big_bwd_warps(n0(), rad())>();
@@ -1491,10 +1530,8 @@ cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scra
   }
   if (d.layout == kBLH) {
     dispatch_n(d.N, [&](auto n0, auto rad) {
-      if constexpr (BlhShape<n0(), rad()>::CL == 1) {
-        err = bf ? launch_bwd_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
-                 : launch_bwd_blh<__half, n0(), rad()>(a, stream, kspec, rest);
-      }
+      err = bf ? launch_bwd_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
+               : launch_bwd_blh<__half, n0(), rad()>(a, stream, kspec, rest);
     });
     return err;
   }

@@ -677,62 +677,25 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
   return cudaGetLastError();
 }
 
-#ifndef JFF_MONARCH_EMU  // no thread block clusters in the CPU emulation (monarch_fwd_supported says so)
-// The launch configuration of a clustered BLH kernel (CL > 1) and how many of its clusters fit on
-// the current device at once (0 when none does, e.g. on a GPU partition whose processing
-// clusters are smaller than the cluster).
-template <typename T, int N0, int RAD>
-cudaError_t blh_cluster_config(cudaLaunchConfig_t& cfg, cudaLaunchAttribute (&attr)[1], int* resident) {
-  using B = BlhShape<N0, RAD>;
-  static_assert(B::CL > 1, "cluster-free tiles launch plainly");
-  auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(B::kSmem));
-  if (err != cudaSuccess) return err;
-  // 16 CTAs is beyond the portable cluster size (8): opt in.
-  if (B::CL > 8 &&
-      (err = cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1)) != cudaSuccess)
-    return err;
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = B::CL;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg = {};
-  cfg.gridDim = dim3(B::CL);
-  cfg.blockDim = dim3(B::WARPS * 32);
-  cfg.dynamicSmemBytes = B::kSmem;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  return cudaOccupancyMaxActiveClusters(resident, kern, &cfg);
-}
-
-// Whether the clustered BLH kernel for (dtype, N) fits the current device; asked once per device.
+// Whether the clustered BLH forward for (dtype, N >= 4096) fits the current device.
 bool blh_clusters_fit(DType dtype, int64_t N) {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int8_t> cached[kMaxDevices][2][4] = {};  // 0 unknown, 1 fits, 2 does not
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  const int ti = dtype == DType::kBF16 ? 0 : 1;
-  const int ni = N == 4096 ? 0 : (N == 8192 ? 1 : (N == 16384 ? 2 : 3));
-  int8_t state = cached[dev][ti][ni].load(std::memory_order_relaxed);
-  if (state == 0) {
-    int resident = 0;
-    cudaError_t err = cudaErrorInvalidValue;
-    dispatch_n(N, [&](auto n0, auto rad) {
-      if constexpr (BlhShape<n0(), rad()>::CL > 1) {
-        cudaLaunchConfig_t cfg;
-        cudaLaunchAttribute attr[1];
-        err = ti == 0 ? blh_cluster_config<__nv_bfloat16, n0(), rad()>(cfg, attr, &resident)
-                      : blh_cluster_config<__half, n0(), rad()>(cfg, attr, &resident);
-      }
-    });
-    if (err != cudaSuccess) (void)cudaGetLastError();  // a failed query is an answer, not a sticky error
-    state = err == cudaSuccess && resident >= 1 ? 1 : 2;
-    cached[dev][ti][ni].store(state, std::memory_order_relaxed);
-  }
-  return state == 1;
-}
+#ifdef JFF_MONARCH_EMU
+  (void)dtype;
+  (void)N;
+  return false;
+#else
+  bool fits = false;
+  dispatch_n(N, [&](auto n0, auto rad) {
+    using B = BlhShape<n0(), rad()>;
+    if constexpr (B::CL > 1) {
+      fits = dtype == DType::kBF16
+                 ? clusters_fit<monarch_fwd_blh_kernel<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, B::kSmem>()
+                 : clusters_fit<monarch_fwd_blh_kernel<__half, n0(), rad()>, B::CL, B::WARPS * 32, B::kSmem>();
+    }
+  });
+  return fits;
 #endif
+}
 
 template <typename T, int N0, int RAD>
 cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
@@ -764,12 +727,13 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
     cudaLaunchConfig_t cfg;
     cudaLaunchAttribute attr[1];
     int clusters = 0;  // co-resident clusters: the persistent grid
-    if ((err = blh_cluster_config<T, N0, RAD>(cfg, attr, &clusters)) != cudaSuccess) return err;
+    constexpr auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
+    if ((err = cluster_config<kern, B::CL, B::WARPS * 32, B::kSmem>(cfg, attr, &clusters)) != cudaSuccess) return err;
     if (clusters < 1) return cudaErrorInvalidConfiguration;  // monarch_fwd_supported said no
     if (clusters > p.items) clusters = p.items;
     cfg.gridDim = dim3(static_cast<unsigned>(clusters) * B::CL);
     cfg.stream = stream;
-    return cudaLaunchKernelEx(&cfg, monarch_fwd_blh_kernel<T, N0, RAD>, p);
+    return cudaLaunchKernelEx(&cfg, kern, p);
 #endif
   }
 }
@@ -786,11 +750,7 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   // emulation).
   if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048))) return false;
   if (d.layout == kBLH && d.N > 2048) {
-#ifdef JFF_MONARCH_EMU
-    return false;
-#else
-    if (!blh_clusters_fit(d.dtype, d.N)) return false;  // e.g. a small GPU partition: generic kernels
-#endif
+    if (!blh_clusters_fit(d.dtype, d.N)) return false;  // e.g. a small GPU partition (and the CPU emulation)
   }
   size_t sm = 0, ksm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
