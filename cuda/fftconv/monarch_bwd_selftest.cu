@@ -426,6 +426,9 @@ int main(int argc, char** argv) {
       {"bf16 N32768 full gated", BF, 3, 2, 32768, 32768, 32768, 1, 1, true, true, true, false},
       {"fp16 N32768 full gated", HF, 3, 2, 32768, 32768, 32768, 1, 1, true, true, true, false},
       {"bf16 N32768 L20001 G2R2", BF, 5, 1, 20001, 777, 32768, 2, 2, true, true, true, false},
+      // H a multiple of 8 at N >= 4096 (BLH: cluster tiles with 16-byte head groups)
+      {"bf16 N4096 B2 H16 L3001", BF, 2, 16, 3001, 3001, 4096, 1, 1, true, true, true, false},
+      {"fp16 N8192 B3 H8 causal", HF, 3, 8, 4096, 4096, 8192, 1, 1, true, true, true, false},
   };
   if (!small) {
     // Timed workload: B=64, H=768, gated + skip, L = N (the issue's bar), Lk = L.
