@@ -278,6 +278,28 @@ __device__ __forceinline__ void blh_col_values(const uint4 (&col)[N0 == 2 ? 2 : 
   }
 }
 
+// The outer N0 = 2 level's butterfly and twiddle on the planes of a CTA's HPC heads, in place: what
+// the BHL kernels fold into their element-order writes (heads hc + j >= H skipped; the caller
+// synchronises after).
+template <typename T, int RAD, int HPC>
+__device__ __forceinline__ void blh_outer_butterfly2(T* planes, int hc, int H, const TwN<2 * RAD * RAD>& twN,
+                                                     int tid, int nth) {
+  constexpr int M = RAD * RAD, N = 2 * M;
+  for (int c = tid; c < HPC * (M / 8); c += nth) {
+    const int j = c / (M / 8), m = 8 * (c % (M / 8));
+    if (hc + j >= H) continue;
+    T* re = planes + j * 2 * N;
+    T* im = re + N;
+    const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
+    float xr[2][8], xi[2][8];
+    unpack8<T>(*reinterpret_cast<const uint4*>(re + off0), xr[0]);
+    unpack8<T>(*reinterpret_cast<const uint4*>(re + off1), xr[1]);
+    unpack8<T>(*reinterpret_cast<const uint4*>(im + off0), xi[0]);
+    unpack8<T>(*reinterpret_cast<const uint4*>(im + off1), xi[1]);
+    store_outer_butterfly2<T, RAD>(re, im, xr, xi, m, twN);
+  }
+}
+
 // Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes
 // (units as in the load; for N0 = 2 a unit covers both outer halves). The post-gate is
 // transposed to columns rather than the result to rows, so each output element is rounded once,

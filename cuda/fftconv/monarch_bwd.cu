@@ -445,6 +445,100 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
   }
 }
 
+// Pass 1 on one inner row k0 of a row pair's planes (one warp): X = the row's DFT, saved to x
+// (16-bit, fragment order; global memory that stays in L2) when dk is wanted; with dpost, the
+// row times its block kk of K', inverse, then the conjugate twiddle, in place (z').
+template <typename T, int N0, int RAD>
+__device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
+                                              T* bre, T* bim, int k0, const float4* kk, uint2* x, bool want_dk,
+                                              bool want_dpost,
+                                              const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                              const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  const int key = (k0 & 7) << 3;
+  if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
+  float Yr[MT][NT][4], Yi[MT][NT][4];
+  dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+  if (want_dk) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int j = (mt * NT + nt) * 2 + hh;
+          __stcg(x + j * 32 + lane, make_uint2(O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]),
+                                               O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
+        }
+  }
+  if (want_dpost) {
+    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+    mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
+    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+    __syncwarp();
+    store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+    __syncwarp();
+  }
+}
+
+// Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
+// row's part of the chunk's slot (slots + slot_off; written, not added, for the chunk's first
+// pair); with dv, D
+// times conj of its block kk of K', inverse, then the conjugate twiddle, in place (dv).
+template <typename T, int N0, int RAD>
+__device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
+                                              T* bre, T* bim, int k0, const float4* kk, const uint2* x,
+                                              float4* slots, int64_t slot_off, bool first, bool want_dk, bool want_dv,
+                                              const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                              const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  const int key = (k0 & 7) << 3;
+  if (want_dv) prefetch_k_l1<RAD>(kk, lane);
+  float Yr[MT][NT][4], Yi[MT][NT][4];
+  dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+  if (want_dk) {
+    float4* slot = slots + slot_off;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      float4 old[NT][2];
+      uint2 xv[NT][2];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int j = (mt * NT + nt) * 2 + hh;
+          xv[nt][hh] = __ldcg(x + j * 32 + lane);
+          old[nt][hh] = first ? make_float4(0.f, 0.f, 0.f, 0.f) : __ldcg(slot + j * 32 + lane);
+        }
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int j = (mt * NT + nt) * 2 + hh;
+          const float2 xr = O::unpack(xv[nt][hh].x), xi = O::unpack(xv[nt][hh].y);
+          const float dr0 = Yr[mt][nt][2 * hh], di0 = Yi[mt][nt][2 * hh];
+          const float dr1 = Yr[mt][nt][2 * hh + 1], di1 = Yi[mt][nt][2 * hh + 1];
+          float4 pv = old[nt][hh];
+          pv.x += xr.x * dr0 + xi.x * di0;
+          pv.y += xr.x * di0 - xi.x * dr0;
+          pv.z += xr.y * dr1 + xi.y * di1;
+          pv.w += xr.y * di1 - xi.y * dr1;
+          __stcg(slot + j * 32 + lane, pv);
+        }
+    }
+  }
+  if (want_dv) {
+    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+    mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
+    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
+    __syncwarp();
+    store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+    __syncwarp();
+  }
+}
+
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_smem_bytes() {
   return BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;  // + the dskip warp partials
@@ -533,36 +627,9 @@ __global__ void __launch_bounds__(WARPS * 32)
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
         }
-        for (int k0 = warp; k0 < N0; k0 += WARPS) {
-          T* bre = sre + k0 * M;
-          T* bim = sim + k0 * M;
-          const int key = (k0 & 7) << 3;
-          const float4* kk = kbase + k0 * (M / 2);
-          if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
-          float Yr[MT][NT][4], Yi[MT][NT][4];
-          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-          if (want_dk) {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-              for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                  const int j = (mt * NT + nt) * 2 + hh;
-                  __stcg(xb + k0 * (M / 2) + j * 32 + lane,
-                         make_uint2(O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]),
-                                    O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
-                }
-          }
-          if (want_dpost) {
-            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-            mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-            __syncwarp();
-            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-            __syncwarp();
-          }
-        }
+        for (int k0 = warp; k0 < N0; k0 += WARPS)
+          bwd_row_pass1<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
+                                    xb + k0 * (M / 2), want_dk, want_dpost, Fr, Fi, lane);
         __syncthreads();
         if constexpr (S::kMmaOuter) {
           if (want_dpost) {
@@ -628,54 +695,11 @@ __global__ void __launch_bounds__(WARPS * 32)
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
         }
-        for (int k0 = warp; k0 < N0; k0 += WARPS) {
-          T* bre = sre + k0 * M;
-          T* bim = sim + k0 * M;
-          const int key = (k0 & 7) << 3;
-          const float4* kk = kbase + k0 * (M / 2);
-          if (want_dv) prefetch_k_l1<RAD>(kk, lane);
-          float Yr[MT][NT][4], Yi[MT][NT][4];
-          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-          if (want_dk) {
-            float4* slot = p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-              float4 old[NT][2];
-              uint2 xv[NT][2];
-#pragma unroll
-              for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                  const int j = (mt * NT + nt) * 2 + hh;
-                  xv[nt][hh] = __ldcg(xb + k0 * (M / 2) + j * 32 + lane);
-                  old[nt][hh] = first ? make_float4(0.f, 0.f, 0.f, 0.f) : __ldcg(slot + j * 32 + lane);
-                }
-#pragma unroll
-              for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                  const int j = (mt * NT + nt) * 2 + hh;
-                  const float2 xr = O::unpack(xv[nt][hh].x), xi = O::unpack(xv[nt][hh].y);
-                  const float dr0 = Yr[mt][nt][2 * hh], di0 = Yi[mt][nt][2 * hh];
-                  const float dr1 = Yr[mt][nt][2 * hh + 1], di1 = Yi[mt][nt][2 * hh + 1];
-                  float4 pv = old[nt][hh];
-                  pv.x += xr.x * dr0 + xi.x * di0;
-                  pv.y += xr.x * di0 - xi.x * dr0;
-                  pv.z += xr.y * dr1 + xi.y * di1;
-                  pv.w += xr.y * di1 - xi.y * dr1;
-                  __stcg(slot + j * 32 + lane, pv);
-                }
-            }
-          }
-          if (want_dv) {
-            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-            mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
-            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-            __syncwarp();
-            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-            __syncwarp();
-          }
-        }
+        for (int k0 = warp; k0 < N0; k0 += WARPS)
+          bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
+                                    xb + k0 * (M / 2), p.slots,
+                                    (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
+                                    want_dk, want_dv, Fr, Fi, lane);
         __syncthreads();
       }
 
@@ -789,19 +813,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
   // kernel folds into its element-order writes.
   auto outer_butterfly2 = [&](int hc) {
     if constexpr (N0 == 2) {
-      for (int c = tid; c < HPC * (M / 8); c += NTH) {
-        const int j = c / (M / 8), m = 8 * (c % (M / 8));
-        if (hc + j >= p.H) continue;
-        T* re = planes + j * 2 * N;
-        T* im = re + N;
-        const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
-        float xr[2][8], xi[2][8];
-        unpack8<T>(*reinterpret_cast<const uint4*>(re + off0), xr[0]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(re + off1), xr[1]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(im + off0), xi[0]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(im + off1), xi[1]);
-        store_outer_butterfly2<T, RAD>(re, im, xr, xi, m, twN);
-      }
+      blh_outer_butterfly2<T, RAD, HPC>(planes, hc, p.H, twN, tid, NTH);
       __syncthreads();
     }
   };
@@ -859,34 +871,9 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
         tile_sync<CL>();
         outer_butterfly2(hc);
         for_rows(hc, want_dpost, [&](int j, int k0, const auto& Fr, const auto& Fi) {
-          T* bre = planes + j * 2 * N + k0 * M;
-          T* bim = bre + N;
-          const int key = (k0 & 7) << 3;
-          const float4* kk = kbase + j * (N / 2) + k0 * (M / 2);
-          if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
-          float Yr[MT][NT][4], Yi[MT][NT][4];
-          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-          if (want_dk) {
-            uint2* x = xb + j * (N / 2) + k0 * (M / 2);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-              for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                  const int jf = (mt * NT + nt) * 2 + hh;
-                  __stcg(x + jf * 32 + lane, make_uint2(O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]),
-                                                        O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
-                }
-          }
-          if (want_dpost) {
-            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-            mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-            __syncwarp();
-            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-            __syncwarp();
-          }
+          T* re = planes + j * 2 * N + k0 * M;
+          bwd_row_pass1<T, N0, RAD>(sm, twN, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2),
+                                    xb + j * (N / 2) + k0 * (M / 2), want_dk, want_dpost, Fr, Fi, lane);
         });
       }
 
@@ -993,43 +980,11 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
         for_rows(hc, want_dv, [&](int j, int k0, const auto& Fr, const auto& Fi) {
-          T* bre = planes + j * 2 * N + k0 * M;
-          T* bim = bre + N;
-          const int key = (k0 & 7) << 3;
-          const float4* kk = kbase + j * (N / 2) + k0 * (M / 2);
-          if (want_dv) prefetch_k_l1<RAD>(kk, lane);
-          float Yr[MT][NT][4], Yi[MT][NT][4];
-          dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-          if (want_dk) {
-            float4* slot = p.slots + (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2);
-            const uint2* x = xb + j * (N / 2) + k0 * (M / 2);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-              for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                  const int jf = (mt * NT + nt) * 2 + hh;
-                  const uint2 xv = __ldcg(x + jf * 32 + lane);
-                  float4 pv = first ? make_float4(0.f, 0.f, 0.f, 0.f) : __ldcg(slot + jf * 32 + lane);
-                  const float2 xr = O::unpack(xv.x), xi = O::unpack(xv.y);
-                  const float dr0 = Yr[mt][nt][2 * hh], di0 = Yi[mt][nt][2 * hh];
-                  const float dr1 = Yr[mt][nt][2 * hh + 1], di1 = Yi[mt][nt][2 * hh + 1];
-                  pv.x += xr.x * dr0 + xi.x * di0;
-                  pv.y += xr.x * di0 - xi.x * dr0;
-                  pv.z += xr.y * dr1 + xi.y * di1;
-                  pv.w += xr.y * di1 - xi.y * dr1;
-                  __stcg(slot + jf * 32 + lane, pv);
-                }
-          }
-          if (want_dv) {
-            uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-            mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
-            idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-            __syncwarp();
-            store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-            __syncwarp();
-          }
+          T* re = planes + j * 2 * N + k0 * M;
+          bwd_row_pass3<T, N0, RAD>(sm, twN, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2),
+                                    xb + j * (N / 2) + k0 * (M / 2), p.slots,
+                                    (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2),
+                                    first, want_dk, want_dv, Fr, Fi, lane);
         });
       }
 

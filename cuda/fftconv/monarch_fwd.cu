@@ -605,19 +605,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
     const int hc = tl.h0 + rank * HPC;  // this CTA's first head
     const float4* kbase = p.kspec + (static_cast<int64_t>(tl.g) * p.H + hc) * (N / 2);
     if constexpr (N0 == 2) {  // the outer butterfly, which the BHL kernel folds into its load
-      for (int c = tid; c < HPC * (M / 8); c += NTH) {
-        const int j = c / (M / 8), m = 8 * (c % (M / 8));
-        if (hc + j >= p.H) continue;
-        T* re = planes + j * 2 * N;
-        T* im = re + N;
-        const int off0 = sig_off<RAD>(0, m / RAD, m % RAD), off1 = sig_off<RAD>(1, m / RAD, m % RAD);
-        float xr[2][8], xi[2][8];
-        unpack8<T>(*reinterpret_cast<const uint4*>(re + off0), xr[0]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(re + off1), xr[1]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(im + off0), xi[0]);
-        unpack8<T>(*reinterpret_cast<const uint4*>(im + off1), xi[1]);
-        store_outer_butterfly2<T, RAD>(re, im, xr, xi, m, sm.twN);
-      }
+      blh_outer_butterfly2<T, RAD, HPC>(planes, hc, p.H, sm.twN, tid, NTH);
       __syncthreads();
     }
     if constexpr (HPC == 1) {
