@@ -455,7 +455,7 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
   using O = Ops<T>;
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  constexpr int MT = RAD / 16, NT = RAD / 8;
   const int key = (k0 & 7) << 3;
   if (want_dpost) prefetch_k_l1<RAD>(kk, lane);
   float Yr[MT][NT][4], Yi[MT][NT][4];
@@ -472,20 +472,13 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
                                                O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1])));
         }
   }
-  if (want_dpost) {
-    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-    mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-    __syncwarp();
-    store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-    __syncwarp();
-  }
+  if (want_dpost) inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, twN, bre, bim, key, k0, lane);
 }
 
 // Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
 // row's part of the chunk's slot (slots + slot_off; written, not added, for the chunk's first
-// pair); with dv, D
-// times conj of its block kk of K', inverse, then the conjugate twiddle, in place (dv).
+// pair); with dv, D times conj of its block kk of K', inverse, then the conjugate twiddle, in
+// place (dv).
 template <typename T, int N0, int RAD>
 __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
                                               T* bre, T* bim, int k0, const float4* kk, const uint2* x,
@@ -493,7 +486,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
   using O = Ops<T>;
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  constexpr int MT = RAD / 16, NT = RAD / 8;
   const int key = (k0 & 7) << 3;
   if (want_dv) prefetch_k_l1<RAD>(kk, lane);
   float Yr[MT][NT][4], Yi[MT][NT][4];
@@ -529,14 +522,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
         }
     }
   }
-  if (want_dv) {
-    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-    mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Pr, Pi);
-    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-    __syncwarp();
-    store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-    __syncwarp();
-  }
+  if (want_dv) inner_row_inverse<T, N0, RAD, true>(Yr, Yi, kk, Fr, Fi, sm.tw, twN, bre, bim, key, k0, lane);
 }
 
 template <int N0, int RAD, int WARPS>
@@ -549,7 +535,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
-  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
   constexpr int NTH = WARPS * 32;
 
   extern __shared__ uint4 smem_raw[];
@@ -778,7 +764,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
   using S = BigShape<N0, RAD>;
   using B = BlhShape<N0, RAD>;
   using O = Ops<T>;
-  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS, NT = S::NT;
+  constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
   constexpr int CL = B::CL, HPC = B::HPC, TH = B::TH, G8 = TH / 8, WARPS = B::WARPS, NTH = WARPS * 32;
   constexpr int NH = N0 == 2 ? 2 : 1;
 

@@ -762,6 +762,26 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
 
 // Pulls a row's K block (M/2 float4, from L2) into L1: K is read only after two of the
 // inner products, and this keeps that read from stalling the warp.
+// The second half of an inner row's routine, in place (one warp): the spectrum Y times the row's
+// block kk of K (its conjugate when CONJ), inverse DFT, then, once every lane is past its reads
+// of the row, the conjugate outer twiddle stored back into the row (store_inner_row).
+template <typename T, int N0, int RAD, bool CONJ>
+__device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
+                                                  const float4* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                                  const uint32_t (&Fi)[RAD / 16][RAD / 16][4], const float4* tw,
+                                                  const TwN<N0 * RAD * RAD>& twN, T* bre, T* bim, int key, int k0,
+                                                  int lane) {
+  constexpr int MT = RAD / 16, KS = RAD / 16;
+  {
+    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+    mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
+    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, tw, lane, Yr, Yi);
+  }
+  __syncwarp();
+  store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
+  __syncwarp();
+}
+
 template <int RAD>
 __device__ __forceinline__ void prefetch_k_l1(const float4* kk, int lane) {
 #pragma unroll

@@ -296,20 +296,12 @@ template <typename T, int N0, int RAD>
 __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* bre, T* bim, int k0,
                                               const float4* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  constexpr int MT = RAD / 16, NT = RAD / 8;
   const int key = (k0 & 7) << 3;
   prefetch_k_l1<RAD>(kk, lane);
   float Yr[MT][NT][4], Yi[MT][NT][4];
   dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-  {
-    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-    mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-    idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
-  }
-  // Everything of this row was read (step 1) before any lane overwrites it.
-  __syncwarp();
-  store_inner_row<T, N0, RAD>(bre, bim, key, k0, sm.twN, Yr, Yi, lane);
-  __syncwarp();
+  inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
 }
 
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
