@@ -4,8 +4,7 @@
 #   OUT=/some/dir bash benchmarks/device_profile_blh.sh
 #
 # Builds monarch_selftest (-lineinfo); times the issue-3 rows at BLH_SIZES (default 256 4096 32768; BHL and
-# BLH side by side) once per JFF_MONARCH_BLH_TPL value in BLH_TPLS (default "1 4": tile groups of 1 and of 4
-# tiles); then Nsight Compute (speed of light, memory tables, warp states, occupancy, source counters) on one
+# BLH side by side); then Nsight Compute (speed of light, memory tables, warp states, occupancy, source counters) on one
 # BLH launch at each of NCU_SIZES (default 256 4096).
 source "$(dirname "$0")/device_lib.sh"
 
@@ -13,13 +12,10 @@ b=build/selftests
 ("${nv[@]}" -lineinfo -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&
   echo built monarch_selftest) >"$OUT/build.log" 2>&1
 grep -h "^built\|error" "$OUT/build.log"
-for tpl in ${BLH_TPLS:-1 4}; do
-  for n in ${BLH_SIZES:-256 4096 32768}; do
-    JFF_MONARCH_BLH_TPL=$tpl run_left "tpl$tpl.log" timeout 60 $b/monarch_selftest --only "T bf16 N$n L=N"
-  done
-  echo "tile groups of $tpl:"
-  grep -h "^T \|exit" "$OUT/tpl$tpl.log"
+for n in ${BLH_SIZES:-256 4096 32768}; do
+  run_left table.log timeout 60 $b/monarch_selftest --only "T bf16 N$n L=N"
 done
+grep -h "^T \|exit" "$OUT/table.log"
 for n in ${NCU_SIZES:-256 4096}; do
   run_left "ncu$n.log" timeout 90 ncu --clock-control none -k regex:monarch_fwd_blh --launch-skip 2 -c 1 \
     --section SpeedOfLight --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy \

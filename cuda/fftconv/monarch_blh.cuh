@@ -300,6 +300,15 @@ __device__ __forceinline__ void blh_outer_butterfly2(T* planes, int hc, int H, c
   }
 }
 
+// z *= the 8 values of a 16-bit column (a gate), in float.
+template <typename T>
+__device__ __forceinline__ void times_col(float (&z)[8], uint4 q) {
+  float g[8];
+  unpack8<T>(q, g);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) z[e] *= g[e];
+}
+
 // Store phase: y = post * out at rows t < L of both batch rows, out read from the heads' planes
 // (units as in the load; for N0 = 2 a unit covers both outer halves). The post-gate is
 // transposed to columns rather than the result to rows, so each output element is rounded once,
@@ -327,12 +336,7 @@ __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post,
       for (int j = 0; j < 8; ++j) {
         float z[8];
         blh_col_values<T, N0>(col, j, n0, z);
-        if (post != nullptr) {
-          float q[8];
-          unpack8<T>(g[j], q);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) z[e] *= q[e];
-        }
+        if (post != nullptr) times_col<T>(z, g[j]);
         out[j] = pack8<T>(z);
       }
       blh_store_cols(y, tl, rr, g8, t, out);

@@ -893,6 +893,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
               }
               blh_store_cols(dpost, tl, rr, g8, t, oc);
             }
+            // dy post is formed twice, for dskip and for dz: one loop holding it (with the u / pre
+            // columns loaded) spilled 184-500 B more at N = 256 .. 2048 (ptxas, sm_90a).
             float part[8];  // this unit's dskip terms per head
             if (want_dskip) {
               uint4 vc[8], gc[8];
@@ -903,18 +905,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
                 float d[8], v[8];
                 unpack8<T>(dyc[j], d);
                 unpack8<T>(vc[j], v);
-                if (post != nullptr) {
-                  float q[8];
-                  unpack8<T>(qc[j], q);
-#pragma unroll
-                  for (int e = 0; e < 8; ++e) d[e] *= q[e];
-                }
-                if (pre != nullptr) {
-                  float q[8];
-                  unpack8<T>(gc[j], q);
-#pragma unroll
-                  for (int e = 0; e < 8; ++e) v[e] *= q[e];
-                }
+                if (post != nullptr) times_col<T>(d, qc[j]);
+                if (pre != nullptr) times_col<T>(v, gc[j]);
                 float s = 0.f;
 #pragma unroll
                 for (int e = 0; e < 8; ++e) s = fmaf(d[e], v[e], s);
@@ -927,12 +919,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
             for (int j = 0; j < 8; ++j) {
               float d[8];
               unpack8<T>(dyc[j], d);
-              if (post != nullptr) {
-                float q[8];
-                unpack8<T>(qc[j], q);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) d[e] *= q[e];
-              }
+              if (post != nullptr) times_col<T>(d, qc[j]);  // dz = dy post
               dzc[j] = pack8<T>(d);
             }
             const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
@@ -1004,11 +991,9 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
               blh_load_cols(pre, tl, rr, g8, t, gc);
 #pragma unroll
               for (int j = 0; j < 8; ++j) {
-                float z[8], q[8];
+                float z[8];
                 blh_col_values<T, N0>(dvc, j, n0, z);
-                unpack8<T>(gc[j], q);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) z[e] *= q[e];
+                times_col<T>(z, gc[j]);
                 oc[j] = pack8<T>(z);
               }
               blh_store_cols(du, tl, rr, g8, t, oc);
@@ -1017,11 +1002,9 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
               blh_load_cols(u, tl, rr, g8, t, gc);
 #pragma unroll
               for (int j = 0; j < 8; ++j) {
-                float z[8], q[8];
+                float z[8];
                 blh_col_values<T, N0>(dvc, j, n0, z);
-                unpack8<T>(gc[j], q);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) z[e] *= q[e];
+                times_col<T>(z, gc[j]);
                 oc[j] = pack8<T>(z);
               }
               blh_store_cols(dpre, tl, rr, g8, t, oc);
