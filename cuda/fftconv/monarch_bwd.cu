@@ -894,7 +894,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
               blh_store_cols(dpost, tl, rr, g8, t, oc);
             }
             // dy post is formed twice, for dskip and for dz: one loop holding it (with the u / pre
-            // columns loaded) spilled 184-500 B more at N = 256 .. 2048 (ptxas, sm_90a).
+            // columns loaded; tried together with a pass-4 helper) spilled 184-240 B more at
+            // N = 256 .. 2048 (ptxas, sm_90a).
             float part[8];  // this unit's dskip terms per head
             if (want_dskip) {
               uint4 vc[8], gc[8];
