@@ -1380,27 +1380,12 @@ bool blh_bwd_clusters_fit(DType dtype, int64_t N) {
 #endif
 }
 
-// The BLH backward is checked in the CPU emulation (N <= 2048: no clusters there); on a GPU it runs
-// only with JFF_MONARCH_BLH_BWD=1 until it has been verified there (BLH gradients otherwise go
-// through XLA transposes to the BHL kernels, which is what jax_flashfft.fftconv does).
-bool blh_bwd_enabled() {
-#ifdef JFF_MONARCH_EMU
-  return true;
-#else
-  static const bool on = [] {
-    const char* v = std::getenv("JFF_MONARCH_BLH_BWD");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-#endif
-}
-
 }  // namespace
 
 bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  if (d.layout != kBHL && !(d.layout == kBLH && blh_bwd_enabled() && (device_major >= 9 || d.N <= 2048)))
+  if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048)))
     return false;
   if (d.layout == kBLH && d.N > 2048 && !blh_bwd_clusters_fit(d.dtype, d.N)) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
