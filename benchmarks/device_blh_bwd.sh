@@ -9,9 +9,11 @@
 # 2. monarch_bwd_selftest --small (every case in BHL and in BLH on the same data: float64 checks, poison,
 #    determinism); SANITIZE_BWD=1 adds memcheck on it and racecheck on a one-CTA tile case and a cluster case;
 # 3. its timed table (B=64 H=768 bf16 gated: BHL and BLH rows, forward and backward; SKIP_TABLE=1 leaves it out);
-# 4. the GPU tests -k "fftconv and not long" (BLH gradients now from the native kernel);
-# 5. bench_fftconv --layout BLH (issue 3's BLH table, forward and forward+backward; SKIP_BENCH=1 leaves it out).
+# 4. the GPU tests -k "fftconv and not long" (the package's BLH gradients: BHL kernels + XLA transposes);
+# 5. bench_fftconv --layout BLH (issue 3's BLH table, forward and forward+backward; SKIP_BENCH=1 leaves it out;
+#    the package reads JFF_MONARCH_BLH_BWD too, but Python never asks it for a BLH backward).
 source "$(dirname "$0")/device_lib.sh"
+export JFF_MONARCH_BLH_BWD=1  # the BLH backward runs only with it (slower than BHL + XLA transposes)
 
 b=build/selftests
 ("${nv[@]}" -lineinfo -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&

@@ -129,7 +129,7 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
         return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name])
 
     u3, pre3, post3 = reshape(u), reshape(pre_gate), reshape(post_gate)
-    if layout == "BLH" and _bhl_only_on_cuda(u.dtype, fft_size):
+    if layout == "BLH" and _bhl_only_on_cuda(u.dtype, fft_size, backward=False):
         y = _platform_bhl(run, [u3, pre3, post3], lambda y, swap: swap(y))
     else:
         y = run(layout, u3, pre3, post3)
@@ -137,14 +137,17 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
 
 
 # FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the long-N path (cuda/fftconv_long/,
-# float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points), forward and backward.
-# The fused tensor-core kernels (N = 256..32768, cuda/fftconv/) and the generic CUDA kernels read both
-# layouts natively.
+# float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points) both ways, and the
+# fused tensor-core kernels' backward (cuda/fftconv/monarch_bwd.cu; their forward reads BLH natively).
+# Elsewhere the generic CUDA kernels run, natively in both layouts.
+TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23
 
 
-def _bhl_only_on_cuda(dtype, fft_size: int) -> bool:
+def _bhl_only_on_cuda(dtype, fft_size: int, backward: bool) -> bool:
     half = dtype in (jnp.float16, jnp.bfloat16)
+    if TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT:
+        return half and backward
     return LONG_MIN_FFT <= fft_size <= (LONG_MAX_FFT if half else LONG_MAX_FFT_F32)
 
 
@@ -188,7 +191,7 @@ def _fftconv_canonical_bwd(fft_size, layout, residuals, dy):
         du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
         return (du, dk) + _split_optionals(static, rest)
 
-    if layout == LAYOUT_CODE["BLH"] and _bhl_only_on_cuda(u.dtype, fft_size):
+    if layout == LAYOUT_CODE["BLH"] and _bhl_only_on_cuda(u.dtype, fft_size, backward=True):
         def transpose_results(g, swap):  # du, dpre, dpost have u's shape; dk and dskip have no L axis
             du, dk, dpre, dpost, dskip = g
             return swap(du), dk, swap(dpre), swap(dpost), dskip

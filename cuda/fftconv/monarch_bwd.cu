@@ -1380,12 +1380,28 @@ bool blh_bwd_clusters_fit(DType dtype, int64_t N) {
 #endif
 }
 
+// The BLH backward is correct on the GPU (H200: self-test in both layouts, memcheck, racecheck) but slower
+// than the BHL kernels behind XLA transposes: B=64 H=768 bf16 fwd+bwd 4K 6.50 vs 4.31 ms, 32K 52.0 vs 44.6
+// (benchmarks/notes_monarch_bwd.md, session 10). So it runs only with JFF_MONARCH_BLH_BWD=1 (self-tests,
+// experiments), and jax_flashfft.fftconv sends BLH gradients through the transposes.
+bool blh_bwd_enabled() {
+#ifdef JFF_MONARCH_EMU
+  return true;
+#else
+  static const bool on = [] {
+    const char* v = std::getenv("JFF_MONARCH_BLH_BWD");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+#endif
+}
+
 }  // namespace
 
 bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048)))
+  if (d.layout != kBHL && !(d.layout == kBLH && blh_bwd_enabled() && (device_major >= 9 || d.N <= 2048)))
     return false;
   if (d.layout == kBLH && d.N > 2048 && !blh_bwd_clusters_fit(d.dtype, d.N)) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
