@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The tensor-core backward's self-test alone, in one device call, from the repository root:
+#
+#   OUT=/some/dir bash benchmarks/device_bwd.sh
+#
+# Builds monarch_bwd_selftest (without the forward: no forward timings in its table); runs its small cases
+# (float64 checks, poison, determinism), the same under compute-sanitizer memcheck, racecheck on the cases
+# matching each of RACECHECK (default "bf16 N2048 full" "bf16 N4096 full"), then the timed rows matching each
+# of TIMED (default: N = 1024 odd L, 2048, 4096, 8192 bf16 and 4096 fp16; B=64 H=768 gated).
+# JFF_MONARCH_BLH_BWD=1 in the environment adds the BLH rows.
+source "$(dirname "$0")/device_lib.sh"
+
+b=build/selftests
+("${nv[@]}" -lineinfo -o $b/monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu &&
+  echo built monarch_bwd_selftest) >"$OUT/build.log" 2>&1
+grep -h "^built\| error" "$OUT/build.log"
+run_left small.log timeout 120 $b/monarch_bwd_selftest --small
+grep -h "FAIL\|ALL PASS\|SOME FAILED\|exit" "$OUT/small.log"
+san=(compute-sanitizer --error-exitcode 1)
+run_left sanitizer.log timeout 150 "${san[@]}" --tool memcheck $b/monarch_bwd_selftest --small
+IFS=';' read -ra races <<<"${RACECHECK:-bf16 N2048 full;bf16 N4096 full}"
+for c in "${races[@]}"; do
+  run_left sanitizer.log timeout 90 "${san[@]}" --tool racecheck $b/monarch_bwd_selftest --small --only "$c"
+done
+grep -h "ALL PASS\|SOME FAILED\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/sanitizer.log"
+IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N4096;T fp16 N4096;T bf16 N8192}"
+for c in "${timed[@]}"; do
+  run_left table.log timeout 90 $b/monarch_bwd_selftest --only "$c"
+done
+grep -h "^T \|^  BLH T \|copy\|exit" "$OUT/table.log"
