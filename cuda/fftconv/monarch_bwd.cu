@@ -476,15 +476,16 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
 }
 
 // Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
-// row's part of the chunk's accumulator `acc` (written, not added, for the chunk's first pair):
-// the slot in global scratch, or with kSharedAcc its copy in shared memory (the caller writes it
-// to the slot at the chunk's end). Each lane always touches the same entries, so the order of
-// the sum is the same either way. With dv, D times conj of its block kk of K', inverse, then the
-// conjugate twiddle, in place (dv).
+// row's part of the chunk's accumulator, acc_base + acc_off (written, not added, for the chunk's
+// first pair): the slot in global scratch, or with kSharedAcc its copy in shared memory (the
+// caller writes it to the slot at the chunk's end). Each lane always touches the same entries,
+// so the order of the sum is the same either way. With dv, D times conj of its block kk of K',
+// inverse, then the conjugate twiddle, in place (dv).
 template <typename T, int N0, int RAD, bool kSharedAcc = false>
 __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
                                               T* bre, T* bim, int k0, const float4* kk, const uint2* x,
-                                              float4* acc, bool first, bool want_dk, bool want_dv,
+                                              float4* acc_base, int64_t acc_off, bool first, bool want_dk,
+                                              bool want_dv,
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
   using O = Ops<T>;
@@ -494,6 +495,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
   float Yr[MT][NT][4], Yi[MT][NT][4];
   dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
   if (want_dk) {
+    float4* acc = acc_base + acc_off;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float4 old[NT][2];
@@ -532,11 +534,14 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 }
 
 // The big kernel keeps the chunk's dk accumulator (N/2 float4, 8N bytes) in shared memory where
-// that costs no CTAs per SM: up to N = 4096 (4 CTAs x 54.5 KB at 4096). There the per-pair
+// that costs no CTAs per SM: N = 2048 and 4096 (4 CTAs x 54.5 KB at 4096). There the per-pair
 // read-add-write of the slot in global memory (16N bytes per pair, mostly L2 misses: ncu at
 // 4096 showed 6.5% L2 hits on loads and DRAM traffic ~2.6x the 7-stream floor) becomes one
-// store per chunk. At 8192 it would halve the CTAs per SM; beyond, it does not fit.
-constexpr bool big_bwd_shared_acc(int N0, int RAD) { return N0 * RAD * RAD <= 4096; }
+// store per chunk: H200, B=64 H=768 bf16, 4096 2.854 -> 2.641 ms, 2048 1.942 -> 1.824 ms. The
+// one-warp N0 = 1 kernels (odd L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more
+// spills), so they keep the global slot. At 8192 it would halve the CTAs per SM; beyond, it
+// does not fit.
+constexpr bool big_bwd_shared_acc(int N0, int RAD) { return N0 >= 2 && N0 * RAD * RAD <= 4096; }
 
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-byte aligned) the accumulator
@@ -702,16 +707,24 @@ __global__ void __launch_bounds__(WARPS * 32)
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
         }
-        float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
-        for (int k0 = warp; k0 < N0; k0 += WARPS)
-          bwd_row_pass3<T, N0, RAD, kSharedAcc>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                                xb + k0 * (M / 2), (kSharedAcc ? acc : slot) + k0 * (M / 2), first,
-                                                want_dk, want_dv, Fr, Fi, lane);
-        __syncthreads();
-        if (kSharedAcc && want_dk && pr + 1 == pend) {
+        if constexpr (kSharedAcc) {
+          float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
+          for (int k0 = warp; k0 < N0; k0 += WARPS)
+            bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
+                                            xb + k0 * (M / 2), acc, k0 * (M / 2), first, want_dk, want_dv, Fr, Fi,
+                                            lane);
+          __syncthreads();
           // The chunk's sum to its slot; the next write to acc is the next pair's pass 3, two
           // barriers later.
-          for (int i = tid; i < N / 2; i += NTH) __stcg(slot + i, acc[i]);
+          if (want_dk && pr + 1 == pend)
+            for (int i = tid; i < N / 2; i += NTH) __stcg(slot + i, acc[i]);
+        } else {
+          for (int k0 = warp; k0 < N0; k0 += WARPS)
+            bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
+                                      xb + k0 * (M / 2), p.slots,
+                                      (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
+                                      want_dk, want_dv, Fr, Fi, lane);
+          __syncthreads();
         }
       }
 
@@ -982,8 +995,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
         for_rows(hc, want_dv, [&](int j, int k0, const auto& Fr, const auto& Fi) {
           T* re = planes + j * 2 * N + k0 * M;
           bwd_row_pass3<T, N0, RAD>(sm, twN, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2),
-                                    xb + j * (N / 2) + k0 * (M / 2),
-                                    p.slots + (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2),
+                                    xb + j * (N / 2) + k0 * (M / 2), p.slots,
+                                    (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2),
                                     first, want_dk, want_dv, Fr, Fi, lane);
         });
       }
