@@ -541,7 +541,10 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // one-warp N0 = 1 kernels (odd L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more
 // spills), so they keep the global slot. At 8192 it would halve the CTAs per SM; beyond, it
 // does not fit.
-constexpr bool big_bwd_shared_acc(int N0, int RAD) { return N0 >= 2 && N0 * RAD * RAD <= 4096; }
+#ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
+#define JFF_BWD_SHARED_ACC_MAX_N 4096
+#endif
+constexpr bool big_bwd_shared_acc(int N0, int RAD) { return N0 >= 2 && N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N; }
 
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-byte aligned) the accumulator
