@@ -1209,8 +1209,14 @@ BlhDims blh_dims(int64_t N) {
 // Pairs per chunk. sq kernel: 8 (scratch traffic ~5% of the main pass, enough chunks per h to
 // spread over all warps). Big kernel (one CTA runs a whole chunk): enough chunks for ~4096
 // items (H * chunks) to balance the CTAs, few enough that the float32 slots (8N bytes each)
-// stay under ~64 MB where possible. With several filter groups a chunk must not cross a run
-// of R/2 pairs of one group: the largest divisor of R/2 up to that.
+// stay under ~JFF_BWD_SLOT_CAP_MB where possible. With several filter groups a chunk must not
+// cross a run of R/2 pairs of one group: the largest divisor of R/2 up to that.
+// The cap is compile-time for A/B runs: at N >= 8192 and H = 768 it leaves one chunk per h, so
+// no two CTAs share an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of the
+// 48 GB read); a larger cap gives several chunks per h, run by neighbouring CTAs.
+#ifndef JFF_BWD_SLOT_CAP_MB
+#define JFF_BWD_SLOT_CAP_MB 64
+#endif
 int64_t bwd_chunk_pairs(const FftconvDims& d) {
   const int64_t pairs = (d.B + 1) / 2;
   int64_t cp;
@@ -1219,7 +1225,7 @@ int64_t bwd_chunk_pairs(const FftconvDims& d) {
   } else {
     // BLH: an item holds a tile of TH heads, so ~4096 / TH * 4 items (tiles are fewer and bigger).
     int64_t chunks = d.layout == kBLH ? (1024 * int64_t(blh_dims(d.N).TH) + d.H - 1) / d.H : (4096 + d.H - 1) / d.H;
-    int64_t cap = (int64_t(64) << 20) / (d.H * 8 * d.N);
+    int64_t cap = (int64_t(JFF_BWD_SLOT_CAP_MB) << 20) / (d.H * 8 * d.N);
     if (cap < 1) cap = 1;
     if (chunks > cap) chunks = cap;
     if (chunks > pairs) chunks = pairs;
