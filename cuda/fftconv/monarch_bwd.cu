@@ -26,7 +26,7 @@
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
 // atomics are used (the big kernel at N = 2048/4096 adds into a shared-memory copy and stores
 // the slot once per chunk: `big_bwd_shared_acc`; elsewhere the slot is in L2 at best: at
-// N >= 8192 ncu shows most of that read-add-write going to DRAM). dskip goes the same
+// N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
 // way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
 // chunks of group g in chunk order and runs one float32 inverse DFT.
 //
