@@ -83,6 +83,11 @@ emulate: $(VENV)/.deps
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
 	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
+	# The big backward's shared-memory dk accumulator (N = 2048/4096), which the emulator's occupancy rule
+	# (no registers) never picks by itself.
+	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N2048 > build/emu/monarch_bwd_shared.log && \
+		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N4096 >> build/emu/monarch_bwd_shared.log; \
+		rc=$$?; echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so

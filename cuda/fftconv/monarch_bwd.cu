@@ -56,6 +56,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 #include "fftconv/monarch_core.cuh"
 #include "fftconv/monarch_blh.cuh"
@@ -535,31 +536,34 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
   if (want_dv) inner_row_inverse<T, N0, RAD, true>(Yr, Yi, kk, Fr, Fi, sm.tw, twN, bre, bim, key, k0, lane);
 }
 
-// The big kernel keeps the chunk's dk accumulator (N/2 float4, 8N bytes) in shared memory where
-// that costs no CTAs per SM: N = 2048 and 4096 (4 CTAs x 54.5 KB at 4096). There the per-pair
-// read-add-write of the slot in global memory (16N bytes per pair, mostly L2 misses: ncu at
-// 4096 showed 6.5% L2 hits on loads and DRAM traffic ~2.6x the 7-stream floor) becomes one
-// store per chunk: H200, B=64 H=768 bf16, 4096 2.854 -> 2.641 ms, 2048 1.942 -> 1.824 ms. The
-// one-warp N0 = 1 kernels (odd L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more
-// spills), so they keep the global slot. At 8192 it would halve the CTAs per SM; beyond, it
-// does not fit.
+// The big kernel can keep the chunk's dk accumulator (N/2 float4, 8N bytes) in shared memory
+// (SHARED_ACC): the per-pair read-add-write of the slot in global memory (16N bytes per pair,
+// mostly L2 misses: ncu at 4096 showed 6.5% L2 hits on loads and DRAM traffic ~2.6x the 7-stream
+// floor) becomes one store per chunk. That variant exists for N = 2048 and 4096 and runs where
+// it keeps nearly as many CTAs per SM as the other (launch_bwd_big): on an H100/H200 (228 KB
+// per SM) it does, 4 CTAs x 54.5 KB at 4096, and measured 4096 2.854 -> 2.641 ms, 2048 1.942 ->
+// 1.824 ms (B=64 H=768 bf16); with 164 KB (A100) or 100 KB per SM it would cost CTAs. The one-warp
+// N0 = 1 kernels (odd L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills)
+// and have no such variant. At 8192 it would halve the CTAs per SM; beyond, it does not fit.
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
 #define JFF_BWD_SHARED_ACC_MAX_N 4096
 #endif
-constexpr bool big_bwd_shared_acc(int N0, int RAD) { return N0 >= 2 && N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N; }
+constexpr bool big_bwd_has_shared_acc(int N0, int RAD) {
+  return N0 >= 2 && N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N;
+}
 
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-byte aligned) the accumulator
   return (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
 }
 
-template <int N0, int RAD, int WARPS>
+template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
-  return big_bwd_shared_acc(N0, RAD) ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
-                                     : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
+  return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
+                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 
-template <typename T, int N0, int RAD, int WARPS>
+template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
 __global__ void __launch_bounds__(WARPS * 32)
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
@@ -570,7 +574,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   extern __shared__ uint4 smem_raw[];
   BigSmem<T, N0, RAD> sm(smem_raw);
   float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(smem_raw) + S::kSmem);
-  constexpr bool kSharedAcc = big_bwd_shared_acc(N0, RAD);
+  constexpr bool kSharedAcc = SHARED_ACC;
   float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(smem_raw) + big_bwd_acc_offset<N0, RAD, WARPS>());
   T* const sre = sm.sre;
   T* const sim = sm.sim;
@@ -1294,6 +1298,27 @@ cudaError_t resident_ctas(K kern, int threads, size_t smem, int64_t* out) {
   return cudaSuccess;
 }
 
+// The device's opt-in shared memory per block, bytes (0 if it cannot be read).
+size_t max_dyn_smem() {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+  return static_cast<size_t>(v);
+}
+
+// JFF_MONARCH_BWD_ACC=shared / =global picks the big kernel's dk accumulator where both variants
+// exist (self-tests of the variant the device would not choose, A/B runs); unset or any other
+// value: by occupancy.
+int forced_bwd_acc() {
+  static const int forced = [] {
+    const char* v = std::getenv("JFF_MONARCH_BWD_ACC");
+    if (v == nullptr) return 0;
+    const std::string s(v);
+    return s == "shared" ? 1 : (s == "global" ? -1 : 0);
+  }();
+  return forced;
+}
+
 BwdParams make_params(const FftconvBwdArgs& a, float* kspec, char* rest) {
   const FftconvDims& d = a.d;
   BwdParams p;
@@ -1355,18 +1380,45 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* 
   constexpr int WARPS = big_bwd_warps(N0, RAD);
   cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
-  auto kern = monarch_bwd_big_kernel<T, N0, RAD, WARPS>;
-  const size_t sm = big_bwd_smem_bytes<N0, RAD, WARPS>();
-  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
-  if (err != cudaSuccess) return err;
-  int64_t resident = 0;
-  if ((err = resident_ctas(kern, WARPS * 32, sm, &resident)) != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
-  int64_t grid = p.items < resident ? p.items : resident;
-  const int64_t xc = big_xbuf_ctas(d);
-  if (grid > xc) grid = xc;
-  kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
+  // device's shared memory per SM), persistent grid.
+  auto launch = [&](auto kern, size_t sm, int64_t resident) {
+    int64_t grid = p.items < resident ? p.items : resident;
+    const int64_t xc = big_xbuf_ctas(d);
+    if (grid > xc) grid = xc;
+    kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
+    return cudaGetLastError();
+  };
+  auto prepare = [&](auto kern, size_t sm, int64_t* resident) {
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+    return e != cudaSuccess ? e : resident_ctas(kern, WARPS * 32, sm, resident);
+  };
+  auto kern = monarch_bwd_big_kernel<T, N0, RAD, WARPS, false>;
+  const size_t sm = big_bwd_smem_bytes<N0, RAD, WARPS, false>();
+  int64_t resident = 0;
+  if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
+  bool shared_acc = false;
+  if constexpr (big_bwd_has_shared_acc(N0, RAD)) {
+    auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>;
+    const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS, true>();
+    int64_t resident_s = 0;
+    // Not where the device's block limit cannot take it (checked first: a failing runtime call
+    // would leave its error for the launch's check), nor where no CTA of it fits an SM.
+    shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, sm_s, &resident_s) == cudaSuccess;
+    const int forced = forced_bwd_acc();
+    if (forced != 0) {
+      shared_acc = shared_acc && forced > 0;
+    } else {
+      // At least 80% of the other variant's CTAs: on an H200, fp16 at 4096 runs 4 instead of 5
+      // CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
+      // ms); with 164 KB per SM (A100) bf16 at 4096 would run 2 instead of 4.
+      shared_acc = shared_acc && 5 * resident_s >= 4 * resident;
+    }
+    if (shared_acc) err = launch(kern_s, sm_s, resident_s);
+  }
+  if (!shared_acc) err = launch(kern, sm, resident);
+  if (err != cudaSuccess) return err;
   return launch_reduce<N0, RAD>(a, p, stream);
 }
 
@@ -1456,6 +1508,7 @@ bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   if (d.layout == kBLH && d.N > 2048 && !blh_bwd_clusters_fit(d.dtype, d.N)) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
+    // The big kernel: its global-slot variant, which always runs (the shared-accumulator one only where it fits).
     sm = d.layout == kBLH ? BlhBwdShape<n0(), rad()>::kSmem : big_bwd_smem_bytes<n0(), rad(), big_bwd_warps(n0(), rad())>();
     ksm = kspec_smem_bytes<n0(), rad()>();
     rsm = reduce_smem_bytes<n0(), rad()>();
