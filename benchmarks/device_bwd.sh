@@ -6,7 +6,9 @@
 # Builds monarch_bwd_selftest (without the forward: no forward timings in its table); runs its small cases
 # (float64 checks, poison, determinism), the same under compute-sanitizer memcheck, racecheck on the cases
 # matching each of RACECHECK (default "bf16 N2048 full" "bf16 N4096 full"), then the timed rows matching each
-# of TIMED (default: N = 1024 odd L, 2048, 4096, 8192 bf16 and 4096 fp16; B=64 H=768 gated).
+# of TIMED (default: N = 1024 odd L, 2048, 4096, 8192 bf16 and 4096 fp16; B=64 H=768 gated), then the rows
+# matching ACC_AB (default "T bf16 N4096") with the big kernel's dk accumulator forced to each variant
+# (JFF_MONARCH_BWD_ACC=shared / global; the default rows show which one the device picks).
 # JFF_MONARCH_BLH_BWD=1 in the environment adds the BLH rows.
 source "$(dirname "$0")/device_lib.sh"
 
@@ -27,4 +29,8 @@ IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N409
 for c in "${timed[@]}"; do
   run_left table.log timeout 90 $b/monarch_bwd_selftest --only "$c"
 done
-grep -h "^T \|^  BLH T \|copy\|exit" "$OUT/table.log"
+for acc in shared global; do
+  echo "## JFF_MONARCH_BWD_ACC=$acc" >>"$OUT/table.log"
+  run_left table.log env JFF_MONARCH_BWD_ACC=$acc timeout 90 $b/monarch_bwd_selftest --only "${ACC_AB:-T bf16 N4096}"
+done
+grep -h "^T \|^  BLH T \|copy\|^## \|exit" "$OUT/table.log"

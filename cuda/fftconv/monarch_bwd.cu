@@ -24,8 +24,9 @@
 // (every other case) processes a whole chunk in pair order and accumulates P (float32,
 // fragment order) into the chunk's slot in global scratch: the first pair writes, the others
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
-// atomics are used (the big kernel at N = 2048/4096 adds into a shared-memory copy and stores
-// the slot once per chunk: `big_bwd_shared_acc`; elsewhere the slot is in L2 at best: at
+// atomics are used (the big kernel at N = 2048/4096, where the SM has room, adds into a
+// shared-memory copy and stores the slot once per chunk: `big_bwd_has_shared_acc`,
+// launch_bwd_big; elsewhere the slot is in L2 at best: at
 // N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
 // way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
 // chunks of group g in chunk order and runs one float32 inverse DFT.
