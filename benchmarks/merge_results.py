@@ -11,6 +11,11 @@ An input may itself be a merged file (its parts are carried over). The copy band
 its start varies between device calls (3.4 to 4.1 TB/s seen on H200s); `--floor-bandwidth max` recomputes
 every row's floor with the largest bandwidth of all parts, so that no part's ratios are flattered by a slow
 measurement (the part's own floor stays in `floor_ms_own`).
+
+`--median` is for the same points measured in several processes: per-process state (buffer placement, clocks)
+moved the smallest depthwise points by 10-25% between processes while each process's own samples agreed
+(benchmarks/notes_depthwise.md, session 8). Each point then keeps the row of the run with the median `ours_ms`
+(the slower of the middle two for an even count), with every run's time in `ours_ms_runs` (in part order).
 """
 
 from __future__ import annotations
@@ -23,9 +28,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
-def merge(paths: list[Path], supersede: bool = False) -> dict:
+def _median_row(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["ours_ms"])
+    row = dict(ordered[len(ordered) // 2])
+    row["ours_ms_runs"] = [r["ours_ms"] for r in runs]
+    return row
+
+
+def merge(paths: list[Path], supersede: bool = False, median: bool = False) -> dict:
     """With `supersede`, a point measured again in a later file replaces the earlier row (e.g. after a kernel
-    change); the later part records how many rows it superseded. Without it a repeated point is an error."""
+    change); the later part records how many rows it superseded. With `median`, repeated points are runs of
+    one measurement (see the module doc). Without either a repeated point is an error."""
+    if supersede and median:
+        raise SystemExit("--supersede and --median exclude each other")
     parts, rows, seen = [], {}, {}
     first = None
     for path in paths:
@@ -51,20 +66,25 @@ def merge(paths: list[Path], supersede: bool = False) -> dict:
         replaced = 0
         for row in data["rows"]:
             point = harness.point_of(row)
-            if point in seen:
+            if point in seen and not median:
                 if not supersede:
                     raise SystemExit(f"{path}: point {dict(point)} also measured in {seen[point]}")
                 replaced += 1
             seen[point] = path.name
-            rows[point] = {"part": path.name, **row}
+            if median:
+                rows.setdefault(point, []).append({"part": path.name, **row})
+            else:
+                rows[point] = {"part": path.name, **row}
         if this is not None and replaced:
             this["superseded_rows"] = replaced
-    rows = list(rows.values())
+    rows = [_median_row(r) for r in rows.values()] if median else list(rows.values())
     meta = {k: v for k, v in first.items()
             if k not in ("argv", "date_utc", "copy_bandwidth", "complete", "floor_bandwidth_Bps")}
     meta["parts"] = parts
     meta["complete"] = all(p["complete"] for p in parts)
     meta["merged_by"] = "benchmarks/merge_results.py: rows exactly as each part measured them, floors from each part's own copy bandwidth"
+    if median:
+        meta["merged_by"] += "; repeated points: the run with the median ours_ms (all runs in ours_ms_runs)"
     return {"meta": meta, "rows": rows}
 
 
@@ -76,10 +96,10 @@ def use_max_bandwidth(merged: dict) -> None:
         row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bw)
         row["ours_over_floor"] = harness.ratio(row["ours_ms"], row["floor_ms"])
     merged["meta"]["floor_bandwidth_Bps"] = bw
-    merged["meta"]["merged_by"] = (
-        "benchmarks/merge_results.py --floor-bandwidth max: times exactly as each part measured them; floors from "
-        f"the largest copy bandwidth of all parts ({bw / 1e12:.2f} TB/s), each part's own floor in floor_ms_own"
-    )
+    merged["meta"]["merged_by"] = merged["meta"]["merged_by"].replace(
+        "merge_results.py: rows exactly as each part measured them, floors from each part's own copy bandwidth",
+        "merge_results.py --floor-bandwidth max: times exactly as each part measured them; floors from the largest "
+        f"copy bandwidth of all parts ({bw / 1e12:.2f} TB/s), each part's own floor in floor_ms_own")
 
 
 def main(argv=None):
@@ -90,9 +110,11 @@ def main(argv=None):
                    help="floors from each part's own copy bandwidth (default) or the largest of all parts")
     p.add_argument("--supersede", action="store_true",
                    help="a point measured again in a later part replaces the earlier row (else: an error)")
+    p.add_argument("--median", action="store_true",
+                   help="repeated points are runs in separate processes: keep each point's median run")
     p.add_argument("parts", nargs="+", type=Path)
     a = p.parse_args(argv)
-    merged = merge(a.parts, a.supersede)
+    merged = merge(a.parts, a.supersede, a.median)
     if a.floor_bandwidth == "max":
         use_max_bandwidth(merged)
     out = Path(a.out)

@@ -73,3 +73,20 @@ def test_floors_from_the_largest_bandwidth(tmp_path):
     assert slow["floor_ms"] == pytest.approx(4e6 / 4e12 * 1e3)
     assert slow["ours_over_floor"] == pytest.approx(0.02 / slow["floor_ms"])
     assert merged["meta"]["floor_bandwidth_Bps"] == 4e12
+
+
+def test_runs_in_several_processes_keep_the_median_run(tmp_path):
+    runs = [_part(tmp_path, f"run{i}", [_row(1024, t), _row(2048, 0.03 + i * 0.001)], 4e12)
+            for i, t in enumerate((0.020, 0.030, 0.025))]
+    merged = merge_results.merge(runs, median=True)
+    by_length = {r["L"]: r for r in merged["rows"]}
+    assert by_length[1024]["ours_ms"] == 0.025 and by_length[1024]["part"] == "run2.json"
+    assert by_length[1024]["ours_ms_runs"] == [0.020, 0.030, 0.025]
+    assert by_length[2048]["ours_ms"] == pytest.approx(0.031)
+    assert "median" in merged["meta"]["merged_by"]
+    # An even count keeps the slower of the middle two.
+    assert merge_results.merge(runs[:2], median=True)["rows"][0]["ours_ms"] == 0.030
+    with pytest.raises(SystemExit, match="exclude"):
+        merge_results.merge(runs, supersede=True, median=True)
+    merge_results.use_max_bandwidth(merged)
+    assert "median" in merged["meta"]["merged_by"] and "largest copy bandwidth" in merged["meta"]["merged_by"]
