@@ -148,6 +148,30 @@ bool clusters_fit() {
 }
 #endif
 
+// Whether the clustered BLH kernel of a direction fits the current device at (dtype, N); false at N
+// without clusters and in the CPU emulation. `Kernels` names the direction's kernel and its dynamic
+// shared memory: `Kernels::kern<T, N0, RAD>` and `Kernels::smem<N0, RAD>`.
+template <typename Kernels>
+bool blh_clusters_fit(DType dtype, int64_t N) {
+#ifdef JFF_MONARCH_EMU
+  (void)dtype;
+  (void)N;
+  return false;
+#else
+  bool fits = false;
+  dispatch_n(N, [&](auto n0, auto rad) {
+    using B = BlhShape<n0(), rad()>;
+    constexpr size_t kSmem = Kernels::template smem<n0(), rad()>;
+    if constexpr (B::CL > 1) {
+      fits = dtype == DType::kBF16
+                 ? clusters_fit<Kernels::template kern<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>()
+                 : clusters_fit<Kernels::template kern<__half, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
+    }
+  });
+  return fits;
+#endif
+}
+
 // 8 x 8 transpose of 16-bit elements: a[i] holds row i (element e in 16-bit half e & 1 of
 // word e >> 1); afterwards a[j] holds column j.
 __device__ __forceinline__ void transpose8x8(uint4 (&a)[8]) {

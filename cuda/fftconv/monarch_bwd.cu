@@ -1462,26 +1462,13 @@ cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, float* 
   return launch_reduce<N0, RAD>(a, p, stream);
 }
 
-// Whether the clustered BLH backward for (dtype, N >= 4096) fits the current device.
-bool blh_bwd_clusters_fit(DType dtype, int64_t N) {
-#ifdef JFF_MONARCH_EMU
-  (void)dtype;
-  (void)N;
-  return false;
-#else
-  bool fits = false;
-  dispatch_n(N, [&](auto n0, auto rad) {
-    using B = BlhShape<n0(), rad()>;
-    constexpr size_t kSmem = BlhBwdShape<n0(), rad()>::kSmem;
-    if constexpr (B::CL > 1) {
-      fits = dtype == DType::kBF16
-                 ? clusters_fit<monarch_bwd_blh_kernel<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>()
-                 : clusters_fit<monarch_bwd_blh_kernel<__half, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
-    }
-  });
-  return fits;
-#endif
-}
+// The BLH backward kernel, for blh_clusters_fit.
+struct BwdBlhKernels {
+  template <typename T, int N0, int RAD>
+  static constexpr auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
+  template <int N0, int RAD>
+  static constexpr size_t smem = BlhBwdShape<N0, RAD>::kSmem;
+};
 
 // The BLH backward is correct on the GPU (H200: self-test in both layouts, memcheck, racecheck) but slower
 // than the BHL kernels behind XLA transposes: B=64 H=768 bf16 fwd+bwd 4K 6.50 vs 4.31 ms, 32K 52.0 vs 44.6
@@ -1506,7 +1493,7 @@ bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
   if (d.layout != kBHL && !(d.layout == kBLH && blh_bwd_enabled() && (device_major >= 9 || d.N <= 2048)))
     return false;
-  if (d.layout == kBLH && d.N > 2048 && !blh_bwd_clusters_fit(d.dtype, d.N)) return false;
+  if (d.layout == kBLH && d.N > 2048 && !blh_clusters_fit<BwdBlhKernels>(d.dtype, d.N)) return false;
   size_t sm = 0, ksm = 0, rsm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
     // The big kernel: its global-slot variant, which always runs (the shared-accumulator one only where it fits).

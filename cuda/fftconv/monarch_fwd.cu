@@ -655,25 +655,13 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
   return cudaGetLastError();
 }
 
-// Whether the clustered BLH forward for (dtype, N >= 4096) fits the current device.
-bool blh_clusters_fit(DType dtype, int64_t N) {
-#ifdef JFF_MONARCH_EMU
-  (void)dtype;
-  (void)N;
-  return false;
-#else
-  bool fits = false;
-  dispatch_n(N, [&](auto n0, auto rad) {
-    using B = BlhShape<n0(), rad()>;
-    if constexpr (B::CL > 1) {
-      fits = dtype == DType::kBF16
-                 ? clusters_fit<monarch_fwd_blh_kernel<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, B::kSmem>()
-                 : clusters_fit<monarch_fwd_blh_kernel<__half, n0(), rad()>, B::CL, B::WARPS * 32, B::kSmem>();
-    }
-  });
-  return fits;
-#endif
-}
+// The BLH forward kernel, for blh_clusters_fit.
+struct FwdBlhKernels {
+  template <typename T, int N0, int RAD>
+  static constexpr auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
+  template <int N0, int RAD>
+  static constexpr size_t smem = BlhShape<N0, RAD>::kSmem;
+};
 
 template <typename T, int N0, int RAD>
 cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
@@ -726,7 +714,7 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
   // emulation).
   if (d.layout != kBHL && !(d.layout == kBLH && (device_major >= 9 || d.N <= 2048))) return false;
   if (d.layout == kBLH && d.N > 2048) {
-    if (!blh_clusters_fit(d.dtype, d.N)) return false;  // e.g. a small GPU partition (and the CPU emulation)
+    if (!blh_clusters_fit<FwdBlhKernels>(d.dtype, d.N)) return false;  // e.g. a small GPU partition (and the CPU emulation)
   }
   size_t sm = 0, ksm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
