@@ -55,6 +55,7 @@
 //   fits): more traffic than the 7-stream floor; the price of one shared-memory signal.
 #include "fftconv/monarch_bwd.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -1397,28 +1398,43 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* 
   };
   auto kern = monarch_bwd_big_kernel<T, N0, RAD, WARPS, false>;
   const size_t sm = big_bwd_smem_bytes<N0, RAD, WARPS, false>();
-  int64_t resident = 0;
-  if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
-  bool shared_acc = false;
-  if constexpr (big_bwd_has_shared_acc(N0, RAD)) {
-    auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>;
-    const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS, true>();
-    int64_t resident_s = 0;
-    // Not where the device's block limit cannot take it (checked first: a failing runtime call
-    // would leave its error for the launch's check), nor where no CTA of it fits an SM.
-    shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, sm_s, &resident_s) == cudaSuccess;
-    const int forced = forced_bwd_acc();
-    if (forced != 0) {
-      shared_acc = shared_acc && forced > 0;
-    } else {
-      // At least 80% of the other variant's CTAs: on an H200, fp16 at 4096 runs 4 instead of 5
-      // CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
-      // ms); with 164 KB per SM (A100) bf16 at 4096 would run 2 instead of 4.
-      shared_acc = shared_acc && 5 * resident_s >= 4 * resident;
+  if constexpr (!big_bwd_has_shared_acc(N0, RAD)) {
+    int64_t resident = 0;
+    if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
+    err = launch(kern, sm, resident);
+  } else {
+    // Which variant, and its resident CTAs, decided once per device (the function attributes set
+    // on the way persist): resident * 2 + (1 for the shared accumulator); 0 = not decided yet.
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int64_t> plans[kMaxDevices] = {};
+    int dev = 0;
+    if ((err = cudaGetDevice(&dev)) != cudaSuccess) return err;
+    if (dev < 0 || dev >= kMaxDevices) return cudaErrorInvalidDevice;
+    int64_t plan = plans[dev].load(std::memory_order_relaxed);
+    if (plan == 0) {
+      auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>;
+      const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS, true>();
+      int64_t resident = 0, resident_s = 0;
+      if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
+      // Not where the device's block limit cannot take it (checked first: a failing runtime call
+      // would leave its error for the launch's check), nor where no CTA of it fits an SM.
+      bool shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, sm_s, &resident_s) == cudaSuccess;
+      const int forced = forced_bwd_acc();
+      if (forced != 0) {
+        shared_acc = shared_acc && forced > 0;
+      } else {
+        // At least 80% of the other variant's CTAs: on an H200, fp16 at 4096 runs 4 instead of 5
+        // CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
+        // ms); with 164 KB per SM (A100) bf16 at 4096 would run 2 instead of 4.
+        shared_acc = shared_acc && 5 * resident_s >= 4 * resident;
+      }
+      plan = (shared_acc ? resident_s : resident) * 2 + (shared_acc ? 1 : 0);
+      plans[dev].store(plan, std::memory_order_relaxed);
     }
-    if (shared_acc) err = launch(kern_s, sm_s, resident_s);
+    err = (plan & 1) ? launch(monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>,
+                              big_bwd_smem_bytes<N0, RAD, WARPS, true>(), plan / 2)
+                     : launch(kern, sm, plan / 2);
   }
-  if (!shared_acc) err = launch(kern, sm, resident);
   if (err != cudaSuccess) return err;
   return launch_reduce<N0, RAD>(a, p, stream);
 }
