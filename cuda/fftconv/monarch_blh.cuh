@@ -146,6 +146,22 @@ bool clusters_fit() {
   }
   return state == 1;
 }
+
+// Launches `Kern(p)` as a persistent grid of clusters: as many as fit the device at once, at most
+// max_clusters (at least one must fit: the callers' supported() checks that).
+template <auto Kern, int CL, int THREADS, size_t SMEM, typename Params>
+cudaError_t launch_clusters(const Params& p, int64_t max_clusters, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg;
+  cudaLaunchAttribute attr[1];
+  int clusters = 0;  // co-resident clusters
+  cudaError_t err = cluster_config<Kern, CL, THREADS, SMEM>(cfg, attr, &clusters);
+  if (err != cudaSuccess) return err;
+  if (clusters < 1) return cudaErrorInvalidConfiguration;
+  const int64_t n = clusters < max_clusters ? clusters : max_clusters;
+  cfg.gridDim = dim3(static_cast<unsigned>(n * CL));
+  cfg.stream = stream;
+  return cudaLaunchKernelEx(&cfg, Kern, p);
+}
 #endif
 
 // Whether the clustered BLH kernel of a direction fits the current device at (dtype, N); false at N

@@ -1463,16 +1463,8 @@ cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, float* 
 #ifdef JFF_MONARCH_EMU
     return cudaErrorNotSupported;
 #else
-    cudaLaunchConfig_t cfg;
-    cudaLaunchAttribute attr[1];
-    int clusters = 0;  // co-resident clusters: the persistent grid
-    if ((err = cluster_config<kern, B::CL, B::WARPS * 32, kSmem>(cfg, attr, &clusters)) != cudaSuccess) return err;
-    if (clusters < 1) return cudaErrorInvalidConfiguration;  // monarch_bwd_supported said no
-    int64_t nc = clusters < p.items ? clusters : p.items;
-    if (nc > xc / B::CL) nc = xc / B::CL;
-    cfg.gridDim = dim3(static_cast<unsigned>(nc * B::CL));
-    cfg.stream = stream;
-    if ((err = cudaLaunchKernelEx(&cfg, kern, p)) != cudaSuccess) return err;
+    const int64_t max_clusters = p.items < xc / B::CL ? p.items : xc / B::CL;
+    if ((err = launch_clusters<kern, B::CL, B::WARPS * 32, kSmem>(p, max_clusters, stream)) != cudaSuccess) return err;
 #endif
   }
   return launch_reduce<N0, RAD>(a, p, stream);

@@ -688,16 +688,7 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspe
 #ifdef JFF_MONARCH_EMU
     return cudaErrorNotSupported;
 #else
-    cudaLaunchConfig_t cfg;
-    cudaLaunchAttribute attr[1];
-    int clusters = 0;  // co-resident clusters: the persistent grid
-    constexpr auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
-    if ((err = cluster_config<kern, B::CL, B::WARPS * 32, B::kSmem>(cfg, attr, &clusters)) != cudaSuccess) return err;
-    if (clusters < 1) return cudaErrorInvalidConfiguration;  // monarch_fwd_supported said no
-    if (clusters > p.items) clusters = p.items;
-    cfg.gridDim = dim3(static_cast<unsigned>(clusters) * B::CL);
-    cfg.stream = stream;
-    return cudaLaunchKernelEx(&cfg, kern, p);
+    return launch_clusters<monarch_fwd_blh_kernel<T, N0, RAD>, B::CL, B::WARPS * 32, B::kSmem>(p, p.items, stream);
 #endif
   }
 }
