@@ -6,28 +6,42 @@
 #       -DJFF_BWD_SHARED_ACC_MAX_N=8192
 #
 # Builds monarch_selftest (BWD=1: monarch_bwd_selftest) once per flag (for the code as it is, pass a define
-# nothing reads, e.g. -DJFF_AB_BASELINE). SMALL=1 first runs each build's small correctness cases (float64
-# checks, poison, determinism; the forward's include BLH). Then each build's timed rows matching each of ONLY
-# (';'-separated substrings, default "T bf16": the issue-3 workload, with its correctness checks) twice,
-# interleaved (A B A B), so that drift between runs shows.
+# nothing reads, e.g. -DJFF_AB_BASELINE; several defines for one build: comma-separated, -DA=1,-DB=2).
+# SMALL=1 first runs each build's small correctness cases (float64 checks, poison, determinism; the forward's
+# include BLH). Then each build's timed rows matching each of ONLY (';'-separated substrings, default "T bf16":
+# the issue-3 workload, with its correctness checks) twice, interleaved (A B A B), so that drift between runs
+# shows. PHASE=build only builds, PHASE=run only runs (the same arguments), so that one device call can build
+# the forward's and the backward's variants at once and time them one after the other.
 source "$(dirname "$0")/device_lib.sh"
 
 if [ "${BWD:-0}" = 1 ]; then
   sources=(cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu)
+  tag=bwd
 else
   sources=(cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu)
+  tag=fwd
 fi
-i=0
-for flag in "$@"; do
-  "${nv[@]}" "$flag" -o build/selftests/monarch_ab_$i "${sources[@]}" >"$OUT/build_$i.log" 2>&1 &
-  i=$((i + 1))
-done
-wait
+bin=build/selftests/monarch_ab_$tag
+if [ "${PHASE:-all}" != run ]; then
+  i=0
+  for flag in "$@"; do
+    IFS=',' read -ra defs <<<"$flag"
+    "${nv[@]}" "${defs[@]}" -o ${bin}_$i "${sources[@]}" >"$OUT/build_${tag}_$i.log" 2>&1 &
+    i=$((i + 1))
+  done
+  wait
+  i=0
+  for flag in "$@"; do
+    [ -x ${bin}_$i ] || { echo "build failed: $flag"; tail -n 5 "$OUT/build_${tag}_$i.log"; }
+    i=$((i + 1))
+  done
+fi
+[ "${PHASE:-all}" = build ] && exit 0
 if [ "${SMALL:-0}" = 1 ]; then
   i=0
   for flag in "$@"; do
-    run_left "small_$i.log" timeout 120 build/selftests/monarch_ab_$i --small
-    echo "$flag: $(grep -c ' PASS$' "$OUT/small_$i.log") PASS, $(grep -c ' FAIL$' "$OUT/small_$i.log") FAIL, $(tail -n 1 "$OUT/small_$i.log")"
+    run_left "small_${tag}_$i.log" timeout 120 ${bin}_$i --small
+    echo "$tag $flag: $(grep -c ' PASS$' "$OUT/small_${tag}_$i.log") PASS, $(grep -c ' FAIL$' "$OUT/small_${tag}_$i.log") FAIL, $(tail -n 1 "$OUT/small_${tag}_$i.log")"
     i=$((i + 1))
   done
 fi
@@ -35,11 +49,11 @@ IFS=';' read -ra rows <<<"${ONLY:-T bf16}"
 for round in 1 2; do
   i=0
   for flag in "$@"; do
-    echo "### $flag (round $round)" >>"$OUT/ab.log"
+    echo "### $tag $flag (round $round)" >>"$OUT/ab_$tag.log"
     for r in "${rows[@]}"; do
-      run_left ab.log build/selftests/monarch_ab_$i --only "$r"
+      run_left ab_$tag.log ${bin}_$i --only "$r"
     done
     i=$((i + 1))
   done
 done
-grep -h "###\|^T \|^  BLH T \|ALL PASS\|FAIL" "$OUT/ab.log"
+grep -h "###\|^T \|^  BLH T \|ALL PASS\|FAIL" "$OUT/ab_$tag.log"

@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         for (int i = 0; i < RCH / 32; ++i) {
           const int t = (lane + 32 * i) * 8;
           const bool valid = rv && t < p.L;
-          cp_async16(dst + swz_offset<RAD>(t / RAD, t % RAD),
+          cp_async16<Touch::kLast>(dst + swz_offset<RAD>(t / RAD, t % RAD),
                      valid ? sp + base0 + rr * rstride + t : sp, valid ? 16 : 0);
         }
       }
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       if ((rr == 0 || row1) && t < p.L) {
         const uint4 val =
             *reinterpret_cast<const uint4*>(region + rr * N + swz_offset<RAD>(t / RAD, t % RAD));
-        *reinterpret_cast<uint4*>(dst + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t) = val;
+        store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(dst + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t), val);
       }
     }
   };
@@ -620,14 +620,20 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int L1 = row1 ? L : 0;
       const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
 
-      // 8 elements at t of a stream's rows b, b+1 as floats (zeros beyond L / missing row).
+      // 8 elements at t of a stream's rows b, b+1 as floats (zeros beyond L / missing row):
+      // get for u and pre before their last pass, get_last for a stream's last read, put for
+      // the outputs (each written once).
       auto get = [&](const uint16_t* s, int t, float (&a)[8], float (&b)[8]) {
         unpack8<T>(load8(s + base0, t, L, vec), a);
         unpack8<T>(load8(s + base1, t, L1, vec), b);
       };
+      auto get_last = [&](const uint16_t* s, int t, float (&a)[8], float (&b)[8]) {
+        unpack8<T>(load8<Touch::kLast>(s + base0, t, L, vec), a);
+        unpack8<T>(load8<Touch::kLast>(s + base1, t, L1, vec), b);
+      };
       auto put = [&](uint16_t* d, int t, const float (&a)[8], const float (&b)[8]) {
-        store8(d + base0, t, L, vec, pack8<T>(a));
-        store8(d + base1, t, L1, vec, pack8<T>(b));
+        store8<Touch::kLast>(d + base0, t, L, vec, pack8<T>(a));
+        store8<Touch::kLast>(d + base1, t, L1, vec, pack8<T>(b));
       };
 
       // ---- pass 1: X = DFT(v); X saved for P; z' = IDFT(X K') for dpost.
@@ -667,7 +673,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       exchange<T, N0, RAD, NTH, true>(sre, sim, twN, want_dpost, lpad, tid,
                                       [&](int t, float (&zr)[8], float (&zi)[8]) {
                                         float d0[8], d1[8];
-                                        get(dy, t, d0, d1);
+                                        get_last(dy, t, d0, d1);
                                         if (want_dpost) {
                                           float o0[8], o1[8];
 #pragma unroll
@@ -679,7 +685,7 @@ __global__ void __launch_bounds__(WARPS * 32)
                                         }
                                         if (post != nullptr) {
                                           float g0[8], g1[8];
-                                          get(post, t, g0, g1);
+                                          get_last(post, t, g0, g1);
 #pragma unroll
                                           for (int e = 0; e < 8; ++e) {
                                             d0[e] *= g0[e];
@@ -754,7 +760,7 @@ __global__ void __launch_bounds__(WARPS * 32)
                                            }
                                            float a0[8], a1[8];
                                            if (du != nullptr) {
-                                             get(pre, t, a0, a1);
+                                             get_last(pre, t, a0, a1);
 #pragma unroll
                                              for (int e = 0; e < 8; ++e) {
                                                a0[e] *= zr[e];
@@ -763,7 +769,7 @@ __global__ void __launch_bounds__(WARPS * 32)
                                              put(du, t, a0, a1);
                                            }
                                            if (dpre != nullptr) {
-                                             get(u, t, a0, a1);
+                                             get_last(u, t, a0, a1);
 #pragma unroll
                                              for (int e = 0; e < 8; ++e) {
                                                a0[e] *= zr[e];

@@ -97,12 +97,46 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(a));
 }
 
+// Whether a kernel touches a stream element again after this access. The last access of a stream
+// that is read or written once (the forward's u, pre, post, y; the backward's dy, post, outputs,
+// and u / pre in its final pass) can go with the evict-first "streaming" policy (ld/st.global.cs):
+// those lines then leave L2 first, and what the kernel reads again stays there: the filter
+// spectrum K' (read per row pair, by every pair of a row group), the backward's u and pre (read in
+// passes 1, 2 and 4) and its X buffer. ncu of the backward at 4096 showed 6.5% L2 hits on loads
+// and DRAM reads of 3x the streams: K' and the u / pre rereads each cost about a stream's worth.
+// JFF_STREAM_HINTS=0 turns the policy off (A/B runs, benchmarks/device_monarch_ab.sh).
+#ifndef JFF_STREAM_HINTS
+#define JFF_STREAM_HINTS 0
+#endif
+enum class Touch { kAgain, kLast };
+
 // 16-byte async copy; src_bytes = 0 fills the destination with zeros (implicit padding).
+template <Touch W = Touch::kAgain>
 __device__ __forceinline__ void cp_async16(void* smem_ptr, const void* gptr, int src_bytes) {
   uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gptr), "r"(src_bytes)
-               : "memory");
+  if constexpr (W == Touch::kLast && JFF_STREAM_HINTS) {
+    uint64_t policy;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(a), "l"(gptr),
+                 "r"(src_bytes), "l"(policy)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gptr), "r"(src_bytes)
+                 : "memory");
+  }
 }
+
+template <Touch W, typename V>
+__device__ __forceinline__ V load_hinted(const V* p) {
+  if constexpr (W == Touch::kLast && JFF_STREAM_HINTS) return __ldcs(p);
+  else return __ldg(p);
+}
+template <Touch W, typename V>
+__device__ __forceinline__ void store_hinted(V* p, V v) {
+  if constexpr (W == Touch::kLast && JFF_STREAM_HINTS) __stcs(p, v);
+  else *p = v;
+}
+
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
@@ -499,26 +533,30 @@ struct BigSmem {
 
 // Eight 16-bit elements t .. t+7 of a row (zero at and beyond L; L = 0 for an absent row).
 // Vector path only where the row is 16-byte aligned (L % 8 == 0) and the chunk is whole.
+template <Touch W = Touch::kAgain>
 __device__ __forceinline__ uint4 load8(const uint16_t* row, int t, int L, bool vec) {
-  if (vec && t + 8 <= L) return __ldg(reinterpret_cast<const uint4*>(row + t));
+  if (vec && t + 8 <= L) return load_hinted<W>(reinterpret_cast<const uint4*>(row + t));
   uint32_t w[4] = {0u, 0u, 0u, 0u};
   if (t < L) {
 #pragma unroll
     for (int e = 0; e < 8; ++e)
-      if (t + e < L) w[e >> 1] |= static_cast<uint32_t>(__ldg(row + t + e)) << (16 * (e & 1));
+      if (t + e < L) w[e >> 1] |= static_cast<uint32_t>(load_hinted<W>(row + t + e)) << (16 * (e & 1));
   }
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// Callers opt in to the streaming policy: BLH rows write 16 of a sector's 32 bytes per access and
+// their neighbouring heads' stores complete the sector, so those keep the default.
+template <Touch W = Touch::kAgain>
 __device__ __forceinline__ void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
   if (vec && t + 8 <= L) {
-    *reinterpret_cast<uint4*>(row + t) = v;
+    store_hinted<W>(reinterpret_cast<uint4*>(row + t), v);
     return;
   }
   const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int e = 0; e < 8; ++e)
-    if (t + e < L) row[t + e] = static_cast<uint16_t>(w[e >> 1] >> (16 * (e & 1)));
+    if (t + e < L) store_hinted<W>(row + t + e, static_cast<uint16_t>(w[e >> 1] >> (16 * (e & 1))));
 }
 
 template <typename T>

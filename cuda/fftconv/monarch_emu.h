@@ -13,7 +13,7 @@
 //     warp collectives, whose 2048 x 256 threads would otherwise cost a fiber each);
 //   * cp.async as a plain 16-byte copy with the hardware's zero fill, commit/wait as no-ops
 //     (the data is there at once, so waits are trivially satisfied), L1 prefetch as a no-op;
-//   * the backward's extras: __ldcg / __stcg (cache-hinted global accesses, plain ones here)
+//   * __ldcg / __stcg / __ldcs / __stcs (cache-hinted global accesses, plain ones here)
 //     and __shfl_xor_sync (a warp collective through emu.h's per-warp slots);
 //   * the CUDA runtime calls those files make, on host memory, with H100-like limits;
 //   * small_only_main: the emulated binaries' main, which runs the self-test's --small cases only.
@@ -54,6 +54,14 @@ inline T __ldcg(const T* p) {
 }
 template <typename T>
 inline void __stcg(T* p, T v) {
+  *p = v;
+}
+template <typename T>
+inline T __ldcs(const T* p) {
+  return *p;
+}
+template <typename T>
+inline void __stcs(T* p, T v) {
   *p = v;
 }
 // Butterfly shuffle of a full warp: every lane publishes its value in its slot, the warp meets,
@@ -160,6 +168,7 @@ namespace jff {
 namespace {
 // cp.async.cg 16 bytes: src_bytes from global, the rest of the 16 zero-filled (src_bytes = 0
 // reads nothing). Done at once; the kernel's waits then have nothing left to wait for.
+template <Touch = Touch::kAgain>  // the L2 policy is a hint; there is no L2 here
 inline void cp_async16(void* smem_ptr, const void* gptr, int src_bytes) {
   if (src_bytes < 0 || src_bytes > 16) jff_emu::die("cp.async src-size out of range");
   std::memcpy(smem_ptr, gptr, static_cast<size_t>(src_bytes));

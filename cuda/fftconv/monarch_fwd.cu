@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         for (int i = 0; i < CHUNKS / 32; ++i) {
           const int t = (lane + 32 * i) * 8;
           const bool valid = rv && t < p.L;
-          cp_async16(dst + swz_offset<RAD>(t / RAD, t % RAD), valid ? rowp + t : src, valid ? 16 : 0);
+          cp_async16<Touch::kLast>(dst + swz_offset<RAD>(t / RAD, t % RAD), valid ? rowp + t : src, valid ? 16 : 0);
         }
       }
     }
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int rr = c / CHUNKS, t = (c % CHUNKS) * 8;
       if ((rr == 0 || row1) && t < p.L) {
         const uint4 val = *reinterpret_cast<const uint4*>(sb + rr * N + swz_offset<RAD>(t / RAD, t % RAD));
-        *reinterpret_cast<uint4*>(y + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t) = val;
+        store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t), val);
       }
     }
     __syncwarp();  // the next iteration's cp.async refills this stage
@@ -378,10 +378,10 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
         for (int n0 = 0; n0 < N0; ++n0) {
           const int t = n0 * M + 8 * c;
-          uint4 a0 = load8(u + base0, t, L, vec), a1 = load8(u + base1, t, L1, vec);
+          uint4 a0 = load8<Touch::kLast>(u + base0, t, L, vec), a1 = load8<Touch::kLast>(u + base1, t, L1, vec);
           if (pre != nullptr) {
-            a0 = mul8<T>(a0, load8(pre + base0, t, L, vec));
-            a1 = mul8<T>(a1, load8(pre + base1, t, L1, vec));
+            a0 = mul8<T>(a0, load8<Touch::kLast>(pre + base0, t, L, vec));
+            a1 = mul8<T>(a1, load8<Touch::kLast>(pre + base1, t, L1, vec));
           }
           unpack8<T>(a0, xr[n0]);
           unpack8<T>(a1, xi[n0]);
@@ -403,11 +403,11 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
         for (int i = 0; i < U; ++i) {
           const int t = 8 * (c0 + i * NTH);
-          a0[i] = load8(u + base0, t, L, vec);
-          a1[i] = load8(u + base1, t, L1, vec);
+          a0[i] = load8<Touch::kLast>(u + base0, t, L, vec);
+          a1[i] = load8<Touch::kLast>(u + base1, t, L1, vec);
           if (pre != nullptr) {
-            q0[i] = load8(pre + base0, t, L, vec);
-            q1[i] = load8(pre + base1, t, L1, vec);
+            q0[i] = load8<Touch::kLast>(pre + base0, t, L, vec);
+            q1[i] = load8<Touch::kLast>(pre + base1, t, L1, vec);
           }
         }
 #pragma unroll
@@ -480,16 +480,16 @@ __global__ void __launch_bounds__(WARPS * 32)
           const int t = n0 * M + m;
           if (post != nullptr) {
             float g0[8], g1[8];
-            unpack8<T>(load8(post + base0, t, L, vec), g0);
-            unpack8<T>(load8(post + base1, t, L1, vec), g1);
+            unpack8<T>(load8<Touch::kLast>(post + base0, t, L, vec), g0);
+            unpack8<T>(load8<Touch::kLast>(post + base1, t, L1, vec), g1);
 #pragma unroll
             for (int e = 0; e < 8; ++e) {
               zr[n0][e] *= g0[e];
               zi[n0][e] *= g1[e];
             }
           }
-          store8(y + base0, t, L, vec, pack8<T>(zr[n0]));
-          store8(y + base1, t, L1, vec, pack8<T>(zi[n0]));
+          store8<Touch::kLast>(y + base0, t, L, vec, pack8<T>(zr[n0]));
+          store8<Touch::kLast>(y + base1, t, L1, vec, pack8<T>(zi[n0]));
         }
       }
     } else {
@@ -501,8 +501,8 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
           for (int i = 0; i < U; ++i) {
             const int t = 8 * (c0 + i * NTH);
-            g0[i] = load8(post + base0, t, L, vec);
-            g1[i] = load8(post + base1, t, L1, vec);
+            g0[i] = load8<Touch::kLast>(post + base0, t, L, vec);
+            g1[i] = load8<Touch::kLast>(post + base1, t, L1, vec);
           }
         }
 #pragma unroll
@@ -524,8 +524,8 @@ __global__ void __launch_bounds__(WARPS * 32)
               zi[e] *= p1[e];
             }
           }
-          store8(y + base0, t, L, vec, pack8<T>(zr));
-          store8(y + base1, t, L1, vec, pack8<T>(zi));
+          store8<Touch::kLast>(y + base0, t, L, vec, pack8<T>(zr));
+          store8<Touch::kLast>(y + base1, t, L1, vec, pack8<T>(zi));
         }
       }
     }
