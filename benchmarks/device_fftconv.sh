@@ -8,7 +8,9 @@
 # 2. compute-sanitizer memcheck on monarch_selftest --small and monarch_bwd_selftest --small;
 # 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
-# 5. the GPU tests -k "fftconv and not long", then -k long.
+# 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
+#    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
+# 6. the GPU tests -k "fftconv and not long", then -k long.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
@@ -29,6 +31,16 @@ grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|^built" "$OUT/selftests.log"
 
 run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
 tail -n 30 "$OUT/bench.log"
+if [ -n "${SLOT_AB:-}" ]; then
+  IFS=';' read -ra slot_rows <<<"$SLOT_AB"
+  for cap in ${SLOT_CAPS:-64 320 1024}; do
+    echo "## JFF_MONARCH_BWD_SLOT_CAP_MB=$cap" >>"$OUT/slot_ab.log"
+    for r in "${slot_rows[@]}"; do
+      run_left slot_ab.log env JFF_MONARCH_BWD_SLOT_CAP_MB=$cap $b/monarch_bwd_selftest --only "$r"
+    done
+  done
+  grep -h "^## \|^T \|exit" "$OUT/slot_ab.log"
+fi
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
 grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4

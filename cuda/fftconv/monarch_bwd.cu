@@ -1223,14 +1223,24 @@ BlhDims blh_dims(int64_t N) {
 // Pairs per chunk. sq kernel: 8 (scratch traffic ~5% of the main pass, enough chunks per h to
 // spread over all warps). Big kernel (one CTA runs a whole chunk): enough chunks for ~4096
 // items (H * chunks) to balance the CTAs, few enough that the float32 slots (8N bytes each)
-// stay under ~JFF_BWD_SLOT_CAP_MB where possible. With several filter groups a chunk must not
-// cross a run of R/2 pairs of one group: the largest divisor of R/2 up to that.
-// The cap is compile-time for A/B runs: at N >= 8192 and H = 768 it leaves one chunk per h, so
-// no two CTAs share an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of the
-// 48 GB read); a larger cap gives several chunks per h, run by neighbouring CTAs.
-#ifndef JFF_BWD_SLOT_CAP_MB
-#define JFF_BWD_SLOT_CAP_MB 64
-#endif
+// stay under a cap where possible. With several filter groups a chunk must not cross a run of
+// R/2 pairs of one group: the largest divisor of R/2 up to that.
+// The cap: 64 MB up to N = 4096; 320 MB from 8192, where 64 MB left one chunk per h at H = 768,
+// so no two CTAs shared an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of
+// the 48 GB read). H200, B=64 H=768 bf16, backward ms, cap 64 -> 1024 MB (6 chunks per h at 8K,
+// 5 at 32K; 4K keeps the shared-memory accumulator): 8K 7.64 -> 6.89, 32K 38.3 -> 37.8, but
+// 4K 2.43 -> 2.62 (6 chunks instead of 2). 320 MB gives 8K its 6 chunks, 16K 3 and 32K 1 (~1%
+// for 1 GB of scratch there was not worth it). JFF_MONARCH_BWD_SLOT_CAP_MB=<MB> overrides the
+// cap (A/B runs: benchmarks/device_fftconv.sh).
+int64_t bwd_slot_cap_bytes(int64_t N) {
+  static const int64_t forced_mb = [] {
+    const char* v = std::getenv("JFF_MONARCH_BWD_SLOT_CAP_MB");
+    return v == nullptr ? int64_t(0) : int64_t(std::atoll(v));
+  }();
+  const int64_t mb = forced_mb > 0 ? forced_mb : (N >= 8192 ? 320 : 64);
+  return mb << 20;
+}
+
 int64_t bwd_chunk_pairs(const FftconvDims& d) {
   const int64_t pairs = (d.B + 1) / 2;
   int64_t cp;
@@ -1239,7 +1249,7 @@ int64_t bwd_chunk_pairs(const FftconvDims& d) {
   } else {
     // BLH: an item holds a tile of TH heads, so ~4096 / TH * 4 items (tiles are fewer and bigger).
     int64_t chunks = d.layout == kBLH ? (1024 * int64_t(blh_dims(d.N).TH) + d.H - 1) / d.H : (4096 + d.H - 1) / d.H;
-    int64_t cap = (int64_t(JFF_BWD_SLOT_CAP_MB) << 20) / (d.H * 8 * d.N);
+    int64_t cap = bwd_slot_cap_bytes(d.N) / (d.H * 8 * d.N);
     if (cap < 1) cap = 1;
     if (chunks > cap) chunks = cap;
     if (chunks > pairs) chunks = pairs;

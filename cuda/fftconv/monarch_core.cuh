@@ -104,9 +104,11 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 // spectrum K' (read per row pair, by every pair of a row group), the backward's u and pre (read in
 // passes 1, 2 and 4) and its X buffer. ncu of the backward at 4096 showed 6.5% L2 hits on loads
 // and DRAM reads of 3x the streams: K' and the u / pre rereads each cost about a stream's worth.
-// JFF_STREAM_HINTS=0 turns the policy off (A/B runs, benchmarks/device_monarch_ab.sh).
+// H200, B=64 H=768 bf16, off -> on (A/B in one call, two rounds): backward 4096 2.630 -> 2.427 ms,
+// 8192 7.68 -> 7.64, 32768 38.2 -> 38.3; forward 1024 0.181 -> 0.175, 4096 0.777 -> 0.770,
+// 8192-32768 within 1%. JFF_STREAM_HINTS=0 turns it off (A/B runs, benchmarks/device_monarch_ab.sh).
 #ifndef JFF_STREAM_HINTS
-#define JFF_STREAM_HINTS 0
+#define JFF_STREAM_HINTS 1
 #endif
 enum class Touch { kAgain, kLast };
 
