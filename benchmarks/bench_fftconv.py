@@ -22,6 +22,7 @@ bandwidth measured at the start of the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -60,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--name", help="results name: <device>-<name>.json (default fftconv, fftconv-quick with --quick)")
     p.add_argument("--no-save", action="store_true", help="print the table only")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--replot", metavar="JSON",
+                   help="only draw the PNG of a results file written earlier (e.g. by a --no-plot device run)")
     p.add_argument("--no-accuracy", action="store_true", help="skip the float64 accuracy check")
     a = p.parse_args(argv)
     a.sizes = [
@@ -280,6 +283,9 @@ def _ms(x):
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.replot:
+        replot(a.replot)
+        return
     import jax_flashfft as jff
 
     dtype = harness.parse_dtype(a.dtype)
@@ -386,13 +392,25 @@ def main(argv=None):
         path = harness.write_results(a.name, {**meta, "complete": True}, rows, a.out)
         print(f"\nwrote {path}")
         if not a.no_plot:
-            png = harness.plot(
-                rows,
-                path.with_suffix(".png"),
-                x_label=lambda r: f"{r['case'][0]} N={harness.fmt_size(r['N'])}",
-                title=f"fftconv {harness.dtype_name(dtype)} {a.layout} B={a.batch} H={a.heads}",
-            )
-            print(f"wrote {png}")
+            print(f"wrote {plot_rows(rows, path.with_suffix('.png'))}")
+
+
+def plot_rows(rows: list[dict], png: Path, device_line: str | None = None) -> Path:
+    r0 = rows[0]
+    return harness.plot(
+        rows,
+        png,
+        x_label=lambda r: f"{r['case'][0]} N={harness.fmt_size(r['N'])}",
+        title=f"fftconv {r0['dtype']} {r0['layout']} B={r0['B']} H={r0['H']}",
+        device_line=device_line,
+    )
+
+
+def replot(json_path: str) -> None:
+    doc = json.loads(Path(json_path).read_text())
+    meta = doc["meta"]
+    line = f"{meta['device_kind']}, jax {meta['jax_version']}, {meta['date_utc']}"
+    print(f"wrote {plot_rows(doc['rows'], Path(json_path).with_suffix('.png'), line)}")
 
 
 if __name__ == "__main__":

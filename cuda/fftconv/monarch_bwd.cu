@@ -1225,19 +1225,19 @@ BlhDims blh_dims(int64_t N) {
 // items (H * chunks) to balance the CTAs, few enough that the float32 slots (8N bytes each)
 // stay under a cap where possible. With several filter groups a chunk must not cross a run of
 // R/2 pairs of one group: the largest divisor of R/2 up to that.
-// The cap: 64 MB up to N = 4096; 320 MB from 8192, where 64 MB left one chunk per h at H = 768,
-// so no two CTAs shared an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of
-// the 48 GB read). H200, B=64 H=768 bf16, backward ms, cap 64 -> 1024 MB (6 chunks per h at 8K,
-// 5 at 32K; 4K keeps the shared-memory accumulator): 8K 7.64 -> 6.89, 32K 38.3 -> 37.8, but
-// 4K 2.43 -> 2.62 (6 chunks instead of 2). 320 MB gives 8K its 6 chunks, 16K 3 and 32K 1 (~1%
-// for 1 GB of scratch there was not worth it). JFF_MONARCH_BWD_SLOT_CAP_MB=<MB> overrides the
-// cap (A/B runs: benchmarks/device_fftconv.sh).
+// The cap: 64 MB, except 320 MB at N = 8192. With 64 MB, N >= 8192 at H = 768 gets one chunk per
+// h, so no two CTAs share an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of
+// the 48 GB read). More chunks per h, measured (H200, B=64 H=768 bf16, backward ms, self-test):
+// 8K 7.58-7.64 -> 6.82-6.89 (6 chunks; 320 and 1024 MB), 16K 17.35 -> 17.70 (3 chunks), 32K
+// 38.3 -> 37.8 (5 chunks, 1 GB of slots), 4K 2.43 -> 2.62 (6 chunks instead of 2, with the
+// shared-memory accumulator). Only 8K pays. JFF_MONARCH_BWD_SLOT_CAP_MB=<MB> overrides the cap
+// (A/B runs: benchmarks/device_fftconv.sh SLOT_AB).
 int64_t bwd_slot_cap_bytes(int64_t N) {
   static const int64_t forced_mb = [] {
     const char* v = std::getenv("JFF_MONARCH_BWD_SLOT_CAP_MB");
     return v == nullptr ? int64_t(0) : int64_t(std::atoll(v));
   }();
-  const int64_t mb = forced_mb > 0 ? forced_mb : (N >= 8192 ? 320 : 64);
+  const int64_t mb = forced_mb > 0 ? forced_mb : (N == 8192 ? 320 : 64);
   return mb << 20;
 }
 
