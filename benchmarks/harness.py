@@ -138,6 +138,70 @@ def input_set_count(set_bytes: int, *, min_sets: int = 1) -> int:
     return int(min(n, MAX_INPUT_SETS))
 
 
+# Device-side timing (DESIGN.md section 4 asks for it; the reported figure is still the wall-clock median
+# below). JFF_BENCH_DEVICE_TIMING=1 adds, to every time_fn result, the device's own time for the same
+# programs: one more sample of programs runs under jax.profiler, and each program's device span (first
+# kernel start to last kernel end: the launch gaps inside a program count, the host's gaps between
+# programs do not) is divided by its op calls. At L = 1K the depthwise points moved 10-25% between
+# processes (notes_depthwise.md); this tells whether the kernels or the gaps around them moved.
+DEVICE_TIMING = os.environ.get("JFF_BENCH_DEVICE_TIMING", "0") not in ("", "0")
+# Lines of a device plane that the profiler derives from others (they repeat the kernels' time).
+_DERIVED_LINES = ("XLA Modules", "XLA Ops", "Steps", "Source", "TensorFlow Name Scope", "TensorFlow Ops",
+                  "Launch Stats", "Framework Name Scope", "Framework Ops", "XLA TraceMe", "Async XLA Ops")
+
+
+def program_spans_ns(planes: Sequence[Any], programs: int) -> tuple[list[float], str]:
+    """Device time of each of `programs` back-to-back programs from profile planes (objects with .name,
+    .lines; lines with .name, .events; events with .start_ns, .end_ns): the "XLA Modules" line's events
+    when it has one per program, else the device's kernel events cut into `programs` equal runs (every
+    program launches the same kernels). Returns (spans, how) and raises ValueError when neither fits."""
+    device = [pl for pl in planes if pl.name.startswith("/device:")]
+    if not device:
+        raise ValueError("no device plane in the profile (CPU run, or the profiler saw no device activity)")
+    plane = device[0]
+    lines = {ln.name: sorted((e.start_ns, e.end_ns) for e in ln.events) for ln in plane.lines}
+    modules = lines.get("XLA Modules", [])
+    if len(modules) == programs:
+        return [end - start for start, end in modules], "XLA Modules line"
+    kernels = sorted(ev for name, evs in lines.items() if name not in _DERIVED_LINES for ev in evs)
+    if not kernels or len(kernels) % programs:
+        raise ValueError(f"{len(kernels)} device events on lines {sorted(lines)} do not split into {programs} programs")
+    k = len(kernels) // programs
+    spans = []
+    for i in range(programs):
+        run = kernels[i * k:(i + 1) * k]
+        spans.append(max(end for _, end in run) - run[0][0])
+    return spans, f"{k} device events per program"
+
+
+def device_time(run_programs: Callable[[], Any], programs: int, calls_per_program: int) -> dict:
+    """Runs `run_programs` (dispatches `programs` programs and blocks) under the profiler; the device time
+    per op call of each program, summarised. Failures are reported in the result, not raised: this is a
+    second opinion next to the wall-clock figure."""
+    import tempfile
+
+    from jax.profiler import ProfileData
+
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            with jax.profiler.trace(d):
+                run_programs()
+            files = sorted(Path(d).rglob("*.xplane.pb"))
+            if not files:
+                return {"device_error": "the profiler wrote no xplane file"}
+            spans, how = program_spans_ns(ProfileData.from_file(str(files[0])).planes, programs)
+        except Exception as e:  # noqa: BLE001 - reported next to the wall-clock result
+            return {"device_error": error_text(e)}
+    per_call = sorted(x / calls_per_program / 1e6 for x in spans)
+    return {
+        "device_median_ms": statistics.median(per_call),
+        "device_min_ms": per_call[0],
+        "device_max_ms": per_call[-1],
+        "device_programs": programs,
+        "device_method": how,
+    }
+
+
 def time_fn(
     fn: Callable,
     *arg_sets: Sequence[Any],
@@ -202,7 +266,19 @@ def time_fn(
         n = int(min(max(target_s / max(program_s * programs, 1e-9), min_samples), max_samples))
         samples = [one_sample() for _ in range(n)]
     samples_ms = sorted(x * 1e3 for x in samples)
+    extra = {}
+    if DEVICE_TIMING:
+        if method == "program":
+            def run_programs():
+                for _ in range(programs):
+                    out = program(sets)
+                jax.block_until_ready(out)
+
+            extra = device_time(run_programs, programs, n_sets)
+        else:
+            extra = device_time(lambda: [call(i) for i in range(5)], 5, 1)
     return {
+        **extra,
         "median_ms": statistics.median(samples_ms),
         "min_ms": samples_ms[0],
         "p10_ms": samples_ms[len(samples_ms) // 10],
@@ -430,6 +506,13 @@ def print_table(rows: list[dict], key_cols: Sequence[tuple[str, str]], *, title:
             _fmt_err(r.get("baseline_rel_l2")),
         ]
         table.append(cells)
+    # With JFF_BENCH_DEVICE_TIMING=1: our device-side time (see device_time) and its ratio to the floor.
+    device = [(r.get("ours_timing") or {}).get("device_median_ms") for r in rows]
+    if any(x is not None for x in device):
+        headers += ["ours dev ms", "dev/floor"]
+        for cells, r, x in zip(table, rows, device):
+            floor = r.get("floor_ms")
+            cells += [_fmt_ms(x) if x is not None else "-", _fmt_ratio(x / floor) if x is not None and floor else "-"]
     widths = [max(len(h), *(len(c[i]) for c in table)) if table else len(h) for i, h in enumerate(headers)]
     if title:
         print(title, file=file)

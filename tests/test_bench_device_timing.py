@@ -1,0 +1,60 @@
+"""benchmarks/harness.py: device-side time per program from a profile (JFF_BENCH_DEVICE_TIMING=1)."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace as NS
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import harness  # noqa: E402
+
+
+def _line(name, intervals):
+    return NS(name=name, events=[NS(start_ns=a, end_ns=b) for a, b in intervals])
+
+
+def _device(*lines):
+    return [NS(name="/host:CPU", lines=[_line("python", [(0, 10_000_000)])]), NS(name="/device:GPU:0", lines=list(lines))]
+
+
+def test_modules_line_gives_one_span_per_program():
+    planes = _device(_line("XLA Modules", [(1000, 5000), (9000, 12000)]), _line("Stream #13(Compute)", [(1000, 2000)]))
+    spans, how = harness.program_spans_ns(planes, 2)
+    assert spans == [4000, 3000]
+    assert how == "XLA Modules line"
+
+
+def test_kernels_are_cut_into_equal_runs_and_host_gaps_left_out():
+    # Two programs of three kernels; the gap between the programs (5000 -> 20000) is the host's.
+    stream = _line("Stream #13(Compute)", [(1000, 2000), (2500, 3000), (3500, 5000), (20000, 21000), (21400, 22000), (22500, 26000)])
+    spans, how = harness.program_spans_ns(_device(stream, _line("XLA Ops", [(1000, 5000)])), 2)
+    assert spans == [4000, 6000]
+    assert how == "3 device events per program"
+
+
+def test_a_run_ends_at_its_latest_kernel_on_any_stream():
+    a = _line("Stream #13", [(0, 100), (1000, 1100)])
+    b = _line("Stream #14", [(50, 900), (1050, 1500)])
+    spans, _ = harness.program_spans_ns(_device(a, b), 2)
+    assert spans == [900, 500]
+
+
+def test_mismatched_counts_and_missing_device_are_errors():
+    with pytest.raises(ValueError, match="do not split into 2 programs"):
+        harness.program_spans_ns(_device(_line("Stream #13", [(0, 1), (2, 3), (4, 5)])), 2)
+    with pytest.raises(ValueError, match="no device plane"):
+        harness.program_spans_ns([NS(name="/host:CPU", lines=[])], 1)
+
+
+def test_time_fn_reports_why_there_is_no_device_time_on_cpu(monkeypatch):
+    import jax.numpy as jnp
+
+    monkeypatch.setattr(harness, "DEVICE_TIMING", True)
+    sets = [(jnp.full((256,), float(i)),) for i in range(3)]
+    t = harness.time_fn(lambda x: x * 2 + 1, *sets, min_samples=2, max_samples=3, target_s=0.01)
+    assert t["median_ms"] > 0
+    if harness.on_gpu():
+        assert t.get("device_median_ms", 0) > 0, t
+    else:
+        assert "no device plane" in t["device_error"]
