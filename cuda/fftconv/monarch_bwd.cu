@@ -620,36 +620,39 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int L1 = row1 ? L : 0;
       const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
 
-      // 8 elements at t of a stream's rows b, b+1 as floats (zeros beyond L / missing row):
-      // get for u and pre before their last pass, get_last for a stream's last read, put for
-      // the outputs (each written once).
-      auto get = [&](const uint16_t* s, int t, float (&a)[8], float (&b)[8]) {
-        unpack8<T>(load8(s + base0, t, L, vec), a);
-        unpack8<T>(load8(s + base1, t, L1, vec), b);
-      };
-      auto get_last = [&](const uint16_t* s, int t, float (&a)[8], float (&b)[8]) {
-        unpack8<T>(load8<Touch::kLast>(s + base0, t, L, vec), a);
-        unpack8<T>(load8<Touch::kLast>(s + base1, t, L1, vec), b);
-      };
+      // Chunk t of rows b, b+1 of the streams a pass reads, all loads issued together
+      // (load8_pairs), then unpacked to floats; u and pre are read again after passes 1 and 2
+      // (Touch::kAgain), every other read and every output store is a last touch.
       auto put = [&](uint16_t* d, int t, const float (&a)[8], const float (&b)[8]) {
         store8<Touch::kLast>(d + base0, t, L, vec, pack8<T>(a));
         store8<Touch::kLast>(d + base1, t, L1, vec, pack8<T>(b));
       };
+      // v = u * pre (or u) of chunk t from its raw rows.
+      auto form_v = [&](const uint4& u0, const uint4& u1, const uint4& q0, const uint4& q1, float (&v0)[8],
+                        float (&v1)[8]) {
+        unpack8<T>(u0, v0);
+        unpack8<T>(u1, v1);
+        if (pre != nullptr) {
+          float g0[8], g1[8];
+          unpack8<T>(q0, g0);
+          unpack8<T>(q1, g1);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            v0[e] *= g0[e];
+            v1[e] *= g1[e];
+          }
+        }
+      };
 
       // ---- pass 1: X = DFT(v); X saved for P; z' = IDFT(X K') for dpost.
       if (want_dk || want_dpost) {
+        const uint16_t* const s1[2] = {u, pre};
         exchange<T, N0, RAD, NTH, true>(sre, sim, twN, false, lpad, tid,
                                         [&](int t, float (&xr)[8], float (&xi)[8]) {
-                                          get(u, t, xr, xi);
-                                          if (pre != nullptr) {
-                                            float g0[8], g1[8];
-                                            get(pre, t, g0, g1);
-#pragma unroll
-                                            for (int e = 0; e < 8; ++e) {
-                                              xr[e] *= g0[e];
-                                              xi[e] *= g1[e];
-                                            }
-                                          }
+                                          uint4 r0[2], r1[2];
+                                          load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1,
+                                                                                    vec, r0, r1);
+                                          form_v(r0[0], r1[0], r0[1], r1[1], xr, xi);
                                         });
         __syncthreads();
         if constexpr (S::kMmaOuter) {
@@ -670,10 +673,15 @@ __global__ void __launch_bounds__(WARPS * 32)
 
       // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
       float dsk = 0.f;
+      const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
       exchange<T, N0, RAD, NTH, true>(sre, sim, twN, want_dpost, lpad, tid,
                                       [&](int t, float (&zr)[8], float (&zi)[8]) {
+                                        uint4 r0[4], r1[4];
+                                        load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(
+                                            s2, base0, base1, t, L, L1, vec, r0, r1);
                                         float d0[8], d1[8];
-                                        get_last(dy, t, d0, d1);
+                                        unpack8<T>(r0[0], d0);
+                                        unpack8<T>(r1[0], d1);
                                         if (want_dpost) {
                                           float o0[8], o1[8];
 #pragma unroll
@@ -685,7 +693,8 @@ __global__ void __launch_bounds__(WARPS * 32)
                                         }
                                         if (post != nullptr) {
                                           float g0[8], g1[8];
-                                          get_last(post, t, g0, g1);
+                                          unpack8<T>(r0[1], g0);
+                                          unpack8<T>(r1[1], g1);
 #pragma unroll
                                           for (int e = 0; e < 8; ++e) {
                                             d0[e] *= g0[e];
@@ -694,16 +703,7 @@ __global__ void __launch_bounds__(WARPS * 32)
                                         }
                                         if (want_dskip) {
                                           float v0[8], v1[8];
-                                          get(u, t, v0, v1);
-                                          if (pre != nullptr) {
-                                            float g0[8], g1[8];
-                                            get(pre, t, g0, g1);
-#pragma unroll
-                                            for (int e = 0; e < 8; ++e) {
-                                              v0[e] *= g0[e];
-                                              v1[e] *= g1[e];
-                                            }
-                                          }
+                                          form_v(r0[2], r1[2], r0[3], r1[3], v0, v1);
 #pragma unroll
                                           for (int e = 0; e < 8; ++e) {
                                             dsk = fmaf(d0[e], v0[e], dsk);
@@ -751,6 +751,9 @@ __global__ void __launch_bounds__(WARPS * 32)
           outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
           __syncthreads();
         }
+        // du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
+        const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
+                                       pre != nullptr && dpre != nullptr ? u : nullptr};
         exchange<T, N0, RAD, NTH, false>(sre, sim, twN, true, lpad, tid,
                                          [&](int t, float (&zr)[8], float (&zi)[8]) {
                                            if (t >= L) return;
@@ -758,24 +761,21 @@ __global__ void __launch_bounds__(WARPS * 32)
                                              put(du, t, zr, zi);  // du is given when dpre is not
                                              return;
                                            }
-                                           float a0[8], a1[8];
-                                           if (du != nullptr) {
-                                             get_last(pre, t, a0, a1);
+                                           uint4 r0[2], r1[2];
+                                           load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec,
+                                                                                   r0, r1);
+#pragma unroll
+                                           for (int i = 0; i < 2; ++i) {
+                                             if (s4[i] == nullptr) continue;
+                                             float a0[8], a1[8];
+                                             unpack8<T>(r0[i], a0);
+                                             unpack8<T>(r1[i], a1);
 #pragma unroll
                                              for (int e = 0; e < 8; ++e) {
                                                a0[e] *= zr[e];
                                                a1[e] *= zi[e];
                                              }
-                                             put(du, t, a0, a1);
-                                           }
-                                           if (dpre != nullptr) {
-                                             get_last(u, t, a0, a1);
-#pragma unroll
-                                             for (int e = 0; e < 8; ++e) {
-                                               a0[e] *= zr[e];
-                                               a1[e] *= zi[e];
-                                             }
-                                             put(dpre, t, a0, a1);
+                                             put(i == 0 ? du : dpre, t, a0, a1);
                                            }
                                          });
       }

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace jff {
 namespace {
@@ -545,6 +546,31 @@ __device__ __forceinline__ uint4 load8(const uint16_t* row, int t, int L, bool v
       if (t + e < L) w[e >> 1] |= static_cast<uint32_t>(load_hinted<W>(row + t + e)) << (16 * (e & 1));
   }
   return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Chunk t (8 elements) of rows b and b+1 (at off0 / off1) of several streams at once, stream i
+// with policy W_i (nullptr: absent, zeros). Where every row holds the whole chunk 16-byte aligned,
+// all the loads are issued in one block, so their latencies overlap; one load8 per stream and row
+// would put each in its own branch, and the compiler consumed each before issuing the next (SASS
+// of the backward big kernel: one 16-byte load in flight per thread, the kernel latency-bound).
+template <Touch... W, size_t... I>
+__device__ __forceinline__ void load8_pairs_impl(std::index_sequence<I...>, const uint16_t* const (&s)[sizeof...(W)],
+                                                 int64_t off0, int64_t off1, int t, int L, int L1, bool vec,
+                                                 uint4 (&r0)[sizeof...(W)], uint4 (&r1)[sizeof...(W)]) {
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  if (vec && t + 8 <= L && t + 8 <= L1) {
+    ((r0[I] = s[I] != nullptr ? load_hinted<W>(reinterpret_cast<const uint4*>(s[I] + off0 + t)) : zero), ...);
+    ((r1[I] = s[I] != nullptr ? load_hinted<W>(reinterpret_cast<const uint4*>(s[I] + off1 + t)) : zero), ...);
+  } else {
+    ((r0[I] = s[I] != nullptr ? load8<W>(s[I] + off0, t, L, vec) : zero), ...);
+    ((r1[I] = s[I] != nullptr ? load8<W>(s[I] + off1, t, L1, vec) : zero), ...);
+  }
+}
+template <Touch... W>
+__device__ __forceinline__ void load8_pairs(const uint16_t* const (&s)[sizeof...(W)], int64_t off0, int64_t off1, int t,
+                                            int L, int L1, bool vec, uint4 (&r0)[sizeof...(W)],
+                                            uint4 (&r1)[sizeof...(W)]) {
+  load8_pairs_impl<W...>(std::make_index_sequence<sizeof...(W)>{}, s, off0, off1, t, L, L1, vec, r0, r1);
 }
 
 // Callers opt in to the streaming policy: BLH rows write 16 of a sector's 32 bytes per access and
