@@ -565,8 +565,17 @@ constexpr size_t big_bwd_smem_bytes() {
                     : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 
+// At N = 4096 the kernel needs <= 128 registers for 4 CTAs per SM; load8_pairs took the fp16
+// variants to 132-134 (3 CTAs per SM; bf16 122 / 128). A minimum of 4 CTAs there
+// (-DJFF_BWD_4K_MIN_CTAS=4, for an A/B run) gives 128 registers with 8-32 B of spill in all four
+// 4096 variants, bf16 included. 0 = no minimum: the SASS is that of a kernel without one.
+#ifndef JFF_BWD_4K_MIN_CTAS
+#define JFF_BWD_4K_MIN_CTAS 0
+#endif
+constexpr int big_bwd_min_ctas(int N0, int RAD) { return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : 0; }
+
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
-__global__ void __launch_bounds__(WARPS * 32)
+__global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
