@@ -6,7 +6,7 @@
 # Builds monarch_bwd_selftest (without the forward: no forward timings in its table); runs its small cases
 # (float64 checks, poison, determinism), the same under compute-sanitizer memcheck, racecheck on the cases
 # matching each of RACECHECK (default "bf16 N2048 full" "bf16 N4096 full"), then the timed rows matching each
-# of TIMED (default: N = 1024 odd L, 2048, 4096, 8192 bf16 and 4096 fp16; B=64 H=768 gated), then the rows
+# of TIMED (default: N = 1024 odd L, 2048 .. 32768 bf16 and 4096 fp16; B=64 H=768 gated), then the rows
 # matching ACC_AB (default "T bf16 N4096") with the big kernel's dk accumulator forced to each variant
 # (JFF_MONARCH_BWD_ACC=shared / global; the default rows show which one the device picks).
 # JFF_MONARCH_BLH_BWD=1 in the environment adds the BLH rows.
@@ -25,7 +25,7 @@ for c in "${races[@]}"; do
   run_left sanitizer.log timeout 90 "${san[@]}" --tool racecheck $b/monarch_bwd_selftest --small --only "$c"
 done
 grep -h "ALL PASS\|SOME FAILED\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/sanitizer.log"
-IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N4096;T fp16 N4096;T bf16 N8192}"
+IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N4096;T fp16 N4096;T bf16 N8192;T bf16 N16384;T bf16 N32768}"
 for c in "${timed[@]}"; do
   run_left table.log timeout 90 $b/monarch_bwd_selftest --only "$c"
 done
