@@ -189,7 +189,8 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int rr = c / CHUNKS, t = (c % CHUNKS) * 8;
       if ((rr == 0 || row1) && t < p.L) {
         const uint4 val = *reinterpret_cast<const uint4*>(sb + rr * N + swz_offset<RAD>(t / RAD, t % RAD));
-        store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t), val);
+        uint4* const out = reinterpret_cast<uint4*>(y + (static_cast<int64_t>(b0 + rr) * p.H + h) * p.L + t);
+        store_hinted<Touch::kLast>(out, val);
       }
     }
     __syncwarp();  // the next iteration's cp.async refills this stage
