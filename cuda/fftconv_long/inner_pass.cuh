@@ -132,6 +132,15 @@ struct TcParams {
 constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD == 32768 ? 8 : 4); }
 
 // CONJ: multiply by conj(K') instead (the backward's correlation, inner_forward_conj).
+// Chunks per thread and round in the inner kernel's load phase (see there), for the RAD = 32
+// kernels (N2 >= 16K: 1-2 CTAs per SM at 249-255 registers, which the extra 24 registers of a
+// round of 4 do not change). The RAD = 16 kernels run 4-7 CTAs per SM, which a round of 4 would
+// cut to 3-4 (70-96 -> 100-144 registers): they keep one chunk per iteration.
+#ifndef JFF_INNER_LOAD_ROUND
+#define JFF_INNER_LOAD_ROUND 4
+#endif
+constexpr int inner_load_round(int RAD) { return RAD == 32 ? JFF_INNER_LOAD_ROUND : 1; }
+
 template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
 __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
   using S = BigShape<N0, RAD>;
@@ -157,31 +166,43 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
     T* const wim = wre + N2;
     const float4* kbase = slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
-    // ---- load the item's complex signal into the planes (16-byte chunks).
-    for (int c = tid; c < N2 / 8; c += NTH) {
-      const int t = 8 * c, n0 = t / M, m = t % M;
-      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-      uint4 xr, xi;
-      if (j > 0 && j < M1) {
-        xr = *reinterpret_cast<const uint4*>(wre + t);
-        xi = *reinterpret_cast<const uint4*>(wim + t);
-      } else if (j == 0) {  // a = Re P[0]
-        xr = *reinterpret_cast<const uint4*>(wre + t);
-        xi = make_uint4(0u, 0u, 0u, 0u);
-      } else {  // b w_2N2^n, b = Im P[0]
-        float b[8], br[8], bi[8];
-        unpack8<T>(*reinterpret_cast<const uint4*>(wim + t), b);
+    // ---- load the item's complex signal into the planes (16-byte chunks), kInnerLoadRound
+    // chunks a thread per round with all their loads issued first: one chunk per iteration kept
+    // a thread's two loads alone in flight (the loop's shared-memory stores wait for them), about
+    // 8 KB per SM with the 32K kernel's 8 warps.
+    constexpr int kInnerLoadRound = inner_load_round(RAD);
+    const bool has_re = j < M1, has_im = j > 0;
+    for (int c0 = tid; c0 < N2 / 8; c0 += kInnerLoadRound * NTH) {
+      uint4 a[kInnerLoadRound], b[kInnerLoadRound];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float2 w = twist(t + e, N2);
-          br[e] = b[e] * w.x;
-          bi[e] = b[e] * w.y;
+      for (int i = 0; i < kInnerLoadRound; ++i) {
+        const int t = 8 * (c0 + i * NTH);
+        if (t < N2) {
+          a[i] = has_re ? *reinterpret_cast<const uint4*>(wre + t) : make_uint4(0u, 0u, 0u, 0u);
+          b[i] = has_im ? *reinterpret_cast<const uint4*>(wim + t) : make_uint4(0u, 0u, 0u, 0u);
         }
-        xr = pack8<T>(br);
-        xi = pack8<T>(bi);
       }
-      *reinterpret_cast<uint4*>(sre + off) = xr;
-      *reinterpret_cast<uint4*>(sim + off) = xi;
+#pragma unroll
+      for (int i = 0; i < kInnerLoadRound; ++i) {
+        const int t = 8 * (c0 + i * NTH), n0 = t / M, m = t % M;
+        if (t >= N2) continue;
+        const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+        uint4 xr = a[i], xi = b[i];  // a row k1 in (0, M1); j = 0: a = Re P[0] (xi = 0)
+        if (j == M1) {               // b w_2N2^n, b = Im P[0]
+          float v[8], br[8], bi[8];
+          unpack8<T>(b[i], v);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            const float2 w = twist(t + e, N2);
+            br[e] = v[e] * w.x;
+            bi[e] = v[e] * w.y;
+          }
+          xr = pack8<T>(br);
+          xi = pack8<T>(bi);
+        }
+        *reinterpret_cast<uint4*>(sre + off) = xr;
+        *reinterpret_cast<uint4*>(sim + off) = xi;
+      }
     }
     __syncthreads();
 
