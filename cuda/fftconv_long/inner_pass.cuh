@@ -371,6 +371,44 @@ __device__ __forceinline__ float2 item_input(const float* wre, const float* wim,
   return make_float2(b * w.x, b * w.y);
 }
 
+// Elements per thread and round where a kernel reads its item's inputs (load_items).
+#ifndef JFF_ITEM_LOAD_ROUND
+#define JFF_ITEM_LOAD_ROUND 4
+#endif
+constexpr int kItemLoadRound = JFF_ITEM_LOAD_ROUND;
+
+// Item j's inputs (as item_input) of K workspace rows (real plane at re[k], imaginary at
+// re[k] + N2) at n = n0 + i * stride for i < R, n < count (others zero): every load issued first,
+// predicated as item_input's branches, then the values formed. A loop taking one element per
+// iteration kept one or two loads per thread in flight, its shared-memory stores waiting for them.
+template <int R, int K, typename P>
+__device__ __forceinline__ void load_items(const P* const (&re)[K], int j, int M1, int n0, int stride, int count,
+                                           int64_t N2, float2 (&out)[K][R]) {
+  using E = cc::Elt<P>;
+  const bool has_re = j < M1, has_im = j > 0;
+  float a[K][R], b[K][R];
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    const int n = n0 + i * stride;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      a[k][i] = b[k][i] = 0.f;
+      if (n < count) {
+        if (has_re) a[k][i] = E::ld(re[k] + n);
+        if (has_im) b[k][i] = E::ld(re[k] + N2 + n);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    const int n = n0 + i * stride;
+    const float2 w = j < M1 ? make_float2(1.f, 0.f) : twist(n, N2);
+#pragma unroll
+    for (int k = 0; k < K; ++k)  // j = M1: b w_2N2^n, b = Im P[0]; j = 0: (Re P[0], 0)
+      out[k][i] = j < M1 ? make_float2(a[k][i], b[k][i]) : make_float2(b[k][i] * w.x, b[k][i] * w.y);
+  }
+}
+
 // Stores item j's value at n: the inverse of item_input (row 0's real plane from item 0, its
 // imaginary plane untwisted from item N1/2).
 __device__ __forceinline__ void item_store(float* wre, float* wim, int j, int M1, int64_t n, int64_t N2, float2 v) {
@@ -454,7 +492,14 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const float* wim = wre + N2;
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
-  for (int n = tid; S == 1 && n < SUB; n += nth) z[n] = item_input(wre, wim, j, M1, int64_t(n), N2);
+  for (int n0 = tid; S == 1 && n0 < SUB; n0 += kItemLoadRound * nth) {
+    const float* const rows[1] = {wre};
+    float2 x[1][kItemLoadRound];
+    load_items<kItemLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
+#pragma unroll
+    for (int i = 0; i < kItemLoadRound; ++i)
+      if (n0 + i * nth < SUB) z[n0 + i * nth] = x[0][i];
+  }
   for (int n = tid; S > 1 && n < SUB; n += nth) {
     float2 y = make_float2(0.f, 0.f);
     for (int s = 0; s < S; ++s) {

@@ -155,12 +155,6 @@ struct SpecParams {
 // k2 = part + S*kq of item j's slice of dk's spectrum. First step of a radix-S decimation in
 // frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
-// Elements per thread and round in dk_spec_kernel's load (S == 1).
-#ifndef JFF_SPEC_LOAD_ROUND
-#define JFF_SPEC_LOAD_ROUND 4
-#endif
-constexpr int kSpecLoadRound = JFF_SPEC_LOAD_ROUND;
-
 template <typename T, int LGSUB>
 __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
@@ -183,34 +177,15 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-    // kSpecLoadRound elements a thread per round, all their loads issued first (as item_in's
-    // branches, predicated): one element per iteration kept one or two 2-byte loads per thread in
-    // flight, the loop's shared-memory stores waiting for them.
-    using E = cc::Elt<T>;
-    const bool has_re = j < M1, has_im = j > 0;
-    for (int n0 = tid; n0 < SUB; n0 += kSpecLoadRound * nth) {
-      float vr[kSpecLoadRound], vi[kSpecLoadRound], gr[kSpecLoadRound], gi[kSpecLoadRound];
+    const T* const rows[2] = {vre, gre};
+    for (int n0 = tid; n0 < SUB; n0 += inner::kItemLoadRound * nth) {
+      float2 x[2][inner::kItemLoadRound];
+      inner::load_items<inner::kItemLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
 #pragma unroll
-      for (int i = 0; i < kSpecLoadRound; ++i) {
-        const int n = n0 + i * nth;
-        vr[i] = vi[i] = gr[i] = gi[i] = 0.f;
-        if (n < SUB) {
-          if (has_re) vr[i] = E::ld(vre + n), gr[i] = E::ld(gre + n);
-          if (has_im) vi[i] = E::ld(vre + N2 + n), gi[i] = E::ld(gre + N2 + n);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kSpecLoadRound; ++i) {
-        const int n = n0 + i * nth;
-        if (n >= SUB) continue;
-        if (j < M1) {  // item j's (re, im); j = 0: (Re P[0], 0)
-          zv[n] = make_float2(vr[i], vi[i]);
-          zg[n] = make_float2(gr[i], gi[i]);
-        } else {  // b w_2N2^n, b = Im P[0] (item_in)
-          const float2 w = inner::twist(n, N2);
-          zv[n] = make_float2(vi[i] * w.x, vi[i] * w.y);
-          zg[n] = make_float2(gi[i] * w.x, gi[i] * w.y);
-        }
+      for (int i = 0; i < inner::kItemLoadRound; ++i) {
+        if (n0 + i * nth >= SUB) continue;
+        zv[n0 + i * nth] = x[0][i];
+        zg[n0 + i * nth] = x[1][i];
       }
     }
   }
