@@ -15,7 +15,8 @@ def _line(name, intervals):
 
 
 def _device(*lines):
-    return [NS(name="/host:CPU", lines=[_line("python", [(0, 10_000_000)])]), NS(name="/device:GPU:0", lines=list(lines))]
+    host = NS(name="/host:CPU", lines=[_line("python", [(0, 10_000_000)])])
+    return [host, NS(name="/device:GPU:0", lines=list(lines))]
 
 
 def test_modules_line_gives_one_span_per_program():
@@ -27,7 +28,8 @@ def test_modules_line_gives_one_span_per_program():
 
 def test_kernels_are_cut_into_equal_runs_and_host_gaps_left_out():
     # Two programs of three kernels; the gap between the programs (5000 -> 20000) is the host's.
-    stream = _line("Stream #13(Compute)", [(1000, 2000), (2500, 3000), (3500, 5000), (20000, 21000), (21400, 22000), (22500, 26000)])
+    kernels = [(1000, 2000), (2500, 3000), (3500, 5000), (20000, 21000), (21400, 22000), (22500, 26000)]
+    stream = _line("Stream #13(Compute)", kernels)
     spans, how = harness.program_spans_ns(_device(stream, _line("XLA Ops", [(1000, 5000)])), 2)
     assert spans == [4000, 6000]
     assert how == "3 device events per program"
