@@ -132,14 +132,17 @@ struct TcParams {
 constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD == 32768 ? 8 : 4); }
 
 // CONJ: multiply by conj(K') instead (the backward's correlation, inner_forward_conj).
-// Chunks per thread and round in the inner kernel's load phase (see there), for the RAD = 32
-// kernels (N2 >= 16K: 1-2 CTAs per SM at 249-255 registers, which the extra 24 registers of a
-// round of 4 do not change). The RAD = 16 kernels run 4-7 CTAs per SM, which a round of 4 would
-// cut to 3-4 (70-96 -> 100-144 registers): they keep one chunk per iteration.
-#ifndef JFF_INNER_LOAD_ROUND
-#define JFF_INNER_LOAD_ROUND 4
+// Elements (the tensor-core inner kernel: 16-byte chunks) a thread loads per round before using
+// any, where a kernel reads its item from the workspace: one per loop iteration kept one or two
+// loads per thread in flight, the loop's shared-memory stores waiting for them. The inner kernel
+// takes it at RAD = 32 only (N2 >= 16K: 1-2 CTAs per SM at 249-255 registers, which the extra
+// registers do not change); its RAD = 16 variants run 4-7 CTAs per SM, which a round of 4 would
+// cut to 3-4 (70-96 -> 100-144 registers). A/B: -DJFF_LONG_LOAD_ROUND=1 (the code before).
+#ifndef JFF_LONG_LOAD_ROUND
+#define JFF_LONG_LOAD_ROUND 4
 #endif
-constexpr int inner_load_round(int RAD) { return RAD == 32 ? JFF_INNER_LOAD_ROUND : 1; }
+constexpr int kLoadRound = JFF_LONG_LOAD_ROUND;
+constexpr int inner_load_round(int RAD) { return RAD == 32 ? kLoadRound : 1; }
 
 template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
 __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
@@ -362,6 +365,8 @@ __device__ __forceinline__ void fft_smem_fixed(float2* z, bool inverse, int tid,
 }
 
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
+// For inner_cc_kernel, which transforms its row in place (plain loads); read-only rows go
+// through load_items below.
 __device__ __forceinline__ float2 item_input(const float* wre, const float* wim, int j, int M1, int64_t n,
                                              int64_t N2) {
   if (j > 0 && j < M1) return make_float2(wre[n], wim[n]);
@@ -371,16 +376,9 @@ __device__ __forceinline__ float2 item_input(const float* wre, const float* wim,
   return make_float2(b * w.x, b * w.y);
 }
 
-// Elements per thread and round where a kernel reads its item's inputs (load_items).
-#ifndef JFF_ITEM_LOAD_ROUND
-#define JFF_ITEM_LOAD_ROUND 4
-#endif
-constexpr int kItemLoadRound = JFF_ITEM_LOAD_ROUND;
-
-// Item j's inputs (as item_input) of K workspace rows (real plane at re[k], imaginary at
-// re[k] + N2) at n = n0 + i * stride for i < R, n < count (others zero): every load issued first,
-// predicated as item_input's branches, then the values formed. A loop taking one element per
-// iteration kept one or two loads per thread in flight, its shared-memory stores waiting for them.
+// Item j's inputs (as item_input) of K read-only workspace rows (real plane at re[k], imaginary
+// at re[k] + N2) at n = n0 + i * stride for i < R, n < count (others zero): every load issued
+// first, predicated as item_input's branches, then the values formed (kLoadRound).
 template <int R, int K, typename P>
 __device__ __forceinline__ void load_items(const P* const (&re)[K], int j, int M1, int n0, int stride, int count,
                                            int64_t N2, float2 (&out)[K][R]) {
@@ -492,18 +490,20 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const float* wim = wre + N2;
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
-  for (int n0 = tid; S == 1 && n0 < SUB; n0 += kItemLoadRound * nth) {
-    const float* const rows[1] = {wre};
-    float2 x[1][kItemLoadRound];
-    load_items<kItemLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
+  const float* const rows[1] = {wre};
+  for (int n0 = tid; S == 1 && n0 < SUB; n0 += kLoadRound * nth) {
+    float2 x[1][kLoadRound];
+    load_items<kLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
 #pragma unroll
-    for (int i = 0; i < kItemLoadRound; ++i)
+    for (int i = 0; i < kLoadRound; ++i)
       if (n0 + i * nth < SUB) z[n0 + i * nth] = x[0][i];
   }
   for (int n = tid; S > 1 && n < SUB; n += nth) {
     float2 y = make_float2(0.f, 0.f);
     for (int s = 0; s < S; ++s) {
-      const float2 x = item_input(wre, wim, j, M1, n + int64_t(s) * SUB, N2);
+      float2 xs[1][1];
+      load_items<1>(rows, j, M1, n + s * SUB, 1, N2, N2, xs);
+      const float2 x = xs[0][0];
       const float2 w = cc::w_pow(int64_t(part) * s, S);
       y.x += x.x * w.x - x.y * w.y;
       y.y += x.x * w.y + x.y * w.x;

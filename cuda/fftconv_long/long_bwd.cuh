@@ -129,17 +129,6 @@ constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 ro
 // registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
 constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 
-// Item j's complex input at n from a dtype workspace row (the inner step's split of row 0).
-template <typename T>
-__device__ __forceinline__ float2 item_in(const T* wre, const T* wim, int j, int M1, int64_t n, int64_t N2) {
-  using E = cc::Elt<T>;
-  if (j > 0 && j < M1) return make_float2(E::ld(wre + n), E::ld(wim + n));
-  if (j == 0) return make_float2(E::ld(wre + n), 0.f);
-  const float b = E::ld(wim + n);
-  const float2 w = inner::twist(n, N2);
-  return make_float2(b * w.x, b * w.y);
-}
-
 struct SpecParams {
   const void* ws_v;
   const void* ws_g;
@@ -176,13 +165,14 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   const int64_t r = p.row + h;  // workspace row
   const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const T* const rows[2] = {vre, gre};
   if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-    const T* const rows[2] = {vre, gre};
-    for (int n0 = tid; n0 < SUB; n0 += inner::kItemLoadRound * nth) {
-      float2 x[2][inner::kItemLoadRound];
-      inner::load_items<inner::kItemLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
+    constexpr int R = inner::kLoadRound;
+    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
+      float2 x[2][R];
+      inner::load_items<R>(rows, j, M1, n0, nth, SUB, N2, x);
 #pragma unroll
-      for (int i = 0; i < inner::kItemLoadRound; ++i) {
+      for (int i = 0; i < R; ++i) {
         if (n0 + i * nth >= SUB) continue;
         zv[n0 + i * nth] = x[0][i];
         zg[n0 + i * nth] = x[1][i];
@@ -192,9 +182,10 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   for (int n = tid; n < SUB && S > 1; n += nth) {
     float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
     for (int s = 0; s < S; ++s) {
-      const int64_t t = n + int64_t(s) * SUB;
       const float2 w = cc::w_pow(int64_t(part) * s, S);
-      const float2 xv = item_in(vre, vre + N2, j, M1, t, N2), xg = item_in(gre, gre + N2, j, M1, t, N2);
+      float2 x[2][1];
+      inner::load_items<1>(rows, j, M1, n + s * SUB, 1, N2, N2, x);
+      const float2 xv = x[0][0], xg = x[1][0];
       yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
       yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
     }
