@@ -137,7 +137,7 @@ constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD =
 // loads per thread in flight, the loop's shared-memory stores waiting for them. The inner kernel
 // takes it at RAD = 32 only (N2 >= 16K: 1-2 CTAs per SM at 249-255 registers, which the extra
 // registers do not change); its RAD = 16 variants run 4-7 CTAs per SM, which a round of 4 would
-// cut to 3-4 (70-96 -> 100-144 registers). A/B: -DJFF_LONG_LOAD_ROUND=1 (the code before).
+// cut to 3-4 (70-96 -> 100-144 registers). A/B: -DJFF_LONG_LOAD_ROUND=1 (one per iteration, as before).
 #ifndef JFF_LONG_LOAD_ROUND
 #define JFF_LONG_LOAD_ROUND 4
 #endif
