@@ -60,3 +60,37 @@ def test_time_fn_reports_why_there_is_no_device_time_on_cpu(monkeypatch):
         assert t.get("device_median_ms", 0) > 0, t
     else:
         assert "no device plane" in t["device_error"]
+
+
+def test_device_time_is_the_reported_figure_when_measured(monkeypatch):
+    import jax.numpy as jnp
+
+    monkeypatch.setattr(harness, "DEVICE_TIMING", True)
+    monkeypatch.setattr(harness, "device_time", lambda *a: {"device_median_ms": 1e-6, "device_method": "test"})
+    sets = [(jnp.full((256,), float(i)),) for i in range(3)]
+    t = harness.time_fn(lambda x: x * 2 + 1, *sets, min_samples=2, max_samples=3, target_s=0.01)
+    assert t["reported_by"] == "device" and t["reported_ms"] == 1e-6 and t["median_ms"] > 1e-6
+    assert harness.timing_method().startswith("device-side")
+    row = {"floor_ms": 1.0}
+    harness.time_sides(row, {"ours": (lambda x: x + 1, None), "baseline": (lambda x: x - 1, None)}, "fwd", sets, [],
+                       target_s=0.01)
+    assert row["ours_ms"] == 1e-6 and row["ours_wall_ms"] > row["ours_ms"]
+    assert row["ours_over_floor"] == 1e-6 and row["baseline_over_ours"] == 1.0
+
+
+def test_wall_clock_is_reported_when_the_profile_gives_no_device_time(monkeypatch):
+    import io
+
+    import jax.numpy as jnp
+
+    monkeypatch.setattr(harness, "DEVICE_TIMING", True)
+    monkeypatch.setattr(harness, "device_time", lambda *a: {"device_error": "no device plane in the profile"})
+    sets = [(jnp.full((256,), float(i)),) for i in range(3)]
+    row = {"floor_ms": 1.0, "name": "r"}
+    harness.time_sides(row, {"ours": (lambda x: x + 1, None), "baseline": (lambda x: x - 1, None)}, "fwd", sets,
+                       [], target_s=0.01)
+    assert row["ours_timing"]["reported_by"] == "wall clock"
+    assert row["ours_ms"] == row["ours_timing"]["median_ms"] and "ours_wall_ms" not in row
+    out = io.StringIO()
+    harness.print_table([row], [("name", "name")], file=out)
+    assert "device timing, wall clock reported: no device plane" in out.getvalue()
