@@ -71,7 +71,8 @@ def header(doc: dict) -> str:
     parts = m.get("parts") or []
     if parts:  # a merge of several device calls (benchmarks/merge_results.py)
         dates = sorted(p["date_utc"][:10] for p in parts if p.get("date_utc"))
-        date = f"{len(parts)} device calls, {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+        calls = f"{len(parts)} device call" + ("s" if len(parts) > 1 else "")
+        date = f"{calls}, {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
         if m.get("floor_bandwidth_Bps"):
             bw_text = f", floors from the largest copy bandwidth of the calls, {m['floor_bandwidth_Bps'] / 1e12:.2f} TB/s"
     text = (
