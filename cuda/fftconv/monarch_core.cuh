@@ -363,13 +363,42 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
       }
 }
 
+// K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
+// of float32, or, in the bfloat16 forward, four bfloat16 in a uint2 (JFF_MONARCH_BF16_KSPEC, default
+// on). That halves the L2 reads of K, which every row pair of a channel repeats (32 KB per pair at
+// N = 4096 in float32, half the pair's own HBM traffic). bfloat16 rounding of K (relative 2^-9) is below
+// that of the bfloat16 products it multiplies; float16 data (a 5x tighter error bar) and the backward
+// keep float32.
+#ifndef JFF_MONARCH_BF16_KSPEC
+#define JFF_MONARCH_BF16_KSPEC 1
+#endif
+template <typename T>
+struct KSpecOf {
+  using Slot = float4;
+  using Elem = float;
+};
+#if JFF_MONARCH_BF16_KSPEC
+template <>
+struct KSpecOf<__nv_bfloat16> {
+  using Slot = uint2;
+  using Elem = uint16_t;  // bfloat16 bits
+};
+#endif
+
+__device__ __forceinline__ float4 load_k_slot(const float4* p) { return __ldg(p); }
+__device__ __forceinline__ float4 load_k_slot(const uint2* p) {
+  const uint2 v = __ldg(p);
+  return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
+                     __uint_as_float(v.y & 0xffff0000u));
+}
+
 // Pointwise product of a spectrum (C fragments) with K or conj(K) (kk: this row's block of
 // K in fragment order, read through the read-only path), packed into A fragments of the
 // inverse's first product.
-template <typename T, int RAD, bool CONJ>
+template <typename T, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
                                          const float (&Yi)[RAD / 16][RAD / 8][4],
-                                         const float4* kk, int lane,
+                                         const KSlot* kk, int lane,
                                          uint32_t (&Pr)[RAD / 16][RAD / 16][4],
                                          uint32_t (&Pi)[RAD / 16][RAD / 16][4]) {
   using O = Ops<T>;
@@ -380,7 +409,7 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        float4 kv = __ldg(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane);
+        float4 kv = load_k_slot(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane);
         if (CONJ) {
           kv.y = -kv.y;
           kv.w = -kv.w;
@@ -831,9 +860,9 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
 // The second half of an inner row's routine, in place (one warp): the spectrum Y times the row's
 // block kk of K (its conjugate when CONJ), inverse DFT, then, once every lane is past its reads
 // of the row, the conjugate outer twiddle stored back into the row (store_inner_row).
-template <typename T, int N0, int RAD, bool CONJ>
+template <typename T, int N0, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
-                                                  const float4* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                                  const KSlot* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                                   const uint32_t (&Fi)[RAD / 16][RAD / 16][4], const float4* tw,
                                                   const TwN<N0 * RAD * RAD>& twN, T* bre, T* bim, int key, int k0,
                                                   int lane) {
@@ -848,10 +877,10 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
   __syncwarp();
 }
 
-template <int RAD>
-__device__ __forceinline__ void prefetch_k_l1(const float4* kk, int lane) {
+template <int RAD, typename KSlot>
+__device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 #pragma unroll
-  for (int i = 0; i < (RAD * RAD * 8) / (128 * 32); ++i)
+  for (int i = 0; i < (RAD * RAD / 2 * int(sizeof(KSlot))) / (128 * 32); ++i)
     asm volatile("prefetch.global.L1 [%0];" ::"l"(reinterpret_cast<const char*>(kk) + (lane + 32 * i) * 128));
 }
 
@@ -863,9 +892,12 @@ __device__ __forceinline__ void prefetch_k_l1(const float4* kk, int lane) {
 // f = k0 + N0*(k1 + RAD*k2) at float offset 2*M*k0 + frag_float_offset<RAD>(k1, k2) of the
 // (g, h) block -- exactly what each lane of the main kernels reads (float4, coalesced).
 // ---------------------------------------------------------------------------------------
-template <int N0, int RAD>
+__device__ __forceinline__ void store_k(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_k(uint16_t* p, float v) { *p = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+
+template <int N0, int RAD, typename KElem>
 __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __restrict__ k, int64_t Lk,
-                                                             const float* __restrict__ skip, float* kspec) {
+                                                             const float* __restrict__ skip, KElem* kspec) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
   constexpr int LOGH = (N0 == 1 ? 0 : (N0 == 2 ? 1 : (N0 == 16 ? 4 : 5))) + (RAD == 32 ? 10 : 8) - 1;
   static_assert((1 << LOGH) == H2, "log2");
@@ -896,7 +928,7 @@ __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __rest
     }
     __syncthreads();
   }
-  float* out = kspec + gh * N * 2;
+  KElem* out = kspec + gh * N * 2;
   const float sk = skip != nullptr ? skip[gh] : 0.f;
   auto offset = [](int f) {
     const int k0 = f % N0, km = f / N0;
@@ -913,13 +945,13 @@ __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __rest
     const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
     {
       const int o = offset(f);
-      out[o] = kr_;
-      out[o + 1] = ki;
+      store_k(out + o, kr_);
+      store_k(out + o + 1, ki);
     }
     if (f > 0 && f < H2) {
       const int o = offset(N - f);
-      out[o] = kr_;
-      out[o + 1] = -ki;
+      store_k(out + o, kr_);
+      store_k(out + o + 1, -ki);
     }
   }
 }
@@ -929,11 +961,12 @@ constexpr size_t kspec_smem_bytes() {
   return sizeof(float2) * (N0 * RAD * RAD / 2 + N0 * RAD * RAD / 4);
 }
 
-// Enqueues the k-spectrum kernel for G*H filters (float32, (G, H, N) complex, see above).
-template <int N0, int RAD>
-cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* skip, float* kspec,
+// Enqueues the k-spectrum kernel for G*H filters ((G, H, N) complex of KElem: float, or bfloat16
+// bits as uint16_t; see above).
+template <int N0, int RAD, typename KElem>
+cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* skip, KElem* kspec,
                          cudaStream_t stream) {
-  auto kern = monarch_kspec_kernel<N0, RAD>;
+  auto kern = monarch_kspec_kernel<N0, RAD, KElem>;
   const size_t ksm = kspec_smem_bytes<N0, RAD>();
   cudaError_t err;
   if (ksm > 48 * 1024) {

@@ -178,8 +178,8 @@ inline void cp_async_commit() {}
 template <int Pending>
 inline void cp_async_wait() {}
 // A cache hint.
-template <int RAD>
-inline void prefetch_k_l1(const float4*, int) {}
+template <int RAD, typename KSlot>
+inline void prefetch_k_l1(const KSlot*, int) {}
 }  // namespace
 }  // namespace jff
 // The core's other renamings (Ops -> CoreOps, ...) stay in force for monarch_fwd.cu, which

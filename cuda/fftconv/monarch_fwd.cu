@@ -35,7 +35,8 @@
 // + skip in every bin and the epilogue is only y = post * z.
 //
 // k's spectrum is computed per (g, h) by a small pre-kernel in float32 and stored in
-// exactly the order each lane consumes it (float4 per lane, coalesced). Work items are
+// exactly the order each lane consumes it (one slot of two complex bins per lane, coalesced:
+// float32, or bfloat16 for bfloat16 data, see KSpecOf in monarch_core.cuh). Work items are
 // ordered with h slow so that all pairs of one h run at about the same time and K is read
 // from HBM once, then from L2.
 //
@@ -59,7 +60,7 @@ struct FwdParams {
   const void* u;
   const void* pre;
   const void* post;
-  const float4* kspec;  // (G, H) blocks of N/2 float4 in fragment order, skip folded in
+  const void* kspec;  // (G, H) blocks of N/2 KSpecOf<T>::Slot in fragment order, skip folded in
   void* y;
   int B, H, L, G, R;
   int pairs;  // ceil(B / 2)
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     const bool row1 = b0 + 1 < p.B;
     const int g = (b0 / p.R) % p.G;
     T* sb = stage_base + st * S::STAGE_ELEMS;
-    const float4* kk = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+    const auto* kk = static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
     prefetch_k_l1<RAD>(kk, lane);
 
     // DFT of v = u*pre (formed in registers), times K, inverse DFT: z + skip*v in Yr / Yi.
@@ -207,13 +208,13 @@ size_t sq_smem_bytes() {
   return sizeof(float4) * (S::N / 2) + size_t(kWarps) * 2 * S::STAGE_ELEMS * 2;
 }
 
-FwdParams make_params(const FftconvFwdArgs& a, float* kspec) {
+FwdParams make_params(const FftconvFwdArgs& a, const void* kspec) {
   const FftconvDims& d = a.d;
   FwdParams p;
   p.u = a.u;
   p.pre = a.pre;
   p.post = a.post;
-  p.kspec = reinterpret_cast<const float4*>(kspec);
+  p.kspec = kspec;
   p.y = a.y;
   p.B = static_cast<int>(d.B);
   p.H = static_cast<int>(d.H);
@@ -241,9 +242,10 @@ cudaError_t resident_ctas(K kern, int threads, size_t smem, int64_t* out) {
 }
 
 template <typename T, int RAD>
-cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
+cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   const FftconvDims& d = a.d;
-  cudaError_t err = launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
 
   auto kern = monarch_fwd_sq_kernel<T, RAD, kWarps>;
@@ -293,7 +295,7 @@ constexpr int kBigLoadRound = 2;
 // K, inverse, then the conjugate twiddle conj(w_N^(k0 m)), in place.
 template <typename T, int N0, int RAD>
 __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* bre, T* bim, int k0,
-                                              const float4* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                              const typename KSpecOf<T>::Slot* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
   constexpr int MT = RAD / 16, NT = RAD / 8;
   const int key = (k0 & 7) << 3;
@@ -306,7 +308,8 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
-__device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, const float4* kbase, int live16,
+__device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, const typename KSpecOf<T>::Slot* kbase,
+                                                int live16,
                                                 int warp, int lane) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, MT = S::MT, KS = S::KS;
@@ -371,7 +374,8 @@ __global__ void __launch_bounds__(WARPS * 32)
     const int64_t base0 = (static_cast<int64_t>(b0) * p.H + h) * p.L;
     const int64_t base1 = base0 + static_cast<int64_t>(p.H) * p.L;
     const int L1 = row1 ? L : 0;
-    const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+    const auto* kbase =
+        static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
     // ---- load: v = pre*u of both rows into the planes (and, for N0 = 2, the outer butterfly).
     if constexpr (N0 <= 2) {
       for (int c = tid; c < M / 8; c += NTH) {
@@ -594,7 +598,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   // the others' data).
   auto compute = [&](const BlhTile& tl) {
     const int hc = tl.h0 + rank * HPC;  // this CTA's first head
-    const float4* kbase = p.kspec + (static_cast<int64_t>(tl.g) * p.H + hc) * (N / 2);
+    const auto* kbase =
+        static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(tl.g) * p.H + hc) * (N / 2);
     if constexpr (N0 == 2) {  // the outer butterfly, which the BHL kernel folds into its load
       blh_outer_butterfly2<T, RAD, HPC>(planes, hc, p.H, sm.twN, tid, NTH);
       __syncthreads();
@@ -633,10 +638,11 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
 }
 
 template <typename T, int N0, int RAD>
-cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
+cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   constexpr int WARPS = big_warps(N0, RAD);
   const FftconvDims& d = a.d;
-  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
 
   auto kern = monarch_fwd_big_kernel<T, N0, RAD, WARPS>;
@@ -665,10 +671,11 @@ struct FwdBlhKernels {
 };
 
 template <typename T, int N0, int RAD>
-cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, float* kspec) {
+cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   using B = BlhShape<N0, RAD>;
   const FftconvDims& d = a.d;
-  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
 
   FwdParams p = make_params(a, kspec);
@@ -729,8 +736,9 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
 }
 
 size_t monarch_fwd_scratch_bytes(const FftconvDims& d) {
-  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 *
-         sizeof(float);
+  // K's spectrum: G * H * N complex values of KSpecOf<T>::Elem.
+  const size_t elem = d.dtype == DType::kBF16 ? sizeof(KSpecOf<__nv_bfloat16>::Elem) : sizeof(KSpecOf<__half>::Elem);
+  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * elem;
 }
 
 cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch,
@@ -739,7 +747,7 @@ cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scra
   if (scratch == nullptr || scratch_bytes < monarch_fwd_scratch_bytes(d)) return cudaErrorInvalidValue;
   if (reinterpret_cast<uintptr_t>(scratch) % 16 != 0) return cudaErrorInvalidValue;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return cudaErrorInvalidValue;
-  float* kspec = static_cast<float*>(scratch);
+  void* kspec = scratch;
   const bool bf = d.dtype == DType::kBF16;
   cudaError_t err = cudaErrorInvalidValue;
   if (d.layout == kBLH) {

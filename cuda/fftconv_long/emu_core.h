@@ -84,5 +84,10 @@ template <>
 struct CoreOps<jff_emu::EmuBF16> : CoreOpsEmu<__nv_bfloat16> {};
 template <>
 struct CoreOps<jff_emu::EmuF16> : CoreOpsEmu<__half> {};
+// K's storage follows the element type the kernels are instantiated with (the stand-ins here).
+template <>
+struct KSpecOf<jff_emu::EmuBF16> : KSpecOf<__nv_bfloat16> {};
+template <>
+struct KSpecOf<jff_emu::EmuF16> : KSpecOf<__half> {};
 }  // namespace
 }  // namespace jff
