@@ -84,7 +84,7 @@ struct BwdParams {
   const void* u;
   const void* pre;
   const void* post;
-  const float4* kspec;  // (G, H) blocks of N/2 float4 in fragment order, skip folded in
+  const void* kspec;  // (G, H) blocks of N/2 KSpecOf<T>::Slot in fragment order, skip folded in
   float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), nullptr: no dk
   float* sslots;        // (H, chunks) partial dskip sums, nullptr: no dskip
   uint2* xbuf;          // big kernel: N/2 uint2 per CTA (the spectrum X of the current pair)
@@ -214,7 +214,8 @@ __global__ void __launch_bounds__(WARPS * 32)
     const int g = (b0 / p.R) % p.G;
     T* const rU = up_base + st * S::HALF_ELEMS;
     T* const rPre = rU + 2 * N;
-    const float4* kk = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+    const auto* kk =
+        static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
     prefetch_k_l1<RAD>(kk, lane);
 
     // ---- X = DFT(v), v = u * pre formed in registers.
@@ -456,7 +457,8 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
 // row times its block kk of K', inverse, then the conjugate twiddle, in place (z').
 template <typename T, int N0, int RAD>
 __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
-                                              T* bre, T* bim, int k0, const float4* kk, uint2* x, bool want_dk,
+                                              T* bre, T* bim, int k0, const typename KSpecOf<T>::Slot* kk, uint2* x,
+                                              bool want_dk,
                                               bool want_dpost,
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
@@ -489,7 +491,8 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
 // inverse, then the conjugate twiddle, in place (dv).
 template <typename T, int N0, int RAD, bool kSharedAcc = false>
 __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
-                                              T* bre, T* bim, int k0, const float4* kk, const uint2* x,
+                                              T* bre, T* bim, int k0, const typename KSpecOf<T>::Slot* kk,
+                                              const uint2* x,
                                               float4* acc_base, int64_t acc_off, bool first, bool want_dk,
                                               bool want_dv,
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
@@ -628,7 +631,8 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
       const int64_t base0 = (static_cast<int64_t>(b0) * p.H + h) * p.L;
       const int64_t base1 = base0 + static_cast<int64_t>(p.H) * p.L;
       const int L1 = row1 ? L : 0;
-      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+      const auto* kbase =
+          static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
 
       // Chunk t of rows b, b+1 of the streams a pass reads, all loads issued together
       // (load8_pairs), then unpacked to floats; u and pre are read again after passes 1 and 2
@@ -914,7 +918,8 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
       tl.base1 = tl.base0 + static_cast<int64_t>(L) * p.H;
       tl.vec = p.H % 8 == 0;
       tl.g = g;
-      const float4* kbase = p.kspec + (static_cast<int64_t>(g) * p.H + hc) * (N / 2);  // + j (N/2): head j
+      const auto* kbase =  // + j (N/2): head j
+          static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + hc) * (N / 2);
 
       // ---- pass 1: X = DFT(v) saved for P; z' = IDFT(X K') for dpost.
       if (want_dk || want_dpost) {
@@ -1298,8 +1303,9 @@ int64_t big_xbuf_ctas(const FftconvDims& d) {
 }
 
 // Scratch layout (16-byte aligned pieces): k spectrum | dk slots | dskip slots | X buffers.
-size_t kspec_bytes(const FftconvDims& d) {
-  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * sizeof(float);
+size_t kspec_bytes(const FftconvDims& d) {  // G * H * N complex values of KSpecOf<T>::Elem
+  const size_t elem = d.dtype == DType::kBF16 ? sizeof(KSpecOf<__nv_bfloat16>::Elem) : sizeof(KSpecOf<__half>::Elem);
+  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * elem;
 }
 size_t slot_bytes(const FftconvDims& d) {
   return static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * static_cast<size_t>(d.N) * 2 *
@@ -1347,14 +1353,14 @@ int forced_bwd_acc() {
   return forced;
 }
 
-BwdParams make_params(const FftconvBwdArgs& a, float* kspec, char* rest) {
+BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   BwdParams p;
   p.dy = a.dy;
   p.u = a.u;
   p.pre = a.pre;
   p.post = a.post;
-  p.kspec = reinterpret_cast<const float4*>(kspec);
+  p.kspec = kspec;
   p.slots = a.dk != nullptr ? reinterpret_cast<float4*>(rest) : nullptr;
   p.sslots = a.dskip != nullptr ? reinterpret_cast<float*>(rest + slot_bytes(d)) : nullptr;
   p.xbuf = reinterpret_cast<uint2*>(rest + slot_bytes(d) + sslot_bytes(d));
@@ -1383,10 +1389,11 @@ cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStrea
 }
 
 template <typename T, int RAD>
-cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   constexpr int WARPS = bwd_warps<RAD>();
-  cudaError_t err = launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
   auto kern = monarch_bwd_sq_kernel<T, RAD, WARPS>;
   const size_t sm = bwd_smem_bytes<RAD>();
@@ -1403,10 +1410,11 @@ cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, float* k
 }
 
 template <typename T, int N0, int RAD>
-cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   constexpr int WARPS = big_bwd_warps(N0, RAD);
-  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
@@ -1467,12 +1475,13 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, float* 
 
 // BLH: one CTA per tile (N <= 2048) or a cluster per tile (N >= 4096, compute capability 9.0).
 template <typename T, int N0, int RAD>
-cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, float* kspec, char* rest) {
+cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   using B = BlhShape<N0, RAD>;
   constexpr size_t kSmem = BlhBwdShape<N0, RAD>::kSmem;
   constexpr auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
   const FftconvDims& d = a.d;
-  cudaError_t err = launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  cudaError_t err =
+      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   const int64_t xc = big_xbuf_ctas(d);  // a whole number of clusters
@@ -1569,7 +1578,7 @@ cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scra
   if (a.dy == nullptr || a.u == nullptr || a.k == nullptr) return cudaErrorInvalidValue;
   if (scratch == nullptr || scratch_bytes < monarch_bwd_scratch_bytes(d)) return cudaErrorInvalidValue;
   if (reinterpret_cast<uintptr_t>(scratch) % 16 != 0) return cudaErrorInvalidValue;
-  float* kspec = static_cast<float*>(scratch);
+  void* kspec = scratch;
   char* rest = static_cast<char*>(scratch) + kspec_bytes(d);
   const bool bf = d.dtype == DType::kBF16;
   err = cudaErrorInvalidValue;

@@ -364,11 +364,11 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
-// of float32, or, in the bfloat16 forward, four bfloat16 in a uint2 (JFF_MONARCH_BF16_KSPEC, default
-// on). That halves the L2 reads of K, which every row pair of a channel repeats (32 KB per pair at
-// N = 4096 in float32, half the pair's own HBM traffic). bfloat16 rounding of K (relative 2^-9) is below
-// that of the bfloat16 products it multiplies; float16 data (a 5x tighter error bar) and the backward
-// keep float32.
+// of float32, or, for bfloat16 data, four bfloat16 in a uint2 (JFF_MONARCH_BF16_KSPEC, default on).
+// That halves the L2 reads of K, which every row pair of a channel repeats: 32 KB per pair at
+// N = 4096 in float32 in the forward (half the pair's own HBM traffic), twice that in the backward
+// (K for dpost, conj(K) for dv). bfloat16 rounding of K (relative 2^-9) is below that of the bfloat16
+// products it multiplies; float16 data (a 5x tighter error bar) and the long path keep float32.
 #ifndef JFF_MONARCH_BF16_KSPEC
 #define JFF_MONARCH_BF16_KSPEC 1
 #endif

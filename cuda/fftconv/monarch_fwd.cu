@@ -150,7 +150,8 @@ __global__ void __launch_bounds__(WARPS * 32)
     const bool row1 = b0 + 1 < p.B;
     const int g = (b0 / p.R) % p.G;
     T* sb = stage_base + st * S::STAGE_ELEMS;
-    const auto* kk = static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
+    const auto* kk =
+        static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
     prefetch_k_l1<RAD>(kk, lane);
 
     // DFT of v = u*pre (formed in registers), times K, inverse DFT: z + skip*v in Yr / Yi.
