@@ -64,9 +64,10 @@ compile-cuda: $(VENV)/.deps
 
 # CUDA kernels run on the CPU: each self-test compiled as C++ with every CUDA thread a fiber (the kernels'
 # own source, no GPU; mma/ldmatrix emulated from their fragment layouts), small cases against float64: the
-# generic fftconv kernels, the long-N passes (forward and backward) and their shared-memory FFT, and the tensor-core forward and backward
-# (monarch_fwd.cu, monarch_bwd.cu: their self-tests' --small cases, N = 256 .. 32768). CUDA_INC: the CUDA
-# toolkit's headers.
+# generic fftconv kernels, the long-N passes (forward and backward) and their shared-memory FFT, the tensor-core
+# forward and backward (monarch_fwd.cu, monarch_bwd.cu: their self-tests' --small cases, N = 256 .. 32768) and
+# the depthwise kernels (dw_selftest --small: both layouts, every path and variant, PDL chains). CUDA_INC: the
+# CUDA toolkit's headers.
 CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
 emulate: $(VENV)/.deps
 	mkdir -p build/emu
@@ -88,6 +89,8 @@ emulate: $(VENV)/.deps
 	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N2048 > build/emu/monarch_bwd_shared.log && \
 		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N4096 >> build/emu/monarch_bwd_shared.log; \
 		rc=$$?; echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
+	CUDA_INC=$(CUDA_INC) sh cuda/depthwise/emu_build.sh build/emu/dw_selftest
+	build/emu/dw_selftest --small > build/emu/dw_selftest.log; rc=$$?; tail -n 1 build/emu/dw_selftest.log; exit $$rc
 
 clean:
 	rm -rf build $(VENV) jax_flashfft/_jff_*.so
