@@ -720,9 +720,11 @@ void RunTuneSplit(double bw) {
             CUDA_OK(cudaMemcpyAsync(pool.y, pool.x[i % BenchPool::kSets], size_t(elems) * 2,
                                     cudaMemcpyDeviceToDevice));
           });
-          for (int64_t target : {0, 8192, 16384, 32768}) {
+          // Fewer, longer stretches too (target 2048, min_rows 32): a stretch re-reads K - 1 halo rows, a
+          // quarter of its input at K = 7 with the default 24-row stretches at L = 1K, D = 768.
+          for (int64_t target : {0, 2048, 8192, 16384, 32768}) {
             // BLH: fewest rows per stretch; BHL (no row stretches): 1 = the general kernels.
-            for (int64_t min_rows : {0, 16, 8, 1}) {
+            for (int64_t min_rows : {0, 32, 16, 8, 1}) {
               if (layout == 0 && min_rows != 0 && min_rows != 1) continue;
               if (layout == 1 && min_rows == 1) continue;
               DepthwiseTuning tu;

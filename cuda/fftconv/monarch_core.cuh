@@ -890,10 +890,17 @@ __device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 // (float32), then split into the real signal's spectrum. skip is added to every bin (the skip
 // term skip*v is a convolution with skip*delta). Output order: frequency
 // f = k0 + N0*(k1 + RAD*k2) at float offset 2*M*k0 + frag_float_offset<RAD>(k1, k2) of the
-// (g, h) block -- exactly what each lane of the main kernels reads (float4, coalesced).
+// (g, h) block, in KElem (float, or bfloat16 bits: KSpecOf) -- exactly what each lane of the main
+// kernels reads (one slot of two bins per lane, coalesced).
 // ---------------------------------------------------------------------------------------
-__device__ __forceinline__ void store_k(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_k(uint16_t* p, float v) { *p = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+// One complex bin (re, im) at an even element offset: one 8- or 4-byte store.
+__device__ __forceinline__ void store_k_bin(float* p, float re, float im) {
+  *reinterpret_cast<float2*>(p) = make_float2(re, im);
+}
+__device__ __forceinline__ void store_k_bin(uint16_t* p, float re, float im) {
+  *reinterpret_cast<uint32_t*>(p) = static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(re))) |
+                                    (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(im))) << 16);
+}
 
 template <int N0, int RAD, typename KElem>
 __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __restrict__ k, int64_t Lk,
@@ -944,14 +951,10 @@ __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __rest
     sincospif(-2.0f * static_cast<float>(f) / N, &s, &c);
     const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
     {
-      const int o = offset(f);
-      store_k(out + o, kr_);
-      store_k(out + o + 1, ki);
+      store_k_bin(out + offset(f), kr_, ki);
     }
     if (f > 0 && f < H2) {
-      const int o = offset(N - f);
-      store_k(out + o, kr_);
-      store_k(out + o + 1, -ki);
+      store_k_bin(out + offset(N - f), kr_, -ki);
     }
   }
 }
