@@ -145,7 +145,7 @@ def input_set_count(set_bytes: int, *, min_sets: int = 1) -> int:
 # reported figure (`reported_ms`), for both sides and for the copy that sets the floor; the wall-clock median
 # stays in the record next to it. Without the variable (or where the profile gives no device time, which the
 # record says) the wall-clock median is reported. Wall clock counts what the device waits between programs:
-# about 0.45 ms per blocked call for the 2.4 ms fftconv backward on an H200 (logs/*device-timing-session12*),
+# about 0.5 ms per blocked call for the 2.4 ms fftconv backward on an H200 (logs/*device-timing-session12*),
 # and 10-25% between processes at the 20 us depthwise points (notes_depthwise.md).
 DEVICE_TIMING = os.environ.get("JFF_BENCH_DEVICE_TIMING", "0") not in ("", "0")
 # Lines of a device plane that the profiler derives from others (they repeat the kernels' time).
