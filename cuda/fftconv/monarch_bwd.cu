@@ -130,6 +130,10 @@ __global__ void __launch_bounds__(WARPS * 32)
   float dsk_run = 0.f;  // dskip partial of the current chunk (pair order)
 
   const int warp0 = blockIdx.x * WARPS + warp;
+  // 16-row blocks of the RAD x RAD signal (row n1 = n / RAD) within L: the inputs v and dz are zero
+  // past them and only their rows of z', dv are stored, so the DFTs' first products and the
+  // inverses' last skip the rest (half at L <= N/2; dft_pair / idft_pair).
+  const int live = KS == 1 ? 1 : min(KS, (p.L + 16 * RAD - 1) / (16 * RAD));
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of streams s0, s0+1 (u, pre or post, dy) of pair `pr` of
@@ -220,7 +224,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // ---- X = DFT(v), v = u * pre formed in registers.
     float Yr[MT][NT][4], Yi[MT][NT][4];
-    dft_pair<T, RAD>(rU, rU + N, has_pre ? rPre : nullptr, rPre + N, 0, Fr, Fi, tw, lane, Yr, Yi);
+    dft_pair<T, RAD>(rU, rU + N, has_pre ? rPre : nullptr, rPre + N, 0, Fr, Fi, tw, lane, Yr, Yi, live);
     // X kept for P = conj(X) D, packed like an A fragment (32 registers instead of 64).
     uint32_t Xr[MT][KS][4], Xi[MT][KS][4];
 #pragma unroll
@@ -238,7 +242,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     if (want_dpost) {
       uint32_t Wr[MT][KS][4], Wi[MT][KS][4];
       mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Wr, Wi);
-      idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi);
+      idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi, live);
     }
 
     cp_async_wait<1>();  // this pair's post, dy
@@ -299,7 +303,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // ---- D = DFT(dz).
     const T* rDz = has_post ? rPost : rDy;
-    dft_pair<T, RAD>(rDz, rDz + N, nullptr, nullptr, 0, Fr, Fi, tw, lane, Yr, Yi);
+    dft_pair<T, RAD>(rDz, rDz + N, nullptr, nullptr, 0, Fr, Fi, tw, lane, Yr, Yi, live);
 
     // ---- P = conj(X) D, accumulated into this chunk's slot (fixed order, see header).
     if (p.slots != nullptr) {
@@ -336,7 +340,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     {
       uint32_t Wr[MT][KS][4], Wi[MT][KS][4];
       mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Wr, Wi);
-      idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi);
+      idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi, live);
     }
 
     // ---- du = dv * pre in place of u, dpre = dv * u in place of pre.

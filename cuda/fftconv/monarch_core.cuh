@@ -270,14 +270,17 @@ __device__ __forceinline__ void load_dft_frags(uint32_t (&Fr)[MTD][KSD][4], uint
 
 // Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
 // (gates optional: g0 == nullptr means none; `key` XORs every offset, the big kernels' block
-// swizzle), into C fragments in (k1, k2) order.
+// swizzle), into C fragments in (k1, k2) order. Only the first `live_ks` 16-row k-steps of step 1
+// are computed: the caller promises that rows n1 >= 16 * live_ks are zero (the one-warp kernels
+// with L <= N/2, whose zero half is rows RAD/2 .. RAD - 1). Skipped k-steps would only add zeros,
+// so the result is the same to the bit.
 template <typename T, int RAD>
 __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1, int key,
                                          const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                          const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
                                          const float4* tw, int lane,
                                          float (&Yr)[RAD / 16][RAD / 8][4],
-                                         float (&Yi)[RAD / 16][RAD / 8][4]) {
+                                         float (&Yi)[RAD / 16][RAD / 8][4], int live_ks = RAD / 16) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   float Cr[MT][NT][4], Ci[MT][NT][4];
@@ -288,6 +291,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
     for (int ks = 0; ks < KS; ++ks)
 #pragma unroll
       for (int ntp = 0; ntp < NT / 2; ++ntp) {
+        if (ks >= live_ks) continue;
         const int n1 = 16 * ks + 8 * (q & 1) + r;
         const int off = swz_offset<RAD>(n1, 8 * (2 * ntp + (q >> 1))) ^ key;
 #pragma unroll
@@ -319,6 +323,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
+          if (ks >= live_ks) continue;
           O::mma(Cr[mt][nt], Fr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
           O::mma(Cr[mt][nt], Fi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
           O::mma(Ci[mt][nt], Fr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
@@ -424,6 +429,8 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
 
 // Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W given as A fragments. Row 0's result
 // is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
+// Only the first `live_mt` 16-row m-tiles of step 4 are computed (the others are left zero): the
+// caller uses output rows n1 < 16 * live_mt only (the one-warp kernels with L <= N/2).
 template <typename T, int RAD>
 __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 16][4],
                                           const uint32_t (&Pi)[RAD / 16][RAD / 16][4],
@@ -431,7 +438,7 @@ __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 1
                                           const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
                                           const float4* tw, int lane,
                                           float (&Yr)[RAD / 16][RAD / 8][4],
-                                          float (&Yi)[RAD / 16][RAD / 8][4]) {
+                                          float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   float Cr[MT][NT][4], Ci[MT][NT][4];
@@ -482,6 +489,7 @@ __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 1
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
+        if (mt >= live_mt) continue;
         O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
         O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
         O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);

@@ -105,6 +105,10 @@ __global__ void __launch_bounds__(WARPS * 32)
   const bool has_pre = pre != nullptr, has_post = post != nullptr;
 
   const int warp0 = blockIdx.x * WARPS + warp;
+  // 16-row blocks of the RAD x RAD signal (row n1 = n / RAD) that hold input (L <= N/2: half of
+  // them) -- also the output rows the epilogue stores: step 1's k-steps and step 4's m-tiles past
+  // them are skipped (dft_pair / idft_pair).
+  const int live = KS == 1 ? 1 : min(KS, (p.L + 16 * RAD - 1) / (16 * RAD));
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of one item into stage `st`; every lane commits one group.
@@ -157,11 +161,11 @@ __global__ void __launch_bounds__(WARPS * 32)
     // DFT of v = u*pre (formed in registers), times K, inverse DFT: z + skip*v in Yr / Yi.
     float Yr[MT][NT][4], Yi[MT][NT][4];
     dft_pair<T, RAD>(sb + 0 * N, sb + 1 * N, has_pre ? sb + 2 * N : nullptr, sb + 3 * N, 0, Fr, Fi, tw,
-                     lane, Yr, Yi);
+                     lane, Yr, Yi, live);
     {
       uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
       mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
-      idft_pair<T, RAD>(Pr, Pi, Fr, Fi, tw, lane, Yr, Yi);
+      idft_pair<T, RAD>(Pr, Pi, Fr, Fi, tw, lane, Yr, Yi, live);
     }
 
     // ---- epilogue: y = post * z (skip*v is inside z: K carries + skip), over u in the stage.
