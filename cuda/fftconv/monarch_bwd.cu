@@ -130,10 +130,8 @@ __global__ void __launch_bounds__(WARPS * 32)
   float dsk_run = 0.f;  // dskip partial of the current chunk (pair order)
 
   const int warp0 = blockIdx.x * WARPS + warp;
-  // 16-row blocks of the RAD x RAD signal (row n1 = n / RAD) within L: the inputs v and dz are zero
-  // past them and only their rows of z', dv are stored, so the DFTs' first products and the
-  // inverses' last skip the rest (half at L <= N/2; dft_pair / idft_pair).
-  const int live = KS == 1 ? 1 : min(KS, (p.L + 16 * RAD - 1) / (16 * RAD));
+  // v and dz are zero past L and only rows of z', dv within L are stored: see live_row_blocks.
+  const int live = live_row_blocks<RAD>(p.L);
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of streams s0, s0+1 (u, pre or post, dy) of pair `pr` of
@@ -1308,8 +1306,7 @@ int64_t big_xbuf_ctas(const FftconvDims& d) {
 
 // Scratch layout (16-byte aligned pieces): k spectrum | dk slots | dskip slots | X buffers.
 size_t kspec_bytes(const FftconvDims& d) {  // G * H * N complex values of KSpecOf<T>::Elem
-  const size_t elem = d.dtype == DType::kBF16 ? sizeof(KSpecOf<__nv_bfloat16>::Elem) : sizeof(KSpecOf<__half>::Elem);
-  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * elem;
+  return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
 size_t slot_bytes(const FftconvDims& d) {
   return static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * static_cast<size_t>(d.N) * 2 *
@@ -1396,8 +1393,7 @@ template <typename T, int RAD>
 cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   constexpr int WARPS = bwd_warps<RAD>();
-  cudaError_t err =
-      launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, 1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   auto kern = monarch_bwd_sq_kernel<T, RAD, WARPS>;
   const size_t sm = bwd_smem_bytes<RAD>();
@@ -1417,8 +1413,7 @@ template <typename T, int N0, int RAD>
 cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   constexpr int WARPS = big_bwd_warps(N0, RAD);
-  cudaError_t err =
-      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
@@ -1484,8 +1479,7 @@ cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   constexpr size_t kSmem = BlhBwdShape<N0, RAD>::kSmem;
   constexpr auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
   const FftconvDims& d = a.d;
-  cudaError_t err =
-      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   const int64_t xc = big_xbuf_ctas(d);  // a whole number of clusters

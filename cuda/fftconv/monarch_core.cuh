@@ -268,6 +268,16 @@ __device__ __forceinline__ void load_dft_frags(uint32_t (&Fr)[MTD][KSD][4], uint
 // between them (keep the spectrum, accumulate dk's spectrum).
 // ---------------------------------------------------------------------------------------
 
+// The one-warp kernels' 16-row blocks of the RAD x RAD signal (row n1 = n / RAD) that hold input
+// or stored output for length L: half of them at L <= N/2 (the causal case). Step 1's k-steps and
+// step 4's m-tiles past them are skipped (dft_pair / idft_pair).
+template <int RAD>
+__device__ __forceinline__ int live_row_blocks(int L) {
+  constexpr int KS = RAD / 16;
+  const int blocks = (L + 16 * RAD - 1) / (16 * RAD);
+  return KS == 1 ? 1 : (blocks < KS ? blocks : KS);
+}
+
 // Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
 // (gates optional: g0 == nullptr means none; `key` XORs every offset, the big kernels' block
 // swizzle), into C fragments in (k1, k2) order. Only the first `live_ks` 16-row k-steps of step 1
@@ -389,6 +399,12 @@ struct KSpecOf<__nv_bfloat16> {
   using Elem = uint16_t;  // bfloat16 bits
 };
 #endif
+
+// Bytes of the spectrum of G*H filters of N bins (forward and backward scratch).
+inline size_t kspec_bytes_for(bool bf16, int64_t GH, int64_t N) {
+  const size_t elem = bf16 ? sizeof(KSpecOf<__nv_bfloat16>::Elem) : sizeof(KSpecOf<__half>::Elem);
+  return static_cast<size_t>(GH) * static_cast<size_t>(N) * 2 * elem;
+}
 
 __device__ __forceinline__ float4 load_k_slot(const float4* p) { return __ldg(p); }
 __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
@@ -958,12 +974,8 @@ __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __rest
     float s, c;
     sincospif(-2.0f * static_cast<float>(f) / N, &s, &c);
     const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
-    {
-      store_k_bin(out + offset(f), kr_, ki);
-    }
-    if (f > 0 && f < H2) {
-      store_k_bin(out + offset(N - f), kr_, -ki);
-    }
+    store_k_bin(out + offset(f), kr_, ki);
+    if (f > 0 && f < H2) store_k_bin(out + offset(N - f), kr_, -ki);
   }
 }
 
@@ -972,11 +984,13 @@ constexpr size_t kspec_smem_bytes() {
   return sizeof(float2) * (N0 * RAD * RAD / 2 + N0 * RAD * RAD / 4);
 }
 
-// Enqueues the k-spectrum kernel for G*H filters ((G, H, N) complex of KElem: float, or bfloat16
-// bits as uint16_t; see above).
-template <int N0, int RAD, typename KElem>
-cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* skip, KElem* kspec,
+// Enqueues the k-spectrum kernel for G*H filters ((G, H, N) complex, stored as KSpecOf<T>::Elem
+// for data of type T; see above).
+template <typename T, int N0, int RAD>
+cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* skip, void* kspec_out,
                          cudaStream_t stream) {
+  using KElem = typename KSpecOf<T>::Elem;
+  KElem* kspec = static_cast<KElem*>(kspec_out);
   auto kern = monarch_kspec_kernel<N0, RAD, KElem>;
   const size_t ksm = kspec_smem_bytes<N0, RAD>();
   cudaError_t err;

@@ -105,10 +105,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   const bool has_pre = pre != nullptr, has_post = post != nullptr;
 
   const int warp0 = blockIdx.x * WARPS + warp;
-  // 16-row blocks of the RAD x RAD signal (row n1 = n / RAD) that hold input (L <= N/2: half of
-  // them) -- also the output rows the epilogue stores: step 1's k-steps and step 4's m-tiles past
-  // them are skipped (dft_pair / idft_pair).
-  const int live = KS == 1 ? 1 : min(KS, (p.L + 16 * RAD - 1) / (16 * RAD));
+  const int live = live_row_blocks<RAD>(p.L);  // the causal case skips work: see there
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of one item into stage `st`; every lane commits one group.
@@ -249,8 +246,7 @@ cudaError_t resident_ctas(K kern, int threads, size_t smem, int64_t* out) {
 template <typename T, int RAD>
 cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   const FftconvDims& d = a.d;
-  cudaError_t err =
-      launch_kspec<1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, 1, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
 
   auto kern = monarch_fwd_sq_kernel<T, RAD, kWarps>;
@@ -646,8 +642,7 @@ template <typename T, int N0, int RAD>
 cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   constexpr int WARPS = big_warps(N0, RAD);
   const FftconvDims& d = a.d;
-  cudaError_t err =
-      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
 
   auto kern = monarch_fwd_big_kernel<T, N0, RAD, WARPS>;
@@ -679,8 +674,7 @@ template <typename T, int N0, int RAD>
 cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
   using B = BlhShape<N0, RAD>;
   const FftconvDims& d = a.d;
-  cudaError_t err =
-      launch_kspec<N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, static_cast<typename KSpecOf<T>::Elem*>(kspec), stream);
+  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
 
   FwdParams p = make_params(a, kspec);
@@ -742,8 +736,7 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
 
 size_t monarch_fwd_scratch_bytes(const FftconvDims& d) {
   // K's spectrum: G * H * N complex values of KSpecOf<T>::Elem.
-  const size_t elem = d.dtype == DType::kBF16 ? sizeof(KSpecOf<__nv_bfloat16>::Elem) : sizeof(KSpecOf<__half>::Elem);
-  return static_cast<size_t>(d.G) * static_cast<size_t>(d.H) * static_cast<size_t>(d.N) * 2 * elem;
+  return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
 
 cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch,
