@@ -11,7 +11,7 @@
 #    first with JFF_PDL=0 (no programmatic dependent launch), then as shipped. With BENCH_RUNS=n instead n runs
 #    as shipped in separate processes (modes BENCH_MODES, default fwd), merged by merge_results.py --median into
 #    $OUT/dw-median.json (per-process state moves these small points by 10-25%: notes_depthwise.md).
-#    DEVICE_TIMING=1 also records each point's device-side time (JFF_BENCH_DEVICE_TIMING, harness.device_time).
+#    DEVICE_TIMING=1 reports each point device-side, wall clock beside it (JFF_BENCH_DEVICE_TIMING, harness.py).
 # SKIP_CHECKS=1 leaves out steps 2 and 3. Every step after the build gets what is left of DEADLINE seconds
 # (default 560).
 # Files under $OUT: summary.txt build.log selftests.log test.log bench.log and the bench JSON parts.
@@ -46,11 +46,9 @@ import json, sys
 rows = json.load(open(sys.argv[1]))['rows']
 over = [r for r in rows if r['ours_ms'] / r['floor_ms'] > (1.5 if r['mode'] == 'fwd' else 2.5)]
 print(f'median of runs: {len(over)} of {len(rows)} points over the bar')
-for r in over:
-    dev = (r.get('ours_timing') or {}).get('device_median_ms')
+for r in over:  # ours_ms is device-side where the run measured it (DEVICE_TIMING=1), see reported_by
     print(' ', r['mode'], r['dtype'], r['layout'], r['L'], r['D'], r['K'], round(r['ours_ms'] / r['floor_ms'], 2),
-          [round(t * 1e3, 1) for t in r['ours_ms_runs']],
-          '' if dev is None else f'device {dev / r[\"floor_ms\"]:.2f}x')
+          [round(t * 1e3, 1) for t in r['ours_ms_runs']], r['ours_timing'].get('reported_by', 'wall clock'))
 " "$OUT/dw-median.json"
 else
   run_left bench.log env JFF_PDL=0 "${bench[@]}" --no-accuracy --name dw-nopdl

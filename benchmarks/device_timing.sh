@@ -4,9 +4,9 @@
 #
 #   OUT=/some/dir bash benchmarks/device_timing.sh
 #
-# With JFF_BENCH_DEVICE_TIMING=1 every bench point also gets its device-side time (harness.device_time: each
-# program's span from first kernel start to last kernel end under jax.profiler, per op call) next to the
-# wall-clock median. In order of priority, each step getting what is left of DEADLINE seconds (default 560):
+# With JFF_BENCH_DEVICE_TIMING=1 every bench point is reported device-side (harness.device_time: each
+# program's span from first kernel start to last kernel end under jax.profiler, per op call), the floor's copy
+# too, with the wall-clock median beside it. In order of priority, each step getting what is left of DEADLINE seconds (default 560):
 # 1. the package build, with outer_selftest, long_bwd_selftest and monarch_selftest compiled alongside;
 # 2. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K) with device timing;
 # 3. the long path's kernel timings (outer_selftest --bench, long_bwd_selftest --bench);
@@ -27,7 +27,7 @@ tail -n 1 "$OUT/build.log" "$OUT/build_long.log" "$OUT/build_monarch.log"
 
 export JFF_BENCH_DEVICE_TIMING=1
 run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
-grep -h "device_error\|ours dev\|^ *fwd" "$OUT/bench.log" | head -n 40
+grep -h "device timing\|ours wall ms\|^ *fwd" "$OUT/bench.log" | head -n 40
 
 run_left long.log $b/outer_selftest --bench
 run_left long.log $b/long_bwd_selftest --bench
@@ -48,4 +48,4 @@ for i in $(seq 1 "${DW_RUNS:-2}"); do
   run_left depthwise.log python3 benchmarks/bench_depthwise.py --lengths 1K --k 3,4,5,7 --target-s 0.1 --modes fwd \
     --no-accuracy --out "$OUT" --no-plot --name "dw-devtime-run$i"
 done
-grep -h "dev/floor\|device_error" "$OUT/depthwise.log" | head -n 5
+grep -h "wall/floor\|device timing" "$OUT/depthwise.log" | head -n 5

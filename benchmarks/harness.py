@@ -179,8 +179,8 @@ def program_spans_ns(planes: Sequence[Any], programs: int) -> tuple[list[float],
 
 def device_time(run_programs: Callable[[], Any], programs: int, calls_per_program: int) -> dict:
     """Runs `run_programs` (dispatches `programs` programs and blocks) under the profiler; the device time
-    per op call of each program, summarised. Failures are reported in the result, not raised: this is a
-    second opinion next to the wall-clock figure."""
+    per op call of each program, summarised. Failures are reported in the result, not raised: time_fn then
+    reports the wall-clock figure and the record says why."""
     import tempfile
 
     from jax.profiler import ProfileData
