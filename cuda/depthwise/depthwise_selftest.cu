@@ -392,6 +392,9 @@ void RunChecks(bool small) {
         Case c{layout, tp.first, tp.second, 2, 37, 13, 5, 4, 0, false};  // odd D, odd L, causal
         CheckCase(c, seed++, AllPaths(), verbose);
       }
+      // bfloat16 at K = 7 has kernel shapes of its own (BlhFwdRows in depthwise_kernels.cu).
+      Case c{layout, kTypePairs[2].first, kTypePairs[2].second, 2, 45, 72, 7, 3, 3, true};
+      CheckCase(c, seed++, AllPaths(), verbose);
     }
     return;
   }
@@ -720,9 +723,9 @@ void RunTuneSplit(double bw) {
             CUDA_OK(cudaMemcpyAsync(pool.y, pool.x[i % BenchPool::kSets], size_t(elems) * 2,
                                     cudaMemcpyDeviceToDevice));
           });
-          // Fewer, longer stretches too (target 2048, min_rows 32): a stretch re-reads K - 1 halo rows, a
+          // Fewer, longer stretches too (target 1024-2048, min_rows 32): a stretch re-reads K - 1 halo rows, a
           // quarter of its input at K = 7 with the default 24-row stretches at L = 1K, D = 768.
-          for (int64_t target : {0, 2048, 8192, 16384, 32768}) {
+          for (int64_t target : {0, 1024, 2048, 4096, 8192, 16384}) {
             // BLH: fewest rows per stretch; BHL (no row stretches): 1 = the general kernels.
             for (int64_t min_rows : {0, 32, 16, 8, 1}) {
               if (layout == 0 && min_rows != 0 && min_rows != 1) continue;
