@@ -32,11 +32,11 @@ IFS=';' read -ra parts <<<"${PARTS:-1K:768,1024,2048,8192;4K,8K:768,1024;4K,8K:2
 i=0
 for part in "${parts[@]}"; do
   run_left bench_dw.log python3 benchmarks/bench_depthwise.py --lengths "${part%%:*}" --channels "${part#*:}" \
-    --k 3,4,5,7 --target-s 0.1 --modes fwd,fwd+bwd --no-accuracy --out "$OUT/parts" --no-plot --name "dw-part$i"
+    --k 3,4,5,7 --target-s 0.1 --modes fwd,fwd+bwd --no-accuracy --out "$OUT/parts" --no-plot --name "depthwise-grid-part$i"
   echo "part $part done at $((SECONDS - start)) s"
   i=$((i + 1))
 done
-device=$(ls "$OUT"/parts/*-dw-part*.json 2>/dev/null | head -n 1 | xargs -r basename | sed 's/-dw-part.*//')
+device=$(ls "$OUT"/parts/*-depthwise-grid-part*.json 2>/dev/null | head -n 1 | xargs -r basename | sed 's/-depthwise-grid-part.*//')
 if [ -n "$device" ]; then
   python3 benchmarks/merge_results.py --no-plot --out "$OUT/$device-depthwise-grid-device.json" "$OUT"/parts/*.json \
     >>"$OUT/bench_dw.log" 2>&1 && rm -rf "$OUT/parts"

@@ -637,8 +637,9 @@ __device__ __forceinline__ void StepWindow(const uint4& prv, const uint4 (&buf)[
   }
 }
 
-// Forward. kLo >= 0 requires p.Li == p.Lo and p.lo == kLo (the aligned window). Held to 3
-// blocks per SM (85 registers): the aligned K = 7 kernels took 86-88 and fell to 2.
+// Forward. kLo >= 0 requires p.Li == p.Lo and p.lo == kLo (the aligned window). kMinBlocks per SM:
+// 3 (85 registers) by default, since the aligned K = 7 kernels took 86-88 and fell to 2; 4 for the
+// 16-bit K = 7 shape (see BhlFwdUnroll).
 template <typename T, typename WT, int K, int U, int kMinBlocks, int kLo>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     BhlFwdFast(const T* __restrict__ in, const WT* __restrict__ w, const WT* __restrict__ bias,
@@ -991,15 +992,14 @@ constexpr int kBlhFallbackFwd = 1, kBlhFallbackBwd = 1;  // the 4-byte entries
 // held to 128 registers (2 blocks per SM): left alone it takes 146-156 at K >= 5 and one block
 // per SM, which measured 1.4-1.6x slower than the few spills the cap costs.
 constexpr int kBhlFwdUnroll = 4;
-// K = 7 in 16-bit types, forward (dw_selftest --pdl-bench, H200, B16 L 1K/2K D 768..2048, two interleaved
-// rounds; logs/nvidia-h200-depthwise-k7-ab-session13.log): BHL with 2 segments per step at 4 blocks per SM
-// (64 registers, 8 B of spill) 1-4% faster than 4 segments at 3 (80 registers, 12 B of spill); 1 segment at 4
-// blocks 30% slower. BLH rows per step: 4 is 8% faster than 8 for bfloat16 at L = 1K, D = 768 but 3-11%
-// slower for float16, so only bfloat16 takes it; 2 rows at 3 blocks per SM was 1.7-2x slower. float32 keeps
-// the K <= 5 shapes (2 segments at 4 blocks spill 128 B there).
+// K = 7 in 16-bit types, forward BHL (dw_selftest --pdl-bench, H200, B16 L 1K/2K D 768..2048, two interleaved
+// rounds; logs/nvidia-h200-depthwise-k7-ab-session13.log): 2 segments per step at 4 blocks per SM (64 registers,
+// 8 B of spill) 1-4% faster than 4 segments at 3 (80 registers, 12 B of spill), and 4% through JAX at L = 1K,
+// D = 768 (device-side); 1 segment at 4 blocks 30% slower. float32 keeps the K <= 5 shape (2 segments at 4
+// blocks spill 128 B there). Not kept for BLH: 4 rows per step instead of 8 for bfloat16 (8% faster in the
+// self-test with float32 weights, 11-15% slower than float16 through JAX with bfloat16 weights).
 constexpr int BhlFwdUnroll(int64_t K, size_t elem_bytes) { return K == 7 && elem_bytes == 2 ? 2 : kBhlFwdUnroll; }
 constexpr int BhlFwdMinBlocks(int64_t K, size_t elem_bytes) { return K == 7 && elem_bytes == 2 ? 4 : 3; }
-constexpr int BlhFwdRows(int64_t K, int table_rows, bool bf16) { return K == 7 && bf16 ? 4 : table_rows; }
 struct BhlBwdVariant {
   int unroll, min_blocks;
 };
@@ -1032,7 +1032,6 @@ enum class Path { kGeneric, kBlhFast, kBhlFast };
 struct Plan {
   Path path = Path::kGeneric;
   int bytes = 0, rows = 0, unroll = 0, min_blocks = 1;  // fast-path template choices
-  int kernel_rows = 0;                  // BLH: rows per step of the kernel launched (see BlhFwdRows)
   int64_t S = 1, SL = 0, T = 0;         // stretches and their lengths
   int aligned_lo = -1;                  // BHL: the aligned kernels' offset, -1 for the general ones
   dim3 grid;
@@ -1073,7 +1072,6 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
       pl.path = Path::kBlhFast;
       pl.bytes = var.bytes;
       pl.rows = var.rows;
-      pl.kernel_rows = backward ? var.rows : BlhFwdRows(d.K, var.rows, d.x_dtype == DwElem::kBF16);
       pl.T = T_rows;
       int64_t S = CeilDiv(target, d.B * colblocks);
       S = std::max<int64_t>(1, std::min(S, CeilDiv(T_rows, min_rows)));
@@ -1258,7 +1256,7 @@ std::string PlanName(const Plan& pl) {
   std::ostringstream s;
   switch (pl.path) {
     case Path::kBlhFast:
-      s << "blh-fast " << pl.bytes << "B R" << pl.kernel_rows << " S" << pl.S;
+      s << "blh-fast " << pl.bytes << "B R" << pl.rows << " S" << pl.S;
       break;
     case Path::kBhlFast:
       s << (pl.aligned_lo >= 0 ? "bhl-aligned LO" + std::to_string(pl.aligned_lo) + " U" : "bhl-fast U")
@@ -1322,7 +1320,7 @@ std::string LaunchDepthwiseFwd(const DwFwdArgs& a, cudaStream_t stream,
         return DispatchBlhFwdVariant(pl.bytes, pl.rows, [&](auto var) {
           constexpr int K = decltype(k)::value;
           constexpr int V = decltype(var)::bytes / int(sizeof(T));
-          return Launch("forward (BLH fast path)", tuning, BlhFwdFast<T, WT, K, V, BlhFwdRows(K, decltype(var)::rows, std::is_same<T, __nv_bfloat16>::value)>, pl.grid, stream, x, w, bias, y, p);
+          return Launch("forward (BLH fast path)", tuning, BlhFwdFast<T, WT, K, V, decltype(var)::rows>, pl.grid, stream, x, w, bias, y, p);
         });
       });
     }

@@ -11,6 +11,7 @@
 //   ./dw_selftest --pdl-bench        back-to-back call streams with and without PDL (L 1K/2K)
 //   ./dw_selftest --bench            issue 4's grid: time, bytes, GB/s, ratio to the copy floor
 //   ./dw_selftest --bench --blh-bwd 1  the same with a non-default variant (also --blh-fwd/--bhl-bwd)
+//   --w-f32                          timed runs with float32 weights and bias (default: x's dtype, as the grid)
 //
 // Correctness: inputs are fresh random numbers rounded to the tested dtype; the reference
 // is computed in double from those rounded values. Outputs and the dw scratch are filled
@@ -392,7 +393,7 @@ void RunChecks(bool small) {
         Case c{layout, tp.first, tp.second, 2, 37, 13, 5, 4, 0, false};  // odd D, odd L, causal
         CheckCase(c, seed++, AllPaths(), verbose);
       }
-      // bfloat16 at K = 7 has kernel shapes of its own (BlhFwdRows in depthwise_kernels.cu).
+      // bfloat16 through the K = 7 kernels (their 16-bit BHL forward has a shape of its own: BhlFwdUnroll).
       Case c{layout, kTypePairs[2].first, kTypePairs[2].second, 2, 45, 72, 7, 3, 3, true};
       CheckCase(c, seed++, AllPaths(), verbose);
     }
@@ -580,6 +581,12 @@ double CopyBandwidth() {
   return 2.0 * double(bytes) / (ms * 1e-3);  // bytes read + written per second
 }
 
+// Weight and bias dtype of the timed runs: x's own, as in issue 4's grid and bench_depthwise.py's default, or
+// float32 (--w-f32). The two can rank kernel variants differently: bfloat16 BLH at K = 7 with 4 rows per step was
+// 8% faster than 8 rows with float32 weights here and 11-15% slower with bfloat16 weights through JAX (session 13).
+bool g_w_f32 = false;
+DwElem BenchW(DwElem xt) { return g_w_f32 ? DwElem::kF32 : xt; }
+
 struct BenchPool {
   static constexpr int kSets = 3;
   size_t cap;  // elements per buffer
@@ -614,8 +621,8 @@ struct BenchPool {
       Fill(x[i], cap, t, 11 + i);
       Fill(dy[i], cap, t, 23 + i);
     }
-    Fill(w, 128 * 8192, DwElem::kF32, 5);
-    Fill(bias, 8192, DwElem::kF32, 7);
+    Fill(w, 128 * 8192, BenchW(t), 5);
+    Fill(bias, 8192, BenchW(t), 7);
     CUDA_OK(cudaDeviceSynchronize());
   }
   void* Scratch(size_t bytes) {
@@ -636,7 +643,7 @@ struct Timing {
 Timing TimeShape(BenchPool& pool, int layout, DwElem xt, int64_t B, int64_t L, int64_t D,
                  int64_t K, const DepthwiseTuning* tuning, int reps) {
   const int64_t lo = (K - 1) / 2, hi = K - 1 - lo;
-  DwDims d{xt, DwElem::kF32, int32_t(layout), B, L, D, K, lo, hi, L + lo + hi - K + 1};
+  DwDims d{xt, BenchW(xt), int32_t(layout), B, L, D, K, lo, hi, L + lo + hi - K + 1};
   auto fargs = [&](int i) {
     return DwFwdArgs{d, pool.x[i % BenchPool::kSets], pool.w, pool.bias, pool.y};
   };
@@ -671,7 +678,7 @@ void RunTune(double bw) {
   const int64_t B = 16;
   BenchPool pool(size_t(B) * 8192 * 8192);
   pool.FillAll(DwElem::kF16);
-  std::printf("\n# variant sweep (f16, w f32, same padding); ratio = time / copy floor\n");
+  std::printf("\n# variant sweep (f16, w %s, same padding); ratio = time / copy floor\n", g_w_f32 ? "f32" : "f16");
   const int64_t shapes[][2] = {{1024, 768}, {2048, 1024}, {4096, 2048}, {8192, 8192}};
   auto line = [&](const std::string& what, int layout, int64_t K, int64_t L, int64_t D,
                   const DepthwiseTuning& tu) {
@@ -712,7 +719,8 @@ void RunTuneSplit(double bw) {
   const int64_t B = 16;
   BenchPool pool(size_t(B) * 2048 * 1024);
   pool.FillAll(DwElem::kF16);
-  std::printf("\n# split sweep (f16, w f32, same padding); xflr = time / copy floor, cpy = time / memcpy\n");
+  std::printf("\n# split sweep (f16, w %s, same padding); xflr = time / copy floor, cpy = time / memcpy\n",
+              g_w_f32 ? "f32" : "f16");
   for (int layout : {1, 0}) {
     for (int64_t K : {3, 5, 7}) {
       for (const int64_t L : {1024, 2048}) {
@@ -754,7 +762,8 @@ void RunTuneSplit(double bw) {
 void RunBench(double bw, const DepthwiseTuning& tuning) {
   const int64_t B = 16;
   BenchPool pool(size_t(B) * 8192 * 8192);
-  std::printf("\n# issue 4 grid: B=16, same padding, bias, w float32. floor = bytes / copy bandwidth\n");
+  std::printf("\n# issue 4 grid: B=16, same padding, bias, w %s. floor = bytes / copy bandwidth\n",
+              g_w_f32 ? "float32" : "in x's dtype");
   std::printf("# fwd bytes = read x + write y; bwd bytes = read dy, x + write dx; f+b = both\n");
   std::printf("# cpy = fwd time / time of a cudaMemcpy of the same bytes (x -> y) at this size\n");
   std::printf("%-4s %-5s %2s %5s %5s | %9s %7s %5s %5s | %9s %7s %5s | %5s | %s\n", "lay", "dtype", "K",
@@ -820,7 +829,7 @@ void RunPdlBench(double bw) {
         for (int64_t L : {1024, 2048}) {
           for (int64_t D : {768, 1024, 2048}) {
             const int64_t lo = (K - 1) / 2, hi = K - 1 - lo;
-            const DwDims d{xt, DwElem::kF32, int32_t(layout), B, L, D, K, lo, hi, L};
+            const DwDims d{xt, BenchW(xt), int32_t(layout), B, L, D, K, lo, hi, L};
             const size_t n = size_t(B * L * D);
             const int64_t slices = int64_t(pool.cap / n);
             auto slice = [&](void* base, int i) {
@@ -889,6 +898,7 @@ int main(int argc, char** argv) {
     else if (a == "--tune-split") tune_split = true;
     else if (a == "--pdl-bench") pdl_bench = true;
     else if (a == "--no-poison") g_poison = false;
+    else if (a == "--w-f32") g_w_f32 = true;
     else if (a == "--blh-fwd" && i + 1 < argc) bench_tuning.blh_fwd_variant = std::atoi(argv[++i]);
     else if (a == "--blh-bwd" && i + 1 < argc) bench_tuning.blh_bwd_variant = std::atoi(argv[++i]);
     else if (a == "--bhl-bwd" && i + 1 < argc) bench_tuning.bhl_bwd_variant = std::atoi(argv[++i]);
