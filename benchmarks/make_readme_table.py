@@ -246,6 +246,9 @@ def section(include_cpu: bool, results: Path = RESULTS) -> str:
             "and rerun `python benchmarks/make_readme_table.py`.\n"
         )
     lines = []
+    # A file whose meta names a newer measurement of the same points ("superseded_by") is linked, not tabled.
+    superseded = [doc for doc in docs if doc["meta"].get("superseded_by")]
+    docs = [doc for doc in docs if not doc["meta"].get("superseded_by")]
     for doc in docs:
         bench = doc["meta"].get("benchmark", "")
         if bench.startswith("fftconv"):
@@ -254,6 +257,13 @@ def section(include_cpu: bool, results: Path = RESULTS) -> str:
             lines += depthwise_section(doc)
         elif bench.startswith("hyena_step"):
             lines += hyena_step_section(doc)
+    if superseded:
+        links = ", ".join(
+            f"[`{d['path'].name}`](benchmarks/results/{d['path'].name}) (superseded by "
+            f"`{d['meta']['superseded_by']}`)"
+            for d in superseded
+        )
+        lines += [f"Earlier result files, not tabled here: {links}.", ""]
     return "\n".join(lines)
 
 

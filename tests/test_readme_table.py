@@ -38,3 +38,14 @@ def test_long_rows_show_shape_scaled_times_and_peak(tmp_path):
     assert "3.0 / 6.0 (0.50)" in lines[0]
     assert "| 3840 | 3968 |" in lines[1]
     assert lines[2].endswith("out of memory |")
+
+
+def test_superseded_files_are_linked_not_tabled(tmp_path):
+    _write(tmp_path, [_row(1 << 16, 16, 768, "fwd", 40.0, 50.0)])
+    old = json.loads((tmp_path / "gpu-fftconv-long.json").read_text())
+    old["meta"]["superseded_by"] = "gpu-fftconv-long.json"
+    (tmp_path / "gpu-fftconv-long-old.json").write_text(json.dumps(old))
+    text = make_readme_table.section(False, tmp_path)
+    assert text.count("#### fftconv") == 1  # only the current file gets a table
+    assert "[`gpu-fftconv-long-old.json`](benchmarks/results/gpu-fftconv-long-old.json)" in text
+    assert "superseded by `gpu-fftconv-long.json`" in text

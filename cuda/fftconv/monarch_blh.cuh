@@ -164,13 +164,12 @@ cudaError_t launch_clusters(const Params& p, int64_t max_clusters, cudaStream_t 
 }
 #endif
 
-// Whether the clustered BLH kernel of a direction fits the current device at (dtype, N); false at N
+// Whether the clustered BLH kernel of a direction fits the current device at (T, N); false at N
 // without clusters and in the CPU emulation. `Kernels` names the direction's kernel and its dynamic
 // shared memory: `Kernels::kern<T, N0, RAD>` and `Kernels::smem<N0, RAD>`.
-template <typename Kernels>
-bool blh_clusters_fit(DType dtype, int64_t N) {
+template <typename Kernels, typename T>
+bool blh_clusters_fit_for(int64_t N) {
 #ifdef JFF_MONARCH_EMU
-  (void)dtype;
   (void)N;
   return false;
 #else
@@ -179,13 +178,18 @@ bool blh_clusters_fit(DType dtype, int64_t N) {
     using B = BlhShape<n0(), rad()>;
     constexpr size_t kSmem = Kernels::template smem<n0(), rad()>;
     if constexpr (B::CL > 1) {
-      fits = dtype == DType::kBF16
-                 ? clusters_fit<Kernels::template kern<__nv_bfloat16, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>()
-                 : clusters_fit<Kernels::template kern<__half, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
+      fits = clusters_fit<Kernels::template kern<T, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
     }
   });
   return fits;
 #endif
+}
+
+// The same for a run-time dtype (instantiates the kernels of both element types).
+template <typename Kernels>
+bool blh_clusters_fit(DType dtype, int64_t N) {
+  return dtype == DType::kBF16 ? blh_clusters_fit_for<Kernels, __nv_bfloat16>(N)
+                               : blh_clusters_fit_for<Kernels, __half>(N);
 }
 
 // 8 x 8 transpose of 16-bit elements: a[i] holds row i (element e in 16-bit half e & 1 of

@@ -63,6 +63,14 @@
 #include "fftconv/monarch_core.cuh"
 #include "fftconv/monarch_blh.cuh"
 
+// Which element types' kernels this translation unit compiles: 1 = bfloat16 (with the host-side
+// entry points below), 2 = float16, 3 = both. The package builds the two halves as separate
+// translation units (monarch_bwd_bf16.cu, monarch_bwd_f16.cu), since this file was the build's
+// longest compile; the standalone self-tests compile this file alone, with both.
+#ifndef JFF_MONARCH_BWD_TYPES
+#define JFF_MONARCH_BWD_TYPES 3
+#endif
+
 namespace jff {
 namespace {
 
@@ -1527,14 +1535,55 @@ bool blh_bwd_enabled() {
 #endif
 }
 
+// The launches of one element type: k's spectrum, the main pass (sq, BLH or big kernel), the reduction.
+template <typename T>
+cudaError_t launch_bwd_typed(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
+  const FftconvDims& d = a.d;
+  cudaError_t err = cudaErrorInvalidValue;
+  if (use_sq(d)) {
+    const int rad = radix_of(d.N);
+    if (rad == 16) err = launch_bwd_sq<T, 16>(a, stream, kspec, rest);
+    if (rad == 32) err = launch_bwd_sq<T, 32>(a, stream, kspec, rest);
+    return err;
+  }
+  if (d.layout == kBLH) {
+    dispatch_n(d.N, [&](auto n0, auto rad) { err = launch_bwd_blh<T, n0(), rad()>(a, stream, kspec, rest); });
+    return err;
+  }
+  dispatch_n(d.N, [&](auto n0, auto rad) { err = launch_bwd_big<T, n0(), rad()>(a, stream, kspec, rest); });
+  return err;
+}
+
 }  // namespace
 
+// Per element type, defined in the translation unit that compiles that type's kernels.
+cudaError_t monarch_bwd_launch_bf16(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest);
+cudaError_t monarch_bwd_launch_f16(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest);
+bool monarch_bwd_blh_fits_bf16(int64_t N);
+bool monarch_bwd_blh_fits_f16(int64_t N);
+
+#if JFF_MONARCH_BWD_TYPES & 1
+cudaError_t monarch_bwd_launch_bf16(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
+  return launch_bwd_typed<__nv_bfloat16>(a, stream, kspec, rest);
+}
+bool monarch_bwd_blh_fits_bf16(int64_t N) { return blh_clusters_fit_for<BwdBlhKernels, __nv_bfloat16>(N); }
+#endif
+#if JFF_MONARCH_BWD_TYPES & 2
+cudaError_t monarch_bwd_launch_f16(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
+  return launch_bwd_typed<__half>(a, stream, kspec, rest);
+}
+bool monarch_bwd_blh_fits_f16(int64_t N) { return blh_clusters_fit_for<BwdBlhKernels, __half>(N); }
+#endif
+
+#if JFF_MONARCH_BWD_TYPES & 1
 bool monarch_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   if (device_major < 8) return false;
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
   if (d.layout != kBHL && !(d.layout == kBLH && blh_bwd_enabled() && (device_major >= 9 || d.N <= 2048)))
     return false;
-  if (d.layout == kBLH && d.N > 2048 && !blh_clusters_fit<BwdBlhKernels>(d.dtype, d.N)) return false;
+  if (d.layout == kBLH && d.N > 2048 &&
+      !(d.dtype == DType::kBF16 ? monarch_bwd_blh_fits_bf16(d.N) : monarch_bwd_blh_fits_f16(d.N)))
+    return false;
   size_t sm = 0, ksm = 0, rsm = 0;
   const bool known = dispatch_n(d.N, [&](auto n0, auto rad) {  // N = 256 .. 32768
     // The big kernel: its global-slot variant, which always runs (the shared-accumulator one only where it fits).
@@ -1578,26 +1627,9 @@ cudaError_t monarch_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scra
   if (reinterpret_cast<uintptr_t>(scratch) % 16 != 0) return cudaErrorInvalidValue;
   void* kspec = scratch;
   char* rest = static_cast<char*>(scratch) + kspec_bytes(d);
-  const bool bf = d.dtype == DType::kBF16;
-  err = cudaErrorInvalidValue;
-  if (use_sq(d)) {
-    const int rad = radix_of(d.N);
-    if (rad == 16) err = bf ? launch_bwd_sq<__nv_bfloat16, 16>(a, stream, kspec, rest) : launch_bwd_sq<__half, 16>(a, stream, kspec, rest);
-    if (rad == 32) err = bf ? launch_bwd_sq<__nv_bfloat16, 32>(a, stream, kspec, rest) : launch_bwd_sq<__half, 32>(a, stream, kspec, rest);
-    return err;
-  }
-  if (d.layout == kBLH) {
-    dispatch_n(d.N, [&](auto n0, auto rad) {
-      err = bf ? launch_bwd_blh<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
-               : launch_bwd_blh<__half, n0(), rad()>(a, stream, kspec, rest);
-    });
-    return err;
-  }
-  dispatch_n(d.N, [&](auto n0, auto rad) {
-    err = bf ? launch_bwd_big<__nv_bfloat16, n0(), rad()>(a, stream, kspec, rest)
-             : launch_bwd_big<__half, n0(), rad()>(a, stream, kspec, rest);
-  });
-  return err;
+  return d.dtype == DType::kBF16 ? monarch_bwd_launch_bf16(a, stream, kspec, rest)
+                                 : monarch_bwd_launch_f16(a, stream, kspec, rest);
 }
+#endif  // JFF_MONARCH_BWD_TYPES & 1
 
 }  // namespace jff
