@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# A/B of a compile-time setting of the fused forward (or, with BWD=1, the backward), from the repository root:
+# A/B of a compile-time setting of the fused forward (BWD=1: the backward; DW=1: the depthwise kernels), from
+# the repository root:
 #
 #   OUT=/some/dir bash benchmarks/device_monarch_ab.sh -DNAME=A -DNAME=B ...
 #   OUT=/some/dir BWD=1 ONLY="T bf16 N8192" bash benchmarks/device_monarch_ab.sh -DJFF_BWD_SHARED_ACC_MAX_N=4096 \
 #       -DJFF_BWD_SHARED_ACC_MAX_N=8192
+#   OUT=/some/dir DW=1 bash benchmarks/device_monarch_ab.sh -DJFF_AB_BASELINE -DJFF_DW_SOMETHING=1
 #
-# Builds monarch_selftest (BWD=1: monarch_bwd_selftest) once per flag (for the code as it is, pass a define
-# nothing reads, e.g. -DJFF_AB_BASELINE; several defines for one build: comma-separated, -DA=1,-DB=2).
-# SMALL=1 first runs each build's small correctness cases (float64 checks, poison, determinism; the forward's
-# include BLH). Then each build's timed rows matching each of ONLY (';'-separated substrings, default "T bf16":
-# the issue-3 workload, with its correctness checks) twice, interleaved (A B A B), so that drift between runs
-# shows. PHASE=build only builds, PHASE=run only runs (the same arguments), so that one device call can build
-# the forward's and the backward's variants at once and time them one after the other.
+# Builds monarch_selftest (BWD=1: monarch_bwd_selftest; DW=1: dw_selftest) once per argument (for the code as
+# it is, pass a define nothing reads, e.g. -DJFF_AB_BASELINE; several defines for one build: comma-separated,
+# -DA=1,-DB=2). SMALL=1 first runs each build's small correctness cases (float64 checks, poison, determinism;
+# the forward's include BLH). Then each build's timed runs twice, interleaved (A B A B), so that drift between
+# runs shows: for the fused kernels the rows matching each of ONLY (';'-separated substrings, default "T bf16":
+# the issue-3 workload, with its correctness checks), for the depthwise kernels dw_selftest RUN_ARGS (default
+# --pdl-bench: back-to-back call streams, as a jitted program issues them). PHASE=build only builds, PHASE=run
+# only runs (the same arguments), so that one device call can build several targets' variants at once.
 source "$(dirname "$0")/device_lib.sh"
 
-if [ "${BWD:-0}" = 1 ]; then
+if [ "${DW:-0}" = 1 ]; then
+  sources=(cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu)
+  tag=dw
+elif [ "${BWD:-0}" = 1 ]; then
   sources=(cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu)
   tag=bwd
 else
@@ -45,15 +51,25 @@ if [ "${SMALL:-0}" = 1 ]; then
     i=$((i + 1))
   done
 fi
-IFS=';' read -ra rows <<<"${ONLY:-T bf16}"
+if [ "$tag" = dw ]; then
+  read -ra run_args <<<"${RUN_ARGS:---pdl-bench}"
+  runs=("${run_args[*]}")
+else
+  IFS=';' read -ra runs <<<"${ONLY:-T bf16}"
+fi
 for round in 1 2; do
   i=0
   for flag in "$@"; do
     echo "### $tag $flag (round $round)" >>"$OUT/ab_$tag.log"
-    for r in "${rows[@]}"; do
-      run_left ab_$tag.log ${bin}_$i --only "$r"
+    for r in "${runs[@]}"; do
+      if [ "$tag" = dw ]; then
+        read -ra args <<<"$r"
+        run_left ab_$tag.log ${bin}_$i "${args[@]}"
+      else
+        run_left ab_$tag.log ${bin}_$i --only "$r"
+      fi
     done
     i=$((i + 1))
   done
 done
-grep -h "###\|^T \|^  BLH T \|ALL PASS\|FAIL" "$OUT/ab_$tag.log"
+grep -h "###\|^T \|^  BLH T \|^BHL \|^BLH \|ALL PASS\|FAIL" "$OUT/ab_$tag.log"
