@@ -490,6 +490,17 @@ __device__ __forceinline__ unsigned Word(const uint4& r, int i) {
   return i == 0 ? r.x : i == 1 ? r.y : i == 2 ? r.z : r.w;
 }
 
+// The halo exchanges are rotations across the warp (every lane reads exactly one other lane), so each
+// lane offers the word its reader wants, from its own vector or the neighbouring segment's: one shuffle
+// per word instead of one for each of the two vectors and a select. JFF_DW_TWO_SHUFFLE_HALO=1 restores
+// the two-shuffle form (A/B: same results bit for bit).
+#ifndef JFF_DW_TWO_SHUFFLE_HALO
+#define JFF_DW_TWO_SHUFFLE_HALO 0
+#endif
+__device__ __forceinline__ unsigned RotateWord(unsigned offered, int src_lane) {
+  return __shfl_sync(kFull, offered, src_lane);
+}
+
 template <typename T, int K>
 struct Window {
   static constexpr int V = Bhl<T>::V;
@@ -517,10 +528,16 @@ __device__ __forceinline__ void BuildWindow(const uint4& cur, const uint4& nxt, 
     } else if (v == 0) {
       w0[k] = Word(cur, i);
     } else {
+      // Lane L wants word i of lane L + v's vector: `cur` below 32, `nxt` (one segment on) past it.
+      // Each lane is read by exactly one other, so it offers the one it will be asked for.
+#if JFF_DW_TWO_SHUFFLE_HALO
       const int src = (lane + v) & 31;
       const unsigned a = __shfl_sync(kFull, Word(cur, i), src);
       const unsigned b = __shfl_sync(kFull, Word(nxt, i), src);
       w0[k] = lane + v < 32 ? a : b;
+#else
+      w0[k] = RotateWord(lane < v ? Word(nxt, i) : Word(cur, i), (lane + v) & 31);
+#endif
     }
   }
   const int qs = s / W::EPW;  // word shift, 0..3
@@ -600,10 +617,15 @@ __device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4
   // Elements V-LO .. V-1 of the previous lane's vector: words (V-LO)/EPW .. 3.
 #pragma unroll
   for (int wd = (V - LO) / EPW; wd < 4; ++wd) {
+    // From lane - 1; lane 0 from lane 31 of the previous segment (offered by lane 31 in place of its own).
+    float f[EPW];
+#if JFF_DW_TWO_SHUFFLE_HALO
     const unsigned up = __shfl_up_sync(kFull, Word(cur, wd), 1);
     const unsigned wrap = __shfl_sync(kFull, Word(prv, wd), 31);
-    float f[EPW];
     Cvt<T>::Unpack(lane == 0 ? wrap : up, f);
+#else
+    Cvt<T>::Unpack(RotateWord(lane == 31 ? Word(prv, wd) : Word(cur, wd), (lane + 31) & 31), f);
+#endif
 #pragma unroll
     for (int k = 0; k < EPW; ++k) {
       const int e = wd * EPW + k - (V - LO);
@@ -613,10 +635,15 @@ __device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4
   // Elements 0 .. HI-1 of the next lane's vector.
 #pragma unroll
   for (int wd = 0; wd < (HI + EPW - 1) / EPW; ++wd) {
+    // From lane + 1; lane 31 from lane 0 of the next segment (offered by lane 0 in place of its own).
+    float f[EPW];
+#if JFF_DW_TWO_SHUFFLE_HALO
     const unsigned down = __shfl_down_sync(kFull, Word(cur, wd), 1);
     const unsigned wrap = __shfl_sync(kFull, Word(nxt, wd), 0);
-    float f[EPW];
     Cvt<T>::Unpack(lane == 31 ? wrap : down, f);
+#else
+    Cvt<T>::Unpack(RotateWord(lane == 0 ? Word(nxt, wd) : Word(cur, wd), (lane + 1) & 31), f);
+#endif
 #pragma unroll
     for (int k = 0; k < EPW; ++k) {
       const int e = wd * EPW + k;
