@@ -8,6 +8,7 @@
 #include "depthwise/depthwise_kernels.h"
 
 #include "common/pdl.cuh"
+#include "common/store16.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -140,7 +141,9 @@ __device__ __forceinline__ void LoadF(const T* p, float* out) {
   }
 }
 
-template <typename T, int N>
+// kWhole16: 16-byte pieces through StoreGlobal16 (kept one store instruction; see there). Used where it
+// measured no register cost (the BHL forward); in the register-capped backward it raised spills.
+template <typename T, int N, bool kWhole16 = false>
 __device__ __forceinline__ void StoreF(T* p, const float* in) {
   constexpr int kBytes = N * int(sizeof(T));
   if constexpr (kBytes == 2) {
@@ -156,9 +159,14 @@ __device__ __forceinline__ void StoreF(T* p, const float* in) {
 #pragma unroll
     for (int c = 0; c < kBytes / 16; ++c) {
       const float* q = in + c * 4 * k;
-      reinterpret_cast<uint4*>(p)[c] =
-          make_uint4(Cvt<T>::Pack(q), Cvt<T>::Pack(q + k), Cvt<T>::Pack(q + 2 * k),
-                     Cvt<T>::Pack(q + 3 * k));
+      if constexpr (kWhole16) {
+        StoreGlobal16(reinterpret_cast<uint4*>(p) + c, Cvt<T>::Pack(q), Cvt<T>::Pack(q + k),
+                      Cvt<T>::Pack(q + 2 * k), Cvt<T>::Pack(q + 3 * k));
+      } else {
+        reinterpret_cast<uint4*>(p)[c] =
+            make_uint4(Cvt<T>::Pack(q), Cvt<T>::Pack(q + k), Cvt<T>::Pack(q + 2 * k),
+                       Cvt<T>::Pack(q + 3 * k));
+      }
     }
   }
 }
@@ -441,19 +449,33 @@ struct Bhl {
   using Bits = typename std::conditional<sizeof(T) == 2, unsigned short, unsigned>::type;
 };
 
+// Positions and vector indices within one row (the kernels offset their base pointers to the row, so
+// these stay below the row's length): 32-bit, which saves the 64-bit compares and carries of the bounds
+// checks and a register per index. The planner sends rows of 2^30 elements or more to the generic
+// kernels. -DJFF_DW_BHL_INDEX64=1 restores 64-bit indices (A/B).
+#ifndef JFF_DW_BHL_INDEX64
+#define JFF_DW_BHL_INDEX64 0
+#endif
+#if JFF_DW_BHL_INDEX64
+using RowIdx = int64_t;
+#else
+using RowIdx = int;
+#endif
+constexpr int64_t kBhlMaxRow = int64_t(1) << 30;
+
 // Vector p of a row whose aligned base is `base` (row position 0 sits `off` elements past
 // it): elements at row positions [p*V - off, p*V - off + V), zero outside [0, len).
 template <typename T>
-__device__ __forceinline__ uint4 LoadRowVec(const T* base, int64_t p, int64_t off, int64_t len) {
+__device__ __forceinline__ uint4 LoadRowVec(const T* base, RowIdx p, RowIdx off, RowIdx len) {
   constexpr int V = Bhl<T>::V;
-  const int64_t pos0 = p * V - off;
+  const RowIdx pos0 = p * V - off;
   if (pos0 >= 0 && pos0 + V <= len) return __ldg(reinterpret_cast<const uint4*>(base + p * V));
   using Bits = typename Bhl<T>::Bits;
   Bits t[V];
   const Bits* src = reinterpret_cast<const Bits*>(base) + p * V;
 #pragma unroll
   for (int e = 0; e < V; ++e) {
-    const int64_t pos = pos0 + e;
+    const RowIdx pos = pos0 + e;
     t[e] = (pos >= 0 && pos < len) ? src[e] : Bits(0);
   }
   uint4 r;
@@ -461,18 +483,17 @@ __device__ __forceinline__ uint4 LoadRowVec(const T* base, int64_t p, int64_t of
   return r;
 }
 
-template <typename T>
-__device__ __forceinline__ void StoreRowVec(T* base, int64_t q, int64_t off, int64_t len,
-                                            const float* v) {
+template <typename T, bool kWhole16 = false>
+__device__ __forceinline__ void StoreRowVec(T* base, RowIdx q, RowIdx off, RowIdx len, const float* v) {
   constexpr int V = Bhl<T>::V;
-  const int64_t pos0 = q * V - off;
+  const RowIdx pos0 = q * V - off;
   if (pos0 >= 0 && pos0 + V <= len) {
-    StoreF<T, V>(base + q * V, v);
+    StoreF<T, V, kWhole16>(base + q * V, v);
     return;
   }
 #pragma unroll
   for (int e = 0; e < V; ++e) {
-    const int64_t pos = pos0 + e;
+    const RowIdx pos = pos0 + e;
     if (pos >= 0 && pos < len) base[q * V + e] = Cvt<T>::FromF(v[e]);
   }
 }
@@ -684,9 +705,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const float bv = bias != nullptr ? LoadOne(bias + d) : 0.f;
 
   const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, p.lo);
-  const int64_t dq = kLo >= 0 ? 0 : geo.dq;
-  int64_t qs, qe;
-  Stretch(0, CeilDiv(p.Lo + geo.out_off, V), p.S, st, &qs, &qe);
+  const RowIdx dq = kLo >= 0 ? 0 : RowIdx(geo.dq);
+  const RowIdx in_off = RowIdx(geo.in_off), out_off = RowIdx(geo.out_off), Li = RowIdx(p.Li), Lo = RowIdx(p.Lo);
+  int64_t qs64, qe64;
+  Stretch(0, CeilDiv(p.Lo + geo.out_off, V), p.S, st, &qs64, &qe64);
+  const RowIdx qs = RowIdx(qs64), qe = RowIdx(qe64);
   if (qs >= qe) return;
   const T* ib = in + r * p.Li - geo.in_off;
   T* ob = out + r * p.Lo - geo.out_off;
@@ -694,21 +717,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
   // buf[u] holds the lane's input vector of segment q0 + 32u; pre[] the next group's; prv the
   // segment before (aligned window: lane 31's vector is lane 0's left halo).
-  uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(ib, qs - 1, geo.in_off, p.Li) : zero;
+  uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(ib, qs - 1, in_off, Li) : zero;
   uint4 buf[U + 1], pre[U];
 #pragma unroll
   for (int u = 0; u <= U; ++u) {
     buf[u] = u == 0 || qs + 32 * (u - 1) < qe
-                 ? LoadRowVec(ib, qs + 32 * u + dq + lane, geo.in_off, p.Li)
+                 ? LoadRowVec(ib, qs + 32 * u + dq + lane, in_off, Li)
                  : zero;
   }
 #pragma unroll 1
-  for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
-    const int64_t n0 = q0 + 32 * U;
+  for (RowIdx q0 = qs; q0 < qe; q0 += 32 * U) {
+    const RowIdx n0 = q0 + 32 * U;
 #pragma unroll
     for (int u = 1; u <= U; ++u) {
       pre[u - 1] = n0 + 32 * (u - 1) < qe
-                       ? LoadRowVec(ib, n0 + 32 * u + dq + lane, geo.in_off, p.Li)
+                       ? LoadRowVec(ib, n0 + 32 * u + dq + lane, in_off, Li)
                        : zero;
     }
 #pragma unroll
@@ -723,8 +746,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 #pragma unroll
           for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
         }
-        const int64_t q = q0 + 32 * u + lane;
-        if (q < qe) StoreRowVec(ob, q, geo.out_off, p.Lo, acc);
+        const RowIdx q = q0 + 32 * u + lane;
+        if (q < qe) StoreRowVec<T, true>(ob, q, out_off, Lo, acc);
       }
     }
     prv = buf[U - 1];
@@ -756,11 +779,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   for (int j = 0; j < K; ++j) wf[j] = LoadOne(w + (K - 1 - j) * p.D + d);
 
   const RowGeom geo = MakeGeom<T>(r, p.Li, p.Lo, K - 1 - p.lo);
-  const int64_t dq = kLo >= 0 ? 0 : geo.dq;
+  const RowIdx dq = kLo >= 0 ? 0 : RowIdx(geo.dq);
+  const RowIdx in_off = RowIdx(geo.in_off), out_off = RowIdx(geo.out_off), Li = RowIdx(p.Li), Lo = RowIdx(p.Lo);
   const int64_t qmin = Min64(0, -dq);
   const int64_t qmax = Max64(CeilDiv(p.Lo + geo.out_off, V), CeilDiv(p.Li + geo.in_off, V) - dq);
-  int64_t qs, qe;
-  Stretch(qmin, qmax, p.S, st, &qs, &qe);
+  int64_t qs64, qe64;
+  Stretch(qmin, qmax, p.S, st, &qs64, &qe64);
+  const RowIdx qs = RowIdx(qs64), qe = RowIdx(qe64);
 
   float dwa[K], dba = 0.f;
 #pragma unroll
@@ -773,34 +798,34 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
     // buf[u]: the lane's dy vector of segment q0 + 32u; xv[u]: its x vector; pre*: the
     // next group's, requested before this group is computed; prv as in the forward.
-    uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(dyb, qs - 1, geo.in_off, p.Li) : zero;
+    uint4 prv = kLo > 0 && qs > 0 && lane == 31 ? LoadRowVec(dyb, qs - 1, in_off, Li) : zero;
     uint4 buf[U + 1], pre[U], xv[U], xpre[U];
 #pragma unroll
     for (int u = 0; u <= U; ++u) {
       buf[u] = u == 0 || qs + 32 * (u - 1) < qe
-                   ? LoadRowVec(dyb, qs + 32 * u + dq + lane, geo.in_off, p.Li)
+                   ? LoadRowVec(dyb, qs + 32 * u + dq + lane, in_off, Li)
                    : zero;
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, geo.out_off, p.Lo) : zero;
+      xv[u] = qs + 32 * u < qe ? LoadRowVec(xb, qs + 32 * u + lane, out_off, Lo) : zero;
     }
 #pragma unroll 1
-    for (int64_t q0 = qs; q0 < qe; q0 += 32 * U) {
-      const int64_t n0 = q0 + 32 * U;
+    for (RowIdx q0 = qs; q0 < qe; q0 += 32 * U) {
+      const RowIdx n0 = q0 + 32 * U;
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         pre[u] = n0 + 32 * u < qe
-                     ? LoadRowVec(dyb, n0 + 32 * (u + 1) + dq + lane, geo.in_off, p.Li)
+                     ? LoadRowVec(dyb, n0 + 32 * (u + 1) + dq + lane, in_off, Li)
                      : zero;
-        xpre[u] = n0 + 32 * u < qe ? LoadRowVec(xb, n0 + 32 * u + lane, geo.out_off, p.Lo) : zero;
+        xpre[u] = n0 + 32 * u < qe ? LoadRowVec(xb, n0 + 32 * u + lane, out_off, Lo) : zero;
       }
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         if (q0 + 32 * u < qe) {  // warp-uniform
           float win[V + K - 1];
           StepWindow<T, K, kLo, U>(prv, buf, u, lane, geo.s, win);
-          const int64_t q = q0 + 32 * u + lane;
+          const RowIdx q = q0 + 32 * u + lane;
           if (q < qe) {
             float acc[V], xf[V], own[V];
 #pragma unroll
@@ -809,7 +834,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 #pragma unroll
               for (int j = 0; j < K; ++j) acc[i] = fmaf(wf[j], win[i + j], acc[i]);
             }
-            StoreRowVec(dxb, q, geo.out_off, p.Lo, acc);
+            StoreRowVec(dxb, q, out_off, Lo, acc);
             UnpackVec<T>(xv[u], xf);
             UnpackVec<T>(buf[u], own);
 #pragma unroll
@@ -1115,7 +1140,7 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
     }
   }
   if (want_fast && d.layout == kLayoutBHL) {
-    bool ok = true;
+    bool ok = std::max(d.L, d.L_out) < kBhlMaxRow;  // row positions in 32 bits (RowIdx)
     for (const void* q : io) ok = ok && Aligned(q, 16);
     if (ok) {
       const int64_t V = 16 / int64_t(xs);
