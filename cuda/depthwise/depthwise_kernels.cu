@@ -248,19 +248,21 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t g = int64_t(blockIdx.x) * kWarps + warp;
   if (c >= p.D || g >= p.B * p.S) return;
   const int64_t b = Div(g, p.S);
-  const int64_t t0 = (g - b * p.S) * p.SL;
-  const int64_t t1 = Min64(p.T, t0 + p.SL);
+  // Rows in 32 bits (the planner keeps L and L_out below 2^30 on this path); addresses as 64-bit products.
+  const int D = int(p.D), L = int(p.L), lo = int(p.lo);
+  const int t0 = int((g - b * p.S) * p.SL);
+  const int t1 = int(Min64(p.T, t0 + p.SL));
   const T* xb = x + b * p.L * p.D + c;
   T* yb = y + b * p.L_out * p.D + c;
 
   // Input rows (tc - lo + K - 1 + i) of the step starting at output row tc; zero outside x
   // and past the stretch.
   RawT next[R];
-  auto fetch = [&](int64_t tc) {
+  auto fetch = [&](int tc) {
 #pragma unroll
     for (int i = 0; i < R; ++i) {
-      const int64_t row = tc - p.lo + K - 1 + i;
-      next[i] = (tc + i < t1 && row >= 0 && row < p.L) ? LoadRaw<T, V>(xb + row * p.D) : RawT{};
+      const int row = tc - lo + K - 1 + i;
+      next[i] = (tc + i < t1 && row >= 0 && row < L) ? LoadRaw<T, V>(xb + int64_t(row) * D) : RawT{};
     }
   };
   fetch(t0);
@@ -278,16 +280,16 @@ __global__ void __launch_bounds__(kThreads, 2)
   float win[K - 1 + R][V];
 #pragma unroll
   for (int m = 0; m < K - 1; ++m) {
-    const int64_t row = t0 - p.lo + m;
-    if (row >= 0 && row < p.L) {
-      LoadF<T, V>(xb + row * p.D, win[m]);
+    const int row = t0 - lo + m;
+    if (row >= 0 && row < L) {
+      LoadF<T, V>(xb + int64_t(row) * D, win[m]);
     } else {
 #pragma unroll
       for (int e = 0; e < V; ++e) win[m][e] = 0.f;
     }
   }
 #pragma unroll 1
-  for (int64_t tc = t0; tc < t1; tc += R) {
+  for (int tc = t0; tc < t1; tc += R) {
 #pragma unroll
     for (int i = 0; i < R; ++i) RawToF<T, V>(next[i], win[K - 1 + i]);
     if (tc + R < t1) fetch(tc + R);
@@ -302,7 +304,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[e] = fmaf(wf[j][e], win[i + j][e], acc[e]);
         }
-        StoreF<T, V>(yb + (tc + i) * p.D, acc);
+        StoreF<T, V>(yb + int64_t(tc + i) * D, acc);
       }
     }
 #pragma unroll
@@ -1119,7 +1121,7 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
       for (const void* q : io) ok = ok && Aligned(q, std::min<size_t>(16, V * xs));
       for (const void* q : weights) ok = ok && Aligned(q, std::min<size_t>(16, V * ws));
       const int64_t colblocks = CeilDiv(d.D, 32 * V);
-      ok = ok && colblocks <= 65535;
+      ok = ok && colblocks <= 65535 && std::max(d.L, d.L_out) + d.K < kBhlMaxRow;  // 32-bit rows (forward)
       if (!ok) continue;
       pl.path = Path::kBlhFast;
       pl.bytes = var.bytes;
