@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t g = int64_t(blockIdx.x) * kWarps + warp;
   if (c >= p.D || g >= p.B * p.S) return;
   const int64_t b = Div(g, p.S);
-  // Rows in 32 bits (the planner keeps L and L_out below 2^30 on this path); addresses as 64-bit products.
+  // Rows in 32 bits (below kMaxFastRow on this path); addresses as 64-bit products.
   const int D = int(p.D), L = int(p.L), lo = int(p.lo);
   const int t0 = int((g - b * p.S) * p.SL);
   const int t1 = int(Min64(p.T, t0 + p.SL));
@@ -453,8 +453,9 @@ struct Bhl {
 
 // Positions and vector indices within one row (the kernels offset their base pointers to the row, so
 // these stay below the row's length): 32-bit, which saves the 64-bit compares and carries of the bounds
-// checks and a register per index. The planner sends rows of 2^30 elements or more to the generic
-// kernels. -DJFF_DW_BHL_INDEX64=1 restores 64-bit indices (A/B).
+// checks and a register per index (the BLH forward's rows likewise). The planner sends rows of
+// kMaxFastRow elements or more to the generic kernels. -DJFF_DW_BHL_INDEX64=1 restores 64-bit indices
+// in the BHL kernels (A/B).
 #ifndef JFF_DW_BHL_INDEX64
 #define JFF_DW_BHL_INDEX64 0
 #endif
@@ -463,7 +464,7 @@ using RowIdx = int64_t;
 #else
 using RowIdx = int;
 #endif
-constexpr int64_t kBhlMaxRow = int64_t(1) << 30;
+constexpr int64_t kMaxFastRow = int64_t(1) << 30;
 
 // Vector p of a row whose aligned base is `base` (row position 0 sits `off` elements past
 // it): elements at row positions [p*V - off, p*V - off + V), zero outside [0, len).
@@ -1048,7 +1049,8 @@ constexpr int kBlhFallbackFwd = 1, kBlhFallbackBwd = 1;  // the 4-byte entries
 constexpr int kBhlFwdUnroll = 4;
 // K = 7 in 16-bit types, forward BHL (dw_selftest --pdl-bench, H200, B16 L 1K/2K D 768..2048, two interleaved
 // rounds; logs/nvidia-h200-depthwise-k7-ab-session13.log): 2 segments per step at 4 blocks per SM (64 registers,
-// 8 B of spill) 1-4% faster than 4 segments at 3 (80 registers, 12 B of spill), and 4% through JAX at L = 1K,
+// 8 B of spill then, none since the one-shuffle halo) 1-4% faster than 4 segments at 3 (80 registers, 12 B of
+// spill), and 4% through JAX at L = 1K,
 // D = 768 (device-side); 1 segment at 4 blocks 30% slower. float32 keeps the K <= 5 shape (2 segments at 4
 // blocks spill 128 B there). Not kept for BLH: 4 rows per step instead of 8 for bfloat16 (8% faster in the
 // self-test with float32 weights, 11-15% slower than float16 through JAX with bfloat16 weights).
@@ -1099,7 +1101,9 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
               const DepthwiseTuning* tuning) {
   Plan pl;
   const size_t xs = DTypeSize(d.x_dtype), ws = DTypeSize(d.w_dtype);
-  const bool want_fast = FastK(d.K) && !(tuning != nullptr && tuning->force_generic);
+  // The fast kernels index rows in 32 bits (RowIdx).
+  const bool want_fast = FastK(d.K) && !(tuning != nullptr && tuning->force_generic) &&
+                         std::max(d.L, d.L_out) + d.K < kMaxFastRow;
   if (want_fast && d.layout == kLayoutBLH) {
     // K = 7 with 8-byte vectors needs more registers than the 2-blocks-per-SM budget.
     int v = backward && d.K >= 7 ? kBlhFallbackBwd : 0;
@@ -1121,7 +1125,7 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
       for (const void* q : io) ok = ok && Aligned(q, std::min<size_t>(16, V * xs));
       for (const void* q : weights) ok = ok && Aligned(q, std::min<size_t>(16, V * ws));
       const int64_t colblocks = CeilDiv(d.D, 32 * V);
-      ok = ok && colblocks <= 65535 && std::max(d.L, d.L_out) + d.K < kBhlMaxRow;  // 32-bit rows (forward)
+      ok = ok && colblocks <= 65535;
       if (!ok) continue;
       pl.path = Path::kBlhFast;
       pl.bytes = var.bytes;
@@ -1142,7 +1146,7 @@ Plan MakePlan(const DwDims& d, bool backward, std::initializer_list<const void*>
     }
   }
   if (want_fast && d.layout == kLayoutBHL) {
-    bool ok = std::max(d.L, d.L_out) < kBhlMaxRow;  // row positions in 32 bits (RowIdx)
+    bool ok = true;
     for (const void* q : io) ok = ok && Aligned(q, 16);
     if (ok) {
       const int64_t V = 16 / int64_t(xs);

@@ -776,7 +776,8 @@ void RunBench(double bw, const DepthwiseTuning& tuning) {
         for (int64_t L : {1024, 2048, 4096, 8192}) {
           for (int64_t D : {768, 1024, 2048, 8192}) {
             const double elems = double(B) * L * D;
-            const double fbytes = 2 * elems * 2 + K * D * 4, bbytes = 3 * elems * 2 + K * D * 4;
+            const double wbytes = K * D * (g_w_f32 ? 4 : 2);  // weights in float32 or x's dtype
+            const double fbytes = 2 * elems * 2 + wbytes, bbytes = 3 * elems * 2 + wbytes;
             const int reps = elems > 1e8 ? 20 : 40;
             const Timing t = TimeShape(pool, layout, xt, B, L, D, K, &tuning, reps);
             const double copy_ms = TimeMs(reps, [&](int i) {
