@@ -148,6 +148,7 @@ def input_set_count(set_bytes: int, *, min_sets: int = 1) -> int:
 # about 0.5 ms per blocked call for the 2.4 ms fftconv backward on an H200 (logs/*device-timing-session12*),
 # and 10-25% between processes at the 20 us depthwise points (notes_depthwise.md).
 DEVICE_TIMING = os.environ.get("JFF_BENCH_DEVICE_TIMING", "0") not in ("", "0")
+DEVICE_MIN_PROGRAMS = 10
 # Lines of a device plane that the profiler derives from others (they repeat the kernels' time).
 _DERIVED_LINES = ("XLA Modules", "XLA Ops", "Steps", "Source", "TensorFlow Name Scope", "TensorFlow Ops",
                   "Launch Stats", "Framework Name Scope", "Framework Ops", "XLA TraceMe", "Async XLA Ops")
@@ -272,12 +273,16 @@ def time_fn(
     extra = {}
     if DEVICE_TIMING:
         if method == "program":
+            # At least DEVICE_MIN_PROGRAMS spans, so that the median survives a disturbance that slows a few
+            # programs (seen: 2 of 3 spans 14% slow, one point 1.7x its other measurements).
+            profiled = max(programs, DEVICE_MIN_PROGRAMS)
+
             def run_programs():
-                for _ in range(programs):
+                for _ in range(profiled):
                     out = program(sets)
                 jax.block_until_ready(out)
 
-            extra = device_time(run_programs, programs, n_sets)
+            extra = device_time(run_programs, profiled, n_sets)
         else:
             extra = device_time(lambda: [call(i) for i in range(5)], 5, 1)
     wall_ms = statistics.median(samples_ms)
