@@ -3,7 +3,8 @@
 #
 #   OUT=/some/dir bash benchmarks/device_long.sh
 #
-# 1. the package build (device_run.sh build) and, alongside it, the long path's two self-tests compiled;
+# 1. the package build (device_run.sh build; incremental when the package was built before in this call) and,
+#    alongside it, the long path's two self-tests compiled (SKIP_SELFTESTS=1 leaves out steps 1's compile and 2);
 # 2. the self-tests: long_bwd_selftest's default set, outer_selftest --quick, then both --bench (kernel timings);
 # 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
@@ -12,17 +13,20 @@
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
 source "$(dirname "$0")/device_lib.sh"
 
-("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&
-  "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu) >"$OUT/selftests.log" 2>&1 &
-compile=$!
+if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
+  ("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&
+    "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu) >"$OUT/selftests.log" 2>&1 &
+  compile=$!
+fi
 bash benchmarks/device_run.sh build >/dev/null
-wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
-
-run_left selftests.log build/selftests/long_bwd_selftest
-run_left selftests.log build/selftests/outer_selftest --quick
-run_left selftests.log build/selftests/outer_selftest --bench
-run_left selftests.log build/selftests/long_bwd_selftest --bench
-grep -h "ALL PASS\|FAIL" "$OUT/selftests.log"
+if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
+  wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+  run_left selftests.log build/selftests/long_bwd_selftest
+  run_left selftests.log build/selftests/outer_selftest --quick
+  run_left selftests.log build/selftests/outer_selftest --bench
+  run_left selftests.log build/selftests/long_bwd_selftest --bench
+  grep -h "ALL PASS\|FAIL" "$OUT/selftests.log"
+fi
 
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
