@@ -529,7 +529,8 @@ struct BigShape {
   // bytes: signal planes, inner twiddles (float4 per lane slot), w_N tables, DFT fragments
   static constexpr size_t kSig = size_t(4) * N;
   static constexpr size_t kTw = size_t(16) * (M / 2);
-  static constexpr size_t kTwN = size_t(8) * (kTwLo + TWHI);
+  // + two float4 per outer row k0 < N0 (TwN::rows; 16-byte multiples keep the fragments behind aligned)
+  static constexpr size_t kTwN = size_t(8) * (kTwLo + TWHI) + size_t(32) * N0;
   static constexpr size_t kFrag = size_t(4) * MT * KS * 8 * 32;
   static constexpr size_t kFrag0 = kMmaOuter ? size_t(4) * MT0 * MT0 * 8 * 32 : 0;
   static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0;
@@ -537,10 +538,20 @@ struct BigShape {
 
 // w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
 // element and a few KB at any N.
+// JFF_MONARCH_ROW_STEPS=0 restores the outer twiddles' per-row factors as lookups and squarings (for
+// an A/B against TwN::rows, which is not yet timed on a GPU).
+#ifndef JFF_MONARCH_ROW_STEPS
+#define JFF_MONARCH_ROW_STEPS 1
+#endif
+
 template <int N>
 struct TwN {
   const float2* lo;  // kTwLo entries
   const float2* hi;  // N / kTwLo entries, contiguous after lo
+  // Big kernels only: per outer row k0 < N0, {w_N^k0, w_N^(8 k0)} then {w_N^(8 RAD k0), unused} (init_row_steps).
+  // The outer twiddles w_N^(+-k0 m) step through a lane's columns by these; read from a table they cost one
+  // shared load instead of a lookup (two loads, a product) or a chain of squarings each.
+  const float4* rows = nullptr;
   __device__ __forceinline__ float2 operator()(uint32_t j) const {
     j &= (N - 1);
     return cmul(lo[j & (kTwLo - 1)], hi[j / kTwLo]);
@@ -554,6 +565,22 @@ __device__ void init_twN(float2* lo_then_hi, int tid, int nthreads) {
     float s, c;
     sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
     lo_then_hi[i] = make_float2(c, s);
+  }
+}
+
+// TwN::rows for k0 < N0 (directly from sincospif: exact to float32, unlike products of table entries).
+template <int N0, int RAD>
+__device__ void init_row_steps(float4* rows, int tid, int nthreads) {
+  constexpr int N = N0 * RAD * RAD;
+  auto w = [](int j) {
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(j & (N - 1)) / N, &s, &c);
+    return make_float2(c, s);
+  };
+  for (int k0 = tid; k0 < N0; k0 += nthreads) {
+    const float2 s1 = w(k0), s8 = w(8 * k0), s8r = w(8 * RAD * k0);
+    rows[2 * k0] = make_float4(s1.x, s1.y, s8.x, s8.y);
+    rows[2 * k0 + 1] = make_float4(s8r.x, s8r.y, 0.f, 0.f);
   }
 }
 
@@ -575,13 +602,15 @@ struct BigSmem {
     twtab = reinterpret_cast<float2*>(tw + S::M / 2);
     twN.lo = twtab;
     twN.hi = twtab + kTwLo;
-    frag = reinterpret_cast<uint32_t*>(twtab + kTwLo + S::TWHI);
+    twN.rows = reinterpret_cast<const float4*>(twtab + kTwLo + S::TWHI);
+    frag = reinterpret_cast<uint32_t*>(twtab + kTwLo + S::TWHI + 4 * N0);
     frag0 = frag + S::MT * S::KS * 8 * 32;
   }
   // Tables, once per CTA (the caller synchronises).
   __device__ void init(int tid, int nthreads) {
     init_inner_twiddles<RAD>(tw, tid, nthreads);
     init_twN<N0 * RAD * RAD>(twtab, tid, nthreads);
+    init_row_steps<N0, RAD>(const_cast<float4*>(twN.rows), tid, nthreads);
     build_dft_frags<T, RAD>(frag, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kMmaOuter) build_dft_frags<T, N0>(frag0, tid, nthreads);
   }
@@ -706,7 +735,7 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
   const int q = lane >> 3, r = lane & 7;
   // The epilogue's twiddles w_N^(k0 m) at the lane's rows k0 = 16mt + gid + 8hh and columns
   // m = mc + 2tig + {0, 1, 8, 9}: one table lookup at m = mc + 2tig, the other three by products
-  // with w_N^k0 and its eighth power. Looking w_N^k0 up costs no bank conflict (the warp's eight
+  // with w_N^k0 and w_N^(8 k0) from twN.rows (one 16-byte load, no bank conflict: the warp's eight
   // k0 are consecutive entries), unlike a lookup per element at random indices, which was most
   // of this kernel's shared-memory traffic and 4-way conflicted on average (ncu, N = 4096).
   // Keeping w_N^k0 in registers instead took the 8192-point backward from 127 to 157 registers.
@@ -750,14 +779,16 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int k0 = 16 * mt + gid + 8 * hh;
-        const float2 s1 = twN(static_cast<uint32_t>(k0));
+#if JFF_MONARCH_ROW_STEPS
+        const float4 steps = twN.rows[2 * k0];
+        const float2 s1 = make_float2(steps.x, steps.y), s8 = make_float2(steps.z, steps.w);
+#else
+        const float2 s1 = twN(static_cast<uint32_t>(k0)), s2 = cmul(s1, s1), s4 = cmul(s2, s2), s8 = cmul(s4, s4);
+#endif
         float2 w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
-          if (nt > 0) {  // columns m + 8: times (w_N^k0)^8
-            const float2 s2 = cmul(s1, s1), s4 = cmul(s2, s2);
-            w0 = cmul(w0, cmul(s4, s4));
-          }
+          if (nt > 0) w0 = cmul(w0, s8);  // columns m + 8: times w_N^(8 k0)
           const float2 w1 = cmul(w0, s1);
           const float2 z0 = cmul(make_float2(Cr[mt][nt][2 * hh], Ci[mt][nt][2 * hh]), w0);
           const float2 z1 = cmul(make_float2(Cr[mt][nt][2 * hh + 1], Ci[mt][nt][2 * hh + 1]), w1);
@@ -845,15 +876,23 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   const bool untw = N0 > 1 && k0 > 0;
   // conj(w_N^(k0 m)) = w_N^(-k0 m) at m = RAD m1 + m2, m1 = 16mt + gid + 8hh, m2 = 8nt + 2tig
   // + {0, 1}: one table lookup per lane at (gid, tig) times factors that depend on k0 only
-  // (w_N^(-k0), w_N^(-8 k0), w_N^(-8 RAD k0); warp-uniform table indices, so broadcasts), by
-  // products in the loop. Per-element lookups were 4-way bank-conflicted (random indices).
+  // (w_N^(-k0), w_N^(-8 k0), w_N^(-8 RAD k0): the conjugates of twN.rows[k0], warp-uniform, so
+  // broadcasts), by products in the loop. Per-element lookups were 4-way bank-conflicted (random
+  // indices).
   float2 base = make_float2(1.f, 0.f), s1 = base, s8 = base, s8r = base;
   if (untw) {
     const uint32_t neg = static_cast<uint32_t>(N - k0);  // w_N^(-k0 j) = twN(neg * j)
     base = twN(neg * static_cast<uint32_t>(RAD * gid + 2 * tig));
+#if JFF_MONARCH_ROW_STEPS
+    const float4 steps = twN.rows[2 * k0], steps_r = twN.rows[2 * k0 + 1];
+    s1 = make_float2(steps.x, -steps.y);
+    s8 = make_float2(steps.z, -steps.w);
+    s8r = make_float2(steps_r.x, -steps_r.y);
+#else
     s1 = twN(neg);
     s8 = twN(neg * 8u);
     s8r = twN(neg * static_cast<uint32_t>(8 * RAD));
+#endif
   }
   float2 wrow = base;  // w_N^(-k0 (RAD m1 + 2tig)) for the current (mt, hh)
 #pragma unroll
