@@ -9,6 +9,7 @@
 # 2. bench_depthwise with JFF_BENCH_DEVICE_TIMING=1, forward and fwd+bwd, K 3/4/5/7, both dtypes and layouts,
 #    one process per part of PARTS (';'-separated "lengths:channels", default: L = 1K at every D, then
 #    L = 4K/8K at D = 768/1024, 2048, 8192), each part's JSON merged into $OUT/<device>-depthwise-grid-device.json;
+#    BENCH_ARGS adds to (or, being later, overrides) every part's arguments, e.g. "--dtype bf16 --layout BHL --k 5,7";
 # 3. the GPU tests -k depthwise (SKIP_TESTS=1 leaves them out);
 # 4. per results file: the largest forward and fwd+bwd ratio to the floor and the smallest speed-ups.
 # Every step gets what is left of DEADLINE seconds (default 560).
@@ -32,7 +33,8 @@ IFS=';' read -ra parts <<<"${PARTS:-1K:768,1024,2048,8192;4K,8K:768,1024;4K,8K:2
 i=0
 for part in "${parts[@]}"; do
   run_left bench_dw.log python3 benchmarks/bench_depthwise.py --lengths "${part%%:*}" --channels "${part#*:}" \
-    --k 3,4,5,7 --target-s 0.1 --modes fwd,fwd+bwd --no-accuracy --out "$OUT/parts" --no-plot --name "depthwise-grid-part$i"
+    --k 3,4,5,7 --target-s 0.1 --modes fwd,fwd+bwd --no-accuracy --out "$OUT/parts" --no-plot --name "depthwise-grid-part$i" \
+    ${BENCH_ARGS:-}
   echo "part $part done at $((SECONDS - start)) s"
   i=$((i + 1))
 done

@@ -724,7 +724,16 @@ __device__ __forceinline__ void store_outer_butterfly2(T* sre, T* sim, const flo
 // Outer DFT over n0 (tensor cores, N0 >= 16), then the twiddle w_N^(k0 m), in place; one
 // 16-column tile per warp at a time. Only the first `live16` 16-row k-steps of the input can
 // be nonzero (rows n0 with M*n0 < L); the others are skipped. Caller syncs before and after.
-template <typename T, int N0, int RAD, int WARPS>
+// kStep0Unconditional: the first k-step runs whatever live16 says (row n0 = 0 is live for any
+// L >= 1), so that the compiler knows the first products start from zero and reads those zeros as
+// RZ instead of clearing the accumulators (forward 8K tile loop 321 -> 296 instructions); off in the
+// backward, whose 8K kernel it took from 128 to 152 registers.
+// JFF_MONARCH_STEP0=0 guards the first step like the others here (the forward passes it) and in
+// outer_idft, as before (for an A/B; not yet timed on a GPU).
+#ifndef JFF_MONARCH_STEP0
+#define JFF_MONARCH_STEP0 1
+#endif
+template <typename T, int N0, int RAD, int WARPS, bool kStep0Unconditional = false>
 __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0, const TwN<N0 * RAD * RAD>& twN,
                                           int live16, int warp, int lane) {
   using O = Ops<T>;
@@ -762,7 +771,7 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
         for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
 #pragma unroll
     for (int ks = 0; ks < MT0; ++ks) {
-      if (ks >= live16) continue;
+      if ((ks > 0 || !kStep0Unconditional) && ks >= live16) continue;
 #pragma unroll
       for (int mt = 0; mt < MT0; ++mt)
 #pragma unroll
@@ -835,7 +844,8 @@ __device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0
     for (int ks = 0; ks < MT0; ++ks)
 #pragma unroll
       for (int mt = 0; mt < MT0; ++mt) {
-        if (mt >= live16) continue;
+        // tile 0 always runs (row 0 is live for any L >= 1): zeros as RZ, as kStep0Unconditional in outer_dft
+        if ((mt > 0 || !JFF_MONARCH_STEP0) && mt >= live16) continue;
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           O::mma(Cr[mt][nt], Gr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);

@@ -319,7 +319,7 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   const TwN<S::N> twN = sm.twN;
   // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
   if constexpr (S::kMmaOuter) {
-    outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
+    outer_dft<T, N0, RAD, WARPS, JFF_MONARCH_STEP0 != 0>(sre, sim, sm.frag0, twN, live16, warp, lane);
     __syncthreads();
   }
 
