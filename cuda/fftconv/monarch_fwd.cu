@@ -292,6 +292,41 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 // registers; 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%.
 constexpr int kBigLoadRound = 2;
 
+// A round of U chunks per thread (chunk c0 + i*NTH, 8 elements each) that lies whole inside both
+// rows, 16-byte aligned: every round but the last ones. It needs no per-chunk bounds checks, and its
+// loads address each row once with the chunks at constant offsets (load8 costs about 9 instructions
+// per chunk in checks, branches and 64-bit address arithmetic). L1 = 0 (no second row) never is whole.
+// sig_off of signal element t >= 0 (t = n0 M + m), with unsigned division: signed int division by a
+// power of two costs sign fix-ups (about 8 more instructions per chunk in the load and store loops).
+template <int RAD>
+__device__ __forceinline__ int chunk_sig_off(int t) {
+  constexpr unsigned M = RAD * RAD;
+  const unsigned ut = static_cast<unsigned>(t), m = ut % M;
+  return sig_off<RAD>(static_cast<int>(ut / M), static_cast<int>(m / RAD), static_cast<int>(m % RAD));
+}
+
+// JFF_MONARCH_WHOLE_ROUNDS=0: every round through load8/store8 (for an A/B; not yet timed on a GPU;
+// with it the bfloat16 16K/32K kernels spill 8 bytes at 255 registers and the 4K inner row is 10
+// instructions longer, register allocation).
+#ifndef JFF_MONARCH_WHOLE_ROUNDS
+#define JFF_MONARCH_WHOLE_ROUNDS 1
+#endif
+template <int U, int NTH>
+__device__ __forceinline__ bool whole_round(bool vec, int c0, int L, int L1) {
+  return JFF_MONARCH_WHOLE_ROUNDS && vec && 8 * (c0 + (U - 1) * NTH) + 8 <= (L < L1 ? L : L1);
+}
+template <int U, int NTH>
+__device__ __forceinline__ void load_round(const uint16_t* src, int64_t base0, int64_t base1, int c0, uint4 (&r0)[U],
+                                           uint4 (&r1)[U]) {
+  const uint4* const p0 = reinterpret_cast<const uint4*>(src + base0) + c0;
+  const uint4* const p1 = reinterpret_cast<const uint4*>(src + base1) + c0;
+#pragma unroll
+  for (int i = 0; i < U; ++i) {
+    r0[i] = load_hinted<Touch::kLast>(p0 + i * NTH);
+    r1[i] = load_hinted<Touch::kLast>(p1 + i * NTH);
+  }
+}
+
 // One warp: inner row k0 of a row pair's planes (bre, bim: that row's block), times its block kk of
 // K, inverse, then the conjugate twiddle conj(w_N^(k0 m)), in place.
 template <typename T, int N0, int RAD>
@@ -406,14 +441,19 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int nch = lpad / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
+        if (whole_round<U, NTH>(vec, c0, L, L1)) {
+          load_round<U, NTH>(u, base0, base1, c0, a0, a1);
+          if (pre != nullptr) load_round<U, NTH>(pre, base0, base1, c0, q0, q1);
+        } else {
 #pragma unroll
-        for (int i = 0; i < U; ++i) {
-          const int t = 8 * (c0 + i * NTH);
-          a0[i] = load8<Touch::kLast>(u + base0, t, L, vec);
-          a1[i] = load8<Touch::kLast>(u + base1, t, L1, vec);
-          if (pre != nullptr) {
-            q0[i] = load8<Touch::kLast>(pre + base0, t, L, vec);
-            q1[i] = load8<Touch::kLast>(pre + base1, t, L1, vec);
+          for (int i = 0; i < U; ++i) {
+            const int t = 8 * (c0 + i * NTH);
+            a0[i] = load8<Touch::kLast>(u + base0, t, L, vec);
+            a1[i] = load8<Touch::kLast>(u + base1, t, L1, vec);
+            if (pre != nullptr) {
+              q0[i] = load8<Touch::kLast>(pre + base0, t, L, vec);
+              q1[i] = load8<Touch::kLast>(pre + base1, t, L1, vec);
+            }
           }
         }
 #pragma unroll
@@ -424,8 +464,8 @@ __global__ void __launch_bounds__(WARPS * 32)
               a0[i] = mul8<T>(a0[i], q0[i]);
               a1[i] = mul8<T>(a1[i], q1[i]);
             }
-            const int t = 8 * c, n0 = t / M, m = t % M;
-            const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+            const int t = 8 * c;
+            const int off = chunk_sig_off<RAD>(t);
             *reinterpret_cast<uint4*>(sre + off) = a0[i];
             *reinterpret_cast<uint4*>(sim + off) = a1[i];
           }
@@ -503,20 +543,25 @@ __global__ void __launch_bounds__(WARPS * 32)
       const int nch = (L + 7) / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 g0[U], g1[U];
+        const bool whole = whole_round<U, NTH>(vec, c0, L, L1);
         if (post != nullptr) {
+          if (whole) {
+            load_round<U, NTH>(post, base0, base1, c0, g0, g1);
+          } else {
 #pragma unroll
-          for (int i = 0; i < U; ++i) {
-            const int t = 8 * (c0 + i * NTH);
-            g0[i] = load8<Touch::kLast>(post + base0, t, L, vec);
-            g1[i] = load8<Touch::kLast>(post + base1, t, L1, vec);
+            for (int i = 0; i < U; ++i) {
+              const int t = 8 * (c0 + i * NTH);
+              g0[i] = load8<Touch::kLast>(post + base0, t, L, vec);
+              g1[i] = load8<Touch::kLast>(post + base1, t, L1, vec);
+            }
           }
         }
 #pragma unroll
         for (int i = 0; i < U; ++i) {
           const int c = c0 + i * NTH;
           if (c >= nch) continue;
-          const int t = 8 * c, n0 = t / M, m = t % M;
-          const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+          const int t = 8 * c;
+          const int off = chunk_sig_off<RAD>(t);
           float zr[8], zi[8];
           unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
           unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
@@ -530,8 +575,13 @@ __global__ void __launch_bounds__(WARPS * 32)
               zi[e] *= p1[e];
             }
           }
-          store8<Touch::kLast>(y + base0, t, L, vec, pack8<T>(zr));
-          store8<Touch::kLast>(y + base1, t, L1, vec, pack8<T>(zi));
+          if (whole) {
+            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base0) + c, pack8<T>(zr));
+            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base1) + c, pack8<T>(zi));
+          } else {
+            store8<Touch::kLast>(y + base0, t, L, vec, pack8<T>(zr));
+            store8<Touch::kLast>(y + base1, t, L1, vec, pack8<T>(zi));
+          }
         }
       }
     }
