@@ -536,14 +536,14 @@ struct BigShape {
   static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0;
 };
 
-// w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
-// element and a few KB at any N.
 // JFF_MONARCH_ROW_STEPS=0 restores the outer twiddles' per-row factors as lookups and squarings (for
 // an A/B against TwN::rows, which is not yet timed on a GPU).
 #ifndef JFF_MONARCH_ROW_STEPS
 #define JFF_MONARCH_ROW_STEPS 1
 #endif
 
+// w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
+// element and a few KB at any N.
 template <int N>
 struct TwN {
   const float2* lo;  // kTwLo entries
@@ -844,7 +844,8 @@ __device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0
     for (int ks = 0; ks < MT0; ++ks)
 #pragma unroll
       for (int mt = 0; mt < MT0; ++mt) {
-        // tile 0 always runs (row 0 is live for any L >= 1): zeros as RZ, as kStep0Unconditional in outer_dft
+        // Tile 0 always runs (row 0 is live for any L >= 1): its zero accumulators become RZ, as with
+        // outer_dft's kStep0Unconditional.
         if ((mt > 0 || !JFF_MONARCH_STEP0) && mt >= live16) continue;
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
