@@ -78,6 +78,27 @@ def test_device_time_is_the_reported_figure_when_measured(monkeypatch):
     assert row["ours_over_floor"] == 1e-6 and row["baseline_over_ours"] == 1.0
 
 
+def test_the_profiled_sample_holds_at_least_the_minimum_of_programs(monkeypatch):
+    # A fast op's timing sample is one or two programs; the profiled sample must still give the median
+    # DEVICE_MIN_PROGRAMS spans (one disturbed program out of three moved a point 1.7x).
+    import jax.numpy as jnp
+
+    seen = []
+
+    def fake_device_time(run_programs, programs, calls_per_program):
+        run_programs()  # dispatches `programs` programs and blocks
+        seen.append((programs, calls_per_program))
+        return {"device_median_ms": 1e-6, "device_method": "test"}
+
+    monkeypatch.setattr(harness, "DEVICE_TIMING", True)
+    monkeypatch.setattr(harness, "device_time", fake_device_time)
+    sets = [(jnp.full((256,), float(i)),) for i in range(3)]
+    # min_sample_s below one program's time: a timing sample of a single program
+    t = harness.time_fn(lambda x: x * 2 + 1, *sets, min_samples=2, max_samples=3, target_s=0.01, min_sample_s=1e-9)
+    assert t["method"] == "program" and t["calls_per_sample"] == len(sets)
+    assert seen and seen[0][0] >= harness.DEVICE_MIN_PROGRAMS and seen[0][1] == len(sets)
+
+
 def test_wall_clock_is_reported_when_the_profile_gives_no_device_time(monkeypatch):
     import io
 
