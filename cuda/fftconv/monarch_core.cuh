@@ -24,6 +24,18 @@
 #include <type_traits>
 #include <utility>
 
+// Switches for A/B runs of session 14's instruction cuts (not yet timed on a GPU; 0 restores the old form):
+// JFF_MONARCH_ROW_STEPS: the outer twiddles' per-row factors from TwN::rows (else lookups and squarings);
+// JFF_MONARCH_STEP0: the first k-step / output tile of a DFT whose later ones a live count may skip runs
+// unguarded, so its zero accumulators become RZ (dft_pair, idft_pair, outer_idft; outer_dft where the
+// caller asks, the forward).
+#ifndef JFF_MONARCH_ROW_STEPS
+#define JFF_MONARCH_ROW_STEPS 1
+#endif
+#ifndef JFF_MONARCH_STEP0
+#define JFF_MONARCH_STEP0 1
+#endif
+
 namespace jff {
 namespace {
 
@@ -283,7 +295,8 @@ __device__ __forceinline__ int live_row_blocks(int L) {
 // swizzle), into C fragments in (k1, k2) order. Only the first `live_ks` 16-row k-steps of step 1
 // are computed: the caller promises that rows n1 >= 16 * live_ks are zero (the one-warp kernels
 // with L <= N/2, whose zero half is rows RAD/2 .. RAD - 1). Skipped k-steps would only add zeros,
-// so the result is the same to the bit.
+// so the result is the same to the bit. k-step 0 runs whatever live_ks says (row 0 holds input for
+// any L >= 1): the compiler then reads the accumulators' starting zeros as RZ.
 template <typename T, int RAD>
 __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1, int key,
                                          const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
@@ -301,7 +314,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
     for (int ks = 0; ks < KS; ++ks)
 #pragma unroll
       for (int ntp = 0; ntp < NT / 2; ++ntp) {
-        if (ks >= live_ks) continue;
+        if ((ks > 0 || !JFF_MONARCH_STEP0) && ks >= live_ks) continue;  // k-step 0 always (see above)
         const int n1 = 16 * ks + 8 * (q & 1) + r;
         const int off = swz_offset<RAD>(n1, 8 * (2 * ntp + (q >> 1))) ^ key;
 #pragma unroll
@@ -333,7 +346,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          if (ks >= live_ks) continue;
+          if ((ks > 0 || !JFF_MONARCH_STEP0) && ks >= live_ks) continue;  // k-step 0 always (see above)
           O::mma(Cr[mt][nt], Fr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
           O::mma(Cr[mt][nt], Fi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
           O::mma(Ci[mt][nt], Fr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
@@ -505,7 +518,7 @@ __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 1
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
-        if (mt >= live_mt) continue;
+        if ((mt > 0 || !JFF_MONARCH_STEP0) && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
         O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
         O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
         O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
@@ -535,12 +548,6 @@ struct BigShape {
   static constexpr size_t kFrag0 = kMmaOuter ? size_t(4) * MT0 * MT0 * 8 * 32 : 0;
   static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0;
 };
-
-// JFF_MONARCH_ROW_STEPS=0 restores the outer twiddles' per-row factors as lookups and squarings (for
-// an A/B against TwN::rows, which is not yet timed on a GPU).
-#ifndef JFF_MONARCH_ROW_STEPS
-#define JFF_MONARCH_ROW_STEPS 1
-#endif
 
 // w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
 // element and a few KB at any N.
@@ -728,11 +735,6 @@ __device__ __forceinline__ void store_outer_butterfly2(T* sre, T* sim, const flo
 // L >= 1), so that the compiler knows the first products start from zero and reads those zeros as
 // RZ instead of clearing the accumulators (forward 8K tile loop 321 -> 296 instructions); off in the
 // backward, whose 8K kernel it took from 128 to 152 registers.
-// JFF_MONARCH_STEP0=0 guards the first step like the others here (the forward passes it) and in
-// outer_idft, as before (for an A/B; not yet timed on a GPU).
-#ifndef JFF_MONARCH_STEP0
-#define JFF_MONARCH_STEP0 1
-#endif
 template <typename T, int N0, int RAD, int WARPS, bool kStep0Unconditional = false>
 __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0, const TwN<N0 * RAD * RAD>& twN,
                                           int live16, int warp, int lane) {
