@@ -4,7 +4,7 @@
 #   OUT=/some/dir bash benchmarks/device_long.sh
 #
 # 1. the package build (device_run.sh build; incremental when the package was built before in this call) and,
-#    alongside it, the long path's two self-tests compiled (SKIP_SELFTESTS=1 leaves out steps 1's compile and 2);
+#    alongside it, the long path's two self-tests compiled (SKIP_SELFTESTS=1 leaves out step 1's compile and step 2);
 # 2. the self-tests: long_bwd_selftest's default set, outer_selftest --quick, then both --bench (kernel timings);
 # 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
