@@ -138,15 +138,15 @@ def input_set_count(set_bytes: int, *, min_sets: int = 1) -> int:
     return int(min(n, MAX_INPUT_SETS))
 
 
-# Device-side timing (DESIGN.md section 4). JFF_BENCH_DEVICE_TIMING=1 adds, to every time_fn result, the
-# device's own time for the same programs: one more sample of programs (at least DEVICE_MIN_PROGRAMS) runs
-# under jax.profiler, and each program's device span (first kernel start to last kernel end: the launch gaps
-# inside a program count, the host's gaps between programs do not) is divided by its op calls. That device-side median is then the
-# reported figure (`reported_ms`), for both sides and for the copy that sets the floor; the wall-clock median
-# stays in the record next to it. Without the variable (or where the profile gives no device time, which the
-# record says) the wall-clock median is reported. Wall clock counts what the device waits between programs:
-# about 0.5 ms per blocked call for the 2.4 ms fftconv backward on an H200 (logs/*device-timing-session12*),
-# and 10-25% between processes at the 20 us depthwise points (notes_depthwise.md).
+# Device-side timing (DESIGN.md section 4). JFF_BENCH_DEVICE_TIMING=1 adds, to every time_fn result, the device's own
+# time for the same programs: one more sample of programs (at least DEVICE_MIN_PROGRAMS) runs under jax.profiler, and
+# each program's device span (first kernel start to last kernel end: the launch gaps inside a program count, the
+# host's gaps between programs do not) is divided by its op calls. That device-side median is then the reported figure
+# (`reported_ms`), for both sides and for the copy that sets the floor; the wall-clock median stays in the record next
+# to it. Without the variable (or where the profile gives no device time, which the record says) the wall-clock median
+# is reported. Wall clock counts what the device waits between programs: about 0.5 ms per blocked call for the 2.4 ms
+# fftconv backward on an H200 (logs/*device-timing-session12*), and 10-25% between processes at the 20 us depthwise
+# points (notes_depthwise.md).
 DEVICE_TIMING = os.environ.get("JFF_BENCH_DEVICE_TIMING", "0") not in ("", "0")
 DEVICE_MIN_PROGRAMS = 10
 # Lines of a device plane that the profiler derives from others (they repeat the kernels' time).
