@@ -453,17 +453,9 @@ struct Bhl {
 
 // Positions and vector indices within one row (the kernels offset their base pointers to the row, so
 // these stay below the row's length): 32-bit, which saves the 64-bit compares and carries of the bounds
-// checks and a register per index (the BLH forward's rows likewise). The planner sends rows of
-// kMaxFastRow elements or more to the generic kernels. -DJFF_DW_BHL_INDEX64=1 restores 64-bit indices
-// in the BHL kernels (A/B).
-#ifndef JFF_DW_BHL_INDEX64
-#define JFF_DW_BHL_INDEX64 0
-#endif
-#if JFF_DW_BHL_INDEX64
-using RowIdx = int64_t;
-#else
+// checks and a register per index (the BLH forward's rows likewise; K = 7 BHL forward 5% faster through
+// JAX at L = 1K, session 14). The planner sends rows of kMaxFastRow elements or more to the generic kernels.
 using RowIdx = int;
-#endif
 constexpr int64_t kMaxFastRow = int64_t(1) << 30;
 
 // Vector p of a row whose aligned base is `base` (row position 0 sits `off` elements past
@@ -516,14 +508,7 @@ __device__ __forceinline__ unsigned Word(const uint4& r, int i) {
 
 // The halo exchanges are rotations across the warp (every lane reads exactly one other lane), so each
 // lane offers the word its reader wants, from its own vector or the neighbouring segment's: one shuffle
-// per word instead of one for each of the two vectors and a select. JFF_DW_TWO_SHUFFLE_HALO=1 restores
-// the two-shuffle form (A/B: same results bit for bit).
-#ifndef JFF_DW_TWO_SHUFFLE_HALO
-#define JFF_DW_TWO_SHUFFLE_HALO 0
-#endif
-__device__ __forceinline__ unsigned RotateWord(unsigned offered, int src_lane) {
-  return __shfl_sync(kFull, offered, src_lane);
-}
+// per word instead of one for each of the two vectors and a select.
 
 template <typename T, int K>
 struct Window {
@@ -554,14 +539,7 @@ __device__ __forceinline__ void BuildWindow(const uint4& cur, const uint4& nxt, 
     } else {
       // Lane L wants word i of lane L + v's vector: `cur` below 32, `nxt` (one segment on) past it.
       // Each lane is read by exactly one other, so it offers the one it will be asked for.
-#if JFF_DW_TWO_SHUFFLE_HALO
-      const int src = (lane + v) & 31;
-      const unsigned a = __shfl_sync(kFull, Word(cur, i), src);
-      const unsigned b = __shfl_sync(kFull, Word(nxt, i), src);
-      w0[k] = lane + v < 32 ? a : b;
-#else
-      w0[k] = RotateWord(lane < v ? Word(nxt, i) : Word(cur, i), (lane + v) & 31);
-#endif
+      w0[k] = __shfl_sync(kFull, lane < v ? Word(nxt, i) : Word(cur, i), (lane + v) & 31);
     }
   }
   const int qs = s / W::EPW;  // word shift, 0..3
@@ -643,13 +621,7 @@ __device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4
   for (int wd = (V - LO) / EPW; wd < 4; ++wd) {
     // From lane - 1; lane 0 from lane 31 of the previous segment (offered by lane 31 in place of its own).
     float f[EPW];
-#if JFF_DW_TWO_SHUFFLE_HALO
-    const unsigned up = __shfl_up_sync(kFull, Word(cur, wd), 1);
-    const unsigned wrap = __shfl_sync(kFull, Word(prv, wd), 31);
-    Cvt<T>::Unpack(lane == 0 ? wrap : up, f);
-#else
-    Cvt<T>::Unpack(RotateWord(lane == 31 ? Word(prv, wd) : Word(cur, wd), (lane + 31) & 31), f);
-#endif
+    Cvt<T>::Unpack(__shfl_sync(kFull, lane == 31 ? Word(prv, wd) : Word(cur, wd), (lane + 31) & 31), f);
 #pragma unroll
     for (int k = 0; k < EPW; ++k) {
       const int e = wd * EPW + k - (V - LO);
@@ -661,13 +633,7 @@ __device__ __forceinline__ void BuildWindowAligned(const uint4& prv, const uint4
   for (int wd = 0; wd < (HI + EPW - 1) / EPW; ++wd) {
     // From lane + 1; lane 31 from lane 0 of the next segment (offered by lane 0 in place of its own).
     float f[EPW];
-#if JFF_DW_TWO_SHUFFLE_HALO
-    const unsigned down = __shfl_down_sync(kFull, Word(cur, wd), 1);
-    const unsigned wrap = __shfl_sync(kFull, Word(nxt, wd), 0);
-    Cvt<T>::Unpack(lane == 31 ? wrap : down, f);
-#else
-    Cvt<T>::Unpack(RotateWord(lane == 0 ? Word(nxt, wd) : Word(cur, wd), (lane + 1) & 31), f);
-#endif
+    Cvt<T>::Unpack(__shfl_sync(kFull, lane == 0 ? Word(nxt, wd) : Word(cur, wd), (lane + 1) & 31), f);
 #pragma unroll
     for (int k = 0; k < EPW; ++k) {
       const int e = wd * EPW + k;

@@ -292,15 +292,6 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 // registers; 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%.
 constexpr int kBigLoadRound = 2;
 
-// sig_off of signal element t >= 0 (t = n0 M + m), with unsigned division: signed int division by a
-// power of two costs sign fix-ups (about 8 more instructions per chunk in the load and store loops).
-template <int RAD>
-__device__ __forceinline__ int chunk_sig_off(int t) {
-  constexpr unsigned M = RAD * RAD;
-  const unsigned ut = static_cast<unsigned>(t), m = ut % M;
-  return sig_off<RAD>(static_cast<int>(ut / M), static_cast<int>(m / RAD), static_cast<int>(m % RAD));
-}
-
 // A round of U chunks per thread (chunk c0 + i*NTH, 8 elements each) that lies whole inside both
 // rows, 16-byte aligned: every round but the last ones. It needs no per-chunk bounds checks, and its
 // loads address each row once with the chunks at constant offsets (load8 costs about 9 instructions

@@ -187,9 +187,9 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
       }
 #pragma unroll
       for (int i = 0; i < kInnerLoadRound; ++i) {
-        const int t = 8 * (c0 + i * NTH), n0 = t / M, m = t % M;
+        const int t = 8 * (c0 + i * NTH);
         if (t >= N2) continue;
-        const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+        const int off = chunk_sig_off<RAD>(t);
         uint4 xr = a[i], xi = b[i];  // a row k1 in (0, M1); j = 0: a = Re P[0] (xi = 0)
         if (j == M1) {               // b w_2N2^n, b = Im P[0]
           float v[8], br[8], bi[8];
@@ -244,8 +244,8 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
 
     // ---- store back in place: the whole row, or row 0's real / imaginary plane.
     for (int c = tid; c < N2 / 8; c += NTH) {
-      const int t = 8 * c, n0 = t / M, m = t % M;
-      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+      const int t = 8 * c;
+      const int off = chunk_sig_off<RAD>(t);
       const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
       if (j < M1) *reinterpret_cast<uint4*>(wre + t) = zr;
       if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = *reinterpret_cast<const uint4*>(sim + off);
