@@ -24,18 +24,6 @@
 #include <type_traits>
 #include <utility>
 
-// Switches for A/B runs of session 14's instruction cuts (not yet timed on a GPU; 0 restores the old form):
-// JFF_MONARCH_ROW_STEPS: the outer twiddles' per-row factors from TwN::rows (else lookups and squarings);
-// JFF_MONARCH_STEP0: the first k-step / output tile of a DFT whose later ones a live count may skip runs
-// unguarded, so its zero accumulators become RZ (dft_pair, idft_pair, outer_idft; outer_dft where the
-// caller asks, the forward).
-#ifndef JFF_MONARCH_ROW_STEPS
-#define JFF_MONARCH_ROW_STEPS 1
-#endif
-#ifndef JFF_MONARCH_STEP0
-#define JFF_MONARCH_STEP0 1
-#endif
-
 namespace jff {
 namespace {
 
@@ -323,7 +311,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
     for (int ks = 0; ks < KS; ++ks)
 #pragma unroll
       for (int ntp = 0; ntp < NT / 2; ++ntp) {
-        if ((ks > 0 || !JFF_MONARCH_STEP0) && ks >= live_ks) continue;  // k-step 0 always (see above)
+        if (ks > 0 && ks >= live_ks) continue;  // k-step 0 always (see above)
         const int n1 = 16 * ks + 8 * (q & 1) + r;
         const int off = swz_offset<RAD>(n1, 8 * (2 * ntp + (q >> 1))) ^ key;
 #pragma unroll
@@ -355,7 +343,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          if ((ks > 0 || !JFF_MONARCH_STEP0) && ks >= live_ks) continue;  // k-step 0 always (see above)
+          if (ks > 0 && ks >= live_ks) continue;  // k-step 0 always (see above)
           O::mma(Cr[mt][nt], Fr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
           O::mma(Cr[mt][nt], Fi[mt][ks], Xi[ks][nt][0] ^ kSignBits, Xi[ks][nt][1] ^ kSignBits);
           O::mma(Ci[mt][nt], Fr[mt][ks], Xi[ks][nt][0], Xi[ks][nt][1]);
@@ -401,26 +389,21 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
-// of float32, or, for bfloat16 data, four bfloat16 in a uint2 (JFF_MONARCH_BF16_KSPEC, default on).
+// of float32, or, for bfloat16 data, four bfloat16 in a uint2.
 // That halves the L2 reads of K, which every row pair of a channel repeats: 32 KB per pair at
 // N = 4096 in float32 in the forward (half the pair's own HBM traffic), twice that in the backward
 // (K for dpost, conj(K) for dv). bfloat16 rounding of K (relative 2^-9) is below that of the bfloat16
 // products it multiplies; float16 data (a 5x tighter error bar) and the long path keep float32.
-#ifndef JFF_MONARCH_BF16_KSPEC
-#define JFF_MONARCH_BF16_KSPEC 1
-#endif
 template <typename T>
 struct KSpecOf {
   using Slot = float4;
   using Elem = float;
 };
-#if JFF_MONARCH_BF16_KSPEC
 template <>
 struct KSpecOf<__nv_bfloat16> {
   using Slot = uint2;
   using Elem = uint16_t;  // bfloat16 bits
 };
-#endif
 
 // Bytes of the spectrum of G*H filters of N bins (forward and backward scratch).
 inline size_t kspec_bytes_for(bool bf16, int64_t GH, int64_t N) {
@@ -527,7 +510,7 @@ __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 1
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
-        if ((mt > 0 || !JFF_MONARCH_STEP0) && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
+        if (mt > 0 && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
         O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
         O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
         O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
@@ -799,12 +782,8 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int k0 = 16 * mt + gid + 8 * hh;
-#if JFF_MONARCH_ROW_STEPS
         const float4 steps = twN.rows[2 * k0];
         const float2 s1 = make_float2(steps.x, steps.y), s8 = make_float2(steps.z, steps.w);
-#else
-        const float2 s1 = twN(static_cast<uint32_t>(k0)), s2 = cmul(s1, s1), s4 = cmul(s2, s2), s8 = cmul(s4, s4);
-#endif
         float2 w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
@@ -857,7 +836,7 @@ __device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0
       for (int mt = 0; mt < MT0; ++mt) {
         // Tile 0 always runs (row 0 is live for any L >= 1): its zero accumulators become RZ, as with
         // outer_dft's kStep0Unconditional.
-        if ((mt > 0 || !JFF_MONARCH_STEP0) && mt >= live16) continue;
+        if (mt > 0 && mt >= live16) continue;
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           O::mma(Cr[mt][nt], Gr[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
@@ -905,16 +884,10 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   if (untw) {
     const uint32_t neg = static_cast<uint32_t>(N - k0);  // w_N^(-k0 j) = twN(neg * j)
     base = twN(neg * static_cast<uint32_t>(RAD * gid + 2 * tig));
-#if JFF_MONARCH_ROW_STEPS
     const float4 steps = twN.rows[2 * k0], steps_r = twN.rows[2 * k0 + 1];
     s1 = make_float2(steps.x, -steps.y);
     s8 = make_float2(steps.z, -steps.w);
     s8r = make_float2(steps_r.x, -steps_r.y);
-#else
-    s1 = twN(neg);
-    s8 = twN(neg * 8u);
-    s8r = twN(neg * static_cast<uint32_t>(8 * RAD));
-#endif
   }
   float2 wrow = base;  // w_N^(-k0 (RAD m1 + 2tig)) for the current (mt, hh)
 #pragma unroll

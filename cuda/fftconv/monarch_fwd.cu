@@ -296,15 +296,11 @@ constexpr int kBigLoadRound = 2;
 // rows, 16-byte aligned: every round but the last ones. It needs no per-chunk bounds checks, and its
 // loads address each row once with the chunks at constant offsets (load8 costs about 9 instructions
 // per chunk in checks, branches and 64-bit address arithmetic). L1 = 0 (no second row) never is whole.
-// JFF_MONARCH_WHOLE_ROUNDS=0: every round through load8/store8 (for an A/B; not yet timed on a GPU;
-// with it the bfloat16 16K/32K kernels spill 8 bytes at 255 registers and the 4K inner row is 10
-// instructions longer, register allocation).
-#ifndef JFF_MONARCH_WHOLE_ROUNDS
-#define JFF_MONARCH_WHOLE_ROUNDS 1
-#endif
+// H200, issue-3 workload, against load8 / store8 for every round: 4K 0.701 -> 0.673 ms, 8K 1.466 ->
+// 1.397 ms, 32K 9.39 -> 9.09 ms (at 8 bytes of spill in the bfloat16 16K / 32K kernels).
 template <int U, int NTH>
 __device__ __forceinline__ bool whole_round(bool vec, int c0, int L, int L1) {
-  return JFF_MONARCH_WHOLE_ROUNDS && vec && 8 * (c0 + (U - 1) * NTH) + 8 <= (L < L1 ? L : L1);
+  return vec && 8 * (c0 + (U - 1) * NTH) + 8 <= (L < L1 ? L : L1);
 }
 template <int U, int NTH>
 __device__ __forceinline__ void load_round(const uint16_t* src, int64_t base0, int64_t base1, int c0, uint4 (&r0)[U],
@@ -345,7 +341,7 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   const TwN<S::N> twN = sm.twN;
   // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
   if constexpr (S::kMmaOuter) {
-    outer_dft<T, N0, RAD, WARPS, JFF_MONARCH_STEP0 != 0>(sre, sim, sm.frag0, twN, live16, warp, lane);
+    outer_dft<T, N0, RAD, WARPS, true>(sre, sim, sm.frag0, twN, live16, warp, lane);
     __syncthreads();
   }
 
