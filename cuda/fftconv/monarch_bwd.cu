@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // ---- z' = z + skip*v = IDFT(X K') for dpost.
     if (want_dpost) {
-      uint32_t Wr[MT][KS][4], Wi[MT][KS][4];
+      SpecFrags<RAD> Wr, Wi;
       mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Wr, Wi);
       idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi, live);
     }
@@ -344,7 +344,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
     // ---- dv = IDFT(D conj(K')) = corr(dz, k) + skip*dz.
     {
-      uint32_t Wr[MT][KS][4], Wi[MT][KS][4];
+      SpecFrags<RAD> Wr, Wi;
       mul_spec<T, RAD, true>(Yr, Yi, kk, lane, Wr, Wi);
       idft_pair<T, RAD>(Wr, Wi, Fr, Fi, tw, lane, Yr, Yi, live);
     }
@@ -1166,9 +1166,8 @@ __global__ void __launch_bounds__(ReduceThreads<N0, RAD>::value)
         a.z += v.z;
         a.w += v.w;
       }
-      int k1, k2;
-      frag_coords<RAD>(idx, k1, k2);
-      const unsigned f0 = k1 + RAD * k2, f1 = k1 + RAD * (k2 + 1);
+      unsigned f0, f1;
+      spec_freqs<RAD>(idx, f0, f1);
       zs[__brev(f0) >> (32 - LOGM)] = make_float2(a.x, a.y);
       zs[__brev(f1) >> (32 - LOGM)] = make_float2(a.z, a.w);
     }

@@ -182,26 +182,59 @@ __device__ __forceinline__ int chunk_sig_off(int t) {
   return sig_off<RAD>(static_cast<int>(ut / M), static_cast<int>(m / RAD), static_cast<int>(m % RAD));
 }
 
-// Order of K, of the inner twiddle table and of the dk slots: float4 index j*32 + lane holds
-// two complex values for C-fragment (mt, nt), half hh (rows k1 = 16mt + gid + 8hh), columns
-// k2 = 8nt + 2tig and + 1, with j = (mt*NT + nt)*2 + hh. Returns the float offset of (k1, k2).
+// C-fragment order, the layout of the inner twiddle table, of K and of the dk slots: float4 index
+// j*32 + lane holds two complex values for C-fragment (mt, nt), half hh: row 16mt + gid + 8hh,
+// columns 8nt + 2tig and + 1, with j = (mt*NT + nt)*2 + hh. Returns the float offset of (row, col).
 template <int RAD>
-__host__ __device__ __forceinline__ int frag_float_offset(int k1, int k2) {
+__host__ __device__ __forceinline__ int frag_float_offset(int row, int col) {
   constexpr int NT = RAD / 8;
-  const int mt = k1 >> 4, hh = (k1 >> 3) & 1, gid = k1 & 7;
-  const int nt = k2 >> 3, tig = (k2 >> 1) & 3, e0 = k2 & 1;
+  const int mt = row >> 4, hh = (row >> 3) & 1, gid = row & 7;
+  const int nt = col >> 3, tig = (col >> 1) & 3, e0 = col & 1;
   const int j = (mt * NT + nt) * 2 + hh;
   return (j * 32 + gid * 4 + tig) * 4 + 2 * e0;
 }
 
-// Inverse of frag_float_offset at float4 granularity: float4 `idx` holds (k1, k2), (k1, k2+1).
+// Inverse of frag_float_offset at float4 granularity: float4 `idx` holds (row, col), (row, col+1).
 template <int RAD>
-__device__ __forceinline__ void frag_coords(int idx, int& k1, int& k2) {
+__device__ __forceinline__ void frag_coords(int idx, int& row, int& col) {
   constexpr int NT = RAD / 8;
   const int j = idx >> 5, ln = idx & 31;
   const int hh = j & 1, nt = (j >> 1) % NT, mt = (j >> 1) / NT;
-  k1 = 16 * mt + (ln >> 2) + 8 * hh;
-  k2 = 8 * nt + 2 * (ln & 3);
+  row = 16 * mt + (ln >> 2) + 8 * hh;
+  col = 8 * nt + 2 * (ln & 3);
+}
+
+// JFF_MONARCH_TSPEC (A/B switch, session 15; 0 restores the old form): dft_pair's step 2 computes the
+// transpose Y^T = F P^T of the row's spectrum, so that every tensor-core product takes F as its A
+// operand and the 16-bit values between the steps go straight from accumulators into B fragments.
+// The old form took F as the B operand in steps 2 and 3, and B operands must sit in consecutive
+// registers {F[s], F[2+s]} that F's A layout does not have: ~50 register moves per inner row at 8K.
+#ifndef JFF_MONARCH_TSPEC
+#define JFF_MONARCH_TSPEC 1
+#endif
+
+// Where the inner frequency km = k1 + RAD*k2 of a row's spectrum sits in C-fragment order: at
+// (row k2, col k1), since the spectrum is held transposed (JFF_MONARCH_TSPEC).
+template <int RAD>
+__host__ __device__ __forceinline__ int spec_float_offset(int km) {
+#if JFF_MONARCH_TSPEC
+  return frag_float_offset<RAD>(km / RAD, km % RAD);
+#else
+  return frag_float_offset<RAD>(km % RAD, km / RAD);
+#endif
+}
+// The inner frequencies of float4 `idx` of a spectrum in C-fragment order (K, dk slots).
+template <int RAD>
+__device__ __forceinline__ void spec_freqs(int idx, unsigned& f0, unsigned& f1) {
+  int row, col;
+  frag_coords<RAD>(idx, row, col);
+#if JFF_MONARCH_TSPEC
+  f0 = col + RAD * row;
+  f1 = f0 + 1;
+#else
+  f0 = row + RAD * col;
+  f1 = f0 + RAD;
+#endif
 }
 
 // Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4).
@@ -289,7 +322,7 @@ __device__ __forceinline__ int live_row_blocks(int L) {
 
 // Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
 // (gates optional: g0 == nullptr means none; `key` XORs every offset, the big kernels' block
-// swizzle), into C fragments in (k1, k2) order. Only the first `live_ks` 16-row k-steps of step 1
+// swizzle), into C fragments in spectrum order (spec_float_offset). Only the first `live_ks` 16-row k-steps of step 1
 // are computed: the caller promises that rows n1 >= 16 * live_ks are zero (the one-warp kernels
 // with L <= N/2, whose zero half is rows RAD/2 .. RAD - 1). Skipped k-steps would only add zeros,
 // so the result is the same to the bit. k-step 0 runs whatever live_ks says (row 0 holds input for
@@ -350,6 +383,43 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
           O::mma(Ci[mt][nt], Fi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
         }
   }
+#if JFF_MONARCH_TSPEC
+  // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T. Accumulator (row r, cols c, c+1)
+  // of P is entry (k = c, c+1; n = r) of P^T, i.e. half of a B fragment as it stands: the packs go
+  // straight to B fragment [k-tile][n-tile][half] and every product takes F as its A operand.
+  uint32_t Pr[KS][NT][2], Pi[KS][NT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
+        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
+        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
+        Pr[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
+        Pi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
+      }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint32_t nPi0 = Pi[ks][nt][0] ^ kSignBits, nPi1 = Pi[ks][nt][1] ^ kSignBits;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        O::mma(Yr[mt][nt], Fr[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fi[mt][ks], nPi0, nPi1);
+        O::mma(Yi[mt][nt], Fr[mt][ks], Pi[ks][nt][0], Pi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fi[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
+      }
+    }
+#else
   // Twiddle, then step 2: Y = C F (C as A fragments, F as B fragments by symmetry).
   uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
 #pragma unroll
@@ -386,6 +456,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
         O::mma(Yi[mt][nt], Pr[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
         O::mma(Yi[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
       }
+#endif
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
@@ -418,15 +489,23 @@ __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
                      __uint_as_float(v.y & 0xffff0000u));
 }
 
+#if JFF_MONARCH_TSPEC
+// What mul_spec hands idft_pair: B fragments [k-tile][n-tile][half] of the product W^T (the
+// spectrum is held transposed), for step 3's conj(F) W^T.
+template <int RAD>
+using SpecFrags = uint32_t[RAD / 16][RAD / 8][2];
+#else
+template <int RAD>
+using SpecFrags = uint32_t[RAD / 16][RAD / 16][4];  // A fragments of W
+#endif
+
 // Pointwise product of a spectrum (C fragments) with K or conj(K) (kk: this row's block of
-// K in fragment order, read through the read-only path), packed into A fragments of the
-// inverse's first product.
+// K in fragment order, read through the read-only path), packed into the fragments of the
+// inverse's first product (SpecFrags).
 template <typename T, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
                                          const float (&Yi)[RAD / 16][RAD / 8][4],
-                                         const KSlot* kk, int lane,
-                                         uint32_t (&Pr)[RAD / 16][RAD / 16][4],
-                                         uint32_t (&Pi)[RAD / 16][RAD / 16][4]) {
+                                         const KSlot* kk, int lane, SpecFrags<RAD>& Pr, SpecFrags<RAD>& Pi) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, NT = RAD / 8;
 #pragma unroll
@@ -442,24 +521,90 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
         }
         const float ar = Yr[mt][nt][2 * hh], ai = Yi[mt][nt][2 * hh];
         const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
+        const auto re = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
+        const auto im = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
+#if JFF_MONARCH_TSPEC
+        // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
+        // of B fragment (k-tile mt, n-tile nt) of W^T.
+        Pr[mt][nt][hh] = movmatrix_trans(re);
+        Pi[mt][nt][hh] = movmatrix_trans(im);
+#else
         const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
-        Pr[mt][ks][q] = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
-        Pi[mt][ks][q] = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
+        Pr[mt][ks][q] = re;
+        Pi[mt][ks][q] = im;
+#endif
       }
 }
 
-// Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W given as A fragments. Row 0's result
+// Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W from mul_spec (SpecFrags). Row 0's result
 // is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
 // Only the first `live_mt` 16-row m-tiles of step 4 are computed (the others are left zero): the
 // caller uses output rows n1 < 16 * live_mt only (the one-warp kernels with L <= N/2).
 template <typename T, int RAD>
-__device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 16][4],
-                                          const uint32_t (&Pi)[RAD / 16][RAD / 16][4],
+__device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFrags<RAD>& Pi,
                                           const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                           const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
                                           const float4* tw, int lane,
                                           float (&Yr)[RAD / 16][RAD / 8][4],
                                           float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
+#if JFF_MONARCH_TSPEC
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
+  // Step 3: V = conj(F) W^T = (W conj(F))^T, with F as the A operand.
+  float Cr[MT][NT][4], Ci[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint32_t nPr0 = Pr[ks][nt][0] ^ kSignBits, nPr1 = Pr[ks][nt][1] ^ kSignBits;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        O::mma(Cr[mt][nt], Fr[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
+        O::mma(Cr[mt][nt], Fi[mt][ks], Pi[ks][nt][0], Pi[ks][nt][1]);
+        O::mma(Ci[mt][nt], Fr[mt][ks], Pi[ks][nt][0], Pi[ks][nt][1]);
+        O::mma(Ci[mt][nt], Fi[mt][ks], nPr0, nPr1);
+      }
+    }
+  // conj twiddle (T is symmetric, so V's entry (r, c) takes the table's entry at the same place),
+  // then V's accumulators, which are W conj(F) transposed, straight into B fragments of step 4.
+  uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
+        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
+        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
+        Qr[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x + ai * w.y, br * w.z + bi * w.w);
+        Qi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ai * w.x - ar * w.y, bi * w.z - br * w.w);
+      }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        if (mt > 0 && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
+        O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
+      }
+#else
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   float Cr[MT][NT][4], Ci[MT][NT][4];
@@ -516,6 +661,7 @@ __device__ __forceinline__ void idft_pair(const uint32_t (&Pr)[RAD / 16][RAD / 1
         O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
         O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
       }
+#endif
 }
 
 // ---------------------------------------------------------------------------------------
@@ -926,7 +1072,7 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
                                                   int lane) {
   constexpr int MT = RAD / 16, KS = RAD / 16;
   {
-    uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+    SpecFrags<RAD> Pr, Pi;
     mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
     idft_pair<T, RAD>(Pr, Pi, Fr, Fi, tw, lane, Yr, Yi);
   }
@@ -947,7 +1093,7 @@ __device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 // k, computed as an N/2-point complex FFT of z[n] = k[2n] + i k[2n+1] in shared memory
 // (float32), then split into the real signal's spectrum. skip is added to every bin (the skip
 // term skip*v is a convolution with skip*delta). Output order: frequency
-// f = k0 + N0*(k1 + RAD*k2) at float offset 2*M*k0 + frag_float_offset<RAD>(k1, k2) of the
+// f = k0 + N0*km at float offset 2*M*k0 + spec_float_offset<RAD>(km) of the
 // (g, h) block, in KElem (float, or bfloat16 bits: KSpecOf) -- exactly what each lane of the main
 // kernels reads (one slot of two bins per lane, coalesced).
 // ---------------------------------------------------------------------------------------
@@ -997,7 +1143,7 @@ __global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __rest
   const float sk = skip != nullptr ? skip[gh] : 0.f;
   auto offset = [](int f) {
     const int k0 = f % N0, km = f / N0;
-    return 2 * M * k0 + frag_float_offset<RAD>(km % RAD, km / RAD);
+    return 2 * M * k0 + spec_float_offset<RAD>(km);
   };
   for (int f = threadIdx.x; f <= H2; f += blockDim.x) {
     const float2 zf = zs[f & (H2 - 1)];

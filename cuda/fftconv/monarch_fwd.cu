@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     dft_pair<T, RAD>(sb + 0 * N, sb + 1 * N, has_pre ? sb + 2 * N : nullptr, sb + 3 * N, 0, Fr, Fi, tw,
                      lane, Yr, Yi, live);
     {
-      uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+      SpecFrags<RAD> Pr, Pi;
       mul_spec<T, RAD, false>(Yr, Yi, kk, lane, Pr, Pi);
       idft_pair<T, RAD>(Pr, Pi, Fr, Fi, tw, lane, Yr, Yi, live);
     }

@@ -11,7 +11,7 @@
 //   inner_kspec: the (N1/2 + 1) filter slices of every (g, h), fp32, from k (G*H, Lk) fp32 and
 //     an optional skip folded into every bin. Slice j belongs to item j (A, rows 1.., B). Each
 //     slice is stored exactly as monarch_kspec_kernel stores one N2-point spectrum (frequency
-//     k2 = k0 + N0*(k1 + RAD*k2') at float 2*RAD^2*k0 + frag_float_offset<RAD>(k1, k2'),
+//     k2 = k0 + N0*km at float 2*RAD^2*k0 + spec_float_offset<RAD>(km),
 //     N2 = N0 * RAD^2 as dispatch_n splits it), so the fused kernel's lanes read it unchanged.
 //     Computed as the notes say: the outer forward pass on k (fp32, into a scratch workspace),
 //     then an N2-point DFT per scratch row (CUDA cores, fp32), times sqrt(N1) (undoes the two
@@ -90,7 +90,7 @@ using F16 = __half;
 __host__ __device__ __forceinline__ int64_t slice_offset(int64_t k2, int N0, int RAD) {
   const int M = RAD * RAD;
   const int k0 = static_cast<int>(k2 % N0), km = static_cast<int>(k2 / N0);
-  const int f = RAD == 16 ? frag_float_offset<16>(km % 16, km / 16) : frag_float_offset<32>(km % 32, km / 32);
+  const int f = RAD == 16 ? spec_float_offset<16>(km) : spec_float_offset<32>(km);
   return int64_t(2) * M * k0 + f;
 }
 
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
         float Yr[MT][NT][4], Yi[MT][NT][4];
         dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
         {
-          uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
+          SpecFrags<RAD> Pr, Pi;
           mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
           idft_pair<T, RAD>(Pr, Pi, Fr, Fi, sm.tw, lane, Yr, Yi);
         }
@@ -516,8 +516,8 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
   float* out = p.kspec + gj * int64_t(N2) * 2;
   if (S == 1) {
-    // The whole slice in this CTA: write it in its own order, float4 `idx` = frequencies
-    // (k1, k2) and (k1, k2 + 1) of block k0 (frag_coords). Consecutive threads take consecutive
+    // The whole slice in this CTA: write it in its own order, float4 `idx` = inner frequencies
+    // f0, f1 of block k0 (spec_freqs). Consecutive threads take consecutive
     // k0 (the fastest index of z): a warp's reads then hit N0 different banks, where a run of
     // consecutive idx (one k0, frequencies N0 apart) read one bank pair 16 times over per
     // half-warp. The stores stay whole 32-byte sectors (float4 idx and idx + 1 from lanes N0 apart
@@ -526,12 +526,12 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
     float4* o4 = reinterpret_cast<float4*>(out);
     for (int t = tid; t < N2 / 2; t += nth) {
       const int k0 = t & (p.N0 - 1), r = t >> lg_n0, idx = k0 * half_m + r;
-      int k1, k2;
+      unsigned f0, f1;
       if (p.RAD == 16)
-        frag_coords<16>(r, k1, k2);
+        spec_freqs<16>(r, f0, f1);
       else
-        frag_coords<32>(r, k1, k2);
-      const float2 a = z[k0 + p.N0 * (k1 + p.RAD * k2)], b = z[k0 + p.N0 * (k1 + p.RAD * (k2 + 1))];
+        spec_freqs<32>(r, f0, f1);
+      const float2 a = z[k0 + p.N0 * f0], b = z[k0 + p.N0 * f1];
       o4[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
     }
   } else {
