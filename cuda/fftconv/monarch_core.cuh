@@ -204,37 +204,27 @@ __device__ __forceinline__ void frag_coords(int idx, int& row, int& col) {
   col = 8 * nt + 2 * (ln & 3);
 }
 
-// JFF_MONARCH_TSPEC (A/B switch, session 15; 0 restores the old form): dft_pair's step 2 computes the
-// transpose Y^T = F P^T of the row's spectrum, so that every tensor-core product takes F as its A
-// operand and the 16-bit values between the steps go straight from accumulators into B fragments.
-// The old form took F as the B operand in steps 2 and 3, and B operands must sit in consecutive
-// registers {F[s], F[2+s]} that F's A layout does not have: ~50 register moves per inner row at 8K.
-#ifndef JFF_MONARCH_TSPEC
-#define JFF_MONARCH_TSPEC 1
-#endif
+// The tensor-core DFTs hold a row's spectrum transposed: dft_pair's step 2 computes Y^T = F P^T and
+// idft_pair's step 3 V = conj(F) W^T, so that every product takes F as its A operand and the 16-bit
+// values between the steps go from accumulators into B fragments as they stand (or through one
+// movmatrix). With F as the B operand, as before session 15, each product needed the pairs
+// {F[s], F[2+s]}, which F's A layout does not hold in consecutive registers: ~30 register moves
+// per inner row at 8K and ~260 instructions per row pair at 1K. H200, issue-3 rows: forward 4K
+// 0.669 -> 0.640 ms, 8K 1.405 -> 1.379, 16K 4.08 -> 3.69, 32K 9.12 -> 9.05; BLH 16K 6.72 -> 5.57.
 
 // Where the inner frequency km = k1 + RAD*k2 of a row's spectrum sits in C-fragment order: at
-// (row k2, col k1), since the spectrum is held transposed (JFF_MONARCH_TSPEC).
+// (row k2, col k1), since the spectrum is held transposed.
 template <int RAD>
 __host__ __device__ __forceinline__ int spec_float_offset(int km) {
-#if JFF_MONARCH_TSPEC
   return frag_float_offset<RAD>(km / RAD, km % RAD);
-#else
-  return frag_float_offset<RAD>(km % RAD, km / RAD);
-#endif
 }
 // The inner frequencies of float4 `idx` of a spectrum in C-fragment order (K, dk slots).
 template <int RAD>
 __device__ __forceinline__ void spec_freqs(int idx, unsigned& f0, unsigned& f1) {
   int row, col;
   frag_coords<RAD>(idx, row, col);
-#if JFF_MONARCH_TSPEC
   f0 = col + RAD * row;
   f1 = f0 + 1;
-#else
-  f0 = row + RAD * col;
-  f1 = f0 + RAD;
-#endif
 }
 
 // Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4).
@@ -383,7 +373,6 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
           O::mma(Ci[mt][nt], Fi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
         }
   }
-#if JFF_MONARCH_TSPEC
   // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T. Accumulator (row r, cols c, c+1)
   // of P is entry (k = c, c+1; n = r) of P^T, i.e. half of a B fragment as it stands: the packs go
   // straight to B fragment [k-tile][n-tile][half] and every product takes F as its A operand.
@@ -419,44 +408,6 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
         O::mma(Yi[mt][nt], Fi[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
       }
     }
-#else
-  // Twiddle, then step 2: Y = C F (C as A fragments, F as B fragments by symmetry).
-  uint32_t Pr[MT][KS][4], Pi[MT][KS][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
-        Pr[mt][ks][q] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
-        Pi[mt][ks][q] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
-      }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t nPi[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) nPi[i] = Pi[mt][ks][i] ^ kSignBits;
-        const int m2 = nt >> 1, s = nt & 1;
-        O::mma(Yr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Yr[mt][nt], nPi, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Yi[mt][nt], Pr[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Yi[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-      }
-#endif
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
@@ -489,15 +440,10 @@ __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
                      __uint_as_float(v.y & 0xffff0000u));
 }
 
-#if JFF_MONARCH_TSPEC
 // What mul_spec hands idft_pair: B fragments [k-tile][n-tile][half] of the product W^T (the
 // spectrum is held transposed), for step 3's conj(F) W^T.
 template <int RAD>
 using SpecFrags = uint32_t[RAD / 16][RAD / 8][2];
-#else
-template <int RAD>
-using SpecFrags = uint32_t[RAD / 16][RAD / 16][4];  // A fragments of W
-#endif
 
 // Pointwise product of a spectrum (C fragments) with K or conj(K) (kk: this row's block of
 // K in fragment order, read through the read-only path), packed into the fragments of the
@@ -523,16 +469,10 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
         const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
         const auto re = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
         const auto im = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
-#if JFF_MONARCH_TSPEC
         // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
         // of B fragment (k-tile mt, n-tile nt) of W^T.
         Pr[mt][nt][hh] = movmatrix_trans(re);
         Pi[mt][nt][hh] = movmatrix_trans(im);
-#else
-        const int ks = nt >> 1, q = (nt & 1) * 2 + hh;
-        Pr[mt][ks][q] = re;
-        Pi[mt][ks][q] = im;
-#endif
       }
 }
 
@@ -547,7 +487,6 @@ __device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFr
                                           const float4* tw, int lane,
                                           float (&Yr)[RAD / 16][RAD / 8][4],
                                           float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
-#if JFF_MONARCH_TSPEC
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   // Step 3: V = conj(F) W^T = (W conj(F))^T, with F as the A operand.
@@ -604,64 +543,6 @@ __device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFr
         O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
         O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
       }
-#else
-  using O = Ops<T>;
-  constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
-  float Cr[MT][NT][4], Ci[MT][NT][4];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Cr[mt][nt][e] = Ci[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t nPr[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) nPr[i] = Pr[mt][ks][i] ^ kSignBits;
-        const int m2 = nt >> 1, s = nt & 1;
-        O::mma(Cr[mt][nt], Pr[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Cr[mt][nt], Pi[mt][ks], Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-        O::mma(Ci[mt][nt], Pi[mt][ks], Fr[m2][ks][s], Fr[m2][ks][2 + s]);
-        O::mma(Ci[mt][nt], nPr, Fi[m2][ks][s], Fi[m2][ks][2 + s]);
-      }
-  // conj twiddle, transpose into B fragments (k = k1, n = n2), step 4.
-  uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        Qr[mt][nt][hh] = movmatrix_trans(O::pack(ar * w.x + ai * w.y, br * w.z + bi * w.w));
-        Qi[mt][nt][hh] = movmatrix_trans(O::pack(ai * w.x - ar * w.y, bi * w.z - br * w.w));
-      }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) Yr[mt][nt][e] = Yi[mt][nt][e] = 0.f;
-#pragma unroll
-  for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        if (mt > 0 && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
-        O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
-        O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
-      }
-#endif
 }
 
 // ---------------------------------------------------------------------------------------
