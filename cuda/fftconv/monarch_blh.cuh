@@ -166,7 +166,8 @@ cudaError_t launch_clusters(const Params& p, int64_t max_clusters, cudaStream_t 
 
 // Whether the clustered BLH kernel of a direction fits the current device at (T, N); false at N
 // without clusters and in the CPU emulation. `Kernels` names the direction's kernel and its dynamic
-// shared memory: `Kernels::kern<T, N0, RAD>` and `Kernels::smem<N0, RAD>`.
+// shared memory: `Kernels::kern<T, N0, RAD>()` and `Kernels::smem<N0, RAD>()` (constexpr functions: as static
+// variable templates nvcc warned that they were referenced but not defined, #114-D).
 template <typename Kernels, typename T>
 bool blh_clusters_fit_for(int64_t N) {
 #ifdef JFF_MONARCH_EMU
@@ -176,9 +177,9 @@ bool blh_clusters_fit_for(int64_t N) {
   bool fits = false;
   dispatch_n(N, [&](auto n0, auto rad) {
     using B = BlhShape<n0(), rad()>;
-    constexpr size_t kSmem = Kernels::template smem<n0(), rad()>;
+    constexpr size_t kSmem = Kernels::template smem<n0(), rad()>();
     if constexpr (B::CL > 1) {
-      fits = clusters_fit<Kernels::template kern<T, n0(), rad()>, B::CL, B::WARPS * 32, kSmem>();
+      fits = clusters_fit<Kernels::template kern<T, n0(), rad()>(), B::CL, B::WARPS * 32, kSmem>();
     }
   });
   return fits;

@@ -1513,9 +1513,13 @@ cudaError_t launch_bwd_blh(const FftconvBwdArgs& a, cudaStream_t stream, void* k
 // The BLH backward kernel, for blh_clusters_fit.
 struct BwdBlhKernels {
   template <typename T, int N0, int RAD>
-  static constexpr auto kern = monarch_bwd_blh_kernel<T, N0, RAD>;
+  static constexpr auto kern() {
+    return monarch_bwd_blh_kernel<T, N0, RAD>;
+  }
   template <int N0, int RAD>
-  static constexpr size_t smem = BlhBwdShape<N0, RAD>::kSmem;
+  static constexpr size_t smem() {
+    return BlhBwdShape<N0, RAD>::kSmem;
+  }
 };
 
 // The BLH backward is correct on the GPU (H200: self-test in both layouts, memcheck, racecheck) but slower

@@ -702,9 +702,13 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
 // The BLH forward kernel, for blh_clusters_fit.
 struct FwdBlhKernels {
   template <typename T, int N0, int RAD>
-  static constexpr auto kern = monarch_fwd_blh_kernel<T, N0, RAD>;
+  static constexpr auto kern() {
+    return monarch_fwd_blh_kernel<T, N0, RAD>;
+  }
   template <int N0, int RAD>
-  static constexpr size_t smem = BlhShape<N0, RAD>::kSmem;
+  static constexpr size_t smem() {
+    return BlhShape<N0, RAD>::kSmem;
+  }
 };
 
 template <typename T, int N0, int RAD>
