@@ -310,6 +310,35 @@ __device__ __forceinline__ int live_row_blocks(int L) {
   return KS == 1 ? 1 : (blocks < KS ? blocks : KS);
 }
 
+// C .* T (CONJ: C .* conj(T)) for C in accumulators, T the inner twiddle table (C-fragment
+// order), packed to 16 bits as B fragments [k-tile][n-tile][half] of its transpose: accumulator
+// (row r, cols c, c+1) is entry (k = c, c+1; n = r) of the transpose, half of a B fragment as it
+// stands, so no register moves or transposes are needed.
+template <typename T, int RAD, bool CONJ>
+__device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 8][4],
+                                              const float (&Ci)[RAD / 16][RAD / 8][4], const float4* tw,
+                                              int lane, uint32_t (&Br)[RAD / 16][RAD / 8][2],
+                                              uint32_t (&Bi)[RAD / 16][RAD / 8][2]) {
+  using O = Ops<T>;
+  constexpr int MT = RAD / 16, NT = RAD / 8;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
+        if (CONJ) {
+          w.y = -w.y;
+          w.w = -w.w;
+        }
+        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
+        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
+        Br[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
+        Bi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
+      }
+}
+
 // Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
 // (gates optional: g0 == nullptr means none; `key` XORs every offset, the big kernels' block
 // swizzle), into C fragments in spectrum order (spec_float_offset). Only the first `live_ks` 16-row k-steps of step 1
@@ -373,22 +402,9 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
           O::mma(Ci[mt][nt], Fi[mt][ks], Xr[ks][nt][0], Xr[ks][nt][1]);
         }
   }
-  // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T. Accumulator (row r, cols c, c+1)
-  // of P is entry (k = c, c+1; n = r) of P^T, i.e. half of a B fragment as it stands: the packs go
-  // straight to B fragment [k-tile][n-tile][half] and every product takes F as its A operand.
+  // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T, every product with F as its A operand.
   uint32_t Pr[KS][NT][2], Pi[KS][NT][2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        Pr[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
-        Pi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
-      }
+  twiddle_to_bt<T, RAD, false>(Cr, Ci, tw, lane, Pr, Pi);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -511,20 +527,9 @@ __device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFr
       }
     }
   // conj twiddle (T is symmetric, so V's entry (r, c) takes the table's entry at the same place),
-  // then V's accumulators, which are W conj(F) transposed, straight into B fragments of step 4.
+  // into B fragments of V^T = W conj(F) for step 4.
   uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        Qr[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x + ai * w.y, br * w.z + bi * w.w);
-        Qi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ai * w.x - ar * w.y, bi * w.z - br * w.w);
-      }
+  twiddle_to_bt<T, RAD, true>(Cr, Ci, tw, lane, Qr, Qi);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
