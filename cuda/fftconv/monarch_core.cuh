@@ -956,7 +956,6 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
                                                   const uint32_t (&Fi)[RAD / 16][RAD / 16][4], const float4* tw,
                                                   const TwN<N0 * RAD * RAD>& twN, T* bre, T* bim, int key, int k0,
                                                   int lane) {
-  constexpr int MT = RAD / 16, KS = RAD / 16;
   {
     SpecFrags<RAD> Pr, Pi;
     mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
