@@ -310,6 +310,26 @@ __device__ __forceinline__ int live_row_blocks(int L) {
   return KS == 1 ? 1 : (blocks < KS ? blocks : KS);
 }
 
+// Slot (mt, nt, hh) of a spectrum in C fragments (two complex values) times the slot's two complex
+// factors f = (f.x + i f.y, f.z + i f.w), or their conjugates, packed to 16 bits: real parts, imaginary
+// parts. The pointwise products of the inner DFTs (twiddle T, filter K) are all this.
+template <typename T, int RAD, bool CONJ>
+__device__ __forceinline__ auto slot_cmul_pack(const float (&Yr)[RAD / 16][RAD / 8][4],
+                                               const float (&Yi)[RAD / 16][RAD / 8][4], int mt, int nt, int hh,
+                                               float4 f) {
+  using O = Ops<T>;
+  if (CONJ) {
+    f.y = -f.y;
+    f.w = -f.w;
+  }
+  const float ar = Yr[mt][nt][2 * hh], ai = Yi[mt][nt][2 * hh];
+  const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
+  struct Packed {
+    decltype(O::pack(0.f, 0.f)) re, im;
+  };
+  return Packed{O::pack(ar * f.x - ai * f.y, br * f.z - bi * f.w), O::pack(ar * f.y + ai * f.x, br * f.w + bi * f.z)};
+}
+
 // C .* T (CONJ: C .* conj(T)) for C in accumulators, T the inner twiddle table (C-fragment
 // order), packed to 16 bits as B fragments [k-tile][n-tile][half] of its transpose: accumulator
 // (row r, cols c, c+1) is entry (k = c, c+1; n = r) of the transpose, half of a B fragment as it
@@ -319,7 +339,6 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
                                               const float (&Ci)[RAD / 16][RAD / 8][4], const float4* tw,
                                               int lane, uint32_t (&Br)[RAD / 16][RAD / 8][2],
                                               uint32_t (&Bi)[RAD / 16][RAD / 8][2]) {
-  using O = Ops<T>;
   constexpr int MT = RAD / 16, NT = RAD / 8;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -327,15 +346,9 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        float4 w = tw[((mt * NT + nt) * 2 + hh) * 32 + lane];
-        if (CONJ) {
-          w.y = -w.y;
-          w.w = -w.w;
-        }
-        const float ar = Cr[mt][nt][2 * hh], ai = Ci[mt][nt][2 * hh];
-        const float br = Cr[mt][nt][2 * hh + 1], bi = Ci[mt][nt][2 * hh + 1];
-        Br[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.x - ai * w.y, br * w.z - bi * w.w);
-        Bi[nt >> 1][2 * mt + hh][nt & 1] = O::pack(ar * w.y + ai * w.x, br * w.w + bi * w.z);
+        const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[((mt * NT + nt) * 2 + hh) * 32 + lane]);
+        Br[nt >> 1][2 * mt + hh][nt & 1] = z.re;
+        Bi[nt >> 1][2 * mt + hh][nt & 1] = z.im;
       }
 }
 
@@ -468,7 +481,6 @@ template <typename T, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
                                          const float (&Yi)[RAD / 16][RAD / 8][4],
                                          const KSlot* kk, int lane, SpecFrags<RAD>& Pr, SpecFrags<RAD>& Pi) {
-  using O = Ops<T>;
   constexpr int MT = RAD / 16, NT = RAD / 8;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -476,19 +488,12 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        float4 kv = load_k_slot(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane);
-        if (CONJ) {
-          kv.y = -kv.y;
-          kv.w = -kv.w;
-        }
-        const float ar = Yr[mt][nt][2 * hh], ai = Yi[mt][nt][2 * hh];
-        const float br = Yr[mt][nt][2 * hh + 1], bi = Yi[mt][nt][2 * hh + 1];
-        const auto re = O::pack(ar * kv.x - ai * kv.y, br * kv.z - bi * kv.w);
-        const auto im = O::pack(ar * kv.y + ai * kv.x, br * kv.w + bi * kv.z);
+        const auto z =
+            slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane));
         // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
         // of B fragment (k-tile mt, n-tile nt) of W^T.
-        Pr[mt][nt][hh] = movmatrix_trans(re);
-        Pi[mt][nt][hh] = movmatrix_trans(im);
+        Pr[mt][nt][hh] = movmatrix_trans(z.re);
+        Pi[mt][nt][hh] = movmatrix_trans(z.im);
       }
 }
 
