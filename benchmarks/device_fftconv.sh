@@ -5,7 +5,8 @@
 #
 # In order of priority, each step getting what is left of DEADLINE seconds (default 560):
 # 1. the package build, with the fused kernels' self-tests and outer_selftest compiled alongside;
-# 2. compute-sanitizer memcheck on monarch_selftest --small and monarch_bwd_selftest --small;
+# 2. compute-sanitizer memcheck on monarch_selftest --small and monarch_bwd_selftest --small, racecheck on the
+#    fused forward's "full" rows at N = 256, 4K and 32K (RACE_ROWS, ';'-separated --only names);
 # 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
@@ -30,8 +31,12 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   san=(compute-sanitizer --tool memcheck --error-exitcode 1)
   run_left selftests.log "${san[@]}" $b/monarch_selftest --small
   run_left selftests.log "${san[@]}" $b/monarch_bwd_selftest --small
+  IFS=';' read -ra race_rows <<<"${RACE_ROWS:-bf16 N256 full;bf16 N4096 full;bf16 N32768 full}"
+  for r in "${race_rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_selftest --only "$r"
+  done
   run_left selftests.log $b/outer_selftest --quick
-  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|^built" "$OUT/selftests.log"
+  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|^built" "$OUT/selftests.log"
 fi
 
 export JFF_BENCH_DEVICE_TIMING=1
