@@ -287,19 +287,16 @@ __device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, i
 }
 
 // Chunks of 8 elements each thread of the big kernel loads per round of its load phase (u and
-// pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). 2, not
-// 4: the registers of a 4-chunk round capped 4K / 8K at 4 / 3 CTAs per SM (124 / 150 registers;
-// 96 / 124 with 2) and made 16K / 32K spill; H200, 8K 1.75 -> 1.64 ms, 4K -1.5%. Since the
-// transposed spectrum (session 15) the bfloat16 16K / 32K kernels (RAD = 32, one or two CTAs per
-// SM, so ~32 KB of loads in flight per SM with 2) take a 4-chunk round at 255 registers without
-// spilling (float16: 36 bytes of spill). JFF_BIG_LOAD_ROUND_R32=4 selects it there, for an A/B on
-// a GPU (not yet timed; default 2, the timed form).
-#ifndef JFF_BIG_LOAD_ROUND_R32
-#define JFF_BIG_LOAD_ROUND_R32 2
-#endif
-template <typename T, int RAD>
+// pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). RAD = 16
+// (4K / 8K) takes 2: 4 capped 4K / 8K at 4 / 3 CTAs per SM (124 / 150 registers; 96 / 124 with 2);
+// H200, 8K 1.75 -> 1.64 ms, 4K -1.5%. RAD = 32 (16K / 32K, one or two CTAs per SM whatever the
+// round, so 2 kept only ~32 KB of loads in flight per SM) takes 4 since the transposed spectrum
+// made room (255 registers; float16 spills 36 bytes): H200, issue-3 workload, two interleaved
+// rounds, bfloat16 16K 3.67 -> 3.48 ms, 32K 8.99 -> 7.90; float16 16K 3.80 -> 3.71, 32K 8.96 ->
+// 8.01 (3 chunks: 3.80 / 8.44). Session 16, logs/nvidia-h200-monarch-load-rounds-ab-session16.log.
+template <int RAD>
 constexpr int big_load_round() {
-  return RAD == 32 && std::is_same_v<T, __nv_bfloat16> ? JFF_BIG_LOAD_ROUND_R32 : 2;
+  return RAD == 32 ? 4 : 2;
 }
 
 // A round of U chunks per thread (chunk c0 + i*NTH, 8 elements each) that lies whole inside both
@@ -434,7 +431,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       }
     } else {
       // big_load_round chunks per thread per round, all loads issued before any is used.
-      constexpr int U = big_load_round<T, RAD>();
+      constexpr int U = big_load_round<RAD>();
       const int nch = lpad / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
@@ -536,7 +533,9 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     } else {
-      constexpr int U = 2;  // 4 here too made the bfloat16 16K / 32K kernels spill 32 bytes
+      // 2: a 4-chunk round here spilled 32 bytes in the bfloat16 16K / 32K kernels and measured
+      // 32K 7.92 -> 7.77 ms but 16K 3.51 -> 3.65 (session 16).
+      constexpr int U = 2;
       const int nch = (L + 7) / 8;
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 g0[U], g1[U];

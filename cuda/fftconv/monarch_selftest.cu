@@ -416,7 +416,7 @@ int main(int argc, char** argv) {
       names.push_back("T bf16 N" + std::to_string(n) + " L=N/2");
       cases.push_back({names.back().c_str(), BF, 64, 768, n / 2, n / 2, n, 1, 1, true, true, true, true});
     }
-    for (int64_t n : {int64_t(4096), int64_t(32768)}) {
+    for (int64_t n : {int64_t(4096), int64_t(16384), int64_t(32768)}) {
       names.push_back("T fp16 N" + std::to_string(n) + " L=N");
       cases.push_back({names.back().c_str(), HF, 64, 768, n, n, n, 1, 1, true, true, true, true});
     }
