@@ -6,8 +6,11 @@
 # In order of priority, each step getting what is left of DEADLINE seconds (default 560):
 # 1. the package build, with the fused kernels' self-tests and outer_selftest compiled alongside;
 # 2. compute-sanitizer memcheck on monarch_selftest --small and monarch_bwd_selftest --small, racecheck on the
-#    fused forward's "full" rows at N = 256, 4K and 32K (RACE_ROWS, ';'-separated --only names);
+#    fused forward's "full" rows at N = 256, 4K and 32K (RACE_ROWS, ';'-separated --only names) and the
+#    backward's at 32K (BWD_RACE_ROWS);
 # 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
+# 3b. with BWD_AB (define sets as device_monarch_ab.sh takes them, e.g. "-DJFF_AB_BASELINE -DX=1"): the backward
+#    self-test built once per set alongside step 1, and its rows BWD_AB_ROWS run twice, interleaved;
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
 #    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
@@ -23,6 +26,9 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
       cuda/fftconv/monarch_bwd.cu cuda/fftconv/monarch_fwd.cu && echo built monarch) >"$OUT/selftests.log" 2>&1 &
   ("${nv[@]}" -o $b/outer_selftest cuda/fftconv_long/outer_selftest.cu && echo built outer) >"$OUT/build_outer.log" 2>&1 &
 fi
+if [ -n "${BWD_AB:-}" ]; then
+  (BWD=1 PHASE=build bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab_build.log" 2>&1) &
+fi
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 wait
 tail -n 2 "$OUT/build.log"
@@ -35,8 +41,18 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   for r in "${race_rows[@]}"; do
     run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_selftest --only "$r"
   done
+  IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-bf16 N32768 full gated}"
+  for r in "${race_rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
+  done
   run_left selftests.log $b/outer_selftest --quick
   grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|^built" "$OUT/selftests.log"
+fi
+
+if [ -n "${BWD_AB:-}" ]; then
+  BWD=1 PHASE=run ONLY="${BWD_AB_ROWS:-T bf16 N16384;T bf16 N32768;T fp16 N32768}" \
+    DEADLINE=$((deadline - (SECONDS - start))) bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab.log" 2>&1
+  tail -n 40 "$OUT/ab.log"
 fi
 
 export JFF_BENCH_DEVICE_TIMING=1

@@ -393,15 +393,41 @@ __global__ void __launch_bounds__(WARPS * 32)
 // Big kernel (see the header comment): one CTA per row pair, the pairs of a chunk in order.
 // ---------------------------------------------------------------------------------------
 
+// Raw 16-byte chunks of rows b and b+1 of S streams, as load8_pairs fills them.
+template <int S>
+struct PairChunks {
+  static constexpr int kStreams = S;
+  uint4 r0[S], r1[S];
+};
+
+// Streams' chunks a thread of the big kernel has in flight per round of an element-order pass:
+// a round takes max(1, this / the pass's streams) chunks and issues all their loads before using
+// any. One chunk per round keeps only 16 KB per SM in flight in passes 1 and 4 (u and pre) at
+// RAD = 32 (one or two CTAs of 8 warps per SM), a fraction of what the copy bandwidth needs at
+// ~1.5 us latency; pass 2 (dy, post, u, pre) has twice that. RAD = 32 (16K / 32K: 255 registers and
+// 1-2 CTAs per SM whatever the round) takes 4: two chunks per round in passes 1 and 4, one in pass
+// 2 (two there spilled 560-630 bytes), no spill in bfloat16, 28-36 bytes in float16. RAD = 16
+// keeps one chunk per round: two took its kernels from 122-134 to 226-234 registers.
+// JFF_BWD_ROUND_STREAMS_R32=2 restores one chunk everywhere (for an A/B).
+#ifndef JFF_BWD_ROUND_STREAMS_R32
+#define JFF_BWD_ROUND_STREAMS_R32 4
+#endif
+template <int RAD, typename Raw>
+constexpr int bwd_exchange_round() {
+  constexpr int budget = RAD == 32 ? JFF_BWD_ROUND_STREAMS_R32 : 1;
+  return budget / Raw::kStreams > 1 ? budget / Raw::kStreams : 1;
+}
+
 // One pass over the signal in element order t, 8 elements a thread at a time. For each
-// 8-chunk: if `read`, (zr, zi) = the signal at t (rows b, b+1; for N0 <= 2 the outer inverse
-// butterfly is applied here, the inner rows having been untwiddled already), else zeros;
-// f(t, zr, zi) turns them in place into the values to keep; if WRITE they are stored (for
-// N0 = 2 through the outer forward butterfly and twiddle). For N0 >= 16 only t < limit is
-// visited (the rest of the signal is never read).
-template <typename T, int N0, int RAD, int NTH, bool WRITE, typename F>
+// 8-chunk: fetch(t, raw) issues the chunk's global loads into raw (a Raw); then, if `read`,
+// (zr, zi) = the signal at t (rows b, b+1; for N0 <= 2 the outer inverse butterfly is applied
+// here, the inner rows having been untwiddled already), else zeros; use(t, raw, zr, zi) turns
+// them in place into the values to keep; if WRITE they are stored (for N0 = 2 through the outer
+// forward butterfly and twiddle). For N0 >= 16 only t < limit is visited (the rest of the signal
+// is never read), bwd_exchange_round chunks per thread and round.
+template <typename T, int N0, int RAD, int NTH, bool WRITE, typename Raw, typename Fetch, typename Use>
 __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RAD>& twN, bool read,
-                                         int limit, int tid, F&& f) {
+                                         int limit, int tid, Fetch&& fetch, Use&& use) {
   constexpr int M = RAD * RAD;
   if constexpr (N0 <= 2) {
     constexpr float kS = N0 == 2 ? 0.70710678118654752f : 1.f;
@@ -431,7 +457,11 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
         }
       }
 #pragma unroll
-      for (int n0 = 0; n0 < N0; ++n0) f(n0 * M + m, zr[n0], zi[n0]);
+      for (int n0 = 0; n0 < N0; ++n0) {
+        Raw raw;
+        fetch(n0 * M + m, raw);
+        use(n0 * M + m, raw, zr[n0], zi[n0]);
+      }
       if constexpr (WRITE) {
         if constexpr (N0 == 1) {
           *reinterpret_cast<uint4*>(sre + sig_off<RAD>(0, m1, m2)) = pack8<T>(zr[0]);
@@ -442,21 +472,32 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
       }
     }
   } else {
-    for (int c = tid; c < limit / 8; c += NTH) {
-      const int t = 8 * c, n0 = t / M, m = t % M;
-      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-      float zr[8], zi[8];
-      if (read) {
-        unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
-        unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
-      } else {
+    constexpr int U = bwd_exchange_round<RAD, Raw>();
+    const int nch = limit / 8;
+    for (int c0 = tid; c0 < nch; c0 += U * NTH) {
+      Raw raw[U];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) zr[e] = zi[e] = 0.f;
-      }
-      f(t, zr, zi);
-      if constexpr (WRITE) {
-        *reinterpret_cast<uint4*>(sre + off) = pack8<T>(zr);
-        *reinterpret_cast<uint4*>(sim + off) = pack8<T>(zi);
+      for (int i = 0; i < U; ++i)
+        if (c0 + i * NTH < nch) fetch(8 * (c0 + i * NTH), raw[i]);
+#pragma unroll
+      for (int i = 0; i < U; ++i) {
+        const int c = c0 + i * NTH;
+        if (c >= nch) break;
+        const int t = 8 * c, n0 = t / M, m = t % M;
+        const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+        float zr[8], zi[8];
+        if (read) {
+          unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
+          unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) zr[e] = zi[e] = 0.f;
+        }
+        use(t, raw[i], zr, zi);
+        if constexpr (WRITE) {
+          *reinterpret_cast<uint4*>(sre + off) = pack8<T>(zr);
+          *reinterpret_cast<uint4*>(sim + off) = pack8<T>(zi);
+        }
       }
     }
   }
@@ -671,13 +712,14 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
       // ---- pass 1: X = DFT(v); X saved for P; z' = IDFT(X K') for dpost.
       if (want_dk || want_dpost) {
         const uint16_t* const s1[2] = {u, pre};
-        exchange<T, N0, RAD, NTH, true>(sre, sim, twN, false, lpad, tid,
-                                        [&](int t, float (&xr)[8], float (&xi)[8]) {
-                                          uint4 r0[2], r1[2];
-                                          load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1,
-                                                                                    vec, r0, r1);
-                                          form_v(r0[0], r1[0], r0[1], r1[1], xr, xi);
-                                        });
+        exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
+            sre, sim, twN, false, lpad, tid,
+            [&](int t, PairChunks<2>& r) {
+              load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r.r0, r.r1);
+            },
+            [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
+              form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
+            });
         __syncthreads();
         if constexpr (S::kMmaOuter) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
@@ -698,48 +740,50 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
       // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
       float dsk = 0.f;
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
-      exchange<T, N0, RAD, NTH, true>(sre, sim, twN, want_dpost, lpad, tid,
-                                      [&](int t, float (&zr)[8], float (&zi)[8]) {
-                                        uint4 r0[4], r1[4];
-                                        load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(
-                                            s2, base0, base1, t, L, L1, vec, r0, r1);
-                                        float d0[8], d1[8];
-                                        unpack8<T>(r0[0], d0);
-                                        unpack8<T>(r1[0], d1);
-                                        if (want_dpost) {
-                                          float o0[8], o1[8];
+      exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
+          sre, sim, twN, want_dpost, lpad, tid,
+          [&](int t, PairChunks<4>& r) {
+            load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec,
+                                                                                  r.r0, r.r1);
+          },
+          [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
+            float d0[8], d1[8];
+            unpack8<T>(r.r0[0], d0);
+            unpack8<T>(r.r1[0], d1);
+            if (want_dpost) {
+              float o0[8], o1[8];
 #pragma unroll
-                                          for (int e = 0; e < 8; ++e) {
-                                            o0[e] = d0[e] * zr[e];
-                                            o1[e] = d1[e] * zi[e];
-                                          }
-                                          put(dpost, t, o0, o1);
-                                        }
-                                        if (post != nullptr) {
-                                          float g0[8], g1[8];
-                                          unpack8<T>(r0[1], g0);
-                                          unpack8<T>(r1[1], g1);
+              for (int e = 0; e < 8; ++e) {
+                o0[e] = d0[e] * zr[e];
+                o1[e] = d1[e] * zi[e];
+              }
+              put(dpost, t, o0, o1);
+            }
+            if (post != nullptr) {
+              float g0[8], g1[8];
+              unpack8<T>(r.r0[1], g0);
+              unpack8<T>(r.r1[1], g1);
 #pragma unroll
-                                          for (int e = 0; e < 8; ++e) {
-                                            d0[e] *= g0[e];
-                                            d1[e] *= g1[e];
-                                          }
-                                        }
-                                        if (want_dskip) {
-                                          float v0[8], v1[8];
-                                          form_v(r0[2], r1[2], r0[3], r1[3], v0, v1);
+              for (int e = 0; e < 8; ++e) {
+                d0[e] *= g0[e];
+                d1[e] *= g1[e];
+              }
+            }
+            if (want_dskip) {
+              float v0[8], v1[8];
+              form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
 #pragma unroll
-                                          for (int e = 0; e < 8; ++e) {
-                                            dsk = fmaf(d0[e], v0[e], dsk);
-                                            dsk = fmaf(d1[e], v1[e], dsk);
-                                          }
-                                        }
+              for (int e = 0; e < 8; ++e) {
+                dsk = fmaf(d0[e], v0[e], dsk);
+                dsk = fmaf(d1[e], v1[e], dsk);
+              }
+            }
 #pragma unroll
-                                        for (int e = 0; e < 8; ++e) {
-                                          zr[e] = d0[e];
-                                          zi[e] = d1[e];
-                                        }
-                                      });
+            for (int e = 0; e < 8; ++e) {
+              zr[e] = d0[e];
+              zi[e] = d1[e];
+            }
+          });
       __syncthreads();
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
@@ -778,30 +822,31 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
         // du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
         const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
                                        pre != nullptr && dpre != nullptr ? u : nullptr};
-        exchange<T, N0, RAD, NTH, false>(sre, sim, twN, true, lpad, tid,
-                                         [&](int t, float (&zr)[8], float (&zi)[8]) {
-                                           if (t >= L) return;
-                                           if (pre == nullptr) {
-                                             put(du, t, zr, zi);  // du is given when dpre is not
-                                             return;
-                                           }
-                                           uint4 r0[2], r1[2];
-                                           load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec,
-                                                                                   r0, r1);
+        exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
+            sre, sim, twN, true, lpad, tid,
+            [&](int t, PairChunks<2>& r) {
+              load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r.r0, r.r1);
+            },
+            [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
+              if (t >= L) return;
+              if (pre == nullptr) {
+                put(du, t, zr, zi);  // du is given when dpre is not
+                return;
+              }
 #pragma unroll
-                                           for (int i = 0; i < 2; ++i) {
-                                             if (s4[i] == nullptr) continue;
-                                             float a0[8], a1[8];
-                                             unpack8<T>(r0[i], a0);
-                                             unpack8<T>(r1[i], a1);
+              for (int i = 0; i < 2; ++i) {
+                if (s4[i] == nullptr) continue;
+                float a0[8], a1[8];
+                unpack8<T>(r.r0[i], a0);
+                unpack8<T>(r.r1[i], a1);
 #pragma unroll
-                                             for (int e = 0; e < 8; ++e) {
-                                               a0[e] *= zr[e];
-                                               a1[e] *= zi[e];
-                                             }
-                                             put(i == 0 ? du : dpre, t, a0, a1);
-                                           }
-                                         });
+                for (int e = 0; e < 8; ++e) {
+                  a0[e] *= zr[e];
+                  a1[e] *= zi[e];
+                }
+                put(i == 0 ? du : dpre, t, a0, a1);
+              }
+            });
       }
 
       // ---- dskip: thread partials -> fixed butterfly per warp -> warps in order -> slot.

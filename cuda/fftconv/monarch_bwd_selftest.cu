@@ -435,6 +435,7 @@ int main(int argc, char** argv) {
       cases.push_back({names.back().c_str(), BF, 64, 768, n, n, n, 1, 1, true, true, true, true});
     }
     cases.push_back({"T fp16 N4096 L=N", HF, 64, 768, 4096, 4096, 4096, 1, 1, true, true, true, true});
+    cases.push_back({"T fp16 N32768 L=N", HF, 64, 768, 32768, 32768, 32768, 1, 1, true, true, true, true});
     cases.push_back({"T bf16 N1024 L=1020 (odd)", BF, 64, 768, 1020, 1020, 1024, 1, 1, true, true, true, true});
   }
   const double bw = small ? 0 : measure_copy_bw();
