@@ -10,7 +10,9 @@
 #    backward's at 32K (BWD_RACE_ROWS);
 # 3. outer_selftest --quick (the long path's inner pass shares the fused kernels' routines);
 # 3b. with BWD_AB (define sets as device_monarch_ab.sh takes them, e.g. "-DJFF_AB_BASELINE -DX=1"): the backward
-#    self-test built once per set alongside step 1, and its rows BWD_AB_ROWS run twice, interleaved;
+#    self-test built once per set alongside step 1, and its rows BWD_AB_ROWS run twice, interleaved, for at most
+#    BWD_AB_SECONDS (default 150: a 32K backward row takes 40-50 s with its float64 checks; the builds make step
+#    1 take ~300 s instead of ~225);
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
 #    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
@@ -51,7 +53,8 @@ fi
 
 if [ -n "${BWD_AB:-}" ]; then
   BWD=1 PHASE=run ONLY="${BWD_AB_ROWS:-T bf16 N16384;T bf16 N32768;T fp16 N32768}" \
-    DEADLINE=$((deadline - (SECONDS - start))) bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab.log" 2>&1
+    DEADLINE=$(( ${BWD_AB_SECONDS:-150} < deadline - (SECONDS - start) ? ${BWD_AB_SECONDS:-150} : deadline - (SECONDS - start) )) \
+    bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab.log" 2>&1
   tail -n 40 "$OUT/ab.log"
 fi
 

@@ -396,35 +396,17 @@ __global__ void __launch_bounds__(WARPS * 32)
 // Raw 16-byte chunks of rows b and b+1 of S streams, as load8_pairs fills them.
 template <int S>
 struct PairChunks {
-  static constexpr int kStreams = S;
   uint4 r0[S], r1[S];
 };
 
-// Streams' chunks a thread of the big kernel has in flight per round of an element-order pass:
-// a round takes max(1, this / the pass's streams) chunks and issues all their loads before using
-// any. One chunk per round keeps only 16 KB per SM in flight in passes 1 and 4 (u and pre) at
-// RAD = 32 (one or two CTAs of 8 warps per SM), a fraction of what the copy bandwidth needs at
-// ~1.5 us latency; pass 2 (dy, post, u, pre) has twice that. RAD = 32 (16K / 32K: 255 registers and
-// 1-2 CTAs per SM whatever the round) takes 4: two chunks per round in passes 1 and 4, one in pass
-// 2 (two there spilled 560-630 bytes), no spill in bfloat16, 28-36 bytes in float16. RAD = 16
-// keeps one chunk per round: two took its kernels from 122-134 to 226-234 registers.
-// JFF_BWD_ROUND_STREAMS_R32=2 restores one chunk everywhere (for an A/B).
-#ifndef JFF_BWD_ROUND_STREAMS_R32
-#define JFF_BWD_ROUND_STREAMS_R32 4
-#endif
-template <int RAD, typename Raw>
-constexpr int bwd_exchange_round() {
-  constexpr int budget = RAD == 32 ? JFF_BWD_ROUND_STREAMS_R32 : 1;
-  return budget / Raw::kStreams > 1 ? budget / Raw::kStreams : 1;
-}
-
 // One pass over the signal in element order t, 8 elements a thread at a time. For each
-// 8-chunk: fetch(t, raw) issues the chunk's global loads into raw (a Raw); then, if `read`,
-// (zr, zi) = the signal at t (rows b, b+1; for N0 <= 2 the outer inverse butterfly is applied
-// here, the inner rows having been untwiddled already), else zeros; use(t, raw, zr, zi) turns
-// them in place into the values to keep; if WRITE they are stored (for N0 = 2 through the outer
-// forward butterfly and twiddle). For N0 >= 16 only t < limit is visited (the rest of the signal
-// is never read), bwd_exchange_round chunks per thread and round.
+// 8-chunk: fetch(t, raw) issues the chunk's global loads into raw (a Raw); if `read`, (zr, zi) =
+// the signal at t (rows b, b+1; for N0 <= 2 the outer inverse butterfly is applied here, the inner
+// rows having been untwiddled already), else zeros; use(t, raw, zr, zi) turns them in place into
+// the values to keep; if WRITE they are stored (for N0 = 2 through the outer forward butterfly and
+// twiddle). For N0 >= 16 only t < limit is visited (the rest of the signal is never read), and the
+// loads go out before the signal's shared-memory reads. Two chunks per iteration with all their
+// loads first measured no faster at 16K / 32K (session 16, notes_monarch_bwd.md).
 template <typename T, int N0, int RAD, int NTH, bool WRITE, typename Raw, typename Fetch, typename Use>
 __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RAD>& twN, bool read,
                                          int limit, int tid, Fetch&& fetch, Use&& use) {
@@ -472,32 +454,23 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
       }
     }
   } else {
-    constexpr int U = bwd_exchange_round<RAD, Raw>();
-    const int nch = limit / 8;
-    for (int c0 = tid; c0 < nch; c0 += U * NTH) {
-      Raw raw[U];
+    for (int c = tid; c < limit / 8; c += NTH) {
+      const int t = 8 * c, n0 = t / M, m = t % M;
+      const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+      Raw raw;
+      fetch(t, raw);
+      float zr[8], zi[8];
+      if (read) {
+        unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
+        unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
+      } else {
 #pragma unroll
-      for (int i = 0; i < U; ++i)
-        if (c0 + i * NTH < nch) fetch(8 * (c0 + i * NTH), raw[i]);
-#pragma unroll
-      for (int i = 0; i < U; ++i) {
-        const int c = c0 + i * NTH;
-        if (c >= nch) break;
-        const int t = 8 * c, n0 = t / M, m = t % M;
-        const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-        float zr[8], zi[8];
-        if (read) {
-          unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
-          unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) zr[e] = zi[e] = 0.f;
-        }
-        use(t, raw[i], zr, zi);
-        if constexpr (WRITE) {
-          *reinterpret_cast<uint4*>(sre + off) = pack8<T>(zr);
-          *reinterpret_cast<uint4*>(sim + off) = pack8<T>(zi);
-        }
+        for (int e = 0; e < 8; ++e) zr[e] = zi[e] = 0.f;
+      }
+      use(t, raw, zr, zi);
+      if constexpr (WRITE) {
+        *reinterpret_cast<uint4*>(sre + off) = pack8<T>(zr);
+        *reinterpret_cast<uint4*>(sim + off) = pack8<T>(zi);
       }
     }
   }
