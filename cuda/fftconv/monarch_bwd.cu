@@ -127,6 +127,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   init_inner_twiddles<RAD>(tw, threadIdx.x, blockDim.x);
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
 
   const T* const src[4] = {static_cast<const T*>(p.u), static_cast<const T*>(p.pre),
@@ -619,6 +620,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
   T* const sim = sm.sim;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   sm.init(tid, NTH);
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
   const TwN<N> twN = sm.twN;
 
@@ -1154,6 +1156,7 @@ __global__ void __launch_bounds__(ReduceThreads<N0, RAD>::value)
   // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
   auto in_group = [&](int c) { return ((2 * c * cp) / R) % G == g; };
 
+  begin_after_prior_grids();  // the slots are the main kernel's output
   if (dskip != nullptr && tid == 0) {
     float s = 0.f;
     for (int c = 0; c < chunks; ++c)
@@ -1408,10 +1411,9 @@ BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
 template <int N0, int RAD>
 cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStream_t stream) {
   if (a.dk == nullptr && a.dskip == nullptr) return cudaSuccess;
-  monarch_dk_reduce_kernel<N0, RAD><<<static_cast<unsigned>(a.d.G * a.d.H), ReduceThreads<N0, RAD>::value,
-                                      reduce_smem_bytes<N0, RAD>(), stream>>>(
-      p.slots, p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
-  return cudaGetLastError();
+  return launch_kernel(monarch_dk_reduce_kernel<N0, RAD>, static_cast<unsigned>(a.d.G * a.d.H),
+                       ReduceThreads<N0, RAD>::value, reduce_smem_bytes<N0, RAD>(), stream, p.slots, p.sslots, p.H,
+                       p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
 }
 
 template <typename T, int RAD>
@@ -1429,8 +1431,7 @@ cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, void* ks
   const BwdParams p = make_params(a, kspec, rest);
   const int64_t want = (int64_t(p.items) + WARPS - 1) / WARPS;
   const int64_t grid = want < resident ? want : resident;
-  kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  if ((err = launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p)) != cudaSuccess) return err;
   return launch_reduce<1, RAD>(a, p, stream);
 }
 
@@ -1447,8 +1448,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     int64_t grid = p.items < resident ? p.items : resident;
     const int64_t xc = big_xbuf_ctas(d);
     if (grid > xc) grid = xc;
-    kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
-    return cudaGetLastError();
+    return launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, size_t sm, int64_t* resident) {
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));

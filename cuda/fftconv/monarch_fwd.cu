@@ -96,6 +96,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   // The unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
 
   const T* u = static_cast<const T*>(p.u);
@@ -258,8 +259,7 @@ cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec)
   const FwdParams p = make_params(a, kspec);
   const int64_t want = (int64_t(p.items) + kWarps - 1) / kWarps;
   const int64_t grid = want < resident ? want : resident;
-  kern<<<static_cast<unsigned>(grid), kWarps * 32, sm, stream>>>(p);
-  return cudaGetLastError();
+  return launch_kernel(kern, static_cast<unsigned>(grid), kWarps * 32, sm, stream, p);
 }
 
 
@@ -383,6 +383,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   T* const sim = sm.sim;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   sm.init(tid, NTH);
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
   const TwN<N> twN = sm.twN;
 
@@ -704,8 +705,7 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
   const char* pf = std::getenv("JFF_MONARCH_L2_PREFETCH");
   p.l2_prefetch = pf != nullptr ? (pf[0] != '0') : (N0 <= 2);
   const int64_t grid = p.items < resident ? p.items : resident;
-  kern<<<static_cast<unsigned>(grid), WARPS * 32, sm, stream>>>(p);
-  return cudaGetLastError();
+  return launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
 }
 
 // The BLH forward kernel, for blh_clusters_fit.
