@@ -11,7 +11,9 @@
 # Nsight Compute on one launch of each kernel matching KERNEL_REGEX (space-separated; default monarch_fwd, BWD=1:
 # monarch_bwd_big): the full section set for the first N (report kept as $OUT/ncu-N.ncu-rep and printed to
 # $OUT/ncu.log), the speed-of-light, occupancy, warp-state, scheduler, memory and source-counter sections for
-# the others. A summary of each profile (time, DRAM, occupancy, registers, stalls) is printed.
+# the others, with its source page (per CUDA line and per SASS instruction) as CSV in $OUT/ncu_source_*.csv.
+# A summary of each profile (time, DRAM, occupancy, registers, stalls) is printed. SKIP_BUILD=1 uses the
+# self-test binary already built (by the same nvcc line, e.g. alongside a package build).
 source "$(dirname "$0")/device_lib.sh"
 
 sizes=("$@")
@@ -26,7 +28,9 @@ else
   sources=(cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu)
   regexes=(${KERNEL_REGEX:-monarch_fwd})
 fi
-"${nv[@]}" -lineinfo -o "$bin" "${sources[@]}" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  "${nv[@]}" -lineinfo -o "$bin" "${sources[@]}" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
+fi
 first=1
 for n in "${sizes[@]}"; do
   run_left time.log "$bin" --only "T bf16 N$n L=N"
@@ -41,7 +45,12 @@ for n in "${sizes[@]}"; do
     echo "=== $k N=$n" >>"$OUT/ncu.log"
     run_left ncu.log ncu --clock-control none -k "regex:$k" --launch-skip 2 -c 1 "${sections[@]}" \
       "$bin" --only "T bf16 N$n L=N"
-    [ $first = 1 ] && run_left ncu.log ncu -i "$OUT/ncu-$n.ncu-rep" --page details
+    if [ $first = 1 ]; then
+      run_left ncu.log ncu -i "$OUT/ncu-$n.ncu-rep" --page details
+      # Per-line counters (stall reasons, instructions executed) for reading without Nsight Compute.
+      run_left ncu_source_cuda.csv ncu -i "$OUT/ncu-$n.ncu-rep" --page source --csv --print-source cuda
+      run_left ncu_source_sass.csv ncu -i "$OUT/ncu-$n.ncu-rep" --page source --csv --print-source sass
+    fi
     first=0
   done
 done
