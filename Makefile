@@ -84,11 +84,12 @@ emulate: $(VENV)/.deps
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
 	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
-	# The big backward's shared-memory dk accumulator (N = 2048/4096), which the emulator's occupancy rule
-	# (no registers) never picks by itself.
-	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N2048 > build/emu/monarch_bwd_shared.log && \
-		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N4096 >> build/emu/monarch_bwd_shared.log; \
-		rc=$$?; echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
+	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384), which the emulator's occupancy
+	# rule (no registers) need not pick by itself.
+	rc=0; for n in 2048 4096 8192 16384; do \
+		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N$$n || rc=1; \
+	done > build/emu/monarch_bwd_shared.log; \
+		echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/depthwise/emu_build.sh build/emu/dw_selftest
 	build/emu/dw_selftest --small > build/emu/dw_selftest.log; rc=$$?; tail -n 1 build/emu/dw_selftest.log; exit $$rc
 

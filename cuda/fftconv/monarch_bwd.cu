@@ -570,14 +570,19 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // The big kernel can keep the chunk's dk accumulator (N/2 float4, 8N bytes) in shared memory
 // (SHARED_ACC): the per-pair read-add-write of the slot in global memory (16N bytes per pair,
 // mostly L2 misses: ncu at 4096 showed 6.5% L2 hits on loads and DRAM traffic ~2.6x the 7-stream
-// floor) becomes one store per chunk. That variant exists for N = 2048 and 4096 and runs where
-// it keeps nearly as many CTAs per SM as the other (launch_bwd_big): on an H100/H200 (228 KB
+// floor) becomes one store per chunk. That variant exists for N = 2048 .. 16384 and runs where
+// it keeps nearly as many warps per SM as the other (launch_bwd_big): on an H100/H200 (228 KB
 // per SM) it does, 4 CTAs x 54.5 KB at 4096, and measured 4096 2.854 -> 2.641 ms, 2048 1.942 ->
-// 1.824 ms (B=64 H=768 bf16); with 164 KB (A100) or 100 KB per SM it would cost CTAs. The one-warp
-// N0 = 1 kernels (odd L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills)
-// and have no such variant. At 8192 it would halve the CTAs per SM; beyond, it does not fit.
+// 1.824 ms (B=64 H=768 bf16); with 164 KB (A100) or 100 KB per SM it would cost CTAs. At 8192 and
+// 16384 the accumulator (64 / 128 KB) leaves room for half the CTAs, so that variant runs twice
+// the warps per CTA (big_bwd_acc_warps): 16384 then is one CTA of 8 warps and 209 KB per SM
+// instead of two of 4 warps, and the slots' 16N bytes per pair leave the DRAM traffic (ncu at
+// 16384: 30 GB moved against the 7 streams' 11.3, the slots 21% of it, and with them in L2 the
+// K' blocks and X buffers of the resident CTAs were evicted too). The one-warp N0 = 1 kernels (odd
+// L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills) and have no such
+// variant. At 32768 it does not fit.
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
-#define JFF_BWD_SHARED_ACC_MAX_N 4096
+#define JFF_BWD_SHARED_ACC_MAX_N 16384
 #endif
 constexpr bool big_bwd_has_shared_acc(int N0, int RAD) {
   return N0 >= 2 && N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N;
@@ -601,10 +606,14 @@ constexpr size_t big_bwd_smem_bytes() {
 #ifndef JFF_BWD_4K_MIN_CTAS
 #define JFF_BWD_4K_MIN_CTAS 0
 #endif
-constexpr int big_bwd_min_ctas(int N0, int RAD) { return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : 0; }
+// The 8192-point shared-accumulator variant (8 warps, 105 KB) asks for 2 CTAs per SM, i.e. <= 128
+// registers, as its 4-warp global-slot sibling gets by itself (118).
+constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
+  return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0);
+}
 
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
-__global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD))
+__global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
@@ -1245,6 +1254,11 @@ size_t bwd_smem_bytes() {
 constexpr int big_bwd_warps(int N0, int RAD) {
   return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
+// The shared-accumulator variant's warps per CTA: twice the other's where the accumulator halves
+// the CTAs per SM (8192, 16384), so both run as many warps per SM on an H100/H200.
+constexpr int big_bwd_acc_warps(int N0, int RAD) {
+  return N0 * RAD * RAD >= 8192 ? 2 * big_bwd_warps(N0, RAD) : big_bwd_warps(N0, RAD);
+}
 
 // The one-warp-per-pair kernel where it applies (BHL, 16-byte aligned rows, N = 256/1024).
 bool use_sq(const FftconvDims& d) { return d.layout == kBHL && radix_of(d.N) != 0 && d.L % 8 == 0; }
@@ -1438,29 +1452,31 @@ cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, void* ks
 template <typename T, int N0, int RAD>
 cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
-  constexpr int WARPS = big_bwd_warps(N0, RAD);
+  constexpr int WARPS = big_bwd_warps(N0, RAD), WARPS_S = big_bwd_acc_warps(N0, RAD);
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
   // device's shared memory per SM), persistent grid.
-  auto launch = [&](auto kern, size_t sm, int64_t resident) {
+  auto launch = [&](auto kern, int warps, size_t sm, int64_t resident) {
     int64_t grid = p.items < resident ? p.items : resident;
     const int64_t xc = big_xbuf_ctas(d);
     if (grid > xc) grid = xc;
-    return launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
+    return launch_kernel(kern, static_cast<unsigned>(grid), warps * 32, sm, stream, p);
   };
-  auto prepare = [&](auto kern, size_t sm, int64_t* resident) {
+  auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
-    return e != cudaSuccess ? e : resident_ctas(kern, WARPS * 32, sm, resident);
+    return e != cudaSuccess ? e : resident_ctas(kern, warps * 32, sm, resident);
   };
   auto kern = monarch_bwd_big_kernel<T, N0, RAD, WARPS, false>;
   const size_t sm = big_bwd_smem_bytes<N0, RAD, WARPS, false>();
   if constexpr (!big_bwd_has_shared_acc(N0, RAD)) {
     int64_t resident = 0;
-    if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
-    err = launch(kern, sm, resident);
+    if ((err = prepare(kern, WARPS, sm, &resident)) != cudaSuccess) return err;
+    err = launch(kern, WARPS, sm, resident);
   } else {
+    auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS_S, true>;
+    const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS_S, true>();
     // Which variant, and its resident CTAs, decided once per device (the function attributes set
     // on the way persist): resident * 2 + (1 for the shared accumulator); 0 = not decided yet.
     constexpr int kMaxDevices = 64;
@@ -1470,28 +1486,24 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     if (dev < 0 || dev >= kMaxDevices) return cudaErrorInvalidDevice;
     int64_t plan = plans[dev].load(std::memory_order_relaxed);
     if (plan == 0) {
-      auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>;
-      const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS, true>();
       int64_t resident = 0, resident_s = 0;
-      if ((err = prepare(kern, sm, &resident)) != cudaSuccess) return err;
+      if ((err = prepare(kern, WARPS, sm, &resident)) != cudaSuccess) return err;
       // Not where the device's block limit cannot take it (checked first: a failing runtime call
       // would leave its error for the launch's check), nor where no CTA of it fits an SM.
-      bool shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, sm_s, &resident_s) == cudaSuccess;
+      bool shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, WARPS_S, sm_s, &resident_s) == cudaSuccess;
       const int forced = forced_bwd_acc();
       if (forced != 0) {
         shared_acc = shared_acc && forced > 0;
       } else {
-        // At least 80% of the other variant's CTAs: on an H200, fp16 at 4096 runs 4 instead of 5
-        // CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
+        // At least 80% of the other variant's warps per SM: on an H200, fp16 at 4096 runs 4 instead
+        // of 5 CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
         // ms); with 164 KB per SM (A100) bf16 at 4096 would run 2 instead of 4.
-        shared_acc = shared_acc && 5 * resident_s >= 4 * resident;
+        shared_acc = shared_acc && 5 * resident_s * WARPS_S >= 4 * resident * WARPS;
       }
       plan = (shared_acc ? resident_s : resident) * 2 + (shared_acc ? 1 : 0);
       plans[dev].store(plan, std::memory_order_relaxed);
     }
-    err = (plan & 1) ? launch(monarch_bwd_big_kernel<T, N0, RAD, WARPS, true>,
-                              big_bwd_smem_bytes<N0, RAD, WARPS, true>(), plan / 2)
-                     : launch(kern, sm, plan / 2);
+    err = (plan & 1) ? launch(kern_s, WARPS_S, sm_s, plan / 2) : launch(kern, WARPS, sm, plan / 2);
   }
   if (err != cudaSuccess) return err;
   return launch_reduce<N0, RAD>(a, p, stream);

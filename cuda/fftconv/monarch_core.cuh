@@ -38,9 +38,10 @@ namespace {
 // programmatic dependent launch (common/pdl.cuh): each is then scheduled while the grid before it
 // on the stream drains, instead of after it has completed, which saves the launch gap between the
 // pre-kernel and the main kernel (and the main kernel and the reduction) of every call, a few
-// microseconds against a 40 us forward at N = 256. Opt-in with JFF_FFTCONV_PDL=1 until an A/B on a
-// GPU has timed it (JFF_PDL=0 still turns every such launch off). The BLH kernels (thread block
-// clusters) launch as before.
+// microseconds against a 40 us forward at N = 256. Measured on an H200 through JAX it did not pay
+// (N = 256 6-7% slower, 4K 2-3% slower, 1K 2% faster; benchmarks/notes_monarch.md, session 17),
+// so it is opt-in with JFF_FFTCONV_PDL=1 (JFF_PDL=0 still turns every such launch off). The BLH
+// kernels (thread block clusters) launch as before.
 // ---------------------------------------------------------------------------------------
 inline bool fftconv_pdl_requested() {
   static const bool on = [] {
