@@ -612,6 +612,18 @@ constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
   return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0);
 }
 
+// L2 prefetch in the big kernel (a compile-time knob for A/B runs, off until timed; the forward's
+// next-item prefetch paid only for N0 <= 2): the phases of a row pair alternate between element
+// passes that only load and transforms that only compute, in step across the CTA's warps (one or
+// two CTAs per SM at 16K / 32K), so DRAM idles during the transforms. With the knob, pass 2's dy
+// and post are requested while pass 1 transforms, the next pair's u and pre while passes 3 and 4
+// do. As a runtime switch its branches moved the registers of the default code (fp16 8K global
+// slot 123 -> 156, 32K 8 B of spill).
+#ifndef JFF_BWD_L2_PREFETCH
+#define JFF_BWD_L2_PREFETCH 0
+#endif
+constexpr bool kL2Prefetch = JFF_BWD_L2_PREFETCH != 0;
+
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
 __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
     monarch_bwd_big_kernel(const BwdParams p) {
@@ -705,6 +717,14 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
               form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
             });
         __syncthreads();
+        if constexpr (kL2Prefetch) {  // pass 2's dy and post, while this pass transforms
+          prefetch_l2(dy + base0, L, tid, NTH);
+          if (row1) prefetch_l2(dy + base1, L, tid, NTH);
+          if (post != nullptr) {
+            prefetch_l2(post + base0, L, tid, NTH);
+            if (row1) prefetch_l2(post + base1, L, tid, NTH);
+          }
+        }
         if constexpr (S::kMmaOuter) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
@@ -769,6 +789,30 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
             }
           });
       __syncthreads();
+
+      // The next pair's u and pre (its pass 1), while passes 3 and 4 transform: the next pair of
+      // this chunk, else the first pair of this CTA's next item.
+      if constexpr (kL2Prefetch) {
+        int nb = -1, nh = h;
+        if (pr + 1 < pend) {
+          nb = b0 + 2;
+        } else if (item + gridDim.x < p.items) {
+          const int nitem = item + gridDim.x;
+          nh = nitem / p.chunks;
+          nb = 2 * (nitem - nh * p.chunks) * p.cp;
+        }
+        if (nb >= 0) {
+          const int64_t nbase0 = (static_cast<int64_t>(nb) * p.H + nh) * p.L;
+          const int64_t nbase1 = nbase0 + static_cast<int64_t>(p.H) * p.L;
+          const bool nrow1 = nb + 1 < p.B;
+          prefetch_l2(u + nbase0, L, tid, NTH);
+          if (nrow1) prefetch_l2(u + nbase1, L, tid, NTH);
+          if (pre != nullptr) {
+            prefetch_l2(pre + nbase0, L, tid, NTH);
+            if (nrow1) prefetch_l2(pre + nbase1, L, tid, NTH);
+          }
+        }
+      }
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
