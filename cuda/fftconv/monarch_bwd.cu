@@ -24,7 +24,7 @@
 // (every other case) processes a whole chunk in pair order and accumulates P (float32,
 // fragment order) into the chunk's slot in global scratch: the first pair writes, the others
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
-// atomics are used (the big kernel at N = 2048/4096, where the SM has room, adds into a
+// atomics are used (the big kernel at N = 2048 .. 16384, where the SM has room, adds into a
 // shared-memory copy and stores the slot once per chunk: `big_bwd_has_shared_acc`,
 // launch_bwd_big; elsewhere the slot is in L2 at best: at
 // N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
@@ -578,7 +578,9 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // the warps per CTA (big_bwd_acc_warps): 16384 then is one CTA of 8 warps and 209 KB per SM
 // instead of two of 4 warps, and the slots' 16N bytes per pair leave the DRAM traffic (ncu at
 // 16384: 30 GB moved against the 7 streams' 11.3, the slots 21% of it, and with them in L2 the
-// K' blocks and X buffers of the resident CTAs were evicted too). The one-warp N0 = 1 kernels (odd
+// K' blocks and X buffers of the resident CTAs were evicted too); H200: 16384 11.39 -> 10.93 ms,
+// 8192 5.43 -> 5.25, less than the bytes suggest (the passes' loads and transforms alternate in
+// step across the SM's warps, so DRAM idles during transforms). The one-warp N0 = 1 kernels (odd
 // L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills) and have no such
 // variant. At 32768 it does not fit.
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
@@ -611,18 +613,6 @@ constexpr size_t big_bwd_smem_bytes() {
 constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
   return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0);
 }
-
-// L2 prefetch in the big kernel (a compile-time knob for A/B runs, off until timed; the forward's
-// next-item prefetch paid only for N0 <= 2): the phases of a row pair alternate between element
-// passes that only load and transforms that only compute, in step across the CTA's warps (one or
-// two CTAs per SM at 16K / 32K), so DRAM idles during the transforms. With the knob, pass 2's dy
-// and post are requested while pass 1 transforms, the next pair's u and pre while passes 3 and 4
-// do. As a runtime switch its branches moved the registers of the default code (fp16 8K global
-// slot 123 -> 156, 32K 8 B of spill).
-#ifndef JFF_BWD_L2_PREFETCH
-#define JFF_BWD_L2_PREFETCH 0
-#endif
-constexpr bool kL2Prefetch = JFF_BWD_L2_PREFETCH != 0;
 
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
 __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
@@ -717,14 +707,6 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
               form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
             });
         __syncthreads();
-        if constexpr (kL2Prefetch) {  // pass 2's dy and post, while this pass transforms
-          prefetch_l2(dy + base0, L, tid, NTH);
-          if (row1) prefetch_l2(dy + base1, L, tid, NTH);
-          if (post != nullptr) {
-            prefetch_l2(post + base0, L, tid, NTH);
-            if (row1) prefetch_l2(post + base1, L, tid, NTH);
-          }
-        }
         if constexpr (S::kMmaOuter) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
@@ -789,30 +771,6 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
             }
           });
       __syncthreads();
-
-      // The next pair's u and pre (its pass 1), while passes 3 and 4 transform: the next pair of
-      // this chunk, else the first pair of this CTA's next item.
-      if constexpr (kL2Prefetch) {
-        int nb = -1, nh = h;
-        if (pr + 1 < pend) {
-          nb = b0 + 2;
-        } else if (item + gridDim.x < p.items) {
-          const int nitem = item + gridDim.x;
-          nh = nitem / p.chunks;
-          nb = 2 * (nitem - nh * p.chunks) * p.cp;
-        }
-        if (nb >= 0) {
-          const int64_t nbase0 = (static_cast<int64_t>(nb) * p.H + nh) * p.L;
-          const int64_t nbase1 = nbase0 + static_cast<int64_t>(p.H) * p.L;
-          const bool nrow1 = nb + 1 < p.B;
-          prefetch_l2(u + nbase0, L, tid, NTH);
-          if (nrow1) prefetch_l2(u + nbase1, L, tid, NTH);
-          if (pre != nullptr) {
-            prefetch_l2(pre + nbase0, L, tid, NTH);
-            if (nrow1) prefetch_l2(pre + nbase1, L, tid, NTH);
-          }
-        }
-      }
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
