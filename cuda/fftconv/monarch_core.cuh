@@ -1017,15 +1017,6 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
   __syncwarp();
 }
 
-// Asks L2 for the 128-byte lines of n 16-bit elements at p (a hint: nothing waits on it).
-// Rounding the start down stays inside the allocation, which is 128-byte aligned.
-__device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, int nth) {
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(127);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(p + n);
-  for (uintptr_t a = first + uintptr_t(128) * tid; a < end; a += uintptr_t(128) * nth)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
-}
-
 template <int RAD, typename KSlot>
 __device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 #pragma unroll

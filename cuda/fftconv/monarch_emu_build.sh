@@ -8,7 +8,8 @@
 # A host compiler cannot take `k<<<cfg>>>(args);` or `extern __shared__ T name[];`, so the
 # sources are compiled from generated copies (a temporary include directory) in which only those
 # lines are rewritten, to jff_emu::launch_cfg / launch_plain and JFF_DYN_SMEM, plus, in the
-# kernel file, its include of monarch_core.cuh (-> the generated copy). A launch written over several lines (the
+# kernel file, its include of monarch_core.cuh (-> the generated copy) and monarch_fwd.cu's one
+# inline-PTX line, an L2 prefetch hint (-> nothing). A launch written over several lines (the
 # backward's reduction) is first joined into one. Each rewrite is checked to have left nothing
 # behind. The backward is built without -DJFF_WITH_FWD: that only adds forward timings to the
 # timed cases, which never run here (and monarch_fwd.cu and monarch_bwd.cu, one translation unit
@@ -50,6 +51,7 @@ sed -e "$join" -e "$(launch launch_cfg)" -e "$smem" \
   "$src/monarch_core.cuh" > "$gen/monarch_core_host.cuh"
 sed -e "$join" -e "$(launch launch_cfg)" -e "$smem" \
   -e 's|^#include "fftconv/monarch_core.cuh"$|#include "monarch_core_host.cuh"|' \
+  -e 's/asm volatile("prefetch\.global\.L2 \[%0\];" *:: *"l"(\([A-Za-z_][A-Za-z_0-9]*\)));/(void)\1;/' \
   "$src/$kernels.cu" > "$gen/${kernels}_host.cu"
 sed -e "$join" -e "$(launch launch_plain)" \
   "$src/$test.cu" > "$gen/${test}_host.cu"

@@ -277,6 +277,15 @@ cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec)
 // several CTAs per SM (one at N = 32768).
 // =======================================================================================
 
+// Asks L2 for the 128-byte lines of n 16-bit elements at p (a hint: nothing waits on it).
+// Rounding the start down stays inside the allocation, which is 128-byte aligned.
+__device__ __forceinline__ void prefetch_l2(const uint16_t* p, int n, int tid, int nth) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(127);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p + n);
+  for (uintptr_t a = first + uintptr_t(128) * tid; a < end; a += uintptr_t(128) * nth)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
+}
+
 // Chunks of 8 elements each thread of the big kernel loads per round of its load phase (u and
 // pre of both rows: 4 x 16 bytes per chunk, held in registers until the round is stored). RAD = 16
 // (4K / 8K) takes 2: 4 capped 4K / 8K at 4 / 3 CTAs per SM (124 / 150 registers; 96 / 124 with 2);
