@@ -614,6 +614,16 @@ constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
   return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0);
 }
 
+// Phase probe, a compile-time switch for one timing experiment (its results are wrong and the
+// self-test reports them as failures): 1 = the element passes alone (no outer or inner transforms),
+// 2 = the transforms alone (no stream loads or stores; the X buffer, K' and dk slot traffic of the
+// inner rows stays). Against the full kernel it tells how far apart the two phases' times are and so
+// what overlapping them could gain (notes_monarch_bwd.md, session 17).
+#ifndef JFF_BWD_PHASE_PROBE
+#define JFF_BWD_PHASE_PROBE 0
+#endif
+constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_BWD_PHASE_PROBE != 2;
+
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
 __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
     monarch_bwd_big_kernel(const BwdParams p) {
@@ -675,6 +685,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       // (load8_pairs), then unpacked to floats; u and pre are read again after passes 1 and 2
       // (Touch::kAgain), every other read and every output store is a last touch.
       auto put = [&](uint16_t* d, int t, const float (&a)[8], const float (&b)[8]) {
+        if constexpr (!kProbeStreams) return;
         store8<Touch::kLast>(d + base0, t, L, vec, pack8<T>(a));
         store8<Touch::kLast>(d + base1, t, L1, vec, pack8<T>(b));
       };
@@ -701,21 +712,24 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
         exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
             sre, sim, twN, false, lpad, tid,
             [&](int t, PairChunks<2>& r) {
-              load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r.r0, r.r1);
+              if constexpr (kProbeStreams)
+                load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r.r0, r.r1);
+              else
+                r = {};
             },
             [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
               form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
             });
         __syncthreads();
-        if constexpr (S::kMmaOuter) {
+        if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
         }
-        for (int k0 = warp; k0 < N0; k0 += WARPS)
+        for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
           bwd_row_pass1<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                     xb + k0 * (M / 2), want_dk, want_dpost, Fr, Fi, lane);
         __syncthreads();
-        if constexpr (S::kMmaOuter) {
+        if constexpr (S::kMmaOuter && kProbeTransforms) {
           if (want_dpost) {
             outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
             __syncthreads();
@@ -729,8 +743,11 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
           sre, sim, twN, want_dpost, lpad, tid,
           [&](int t, PairChunks<4>& r) {
-            load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec,
-                                                                                  r.r0, r.r1);
+            if constexpr (kProbeStreams)
+              load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec,
+                                                                                    r.r0, r.r1);
+            else
+              r = {};
           },
           [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
             float d0[8], d1[8];
@@ -774,13 +791,13 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
-        if constexpr (S::kMmaOuter) {
+        if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           __syncthreads();
         }
         if constexpr (kSharedAcc) {
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
-          for (int k0 = warp; k0 < N0; k0 += WARPS)
+          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                             xb + k0 * (M / 2), acc, k0 * (M / 2), first, want_dk, want_dv, Fr, Fi,
                                             lane);
@@ -790,7 +807,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
           if (want_dk && pr + 1 == pend)
             for (int i = tid; i < N / 2; i += NTH) __stcg(slot + i, acc[i]);
         } else {
-          for (int k0 = warp; k0 < N0; k0 += WARPS)
+          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                       xb + k0 * (M / 2), p.slots,
                                       (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
@@ -801,7 +818,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
 
       // ---- pass 4: du = dv * pre, dpre = dv * u.
       if (want_dv) {
-        if constexpr (S::kMmaOuter) {
+        if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
           __syncthreads();
         }
@@ -811,7 +828,10 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
             sre, sim, twN, true, lpad, tid,
             [&](int t, PairChunks<2>& r) {
-              load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r.r0, r.r1);
+              if constexpr (kProbeStreams)
+                load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r.r0, r.r1);
+              else
+                r = {};
             },
             [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
               if (t >= L) return;
