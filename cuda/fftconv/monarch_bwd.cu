@@ -624,6 +624,17 @@ constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
 #endif
 constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_BWD_PHASE_PROBE != 2;
 
+// A chunk's loads for one element pass of the big kernel (load8_pairs with the pass's policies W),
+// or zeros in the probe's transforms-only build.
+template <Touch... W>
+__device__ __forceinline__ void fetch_chunks(const uint16_t* const (&s)[sizeof...(W)], int64_t base0, int64_t base1,
+                                             int t, int L, int L1, bool vec, PairChunks<int(sizeof...(W))>& r) {
+  if constexpr (kProbeStreams)
+    load8_pairs<W...>(s, base0, base1, t, L, L1, vec, r.r0, r.r1);
+  else
+    r = {};
+}
+
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
 __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
     monarch_bwd_big_kernel(const BwdParams p) {
@@ -712,10 +723,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
         exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
             sre, sim, twN, false, lpad, tid,
             [&](int t, PairChunks<2>& r) {
-              if constexpr (kProbeStreams)
-                load8_pairs<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r.r0, r.r1);
-              else
-                r = {};
+              fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
             },
             [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
               form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
@@ -743,11 +751,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
           sre, sim, twN, want_dpost, lpad, tid,
           [&](int t, PairChunks<4>& r) {
-            if constexpr (kProbeStreams)
-              load8_pairs<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec,
-                                                                                    r.r0, r.r1);
-            else
-              r = {};
+            fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
           },
           [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
             float d0[8], d1[8];
@@ -828,10 +832,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
             sre, sim, twN, true, lpad, tid,
             [&](int t, PairChunks<2>& r) {
-              if constexpr (kProbeStreams)
-                load8_pairs<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r.r0, r.r1);
-              else
-                r = {};
+              fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
             },
             [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
               if (t >= L) return;
