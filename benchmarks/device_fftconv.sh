@@ -12,13 +12,15 @@
 # 3b. with BWD_AB (define sets as device_monarch_ab.sh takes them, e.g. "-DJFF_AB_BASELINE -DX=1"): the backward
 #    self-test built once per set alongside step 1, and its rows BWD_AB_ROWS run twice, interleaved, for at most
 #    BWD_AB_SECONDS (default 150: a 32K backward row takes 40-50 s with its float64 checks; the builds make step
-#    1 take ~300 s instead of ~225);
+#    1 take ~300 s instead of ~225); SMALL=1 runs each A/B build's --small cases first, and BWD_AB_RACE (';'-separated
+#    --only names) racecheck on the second build (the first is the baseline) after the rows;
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
 #    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
 # 6. the GPU tests -k "fftconv and not long", then -k long.
 # The table is timed device-side (JFF_BENCH_DEVICE_TIMING=1, like results/<device>-fftconv.json; the wall-clock
-# median stays beside it). SKIP_CHECKS=1 runs only steps 1 (the package) and 4 (for code already checked).
+# median stays beside it). SKIP_CHECKS=1 runs only steps 1 (the package) and 4 (for code already checked), and
+# with TESTS=1 the first part of step 6.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
@@ -56,6 +58,11 @@ if [ -n "${BWD_AB:-}" ]; then
     DEADLINE=$(( ${BWD_AB_SECONDS:-150} < deadline - (SECONDS - start) ? ${BWD_AB_SECONDS:-150} : deadline - (SECONDS - start) )) \
     bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab.log" 2>&1
   tail -n 40 "$OUT/ab.log"
+  IFS=';' read -ra race_rows <<<"${BWD_AB_RACE:-}"
+  for r in "${race_rows[@]}"; do
+    run_left ab_race.log compute-sanitizer --tool racecheck --error-exitcode 1 build/selftests/monarch_ab_bwd_1 --small --only "$r"
+  done
+  [ -n "${BWD_AB_RACE:-}" ] && grep -h "PASS\|FAIL\|RACECHECK SUMMARY\|exit" "$OUT/ab_race.log"
 fi
 
 export JFF_BENCH_DEVICE_TIMING=1
@@ -71,7 +78,8 @@ if [ -n "${SLOT_AB:-}" ]; then
   done
   grep -h "^## \|^T \|exit" "$OUT/slot_ab.log"
 fi
-[ "${SKIP_CHECKS:-0}" = 1 ] && exit 0
+[ "${SKIP_CHECKS:-0}" = 1 ] && [ "${TESTS:-0}" != 1 ] && exit 0
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+[ "${SKIP_CHECKS:-0}" = 1 ] && { grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4; exit 0; }
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
 grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4

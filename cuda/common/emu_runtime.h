@@ -47,6 +47,7 @@ template <typename T>
 inline T __ldcg(const T* p) {
   return *p;
 }
+inline void __threadfence_block() {}  // fibers of one block share memory in program order
 template <typename T>
 inline void __stcg(T* p, T v) {
   *p = v;
@@ -97,7 +98,10 @@ namespace jff_emu {
 
 // Limits reported to the code under test (H100 SXM): what decides grid sizes and the
 // supported-problem checks.
-constexpr int kNumSms = 132;
+#ifndef JFF_EMU_SMS  // fewer, for cases that need many items per CTA (e.g. -DJFF_EMU_SMS=1)
+#define JFF_EMU_SMS 132
+#endif
+constexpr int kNumSms = JFF_EMU_SMS;
 constexpr int kSmemOptin = 227 * 1024;    // per block, opt-in
 constexpr int kSmemPerSm = 228 * 1024;
 constexpr int kSmemDefault = 48 * 1024;   // per block without the opt-in attribute

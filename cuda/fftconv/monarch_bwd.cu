@@ -598,8 +598,25 @@ constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-by
 template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
   return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
-                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
+                    : (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
 }
+// With GROUPS = 2 warp groups per CTA: each group's layout, then 16 bytes for their done flags.
+template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
+constexpr size_t big_bwd_cta_smem_bytes() {
+  return GROUPS == 1 ? big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>()
+                     : GROUPS * big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>() + 16;
+}
+
+// Two warp groups per CTA that take turns at the element passes (MemoryTurns), for the
+// shared-accumulator variant at the N in the set JFF_BWD_GROUPS_N (an OR of powers of two, e.g.
+// 4096|8192 = 12288; 0 = never). Session 18's phase probe (notes_monarch_bwd.md): at 8K the element
+// passes alone take 3.2 ms and the transforms alone 3.8 ms of the kernel's 5.3, so most of each
+// phase's time is exposed; two groups in one CTA, one in its element pass while the other transforms,
+// can overlap them, where two independent CTAs drift in and out of step.
+#ifndef JFF_BWD_GROUPS_N
+#define JFF_BWD_GROUPS_N (4096 | 8192)
+#endif
+constexpr int big_bwd_acc_groups(int N0, int RAD) { return (N0 * RAD * RAD & (JFF_BWD_GROUPS_N)) != 0 ? 2 : 1; }
 
 // At N = 4096 the kernel needs <= 128 registers for 4 CTAs per SM; load8_pairs took the fp16
 // variants to 132-134 (3 CTAs per SM; bf16 122 / 128). A minimum of 4 CTAs there
@@ -610,9 +627,58 @@ constexpr size_t big_bwd_smem_bytes() {
 #endif
 // The 8192-point shared-accumulator variant (8 warps, 105 KB) asks for 2 CTAs per SM, i.e. <= 128
 // registers, as its 4-warp global-slot sibling gets by itself (118).
-constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc) {
-  return N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0);
+// With two warp groups per CTA: the same warps per SM, so half the CTAs (<= 128 registers at 4096 and
+// 8192 either way).
+constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc, int groups = 1) {
+  return groups == 2 ? (N0 * RAD * RAD == 4096 ? 2 : 1)
+                     : (N0 * RAD * RAD == 4096 ? JFF_BWD_4K_MIN_CTAS : (N0 * RAD * RAD == 8192 && shared_acc ? 2 : 0));
 }
+
+// The turns of a CTA's two warp groups (GROUPS = 2) at their element passes: a group takes the turn
+// before an element pass and gives it after, strictly alternating with the other group (named
+// barriers 3 and 4: group g waits on 3 + g, and gives by arriving on the other's), so that one
+// group's loads and stores run while the other transforms. A group keeps the turn from its pass 4
+// through the next pair's pass 1 (back to back in its own order). When a group has no work left it
+// sets its done flag in a last turn and, until the other group's flag is set, keeps taking and giving
+// turns so the other is never left waiting; every arrival is matched by one sync. GROUPS = 1: no-ops.
+template <int GROUPS, int NTH>
+struct MemoryTurns {
+  int g;
+  volatile int* done;  // [2], cleared by thread 0 before the kernel's first __syncthreads
+  bool holding;
+  __device__ MemoryTurns(int grp, int* flags) : g(grp), done(flags), holding(grp == 1) {}
+  __device__ void clear() { done[0] = done[1] = 0; }
+  __device__ void start() { give(); }  // group 1 starts holding the turn and hands it to group 0
+  __device__ void take() {
+    if constexpr (GROUPS == 2)
+      if (!holding) {
+        barrier_sync(3 + g, 2 * NTH);
+        holding = true;
+      }
+  }
+  __device__ void give() {
+    if constexpr (GROUPS == 2)
+      if (holding) {
+        barrier_arrive(4 - g, 2 * NTH);
+        holding = false;
+      }
+  }
+  __device__ void finish() {
+    if constexpr (GROUPS == 2) {
+      take();
+      if (static_cast<int>(threadIdx.x) % NTH == 0) done[g] = 1;
+      __threadfence_block();
+      const bool other_done = done[1 - g] != 0;
+      give();
+      if (!other_done)
+        for (;;) {
+          take();
+          if (done[1 - g] != 0) break;  // the other's last turn: it gave once more and has left
+          give();
+        }
+    }
+  }
+};
 
 // Phase probe, a compile-time switch for one timing experiment (its results are wrong and the
 // self-test reports them as failures): 1 = the element passes alone (no outer or inner transforms),
@@ -635,25 +701,39 @@ __device__ __forceinline__ void fetch_chunks(const uint16_t* const (&s)[sizeof..
     r = {};
 }
 
-template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC>
-__global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC))
+template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS = 1>
+__global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC, GROUPS))
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
   constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
-  constexpr int NTH = WARPS * 32;
+  constexpr int NTH = WARPS * 32;  // threads of one warp group (GROUPS = 2: the CTA has two)
+  constexpr size_t kGroupBytes = big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>();
 
   extern __shared__ uint4 smem_raw[];
-  BigSmem<T, N0, RAD> sm(smem_raw);
-  float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(smem_raw) + S::kSmem);
+  // Each group has the whole single-group layout to itself (signal, tables, partials, accumulator),
+  // then the groups' done flags.
+  const int grp = GROUPS == 1 ? 0 : static_cast<int>(threadIdx.x) / NTH;
+  uint4* const gsm = smem_raw + grp * (kGroupBytes / 16);
+  BigSmem<T, N0, RAD> sm(gsm);
+  float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(gsm) + S::kSmem);
   constexpr bool kSharedAcc = SHARED_ACC;
-  float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(smem_raw) + big_bwd_acc_offset<N0, RAD, WARPS>());
+  float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(gsm) + big_bwd_acc_offset<N0, RAD, WARPS>());
   T* const sre = sm.sre;
   T* const sim = sm.sim;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int tid = static_cast<int>(threadIdx.x) - grp * NTH, warp = tid >> 5, lane = tid & 31;
+  MemoryTurns<GROUPS, NTH> turns(grp, reinterpret_cast<int*>(smem_raw + GROUPS * (kGroupBytes / 16)));
+  if (GROUPS == 2 && threadIdx.x == 0) turns.clear();
   sm.init(tid, NTH);
   begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
+  turns.start();
+  auto group_sync = [&] {
+    if constexpr (GROUPS == 1)
+      __syncthreads();
+    else
+      barrier_sync(1 + grp, NTH);
+  };
   const TwN<N> twN = sm.twN;
 
   const uint16_t* u = static_cast<const uint16_t*>(p.u);
@@ -672,13 +752,13 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
   // steps: the outer products skip the rest (half of them for L = N/2).
   const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
   const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
-  uint2* const xb = p.xbuf + static_cast<int64_t>(blockIdx.x) * (N / 2);
+  uint2* const xb = p.xbuf + static_cast<int64_t>(blockIdx.x * GROUPS + grp) * (N / 2);
 
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
   float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
-  for (int item = blockIdx.x; item < p.items; item += gridDim.x) {
+  for (int item = blockIdx.x * GROUPS + grp; item < p.items; item += gridDim.x * GROUPS) {
     const int h = item / p.chunks, chunk = item - h * p.chunks;
     const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
     for (int pr = pr0; pr < pend; ++pr) {
@@ -720,6 +800,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       // ---- pass 1: X = DFT(v); X saved for P; z' = IDFT(X K') for dpost.
       if (want_dk || want_dpost) {
         const uint16_t* const s1[2] = {u, pre};
+        turns.take();
         exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
             sre, sim, twN, false, lpad, tid,
             [&](int t, PairChunks<2>& r) {
@@ -728,19 +809,20 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
             [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
               form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
             });
-        __syncthreads();
+        turns.give();
+        group_sync();
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
-          __syncthreads();
+          group_sync();
         }
         for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
           bwd_row_pass1<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                     xb + k0 * (M / 2), want_dk, want_dpost, Fr, Fi, lane);
-        __syncthreads();
+        group_sync();
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           if (want_dpost) {
             outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
-            __syncthreads();
+            group_sync();
           }
         }
       }
@@ -748,6 +830,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
       float dsk = 0.f;
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
+      turns.take();
       exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
           sre, sim, twN, want_dpost, lpad, tid,
           [&](int t, PairChunks<4>& r) {
@@ -791,13 +874,14 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
               zi[e] = d1[e];
             }
           });
-      __syncthreads();
+      turns.give();
+      group_sync();
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
-          __syncthreads();
+          group_sync();
         }
         if constexpr (kSharedAcc) {
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
@@ -805,7 +889,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                             xb + k0 * (M / 2), acc, k0 * (M / 2), first, want_dk, want_dv, Fr, Fi,
                                             lane);
-          __syncthreads();
+          group_sync();
           // The chunk's sum to its slot; the next write to acc is the next pair's pass 3, two
           // barriers later.
           if (want_dk && pr + 1 == pend)
@@ -816,7 +900,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
                                       xb + k0 * (M / 2), p.slots,
                                       (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
                                       want_dk, want_dv, Fr, Fi, lane);
-          __syncthreads();
+          group_sync();
         }
       }
 
@@ -824,11 +908,12 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
       if (want_dv) {
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
-          __syncthreads();
+          group_sync();
         }
         // du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
         const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
                                        pre != nullptr && dpre != nullptr ? u : nullptr};
+        turns.take();  // kept through the next pair's pass 1: one turn for both element passes
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
             sre, sim, twN, true, lpad, tid,
             [&](int t, PairChunks<2>& r) {
@@ -861,7 +946,7 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) dsk += __shfl_xor_sync(0xffffffffu, dsk, o);
         if (lane == 0) red[warp] = dsk;
-        __syncthreads();
+        group_sync();
         if (tid == 0) {
           float s = 0.f;
           for (int w = 0; w < WARPS; ++w) s += red[w];
@@ -869,9 +954,10 @@ __global__ void __launch_bounds__(WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_A
           if (pr + 1 == pend) __stcg(p.sslots + static_cast<int64_t>(h) * p.chunks + chunk, dsk_run);
         }
       }
-      __syncthreads();  // the next pair's pass 1 overwrites the planes (and red)
+      group_sync();  // the next pair's pass 1 overwrites the planes (and red)
     }
   }
+  turns.finish();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1476,16 +1562,20 @@ template <typename T, int N0, int RAD>
 cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   constexpr int WARPS = big_bwd_warps(N0, RAD), WARPS_S = big_bwd_acc_warps(N0, RAD);
+  constexpr int GROUPS_S = big_bwd_has_shared_acc(N0, RAD) ? big_bwd_acc_groups(N0, RAD) : 1;
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
-  // device's shared memory per SM), persistent grid.
-  auto launch = [&](auto kern, int warps, size_t sm, int64_t resident) {
-    int64_t grid = p.items < resident ? p.items : resident;
-    const int64_t xc = big_xbuf_ctas(d);
-    if (grid > xc) grid = xc;
-    return launch_kernel(kern, static_cast<unsigned>(grid), warps * 32, sm, stream, p);
+  // device's shared memory per SM), persistent grid; `groups` warp groups per CTA, each with its own
+  // items and X buffer.
+  auto launch = [&](auto kern, int warps, int groups, size_t sm, int64_t resident) {
+    // Group slot s = CTA * groups + group works on items s, s + grid * groups, ... with X buffer s; a
+    // slot without items (s >= items) touches no buffer, so xc / groups CTAs (at least one) suffice.
+    const int64_t want = (p.items + groups - 1) / groups, xc = big_xbuf_ctas(d) / groups;
+    int64_t grid = want < resident ? want : resident;
+    if (grid > xc) grid = xc > 1 ? xc : 1;
+    return launch_kernel(kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
@@ -1496,10 +1586,10 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   if constexpr (!big_bwd_has_shared_acc(N0, RAD)) {
     int64_t resident = 0;
     if ((err = prepare(kern, WARPS, sm, &resident)) != cudaSuccess) return err;
-    err = launch(kern, WARPS, sm, resident);
+    err = launch(kern, WARPS, 1, sm, resident);
   } else {
-    auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS_S, true>;
-    const size_t sm_s = big_bwd_smem_bytes<N0, RAD, WARPS_S, true>();
+    auto kern_s = monarch_bwd_big_kernel<T, N0, RAD, WARPS_S, true, GROUPS_S>;
+    const size_t sm_s = big_bwd_cta_smem_bytes<N0, RAD, WARPS_S, true, GROUPS_S>();
     // Which variant, and its resident CTAs, decided once per device (the function attributes set
     // on the way persist): resident * 2 + (1 for the shared accumulator); 0 = not decided yet.
     constexpr int kMaxDevices = 64;
@@ -1513,7 +1603,8 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
       if ((err = prepare(kern, WARPS, sm, &resident)) != cudaSuccess) return err;
       // Not where the device's block limit cannot take it (checked first: a failing runtime call
       // would leave its error for the launch's check), nor where no CTA of it fits an SM.
-      bool shared_acc = sm_s <= max_dyn_smem() && prepare(kern_s, WARPS_S, sm_s, &resident_s) == cudaSuccess;
+      bool shared_acc =
+          sm_s <= max_dyn_smem() && prepare(kern_s, GROUPS_S * WARPS_S, sm_s, &resident_s) == cudaSuccess;
       const int forced = forced_bwd_acc();
       if (forced != 0) {
         shared_acc = shared_acc && forced > 0;
@@ -1521,12 +1612,12 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
         // At least 80% of the other variant's warps per SM: on an H200, fp16 at 4096 runs 4 instead
         // of 5 CTAs per SM with it (shared memory vs registers) and was still faster (3.143 -> 3.116
         // ms); with 164 KB per SM (A100) bf16 at 4096 would run 2 instead of 4.
-        shared_acc = shared_acc && 5 * resident_s * WARPS_S >= 4 * resident * WARPS;
+        shared_acc = shared_acc && 5 * resident_s * GROUPS_S * WARPS_S >= 4 * resident * WARPS;
       }
       plan = (shared_acc ? resident_s : resident) * 2 + (shared_acc ? 1 : 0);
       plans[dev].store(plan, std::memory_order_relaxed);
     }
-    err = (plan & 1) ? launch(kern_s, WARPS_S, sm_s, plan / 2) : launch(kern, WARPS, sm, plan / 2);
+    err = (plan & 1) ? launch(kern_s, WARPS_S, GROUPS_S, sm_s, plan / 2) : launch(kern, WARPS, 1, sm, plan / 2);
   }
   if (err != cudaSuccess) return err;
   return launch_reduce<N0, RAD>(a, p, stream);

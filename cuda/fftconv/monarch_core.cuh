@@ -60,6 +60,24 @@ __device__ __forceinline__ void begin_after_prior_grids() {
 #endif
 }
 
+// Named barriers (bar.sync / bar.arrive, ids 1..15; 0 is __syncthreads): `threads` of the CTA, whole
+// warps. barrier_sync waits until `threads` have arrived; barrier_arrive counts the caller and goes
+// on, releasing (memory ordering) what it wrote before to the threads that sync on the same barrier.
+__device__ __forceinline__ void barrier_sync(int id, int threads) {
+#ifdef JFF_LONG_EMU
+  ::jff_emu::named_barrier(id, threads, true);
+#else
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+#endif
+}
+__device__ __forceinline__ void barrier_arrive(int id, int threads) {
+#ifdef JFF_LONG_EMU
+  ::jff_emu::named_barrier(id, threads, false);
+#else
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+#endif
+}
+
 // Launches kern(args...) on (grid, block, smem, stream), with the PDL attribute where requested and
 // enabled; returns the launch's error. (The CPU emulation builds rewrite the plain launch.)
 template <typename... P, typename... A>

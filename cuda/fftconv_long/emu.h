@@ -55,12 +55,18 @@
 namespace jff_emu {
 
 constexpr size_t kMaxSmem = 227 * 1024;
-enum State { kRun = 0, kWarpWait = 1, kBlockWait = 2, kDone = 3 };
+enum State { kRun = 0, kWarpWait = 1, kBlockWait = 2, kDone = 3, kNamedWait = 4 };
 
 struct Fiber {
   ucontext_t ctx;
   std::vector<char> stack;
   State state = kRun;
+  int bar = -1;  // the named barrier a fiber in kNamedWait waits on
+};
+
+// A named barrier (bar.sync / bar.arrive id, count): arrivals so far and the count they complete at.
+struct NamedBar {
+  int arrived = 0, expected = 0;
 };
 
 struct Slot {
@@ -77,6 +83,7 @@ inline dim3 g_grid, g_bdim;
 inline std::function<void()> g_body;
 alignas(16) inline unsigned char g_smem[kMaxSmem];
 inline size_t g_max_smem_seen = 0;
+inline NamedBar g_bars[16];
 inline long long g_launches = 0;
 
 inline uint3 tid3() { return make_uint3(static_cast<unsigned>(g_cur), 0, 0); }
@@ -92,6 +99,26 @@ inline void trampoline() {
 [[noreturn]] inline void die(const char* what) {
   std::fprintf(stderr, "emulation: %s (block %u,%u)\n", what, g_block.x, g_block.y);
   std::abort();
+}
+
+// bar.sync (wait = true) / bar.arrive (wait = false) on named barrier id with `count` threads: the
+// arrival that completes the count releases every fiber waiting on it; the others wait (sync) or go on
+// (arrive). Every thread counts (the kernels call these with whole warps).
+inline void named_barrier(int id, int count, bool wait_here) {
+  if (id < 1 || id > 15 || count <= 0 || count % 32 != 0) die("bad named barrier");
+  NamedBar& b = g_bars[id];
+  if (b.arrived > 0 && b.expected != count) die("named barrier used with two thread counts");
+  b.expected = count;
+  if (++b.arrived == count) {
+    b.arrived = 0;
+    for (auto& f : g_fibers)
+      if (f.state == kNamedWait && f.bar == id) f.state = kRun;
+    return;
+  }
+  if (wait_here) {
+    g_fibers[g_cur].bar = id;
+    wait(kNamedWait);
+  }
 }
 
 // Runs every block of the grid, one after another.
@@ -115,6 +142,7 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
       for (unsigned x = 0; x < grid.x; ++x) {
         g_block = make_uint3(x, y, z);
         std::memset(g_smem, 0xFF, smem);  // NaN in every float type: reading unwritten smem shows
+        for (auto& b : g_bars) b = NamedBar{};
         for (int i = 0; i < nth; ++i) {
           Fiber& f = g_fibers[i];
           getcontext(&f.ctx);
@@ -130,6 +158,10 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
             g_cur = i;
             swapcontext(&g_sched, &g_fibers[i].ctx);
           }
+          // Fibers released from a named barrier during the round run first.
+          bool runnable = false;
+          for (const auto& f : g_fibers) runnable = runnable || f.state == kRun;
+          if (runnable) continue;
           // Everyone is waiting or done: release complete warps first, then the block.
           bool released = false;
           int alive = 0, at_block = 0;
@@ -144,7 +176,12 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
             alive += live;
             at_block += bw;
             if (ww > 0 && bw > 0) die("warp split between __syncwarp and __syncthreads");
-            if (ww > 0 && ww != live) die("warp barrier with exited lanes");
+            if (ww > 0 && ww != live) {
+              if (std::getenv("JFF_EMU_DEBUG"))
+                for (int l = 0; l < 32; ++l)
+                  std::fprintf(stderr, "warp %d lane %d state %d bar %d\n", w, l, g_fibers[32 * w + l].state, g_fibers[32 * w + l].bar);
+              die("warp barrier with exited lanes");
+            }
             if (ww > 0) {
               for (int l = 0; l < 32; ++l) g_fibers[32 * w + l].state = kRun;
               released = true;
@@ -152,10 +189,12 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
           }
           if (released) continue;
           if (alive == 0) break;
-          if (at_block != alive) die("deadlock");
+          if (at_block != alive) die("deadlock");  // named waits included: nothing else can complete them
           for (auto& f : g_fibers)
             if (f.state == kBlockWait) f.state = kRun;
         }
+        for (const auto& b : g_bars)
+          if (b.arrived != 0) die("a named barrier has arrivals pending at the block's end");
       }
 }
 
