@@ -600,11 +600,10 @@ constexpr size_t big_bwd_smem_bytes() {
   return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
                     : (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
 }
-// With GROUPS = 2 warp groups per CTA: each group's layout, then 16 bytes for their done flags.
+// With GROUPS warp groups per CTA: each group's own layout.
 template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
 constexpr size_t big_bwd_cta_smem_bytes() {
-  return GROUPS == 1 ? big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>()
-                     : GROUPS * big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>() + 16;
+  return GROUPS * big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>();
 }
 
 // Two warp groups per CTA that take turns at the element passes (MemoryTurns), for the
@@ -614,7 +613,7 @@ constexpr size_t big_bwd_cta_smem_bytes() {
 // phase's time is exposed; two groups in one CTA, one in its element pass while the other transforms,
 // can overlap them, where two independent CTAs drift in and out of step.
 #ifndef JFF_BWD_GROUPS_N
-#define JFF_BWD_GROUPS_N (4096 | 8192)
+#define JFF_BWD_GROUPS_N 0
 #endif
 constexpr int big_bwd_acc_groups(int N0, int RAD) { return (N0 * RAD * RAD & (JFF_BWD_GROUPS_N)) != 0 ? 2 : 1; }
 
@@ -636,49 +635,64 @@ constexpr int big_bwd_min_ctas(int N0, int RAD, bool shared_acc, int groups = 1)
 
 // The turns of a CTA's two warp groups (GROUPS = 2) at their element passes: a group takes the turn
 // before an element pass and gives it after, strictly alternating with the other group (named
-// barriers 3 and 4: group g waits on 3 + g, and gives by arriving on the other's), so that one
-// group's loads and stores run while the other transforms. A group keeps the turn from its pass 4
-// through the next pair's pass 1 (back to back in its own order). When a group has no work left it
-// sets its done flag in a last turn and, until the other group's flag is set, keeps taking and giving
-// turns so the other is never left waiting; every arrival is matched by one sync. GROUPS = 1: no-ops.
+// barriers 3 and 4: group g waits on 3 + g and gives by arriving on the other's), so that one group's
+// loads and stores run while the other transforms. A group keeps the turn from its pass 4 through the
+// next pair's first element pass (back to back in its own order). Group 1 starts holding the turn and
+// hands it over at once, so group 0 goes first. Both groups know each other's number of turns
+// (group_turns); at the end the group with fewer takes empty turns up to the other's count, and group
+// 0 absorbs group 1's last give with one more take, so every arrival meets one sync and no flag is
+// shared. GROUPS = 1: all no-ops.
 template <int GROUPS, int NTH>
 struct MemoryTurns {
   int g;
-  volatile int* done;  // [2], cleared by thread 0 before the kernel's first __syncthreads
   bool holding;
-  __device__ MemoryTurns(int grp, int* flags) : g(grp), done(flags), holding(grp == 1) {}
-  __device__ void clear() { done[0] = done[1] = 0; }
-  __device__ void start() { give(); }  // group 1 starts holding the turn and hands it to group 0
+  __device__ explicit MemoryTurns(int grp) : g(grp), holding(grp == 1) {}
   __device__ void take() {
     if constexpr (GROUPS == 2)
       if (!holding) {
-        barrier_sync(3 + g, 2 * NTH);
+        if (g == 0)
+          barrier_sync<3>(2 * NTH);
+        else
+          barrier_sync<4>(2 * NTH);
         holding = true;
       }
   }
   __device__ void give() {
     if constexpr (GROUPS == 2)
       if (holding) {
-        barrier_arrive(4 - g, 2 * NTH);
+        if (g == 0)
+          barrier_arrive<4>(2 * NTH);
+        else
+          barrier_arrive<3>(2 * NTH);
         holding = false;
       }
   }
-  __device__ void finish() {
+  __device__ void start() { give(); }
+  // After the group's own `done` turns, with the other group's turns at `other`.
+  __device__ void finish(int done, int other) {
     if constexpr (GROUPS == 2) {
-      take();
-      if (static_cast<int>(threadIdx.x) % NTH == 0) done[g] = 1;
-      __threadfence_block();
-      const bool other_done = done[1 - g] != 0;
       give();
-      if (!other_done)
-        for (;;) {
-          take();
-          if (done[1 - g] != 0) break;  // the other's last turn: it gave once more and has left
-          give();
-        }
+      for (int i = done; i < other; ++i) {
+        take();
+        give();
+      }
+      if (g == 0) take();
     }
   }
 };
+
+// The element-pass turns of the warp-group slot `slot` (items slot, slot + stride, ...): per pair one
+// for pass 2, one for pass 1 and one for pass 4 where they run, less one per pair after the first when
+// pass 4 runs (it shares its turn with the next pair's first element pass), as MemoryTurns counts them.
+__device__ __forceinline__ int group_turns(const BwdParams& p, int slot, int stride, bool pass1, bool pass4) {
+  int pairs = 0;
+  for (int item = slot; item < p.items; item += stride) {
+    const int chunk = item % p.chunks, pr0 = chunk * p.cp;
+    pairs += max(0, min(pr0 + p.cp, p.pairs) - pr0);  // as the kernel's pair loop
+  }
+  if (pairs == 0) return 0;
+  return pairs * (1 + int(pass1) + int(pass4)) - (pass4 ? pairs - 1 : 0);
+}
 
 // Phase probe, a compile-time switch for one timing experiment (its results are wrong and the
 // self-test reports them as failures): 1 = the element passes alone (no outer or inner transforms),
@@ -711,8 +725,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   constexpr size_t kGroupBytes = big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>();
 
   extern __shared__ uint4 smem_raw[];
-  // Each group has the whole single-group layout to itself (signal, tables, partials, accumulator),
-  // then the groups' done flags.
+  // Each group has the whole single-group layout to itself (signal, tables, partials, accumulator).
   const int grp = GROUPS == 1 ? 0 : static_cast<int>(threadIdx.x) / NTH;
   uint4* const gsm = smem_raw + grp * (kGroupBytes / 16);
   BigSmem<T, N0, RAD> sm(gsm);
@@ -722,8 +735,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   T* const sre = sm.sre;
   T* const sim = sm.sim;
   const int tid = static_cast<int>(threadIdx.x) - grp * NTH, warp = tid >> 5, lane = tid & 31;
-  MemoryTurns<GROUPS, NTH> turns(grp, reinterpret_cast<int*>(smem_raw + GROUPS * (kGroupBytes / 16)));
-  if (GROUPS == 2 && threadIdx.x == 0) turns.clear();
+  MemoryTurns<GROUPS, NTH> turns(grp);
   sm.init(tid, NTH);
   begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
@@ -731,8 +743,10 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   auto group_sync = [&] {
     if constexpr (GROUPS == 1)
       __syncthreads();
+    else if (grp == 0)
+      barrier_sync<1>(NTH);
     else
-      barrier_sync(1 + grp, NTH);
+      barrier_sync<2>(NTH);
   };
   const TwN<N> twN = sm.twN;
 
@@ -957,7 +971,12 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       group_sync();  // the next pair's pass 1 overwrites the planes (and red)
     }
   }
-  turns.finish();
+  if constexpr (GROUPS == 2) {
+    const bool pass1 = want_dk || want_dpost;
+    const int own = group_turns(p, blockIdx.x * GROUPS + grp, gridDim.x * GROUPS, pass1, want_dv);
+    const int other = group_turns(p, blockIdx.x * GROUPS + 1 - grp, gridDim.x * GROUPS, pass1, want_dv);
+    turns.finish(own, other);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -62,19 +62,24 @@ __device__ __forceinline__ void begin_after_prior_grids() {
 
 // Named barriers (bar.sync / bar.arrive, ids 1..15; 0 is __syncthreads): `threads` of the CTA, whole
 // warps. barrier_sync waits until `threads` have arrived; barrier_arrive counts the caller and goes
-// on, releasing (memory ordering) what it wrote before to the threads that sync on the same barrier.
-__device__ __forceinline__ void barrier_sync(int id, int threads) {
+// on (its earlier memory accesses are ordered before the syncing threads' later ones). The id is a
+// compile-time constant: with a register id ptxas reserves all 16 barriers for the kernel.
+template <int ID>
+__device__ __forceinline__ void barrier_sync(int threads) {
+  static_assert(ID >= 1 && ID <= 15, "named barrier id");
 #ifdef JFF_LONG_EMU
-  ::jff_emu::named_barrier(id, threads, true);
+  ::jff_emu::named_barrier(ID, threads, true);
 #else
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+  asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
 #endif
 }
-__device__ __forceinline__ void barrier_arrive(int id, int threads) {
+template <int ID>
+__device__ __forceinline__ void barrier_arrive(int threads) {
+  static_assert(ID >= 1 && ID <= 15, "named barrier id");
 #ifdef JFF_LONG_EMU
-  ::jff_emu::named_barrier(id, threads, false);
+  ::jff_emu::named_barrier(ID, threads, false);
 #else
-  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+  asm volatile("bar.arrive %0, %1;" ::"n"(ID), "r"(threads) : "memory");
 #endif
 }
 
