@@ -90,6 +90,16 @@ emulate: $(VENV)/.deps
 		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N$$n || rc=1; \
 	done > build/emu/monarch_bwd_shared.log; \
 		echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
+	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each
+	# group runs many items and the groups' turn counts differ: every result must equal the one-group kernel's.
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_GROUPS_N=12288 -DJFF_EMU_SMS=1" \
+		sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_groups
+	for b in groups selftest; do for n in 4096 8192; do \
+		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_$$b --small --only N$$n; \
+	done | grep ' PASS$$\| FAIL$$' > build/emu/monarch_bwd_$$b.cases; done; \
+	n=$$(grep -c ' yes PASS$$' build/emu/monarch_bwd_groups.cases); \
+	if cmp -s build/emu/monarch_bwd_groups.cases build/emu/monarch_bwd_selftest.cases && [ $$n -ge 8 ]; then \
+		echo "warp groups: $$n cases passed, equal to one group's"; else echo "warp groups: FAIL"; exit 1; fi
 	CUDA_INC=$(CUDA_INC) sh cuda/depthwise/emu_build.sh build/emu/dw_selftest
 	build/emu/dw_selftest --small > build/emu/dw_selftest.log; rc=$$?; tail -n 1 build/emu/dw_selftest.log; exit $$rc
 
