@@ -651,9 +651,9 @@ struct MemoryTurns {
     if constexpr (GROUPS == 2)
       if (!holding) {
         if (g == 0)
-          barrier_sync<3>(2 * NTH);
+          named_barrier<3, true>(2 * NTH);
         else
-          barrier_sync<4>(2 * NTH);
+          named_barrier<4, true>(2 * NTH);
         holding = true;
       }
   }
@@ -661,9 +661,9 @@ struct MemoryTurns {
     if constexpr (GROUPS == 2)
       if (holding) {
         if (g == 0)
-          barrier_arrive<4>(2 * NTH);
+          named_barrier<4, false>(2 * NTH);
         else
-          barrier_arrive<3>(2 * NTH);
+          named_barrier<3, false>(2 * NTH);
         holding = false;
       }
   }
@@ -744,9 +744,9 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
     if constexpr (GROUPS == 1)
       __syncthreads();
     else if (grp == 0)
-      barrier_sync<1>(NTH);
+      named_barrier<1, true>(NTH);
     else
-      barrier_sync<2>(NTH);
+      named_barrier<2, true>(NTH);
   };
   const TwN<N> twN = sm.twN;
 

@@ -60,26 +60,20 @@ __device__ __forceinline__ void begin_after_prior_grids() {
 #endif
 }
 
-// Named barriers (bar.sync / bar.arrive, ids 1..15; 0 is __syncthreads): `threads` of the CTA, whole
-// warps. barrier_sync waits until `threads` have arrived; barrier_arrive counts the caller and goes
-// on (its earlier memory accesses are ordered before the syncing threads' later ones). The id is a
+// Named barrier ID (1..15; 0 is __syncthreads) for `threads` of the CTA, whole warps: with WAIT
+// (bar.sync) the caller waits until `threads` have arrived; without (bar.arrive) it counts itself and
+// goes on, its earlier memory accesses ordered before the syncing threads' later ones. The id is a
 // compile-time constant: with a register id ptxas reserves all 16 barriers for the kernel.
-template <int ID>
-__device__ __forceinline__ void barrier_sync(int threads) {
+template <int ID, bool WAIT>
+__device__ __forceinline__ void named_barrier(int threads) {
   static_assert(ID >= 1 && ID <= 15, "named barrier id");
 #ifdef JFF_LONG_EMU
-  ::jff_emu::named_barrier(ID, threads, true);
+  ::jff_emu::named_barrier(ID, threads, WAIT);
 #else
-  asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
-#endif
-}
-template <int ID>
-__device__ __forceinline__ void barrier_arrive(int threads) {
-  static_assert(ID >= 1 && ID <= 15, "named barrier id");
-#ifdef JFF_LONG_EMU
-  ::jff_emu::named_barrier(ID, threads, false);
-#else
-  asm volatile("bar.arrive %0, %1;" ::"n"(ID), "r"(threads) : "memory");
+  if constexpr (WAIT)
+    asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
+  else
+    asm volatile("bar.arrive %0, %1;" ::"n"(ID), "r"(threads) : "memory");
 #endif
 }
 
