@@ -611,7 +611,9 @@ constexpr size_t big_bwd_cta_smem_bytes() {
 // 4096|8192 = 12288; 0 = never). Session 18's phase probe (notes_monarch_bwd.md): at 8K the element
 // passes alone take 3.2 ms and the transforms alone 3.8 ms of the kernel's 5.3, so most of each
 // phase's time is exposed; two groups in one CTA, one in its element pass while the other transforms,
-// can overlap them, where two independent CTAs drift in and out of step.
+// were to overlap them, where two independent CTAs drift in and out of step. Measured on an H200 it is
+// slower (8K 5.46 vs 5.30 ms, 4K 1.92 vs 1.87): with the element passes exclusive only half the warps
+// load at a time. Off; kept for a loader that keeps the bytes in flight by itself (TMA into staging).
 #ifndef JFF_BWD_GROUPS_N
 #define JFF_BWD_GROUPS_N 0
 #endif
