@@ -47,7 +47,6 @@ template <typename T>
 inline T __ldcg(const T* p) {
   return *p;
 }
-inline void __threadfence_block() {}  // fibers of one block share memory in program order
 template <typename T>
 inline void __stcg(T* p, T v) {
   *p = v;

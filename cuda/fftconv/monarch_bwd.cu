@@ -598,7 +598,7 @@ constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-by
 template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
   return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
-                    : (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
+                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 // With GROUPS warp groups per CTA: each group's own layout.
 template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
@@ -725,6 +725,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   constexpr int M = S::M, N = S::N, MT = S::MT, KS = S::KS;
   constexpr int NTH = WARPS * 32;  // threads of one warp group (GROUPS = 2: the CTA has two)
   constexpr size_t kGroupBytes = big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>();
+  static_assert(GROUPS == 1 || kGroupBytes % 16 == 0, "each group's layout starts 16-byte aligned");
 
   extern __shared__ uint4 smem_raw[];
   // Each group has the whole single-group layout to itself (signal, tables, partials, accumulator).

@@ -176,12 +176,7 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
             alive += live;
             at_block += bw;
             if (ww > 0 && bw > 0) die("warp split between __syncwarp and __syncthreads");
-            if (ww > 0 && ww != live) {
-              if (std::getenv("JFF_EMU_DEBUG"))
-                for (int l = 0; l < 32; ++l)
-                  std::fprintf(stderr, "warp %d lane %d state %d bar %d\n", w, l, g_fibers[32 * w + l].state, g_fibers[32 * w + l].bar);
-              die("warp barrier with exited lanes");
-            }
+            if (ww > 0 && ww != live) die("warp barrier with exited lanes");
             if (ww > 0) {
               for (int l = 0; l < 32; ++l) g_fibers[32 * w + l].state = kRun;
               released = true;
