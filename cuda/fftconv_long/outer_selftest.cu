@@ -5,7 +5,7 @@
 //        -Icuda -o /tmp/outer_selftest cuda/fftconv_long/outer_selftest.cu
 //   /tmp/outer_selftest            correctness cases (exit status 0 when every line says PASS)
 //   /tmp/outer_selftest --quick    fewer cases
-//   /tmp/outer_selftest --bench    GB/s of each pass next to a device-to-device copy (outer
+//   /tmp/outer_selftest --bench [--bench-n N]   GB/s of each pass next to a device-to-device copy (outer
 //                                  passes, then the inner step and the three passes together)
 //   /tmp/outer_selftest --inner    only the inner-step / pipeline cases (--big adds 8K..32K
 //                                  inner sizes and N = 1M = 256 x 4K; GPU only, slow reference)
@@ -553,6 +553,9 @@ void check_validation() {
 // The inner step at long sizes: ms and GB/s of inner_forward (bytes = workspace read + written,
 // + the fp32 slices read once), next to a copy; inner_kspec's time; and the three passes
 // together against the forward's 4-stream activation floor (u, pre, post, y; k not counted).
+// --bench-n N: time only the cases of that N (the profiling script's short runs); 0: all.
+int64_t g_bench_n = 0;
+
 void bench_inner() {
   struct B {
     int64_t N, Bt, H;
@@ -562,6 +565,7 @@ void bench_inner() {
                      {int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 22, 1, 192, Elem::kBF16},
                      {int64_t{1} << 24, 1, 48, Elem::kBF16},  {int64_t{1} << 20, 1, 384, Elem::kF32}};
   for (const B& b : cases) {
+    if (g_bench_n != 0 && b.N != g_bench_n) continue;
     const int N1 = default_n1(b.N);
     const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N, GH = b.H;
     if (!inner_supported(b.e, N2)) continue;
@@ -625,6 +629,7 @@ void bench() {
   CK(cudaGetDeviceProperties(&prop, dev));
   std::printf("device: %s\n", prop.name);
   for (const B& b : cases) {
+    if (g_bench_n != 0 && b.N != g_bench_n) continue;
     const int N1 = default_n1(b.N);
     const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N;
     const size_t es = elem_bytes(b.e), sbytes = rows * L * es, wbytes = workspace_bytes(b.e, rows, N1, N2);
@@ -669,6 +674,9 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--bench")) do_bench = true;
     if (!std::strcmp(argv[i], "--inner")) inner_only = true;
     if (!std::strcmp(argv[i], "--big")) big = true;
+#ifndef JFF_LONG_EMU
+    if (!std::strcmp(argv[i], "--bench-n") && i + 1 < argc) g_bench_n = std::atoll(argv[++i]);
+#endif
   }
 #ifndef JFF_LONG_EMU
   if (do_bench) {

@@ -392,8 +392,12 @@ __global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParam
 // ---------------------------------------------------------------------------------------------
 // Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
 // registers (the second prefetched gate takes 7-40 more).
+// Minimum CTAs per SM asked of ptxas (a register cap), an A/B switch; 1 = no cap beyond the default.
+#ifndef JFF_LONG_INV_MINB
+#define JFF_LONG_INV_MINB 1
+#endif
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false>
-__global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_kernel(const InvParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -494,7 +498,10 @@ __global__ void __launch_bounds__(WARPS * 32) outer_inv_tc_kernel(const InvParam
         }
       }
     };
-    constexpr int UNR = 2;  // chunks per thread in flight (two planes each)
+#ifndef JFF_LONG_INV_UNR
+#define JFF_LONG_INV_UNR 2
+#endif
+    constexpr int UNR = JFF_LONG_INV_UNR;  // chunks per thread in flight (two planes each)
     for (int i0 = tid; i0 < M * CH; i0 += UNR * NTH) {
       uint4 vr[UNR], vi[UNR];
 #pragma unroll

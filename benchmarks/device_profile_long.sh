@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The long path's outer passes on a CUDA machine, from the repository root: A/B timing of compile-time
+# variants, then Nsight Compute on the default build.
+#
+#   OUT=/some/dir AB="-DJFF_LONG_TC_TW2=32;-DJFF_LONG_INV_UNR=4" bash benchmarks/device_profile_long.sh
+#
+# 1. outer_selftest built once per variant, all in parallel: the default (with -lineinfo) and one per
+#    ';'-separated entry of AB (its defines space-separated);
+# 2. per variant, `--quick` (correctness) and `--bench --bench-n N` for each N of BENCH_N (default 1M 4M),
+#    round-robin over the variants, ROUNDS times (default 2);
+# 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
+#    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
+#    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv).
+# Files under $OUT: build.log, selftests.log, ncu.log, the CSVs.
+source "$(dirname "$0")/device_lib.sh"
+
+IFS=';' read -r -a variants <<<"${AB:-}"
+bins=(build/selftests/outer_selftest_v0)
+("${nv[@]}" -lineinfo -o "${bins[0]}" cuda/fftconv_long/outer_selftest.cu >"$OUT/build.log" 2>&1 ||
+  echo "build v0 failed" >>"$OUT/build.log") &
+i=1
+for v in "${variants[@]}"; do
+  [ -n "$v" ] || continue
+  b=build/selftests/outer_selftest_v$i
+  bins+=("$b")
+  # shellcheck disable=SC2086  # the variant's defines are separate words
+  ("${nv[@]}" $v -o "$b" cuda/fftconv_long/outer_selftest.cu >"$OUT/build_v$i.log" 2>&1 ||
+    echo "build v$i ($v) failed" >>"$OUT/build_v$i.log") &
+  i=$((i + 1))
+done
+wait
+cat "$OUT"/build_v*.log >>"$OUT/build.log" 2>/dev/null
+rm -f "$OUT"/build_v*.log
+echo "variants: v0 = default; ${AB:-}" | tee -a "$OUT/selftests.log"
+
+for idx in "${!bins[@]}"; do
+  echo "--- v$idx quick" >>"$OUT/selftests.log"
+  run_left selftests.log "${bins[$idx]}" --quick
+  tail -n 1 "$OUT/selftests.log"
+done
+for round in $(seq "${ROUNDS:-2}"); do
+  for n in ${BENCH_N:-1048576 4194304}; do
+    for idx in "${!bins[@]}"; do
+      echo "--- round $round v$idx N=$n" >>"$OUT/selftests.log"
+      run_left selftests.log "${bins[$idx]}" --bench --bench-n "$n"
+    done
+  done
+done
+grep -hE "^--- |fwd .* ms|inner .* ms" "$OUT/selftests.log"
+
+if [ "${NCU:-1}" = 1 ]; then
+  sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats
+    --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section LaunchStats
+    --section SourceCounters --import-source yes)
+  for k in fwd inv; do
+    echo "=== outer_${k}_tc_kernel N=1M bf16" >>"$OUT/ncu.log"
+    run_left ncu.log ncu --clock-control none -k "regex:outer_${k}_tc_kernel" --launch-skip 3 -c 1 "${sections[@]}" \
+      -o "$OUT/ncu-$k" "${bins[0]}" --bench --bench-n 1048576
+    run_left ncu.log ncu -i "$OUT/ncu-$k.ncu-rep" --page details
+    run_left ncu_sass_$k.csv ncu -i "$OUT/ncu-$k.ncu-rep" --page source --csv --print-source sass
+    rm -f "$OUT/ncu-$k.ncu-rep"
+  done
+  grep -hE "^=== |Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per Thread|Block Limit|Warp Cycles Per Issued|Issue Slots Busy|L1/TEX Hit|L2 Hit Rate|Stall|Bank" \
+    "$OUT/ncu.log" | head -n 150
+fi
