@@ -297,6 +297,12 @@ inline void sincospif(float x, float* s, float* c) {
   *s = static_cast<float>(std::sin(a));
   *c = static_cast<float>(std::cos(a));
 }
+// The special-function unit's sine and cosine; here the libm ones in float (the GPU's are within 2^-21
+// absolute of them on [-pi, pi], the only range the kernels use).
+inline void __sincosf(float x, float* s, float* c) {
+  *s = std::sin(x);
+  *c = std::cos(x);
+}
 inline float rsqrtf(float x) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(x))); }
 inline unsigned int __brev(unsigned int x) {
   unsigned int r = 0;
@@ -372,6 +378,8 @@ inline void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
   for (int e = 0; e < 8; ++e)
     if (t + e < L) row[t + e] = static_cast<uint16_t>(w[e >> 1] >> (16 * (e & 1)));
 }
+
+inline void store8_last(uint16_t* row, int t, int L, bool vec, uint4 v) { store8(row, t, L, vec, v); }
 
 template <typename T>
 inline void unpack8(uint4 v, float (&f)[8]) {

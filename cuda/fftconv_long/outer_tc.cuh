@@ -21,6 +21,7 @@
 //     (OUT row k1 = kp + P kq is Z1 row (q = kq, kp)). C[N1/2] (k1 = N1/2 is kp = 0, kq = Q/2, not formed) is
 //     Q^-1/2 sum_q (-1)^q Z1[0][q], summed by the lanes that own k1 = 0.
 //   Then times w_N^(k1 n2) (k1 >= 1), and out through a staging buffer with 16-byte stores.
+// Twiddles (w_N^(k1 n2), w_N1^(kp q)) come from the special-function unit (FastW), not from tables.
 // Inverse: E[k1] = Q[k1] conj(w_N^(k1 n2)) for k1 >= 1, E[0] = Re Q[0], E[N1/2] = Im Q[0],
 //   E[N1-k1] = conj(E[k1]); z real.
 //   single level: z[n1] = sum over the N1/2 packed rows of Er Hr + Ei Hi, the complex-to-real
@@ -58,6 +59,17 @@
 #endif
 
 #include "fftconv_long/long_plan.h"
+
+#ifndef JFF_LONG_EMU
+namespace jff {
+// The inverse's outputs are written once: 16-byte streaming stores, as the fused kernels' outputs. (A
+// plain uint4 store through store8's default path reached the PTX here as four 32-bit stores: ncu saw
+// 4x the store requests.) emu.h has the host stand-in.
+__device__ __forceinline__ void store8_last(uint16_t* row, int t, int L, bool vec, uint4 v) {
+  store8<Touch::kLast>(row, t, L, vec, v);
+}
+}  // namespace jff
+#endif
 
 namespace jff {
 namespace longconv {
@@ -106,21 +118,21 @@ struct Shape {
   static_assert(kTwo ? (P == 16 && (Q == 16 || Q == 32)) : (P == 16 || P == 32), "outer size");
   static_assert(kTwo || SLABS == WARPS, "single level: one slab per warp");
   static constexpr int PB = kTwo ? P : N1;  // size of the complex-to-real stage (inverse)
-  static constexpr int FP = TW + 4;         // fp32 output buffer pitch (floats)
-  // Tables: the tile's outer twiddles (TileTw: M + 64 + HI entries) and w_N1^e (N1 entries).
-  static constexpr int HI = (M * TW + 63) / 64;
-  static constexpr size_t kTabBytes = size_t(8) * (M + 64 + HI + N1);
+  // fp32 output buffer pitch (floats): TW/4 + 1 16-byte units, odd, so that the epilogue's 8 lanes of
+  // one 16-byte load phase (8 consecutive rows, same column) hit 8 distinct bank groups.
+  static constexpr int FP = TW + 4;
+  static_assert((FP / 4) % 2 == 1, "odd pitch in 16-byte units");
   // Forward: two planes of N1 rows. Plane R holds X (v, rows q*P + p), then Z1's real part
   // (rows q*P + kp), then OUT's (rows k1 = kp + P*kq); plane I Z1's and OUT's imaginary parts.
   // Each stage overwrites only rows its own unit has read (see the kernel).
   static constexpr int kPlane = Plane<TW>::elems(N1);
-  static constexpr size_t kFwdSmem = kTabBytes + size_t(2) * 2 * kPlane;
+  static constexpr size_t kFwdSmem = size_t(2) * 2 * kPlane;
   // Inverse: twiddle table, region 1 = max(EF, OUTF), GB (two planes of N1/2 rows).
   static constexpr int kEFRows = kTwo ? (P / 2 + 1) * Q : 0;
   static constexpr size_t kEFBytes = size_t(2) * 2 * Plane<TW>::elems(kEFRows > 0 ? kEFRows : 1);
   static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
   static constexpr size_t kR1Bytes = ((kEFBytes > kOutFBytes ? kEFBytes : kOutFBytes) + 15) / 16 * 16;
-  static constexpr size_t kInvSmem = kTabBytes + kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
+  static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -129,6 +141,26 @@ __device__ __forceinline__ float2 wpow(int64_t e, int64_t D) {
   sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
   return make_float2(c, s);
 }
+
+// w_D^e for a power of two D <= 2^24 and 0 <= e < 2^31, from the special-function unit: e reduced mod D
+// exactly in integers and centred into [-D/2, D/2), then __sincosf of an angle in [-pi, pi], where its
+// absolute error is below 2^-21 (one bf16 / fp16 rounding of the data it multiplies: 2^-9 / 2^-12).
+// The tensor-core passes take their twiddles from here: ncu of the 1M passes (H200) had the table
+// lookups (TileTw, 8-byte shared loads at data-dependent offsets) 4-way bank-conflicted, the forward
+// stalled on them (41% short-scoreboard stalls, L1 83% busy) and the inverse likewise.
+struct FastW {
+  int mask;
+  float scale;  // -2 pi / D
+  __device__ __forceinline__ explicit FastW(int64_t D)
+      : mask(static_cast<int>(D - 1)), scale(-6.283185307179586f / static_cast<float>(D)) {}
+  __device__ __forceinline__ float2 operator()(int e) const {
+    int r = e & mask;
+    if (r > (mask >> 1)) r -= mask + 1;
+    float s, c;
+    __sincosf(scale * static_cast<float>(r), &s, &c);
+    return make_float2(c, s);
+  }
+};
 
 // The outer twiddle w_N^(k1 n2) of the CTA's tile, n2 = n2_0 + c: A[k1] = w_N^(k1 n2_0) times
 // w_N^(k1 c) = lo[j & 63] * hi[j >> 6] (j = k1 c < M*TW). Three fp32 factors (~3 ulp) from
@@ -182,8 +214,11 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 // ---------------------------------------------------------------------------------------------
 // Forward.
 // ---------------------------------------------------------------------------------------------
+#ifndef JFF_LONG_FWD_MINB
+#define JFF_LONG_FWD_MINB 1
+#endif
 template <typename T, int P, int Q, int TW, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(WARPS * 32, JFF_LONG_FWD_MINB) outer_fwd_tc_kernel(const FwdParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -194,17 +229,15 @@ __global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParam
   constexpr int KS2 = S::kTwo ? Q / 16 : 1, NT2 = S::kTwo ? Q / 16 : 1;
 
   JFF_DYN_SMEM(uint4, smraw);
-  float2* tab = reinterpret_cast<float2*>(smraw);
-  float2* w1 = tab + M + 64 + S::HI;            // w_N1^e, e < N1
-  T* R = reinterpret_cast<T*>(w1 + N1);         // plane R: X -> Z1 real -> OUT real
-  T* I = R + S::kPlane;                         // plane I: Z1 imaginary -> OUT imaginary
+  T* R = reinterpret_cast<T*>(smraw);  // plane R: X -> Z1 real -> OUT real
+  T* I = R + S::kPlane;                // plane I: Z1 imaginary -> OUT imaginary
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t N = static_cast<int64_t>(N1) * p.N2;
   const int64_t n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
-  TileTw tw;
-  tw.build(tab, M, TW, N, n2_0, tid, NTH);
-  for (int i = tid; i < N1; i += NTH) w1[i] = wpow(i, N1);
+  const FastW wN(N), w1(N1);
+  // w_N^(k1 n2) for the tile's column c (k1 n2 < N/2 <= 2^23: exact in int).
+  auto tw = [&](int k1, int c) { return wN(k1 * static_cast<int>(n2_0 + c)); };
 
   const float s1 = rsqrtf(static_cast<float>(P));
   uint32_t B1r[KS1][NT1][2], B1i[KS1][NT1][2];
@@ -227,7 +260,6 @@ __global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParam
       bfrag<T>(B2r[ks][nt][0], B2r[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).x; });
       bfrag<T>(B2i[ks][nt][0], B2i[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).y; });
     }
-  __syncthreads();
 
   constexpr int CH = TW / 8;  // 16-byte chunks per tile row
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
@@ -313,8 +345,8 @@ __global__ void __launch_bounds__(WARPS * 32) outer_fwd_tc_kernel(const FwdParam
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int kp = 8 * nt + 2 * tig;
-            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1[kp * q]);
-            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1[(kp + 1) * q]);
+            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1(kp * q));
+            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1((kp + 1) * q));
             const int row = q * P + 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
             store_t<T, TW>(R, row, col, z0.x, z1.x, true);
             store_t<T, TW>(I, row, col, z0.y, z1.y, true);
@@ -406,9 +438,7 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
 
   JFF_DYN_SMEM(uint4, smraw);
-  float2* tab = reinterpret_cast<float2*>(smraw);
-  float2* w1 = tab + M + 64 + S::HI;
-  unsigned char* r1 = reinterpret_cast<unsigned char*>(w1 + N1);
+  unsigned char* r1 = reinterpret_cast<unsigned char*>(smraw);
   float* OUTF = reinterpret_cast<float*>(r1);  // rows q*PB + p, pitch FP
   T* EFr = reinterpret_cast<T*>(r1);           // rows kp*Q + kq (two levels; dead before OUTF)
   T* EFi = EFr + PL::elems(S::kEFRows > 0 ? S::kEFRows : 1);
@@ -418,9 +448,8 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t N = static_cast<int64_t>(N1) * p.N2;
   const int64_t n2_0 = static_cast<int64_t>(blockIdx.x) * TW;
-  TileTw tw;
-  tw.build(tab, M, TW, N, n2_0, tid, NTH);
-  for (int i = tid; i < N1; i += NTH) w1[i] = wpow(i, N1);
+  const FastW wN(N), w1(N1);
+  auto tw = [&](int k1, int c) { return wN(k1 * static_cast<int>(n2_0 + c)); };
 
   const float sa = rsqrtf(static_cast<float>(Q));
   uint32_t BAr[KSA][NTA][2], BAi[KSA][NTA][2];
@@ -446,7 +475,6 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
         const float2 w = wpow(kk * j, PB);                    // (cos, -sin)(2 pi kk j / PB)
         return im ? 2.f * sb * w.y : 2.f * sb * w.x;          // Re(G w^-1) = Gr cos - Gi sin
       });
-  __syncthreads();
 
   constexpr int CH = TW / 8;
   const bool skip_on = p.skip != nullptr;
@@ -553,8 +581,8 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
           for (int h = 0; h < 2; ++h) {
             const int q = 8 * nt + 2 * tig;
             // conj(w_N1^(kp q)) = w_N1^(N1 - kp q)
-            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1[(N1 - kp * q) % N1]);
-            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1[(N1 - kp * (q + 1)) % N1]);
+            const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1(N1 - kp * q));
+            const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1(N1 - kp * (q + 1)));
             const int row = (8 * nt + gid) * (P / 2) + (special ? 0 : kp), col = c0 + 8 * h + 2 * tig;
             store_t<T, TW>(kp == P / 2 ? GBi : GBr, row, col, z0.x, z1.x, true);
             store_t<T, TW>(GBi, row, col, z0.y, z1.y, !special);
@@ -600,22 +628,35 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
       const int64_t b = grow / p.H, h = grow - b * p.H;
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
+    // Chunk i of the tile: OUTF row q*PB + pp (n1 = Q pp + q), 8-column chunk ch, with pp fastest, so the
+    // 8 lanes of a 16-byte shared load phase read 8 consecutive rows (distinct bank groups, see FP) and
+    // each warp still writes whole 32-byte row pieces.
+    auto chunk = [&](int i, int* n1, int* ch, int* row) {
+      const int pp = i % PB, rest = i / PB, q = rest / CH;
+      *ch = rest - q * CH;
+      *n1 = Q * pp + q;
+      *row = q * PB + pp;
+    };
     constexpr int UNRE = 4;  // post chunks per thread in flight
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
-        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        const int i = i0 + j * NTH;
+        int n1, ch, row;
+        chunk(i, &n1, &ch, &row);
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
         pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
         if constexpr (Y2) pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
       }
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
-        const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+        const int i = i0 + j * NTH;
+        int n1, ch, row;
+        chunk(i, &n1, &ch, &row);
         const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
         if (i >= N1 * CH || t >= p.L) continue;
-        const float* src = OUTF + ((n1 % Q) * PB + n1 / Q) * FP + 8 * ch;
+        const float* src = OUTF + row * FP + 8 * ch;
         float z[8];
 #pragma unroll
         for (int e = 0; e < 8; ++e) z[e] = src[e];
@@ -636,7 +677,7 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
           unpack8<T>(pg2[j], z2);
 #pragma unroll
           for (int e = 0; e < 8; ++e) z2[e] *= z[e];
-          store8(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
+          store8_last(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
         }
         if (p.post != nullptr) {
           float gg[8];
@@ -644,7 +685,7 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
 #pragma unroll
           for (int e = 0; e < 8; ++e) z[e] *= gg[e];
         }
-        store8(p.y + base, t, p.L, p.vec, pack8<T>(z));
+        store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
       }
     }
     __syncthreads();  // the next row's load overwrites GB / EF
