@@ -3,6 +3,7 @@
 # variants, then Nsight Compute on the default build.
 #
 #   OUT=/some/dir AB="-DJFF_LONG_TC_TW2=32;-DJFF_LONG_INV_UNR=4" bash benchmarks/device_profile_long.sh
+#   OLD_SRC=dir (a source tree with cuda/ in it) adds one more variant built from there, last.
 #
 # 1. outer_selftest built once per variant, all in parallel: the default (with -lineinfo) and one per
 #    ';'-separated entry of AB (its defines space-separated);
@@ -28,10 +29,17 @@ for v in "${variants[@]}"; do
     echo "build v$i ($v) failed" >>"$OUT/build_v$i.log") &
   i=$((i + 1))
 done
+if [ -n "${OLD_SRC:-}" ]; then  # a baseline from another source tree (e.g. `git archive REV cuda | tar -x -C DIR`)
+  b=build/selftests/outer_selftest_v$i
+  bins+=("$b")
+  # Built from inside that tree, so that its -Icuda (nv's) finds its own headers.
+  (cd "$OLD_SRC" && "${nv[@]}" -o "$OLDPWD/$b" cuda/fftconv_long/outer_selftest.cu >"$OUT/build_v$i.log" 2>&1 ||
+    echo "build v$i ($OLD_SRC) failed" >>"$OUT/build_v$i.log") &
+fi
 wait
 cat "$OUT"/build_v*.log >>"$OUT/build.log" 2>/dev/null
 rm -f "$OUT"/build_v*.log
-echo "variants: v0 = default; ${AB:-}" | tee -a "$OUT/selftests.log"
+echo "variants: v0 = default; ${AB:-}; ${OLD_SRC:+last: $OLD_SRC}" | tee -a "$OUT/selftests.log"
 
 for idx in "${!bins[@]}"; do
   echo "--- v$idx quick" >>"$OUT/selftests.log"

@@ -650,11 +650,10 @@ inline bool use_tc(Elem e, int N1, int64_t N2, OuterPath path, cudaError_t* err)
   if (path == OuterPath::kCudaCore) return false;
   const bool ok = tc_available(e, N1, N2, device_major());
   if (path == OuterPath::kTensorCore && !ok) *err = cudaErrorInvalidValue;
-  // Automatic choice: at N1 = 512 (N = 2M .. 16M) the CUDA-core passes are the faster ones (H200, bf16,
-  // outer_selftest --bench: forward 2.99 vs 3.73 ms at 4M H=192, 2.94 vs 3.73 at 16M H=48; inverse
-  // 4.24 vs 4.91 and 4.05 vs 4.76), and they compute in fp32. At N1 <= 256 the tensor-core passes are
-  // as fast or faster (1M: 2.93 / 3.84 vs 2.98 / 3.86 ms; 64K: 1.80 / 3.89 vs 2.47 / 3.96).
-  if (path == OuterPath::kAuto && N1 >= 512) return false;
+  // Automatic choice: the tensor-core passes wherever they run. Until session 19 the CUDA-core passes won at
+  // N1 = 512 (H200 bf16, outer_selftest --bench, 4M H=192: forward 2.99 vs 3.73 ms, inverse 4.24 vs 4.91);
+  // with the tensor-core passes' twiddles off shared-memory tables the same bench reads 2.52 vs 3.02 and
+  // 3.05 vs 4.29.
   return ok;
 }
 

@@ -620,7 +620,8 @@ void bench() {
     int64_t N, Bt, H;
     Elem e;
   };
-  const B cases[] = {{int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 20, 1, 768, Elem::kBF16},
+  const B cases[] = {{int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 18, 4, 768, Elem::kBF16},
+                     {int64_t{1} << 20, 1, 768, Elem::kBF16},
                      {int64_t{1} << 20, 1, 768, Elem::kF16}, {int64_t{1} << 22, 1, 192, Elem::kBF16},
                      {int64_t{1} << 24, 1, 48, Elem::kBF16}, {int64_t{1} << 20, 1, 384, Elem::kF32}};
   cudaDeviceProp prop;

@@ -214,11 +214,30 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 // ---------------------------------------------------------------------------------------------
 // Forward.
 // ---------------------------------------------------------------------------------------------
-#ifndef JFF_LONG_FWD_MINB
-#define JFF_LONG_FWD_MINB 1
+// Minimum CTAs per SM asked of ptxas, i.e. a register cap, per outer size. The passes wait on global loads
+// (ncu, 1M: long-scoreboard stalls first), so resident warps count; measured on an H200 (bf16, ms, default
+// cap -> this cap, outer_selftest --bench): forward N1 = 16 (64K, B=16): 2.42 -> 2.28 (6 CTAs, 80 registers),
+// N1 = 256 (1M): 2.32 -> 2.21 (5, 96); inverse N1 = 16: 4.77 -> 4.08 (5), N1 = 256: 3.18 -> 2.58 (5). At
+// N1 = 512 the caps spill and lose (forward 2.52 -> 2.57 / 2.99, inverse 3.05 -> 3.62); N1 = 32 was not
+// measured; neither was the inverse with a second output (Y2: 88 B of spill under the cap), which keeps
+// the default. JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size (A/B runs).
+constexpr int fwd_min_blocks(int N1) {
+#ifdef JFF_LONG_FWD_MINB
+  return JFF_LONG_FWD_MINB + 0 * N1;
+#else
+  return N1 == 16 ? 6 : N1 == 256 ? 5 : 1;
 #endif
+}
+constexpr int inv_min_blocks(int N1, bool y2) {
+#ifdef JFF_LONG_INV_MINB
+  return JFF_LONG_INV_MINB + 0 * N1 * y2;
+#else
+  return !y2 && (N1 == 16 || N1 == 256) ? 5 : 1;
+#endif
+}
+
 template <typename T, int P, int Q, int TW, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32, JFF_LONG_FWD_MINB) outer_fwd_tc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_tc_kernel(const FwdParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -260,6 +279,19 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_FWD_MINB) outer_fwd_tc_ke
       bfrag<T>(B2r[ks][nt][0], B2r[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).x; });
       bfrag<T>(B2i[ks][nt][0], B2i[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).y; });
     }
+  // Single level: a lane's outputs (k1, column) are the same in every row, so are their twiddles: computed
+  // once, exactly (sincospif), and kept in registers. (From FastW per row the 64K forward took 2.28-2.42 ms
+  // against 1.79 with the old tables: at N1 = 16 the twiddles are a large part of the work.)
+  float2 tw1[S::kTwo ? 1 : NT1][2][2];
+  if constexpr (!S::kTwo) {
+#pragma unroll
+    for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          tw1[nt][h][e] = wpow(twiddle_exp(8 * nt + 2 * tig + e, n2_0 + 16 * warp + 8 * h + gid), N);
+  }
 
   constexpr int CH = TW / 8;  // 16-byte chunks per tile row
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
@@ -314,10 +346,9 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_FWD_MINB) outer_fwd_tc_ke
       for (int nt = 0; nt < NT1; ++nt)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const int c = c0 + 8 * h + gid, k1 = 8 * nt + 2 * tig;
-          // k1 = 0: tw is exactly 1 (every factor is sincospif(0)), so the packed row passes unrotated.
-          const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw(k1, c));
-          const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw(k1 + 1, c));
+          // k1 = 0: the twiddle is exactly 1 (sincospif(0)), so the packed row passes unrotated.
+          const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw1[nt][h][0]);
+          const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw1[nt][h][1]);
           const int row = 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
           store_t<T, TW>(R, row, col, z0.x, z1.x, true);
           store_t<T, TW>(I, row, col, z0.y, z1.y, true);
@@ -424,12 +455,8 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_FWD_MINB) outer_fwd_tc_ke
 // ---------------------------------------------------------------------------------------------
 // Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
 // registers (the second prefetched gate takes 7-40 more).
-// Minimum CTAs per SM asked of ptxas (a register cap), an A/B switch; 1 = no cap beyond the default.
-#ifndef JFF_LONG_INV_MINB
-#define JFF_LONG_INV_MINB 1
-#endif
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false>
-__global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -477,6 +504,15 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
       });
 
   constexpr int CH = TW / 8;
+  // Single level: each thread loads at most one chunk per row, always the same (k1, ch) = (tid / CH,
+  // tid % CH), so its 8 twiddles are computed once, exactly, and kept in registers (as the forward's).
+  static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
+  float2 twl[S::kTwo ? 1 : 8];
+  if constexpr (!S::kTwo) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) twl[e] = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
+  }
+
   const bool skip_on = p.skip != nullptr;
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     // ---- load the M packed rows, conjugate twiddle (fp32), into GB (single) or EF (two levels).
@@ -490,7 +526,12 @@ __global__ void __launch_bounds__(WARPS * 32, JFF_LONG_INV_MINB) outer_inv_tc_ke
       if (k1 > 0) {
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
-          const float2 w = tw(k1, 8 * ch + e);
+          float2 w;
+          if constexpr (S::kTwo) {
+            w = tw(k1, 8 * ch + e);
+          } else {
+            w = twl[e];  // k1 = tid / CH, ch = tid % CH (see above)
+          }
           const float a = er[e], b = ei[e];
           er[e] = a * w.x + b * w.y;  // times conj(w)
           ei[e] = b * w.x - a * w.y;
