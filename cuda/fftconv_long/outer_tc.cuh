@@ -215,24 +215,26 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 // Forward.
 // ---------------------------------------------------------------------------------------------
 // Minimum CTAs per SM asked of ptxas, i.e. a register cap, per outer size. The passes wait on global loads
-// (ncu, 1M: long-scoreboard stalls first), so resident warps count; measured on an H200 (bf16, ms, default
-// cap -> this cap, outer_selftest --bench): forward N1 = 16 (64K, B=16): 2.42 -> 2.28 (6 CTAs, 80 registers),
-// N1 = 256 (1M): 2.32 -> 2.21 (5, 96); inverse N1 = 16: 4.77 -> 4.08 (5), N1 = 256: 3.18 -> 2.58 (5). At
-// N1 = 512 the caps spill and lose (forward 2.52 -> 2.57 / 2.99, inverse 3.05 -> 3.62); N1 = 32 was not
-// measured; neither was the inverse with a second output (Y2: 88 B of spill under the cap), which keeps
-// the default. JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size (A/B runs).
+// (ncu, 1M: long-scoreboard stalls first), so resident warps count. Measured on an H200 (bf16, forward /
+// inverse ms, outer_selftest --bench, session 19; no cap -> the cap chosen):
+//   N1 = 16 (64K, B=16):  2.75 / 4.57 -> 1.85 / 3.86 (8 / 6 CTAs)   (session-18 kernels: 1.79 / 3.86)
+//   N1 = 32 (256K, B=4):  2.14 / 3.45 -> 1.93 / 2.90 (5 / 4)        (1.79 / 3.01)
+//   N1 = 256 (1M):        2.31 / 3.16 -> 2.18 / 2.56 (5 / 5)        (2.90 / 3.98)
+//   N1 = 512 (4M, H=192): 2.51 / 3.03, no cap (caps of 4-6 lose)    (3.80 / 5.00; CUDA-core 3.03 / 4.30)
+// The inverse with a second output (Y2) keeps the default (under the cap it spilled 88 B; not timed).
+// JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size (A/B runs).
 constexpr int fwd_min_blocks(int N1) {
 #ifdef JFF_LONG_FWD_MINB
   return JFF_LONG_FWD_MINB + 0 * N1;
 #else
-  return N1 == 16 ? 6 : N1 == 256 ? 5 : 1;
+  return N1 == 16 ? 8 : N1 == 32 || N1 == 256 ? 5 : 1;
 #endif
 }
 constexpr int inv_min_blocks(int N1, bool y2) {
 #ifdef JFF_LONG_INV_MINB
   return JFF_LONG_INV_MINB + 0 * N1 * y2;
 #else
-  return !y2 && (N1 == 16 || N1 == 256) ? 5 : 1;
+  return y2 ? 1 : N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1;
 #endif
 }
 
