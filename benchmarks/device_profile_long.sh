@@ -9,6 +9,7 @@
 #    ';'-separated entry of AB (its defines space-separated);
 # 2. per variant, `--quick` (correctness) and `--bench --bench-n N` for each N of BENCH_N (default 1M 4M),
 #    round-robin over the variants, ROUNDS times (default 2);
+#    BWD_BENCH=1 also builds long_bwd_selftest per variant (not for OLD_SRC) and runs its --bench each round.
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv).
@@ -36,7 +37,19 @@ if [ -n "${OLD_SRC:-}" ]; then  # a baseline from another source tree (e.g. `git
   (cd "$OLD_SRC" && "${nv[@]}" -o "$OLDPWD/$b" cuda/fftconv_long/outer_selftest.cu >"$OUT/build_v$i.log" 2>&1 ||
     echo "build v$i ($OLD_SRC) failed" >>"$OUT/build_v$i.log") &
 fi
+if [ "${BWD_BENCH:-0}" = 1 ]; then  # the backward's kernel bench per variant too (the Y2 inverse runs only there)
+  j=0
+  for v in "" "${variants[@]}"; do
+    [ $j = 0 ] || [ -n "$v" ] || continue
+    # shellcheck disable=SC2086
+    ("${nv[@]}" $v -o "build/selftests/long_bwd_selftest_v$j" cuda/fftconv_long/long_bwd_selftest.cu \
+      >"$OUT/build_bwd_v$j.log" 2>&1 || echo "build bwd v$j ($v) failed" >>"$OUT/build_bwd_v$j.log") &
+    j=$((j + 1))
+  done
+fi
 wait
+cat "$OUT"/build_bwd_v*.log >>"$OUT/build.log" 2>/dev/null
+rm -f "$OUT"/build_bwd_v*.log
 cat "$OUT"/build_v*.log >>"$OUT/build.log" 2>/dev/null
 rm -f "$OUT"/build_v*.log
 echo "variants: v0 = default; ${AB:-}; ${OLD_SRC:+last: $OLD_SRC}" | tee -a "$OUT/selftests.log"
@@ -54,7 +67,15 @@ for round in $(seq "${ROUNDS:-2}"); do
     done
   done
 done
-grep -hE "^--- |fwd .* ms|inner .* ms" "$OUT/selftests.log"
+if [ "${BWD_BENCH:-0}" = 1 ]; then
+  for round in $(seq "${ROUNDS:-2}"); do
+    for b in build/selftests/long_bwd_selftest_v*; do
+      echo "--- bwd round $round ${b##*_}" >>"$OUT/selftests.log"
+      run_left selftests.log "$b" --bench
+    done
+  done
+fi
+grep -hE "^--- |fwd .* ms|inner .* ms|^bwd |du/dpre|dpost" "$OUT/selftests.log"
 
 if [ "${NCU:-1}" = 1 ]; then
   sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats

@@ -380,6 +380,15 @@ inline void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
 }
 
 inline void store8_last(uint16_t* row, int t, int L, bool vec, uint4 v) { store8(row, t, L, vec, v); }
+// The staged loads' cp.async: done at once (the waits then have nothing to wait for).
+inline void stage16(void* smem, const void* g, int bytes) {
+  if (bytes < 0 || bytes > 16) jff_emu::die("cp.async src-size out of range");
+  std::memcpy(smem, g, static_cast<size_t>(bytes));
+  std::memset(static_cast<char*>(smem) + bytes, 0, static_cast<size_t>(16 - bytes));
+}
+inline void stage_commit() {}
+template <int Pending>
+inline void stage_wait() {}
 
 template <typename T>
 inline void unpack8(uint4 v, float (&f)[8]) {

@@ -248,6 +248,7 @@ void bench() {
     Elem e;
   };
   const Bc cases[] = {{int64_t{1} << 20, 1, 768, Elem::kBF16}, {int64_t{1} << 16, 16, 768, Elem::kBF16},
+                      {int64_t{1} << 18, 4, 768, Elem::kBF16},
                       {int64_t{1} << 22, 1, 192, Elem::kBF16}, {int64_t{1} << 20, 1, 384, Elem::kF32}};
   for (const Bc& b : cases) {
     const int N1 = default_n1(b.N);

@@ -68,6 +68,16 @@ namespace jff {
 __device__ __forceinline__ void store8_last(uint16_t* row, int t, int L, bool vec, uint4 v) {
   store8<Touch::kLast>(row, t, L, vec, v);
 }
+// Staged loads (the JFF_LONG_*_STAGE paths): a 16-byte cp.async of a stream read once (evict-first; bytes = 0
+// zero-fills), the group commit and the waits. emu.h has host stand-ins (immediate copies).
+__device__ __forceinline__ void stage16(void* smem, const void* g, int bytes) {
+  cp_async16<Touch::kLast>(smem, g, bytes);
+}
+__device__ __forceinline__ void stage_commit() { cp_async_commit(); }
+template <int Pending>
+__device__ __forceinline__ void stage_wait() {
+  cp_async_wait<Pending>();
+}
 }  // namespace jff
 #endif
 
@@ -109,6 +119,14 @@ struct Plane {
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * U * 8; }
 };
 
+// Switches of the staged (cp.async, next row during this row's DFTs) load paths; off by default until timed.
+#ifndef JFF_LONG_FWD_STAGE
+#define JFF_LONG_FWD_STAGE 0
+#endif
+#ifndef JFF_LONG_INV_STAGE
+#define JFF_LONG_INV_STAGE 0
+#endif
+
 template <int P_, int Q_, int TW_, int WARPS_>
 struct Shape {
   static constexpr int P = P_, Q = Q_, TW = TW_, WARPS = WARPS_;
@@ -126,13 +144,20 @@ struct Shape {
   // (rows q*P + kp), then OUT's (rows k1 = kp + P*kq); plane I Z1's and OUT's imaginary parts.
   // Each stage overwrites only rows its own unit has read (see the kernel).
   static constexpr int kPlane = Plane<TW>::elems(N1);
-  static constexpr size_t kFwdSmem = size_t(2) * 2 * kPlane;
+  // Staged forward (JFF_LONG_FWD_STAGE): u and pre of the next row, N1 x TW 16-bit each, land here by
+  // cp.async while this row's DFTs run.
+  static constexpr bool kFwdStage = JFF_LONG_FWD_STAGE != 0;
+  static constexpr size_t kFwdSmem = size_t(2) * 2 * kPlane + (kFwdStage ? size_t(2) * 2 * N1 * TW : 0);
   // Inverse: twiddle table, region 1 = max(EF, OUTF), GB (two planes of N1/2 rows).
   static constexpr int kEFRows = kTwo ? (P / 2 + 1) * Q : 0;
   static constexpr size_t kEFBytes = size_t(2) * 2 * Plane<TW>::elems(kEFRows > 0 ? kEFRows : 1);
   static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
   static constexpr size_t kR1Bytes = ((kEFBytes > kOutFBytes ? kEFBytes : kOutFBytes) + 15) / 16 * 16;
   static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
+  // Staged inverse (JFF_LONG_INV_STAGE, single-output instance only): the next row's workspace chunks (two
+  // planes of M x TW) and post (N1 x TW), appended to kInvSmem.
+  static constexpr bool kInvStage = JFF_LONG_INV_STAGE != 0;
+  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -222,7 +247,7 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 //   N1 = 256 (1M):        2.31 / 3.16 -> 2.18 / 2.56 (5 / 5)        (2.90 / 3.98)
 //   N1 = 512 (4M, H=192): 2.51 / 3.03, no cap (caps of 4-6 lose)    (3.80 / 5.00; CUDA-core 3.03 / 4.30)
 // The inverse with a second output (Y2) keeps the default (under the cap it spilled 88 B; not timed).
-// JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size (A/B runs).
+// JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size, JFF_LONG_INV2_MINB the Y2 instance (A/B runs).
 constexpr int fwd_min_blocks(int N1) {
 #ifdef JFF_LONG_FWD_MINB
   return JFF_LONG_FWD_MINB + 0 * N1;
@@ -231,6 +256,9 @@ constexpr int fwd_min_blocks(int N1) {
 #endif
 }
 constexpr int inv_min_blocks(int N1, bool y2) {
+#if defined(JFF_LONG_INV2_MINB)
+  if (y2) return JFF_LONG_INV2_MINB;  // the two-output instance alone (A/B runs)
+#endif
 #ifdef JFF_LONG_INV_MINB
   return JFF_LONG_INV_MINB + 0 * N1 * y2;
 #else
@@ -296,14 +324,46 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   }
 
   constexpr int CH = TW / 8;  // 16-byte chunks per tile row
+  // Staged path (16-byte aligned rows only): chunk i = n1 * CH + ch of the next row goes by cp.async into slot
+  // i of SU / SP, issued and later read by the same thread (no barrier needed between the two), right after
+  // this row's chunks are consumed, so the copies overlap this row's DFTs and store.
+  T* SU = I + S::kPlane;
+  T* SP = SU + N1 * TW;
+  const bool staged = S::kFwdStage && p.vec;
+  auto issue = [&](int64_t rr) {
+    const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
+    for (int i = tid; i < N1 * CH; i += NTH) {
+      const int n1 = i / CH, ch = i - n1 * CH;
+      const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+      const int bytes = t < p.L ? 16 : 0;  // p.vec: L % 8 == 0, so a chunk is whole or absent
+      const int64_t off = bytes ? b + t : b;
+      stage16(SU + 8 * i, p.u + off, bytes);
+      if (p.pre != nullptr) stage16(SP + 8 * i, p.pre + off, bytes);
+    }
+    stage_commit();
+  };
+  if (staged && blockIdx.y < p.nrows) issue(blockIdx.y);
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     const int64_t base = (p.row0 + r) * static_cast<int64_t>(p.L);
     const uint16_t* ur = p.u + base;
     const uint16_t* pr = p.pre != nullptr ? p.pre + base : nullptr;
+    if (staged) {
+      stage_wait<0>();  // this thread's copies of row r
+      for (int i = tid; i < N1 * CH; i += NTH) {
+        const int n1 = i / CH, ch = i - n1 * CH;
+        uint4 x = *reinterpret_cast<const uint4*>(SU + 8 * i);
+        if (pr != nullptr) {
+          const uint4 g = *reinterpret_cast<const uint4*>(SP + 8 * i);
+          x = make_uint4(O::mul2(x.x, g.x), O::mul2(x.y, g.y), O::mul2(x.z, g.z), O::mul2(x.w, g.w));
+        }
+        *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+      }
+      if (r + gridDim.y < p.nrows) issue(r + gridDim.y);
+    }
     // ---- load v = u*pre (16-bit product, as the fused kernels), zero beyond L. UNR chunks per
     // thread are requested before any is used, so each thread has several loads in flight.
     constexpr int UNR = 4;
-    for (int i0 = tid; i0 < N1 * CH; i0 += UNR * NTH) {
+    for (int i0 = staged ? N1 * CH : tid; i0 < N1 * CH; i0 += UNR * NTH) {
       uint4 v[UNR], g[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -473,6 +533,9 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   T* EFi = EFr + PL::elems(S::kEFRows > 0 ? S::kEFRows : 1);
   T* GBr = reinterpret_cast<T*>(r1 + S::kR1Bytes);  // rows q*(PB/2) + kp (single level: k1)
   T* GBi = GBr + PL::elems(M);
+  T* SWr = GBi + PL::elems(M);  // staged path: workspace chunk i of plane 0 at SWr + 8 i, of plane 1 at SWi + 8 i
+  T* SWi = SWr + M * TW;
+  T* SPo = SWi + M * TW;  // post chunk i of the epilogue's order at SPo + 8 i
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t N = static_cast<int64_t>(N1) * p.N2;
@@ -516,6 +579,46 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   }
 
   const bool skip_on = p.skip != nullptr;
+  // Chunk i of the epilogue: OUTF row q*PB + pp (n1 = Q pp + q), 8-column chunk ch, with pp fastest, so the
+  // 8 lanes of a 16-byte shared load phase read 8 consecutive rows (distinct bank groups, see FP) and
+  // each warp still writes whole 32-byte row pieces.
+  auto chunk = [&](int i, int* n1, int* ch, int* row) {
+    const int pp = i % PB, rest = i / PB, q = rest / CH;
+    *ch = rest - q * CH;
+    *n1 = Q * pp + q;
+    *row = q * PB + pp;
+  };
+  // Staged path (single output, 16-byte aligned rows): each thread cp.asyncs the chunks it will itself read,
+  // into its own slots, in two groups per row: the workspace chunks of row rr (issued once this row's are
+  // placed) and its post chunks (issued once this row's epilogue has read them). A group is committed at
+  // both points even when empty, so "all but the newest group" is always the one wanted.
+  const bool staged = S::kInvStage && !Y2 && p.vec;
+  auto issue_ws = [&](int64_t rr) {
+    if (rr < p.nrows)
+      for (int i = tid; i < M * CH; i += NTH) {
+        const int k1 = i / CH, ch = i - k1 * CH;
+        stage16(SWr + 8 * i, p.ws + ws_offset(rr, k1, 0, n2_0 + 8 * ch, N1, p.N2), 16);
+        stage16(SWi + 8 * i, p.ws + ws_offset(rr, k1, 1, n2_0 + 8 * ch, N1, p.N2), 16);
+      }
+    stage_commit();
+  };
+  auto issue_post = [&](int64_t rr) {
+    if (rr < p.nrows && p.post != nullptr) {
+      const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
+      for (int i = tid; i < N1 * CH; i += NTH) {
+        int n1, ch, row;
+        chunk(i, &n1, &ch, &row);
+        const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+        const int bytes = t < p.L ? 16 : 0;  // p.vec: L % 8 == 0, so a chunk is whole or absent
+        stage16(SPo + 8 * i, p.post + (bytes ? b + t : b), bytes);
+      }
+    }
+    stage_commit();
+  };
+  if (staged) {
+    issue_ws(blockIdx.y);
+    issue_post(blockIdx.y);
+  }
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     // ---- load the M packed rows, conjugate twiddle (fp32), into GB (single) or EF (two levels).
     // One 8-column chunk of stored row k1: conjugate twiddle (fp32), then into GB (single level)
@@ -573,7 +676,15 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
 #define JFF_LONG_INV_UNR 2
 #endif
     constexpr int UNR = JFF_LONG_INV_UNR;  // chunks per thread in flight (two planes each)
-    for (int i0 = tid; i0 < M * CH; i0 += UNR * NTH) {
+    if (staged) {
+      stage_wait<1>();  // all but the newest group (this row's post): this row's workspace chunks
+      for (int i = tid; i < M * CH; i += NTH) {
+        const int k1 = i / CH, ch = i - k1 * CH;
+        place(k1, ch, *reinterpret_cast<const uint4*>(SWr + 8 * i), *reinterpret_cast<const uint4*>(SWi + 8 * i));
+      }
+      issue_ws(r + gridDim.y);
+    }
+    for (int i0 = staged ? M * CH : tid; i0 < M * CH; i0 += UNR * NTH) {
       uint4 vr[UNR], vi[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -671,15 +782,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
       const int64_t b = grow / p.H, h = grow - b * p.H;
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
-    // Chunk i of the tile: OUTF row q*PB + pp (n1 = Q pp + q), 8-column chunk ch, with pp fastest, so the
-    // 8 lanes of a 16-byte shared load phase read 8 consecutive rows (distinct bank groups, see FP) and
-    // each warp still writes whole 32-byte row pieces.
-    auto chunk = [&](int i, int* n1, int* ch, int* row) {
-      const int pp = i % PB, rest = i / PB, q = rest / CH;
-      *ch = rest - q * CH;
-      *n1 = Q * pp + q;
-      *row = q * PB + pp;
-    };
+    if (staged) stage_wait<1>();  // all but the newest group (the next row's workspace): this row's post
     constexpr int UNRE = 4;  // post chunks per thread in flight
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
@@ -689,7 +792,12 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         int n1, ch, row;
         chunk(i, &n1, &ch, &row);
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
-        pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+        if (p.post == nullptr || i >= N1 * CH)
+          pg[j] = make_uint4(0u, 0u, 0u, 0u);
+        else if (staged)
+          pg[j] = *reinterpret_cast<const uint4*>(SPo + 8 * i);
+        else
+          pg[j] = load8(p.post + base, t, p.L, p.vec);
         if constexpr (Y2) pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
       }
 #pragma unroll
@@ -731,6 +839,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
       }
     }
+    if (staged) issue_post(r + gridDim.y);
     __syncthreads();  // the next row's load overwrites GB / EF
   }
 }
