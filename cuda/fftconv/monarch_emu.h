@@ -39,9 +39,7 @@ namespace {
 // reads nothing). Done at once; the kernel's waits then have nothing left to wait for.
 template <Touch = Touch::kAgain>  // the L2 policy is a hint; there is no L2 here
 inline void cp_async16(void* smem_ptr, const void* gptr, int src_bytes) {
-  if (src_bytes < 0 || src_bytes > 16) jff_emu::die("cp.async src-size out of range");
-  std::memcpy(smem_ptr, gptr, static_cast<size_t>(src_bytes));
-  std::memset(static_cast<char*>(smem_ptr) + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
+  stage16(smem_ptr, gptr, src_bytes);  // fftconv_long/emu.h's stand-in
 }
 inline void cp_async_commit() {}
 template <int Pending>
