@@ -126,6 +126,11 @@ struct Plane {
 #ifndef JFF_LONG_INV_STAGE
 #define JFF_LONG_INV_STAGE 0
 #endif
+// Single level: each thread's constant twiddles in shared memory ([value][thread], conflict-free, no registers)
+// instead of registers; off by default until timed (the registers cost the two-output inverse occupancy).
+#ifndef JFF_LONG_SMEM_TW
+#define JFF_LONG_SMEM_TW 0
+#endif
 
 template <int P_, int Q_, int TW_, int WARPS_>
 struct Shape {
@@ -147,7 +152,12 @@ struct Shape {
   // Staged forward (JFF_LONG_FWD_STAGE): u and pre of the next row, N1 x TW 16-bit each, land here by
   // cp.async while this row's DFTs run.
   static constexpr bool kFwdStage = JFF_LONG_FWD_STAGE != 0;
-  static constexpr size_t kFwdSmem = size_t(2) * 2 * kPlane + (kFwdStage ? size_t(2) * 2 * N1 * TW : 0);
+  // Single-level twiddles per thread (forward: 4 per 16 outputs of k1, inverse: 8), when kept in shared memory.
+  static constexpr bool kSmemTw = !kTwo && JFF_LONG_SMEM_TW != 0;
+  static constexpr int kFwdTwPerThread = kTwo ? 1 : 4 * (P / 16), kInvTwPerThread = 8;
+  static constexpr size_t kFwdStageBytes = kFwdStage ? size_t(2) * 2 * N1 * TW : 0;
+  static constexpr size_t kFwdSmem =
+      size_t(2) * 2 * kPlane + kFwdStageBytes + (kSmemTw ? size_t(8) * kFwdTwPerThread * WARPS * 32 : 0);
   // Inverse: twiddle table, region 1 = max(EF, OUTF), GB (two planes of N1/2 rows).
   static constexpr int kEFRows = kTwo ? (P / 2 + 1) * Q : 0;
   static constexpr size_t kEFBytes = size_t(2) * 2 * Plane<TW>::elems(kEFRows > 0 ? kEFRows : 1);
@@ -158,6 +168,7 @@ struct Shape {
   // planes of M x TW) and post (N1 x TW), appended to kInvSmem.
   static constexpr bool kInvStage = JFF_LONG_INV_STAGE != 0;
   static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
+  static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -312,8 +323,19 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   // Single level: a lane's outputs (k1, column) are the same in every row, so are their twiddles: computed
   // once, exactly (sincospif), and kept in registers. (From FastW per row the 64K forward took 2.28-2.42 ms
   // against 1.79 with the old tables: at N1 = 16 the twiddles are a large part of the work.)
-  float2 tw1[S::kTwo ? 1 : NT1][2][2];
-  if constexpr (!S::kTwo) {
+  float2 tw1[S::kTwo || S::kSmemTw ? 1 : NT1][2][2];
+  float2* TWS = reinterpret_cast<float2*>(reinterpret_cast<unsigned char*>(smraw) + 2 * S::kPlane * sizeof(T) +
+                                          S::kFwdStageBytes);  // [value][thread] when S::kSmemTw
+  if constexpr (S::kSmemTw) {
+#pragma unroll
+    for (int nt = 0; nt < NT1; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          TWS[((nt * 2 + h) * 2 + e) * NTH + tid] =
+              wpow(twiddle_exp(8 * nt + 2 * tig + e, n2_0 + 16 * warp + 8 * h + gid), N);
+  } else if constexpr (!S::kTwo) {
 #pragma unroll
     for (int nt = 0; nt < NT1; ++nt)
 #pragma unroll
@@ -409,8 +431,16 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           // k1 = 0: the twiddle is exactly 1 (sincospif(0)), so the packed row passes unrotated.
-          const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw1[nt][h][0]);
-          const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw1[nt][h][1]);
+          float2 w0, w1t;
+          if constexpr (S::kSmemTw) {
+            w0 = TWS[((nt * 2 + h) * 2) * NTH + tid];
+            w1t = TWS[((nt * 2 + h) * 2 + 1) * NTH + tid];
+          } else {
+            w0 = tw1[nt][h][0];
+            w1t = tw1[nt][h][1];
+          }
+          const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w0);
+          const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1t);
           const int row = 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
           store_t<T, TW>(R, row, col, z0.x, z1.x, true);
           store_t<T, TW>(I, row, col, z0.y, z1.y, true);
@@ -572,8 +602,13 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   // Single level: each thread loads at most one chunk per row, always the same (k1, ch) = (tid / CH,
   // tid % CH), so its 8 twiddles are computed once, exactly, and kept in registers (as the forward's).
   static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
-  float2 twl[S::kTwo ? 1 : 8];
-  if constexpr (!S::kTwo) {
+  float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
+  // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
+  float2* TWL = reinterpret_cast<float2*>(Y2 || !S::kInvStage ? SWr : SPo + N1 * TW);
+  if constexpr (S::kSmemTw) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) TWL[e * NTH + tid] = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
+  } else if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) twl[e] = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
   }
@@ -634,6 +669,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
           float2 w;
           if constexpr (S::kTwo) {
             w = tw(k1, 8 * ch + e);
+          } else if constexpr (S::kSmemTw) {
+            w = TWL[e * NTH + tid];  // k1 = tid / CH, ch = tid % CH (see above)
           } else {
             w = twl[e];  // k1 = tid / CH, ch = tid % CH (see above)
           }
