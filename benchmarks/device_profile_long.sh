@@ -2,7 +2,7 @@
 # The long path's outer passes on a CUDA machine, from the repository root: A/B timing of compile-time
 # variants, then Nsight Compute on the default build.
 #
-#   OUT=/some/dir AB="-DJFF_LONG_TC_TW2=32;-DJFF_LONG_INV_UNR=4" bash benchmarks/device_profile_long.sh
+#   OUT=/some/dir AB="-DJFF_LONG_FWD_STAGE=1;-DJFF_LONG_INV_MINB=4 -DJFF_LONG_FWD_MINB=4" bash benchmarks/device_profile_long.sh
 #   OLD_SRC=dir (a source tree with cuda/ in it) adds one more variant built from there, last.
 #
 # 1. outer_selftest built once per variant, all in parallel: the default (with -lineinfo) and one per

@@ -74,16 +74,10 @@ inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
   return static_cast<size_t>(nrows) * static_cast<size_t>(N1) * static_cast<size_t>(N2) * elem_bytes(e);
 }
 
-// The tensor-core kernels' tile width (columns per CTA) and warps per CTA for N1. The two-level
-// sizes (N1 = 256, 512) are compile-time switches for A/B timing (JFF_LONG_TC_TW2, _WARPS2).
-#ifndef JFF_LONG_TC_TW2
-#define JFF_LONG_TC_TW2 16
-#endif
-#ifndef JFF_LONG_TC_WARPS2
-#define JFF_LONG_TC_WARPS2 4
-#endif
-constexpr int tc_tile(int N1) { return N1 <= 32 ? 64 : JFF_LONG_TC_TW2; }
-constexpr int tc_outer_warps(int N1) { return N1 <= 32 ? 4 : JFF_LONG_TC_WARPS2; }
+// The tensor-core kernels' tile width (columns per CTA) for N1, 0 when it has none. (Session 19 timed 32-column
+// tiles and 8 warps per CTA at N1 >= 256: both slower, see notes_long.md.)
+constexpr int tc_tile(int N1) { return N1 <= 32 ? 64 : 16; }
+constexpr int kTcOuterWarps = 4;
 // The CUDA-core kernel's tile (columns per CTA, a power of two <= N2): 256 / M1 (M1 = ColShape's
 // first factor), so that both column-FFT stages have 256 work items for the CTA's 256 threads and
 // the two M x TW complex buffers take 64 KB; at least 16 columns (whole 32-byte sectors).
@@ -591,7 +585,7 @@ inline bool rows_vec(int64_t L, std::initializer_list<const void*> ptrs) {
 
 template <typename T, int P, int Q>
 cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
-  constexpr int TW = tc_tile(P * Q), WARPS = tc_outer_warps(P * Q);
+  constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
   using S = tc::Shape<P, Q, TW, WARPS>;
   tc::FwdParams p;
   p.u = static_cast<const uint16_t*>(a.u);
@@ -608,7 +602,7 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
 
 template <typename T, int P, int Q>
 cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
-  constexpr int TW = tc_tile(P * Q), WARPS = tc_outer_warps(P * Q);
+  constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
   using S = tc::Shape<P, Q, TW, WARPS>;
   tc::InvParams p;
   p.ws = static_cast<const uint16_t*>(a.ws);

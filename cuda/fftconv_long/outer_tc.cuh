@@ -326,23 +326,20 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   float2 tw1[S::kTwo || S::kSmemTw ? 1 : NT1][2][2];
   float2* TWS = reinterpret_cast<float2*>(reinterpret_cast<unsigned char*>(smraw) + 2 * S::kPlane * sizeof(T) +
                                           S::kFwdStageBytes);  // [value][thread] when S::kSmemTw
-  if constexpr (S::kSmemTw) {
+  if constexpr (!S::kTwo) {
 #pragma unroll
     for (int nt = 0; nt < NT1; ++nt)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int e = 0; e < 2; ++e)
-          TWS[((nt * 2 + h) * 2 + e) * NTH + tid] =
-              wpow(twiddle_exp(8 * nt + 2 * tig + e, n2_0 + 16 * warp + 8 * h + gid), N);
-  } else if constexpr (!S::kTwo) {
-#pragma unroll
-    for (int nt = 0; nt < NT1; ++nt)
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-          tw1[nt][h][e] = wpow(twiddle_exp(8 * nt + 2 * tig + e, n2_0 + 16 * warp + 8 * h + gid), N);
+        for (int e = 0; e < 2; ++e) {
+          const float2 w = wpow(twiddle_exp(8 * nt + 2 * tig + e, n2_0 + 16 * warp + 8 * h + gid), N);
+          if constexpr (S::kSmemTw) {
+            TWS[((nt * 2 + h) * 2 + e) * NTH + tid] = w;
+          } else {
+            tw1[nt][h][e] = w;
+          }
+        }
   }
 
   constexpr int CH = TW / 8;  // 16-byte chunks per tile row
@@ -605,12 +602,16 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
   float2* TWL = reinterpret_cast<float2*>(Y2 || !S::kInvStage ? SWr : SPo + N1 * TW);
-  if constexpr (S::kSmemTw) {
+  if constexpr (!S::kTwo) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) TWL[e * NTH + tid] = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
-  } else if constexpr (!S::kTwo) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) twl[e] = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
+    for (int e = 0; e < 8; ++e) {
+      const float2 w = wpow(twiddle_exp(tid / CH, n2_0 + 8 * (tid % CH) + e), N);
+      if constexpr (S::kSmemTw) {
+        TWL[e * NTH + tid] = w;
+      } else {
+        twl[e] = w;
+      }
+    }
   }
 
   const bool skip_on = p.skip != nullptr;
@@ -709,10 +710,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         }
       }
     };
-#ifndef JFF_LONG_INV_UNR
-#define JFF_LONG_INV_UNR 2
-#endif
-    constexpr int UNR = JFF_LONG_INV_UNR;  // chunks per thread in flight (two planes each)
+    constexpr int UNR = 2;  // chunks per thread in flight (two planes each); 4 was slower (session 19)
     if (staged) {
       stage_wait<1>();  // all but the newest group (this row's post): this row's workspace chunks
       for (int i = tid; i < M * CH; i += NTH) {
@@ -829,12 +827,12 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         int n1, ch, row;
         chunk(i, &n1, &ch, &row);
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
-        if (p.post == nullptr || i >= N1 * CH)
-          pg[j] = make_uint4(0u, 0u, 0u, 0u);
-        else if (staged)
-          pg[j] = *reinterpret_cast<const uint4*>(SPo + 8 * i);
-        else
-          pg[j] = load8(p.post + base, t, p.L, p.vec);
+        if (staged) {
+          pg[j] = p.post != nullptr && i < N1 * CH ? *reinterpret_cast<const uint4*>(SPo + 8 * i)
+                                                   : make_uint4(0u, 0u, 0u, 0u);
+        } else {
+          pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+        }
         if constexpr (Y2) pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
       }
 #pragma unroll
