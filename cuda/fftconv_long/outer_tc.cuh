@@ -158,7 +158,7 @@ struct Shape {
   static constexpr size_t kFwdStageBytes = kFwdStage ? size_t(2) * 2 * N1 * TW : 0;
   static constexpr size_t kFwdSmem =
       size_t(2) * 2 * kPlane + kFwdStageBytes + (kSmemTw ? size_t(8) * kFwdTwPerThread * WARPS * 32 : 0);
-  // Inverse: twiddle table, region 1 = max(EF, OUTF), GB (two planes of N1/2 rows).
+  // Inverse: region 1 = max(EF, OUTF), GB (two planes of N1/2 rows), then the optional parts below.
   static constexpr int kEFRows = kTwo ? (P / 2 + 1) * Q : 0;
   static constexpr size_t kEFBytes = size_t(2) * 2 * Plane<TW>::elems(kEFRows > 0 ? kEFRows : 1);
   static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
       bfrag<T>(B2i[ks][nt][0], B2i[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).y; });
     }
   // Single level: a lane's outputs (k1, column) are the same in every row, so are their twiddles: computed
-  // once, exactly (sincospif), and kept in registers. (From FastW per row the 64K forward took 2.28-2.42 ms
+  // once, exactly (sincospif), and kept in registers (JFF_LONG_SMEM_TW: in shared memory). (From FastW per row the 64K forward took 2.28-2.42 ms
   // against 1.79 with the old tables: at N1 = 16 the twiddles are a large part of the work.)
   float2 tw1[S::kTwo || S::kSmemTw ? 1 : NT1][2][2];
   float2* TWS = reinterpret_cast<float2*>(reinterpret_cast<unsigned char*>(smraw) + 2 * S::kPlane * sizeof(T) +
@@ -597,7 +597,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
 
   constexpr int CH = TW / 8;
   // Single level: each thread loads at most one chunk per row, always the same (k1, ch) = (tid / CH,
-  // tid % CH), so its 8 twiddles are computed once, exactly, and kept in registers (as the forward's).
+  // tid % CH), so its 8 twiddles are computed once, exactly, and kept like the forward's.
   static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
