@@ -9,11 +9,13 @@
 #    ';'-separated entry of AB (its defines space-separated);
 # 2. per variant, `--quick` (correctness) and `--bench --bench-n N` for each N of BENCH_N (default 1M 4M),
 #    round-robin over the variants, ROUNDS times (default 2);
-#    BWD_BENCH=1 also builds long_bwd_selftest per variant (not for OLD_SRC) and runs its --bench each round.
+#    BWD_BENCH=1 also builds long_bwd_selftest per variant (not for OLD_SRC), runs the default build's self-test
+#    once and each variant's --bench each round (BWD_ROUNDS, default ROUNDS); SANITIZE="racecheck ..." runs those
+#    compute-sanitizer tools on the default build's outer_selftest --quick first;
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv).
-# Files under $OUT: build.log, selftests.log, ncu.log, the CSVs.
+# Files under $OUT: build.log, selftests.log, sanitize.log, ncu.log, the CSVs.
 source "$(dirname "$0")/device_lib.sh"
 
 IFS=';' read -r -a variants <<<"${AB:-}"
@@ -59,6 +61,16 @@ for idx in "${!bins[@]}"; do
   run_left selftests.log "${bins[$idx]}" --quick
   tail -n 1 "$OUT/selftests.log"
 done
+# The default build's correctness beyond --quick: the backward's self-test (BWD_BENCH=1 builds it) and
+# compute-sanitizer tools (SANITIZE="racecheck memcheck") on outer_selftest --quick.
+if [ "${BWD_BENCH:-0}" = 1 ]; then
+  run_left selftests.log build/selftests/long_bwd_selftest_v0
+  tail -n 1 "$OUT/selftests.log"
+fi
+for tool in ${SANITIZE:-}; do
+  run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 "${bins[0]}" --quick
+  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|ALL PASS|FAIL|exit " "$OUT/sanitize.log" | tail -n 3
+done
 for round in $(seq "${ROUNDS:-2}"); do
   for n in ${BENCH_N:-1048576 4194304}; do
     for idx in "${!bins[@]}"; do
@@ -68,7 +80,7 @@ for round in $(seq "${ROUNDS:-2}"); do
   done
 done
 if [ "${BWD_BENCH:-0}" = 1 ]; then
-  for round in $(seq "${ROUNDS:-2}"); do
+  for round in $(seq "${BWD_ROUNDS:-${ROUNDS:-2}}"); do
     for b in build/selftests/long_bwd_selftest_v*; do
       echo "--- bwd round $round ${b##*_}" >>"$OUT/selftests.log"
       run_left selftests.log "$b" --bench

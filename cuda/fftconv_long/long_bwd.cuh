@@ -128,6 +128,15 @@ constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 ro
 // dk_spec_kernel transforms its two rows one after the other (two rows per pass would double the
 // registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
 constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
+constexpr int kMaxS = static_cast<int>(kMaxN2 / kMaxSub);  // the radix of the folded step: N2 / kMaxSub <= 8
+
+// w_D^e for a power of two D and 0 <= e < 2^31: cc::w_pow's value (the same sincospif of the same exact
+// multiple of 2/D) with the reduction in 32-bit integers instead of a 64-bit modulo.
+__device__ __forceinline__ float2 w_pow2(int e, int D) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e & (D - 1)) / static_cast<float>(D), &s, &c);
+  return make_float2(c, s);
+}
 
 struct SpecParams {
   const void* ws_v;
@@ -179,19 +188,34 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
       }
     }
   }
-  for (int n = tid; n < SUB && S > 1; n += nth) {
-    float2 yv = make_float2(0.f, 0.f), yg = make_float2(0.f, 0.f);
-    for (int s = 0; s < S; ++s) {
-      const float2 w = cc::w_pow(int64_t(part) * s, S);
-      float2 x[2][1];
-      inner::load_items<1>(rows, j, M1, n + s * SUB, 1, N2, N2, x);
-      const float2 xv = x[0][0], xg = x[1][0];
-      yv = make_float2(yv.x + xv.x * w.x - xv.y * w.y, yv.y + xv.x * w.y + xv.y * w.x);
-      yg = make_float2(yg.x + xg.x * w.x - xg.y * w.y, yg.y + xg.x * w.y + xg.y * w.x);
+  if (S > 1) {  // N2 > kMaxSub (256K, 512K, 4M .. 16M): the folded radix-S step
+    // R positions per thread per round, the S loads of each row issued together (one load in flight per
+    // thread made this path 1.7x slower per element than S == 1: 256K B=4 16.0 ms, 64K B=16 9.2 ms).
+    constexpr int R = inner::kLoadRound;
+    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
+      float2 yv[R], yg[R];
+#pragma unroll
+      for (int i = 0; i < R; ++i) yv[i] = yg[i] = make_float2(0.f, 0.f);
+      for (int s = 0; s < S; ++s) {
+        float2 x[2][R];
+        inner::load_items<R>(rows, j, M1, n0 + s * SUB, nth, (s + 1) * SUB, N2, x);
+        const float2 w = w_pow2(part * s, S);
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+          const float2 xv = x[0][i], xg = x[1][i];
+          yv[i] = make_float2(yv[i].x + xv.x * w.x - xv.y * w.y, yv[i].y + xv.x * w.y + xv.y * w.x);
+          yg[i] = make_float2(yg[i].x + xg.x * w.x - xg.y * w.y, yg[i].y + xg.x * w.y + xg.y * w.x);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < R; ++i) {
+        const int n = n0 + i * nth;
+        if (n >= SUB) continue;
+        const float2 w = w_pow2(part * n, N2);
+        zv[n] = cc::c_mul(yv[i], w);
+        zg[n] = cc::c_mul(yg[i], w);
+      }
     }
-    const float2 w = cc::w_pow(int64_t(part) * n, N2);
-    zv[n] = cc::c_mul(yv, w);
-    zg[n] = cc::c_mul(yg, w);
   }
   __syncthreads();
   inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
@@ -267,12 +291,17 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
     float* wim = wre + N2;
     for (int n = threadIdx.x; n < N2; n += blockDim.x) {
       const int m = n & (SUB - 1);
+      float2 y[kMaxS];  // every load first
+#pragma unroll
+      for (int s = 0; s < kMaxS; ++s)
+        if (s < S) y[s] = row[s + int64_t(S) * m];
       float2 x = make_float2(0.f, 0.f);
-      for (int s = 0; s < S; ++s) {
-        const float2 y = row[s + int64_t(S) * m];
-        float2 w = cc::w_pow(int64_t(s) * n, N2);
+#pragma unroll
+      for (int s = 0; s < kMaxS; ++s) {
+        if (s >= S) break;
+        float2 w = w_pow2(s * n, N2);
         w.y = -w.y;
-        x = make_float2(x.x + y.x * w.x - y.y * w.y, x.y + y.x * w.y + y.y * w.x);
+        x = make_float2(x.x + y[s].x * w.x - y[s].y * w.y, x.y + y[s].x * w.y + y[s].y * w.x);
       }
       inner::item_store(wre, wim, j, M1, n, N2, make_float2(x.x * scale, x.y * scale));
     }

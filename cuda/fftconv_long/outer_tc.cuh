@@ -119,18 +119,35 @@ struct Plane {
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * U * 8; }
 };
 
-// Switches of the staged (cp.async, next row during this row's DFTs) load paths; off by default until timed.
-#ifndef JFF_LONG_FWD_STAGE
-#define JFF_LONG_FWD_STAGE 0
+// Per outer size: the staged (cp.async of the next row during this row's DFTs) load paths, and the
+// single-level twiddles in shared memory instead of registers. Measured on an H200 (bf16, outer_selftest
+// --bench, forward / inverse ms, session 20; default of session 19 -> staged, -> twiddles in shared memory):
+//   N1 = 16 (64K):   1.86 / 3.87 -> 1.70 / 3.71, -> 1.79 / 3.54
+//   N1 = 32 (256K):  1.93 / 2.90 -> 1.68 / 2.59, -> 1.70 / 2.93
+//   N1 = 256 (1M):   2.19 / 2.56 -> 3.28 / 2.36  (the staged forward loses; the inverse wins)
+//   N1 = 512 (4M):   2.52 / 3.04 -> 3.07 / 3.10  (both lose)
+// JFF_LONG_FWD_STAGE / JFF_LONG_INV_STAGE / JFF_LONG_SMEM_TW = 0 or 1 force a switch at every size (A/B runs).
+constexpr bool fwd_stage(int N1) {
+#ifdef JFF_LONG_FWD_STAGE
+  return JFF_LONG_FWD_STAGE + 0 * N1 != 0;
+#else
+  return N1 <= 32;
 #endif
-#ifndef JFF_LONG_INV_STAGE
-#define JFF_LONG_INV_STAGE 0
+}
+constexpr bool inv_stage(int N1) {
+#ifdef JFF_LONG_INV_STAGE
+  return JFF_LONG_INV_STAGE + 0 * N1 != 0;
+#else
+  return N1 <= 256;
 #endif
-// Single level: each thread's constant twiddles in shared memory ([value][thread], conflict-free, no registers)
-// instead of registers; off by default until timed (the registers cost the two-output inverse occupancy).
-#ifndef JFF_LONG_SMEM_TW
-#define JFF_LONG_SMEM_TW 0
+}
+constexpr bool smem_tw(int N1) {  // single level only (N1 <= 32)
+#ifdef JFF_LONG_SMEM_TW
+  return JFF_LONG_SMEM_TW + 0 * N1 != 0;
+#else
+  return N1 <= 32;
 #endif
+}
 
 template <int P_, int Q_, int TW_, int WARPS_>
 struct Shape {
@@ -149,11 +166,11 @@ struct Shape {
   // (rows q*P + kp), then OUT's (rows k1 = kp + P*kq); plane I Z1's and OUT's imaginary parts.
   // Each stage overwrites only rows its own unit has read (see the kernel).
   static constexpr int kPlane = Plane<TW>::elems(N1);
-  // Staged forward (JFF_LONG_FWD_STAGE): u and pre of the next row, N1 x TW 16-bit each, land here by
+  // Staged forward (fwd_stage): u and pre of the next row, N1 x TW 16-bit each, land here by
   // cp.async while this row's DFTs run.
-  static constexpr bool kFwdStage = JFF_LONG_FWD_STAGE != 0;
+  static constexpr bool kFwdStage = fwd_stage(N1);
   // Single-level twiddles per thread (forward: 4 per 16 outputs of k1, inverse: 8), when kept in shared memory.
-  static constexpr bool kSmemTw = !kTwo && JFF_LONG_SMEM_TW != 0;
+  static constexpr bool kSmemTw = !kTwo && smem_tw(N1);
   static constexpr int kFwdTwPerThread = kTwo ? 1 : 4 * (P / 16), kInvTwPerThread = 8;
   static constexpr size_t kFwdStageBytes = kFwdStage ? size_t(2) * 2 * N1 * TW : 0;
   static constexpr size_t kFwdSmem =
@@ -164,9 +181,9 @@ struct Shape {
   static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
   static constexpr size_t kR1Bytes = ((kEFBytes > kOutFBytes ? kEFBytes : kOutFBytes) + 15) / 16 * 16;
   static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
-  // Staged inverse (JFF_LONG_INV_STAGE, single-output instance only): the next row's workspace chunks (two
+  // Staged inverse (inv_stage, single-output instance only): the next row's workspace chunks (two
   // planes of M x TW) and post (N1 x TW), appended to kInvSmem.
-  static constexpr bool kInvStage = JFF_LONG_INV_STAGE != 0;
+  static constexpr bool kInvStage = inv_stage(N1);
   static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
 };
@@ -257,7 +274,8 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 //   N1 = 32 (256K, B=4):  2.14 / 3.45 -> 1.93 / 2.90 (5 / 4)        (1.79 / 3.01)
 //   N1 = 256 (1M):        2.31 / 3.16 -> 2.18 / 2.56 (5 / 5)        (2.90 / 3.98)
 //   N1 = 512 (4M, H=192): 2.51 / 3.03, no cap (caps of 4-6 lose)    (3.80 / 5.00; CUDA-core 3.03 / 4.30)
-// The inverse with a second output (Y2) keeps the default (under the cap it spilled 88 B; not timed).
+// The inverse with a second output (Y2, the backward's du / dpre; long_bwd_selftest --bench, session 20):
+//   N1 = 16: 6.87 -> 5.48 ms, N1 = 32: 5.78 -> 4.54 under a cap of 4; 1M neutral (4.22 -> 4.16), 4M loses (4.54 -> 4.87).
 // JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size, JFF_LONG_INV2_MINB the Y2 instance (A/B runs).
 constexpr int fwd_min_blocks(int N1) {
 #ifdef JFF_LONG_FWD_MINB
@@ -273,7 +291,7 @@ constexpr int inv_min_blocks(int N1, bool y2) {
 #ifdef JFF_LONG_INV_MINB
   return JFF_LONG_INV_MINB + 0 * N1 * y2;
 #else
-  return y2 ? 1 : N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1;
+  return y2 ? (N1 <= 32 ? 4 : 1) : N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1;
 #endif
 }
 
@@ -321,7 +339,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
       bfrag<T>(B2i[ks][nt][0], B2i[ks][nt][1], ks, nt, lane, [&](int k, int j) { return s2 * wpow(k * j, Q).y; });
     }
   // Single level: a lane's outputs (k1, column) are the same in every row, so are their twiddles: computed
-  // once, exactly (sincospif), and kept in registers (JFF_LONG_SMEM_TW: in shared memory). (From FastW per row the 64K forward took 2.28-2.42 ms
+  // once, exactly (sincospif), and kept in registers (smem_tw: in shared memory). (From FastW per row the 64K forward took 2.28-2.42 ms
   // against 1.79 with the old tables: at N1 = 16 the twiddles are a large part of the work.)
   float2 tw1[S::kTwo || S::kSmemTw ? 1 : NT1][2][2];
   float2* TWS = reinterpret_cast<float2*>(reinterpret_cast<unsigned char*>(smraw) + 2 * S::kPlane * sizeof(T) +
