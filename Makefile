@@ -80,7 +80,7 @@ emulate: $(VENV)/.deps
 	# default) change how data reach the arithmetic, not the arithmetic: with every switch on and with every switch
 	# off, the output must equal the default build's line for line.
 	for v in 1 0; do \
-		CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_FWD_STAGE=$$v -DJFF_LONG_INV_STAGE=$$v -DJFF_LONG_SMEM_TW=$$v" \
+		CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_FWD_STAGE=$$v -DJFF_LONG_INV_STAGE=$$v -DJFF_LONG_INV2_STAGE=$$v -DJFF_LONG_SMEM_TW=$$v" \
 			sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest_v$$v || exit 1; \
 		build/emu/outer_selftest_v$$v --quick > build/emu/outer_selftest_v$$v.log; \
 		if cmp -s build/emu/outer_selftest_v$$v.log build/emu/outer_selftest.log; then \

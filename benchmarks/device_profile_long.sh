@@ -11,7 +11,7 @@
 #    round-robin over the variants, ROUNDS times (default 2);
 #    BWD_BENCH=1 also builds long_bwd_selftest per variant (not for OLD_SRC), runs the default build's self-test
 #    once and each variant's --bench each round (BWD_ROUNDS, default ROUNDS); SANITIZE="racecheck ..." runs those
-#    compute-sanitizer tools on the default build's outer_selftest --quick first;
+#    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv).
@@ -69,7 +69,10 @@ if [ "${BWD_BENCH:-0}" = 1 ]; then
 fi
 for tool in ${SANITIZE:-}; do
   run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 "${bins[0]}" --quick
-  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|ALL PASS|FAIL|exit " "$OUT/sanitize.log" | tail -n 3
+  if [ "${BWD_BENCH:-0}" = 1 ]; then  # the two-output inverse runs only in the backward
+    run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/long_bwd_selftest_v0 --quick
+  fi
+  grep -hE "^=== |ERROR SUMMARY|RACECHECK SUMMARY|ALL PASS|FAIL|exit " "$OUT/sanitize.log" | tail -n 8
 done
 for round in $(seq "${ROUNDS:-2}"); do
   for n in ${BENCH_N:-1048576 4194304}; do

@@ -623,8 +623,8 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
                          a.skip != nullptr ? a.pre : nullptr});
   if (a.y2 != nullptr)
-    return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32, S::kInvSmem + S::kInvTwBytes,
-                       a.N2 / TW, a.nrows, stream, p);
+    return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false>, WARPS * 32,
                      S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
 }

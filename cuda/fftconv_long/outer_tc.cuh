@@ -141,6 +141,14 @@ constexpr bool inv_stage(int N1) {
   return N1 <= 256;
 #endif
 }
+// The two-output instance (the backward's du / dpre) stages its second gate too; JFF_LONG_INV2_STAGE=0 or 1 forces it.
+constexpr bool inv2_stage(int N1) {
+#ifdef JFF_LONG_INV2_STAGE
+  return JFF_LONG_INV2_STAGE + 0 * N1 != 0;
+#else
+  return inv_stage(N1);
+#endif
+}
 constexpr bool smem_tw(int N1) {  // single level only (N1 <= 32)
 #ifdef JFF_LONG_SMEM_TW
   return JFF_LONG_SMEM_TW + 0 * N1 != 0;
@@ -181,10 +189,11 @@ struct Shape {
   static constexpr size_t kOutFBytes = size_t(4) * N1 * FP;
   static constexpr size_t kR1Bytes = ((kEFBytes > kOutFBytes ? kEFBytes : kOutFBytes) + 15) / 16 * 16;
   static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
-  // Staged inverse (inv_stage, single-output instance only): the next row's workspace chunks (two
-  // planes of M x TW) and post (N1 x TW), appended to kInvSmem.
-  static constexpr bool kInvStage = inv_stage(N1);
+  // Staged inverse (inv_stage; the two-output instance: inv2_stage): the next row's workspace chunks (two
+  // planes of M x TW) and post (N1 x TW; with two outputs post2 too), appended to kInvSmem.
+  static constexpr bool kInvStage = inv_stage(N1), kInv2Stage = inv2_stage(N1);
   static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
+  static constexpr size_t kInv2StageBytes = kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : 0;
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
 };
 
@@ -581,6 +590,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   T* SWr = GBi + PL::elems(M);  // staged path: workspace chunk i of plane 0 at SWr + 8 i, of plane 1 at SWi + 8 i
   T* SWi = SWr + M * TW;
   T* SPo = SWi + M * TW;  // post chunk i of the epilogue's order at SPo + 8 i
+  T* SPo2 = SPo + N1 * TW;  // Y2: post2's chunk i at SPo2 + 8 i
+  constexpr bool kStage = Y2 ? S::kInv2Stage : S::kInvStage;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t N = static_cast<int64_t>(N1) * p.N2;
@@ -619,7 +630,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
-  float2* TWL = reinterpret_cast<float2*>(Y2 || !S::kInvStage ? SWr : SPo + N1 * TW);
+  float2* TWL = reinterpret_cast<float2*>(!kStage ? SWr : Y2 ? SPo2 + N1 * TW : SPo + N1 * TW);
   if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -642,11 +653,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
     *n1 = Q * pp + q;
     *row = q * PB + pp;
   };
-  // Staged path (single output, 16-byte aligned rows): each thread cp.asyncs the chunks it will itself read,
+  // Staged path (16-byte aligned rows): each thread cp.asyncs the chunks it will itself read,
   // into its own slots, in two groups per row: the workspace chunks of row rr (issued once this row's are
   // placed) and its post chunks (issued once this row's epilogue has read them). A group is committed at
   // both points even when empty, so "all but the newest group" is always the one wanted.
-  const bool staged = S::kInvStage && !Y2 && p.vec;
+  const bool staged = kStage && p.vec;
   auto issue_ws = [&](int64_t rr) {
     if (rr < p.nrows)
       for (int i = tid; i < M * CH; i += NTH) {
@@ -657,14 +668,15 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
     stage_commit();
   };
   auto issue_post = [&](int64_t rr) {
-    if (rr < p.nrows && p.post != nullptr) {
+    if (rr < p.nrows && (p.post != nullptr || Y2)) {
       const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
       for (int i = tid; i < N1 * CH; i += NTH) {
         int n1, ch, row;
         chunk(i, &n1, &ch, &row);
         const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
         const int bytes = t < p.L ? 16 : 0;  // p.vec: L % 8 == 0, so a chunk is whole or absent
-        stage16(SPo + 8 * i, p.post + (bytes ? b + t : b), bytes);
+        if (p.post != nullptr) stage16(SPo + 8 * i, p.post + (bytes ? b + t : b), bytes);
+        if constexpr (Y2) stage16(SPo2 + 8 * i, p.post2 + (bytes ? b + t : b), bytes);
       }
     }
     stage_commit();
@@ -851,7 +863,13 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         } else {
           pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
         }
-        if constexpr (Y2) pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
+        if constexpr (Y2) {
+          if (staged) {
+            pg2[j] = i < N1 * CH ? *reinterpret_cast<const uint4*>(SPo2 + 8 * i) : make_uint4(0u, 0u, 0u, 0u);
+          } else {
+            pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
+          }
+        }
       }
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
