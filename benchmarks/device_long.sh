@@ -9,7 +9,7 @@
 # 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
-# MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` at the end.
+# MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
 source "$(dirname "$0")/device_lib.sh"
@@ -38,8 +38,9 @@ run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full -
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
   --name fftconv-long-causal
 tail -n 40 "$OUT/bench.log"
-# MEMCHECK=1: compute-sanitizer memcheck on the outer passes' self-test (--quick), in what time is left.
+# MEMCHECK=1: compute-sanitizer memcheck on both self-tests (--quick), in what time is left.
 if [ "${MEMCHECK:-0}" = 1 ] && [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
   run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 3 build/selftests/outer_selftest --quick
-  grep -h "ERROR SUMMARY\|ALL PASS\|FAIL" "$OUT/selftests.log" | tail -n 3
+  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 3 build/selftests/long_bwd_selftest --quick
+  grep -h "ERROR SUMMARY\|ALL PASS\|FAIL" "$OUT/selftests.log" | tail -n 5
 fi

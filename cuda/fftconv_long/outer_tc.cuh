@@ -141,12 +141,14 @@ constexpr bool inv_stage(int N1) {
   return N1 <= 256;
 #endif
 }
-// The two-output instance (the backward's du / dpre) stages its second gate too; JFF_LONG_INV2_STAGE=0 or 1 forces it.
+// The two-output instance (the backward's du / dpre; its second gate staged too), long_bwd_selftest --bench "du and
+// dpre", unstaged -> staged: N1 = 16 5.46 -> 4.11 ms, N1 = 32 4.58 -> 5.97 (128 registers under its cap, 32 B
+// spilled), N1 = 256 4.31 -> 4.34. JFF_LONG_INV2_STAGE=0 or 1 forces it.
 constexpr bool inv2_stage(int N1) {
 #ifdef JFF_LONG_INV2_STAGE
   return JFF_LONG_INV2_STAGE + 0 * N1 != 0;
 #else
-  return inv_stage(N1);
+  return N1 == 16;
 #endif
 }
 constexpr bool smem_tw(int N1) {  // single level only (N1 <= 32)
