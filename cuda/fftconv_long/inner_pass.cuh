@@ -513,7 +513,6 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const int64_t gj = u / S, gh = gj / (M1 + 1);
   const int j = static_cast<int>(gj - gh * (M1 + 1));
   const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-  const float* wim = wre + N2;
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
   const float* const rows[1] = {wre};
