@@ -487,6 +487,14 @@ __global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc
   for (int n = tid; n < N2; n += nth) item_store(wre, wim, j, M1, n, N2, z[n]);
 }
 
+// w_D^e for a power of two D and 0 <= e < 2^31: cc::w_pow's value (the same sincospif of the same exact
+// multiple of 2/D) with the reduction in 32-bit integers instead of a 64-bit modulo.
+__device__ __forceinline__ float2 w_pow2(int e, int D) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(e & (D - 1)) / static_cast<float>(D), &s, &c);
+  return make_float2(c, s);
+}
+
 // ---------------------------------------------------------------------------------------
 // Filter slices: per (gh, j, part p < S) CTA, the N2-point DFT of item j's row of the outer
 // forward of k, for the frequencies k2 = p + S k' (one decimation-in-frequency step of radix S
@@ -501,7 +509,13 @@ struct KsParams {
   int N1, lgN2, lgS, N0, RAD;
 };
 
-constexpr int kKsMaxSub = 8192;
+// The largest shared-memory FFT of the slice kernel (N2 above it: the folded radix-S step). JFF_LONG_KS_MAXSUB=4096
+// (prepared, not timed) runs 2M-4M's 8192-point slices as S = 2 x 4096 with 256 threads instead of 512.
+#ifndef JFF_LONG_KS_MAXSUB
+#define JFF_LONG_KS_MAXSUB 8192
+#endif
+constexpr int kKsMaxSub = JFF_LONG_KS_MAXSUB;
+static_assert(kKsMaxSub == 4096 || kKsMaxSub == 8192, "slice kernel FFT size");
 
 __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   JFF_DYN_SMEM(float2, z);
@@ -523,18 +537,30 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
     for (int i = 0; i < kLoadRound; ++i)
       if (n0 + i * nth < SUB) z[n0 + i * nth] = x[0][i];
   }
-  for (int n = tid; S > 1 && n < SUB; n += nth) {
-    float2 y = make_float2(0.f, 0.f);
-    for (int s = 0; s < S; ++s) {
-      float2 xs[1][1];
-      load_items<1>(rows, j, M1, n + s * SUB, 1, N2, N2, xs);
-      const float2 x = xs[0][0];
-      const float2 w = cc::w_pow(int64_t(part) * s, S);
-      y.x += x.x * w.x - x.y * w.y;
-      y.y += x.x * w.y + x.y * w.x;
+  if (S > 1) {  // R positions per thread per round, the S loads of each issued together (as dk_spec_kernel)
+    constexpr int R = kLoadRound;
+    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
+      float2 y[R];
+#pragma unroll
+      for (int i = 0; i < R; ++i) y[i] = make_float2(0.f, 0.f);
+      for (int s = 0; s < S; ++s) {
+        float2 x[1][R];
+        load_items<R>(rows, j, M1, n0 + s * SUB, nth, (s + 1) * SUB, N2, x);
+        const float2 w = w_pow2(part * s, S);
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+          y[i].x += x[0][i].x * w.x - x[0][i].y * w.y;
+          y[i].y += x[0][i].x * w.y + x[0][i].y * w.x;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < R; ++i) {
+        const int n = n0 + i * nth;
+        if (n >= SUB) continue;
+        const float2 w = w_pow2(part * n, N2);
+        z[n] = make_float2(y[i].x * w.x - y[i].y * w.y, y[i].x * w.y + y[i].y * w.x);
+      }
     }
-    const float2 w = cc::w_pow(int64_t(part) * n, N2);
-    z[n] = make_float2(y.x * w.x - y.y * w.y, y.x * w.y + y.y * w.x);
   }
   __syncthreads();
   fft_smem(z, SUB, false, tid, nth);

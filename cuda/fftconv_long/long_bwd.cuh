@@ -128,15 +128,14 @@ constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 ro
 // dk_spec_kernel transforms its two rows one after the other (two rows per pass would double the
 // registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
 constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
+// dk_spec's S update with every previous value loaded first (prepared, off until timed: notes_long.md Session 20).
+#ifndef JFF_LONG_DK_PREFETCH
+#define JFF_LONG_DK_PREFETCH 0
+#endif
+constexpr bool kDkPrefetch = JFF_LONG_DK_PREFETCH != 0;
 constexpr int kMaxS = static_cast<int>(kMaxN2 / kMaxSub);  // the radix of the folded step: N2 / kMaxSub <= 8
 
-// w_D^e for a power of two D and 0 <= e < 2^31: cc::w_pow's value (the same sincospif of the same exact
-// multiple of 2/D) with the reduction in 32-bit integers instead of a 64-bit modulo.
-__device__ __forceinline__ float2 w_pow2(int e, int D) {
-  float s, c;
-  sincospif(-2.0f * static_cast<float>(e & (D - 1)) / static_cast<float>(D), &s, &c);
-  return make_float2(c, s);
-}
+using inner::w_pow2;
 
 struct SpecParams {
   const void* ws_v;
@@ -220,6 +219,26 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   __syncthreads();
   inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
   inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
+  if constexpr (kDkPrefetch) {
+    // All of this thread's previous S values loaded first (the loop below compiles to load -> add -> store per
+    // element, each load waiting for the last store: SUB / nth serial DRAM round trips per thread).
+    constexpr int PER = SUB / kSpecThreads > 0 ? SUB / kSpecThreads : 1;
+    float2 prev[PER];
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int kq = tid + i * kSpecThreads;
+      prev[i] = p.accumulate && kq < SUB ? out[part + int64_t(S) * kq] : make_float2(0.f, 0.f);
+    }
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int kq = tid + i * kSpecThreads;
+      if (kq >= SUB) continue;
+      const float2 a = zv[kq], c = zg[kq];
+      const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+      out[part + int64_t(S) * kq] = p.accumulate ? make_float2(prev[i].x + pr.x, prev[i].y + pr.y) : pr;
+    }
+    return;
+  }
   for (int kq = tid; kq < SUB; kq += nth) {
     const float2 a = zv[kq], c = zg[kq];
     // conj(a) * c
