@@ -237,18 +237,18 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
       const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
       out[part + int64_t(S) * kq] = p.accumulate ? make_float2(prev[i].x + pr.x, prev[i].y + pr.y) : pr;
     }
-    return;
-  }
-  for (int kq = tid; kq < SUB; kq += nth) {
-    const float2 a = zv[kq], c = zg[kq];
-    // conj(a) * c
-    const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
-    float2* o = out + part + int64_t(S) * kq;
-    if (p.accumulate) {
-      const float2 prev = *o;  // the previous batch entry's launch wrote it
-      *o = make_float2(prev.x + pr.x, prev.y + pr.y);
-    } else {
-      *o = pr;
+  } else {
+    for (int kq = tid; kq < SUB; kq += nth) {
+      const float2 a = zv[kq], c = zg[kq];
+      // conj(a) * c
+      const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
+      float2* o = out + part + int64_t(S) * kq;
+      if (p.accumulate) {
+        const float2 prev = *o;  // the previous batch entry's launch wrote it
+        *o = make_float2(prev.x + pr.x, prev.y + pr.y);
+      } else {
+        *o = pr;
+      }
     }
   }
 }
@@ -263,7 +263,8 @@ struct InvSubParams {
 // stored back at position part + S m. With S == 1 (every default split) there is nothing to
 // combine: the unit stores sqrt(N1) Y straight into item j's place in the packed workspace, as
 // dk_combine_kernel would (which is then not launched).
-__global__ void __launch_bounds__(256, 4) dk_inv_sub_kernel(const InvSubParams p) {
+template <int THREADS>  // 256 (SUB <= 4096) or 512 (SUB = 8192)
+__global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(const InvSubParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
   const int tid = threadIdx.x, nth = blockDim.x;
@@ -391,6 +392,16 @@ using inner::launch_units;
 
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
+// dk's inverse sub-transforms may be larger than dk_spec's (S is stored in natural order either way):
+// JFF_LONG_DK_INV_MAXSUB=8192 (prepared, not timed) inverts 256K's and 2M-4M's N2 = 8192 slices in one
+// shared-memory FFT (512 threads, 64 KB), with no strided S reads and no dk_combine_kernel.
+#ifndef JFF_LONG_DK_INV_MAXSUB
+#define JFF_LONG_DK_INV_MAXSUB 4096
+#endif
+constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
+static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
+inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
+
 }  // namespace bwd
 
 inline const char* check_bwd(const BwdArgs& a) {
@@ -424,7 +435,6 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
-  const int64_t units = GH * (M1 + 1) * (N2 / sub);
   // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
@@ -495,12 +505,14 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   if (a.dk != nullptr) {
     for (int64_t g = 0; g < a.G; ++g)
       if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
-    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgS};
-    if ((err = bwd::launch_per_unit(bwd::dk_inv_sub_kernel, 256, sizeof(float2) * sub, units, stream, ip)) !=
-        cudaSuccess)
-      return err;
-    if (lgS > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
-      bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgS};
+    const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
+    const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
+    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi};
+    err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, sizeof(float2) * isub, iunits, stream, ip)
+                      : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, sizeof(float2) * isub, iunits, stream, ip);
+    if (err != cudaSuccess) return err;
+    if (lgSi > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
+      bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgSi};
       if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
         return err;
     }

@@ -48,6 +48,7 @@ size_t smem_needed(Elem e, int64_t N2, bool backward) {
   if (backward) {
     const size_t sub = static_cast<size_t>(bwd::sub_of(N2));
     sm = std::max(sm, sizeof(float2) * 2 * sub);  // dk_spec_kernel
+    sm = std::max(sm, sizeof(float2) * static_cast<size_t>(bwd::inv_sub_of(N2)));  // dk_inv_sub_kernel
   }
   return sm;
 }
