@@ -510,7 +510,7 @@ struct KsParams {
 };
 
 // The largest shared-memory FFT of the slice kernel (N2 above it: the folded radix-S step). JFF_LONG_KS_MAXSUB=4096
-// (prepared, not timed) runs 2M-4M's 8192-point slices as S = 2 x 4096 with 256 threads instead of 512.
+// (prepared, not timed) runs 256K's and 4M's 8192-point slices as S = 2 x 4096 with 256 threads instead of 512.
 #ifndef JFF_LONG_KS_MAXSUB
 #define JFF_LONG_KS_MAXSUB 8192
 #endif

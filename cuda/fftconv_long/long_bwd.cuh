@@ -393,7 +393,7 @@ using inner::launch_units;
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
 // dk's inverse sub-transforms may be larger than dk_spec's (S is stored in natural order either way):
-// JFF_LONG_DK_INV_MAXSUB=8192 (prepared, not timed) inverts 256K's and 2M-4M's N2 = 8192 slices in one
+// JFF_LONG_DK_INV_MAXSUB=8192 (prepared, not timed) inverts 256K's and 4M's N2 = 8192 slices in one
 // shared-memory FFT (512 threads, 64 KB), with no strided S reads and no dk_combine_kernel.
 #ifndef JFF_LONG_DK_INV_MAXSUB
 #define JFF_LONG_DK_INV_MAXSUB 4096
