@@ -74,6 +74,9 @@ emulate: $(VENV)/.deps
 	g++ -std=c++17 -O2 -x c++ -DJFF_GENERIC_HOST_EMULATION -I$(CUDA_INC) -I$$($(PY) -c "import jax.ffi; print(jax.ffi.include_dir())") \
 		-Icuda cuda/fftconv/generic_selftest.cu -o build/emu/generic_selftest
 	build/emu/generic_selftest --quick > build/emu/generic_selftest.log; rc=$$?; tail -n 1 build/emu/generic_selftest.log; exit $$rc
+	# The long path's float64 math and index maps (plain g++).
+	g++ -std=c++17 -O2 -Icuda -o build/emu/long_math_test cuda/fftconv_long/long_math_test.cc
+	build/emu/long_math_test > build/emu/long_math_test.log; rc=$$?; tail -n 1 build/emu/long_math_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest
 	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
 	# The outer passes' load and twiddle variants (staged loads, twiddles in shared memory: on at some outer sizes by

@@ -117,29 +117,6 @@ __device__ __forceinline__ float2 twist(int64_t n, int64_t N2) {
   return make_float2(c, s);
 }
 
-// Work item -> (workspace row r, item j). With nrows = nb * H (every call of the long path: whole batch entries),
-// the nb batch rows of one channel follow each other: item = (h * (M1 + 1) + j) * nb + b, r = b * H + h. The CTAs
-// that multiply by one filter slice of K' then run together and all but the first read it from L2; in row-major
-// order each batch row re-read all of K' from DRAM (64K at B = 16: 3.6 GB of K' for 3.2 GB of workspace traffic).
-// nb = 0: row-major (r = item / (M1 + 1)).
-struct ItemOrder {
-  int64_t nb, H;
-  int M1;
-  __host__ __device__ static ItemOrder make(int64_t nrows, int64_t H, int N1) {
-    return {nrows % H == 0 ? nrows / H : 0, H, N1 / 2};
-  }
-  __device__ __forceinline__ void operator()(int64_t item, int64_t* r, int* j) const {
-    if (nb == 0) {
-      *r = item / (M1 + 1);
-      *j = static_cast<int>(item - *r * (M1 + 1));
-      return;
-    }
-    const int64_t hj = item / nb, b = item - hj * nb, h = hj / (M1 + 1);
-    *j = static_cast<int>(hj - h * (M1 + 1));
-    *r = b * H + h;
-  }
-};
-
 // ---------------------------------------------------------------------------------------
 // Tensor-core inner kernel.
 // ---------------------------------------------------------------------------------------

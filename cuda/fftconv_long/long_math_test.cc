@@ -5,10 +5,11 @@
 //   2. the Hermitian relations: row N1-k1 = w_N2^n2 conj(row k1) and spectrum_partner();
 //   3. outer forward -> inner step -> outer inverse == the circular convolution
 //      irfft(rfft(v, N) * (rfft(k, N) + skip), N)[:L] (any L <= N, Lk <= N);
-//   4. the half-length real/complex tricks (r2c_split / c2r_merge) the CUDA-core kernels use.
+//   4. the half-length real/complex tricks (r2c_split / c2r_merge) the CUDA-core kernels use;
+//   5. the inner step's work-item order (ItemOrder): a bijection whose runs share one filter slice.
 //
 //   g++ -std=c++17 -O2 -Icuda -o /tmp/long_math_test cuda/fftconv_long/long_math_test.cc
-//   /tmp/long_math_test            (exit status 0 when every line says PASS)
+//   /tmp/long_math_test            (exit status 0 when every line says PASS; `make emulate` runs it)
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -189,6 +190,39 @@ int main() {
     if (!plan_ok) ++g_fail;
     std::printf("%s default split: N1 in the tensor-core set, N2 a fused size, for 64K..16M\n",
                 plan_ok ? "PASS" : "FAIL");
+  }
+  // The inner step's work-item order: a bijection onto (row, item) pairs; with whole batch entries
+  // (nrows = nb * H) each run of nb consecutive items shares one channel and item, i.e. one K' slice.
+  {
+    bool ok = true;
+    for (int N1 : {2, 16, 512})
+      for (int64_t H : {1, 3, 8})
+        for (int64_t nrows : {H, 5 * H, 5 * H + 1, int64_t{7}}) {
+          const ItemOrder order = ItemOrder::make(nrows, H, N1);
+          const int M1 = N1 / 2;
+          const int64_t items = nrows * (M1 + 1);
+          ok = ok && (order.nb > 0) == (nrows % H == 0);
+          std::vector<int> hit(items, 0);
+          for (int64_t it = 0; it < items; ++it) {
+            int64_t r;
+            int j;
+            order(it, &r, &j);
+            if (r < 0 || r >= nrows || j < 0 || j > M1) {
+              ok = false;
+              continue;
+            }
+            ++hit[r * (M1 + 1) + j];
+            if (order.nb > 0) {
+              int64_t r0;
+              int j0;
+              order(it - it % order.nb, &r0, &j0);  // the run's first item
+              ok = ok && j0 == j && r0 % H == r % H;
+            }
+          }
+          for (int h : hit) ok = ok && h == 1;
+        }
+    if (!ok) ++g_fail;
+    std::printf("%s inner item order: a bijection; runs of nb items share one K' slice\n", ok ? "PASS" : "FAIL");
   }
   for (int N1 = 2; N1 <= 512; N1 *= 2) {
     for (int64_t N2 : {16, 64, 256}) {
