@@ -126,38 +126,38 @@ struct Plane {
 //   N1 = 32 (256K):  1.93 / 2.90 -> 1.68 / 2.59, -> 1.70 / 2.93
 //   N1 = 256 (1M):   2.19 / 2.56 -> 3.28 / 2.36  (the staged forward loses; the inverse wins)
 //   N1 = 512 (4M):   2.52 / 3.04 -> 3.07 / 3.10  (both lose)
-// JFF_LONG_FWD_STAGE / JFF_LONG_INV_STAGE / JFF_LONG_SMEM_TW = 0 or 1 force a switch at every size (A/B runs).
-constexpr bool fwd_stage(int N1) {
-#ifdef JFF_LONG_FWD_STAGE
-  return JFF_LONG_FWD_STAGE + 0 * N1 != 0;
-#else
-  return N1 <= 32;
+// JFF_LONG_FWD_STAGE / JFF_LONG_INV_STAGE / JFF_LONG_INV2_STAGE / JFF_LONG_SMEM_TW = 0 or 1 force a switch at every
+// size (A/B runs); unset (-1), the size's measured choice below applies. The same holds for the *_MINB caps further on.
+#ifndef JFF_LONG_FWD_STAGE
+#define JFF_LONG_FWD_STAGE -1
 #endif
-}
-constexpr bool inv_stage(int N1) {
-#ifdef JFF_LONG_INV_STAGE
-  return JFF_LONG_INV_STAGE + 0 * N1 != 0;
-#else
-  return N1 <= 256;
+#ifndef JFF_LONG_INV_STAGE
+#define JFF_LONG_INV_STAGE -1
 #endif
-}
+#ifndef JFF_LONG_INV2_STAGE
+#define JFF_LONG_INV2_STAGE -1
+#endif
+#ifndef JFF_LONG_SMEM_TW
+#define JFF_LONG_SMEM_TW -1
+#endif
+#ifndef JFF_LONG_FWD_MINB
+#define JFF_LONG_FWD_MINB -1
+#endif
+#ifndef JFF_LONG_INV_MINB
+#define JFF_LONG_INV_MINB -1
+#endif
+#ifndef JFF_LONG_INV2_MINB
+#define JFF_LONG_INV2_MINB -1
+#endif
+constexpr int per_size(int forced, int measured) { return forced >= 0 ? forced : measured; }
+
+constexpr bool fwd_stage(int N1) { return per_size(JFF_LONG_FWD_STAGE, N1 <= 32) != 0; }
+constexpr bool inv_stage(int N1) { return per_size(JFF_LONG_INV_STAGE, N1 <= 256) != 0; }
 // The two-output instance (the backward's du / dpre; its second gate staged too), long_bwd_selftest --bench "du and
 // dpre", unstaged -> staged: N1 = 16 5.46 -> 4.11 ms, N1 = 32 4.58 -> 5.97 (128 registers under its cap, 32 B
-// spilled), N1 = 256 4.31 -> 4.34. JFF_LONG_INV2_STAGE=0 or 1 forces it.
-constexpr bool inv2_stage(int N1) {
-#ifdef JFF_LONG_INV2_STAGE
-  return JFF_LONG_INV2_STAGE + 0 * N1 != 0;
-#else
-  return N1 == 16;
-#endif
-}
-constexpr bool smem_tw(int N1) {  // single level only (N1 <= 32)
-#ifdef JFF_LONG_SMEM_TW
-  return JFF_LONG_SMEM_TW + 0 * N1 != 0;
-#else
-  return N1 <= 32;
-#endif
-}
+// spilled), N1 = 256 4.31 -> 4.34.
+constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 16) != 0; }
+constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 template <int P_, int Q_, int TW_, int WARPS_>
 struct Shape {
@@ -289,21 +289,11 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
 //   N1 = 16: 6.87 -> 5.48 ms, N1 = 32: 5.78 -> 4.54 under a cap of 4; 1M neutral (4.22 -> 4.16), 4M loses (4.54 -> 4.87).
 // JFF_LONG_FWD_MINB / JFF_LONG_INV_MINB override every size, JFF_LONG_INV2_MINB the Y2 instance (A/B runs).
 constexpr int fwd_min_blocks(int N1) {
-#ifdef JFF_LONG_FWD_MINB
-  return JFF_LONG_FWD_MINB + 0 * N1;
-#else
-  return N1 == 16 ? 8 : N1 == 32 || N1 == 256 ? 5 : 1;
-#endif
+  return per_size(JFF_LONG_FWD_MINB, N1 == 16 ? 8 : N1 == 32 || N1 == 256 ? 5 : 1);
 }
 constexpr int inv_min_blocks(int N1, bool y2) {
-#if defined(JFF_LONG_INV2_MINB)
-  if (y2) return JFF_LONG_INV2_MINB;  // the two-output instance alone (A/B runs)
-#endif
-#ifdef JFF_LONG_INV_MINB
-  return JFF_LONG_INV_MINB + 0 * N1 * y2;
-#else
-  return y2 ? (N1 <= 32 ? 4 : 1) : N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1;
-#endif
+  return y2 ? per_size(JFF_LONG_INV2_MINB, per_size(JFF_LONG_INV_MINB, N1 <= 32 ? 4 : 1))
+            : per_size(JFF_LONG_INV_MINB, N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1);
 }
 
 template <typename T, int P, int Q, int TW, int WARPS>
