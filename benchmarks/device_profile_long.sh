@@ -14,7 +14,8 @@
 #    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
-#    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv).
+#    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_BWD=1 (needs BWD_BENCH=1)
+#    the same for one 1M bf16 launch of the backward's dk_spec_kernel (ncu_sass_dk.csv).
 # Files under $OUT: build.log, selftests.log, sanitize.log, ncu.log, the CSVs.
 source "$(dirname "$0")/device_lib.sh"
 
@@ -92,10 +93,10 @@ if [ "${BWD_BENCH:-0}" = 1 ]; then
 fi
 grep -hE "^--- |fwd .* ms|inner .* ms|^bwd |du/dpre|dpost" "$OUT/selftests.log"
 
+sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats
+  --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section LaunchStats
+  --section SourceCounters --import-source yes)
 if [ "${NCU:-1}" = 1 ]; then
-  sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats
-    --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section LaunchStats
-    --section SourceCounters --import-source yes)
   for k in fwd inv; do
     echo "=== outer_${k}_tc_kernel N=1M bf16" >>"$OUT/ncu.log"
     run_left ncu.log ncu --clock-control none -k "regex:outer_${k}_tc_kernel" --launch-skip 3 -c 1 "${sections[@]}" \
@@ -104,6 +105,16 @@ if [ "${NCU:-1}" = 1 ]; then
     run_left ncu_sass_$k.csv ncu -i "$OUT/ncu-$k.ncu-rep" --page source --csv --print-source sass
     rm -f "$OUT/ncu-$k.ncu-rep"
   done
+fi
+if [ "${NCU_BWD:-0}" = 1 ]; then  # the backward's dk_spec_kernel: one bf16 1M launch (B = 1, the bench's first case)
+  echo "=== dk_spec_kernel N=1M bf16" >>"$OUT/ncu.log"
+  run_left ncu.log ncu --clock-control none -k "regex:dk_spec_kernel" --launch-skip 2 -c 1 "${sections[@]}" \
+    -o "$OUT/ncu-dk" build/selftests/long_bwd_selftest_v0 --bench
+  run_left ncu.log ncu -i "$OUT/ncu-dk.ncu-rep" --page details
+  run_left ncu_sass_dk.csv ncu -i "$OUT/ncu-dk.ncu-rep" --page source --csv --print-source sass
+  rm -f "$OUT/ncu-dk.ncu-rep"
+fi
+if [ "${NCU:-1}" = 1 ] || [ "${NCU_BWD:-0}" = 1 ]; then
   grep -hE "^=== |Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per Thread|Block Limit|Warp Cycles Per Issued|Issue Slots Busy|L1/TEX Hit|L2 Hit Rate|Stall|Bank" \
     "$OUT/ncu.log" | head -n 150
 fi

@@ -128,11 +128,16 @@ constexpr int kMaxSub = 4096;  // shared-memory FFT size of the dk kernels (2 ro
 // dk_spec_kernel transforms its two rows one after the other (two rows per pass would double the
 // registers a thread holds across each barrier: 128-register kernels spilled and ran 1 CTA per SM).
 constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
-// dk_spec's S update with every previous value loaded first (prepared, off until timed: notes_long.md Session 20).
+// dk_spec's S update (a later batch entry's launch) with every previous value loaded first; 0 for A/B runs.
 #ifndef JFF_LONG_DK_PREFETCH
-#define JFF_LONG_DK_PREFETCH 0
+#define JFF_LONG_DK_PREFETCH 1
 #endif
 constexpr bool kDkPrefetch = JFF_LONG_DK_PREFETCH != 0;
+// dk_spec's CTAs per SM for ptxas (3: 80 registers, 4-48 bytes spilled); other values for A/B runs.
+#ifndef JFF_LONG_DK_MINB
+#define JFF_LONG_DK_MINB 3
+#endif
+constexpr int kSpecMinBlocks = JFF_LONG_DK_MINB;
 constexpr int kMaxS = static_cast<int>(kMaxN2 / kMaxSub);  // the radix of the folded step: N2 / kMaxSub <= 8
 
 using inner::w_pow2;
@@ -153,7 +158,7 @@ struct SpecParams {
 // frequency folded into the load:
 //   X[part + S kq] = sum_n<SUB w_SUB^(kq n) [ w_N2^(part n) sum_s<S x[n + s SUB] w_S^(part s) ].
 template <typename T, int LGSUB>
-__global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecParams p) {
+__global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(const SpecParams p) {
   JFF_DYN_SMEM(float2, smf);
   constexpr int SUB = 1 << LGSUB;
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS;
@@ -219,23 +224,26 @@ __global__ void __launch_bounds__(kSpecThreads, 3) dk_spec_kernel(const SpecPara
   __syncthreads();
   inner::fft_smem_fixed<LGSUB>(zv, false, tid, nth);
   inner::fft_smem_fixed<LGSUB>(zg, false, tid, nth);
-  if constexpr (kDkPrefetch) {
-    // All of this thread's previous S values loaded first (the loop below compiles to load -> add -> store per
+  if (kDkPrefetch && p.accumulate) {
+    // All of this thread's previous S values loaded first (the plain loop compiles to load -> add -> store per
     // element, each load waiting for the last store: SUB / nth serial DRAM round trips per thread).
+    // Session 21 A/B (H200): 64K B=16 9.00 -> 8.27 ms, 256K B=4 12.40 -> 12.06 ms; with it applied to the first
+    // entry's plain stores as well, B = 1 (1M, 4M) lost 3-6%, hence the runtime split.
     constexpr int PER = SUB / kSpecThreads > 0 ? SUB / kSpecThreads : 1;
     float2 prev[PER];
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
       const int kq = tid + i * kSpecThreads;
-      prev[i] = p.accumulate && kq < SUB ? out[part + int64_t(S) * kq] : make_float2(0.f, 0.f);
+      prev[i] = kq < SUB ? out[part + int64_t(S) * kq] : make_float2(0.f, 0.f);
     }
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
       const int kq = tid + i * kSpecThreads;
       if (kq >= SUB) continue;
       const float2 a = zv[kq], c = zg[kq];
+      // conj(a) * c, added to the previous batch entries' sum
       const float2 pr = make_float2((a.x * c.x + a.y * c.y) * scale, (a.x * c.y - a.y * c.x) * scale);
-      out[part + int64_t(S) * kq] = p.accumulate ? make_float2(prev[i].x + pr.x, prev[i].y + pr.y) : pr;
+      out[part + int64_t(S) * kq] = make_float2(prev[i].x + pr.x, prev[i].y + pr.y);
     }
   } else {
     for (int kq = tid; kq < SUB; kq += nth) {
@@ -393,10 +401,11 @@ using inner::launch_units;
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
 // dk's inverse sub-transforms may be larger than dk_spec's (S is stored in natural order either way):
-// JFF_LONG_DK_INV_MAXSUB=8192 (prepared, not timed) inverts 256K's and 4M's N2 = 8192 slices in one
-// shared-memory FFT (512 threads, 64 KB), with no strided S reads and no dk_combine_kernel.
+// 256K's and 4M's N2 = 8192 slices are inverted in one shared-memory FFT (512 threads, 64 KB), with no
+// strided S reads and no dk_combine_kernel. Session 21 A/B against two 4096-point ones and the combine (H200):
+// 256K B=4 2.25 -> 1.65 ms, 4M H=192 9.29 -> 7.01 ms. JFF_LONG_DK_INV_MAXSUB=4096 restores that for A/B runs.
 #ifndef JFF_LONG_DK_INV_MAXSUB
-#define JFF_LONG_DK_INV_MAXSUB 4096
+#define JFF_LONG_DK_INV_MAXSUB 8192
 #endif
 constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");

@@ -378,6 +378,9 @@ int main(int argc, char** argv) {
       cases.push_back({e, 4, 1024, 3, 1, 4 * 1024 - 1, 511, 3, 1, true, true, true});  // G = B: one row per group
     }
   }
+  // N2 = 8192: the dk kernels' folded radix-2 step and the one-FFT dk inverse (512 threads), in --quick so
+  // that the emulated CI run and the sanitizers reach them.
+  cases.push_back({Elem::kBF16, 4, 8192, 2, 1, 4 * 8192 - 5, 3000, 1, 1, true, true, true});
   if (!quick) {
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).
     for (Elem e : {Elem::kBF16, Elem::kF16}) {
@@ -387,8 +390,7 @@ int main(int argc, char** argv) {
     }
     // More groups than batch rows: groups without rows get dk = dskip = 0.
     cases.push_back({Elem::kF32, 8, 256, 2, 2, 8 * 256, 100, 4, 1, true, true, true});
-    // N2 > 4096: the dk kernels' folded radix-S step (S = 2, 4); the inner kernel at 8K / 16K.
-    cases.push_back({Elem::kBF16, 4, 8192, 2, 1, 4 * 8192 - 5, 3000, 1, 1, true, true, true});
+    // N2 > 8192: the dk kernels' folded radix-S step with S = 4, 8 and the inverse's combine; the inner kernel at 16K / 32K.
     cases.push_back({Elem::kF32, 2, 16384, 2, 1, 2 * 16384, 2 * 16384, 1, 1, true, true, true});
     cases.push_back({Elem::kF16, 2, 16384, 1, 2, 2 * 16384 - 1, 9000, 1, 1, true, true, true});
     cases.push_back({Elem::kBF16, 2, 32768, 2, 1, 2 * 32768 - 3, 40000, 1, 1, true, true, true});
