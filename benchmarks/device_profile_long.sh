@@ -9,7 +9,7 @@
 #    ';'-separated entry of AB (its defines space-separated);
 # 2. per variant, `--quick` (correctness) and `--bench --bench-n N` for each N of BENCH_N (default 1M 4M),
 #    round-robin over the variants, ROUNDS times (default 2);
-#    BWD_BENCH=1 also builds long_bwd_selftest per variant (not for OLD_SRC), runs the default build's self-test
+#    BWD_BENCH=1 also builds long_bwd_selftest per variant (OLD_SRC's last), runs the default build's self-test
 #    once and each variant's --bench each round (BWD_ROUNDS, default ROUNDS); SANITIZE="racecheck ..." runs those
 #    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
@@ -49,6 +49,10 @@ if [ "${BWD_BENCH:-0}" = 1 ]; then  # the backward's kernel bench per variant to
       >"$OUT/build_bwd_v$j.log" 2>&1 || echo "build bwd v$j ($v) failed" >>"$OUT/build_bwd_v$j.log") &
     j=$((j + 1))
   done
+  if [ -n "${OLD_SRC:-}" ]; then  # the baseline tree's backward too, last
+    (cd "$OLD_SRC" && "${nv[@]}" -o "$OLDPWD/build/selftests/long_bwd_selftest_v$j" cuda/fftconv_long/long_bwd_selftest.cu \
+      >"$OUT/build_bwd_v$j.log" 2>&1 || echo "build bwd v$j ($OLD_SRC) failed" >>"$OUT/build_bwd_v$j.log") &
+  fi
 fi
 wait
 cat "$OUT"/build_bwd_v*.log >>"$OUT/build.log" 2>/dev/null

@@ -409,6 +409,89 @@ __device__ __forceinline__ void load_items(const P* const (&re)[K], int j, int M
   }
 }
 
+// 16-byte vectors of workspace elements: V values of P per load.
+template <typename P>
+struct Vec16 {
+  static constexpr int V = 16 / static_cast<int>(sizeof(P));
+  // The V floats of one 16-byte load.
+  static __device__ __forceinline__ void unpack(const uint4& q, float (&out)[V]) {
+    const unsigned w[4] = {q.x, q.y, q.z, q.w};
+    if constexpr (sizeof(P) == 4) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) out[i] = __uint_as_float(w[i]);
+    } else if constexpr (std::is_same_v<P, __half>) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        out[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
+        out[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
+      }
+    } else {  // bfloat16: the high 16 bits of a float
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        out[2 * i] = __uint_as_float(w[i] << 16);
+        out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+      }
+    }
+  }
+};
+
+// Item j's inputs (as load_items) of K read-only workspace rows at the V = Vec16<P>::V positions
+// n = q V .. q V + V - 1 of each vector q = q0 + c * stride, c < C, q < count: one 16-byte load per
+// plane and vector, all C * K * 2 of them issued before any value is formed. Then use(c, k, n, x)
+// gets vector c of row k, its first position n and its V values. load_items' element loads (C = 1
+// element of 2-4 bytes each) left dk_spec_kernel waiting on DRAM: ncu at 1M bf16 (session 21) put
+// 53% of its stall cycles on L1TEX scoreboard waits in its load loop, DRAM at 20% of peak.
+// The planes must be 16-byte aligned (workspace rows are: N2 >= 256 elements).
+template <int C, int K, typename P, typename Use>
+__device__ __forceinline__ void load_items_vec(const P* const (&re)[K], int j, int M1, int q0, int stride, int count,
+                                               int64_t N2, Use&& use) {
+  constexpr int V = Vec16<P>::V;
+  const bool has_re = j < M1, has_im = j > 0;
+  uint4 a[C][K], b[C][K];
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int q = q0 + c * stride;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      a[c][k] = b[c][k] = make_uint4(0u, 0u, 0u, 0u);
+      if (q < count) {
+        if (has_re) a[c][k] = __ldg(reinterpret_cast<const uint4*>(re[k]) + q);
+        if (has_im) b[c][k] = __ldg(reinterpret_cast<const uint4*>(re[k] + N2) + q);
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int q = q0 + c * stride;
+    if (q >= count) continue;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      float fa[V], fb[V];
+      Vec16<P>::unpack(a[c][k], fa);
+      Vec16<P>::unpack(b[c][k], fb);
+      float2 x[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        if (j < M1) {
+          x[e] = make_float2(fa[e], fb[e]);
+        } else {  // j = M1: b w_2N2^n, b = Im P[0]
+          const float2 w = twist(int64_t(q) * V + e, N2);
+          x[e] = make_float2(fb[e] * w.x, fb[e] * w.y);
+        }
+      }
+      use(c, k, q * V, x);
+    }
+  }
+}
+
+// Stores V consecutive values at z[n] (n a multiple of V, z 16-byte aligned) as float4 pairs.
+template <int V>
+__device__ __forceinline__ void store_pairs(float2* z, int n, const float2 (&x)[V]) {
+  float4* d = reinterpret_cast<float4*>(z + n);
+#pragma unroll
+  for (int e = 0; e < V / 2; ++e) d[e] = make_float4(x[2 * e].x, x[2 * e].y, x[2 * e + 1].x, x[2 * e + 1].y);
+}
+
 // Stores item j's value at n: the inverse of item_input (row 0's real plane from item 0, its
 // imaginary plane untwisted from item N1/2).
 __device__ __forceinline__ void item_store(float* wre, float* wim, int j, int M1, int64_t n, int64_t N2, float2 v) {
@@ -507,36 +590,33 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
   const float* const rows[1] = {wre};
-  for (int n0 = tid; S == 1 && n0 < SUB; n0 += kLoadRound * nth) {
-    float2 x[1][kLoadRound];
-    load_items<kLoadRound>(rows, j, M1, n0, nth, SUB, N2, x);
-#pragma unroll
-    for (int i = 0; i < kLoadRound; ++i)
-      if (n0 + i * nth < SUB) z[n0 + i * nth] = x[0][i];
+  constexpr int V = Vec16<float>::V;
+  if (S == 1) {  // four 16-byte loads in flight per thread (four vectors per round spilled 108 bytes)
+    for (int q0 = tid; q0 < SUB / V; q0 += 2 * nth)
+      load_items_vec<2>(rows, j, M1, q0, nth, SUB / V, N2,
+                        [&](int, int, int n, const float2(&x)[V]) { store_pairs<V>(z, n, x); });
   }
-  if (S > 1) {  // R positions per thread per round, the S loads of each issued together (as dk_spec_kernel)
-    constexpr int R = kLoadRound;
-    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
-      float2 y[R];
+  if (S > 1) {  // V positions per thread per round, the loads of two values of s issued together
+    for (int q = tid; q < SUB / V; q += nth) {
+      float2 y[V];
 #pragma unroll
-      for (int i = 0; i < R; ++i) y[i] = make_float2(0.f, 0.f);
-      for (int s = 0; s < S; ++s) {
-        float2 x[1][R];
-        load_items<R>(rows, j, M1, n0 + s * SUB, nth, (s + 1) * SUB, N2, x);
-        const float2 w = w_pow2(part * s, S);
+      for (int e = 0; e < V; ++e) y[e] = make_float2(0.f, 0.f);
+      for (int s0 = 0; s0 < S; s0 += 2)  // S >= 2, a power of two
+        load_items_vec<2>(rows, j, M1, q + s0 * (SUB / V), SUB / V, N2 / V, N2,
+                          [&](int c, int, int, const float2(&x)[V]) {
+                            const float2 w = w_pow2(part * (s0 + c), S);
 #pragma unroll
-        for (int i = 0; i < R; ++i) {
-          y[i].x += x[0][i].x * w.x - x[0][i].y * w.y;
-          y[i].y += x[0][i].x * w.y + x[0][i].y * w.x;
-        }
+                            for (int e = 0; e < V; ++e) {
+                              y[e].x += x[e].x * w.x - x[e].y * w.y;
+                              y[e].y += x[e].x * w.y + x[e].y * w.x;
+                            }
+                          });
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        const float2 w = w_pow2(part * (q * V + e), N2);
+        y[e] = make_float2(y[e].x * w.x - y[e].y * w.y, y[e].x * w.y + y[e].y * w.x);
       }
-#pragma unroll
-      for (int i = 0; i < R; ++i) {
-        const int n = n0 + i * nth;
-        if (n >= SUB) continue;
-        const float2 w = w_pow2(part * n, N2);
-        z[n] = make_float2(y[i].x * w.x - y[i].y * w.y, y[i].x * w.y + y[i].y * w.x);
-      }
+      store_pairs<V>(z, q * V, y);
     }
   }
   __syncthreads();

@@ -179,46 +179,42 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
   const T* vre = static_cast<const T*>(p.ws_v) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   const T* gre = static_cast<const T*>(p.ws_g) + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   const T* const rows[2] = {vre, gre};
+  constexpr int V = inner::Vec16<T>::V;  // positions per 16-byte load
   if (S == 1) {  // the default splits (N2 <= 4096): no folded step, no twiddles
-    constexpr int R = inner::kLoadRound;
-    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
-      float2 x[2][R];
-      inner::load_items<R>(rows, j, M1, n0, nth, SUB, N2, x);
-#pragma unroll
-      for (int i = 0; i < R; ++i) {
-        if (n0 + i * nth >= SUB) continue;
-        zv[n0 + i * nth] = x[0][i];
-        zg[n0 + i * nth] = x[1][i];
-      }
-    }
+    // Two vectors per row and plane per round: 8 loads (32 registers) in flight per thread, which is a whole
+    // bf16 row pair at SUB = 4096.
+    constexpr int C = 2;
+    for (int q0 = tid; q0 < SUB / V; q0 += C * nth)
+      inner::load_items_vec<C>(rows, j, M1, q0, nth, SUB / V, N2, [&](int, int k, int n, const float2(&x)[V]) {
+        inner::store_pairs<V>(k == 0 ? zv : zg, n, x);
+      });
   }
   if (S > 1) {  // N2 > kMaxSub (256K, 512K, 4M .. 16M): the folded radix-S step
-    // R positions per thread per round, the S loads of each row issued together (one load in flight per
-    // thread made this path 1.7x slower per element than S == 1: 256K B=4 16.0 ms, 64K B=16 9.2 ms).
-    constexpr int R = inner::kLoadRound;
-    for (int n0 = tid; n0 < SUB; n0 += R * nth) {
-      float2 yv[R], yg[R];
+    // V positions per thread per round, one vector of each row and plane per s (the V accumulators of both
+    // rows leave no registers for more under the cap of 3 CTAs per SM).
+    for (int q = tid; q < SUB / V; q += nth) {
+      float2 yv[V], yg[V];
 #pragma unroll
-      for (int i = 0; i < R; ++i) yv[i] = yg[i] = make_float2(0.f, 0.f);
+      for (int e = 0; e < V; ++e) yv[e] = yg[e] = make_float2(0.f, 0.f);
       for (int s = 0; s < S; ++s) {
-        float2 x[2][R];
-        inner::load_items<R>(rows, j, M1, n0 + s * SUB, nth, (s + 1) * SUB, N2, x);
         const float2 w = w_pow2(part * s, S);
+        inner::load_items_vec<1>(rows, j, M1, q + s * (SUB / V), 0, N2 / V, N2,
+                                 [&](int, int k, int, const float2(&x)[V]) {
+                                   float2* y = k == 0 ? yv : yg;
 #pragma unroll
-        for (int i = 0; i < R; ++i) {
-          const float2 xv = x[0][i], xg = x[1][i];
-          yv[i] = make_float2(yv[i].x + xv.x * w.x - xv.y * w.y, yv[i].y + xv.x * w.y + xv.y * w.x);
-          yg[i] = make_float2(yg[i].x + xg.x * w.x - xg.y * w.y, yg[i].y + xg.x * w.y + xg.y * w.x);
-        }
+                                   for (int e = 0; e < V; ++e)
+                                     y[e] = make_float2(y[e].x + x[e].x * w.x - x[e].y * w.y,
+                                                        y[e].y + x[e].x * w.y + x[e].y * w.x);
+                                 });
       }
 #pragma unroll
-      for (int i = 0; i < R; ++i) {
-        const int n = n0 + i * nth;
-        if (n >= SUB) continue;
-        const float2 w = w_pow2(part * n, N2);
-        zv[n] = cc::c_mul(yv[i], w);
-        zg[n] = cc::c_mul(yg[i], w);
+      for (int e = 0; e < V; ++e) {
+        const float2 w = w_pow2(part * (q * V + e), N2);
+        yv[e] = cc::c_mul(yv[e], w);
+        yg[e] = cc::c_mul(yg[e], w);
       }
+      inner::store_pairs<V>(zv, q * V, yv);
+      inner::store_pairs<V>(zg, q * V, yg);
     }
   }
   __syncthreads();
