@@ -133,6 +133,11 @@ constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 #define JFF_LONG_DK_PREFETCH 1
 #endif
 constexpr bool kDkPrefetch = JFF_LONG_DK_PREFETCH != 0;
+// dk_inv_sub_kernel's S = 1 slice read with 16-byte loads, eight in flight per thread (prepared, not timed: off).
+#ifndef JFF_LONG_DK_INV_VEC
+#define JFF_LONG_DK_INV_VEC 0
+#endif
+constexpr bool kDkInvVec = JFF_LONG_DK_INV_VEC != 0;
 // dk_spec's CTAs per SM for ptxas (3: 80 registers, 4-48 bytes spilled); other values for A/B runs.
 #ifndef JFF_LONG_DK_MINB
 #define JFF_LONG_DK_MINB 3
@@ -275,7 +280,26 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
   const int64_t un = blockIdx.x;
   const int part = static_cast<int>(un % S);
   float2* row = p.spec + (un / S) * N2 + part;
-  for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
+  if (kDkInvVec && S == 1) {
+    // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (the loop below keeps
+    // one 8-byte load per iteration; dk_spec's loads of that shape were its main stall, session 21).
+    constexpr int C = 8;
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    float4* z4 = reinterpret_cast<float4*>(z);
+    for (int q0 = tid; q0 < SUB / 2; q0 += C * nth) {
+      float4 v[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        const int q = q0 + c * nth;
+        v[c] = q < SUB / 2 ? r4[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        if (q0 + c * nth < SUB / 2) z4[q0 + c * nth] = v[c];
+    }
+  } else {
+    for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
+  }
   __syncthreads();
   inner::fft_smem(z, SUB, true, tid, nth);
   if (S == 1) {
