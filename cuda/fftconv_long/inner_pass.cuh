@@ -378,37 +378,6 @@ __device__ __forceinline__ float2 item_input(const float* wre, const float* wim,
   return make_float2(b * w.x, b * w.y);
 }
 
-// Item j's inputs (as item_input) of K read-only workspace rows (real plane at re[k], imaginary
-// at re[k] + N2) at n = n0 + i * stride for i < R, n < count (others zero): every load issued
-// first, predicated as item_input's branches, then the values formed (kLoadRound).
-template <int R, int K, typename P>
-__device__ __forceinline__ void load_items(const P* const (&re)[K], int j, int M1, int n0, int stride, int count,
-                                           int64_t N2, float2 (&out)[K][R]) {
-  using E = cc::Elt<P>;
-  const bool has_re = j < M1, has_im = j > 0;
-  float a[K][R], b[K][R];
-#pragma unroll
-  for (int i = 0; i < R; ++i) {
-    const int n = n0 + i * stride;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      a[k][i] = b[k][i] = 0.f;
-      if (n < count) {
-        if (has_re) a[k][i] = E::ld(re[k] + n);
-        if (has_im) b[k][i] = E::ld(re[k] + N2 + n);
-      }
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < R; ++i) {
-    const int n = n0 + i * stride;
-    const float2 w = j < M1 ? make_float2(1.f, 0.f) : twist(n, N2);
-#pragma unroll
-    for (int k = 0; k < K; ++k)  // j = M1: b w_2N2^n, b = Im P[0]; j = 0: (Re P[0], 0)
-      out[k][i] = j < M1 ? make_float2(a[k][i], b[k][i]) : make_float2(b[k][i] * w.x, b[k][i] * w.y);
-  }
-}
-
 // 16-byte vectors of workspace elements: V values of P per load.
 template <typename P>
 struct Vec16 {
@@ -435,12 +404,13 @@ struct Vec16 {
   }
 };
 
-// Item j's inputs (as load_items) of K read-only workspace rows at the V = Vec16<P>::V positions
-// n = q V .. q V + V - 1 of each vector q = q0 + c * stride, c < C, q < count: one 16-byte load per
-// plane and vector, all C * K * 2 of them issued before any value is formed. Then use(c, k, n, x)
-// gets vector c of row k, its first position n and its V values. load_items' element loads (C = 1
-// element of 2-4 bytes each) left dk_spec_kernel waiting on DRAM: ncu at 1M bf16 (session 21) put
-// 53% of its stall cycles on L1TEX scoreboard waits in its load loop, DRAM at 20% of peak.
+// Item j's inputs (as item_input) of K read-only workspace rows (real plane at re[k], imaginary at
+// re[k] + N2) at the V = Vec16<P>::V positions n = q V .. q V + V - 1 of each vector
+// q = q0 + c * stride, c < C, q < count: one 16-byte load per plane and vector, all C * K * 2 of them
+// issued before any value is formed (predicated as item_input's branches). Then use(c, k, n, x) gets
+// vector c of row k, its first position n and its V values. The element loads this replaced (4 of
+// 2-4 bytes per row and plane in flight) left dk_spec_kernel waiting on DRAM: ncu at 1M bf16
+// (session 21) put 53% of its stall cycles on L1TEX scoreboard waits in its load loop, DRAM at 20%.
 // The planes must be 16-byte aligned (workspace rows are: N2 >= 256 elements).
 template <int C, int K, typename P, typename Use>
 __device__ __forceinline__ void load_items_vec(const P* const (&re)[K], int j, int M1, int q0, int stride, int count,
