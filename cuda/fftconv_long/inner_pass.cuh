@@ -368,7 +368,7 @@ __device__ __forceinline__ void fft_smem_fixed(float2* z, bool inverse, int tid,
 
 // The item's input value at n (fp32 workspace row; row 0's halves as in the tensor-core kernel).
 // For inner_cc_kernel, which transforms its row in place (plain loads); read-only rows go
-// through load_items below.
+// through load_items_vec below.
 __device__ __forceinline__ float2 item_input(const float* wre, const float* wim, int j, int M1, int64_t n,
                                              int64_t N2) {
   if (j > 0 && j < M1) return make_float2(wre[n], wim[n]);
