@@ -517,7 +517,7 @@ __global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc
   for (int n = tid; n < N2; n += nth) item_store(wre, wim, j, M1, n, N2, z[n]);
 }
 
-// w_D^e for a power of two D and 0 <= e < 2^31: cc::w_pow's value (the same sincospif of the same exact
+// w_D^e for a power of two D and 0 <= e < 2^31: tc::wpow's value (the same sincospif of the same exact
 // multiple of 2/D) with the reduction in 32-bit integers instead of a 64-bit modulo.
 // The division by D is a multiplication by 2^-log2(D), built from its exponent bits: the same exact value
 // (a power-of-two scaling of an integer below 2^24) without the ~10-instruction float division the

@@ -179,11 +179,7 @@ struct InvParams {
 
 __device__ __forceinline__ float2 c_mul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
 __device__ __forceinline__ float2 c_mulconj(float2 a, float2 b) { return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y); }
-__device__ __forceinline__ float2 w_pow(int64_t e, int64_t D) {
-  float s, c;
-  sincospif(-2.0f * static_cast<float>(e % D) / static_cast<float>(D), &s, &c);
-  return make_float2(c, s);
-}
+using tc::wpow;  // w_D^e (outer_tc.cuh)
 
 // A column's M = N1/2 complex points (the half-length transform of its N1 real values) as M1 x M2,
 // M2 = min(M, 16) points per thread in registers first, then M1 <= 16 (four-step, m = m1 + M1 m2,
@@ -226,8 +222,8 @@ __device__ __forceinline__ float2* build_tables(float2* sm, int M, int TW, int64
   tw->build(sm, M, TW, N, n2_0, tid, nth);
   *wM = sm + M + 64 + (M * TW + 63) / 64;
   *wN1 = *wM + M;
-  for (int i = tid; i < M; i += nth) (*wM)[i] = w_pow(i, M);
-  for (int i = tid; i <= M; i += nth) (*wN1)[i] = w_pow(i, 2 * M);
+  for (int i = tid; i < M; i += nth) (*wM)[i] = wpow(i, M);
+  for (int i = tid; i <= M; i += nth) (*wN1)[i] = wpow(i, 2 * M);
   return *wN1 + M + 1;
 }
 
