@@ -133,12 +133,13 @@ constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 #define JFF_LONG_DK_PREFETCH 1
 #endif
 constexpr bool kDkPrefetch = JFF_LONG_DK_PREFETCH != 0;
-// dk_inv_sub_kernel's S = 1 slice read with 16-byte loads, eight in flight per thread (prepared, not timed: off).
+// dk_inv_sub_kernel's S = 1 slice read with 16-byte loads, eight in flight per thread: 4-6% faster (session 21,
+// one A/B round), off until the backward self-test and the sanitizers have run on it on a device.
 #ifndef JFF_LONG_DK_INV_VEC
 #define JFF_LONG_DK_INV_VEC 0
 #endif
 constexpr bool kDkInvVec = JFF_LONG_DK_INV_VEC != 0;
-// dk_spec's CTAs per SM for ptxas (3: 80 registers, 4-48 bytes spilled); other values for A/B runs.
+// dk_spec's CTAs per SM for ptxas (3: 80 registers, 12-56 bytes spilled; 2 was slower at every size, session 21).
 #ifndef JFF_LONG_DK_MINB
 #define JFF_LONG_DK_MINB 3
 #endif
@@ -281,8 +282,8 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
   const int part = static_cast<int>(un % S);
   float2* row = p.spec + (un / S) * N2 + part;
   if (kDkInvVec && S == 1) {
-    // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (the loop below keeps
-    // one 8-byte load per iteration; dk_spec's loads of that shape were its main stall, session 21).
+    // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (the loop below compiles
+    // to four 8-byte loads per round; dk_spec's loads of that shape were its main stall, session 21).
     constexpr int C = 8;
     const float4* r4 = reinterpret_cast<const float4*>(row);
     float4* z4 = reinterpret_cast<float4*>(z);
