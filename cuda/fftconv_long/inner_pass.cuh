@@ -382,24 +382,15 @@ __device__ __forceinline__ float2 item_input(const float* wre, const float* wim,
 template <typename P>
 struct Vec16 {
   static constexpr int V = 16 / static_cast<int>(sizeof(P));
-  // The V floats of one 16-byte load.
+  // The V floats of one 16-byte load (16-bit types: monarch_core.cuh's unpack8).
   static __device__ __forceinline__ void unpack(const uint4& q, float (&out)[V]) {
-    const unsigned w[4] = {q.x, q.y, q.z, q.w};
     if constexpr (sizeof(P) == 4) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) out[i] = __uint_as_float(w[i]);
-    } else if constexpr (std::is_same_v<P, __half>) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        out[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
-        out[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
-      }
-    } else {  // bfloat16: the high 16 bits of a float
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        out[2 * i] = __uint_as_float(w[i] << 16);
-        out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-      }
+      out[0] = __uint_as_float(q.x);
+      out[1] = __uint_as_float(q.y);
+      out[2] = __uint_as_float(q.z);
+      out[3] = __uint_as_float(q.w);
+    } else {
+      unpack8<P>(q, out);
     }
   }
 };
