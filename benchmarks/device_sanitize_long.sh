@@ -4,10 +4,16 @@
 # repository root:
 #
 #   OUT=/some/dir DEADLINE=270 bash benchmarks/device_sanitize_long.sh
+#
+# TESTS_K="expr" first runs the GPU tests selected by `pytest -m gpu -k expr` (test.log).
 source "$(dirname "$0")/device_lib.sh"
 
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
+if [ -n "${TESTS_K:-}" ]; then
+  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$TESTS_K")
+  tail -n 3 "$OUT/test.log"
+fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 root=$(pwd)
 (cd /tmp && run_left sanitize_long.log compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 100 \

@@ -7,6 +7,7 @@ namespace nb = nanobind;
 
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvFwdCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvBwdCpu);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvSpectrumCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffDepthwiseFwdCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffDepthwiseBwdCpu);
 
@@ -20,6 +21,7 @@ NB_MODULE(_jff_cpu, m) {
     nb::dict d;
     d["jff_fftconv_fwd"] = Capsule(JffFftconvFwdCpu);
     d["jff_fftconv_bwd"] = Capsule(JffFftconvBwdCpu);
+    d["jff_fftconv_filter_spectrum"] = Capsule(JffFftconvSpectrumCpu);
     d["jff_depthwise_fwd"] = Capsule(JffDepthwiseFwdCpu);
     d["jff_depthwise_bwd"] = Capsule(JffDepthwiseBwdCpu);
     return d;

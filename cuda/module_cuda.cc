@@ -7,6 +7,7 @@ namespace nb = nanobind;
 
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvFwdCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvBwdCuda);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(JffFftconvSpectrumCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffDepthwiseFwdCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(JffDepthwiseBwdCuda);
 
@@ -20,6 +21,7 @@ NB_MODULE(_jff_cuda, m) {
     nb::dict d;
     d["jff_fftconv_fwd"] = Capsule(JffFftconvFwdCuda);
     d["jff_fftconv_bwd"] = Capsule(JffFftconvBwdCuda);
+    d["jff_fftconv_filter_spectrum"] = Capsule(JffFftconvSpectrumCuda);
     d["jff_depthwise_fwd"] = Capsule(JffDepthwiseFwdCuda);
     d["jff_depthwise_bwd"] = Capsule(JffDepthwiseBwdCuda);
     return d;

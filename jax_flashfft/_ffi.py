@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 
-TARGETS = ("jff_fftconv_fwd", "jff_fftconv_bwd", "jff_depthwise_fwd", "jff_depthwise_bwd")
+TARGETS = ("jff_fftconv_fwd", "jff_fftconv_bwd", "jff_fftconv_filter_spectrum", "jff_depthwise_fwd", "jff_depthwise_bwd")
 
 try:
     from jax_flashfft import _jff_cpu

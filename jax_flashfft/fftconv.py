@@ -5,9 +5,11 @@ Structure, outermost first:
   _fftconv_canonical    jax.custom_vjp: forward and backward both run through FFI targets
   _fwd_op / _bwd_op     jax.custom_batching.custom_vmap: vmap folds the mapped axis into the batch (free
                         reshape) instead of looping or copying k per batch element
+  _spectrum_op          at the long sizes (N >= 65536): k's prepared spectrum K', computed once by the
+                        forward and kept as a residual for the backward instead of being rebuilt there
   _partitioned(...)     custom_partitioning: under jit on a Mesh each shard runs the kernel on its own rows
                         (batch and H sharding need no all-gather; dk is all-reduced over batch shards)
-  _ffi_fwd / _ffi_bwd   jax.ffi.ffi_call of "jff_fftconv_fwd" / "jff_fftconv_bwd" (cuda/README.md)
+  _ffi_*                jax.ffi.ffi_call of "jff_fftconv_fwd" / "_bwd" / "_filter_spectrum" (cuda/README.md)
 """
 
 from __future__ import annotations
@@ -125,11 +127,13 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
     k32 = k.astype(jnp.float32)[None]
     skip32 = None if skip is None else skip.astype(jnp.float32)[None]
 
+    prepared = _long_size(u.dtype, fft_size)
+
     def run(layout_name, u, pre, post):
-        return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name])
+        return _fftconv_canonical(u, k32, pre, post, skip32, fft_size, LAYOUT_CODE[layout_name], prepared)
 
     u3, pre3, post3 = reshape(u), reshape(pre_gate), reshape(post_gate)
-    if layout == "BLH" and _bhl_only_on_cuda(u.dtype, fft_size, backward=False):
+    if layout == "BLH" and prepared:  # the long kernels read BHL rows only
         y = _platform_bhl(run, [u3, pre3, post3], lambda y, swap: swap(y))
     else:
         y = run(layout, u3, pre3, post3)
@@ -142,13 +146,28 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
 # Elsewhere the generic CUDA kernels run, natively in both layouts.
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23
+# The long path's split N = N1 x N2 (cuda/fftconv_long/long_plan.h, default_n1): K' holds N1/2 + 1 slices of
+# N2 complex values per filter. The handlers check K''s shape against their own table.
+_LONG_N1 = {1 << 16: 16, 1 << 17: 32, 1 << 18: 32, 1 << 19: 32, 1 << 20: 256, 1 << 21: 512, 1 << 22: 512,
+            1 << 23: 512, 1 << 24: 512}
 
 
-def _bhl_only_on_cuda(dtype, fft_size: int, backward: bool) -> bool:
-    half = dtype in (jnp.float16, jnp.bfloat16)
-    if TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT:
-        return half and backward
-    return LONG_MIN_FFT <= fft_size <= (LONG_MAX_FFT if half else LONG_MAX_FFT_F32)
+def _half(dtype) -> bool:
+    return dtype in (jnp.float16, jnp.bfloat16)
+
+
+def _long_size(dtype, fft_size: int) -> bool:
+    """True where the CUDA long-N kernels take the call (BHL rows, k's spectrum prepared by its own op)."""
+    return LONG_MIN_FFT <= fft_size <= (LONG_MAX_FFT if _half(dtype) else LONG_MAX_FFT_F32)
+
+
+def _tensor_core_backward(dtype, fft_size: int) -> bool:
+    return _half(dtype) and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT
+
+
+def _prepared_spectrum_floats(fft_size: int) -> int:
+    n1 = _LONG_N1[fft_size]
+    return (n1 // 2 + 1) * (fft_size // n1) * 2
 
 
 def _platform_bhl(compute, activations, transpose_results):
@@ -172,26 +191,32 @@ def _platform_bhl(compute, activations, transpose_results):
 # custom VJP over the canonical form: u (B, H, L) / (B, L, H), k (1, H, Lk) f32, skip (1, H) f32.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def _fftconv_canonical(u, k, pre, post, skip, fft_size, layout):
-    return _fwd_op(_Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None))(
-        u, k, *_present(pre, post, skip))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _fftconv_canonical(u, k, pre, post, skip, fft_size, layout, prepared):
+    return _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout, prepared)[0]
 
 
-def _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout):
-    return _fftconv_canonical(u, k, pre, post, skip, fft_size, layout), (u, k, pre, post, skip)
+def _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout, prepared):
+    """y, and the residuals: the inputs, and K' where the call prepares it (`prepared`, the long sizes).
+
+    K' is an explicit residual, so one jitted training step computes it once for both directions (about a
+    tenth of the 1M fwd+bwd); under jax.checkpoint the policy decides whether it is kept or recomputed."""
+    static = _Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None, prepared)
+    kspec = _spectrum_op(static)(k, *_present(skip)) if prepared else None
+    y = _fwd_op(static)(u, k, *_present(pre, post, skip, kspec))
+    return y, (u, k, pre, post, skip, kspec)
 
 
-def _fftconv_canonical_bwd(fft_size, layout, residuals, dy):
-    u, k, pre, post, skip = residuals
+def _fftconv_canonical_bwd(fft_size, layout, prepared, residuals, dy):
+    u, k, pre, post, skip, kspec = residuals
 
     def grads(layout_name, dy, u, pre, post):
         static = _Static(fft_size, LAYOUT_CODE[layout_name], u.shape[0], pre is not None, post is not None,
-                         skip is not None)
-        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
+                         skip is not None, prepared)
+        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip, kspec))
         return (du, dk) + _split_optionals(static, rest)
 
-    if layout == LAYOUT_CODE["BLH"] and _bhl_only_on_cuda(u.dtype, fft_size, backward=True):
+    if layout == LAYOUT_CODE["BLH"] and _tensor_core_backward(u.dtype, fft_size):
         def transpose_results(g, swap):  # du, dpre, dpost have u's shape; dk and dskip have no L axis
             du, dk, dpre, dpost, dskip = g
             return swap(du), dk, swap(dpre), swap(dpost), dskip
@@ -204,10 +229,12 @@ _fftconv_canonical.defvjp(_fftconv_canonical_fwd, _fftconv_canonical_bwd)
 
 
 class _Static(tuple):
-    """Hashable static configuration of one call: FFT size, layout, rows_per_group and which optionals exist."""
+    """Hashable static configuration of one call: FFT size, layout, rows_per_group, which optionals exist,
+    and whether k's spectrum K' is prepared by its own op (then the last operand of the forward and backward)."""
 
-    def __new__(cls, fft_size, layout, rows_per_group, has_pre, has_post, has_skip):
-        return super().__new__(cls, (int(fft_size), int(layout), int(rows_per_group), bool(has_pre), bool(has_post), bool(has_skip)))
+    def __new__(cls, fft_size, layout, rows_per_group, has_pre, has_post, has_skip, prepared):
+        return super().__new__(cls, (int(fft_size), int(layout), int(rows_per_group), bool(has_pre), bool(has_post),
+                                     bool(has_skip), bool(prepared)))
 
     fft_size = property(lambda s: s[0])
     layout = property(lambda s: s[1])
@@ -215,6 +242,7 @@ class _Static(tuple):
     has_pre = property(lambda s: s[3])
     has_post = property(lambda s: s[4])
     has_skip = property(lambda s: s[5])
+    prepared = property(lambda s: s[6])
 
 
 def _present(*xs):
@@ -230,40 +258,51 @@ def _split_optionals(static, opts):
     return pre, post, skip
 
 
+def _split_operands(static, opts):
+    """(pre, post, skip, kspec) from the forward's and backward's packed optional operands."""
+    opts = list(opts)
+    kspec = opts.pop() if static.prepared else None
+    return _split_optionals(static, opts) + (kspec,)
+
+
 # ---------------------------------------------------------------------------------------------------
 # vmap: batch row b of the kernel uses filter group (b // rows_per_group) % G, so a mapped axis over the
-# activations folds into the batch with a free reshape and k is never copied per batch element.
+# activations folds into the batch with a free reshape and k is never copied per batch element. The filter
+# operands (k (G, H, Lk), skip (G, H), K' (G, H, S)) all fold the same way.
 
 
-def _fold_batched(axis_size, static, u_like, u_batched, k, skip, filters_batched):
-    """Folds the vmapped axis into the canonical batch (activations) and filter-group (k, skip) axes.
+def _fold_batched(axis_size, static, u_like, u_batched, filters, filters_batched):
+    """Folds the vmapped axis into the canonical batch (activations) and filter-group (filters) axes.
 
     `u_like` is the list of activation-shaped operands (dy, u, gates); `u_batched` their batched flags.
-    Returns the folded operands, the new static config, and the tiling factor applied to the groups.
+    `filters` is [k, skip, kspec] (None where absent), mapped along axis 0 when `filters_batched`.
+    Returns the folded operands, the folded filters, and the tiling factor applied to the groups.
     """
     batch = next(x.shape[1] if b else x.shape[0] for x, b in zip(u_like, u_batched))
     if filters_batched or any(u_batched):
         u_like = [x if b else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, b in zip(u_like, u_batched)]
         u_like = [x.reshape((axis_size * batch,) + x.shape[2:]) for x in u_like]
+    k = filters[0]
     groups = k.shape[1] if filters_batched else k.shape[0]
-    rows = static.rows_per_group
     tile = 1
     if filters_batched:
         # Batch index v*B + b must map to group v*G' + (b // R); that holds once B == R * G'.
-        tile = batch // (rows * groups)
-        if tile > 1:
-            k = jnp.tile(k, (1, tile, 1, 1))
-            skip = None if skip is None else jnp.tile(skip, (1, tile, 1))
-        k = k.reshape((-1,) + k.shape[2:])
-        skip = None if skip is None else skip.reshape((-1,) + skip.shape[2:])
-    return u_like, k, skip, tile
+        tile = batch // (static.rows_per_group * groups)
+
+        def fold(x):
+            if x is None:
+                return None
+            if tile > 1:
+                x = jnp.tile(x, (1, tile) + (1,) * (x.ndim - 2))
+            return x.reshape((-1,) + x.shape[2:])
+
+        filters = [fold(x) for x in filters]
+    return u_like, filters, tile
 
 
-def _broadcast_filters(axis_size, k, k_batched, skip, skip_batched):
-    k = k if k_batched else jnp.broadcast_to(k, (axis_size,) + k.shape)
-    if skip is not None and not skip_batched:
-        skip = jnp.broadcast_to(skip, (axis_size,) + skip.shape)
-    return k, skip
+def _broadcast_filters(axis_size, filters, batched):
+    """Every present filter operand mapped along a new axis 0 (broadcast where it was not)."""
+    return [x if x is None or b else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, b in zip(filters, batched)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -274,19 +313,20 @@ def _fwd_op(static):
 
     @op.def_vmap
     def rule(axis_size, in_batched, u, k, *opts):
-        pre, post, skip = _split_optionals(static, opts)
+        pre, post, skip, kspec = _split_operands(static, opts)
         u_b, k_b, *opt_b = in_batched
-        pre_b, post_b, skip_b = _split_optionals(static, opt_b)
+        pre_b, post_b, skip_b, kspec_b = _split_operands(static, opt_b)
         acts = [u] + [g for g in (pre, post) if g is not None]
         acts_b = [u_b] + [b for g, b in ((pre, pre_b), (post, post_b)) if g is not None]
-        filters_batched = k_b or bool(skip_b)
+        filters, filters_b = [k, skip, kspec], [k_b, bool(skip_b), bool(kspec_b)]
+        filters_batched = any(filters_b)
         if filters_batched:
-            k, skip = _broadcast_filters(axis_size, k, k_b, skip, skip_b)
-        acts, k, skip, _ = _fold_batched(axis_size, static, acts, acts_b, k, skip, filters_batched)
+            filters = _broadcast_filters(axis_size, filters, filters_b)
+        acts, (k, skip, kspec), _ = _fold_batched(axis_size, static, acts, acts_b, filters, filters_batched)
         u, gates = acts[0], iter(acts[1:])
         pre = next(gates) if static.has_pre else None
         post = next(gates) if static.has_post else None
-        y = _fwd_op(static)(u, k, *_present(pre, post, skip))
+        y = _fwd_op(static)(u, k, *_present(pre, post, skip, kspec))
         return y.reshape((axis_size, -1) + y.shape[1:]), True
 
     return op
@@ -300,20 +340,20 @@ def _bwd_op(static):
 
     @op.def_vmap
     def rule(axis_size, in_batched, dy, u, k, *opts):
-        pre, post, skip = _split_optionals(static, opts)
+        pre, post, skip, kspec = _split_operands(static, opts)
         dy_b, u_b, k_b, *opt_b = in_batched
-        pre_b, post_b, skip_b = _split_optionals(static, opt_b)
+        pre_b, post_b, skip_b, kspec_b = _split_operands(static, opt_b)
         # Gradients of k and skip must come back per mapped element (vmap of grad needs them), so the
         # filters are always treated as mapped here; broadcasting them costs only G*H*Lk floats.
-        k, skip = _broadcast_filters(axis_size, k, k_b, skip, skip_b)
-        groups = k.shape[1]
+        filters = _broadcast_filters(axis_size, [k, skip, kspec], [k_b, bool(skip_b), bool(kspec_b)])
+        groups = filters[0].shape[1]
         acts = [dy, u] + [g for g in (pre, post) if g is not None]
         acts_b = [dy_b, u_b] + [b for g, b in ((pre, pre_b), (post, post_b)) if g is not None]
-        acts, k, skip, tile = _fold_batched(axis_size, static, acts, acts_b, k, skip, True)
+        acts, (k, skip, kspec), tile = _fold_batched(axis_size, static, acts, acts_b, filters, True)
         dy, u, gates = acts[0], acts[1], iter(acts[2:])
         pre = next(gates) if static.has_pre else None
         post = next(gates) if static.has_post else None
-        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip))
+        du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip, kspec))
         unfold = lambda x: x.reshape((axis_size, -1) + x.shape[1:])  # noqa: E731
 
         def untile(x):
@@ -334,17 +374,37 @@ def _bwd_op(static):
     return op
 
 
+@functools.lru_cache(maxsize=None)
+def _spectrum_op(static):
+    @custom_vmap
+    def op(k, *skip):
+        return _partitioned("spectrum", static)(k, *skip)
+
+    @op.def_vmap
+    def rule(axis_size, in_batched, k, *skip):
+        # A mapped axis joins the filter groups; the forward and backward fold a mapped K' the same way.
+        folded = [x.reshape((-1,) + x.shape[2:]) for x in _broadcast_filters(axis_size, [k, *skip], in_batched)]
+        kspec = _spectrum_op(static)(*folded)
+        return kspec.reshape((axis_size, -1) + kspec.shape[1:]), True
+
+    return op
+
+
 # ---------------------------------------------------------------------------------------------------
-# Sharding: each shard runs the kernel on its own batch rows and channels. L and Lk must be whole on
-# every shard (an FFT needs the full sequence), so those axes are replicated.
+# Sharding: each shard runs the kernel on its own batch rows and channels. L and Lk (and K''s last axis)
+# must be whole on every shard (an FFT needs the full sequence), so those axes are replicated.
 
 
 def _act_spec(layout, batch_axes, head_axes):
     return P(batch_axes, head_axes, None) if layout == LAYOUT_CODE["BHL"] else P(batch_axes, None, head_axes)
 
 
+def _spec_axes(sharding, ndim):
+    return tuple(sharding.spec) + (None,) * ndim if isinstance(sharding, NamedSharding) else (None,) * ndim
+
+
 def _shard_axes(static, u_sharding, groups):
-    spec = tuple(u_sharding.spec) + (None,) * 3 if isinstance(u_sharding, NamedSharding) else (None,) * 3
+    spec = _spec_axes(u_sharding, 3)
     batch_axes = spec[0]
     head_axes = spec[1] if static.layout == LAYOUT_CODE["BHL"] else spec[2]
     if groups > 1:
@@ -353,6 +413,10 @@ def _shard_axes(static, u_sharding, groups):
 
 
 def _shardings(kind, static, mesh, arg_shapes):
+    if kind == "spectrum":  # k and skip in, K' out: split along H like k
+        head_axes = _spec_axes(arg_shapes[0].sharding, 3)[1]
+        filt = NamedSharding(mesh, P(None, head_axes, None))
+        return None, [filt] + [NamedSharding(mesh, P(None, head_axes))] * static.has_skip, filt
     u_index = 0 if kind == "fwd" else 1
     groups = arg_shapes[u_index + 1].shape[0]
     batch_axes, head_axes = _shard_axes(static, arg_shapes[u_index].sharding, groups)
@@ -360,19 +424,32 @@ def _shardings(kind, static, mesh, arg_shapes):
     filt = NamedSharding(mesh, P(None, head_axes, None))
     vec = NamedSharding(mesh, P(None, head_axes))
     gates = [act] * (static.has_pre + static.has_post)
-    skips = [vec] * static.has_skip
+    opts = gates + [vec] * static.has_skip + [filt] * static.prepared
     if kind == "fwd":
-        args = [act, filt] + gates + skips
+        args = [act, filt] + opts
         results = act
     else:
-        args = [act, act, filt] + gates + skips
-        results = (act, filt) + tuple(gates) + tuple(skips)
+        args = [act, act, filt] + opts
+        results = (act, filt) + tuple(gates) + (vec,) * static.has_skip
     return batch_axes, args, results
+
+
+def _sharding_rule(kind, static):
+    """Shardy's rule: b = batch, h = channels, l = sequence, g = filter groups, k = taps, s = K''s last axis."""
+    seq = "h l" if static.layout == LAYOUT_CODE["BHL"] else "l h"
+    act = f"b {seq}"
+    if kind == "spectrum":
+        return ", ".join(["g h k"] + ["g h"] * static.has_skip) + " -> g h s"
+    opts = [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip + ["g h s"] * static.prepared
+    if kind == "fwd":
+        return ", ".join([act, "g h k"] + opts) + f" -> {act}"
+    outs = [act, "g h k"] + [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip
+    return ", ".join([act, act, "g h k"] + opts) + " -> " + ", ".join(outs)
 
 
 @functools.lru_cache(maxsize=None)
 def _partitioned(kind, static):
-    ffi_fn = _ffi_fwd if kind == "fwd" else _ffi_bwd
+    ffi_fn = {"fwd": _ffi_fwd, "bwd": _ffi_bwd, "spectrum": _ffi_spectrum}[kind]
 
     @custom_partitioning
     def op(*args):
@@ -397,19 +474,12 @@ def _partitioned(kind, static):
     def infer_sharding_from_operands(mesh, arg_shapes, result_shape):
         return _shardings(kind, static, mesh, arg_shapes)[2]
 
-    seq = "h l" if static.layout == LAYOUT_CODE["BHL"] else "l h"
-    act = f"b {seq}"
-    opts = [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip
-    if kind == "fwd":
-        rule = ", ".join([act, "g h k"] + opts) + f" -> {act}"
-    else:
-        outs = [act, "g h k"] + [act] * (static.has_pre + static.has_post) + ["g h"] * static.has_skip
-        rule = ", ".join([act, act, "g h k"] + opts) + " -> " + ", ".join(outs)
+    rule = _sharding_rule(kind, static)
     op.def_partition(
         partition=partition,
         infer_sharding_from_operands=infer_sharding_from_operands,
         sharding_rule=rule,
-        need_replication_factors=in_rule_order(rule, ("l", "k", "g")),
+        need_replication_factors=in_rule_order(rule, tuple(f for f in ("l", "k", "g", "s") if f in rule.split())),
     )
     return op
 
@@ -430,38 +500,40 @@ def _attrs(static):
     )
 
 
+def _optional_operands(static, dtype, opts):
+    """pre, post, skip, kspec as the targets take them: every one present or (0,)."""
+    pre, post, skip, kspec = _split_operands(static, opts)
+    return (_absent(dtype) if pre is None else pre, _absent(dtype) if post is None else post,
+            _absent(jnp.float32) if skip is None else skip, _absent(jnp.float32) if kspec is None else kspec)
+
+
 def _ffi_fwd(static, u, k, *opts):
-    pre, post, skip = _split_optionals(static, opts)
     call = jax.ffi.ffi_call("jff_fftconv_fwd", jax.ShapeDtypeStruct(u.shape, u.dtype))
-    return call(
-        u,
-        k,
-        _absent(u.dtype) if pre is None else pre,
-        _absent(u.dtype) if post is None else post,
-        _absent(jnp.float32) if skip is None else skip,
-        **_attrs(static),
-    )
+    return call(u, k, *_optional_operands(static, u.dtype, opts), **_attrs(static))
 
 
 def _ffi_bwd(static, dy, u, k, *opts):
-    pre, post, skip = _split_optionals(static, opts)
     act = jax.ShapeDtypeStruct(u.shape, u.dtype)
     none_act = jax.ShapeDtypeStruct((0,), u.dtype)
+    none_f32 = jax.ShapeDtypeStruct((0,), jnp.float32)
+    operands = _optional_operands(static, u.dtype, opts)
     result_shapes = (
         act,
         jax.ShapeDtypeStruct(k.shape, jnp.float32),
         act if static.has_pre else none_act,
         act if static.has_post else none_act,
-        jax.ShapeDtypeStruct(k.shape[:2], jnp.float32) if static.has_skip else jax.ShapeDtypeStruct((0,), jnp.float32),
+        jax.ShapeDtypeStruct(k.shape[:2], jnp.float32) if static.has_skip else none_f32,
+        # kspec_ws: K''s memory handed back as the backward's dk workspace. Where K' is dead after the backward
+        # (a training step) XLA aliases the two buffers; where it is not, XLA copies K' first.
+        jax.ShapeDtypeStruct(operands[-1].shape, jnp.float32) if static.prepared else none_f32,
     )
-    call = jax.ffi.ffi_call("jff_fftconv_bwd", result_shapes)
-    du, dk, dpre, dpost, dskip = call(
-        dy,
-        u,
-        k,
-        _absent(u.dtype) if pre is None else pre,
-        _absent(u.dtype) if post is None else post,
-        _absent(jnp.float32) if skip is None else skip,
-        **_attrs(static),
-    )
+    aliases = {6: 5} if static.prepared else {}  # operand kspec -> result kspec_ws
+    call = jax.ffi.ffi_call("jff_fftconv_bwd", result_shapes, input_output_aliases=aliases)
+    du, dk, dpre, dpost, dskip, _ = call(dy, u, k, *operands, **_attrs(static))
     return (du, dk) + tuple(x for x, has in ((dpre, static.has_pre), (dpost, static.has_post), (dskip, static.has_skip)) if has)
+
+
+def _ffi_spectrum(static, k, *skip):
+    shape = k.shape[:2] + (_prepared_spectrum_floats(static.fft_size),)
+    call = jax.ffi.ffi_call("jff_fftconv_filter_spectrum", jax.ShapeDtypeStruct(shape, jnp.float32))
+    return call(k, skip[0] if skip else _absent(jnp.float32), fft_size=np.int64(static.fft_size))

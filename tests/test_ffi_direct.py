@@ -54,8 +54,9 @@ def _absent(dtype):
     return np.zeros((0,), dtype)
 
 
-def poisoned_call(target, result_specs, operands, **attrs):
-    """Runs `target` with every non-empty result buffer pre-filled with NaN.
+def poisoned_call(target, result_specs, operands, aliases=None, **attrs):
+    """Runs `target` with every non-empty result buffer pre-filled with NaN (but those that `aliases`, a
+    {operand index: result index} dict passed on to ffi_call, makes aliases of operands).
 
     The NaN buffers are donated arguments of a jit whose outputs are exactly the custom call's results,
     so XLA aliases each result to its poison buffer and the handler writes into it. The check that the
@@ -63,20 +64,24 @@ def poisoned_call(target, result_specs, operands, **attrs):
     copy, proves the handler saw the poison rather than fresh memory.
     """
     result_specs = tuple(result_specs)
-    poisoned = [i for i, s in enumerate(result_specs) if int(np.prod(s.shape)) > 0]
+    aliases = aliases or {}
+    poisoned = [i for i, s in enumerate(result_specs) if int(np.prod(s.shape)) > 0 and i not in aliases.values()]
 
     def run(*args):  # empty results stay inside: returning them would add copies of constants
-        outs = jax.ffi.ffi_call(target, result_specs)(*args[len(poisoned):], **attrs)
-        return tuple(outs[i] for i in poisoned)
+        outs = jax.ffi.ffi_call(target, result_specs, input_output_aliases=aliases)(*args[len(poisoned):], **attrs)
+        # An aliased result is returned too: its donated operand can only become a jit output.
+        return tuple(outs[i] for i in poisoned) + tuple(outs[i] for i in aliases.values())
 
     poisons = [_cpu(jnp.full(result_specs[i].shape, jnp.nan, result_specs[i].dtype)) for i in poisoned]
     operands = [_cpu(o) for o in operands]
     addresses = [p.unsafe_buffer_pointer() for p in poisons]
     compiled = (
-        jax.jit(run, donate_argnums=tuple(range(len(poisoned))), keep_unused=True).lower(*poisons, *operands).compile()
+        # Aliased operands are donated too, so that XLA need not copy them.
+        jax.jit(run, donate_argnums=tuple(range(len(poisoned))) + tuple(len(poisoned) + i for i in aliases),
+                keep_unused=True).lower(*poisons, *operands).compile()
     )
     assert " copy(" not in compiled.as_text(), "XLA copies the result, so the poison would not reach the handler"
-    outs = compiled(*poisons, *operands)
+    outs = compiled(*poisons, *operands)[:len(poisoned)]
     for out, address in zip(outs, addresses):
         assert out.unsafe_buffer_pointer() == address, "result was not written into the poisoned buffer"
     results = [np.zeros(s.shape, s.dtype) for s in result_specs]
@@ -194,16 +199,34 @@ def _fftconv_attrs(n, layout, rows_per_group):
     return dict(fft_size=np.int64(n), layout=np.int32(layout), rows_per_group=np.int64(rows_per_group))
 
 
-def call_fftconv_fwd(u, k, pre, post, skip, *, n, layout, rows_per_group):
-    opts = [_absent(u.dtype) if pre is None else pre, _absent(u.dtype) if post is None else post]
-    opts.append(_absent(np.float32) if skip is None else skip)
+def prepared_floats(n):
+    """K''s last axis at a long size (cuda/fftconv_long/long_plan.h's split N = N1 x N2)."""
+    n1 = {1 << 16: 16, 1 << 17: 32, 1 << 18: 32, 1 << 19: 32, 1 << 20: 256}[n]
+    return (n1 // 2 + 1) * (n // n1) * 2
+
+
+def call_fftconv_spectrum(k, skip, *, n):
+    (kspec,) = poisoned_call("jff_fftconv_filter_spectrum", [_spec(k.shape[:2] + (prepared_floats(n),), np.float32)],
+                             [k, _absent(np.float32) if skip is None else skip], fft_size=np.int64(n))
+    return kspec
+
+
+def _fftconv_optionals(u, k, pre, post, skip, n, prepared):
+    """pre, post, skip and kspec as the targets take them; kspec from the spectrum target when `prepared`."""
+    return [_absent(u.dtype) if pre is None else pre, _absent(u.dtype) if post is None else post,
+            _absent(np.float32) if skip is None else skip,
+            call_fftconv_spectrum(k, skip, n=n) if prepared else _absent(np.float32)]
+
+
+def call_fftconv_fwd(u, k, pre, post, skip, *, n, layout, rows_per_group, prepared=False):
+    opts = _fftconv_optionals(u, k, pre, post, skip, n, prepared)
     (y,) = poisoned_call(
         "jff_fftconv_fwd", [_spec(u.shape, u.dtype)], [u, k, *opts], **_fftconv_attrs(n, layout, rows_per_group)
     )
     return y
 
 
-def call_fftconv_bwd(dy, u, k, pre, post, skip, *, n, layout, rows_per_group):
+def call_fftconv_bwd(dy, u, k, pre, post, skip, *, n, layout, rows_per_group, prepared=False):
     act, none = _spec(u.shape, u.dtype), _spec((0,), u.dtype)
     specs = [
         act,
@@ -212,9 +235,11 @@ def call_fftconv_bwd(dy, u, k, pre, post, skip, *, n, layout, rows_per_group):
         none if post is None else act,
         _spec((0,), np.float32) if skip is None else _spec(k.shape[:2], np.float32),
     ]
-    opts = [_absent(u.dtype) if pre is None else pre, _absent(u.dtype) if post is None else post]
-    opts.append(_absent(np.float32) if skip is None else skip)
-    return poisoned_call("jff_fftconv_bwd", specs, [dy, u, k, *opts], **_fftconv_attrs(n, layout, rows_per_group))
+    opts = _fftconv_optionals(u, k, pre, post, skip, n, prepared)
+    specs.append(_spec(opts[-1].shape, np.float32))  # kspec_ws, aliased to kspec: the backward's scratch
+    outs = poisoned_call("jff_fftconv_bwd", specs, [dy, u, k, *opts], aliases={6: 5} if prepared else None,
+                         **_fftconv_attrs(n, layout, rows_per_group))
+    return outs[:5]
 
 
 def _dw_attrs(pad_lo, pad_hi, layout):
@@ -265,12 +290,13 @@ def make_fftconv_inputs(key, B, H, L, G, Lk, dtype, layout, *, pre, post, skip):
     )
 
 
-def check_fftconv(name, B, H, L, G, R, Lk, n, layout, dt, *, pre=True, post=True, skip=True):
+def check_fftconv(name, B, H, L, G, R, Lk, n, layout, dt, *, pre=True, post=True, skip=True, prepared=False):
     inp = make_fftconv_inputs((name, layout, dt, pre, post, skip), B, H, L, G, Lk, DTYPES[dt], layout,
                               pre=pre, post=post, skip=skip)
-    kw = dict(n=n, layout=layout, rows_per_group=R)
+    kw = dict(n=n, layout=layout, rows_per_group=R, prepared=prepared)
     ops = (inp["u"], inp["k"], inp["pre"], inp["post"], inp["skip"])
-    y_ref, du_ref, dk_ref, dpre_ref, dpost_ref, dskip_ref = fftconv_ref(*ops, inp["dy"], **kw)
+    y_ref, du_ref, dk_ref, dpre_ref, dpost_ref, dskip_ref = fftconv_ref(*ops, inp["dy"], n=n, layout=layout,
+                                                                        rows_per_group=R)
     tol = TOL[dt]
 
     y = call_fftconv_fwd(*ops, **kw)
@@ -347,6 +373,23 @@ def test_fftconv_reference_matches_direct_sums():
         ops = (inp["u"], inp["k"], inp["pre"], inp["post"], inp["skip"], inp["dy"])
         for got, ref in zip(fftconv_ref(*ops, **kw), fftconv_direct(*ops, **kw)):
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", [BHL, BLH], ids=["BHL", "BLH"])
+def test_fftconv_with_prepared_spectrum(layout):
+    """At a long size the forward and backward take K' from jff_fftconv_filter_spectrum (groups, odd H, L < N)."""
+    check_fftconv("prepared", 4, 3, 40001, 2, 2, 30000, 1 << 16, layout, "f32", prepared=True)
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["noskip", "skip"])
+def test_fftconv_filter_spectrum_on_cpu(skip):
+    """On the CPU K'[g, h] is k[g, h] zero-padded to K''s length (the handlers transform it per call); every
+    element written (the result is poisoned first)."""
+    inp = make_fftconv_inputs(("spectrum", skip), 1, 3, 1, 2, 5000, np.float32, BHL, pre=False, post=False, skip=skip)
+    kspec = call_fftconv_spectrum(inp["k"], inp["skip"], n=1 << 17)
+    assert kspec.shape == (2, 3, prepared_floats(1 << 17))
+    np.testing.assert_array_equal(kspec[..., :5000], inp["k"])
+    assert not kspec[..., 5000:].any()
 
 
 def test_fftconv_accuracy_n_4m():
@@ -499,7 +542,7 @@ PLATFORMS = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 
 def _fftconv_call(*, u_shape=(2, 3, 8), u_dtype=np.float32, k_shape=(1, 3, 4), k_dtype=np.float32, pre=None,
-                  post=None, skip=None, n=16, layout=BHL, rpg=1, y_spec=None, bwd=False, dy_shape=None,
+                  post=None, skip=None, kspec=None, n=16, layout=BHL, rpg=1, y_spec=None, bwd=False, dy_shape=None,
                   result_overrides=None, platform="cpu"):
     u = np.ones(u_shape, u_dtype)
     k = np.ones(k_shape, k_dtype)
@@ -507,12 +550,14 @@ def _fftconv_call(*, u_shape=(2, 3, 8), u_dtype=np.float32, k_shape=(1, 3, 4), k
         _absent(u_dtype) if pre is None else np.ones(*pre),
         _absent(u_dtype) if post is None else np.ones(*post),
         _absent(np.float32) if skip is None else np.ones(*skip),
+        _absent(np.float32) if kspec is None else np.ones(*kspec),
     ]
     attrs = _fftconv_attrs(n, layout, rpg)
     if not bwd:
         return _raw_call("jff_fftconv_fwd", [y_spec or _spec(u_shape, u_dtype)], [u, k, *opts], platform, **attrs)
     act = _spec(u_shape, u_dtype)
-    specs = [act, _spec(k_shape, np.float32), _spec((0,), u_dtype), _spec((0,), u_dtype), _spec((0,), np.float32)]
+    specs = [act, _spec(k_shape, np.float32), _spec((0,), u_dtype), _spec((0,), u_dtype), _spec((0,), np.float32),
+             _spec((0,), np.float32) if kspec is None else _spec(kspec[0], np.float32)]
     for i, s in (result_overrides or {}).items():
         specs[i] = s
     dy = np.ones(dy_shape or u_shape, u_dtype)
@@ -550,6 +595,16 @@ FFTCONV_ERRORS = [
     ("bwd_dskip_shape", dict(bwd=True, skip=((1, 3), np.float32), result_overrides={4: _spec((3,), np.float32)}),
      "dskip"),
     ("bwd_du_dtype", dict(bwd=True, result_overrides={0: _spec((2, 3, 8), np.float16)}), "result du"),
+    ("kspec_not_long", dict(kspec=((1, 3, 32), np.float32)), "not a long size"),
+    ("kspec_shape", dict(u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, 65536), np.float32)), "kspec has shape"),
+    ("kspec_dtype", dict(u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, prepared_floats(1 << 16)), np.float16)),
+     "kspec has dtype"),
+    ("bwd_kspec_groups", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((2, 3, prepared_floats(1 << 16)),
+                                                                              np.float32)), "kspec has shape"),
+    ("bwd_kspec_ws_without_kspec", dict(bwd=True, result_overrides={5: _spec((1, 3, 4), np.float32)}), "kspec_ws"),
+    ("bwd_kspec_ws_shape", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, prepared_floats(1 << 16)),
+                                                                                np.float32),
+                                result_overrides={5: _spec((1, 3, 8), np.float32)}), "result kspec_ws"),
 ]
 
 
@@ -558,6 +613,33 @@ FFTCONV_ERRORS = [
 def test_fftconv_errors(kwargs, match, platform):
     with pytest.raises(Exception, match=match) as info:
         _fftconv_call(**kwargs, platform=platform)
+    assert "jax_flashfft" in str(info.value)
+
+
+def _spectrum_call(*, k_shape=(2, 3, 100), k_dtype=np.float32, skip=None, n=1 << 16, result=None, platform="cpu"):
+    k = np.ones(k_shape, k_dtype)
+    skip = _absent(np.float32) if skip is None else np.ones(*skip)
+    result = result or _spec(k_shape[:2] + (prepared_floats(n) if n in (1 << 16, 1 << 17) else 8,), np.float32)
+    return _raw_call("jff_fftconv_filter_spectrum", [result], [k, skip], platform, fft_size=np.int64(n))
+
+
+SPECTRUM_ERRORS = [
+    ("short_size", dict(n=1 << 15), "expected a long size"),
+    ("not_pow2", dict(n=(1 << 16) + 1), "expected a long size"),
+    ("Lk_gt_N", dict(k_shape=(1, 2, (1 << 16) + 1)), "expected a long size"),
+    ("k_rank2", dict(k_shape=(3, 100)), "k has shape"),
+    ("k_f16", dict(k_dtype=np.float16), "k has dtype"),
+    ("skip_shape", dict(skip=((3,), np.float32)), "skip has shape"),
+    ("result_shape", dict(result=_spec((2, 3, 65536), np.float32)), "result kspec has shape"),
+    ("result_dtype", dict(result=_spec((2, 3, prepared_floats(1 << 16)), np.float16)), "result kspec has dtype"),
+]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("kwargs,match", [c[1:] for c in SPECTRUM_ERRORS], ids=[c[0] for c in SPECTRUM_ERRORS])
+def test_fftconv_spectrum_errors(kwargs, match, platform):
+    with pytest.raises(Exception, match=match) as info:
+        _spectrum_call(**kwargs, platform=platform)
     assert "jax_flashfft" in str(info.value)
 
 

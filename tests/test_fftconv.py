@@ -189,6 +189,42 @@ def test_sequence_too_long_for_linear_convolution():
         jax.eval_shape(jff.fftconv, u, k)
 
 
+@pytest.mark.parametrize("dtype,fft_size,prepared", [
+    (jnp.bfloat16, 1 << 16, True), (jnp.float16, 1 << 24, True), (jnp.float32, 1 << 23, True),
+    (jnp.float32, 1 << 24, False), (jnp.bfloat16, 1 << 15, False)])
+@pytest.mark.parametrize("layout", ["BHL", "BLH"])
+@pytest.mark.parametrize("platform", ["cuda", "cpu"])
+def test_long_sizes_prepare_the_filter_spectrum_once(dtype, fft_size, prepared, layout, platform):
+    """At the long kernels' sizes a jitted training step computes k's spectrum K' once: one
+    jff_fftconv_filter_spectrum call, whose (G, H, S) result both the forward and the backward take (on every
+    platform, so that one program runs everywhere); elsewhere no such call and no such operand."""
+    import re
+
+    from jax_flashfft.fftconv import _prepared_spectrum_floats
+
+    shape = (2, 3, 16) if layout == "BHL" else (2, 16, 3)
+    u = jax.ShapeDtypeStruct(shape, dtype)
+    k = jax.ShapeDtypeStruct((3, 16), jnp.float32)
+    skip = jax.ShapeDtypeStruct((3,), jnp.float32)
+
+    def loss(u, k, skip):
+        return jnp.sum(jff.fftconv(u, k, skip=skip, fft_size=fft_size, layout=layout).astype(jnp.float32) ** 2)
+
+    fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+    text = fn.trace(u, k, skip).lower(lowering_platforms=(platform,)).as_text()
+    calls = re.findall(r"custom_call @(jff_fftconv_\w+)\((.*)", text)
+    assert sorted(name for name, _ in calls) == sorted(
+        ["jff_fftconv_fwd", "jff_fftconv_bwd"] + ["jff_fftconv_filter_spectrum"] * prepared), calls
+    if prepared:
+        kspec_type = f"tensor<1x3x{_prepared_spectrum_floats(fft_size)}xf32>"
+        assert all(kspec_type in rest for name, rest in calls), calls
+    if prepared and platform == "cpu" and fft_size <= 1 << 16:
+        # K' is dead after the backward, so the backward's kspec_ws result takes its buffer: no copy of K'.
+        compiled = fn.lower(*(jnp.zeros(x.shape, x.dtype) for x in (u, k, skip))).compile().as_text()
+        kspec_shape = f"f32[1,3,{_prepared_spectrum_floats(fft_size)}]"
+        assert not [line for line in compiled.splitlines() if kspec_shape in line and " copy(" in line]
+
+
 @pytest.mark.parametrize(
     "dtype,length,fwd_layout,bwd_layout",
     # L = Lk = length, fft_size=None: N is the power of two >= 2 * length - 1.

@@ -20,13 +20,19 @@ def _draw(rng, shape, dtype=jnp.float32):
     return jnp.asarray(rng.standard_normal(shape), dtype)
 
 
-def _conv(u, k, pre, post, skip, backend=None, layout="BHL"):
-    return jff.fftconv(u, k, pre_gate=pre, post_gate=post, skip=skip, layout=layout, backend=backend)
+# fft_size 65536 is a long size: there the forward and backward take k's spectrum K' from its own op
+# (_spectrum_op), whose vmap and sharding rules these tests reach too.
+LONG = 1 << 16
 
 
-def _loss(backend, layout="BHL"):
+def _conv(u, k, pre, post, skip, backend=None, layout="BHL", fft_size=None):
+    return jff.fftconv(u, k, pre_gate=pre, post_gate=post, skip=skip, layout=layout, backend=backend,
+                       fft_size=fft_size)
+
+
+def _loss(backend, layout="BHL", fft_size=None):
     def f(u, k, pre, post, skip):
-        return (_conv(u, k, pre, post, skip, backend, layout) ** 2).sum()
+        return (_conv(u, k, pre, post, skip, backend, layout, fft_size) ** 2).sum()
 
     return f
 
@@ -45,7 +51,8 @@ def _loss(backend, layout="BHL"):
         (None, None, 0, None, None),  # one gate alone
     ],
 )
-def test_vmap_forward_and_grad_of_vmap(rng, in_axes):
+@pytest.mark.parametrize("fft_size", [None, LONG])
+def test_vmap_forward_and_grad_of_vmap(rng, in_axes, fft_size):
     vsize, batch, heads, length, klen = 3, 2, 4, 20, 6
     shapes = {
         0: (batch, heads, length),
@@ -61,12 +68,12 @@ def test_vmap_forward_and_grad_of_vmap(rng, in_axes):
         return s if ax is None else s[:ax] + (vsize,) + s[ax:]
 
     args = [_draw(rng, mapped(i)) for i in range(5)]
-    ours = jax.vmap(functools.partial(_conv), in_axes=in_axes)(*args)
-    xla = jax.vmap(functools.partial(_conv, backend="xla"), in_axes=in_axes)(*args)
+    ours = jax.vmap(functools.partial(_conv, fft_size=fft_size), in_axes=in_axes)(*args)
+    xla = jax.vmap(functools.partial(_conv, backend="xla", fft_size=fft_size), in_axes=in_axes)(*args)
     assert rel_l2(ours, xla) <= 1e-5
 
     def total(backend):
-        return lambda *a: jax.vmap(_loss(backend), in_axes=in_axes)(*a).sum()
+        return lambda *a: jax.vmap(_loss(backend, fft_size=fft_size), in_axes=in_axes)(*a).sum()
 
     g_ours = jax.grad(total(None), argnums=tuple(range(5)))(*args)
     g_xla = jax.grad(total("xla"), argnums=tuple(range(5)))(*args)
@@ -165,7 +172,8 @@ def _compiled_text(fn, *args):
 @needs8
 @pytest.mark.parametrize("layout", ["BHL", "BLH"])
 @pytest.mark.parametrize("shard", ["batch", "heads", "both"])
-def test_sharded_jit_fftconv_has_no_all_gather(rng, layout, shard):
+@pytest.mark.parametrize("fft_size", [None, LONG])
+def test_sharded_jit_fftconv_has_no_all_gather(rng, layout, shard, fft_size):
     mesh = Mesh(np.array(CPUS).reshape(4, 2), ("data", "model"))
     batch, heads, length = 8, 8, 64
     shape = (batch, heads, length) if layout == "BHL" else (batch, length, heads)
@@ -178,17 +186,18 @@ def test_sharded_jit_fftconv_has_no_all_gather(rng, layout, shard):
     skip = jax.device_put(_draw(rng, (heads,)), NamedSharding(mesh, P(h_ax)))
     args = (u, k, pre, post, skip)
 
-    fwd = lambda *a: _conv(*a, layout=layout)  # noqa: E731
-    grad = jax.grad(_loss(None, layout), argnums=(0, 1, 2, 3, 4))
+    fwd = lambda *a: _conv(*a, layout=layout, fft_size=fft_size)  # noqa: E731
+    grad = jax.grad(_loss(None, layout, fft_size), argnums=(0, 1, 2, 3, 4))
     for fn in (fwd, grad):
         text = _compiled_text(fn, *args)
         assert not _COLLECTIVE.search(text), _COLLECTIVE.search(text).group(0)
+        assert ("jff_fftconv_filter_spectrum" in text) == (fft_size == LONG)
 
     y = jax.jit(fwd)(*args)
     assert y.sharding.is_equivalent_to(act, 3)
-    assert rel_l2(y, _conv(*args, backend="xla", layout=layout)) <= 1e-5
+    assert rel_l2(y, _conv(*args, backend="xla", layout=layout, fft_size=fft_size)) <= 1e-5
     g = jax.jit(grad)(*args)
-    g_x = jax.grad(_loss("xla", layout), argnums=(0, 1, 2, 3, 4))(*args)
+    g_x = jax.grad(_loss("xla", layout, fft_size), argnums=(0, 1, 2, 3, 4))(*args)
     for a, b in zip(g, g_x):
         assert rel_l2(a, b) <= 1e-5
 

@@ -25,6 +25,7 @@ struct FftconvFwdArgs {
   const void* post;  // nullptr when absent
   const float* skip; // nullptr when absent
   void* y;
+  const float* kspec = nullptr;  // jff_fftconv_filter_spectrum(k, skip) (G, H, S), nullptr when absent
 };
 
 struct FftconvBwdArgs {
@@ -40,6 +41,10 @@ struct FftconvBwdArgs {
   void* dpre;        // nullptr when pre is absent
   void* dpost;       // nullptr when post is absent
   float* dskip;      // (G, H), nullptr when skip is absent
+  const float* kspec = nullptr;  // as in FftconvFwdArgs
+  // With kspec: a result of kspec's shape that the caller aliases to it (XLA copies kspec first where it is
+  // still needed afterwards), so the long backward's dk workspace reuses K''s memory once K' is read.
+  float* kspec_ws = nullptr;
 };
 
 }  // namespace jff

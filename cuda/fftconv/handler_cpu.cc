@@ -1,4 +1,4 @@
-// CPU handlers of jff_fftconv_fwd / jff_fftconv_bwd (contract: cuda/README.md).
+// CPU handlers of jff_fftconv_fwd / jff_fftconv_bwd / jff_fftconv_filter_spectrum (contract: cuda/README.md).
 //
 // Work is split by (filter group g, channel h): one item computes k[g, h]'s spectrum once
 // and then walks every batch row of group g in ascending order, so dk and dskip are reduced
@@ -67,10 +67,11 @@ void ForEachRowPair(const FftconvDims& d, int64_t g, F f) {
 }
 
 // k[g, h] zero-padded to N, transformed, scaled by 1/N so that Adjoint(X .* K) is the
-// convolution itself.
-void FilterSpectrum(const FftconvDims& d, const FftPlan& plan, const float* k, int64_t g, int64_t h,
-                    Cpx* out) {
-  const float* kr = k + (g * d.H + h) * d.Lk;
+// convolution itself. k[g, h] is read from the prepared kspec when the call has one (see
+// FftconvSpectrumCpu: there it is k's row, zero-padded to the prepared length).
+void FilterSpectrum(const FftconvDims& d, const FftPlan& plan, const float* k, const float* kspec, int64_t g,
+                    int64_t h, Cpx* out) {
+  const float* kr = kspec ? kspec + (g * d.H + h) * longconv::prepared_spectrum_floats(d.N) : k + (g * d.H + h) * d.Lk;
   const double inv_n = 1.0 / static_cast<double>(d.N);
   for (int64_t j = 0; j < d.Lk; ++j) out[j] = Cpx{kr[j] * inv_n, 0.0};
   std::fill(out + d.Lk, out + d.N, Cpx{0.0, 0.0});
@@ -92,7 +93,7 @@ void FftconvFwdItem(const FftconvFwdArgs& args, const FftPlan& plan, int64_t ite
   s.kspec.resize(N);
   s.a.resize(N);
   s.v.resize(2 * L);
-  FilterSpectrum(d, plan, args.k, g, h, s.kspec.data());
+  FilterSpectrum(d, plan, args.k, args.kspec, g, h, s.kspec.data());
   const T* u = static_cast<const T*>(args.u);
   const T* pre = static_cast<const T*>(args.pre);
   const T* post = static_cast<const T*>(args.post);
@@ -151,7 +152,7 @@ void FftconvBwdItem(const FftconvBwdArgs& args, const FftPlan& plan, int64_t ite
   s.acc.resize(N);
   s.v.resize(2 * L);
   s.dz.resize(2 * L);
-  FilterSpectrum(d, plan, args.k, g, h, s.kspec.data());
+  FilterSpectrum(d, plan, args.k, args.kspec, g, h, s.kspec.data());
   std::fill(s.acc.begin(), s.acc.end(), Cpx{0.0, 0.0});
   const T* dy = static_cast<const T*>(args.dy);
   const T* u = static_cast<const T*>(args.u);
@@ -370,15 +371,39 @@ ffi::Error RunItems(const char* op, ffi::ThreadPool& pool, const FftconvDims& d,
 // Entry points
 // ---------------------------------------------------------------------------------------
 
+// jff_fftconv_filter_spectrum on the CPU: K'[g, h] is k[g, h] itself, zero-padded to the prepared length.
+// The CPU handlers keep transforming each filter per call: their FFT's spectrum (N complex doubles in the
+// plan's permuted order) does not fit K''s N + 2 N2 floats, and one filter transform per (g, h) item is small
+// next to the item's 2-4 transforms per batch row. The target exists so that every platform runs the same
+// program (the custom VJP's residual, vmap and sharding rules are exercised on the CPU too).
+ffi::Error FftconvSpectrumCpu(ffi::AnyBuffer k, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> kspec,
+                              int64_t fft_size) {
+  FftconvDims d;
+  JFF_RETURN_IF_ERROR(ValidateSpectrum("jff_fftconv_filter_spectrum", k, skip, *kspec, fft_size, &d));
+  const int64_t floats = longconv::prepared_spectrum_floats(d.N);
+  const float* src = static_cast<const float*>(k.untyped_data());
+  float* dst = static_cast<float*>(kspec->untyped_data());
+  for (int64_t gh = 0; gh < d.G * d.H; ++gh) {
+    std::copy(src + gh * d.Lk, src + (gh + 1) * d.Lk, dst + gh * floats);
+    std::fill(dst + gh * floats + d.Lk, dst + (gh + 1) * floats, 0.0f);
+  }
+  return ffi::Error::Success();
+}
+
+const float* SpectrumOrNull(const ffi::AnyBuffer& kspec) {
+  return IsAbsent(kspec) ? nullptr : static_cast<const float*>(kspec.untyped_data());
+}
+
 ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer k,
-                         ffi::AnyBuffer pre, ffi::AnyBuffer post, ffi::AnyBuffer skip,
+                         ffi::AnyBuffer pre, ffi::AnyBuffer post, ffi::AnyBuffer skip, ffi::AnyBuffer kspec,
                          ffi::Result<ffi::AnyBuffer> y, int64_t fft_size, int32_t layout,
                          int64_t rows_per_group) {
   constexpr const char* kOp = "jff_fftconv_fwd";
   FftconvFwdArgs a;
-  JFF_RETURN_IF_ERROR(ValidateFwd(kOp, u, k, pre, post, skip, *y, fft_size, layout, rows_per_group, &a.d));
+  JFF_RETURN_IF_ERROR(ValidateFwd(kOp, u, k, pre, post, skip, kspec, *y, fft_size, layout, rows_per_group, &a.d));
   a.u = u.untyped_data();
   a.k = static_cast<const float*>(k.untyped_data());
+  a.kspec = SpectrumOrNull(kspec);
   a.pre = IsAbsent(pre) ? nullptr : pre.untyped_data();
   a.post = IsAbsent(post) ? nullptr : post.untyped_data();
   a.skip = IsAbsent(skip) ? nullptr : static_cast<const float*>(skip.untyped_data());
@@ -410,20 +435,23 @@ ffi::Error FftconvFwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer u, ffi::AnyBuffer 
 
 ffi::Error FftconvBwdCpu(ffi::ThreadPool pool, ffi::AnyBuffer dy, ffi::AnyBuffer u,
                          ffi::AnyBuffer k, ffi::AnyBuffer pre, ffi::AnyBuffer post,
-                         ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> du,
+                         ffi::AnyBuffer skip, ffi::AnyBuffer kspec, ffi::Result<ffi::AnyBuffer> du,
                          ffi::Result<ffi::AnyBuffer> dk, ffi::Result<ffi::AnyBuffer> dpre,
                          ffi::Result<ffi::AnyBuffer> dpost, ffi::Result<ffi::AnyBuffer> dskip,
-                         int64_t fft_size, int32_t layout, int64_t rows_per_group) {
+                         ffi::Result<ffi::AnyBuffer> kspec_ws, int64_t fft_size, int32_t layout,
+                         int64_t rows_per_group) {
+  // kspec_ws (kspec's alias) is the CUDA backward's scratch: the CPU needs none and leaves it as it is.
   constexpr const char* kOp = "jff_fftconv_bwd";
   FftconvBwdArgs a;
-  JFF_RETURN_IF_ERROR(ValidateBwd(kOp, dy, u, k, pre, post, skip, *du, *dk, *dpre, *dpost, *dskip, fft_size,
-                                  layout, rows_per_group, &a.d));
+  JFF_RETURN_IF_ERROR(ValidateBwd(kOp, dy, u, k, pre, post, skip, kspec, *du, *dk, *dpre, *dpost, *dskip,
+                                  *kspec_ws, fft_size, layout, rows_per_group, &a.d));
   const bool has_pre = !IsAbsent(pre);
   const bool has_post = !IsAbsent(post);
   const bool has_skip = !IsAbsent(skip);
   a.dy = dy.untyped_data();
   a.u = u.untyped_data();
   a.k = static_cast<const float*>(k.untyped_data());
+  a.kspec = SpectrumOrNull(kspec);
   a.pre = has_pre ? pre.untyped_data() : nullptr;
   a.post = has_post ? post.untyped_data() : nullptr;
   a.skip = has_skip ? static_cast<const float*>(skip.untyped_data()) : nullptr;
@@ -476,6 +504,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvFwdCpu, jff::FftconvFwdCpu,
                                   .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // kspec or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // y
                                   .Attr<int64_t>("fft_size")
                                   .Attr<int32_t>("layout")
@@ -490,11 +519,20 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvBwdCpu, jff::FftconvBwdCpu,
                                   .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // kspec or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // du
                                   .Ret<xla::ffi::AnyBuffer>()  // dk
                                   .Ret<xla::ffi::AnyBuffer>()  // dpre or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // dpost or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // dskip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // kspec_ws (kspec's alias) or (0,)
                                   .Attr<int64_t>("fft_size")
                                   .Attr<int32_t>("layout")
                                   .Attr<int64_t>("rows_per_group"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvSpectrumCpu, jff::FftconvSpectrumCpu,
+                              xla::ffi::Ffi::Bind()
+                                  .Arg<xla::ffi::AnyBuffer>()  // k
+                                  .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // kspec
+                                  .Attr<int64_t>("fft_size"));

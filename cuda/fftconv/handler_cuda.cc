@@ -1,4 +1,4 @@
-// CUDA handlers of jff_fftconv_fwd / jff_fftconv_bwd (contract: cuda/README.md).
+// CUDA handlers of jff_fftconv_fwd / jff_fftconv_bwd / jff_fftconv_filter_spectrum (contract: cuda/README.md).
 //
 // Each call: validate everything again (nothing reaches a kernel that could index out of bounds),
 // make the call's device current, plan from shapes and cached device properties, take scratch
@@ -88,7 +88,7 @@ ffi::Error TryFastPath(const char* op, const Args& a, const generic::DeviceProps
                        ScratchBytes scratch_bytes, Launch launch, bool* ran) {
   *ran = false;
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
-  const size_t bytes = scratch_bytes(a.d);
+  const size_t bytes = scratch_bytes(a);
   void* mem = nullptr;
   JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
   cudaError_t e = launch(a, stream, mem, bytes);
@@ -97,13 +97,45 @@ ffi::Error TryFastPath(const char* op, const Args& a, const generic::DeviceProps
   return ffi::Error::Success();
 }
 
+// The scratch size of a fast path that depends on the problem's dimensions only.
+template <typename Args>
+auto ByDims(size_t (*scratch_bytes)(const FftconvDims&)) {
+  return [scratch_bytes](const Args& a) { return scratch_bytes(a.d); };
+}
+
+// jff_fftconv_filter_spectrum: K' for the long path (long_conv.h). On a device the long kernels do not
+// run on (compute capability < 8.0 or too little shared memory for the filter kernels) the forward and
+// backward take the generic path, which reads k; K' is then zero-filled, so that it is still fully written.
+ffi::Error FftconvSpectrumCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
+                               ffi::AnyBuffer k, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> kspec,
+                               int64_t fft_size) {
+  const char* op = "jff_fftconv_filter_spectrum";
+  FftconvDims d;
+  JFF_RETURN_IF_ERROR(ValidateSpectrum(op, k, skip, *kspec, fft_size, &d));
+  DeviceGuard guard;
+  JFF_RETURN_IF_ERROR(guard.Enter(op, device));
+  generic::DeviceProps props;
+  JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
+  if (!long_spectrum_supported(d.N, props.major, props.smem_optin)) {
+    const cudaError_t e = cudaMemsetAsync(kspec->untyped_data(), 0, kspec->size_bytes(), stream);
+    return e == cudaSuccess ? ffi::Error::Success() : CudaError(op, "cudaMemsetAsync(kspec)", e);
+  }
+  const size_t bytes = long_spectrum_scratch_bytes(d.G * d.H, d.N);
+  void* mem = nullptr;
+  JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
+  const cudaError_t e = long_filter_spectrum(static_cast<const float*>(k.untyped_data()),
+                                             static_cast<const float*>(DataOrNull(skip)), d.G * d.H, d.Lk, d.N,
+                                             static_cast<float*>(kspec->untyped_data()), stream, mem, bytes);
+  return e == cudaSuccess ? ffi::Error::Success() : CudaError(op, "long-N filter spectrum", e);
+}
+
 ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
                           ffi::AnyBuffer u, ffi::AnyBuffer k, ffi::AnyBuffer pre,
-                          ffi::AnyBuffer post, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> y,
-                          int64_t fft_size, int32_t layout, int64_t rows_per_group) {
+                          ffi::AnyBuffer post, ffi::AnyBuffer skip, ffi::AnyBuffer kspec,
+                          ffi::Result<ffi::AnyBuffer> y, int64_t fft_size, int32_t layout, int64_t rows_per_group) {
   const char* op = "jff_fftconv_fwd";
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(ValidateFwd(op, u, k, pre, post, skip, *y, fft_size, layout, rows_per_group, &d));
+  JFF_RETURN_IF_ERROR(ValidateFwd(op, u, k, pre, post, skip, kspec, *y, fft_size, layout, rows_per_group, &d));
   if (d.B == 0) return ffi::Error::Success();
 
   DeviceGuard guard;
@@ -116,6 +148,7 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.post = DataOrNull(post);
   a.skip = static_cast<const float*>(DataOrNull(skip));
   a.y = y->untyped_data();
+  a.kspec = static_cast<const float*>(DataOrNull(kspec));
 
   // The fused tensor-core kernels (N <= 32768) and the long path (N >= 65536) take the shapes they
   // support; the generic path covers everything else.
@@ -123,7 +156,7 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
-                                  monarch_fwd_scratch_bytes, monarch_fwd, &ran));
+                                  ByDims<FftconvFwdArgs>(monarch_fwd_scratch_bytes), monarch_fwd, &ran));
   if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "long-N kernels", long_fwd_supported,
                                   long_fwd_scratch_bytes, long_fwd, &ran));
@@ -136,15 +169,16 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
 
 ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
                           ffi::AnyBuffer dy, ffi::AnyBuffer u, ffi::AnyBuffer k,
-                          ffi::AnyBuffer pre, ffi::AnyBuffer post, ffi::AnyBuffer skip,
+                          ffi::AnyBuffer pre, ffi::AnyBuffer post, ffi::AnyBuffer skip, ffi::AnyBuffer kspec,
                           ffi::Result<ffi::AnyBuffer> du, ffi::Result<ffi::AnyBuffer> dk,
                           ffi::Result<ffi::AnyBuffer> dpre, ffi::Result<ffi::AnyBuffer> dpost,
-                          ffi::Result<ffi::AnyBuffer> dskip, int64_t fft_size, int32_t layout,
+                          ffi::Result<ffi::AnyBuffer> dskip, ffi::Result<ffi::AnyBuffer> kspec_ws,
+                          int64_t fft_size, int32_t layout,
                           int64_t rows_per_group) {
   const char* op = "jff_fftconv_bwd";
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(ValidateBwd(op, dy, u, k, pre, post, skip, *du, *dk, *dpre, *dpost, *dskip, fft_size,
-                                  layout, rows_per_group, &d));
+  JFF_RETURN_IF_ERROR(ValidateBwd(op, dy, u, k, pre, post, skip, kspec, *du, *dk, *dpre, *dpost, *dskip,
+                                  *kspec_ws, fft_size, layout, rows_per_group, &d));
 
   DeviceGuard guard;
   JFF_RETURN_IF_ERROR(guard.Enter(op, device));
@@ -172,12 +206,14 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.dpre = a.pre ? dpre->untyped_data() : nullptr;
   a.dpost = a.post ? dpost->untyped_data() : nullptr;
   a.dskip = a.skip ? static_cast<float*>(dskip->untyped_data()) : nullptr;
+  a.kspec = static_cast<const float*>(DataOrNull(kspec));
+  a.kspec_ws = static_cast<float*>(DataOrNull(*kspec_ws));
 
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_bwd_supported,
-                                  monarch_bwd_scratch_bytes, monarch_bwd, &ran));
+                                  ByDims<FftconvBwdArgs>(monarch_bwd_scratch_bytes), monarch_bwd, &ran));
   if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "long-N kernels", long_bwd_supported,
                                   long_bwd_scratch_bytes, long_bwd, &ran));
@@ -201,6 +237,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvFwdCuda, jff::FftconvFwdCuda,
                                   .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // kspec or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // y
                                   .Attr<int64_t>("fft_size")
                                   .Attr<int32_t>("layout")
@@ -217,11 +254,23 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvBwdCuda, jff::FftconvBwdCuda,
                                   .Arg<xla::ffi::AnyBuffer>()  // pre_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // post_gate or (0,)
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // kspec or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // du
                                   .Ret<xla::ffi::AnyBuffer>()  // dk
                                   .Ret<xla::ffi::AnyBuffer>()  // dpre or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // dpost or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // dskip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // kspec_ws (kspec's alias) or (0,)
                                   .Attr<int64_t>("fft_size")
                                   .Attr<int32_t>("layout")
                                   .Attr<int64_t>("rows_per_group"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvSpectrumCuda, jff::FftconvSpectrumCuda,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<xla::ffi::ScratchAllocator>()
+                                  .Ctx<xla::ffi::DeviceOrdinal>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // k
+                                  .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
+                                  .Ret<xla::ffi::AnyBuffer>()  // kspec
+                                  .Attr<int64_t>("fft_size"));

@@ -9,6 +9,7 @@
 
 #include "common/ffi_util.h"
 #include "fftconv/fftconv_args.h"
+#include "fftconv_long/long_plan.h"
 
 namespace jff {
 
@@ -59,11 +60,59 @@ inline ffi::Error ExpectAbsent(const std::string& op, const char* result, const 
                     ", expected (0,) because " + operand + " is absent");
 }
 
+// k is (G, d->H, Lk) float32 with G, Lk >= 1 (any H >= 1 when d->H is 0) and skip is (G, H) float32 or
+// absent; fills d->G, d->H, d->Lk.
+inline ffi::Error ExpectFilters(const std::string& op, const ffi::AnyBuffer& k, const ffi::AnyBuffer& skip,
+                                FftconvDims* d) {
+  const auto kd = k.dimensions();
+  if (kd.size() != 3 || kd[0] < 1 || kd[1] < 1 || kd[2] < 1 || (d->H != 0 && kd[1] != d->H)) {
+    return InvalidArg(op + ": k has shape " + ShapeString(kd) + ", expected (G, " +
+                      (d->H != 0 ? std::to_string(d->H) : std::string("H")) + ", Lk) with G, H, Lk >= 1");
+  }
+  if (k.element_type() != ffi::DataType::F32) {
+    return InvalidArg(op + ": k has dtype " + DTypeName(k.element_type()) + ", expected float32");
+  }
+  d->G = kd[0];
+  d->H = kd[1];
+  d->Lk = kd[2];
+  if (!IsAbsent(skip)) JFF_RETURN_IF_ERROR(ExpectF32(op, "skip", skip, {d->G, d->H}));
+  return ffi::Error::Success();
+}
+
+// The prepared filter spectrum (jff_fftconv_filter_spectrum's result for this k and fft_size), or absent.
+inline ffi::Error ExpectSpectrumOrAbsent(const std::string& op, const ffi::AnyBuffer& kspec, const FftconvDims& d) {
+  if (IsAbsent(kspec)) return ffi::Error::Success();
+  const int64_t floats = longconv::prepared_spectrum_floats(d.N);
+  if (floats == 0) {
+    return InvalidArg(op + ": kspec is given, but fft_size " + std::to_string(d.N) +
+                      " is not a long size (2^16 .. 2^24), the only sizes with a prepared filter spectrum");
+  }
+  return ExpectF32(op, "kspec", kspec, {d.G, d.H, floats});
+}
+
+// jff_fftconv_filter_spectrum: k, skip and the result for a long fft_size; fills d (all but B, L, dtype, layout, R).
+inline ffi::Error ValidateSpectrum(const std::string& op, const ffi::AnyBuffer& k, const ffi::AnyBuffer& skip,
+                                   const ffi::AnyBuffer& kspec, int64_t fft_size, FftconvDims* d) {
+  d->H = 0;
+  JFF_RETURN_IF_ERROR(ExpectFilters(op, k, skip, d));
+  if (longconv::prepared_spectrum_floats(fft_size) == 0 || fft_size < d->Lk) {
+    return InvalidArg(op + ": attribute fft_size is " + std::to_string(fft_size) +
+                      ", expected a long size (a power of two 2^16 .. 2^24) >= Lk = " + std::to_string(d->Lk));
+  }
+  d->N = fft_size;
+  d->B = 0;
+  d->L = 0;
+  d->R = 1;
+  d->layout = kBHL;
+  d->dtype = DType::kF32;
+  return ExpectF32(op, "result kspec", kspec, {d->G, d->H, longconv::prepared_spectrum_floats(fft_size)});
+}
+
 // Everything the forward and backward share; fills `d`.
 inline ffi::Error ValidateOperands(const std::string& op, const ffi::AnyBuffer& u, const ffi::AnyBuffer& k,
                                    const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post,
-                                   const ffi::AnyBuffer& skip, int64_t fft_size, int32_t layout,
-                                   int64_t rows_per_group, FftconvDims* d) {
+                                   const ffi::AnyBuffer& skip, const ffi::AnyBuffer& kspec, int64_t fft_size,
+                                   int32_t layout, int64_t rows_per_group, FftconvDims* d) {
   const std::string p = op + ": ";
   if (layout != kBHL && layout != kBLH) {
     return InvalidArg(p + "attribute layout is " + std::to_string(layout) + ", expected 0 (BHL) or 1 (BLH)");
@@ -83,19 +132,9 @@ inline ffi::Error ValidateOperands(const std::string& op, const ffi::AnyBuffer& 
   if (d->H < 1 || d->L < 1) {
     return InvalidArg(p + "u has shape " + ShapeString(ud) + ": H and L must be >= 1");
   }
-  const auto kd = k.dimensions();
-  if (kd.size() != 3 || kd[1] != d->H || kd[0] < 1 || kd[2] < 1) {
-    return InvalidArg(p + "k has shape " + ShapeString(kd) + ", expected (G, " + std::to_string(d->H) +
-                      ", Lk) with G >= 1 and Lk >= 1");
-  }
-  if (k.element_type() != ffi::DataType::F32) {
-    return InvalidArg(p + "k has dtype " + DTypeName(k.element_type()) + ", expected float32");
-  }
-  d->G = kd[0];
-  d->Lk = kd[2];
+  JFF_RETURN_IF_ERROR(ExpectFilters(op, k, skip, d));
   if (!IsAbsent(pre)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "pre_gate", pre, u));
   if (!IsAbsent(post)) JFF_RETURN_IF_ERROR(ExpectLikeU(op, "post_gate", post, u));
-  if (!IsAbsent(skip)) JFF_RETURN_IF_ERROR(ExpectF32(op, "skip", skip, {d->G, d->H}));
   if (rows_per_group < 1) {
     return InvalidArg(p + "attribute rows_per_group is " + std::to_string(rows_per_group) + ", expected >= 1");
   }
@@ -108,24 +147,28 @@ inline ffi::Error ValidateOperands(const std::string& op, const ffi::AnyBuffer& 
                       " <= fft_size <= 2^24");
   }
   d->N = fft_size;
-  return ffi::Error::Success();
+  return ExpectSpectrumOrAbsent(op, kspec, *d);
 }
 
 inline ffi::Error ValidateFwd(const std::string& op, const ffi::AnyBuffer& u, const ffi::AnyBuffer& k,
                               const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post, const ffi::AnyBuffer& skip,
-                              const ffi::AnyBuffer& y, int64_t fft_size, int32_t layout, int64_t rows_per_group,
-                              FftconvDims* d) {
-  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, d));
+                              const ffi::AnyBuffer& kspec, const ffi::AnyBuffer& y, int64_t fft_size, int32_t layout,
+                              int64_t rows_per_group, FftconvDims* d) {
+  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, kspec, fft_size, layout, rows_per_group, d));
   return ExpectLikeU(op, "result y", y, u);
 }
 
 inline ffi::Error ValidateBwd(const std::string& op, const ffi::AnyBuffer& dy, const ffi::AnyBuffer& u,
                               const ffi::AnyBuffer& k, const ffi::AnyBuffer& pre, const ffi::AnyBuffer& post,
-                              const ffi::AnyBuffer& skip, const ffi::AnyBuffer& du, const ffi::AnyBuffer& dk,
-                              const ffi::AnyBuffer& dpre, const ffi::AnyBuffer& dpost,
-                              const ffi::AnyBuffer& dskip, int64_t fft_size, int32_t layout,
-                              int64_t rows_per_group, FftconvDims* d) {
-  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, fft_size, layout, rows_per_group, d));
+                              const ffi::AnyBuffer& skip, const ffi::AnyBuffer& kspec, const ffi::AnyBuffer& du,
+                              const ffi::AnyBuffer& dk, const ffi::AnyBuffer& dpre, const ffi::AnyBuffer& dpost,
+                              const ffi::AnyBuffer& dskip, const ffi::AnyBuffer& kspec_ws, int64_t fft_size,
+                              int32_t layout, int64_t rows_per_group, FftconvDims* d) {
+  JFF_RETURN_IF_ERROR(ValidateOperands(op, u, k, pre, post, skip, kspec, fft_size, layout, rows_per_group, d));
+  // kspec_ws: the backward's scratch result, aliased to kspec by the caller (cuda/README.md).
+  JFF_RETURN_IF_ERROR(IsAbsent(kspec) ? ExpectAbsent(op, "kspec_ws", kspec_ws, "kspec")
+                                      : ExpectF32(op, "result kspec_ws (kspec is present)", kspec_ws,
+                                                  {d->G, d->H, longconv::prepared_spectrum_floats(d->N)}));
   JFF_RETURN_IF_ERROR(ExpectLikeU(op, "dy", dy, u));
   JFF_RETURN_IF_ERROR(ExpectLikeU(op, "result du", du, u));
   JFF_RETURN_IF_ERROR(ExpectF32(op, "result dk", dk, {d->G, d->H, d->Lk}));

@@ -26,14 +26,18 @@ struct Split {
   int64_t N2 = 0;
 };
 
-bool split_of(const FftconvDims& d, Split* s) {
-  if (d.N < 65536 || d.N > (int64_t{1} << 24)) return false;
-  const int N1 = default_n1(d.N);
+bool split_of(int64_t N, Split* s) {
+  if (N < 65536 || N > (int64_t{1} << 24)) return false;
+  const int N1 = default_n1(N);
   if (N1 == 0) return false;
   s->N1 = N1;
-  s->N2 = d.N / N1;
+  s->N2 = N / N1;
   return true;
 }
+bool split_of(const FftconvDims& d, Split* s) { return split_of(d.N, s); }
+
+// inner_kspec_kernel's dynamic shared memory.
+size_t kspec_smem(int64_t N2) { return sizeof(float2) * static_cast<size_t>(std::min<int64_t>(N2, inner::kKsMaxSub)); }
 
 // The largest dynamic shared memory of the plan's kernels (the outer passes need less).
 size_t smem_needed(Elem e, int64_t N2, bool backward) {
@@ -43,8 +47,7 @@ size_t smem_needed(Elem e, int64_t N2, bool backward) {
   } else {
     dispatch_n(N2, [&](auto n0, auto rad) { sm = BigShape<n0(), rad()>::kSmem; });
   }
-  const size_t ks = static_cast<size_t>(std::min<int64_t>(N2, inner::kKsMaxSub));
-  sm = std::max(sm, sizeof(float2) * ks);  // inner_kspec_kernel
+  sm = std::max(sm, kspec_smem(N2));
   if (backward) {
     const size_t sub = static_cast<size_t>(bwd::sub_of(N2));
     sm = std::max(sm, sizeof(float2) * 2 * sub);  // dk_spec_kernel
@@ -78,6 +81,11 @@ cudaError_t filter_spectra(const float* k, const float* skip, int64_t GH, int64_
   return cudaSuccess;
 }
 
+// Filters per inner_kspec call when their fp32 scratch may take `bytes`.
+int64_t filters_fitting(size_t bytes, int64_t GH, const Split& s) {
+  return std::clamp<int64_t>(static_cast<int64_t>(bytes / kspec_scratch_bytes(1, s.N1, s.N2)), 1, GH);
+}
+
 // Forward scratch: [K' slices | work], work = one chunk's workspace, first used as the fp32
 // scratch of the filter spectra (then `filters_per_call` filters fit in it).
 struct FwdPlan {
@@ -86,16 +94,17 @@ struct FwdPlan {
   int64_t rows_per_chunk = 0, filters_per_call = 0;
 };
 
-FwdPlan fwd_plan(const FftconvDims& d, const Split& s) {
+FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   FwdPlan p;
   p.s = s;
   const Elem e = elem_of(d.dtype);
   const int64_t rows = d.B * d.H, GH = d.G * d.H;
   const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), filter_scr = kspec_scratch_bytes(1, s.N1, s.N2);
   p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / row_ws), 1, rows);
-  const size_t work = std::max(static_cast<size_t>(p.rows_per_chunk) * row_ws, filter_scr);
-  p.filters_per_call = std::clamp<int64_t>(static_cast<int64_t>(work / filter_scr), 1, GH);
-  p.kspec = align256(kspec_bytes(GH, s.N1, s.N2));
+  const size_t rows_ws = static_cast<size_t>(p.rows_per_chunk) * row_ws;
+  const size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
+  p.filters_per_call = filters_fitting(work, GH, s);
+  p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2));
   p.work = align256(work);
   p.total = p.kspec + p.work;
   return p;
@@ -104,20 +113,22 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s) {
 // Backward scratch: [K' slices | long_backward's scratch]. The filter spectra's fp32 scratch
 // (G*H rows) borrows the second part, which is at least that big (dk's spectrum alone is), and
 // dk's fp32 workspace (also G*H rows, needed only after the last use of K') borrows K' itself.
+// With a kspec operand there are no K' slices, and dk's workspace is the kspec_ws result, which the
+// caller aliases to kspec (the same lending, through XLA).
 struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;
   int64_t chunk_b = 0, filters_per_call = 0;  // all G*H filters at once
 };
 
-BwdPlan bwd_plan(const FftconvDims& d, const Split& s) {
+BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   BwdPlan p;
   p.s = s;
   const Elem e = elem_of(d.dtype);
   const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
   p.filters_per_call = d.G * d.H;
-  p.kspec = align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
+  p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
   p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
   return p;
 }
@@ -133,20 +144,28 @@ uint8_t* aligned_base(void* scratch, size_t bytes, size_t need) {
   return reinterpret_cast<uint8_t*>(q);
 }
 
-// Both directions' start: the problem's plan, K' at the aligned base of the caller's scratch, built from k
-// and skip, and the scratch after it in *rest. cudaErrorInvalidValue when the problem is not the long
-// path's (layout, size) or the scratch is too small.
+// Both directions' start: the problem's plan and K' in *kspec: the call's `prepared` operand, or built
+// from k and skip at the aligned base of the caller's scratch (then also in *built; else nullptr), and the
+// scratch after it in *rest. cudaErrorInvalidValue when the problem is not the long path's (layout, size)
+// or the scratch is too small.
 template <typename Plan, typename MakePlan>
-cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* skip, void* scratch, size_t bytes,
-                             MakePlan make_plan, cudaStream_t stream, Plan* p, float** kspec, uint8_t** rest) {
+cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* skip, const float* prepared,
+                             void* scratch, size_t bytes, MakePlan make_plan, cudaStream_t stream, Plan* p,
+                             const float** kspec, float** built, uint8_t** rest) {
   Split s;
   if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
-  *p = make_plan(d, s);
+  *p = make_plan(d, s, prepared != nullptr);
   uint8_t* base = aligned_base(scratch, bytes, p->total);
   if (base == nullptr) return cudaErrorInvalidValue;
-  *kspec = reinterpret_cast<float*>(base);
   *rest = base + p->kspec;
-  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, *kspec, reinterpret_cast<float*>(*rest), p->filters_per_call,
+  if (prepared != nullptr) {
+    *kspec = prepared;
+    *built = nullptr;
+    return cudaSuccess;
+  }
+  *built = reinterpret_cast<float*>(base);
+  *kspec = *built;
+  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, *built, reinterpret_cast<float*>(*rest), p->filters_per_call,
                         stream);
 }
 
@@ -160,22 +179,45 @@ bool long_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_
   return supported(d, device_major, max_smem_per_block, true);
 }
 
-size_t long_fwd_scratch_bytes(const FftconvDims& d) {
+size_t long_fwd_scratch_bytes(const FftconvFwdArgs& a) {
   Split s;
-  return split_of(d, &s) ? fwd_plan(d, s).total + kSlack : 0;
+  return split_of(a.d, &s) ? fwd_plan(a.d, s, a.kspec != nullptr).total + kSlack : 0;
 }
 
-size_t long_bwd_scratch_bytes(const FftconvDims& d) {
+size_t long_bwd_scratch_bytes(const FftconvBwdArgs& a) {
   Split s;
-  return split_of(d, &s) ? bwd_plan(d, s).total + kSlack : 0;
+  return split_of(a.d, &s) ? bwd_plan(a.d, s, a.kspec != nullptr).total + kSlack : 0;
+}
+
+bool long_spectrum_supported(int64_t N, int device_major, size_t max_smem_per_block) {
+  Split s;
+  return device_major >= 8 && split_of(N, &s) && kspec_smem(s.N2) <= max_smem_per_block;
+}
+
+size_t long_spectrum_scratch_bytes(int64_t GH, int64_t N) {
+  Split s;
+  if (!split_of(N, &s)) return 0;
+  return static_cast<size_t>(filters_fitting(kChunkBytes, GH, s)) * kspec_scratch_bytes(1, s.N1, s.N2) + kSlack;
+}
+
+cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, float* kspec,
+                                 cudaStream_t stream, void* scratch, size_t scratch_bytes) {
+  Split s;
+  if (!split_of(N, &s) || GH < 1 || Lk < 1 || Lk > N) return cudaErrorInvalidValue;
+  const int64_t per_call = filters_fitting(kChunkBytes, GH, s);
+  uint8_t* base = aligned_base(scratch, scratch_bytes, static_cast<size_t>(per_call) * kspec_scratch_bytes(1, s.N1, s.N2));
+  if (base == nullptr) return cudaErrorInvalidValue;
+  return filter_spectra(k, skip, GH, Lk, s, kspec, reinterpret_cast<float*>(base), per_call, stream);
 }
 
 cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
   FwdPlan p;
-  float* kspec;
+  const float* kspec;
+  float* built;
   uint8_t* work;
-  cudaError_t err = plan_and_spectra(d, a.k, a.skip, scratch, scratch_bytes, fwd_plan, stream, &p, &kspec, &work);
+  cudaError_t err =
+      plan_and_spectra(d, a.k, a.skip, a.kspec, scratch, scratch_bytes, fwd_plan, stream, &p, &kspec, &built, &work);
   if (err != cudaSuccess) return err;
   const Split& s = p.s;
   const Elem e = elem_of(d.dtype);
@@ -195,10 +237,15 @@ cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch
 
 cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
+  if (a.kspec != nullptr && (a.kspec_ws == nullptr || reinterpret_cast<uintptr_t>(a.kspec_ws) % 16 != 0)) {
+    return cudaErrorInvalidValue;  // dk's workspace: kspec_ws, 16-byte aligned
+  }
   BwdPlan p;
-  float* kspec;
+  const float* kspec;
+  float* built;
   uint8_t* rest;
-  const cudaError_t err = plan_and_spectra(d, a.k, a.skip, scratch, scratch_bytes, bwd_plan, stream, &p, &kspec, &rest);
+  const cudaError_t err =
+      plan_and_spectra(d, a.k, a.skip, a.kspec, scratch, scratch_bytes, bwd_plan, stream, &p, &kspec, &built, &rest);
   if (err != cudaSuccess) return err;
   const Split& s = p.s;
   BwdArgs b;
@@ -223,7 +270,7 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
   b.dskip = a.dskip;
   b.scratch = rest;
   b.chunk_b = p.chunk_b;
-  b.dk_ws = kspec;  // see BwdPlan
+  b.dk_ws = a.kspec != nullptr ? a.kspec_ws : built;  // see BwdPlan
   return long_backward(b, stream);
 }
 
