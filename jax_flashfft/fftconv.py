@@ -202,7 +202,7 @@ def _fftconv_canonical_fwd(u, k, pre, post, skip, fft_size, layout, prepared):
     K' is an explicit residual, so one jitted training step computes it once for both directions (about a
     tenth of the 1M fwd+bwd); under jax.checkpoint the policy decides whether it is kept or recomputed."""
     static = _Static(fft_size, layout, u.shape[0], pre is not None, post is not None, skip is not None, prepared)
-    kspec = _spectrum_op(static)(k, *_present(skip)) if prepared else None
+    kspec = _spectrum_op(static, u.dtype == jnp.bfloat16)(k, *_present(skip)) if prepared else None
     y = _fwd_op(static)(u, k, *_present(pre, post, skip, kspec))
     return y, (u, k, pre, post, skip, kspec)
 
@@ -375,16 +375,17 @@ def _bwd_op(static):
 
 
 @functools.lru_cache(maxsize=None)
-def _spectrum_op(static):
+def _spectrum_op(static, bfloat16_data):
+    # bfloat16_data: CUDA stores the slices in bfloat16 for bfloat16 data (long_conv.h), in K''s first half.
     @custom_vmap
     def op(k, *skip):
-        return _partitioned("spectrum", static)(k, *skip)
+        return _partitioned("spectrum", static, bfloat16_data)(k, *skip)
 
     @op.def_vmap
     def rule(axis_size, in_batched, k, *skip):
         # A mapped axis joins the filter groups; the forward and backward fold a mapped K' the same way.
         folded = [x.reshape((-1,) + x.shape[2:]) for x in _broadcast_filters(axis_size, [k, *skip], in_batched)]
-        kspec = _spectrum_op(static)(*folded)
+        kspec = _spectrum_op(static, bfloat16_data)(*folded)
         return kspec.reshape((axis_size, -1) + kspec.shape[1:]), True
 
     return op
@@ -448,8 +449,9 @@ def _sharding_rule(kind, static):
 
 
 @functools.lru_cache(maxsize=None)
-def _partitioned(kind, static):
-    ffi_fn = {"fwd": _ffi_fwd, "bwd": _ffi_bwd, "spectrum": _ffi_spectrum}[kind]
+def _partitioned(kind, static, bfloat16_data=False):
+    ffi_fn = {"fwd": _ffi_fwd, "bwd": _ffi_bwd,
+              "spectrum": functools.partial(_ffi_spectrum, bfloat16_data=bfloat16_data)}[kind]
 
     @custom_partitioning
     def op(*args):
@@ -533,7 +535,8 @@ def _ffi_bwd(static, dy, u, k, *opts):
     return (du, dk) + tuple(x for x, has in ((dpre, static.has_pre), (dpost, static.has_post), (dskip, static.has_skip)) if has)
 
 
-def _ffi_spectrum(static, k, *skip):
+def _ffi_spectrum(static, k, *skip, bfloat16_data):
     shape = k.shape[:2] + (_prepared_spectrum_floats(static.fft_size),)
     call = jax.ffi.ffi_call("jff_fftconv_filter_spectrum", jax.ShapeDtypeStruct(shape, jnp.float32))
-    return call(k, skip[0] if skip else _absent(jnp.float32), fft_size=np.int64(static.fft_size))
+    return call(k, skip[0] if skip else _absent(jnp.float32), fft_size=np.int64(static.fft_size),
+                bfloat16_data=np.int32(bfloat16_data))

@@ -207,7 +207,8 @@ def prepared_floats(n):
 
 def call_fftconv_spectrum(k, skip, *, n):
     (kspec,) = poisoned_call("jff_fftconv_filter_spectrum", [_spec(k.shape[:2] + (prepared_floats(n),), np.float32)],
-                             [k, _absent(np.float32) if skip is None else skip], fft_size=np.int64(n))
+                             [k, _absent(np.float32) if skip is None else skip], fft_size=np.int64(n),
+                             bfloat16_data=np.int32(0))
     return kspec
 
 
@@ -620,7 +621,8 @@ def _spectrum_call(*, k_shape=(2, 3, 100), k_dtype=np.float32, skip=None, n=1 <<
     k = np.ones(k_shape, k_dtype)
     skip = _absent(np.float32) if skip is None else np.ones(*skip)
     result = result or _spec(k_shape[:2] + (prepared_floats(n) if n in (1 << 16, 1 << 17) else 8,), np.float32)
-    return _raw_call("jff_fftconv_filter_spectrum", [result], [k, skip], platform, fft_size=np.int64(n))
+    return _raw_call("jff_fftconv_filter_spectrum", [result], [k, skip], platform, fft_size=np.int64(n),
+                     bfloat16_data=np.int32(0))
 
 
 SPECTRUM_ERRORS = [

@@ -377,7 +377,7 @@ ffi::Error RunItems(const char* op, ffi::ThreadPool& pool, const FftconvDims& d,
 // next to the item's 2-4 transforms per batch row. The target exists so that every platform runs the same
 // program (the custom VJP's residual, vmap and sharding rules are exercised on the CPU too).
 ffi::Error FftconvSpectrumCpu(ffi::AnyBuffer k, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> kspec,
-                              int64_t fft_size) {
+                              int64_t fft_size, int32_t /*bfloat16_data: the CUDA slices' precision*/) {
   FftconvDims d;
   JFF_RETURN_IF_ERROR(ValidateSpectrum("jff_fftconv_filter_spectrum", k, skip, *kspec, fft_size, &d));
   const int64_t floats = longconv::prepared_spectrum_floats(d.N);
@@ -535,4 +535,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvSpectrumCpu, jff::FftconvSpectrumCpu,
                                   .Arg<xla::ffi::AnyBuffer>()  // k
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // kspec
-                                  .Attr<int64_t>("fft_size"));
+                                  .Attr<int64_t>("fft_size")
+                                  .Attr<int32_t>("bfloat16_data"));

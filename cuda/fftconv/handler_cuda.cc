@@ -108,7 +108,7 @@ auto ByDims(size_t (*scratch_bytes)(const FftconvDims&)) {
 // backward take the generic path, which reads k; K' is then zero-filled, so that it is still fully written.
 ffi::Error FftconvSpectrumCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
                                ffi::AnyBuffer k, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> kspec,
-                               int64_t fft_size) {
+                               int64_t fft_size, int32_t bfloat16_data) {
   const char* op = "jff_fftconv_filter_spectrum";
   FftconvDims d;
   JFF_RETURN_IF_ERROR(ValidateSpectrum(op, k, skip, *kspec, fft_size, &d));
@@ -125,6 +125,7 @@ ffi::Error FftconvSpectrumCuda(cudaStream_t stream, ffi::ScratchAllocator scratc
   JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
   const cudaError_t e = long_filter_spectrum(static_cast<const float*>(k.untyped_data()),
                                              static_cast<const float*>(DataOrNull(skip)), d.G * d.H, d.Lk, d.N,
+                                             bfloat16_data != 0 ? DType::kBF16 : DType::kF32,
                                              static_cast<float*>(kspec->untyped_data()), stream, mem, bytes);
   return e == cudaSuccess ? ffi::Error::Success() : CudaError(op, "long-N filter spectrum", e);
 }
@@ -273,4 +274,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JffFftconvSpectrumCuda, jff::FftconvSpectrumCuda,
                                   .Arg<xla::ffi::AnyBuffer>()  // k
                                   .Arg<xla::ffi::AnyBuffer>()  // skip or (0,)
                                   .Ret<xla::ffi::AnyBuffer>()  // kspec
-                                  .Attr<int64_t>("fft_size"));
+                                  .Attr<int64_t>("fft_size")
+                                  .Attr<int32_t>("bfloat16_data"));

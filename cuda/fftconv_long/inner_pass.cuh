@@ -8,8 +8,8 @@
 //           Im Q[0] = Re( conj(w_2N2^n2) IDFT(DFT(b w_2N2^n2) .* K'[N1/2 + N1 k2]) )  (negacyclic)
 //     Work items per signal row: j = 0 (row 0's a), 1 .. N1/2-1 (rows k1 = j), N1/2 (row 0's b);
 //     items j = 0 and N1/2 read and write different planes of row 0, so they run independently.
-//   inner_kspec: the (N1/2 + 1) filter slices of every (g, h), fp32, from k (G*H, Lk) fp32 and
-//     an optional skip folded into every bin. Slice j belongs to item j (A, rows 1.., B). Each
+//   inner_kspec: the (N1/2 + 1) filter slices of every (g, h), from k (G*H, Lk) fp32 and an optional
+//     skip folded into every bin, stored in fp32, or in bf16 for bf16 data (kspec_bf16, below). Slice j belongs to item j (A, rows 1.., B). Each
 //     slice is stored exactly as monarch_kspec_kernel stores one N2-point spectrum (frequency
 //     k2 = k0 + N0*km at float 2*RAD^2*k0 + spec_float_offset<RAD>(km),
 //     N2 = N0 * RAD^2 as dispatch_n splits it), so the fused kernel's lanes read it unchanged.
@@ -52,7 +52,7 @@ namespace longconv {
 struct InnerArgs {
   Elem dtype;
   void* ws;            // nrows signal rows, N1/2 packed complex rows each (ws_offset), 16-byte aligned
-  const float* kspec;  // inner_kspec's output for (G, H)
+  const void* kspec;   // inner_kspec's output for (G, H), in kspec_bf16(dtype)'s element type
   int64_t row0, nrows; // ws row r is signal row row0 + r = b * H + h, filter ((b / R) % G, h)
   int64_t H, G, R;
   int N1;
@@ -62,15 +62,28 @@ struct InnerArgs {
 struct KspecArgs {
   const float* k;     // (GH, Lk) fp32
   const float* skip;  // (GH) or nullptr
-  float* kspec;       // kspec_bytes(GH, N1, N2), 16-byte aligned
+  void* kspec;        // kspec_bytes(GH, N1, N2, bf16), 16-byte aligned
   float* scratch;     // kspec_scratch_bytes(GH, N1, N2): the outer forward of k
   int64_t GH, Lk;
   int N1;
   int64_t N2;
+  bool bf16 = false;  // slices in bf16 (kspec_bf16 of the data's dtype), else fp32
 };
 
-inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2) {
-  return static_cast<size_t>(GH) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 2 * sizeof(float);
+// K' in bf16 for bf16 data: the inner steps read K' once per signal row (B times per filter; the
+// forward's inner step moves the workspace and K', 3.2 + 3.2 GB at 1M, B=1, H=768), so bf16 slices take
+// a quarter off that step's traffic and half off the slices' writes. bf16 rounding of K' (relative 2^-9)
+// is below that of the bf16 workspace it multiplies, as in the fused kernel (KSpecOf); fp16 data (a 4x
+// tighter error bar) and fp32 data keep fp32 slices. 0: fp32 slices for every dtype (A/B runs).
+#ifndef JFF_LONG_KSPEC_BF16
+#define JFF_LONG_KSPEC_BF16 1
+#endif
+constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
+inline bool kspec_bf16(Elem data) { return kKspecBf16 && data == Elem::kBF16; }
+
+inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2, bool bf16 = false) {
+  return static_cast<size_t>(GH) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 2 *
+         (bf16 ? sizeof(uint16_t) : sizeof(float));
 }
 inline size_t kspec_scratch_bytes(int64_t GH, int N1, int64_t N2) {
   return workspace_bytes(Elem::kF32, GH, N1, N2);
@@ -102,12 +115,17 @@ inline bool split_n2(int64_t N2, int* N0, int* RAD) {
   });
 }
 
-// Filter slice of item j of signal row `grow`, as float4 (N2 / 2 of them).
-__device__ __forceinline__ const float4* slice_of(const float* kspec, int64_t grow, int j, int64_t H, int64_t G,
-                                                  int64_t R, int M1, int64_t N2) {
+// Filter slice of item j of signal row `grow`, as N2 / 2 lane slots of two bins (float4: fp32, uint2: bf16).
+template <typename Slot>
+__device__ __forceinline__ const Slot* slice_of(const void* kspec, int64_t grow, int j, int64_t H, int64_t G,
+                                                int64_t R, int M1, int64_t N2) {
   const int64_t b = grow / H, h = grow - b * H, g = group_of(b, R, G);
-  return reinterpret_cast<const float4*>(kspec) + ((g * H + h) * (M1 + 1) + j) * (N2 / 2);
+  return static_cast<const Slot*>(kspec) + ((g * H + h) * (M1 + 1) + j) * (N2 / 2);
 }
+
+// The slot type of the tensor-core inner kernel's K' for data of type T.
+template <typename T>
+using KSlotOf = std::conditional_t<kKspecBf16, typename KSpecOf<T>::Slot, float4>;
 
 // w_2N2^n = exp(-i pi n / N2): the twist of row 0's imaginary half (row N1/2's outer twiddle).
 // n / N2 is exact in float (N2 a power of two), so sincospif rounds once.
@@ -122,7 +140,7 @@ __device__ __forceinline__ float2 twist(int64_t n, int64_t N2) {
 // ---------------------------------------------------------------------------------------
 struct TcParams {
   void* ws;
-  const float* kspec;
+  const void* kspec;
   int64_t row0, nrows, H, G, R;
   int N1;
   ItemOrder order;
@@ -169,7 +187,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
     const int k1 = j == M1 ? 0 : j;
     T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
     T* const wim = wre + N2;
-    const float4* kbase = slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
+    const KSlotOf<T>* kbase = slice_of<KSlotOf<T>>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
     // ---- load the item's complex signal into the planes (16-byte chunks), kInnerLoadRound
     // chunks a thread per round with all their loads issued first: one chunk per iteration kept
@@ -222,7 +240,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
         T* bre = sre + k0 * M;
         T* bim = sim + k0 * M;
         const int key = (k0 & 7) << 3;
-        const float4* kk = kbase + k0 * (M / 2);
+        const KSlotOf<T>* kk = kbase + k0 * (M / 2);
 #ifndef JFF_LONG_EMU
         prefetch_k_l1<RAD>(kk, lane);  // K is needed after two products; a hint only (no-op emulated)
 #endif
@@ -469,7 +487,7 @@ __device__ __forceinline__ void item_store(float* wre, float* wim, int j, int M1
 
 struct CcParams {
   float* ws;
-  const float* kspec;
+  const void* kspec;  // fp32 slices
   int64_t row0, nrows, H, G, R;
   int N1, lgN2, N0, RAD;
   float ksign;  // +1: K', -1: conj(K') (inner_forward_conj)
@@ -493,7 +511,7 @@ __global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc
   p.order(blockIdx.x, &r, &j);
   float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   float* wim = wre + N2;
-  const float* ks = reinterpret_cast<const float*>(slice_of(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
+  const float* ks = reinterpret_cast<const float*>(slice_of<float4>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
   for (int n = tid; n < N2; n += nth) z[n] = item_input(wre, wim, j, M1, n, N2);
   __syncthreads();
   fft_smem_fixed<LGN2>(z, false, tid, nth);
@@ -529,7 +547,7 @@ __device__ __forceinline__ float2 w_pow2(int e, int D) {
 struct KsParams {
   const float* scratch;
   const float* skip;
-  float* kspec;
+  void* kspec;  // KElem of inner_kspec_kernel
   int64_t GH;
   int N1, lgN2, lgS, N0, RAD;
 };
@@ -542,6 +560,8 @@ struct KsParams {
 constexpr int kKsMaxSub = JFF_LONG_KS_MAXSUB;
 static_assert(kKsMaxSub == 4096 || kKsMaxSub == 8192, "slice kernel FFT size");
 
+// KElem: float (fp32 slices) or uint16_t (bf16 bits; store_k_bin rounds to nearest even).
+template <typename KElem>
 __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
@@ -587,7 +607,7 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   __syncthreads();
   fft_smem(z, SUB, false, tid, nth);
   const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
-  float* out = p.kspec + gj * int64_t(N2) * 2;
+  KElem* out = static_cast<KElem*>(p.kspec) + gj * int64_t(N2) * 2;
   if (S == 1) {
     // The whole slice in this CTA: write it in its own order, float4 `idx` = inner frequencies
     // f0, f1 of block k0 (spec_freqs). Consecutive threads take consecutive
@@ -596,7 +616,6 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
     // half-warp. The stores stay whole 32-byte sectors (float4 idx and idx + 1 from lanes N0 apart
     // of one warp at N0 = 16, from neighbouring warps at N0 = 32).
     const int half_m = p.RAD * p.RAD / 2, lg_n0 = __ffs(p.N0) - 1;
-    float4* o4 = reinterpret_cast<float4*>(out);
     for (int t = tid; t < N2 / 2; t += nth) {
       const int k0 = t & (p.N0 - 1), r = t >> lg_n0, idx = k0 * half_m + r;
       unsigned f0, f1;
@@ -605,14 +624,17 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
       else
         spec_freqs<32>(r, f0, f1);
       const float2 a = z[k0 + p.N0 * f0], b = z[k0 + p.N0 * f1];
-      o4[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
+      if constexpr (std::is_same_v<KElem, float>) {
+        reinterpret_cast<float4*>(out)[idx] = make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
+      } else {
+        store_k_bin(out + 4 * idx, a.x * scale + sk, a.y * scale);
+        store_k_bin(out + 4 * idx + 2, b.x * scale + sk, b.y * scale);
+      }
     }
   } else {
     for (int kq = tid; kq < SUB; kq += nth) {
       const int64_t k2 = part + int64_t(S) * kq;
-      float* o = out + slice_offset(k2, p.N0, p.RAD);
-      o[0] = z[kq].x * scale + sk;
-      o[1] = z[kq].y * scale;
+      store_k_bin(out + slice_offset(k2, p.N0, p.RAD), z[kq].x * scale + sk, z[kq].y * scale);
     }
   }
 }
@@ -695,8 +717,10 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   p.lgS = ilog2(a.N2 / sub);
   inner::split_n2(a.N2, &p.N0, &p.RAD);
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
-  return inner::launch_per_unit(inner::inner_kspec_kernel, threads, sizeof(float2) * sub,
-                             a.GH * (a.N1 / 2 + 1) * (a.N2 / sub), stream, p);
+  const int64_t units = a.GH * (a.N1 / 2 + 1) * (a.N2 / sub);
+  if (a.bf16)
+    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t>, threads, sizeof(float2) * sub, units, stream, p);
+  return inner::launch_per_unit(inner::inner_kspec_kernel<float>, threads, sizeof(float2) * sub, units, stream, p);
 }
 
 namespace inner {

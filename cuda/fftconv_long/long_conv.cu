@@ -67,14 +67,15 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem, bool bac
   return smem_needed(e, s.N2, backward) <= max_smem;
 }
 
-// k's spectrum slices for all G*H filters (skip folded in), `per_call` filters at a time through
-// the fp32 scratch `scr` (kspec_scratch_bytes(per_call) bytes).
-cudaError_t filter_spectra(const float* k, const float* skip, int64_t GH, int64_t Lk, const Split& s, float* kspec,
-                           float* scr, int64_t per_call, cudaStream_t stream) {
-  const int64_t slice_floats = static_cast<int64_t>(s.N1 / 2 + 1) * s.N2 * 2;
+// k's spectrum slices for all G*H filters (skip folded in; bf16 slices when `bf16`), `per_call` filters at a
+// time through the fp32 scratch `scr` (kspec_scratch_bytes(per_call) bytes).
+cudaError_t filter_spectra(const float* k, const float* skip, int64_t GH, int64_t Lk, const Split& s, bool bf16,
+                           void* kspec, float* scr, int64_t per_call, cudaStream_t stream) {
+  const size_t filter_bytes = kspec_bytes(1, s.N1, s.N2, bf16);
   for (int64_t gh0 = 0; gh0 < GH; gh0 += per_call) {
     const int64_t n = std::min(per_call, GH - gh0);
-    KspecArgs ka{k + gh0 * Lk, skip ? skip + gh0 : nullptr, kspec + gh0 * slice_floats, scr, n, Lk, s.N1, s.N2};
+    KspecArgs ka{k + gh0 * Lk, skip ? skip + gh0 : nullptr, static_cast<uint8_t*>(kspec) + gh0 * filter_bytes, scr,
+                 n, Lk, s.N1, s.N2, bf16};
     const cudaError_t err = inner_kspec(ka, stream);
     if (err != cudaSuccess) return err;
   }
@@ -104,7 +105,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const size_t rows_ws = static_cast<size_t>(p.rows_per_chunk) * row_ws;
   const size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
   p.filters_per_call = filters_fitting(work, GH, s);
-  p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2));
+  p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2, kspec_bf16(e)));
   p.work = align256(work);
   p.total = p.kspec + p.work;
   return p;
@@ -112,7 +113,8 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
 
 // Backward scratch: [K' slices | long_backward's scratch]. The filter spectra's fp32 scratch
 // (G*H rows) borrows the second part, which is at least that big (dk's spectrum alone is), and
-// dk's fp32 workspace (also G*H rows, needed only after the last use of K') borrows K' itself.
+// dk's fp32 workspace (also G*H rows, needed only after the last use of K') borrows K' itself, which is
+// sized as fp32 slices for that even where the slices are bf16.
 // With a kspec operand there are no K' slices, and dk's workspace is the kspec_ws result, which the
 // caller aliases to kspec (the same lending, through XLA).
 struct BwdPlan {
@@ -128,7 +130,7 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
   p.filters_per_call = d.G * d.H;
-  p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2));
+  p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2, /*bf16=*/false));
   p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
   return p;
 }
@@ -151,7 +153,7 @@ uint8_t* aligned_base(void* scratch, size_t bytes, size_t need) {
 template <typename Plan, typename MakePlan>
 cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* skip, const float* prepared,
                              void* scratch, size_t bytes, MakePlan make_plan, cudaStream_t stream, Plan* p,
-                             const float** kspec, float** built, uint8_t** rest) {
+                             const void** kspec, float** built, uint8_t** rest) {
   Split s;
   if (d.layout != kBHL || !split_of(d, &s)) return cudaErrorInvalidValue;
   *p = make_plan(d, s, prepared != nullptr);
@@ -165,8 +167,8 @@ cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* 
   }
   *built = reinterpret_cast<float*>(base);
   *kspec = *built;
-  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, *built, reinterpret_cast<float*>(*rest), p->filters_per_call,
-                        stream);
+  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, kspec_bf16(elem_of(d.dtype)), *built,
+                        reinterpret_cast<float*>(*rest), p->filters_per_call, stream);
 }
 
 }  // namespace
@@ -200,20 +202,21 @@ size_t long_spectrum_scratch_bytes(int64_t GH, int64_t N) {
   return static_cast<size_t>(filters_fitting(kChunkBytes, GH, s)) * kspec_scratch_bytes(1, s.N1, s.N2) + kSlack;
 }
 
-cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, float* kspec,
-                                 cudaStream_t stream, void* scratch, size_t scratch_bytes) {
+cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, DType data,
+                                 float* kspec, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   Split s;
   if (!split_of(N, &s) || GH < 1 || Lk < 1 || Lk > N) return cudaErrorInvalidValue;
   const int64_t per_call = filters_fitting(kChunkBytes, GH, s);
   uint8_t* base = aligned_base(scratch, scratch_bytes, static_cast<size_t>(per_call) * kspec_scratch_bytes(1, s.N1, s.N2));
   if (base == nullptr) return cudaErrorInvalidValue;
-  return filter_spectra(k, skip, GH, Lk, s, kspec, reinterpret_cast<float*>(base), per_call, stream);
+  return filter_spectra(k, skip, GH, Lk, s, kspec_bf16(elem_of(data)), kspec, reinterpret_cast<float*>(base),
+                        per_call, stream);
 }
 
 cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   const FftconvDims& d = a.d;
   FwdPlan p;
-  const float* kspec;
+  const void* kspec;
   float* built;
   uint8_t* work;
   cudaError_t err =
@@ -241,7 +244,7 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
     return cudaErrorInvalidValue;  // dk's workspace: kspec_ws, 16-byte aligned
   }
   BwdPlan p;
-  const float* kspec;
+  const void* kspec;
   float* built;
   uint8_t* rest;
   const cudaError_t err =

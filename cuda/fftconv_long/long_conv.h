@@ -30,15 +30,16 @@ bool long_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_
 size_t long_fwd_scratch_bytes(const FftconvFwdArgs& a);
 size_t long_bwd_scratch_bytes(const FftconvBwdArgs& a);
 
-// The prepared filter spectrum K' (G*H filters of Lk <= N taps, skip folded in; nullptr: no skip) into
-// kspec (GH * longconv::prepared_spectrum_floats(N) floats, 16-byte aligned), through the scratch of
-// long_spectrum_scratch_bytes (at most ~1 GiB: filters are transformed in groups that fit).
+// The prepared filter spectrum K' (G*H filters of Lk <= N taps, skip folded in; nullptr: no skip) for data
+// of dtype `data` into kspec (GH * longconv::prepared_spectrum_floats(N) floats, 16-byte aligned; with bf16
+// slices, for bf16 data, they fill its first half), through the scratch of long_spectrum_scratch_bytes (at most
+// ~1 GiB: filters are transformed in groups that fit).
 // Supported where the long forward's filter kernels run: N a long size, compute capability >= 8.0 and
 // the shared memory of the filter-slice kernel.
 bool long_spectrum_supported(int64_t N, int device_major, size_t max_smem_per_block);
 size_t long_spectrum_scratch_bytes(int64_t GH, int64_t N);
-cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, float* kspec,
-                                 cudaStream_t stream, void* scratch, size_t scratch_bytes);
+cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, DType data,
+                                 float* kspec, cudaStream_t stream, void* scratch, size_t scratch_bytes);
 
 // Enqueue on `stream`; cudaErrorInvalidValue when unsupported or the scratch is too small,
 // otherwise the first launch error.
