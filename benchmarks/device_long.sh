@@ -9,6 +9,7 @@
 # 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
+# TESTS_K="expr" selects the GPU tests (default "long").
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
@@ -32,7 +33,7 @@ fi
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
   --peak-memory --name fftconv-long
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TESTS_K:-long}")
 tail -n 3 "$OUT/test.log"
 run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --peak-memory --name fftconv-long-4m-h384
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
