@@ -52,7 +52,7 @@ namespace longconv {
 struct InnerArgs {
   Elem dtype;
   void* ws;            // nrows signal rows, N1/2 packed complex rows each (ws_offset), 16-byte aligned
-  const void* kspec;   // inner_kspec's output for (G, H), in kspec_bf16(dtype)'s element type
+  const void* kspec;   // inner_kspec's output for (G, H), in kspec_bf16(dtype, N2)'s element type
   int64_t row0, nrows; // ws row r is signal row row0 + r = b * H + h, filter ((b / R) % G, h)
   int64_t H, G, R;
   int N1;
@@ -67,7 +67,7 @@ struct KspecArgs {
   int64_t GH, Lk;
   int N1;
   int64_t N2;
-  bool bf16 = false;  // slices in bf16 (kspec_bf16 of the data's dtype), else fp32
+  bool bf16 = false;  // slices in bf16 (kspec_bf16 of the data's dtype and N2), else fp32
 };
 
 // K' in bf16 for bf16 data: the inner steps read K' once per signal row (B times per filter; the
@@ -75,11 +75,17 @@ struct KspecArgs {
 // a quarter off that step's traffic and half off the slices' writes. bf16 rounding of K' (relative 2^-9)
 // is below that of the bf16 workspace it multiplies, as in the fused kernel (KSpecOf); fp16 data (a 4x
 // tighter error bar) and fp32 data keep fp32 slices. 0: fp32 slices for every dtype (A/B runs).
+// H200, session 22 (kernel bench, bf16 against fp32 slices of the session before): inner step 1M 2.109 ->
+// 2.030 ms, 4M 2.304 -> 2.222, 16M 3.177 -> 2.935; slices 1M 5.40 -> 5.33, 16M 9.68 -> 8.95, but 4M (N2 = 8192)
+// 6.95 -> 9.26: there the slice kernel's whole-slice store (S == 1) at N0 = 32 has each lane write 8 bytes
+// 1 KB from its neighbour's (16 with fp32 slots). N2 = 8192 keeps fp32 slices, and so does N2 = 16384 (not
+// measured); the others take bf16.
 #ifndef JFF_LONG_KSPEC_BF16
 #define JFF_LONG_KSPEC_BF16 1
 #endif
 constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
-inline bool kspec_bf16(Elem data) { return kKspecBf16 && data == Elem::kBF16; }
+__host__ __device__ constexpr bool kspec_bf16_at(int64_t N2) { return kKspecBf16 && N2 != 8192 && N2 != 16384; }
+inline bool kspec_bf16(Elem data, int64_t N2) { return data == Elem::kBF16 && kspec_bf16_at(N2); }
 
 inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2, bool bf16 = false) {
   return static_cast<size_t>(GH) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 2 *
@@ -123,9 +129,9 @@ __device__ __forceinline__ const Slot* slice_of(const void* kspec, int64_t grow,
   return static_cast<const Slot*>(kspec) + ((g * H + h) * (M1 + 1) + j) * (N2 / 2);
 }
 
-// The slot type of the tensor-core inner kernel's K' for data of type T.
-template <typename T>
-using KSlotOf = std::conditional_t<kKspecBf16, typename KSpecOf<T>::Slot, float4>;
+// The slot type of the tensor-core inner kernel's K' for data of type T at inner size N2 (kspec_bf16).
+template <typename T, int64_t N2>
+using KSlotOf = std::conditional_t<kspec_bf16_at(N2), typename KSpecOf<T>::Slot, float4>;
 
 // w_2N2^n = exp(-i pi n / N2): the twist of row 0's imaginary half (row N1/2's outer twiddle).
 // n / N2 is exact in float (N2 a power of two), so sincospif rounds once.
@@ -187,7 +193,8 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
     const int k1 = j == M1 ? 0 : j;
     T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
     T* const wim = wre + N2;
-    const KSlotOf<T>* kbase = slice_of<KSlotOf<T>>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
+    using KSlot = KSlotOf<T, N2>;
+    const KSlot* kbase = slice_of<KSlot>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
     // ---- load the item's complex signal into the planes (16-byte chunks), kInnerLoadRound
     // chunks a thread per round with all their loads issued first: one chunk per iteration kept
@@ -240,7 +247,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
         T* bre = sre + k0 * M;
         T* bim = sim + k0 * M;
         const int key = (k0 & 7) << 3;
-        const KSlotOf<T>* kk = kbase + k0 * (M / 2);
+        const KSlot* kk = kbase + k0 * (M / 2);
 #ifndef JFF_LONG_EMU
         prefetch_k_l1<RAD>(kk, lane);  // K is needed after two products; a hint only (no-op emulated)
 #endif
