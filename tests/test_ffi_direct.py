@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 import jax_flashfft._ffi as _ffi
+# K''s last axis at a long size; the handlers check it against their own split table (long_plan.h).
+from jax_flashfft.fftconv import _prepared_spectrum_floats as prepared_floats
 
 pytestmark = pytest.mark.skipif(not _ffi.cpu_available(), reason="CPU extension not built")
 
@@ -197,12 +199,6 @@ def depthwise_ref(x, w, bias, dy, *, pad_lo, pad_hi, layout):
 
 def _fftconv_attrs(n, layout, rows_per_group):
     return dict(fft_size=np.int64(n), layout=np.int32(layout), rows_per_group=np.int64(rows_per_group))
-
-
-def prepared_floats(n):
-    """K''s last axis at a long size (cuda/fftconv_long/long_plan.h's split N = N1 x N2)."""
-    n1 = {1 << 16: 16, 1 << 17: 32, 1 << 18: 32, 1 << 19: 32, 1 << 20: 256}[n]
-    return (n1 // 2 + 1) * (n // n1) * 2
 
 
 def call_fftconv_spectrum(k, skip, *, n):
