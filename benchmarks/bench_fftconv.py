@@ -1,7 +1,7 @@
 """jff.fftconv (our kernels) vs the pure-JAX path (jnp.fft in float32) vs the memory floor.
 
-Gated convolution `y = post * conv(pre * u, k)`, forward and forward+backward (gradients with respect to
-`u`, `k` and both gates), at N = L (fft_size=N: FlashFFTConv's setting) and the causal case L = N/2
+Gated convolution `y = post * conv(pre * u, k)`, forward, forward+backward (gradients with respect to
+`u`, `k` and both gates) and, with `--modes step`, a training step (y and the gradients of a loss of y), at N = L (fft_size=N: FlashFFTConv's setting) and the causal case L = N/2
 (fft_size=None, so the op picks N itself). Run from the repository root:
 
     python benchmarks/bench_fftconv.py            # B=64 H=768 bf16, N = 256 .. 32K (a GPU job)
@@ -15,7 +15,10 @@ memory of one forward+backward per side in a fresh process (jax's peak_bytes_in_
 
 Floor (DESIGN.md §4): the gated forward must read u, pre, post and write y (4·B·H·L elements) plus read k;
 forward+backward, where the forward output is dead and only the gradients are returned, must read dy, u,
-pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk. Bytes ÷ the copy
+pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk; a step also writes y (8·B·H·L).
+The fwd+bwd rows cannot show work shared between the forward and the backward (XLA drops the dead forward);
+the step rows can: at the long sizes k's filter spectrum is built once per step, in the forward, and the
+backward reuses it. Bytes ÷ the copy
 bandwidth measured at the start of the same run.
 """
 
@@ -37,8 +40,10 @@ import harness  # noqa: E402
 DEFAULT_SIZES = "256,1K,4K,8K,16K,32K"
 QUICK_SIZES = "256,1K,4K"
 
-MODES = ("fwd", "fwd+bwd")
+MODES = ("fwd", "fwd+bwd", "step")
+DEFAULT_MODES = ("fwd", "fwd+bwd")
 GRAD_NAMES = ("du", "dk", "dpre", "dpost")
+ACCURACY_NAMES = {"fwd": ("y",), "fwd+bwd": GRAD_NAMES, "step": tuple(f"step_{n}" for n in ("y",) + GRAD_NAMES)}
 
 
 def parse_args(argv=None):
@@ -55,7 +60,8 @@ def parse_args(argv=None):
                    help="peak device memory of fwd+bwd per side, each in a fresh process (GPU)")
     p.add_argument("--peak-child", help=argparse.SUPPRESS)  # internal: side measured by a child process
     p.add_argument("--cases", default="full,causal", help="full (L=N, fft_size=N) and/or causal (L=N/2, fft_size=None)")
-    p.add_argument("--modes", default=",".join(MODES), help="fwd and/or fwd+bwd")
+    p.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                   help="fwd, fwd+bwd and/or step (y and the gradients, the forward live; default fwd,fwd+bwd)")
     p.add_argument("--target-s", type=float, help="seconds of timing per measurement (default 1.0; 0.1 with --quick)")
     p.add_argument("--out", help="results folder (default benchmarks/results)")
     p.add_argument("--name", help="results name: <device>-<name>.json (default fftconv, fftconv-quick with --quick)")
@@ -129,6 +135,16 @@ def fwd_bwd_fn(conv):
     return f
 
 
+def step_fn(conv):
+    """A training step's op: y (live, as a loss of y needs it) and the gradients for the cotangent dy."""
+
+    def f(u, k, pre, post, dy):
+        y, vjp = jax.vjp(lambda u_, k_, p_, q_: conv(u_, k_, pre_gate=p_, post_gate=q_), u, k, pre, post)
+        return y, vjp(dy)
+
+    return f
+
+
 # ---------------------------------------------------------------------------------------------------------
 # float64 reference (numpy), computed from the same rounded inputs
 
@@ -157,15 +173,20 @@ def reference_f64(u, k, pre, post, dy, n, layout):
     }
 
 
-def errors_against(ref, fns, arrays):
-    """rel-L2 of y and of each gradient, per side; a failure is recorded in place of the numbers."""
+def errors_against(ref, fns, arrays, with_step=False):
+    """rel-L2 of y and of each gradient, per side (with_step: the step's outputs too, as step_y, step_du, ...);
+    a failure is recorded in place of the numbers."""
     out = {}
-    for side, (fwd, fwd_bwd) in fns.items():
+    for side, (fwd, fwd_bwd, step) in fns.items():
         try:
             y = fwd(*arrays[:4])
             grads = fwd_bwd(*arrays)
             errs = {"y": harness.rel_l2(y, ref["y"])}
             errs.update({name: harness.rel_l2(g, ref[name]) for name, g in zip(GRAD_NAMES, grads)})
+            if with_step:
+                step_y, step_grads = step(*arrays)
+                errs["step_y"] = harness.rel_l2(step_y, ref["y"])
+                errs.update({f"step_{n}": harness.rel_l2(g, ref[n]) for n, g in zip(GRAD_NAMES, step_grads)})
             out[side] = errs
         except Exception as e:  # noqa: BLE001 - recorded in the results, the sweep goes on
             out[side] = {"error": harness.error_text(e)}
@@ -177,6 +198,7 @@ def jitted_fns(jff, fft_size, layout):
         side: (
             jax.jit(fwd_fn(op_fn(jff, backend, fft_size, layout))),
             jax.jit(fwd_bwd_fn(op_fn(jff, backend, fft_size, layout))),
+            jax.jit(step_fn(op_fn(jff, backend, fft_size, layout))),
         )
         for side, backend in (("ours", "ffi"), ("baseline", "xla"))
     }
@@ -192,7 +214,7 @@ def accuracy(jff, case, a, dtype, key, fns, first_set, batch):
         arrays = make_set(key, shape_of(b, h, case["L"], a.layout), h, case["Lk"], dtype, with_dy=True)
         fns, where = jitted_fns(jff, case["fft_size"], a.layout), f"slice B={b} H={h}"
     ref = reference_f64(*arrays, case["N"], a.layout)
-    out = errors_against(ref, fns, arrays)
+    out = errors_against(ref, fns, arrays, with_step="step" in a.modes)
     out["checked_on"] = where
     return out
 
@@ -256,6 +278,8 @@ def floor_bytes(mode, b, h, length, lk, itemsize):
     filt = h * lk * 4
     if mode == "fwd":
         return 4 * act + filt
+    if mode == "step":
+        return 8 * act + 2 * filt
     return 7 * act + 2 * filt
 
 
@@ -310,7 +334,8 @@ def main(argv=None):
         {
             "copy_bandwidth": bw,
             "floor_definition": "fwd: 4*B*H*L activation elements + H*Lk*4 bytes of k; fwd+bwd (gradients only, "
-            "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); / copy bandwidth",
+            "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); step (y and the "
+            "gradients): 8*B*H*L elements + 2*H*Lk*4 bytes; / copy bandwidth",
             "baseline": "jax_flashfft backend='xla': jnp.fft.rfft/irfft in float32",
             "ours": "jax_flashfft backend='ffi'",
             "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "
@@ -353,8 +378,10 @@ def main(argv=None):
                 "floor_bytes": floor_bytes(mode, batch, a.heads, case["L"], case["Lk"], itemsize),
             }
             row["floor_ms"] = harness.floor_ms(row["floor_bytes"], bandwidth)
-            harness.time_sides(row, fns, mode, [s[:4] for s in sets], sets, a.target_s, setup_error)
-            harness.attach_accuracy(row, acc, ("y",) if mode == "fwd" else GRAD_NAMES)
+            # time_sides takes (forward, 5-operand function) per side: the step is the latter in step mode.
+            timed = {side: (fwd, step if mode == "step" else fwd_bwd) for side, (fwd, fwd_bwd, step) in fns.items()}
+            harness.time_sides(row, timed, mode, [s[:4] for s in sets], sets, a.target_s, setup_error)
+            harness.attach_accuracy(row, acc, ACCURACY_NAMES[mode])
             if a.scale_to_batch:
                 row["scaled_to_B"] = a.scale_to_batch
                 for side in ("ours", "baseline", "floor"):

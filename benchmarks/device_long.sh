@@ -10,6 +10,8 @@
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
 # TESTS_K="expr" selects the GPU tests (default "long").
+# STEP=1 adds training-step rows (bench_fftconv --modes step) at 64K and 1M (fftconv-long-step.json; summary.txt
+# then goes into build.log).
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
@@ -38,6 +40,12 @@ tail -n 3 "$OUT/test.log"
 run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --peak-memory --name fftconv-long-4m-h384
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
   --name fftconv-long-causal
+# STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K and 1M.
+if [ "${STEP:-0}" = 1 ]; then
+  run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases full --modes step \
+    --name fftconv-long-step
+  cat "$OUT/summary.txt" >>"$OUT/build.log" && rm -f "$OUT/summary.txt"  # the device returns 8 files at most
+fi
 tail -n 40 "$OUT/bench.log"
 # MEMCHECK=1: compute-sanitizer memcheck on both self-tests (--quick), in what time is left.
 if [ "${MEMCHECK:-0}" = 1 ] && [ "${SKIP_SELFTESTS:-0}" != 1 ]; then

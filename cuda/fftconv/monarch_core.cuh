@@ -1054,9 +1054,13 @@ __device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 __device__ __forceinline__ void store_k_bin(float* p, float re, float im) {
   *reinterpret_cast<float2*>(p) = make_float2(re, im);
 }
+// One bf16 bin (re in the low half), rounded to nearest even.
+__device__ __forceinline__ uint32_t pack_k_bin(float re, float im) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(re))) |
+         (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(im))) << 16);
+}
 __device__ __forceinline__ void store_k_bin(uint16_t* p, float re, float im) {
-  *reinterpret_cast<uint32_t*>(p) = static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(re))) |
-                                    (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(im))) << 16);
+  *reinterpret_cast<uint32_t*>(p) = pack_k_bin(re, im);
 }
 
 template <int N0, int RAD, typename KElem>

@@ -574,7 +574,8 @@ void bench_inner() {
   };
   const B cases[] = {{int64_t{1} << 20, 1, 768, Elem::kBF16}, {int64_t{1} << 20, 1, 768, Elem::kF16},
                      {int64_t{1} << 16, 16, 768, Elem::kBF16}, {int64_t{1} << 22, 1, 192, Elem::kBF16},
-                     {int64_t{1} << 24, 1, 48, Elem::kBF16},  {int64_t{1} << 20, 1, 384, Elem::kF32}};
+                     {int64_t{1} << 24, 1, 48, Elem::kBF16},  {int64_t{1} << 20, 1, 384, Elem::kF32},
+                     {int64_t{1} << 18, 4, 768, Elem::kBF16},  {int64_t{1} << 23, 1, 96, Elem::kBF16}};
   for (const B& b : cases) {
     if (g_bench_n != 0 && b.N != g_bench_n) continue;
     const int N1 = default_n1(b.N);
