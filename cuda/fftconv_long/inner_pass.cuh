@@ -77,9 +77,10 @@ struct KspecArgs {
 // tighter error bar) and fp32 data keep fp32 slices. 0: fp32 slices for every dtype (A/B runs).
 // H200, session 22 (kernel bench, bf16 against fp32 slices of the session before): inner step 1M 2.109 ->
 // 2.030 ms, 4M 2.304 -> 2.222, 16M 3.177 -> 2.935; slices 1M 5.40 -> 5.33, 16M 9.68 -> 8.95, but 4M (N2 = 8192)
-// 6.95 -> 9.26: there the slice kernel's whole-slice store (S == 1) at N0 = 32 has each lane write 8 bytes
-// 1 KB from its neighbour's (16 with fp32 slots). N2 = 8192 keeps fp32 slices, and so does N2 = 16384 (not
-// measured); the others take bf16.
+// 6.95 -> 9.26: there the slice kernel's whole-slice store (S == 1) at N0 = 32 had each lane write 8 bytes
+// 1 KB from its neighbour's. Session 23: two slots per thread (16-byte stores, JFF_LONG_KSPEC_BF16_PAIR) and bf16
+// slices at every N2, against fp32 at 8192 / 16384 with the one-slot store (kernel bench, H200): slices 256K
+// 1.72 -> 1.53 ms, 1M 5.34 -> 5.14, 4M 6.87 -> 6.13, 8M 8.26 -> 8.30; inner step 4M 2.29 -> 2.22, 8M 2.84 -> 2.68.
 #ifndef JFF_LONG_KSPEC_BF16
 #define JFF_LONG_KSPEC_BF16 1
 #endif
