@@ -69,12 +69,12 @@ def header(doc: dict) -> str:
     )
     date = m.get("date_utc", "")[:10]
     parts = m.get("parts") or []
-    if parts:  # a merge of several device calls (benchmarks/merge_results.py)
+    if parts:  # a merge of several benchmark runs, in one device call or several (benchmarks/merge_results.py)
         dates = sorted(p["date_utc"][:10] for p in parts if p.get("date_utc"))
-        calls = f"{len(parts)} device call" + ("s" if len(parts) > 1 else "")
+        calls = f"{len(parts)} benchmark run" + ("s" if len(parts) > 1 else "")
         date = f"{calls}, {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
         if m.get("floor_bandwidth_Bps"):
-            bw_text = f", floors from the largest copy bandwidth of the calls, {m['floor_bandwidth_Bps'] / 1e12:.2f} TB/s"
+            bw_text = f", floors from the largest copy bandwidth of the runs, {m['floor_bandwidth_Bps'] / 1e12:.2f} TB/s"
     text = (
         f"**{m.get('device_kind')}**, jax {m.get('jax_version')}, {date}{bw_text} "
         f"([`{doc['path'].name}`](benchmarks/results/{doc['path'].name}))"
@@ -115,6 +115,10 @@ def fftconv_section(doc: dict) -> list[str]:
         "gradients with respect to u, k and both gates. Floor: bytes that must cross memory ÷ measured copy "
         "bandwidth. err: largest rel-L2 against float64."
     )
+    if any(r["mode"] == "step" for r in rows):
+        notes += (" step returns y and the same gradients (a training step, where y is live: k's filter spectrum "
+                  "is built once, in the forward, and the backward reuses it; fwd+bwd's forward is dead code, so "
+                  "there both sides run only the backward's work).")
     if wall:
         notes += (" Times are device-side (see Timing); the last column is our wall-clock median over the same "
                   "floor, which also counts the device's idle time between calls.")
