@@ -15,7 +15,9 @@ memory of one forward+backward per side in a fresh process (jax's peak_bytes_in_
 
 Floor (DESIGN.md §4): the gated forward must read u, pre, post and write y (4·B·H·L elements) plus read k;
 forward+backward, where the forward output is dead and only the gradients are returned, must read dy, u,
-pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk; a step also writes y (8·B·H·L).
+pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk. A step's floor is the two
+together (11·B·H·L elements, k read twice, dk written): its forward and backward are separated by the rest of the
+model (dy only exists after the forward), so the inputs cross memory once for each.
 The fwd+bwd rows cannot show work shared between the forward and the backward (XLA drops the dead forward);
 the step rows can: at the long sizes k's filter spectrum is built once per step, in the forward, and the
 backward reuses it. Bytes ÷ the copy
@@ -278,8 +280,8 @@ def floor_bytes(mode, b, h, length, lk, itemsize):
     filt = h * lk * 4
     if mode == "fwd":
         return 4 * act + filt
-    if mode == "step":
-        return 8 * act + 2 * filt
+    if mode == "step":  # the forward's floor + the backward's: dy arrives only after the forward has finished
+        return floor_bytes("fwd", b, h, length, lk, itemsize) + floor_bytes("fwd+bwd", b, h, length, lk, itemsize)
     return 7 * act + 2 * filt
 
 
@@ -335,7 +337,7 @@ def main(argv=None):
             "copy_bandwidth": bw,
             "floor_definition": "fwd: 4*B*H*L activation elements + H*Lk*4 bytes of k; fwd+bwd (gradients only, "
             "forward output dead): 7*B*H*L elements + 2*H*Lk*4 bytes (k read, dk written); step (y and the "
-            "gradients): 8*B*H*L elements + 2*H*Lk*4 bytes; / copy bandwidth",
+            "gradients): the sum of the two, 11*B*H*L elements + 3*H*Lk*4 bytes; / copy bandwidth",
             "baseline": "jax_flashfft backend='xla': jnp.fft.rfft/irfft in float32",
             "ours": "jax_flashfft backend='ffi'",
             "accuracy": "rel-L2 vs numpy float64 from the same rounded inputs: the whole first input set when "

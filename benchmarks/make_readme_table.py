@@ -116,9 +116,10 @@ def fftconv_section(doc: dict) -> list[str]:
         "bandwidth. err: largest rel-L2 against float64."
     )
     if any(r["mode"] == "step" for r in rows):
-        notes += (" step returns y and the same gradients (a training step, where y is live: k's filter spectrum "
-                  "is built once, in the forward, and the backward reuses it; fwd+bwd's forward is dead code, so "
-                  "there both sides run only the backward's work).")
+        notes += (" step returns y and the same gradients: a training step, where y is live (fwd+bwd's forward is "
+                  "dead code, so there both sides skip the forward's own work). Its floor is the forward's plus the "
+                  "backward's, as dy only exists after the forward. At N >= 64K k's filter spectrum is built once "
+                  "per step, in the forward, and the backward reuses it.")
     if wall:
         notes += (" Times are device-side (see Timing); the last column is our wall-clock median over the same "
                   "floor, which also counts the device's idle time between calls.")
