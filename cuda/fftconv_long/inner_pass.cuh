@@ -13,7 +13,8 @@
 //     slice is stored exactly as monarch_kspec_kernel stores one N2-point spectrum (frequency
 //     k2 = k0 + N0*km at float 2*RAD^2*k0 + spec_float_offset<RAD>(km),
 //     N2 = N0 * RAD^2 as dispatch_n splits it), so the fused kernel's lanes read it unchanged.
-//     Computed as the notes say: the outer forward pass on k (fp32, into a scratch workspace),
+//     Computed as the notes say: the outer forward pass on k (fp32 arithmetic, into a scratch workspace: fp32, or
+//     bf16 where the slices are bf16, kspec_ws_bf16),
 //     then an N2-point DFT per scratch row (CUDA cores, fp32), times sqrt(N1) (undoes the two
 //     unitary scalings: khat[k1 + N1 k2] = sqrt(N1) * DFT_N2(P[k1])[k2]), + skip.
 //
@@ -91,6 +92,14 @@ constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
 #define JFF_LONG_KSPEC_BF16_PAIR 1
 #endif
 constexpr bool kKspecBf16PairStore = JFF_LONG_KSPEC_BF16_PAIR != 0;
+// JFF_LONG_KSPEC_WS_BF16 (default 1): with bf16 slices, the outer pass on k writes its scratch workspace in bf16
+// (fp32 arithmetic, one rounding per value) and the slice kernel reads that: a quarter of the filter spectrum's
+// bytes (k 4, scratch 4 + 4, slices 2 bytes per value -> 4, 2 + 2, 2). The slices then carry two bf16 roundings
+// instead of one. 0: an fp32 scratch.
+#ifndef JFF_LONG_KSPEC_WS_BF16
+#define JFF_LONG_KSPEC_WS_BF16 1
+#endif
+constexpr bool kKspecWsBf16 = JFF_LONG_KSPEC_WS_BF16 != 0;
 __host__ __device__ constexpr bool kspec_bf16_at(int64_t N2) {
   return kKspecBf16 && (kKspecBf16PairStore || (N2 != 8192 && N2 != 16384));
 }
@@ -561,7 +570,7 @@ __device__ __forceinline__ float2 w_pow2(int e, int D) {
 // 32768 points would not fit), times sqrt(N1), + skip, in slice order.
 // ---------------------------------------------------------------------------------------
 struct KsParams {
-  const float* scratch;
+  const void* scratch;  // WElem of inner_kspec_kernel
   const float* skip;
   void* kspec;  // KElem of inner_kspec_kernel
   int64_t GH;
@@ -576,8 +585,9 @@ struct KsParams {
 constexpr int kKsMaxSub = JFF_LONG_KS_MAXSUB;
 static_assert(kKsMaxSub == 4096 || kKsMaxSub == 8192, "slice kernel FFT size");
 
-// KElem: float (fp32 slices) or uint16_t (bf16 bits; store_k_bin rounds to nearest even).
-template <typename KElem>
+// KElem: float (fp32 slices) or uint16_t (bf16 bits; store_k_bin rounds to nearest even). WElem: the scratch
+// workspace's element type (float, or BF16: kspec_ws_bf16).
+template <typename KElem, typename WElem>
 __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
@@ -587,17 +597,18 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const int part = static_cast<int>(u % S);
   const int64_t gj = u / S, gh = gj / (M1 + 1);
   const int j = static_cast<int>(gj - gh * (M1 + 1));
-  const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const WElem* wre = static_cast<const WElem*>(p.scratch) + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
-  const float* const rows[1] = {wre};
-  constexpr int V = Vec16<float>::V;
+  const WElem* const rows[1] = {wre};
+  constexpr int V = Vec16<WElem>::V;
   if (S == 1) {  // four 16-byte loads in flight per thread (four vectors per round spilled 108 bytes)
     for (int q0 = tid; q0 < SUB / V; q0 += 2 * nth)
       load_items_vec<2>(rows, j, M1, q0, nth, SUB / V, N2,
                         [&](int, int, int n, const float2(&x)[V]) { store_pairs<V>(z, n, x); });
   }
-  if (S > 1) {  // V positions per thread per round, the loads of two values of s issued together
+  // S > 1: fp32 scratch only (inner_kspec takes the bf16 one at S == 1; its 8-value vectors spilled here).
+  if (sizeof(WElem) == 4 && S > 1) {  // V positions per thread per round, two values of s' loads issued together
     for (int q = tid; q < SUB / V; q += nth) {
       float2 y[V];
 #pragma unroll
@@ -741,9 +752,17 @@ inline const char* check_kspec(const KspecArgs& a) {
 }
 
 // Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
+// Whether inner_kspec's scratch is bf16 (kKspecWsBf16): with bf16 slices, where the slice kernel runs one part per
+// slice (S == 1, N2 <= kKsMaxSub; its folded step's 8-value vectors spilled).
+inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
+  return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
+}
+
 inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   if (check_kspec(a) != nullptr) return cudaErrorInvalidValue;
+  const bool ws16 = kspec_ws_bf16(a.bf16, a.N2);
   OuterFwdArgs fa{Elem::kF32, a.k, nullptr, a.scratch, 0, a.GH, a.Lk, a.N1, a.N2};
+  fa.ws_bf16 = ws16;
   cudaError_t err = outer_forward(fa, stream, OuterPath::kCudaCore);
   if (err != cudaSuccess) return err;
   inner::KsParams p;
@@ -758,9 +777,12 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   inner::split_n2(a.N2, &p.N0, &p.RAD);
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   const int64_t units = a.GH * (a.N1 / 2 + 1) * (a.N2 / sub);
+  const size_t smem = sizeof(float2) * sub;
+  if (ws16)
+    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t, inner::BF16>, threads, smem, units, stream, p);
   if (a.bf16)
-    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t>, threads, sizeof(float2) * sub, units, stream, p);
-  return inner::launch_per_unit(inner::inner_kspec_kernel<float>, threads, sizeof(float2) * sub, units, stream, p);
+    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t, float>, threads, smem, units, stream, p);
+  return inner::launch_per_unit(inner::inner_kspec_kernel<float, float>, threads, smem, units, stream, p);
 }
 
 namespace inner {

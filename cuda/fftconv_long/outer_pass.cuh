@@ -50,6 +50,9 @@ struct OuterFwdArgs {
   int64_t row0, nrows, L;
   int N1;
   int64_t N2;
+  // fp32 input (dtype kF32), bf16 workspace: the filter spectrum's first pass for bf16 data (inner_kspec), whose
+  // slices are rounded to bf16 anyway. CUDA-core path only.
+  bool ws_bf16 = false;
 };
 
 struct OuterInvArgs {
@@ -116,6 +119,7 @@ inline const char* check_fwd(const OuterFwdArgs& a) {
   const size_t es = elem_bytes(a.dtype);
   if (!detail::aligned(a.u, es) || (a.pre != nullptr && !detail::aligned(a.pre, es))) return "u/pre misaligned";
   if (!detail::aligned(a.ws, 16)) return "ws must be 16-byte aligned";
+  if (a.ws_bf16 && a.dtype != Elem::kF32) return "a bf16 workspace needs fp32 input";
   return nullptr;
 }
 
@@ -232,7 +236,8 @@ inline size_t tables_bytes(int N1, int TW) {
   return sizeof(float2) * (M + 64 + (M * TW + 63) / 64 + M + M + 1);
 }
 
-template <typename T, int LGM>
+// W: the workspace's element type (T, or bf16 for fp32 input: OuterFwdArgs::ws_bf16).
+template <typename T, int LGM, typename W = T>
 __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
@@ -292,7 +297,7 @@ __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p)
       __syncthreads();
     }
     // Real spectrum k <= M (r2c_split), unitary scale, twiddle, packed row 0; coalesced stores.
-    T* wsr = static_cast<T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
+    W* wsr = static_cast<W*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
     for (int q = tid; q < M * TW; q += nth) {
       const int c = q & (TW - 1), k = q >> lgTW;
       const float2 Z = zs[k * TW + c];
@@ -307,8 +312,8 @@ __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p)
         xr = o.x;
         xi = o.y;
       }
-      wsr[n2_2 * k + c] = E::st(xr);
-      wsr[n2_2 * k + n2 + c] = E::st(xi);
+      wsr[n2_2 * k + c] = Elt<W>::st(xr);
+      wsr[n2_2 * k + n2 + c] = Elt<W>::st(xi);
     }
     // With M1 = 1 the next row's stage 1 writes zs, which this loop reads (with M1 > 1 the barriers
     // after its stages 1 and 2 order every reuse).
@@ -542,6 +547,11 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.ws_bf16)
+        return launch_grid(cc::outer_fwd_cc_kernel<T, lgm(), __nv_bfloat16>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW,
+                           a.nrows, stream, p);
+    }
     return launch_grid(cc::outer_fwd_cc_kernel<T, lgm()>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
