@@ -95,7 +95,9 @@ constexpr bool kKspecBf16PairStore = JFF_LONG_KSPEC_BF16_PAIR != 0;
 // JFF_LONG_KSPEC_WS_BF16 (default 1): with bf16 slices, the outer pass on k writes its scratch workspace in bf16
 // (fp32 arithmetic, one rounding per value) and the slice kernel reads that: a quarter of the filter spectrum's
 // bytes (k 4, scratch 4 + 4, slices 2 bytes per value -> 4, 2 + 2, 2). The slices then carry two bf16 roundings
-// instead of one. 0: an fp32 scratch.
+// instead of one. 0: an fp32 scratch. H200, session 23 (kernel bench, two rounds): filter spectrum 1M 5.14/5.16 ->
+// 4.92/4.93 ms, 4M (H=192) 6.14/6.13 -> 5.98/5.96, 256K 1.54/1.53 -> 1.51/1.52; the outer pass on k itself did not
+// get faster (1M 2.78 ms either way: its stores are not what bounds it), the slice kernel's halved reads did.
 #ifndef JFF_LONG_KSPEC_WS_BF16
 #define JFF_LONG_KSPEC_WS_BF16 1
 #endif
