@@ -53,7 +53,7 @@ namespace longconv {
 struct InnerArgs {
   Elem dtype;
   void* ws;            // nrows signal rows, N1/2 packed complex rows each (ws_offset), 16-byte aligned
-  const void* kspec;   // inner_kspec's output for (G, H), in kspec_bf16(dtype, N2)'s element type
+  const void* kspec;   // inner_kspec's output for (G, H), in kspec_bf16(dtype)'s element type
   int64_t row0, nrows; // ws row r is signal row row0 + r = b * H + h, filter ((b / R) % G, h)
   int64_t H, G, R;
   int N1;
@@ -68,7 +68,7 @@ struct KspecArgs {
   int64_t GH, Lk;
   int N1;
   int64_t N2;
-  bool bf16 = false;  // slices in bf16 (kspec_bf16 of the data's dtype and N2), else fp32
+  bool bf16 = false;  // slices in bf16 (kspec_bf16 of the data's dtype), else fp32
 };
 
 // K' in bf16 for bf16 data: the inner steps read K' once per signal row (B times per filter; the
@@ -79,19 +79,14 @@ struct KspecArgs {
 // H200, session 22 (kernel bench, bf16 against fp32 slices of the session before): inner step 1M 2.109 ->
 // 2.030 ms, 4M 2.304 -> 2.222, 16M 3.177 -> 2.935; slices 1M 5.40 -> 5.33, 16M 9.68 -> 8.95, but 4M (N2 = 8192)
 // 6.95 -> 9.26: there the slice kernel's whole-slice store (S == 1) at N0 = 32 had each lane write 8 bytes
-// 1 KB from its neighbour's. Session 23: two slots per thread (16-byte stores, JFF_LONG_KSPEC_BF16_PAIR) and bf16
-// slices at every N2, against fp32 at 8192 / 16384 with the one-slot store (kernel bench, H200): slices 256K
-// 1.72 -> 1.53 ms, 1M 5.34 -> 5.14, 4M 6.87 -> 6.13, 8M 8.26 -> 8.30; inner step 4M 2.29 -> 2.22, 8M 2.84 -> 2.68.
+// 1 KB from its neighbour's. Session 23: two slots per thread (one 16-byte store) and bf16 slices at every N2,
+// against fp32 at 8192 / 16384 with the one-slot store (kernel bench, H200): slices 256K 1.72 -> 1.53 ms, 1M
+// 5.34 -> 5.14, 4M 6.87 -> 6.13, 8M 8.26 -> 8.30; inner step 4M 2.29 -> 2.22, 8M 2.84 -> 2.68. (The one-slot store
+// is gone; the A/B: results/logs/nvidia-h200-long-ab-session23.log.)
 #ifndef JFF_LONG_KSPEC_BF16
 #define JFF_LONG_KSPEC_BF16 1
 #endif
 constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
-// JFF_LONG_KSPEC_BF16_PAIR (default 1): the slice kernel's whole-slice bf16 store writes two slots per thread
-// (16 bytes); 0: one 8-byte slot per thread (session 22's store), and N2 = 8192 / 16384 then keep fp32 slices.
-#ifndef JFF_LONG_KSPEC_BF16_PAIR
-#define JFF_LONG_KSPEC_BF16_PAIR 1
-#endif
-constexpr bool kKspecBf16PairStore = JFF_LONG_KSPEC_BF16_PAIR != 0;
 // JFF_LONG_KSPEC_WS_BF16 (default 1): with bf16 slices, the outer pass on k writes its scratch workspace in bf16
 // (fp32 arithmetic, one rounding per value) and the slice kernel reads that: a quarter of the filter spectrum's
 // bytes (k 4, scratch 4 + 4, slices 2 bytes per value -> 4, 2 + 2, 2). The slices then carry two bf16 roundings
@@ -102,10 +97,7 @@ constexpr bool kKspecBf16PairStore = JFF_LONG_KSPEC_BF16_PAIR != 0;
 #define JFF_LONG_KSPEC_WS_BF16 1
 #endif
 constexpr bool kKspecWsBf16 = JFF_LONG_KSPEC_WS_BF16 != 0;
-__host__ __device__ constexpr bool kspec_bf16_at(int64_t N2) {
-  return kKspecBf16 && (kKspecBf16PairStore || (N2 != 8192 && N2 != 16384));
-}
-inline bool kspec_bf16(Elem data, int64_t N2) { return data == Elem::kBF16 && kspec_bf16_at(N2); }
+inline bool kspec_bf16(Elem data) { return data == Elem::kBF16 && kKspecBf16; }
 
 inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2, bool bf16 = false) {
   return static_cast<size_t>(GH) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 2 *
@@ -149,9 +141,9 @@ __device__ __forceinline__ const Slot* slice_of(const void* kspec, int64_t grow,
   return static_cast<const Slot*>(kspec) + ((g * H + h) * (M1 + 1) + j) * (N2 / 2);
 }
 
-// The slot type of the tensor-core inner kernel's K' for data of type T at inner size N2 (kspec_bf16).
-template <typename T, int64_t N2>
-using KSlotOf = std::conditional_t<kspec_bf16_at(N2), typename KSpecOf<T>::Slot, float4>;
+// The slot type of the tensor-core inner kernel's K' for data of type T (kspec_bf16).
+template <typename T>
+using KSlotOf = std::conditional_t<kKspecBf16, typename KSpecOf<T>::Slot, float4>;
 
 // w_2N2^n = exp(-i pi n / N2): the twist of row 0's imaginary half (row N1/2's outer twiddle).
 // n / N2 is exact in float (N2 a power of two), so sincospif rounds once.
@@ -213,7 +205,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
     const int k1 = j == M1 ? 0 : j;
     T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
     T* const wim = wre + N2;
-    using KSlot = KSlotOf<T, N2>;
+    using KSlot = KSlotOf<T>;
     const KSlot* kbase = slice_of<KSlot>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
     // ---- load the item's complex signal into the planes (16-byte chunks), kInnerLoadRound
@@ -662,7 +654,7 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
         reinterpret_cast<float4*>(out)[k0 * half_m + r] =
             make_float4(a.x * scale + sk, a.y * scale, b.x * scale + sk, b.y * scale);
       }
-    } else if (kKspecBf16PairStore) {
+    } else {
       // bf16: two neighbouring slots (r, r + 1) per thread, one 16-byte store. With one 8-byte slot per
       // thread, a warp at N0 = 32 wrote 32 slots 1 KB apart, a quarter sector each (4M slices: 6.95 ms
       // in fp32 -> 9.26 in bf16, session 22).
@@ -674,14 +666,6 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
         reinterpret_cast<uint4*>(out)[(k0 * half_m + r) / 2] =
             make_uint4(pack_k_bin(a0.x * scale + sk, a0.y * scale), pack_k_bin(b0.x * scale + sk, b0.y * scale),
                        pack_k_bin(a1.x * scale + sk, a1.y * scale), pack_k_bin(b1.x * scale + sk, b1.y * scale));
-      }
-    } else {
-      for (int t = tid; t < N2 / 2; t += nth) {
-        const int k0 = t & (p.N0 - 1), r = t >> lg_n0, idx = k0 * half_m + r;
-        float2 a, b;
-        bins(k0, r, a, b);
-        store_k_bin(out + 4 * idx, a.x * scale + sk, a.y * scale);
-        store_k_bin(out + 4 * idx + 2, b.x * scale + sk, b.y * scale);
       }
     }
   } else {

@@ -73,7 +73,7 @@ struct BwdArgs {
   const void* u;
   const void* pre;      // or nullptr (then v = u and dpre is not formed)
   const void* post;     // or nullptr (then g = dy and dpost is not formed)
-  const void* kspec;    // inner_kspec(k, skip) for (G, H): K' with the skip folded in (kspec_bf16(dtype, N2))
+  const void* kspec;    // inner_kspec(k, skip) for (G, H): K' with the skip folded in (kspec_bf16(dtype))
   int64_t B, H, G, R, L, Lk;
   int N1;
   int64_t N2;

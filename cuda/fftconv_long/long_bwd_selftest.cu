@@ -75,7 +75,7 @@ void run_case(const Case& c, uint64_t seed) {
   up(d_post, post.raw.data(), act);
   up(d_k, kf.data(), kf.size() * 4);
   up(d_skip, skipf.data(), GH * 4);
-  KspecArgs ka{d_k, c.skip ? d_skip : nullptr, d_ks, d_kscr, GH, Lk, N1, N2, kspec_bf16(c.e, N2)};
+  KspecArgs ka{d_k, c.skip ? d_skip : nullptr, d_ks, d_kscr, GH, Lk, N1, N2, kspec_bf16(c.e)};
   CK(inner_kspec(ka, nullptr));
 
   BwdArgs ba{};
@@ -281,7 +281,7 @@ void bench() {
     float* dk = static_cast<float*>(dev_alloc(GH * L * 4));
     float* dskip = static_cast<float*>(dev_alloc(GH * 4));
     void* scr = dev_alloc(bwd_scratch_bytes(b.e, b.Bt, b.H, 1, N1, N2));
-    KspecArgs ka{kf, skip, ks, kscr, GH, L, N1, N2, kspec_bf16(b.e, N2)};
+    KspecArgs ka{kf, skip, ks, kscr, GH, L, N1, N2, kspec_bf16(b.e)};
     CK(inner_kspec(ka, nullptr));
     BwdArgs ba{};
     ba.dtype = b.e;

@@ -105,7 +105,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const size_t rows_ws = static_cast<size_t>(p.rows_per_chunk) * row_ws;
   const size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
   p.filters_per_call = filters_fitting(work, GH, s);
-  p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2, kspec_bf16(e, s.N2)));
+  p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2, kspec_bf16(e)));
   p.work = align256(work);
   p.total = p.kspec + p.work;
   return p;
@@ -167,7 +167,7 @@ cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* 
   }
   *built = reinterpret_cast<float*>(base);
   *kspec = *built;
-  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, kspec_bf16(elem_of(d.dtype), s.N2), *built,
+  return filter_spectra(k, skip, d.G * d.H, d.Lk, s, kspec_bf16(elem_of(d.dtype)), *built,
                         reinterpret_cast<float*>(*rest), p->filters_per_call, stream);
 }
 
@@ -209,7 +209,7 @@ cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, 
   const int64_t per_call = filters_fitting(kChunkBytes, GH, s);
   uint8_t* base = aligned_base(scratch, scratch_bytes, static_cast<size_t>(per_call) * kspec_scratch_bytes(1, s.N1, s.N2));
   if (base == nullptr) return cudaErrorInvalidValue;
-  return filter_spectra(k, skip, GH, Lk, s, kspec_bf16(elem_of(data), s.N2), kspec, reinterpret_cast<float*>(base),
+  return filter_spectra(k, skip, GH, Lk, s, kspec_bf16(elem_of(data)), kspec, reinterpret_cast<float*>(base),
                         per_call, stream);
 }
 

@@ -338,7 +338,7 @@ void run_inner_case(const InnerCase& c, uint64_t seed) {
     khat[gh] = host::filter_spectrum(kd.data() + gh * c.Lk, c.Lk, c.skip ? skipf[gh] : 0.0, N);
   // fp32 slices, then (bf16 data) the bf16 ones in the same buffer: the inner step reads what the data's dtype takes.
   for (const bool bf16 : {false, true}) {
-    if (bf16 && !kspec_bf16(c.e, N2)) break;
+    if (bf16 && !kspec_bf16(c.e)) break;
     KspecArgs ka{dk, c.skip ? dskip : nullptr, dks, dscr, GH, c.Lk, N1, N2, bf16};
     poison(dks, kspec_bytes(GH, N1, N2));
     CK(inner_kspec(ka, nullptr));
@@ -583,7 +583,7 @@ void bench_inner() {
     const int64_t N2 = b.N / N1, rows = b.Bt * b.H, L = b.N, GH = b.H;
     if (!inner_supported(b.e, N2)) continue;
     const size_t es = elem_bytes(b.e), sbytes = rows * L * es, wbytes = workspace_bytes(b.e, rows, N1, N2);
-    const size_t kbytes = kspec_bytes(GH, N1, N2, kspec_bf16(b.e, N2));
+    const size_t kbytes = kspec_bytes(GH, N1, N2, kspec_bf16(b.e));
     void *u = dev_alloc(sbytes), *pre = dev_alloc(sbytes), *post = dev_alloc(sbytes), *y = dev_alloc(sbytes),
          *ws = dev_alloc(wbytes);
     float* kf = static_cast<float*>(dev_alloc(GH * L * 4));
@@ -596,7 +596,7 @@ void bench_inner() {
     CK(cudaDeviceSynchronize());
     const double cp_ms = time_ms([&] { CK(cudaMemcpyAsync(y, u, sbytes, cudaMemcpyDeviceToDevice)); }, 10);
     const double copy_gbs = 2.0 * sbytes / (cp_ms * 1e-3) / 1e9;
-    KspecArgs ka{kf, nullptr, ks, scr, GH, L, N1, N2, kspec_bf16(b.e, N2)};
+    KspecArgs ka{kf, nullptr, ks, scr, GH, L, N1, N2, kspec_bf16(b.e)};
     const double tk = time_ms([&] { CK(inner_kspec(ka, nullptr)); }, 5);
     // Its first launch alone: the fp32 outer pass over k (the rest is the slice kernel).
     OuterFwdArgs ka_outer{Elem::kF32, kf, nullptr, scr, 0, GH, L, N1, N2};
