@@ -737,13 +737,13 @@ inline const char* check_kspec(const KspecArgs& a) {
   return nullptr;
 }
 
-// Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
 // Whether inner_kspec's scratch is bf16 (kKspecWsBf16): with bf16 slices, where the slice kernel runs one part per
 // slice (S == 1, N2 <= kKsMaxSub; its folded step's 8-value vectors spilled).
 inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
   return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
 }
 
+// Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
 inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   if (check_kspec(a) != nullptr) return cudaErrorInvalidValue;
   const bool ws16 = kspec_ws_bf16(a.bf16, a.N2);
