@@ -1,8 +1,9 @@
 """jff.fftconv (our kernels) vs the pure-JAX path (jnp.fft in float32) vs the memory floor.
 
-Gated convolution `y = post * conv(pre * u, k)`, forward, forward+backward (gradients with respect to
-`u`, `k` and both gates) and, with `--modes step`, a training step (y and the gradients of a loss of y), at N = L (fft_size=N: FlashFFTConv's setting) and the causal case L = N/2
-(fft_size=None, so the op picks N itself). Run from the repository root:
+Gated convolution `y = post * conv(pre * u, k)`: forward, forward+backward (gradients with respect to `u`, `k`
+and both gates) and, with `--modes step`, a training step (y and those gradients), at N = L (fft_size=N:
+FlashFFTConv's setting) and the causal case L = N/2 (fft_size=None, so the op picks N itself). Run from the
+repository root:
 
     python benchmarks/bench_fftconv.py            # B=64 H=768 bf16, N = 256 .. 32K (a GPU job)
     python benchmarks/bench_fftconv.py --quick    # a CPU-sized sweep in seconds
@@ -16,12 +17,13 @@ memory of one forward+backward per side in a fresh process (jax's peak_bytes_in_
 Floor (DESIGN.md §4): the gated forward must read u, pre, post and write y (4·B·H·L elements) plus read k;
 forward+backward, where the forward output is dead and only the gradients are returned, must read dy, u,
 pre, post and write du, dpre, dpost (7·B·H·L elements) plus read k and write dk. A step's floor is the two
-together (11·B·H·L elements, k read twice, dk written): its forward and backward are separated by the rest of the
-model (dy only exists after the forward), so the inputs cross memory once for each.
+together (11·B·H·L elements, k read twice, dk written): its forward and backward are separated by the rest of
+the model (dy only exists after the forward), so the inputs cross memory once for each. Bytes ÷ the copy
+bandwidth measured at the start of the same run.
+
 The fwd+bwd rows cannot show work shared between the forward and the backward (XLA drops the dead forward);
 the step rows can: at the long sizes k's filter spectrum is built once per step, in the forward, and the
-backward reuses it. Bytes ÷ the copy
-bandwidth measured at the start of the same run.
+backward reuses it.
 """
 
 from __future__ import annotations
