@@ -9,6 +9,7 @@
 #    ';'-separated entry of AB (its defines space-separated);
 # 2. per variant, `--quick` (correctness) and `--bench --bench-n N` for each N of BENCH_N (default 1M 4M),
 #    round-robin over the variants, ROUNDS times (default 2);
+#    INNER=1 runs the default build's --inner set once;
 #    BWD_BENCH=1 also builds long_bwd_selftest per variant (OLD_SRC's last), runs the default build's self-test
 #    once and each variant's --bench each round (BWD_ROUNDS, default ROUNDS); SANITIZE="racecheck ..." runs those
 #    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
@@ -66,6 +67,13 @@ for idx in "${!bins[@]}"; do
   run_left selftests.log "${bins[$idx]}" --quick
   tail -n 1 "$OUT/selftests.log"
 done
+# INNER=1: the default build's whole inner set (--inner: the filter slices, inner step and pipeline at every
+# inner size, including the two-level outer sizes N1 = 256 / 512) once.
+if [ "${INNER:-0}" = 1 ]; then
+  echo "--- v0 inner" >>"$OUT/selftests.log"
+  run_left selftests.log "${bins[0]}" --inner
+  tail -n 1 "$OUT/selftests.log"
+fi
 # The default build's correctness beyond --quick: the backward's self-test (BWD_BENCH=1 builds it) and
 # compute-sanitizer tools (SANITIZE="racecheck memcheck") on outer_selftest --quick.
 if [ "${BWD_BENCH:-0}" = 1 ]; then

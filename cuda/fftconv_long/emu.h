@@ -386,6 +386,10 @@ inline void stage16(void* smem, const void* g, int bytes) {
   std::memcpy(smem, g, static_cast<size_t>(bytes));
   std::memset(static_cast<char*>(smem) + bytes, 0, static_cast<size_t>(16 - bytes));
 }
+inline void load8f(const float* row, int t, int L, bool vec, float (&f)[8]) {
+  if (vec && t + 8 <= L && reinterpret_cast<uintptr_t>(row + t) % 16 != 0) jff_emu::die("load8f: misaligned vector load");
+  for (int e = 0; e < 8; ++e) f[e] = t + e < L ? row[t + e] : 0.f;
+}
 inline void stage_commit() {}
 template <int Pending>
 inline void stage_wait() {}

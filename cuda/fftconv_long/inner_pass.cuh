@@ -97,6 +97,13 @@ constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
 #define JFF_LONG_KSPEC_WS_BF16 1
 #endif
 constexpr bool kKspecWsBf16 = JFF_LONG_KSPEC_WS_BF16 != 0;
+// JFF_LONG_KSPEC_TC (default 1): with the bf16 scratch, the outer pass over k runs on tensor cores (outer_tc.cuh's
+// F32IN instance: k rounded to bf16 as it is loaded, 16-bit DFT operands, fp32 accumulation), where bf16 data's
+// outer pass would; 0: the fp32 CUDA-core pass. The slices then carry the 16-bit forward pass's roundings.
+#ifndef JFF_LONG_KSPEC_TC
+#define JFF_LONG_KSPEC_TC 1
+#endif
+constexpr bool kKspecTc = JFF_LONG_KSPEC_TC != 0;
 inline bool kspec_bf16(Elem data) { return data == Elem::kBF16 && kKspecBf16; }
 
 inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2, bool bf16 = false) {
@@ -743,13 +750,16 @@ inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
   return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
 }
 
+// The outer pass over k: on tensor cores where kKspecTc allows it and they take it (bf16 scratch only).
+inline OuterPath kspec_outer_path(bool ws_bf16) { return ws_bf16 && kKspecTc ? OuterPath::kAuto : OuterPath::kCudaCore; }
+
 // Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
 inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   if (check_kspec(a) != nullptr) return cudaErrorInvalidValue;
   const bool ws16 = kspec_ws_bf16(a.bf16, a.N2);
   OuterFwdArgs fa{Elem::kF32, a.k, nullptr, a.scratch, 0, a.GH, a.Lk, a.N1, a.N2};
   fa.ws_bf16 = ws16;
-  cudaError_t err = outer_forward(fa, stream, OuterPath::kCudaCore);
+  cudaError_t err = outer_forward(fa, stream, kspec_outer_path(ws16));
   if (err != cudaSuccess) return err;
   inner::KsParams p;
   p.scratch = a.scratch;

@@ -51,7 +51,8 @@ struct OuterFwdArgs {
   int N1;
   int64_t N2;
   // fp32 input (dtype kF32), bf16 workspace: the filter spectrum's first pass for bf16 data (inner_kspec), whose
-  // slices are rounded to bf16 anyway. CUDA-core path only.
+  // slices are rounded to bf16 anyway. Without pre, the tensor-core pass takes it wherever it takes bf16 (the input
+  // is then rounded to bf16 on load, before the DFT); with pre, or on the CUDA-core path, the DFT runs in fp32.
   bool ws_bf16 = false;
 };
 
@@ -94,6 +95,14 @@ inline int cc_tile(int N1, int64_t N2) {
 
 inline bool tc_available(Elem e, int N1, int64_t N2, int device_major) {
   return e != Elem::kF32 && tc_supported_n1(N1) && device_major >= 8 && N2 % tc_tile(N1) == 0;
+}
+// The same for a forward pass's arguments: fp32 input qualifies with a bf16 workspace and no pre-gate.
+inline bool tc_available(const OuterFwdArgs& a, int device_major) {
+  const bool f32_in = a.dtype == Elem::kF32 && a.ws_bf16 && a.pre == nullptr;
+  return tc_available(f32_in ? Elem::kBF16 : a.dtype, a.N1, a.N2, device_major);
+}
+inline bool tc_available(const OuterInvArgs& a, int device_major) {
+  return tc_available(a.dtype, a.N1, a.N2, device_major);
 }
 
 namespace detail {
@@ -589,12 +598,14 @@ inline bool rows_vec(int64_t L, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
-template <typename T, int P, int Q>
+// F32IN: fp32 input (a.ws_bf16, no pre), T = bf16.
+template <typename T, int P, int Q, bool F32IN = false>
 cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
   using S = tc::Shape<P, Q, TW, WARPS>;
   tc::FwdParams p;
-  p.u = static_cast<const uint16_t*>(a.u);
+  p.u = F32IN ? nullptr : static_cast<const uint16_t*>(a.u);
+  p.uf = F32IN ? static_cast<const float*>(a.u) : nullptr;
   p.pre = static_cast<const uint16_t*>(a.pre);
   p.ws = static_cast<uint16_t*>(a.ws);
   p.row0 = a.row0;
@@ -602,7 +613,7 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.N2 = a.N2;
   p.L = static_cast<int>(a.L);
   p.vec = rows_vec(a.L, {a.u, a.pre});
-  auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS>;
+  auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS, F32IN>;
   return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p);
 }
 
@@ -647,10 +658,11 @@ bool dispatch_tc(int N1, F&& f) {
   }
 }
 
-inline bool use_tc(Elem e, int N1, int64_t N2, OuterPath path, cudaError_t* err) {
+template <typename Args>
+inline bool use_tc(const Args& a, OuterPath path, cudaError_t* err) {
   *err = cudaSuccess;
   if (path == OuterPath::kCudaCore) return false;
-  const bool ok = tc_available(e, N1, N2, device_major());
+  const bool ok = tc_available(a, device_major());
   if (path == OuterPath::kTensorCore && !ok) *err = cudaErrorInvalidValue;
   // Automatic choice: the tensor-core passes wherever they run. Until session 19 the CUDA-core passes won at
   // N1 = 512 (H200 bf16, outer_selftest --bench, 4M H=192: forward 2.99 vs 3.73 ms, inverse 4.24 vs 4.91);
@@ -673,7 +685,7 @@ inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path)
   }
   if (bad != nullptr) return cudaErrorInvalidValue;
   cudaError_t err;
-  const bool tcp = use_tc(a.dtype, a.N1, a.N2, path, &err);
+  const bool tcp = use_tc(a, path, &err);
   if (err != cudaSuccess) return err;
   if (tcp) {
     err = cudaErrorInvalidValue;
@@ -681,7 +693,7 @@ inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path)
       auto launch = [&](auto elem) {
         using T = decltype(elem);
         if constexpr (kFwd) {
-          return fwd_tc<T, P(), Q()>(a, stream);
+          return a.dtype == Elem::kF32 ? fwd_tc<__nv_bfloat16, P(), Q(), true>(a, stream) : fwd_tc<T, P(), Q()>(a, stream);
         } else {
           return inv_tc<T, P(), Q()>(a, stream);
         }

@@ -74,6 +74,18 @@ __device__ __forceinline__ void stage16(void* smem, const void* g, int bytes) {
   cp_async16<Touch::kLast>(smem, g, bytes);
 }
 __device__ __forceinline__ void stage_commit() { cp_async_commit(); }
+// 8 fp32 values of a row read once (the filter spectrum's pass over k), zero at t >= L: two 16-byte
+// streaming loads where the row is 16-byte aligned. emu.h has the host stand-in.
+__device__ __forceinline__ void load8f(const float* row, int t, int L, bool vec, float (&f)[8]) {
+  if (vec && t + 8 <= L) {
+    const float4 a = load_hinted<Touch::kLast>(reinterpret_cast<const float4*>(row + t));
+    const float4 b = load_hinted<Touch::kLast>(reinterpret_cast<const float4*>(row + t + 4));
+    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 8; ++e) f[e] = t + e < L ? load_hinted<Touch::kLast>(row + t + e) : 0.f;
+}
 template <int Pending>
 __device__ __forceinline__ void stage_wait() {
   cp_async_wait<Pending>();
@@ -87,7 +99,8 @@ namespace tc {
 
 struct FwdParams {
   const uint16_t* u;
-  const uint16_t* pre;  // nullptr: absent
+  const float* uf;      // fp32 input instead of u (the F32IN instances: the filter spectrum's pass over k)
+  const uint16_t* pre;  // nullptr: absent (always absent with fp32 input)
   uint16_t* ws;
   int64_t row0, nrows, N2;
   int L;    // <= 2^24
@@ -296,7 +309,9 @@ constexpr int inv_min_blocks(int N1, bool y2) {
             : per_size(JFF_LONG_INV_MINB, N1 == 16 ? 6 : N1 == 32 ? 4 : N1 == 256 ? 5 : 1);
 }
 
-template <typename T, int P, int Q, int TW, int WARPS>
+// F32IN: the input is fp32 (p.uf, no pre-gate), rounded to T as it is loaded; the workspace is T. The filter
+// spectrum's pass over k for bf16 data (kspec_tc in inner_pass.cuh) runs this instead of the fp32 CUDA-core pass.
+template <typename T, int P, int Q, int TW, int WARPS, bool F32IN = false>
 __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_tc_kernel(const FwdParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
@@ -367,7 +382,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   // this row's chunks are consumed, so the copies overlap this row's DFTs and store.
   T* SU = I + S::kPlane;
   T* SP = SU + N1 * TW;
-  const bool staged = S::kFwdStage && p.vec;
+  const bool staged = S::kFwdStage && p.vec && !F32IN;
   auto issue = [&](int64_t rr) {
     const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
     for (int i = tid; i < N1 * CH; i += NTH) {
@@ -401,7 +416,27 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     // ---- load v = u*pre (16-bit product, as the fused kernels), zero beyond L. UNR chunks per
     // thread are requested before any is used, so each thread has several loads in flight.
     constexpr int UNR = 4;
-    for (int i0 = staged ? N1 * CH : tid; i0 < N1 * CH; i0 += UNR * NTH) {
+    if constexpr (F32IN) {
+      const float* kr = p.uf + base;
+      for (int i0 = tid; i0 < N1 * CH; i0 += UNR * NTH) {
+        float f[UNR][8];
+#pragma unroll
+        for (int j = 0; j < UNR; ++j) {
+          const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+          const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;
+          load8f(kr, t, p.L, p.vec, f[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < UNR; ++j) {
+          const int i = i0 + j * NTH, n1 = i / CH, ch = i - n1 * CH;
+          if (i >= N1 * CH) continue;
+          const uint4 x = make_uint4(O::pack(f[j][0], f[j][1]), O::pack(f[j][2], f[j][3]), O::pack(f[j][4], f[j][5]),
+                                     O::pack(f[j][6], f[j][7]));
+          *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+        }
+      }
+    }
+    for (int i0 = staged || F32IN ? N1 * CH : tid; i0 < N1 * CH; i0 += UNR * NTH) {
       uint4 v[UNR], g[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
