@@ -10,8 +10,9 @@
 #    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
 # TESTS_K="expr" selects the GPU tests (default "long").
-# STEP=1 adds training-step rows (bench_fftconv --modes step) at 64K and 1M (fftconv-long-step.json; summary.txt
-# then goes into build.log).
+# STEP=1 adds training-step rows (bench_fftconv --modes step) at 64K..2M and 4M H=384 (fftconv-long-step.json and
+# fftconv-long-step-4m-h384.json; summary.txt then goes into build.log, test.log into bench.log).
+# SELFTEST_BENCH=0 leaves the self-tests' kernel benches (--bench) out of step 2.
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
@@ -27,8 +28,10 @@ if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
   wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
   run_left selftests.log build/selftests/long_bwd_selftest
   run_left selftests.log build/selftests/outer_selftest --quick
-  run_left selftests.log build/selftests/outer_selftest --bench
-  run_left selftests.log build/selftests/long_bwd_selftest --bench
+  if [ "${SELFTEST_BENCH:-1}" = 1 ]; then
+    run_left selftests.log build/selftests/outer_selftest --bench
+    run_left selftests.log build/selftests/long_bwd_selftest --bench
+  fi
   grep -h "ALL PASS\|FAIL" "$OUT/selftests.log"
 fi
 
@@ -40,11 +43,15 @@ tail -n 3 "$OUT/test.log"
 run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --peak-memory --name fftconv-long-4m-h384
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
   --name fftconv-long-causal
-# STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K and 1M.
+# STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K..2M, then 4M (H=384).
 if [ "${STEP:-0}" = 1 ]; then
-  run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases full --modes step \
-    --name fftconv-long-step
-  cat "$OUT/summary.txt" >>"$OUT/build.log" && rm -f "$OUT/summary.txt"  # the device returns 8 files at most
+  run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
+    --modes step --name fftconv-long-step
+  run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --modes step \
+    --name fftconv-long-step-4m-h384
+  # the device returns 8 files at most
+  cat "$OUT/summary.txt" >>"$OUT/build.log" && rm -f "$OUT/summary.txt"
+  cat "$OUT/test.log" >>"$OUT/bench.log" && rm -f "$OUT/test.log"
 fi
 tail -n 40 "$OUT/bench.log"
 # MEMCHECK=1: compute-sanitizer memcheck on both self-tests (--quick), in what time is left.

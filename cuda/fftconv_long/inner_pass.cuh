@@ -97,13 +97,18 @@ constexpr bool kKspecBf16 = JFF_LONG_KSPEC_BF16 != 0;
 #define JFF_LONG_KSPEC_WS_BF16 1
 #endif
 constexpr bool kKspecWsBf16 = JFF_LONG_KSPEC_WS_BF16 != 0;
-// JFF_LONG_KSPEC_TC (default 1): with the bf16 scratch, the outer pass over k runs on tensor cores (outer_tc.cuh's
-// F32IN instance: k rounded to bf16 as it is loaded, 16-bit DFT operands, fp32 accumulation), where bf16 data's
-// outer pass would; 0: the fp32 CUDA-core pass. The slices then carry the 16-bit forward pass's roundings.
+// With the bf16 scratch, the outer pass over k runs on tensor cores (outer_tc.cuh's F32IN instance: k rounded to bf16
+// as it is loaded, 16-bit DFT operands, fp32 accumulation) at N1 >= 32, else the fp32 CUDA-core pass. The slices then
+// carry the 16-bit forward pass's roundings (emulated --inner: K' rel-L2 1.9-2.3e-3 -> 2.3-2.9e-3, pipeline +2-7%).
+// H200, session 24 (outer_selftest --bench, two rounds, filter spectrum ms, CUDA-core -> tensor-core pass over k):
+// 256K (N1 = 32, B=4) 1.526 / 1.524 -> 1.337 / 1.335, 1M (256) 4.910 / 4.902 -> 4.748 / 4.736, 4M (512, H=192)
+// 5.975 / 5.965 -> 5.688 / 5.686; 64K (16) 0.320 / 0.325 -> 0.346 / 0.345 (there the pass over k is 0.15 ms
+// against 0.17: the unstaged tensor-core load loses, as the bf16 forward's did before its staging), so N1 = 16
+// keeps the CUDA-core pass. JFF_LONG_KSPEC_TC = 0 / 1 forces one choice at every N1.
 #ifndef JFF_LONG_KSPEC_TC
-#define JFF_LONG_KSPEC_TC 1
+#define JFF_LONG_KSPEC_TC -1
 #endif
-constexpr bool kKspecTc = JFF_LONG_KSPEC_TC != 0;
+constexpr bool kspec_tc(int N1) { return tc::per_size(JFF_LONG_KSPEC_TC, N1 >= 32) != 0; }
 inline bool kspec_bf16(Elem data) { return data == Elem::kBF16 && kKspecBf16; }
 
 inline size_t kspec_bytes(int64_t GH, int N1, int64_t N2, bool bf16 = false) {
@@ -750,8 +755,10 @@ inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
   return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
 }
 
-// The outer pass over k: on tensor cores where kKspecTc allows it and they take it (bf16 scratch only).
-inline OuterPath kspec_outer_path(bool ws_bf16) { return ws_bf16 && kKspecTc ? OuterPath::kAuto : OuterPath::kCudaCore; }
+// The outer pass over k: on tensor cores where kspec_tc chooses them and they take it (bf16 scratch only).
+inline OuterPath kspec_outer_path(bool ws_bf16, int N1) {
+  return ws_bf16 && kspec_tc(N1) ? OuterPath::kAuto : OuterPath::kCudaCore;
+}
 
 // Enqueues the filter slices (two launches: the outer forward on k, then the slice DFTs).
 inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
@@ -759,7 +766,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const bool ws16 = kspec_ws_bf16(a.bf16, a.N2);
   OuterFwdArgs fa{Elem::kF32, a.k, nullptr, a.scratch, 0, a.GH, a.Lk, a.N1, a.N2};
   fa.ws_bf16 = ws16;
-  cudaError_t err = outer_forward(fa, stream, kspec_outer_path(ws16));
+  cudaError_t err = outer_forward(fa, stream, kspec_outer_path(ws16, a.N1));
   if (err != cudaSuccess) return err;
   inner::KsParams p;
   p.scratch = a.scratch;
