@@ -193,6 +193,49 @@ constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD =
 constexpr int kLoadRound = JFF_LONG_LOAD_ROUND;
 constexpr int inner_load_round(int RAD) { return RAD == 32 ? kLoadRound : 1; }
 
+// Item j's complex row of a workspace (wre / wim: the row's two planes, N2 elements each) into the shared-memory
+// planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are, j = 0 Re P[0] alone, j = M1 Im P[0] twisted
+// by w_2N2^n. inner_load_round(RAD) chunks a thread per round with all their loads issued first: one chunk per
+// iteration kept a thread's two loads alone in flight (the loop's shared-memory stores wait for them), about 8 KB
+// per SM with the 32K kernel's 8 warps. The caller syncs after.
+template <typename T, int N2, int RAD, int NTH>
+__device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int j, int M1, T* sre, T* sim, int tid) {
+  constexpr int kInnerLoadRound = inner_load_round(RAD);
+  const bool has_re = j < M1, has_im = j > 0;
+  for (int c0 = tid; c0 < N2 / 8; c0 += kInnerLoadRound * NTH) {
+    uint4 a[kInnerLoadRound], b[kInnerLoadRound];
+#pragma unroll
+    for (int i = 0; i < kInnerLoadRound; ++i) {
+      const int t = 8 * (c0 + i * NTH);
+      if (t < N2) {
+        a[i] = has_re ? *reinterpret_cast<const uint4*>(wre + t) : make_uint4(0u, 0u, 0u, 0u);
+        b[i] = has_im ? *reinterpret_cast<const uint4*>(wim + t) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kInnerLoadRound; ++i) {
+      const int t = 8 * (c0 + i * NTH);
+      if (t >= N2) continue;
+      const int off = chunk_sig_off<RAD>(t);
+      uint4 xr = a[i], xi = b[i];  // a row k1 in (0, M1); j = 0: a = Re P[0] (xi = 0)
+      if (j == M1) {               // b w_2N2^n, b = Im P[0]
+        float v[8], br[8], bi[8];
+        unpack8<T>(b[i], v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float2 w = twist(t + e, N2);
+          br[e] = v[e] * w.x;
+          bi[e] = v[e] * w.y;
+        }
+        xr = pack8<T>(br);
+        xi = pack8<T>(bi);
+      }
+      *reinterpret_cast<uint4*>(sre + off) = xr;
+      *reinterpret_cast<uint4*>(sim + off) = xi;
+    }
+  }
+}
+
 template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
 __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
   using S = BigShape<N0, RAD>;
@@ -220,44 +263,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
     using KSlot = KSlotOf<T>;
     const KSlot* kbase = slice_of<KSlot>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
-    // ---- load the item's complex signal into the planes (16-byte chunks), kInnerLoadRound
-    // chunks a thread per round with all their loads issued first: one chunk per iteration kept
-    // a thread's two loads alone in flight (the loop's shared-memory stores wait for them), about
-    // 8 KB per SM with the 32K kernel's 8 warps.
-    constexpr int kInnerLoadRound = inner_load_round(RAD);
-    const bool has_re = j < M1, has_im = j > 0;
-    for (int c0 = tid; c0 < N2 / 8; c0 += kInnerLoadRound * NTH) {
-      uint4 a[kInnerLoadRound], b[kInnerLoadRound];
-#pragma unroll
-      for (int i = 0; i < kInnerLoadRound; ++i) {
-        const int t = 8 * (c0 + i * NTH);
-        if (t < N2) {
-          a[i] = has_re ? *reinterpret_cast<const uint4*>(wre + t) : make_uint4(0u, 0u, 0u, 0u);
-          b[i] = has_im ? *reinterpret_cast<const uint4*>(wim + t) : make_uint4(0u, 0u, 0u, 0u);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kInnerLoadRound; ++i) {
-        const int t = 8 * (c0 + i * NTH);
-        if (t >= N2) continue;
-        const int off = chunk_sig_off<RAD>(t);
-        uint4 xr = a[i], xi = b[i];  // a row k1 in (0, M1); j = 0: a = Re P[0] (xi = 0)
-        if (j == M1) {               // b w_2N2^n, b = Im P[0]
-          float v[8], br[8], bi[8];
-          unpack8<T>(b[i], v);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            const float2 w = twist(t + e, N2);
-            br[e] = v[e] * w.x;
-            bi[e] = v[e] * w.y;
-          }
-          xr = pack8<T>(br);
-          xi = pack8<T>(bi);
-        }
-        *reinterpret_cast<uint4*>(sre + off) = xr;
-        *reinterpret_cast<uint4*>(sim + off) = xi;
-      }
-    }
+    load_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid);
     __syncthreads();
 
     if constexpr (S::kMmaOuter) {
@@ -708,6 +714,75 @@ cudaError_t launch_per_unit(K kern, int threads, size_t smem, int64_t units, cud
   return detail::last_error();
 }
 
+// Filter slices on tensor cores (bf16 slices from the bf16 scratch: kspec_tc_slices): item gj = (gh, j) of the
+// scratch is loaded as inner_tc_kernel loads item j, then outer_dft and, per row k0, dft_pair give the row's unitary
+// spectrum in the very fragment order in which mul_spec reads K. So each lane stores its own slots, times sqrt(N)
+// (the CUDA-core kernel's unnormalised DFT times sqrt(N1)) and + skip, exactly where the inner step's lanes will
+// load them: 8-byte slots, a warp's 256 bytes contiguous.
+template <int RAD>
+__device__ __forceinline__ void store_spec_slots(const float (&Yr)[RAD / 16][RAD / 8][4],
+                                                 const float (&Yi)[RAD / 16][RAD / 8][4], uint2* kk, int lane,
+                                                 float scale, float sk) {
+  constexpr int MT = RAD / 16, NT = RAD / 8;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        kk[((mt * NT + nt) * 2 + hh) * 32 + lane] =
+            make_uint2(pack_k_bin(Yr[mt][nt][2 * hh] * scale + sk, Yi[mt][nt][2 * hh] * scale),
+                       pack_k_bin(Yr[mt][nt][2 * hh + 1] * scale + sk, Yi[mt][nt][2 * hh + 1] * scale));
+}
+
+struct KsTcParams {
+  const void* scratch;  // bf16
+  const float* skip;
+  void* kspec;  // bf16 slices
+  int64_t GH;
+  int N1;
+};
+
+template <int N0, int RAD, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) inner_kspec_tc_kernel(const KsTcParams p) {
+  using T = BF16;
+  using S = BigShape<N0, RAD>;
+  constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NTH = WARPS * 32;
+  static_assert(N0 == 1 || N0 >= 16, "as inner_tc_kernel");
+  JFF_DYN_SMEM(uint4, smem_raw);
+  BigSmem<T, N0, RAD> sm(smem_raw);
+  T* const sre = sm.sre;
+  T* const sim = sm.sim;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  sm.init(tid, NTH);
+  __syncthreads();
+  const TwN<N2> twN = sm.twN;
+  const int M1 = p.N1 / 2;
+  const int64_t items = p.GH * (M1 + 1);
+  const float scale = sqrtf(static_cast<float>(p.N1) * static_cast<float>(N2));
+  uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+  load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+  for (int64_t gj = blockIdx.y; gj < items; gj += gridDim.y) {
+    const int64_t gh = gj / (M1 + 1);
+    const int j = static_cast<int>(gj - gh * (M1 + 1));
+    const T* wre = static_cast<const T*>(p.scratch) + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    load_item_planes<T, N2, RAD, NTH>(wre, wre + N2, j, M1, sre, sim, tid);
+    __syncthreads();
+    if constexpr (S::kMmaOuter) {
+      outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, N0 / 16, warp, lane);
+      __syncthreads();
+    }
+    const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
+    uint2* const out = static_cast<uint2*>(p.kspec) + gj * (N2 / 2);
+    for (int k0 = warp; k0 < N0; k0 += WARPS) {
+      float Yr[MT][S::NT][4], Yi[MT][S::NT][4];
+      dft_pair<T, RAD>(sre + k0 * M, sim + k0 * M, nullptr, nullptr, (k0 & 7) << 3, Fr, Fi, sm.tw, lane, Yr, Yi);
+      store_spec_slots<RAD>(Yr, Yi, out + k0 * (M / 2), lane, scale, sk);
+    }
+    __syncthreads();  // the next item's load overwrites the planes
+  }
+}
+
 template <typename T, int N0, int RAD, bool CONJ = false>
 cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
   constexpr int WARPS = tc_warps(N0, RAD);
@@ -755,6 +830,17 @@ inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
   return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
 }
 
+// JFF_LONG_KSPEC_TC_SLICES (default 1): with the bf16 scratch, the slice DFTs on tensor cores too (inner_kspec_tc_kernel:
+// the inner step's own load, outer_dft and dft_pair, 16-bit operands, fp32 accumulation) where the inner step has a
+// tensor-core kernel for N2 (N0 != 2) on an sm_80+ device; 0: the fp32 CUDA-core slice kernel.
+#ifndef JFF_LONG_KSPEC_TC_SLICES
+#define JFF_LONG_KSPEC_TC_SLICES 1
+#endif
+inline bool kspec_tc_slices(int64_t N2) {
+  int N0 = 0, RAD = 0;
+  return JFF_LONG_KSPEC_TC_SLICES != 0 && inner::split_n2(N2, &N0, &RAD) && N0 != 2 && detail::device_major() >= 8;
+}
+
 // The outer pass over k: on tensor cores where kspec_tc chooses them and they take it (bf16 scratch only).
 inline OuterPath kspec_outer_path(bool ws_bf16, int N1) {
   return ws_bf16 && kspec_tc(N1) ? OuterPath::kAuto : OuterPath::kCudaCore;
@@ -781,6 +867,18 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   const int64_t units = a.GH * (a.N1 / 2 + 1) * (a.N2 / sub);
   const size_t smem = sizeof(float2) * sub;
+  if (ws16 && kspec_tc_slices(a.N2)) {
+    err = cudaErrorInvalidValue;
+    inner::KsTcParams q{a.scratch, a.skip, a.kspec, a.GH, a.N1};
+    dispatch_n(a.N2, [&](auto n0, auto rad) {
+      if constexpr (n0() != 2 && n0() * rad() * rad() <= inner::kKsMaxSub) {  // kspec_ws_bf16's sizes
+        constexpr int WARPS = inner::tc_warps(n0(), rad());
+        err = inner::launch_units(inner::inner_kspec_tc_kernel<n0(), rad(), WARPS>, WARPS * 32,
+                                  BigShape<n0(), rad()>::kSmem, a.GH * (a.N1 / 2 + 1), stream, q);
+      }
+    });
+    return err;
+  }
   if (ws16)
     return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t, inner::BF16>, threads, smem, units, stream, p);
   if (a.bf16)
