@@ -13,10 +13,11 @@
 //     slice is stored exactly as monarch_kspec_kernel stores one N2-point spectrum (frequency
 //     k2 = k0 + N0*km at float 2*RAD^2*k0 + spec_float_offset<RAD>(km),
 //     N2 = N0 * RAD^2 as dispatch_n splits it), so the fused kernel's lanes read it unchanged.
-//     Computed as the notes say: the outer forward pass on k (fp32 arithmetic, into a scratch workspace: fp32, or
-//     bf16 where the slices are bf16, kspec_ws_bf16),
-//     then an N2-point DFT per scratch row (CUDA cores, fp32), times sqrt(N1) (undoes the two
-//     unitary scalings: khat[k1 + N1 k2] = sqrt(N1) * DFT_N2(P[k1])[k2]), + skip.
+//     Computed as the notes say: the outer forward pass on k into a scratch workspace, then an N2-point DFT per
+//     scratch row, times sqrt(N1) (undoes the two unitary scalings: khat[k1 + N1 k2] = sqrt(N1) * DFT_N2(P[k1])[k2]),
+//     + skip. For bf16 slices up to N2 = 8192 (kspec_ws_bf16) the scratch is bf16 and both steps run on tensor cores
+//     (the pass over k at N1 >= 32: kspec_tc; the slice DFTs: inner_kspec_tc_kernel); otherwise the scratch is fp32,
+//     the pass over k fp32 on CUDA cores and the slice DFTs fp32 on CUDA cores (inner_kspec_kernel).
 //
 // Two implementations of inner_forward:
 //   * tensor cores (bf16/fp16, N2 in {256, 1024, 4096, 8192, 16384, 32768}): the fused kernel's
@@ -582,7 +583,7 @@ __device__ __forceinline__ float2 w_pow2(int e, int D) {
 // 32768 points would not fit), times sqrt(N1), + skip, in slice order.
 // ---------------------------------------------------------------------------------------
 struct KsParams {
-  const void* scratch;  // WElem of inner_kspec_kernel
+  const float* scratch;  // the fp32 scratch workspace
   const float* skip;
   void* kspec;  // KElem of inner_kspec_kernel
   int64_t GH;
@@ -597,9 +598,9 @@ struct KsParams {
 constexpr int kKsMaxSub = JFF_LONG_KS_MAXSUB;
 static_assert(kKsMaxSub == 4096 || kKsMaxSub == 8192, "slice kernel FFT size");
 
-// KElem: float (fp32 slices) or uint16_t (bf16 bits; store_k_bin rounds to nearest even). WElem: the scratch
-// workspace's element type (float, or BF16: kspec_ws_bf16).
-template <typename KElem, typename WElem>
+// KElem: float (fp32 slices) or uint16_t (bf16 bits; store_k_bin rounds to nearest even). The scratch is fp32 (the
+// bf16 scratch goes to inner_kspec_tc_kernel).
+template <typename KElem>
 __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   JFF_DYN_SMEM(float2, z);
   const int N2 = 1 << p.lgN2, S = 1 << p.lgS, SUB = N2 >> p.lgS;
@@ -609,18 +610,17 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
   const int part = static_cast<int>(u % S);
   const int64_t gj = u / S, gh = gj / (M1 + 1);
   const int j = static_cast<int>(gj - gh * (M1 + 1));
-  const WElem* wre = static_cast<const WElem*>(p.scratch) + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+  const float* wre = p.scratch + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   // S == 1 (every N up to 8K * N1): the radix-S step is the identity; its twiddles would cost
   // an int64 modulo and a sincospif per element.
-  const WElem* const rows[1] = {wre};
-  constexpr int V = Vec16<WElem>::V;
+  const float* const rows[1] = {wre};
+  constexpr int V = Vec16<float>::V;
   if (S == 1) {  // four 16-byte loads in flight per thread (four vectors per round spilled 108 bytes)
     for (int q0 = tid; q0 < SUB / V; q0 += 2 * nth)
       load_items_vec<2>(rows, j, M1, q0, nth, SUB / V, N2,
                         [&](int, int, int n, const float2(&x)[V]) { store_pairs<V>(z, n, x); });
   }
-  // S > 1: fp32 scratch only (inner_kspec takes the bf16 one at S == 1; its 8-value vectors spilled here).
-  if (sizeof(WElem) == 4 && S > 1) {  // V positions per thread per round, two values of s' loads issued together
+  if (S > 1) {  // V positions per thread per round, two values of s' loads issued together
     for (int q = tid; q < SUB / V; q += nth) {
       float2 y[V];
 #pragma unroll
@@ -714,7 +714,7 @@ cudaError_t launch_per_unit(K kern, int threads, size_t smem, int64_t units, cud
   return detail::last_error();
 }
 
-// Filter slices on tensor cores (bf16 slices from the bf16 scratch: kspec_tc_slices): item gj = (gh, j) of the
+// Filter slices on tensor cores (bf16 slices from the bf16 scratch: kspec_ws_bf16): item gj = (gh, j) of the
 // scratch is loaded as inner_tc_kernel loads item j, then outer_dft and, per row k0, dft_pair give the row's unitary
 // spectrum in the very fragment order in which mul_spec reads K. So each lane stores its own slots, times sqrt(N)
 // (the CUDA-core kernel's unnormalised DFT times sqrt(N1)) and + skip, exactly where the inner step's lanes will
@@ -824,21 +824,20 @@ inline const char* check_kspec(const KspecArgs& a) {
   return nullptr;
 }
 
-// Whether inner_kspec's scratch is bf16 (kKspecWsBf16): with bf16 slices, where the slice kernel runs one part per
-// slice (S == 1, N2 <= kKsMaxSub; its folded step's 8-value vectors spilled).
+// Whether inner_kspec's scratch is bf16 (kKspecWsBf16), which also puts its slice DFTs on tensor cores
+// (inner_kspec_tc_kernel: the inner step's own load, outer_dft and dft_pair, 16-bit operands, fp32 accumulation): with
+// bf16 slices, N2 <= kKsMaxSub (the tensor-core slice kernel is instantiated up to there; larger slices keep the fp32
+// CUDA-core kernel and its folded radix-S step) and an inner split the inner step has a tensor-core kernel for
+// (N0 != 2), on an sm_80+ device. Session 24, H200 (outer_selftest --bench, two rounds, filter spectrum ms, the
+// CUDA-core slice kernel reading the bf16 scratch -> tensor-core slices): 64K 0.321 / 0.321 -> 0.227 / 0.224, 256K
+// 1.327 / 1.321 -> 0.804 / 0.799, 1M 4.763 / 4.742 -> 3.458 / 3.436, 4M (H=192) 5.712 / 5.697 -> 3.730 / 3.729: the
+// slices themselves 2.3 -> 1.0 ms at 1M and 3.3 -> 1.3 at 4M. Slice error (emulated --inner) 2.0-2.4e-3 -> 2.8-3.9e-3,
+// pipeline +3-13% (6.2-7.7e-3 -> 6.0-8.1e-3, bar 2e-2). The CUDA-core kernel's bf16-scratch path was removed after
+// this A/B (on sm_80+ the long path always takes the tensor-core slices there).
 inline bool kspec_ws_bf16(bool bf16_slices, int64_t N2) {
-  return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub;
-}
-
-// JFF_LONG_KSPEC_TC_SLICES (default 1): with the bf16 scratch, the slice DFTs on tensor cores too (inner_kspec_tc_kernel:
-// the inner step's own load, outer_dft and dft_pair, 16-bit operands, fp32 accumulation) where the inner step has a
-// tensor-core kernel for N2 (N0 != 2) on an sm_80+ device; 0: the fp32 CUDA-core slice kernel.
-#ifndef JFF_LONG_KSPEC_TC_SLICES
-#define JFF_LONG_KSPEC_TC_SLICES 1
-#endif
-inline bool kspec_tc_slices(int64_t N2) {
   int N0 = 0, RAD = 0;
-  return JFF_LONG_KSPEC_TC_SLICES != 0 && inner::split_n2(N2, &N0, &RAD) && N0 != 2 && detail::device_major() >= 8;
+  return bf16_slices && kKspecWsBf16 && N2 <= inner::kKsMaxSub && inner::split_n2(N2, &N0, &RAD) && N0 != 2 &&
+         detail::device_major() >= 8;
 }
 
 // The outer pass over k: on tensor cores where kspec_tc chooses them and they take it (bf16 scratch only).
@@ -855,7 +854,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   cudaError_t err = outer_forward(fa, stream, kspec_outer_path(ws16, a.N1));
   if (err != cudaSuccess) return err;
   inner::KsParams p;
-  p.scratch = a.scratch;
+  p.scratch = static_cast<const float*>(a.scratch);
   p.skip = a.skip;
   p.kspec = a.kspec;
   p.GH = a.GH;
@@ -867,7 +866,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   const int64_t units = a.GH * (a.N1 / 2 + 1) * (a.N2 / sub);
   const size_t smem = sizeof(float2) * sub;
-  if (ws16 && kspec_tc_slices(a.N2)) {
+  if (ws16) {
     err = cudaErrorInvalidValue;
     inner::KsTcParams q{a.scratch, a.skip, a.kspec, a.GH, a.N1};
     dispatch_n(a.N2, [&](auto n0, auto rad) {
@@ -879,11 +878,8 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
     });
     return err;
   }
-  if (ws16)
-    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t, inner::BF16>, threads, smem, units, stream, p);
-  if (a.bf16)
-    return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t, float>, threads, smem, units, stream, p);
-  return inner::launch_per_unit(inner::inner_kspec_kernel<float, float>, threads, smem, units, stream, p);
+  if (a.bf16) return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t>, threads, smem, units, stream, p);
+  return inner::launch_per_unit(inner::inner_kspec_kernel<float>, threads, smem, units, stream, p);
 }
 
 namespace inner {
