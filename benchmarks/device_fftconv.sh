@@ -15,7 +15,8 @@
 #    1 take ~300 s instead of ~225); SMALL=1 runs each A/B build's --small cases first, and BWD_AB_RACE (';'-separated
 #    --only names) racecheck on the second build (the first is the baseline) after the rows;
 # 4. bench_fftconv's issue-3 table (B=64 H=768 bf16 gated, BHL, N 256..32K, L = N and causal, fwd, fwd+bwd);
-#    STEP=1 adds the training-step rows beside fwd+bwd (L = N, fftconv-step.json);
+#    STEP=1 adds the training-step rows beside fwd+bwd (L = N, fftconv-step.json); BLH=1 the BLH table after the
+#    BHL one (fftconv-blh.json; that file was last measured in session 11, wall clock);
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
 #    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
 # 6. the GPU tests -k "fftconv and not long", then -k long.
@@ -72,6 +73,12 @@ run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OU
 if [ "${STEP:-0}" = 1 ]; then
   run_left bench.log python3 benchmarks/bench_fftconv.py --modes fwd+bwd,step --cases full --target-s 0.2 --out "$OUT" \
     --no-plot --name fftconv-step
+fi
+# BLH=1: the same table with BLH activations (results/<device>-fftconv-blh.json), right after the BHL one in the same
+# process environment, so the "BLH within 1.15x of BHL" bar is read side by side, device-side.
+if [ "${BLH:-0}" = 1 ]; then
+  run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot \
+    --name fftconv-blh
 fi
 tail -n 30 "$OUT/bench.log"
 if [ -n "${SLOT_AB:-}" ]; then
