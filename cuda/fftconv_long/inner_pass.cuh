@@ -853,6 +853,18 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   fa.ws_bf16 = ws16;
   cudaError_t err = outer_forward(fa, stream, kspec_outer_path(ws16, a.N1));
   if (err != cudaSuccess) return err;
+  if (ws16) {
+    err = cudaErrorInvalidValue;
+    inner::KsTcParams q{a.scratch, a.skip, a.kspec, a.GH, a.N1};
+    dispatch_n(a.N2, [&](auto n0, auto rad) {
+      if constexpr (n0() != 2 && n0() * rad() * rad() <= inner::kKsMaxSub) {  // kspec_ws_bf16's sizes
+        constexpr int WARPS = inner::tc_warps(n0(), rad());
+        err = inner::launch_units(inner::inner_kspec_tc_kernel<n0(), rad(), WARPS>, WARPS * 32,
+                                  BigShape<n0(), rad()>::kSmem, a.GH * (a.N1 / 2 + 1), stream, q);
+      }
+    });
+    return err;
+  }
   inner::KsParams p;
   p.scratch = static_cast<const float*>(a.scratch);
   p.skip = a.skip;
@@ -866,18 +878,6 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
   const int threads = static_cast<int>(std::max<int64_t>(256, sub / inner::kFftValsPerThread));  // <= 512
   const int64_t units = a.GH * (a.N1 / 2 + 1) * (a.N2 / sub);
   const size_t smem = sizeof(float2) * sub;
-  if (ws16) {
-    err = cudaErrorInvalidValue;
-    inner::KsTcParams q{a.scratch, a.skip, a.kspec, a.GH, a.N1};
-    dispatch_n(a.N2, [&](auto n0, auto rad) {
-      if constexpr (n0() != 2 && n0() * rad() * rad() <= inner::kKsMaxSub) {  // kspec_ws_bf16's sizes
-        constexpr int WARPS = inner::tc_warps(n0(), rad());
-        err = inner::launch_units(inner::inner_kspec_tc_kernel<n0(), rad(), WARPS>, WARPS * 32,
-                                  BigShape<n0(), rad()>::kSmem, a.GH * (a.N1 / 2 + 1), stream, q);
-      }
-    });
-    return err;
-  }
   if (a.bf16) return inner::launch_per_unit(inner::inner_kspec_kernel<uint16_t>, threads, smem, units, stream, p);
   return inner::launch_per_unit(inner::inner_kspec_kernel<float>, threads, smem, units, stream, p);
 }

@@ -693,12 +693,16 @@ inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path)
       auto launch = [&](auto elem) {
         using T = decltype(elem);
         if constexpr (kFwd) {
-          return a.dtype == Elem::kF32 ? fwd_tc<__nv_bfloat16, P(), Q(), true>(a, stream) : fwd_tc<T, P(), Q()>(a, stream);
+          // fp32 input here has a bf16 workspace (tc_available): the bf16 kernel, loading fp32.
+          if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+            if (a.dtype == Elem::kF32) return fwd_tc<T, P(), Q(), true>(a, stream);
+          }
+          return fwd_tc<T, P(), Q()>(a, stream);
         } else {
           return inv_tc<T, P(), Q()>(a, stream);
         }
       };
-      err = a.dtype == Elem::kBF16 ? launch(__nv_bfloat16{}) : launch(__half{});
+      err = a.dtype == Elem::kF16 ? launch(__half{}) : launch(__nv_bfloat16{});
     });
     return err;
   }

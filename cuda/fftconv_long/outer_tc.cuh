@@ -398,7 +398,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   if (staged && blockIdx.y < p.nrows) issue(blockIdx.y);
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
     const int64_t base = (p.row0 + r) * static_cast<int64_t>(p.L);
-    const uint16_t* ur = p.u + base;
+    const uint16_t* ur = F32IN ? nullptr : p.u + base;  // (F32IN reads p.uf below)
     const uint16_t* pr = p.pre != nullptr ? p.pre + base : nullptr;
     if (staged) {
       stage_wait<0>();  // this thread's copies of row r
