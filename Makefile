@@ -94,9 +94,9 @@ emulate: $(VENV)/.deps
 	build/emu/fft_smem_test > build/emu/fft_smem_test.log; rc=$$?; tail -n 1 build/emu/fft_smem_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
 	build/emu/long_bwd_selftest --quick > build/emu/long_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/long_bwd_selftest.log; exit $$rc
-	# The backward's output-neutral switches flipped (dk_spec without its prefetched S update, dk's inverse
-	# with 2-byte loads): the same arithmetic, the same output.
-	CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_DK_PREFETCH=0 -DJFF_LONG_DK_INV_VEC=0" \
+	# The backward's output-neutral switch flipped (the CUDA-core dk_spec without its prefetched S update):
+	# the same arithmetic, the same output.
+	CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_DK_PREFETCH=0" \
 		sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest_v1 cuda/fftconv_long/long_bwd_selftest.cu
 	build/emu/long_bwd_selftest_v1 --quick > build/emu/long_bwd_selftest_v1.log; \
 	if cmp -s build/emu/long_bwd_selftest_v1.log build/emu/long_bwd_selftest.log; then \

@@ -19,7 +19,9 @@
 //      and its twisted negacyclic half exactly as the inner step splits it), S += conj(V) .* G.
 //      One unit owns its S entries and adds the rows in a fixed order: bitwise reproducible, no
 //      atomics. N2 > 4096 folds one radix-S decimation-in-frequency step into the load (as
-//      inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points.
+//      inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points. 16-bit data at
+//      N2 <= 8192: the same on tensor cores (dk_spec_tc_kernel, the inner step's DFTs; S in its
+//      fragment order, which dk's inverse reads).
 //   3. dk inverse (new, fp32): per unit the SUB-point inverse of S's part in place, then per
 //      (g, h, j) the radix-S combine into an fp32 packed workspace (row 0 re-packed as the inner
 //      step stores it), then outer_inverse (fp32, CUDA cores) with L = Lk -> dk.
@@ -133,12 +135,6 @@ constexpr int kSpecThreads = kMaxSub / inner::kFftValsPerThread;
 #define JFF_LONG_DK_PREFETCH 1
 #endif
 constexpr bool kDkPrefetch = JFF_LONG_DK_PREFETCH != 0;
-// dk_inv_sub_kernel's S = 1 slice read with 16-byte loads, eight in flight per thread: 4-6% faster than 2-byte
-// loads (session 21, 1M 5.77 -> 5.47 ms); 0 for A/B runs.
-#ifndef JFF_LONG_DK_INV_VEC
-#define JFF_LONG_DK_INV_VEC 1
-#endif
-constexpr bool kDkInvVec = JFF_LONG_DK_INV_VEC != 0;
 // dk_spec's CTAs per SM for ptxas (3: 80 registers, 12-56 bytes spilled; 2 was slower at every size, session 21).
 #ifndef JFF_LONG_DK_MINB
 #define JFF_LONG_DK_MINB 3
@@ -263,10 +259,141 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
   }
 }
 
+// dk's spectrum on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel: N2 = 256, 1024,
+// 4096, 8192). Per item (h, j) of one batch entry, as inner_tc_kernel starts: item j of ws_v's and of ws_g's row is
+// loaded into two pairs of shared-memory planes, outer_dft runs on both, then per row k0 dft_pair gives each row's
+// unitary spectrum in C-fragment order. So each lane forms conj(Yv) Yg (= conj(DFT v) DFT g / N2, the CUDA-core
+// kernel's product) for its own bins in fp32 and adds it to S where it sits in fragment order: S's slice of item j
+// is then N2 / 2 float4 slots of two bins laid out as fp32 K' is (slice_offset), a warp's 512 bytes contiguous, and
+// dk_inv_sub_kernel puts the bins back in natural order as it loads them (SlotOrder). One launch per batch entry,
+// in ascending b, as dk_spec_kernel: the same fixed summation order (bitwise reproducible).
+#ifndef JFF_LONG_DK_SPEC_TC
+#define JFF_LONG_DK_SPEC_TC 1
+#endif
+constexpr bool kDkSpecTc = JFF_LONG_DK_SPEC_TC != 0;
+
+struct SpecTcParams {
+  const void* ws_v;
+  const void* ws_g;
+  float4* spec;       // S in slot order
+  int64_t row, H, g;  // as SpecParams
+  int N1;
+  bool accumulate;
+};
+
+// g's planes follow the kernel's BigSmem (tables included), at a 128-byte boundary like v's.
+template <int N0, int RAD>
+constexpr size_t spec_tc_gplanes() {
+  return (BigShape<N0, RAD>::kSmem + 127) / 128 * 128;
+}
+template <int N0, int RAD>
+constexpr size_t spec_tc_smem() {
+  return spec_tc_gplanes<N0, RAD>() + BigShape<N0, RAD>::kSig;
+}
+
+template <typename T, int N0, int RAD, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcParams p) {
+  using S = BigShape<N0, RAD>;
+  constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
+  constexpr int SLOTS = MT * NT * 2;  // float4 slots per lane and row k0
+  static_assert(N0 == 1 || N0 >= 16, "as inner_tc_kernel");
+  JFF_DYN_SMEM(uint4, smem_raw);
+  BigSmem<T, N0, RAD> sm(smem_raw);
+  T* const vre = sm.sre;
+  T* const vim = sm.sim;
+  T* const gre = reinterpret_cast<T*>(reinterpret_cast<uint8_t*>(smem_raw) + spec_tc_gplanes<N0, RAD>());
+  T* const gim = gre + N2;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int M1 = p.N1 / 2;
+  const int64_t items = p.H * (M1 + 1);
+  if (p.row < 0) {  // group g has no batch entry: its S is zero
+    for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
+      float4* out = p.spec + ((p.g * p.H) * (M1 + 1) + hj) * (N2 / 2);
+      for (int q = tid; q < N2 / 2; q += NTH) out[q] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    return;
+  }
+  sm.init(tid, NTH);
+  __syncthreads();
+  const TwN<N2> twN = sm.twN;
+  uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
+  load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+  for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
+    const int64_t h = hj / (M1 + 1);
+    const int j = static_cast<int>(hj - h * (M1 + 1));
+    const int64_t off = ws_offset(p.row + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    const T* v = static_cast<const T*>(p.ws_v) + off;
+    const T* g = static_cast<const T*>(p.ws_g) + off;
+    inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
+    inner::load_item_planes<T, N2, RAD, NTH>(g, g + N2, j, M1, gre, gim, tid);
+    __syncthreads();
+    if constexpr (S::kMmaOuter) {
+      outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
+      outer_dft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);
+      __syncthreads();
+    }
+    float4* const out = p.spec + ((p.g * p.H) * (M1 + 1) + hj) * (N2 / 2);
+    for (int k0 = warp; k0 < N0; k0 += WARPS) {
+      float4* const o = out + k0 * (M / 2) + lane;
+      // The previous batch entries' sum, loaded before the DFTs so that its latency hides behind them (at RAD = 16;
+      // RAD = 32, N2 = 1024 only, would spill with its 16 slots live across both DFTs: loaded after them).
+      constexpr bool kEarly = SLOTS <= 4;
+      float4 prev[SLOTS];
+      auto load_prev = [&] {
+#pragma unroll
+        for (int s = 0; s < SLOTS; ++s) prev[s] = p.accumulate ? o[32 * s] : make_float4(0.f, 0.f, 0.f, 0.f);
+      };
+      if (kEarly) load_prev();
+      const int key = (k0 & 7) << 3;
+      float Vr[MT][NT][4], Vi[MT][NT][4], Gr[MT][NT][4], Gi[MT][NT][4];
+      dft_pair<T, RAD>(vre + k0 * M, vim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Vr, Vi);
+      dft_pair<T, RAD>(gre + k0 * M, gim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Gr, Gi);
+      if (!kEarly) load_prev();
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int s = (mt * NT + nt) * 2 + hh;
+            float c[4];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {  // conj(V) G of bin 2hh + e
+              const float ar = Vr[mt][nt][2 * hh + e], ai = Vi[mt][nt][2 * hh + e];
+              const float br = Gr[mt][nt][2 * hh + e], bi = Gi[mt][nt][2 * hh + e];
+              c[2 * e] = ar * br + ai * bi;
+              c[2 * e + 1] = ar * bi - ai * br;
+            }
+            o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
+          }
+    }
+    __syncthreads();  // the next item's loads overwrite the planes
+  }
+}
+
+// Where dk_inv_sub_kernel finds bin k2 of a slice: natural order (n0 = 0), or dk_spec_tc_kernel's slot order for
+// the inner split N2 = n0 * rad^2.
+struct SlotOrder {
+  int n0 = 0, rad = 0;
+  // Places float4 slot q (two bins) of a slot-ordered slice into z in natural order.
+  __device__ __forceinline__ void place(float2* z, int q, float4 v) const {
+    const int half = rad * rad / 2;  // slots per row k0
+    const int k0 = q / half, idx = q - k0 * half;
+    unsigned f0, f1;
+    if (rad == 16)
+      spec_freqs<16>(idx, f0, f1);
+    else
+      spec_freqs<32>(idx, f0, f1);
+    z[k0 + n0 * static_cast<int>(f0)] = make_float2(v.x, v.y);
+    z[k0 + n0 * static_cast<int>(f1)] = make_float2(v.z, v.w);
+  }
+};
+
 struct InvSubParams {
   float2* spec;
   float* wsk;  // S == 1: the packed fp32 workspace the combine step would write (see below)
   int N1, lgN2, lgS;
+  SlotOrder order;  // S's order (slot order only with S == 1)
 };
 
 // In place per unit (gj, part): Y_part[m] = sum_kq X[part + S kq] w_SUB^(-kq m) (unnormalised),
@@ -281,22 +408,33 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
   const int64_t un = blockIdx.x;
   const int part = static_cast<int>(un % S);
   float2* row = p.spec + (un / S) * N2 + part;
-  if (kDkInvVec && S == 1) {
-    // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (the loop below compiles
-    // to four 8-byte loads per round; dk_spec's loads of that shape were its main stall, session 21).
+  if (S == 1) {
+    // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (a loop of 8-byte loads
+    // compiled to four per round; dk_spec's loads of that shape were its main stall, session 21; this form was
+    // 4-6% faster there, 1M 5.77 -> 5.47 ms). In slot order, consecutive threads take consecutive rows k0 of one
+    // slot, so their bins land in consecutive words of z (one slot per thread, k0 fastest, would put a warp's
+    // stores 32-way on one bank); the loads then read 16 bytes at a 2 KB stride, two threads per 32-byte sector.
     constexpr int C = 8;
     const float4* r4 = reinterpret_cast<const float4*>(row);
     float4* z4 = reinterpret_cast<float4*>(z);
-    for (int q0 = tid; q0 < SUB / 2; q0 += C * nth) {
+    const int n0 = p.order.n0 > 1 ? p.order.n0 : 1, half = p.order.rad * p.order.rad / 2;
+    auto slot = [&](int i) { return p.order.n0 > 1 ? (i % n0) * half + i / n0 : i; };
+    for (int i0 = tid; i0 < SUB / 2; i0 += C * nth) {
       float4 v[C];
 #pragma unroll
       for (int c = 0; c < C; ++c) {
-        const int q = q0 + c * nth;
-        v[c] = q < SUB / 2 ? r4[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+        const int i = i0 + c * nth;
+        v[c] = i < SUB / 2 ? r4[p.order.rad != 0 ? slot(i) : i] : make_float4(0.f, 0.f, 0.f, 0.f);
       }
 #pragma unroll
-      for (int c = 0; c < C; ++c)
-        if (q0 + c * nth < SUB / 2) z4[q0 + c * nth] = v[c];
+      for (int c = 0; c < C; ++c) {
+        const int i = i0 + c * nth;
+        if (i >= SUB / 2) continue;
+        if (p.order.rad != 0)
+          p.order.place(z, slot(i), v[c]);
+        else
+          z4[i] = v[c];
+      }
     }
   } else {
     for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
@@ -421,7 +559,7 @@ using inner::launch_units;
 
 inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMaxSub); }
 
-// dk's inverse sub-transforms may be larger than dk_spec's (S is stored in natural order either way):
+// dk's inverse sub-transforms may be larger than dk_spec_kernel's (which stores S in natural order):
 // 256K's and 4M's N2 = 8192 slices are inverted in one shared-memory FFT (512 threads, 64 KB), with no
 // strided S reads and no dk_combine_kernel. Session 21 A/B against two 4096-point ones and the combine (H200):
 // 256K B=4 2.25 -> 1.65 ms, 4M H=192 9.29 -> 7.01 ms. JFF_LONG_DK_INV_MAXSUB=4096 restores that for A/B runs.
@@ -431,6 +569,14 @@ inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMax
 constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
+
+// Whether dk's spectrum runs on tensor cores (dk_spec_tc_kernel): 16-bit data, an inner split with a tensor-core
+// kernel up to N2 = 8192 (N0 != 2), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
+inline bool dk_spec_tc(Elem e, int64_t N2) {
+  int N0 = 0, RAD = 0;
+  return kDkSpecTc && e != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub && inner::split_n2(N2, &N0, &RAD) &&
+         N0 != 2 && detail::device_major() >= 8;
+}
 
 }  // namespace bwd
 
@@ -467,7 +613,25 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
+  const bool spec_tc = bwd::dk_spec_tc(a.dtype, N2);
   auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
+    if (spec_tc) {
+      const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), row, a.H, g, N1, accumulate};
+      cudaError_t e = cudaErrorInvalidValue;
+      dispatch_n(N2, [&](auto n0, auto rad) {
+        if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // dk_spec_tc's sizes
+          constexpr int WARPS = inner::tc_warps(n0(), rad());
+          const size_t smem = bwd::spec_tc_smem<n0(), rad()>();
+          const int64_t items = a.H * (M1 + 1);
+          e = a.dtype == Elem::kBF16
+                  ? inner::launch_units(bwd::dk_spec_tc_kernel<inner::BF16, n0(), rad(), WARPS>, WARPS * 32, smem,
+                                        items, stream, sp)
+                  : inner::launch_units(bwd::dk_spec_tc_kernel<inner::F16, n0(), rad(), WARPS>, WARPS * 32, smem,
+                                        items, stream, sp);
+        }
+      });
+      return e;
+    }
     const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
     const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
     const int64_t n = a.H * (M1 + 1) * (N2 / sub);
@@ -537,7 +701,8 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
-    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi};
+    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
+    if (spec_tc) inner::split_n2(N2, &ip.order.n0, &ip.order.rad);
     err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, sizeof(float2) * isub, iunits, stream, ip)
                       : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, sizeof(float2) * isub, iunits, stream, ip);
     if (err != cudaSuccess) return err;

@@ -381,7 +381,11 @@ int main(int argc, char** argv) {
   // N2 = 8192: the dk kernels' folded radix-2 step and the one-FFT dk inverse (512 threads), in --quick so
   // that the emulated CI run and the sanitizers reach them.
   cases.push_back({Elem::kBF16, 4, 8192, 2, 1, 4 * 8192 - 5, 3000, 1, 1, true, true, true});
+  // N2 = 4096 (the 64K, 1M and 2M split): the tensor-core dk spectrum with its outer DFT over N0 = 16; more
+  // groups than batch rows (group 2 has none: its slot-ordered S is zero).
+  cases.push_back({Elem::kBF16, 2, 4096, 2, 2, 2 * 4096 - 9, 2 * 4096 - 100, 3, 1, true, true, true});
   if (!quick) {
+    cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).
     for (Elem e : {Elem::kBF16, Elem::kF16}) {
       cases.push_back({e, 32, 256, 2, 1, 32 * 256 - 1, 32 * 256 / 4 + 1, 1, 1, true, true, true});
