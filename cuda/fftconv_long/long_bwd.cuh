@@ -260,25 +260,30 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
 }
 
 // dk's spectrum on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel: N2 = 256, 1024,
-// 4096, 8192). Per item (h, j) of one batch entry, as inner_tc_kernel starts: item j of ws_v's and of ws_g's row is
+// 4096, 8192). Per item (h, j) and batch entry b, as inner_tc_kernel starts: item j of ws_v's and of ws_g's row is
 // loaded into two pairs of shared-memory planes, outer_dft runs on both, then per row k0 dft_pair gives each row's
 // unitary spectrum in C-fragment order. So each lane forms conj(Yv) Yg (= conj(DFT v) DFT g / N2, the CUDA-core
 // kernel's product) for its own bins in fp32 and adds it to S where it sits in fragment order: S's slice of item j
 // is then N2 / 2 float4 slots of two bins laid out as fp32 K' is (slice_offset), a warp's 512 bytes contiguous, and
-// dk_inv_sub_kernel puts the bins back in natural order as it loads them (SlotOrder). One launch per batch entry,
-// in ascending b, as dk_spec_kernel: the same fixed summation order (bitwise reproducible).
+// dk_inv_sub_kernel puts the bins back in natural order as it loads them (SlotOrder).
+// Summation order: a CTA takes the batch entries of its item in ascending b, and the chunks run in ascending b, so
+// every S entry adds the entries in the same fixed order (bitwise reproducible, no atomics). Each lane reads back only
+// the slots it wrote itself, so no barrier guards them; within a chunk the previous value mostly comes from L2.
+// JFF_LONG_DK_SPEC_TC: 0 = the CUDA-core dk_spec_kernel (A/B), 1 = one launch per batch entry, 2 = one launch per
+// chunk, each CTA looping over the chunk's entries.
 #ifndef JFF_LONG_DK_SPEC_TC
-#define JFF_LONG_DK_SPEC_TC 1
+#define JFF_LONG_DK_SPEC_TC 2
 #endif
-constexpr bool kDkSpecTc = JFF_LONG_DK_SPEC_TC != 0;
+constexpr int kDkSpecTc = JFF_LONG_DK_SPEC_TC;
 
 struct SpecTcParams {
   const void* ws_v;
   const void* ws_g;
-  float4* spec;       // S in slot order
-  int64_t row, H, g;  // as SpecParams
+  float4* spec;  // S in slot order
+  int64_t b0, nb, H, G, R;  // batch entries b0 .. b0 + nb - 1; nb = 0: group zero_g's S set to zero
+  int64_t ws_b0;             // b0's place in the workspaces (rows ws_b0 * H ..)
+  int64_t zero_g;
   int N1;
-  bool accumulate;
 };
 
 // g's planes follow the kernel's BigSmem (tables included), at a 128-byte boundary like v's.
@@ -306,9 +311,9 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int M1 = p.N1 / 2;
   const int64_t items = p.H * (M1 + 1);
-  if (p.row < 0) {  // group g has no batch entry: its S is zero
+  if (p.nb == 0) {  // group zero_g has no batch entry: its S is zero
     for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
-      float4* out = p.spec + ((p.g * p.H) * (M1 + 1) + hj) * (N2 / 2);
+      float4* out = p.spec + ((p.zero_g * p.H) * (M1 + 1) + hj) * (N2 / 2);
       for (int q = tid; q < N2 / 2; q += NTH) out[q] = make_float4(0.f, 0.f, 0.f, 0.f);
     }
     return;
@@ -318,56 +323,63 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
   const TwN<N2> twN = sm.twN;
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+  // One CTA takes all of an item's batch entries, in ascending b (the items are split over the CTAs, not the
+  // entries: two CTAs on one S slice would race).
   for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
-    const int64_t h = hj / (M1 + 1);
-    const int j = static_cast<int>(hj - h * (M1 + 1));
-    const int64_t off = ws_offset(p.row + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    const T* v = static_cast<const T*>(p.ws_v) + off;
-    const T* g = static_cast<const T*>(p.ws_g) + off;
-    inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
-    inner::load_item_planes<T, N2, RAD, NTH>(g, g + N2, j, M1, gre, gim, tid);
-    __syncthreads();
-    if constexpr (S::kMmaOuter) {
-      outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
-      outer_dft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);
+    for (int64_t bi = 0; bi < p.nb; ++bi) {
+      const int64_t b = p.b0 + bi;
+      const int64_t h = hj / (M1 + 1), g = group_of(b, p.R, p.G);
+      const int j = static_cast<int>(hj - h * (M1 + 1));
+      // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
+      const bool accumulate = b != g * p.R;
+      const int64_t off = ws_offset((p.ws_b0 + bi) * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+      const T* v = static_cast<const T*>(p.ws_v) + off;
+      const T* gw = static_cast<const T*>(p.ws_g) + off;
+      inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
+      inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
       __syncthreads();
-    }
-    float4* const out = p.spec + ((p.g * p.H) * (M1 + 1) + hj) * (N2 / 2);
-    for (int k0 = warp; k0 < N0; k0 += WARPS) {
-      float4* const o = out + k0 * (M / 2) + lane;
-      // The previous batch entries' sum, loaded before the DFTs so that its latency hides behind them (at RAD = 16;
-      // RAD = 32, N2 = 1024 only, would spill with its 16 slots live across both DFTs: loaded after them).
-      constexpr bool kEarly = SLOTS <= 4;
-      float4 prev[SLOTS];
-      auto load_prev = [&] {
+      if constexpr (S::kMmaOuter) {
+        outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
+        outer_dft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);
+        __syncthreads();
+      }
+      float4* const out = p.spec + ((g * p.H) * (M1 + 1) + hj) * (N2 / 2);
+      for (int k0 = warp; k0 < N0; k0 += WARPS) {
+        float4* const o = out + k0 * (M / 2) + lane;
+        // The previous batch entries' sum, loaded before the DFTs so that its latency hides behind them (at RAD = 16;
+        // RAD = 32, N2 = 1024 only, would spill with its 16 slots live across both DFTs: loaded after them).
+        constexpr bool kEarly = SLOTS <= 4;
+        float4 prev[SLOTS];
+        auto load_prev = [&] {
 #pragma unroll
-        for (int s = 0; s < SLOTS; ++s) prev[s] = p.accumulate ? o[32 * s] : make_float4(0.f, 0.f, 0.f, 0.f);
-      };
-      if (kEarly) load_prev();
-      const int key = (k0 & 7) << 3;
-      float Vr[MT][NT][4], Vi[MT][NT][4], Gr[MT][NT][4], Gi[MT][NT][4];
-      dft_pair<T, RAD>(vre + k0 * M, vim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Vr, Vi);
-      dft_pair<T, RAD>(gre + k0 * M, gim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Gr, Gi);
-      if (!kEarly) load_prev();
+          for (int s = 0; s < SLOTS; ++s) prev[s] = accumulate ? o[32 * s] : make_float4(0.f, 0.f, 0.f, 0.f);
+        };
+        if (kEarly) load_prev();
+        const int key = (k0 & 7) << 3;
+        float Vr[MT][NT][4], Vi[MT][NT][4], Gr[MT][NT][4], Gi[MT][NT][4];
+        dft_pair<T, RAD>(vre + k0 * M, vim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Vr, Vi);
+        dft_pair<T, RAD>(gre + k0 * M, gim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Gr, Gi);
+        if (!kEarly) load_prev();
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+          for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int s = (mt * NT + nt) * 2 + hh;
-            float c[4];
+            for (int hh = 0; hh < 2; ++hh) {
+              const int s = (mt * NT + nt) * 2 + hh;
+              float c[4];
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {  // conj(V) G of bin 2hh + e
-              const float ar = Vr[mt][nt][2 * hh + e], ai = Vi[mt][nt][2 * hh + e];
-              const float br = Gr[mt][nt][2 * hh + e], bi = Gi[mt][nt][2 * hh + e];
-              c[2 * e] = ar * br + ai * bi;
-              c[2 * e + 1] = ar * bi - ai * br;
+              for (int e = 0; e < 2; ++e) {  // conj(V) G of bin 2hh + e
+                const float ar = Vr[mt][nt][2 * hh + e], ai = Vi[mt][nt][2 * hh + e];
+                const float cr = Gr[mt][nt][2 * hh + e], ci = Gi[mt][nt][2 * hh + e];
+                c[2 * e] = ar * cr + ai * ci;
+                c[2 * e + 1] = ar * ci - ai * cr;
+              }
+              o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
             }
-            o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
-          }
+      }
+      __syncthreads();  // the next item's loads overwrite the planes
     }
-    __syncthreads();  // the next item's loads overwrite the planes
   }
 }
 
@@ -574,7 +586,7 @@ inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2
 // kernel up to N2 = 8192 (N0 != 2), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
 inline bool dk_spec_tc(Elem e, int64_t N2) {
   int N0 = 0, RAD = 0;
-  return kDkSpecTc && e != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub && inner::split_n2(N2, &N0, &RAD) &&
+  return kDkSpecTc != 0 && e != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub && inner::split_n2(N2, &N0, &RAD) &&
          N0 != 2 && detail::device_major() >= 8;
 }
 
@@ -611,27 +623,30 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
-  // dk_spec_kernel per batch entry in ascending b; a group's first entry starts its S.
+  // dk's spectrum in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   const bool spec_tc = bwd::dk_spec_tc(a.dtype, N2);
+  // Tensor cores: batch entries b .. b + nb - 1 (from entry ws_b of the workspaces), or nb = 0: group zero_g's S
+  // set to zero.
+  auto dk_spec_tc = [&](int64_t b, int64_t nb, int64_t ws_b, int64_t zero_g) {
+    const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), b, nb, a.H, a.G, a.R, ws_b, zero_g, N1};
+    cudaError_t e = cudaErrorInvalidValue;
+    dispatch_n(N2, [&](auto n0, auto rad) {
+      if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // dk_spec_tc's sizes
+        constexpr int WARPS = inner::tc_warps(n0(), rad());
+        const size_t smem = bwd::spec_tc_smem<n0(), rad()>();
+        const int64_t items = a.H * (M1 + 1);
+        e = a.dtype == Elem::kBF16
+                ? inner::launch_units(bwd::dk_spec_tc_kernel<inner::BF16, n0(), rad(), WARPS>, WARPS * 32, smem,
+                                      items, stream, sp)
+                : inner::launch_units(bwd::dk_spec_tc_kernel<inner::F16, n0(), rad(), WARPS>, WARPS * 32, smem,
+                                      items, stream, sp);
+      }
+    });
+    return e;
+  };
+  // CUDA cores: one batch entry (workspace rows from `row`, group g), or row < 0: group g's S set to zero.
   auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
-    if (spec_tc) {
-      const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), row, a.H, g, N1, accumulate};
-      cudaError_t e = cudaErrorInvalidValue;
-      dispatch_n(N2, [&](auto n0, auto rad) {
-        if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // dk_spec_tc's sizes
-          constexpr int WARPS = inner::tc_warps(n0(), rad());
-          const size_t smem = bwd::spec_tc_smem<n0(), rad()>();
-          const int64_t items = a.H * (M1 + 1);
-          e = a.dtype == Elem::kBF16
-                  ? inner::launch_units(bwd::dk_spec_tc_kernel<inner::BF16, n0(), rad(), WARPS>, WARPS * 32, smem,
-                                        items, stream, sp)
-                  : inner::launch_units(bwd::dk_spec_tc_kernel<inner::F16, n0(), rad(), WARPS>, WARPS * 32, smem,
-                                        items, stream, sp);
-        }
-      });
-      return e;
-    }
     const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
     const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
     const int64_t n = a.H * (M1 + 1) * (N2 / sub);
@@ -664,9 +679,14 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
+      if (spec_tc && bwd::kDkSpecTc == 2 && (err = dk_spec_tc(b0, nb, 0, 0)) != cudaSuccess) return err;
       for (int64_t b = b0; b < b0 + nb; ++b) {
         const int64_t g = group_of(b, a.R, a.G);
-        if ((err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
+        if (spec_tc && bwd::kDkSpecTc == 1) {
+          if ((err = dk_spec_tc(b, 1, b - b0, 0)) != cudaSuccess) return err;
+        } else if (!spec_tc && (err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) {
+          return err;
+        }
         group_started[g] = 1;
       }
       if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
@@ -698,7 +718,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
     for (int64_t g = 0; g < a.G; ++g)
-      if (!group_started[g] && (err = dk_spec(-1, g, false)) != cudaSuccess) return err;
+      if (!group_started[g] && (err = spec_tc ? dk_spec_tc(0, 0, 0, g) : dk_spec(-1, g, false)) != cudaSuccess) return err;
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
     bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
