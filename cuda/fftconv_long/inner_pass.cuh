@@ -237,6 +237,30 @@ __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int
   }
 }
 
+// The inverse of load_item_planes: the planes back in place into item j's row, the whole row, or row 0's real plane
+// (j = 0) / imaginary plane (j = M1: Re(z conj(w_2N2^n))).
+template <typename T, int N2, int RAD, int NTH>
+__device__ __forceinline__ void store_item_planes(T* wre, T* wim, int j, int M1, const T* sre, const T* sim, int tid) {
+  for (int c = tid; c < N2 / 8; c += NTH) {
+    const int t = 8 * c;
+    const int off = chunk_sig_off<RAD>(t);
+    const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
+    if (j < M1) *reinterpret_cast<uint4*>(wre + t) = zr;
+    if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = *reinterpret_cast<const uint4*>(sim + off);
+    if (j == M1) {
+      float a[8], b[8], o[8];
+      unpack8<T>(zr, a);
+      unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), b);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float2 w = twist(t + e, N2);
+        o[e] = a[e] * w.x + b[e] * w.y;
+      }
+      *reinterpret_cast<uint4*>(wim + t) = pack8<T>(o);
+    }
+  }
+}
+
 template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
 __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
   using S = BigShape<N0, RAD>;
@@ -300,25 +324,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
       __syncthreads();
     }
 
-    // ---- store back in place: the whole row, or row 0's real / imaginary plane.
-    for (int c = tid; c < N2 / 8; c += NTH) {
-      const int t = 8 * c;
-      const int off = chunk_sig_off<RAD>(t);
-      const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
-      if (j < M1) *reinterpret_cast<uint4*>(wre + t) = zr;
-      if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = *reinterpret_cast<const uint4*>(sim + off);
-      if (j == M1) {  // Re(z conj(w_2N2^n))
-        float a[8], b[8], o[8];
-        unpack8<T>(zr, a);
-        unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), b);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float2 w = twist(t + e, N2);
-          o[e] = a[e] * w.x + b[e] * w.y;
-        }
-        *reinterpret_cast<uint4*>(wim + t) = pack8<T>(o);
-      }
-    }
+    store_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid);
     __syncthreads();  // the next item's load overwrites the planes
   }
 }

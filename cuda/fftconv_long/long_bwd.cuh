@@ -269,17 +269,21 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
 // Summation order: a CTA takes the batch entries of its item in ascending b, and the chunks run in ascending b, so
 // every S entry adds the entries in the same fixed order (bitwise reproducible, no atomics). Each lane reads back only
 // the slots it wrote itself, so no barrier guards them; within a chunk the previous value mostly comes from L2.
+// INNER: the same kernel also runs both inner steps of the backward on the spectra it holds (the inner step's
+// mul_spec, idft_pair, outer_idft and store, exactly as inner_tc_kernel runs them, so the outputs are bitwise those of
+// the separate kernels): v's with K' (for dpost; DPOST) and g's with conj K' (dv), in place in the workspaces.
 // JFF_LONG_DK_SPEC_TC: 0 = the CUDA-core dk_spec_kernel (A/B), 1 = one launch per batch entry, 2 = one launch per
-// chunk, each CTA looping over the chunk's entries.
+// chunk, each CTA looping over the chunk's entries, 3 = as 2 with the inner steps (INNER).
 #ifndef JFF_LONG_DK_SPEC_TC
-#define JFF_LONG_DK_SPEC_TC 2
+#define JFF_LONG_DK_SPEC_TC 3
 #endif
 constexpr int kDkSpecTc = JFF_LONG_DK_SPEC_TC;
 
 struct SpecTcParams {
-  const void* ws_v;
-  const void* ws_g;
+  void* ws_v;  // INNER: the inner steps write them in place
+  void* ws_g;
   float4* spec;  // S in slot order
+  const void* kspec;  // INNER: K'
   int64_t b0, nb, H, G, R;  // batch entries b0 .. b0 + nb - 1; nb = 0: group zero_g's S set to zero
   int64_t ws_b0;             // b0's place in the workspaces (rows ws_b0 * H ..)
   int64_t zero_g;
@@ -296,7 +300,7 @@ constexpr size_t spec_tc_smem() {
   return spec_tc_gplanes<N0, RAD>() + BigShape<N0, RAD>::kSig;
 }
 
-template <typename T, int N0, int RAD, int WARPS>
+template <typename T, int N0, int RAD, int WARPS, bool INNER, bool DPOST>
 __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcParams p) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
@@ -333,8 +337,8 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
       // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
       const bool accumulate = b != g * p.R;
       const int64_t off = ws_offset((p.ws_b0 + bi) * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-      const T* v = static_cast<const T*>(p.ws_v) + off;
-      const T* gw = static_cast<const T*>(p.ws_g) + off;
+      T* const v = static_cast<T*>(p.ws_v) + off;
+      T* const gw = static_cast<T*>(p.ws_g) + off;
       inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
       inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
       __syncthreads();
@@ -377,8 +381,27 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
               }
               o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
             }
+        if constexpr (INNER) {
+          using KSlot = inner::KSlotOf<T>;
+          const KSlot* kk = static_cast<const KSlot*>(p.kspec) + ((g * p.H + h) * (M1 + 1) + j) * (N2 / 2) + k0 * (M / 2);
+          if constexpr (DPOST)
+            inner_row_inverse<T, N0, RAD, false>(Vr, Vi, kk, Fr, Fi, sm.tw, twN, vre + k0 * M, vim + k0 * M, key, k0,
+                                                 lane);
+          inner_row_inverse<T, N0, RAD, true>(Gr, Gi, kk, Fr, Fi, sm.tw, twN, gre + k0 * M, gim + k0 * M, key, k0,
+                                              lane);
+        }
       }
-      __syncthreads();  // the next item's loads overwrite the planes
+      __syncthreads();
+      if constexpr (INNER) {
+        if constexpr (S::kMmaOuter) {
+          if constexpr (DPOST) outer_idft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, N0 / 16, warp, lane);
+          outer_idft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, N0 / 16, warp, lane);
+          __syncthreads();
+        }
+        if constexpr (DPOST) inner::store_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
+        inner::store_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
+        __syncthreads();  // the next item's loads overwrite the planes
+      }
     }
   }
 }
@@ -626,21 +649,33 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // dk's spectrum in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   const bool spec_tc = bwd::dk_spec_tc(a.dtype, N2);
+  // dk's spectrum kernel also runs both inner steps (mode 3; only where dk is wanted: its zero-group launch, nb = 0,
+  // runs no inner step).
+  const bool spec_inner = spec_tc && bwd::kDkSpecTc == 3 && a.dk != nullptr;
   // Tensor cores: batch entries b .. b + nb - 1 (from entry ws_b of the workspaces), or nb = 0: group zero_g's S
   // set to zero.
   auto dk_spec_tc = [&](int64_t b, int64_t nb, int64_t ws_b, int64_t zero_g) {
-    const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), b, nb, a.H, a.G, a.R, ws_b, zero_g, N1};
+    const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b, nb, a.H, a.G, a.R, ws_b,
+                               zero_g, N1};
+    const bool dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {
       if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // dk_spec_tc's sizes
         constexpr int WARPS = inner::tc_warps(n0(), rad());
         const size_t smem = bwd::spec_tc_smem<n0(), rad()>();
         const int64_t items = a.H * (M1 + 1);
-        e = a.dtype == Elem::kBF16
-                ? inner::launch_units(bwd::dk_spec_tc_kernel<inner::BF16, n0(), rad(), WARPS>, WARPS * 32, smem,
-                                      items, stream, sp)
-                : inner::launch_units(bwd::dk_spec_tc_kernel<inner::F16, n0(), rad(), WARPS>, WARPS * 32, smem,
-                                      items, stream, sp);
+        auto go = [&](auto kern) { e = inner::launch_units(kern, WARPS * 32, smem, items, stream, sp); };
+        using BF = inner::BF16;
+        using HF = inner::F16;
+        if (!spec_inner)
+          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, false, false>)
+                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, false, false>);
+        else if (dpost)
+          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, true, true>)
+                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, true, true>);
+        else
+          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, true, false>)
+                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, true, false>);
       }
     });
     return e;
@@ -679,7 +714,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
-      if (spec_tc && bwd::kDkSpecTc == 2 && (err = dk_spec_tc(b0, nb, 0, 0)) != cudaSuccess) return err;
+      if (spec_tc && bwd::kDkSpecTc >= 2 && (err = dk_spec_tc(b0, nb, 0, 0)) != cudaSuccess) return err;
       for (int64_t b = b0; b < b0 + nb; ++b) {
         const int64_t g = group_of(b, a.R, a.G);
         if (spec_tc && bwd::kDkSpecTc == 1) {
@@ -695,7 +730,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 4. dpost = dy * (conv(v, k) + skip v): the forward pipeline with post := dy.
     if (a.dpost != nullptr) {
       InnerArgs nv{a.dtype, ws_v, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-      if ((err = inner_forward(nv, stream)) != cudaSuccess) return err;
+      if (!spec_inner && (err = inner_forward(nv, stream)) != cudaSuccess) return err;
       OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
       if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
       if ((err = mark(a.marks, "dpost: inner step + outer inverse", stream)) != cudaSuccess) return err;
@@ -703,7 +738,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
     // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
     InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-    if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
+    if (!spec_inner && (err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
     // du = pre dv and dpre = u dv from one inverse pass (its second output).
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
