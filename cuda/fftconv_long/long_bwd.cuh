@@ -424,6 +424,11 @@ struct SlotOrder {
   }
 };
 
+// dk_inv_sub_kernel's staging area for slot-ordered rows: half the rows k0, each padded by one slot.
+inline size_t inv_staging_bytes(const SlotOrder& o) {
+  return o.n0 > 1 ? sizeof(float4) * static_cast<size_t>(o.n0 / 2) * (o.rad * o.rad / 2 + 1) : 0;
+}
+
 struct InvSubParams {
   float2* spec;
   float* wsk;  // S == 1: the packed fp32 workspace the combine step would write (see below)
@@ -446,30 +451,45 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
   if (S == 1) {
     // A contiguous slice: two values per 16-byte load, eight loads in flight per thread (a loop of 8-byte loads
     // compiled to four per round; dk_spec's loads of that shape were its main stall, session 21; this form was
-    // 4-6% faster there, 1M 5.77 -> 5.47 ms). In slot order, consecutive threads take consecutive rows k0 of one
-    // slot, so their bins land in consecutive words of z (one slot per thread, k0 fastest, would put a warp's
-    // stores 32-way on one bank); the loads then read 16 bytes at a 2 KB stride, two threads per 32-byte sector.
+    // 4-6% faster there, 1M 5.77 -> 5.47 ms).
     constexpr int C = 8;
     const float4* r4 = reinterpret_cast<const float4*>(row);
-    float4* z4 = reinterpret_cast<float4*>(z);
-    const int n0 = p.order.n0 > 1 ? p.order.n0 : 1, half = p.order.rad * p.order.rad / 2;
-    auto slot = [&](int i) { return p.order.n0 > 1 ? (i % n0) * half + i / n0 : i; };
-    for (int i0 = tid; i0 < SUB / 2; i0 += C * nth) {
-      float4 v[C];
+    auto load_rounds = [&](const float4* src, int n, auto&& put) {  // put(i, src[i]) for i < n
+      for (int i0 = tid; i0 < n; i0 += C * nth) {
+        float4 v[C];
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
-        const int i = i0 + c * nth;
-        v[c] = i < SUB / 2 ? r4[p.order.rad != 0 ? slot(i) : i] : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int c = 0; c < C; ++c) v[c] = i0 + c * nth < n ? src[i0 + c * nth] : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+          if (i0 + c * nth < n) put(i0 + c * nth, v[c]);
       }
-#pragma unroll
-      for (int c = 0; c < C; ++c) {
-        const int i = i0 + c * nth;
-        if (i >= SUB / 2) continue;
+    };
+    const int n0 = p.order.n0, half = p.order.rad * p.order.rad / 2;
+    if (n0 > 1) {
+      // Slot order (dk_spec_tc_kernel): slot idx of row k0 holds bins k0 + n0 f (SlotOrder::place), so a warp's 32
+      // slots of one row would land 32-way on one bank of z. The rows pass through a staging area instead, half of
+      // them at a time, each row padded by one slot: loaded as they lie (coalesced), then read with k0 fastest, so
+      // that 8 consecutive threads place 8 consecutive words of z (2-way at most; the padded reads conflict-free).
+      // Session 25, H200: reading the slots k0-fastest straight from global memory (16 bytes at a 2 KB stride) took
+      // dk's inverse from 5.39 to 6.40 ms at 1M.
+      float4* st = reinterpret_cast<float4*>(z + SUB);
+      const int R = n0 / 2;
+      for (int r0 = 0; r0 < n0; r0 += R) {
+        load_rounds(r4 + r0 * half, R * half, [&](int i, float4 v) { st[(i / half) * (half + 1) + i % half] = v; });
+        __syncthreads();
+        for (int i = tid; i < R * half; i += nth) {
+          const int k = i % R, idx = i / R;
+          p.order.place(z, (r0 + k) * half + idx, st[k * (half + 1) + idx]);
+        }
+        __syncthreads();
+      }
+    } else {
+      load_rounds(r4, SUB / 2, [&](int i, float4 v) {
         if (p.order.rad != 0)
-          p.order.place(z, slot(i), v[c]);
+          p.order.place(z, i, v);  // one row k0 (N2 = 256, 1024: self-tests only)
         else
-          z4[i] = v[c];
-      }
+          reinterpret_cast<float4*>(z)[i] = v;
+      });
     }
   } else {
     for (int kq = tid; kq < SUB; kq += nth) z[kq] = row[int64_t(S) * kq];
@@ -758,8 +778,9 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
     bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
     if (spec_tc) inner::split_n2(N2, &ip.order.n0, &ip.order.rad);
-    err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, sizeof(float2) * isub, iunits, stream, ip)
-                      : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, sizeof(float2) * isub, iunits, stream, ip);
+    const size_t ismem = sizeof(float2) * isub + bwd::inv_staging_bytes(ip.order);
+    err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, ismem, iunits, stream, ip)
+                      : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, ismem, iunits, stream, ip);
     if (err != cudaSuccess) return err;
     if (lgSi > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
       bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgSi};
