@@ -17,7 +17,27 @@
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
+# BWD_ONLY=1: a short call after a backward-only change: the package build with long_bwd_selftest alongside, its
+# --quick set and --bench, then the fwd+bwd rows alone (64K..2M, 4M H=384, causal; no peak memory, no GPU tests):
+# fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json, fftconv-long-fwdbwd-causal.json.
 source "$(dirname "$0")/device_lib.sh"
+
+if [ "${BWD_ONLY:-0}" = 1 ]; then
+  "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu >"$OUT/selftests.log" 2>&1 &
+  compile=$!
+  bash benchmarks/device_run.sh build >/dev/null
+  wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+  run_left selftests.log build/selftests/long_bwd_selftest --quick
+  run_left selftests.log build/selftests/long_bwd_selftest --bench
+  grep -hE "ALL PASS|FAIL|^bwd |dk: inverse|dk spectrum" "$OUT/selftests.log"
+  bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot --modes fwd+bwd)
+  run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
+    --name fftconv-long-fwdbwd
+  run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --name fftconv-long-fwdbwd-4m-h384
+  run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --name fftconv-long-fwdbwd-causal
+  grep -hE "^fwd\+bwd " "$OUT/bench.log"
+  exit 0
+fi
 
 if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
   ("${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu &&

@@ -409,24 +409,25 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
 // Where dk_inv_sub_kernel finds bin k2 of a slice: natural order (n0 = 0), or dk_spec_tc_kernel's slot order for
 // the inner split N2 = n0 * rad^2.
 struct SlotOrder {
-  int n0 = 0, rad = 0;
-  // Places float4 slot q (two bins) of a slot-ordered slice into z in natural order.
-  __device__ __forceinline__ void place(float2* z, int q, float4 v) const {
-    const int half = rad * rad / 2;  // slots per row k0
-    const int k0 = q / half, idx = q - k0 * half;
+  int lg_n0 = -1, lg_rad = 0;  // lg_n0 < 0: natural order
+  // Every index below by shifts and masks: with divisions by the runtime sizes, dk's inverse at 1M took 6.4 ms
+  // against 5.4 in natural order (session 25, H200), staged or not.
+  __host__ __device__ int lg_half() const { return 2 * lg_rad - 1; }  // slots per row k0: rad^2 / 2
+  // Places slot idx of row k0 (two bins) into z in natural order.
+  __device__ __forceinline__ void place(float2* z, int k0, int idx, float4 v) const {
     unsigned f0, f1;
-    if (rad == 16)
+    if (lg_rad == 4)
       spec_freqs<16>(idx, f0, f1);
     else
       spec_freqs<32>(idx, f0, f1);
-    z[k0 + n0 * static_cast<int>(f0)] = make_float2(v.x, v.y);
-    z[k0 + n0 * static_cast<int>(f1)] = make_float2(v.z, v.w);
+    z[k0 + (static_cast<int>(f0) << lg_n0)] = make_float2(v.x, v.y);
+    z[k0 + (static_cast<int>(f1) << lg_n0)] = make_float2(v.z, v.w);
   }
 };
 
 // dk_inv_sub_kernel's staging area for slot-ordered rows: half the rows k0, each padded by one slot.
 inline size_t inv_staging_bytes(const SlotOrder& o) {
-  return o.n0 > 1 ? sizeof(float4) * static_cast<size_t>(o.n0 / 2) * (o.rad * o.rad / 2 + 1) : 0;
+  return o.lg_n0 > 0 ? sizeof(float4) * (size_t{1} << (o.lg_n0 - 1)) * ((size_t{1} << o.lg_half()) + 1) : 0;
 }
 
 struct InvSubParams {
@@ -464,29 +465,27 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
           if (i0 + c * nth < n) put(i0 + c * nth, v[c]);
       }
     };
-    const int n0 = p.order.n0, half = p.order.rad * p.order.rad / 2;
-    if (n0 > 1) {
+    if (p.order.lg_n0 > 0) {
       // Slot order (dk_spec_tc_kernel): slot idx of row k0 holds bins k0 + n0 f (SlotOrder::place), so a warp's 32
       // slots of one row would land 32-way on one bank of z. The rows pass through a staging area instead, half of
       // them at a time, each row padded by one slot: loaded as they lie (coalesced), then read with k0 fastest, so
       // that 8 consecutive threads place 8 consecutive words of z (2-way at most; the padded reads conflict-free).
-      // Session 25, H200: reading the slots k0-fastest straight from global memory (16 bytes at a 2 KB stride) took
-      // dk's inverse from 5.39 to 6.40 ms at 1M.
       float4* st = reinterpret_cast<float4*>(z + SUB);
-      const int R = n0 / 2;
-      for (int r0 = 0; r0 < n0; r0 += R) {
-        load_rounds(r4 + r0 * half, R * half, [&](int i, float4 v) { st[(i / half) * (half + 1) + i % half] = v; });
+      const int lgh = p.order.lg_half(), half = 1 << lgh, lgR = p.order.lg_n0 - 1, R = 1 << lgR;
+      for (int r0 = 0; r0 < 2 * R; r0 += R) {
+        load_rounds(r4 + (r0 << lgh), R << lgh,
+                    [&](int i, float4 v) { st[(i >> lgh) * (half + 1) + (i & (half - 1))] = v; });
         __syncthreads();
-        for (int i = tid; i < R * half; i += nth) {
-          const int k = i % R, idx = i / R;
-          p.order.place(z, (r0 + k) * half + idx, st[k * (half + 1) + idx]);
+        for (int i = tid; i < (R << lgh); i += nth) {
+          const int k = i & (R - 1), idx = i >> lgR;
+          p.order.place(z, r0 + k, idx, st[k * (half + 1) + idx]);
         }
         __syncthreads();
       }
     } else {
       load_rounds(r4, SUB / 2, [&](int i, float4 v) {
-        if (p.order.rad != 0)
-          p.order.place(z, i, v);  // one row k0 (N2 = 256, 1024: self-tests only)
+        if (p.order.lg_n0 == 0)
+          p.order.place(z, 0, i, v);  // one row k0 (N2 = 256, 1024: self-tests only)
         else
           reinterpret_cast<float4*>(z)[i] = v;
       });
@@ -777,7 +776,12 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
     bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
-    if (spec_tc) inner::split_n2(N2, &ip.order.n0, &ip.order.rad);
+    if (spec_tc) {
+      int n0 = 0, rad = 0;
+      inner::split_n2(N2, &n0, &rad);
+      ip.order.lg_n0 = ilog2(n0);
+      ip.order.lg_rad = ilog2(rad);
+    }
     const size_t ismem = sizeof(float2) * isub + bwd::inv_staging_bytes(ip.order);
     err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, ismem, iunits, stream, ip)
                       : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, ismem, iunits, stream, ip);
