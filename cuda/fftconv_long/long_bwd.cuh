@@ -11,28 +11,23 @@
 //             = sum_f S[f] e^{+2 pi i f j / N},  S[f] = sum_b conj(vhat_b[f]) ghat_b[f] / N
 //   dskip[g,h] = sum_b sum_t g_b v_b   (= dk[g,h][0] in exact arithmetic: the skip is a lag-0 tap)
 //
-// Passes (this version: correctness first, built from the verified forward pieces; 1, 2, 4
-// and 5 run per chunk of batch entries, 3 once after the last chunk):
+// Passes (1, 2, 4 and 5 run per chunk of batch entries, 3 once after the last chunk):
 //   1. outer_forward(u, pre) -> ws_v;  outer_forward(dy, post) -> ws_g         (dtype workspaces)
-//   2. dk spectrum (new, fp32): per (g, h, inner item j, part) unit, for the rows b of group g in
-//      ascending order: DFT_N2 of ws_v's and ws_g's item j (row 0 split into its cyclic real half
-//      and its twisted negacyclic half exactly as the inner step splits it), S += conj(V) .* G.
-//      One unit owns its S entries and adds the rows in a fixed order: bitwise reproducible, no
-//      atomics. N2 > 4096 folds one radix-S decimation-in-frequency step into the load (as
-//      inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points. 16-bit data at
-//      N2 <= 8192: the same on tensor cores (dk_spec_tc_kernel, the inner step's DFTs; S in its
-//      fragment order, which dk's inverse reads).
-//   3. dk inverse (new, fp32): per unit the SUB-point inverse of S's part in place, then per
-//      (g, h, j) the radix-S combine into an fp32 packed workspace (row 0 re-packed as the inner
-//      step stores it), then outer_inverse (fp32, CUDA cores) with L = Lk -> dk.
+//   2. dk spectrum (fp32 S, every batch entry of group g added in ascending b: bitwise reproducible, no atomics).
+//      16-bit data at N2 <= 8192 (every split up to 4M): bwd_inner_tc_kernel on tensor cores, which also runs the
+//      inner steps of 4 and 5 on the spectra it holds; S then sits in the inner kernel's fragment order, which
+//      dk's inverse reads. Otherwise dk_spec_kernel (CUDA cores): per (g, h, inner item j, part) unit, DFT_N2 of
+//      ws_v's and ws_g's item j (row 0 split into its cyclic real half and its twisted negacyclic half exactly
+//      as the inner step splits it), S += conj(V) .* G; N2 > 4096 folds one radix-S decimation-in-frequency
+//      step into the load (as inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points.
+//   3. dk inverse (fp32): per unit the SUB-point inverse of S's part in place, then per (g, h, j) the radix-S
+//      combine into an fp32 packed workspace (row 0 re-packed as the inner step stores it), then outer_inverse
+//      (fp32, CUDA cores) with L = Lk -> dk.
 //   3b. dskip: per-row sums of g*v from the inputs (double, fixed tree), then per (g, h) in
-//      ascending batch order (a separate read of dy, post, u, pre; the fused plan forms the
-//      row partials inside pass 1).
+//      ascending batch order (a separate read of dy, post, u, pre).
 //   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
 //   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> one outer_inverse
 //      with two outputs: du (post = pre) and dpre (post2 = u, if pre given)
-// The fused three-pass version of notes_long.md section 6 (dk's product inside the inner kernel,
-// du / dpre / dpost from one inverse pass) is the speed step after this; see the notes' status.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -259,49 +254,51 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
   }
 }
 
-// dk's spectrum on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel: N2 = 256, 1024,
-// 4096, 8192). Per item (h, j) and batch entry b, as inner_tc_kernel starts: item j of ws_v's and of ws_g's row is
-// loaded into two pairs of shared-memory planes, outer_dft runs on both, then per row k0 dft_pair gives each row's
-// unitary spectrum in C-fragment order. So each lane forms conj(Yv) Yg (= conj(DFT v) DFT g / N2, the CUDA-core
-// kernel's product) for its own bins in fp32 and adds it to S where it sits in fragment order: S's slice of item j
-// is then N2 / 2 float4 slots of two bins laid out as fp32 K' is (slice_offset), a warp's 512 bytes contiguous, and
-// dk_inv_sub_kernel puts the bins back in natural order as it loads them (SlotOrder).
-// Summation order: a CTA takes the batch entries of its item in ascending b, and the chunks run in ascending b, so
-// every S entry adds the entries in the same fixed order (bitwise reproducible, no atomics). Each lane reads back only
-// the slots it wrote itself, so no barrier guards them; within a chunk the previous value mostly comes from L2.
-// INNER: the same kernel also runs both inner steps of the backward on the spectra it holds (the inner step's
-// mul_spec, idft_pair, outer_idft and store, exactly as inner_tc_kernel runs them, so the outputs are bitwise those of
-// the separate kernels): v's with K' (for dpost; DPOST) and g's with conj K' (dv), in place in the workspaces.
-// JFF_LONG_DK_SPEC_TC: 0 = the CUDA-core dk_spec_kernel (A/B), 1 = one launch per batch entry, 2 = one launch per
-// chunk, each CTA looping over the chunk's entries, 3 = as 2 with the inner steps (INNER).
-#ifndef JFF_LONG_DK_SPEC_TC
-#define JFF_LONG_DK_SPEC_TC 3
+// The backward's inner step on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel:
+// N2 = 256, 1024, 4096, 8192): dk's spectrum and both inner steps in one kernel. Per item (h, j) and batch entry b,
+// as inner_tc_kernel runs: item j of ws_v's and of ws_g's row is loaded into two pairs of shared-memory planes,
+// outer_dft runs on both, then per row k0 dft_pair gives each row's unitary spectrum in C-fragment order, and
+// - each lane forms conj(Yv) Yg (= conj(DFT v) DFT g / N2, the CUDA-core dk_spec_kernel's product) for its own bins
+//   in fp32 and adds it to S where it sits in fragment order: S's slice of item j is then N2 / 2 float4 slots of
+//   two bins laid out as fp32 K' is (slice_offset), a warp's 512 bytes contiguous; dk_inv_sub_kernel puts the bins
+//   back in natural order as it loads them (SlotOrder);
+// - inner_row_inverse multiplies v's spectrum by K' (for dpost; DPOST) and g's by conj K' (dv), then outer_idft and
+//   the store write both rows back in place: the same operations as inner_tc_kernel's, so those outputs are bitwise
+//   the separate kernels'.
+// One launch per chunk of batch entries. A CTA takes all of an item's entries in ascending b, and the chunks run in
+// ascending b, so every S entry adds the entries in the same fixed order (bitwise reproducible, no atomics); each
+// lane reads back only the slots it wrote itself, so no barrier guards them.
+// Session 25, H200 (long_bwd_selftest --bench, backward ms, CUDA-core dk_spec_kernel + separate inner steps ->
+// tensor-core dk spectrum with separate inner steps -> this kernel): 1M B=1 26.95 -> 26.09 -> 24.07, 64K B=16
+// 22.24 -> 19.68 -> 17.67, 256K B=4 24.73 -> 21.84 -> 19.94, 4M H=192 31.05 -> 29.53 -> 27.17.
+// JFF_LONG_BWD_INNER_TC=0 keeps the CUDA-core dk_spec_kernel and the separate inner steps (A/B runs).
+#ifndef JFF_LONG_BWD_INNER_TC
+#define JFF_LONG_BWD_INNER_TC 1
 #endif
-constexpr int kDkSpecTc = JFF_LONG_DK_SPEC_TC;
+constexpr bool kBwdInnerTc = JFF_LONG_BWD_INNER_TC != 0;
 
-struct SpecTcParams {
-  void* ws_v;  // INNER: the inner steps write them in place
+struct BwdInnerParams {
+  void* ws_v;  // both rewritten in place by the inner steps
   void* ws_g;
-  float4* spec;  // S in slot order
-  const void* kspec;  // INNER: K'
-  int64_t b0, nb, H, G, R;  // batch entries b0 .. b0 + nb - 1; nb = 0: group zero_g's S set to zero
-  int64_t ws_b0;             // b0's place in the workspaces (rows ws_b0 * H ..)
+  float4* spec;       // S in slot order
+  const void* kspec;  // K'
+  int64_t b0, nb, H, G, R;  // batch entries b0 .. b0 + nb - 1 (workspace rows from 0); nb = 0: zero_g's S := 0
   int64_t zero_g;
   int N1;
 };
 
 // g's planes follow the kernel's BigSmem (tables included), at a 128-byte boundary like v's.
 template <int N0, int RAD>
-constexpr size_t spec_tc_gplanes() {
+constexpr size_t bwd_inner_gplanes() {
   return (BigShape<N0, RAD>::kSmem + 127) / 128 * 128;
 }
 template <int N0, int RAD>
-constexpr size_t spec_tc_smem() {
-  return spec_tc_gplanes<N0, RAD>() + BigShape<N0, RAD>::kSig;
+constexpr size_t bwd_inner_smem() {
+  return bwd_inner_gplanes<N0, RAD>() + BigShape<N0, RAD>::kSig;
 }
 
-template <typename T, int N0, int RAD, int WARPS, bool INNER, bool DPOST>
-__global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcParams p) {
+template <typename T, int N0, int RAD, int WARPS, bool DPOST>
+__global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInnerParams p) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
   constexpr int SLOTS = MT * NT * 2;  // float4 slots per lane and row k0
@@ -310,7 +307,7 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
   BigSmem<T, N0, RAD> sm(smem_raw);
   T* const vre = sm.sre;
   T* const vim = sm.sim;
-  T* const gre = reinterpret_cast<T*>(reinterpret_cast<uint8_t*>(smem_raw) + spec_tc_gplanes<N0, RAD>());
+  T* const gre = reinterpret_cast<T*>(reinterpret_cast<uint8_t*>(smem_raw) + bwd_inner_gplanes<N0, RAD>());
   T* const gim = gre + N2;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int M1 = p.N1 / 2;
@@ -336,7 +333,7 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
       const int j = static_cast<int>(hj - h * (M1 + 1));
       // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
       const bool accumulate = b != g * p.R;
-      const int64_t off = ws_offset((p.ws_b0 + bi) * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+      const int64_t off = ws_offset(bi * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
       T* const v = static_cast<T*>(p.ws_v) + off;
       T* const gw = static_cast<T*>(p.ws_g) + off;
       inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
@@ -381,32 +378,27 @@ __global__ void __launch_bounds__(WARPS * 32) dk_spec_tc_kernel(const SpecTcPara
               }
               o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
             }
-        if constexpr (INNER) {
-          using KSlot = inner::KSlotOf<T>;
-          const KSlot* kk = static_cast<const KSlot*>(p.kspec) + ((g * p.H + h) * (M1 + 1) + j) * (N2 / 2) + k0 * (M / 2);
-          if constexpr (DPOST)
-            inner_row_inverse<T, N0, RAD, false>(Vr, Vi, kk, Fr, Fi, sm.tw, twN, vre + k0 * M, vim + k0 * M, key, k0,
-                                                 lane);
-          inner_row_inverse<T, N0, RAD, true>(Gr, Gi, kk, Fr, Fi, sm.tw, twN, gre + k0 * M, gim + k0 * M, key, k0,
-                                              lane);
-        }
+        using KSlot = inner::KSlotOf<T>;
+        const KSlot* kk = static_cast<const KSlot*>(p.kspec) + ((g * p.H + h) * (M1 + 1) + j) * (N2 / 2) + k0 * (M / 2);
+        if constexpr (DPOST)
+          inner_row_inverse<T, N0, RAD, false>(Vr, Vi, kk, Fr, Fi, sm.tw, twN, vre + k0 * M, vim + k0 * M, key, k0,
+                                               lane);
+        inner_row_inverse<T, N0, RAD, true>(Gr, Gi, kk, Fr, Fi, sm.tw, twN, gre + k0 * M, gim + k0 * M, key, k0, lane);
       }
       __syncthreads();
-      if constexpr (INNER) {
-        if constexpr (S::kMmaOuter) {
-          if constexpr (DPOST) outer_idft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, N0 / 16, warp, lane);
-          outer_idft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, N0 / 16, warp, lane);
-          __syncthreads();
-        }
-        if constexpr (DPOST) inner::store_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
-        inner::store_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
-        __syncthreads();  // the next item's loads overwrite the planes
+      if constexpr (S::kMmaOuter) {
+        if constexpr (DPOST) outer_idft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, N0 / 16, warp, lane);
+        outer_idft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, N0 / 16, warp, lane);
+        __syncthreads();
       }
+      if constexpr (DPOST) inner::store_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
+      inner::store_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
+      __syncthreads();  // the next item's loads overwrite the planes
     }
   }
 }
 
-// Where dk_inv_sub_kernel finds bin k2 of a slice: natural order (n0 = 0), or dk_spec_tc_kernel's slot order for
+// Where dk_inv_sub_kernel finds bin k2 of a slice: natural order, or bwd_inner_tc_kernel's slot order for
 // the inner split N2 = n0 * rad^2.
 struct SlotOrder {
   int lg_n0 = -1, lg_rad = 0;  // lg_n0 < 0: natural order
@@ -466,7 +458,7 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
       }
     };
     if (p.order.lg_n0 > 0) {
-      // Slot order (dk_spec_tc_kernel): slot idx of row k0 holds bins k0 + n0 f (SlotOrder::place), so a warp's 32
+      // Slot order (bwd_inner_tc_kernel): slot idx of row k0 holds bins k0 + n0 f (SlotOrder::place), so a warp's 32
       // slots of one row would land 32-way on one bank of z. The rows pass through a staging area instead, half of
       // them at a time, each row padded by one slot: loaded as they lie (coalesced), then read with k0 fastest, so
       // that 8 consecutive threads place 8 consecutive words of z (2-way at most; the padded reads conflict-free).
@@ -624,12 +616,14 @@ constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
 
-// Whether dk's spectrum runs on tensor cores (dk_spec_tc_kernel): 16-bit data, an inner split with a tensor-core
-// kernel up to N2 = 8192 (N0 != 2), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
-inline bool dk_spec_tc(Elem e, int64_t N2) {
+// Whether the backward's inner step runs as bwd_inner_tc_kernel: dk wanted, 16-bit data, an inner split with a
+// tensor-core kernel up to N2 = 8192 (N0 != 2), whose slice dk's inverse transforms in one FFT (it reads the slot
+// order there).
+inline bool bwd_inner_tc(const BwdArgs& a) {
   int N0 = 0, RAD = 0;
-  return kDkSpecTc != 0 && e != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub && inner::split_n2(N2, &N0, &RAD) &&
-         N0 != 2 && detail::device_major() >= 8;
+  const int64_t N2 = a.N2;
+  return kBwdInnerTc && a.dk != nullptr && a.dtype != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub &&
+         inner::split_n2(N2, &N0, &RAD) && N0 != 2 && detail::device_major() >= 8;
 }
 
 }  // namespace bwd
@@ -667,34 +661,27 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
   // dk's spectrum in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
-  const bool spec_tc = bwd::dk_spec_tc(a.dtype, N2);
-  // dk's spectrum kernel also runs both inner steps (mode 3; only where dk is wanted: its zero-group launch, nb = 0,
-  // runs no inner step).
-  const bool spec_inner = spec_tc && bwd::kDkSpecTc == 3 && a.dk != nullptr;
-  // Tensor cores: batch entries b .. b + nb - 1 (from entry ws_b of the workspaces), or nb = 0: group zero_g's S
-  // set to zero.
-  auto dk_spec_tc = [&](int64_t b, int64_t nb, int64_t ws_b, int64_t zero_g) {
-    const bwd::SpecTcParams sp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b, nb, a.H, a.G, a.R, ws_b,
-                               zero_g, N1};
-    const bool dpost = a.dpost != nullptr;
+  const bool inner_tc = bwd::bwd_inner_tc(a);
+  // bwd_inner_tc_kernel on the chunk's batch entries b0 .. b0 + nb - 1, or nb = 0: group zero_g's S set to zero.
+  auto bwd_inner = [&](int64_t b0, int64_t nb, int64_t zero_g) {
+    const bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b0, nb, a.H, a.G, a.R,
+                                 zero_g, N1};
+    const bool bf16 = a.dtype == Elem::kBF16, dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {
-      if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // dk_spec_tc's sizes
+      if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // bwd_inner_tc's sizes
         constexpr int WARPS = inner::tc_warps(n0(), rad());
-        const size_t smem = bwd::spec_tc_smem<n0(), rad()>();
-        const int64_t items = a.H * (M1 + 1);
-        auto go = [&](auto kern) { e = inner::launch_units(kern, WARPS * 32, smem, items, stream, sp); };
+        auto go = [&](auto kern) {
+          e = inner::launch_units(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
+        };
         using BF = inner::BF16;
         using HF = inner::F16;
-        if (!spec_inner)
-          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, false, false>)
-                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, false, false>);
-        else if (dpost)
-          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, true, true>)
-                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, true, true>);
+        if (dpost)
+          bf16 ? go(bwd::bwd_inner_tc_kernel<BF, n0(), rad(), WARPS, true>)
+               : go(bwd::bwd_inner_tc_kernel<HF, n0(), rad(), WARPS, true>);
         else
-          a.dtype == Elem::kBF16 ? go(bwd::dk_spec_tc_kernel<BF, n0(), rad(), WARPS, true, false>)
-                                 : go(bwd::dk_spec_tc_kernel<HF, n0(), rad(), WARPS, true, false>);
+          bf16 ? go(bwd::bwd_inner_tc_kernel<BF, n0(), rad(), WARPS, false>)
+               : go(bwd::bwd_inner_tc_kernel<HF, n0(), rad(), WARPS, false>);
       }
     });
     return e;
@@ -733,23 +720,20 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
     //    overwrite the workspaces.
     if (a.dk != nullptr) {
-      if (spec_tc && bwd::kDkSpecTc >= 2 && (err = dk_spec_tc(b0, nb, 0, 0)) != cudaSuccess) return err;
+      if (inner_tc && (err = bwd_inner(b0, nb, 0)) != cudaSuccess) return err;
       for (int64_t b = b0; b < b0 + nb; ++b) {
         const int64_t g = group_of(b, a.R, a.G);
-        if (spec_tc && bwd::kDkSpecTc == 1) {
-          if ((err = dk_spec_tc(b, 1, b - b0, 0)) != cudaSuccess) return err;
-        } else if (!spec_tc && (err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) {
-          return err;
-        }
+        if (!inner_tc && (err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
         group_started[g] = 1;
       }
-      if ((err = mark(a.marks, "dk spectrum (dk_spec_kernel)", stream)) != cudaSuccess) return err;
+      const char* step = inner_tc ? "dk spectrum and both inner steps (bwd_inner_tc_kernel)" : "dk spectrum (dk_spec_kernel)";
+      if ((err = mark(a.marks, step, stream)) != cudaSuccess) return err;
     }
 
     // 4. dpost = dy * (conv(v, k) + skip v): the forward pipeline with post := dy.
     if (a.dpost != nullptr) {
       InnerArgs nv{a.dtype, ws_v, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-      if (!spec_inner && (err = inner_forward(nv, stream)) != cudaSuccess) return err;
+      if (!inner_tc && (err = inner_forward(nv, stream)) != cudaSuccess) return err;
       OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
       if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
       if ((err = mark(a.marks, "dpost: inner step + outer inverse", stream)) != cudaSuccess) return err;
@@ -757,7 +741,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
 
     // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
     InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-    if (!spec_inner && (err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
+    if (!inner_tc && (err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
     // du = pre dv and dpre = u dv from one inverse pass (its second output).
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
@@ -772,11 +756,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // 3. dk: S -> time domain (fp32) once all chunks are in.
   if (a.dk != nullptr) {
     for (int64_t g = 0; g < a.G; ++g)
-      if (!group_started[g] && (err = spec_tc ? dk_spec_tc(0, 0, 0, g) : dk_spec(-1, g, false)) != cudaSuccess) return err;
+      if (!group_started[g] && (err = inner_tc ? bwd_inner(0, 0, g) : dk_spec(-1, g, false)) != cudaSuccess) return err;
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
     bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
-    if (spec_tc) {
+    if (inner_tc) {
       int n0 = 0, rad = 0;
       inner::split_n2(N2, &n0, &rad);
       ip.order.lg_n0 = ilog2(n0);
