@@ -16,7 +16,8 @@
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_BWD=1 (needs BWD_BENCH=1)
-#    the same for one 1M bf16 launch of the backward's dk_spec_kernel (ncu_sass_dk.csv).
+#    the same for one 1M bf16 launch of the backward's bwd_inner_tc_kernel (NCU_BWD_KERNEL: another kernel's name;
+#    ncu_sass_dk.csv).
 # Files under $OUT: build.log, selftests.log, sanitize.log, ncu.log, the CSVs.
 source "$(dirname "$0")/device_lib.sh"
 
@@ -118,9 +119,10 @@ if [ "${NCU:-1}" = 1 ]; then
     rm -f "$OUT/ncu-$k.ncu-rep"
   done
 fi
-if [ "${NCU_BWD:-0}" = 1 ]; then  # the backward's dk_spec_kernel: one bf16 1M launch (B = 1, the bench's first case)
-  echo "=== dk_spec_kernel N=1M bf16" >>"$OUT/ncu.log"
-  run_left ncu.log ncu --clock-control none -k "regex:dk_spec_kernel" --launch-skip 2 -c 1 "${sections[@]}" \
+if [ "${NCU_BWD:-0}" = 1 ]; then  # one bf16 1M launch of a backward kernel (B = 1, the bench's first case)
+  kbwd=${NCU_BWD_KERNEL:-bwd_inner_tc_kernel}
+  echo "=== $kbwd N=1M bf16" >>"$OUT/ncu.log"
+  run_left ncu.log ncu --clock-control none -k "regex:$kbwd" --launch-skip 2 -c 1 "${sections[@]}" \
     -o "$OUT/ncu-dk" build/selftests/long_bwd_selftest_v0 --bench
   run_left ncu.log ncu -i "$OUT/ncu-dk.ncu-rep" --page details
   run_left ncu_sass_dk.csv ncu -i "$OUT/ncu-dk.ncu-rep" --page source --csv --print-source sass

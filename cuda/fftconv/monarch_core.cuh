@@ -290,6 +290,20 @@ __device__ __forceinline__ void spec_freqs(int idx, unsigned& f0, unsigned& f1) 
   f1 = f0 + 1;
 }
 
+// Calls f(mt, nt, hh, s) for each of a lane's two-bin slots of a spectrum in C-fragment order: bins 2hh and
+// 2hh + 1 of accumulator tile (mt, nt), at slot s = (mt * NT + nt) * 2 + hh of the K / dk layouts (float4 or uint2
+// index s * 32 + lane). Unrolled, so the tile indices stay compile-time register indices.
+template <int RAD, typename F>
+__device__ __forceinline__ void for_each_slot(F&& f) {
+  constexpr int MT = RAD / 16, NT = RAD / 8;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) f(mt, nt, hh, (mt * NT + nt) * 2 + hh);
+}
+
 // Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4).
 template <int RAD>
 __device__ void init_inner_twiddles(float4* tw, int tid, int nthreads) {

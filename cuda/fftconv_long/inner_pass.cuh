@@ -729,16 +729,10 @@ template <int RAD>
 __device__ __forceinline__ void store_spec_slots(const float (&Yr)[RAD / 16][RAD / 8][4],
                                                  const float (&Yi)[RAD / 16][RAD / 8][4], uint2* kk, int lane,
                                                  float scale, float sk) {
-  constexpr int MT = RAD / 16, NT = RAD / 8;
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
-        kk[((mt * NT + nt) * 2 + hh) * 32 + lane] =
-            make_uint2(pack_k_bin(Yr[mt][nt][2 * hh] * scale + sk, Yi[mt][nt][2 * hh] * scale),
-                       pack_k_bin(Yr[mt][nt][2 * hh + 1] * scale + sk, Yi[mt][nt][2 * hh + 1] * scale));
+  for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
+    kk[s * 32 + lane] = make_uint2(pack_k_bin(Yr[mt][nt][2 * hh] * scale + sk, Yi[mt][nt][2 * hh] * scale),
+                                   pack_k_bin(Yr[mt][nt][2 * hh + 1] * scale + sk, Yi[mt][nt][2 * hh + 1] * scale));
+  });
 }
 
 struct KsTcParams {

@@ -254,8 +254,8 @@ __global__ void __launch_bounds__(kSpecThreads, kSpecMinBlocks) dk_spec_kernel(c
   }
 }
 
-// The backward's inner step on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel:
-// N2 = 256, 1024, 4096, 8192): dk's spectrum and both inner steps in one kernel. Per item (h, j) and batch entry b,
+// The backward's inner step on tensor cores (16-bit workspaces where the inner step has a tensor-core kernel with
+// RAD = 16: N2 = 256, 4096, 8192): dk's spectrum and both inner steps in one kernel. Per item (h, j) and batch entry b,
 // as inner_tc_kernel runs: item j of ws_v's and of ws_g's row is loaded into two pairs of shared-memory planes,
 // outer_dft runs on both, then per row k0 dft_pair gives each row's unitary spectrum in C-fragment order, and
 // - each lane forms conj(Yv) Yg (= conj(DFT v) DFT g / N2, the CUDA-core dk_spec_kernel's product) for its own bins
@@ -303,6 +303,9 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
   constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
   constexpr int SLOTS = MT * NT * 2;  // float4 slots per lane and row k0
   static_assert(N0 == 1 || N0 >= 16, "as inner_tc_kernel");
+  // RAD = 32 (N2 = 1024 alone, no default split) held two 32-float spectra and its 16 S slots at once: 740-1230
+  // bytes of spill. It takes the CUDA-core path.
+  static_assert(RAD == 16, "bwd_inner_tc's sizes");
   JFF_DYN_SMEM(uint4, smem_raw);
   BigSmem<T, N0, RAD> sm(smem_raw);
   T* const vre = sm.sre;
@@ -347,37 +350,25 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
       float4* const out = p.spec + ((g * p.H) * (M1 + 1) + hj) * (N2 / 2);
       for (int k0 = warp; k0 < N0; k0 += WARPS) {
         float4* const o = out + k0 * (M / 2) + lane;
-        // The previous batch entries' sum, loaded before the DFTs so that its latency hides behind them (at RAD = 16;
-        // RAD = 32, N2 = 1024 only, would spill with its 16 slots live across both DFTs: loaded after them).
-        constexpr bool kEarly = SLOTS <= 4;
+        // The previous batch entries' sum, loaded before the DFTs so that its latency hides behind them.
         float4 prev[SLOTS];
-        auto load_prev = [&] {
 #pragma unroll
-          for (int s = 0; s < SLOTS; ++s) prev[s] = accumulate ? o[32 * s] : make_float4(0.f, 0.f, 0.f, 0.f);
-        };
-        if (kEarly) load_prev();
+        for (int s = 0; s < SLOTS; ++s) prev[s] = accumulate ? o[32 * s] : make_float4(0.f, 0.f, 0.f, 0.f);
         const int key = (k0 & 7) << 3;
         float Vr[MT][NT][4], Vi[MT][NT][4], Gr[MT][NT][4], Gi[MT][NT][4];
         dft_pair<T, RAD>(vre + k0 * M, vim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Vr, Vi);
         dft_pair<T, RAD>(gre + k0 * M, gim + k0 * M, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Gr, Gi);
-        if (!kEarly) load_prev();
+        for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
+          float c[4];
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh) {
-              const int s = (mt * NT + nt) * 2 + hh;
-              float c[4];
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {  // conj(V) G of bin 2hh + e
-                const float ar = Vr[mt][nt][2 * hh + e], ai = Vi[mt][nt][2 * hh + e];
-                const float cr = Gr[mt][nt][2 * hh + e], ci = Gi[mt][nt][2 * hh + e];
-                c[2 * e] = ar * cr + ai * ci;
-                c[2 * e + 1] = ar * ci - ai * cr;
-              }
-              o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
-            }
+          for (int e = 0; e < 2; ++e) {  // conj(V) G of bin 2hh + e
+            const float ar = Vr[mt][nt][2 * hh + e], ai = Vi[mt][nt][2 * hh + e];
+            const float cr = Gr[mt][nt][2 * hh + e], ci = Gi[mt][nt][2 * hh + e];
+            c[2 * e] = ar * cr + ai * ci;
+            c[2 * e + 1] = ar * ci - ai * cr;
+          }
+          o[32 * s] = make_float4(prev[s].x + c[0], prev[s].y + c[1], prev[s].z + c[2], prev[s].w + c[3]);
+        });
         using KSlot = inner::KSlotOf<T>;
         const KSlot* kk = static_cast<const KSlot*>(p.kspec) + ((g * p.H + h) * (M1 + 1) + j) * (N2 / 2) + k0 * (M / 2);
         if constexpr (DPOST)
@@ -401,17 +392,15 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
 // Where dk_inv_sub_kernel finds bin k2 of a slice: natural order, or bwd_inner_tc_kernel's slot order for
 // the inner split N2 = n0 * rad^2.
 struct SlotOrder {
-  int lg_n0 = -1, lg_rad = 0;  // lg_n0 < 0: natural order
+  int lg_n0 = -1;  // lg_n0 < 0: natural order
+  static constexpr int lg_rad = 4;  // bwd_inner_tc_kernel's RAD = 16
   // Every index below by shifts and masks: with divisions by the runtime sizes, dk's inverse at 1M took 6.4 ms
   // against 5.4 in natural order (session 25, H200), staged or not.
-  __host__ __device__ int lg_half() const { return 2 * lg_rad - 1; }  // slots per row k0: rad^2 / 2
+  static constexpr int lg_half = 2 * lg_rad - 1;  // slots per row k0: rad^2 / 2
   // Places slot idx of row k0 (two bins) into z in natural order.
   __device__ __forceinline__ void place(float2* z, int k0, int idx, float4 v) const {
     unsigned f0, f1;
-    if (lg_rad == 4)
-      spec_freqs<16>(idx, f0, f1);
-    else
-      spec_freqs<32>(idx, f0, f1);
+    spec_freqs<16>(idx, f0, f1);
     z[k0 + (static_cast<int>(f0) << lg_n0)] = make_float2(v.x, v.y);
     z[k0 + (static_cast<int>(f1) << lg_n0)] = make_float2(v.z, v.w);
   }
@@ -419,7 +408,7 @@ struct SlotOrder {
 
 // dk_inv_sub_kernel's staging area for slot-ordered rows: half the rows k0, each padded by one slot.
 inline size_t inv_staging_bytes(const SlotOrder& o) {
-  return o.lg_n0 > 0 ? sizeof(float4) * (size_t{1} << (o.lg_n0 - 1)) * ((size_t{1} << o.lg_half()) + 1) : 0;
+  return o.lg_n0 > 0 ? sizeof(float4) * (size_t{1} << (o.lg_n0 - 1)) * ((size_t{1} << SlotOrder::lg_half) + 1) : 0;
 }
 
 struct InvSubParams {
@@ -463,7 +452,7 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
       // them at a time, each row padded by one slot: loaded as they lie (coalesced), then read with k0 fastest, so
       // that 8 consecutive threads place 8 consecutive words of z (2-way at most; the padded reads conflict-free).
       float4* st = reinterpret_cast<float4*>(z + SUB);
-      const int lgh = p.order.lg_half(), half = 1 << lgh, lgR = p.order.lg_n0 - 1, R = 1 << lgR;
+      const int lgh = SlotOrder::lg_half, half = 1 << lgh, lgR = p.order.lg_n0 - 1, R = 1 << lgR;
       for (int r0 = 0; r0 < 2 * R; r0 += R) {
         load_rounds(r4 + (r0 << lgh), R << lgh,
                     [&](int i, float4 v) { st[(i >> lgh) * (half + 1) + (i & (half - 1))] = v; });
@@ -617,13 +606,13 @@ static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
 
 // Whether the backward's inner step runs as bwd_inner_tc_kernel: dk wanted, 16-bit data, an inner split with a
-// tensor-core kernel up to N2 = 8192 (N0 != 2), whose slice dk's inverse transforms in one FFT (it reads the slot
-// order there).
+// tensor-core kernel with RAD = 16 (N2 = 256, 4096, 8192), whose slice dk's inverse transforms in one FFT (it reads
+// the slot order there).
 inline bool bwd_inner_tc(const BwdArgs& a) {
   int N0 = 0, RAD = 0;
   const int64_t N2 = a.N2;
   return kBwdInnerTc && a.dk != nullptr && a.dtype != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub &&
-         inner::split_n2(N2, &N0, &RAD) && N0 != 2 && detail::device_major() >= 8;
+         inner::split_n2(N2, &N0, &RAD) && N0 != 2 && RAD == 16 && detail::device_major() >= 8;
 }
 
 }  // namespace bwd
@@ -669,7 +658,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const bool bf16 = a.dtype == Elem::kBF16, dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {
-      if constexpr (n0() != 2 && n0() * rad() * rad() <= 8192) {  // bwd_inner_tc's sizes
+      if constexpr (n0() != 2 && rad() == 16 && n0() * rad() * rad() <= 8192) {  // bwd_inner_tc's sizes
         constexpr int WARPS = inner::tc_warps(n0(), rad());
         auto go = [&](auto kern) {
           e = inner::launch_units(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
@@ -764,7 +753,6 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       int n0 = 0, rad = 0;
       inner::split_n2(N2, &n0, &rad);
       ip.order.lg_n0 = ilog2(n0);
-      ip.order.lg_rad = ilog2(rad);
     }
     const size_t ismem = sizeof(float2) * isub + bwd::inv_staging_bytes(ip.order);
     err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, ismem, iunits, stream, ip)
