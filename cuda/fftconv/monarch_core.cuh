@@ -416,17 +416,11 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
                                               const float (&Ci)[RAD / 16][RAD / 8][4], const float4* tw,
                                               int lane, uint32_t (&Br)[RAD / 16][RAD / 8][2],
                                               uint32_t (&Bi)[RAD / 16][RAD / 8][2]) {
-  constexpr int MT = RAD / 16, NT = RAD / 8;
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[((mt * NT + nt) * 2 + hh) * 32 + lane]);
-        Br[nt >> 1][2 * mt + hh][nt & 1] = z.re;
-        Bi[nt >> 1][2 * mt + hh][nt & 1] = z.im;
-      }
+  for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
+    const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[s * 32 + lane]);
+    Br[nt >> 1][2 * mt + hh][nt & 1] = z.re;
+    Bi[nt >> 1][2 * mt + hh][nt & 1] = z.im;
+  });
 }
 
 // Steps 1-2: unitary DFT of the row pair a0*g0 + i a1*g1 held in swizzled shared memory
@@ -558,20 +552,13 @@ template <typename T, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
                                          const float (&Yi)[RAD / 16][RAD / 8][4],
                                          const KSlot* kk, int lane, SpecFrags<RAD>& Pr, SpecFrags<RAD>& Pi) {
-  constexpr int MT = RAD / 16, NT = RAD / 8;
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const auto z =
-            slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kk + ((mt * NT + nt) * 2 + hh) * 32 + lane));
-        // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
-        // of B fragment (k-tile mt, n-tile nt) of W^T.
-        Pr[mt][nt][hh] = movmatrix_trans(z.re);
-        Pi[mt][nt][hh] = movmatrix_trans(z.im);
-      }
+  for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
+    const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kk + s * 32 + lane));
+    // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
+    // of B fragment (k-tile mt, n-tile nt) of W^T.
+    Pr[mt][nt][hh] = movmatrix_trans(z.re);
+    Pi[mt][nt][hh] = movmatrix_trans(z.im);
+  });
 }
 
 // Steps 3-4: out = conj(F) ((W conj(F)) .* conj(T)), W from mul_spec (SpecFrags). Row 0's result
