@@ -466,7 +466,7 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
     } else {
       load_rounds(r4, SUB / 2, [&](int i, float4 v) {
         if (p.order.lg_n0 == 0)
-          p.order.place(z, 0, i, v);  // one row k0 (N2 = 256, 1024: self-tests only)
+          p.order.place(z, 0, i, v);  // one row k0 (N2 = 256: self-tests only)
         else
           reinterpret_cast<float4*>(z)[i] = v;
       });
@@ -715,7 +715,8 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
         if (!inner_tc && (err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
         group_started[g] = 1;
       }
-      const char* step = inner_tc ? "dk spectrum and both inner steps (bwd_inner_tc_kernel)" : "dk spectrum (dk_spec_kernel)";
+      const char* step =
+          inner_tc ? "dk spectrum and both inner steps (bwd_inner_tc_kernel)" : "dk spectrum (dk_spec_kernel)";
       if ((err = mark(a.marks, step, stream)) != cudaSuccess) return err;
     }
 

@@ -378,9 +378,11 @@ int main(int argc, char** argv) {
       cases.push_back({e, 4, 1024, 3, 1, 4 * 1024 - 1, 511, 3, 1, true, true, true});  // G = B: one row per group
     }
   }
-  // N2 = 8192: the dk kernels' folded radix-2 step and the one-FFT dk inverse (512 threads), in --quick so
-  // that the emulated CI run and the sanitizers reach them.
+  // N2 = 8192, in --quick so that the emulated CI run and the sanitizers reach them: bf16, the tensor-core backward
+  // inner step at N0 = 32 and the one-FFT dk inverse (512 threads) in slot order; fp32, dk_spec_kernel's folded
+  // radix-2 step and the same inverse in natural order.
   cases.push_back({Elem::kBF16, 4, 8192, 2, 1, 4 * 8192 - 5, 3000, 1, 1, true, true, true});
+  cases.push_back({Elem::kF32, 4, 8192, 2, 1, 4 * 8192 - 3, 5000, 1, 1, true, true, true});
   // N2 = 4096 (the 64K, 1M and 2M split): the tensor-core dk spectrum with its outer DFT over N0 = 16; more
   // groups than batch rows (group 2 has none: its slot-ordered S is zero).
   cases.push_back({Elem::kBF16, 2, 4096, 2, 2, 2 * 4096 - 9, 2 * 4096 - 100, 3, 1, true, true, true});
