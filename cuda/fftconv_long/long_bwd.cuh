@@ -605,14 +605,16 @@ constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
 
-// Whether the backward's inner step runs as bwd_inner_tc_kernel: dk wanted, 16-bit data, an inner split with a
-// tensor-core kernel with RAD = 16 (N2 = 256, 4096, 8192), whose slice dk's inverse transforms in one FFT (it reads
-// the slot order there).
+// The inner splits bwd_inner_tc_kernel is built for: a tensor-core inner kernel with RAD = 16 (N2 = 256, 4096,
+// 8192), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
+constexpr bool bwd_inner_split(int N0, int RAD) {
+  return N0 != 2 && RAD == 16 && N0 * RAD * RAD <= 8192 && N0 * RAD * RAD <= kInvMaxSub;
+}
+// Whether the backward's inner step runs as bwd_inner_tc_kernel: dk wanted, 16-bit data, such a split, sm_80+.
 inline bool bwd_inner_tc(const BwdArgs& a) {
   int N0 = 0, RAD = 0;
-  const int64_t N2 = a.N2;
-  return kBwdInnerTc && a.dk != nullptr && a.dtype != Elem::kF32 && N2 <= 8192 && N2 <= kInvMaxSub &&
-         inner::split_n2(N2, &N0, &RAD) && N0 != 2 && RAD == 16 && detail::device_major() >= 8;
+  return kBwdInnerTc && a.dk != nullptr && a.dtype != Elem::kF32 && inner::split_n2(a.N2, &N0, &RAD) &&
+         bwd_inner_split(N0, RAD) && detail::device_major() >= 8;
 }
 
 }  // namespace bwd
@@ -658,7 +660,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     const bool bf16 = a.dtype == Elem::kBF16, dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {
-      if constexpr (n0() != 2 && rad() == 16 && n0() * rad() * rad() <= 8192) {  // bwd_inner_tc's sizes
+      if constexpr (bwd::bwd_inner_split(n0(), rad())) {
         constexpr int WARPS = inner::tc_warps(n0(), rad());
         auto go = [&](auto kern) {
           e = inner::launch_units(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
@@ -726,13 +728,16 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       if (!inner_tc && (err = inner_forward(nv, stream)) != cudaSuccess) return err;
       OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
       if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
-      if ((err = mark(a.marks, "dpost: inner step + outer inverse", stream)) != cudaSuccess) return err;
+      const char* step = inner_tc ? "dpost: outer inverse" : "dpost: inner step + outer inverse";
+      if ((err = mark(a.marks, step, stream)) != cudaSuccess) return err;
     }
 
     // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
     InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-    if (!inner_tc && (err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
-    if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
+    if (!inner_tc) {  // (bwd_inner_tc_kernel ran it in step 2)
+      if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
+      if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
+    }
     // du = pre dv and dpre = u dv from one inverse pass (its second output).
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
     if (a.dpre != nullptr) {
