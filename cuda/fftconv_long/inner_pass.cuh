@@ -517,15 +517,18 @@ __device__ __forceinline__ void store_pairs(float2* z, int n, const float2 (&x)[
 
 // Stores item j's value at n: the inverse of item_input (row 0's real plane from item 0, its
 // imaginary plane untwisted from item N1/2).
-__device__ __forceinline__ void item_store(float* wre, float* wim, int j, int M1, int64_t n, int64_t N2, float2 v) {
+// W: float, or bf16 (dk's workspace for 16-bit data, OuterInvArgs::ws_bf16).
+template <typename W>
+__device__ __forceinline__ void item_store(W* wre, W* wim, int j, int M1, int64_t n, int64_t N2, float2 v) {
+  using E = cc::Elt<W>;
   if (j > 0 && j < M1) {
-    wre[n] = v.x;
-    wim[n] = v.y;
+    wre[n] = E::st(v.x);
+    wim[n] = E::st(v.y);
   } else if (j == 0) {
-    wre[n] = v.x;
+    wre[n] = E::st(v.x);
   } else {
     const float2 w = twist(n, N2);
-    wim[n] = v.x * w.x + v.y * w.y;
+    wim[n] = E::st(v.x * w.x + v.y * w.y);
   }
 }
 

@@ -21,8 +21,8 @@
 //      as the inner step splits it), S += conj(V) .* G; N2 > 4096 folds one radix-S decimation-in-frequency
 //      step into the load (as inner_kspec_kernel does) so the shared-memory FFT stays <= 4096 points.
 //   3. dk inverse (fp32): per unit the SUB-point inverse of S's part in place, then per (g, h, j) the radix-S
-//      combine into an fp32 packed workspace (row 0 re-packed as the inner step stores it), then outer_inverse
-//      (fp32, CUDA cores) with L = Lk -> dk.
+//      combine into a packed workspace (row 0 re-packed as the inner step stores it; bf16 for 16-bit data,
+//      dk_ws_elem), then outer_inverse (fp32 output; on tensor cores from the bf16 workspace) with L = Lk -> dk.
 //   3b. dskip: per-row sums of g*v from the inputs (double, fixed tree), then per (g, h) in
 //      ascending batch order (a separate read of dy, post, u, pre).
 //   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
@@ -82,10 +82,10 @@ struct BwdArgs {
   float* dskip;  // (G*H)
   // Scratch (bwd_scratch_bytes with the same chunk_b and dk_ws given or not): see BwdScratch.
   void* scratch;
-  // Optional: fp32 workspace for dk's inverse (workspace_bytes(kF32, G*H, N1, N2), 16-byte
+  // Optional: workspace for dk's inverse (at least workspace_bytes(dk_ws_elem(dtype), G*H, N1, N2), 16-byte
   // aligned), first written after the last chunk's inner steps. The caller may lend memory that is
   // dead by then, e.g. the kspec buffer itself (at least as large); nullptr: a part of `scratch`.
-  float* dk_ws = nullptr;
+  void* dk_ws = nullptr;
   StepMarks* marks = nullptr;  // self-test timing only (see StepMarks)
   // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
   // spectrum accumulates across them in the same order, so the results are bitwise the same
@@ -95,12 +95,20 @@ struct BwdArgs {
 
 inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || chunk_b > B ? B : chunk_b; }
 
+// dk's packed workspace between its inverse's two halves: bf16 for 16-bit data (one more rounding of dk: emulated
+// rel-L2 see long_bwd_selftest, against bars of 4e-2 / 1e-2), so that half the bytes go through HBM and the outer
+// inverse runs on tensor cores; fp32 for fp32 data. JFF_LONG_DK_WS_BF16=0 keeps fp32 for A/B runs.
+#ifndef JFF_LONG_DK_WS_BF16
+#define JFF_LONG_DK_WS_BF16 1
+#endif
+inline Elem dk_ws_elem(Elem data) { return JFF_LONG_DK_WS_BF16 && data != Elem::kF32 ? Elem::kBF16 : Elem::kF32; }
+
 // dskip's partial sums: one per (signal row, piece of kSkipPiece positions).
 constexpr int64_t kSkipPiece = 65536;
 inline int64_t skip_pieces(int N1, int64_t N2) { return (static_cast<int64_t>(N1) * N2 + kSkipPiece - 1) / kSkipPiece; }
 
 // Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
-// dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's fp32 packed workspace (G*H rows) and
+// dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's packed workspace (G*H rows, dk_ws_elem) and
 // dskip's partial sums (B*H*skip_pieces doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
@@ -108,7 +116,7 @@ struct BwdScratch {
     auto up = [](size_t x) { return (x + 255) / 256 * 256; };
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
-    wsk = own_dk_ws ? up(workspace_bytes(Elem::kF32, G * H, N1, N2)) : 0;
+    wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
     skp = up(static_cast<size_t>(B * H * skip_pieces(N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
@@ -413,7 +421,8 @@ inline size_t inv_staging_bytes(const SlotOrder& o) {
 
 struct InvSubParams {
   float2* spec;
-  float* wsk;  // S == 1: the packed fp32 workspace the combine step would write (see below)
+  void* wsk;  // S == 1: the packed workspace the combine step would write (see below), float or bf16
+  bool wsk_bf16;
   int N1, lgN2, lgS;
   SlotOrder order;  // S's order (slot order only with S == 1)
 };
@@ -480,10 +489,16 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
     const int M1 = p.N1 / 2;
     const int64_t gh = un / (M1 + 1);
     const int j = static_cast<int>(un - gh * (M1 + 1));
-    float* wre = p.wsk + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    const int64_t off = ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
     const float scale = sqrtf(static_cast<float>(p.N1));
-    for (int m = tid; m < SUB; m += nth)
-      inner::item_store(wre, wre + N2, j, M1, m, N2, make_float2(z[m].x * scale, z[m].y * scale));
+    auto store = [&](auto* wre) {
+      for (int m = tid; m < SUB; m += nth)
+        inner::item_store(wre, wre + N2, j, M1, m, N2, make_float2(z[m].x * scale, z[m].y * scale));
+    };
+    if (p.wsk_bf16)
+      store(static_cast<__nv_bfloat16*>(p.wsk) + off);  // (the outer passes' bf16 type, not inner::BF16)
+    else
+      store(static_cast<float*>(p.wsk) + off);
     return;
   }
   for (int m = tid; m < SUB; m += nth) row[int64_t(S) * m] = z[m];
@@ -491,7 +506,8 @@ __global__ void __launch_bounds__(THREADS, 1024 / THREADS) dk_inv_sub_kernel(con
 
 struct CombineParams {
   const float2* spec;
-  float* wsk;
+  void* wsk;  // float or bf16
+  bool wsk_bf16;
   int64_t GH;
   int N1, lgN2, lgS;
 };
@@ -509,8 +525,9 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
     const int64_t gh = un / (M1 + 1);
     const int j = static_cast<int>(un - gh * (M1 + 1));
     const float2* row = p.spec + un * N2;
-    float* wre = p.wsk + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    float* wim = wre + N2;
+    const int64_t off = ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    float* wre = p.wsk_bf16 ? nullptr : static_cast<float*>(p.wsk) + off;
+    __nv_bfloat16* wre16 = p.wsk_bf16 ? static_cast<__nv_bfloat16*>(p.wsk) + off : nullptr;
     for (int n = threadIdx.x; n < N2; n += blockDim.x) {
       const int m = n & (SUB - 1);
       float2 y[kMaxS];  // every load first
@@ -525,7 +542,11 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
         w.y = -w.y;
         x = make_float2(x.x + y[s].x * w.x - y[s].y * w.y, x.y + y[s].x * w.y + y[s].y * w.x);
       }
-      inner::item_store(wre, wim, j, M1, n, N2, make_float2(x.x * scale, x.y * scale));
+      const float2 v = make_float2(x.x * scale, x.y * scale);
+      if (p.wsk_bf16)
+        inner::item_store(wre16, wre16 + N2, j, M1, n, N2, v);
+      else
+        inner::item_store(wre, wre + N2, j, M1, n, N2, v);
     }
   }
 }
@@ -646,7 +667,8 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   void* ws_v = base;
   void* ws_g = base + sc.ws;
   float2* spec = reinterpret_cast<float2*>(base + 2 * sc.ws);
-  float* wsk = a.dk_ws != nullptr ? a.dk_ws : reinterpret_cast<float*>(base + 2 * sc.ws + sc.spec);
+  void* wsk = a.dk_ws != nullptr ? a.dk_ws : base + 2 * sc.ws + sc.spec;
+  const bool wsk_bf16 = dk_ws_elem(a.dtype) == Elem::kBF16;
   double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
@@ -754,7 +776,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       if (!group_started[g] && (err = inner_tc ? bwd_inner(0, 0, g) : dk_spec(-1, g, false)) != cudaSuccess) return err;
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
     const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
-    bwd::InvSubParams ip{spec, wsk, N1, lgN2, lgSi, {}};
+    bwd::InvSubParams ip{spec, wsk, wsk_bf16, N1, lgN2, lgSi, {}};
     if (inner_tc) {
       int n0 = 0, rad = 0;
       inner::split_n2(N2, &n0, &rad);
@@ -765,13 +787,17 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
                       : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, ismem, iunits, stream, ip);
     if (err != cudaSuccess) return err;
     if (lgSi > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
-      bwd::CombineParams cp{spec, wsk, GH, N1, lgN2, lgSi};
+      bwd::CombineParams cp{spec, wsk, wsk_bf16, GH, N1, lgN2, lgSi};
       if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
         return err;
     }
     OuterInvArgs ik{Elem::kF32, wsk, nullptr, nullptr, nullptr, nullptr, a.dk, 0, GH, a.Lk, a.H, a.G, a.R, N1, N2};
-    if ((err = outer_inverse(ik, stream, OuterPath::kCudaCore)) != cudaSuccess) return err;
-    if ((err = mark(a.marks, "dk: inverse (sub FFTs, combine, fp32 outer inverse)", stream)) != cudaSuccess)
+    ik.ws_bf16 = wsk_bf16;  // tensor cores where they take bf16; fp32 data keeps the fp32 CUDA-core pass
+    if ((err = outer_inverse(ik, stream, wsk_bf16 ? OuterPath::kAuto : OuterPath::kCudaCore)) != cudaSuccess)
+      return err;
+    if ((err = mark(a.marks, wsk_bf16 ? "dk: inverse (sub FFTs, combine, outer inverse from bf16)"
+                                      : "dk: inverse (sub FFTs, combine, fp32 outer inverse)",
+                    stream)) != cudaSuccess)
       return err;
   }
 

@@ -72,6 +72,10 @@ struct OuterInvArgs {
   // the backward's du = pre * dv and dpre = u * dv from one pass over dv's workspace.
   const void* post2 = nullptr;
   void* y2 = nullptr;
+  // fp32 output (dtype kF32), bf16 workspace, no gate, skip or second output: dk's inverse for 16-bit data, whose
+  // workspace is rounded to bf16 (half the bytes written and read). The tensor-core pass takes it wherever it takes
+  // bf16; the CUDA-core pass computes in fp32 from the bf16 values.
+  bool ws_bf16 = false;
 };
 
 inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
@@ -102,7 +106,7 @@ inline bool tc_available(const OuterFwdArgs& a, int device_major) {
   return tc_available(f32_in ? Elem::kBF16 : a.dtype, a.N1, a.N2, device_major);
 }
 inline bool tc_available(const OuterInvArgs& a, int device_major) {
-  return tc_available(a.dtype, a.N1, a.N2, device_major);
+  return tc_available(a.dtype == Elem::kF32 && a.ws_bf16 ? Elem::kBF16 : a.dtype, a.N1, a.N2, device_major);
 }
 
 namespace detail {
@@ -146,6 +150,8 @@ inline const char* check_inv(const OuterInvArgs& a) {
     if (!detail::aligned(a.u, es) || (a.pre != nullptr && !detail::aligned(a.pre, es))) return "u/pre misaligned";
     if (a.H < 1 || a.G < 1 || a.R < 1) return "H, G, R must be >= 1 with skip";
   }
+  if (a.ws_bf16 && (a.dtype != Elem::kF32 || a.post != nullptr || a.skip != nullptr || a.y2 != nullptr))
+    return "a bf16 workspace needs fp32 output and no post, skip or second output";
   return nullptr;
 }
 
@@ -330,7 +336,8 @@ __global__ void __launch_bounds__(256, 2) outer_fwd_cc_kernel(const FwdParams p)
   }
 }
 
-template <typename T, int LGM>
+// W: the workspace's element type (T, or bf16 for fp32 output: OuterInvArgs::ws_bf16).
+template <typename T, int LGM, typename W = T>
 __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p) {
   using E = Elt<T>;
   using S = ColShape<LGM>;
@@ -402,7 +409,7 @@ __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p)
     };
     // Stage A: the workspace rows, conjugate outer twiddle; E[0] and E[N1/2] from packed row 0.
     // Eight elements' loads in flight per thread before the first is used.
-    const T* wsr = static_cast<const T*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
+    const W* wsr = static_cast<const W*>(p.ws) + ws_offset(r, 0, 0, n2_0, N1, N2);
     constexpr int kA = 8;
     for (int q0 = tid; q0 < M * TW; q0 += kA * nth) {
       float qr[kA], qi[kA];
@@ -410,8 +417,8 @@ __global__ void __launch_bounds__(256, 3) outer_inv_cc_kernel(const InvParams p)
       for (int i = 0; i < kA; ++i) {
         const int q = q0 + i * nth < M * TW ? q0 + i * nth : q0;
         const int c = q & (TW - 1), k = q >> lgTW;
-        qr[i] = E::ld(wsr + n2_2 * k + c);
-        qi[i] = E::ld(wsr + n2_2 * k + n2 + c);
+        qr[i] = Elt<W>::ld(wsr + n2_2 * k + c);
+        qi[i] = Elt<W>::ld(wsr + n2_2 * k + n2 + c);
       }
 #pragma unroll
       for (int i = 0; i < kA; ++i) {
@@ -586,6 +593,11 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
   const int TW = cc_tile(a.N1, a.N2);
   p.lgTW = ilog2(TW);
   return inner::dispatch_lg<0, 8>(ilog2(a.N1 / 2), [&](auto lgm) {  // N1 = 2 .. 512
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.ws_bf16)
+        return launch_grid(cc::outer_inv_cc_kernel<T, lgm(), __nv_bfloat16>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW,
+                           a.nrows, stream, p);
+    }
     return launch_grid(cc::outer_inv_cc_kernel<T, lgm()>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
   });
 }
@@ -617,7 +629,8 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p);
 }
 
-template <typename T, int P, int Q>
+// F32OUT: fp32 output from a bf16 workspace (a.ws_bf16), T = bf16.
+template <typename T, int P, int Q, bool F32OUT = false>
 cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
   using S = tc::Shape<P, Q, TW, WARPS>;
@@ -627,7 +640,8 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.u = static_cast<const uint16_t*>(a.u);
   p.pre = static_cast<const uint16_t*>(a.pre);
   p.skip = a.skip;
-  p.y = static_cast<uint16_t*>(a.y);
+  p.y = F32OUT ? nullptr : static_cast<uint16_t*>(a.y);
+  p.yf = F32OUT ? static_cast<float*>(a.y) : nullptr;
   p.post2 = static_cast<const uint16_t*>(a.post2);
   p.y2 = static_cast<uint16_t*>(a.y2);
   p.row0 = a.row0;
@@ -642,7 +656,7 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
                        S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
-  return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false>, WARPS * 32,
+  return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
                      S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
 }
 
@@ -699,6 +713,10 @@ inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path)
           }
           return fwd_tc<T, P(), Q()>(a, stream);
         } else {
+          // fp32 output here has a bf16 workspace (tc_available): the bf16 kernel, storing fp32.
+          if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+            if (a.dtype == Elem::kF32) return inv_tc<T, P(), Q(), true>(a, stream);
+          }
           return inv_tc<T, P(), Q()>(a, stream);
         }
       };

@@ -295,6 +295,56 @@ void run_case(const Case& c, uint64_t seed) {
   dev_free(dskip);
 }
 
+// The fp32-output inverse from a bf16 workspace (OuterInvArgs::ws_bf16: dk's inverse for 16-bit data) on a random
+// bf16 workspace against the float64 outer inverse of the same values; y poisoned first, rerun bitwise equal. Bars:
+// the CUDA-core pass computes in fp32 from exact inputs (2e-6); the tensor-core pass rounds the twiddled rows and
+// its stage-A output to bf16 (no rounding of the output).
+void run_inv_bf16_ws_case(int N1, int64_t N2, int64_t rows, int64_t L, OuterPath path, uint64_t seed) {
+  const int M = N1 / 2;
+  const int64_t N = N1 * N2;
+  char name[160];
+  std::snprintf(name, sizeof name, "inv bf16 ws -> f32 %s N1=%d N2=%lld rows=%lld L=%lld",
+                path == OuterPath::kTensorCore ? "tc" : "cc", N1, static_cast<long long>(N2),
+                static_cast<long long>(rows), static_cast<long long>(L));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> U(-1, 1);
+  HostBuf Q(Elem::kBF16, rows * N), y(Elem::kF32, rows * L), y2(Elem::kF32, rows * L);
+  for (size_t i = 0; i < Q.size(); ++i) Q.set(i, U(rng));
+  void* dws = dev_alloc(Q.raw.size());
+  void* dy = dev_alloc(y.raw.size());
+  up(dws, Q.raw.data(), Q.raw.size());
+  OuterInvArgs ia{Elem::kF32, dws, nullptr, nullptr, nullptr, nullptr, dy, 0, rows, L, 1, 1, 1, N1, N2};
+  ia.ws_bf16 = true;
+  auto run = [&](HostBuf& out) {
+    poison(dy, out.raw.size());
+    CK(outer_inverse(ia, nullptr, path));
+    sync();
+    down(out.raw.data(), dy, out.raw.size());
+  };
+  run(y);
+  run(y2);
+  ErrAcc acc;
+  int64_t unwritten = 0;
+  std::vector<cd> row(N / 2);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int k1 = 0; k1 < M; ++k1)
+      for (int64_t n2 = 0; n2 < N2; ++n2)
+        row[k1 * N2 + n2] = cd(Q.get(ws_offset(r, k1, 0, n2, N1, N2)), Q.get(ws_offset(r, k1, 1, n2, N1, N2)));
+    const std::vector<double> z = host::outer_inverse(row, N1, N2);
+    for (int64_t t = 0; t < L; ++t) {
+      acc.add(y.get(r * L + t), z[t]);
+      unwritten += y.is_nan(r * L + t);
+    }
+  }
+  const double bar = path == OuterPath::kTensorCore ? 5e-3 : 2e-6;  // (emulated: 1.9e-3 at N1 = 16 .. 3.0e-3 at 512)
+  char d[160];
+  std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.1e) unwritten %lld", acc.rel(), bar, static_cast<long long>(unwritten));
+  line(acc.rel() <= bar && unwritten == 0, name, d);
+  line(y.raw == y2.raw, std::string("det ") + name, "");
+  dev_free(dws);
+  dev_free(dy);
+}
+
 // ---------------- inner step (inner_pass.cuh) and the whole pipeline ----------------
 using InnerCase = LongCase;  // selftest_util.h
 
@@ -566,6 +616,16 @@ void check_validation() {
   good = good && check_inv(ib) == nullptr;
   ib.y2 = reinterpret_cast<char*>(dummy) + 1;  // misaligned
   good = good && check_inv(ib) != nullptr;
+  // A bf16 workspace goes only with fp32 output and nothing else to apply.
+  ib = ia;
+  ib.ws_bf16 = true;
+  good = good && check_inv(ib) == nullptr;
+  ib.post = dummy;
+  good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
+  ib = ia;
+  ib.ws_bf16 = true;
+  ib.dtype = Elem::kBF16;
+  good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
   // A forced tensor-core path that cannot take the problem is refused, not silently rerouted.
   OuterFwdArgs f32 = ok;
   f32.dtype = Elem::kF32;
@@ -792,6 +852,14 @@ int main(int argc, char** argv) {
   }
   uint64_t seed = 1234;
   for (const Case& c : cases) run_case(c, seed++);
+  // fp32 output from a bf16 workspace: every tensor-core N1 (16-byte rows and an odd L's scalar tail), the CUDA-core
+  // pass at a two-stage and a single-stage N1.
+  for (int N1 : {16, 32, 256, 512}) {
+    const int64_t N2 = N1 <= 32 ? 64 : 32;
+    if (!quick || N1 == 512) run_inv_bf16_ws_case(N1, N2, 3, N1 * N2, TC, seed++);
+    run_inv_bf16_ws_case(N1, N2, 2, N1 * N2 / 2 - 3, TC, seed++);
+  }
+  for (int N1 : {8, 256}) run_inv_bf16_ws_case(N1, 64, 2, N1 * 64 - 5, CC, seed++);
   std::printf(g_fail ? "FAILED %d of %d\n" : "ALL PASS (%d of %d)\n", g_fail ? g_fail : g_cases, g_cases);
   return g_fail ? 1 : 0;
 }

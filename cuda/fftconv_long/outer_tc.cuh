@@ -90,6 +90,18 @@ template <int Pending>
 __device__ __forceinline__ void stage_wait() {
   cp_async_wait<Pending>();
 }
+// 8 fp32 outputs written once (dk's inverse from a bf16 workspace), t >= L dropped: two 16-byte streaming
+// stores where the row is 16-byte aligned. emu.h has the host stand-in.
+__device__ __forceinline__ void store8f_last(float* row, int t, int L, bool vec, const float (&f)[8]) {
+  if (vec && t + 8 <= L) {
+    store_hinted<Touch::kLast>(reinterpret_cast<float4*>(row + t), make_float4(f[0], f[1], f[2], f[3]));
+    store_hinted<Touch::kLast>(reinterpret_cast<float4*>(row + t + 4), make_float4(f[4], f[5], f[6], f[7]));
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    if (t + e < L) store_hinted<Touch::kLast>(row + t + e, f[e]);
+}
 }  // namespace jff
 #endif
 
@@ -114,6 +126,7 @@ struct InvParams {
   const uint16_t* pre;   // read only with skip (nullptr: absent)
   const float* skip;     // (G, H) or nullptr (folded into the inner spectrum)
   uint16_t* y;
+  float* yf;  // fp32 output instead of y (the F32OUT instances: dk's inverse from a bf16 workspace)
   const uint16_t* post2;  // second output y2 = post2 * (z + skip term) (both or neither)
   uint16_t* y2;
   int64_t row0, nrows, N2, H, G, R;
@@ -598,7 +611,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // ---------------------------------------------------------------------------------------------
 // Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
 // registers (the second prefetched gate takes 7-40 more).
-template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false>
+// F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
+template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
@@ -934,7 +948,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
 #pragma unroll
           for (int e = 0; e < 8; ++e) z[e] *= gg[e];
         }
-        store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
+        if constexpr (F32OUT) {
+          store8f_last(p.yf + base, t, p.L, p.vec, z);
+        } else {
+          store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
+        }
       }
     }
     if (staged) issue_post(r + gridDim.y);
