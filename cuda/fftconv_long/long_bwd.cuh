@@ -23,8 +23,9 @@
 //   3. dk inverse (fp32): per unit the SUB-point inverse of S's part in place, then per (g, h, j) the radix-S
 //      combine into a packed workspace (row 0 re-packed as the inner step stores it; bf16 for 16-bit data,
 //      dk_ws_elem), then outer_inverse (fp32 output; on tensor cores from the bf16 workspace) with L = Lk -> dk.
-//   3b. dskip: per-row sums of g*v from the inputs (double, fixed tree), then per (g, h) in
-//      ascending batch order (a separate read of dy, post, u, pre).
+//   3b. dskip: per-row partial sums of g*v (double, fixed trees), then per (g, h) in ascending batch order. With
+//      dpre on the tensor-core path the partials come from step 5's pass, which reads pre and u anyway and reads
+//      dy and post for them (fused_dskip); otherwise a separate pass reads dy, post, u and pre.
 //   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
 //   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> one outer_inverse
 //      with two outputs: du (post = pre) and dpre (post2 = u, if pre given)
@@ -117,7 +118,7 @@ struct BwdScratch {
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
     wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
-    skp = up(static_cast<size_t>(B * H * skip_pieces(N1, N2)) * sizeof(double));
+    skp = up(static_cast<size_t>(B * H * std::max(skip_pieces(N1, N2), dskip_parts(N1, N2))) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
@@ -596,17 +597,27 @@ __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
   }
 }
 
-// dskip, step 2: per (g, h), the partials of group g's rows in ascending batch and piece order.
+// dskip, step 2: per (g, h) one CTA; thread tid adds pieces tid, tid + 256, ... of group g's rows in ascending
+// batch order, then a fixed tree (the fused partials are hundreds per row: one thread per (g, h) took them
+// serially).
 __global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, float* dskip, int64_t B, int64_t H,
                                                         int64_t G, int64_t R, int64_t pieces) {
-  for (int64_t gh = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; gh < G * H;
-       gh += int64_t(gridDim.y) * blockDim.x) {
+  JFF_DYN_SMEM(double, red);  // 256 doubles
+  const int tid = threadIdx.x;
+  for (int64_t gh = blockIdx.y; gh < G * H; gh += gridDim.y) {
     const int64_t g = gh / H, h = gh - g * H;
     double s = 0.0;
     for (int64_t b = 0; b < B; ++b)
       if (group_of(b, R, G) == g)
-        for (int64_t q = 0; q < pieces; ++q) s += part[(b * H + h) * pieces + q];
-    dskip[gh] = static_cast<float>(s);
+        for (int64_t q = tid; q < pieces; q += 256) s += part[(b * H + h) * pieces + q];
+    red[tid] = s;
+    __syncthreads();
+    for (int w = 128; w > 0; w >>= 1) {
+      if (tid < w) red[tid] += red[tid + w];
+      __syncthreads();
+    }
+    if (tid == 0) dskip[gh] = static_cast<float>(red[0]);
+    __syncthreads();
   }
 }
 
@@ -625,6 +636,17 @@ inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMax
 constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
+
+// dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
+// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself). JFF_LONG_FUSED_DSKIP=0
+// keeps the separate pass for A/B runs.
+#ifndef JFF_LONG_FUSED_DSKIP
+#define JFF_LONG_FUSED_DSKIP 1
+#endif
+inline bool fused_dskip(const BwdArgs& a, OuterPath path) {
+  return JFF_LONG_FUSED_DSKIP && a.dskip != nullptr && a.dpre != nullptr && path != OuterPath::kCudaCore &&
+         tc_available(a.dtype, a.N1, a.N2, detail::device_major());
+}
 
 // The inner splits bwd_inner_tc_kernel is built for: a tensor-core inner kernel with RAD = 16 (N2 = 256, 4096,
 // 8192), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
@@ -675,6 +697,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // dk's spectrum in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   const bool inner_tc = bwd::bwd_inner_tc(a);
+  const bool fused_dskip = bwd::fused_dskip(a, path);
   // bwd_inner_tc_kernel on the chunk's batch entries b0 .. b0 + nb - 1, or nb = 0: group zero_g's S set to zero.
   auto bwd_inner = [&](int64_t b0, int64_t nb, int64_t zero_g) {
     const bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b0, nb, a.H, a.G, a.R,
@@ -766,6 +789,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       iu.post2 = a.u;
       iu.y2 = a.dpre;
     }
+    if (fused_dskip) {  // dskip's partials from this pass (step 3b)
+      iu.dy = a.dy;
+      iu.post_dy = a.post;
+      iu.skip_part = skp;
+    }
     if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "du and dpre: outer inverse", stream)) != cudaSuccess) return err;
   }
@@ -801,22 +829,25 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       return err;
   }
 
-  // 3b. dskip from the inputs (all rows; its own fixed-order reduction).
+  // 3b. dskip: the partials from step 5's pass (fused_dskip) or from the inputs (all rows), then their sums.
   if (a.dskip != nullptr) {
-    const int64_t pieces = skip_pieces(N1, N2);
-    bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
     const size_t sm_red = 256 * sizeof(double);
-    const int64_t n = rows * pieces;
-    switch (a.dtype) {
-      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, n, stream, kp); break;
-      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, n, stream, kp); break;
-      default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, n, stream, kp); break;
+    const int64_t pieces = fused_dskip ? dskip_parts(N1, N2) : skip_pieces(N1, N2);
+    if (!fused_dskip) {
+      bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
+      const int64_t n = rows * pieces;
+      switch (a.dtype) {
+        case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, n, stream, kp); break;
+        case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, n, stream, kp); break;
+        default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, n, stream, kp); break;
+      }
+      if (err != cudaSuccess) return err;
     }
-    if (err != cudaSuccess) return err;
-    if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, 0, (GH + 255) / 256, stream,
-                                 static_cast<const double*>(skp), a.dskip, a.B, a.H, a.G, a.R, pieces)) != cudaSuccess)
+    if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, sm_red, GH, stream, static_cast<const double*>(skp),
+                                 a.dskip, a.B, a.H, a.G, a.R, pieces)) != cudaSuccess)
       return err;
-    if ((err = mark(a.marks, "dskip", stream)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, fused_dskip ? "dskip (sums of the du pass's partials)" : "dskip", stream)) != cudaSuccess)
+      return err;
   }
   return cudaSuccess;
 }

@@ -386,6 +386,9 @@ int main(int argc, char** argv) {
   // N2 = 4096 (the 64K, 1M and 2M split): the tensor-core dk spectrum with its outer DFT over N0 = 16; more
   // groups than batch rows (group 2 has none: its slot-ordered S is zero).
   cases.push_back({Elem::kBF16, 2, 4096, 2, 2, 2 * 4096 - 9, 2 * 4096 - 100, 3, 1, true, true, true});
+  // N1 = 16 with 16-byte rows: the du / dpre pass's staged path, which also forms dskip's partials (fused_dskip)
+  // from its staging slots (the odd-L case above reads them from global memory).
+  cases.push_back({Elem::kBF16, 16, 256, 2, 2, 16 * 256, 16 * 256 / 2, 1, 1, true, true, true});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).

@@ -102,6 +102,8 @@ __device__ __forceinline__ void store8f_last(float* row, int t, int L, bool vec,
   for (int e = 0; e < 8; ++e)
     if (t + e < L) store_hinted<Touch::kLast>(row + t + e, f[e]);
 }
+// __shfl_xor_sync of a double over the whole warp. emu.h has the host stand-in.
+__device__ __forceinline__ double shfl_xor_f64(double v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
 }  // namespace jff
 #endif
 
@@ -132,6 +134,17 @@ struct InvParams {
   int64_t row0, nrows, N2, H, G, R;
   int L;
   int vec;
+};
+
+// With y2 (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per (row, column
+// tile, warp), the sum over the warp's t < L of (dy * post) * (post2 * post of InvParams) in double, at
+// part[(row0 + r) * gridDim.x * WARPS + blockIdx.x * WARPS + warp]. part nullptr: none. A kernel parameter of its
+// own: as fields of InvParams (128 -> 152 bytes) they changed every instance's code (ptxas then addressed the
+// parameter struct through a pointer) and its registers, with 20-40 B of new spills.
+struct SkipParts {
+  const uint16_t* dy;
+  const uint16_t* post;  // nullptr: absent
+  double* part;
 };
 
 // 16-bit shared-memory plane geometry (see the header comment).
@@ -613,7 +626,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // registers (the second prefetched gate takes 7-40 more).
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false>
-__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p) {
+__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -953,6 +966,47 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         } else {
           store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
         }
+      }
+    }
+    if constexpr (Y2) {
+      // dskip's partial sums: g v = (dy post) (u pre) in fp32 as the CUDA-core dskip_rows_kernel forms them, summed
+      // in double. dy and post are this pass's only extra reads; pre and u (the gates of du and dpre) are read again
+      // from the staging slots, or else from global memory right after the epilogue loaded them (cache hits).
+      if (parts.part != nullptr) {
+        double acc = 0.0;
+        for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
+          uint4 gd[UNRE], gp[UNRE];
+#pragma unroll
+          for (int j = 0; j < UNRE; ++j) {
+            int n1, ch, row;
+            chunk(i0 + j * NTH, &n1, &ch, &row);
+            const int t = i0 + j * NTH < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;
+            gd[j] = load8(parts.dy + base, t, p.L, p.vec);
+            gp[j] = parts.post != nullptr ? load8(parts.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int j = 0; j < UNRE; ++j) {
+            const int i = i0 + j * NTH;
+            int n1, ch, row;
+            chunk(i, &n1, &ch, &row);
+            const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+            if (i >= N1 * CH || t >= p.L) continue;
+            float g[8], gg[8], pre[8], u[8];
+            unpack8<T>(gd[j], g);
+            unpack8<T>(staged ? *reinterpret_cast<const uint4*>(SPo + 8 * i) : load8(p.post + base, t, p.L, p.vec), pre);
+            unpack8<T>(staged ? *reinterpret_cast<const uint4*>(SPo2 + 8 * i) : load8(p.post2 + base, t, p.L, p.vec),
+                       u);
+            if (parts.post != nullptr) unpack8<T>(gp[j], gg);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+              const float ge = parts.post != nullptr ? g[e] * gg[e] : g[e];
+              acc += static_cast<double>(ge) * static_cast<double>(u[e] * pre[e]);
+            }
+          }
+        }
+#pragma unroll
+        for (int m = 16; m > 0; m >>= 1) acc += shfl_xor_f64(acc, m);  // a fixed tree: the same bits every run
+        if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = acc;
       }
     }
     if (staged) issue_post(r + gridDim.y);
