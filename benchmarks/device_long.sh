@@ -17,19 +17,44 @@
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
-# BWD_ONLY=1: a short call after a backward-only change: the package build with long_bwd_selftest alongside, its
-# --quick set and --bench, then the fwd+bwd rows alone (64K..2M, 4M H=384, causal; no peak memory, no GPU tests):
-# fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json, fftconv-long-fwdbwd-causal.json.
+# BWD_ONLY=1: a short call after a backward-only change: the package build with long_bwd_selftest and outer_selftest
+# alongside, long_bwd --quick, outer --quick, the SANITIZE_BWD tools, long_bwd --bench (BWD_AB="defines": a variant's
+# bench, then the default's again), then the fwd+bwd rows alone (64K..2M, 4M H=384, causal; no peak memory, no GPU
+# tests): fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json, fftconv-long-fwdbwd-causal.json.
 source "$(dirname "$0")/device_lib.sh"
 
 if [ "${BWD_ONLY:-0}" = 1 ]; then
   "${nv[@]}" -o build/selftests/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu >"$OUT/selftests.log" 2>&1 &
   compile=$!
+  # The outer passes' self-test too (--quick below): a backward change may touch them.
+  "${nv[@]}" -o build/selftests/outer_selftest cuda/fftconv_long/outer_selftest.cu >"$OUT/build_outer.log" 2>&1 &
+  compile_outer=$!
+  # BWD_AB="-DX=0 ...": a variant of long_bwd_selftest, benched after the default build for an A/B.
+  if [ -n "${BWD_AB:-}" ]; then
+    # shellcheck disable=SC2086  # the variant's defines are separate words
+    "${nv[@]}" $BWD_AB -o build/selftests/long_bwd_selftest_ab cuda/fftconv_long/long_bwd_selftest.cu \
+      >"$OUT/build_ab.log" 2>&1 &
+    compile_ab=$!
+  fi
   bash benchmarks/device_run.sh build >/dev/null
   wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+  wait "$compile_outer" || echo "outer self-test compile failed" | tee -a "$OUT/selftests.log"
+  cat "$OUT/build_outer.log" >>"$OUT/selftests.log" && rm -f "$OUT/build_outer.log"
   run_left selftests.log build/selftests/long_bwd_selftest --quick
+  run_left selftests.log build/selftests/outer_selftest --quick
+  for tool in ${SANITIZE_BWD:-}; do
+    run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/long_bwd_selftest --quick
+  done
   run_left selftests.log build/selftests/long_bwd_selftest --bench
-  grep -hE "ALL PASS|FAIL|^bwd |dk: inverse|dk spectrum" "$OUT/selftests.log"
+  if [ -n "${BWD_AB:-}" ]; then
+    wait "$compile_ab" || echo "variant compile failed" | tee -a "$OUT/selftests.log"
+    cat "$OUT/build_ab.log" >>"$OUT/selftests.log" && rm -f "$OUT/build_ab.log"
+    echo "--- variant $BWD_AB" >>"$OUT/selftests.log"
+    run_left selftests.log build/selftests/long_bwd_selftest_ab --bench
+    echo "--- default again" >>"$OUT/selftests.log"
+    run_left selftests.log build/selftests/long_bwd_selftest --bench
+  fi
+  grep -hE "ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|^--- |^bwd |^    " "$OUT/selftests.log"
   bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot --modes fwd+bwd)
   run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
     --name fftconv-long-fwdbwd

@@ -76,9 +76,10 @@ struct OuterInvArgs {
   // workspace is rounded to bf16 (half the bytes written and read). The tensor-core pass takes it wherever it takes
   // bf16; the CUDA-core pass computes in fp32 from the bf16 values.
   bool ws_bf16 = false;
-  // Optional with y2, tensor-core pass only: dskip's partial sums, sum over t < L of (dy * post_dy) * (post2 * post)
-  // in double (the backward's du / dpre pass has post = pre, post2 = u), one per (row, column tile, warp):
-  // dskip_parts(N1, N2) per row, at skip_part[(row0 + r) * dskip_parts(N1, N2) + ...]. post_dy may be nullptr.
+  // Optional with y2 and post, tensor-core pass only: dskip's partial sums, sum over t < L of
+  // (dy * post_dy) * (post2 * post) in double (the backward's du / dpre pass has post = pre, post2 = u), one per
+  // (row, column tile, warp): dskip_parts(N1, N2) per row, at skip_part[(row0 + r) * dskip_parts(N1, N2) + ...].
+  // post_dy may be nullptr.
   const void* dy = nullptr;
   const void* post_dy = nullptr;
   double* skip_part = nullptr;
@@ -161,7 +162,8 @@ inline const char* check_inv(const OuterInvArgs& a) {
   if (a.ws_bf16 && (a.dtype != Elem::kF32 || a.post != nullptr || a.skip != nullptr || a.y2 != nullptr))
     return "a bf16 workspace needs fp32 output and no post, skip or second output";
   if (a.skip_part != nullptr) {
-    if (a.y2 == nullptr || a.dy == nullptr || a.dtype == Elem::kF32) return "dskip's partials need y2, dy and 16-bit data";
+    if (a.y2 == nullptr || a.post == nullptr || a.dy == nullptr || a.dtype == Elem::kF32)
+      return "dskip's partials need y2, post, dy and 16-bit data";
     if (!detail::aligned(a.dy, es) || (a.post_dy != nullptr && !detail::aligned(a.post_dy, es)))
       return "dy/post_dy misaligned";
     if (!detail::aligned(a.skip_part, 8)) return "skip_part misaligned";
@@ -670,7 +672,8 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
                          a.skip != nullptr ? a.pre : nullptr, a.dy, a.post_dy});
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + (a.skip_part != nullptr ? S::kSkipBytes : 0),
+                       a.N2 / TW, a.nrows, stream, p, sk);
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
                      S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
 }

@@ -633,6 +633,8 @@ void check_validation() {
   ib.post2 = ib.y2 = dummy;
   ib.dy = dummy;
   ib.skip_part = part;
+  good = good && check_inv(ib) != nullptr;  // no post
+  ib.post = dummy;
   good = good && check_inv(ib) == nullptr;
   good = good && outer_inverse(ib, nullptr, OuterPath::kCudaCore) == cudaErrorInvalidValue;
   ib.dy = nullptr;

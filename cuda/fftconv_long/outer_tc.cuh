@@ -136,11 +136,12 @@ struct InvParams {
   int vec;
 };
 
-// With y2 (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per (row, column
-// tile, warp), the sum over the warp's t < L of (dy * post) * (post2 * post of InvParams) in double, at
-// part[(row0 + r) * gridDim.x * WARPS + blockIdx.x * WARPS + warp]. part nullptr: none. A kernel parameter of its
-// own: as fields of InvParams (128 -> 152 bytes) they changed every instance's code (ptxas then addressed the
-// parameter struct through a pointer) and its registers, with 20-40 B of new spills.
+// With y2 and post (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per
+// (row, column tile, warp), the sum over the warp's t < L of (dy * post) * (post2 * post of InvParams) in double, at
+// part[(row0 + r) * gridDim.x * WARPS + blockIdx.x * WARPS + warp]; the launch then has Shape::kSkipBytes more
+// shared memory. part nullptr: none. A kernel parameter of its own: as fields of InvParams (128 -> 152 bytes) they
+// changed every instance's code (ptxas then addressed the parameter struct through a pointer) and its registers,
+// with 20-40 B of new spills.
 struct SkipParts {
   const uint16_t* dy;
   const uint16_t* post;  // nullptr: absent
@@ -236,6 +237,9 @@ struct Shape {
   static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
   static constexpr size_t kInv2StageBytes = kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : 0;
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
+  // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
+  // appended after all of the above.
+  static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -721,6 +725,26 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
       }
     stage_commit();
   };
+  // dskip's partials (Y2 with parts.part): the row's dy and post_dy chunks are cp.async'ed into their own slots
+  // (16-byte rows) with the row's post chunks (staged path) or at the row's start, so that their latency overlaps
+  // the row's DFTs: read after the epilogue instead, they added a dependent global round trip per row (+3 ms on a
+  // 4 ms pass at 1M and 64K, H200). Each thread reads back only the chunks it copied (the epilogue's chunks).
+  const bool skip_on2 = Y2 && parts.part != nullptr, skip_staged = skip_on2 && p.vec;
+  T* SDy = reinterpret_cast<T*>(r1 + S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes);
+  T* SDp = SDy + N1 * TW;
+  auto issue_skip = [&](int64_t rr) {  // (no commit)
+    if (rr < p.nrows) {
+      const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
+      for (int i = tid; i < N1 * CH; i += NTH) {
+        int n1, ch, row;
+        chunk(i, &n1, &ch, &row);
+        const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+        const int bytes = t < p.L ? 16 : 0;
+        stage16(SDy + 8 * i, parts.dy + (bytes ? b + t : b), bytes);
+        if (parts.post != nullptr) stage16(SDp + 8 * i, parts.post + (bytes ? b + t : b), bytes);
+      }
+    }
+  };
   auto issue_post = [&](int64_t rr) {
     if (rr < p.nrows && (p.post != nullptr || Y2)) {
       const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
@@ -733,6 +757,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         if constexpr (Y2) stage16(SPo2 + 8 * i, p.post2 + (bytes ? b + t : b), bytes);
       }
     }
+    if (skip_staged) issue_skip(rr);
     stage_commit();
   };
   if (staged) {
@@ -740,6 +765,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
     issue_post(blockIdx.y);
   }
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
+      issue_skip(r);
+      stage_commit();
+    }
     // ---- load the M packed rows, conjugate twiddle (fp32), into GB (single) or EF (two levels).
     // One 8-column chunk of stored row k1: conjugate twiddle (fp32), then into GB (single level)
     // or into the expanded tile EF (two levels: the row's own slot and, conjugated, its
@@ -902,6 +931,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
     if (staged) stage_wait<1>();  // all but the newest group (the next row's workspace): this row's post
+    if (skip_staged && !staged) stage_wait<0>();  // this row's dy and post_dy chunks (the only group)
+    double skip_acc = 0.0;
     constexpr int UNRE = 4;  // post chunks per thread in flight
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
@@ -951,6 +982,21 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         if constexpr (Y2) {
           float z2[8];
           unpack8<T>(pg2[j], z2);
+          if (skip_on2) {  // dskip: g v = (dy post_dy) (u pre) in fp32 as dskip_rows_kernel forms them, in double
+            float g[8], gq[8], pre[8];
+            unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDy + 8 * i) : load8(parts.dy + base, t, p.L, p.vec),
+                       g);
+            if (parts.post != nullptr) {
+              unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDp + 8 * i)
+                                     : load8(parts.post + base, t, p.L, p.vec),
+                         gq);
+#pragma unroll
+              for (int e = 0; e < 8; ++e) g[e] *= gq[e];
+            }
+            unpack8<T>(pg[j], pre);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) skip_acc += static_cast<double>(g[e]) * static_cast<double>(z2[e] * pre[e]);
+          }
 #pragma unroll
           for (int e = 0; e < 8; ++e) z2[e] *= z[e];
           store8_last(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
@@ -968,46 +1014,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         }
       }
     }
-    if constexpr (Y2) {
-      // dskip's partial sums: g v = (dy post) (u pre) in fp32 as the CUDA-core dskip_rows_kernel forms them, summed
-      // in double. dy and post are this pass's only extra reads; pre and u (the gates of du and dpre) are read again
-      // from the staging slots, or else from global memory right after the epilogue loaded them (cache hits).
-      if (parts.part != nullptr) {
-        double acc = 0.0;
-        for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
-          uint4 gd[UNRE], gp[UNRE];
+    if (skip_on2) {
 #pragma unroll
-          for (int j = 0; j < UNRE; ++j) {
-            int n1, ch, row;
-            chunk(i0 + j * NTH, &n1, &ch, &row);
-            const int t = i0 + j * NTH < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;
-            gd[j] = load8(parts.dy + base, t, p.L, p.vec);
-            gp[j] = parts.post != nullptr ? load8(parts.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
-          }
-#pragma unroll
-          for (int j = 0; j < UNRE; ++j) {
-            const int i = i0 + j * NTH;
-            int n1, ch, row;
-            chunk(i, &n1, &ch, &row);
-            const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
-            if (i >= N1 * CH || t >= p.L) continue;
-            float g[8], gg[8], pre[8], u[8];
-            unpack8<T>(gd[j], g);
-            unpack8<T>(staged ? *reinterpret_cast<const uint4*>(SPo + 8 * i) : load8(p.post + base, t, p.L, p.vec), pre);
-            unpack8<T>(staged ? *reinterpret_cast<const uint4*>(SPo2 + 8 * i) : load8(p.post2 + base, t, p.L, p.vec),
-                       u);
-            if (parts.post != nullptr) unpack8<T>(gp[j], gg);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) {
-              const float ge = parts.post != nullptr ? g[e] * gg[e] : g[e];
-              acc += static_cast<double>(ge) * static_cast<double>(u[e] * pre[e]);
-            }
-          }
-        }
-#pragma unroll
-        for (int m = 16; m > 0; m >>= 1) acc += shfl_xor_f64(acc, m);  // a fixed tree: the same bits every run
-        if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = acc;
-      }
+      for (int m = 16; m > 0; m >>= 1) skip_acc += shfl_xor_f64(skip_acc, m);  // a fixed tree: the same bits every run
+      if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = skip_acc;
     }
     if (staged) issue_post(r + gridDim.y);
     __syncthreads();  // the next row's load overwrites GB / EF
