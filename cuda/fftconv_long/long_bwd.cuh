@@ -638,13 +638,17 @@ static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
 
 // dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
-// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself). JFF_LONG_FUSED_DSKIP=0
-// keeps the separate pass for A/B runs.
+// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself), but the pass's instance
+// with them takes more registers. Per outer size, from long_bwd_selftest --bench (H200, session 26, backward ms,
+// separate -> fused): 64K (N1 = 16) 17.8 -> 17.7, 256K (32) 20.4 -> 19.6, 4M H=192 (512) 25.8 -> 25.6; at 1M
+// (N1 = 256) the fused instance drops from 3 to 2 CTAs per SM and lost (23.0 -> 23.8), so it keeps the separate
+// pass. JFF_LONG_FUSED_DSKIP = 0 / 1 forces one choice (A/B runs).
 #ifndef JFF_LONG_FUSED_DSKIP
-#define JFF_LONG_FUSED_DSKIP 1
+#define JFF_LONG_FUSED_DSKIP -1
 #endif
+constexpr bool fused_dskip_n1(int N1) { return JFF_LONG_FUSED_DSKIP >= 0 ? JFF_LONG_FUSED_DSKIP != 0 : N1 != 256; }
 inline bool fused_dskip(const BwdArgs& a, OuterPath path) {
-  return JFF_LONG_FUSED_DSKIP && a.dskip != nullptr && a.dpre != nullptr && path != OuterPath::kCudaCore &&
+  return fused_dskip_n1(a.N1) && a.dskip != nullptr && a.dpre != nullptr && path != OuterPath::kCudaCore &&
          tc_available(a.dtype, a.N1, a.N2, detail::device_major());
 }
 

@@ -670,10 +670,13 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   const tc::SkipParts sk{static_cast<const uint16_t*>(a.dy), static_cast<const uint16_t*>(a.post_dy), a.skip_part};
   p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
                          a.skip != nullptr ? a.pre : nullptr, a.dy, a.post_dy});
+  if (a.skip_part != nullptr)
+    return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true>, WARPS * 32,
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, stream, p,
+                       sk);
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + (a.skip_part != nullptr ? S::kSkipBytes : 0),
-                       a.N2 / TW, a.nrows, stream, p, sk);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
                      S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
 }

@@ -629,7 +629,9 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
 // registers (the second prefetched gate takes 7-40 more).
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
-template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false>
+// SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
+// unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
+template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
@@ -729,7 +731,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
   // (16-byte rows) with the row's post chunks (staged path) or at the row's start, so that their latency overlaps
   // the row's DFTs: read after the epilogue instead, they added a dependent global round trip per row (+3 ms on a
   // 4 ms pass at 1M and 64K, H200). Each thread reads back only the chunks it copied (the epilogue's chunks).
-  const bool skip_on2 = Y2 && parts.part != nullptr, skip_staged = skip_on2 && p.vec;
+  static_assert(!SKIP || Y2, "dskip's partials come with the second output");
+  const bool skip_on2 = SKIP && parts.part != nullptr, skip_staged = skip_on2 && p.vec;
   T* SDy = reinterpret_cast<T*>(r1 + S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes);
   T* SDp = SDy + N1 * TW;
   auto issue_skip = [&](int64_t rr) {  // (no commit)
