@@ -33,6 +33,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -96,21 +97,38 @@ struct BwdArgs {
 
 inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || chunk_b > B ? B : chunk_b; }
 
-// dk's packed workspace between its inverse's two halves: bf16 for 16-bit data (one more rounding of dk: emulated
-// rel-L2 see long_bwd_selftest, against bars of 4e-2 / 1e-2), so that half the bytes go through HBM and the outer
-// inverse runs on tensor cores; fp32 for fp32 data. JFF_LONG_DK_WS_BF16=0 keeps fp32 for A/B runs.
+// dk's packed workspace between its inverse's two halves: bf16 for 16-bit data, so that half the bytes go through
+// HBM and the outer inverse runs on tensor cores (H200, dk's inverse at 1M 5.97 -> 5.24 ms, 4M H=192 7.24 -> 6.31);
+// fp32 for fp32 data. One more rounding of dk (long_bwd_selftest rel-L2: bf16 data ~5e-3 -> up to 7.7e-3, bar 4e-2;
+// fp16 data ~6e-4 -> up to 3.5e-3, bar 1e-2). JFF_LONG_DK_WS_BF16=0 keeps fp32 for A/B runs.
 #ifndef JFF_LONG_DK_WS_BF16
 #define JFF_LONG_DK_WS_BF16 1
 #endif
 inline Elem dk_ws_elem(Elem data) { return JFF_LONG_DK_WS_BF16 && data != Elem::kF32 ? Elem::kBF16 : Elem::kF32; }
 
+// dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
+// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself), but the pass's instance
+// with them takes more registers. Per outer size, from long_bwd_selftest --bench (H200, session 26, backward ms,
+// separate -> fused): 64K (N1 = 16) 17.78 -> 17.64-17.72, 256K (32) 19.72 -> 19.55, 4M H=192 (512) 25.81 ->
+// 25.53-25.59; at 1M (N1 = 256) the fused instance (182 registers) drops from 3 to 2 CTAs per SM and its pass took
+// 6.9 ms where the two-output pass and the separate dskip take 4.3 + 2.0, so 1M keeps the separate pass.
+// JFF_LONG_FUSED_DSKIP = 0 / 1 forces one choice (A/B runs).
+#ifndef JFF_LONG_FUSED_DSKIP
+#define JFF_LONG_FUSED_DSKIP -1
+#endif
+constexpr bool fused_dskip_n1(int N1) { return JFF_LONG_FUSED_DSKIP >= 0 ? JFF_LONG_FUSED_DSKIP != 0 : N1 != 256; }
+
 // dskip's partial sums: one per (signal row, piece of kSkipPiece positions).
 constexpr int64_t kSkipPiece = 65536;
 inline int64_t skip_pieces(int N1, int64_t N2) { return (static_cast<int64_t>(N1) * N2 + kSkipPiece - 1) / kSkipPiece; }
+// dskip's partials per signal row: the fused pass's where it may run, else the separate pass's.
+inline int64_t skip_parts_of(int N1, int64_t N2) {
+  return fused_dskip_n1(N1) ? std::max(skip_pieces(N1, N2), dskip_parts(N1, N2)) : skip_pieces(N1, N2);
+}
 
 // Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
 // dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's packed workspace (G*H rows, dk_ws_elem) and
-// dskip's partial sums (B*H*skip_pieces doubles).
+// dskip's partial sums (B*H*skip_parts_of doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
   BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true) {
@@ -118,7 +136,7 @@ struct BwdScratch {
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
     wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
-    skp = up(static_cast<size_t>(B * H * std::max(skip_pieces(N1, N2), dskip_parts(N1, N2))) * sizeof(double));
+    skp = up(static_cast<size_t>(B * H * skip_parts_of(N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
@@ -637,16 +655,6 @@ constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
 
-// dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
-// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself), but the pass's instance
-// with them takes more registers. Per outer size, from long_bwd_selftest --bench (H200, session 26, backward ms,
-// separate -> fused): 64K (N1 = 16) 17.8 -> 17.7, 256K (32) 20.4 -> 19.6, 4M H=192 (512) 25.8 -> 25.6; at 1M
-// (N1 = 256) the fused instance drops from 3 to 2 CTAs per SM and lost (23.0 -> 23.8), so it keeps the separate
-// pass. JFF_LONG_FUSED_DSKIP = 0 / 1 forces one choice (A/B runs).
-#ifndef JFF_LONG_FUSED_DSKIP
-#define JFF_LONG_FUSED_DSKIP -1
-#endif
-constexpr bool fused_dskip_n1(int N1) { return JFF_LONG_FUSED_DSKIP >= 0 ? JFF_LONG_FUSED_DSKIP != 0 : N1 != 256; }
 inline bool fused_dskip(const BwdArgs& a, OuterPath path) {
   return fused_dskip_n1(a.N1) && a.dskip != nullptr && a.dpre != nullptr && path != OuterPath::kCudaCore &&
          tc_available(a.dtype, a.N1, a.N2, detail::device_major());

@@ -73,6 +73,15 @@ int64_t check_gated_conv(const HostBuf& y, VOf v_of, const std::vector<double>& 
   return unwritten;
 }
 
+// Row r of a packed workspace as N/2 complex values (index k1 * N2 + n2), as host::outer_inverse takes them.
+std::vector<cd> packed_row(const HostBuf& ws, int64_t r, int N1, int64_t N2) {
+  std::vector<cd> q(static_cast<size_t>(N1 / 2 * N2));
+  for (int k1 = 0; k1 < N1 / 2; ++k1)
+    for (int64_t n2 = 0; n2 < N2; ++n2)
+      q[k1 * N2 + n2] = cd(ws.get(ws_offset(r, k1, 0, n2, N1, N2)), ws.get(ws_offset(r, k1, 1, n2, N1, N2)));
+  return q;
+}
+
 struct Case {
   Elem e;
   int N1;
@@ -184,12 +193,8 @@ void run_case(const Case& c, uint64_t seed) {
   // Host reference of the gated output for a workspace `Q` (after the inner step): y for all rows.
   auto ref_y = [&](const HostBuf& Qb, std::vector<double>& yref) {
     yref.assign(rows * L, 0.0);
-    std::vector<cd> Q(N / 2);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int k1 = 0; k1 < M; ++k1)
-        for (int64_t n2 = 0; n2 < N2; ++n2)
-          Q[k1 * N2 + n2] = cd(Qb.get(ws_offset(r, k1, 0, n2, N1, N2)), Qb.get(ws_offset(r, k1, 1, n2, N1, N2)));
-      const std::vector<double> z = host::outer_inverse(Q, N1, N2);
+      const std::vector<double> z = host::outer_inverse(packed_row(Qb, r, N1, N2), N1, N2);
       const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
       for (int64_t t = 0; t < L; ++t) {
         double val = z[t];
@@ -257,15 +262,12 @@ void run_case(const Case& c, uint64_t seed) {
   // ---------------- end to end through the host inner step ----------------
   {
     HostBuf Q(c.e, rows * N), y(c.e, rows * L), y2(c.e, rows * L);
-    std::vector<cd> rowsP(N / 2);
     std::vector<std::vector<cd>> khat(c.G * c.H);
     for (int64_t gh = 0; gh < c.G * c.H; ++gh)
       khat[gh] = host::filter_spectrum(k.data() + gh * c.Lk, c.Lk, c.skip == 1 ? skip[gh] : 0.0, N);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t b = r / c.H, h = r % c.H, g = group_of(b, c.R, c.G);
-      for (int k1 = 0; k1 < M; ++k1)
-        for (int64_t n2 = 0; n2 < N2; ++n2)
-          rowsP[k1 * N2 + n2] = cd(ws.get(ws_offset(r, k1, 0, n2, N1, N2)), ws.get(ws_offset(r, k1, 1, n2, N1, N2)));
+      std::vector<cd> rowsP = packed_row(ws, r, N1, N2);
       host::inner_step(rowsP, khat[g * c.H + h], N1, N2);
       for (int k1 = 0; k1 < M; ++k1)
         for (int64_t n2 = 0; n2 < N2; ++n2) {
@@ -300,7 +302,6 @@ void run_case(const Case& c, uint64_t seed) {
 // the CUDA-core pass computes in fp32 from exact inputs (2e-6); the tensor-core pass rounds the twiddled rows and
 // its stage-A output to bf16 (no rounding of the output).
 void run_inv_bf16_ws_case(int N1, int64_t N2, int64_t rows, int64_t L, OuterPath path, uint64_t seed) {
-  const int M = N1 / 2;
   const int64_t N = N1 * N2;
   char name[160];
   std::snprintf(name, sizeof name, "inv bf16 ws -> f32 %s N1=%d N2=%lld rows=%lld L=%lld",
@@ -325,12 +326,8 @@ void run_inv_bf16_ws_case(int N1, int64_t N2, int64_t rows, int64_t L, OuterPath
   run(y2);
   ErrAcc acc;
   int64_t unwritten = 0;
-  std::vector<cd> row(N / 2);
   for (int64_t r = 0; r < rows; ++r) {
-    for (int k1 = 0; k1 < M; ++k1)
-      for (int64_t n2 = 0; n2 < N2; ++n2)
-        row[k1 * N2 + n2] = cd(Q.get(ws_offset(r, k1, 0, n2, N1, N2)), Q.get(ws_offset(r, k1, 1, n2, N1, N2)));
-    const std::vector<double> z = host::outer_inverse(row, N1, N2);
+    const std::vector<double> z = host::outer_inverse(packed_row(Q, r, N1, N2), N1, N2);
     for (int64_t t = 0; t < L; ++t) {
       acc.add(y.get(r * L + t), z[t]);
       unwritten += y.is_nan(r * L + t);
