@@ -391,7 +391,8 @@ inline void load8f(const float* row, int t, int L, bool vec, float (&f)[8]) {
   for (int e = 0; e < 8; ++e) f[e] = t + e < L ? row[t + e] : 0.f;
 }
 inline void store8f_last(float* row, int t, int L, bool vec, const float (&f)[8]) {
-  if (vec && t + 8 <= L && reinterpret_cast<uintptr_t>(row + t) % 16 != 0) jff_emu::die("store8f_last: misaligned vector store");
+  if (vec && t + 8 <= L && reinterpret_cast<uintptr_t>(row + t) % 16 != 0)
+    jff_emu::die("store8f_last: misaligned vector store");
   for (int e = 0; e < 8; ++e)
     if (t + e < L) row[t + e] = f[e];
 }

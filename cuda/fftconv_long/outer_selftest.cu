@@ -335,7 +335,8 @@ void run_inv_bf16_ws_case(int N1, int64_t N2, int64_t rows, int64_t L, OuterPath
   }
   const double bar = path == OuterPath::kTensorCore ? 5e-3 : 2e-6;  // (emulated: 1.9e-3 at N1 = 16 .. 3.0e-3 at 512)
   char d[160];
-  std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.1e) unwritten %lld", acc.rel(), bar, static_cast<long long>(unwritten));
+  std::snprintf(d, sizeof d, "rel-L2 %.2e (bar %.1e) unwritten %lld", acc.rel(), bar,
+                static_cast<long long>(unwritten));
   line(acc.rel() <= bar && unwritten == 0, name, d);
   line(y.raw == y2.raw, std::string("det ") + name, "");
   dev_free(dws);

@@ -632,7 +632,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
 // unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false>
-__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
+__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
+    outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -987,7 +988,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
           unpack8<T>(pg2[j], z2);
           if (skip_on2) {  // dskip: g v = (dy post_dy) (u pre) in fp32 as dskip_rows_kernel forms them, in double
             float g[8], gq[8], pre[8];
-            unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDy + 8 * i) : load8(parts.dy + base, t, p.L, p.vec),
+            unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDy + 8 * i)
+                                   : load8(parts.dy + base, t, p.L, p.vec),
                        g);
             if (parts.post != nullptr) {
               unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDp + 8 * i)
