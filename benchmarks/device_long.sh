@@ -45,7 +45,8 @@ if [ "${BWD_ONLY:-0}" = 1 ]; then
   for tool in ${SANITIZE_BWD:-}; do
     run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/long_bwd_selftest --quick
   done
-  run_left selftests.log build/selftests/long_bwd_selftest --bench
+  # BWD_CHUNKS=1: the bench also times smaller chunks of batch entries (long_bwd_selftest --bench-chunks).
+  run_left selftests.log build/selftests/long_bwd_selftest --bench ${BWD_CHUNKS:+--bench-chunks}
   if [ -n "${BWD_AB:-}" ]; then
     wait "$compile_ab" || echo "variant compile failed" | tee -a "$OUT/selftests.log"
     cat "$OUT/build_ab.log" >>"$OUT/selftests.log" && rm -f "$OUT/build_ab.log"

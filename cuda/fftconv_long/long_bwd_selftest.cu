@@ -5,6 +5,8 @@
 //        -Icuda -o /tmp/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
 //   /tmp/long_bwd_selftest [--quick] [--big]     (exit status 0 when every line says PASS)
 //   /tmp/long_bwd_selftest --bench               ms of long_backward at 64K..4M vs the floor
+//   /tmp/long_bwd_selftest --bench --bench-chunks     and, where B > 1, the same with chunk_b = 1, 2, 4, 8, 10
+//                                                     (the op runs chunks of 1 GiB of workspace: chunk_b = 10 at 64K)
 // CPU emulation (no GPU; see emu.h):
 //   cuda/fftconv_long/emu_build.sh /tmp/long_bwd_emu cuda/fftconv_long/long_bwd_selftest.cu
 //   /tmp/long_bwd_emu --quick
@@ -242,6 +244,8 @@ void check_validation() {
 // The whole backward at long sizes (all gates, skip, dk, dskip): ms next to the 7-stream floor
 // (dy, u, pre, post read; du, dpre, dpost written; k and dk not counted) at the measured
 // device-to-device copy rate, and next to the forward pipeline (outer fwd, inner, outer inv).
+bool g_bench_chunks = false;  // --bench-chunks
+
 void bench() {
   struct Bc {
     int64_t N, Bt, H;
@@ -339,6 +343,15 @@ void bench() {
                 ename(b.e), static_cast<long long>(b.N), N1, static_cast<long long>(N2), static_cast<long long>(b.Bt),
                 static_cast<long long>(b.H), ms, ms / floor_ms, floor_ms, bw * 1e-9, fwd);
     for (const auto& st : steps) std::printf("    %-55s %8.3f ms\n", st.first.c_str(), st.second);
+    if (g_bench_chunks) {  // smaller chunks (the scratch, sized for all entries at once, holds any of them)
+      for (int64_t cb : {1, 2, 4, 8, 10}) {
+        if (cb >= b.Bt) break;
+        ba.chunk_b = cb;
+        std::printf("    chunk_b = %-2lld: %.3f ms\n", static_cast<long long>(cb),
+                    time_ms([&] { CK(long_backward(ba, nullptr)); }, 5));
+      }
+      ba.chunk_b = 0;
+    }
     std::fflush(stdout);
     for (void* q : t) dev_free(q);
     for (float* q : {kf, skip, ks, kscr, dk, dskip}) dev_free(q);
@@ -351,6 +364,9 @@ void bench() {
 
 int main(int argc, char** argv) {
   bool quick = false, big = false;
+#ifndef JFF_LONG_EMU
+  for (int i = 1; i < argc; ++i) g_bench_chunks |= !std::strcmp(argv[i], "--bench-chunks");  // (before --bench runs)
+#endif
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--big")) big = true;
