@@ -121,9 +121,10 @@ constexpr bool fused_dskip_n1(int N1) { return JFF_LONG_FUSED_DSKIP >= 0 ? JFF_L
 // dskip's partial sums: one per (signal row, piece of kSkipPiece positions).
 constexpr int64_t kSkipPiece = 65536;
 inline int64_t skip_pieces(int N1, int64_t N2) { return (static_cast<int64_t>(N1) * N2 + kSkipPiece - 1) / kSkipPiece; }
-// dskip's partials per signal row: the fused pass's where it may run, else the separate pass's.
-inline int64_t skip_parts_of(int N1, int64_t N2) {
-  return fused_dskip_n1(N1) ? std::max(skip_pieces(N1, N2), dskip_parts(N1, N2)) : skip_pieces(N1, N2);
+// dskip's partials per signal row: the fused pass's where it may run (16-bit data), else the separate pass's.
+inline int64_t skip_parts_of(Elem e, int N1, int64_t N2) {
+  return e != Elem::kF32 && fused_dskip_n1(N1) ? std::max(skip_pieces(N1, N2), dskip_parts(N1, N2))
+                                                : skip_pieces(N1, N2);
 }
 
 // Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
@@ -136,7 +137,7 @@ struct BwdScratch {
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
     wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
-    skp = up(static_cast<size_t>(B * H * skip_parts_of(N1, N2)) * sizeof(double));
+    skp = up(static_cast<size_t>(B * H * skip_parts_of(e, N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
@@ -545,28 +546,28 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
     const int j = static_cast<int>(un - gh * (M1 + 1));
     const float2* row = p.spec + un * N2;
     const int64_t off = ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    float* wre = p.wsk_bf16 ? nullptr : static_cast<float*>(p.wsk) + off;
-    __nv_bfloat16* wre16 = p.wsk_bf16 ? static_cast<__nv_bfloat16*>(p.wsk) + off : nullptr;
-    for (int n = threadIdx.x; n < N2; n += blockDim.x) {
-      const int m = n & (SUB - 1);
-      float2 y[kMaxS];  // every load first
+    auto combine = [&](auto* wre) {  // float or bf16 (the outer passes' bf16 type), as in dk_inv_sub_kernel
+      for (int n = threadIdx.x; n < N2; n += blockDim.x) {
+        const int m = n & (SUB - 1);
+        float2 y[kMaxS];  // every load first
 #pragma unroll
-      for (int s = 0; s < kMaxS; ++s)
-        if (s < S) y[s] = row[s + int64_t(S) * m];
-      float2 x = make_float2(0.f, 0.f);
+        for (int s = 0; s < kMaxS; ++s)
+          if (s < S) y[s] = row[s + int64_t(S) * m];
+        float2 x = make_float2(0.f, 0.f);
 #pragma unroll
-      for (int s = 0; s < kMaxS; ++s) {
-        if (s >= S) break;
-        float2 w = w_pow2(s * n, N2);
-        w.y = -w.y;
-        x = make_float2(x.x + y[s].x * w.x - y[s].y * w.y, x.y + y[s].x * w.y + y[s].y * w.x);
+        for (int s = 0; s < kMaxS; ++s) {
+          if (s >= S) break;
+          float2 w = w_pow2(s * n, N2);
+          w.y = -w.y;
+          x = make_float2(x.x + y[s].x * w.x - y[s].y * w.y, x.y + y[s].x * w.y + y[s].y * w.x);
+        }
+        inner::item_store(wre, wre + N2, j, M1, n, N2, make_float2(x.x * scale, x.y * scale));
       }
-      const float2 v = make_float2(x.x * scale, x.y * scale);
-      if (p.wsk_bf16)
-        inner::item_store(wre16, wre16 + N2, j, M1, n, N2, v);
-      else
-        inner::item_store(wre, wre + N2, j, M1, n, N2, v);
-    }
+    };
+    if (p.wsk_bf16)
+      combine(static_cast<__nv_bfloat16*>(p.wsk) + off);
+    else
+      combine(static_cast<float*>(p.wsk) + off);
   }
 }
 
