@@ -20,7 +20,8 @@
 # BWD_ONLY=1: a short call after a backward-only change: the package build with long_bwd_selftest and outer_selftest
 # alongside, long_bwd --quick, outer --quick, the SANITIZE_BWD tools, long_bwd --bench (BWD_AB="defines": a variant's
 # bench, then the default's again), then the fwd+bwd rows alone (64K..2M, 4M H=384, causal; no peak memory, no GPU
-# tests): fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json, fftconv-long-fwdbwd-causal.json.
+# tests unless BWD_TESTS="expr" selects some): fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json,
+# fftconv-long-fwdbwd-causal.json.
 source "$(dirname "$0")/device_lib.sh"
 
 if [ "${BWD_ONLY:-0}" = 1 ]; then
@@ -62,6 +63,11 @@ if [ "${BWD_ONLY:-0}" = 1 ]; then
   run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --name fftconv-long-fwdbwd-4m-h384
   run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --name fftconv-long-fwdbwd-causal
   grep -hE "^fwd\+bwd " "$OUT/bench.log"
+  # BWD_TESTS="expr": then the GPU tests -m gpu -k "expr" in what time is left (test.log).
+  if [ -n "${BWD_TESTS:-}" ]; then
+    (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$BWD_TESTS")
+    tail -n 3 "$OUT/test.log"
+  fi
   exit 0
 fi
 

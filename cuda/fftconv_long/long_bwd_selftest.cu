@@ -19,6 +19,7 @@
 //   unwritten         no NaN left in any output;
 //   det               the second run's outputs bitwise equal to the first's;
 //   chunked           (B > 1) a third run with one batch entry per chunk, bitwise equal too.
+//   dskip without dk  (skip) a run without dk: dskip from its own double sums, rel-L2 <= 1e-6.
 //   lent dk workspace a last run with dk's fp32 workspace in the K' buffer (as long_conv.cu runs
 //                     it), bitwise equal too.
 // The reference: v = pre*u, g = dy*post (zero beyond L), khat = DFT_N(k) + skip,
@@ -193,6 +194,19 @@ void run_case(const Case& c, uint64_t seed) {
     run(o2);
     line(same_as_first(o2), "chunked bwd " + name, "chunk_b = 1, bitwise vs all rows at once");
     dev_free(d_scr1);
+  }
+  if (c.skip) {
+    // Without dk, dskip comes from its own sums over the inputs (double): nearly exact. (With dk it is dk's lag-0
+    // tap, checked above with dk's bar.)
+    ba.dk = nullptr;
+    ba.scratch = d_scr;  // (the chunked run's scratch is freed)
+    ba.chunk_b = 0;
+    run(o2);
+    ErrAcc e;
+    for (int64_t i = 0; i < GH; ++i) e.add(o2.dskip[i], dskip_ref[i]);
+    std::snprintf(d, sizeof d, "dskip %.2e (bar 1e-6)", e.rel());
+    line(e.rel() <= 1e-6, "dskip without dk bwd " + name, d);
+    ba.dk = d_dk;
   }
   {
     // dk's workspace lent from the K' buffer, as long_conv.cu lends it (K' is dead when that
@@ -402,8 +416,8 @@ int main(int argc, char** argv) {
   // N2 = 4096 (the 64K, 1M and 2M split): the tensor-core dk spectrum with its outer DFT over N0 = 16; more
   // groups than batch rows (group 2 has none: its slot-ordered S is zero).
   cases.push_back({Elem::kBF16, 2, 4096, 2, 2, 2 * 4096 - 9, 2 * 4096 - 100, 3, 1, true, true, true});
-  // N1 = 16 with 16-byte rows: the du / dpre pass's staged path, which also forms dskip's partials (fused_dskip)
-  // from its staging slots (the odd-L case above reads them from global memory).
+  // N1 = 16 with 16-byte rows: the du / dpre pass's staged path (the odd-L case above reads its gates from global
+  // memory).
   cases.push_back({Elem::kBF16, 16, 256, 2, 2, 16 * 256, 16 * 256 / 2, 1, 1, true, true, true});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
