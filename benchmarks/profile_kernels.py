@@ -35,7 +35,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def kernel_times(planes, calls):
+def kernel_times(planes):
     """{kernel name: (total ns, launches)} over the device plane's kernel lines, and the device span in ns."""
     device = [pl for pl in planes if pl.name.startswith("/device:")]
     if not device:
@@ -84,7 +84,7 @@ def main(argv=None):
         files = sorted(Path(d).rglob("*.xplane.pb"))
         if not files:
             raise SystemExit("the profiler wrote no xplane file")
-        per, span = kernel_times(ProfileData.from_file(str(files[0])).planes, a.calls)
+        per, span = kernel_times(ProfileData.from_file(str(files[0])).planes)
     total = sum(t for t, _ in per.values())
     print(f"{jax.devices()[0].device_kind}: fftconv {a.mode} N={n} B={a.batch} H={a.heads} bf16 gated"
           f"{' + skip' if a.skip else ''}, {a.calls} calls")

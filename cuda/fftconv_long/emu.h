@@ -396,6 +396,16 @@ inline void store8f_last(float* row, int t, int L, bool vec, const float (&f)[8]
   for (int e = 0; e < 8; ++e)
     if (t + e < L) row[t + e] = f[e];
 }
+// __shfl_xor_sync of a double over the whole warp.
+inline double shfl_xor_f64(double v, int mask) {
+  jff_emu::Slot* s = jff_emu::warp_slots();
+  std::memcpy(s[jff_emu::lane()].w, &v, sizeof v);
+  jff_emu::wait(jff_emu::kWarpWait);
+  double r;
+  std::memcpy(&r, s[jff_emu::lane() ^ mask].w, sizeof r);
+  jff_emu::wait(jff_emu::kWarpWait);
+  return r;
+}
 inline void stage_commit() {}
 template <int Pending>
 inline void stage_wait() {}

@@ -9,7 +9,7 @@
 //   du    = pre * dv,   dpre = u * dv           (two outer inverses of the same workspace)
 //   dk[g,h][j] = sum_{b in group g} corr(g_b, v_b)[j], j < Lk
 //             = sum_f S[f] e^{+2 pi i f j / N},  S[f] = sum_b conj(vhat_b[f]) ghat_b[f] / N
-//   dskip[g,h] = sum_b sum_t g_b v_b = dk[g,h][0]   (the skip enters y exactly as k's lag-0 tap does)
+//   dskip[g,h] = sum_b sum_t g_b v_b   (= dk[g,h][0] in exact arithmetic: the skip is a lag-0 tap)
 //
 // Passes (1, 2, 4 and 5 run per chunk of batch entries, 3 once after the last chunk):
 //   1. outer_forward(u, pre) -> ws_v;  outer_forward(dy, post) -> ws_g         (dtype workspaces)
@@ -23,8 +23,9 @@
 //   3. dk inverse (fp32): per unit the SUB-point inverse of S's part in place, then per (g, h, j) the radix-S
 //      combine into a packed workspace (row 0 re-packed as the inner step stores it; bf16 for 16-bit data,
 //      dk_ws_elem), then outer_inverse (fp32 output; on tensor cores from the bf16 workspace) with L = Lk -> dk.
-//   3b. dskip: dk[g,h][0] where dk is computed (no pass over the inputs); otherwise per-row partial sums of g*v
-//      from dy, post, u and pre (double, fixed trees), then per (g, h) in ascending batch order.
+//   3b. dskip: per-row partial sums of g*v (double, fixed trees), then per (g, h) in ascending batch order. With
+//      dpre on the tensor-core path the partials come from step 5's pass, which reads pre and u anyway and reads
+//      dy and post for them (fused_dskip); otherwise a separate pass reads dy, post, u and pre.
 //   4. inner_forward(ws_v, K') -> outer_inverse(post = dy) -> dpost            (if post given)
 //   5. inner_forward_conj(ws_g, K') (the inner kernel multiplying by conj K') -> one outer_inverse
 //      with two outputs: du (post = pre) and dpre (post2 = u, if pre given)
@@ -105,13 +106,30 @@ inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || ch
 #endif
 inline Elem dk_ws_elem(Elem data) { return JFF_LONG_DK_WS_BF16 && data != Elem::kF32 ? Elem::kBF16 : Elem::kF32; }
 
+// dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
+// two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself), but the pass's instance
+// with them takes more registers. Per outer size, from long_bwd_selftest --bench (H200, session 26, backward ms,
+// separate -> fused): 64K (N1 = 16) 17.78 -> 17.64-17.72, 256K (32) 19.72 -> 19.55, 4M H=192 (512) 25.81 ->
+// 25.53-25.59; at 1M (N1 = 256) the fused instance (182 registers) drops from 3 to 2 CTAs per SM and its pass took
+// 6.9 ms where the two-output pass and the separate dskip take 4.3 + 2.0, so 1M keeps the separate pass.
+// JFF_LONG_FUSED_DSKIP = 0 / 1 forces one choice (A/B runs).
+#ifndef JFF_LONG_FUSED_DSKIP
+#define JFF_LONG_FUSED_DSKIP -1
+#endif
+constexpr bool fused_dskip_n1(int N1) { return JFF_LONG_FUSED_DSKIP >= 0 ? JFF_LONG_FUSED_DSKIP != 0 : N1 != 256; }
+
 // dskip's partial sums: one per (signal row, piece of kSkipPiece positions).
 constexpr int64_t kSkipPiece = 65536;
 inline int64_t skip_pieces(int N1, int64_t N2) { return (static_cast<int64_t>(N1) * N2 + kSkipPiece - 1) / kSkipPiece; }
+// dskip's partials per signal row: the fused pass's where it may run (16-bit data), else the separate pass's.
+inline int64_t skip_parts_of(Elem e, int N1, int64_t N2) {
+  return e != Elem::kF32 && fused_dskip_n1(N1) ? std::max(skip_pieces(N1, N2), dskip_parts(N1, N2))
+                                                : skip_pieces(N1, N2);
+}
 
 // Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
 // dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's packed workspace (G*H rows, dk_ws_elem) and
-// dskip's partial sums (B*H*skip_pieces doubles; used only when dk is not computed).
+// dskip's partial sums (B*H*skip_parts_of doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
   BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true) {
@@ -119,7 +137,7 @@ struct BwdScratch {
     ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
     spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
     wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
-    skp = up(static_cast<size_t>(B * H * skip_pieces(N1, N2)) * sizeof(double));
+    skp = up(static_cast<size_t>(B * H * skip_parts_of(e, N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
@@ -553,22 +571,14 @@ __global__ void __launch_bounds__(256) dk_combine_kernel(const CombineParams p) 
   }
 }
 
-// dskip where dk is computed: its lag-0 tap. y depends on skip[h] and k[h][0] only through their sum (K' = khat +
-// skip), so the two gradients are the same number and this costs no pass over the inputs (H200, session 27: the
-// separate pass below took 2.0 ms of the 1M backward, its fused form ~1.9 ms of the 64K one). dskip then carries
-// dk's error: relative to dk's taps as a whole, so larger relative to dskip where dk[0] is much smaller than
-// dk's other taps; its absolute error is that of k[0]'s gradient.
-__global__ void __launch_bounds__(256) dskip_of_dk_kernel(const float* dk, float* dskip, int64_t GH, int64_t Lk) {
-  for (int64_t unit = blockIdx.y; unit * 256 < GH; unit += gridDim.y) {
-    const int64_t gh = unit * 256 + threadIdx.x;
-    if (gh < GH) dskip[gh] = dk[gh * Lk];
-  }
-}
-
-// Without dk, dskip's exact sums, step 1: per piece (signal row r, kSkipPiece consecutive t) one CTA, sum_t g v
-// straight from the inputs, each thread over a fixed set of t, then a fixed tree: the same bits on every run. (A
-// CTA per whole row left the GPU under one wave at B*H <= 768 with long rows.) Double accumulation: dskip can be
-// small against the terms (zero-mean data cancel); the bytes, not the adds, set this kernel's time.
+// dskip, step 1: per piece (signal row r, kSkipPiece consecutive t) one CTA, sum_t g v straight from
+// the inputs, each thread over a fixed set of t, then a fixed tree: the same bits on every run. (A
+// CTA per whole row left the GPU under one wave at B*H <= 768 with long rows.) Double accumulation:
+// dskip is a single number per (g, h) whose value can be small against the terms (zero-mean
+// data cancel), so the lag-0 tap of the fp32 dk (whose error is relative to all of dk) or a
+// long fp32 sum would cost accuracy; the bytes, not the adds, set this kernel's time. (Session 27
+// tried dskip = dk[g,h][0], exact in exact arithmetic and free: the GPU test at N = 512K, bf16, H = 1
+// then read dskip rel-L2 3.2e-2 against its 3e-2 bar, where dk[0] was small against dk's other taps.)
 struct SkipParams {
   const void* dy;
   const void* post;
@@ -608,8 +618,9 @@ __global__ void __launch_bounds__(256) dskip_rows_kernel(const SkipParams p) {
   }
 }
 
-// dskip's exact sums, step 2: per (g, h) one CTA; thread tid adds pieces tid, tid + 256, ... of group g's rows in
-// ascending batch order, then a fixed tree.
+// dskip, step 2: per (g, h) one CTA; thread tid adds pieces tid, tid + 256, ... of group g's rows in ascending
+// batch order, then a fixed tree (the fused partials are hundreds per row: one thread per (g, h) took them
+// serially).
 __global__ void __launch_bounds__(256) dskip_sum_kernel(const double* part, float* dskip, int64_t B, int64_t H,
                                                         int64_t G, int64_t R, int64_t pieces) {
   JFF_DYN_SMEM(double, red);  // 256 doubles
@@ -646,6 +657,11 @@ inline int sub_of(int64_t N2) { return static_cast<int>(N2 < kMaxSub ? N2 : kMax
 constexpr int kInvMaxSub = JFF_LONG_DK_INV_MAXSUB;
 static_assert(kInvMaxSub == 4096 || kInvMaxSub == 8192, "dk inverse FFT size");
 inline int inv_sub_of(int64_t N2) { return static_cast<int>(N2 < kInvMaxSub ? N2 : kInvMaxSub); }
+
+inline bool fused_dskip(const BwdArgs& a, OuterPath path) {
+  return fused_dskip_n1(a.N1) && a.dskip != nullptr && a.dpre != nullptr && path != OuterPath::kCudaCore &&
+         tc_available(a.dtype, a.N1, a.N2, detail::device_major());
+}
 
 // The inner splits bwd_inner_tc_kernel is built for: a tensor-core inner kernel with RAD = 16 (N2 = 256, 4096,
 // 8192), whose slice dk's inverse transforms in one FFT (it reads the slot order there).
@@ -696,6 +712,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   // dk's spectrum in ascending b; a group's first entry starts its S.
   std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   const bool inner_tc = bwd::bwd_inner_tc(a);
+  const bool fused_dskip = bwd::fused_dskip(a, path);
   // bwd_inner_tc_kernel on the chunk's batch entries b0 .. b0 + nb - 1, or nb = 0: group zero_g's S set to zero.
   auto bwd_inner = [&](int64_t b0, int64_t nb, int64_t zero_g) {
     const bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b0, nb, a.H, a.G, a.R,
@@ -787,6 +804,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       iu.post2 = a.u;
       iu.y2 = a.dpre;
     }
+    if (fused_dskip) {  // dskip's partials from this pass (step 3b)
+      iu.dy = a.dy;
+      iu.post_dy = a.post;
+      iu.skip_part = skp;
+    }
     if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
     if ((err = mark(a.marks, "du and dpre: outer inverse", stream)) != cudaSuccess) return err;
   }
@@ -822,27 +844,25 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       return err;
   }
 
-  // 3b. dskip: dk's lag-0 tap where dk was computed, else the exact sums over the inputs.
-  if (a.dskip != nullptr && a.dk != nullptr) {
-    if ((err = bwd::launch_units(bwd::dskip_of_dk_kernel, 256, 0, (GH + 255) / 256, stream,
-                                 static_cast<const float*>(a.dk), a.dskip, GH, a.Lk)) != cudaSuccess)
-      return err;
-    if ((err = mark(a.marks, "dskip (dk's lag-0 tap)", stream)) != cudaSuccess) return err;
-  } else if (a.dskip != nullptr) {
+  // 3b. dskip: the partials from step 5's pass (fused_dskip) or from the inputs (all rows), then their sums.
+  if (a.dskip != nullptr) {
     const size_t sm_red = 256 * sizeof(double);
-    const int64_t pieces = skip_pieces(N1, N2);
-    bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
-    const int64_t n = rows * pieces;
-    switch (a.dtype) {
-      case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, n, stream, kp); break;
-      case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, n, stream, kp); break;
-      default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, n, stream, kp); break;
+    const int64_t pieces = fused_dskip ? dskip_parts(N1, N2) : skip_pieces(N1, N2);
+    if (!fused_dskip) {
+      bwd::SkipParams kp{a.dy, a.post, a.u, a.pre, skp, rows, a.L, pieces};
+      const int64_t n = rows * pieces;
+      switch (a.dtype) {
+        case Elem::kF32: err = bwd::launch_units(bwd::dskip_rows_kernel<float>, 256, sm_red, n, stream, kp); break;
+        case Elem::kF16: err = bwd::launch_units(bwd::dskip_rows_kernel<__half>, 256, sm_red, n, stream, kp); break;
+        default: err = bwd::launch_units(bwd::dskip_rows_kernel<__nv_bfloat16>, 256, sm_red, n, stream, kp); break;
+      }
+      if (err != cudaSuccess) return err;
     }
-    if (err != cudaSuccess) return err;
     if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, sm_red, GH, stream, static_cast<const double*>(skp),
                                  a.dskip, a.B, a.H, a.G, a.R, pieces)) != cudaSuccess)
       return err;
-    if ((err = mark(a.marks, "dskip", stream)) != cudaSuccess) return err;
+    if ((err = mark(a.marks, fused_dskip ? "dskip (sums of the du pass's partials)" : "dskip", stream)) != cudaSuccess)
+      return err;
   }
   return cudaSuccess;
 }

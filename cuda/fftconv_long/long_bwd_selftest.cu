@@ -19,7 +19,7 @@
 //   unwritten         no NaN left in any output;
 //   det               the second run's outputs bitwise equal to the first's;
 //   chunked           (B > 1) a third run with one batch entry per chunk, bitwise equal too.
-//   dskip without dk  (skip) a run without dk: dskip from its own double sums, rel-L2 <= 1e-6.
+//   dskip without dk  (skip) a run without dk: dskip rel-L2 <= 1e-6 (its double sums are nearly exact).
 //   lent dk workspace a last run with dk's fp32 workspace in the K' buffer (as long_conv.cu runs
 //                     it), bitwise equal too.
 // The reference: v = pre*u, g = dy*post (zero beyond L), khat = DFT_N(k) + skip,
@@ -196,8 +196,8 @@ void run_case(const Case& c, uint64_t seed) {
     dev_free(d_scr1);
   }
   if (c.skip) {
-    // Without dk, dskip comes from its own sums over the inputs (double): nearly exact. (With dk it is dk's lag-0
-    // tap, checked above with dk's bar.)
+    // Without dk the backward takes other inner kernels (bwd_inner_tc_kernel needs dk); dskip's double sums
+    // stay nearly exact either way.
     ba.dk = nullptr;
     ba.scratch = d_scr;  // (the chunked run's scratch is freed)
     ba.chunk_b = 0;
@@ -416,8 +416,8 @@ int main(int argc, char** argv) {
   // N2 = 4096 (the 64K, 1M and 2M split): the tensor-core dk spectrum with its outer DFT over N0 = 16; more
   // groups than batch rows (group 2 has none: its slot-ordered S is zero).
   cases.push_back({Elem::kBF16, 2, 4096, 2, 2, 2 * 4096 - 9, 2 * 4096 - 100, 3, 1, true, true, true});
-  // N1 = 16 with 16-byte rows: the du / dpre pass's staged path (the odd-L case above reads its gates from global
-  // memory).
+  // N1 = 16 with 16-byte rows: the du / dpre pass's staged path, which also forms dskip's partials (fused_dskip)
+  // from its staging slots (the odd-L case above reads them from global memory).
   cases.push_back({Elem::kBF16, 16, 256, 2, 2, 16 * 256, 16 * 256 / 2, 1, 1, true, true, true});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});

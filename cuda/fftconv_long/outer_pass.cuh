@@ -76,6 +76,13 @@ struct OuterInvArgs {
   // workspace is rounded to bf16 (half the bytes written and read). The tensor-core pass takes it wherever it takes
   // bf16; the CUDA-core pass computes in fp32 from the bf16 values.
   bool ws_bf16 = false;
+  // Optional with y2 and post, tensor-core pass only: dskip's partial sums, sum over t < L of
+  // (dy * post_dy) * (post2 * post) in double (the backward's du / dpre pass has post = pre, post2 = u), one per
+  // (row, column tile, warp): dskip_parts(N1, N2) per row, at skip_part[(row0 + r) * dskip_parts(N1, N2) + ...].
+  // post_dy may be nullptr.
+  const void* dy = nullptr;
+  const void* post_dy = nullptr;
+  double* skip_part = nullptr;
 };
 
 inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
@@ -86,6 +93,8 @@ inline size_t workspace_bytes(Elem e, int64_t nrows, int N1, int64_t N2) {
 // tiles and 8 warps per CTA at N1 >= 256: both slower, see notes_long.md.)
 constexpr int tc_tile(int N1) { return N1 <= 32 ? 64 : 16; }
 constexpr int kTcOuterWarps = 4;
+// OuterInvArgs::skip_part's partial sums per row.
+inline int64_t dskip_parts(int N1, int64_t N2) { return N2 / tc_tile(N1) * kTcOuterWarps; }
 // The CUDA-core kernel's tile (columns per CTA, a power of two <= N2): 256 / M1 (M1 = ColShape's
 // first factor), so that both column-FFT stages have 256 work items for the CTA's 256 threads and
 // the two M x TW complex buffers take 64 KB; at least 16 columns (whole 32-byte sectors).
@@ -152,6 +161,13 @@ inline const char* check_inv(const OuterInvArgs& a) {
   }
   if (a.ws_bf16 && (a.dtype != Elem::kF32 || a.post != nullptr || a.skip != nullptr || a.y2 != nullptr))
     return "a bf16 workspace needs fp32 output and no post, skip or second output";
+  if (a.skip_part != nullptr) {
+    if (a.y2 == nullptr || a.post == nullptr || a.dy == nullptr || a.dtype == Elem::kF32)
+      return "dskip's partials need y2, post, dy and 16-bit data";
+    if (!detail::aligned(a.dy, es) || (a.post_dy != nullptr && !detail::aligned(a.post_dy, es)))
+      return "dy/post_dy misaligned";
+    if (!detail::aligned(a.skip_part, 8)) return "skip_part misaligned";
+  }
   return nullptr;
 }
 
@@ -651,13 +667,18 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.G = a.G;
   p.R = a.R;
   p.L = static_cast<int>(a.L);
+  const tc::SkipParts sk{static_cast<const uint16_t*>(a.dy), static_cast<const uint16_t*>(a.post_dy), a.skip_part};
   p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
-                         a.skip != nullptr ? a.pre : nullptr});
+                         a.skip != nullptr ? a.pre : nullptr, a.dy, a.post_dy});
+  if (a.skip_part != nullptr)
+    return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true>, WARPS * 32,
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, stream, p,
+                       sk);
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
-                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p);
+                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
 }
 
 // f(P-const, Q-const) for the tensor-core outer sizes.
@@ -701,6 +722,9 @@ inline cudaError_t run_outer(const Args& a, cudaStream_t stream, OuterPath path)
   cudaError_t err;
   const bool tcp = use_tc(a, path, &err);
   if (err != cudaSuccess) return err;
+  if constexpr (!kFwd) {
+    if (a.skip_part != nullptr && !tcp) return cudaErrorInvalidValue;  // dskip's partials: the tensor-core pass only
+  }
   if (tcp) {
     err = cudaErrorInvalidValue;
     dispatch_tc(a.N1, [&](auto P, auto Q) {

@@ -624,6 +624,22 @@ void check_validation() {
   ib.ws_bf16 = true;
   ib.dtype = Elem::kBF16;
   good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
+  // dskip's partials need the two-output pass on 16-bit data, and the tensor-core path.
+  double part[8];
+  ib = ia;
+  ib.dtype = Elem::kBF16;
+  ib.post2 = ib.y2 = dummy;
+  ib.dy = dummy;
+  ib.skip_part = part;
+  good = good && check_inv(ib) != nullptr;  // no post
+  ib.post = dummy;
+  good = good && check_inv(ib) == nullptr;
+  good = good && outer_inverse(ib, nullptr, OuterPath::kCudaCore) == cudaErrorInvalidValue;
+  ib.dy = nullptr;
+  good = good && check_inv(ib) != nullptr;
+  ib.dy = dummy;
+  ib.post2 = ib.y2 = nullptr;
+  good = good && check_inv(ib) != nullptr && outer_inverse(ib, nullptr) == cudaErrorInvalidValue;
   // A forced tensor-core path that cannot take the problem is refused, not silently rerouted.
   OuterFwdArgs f32 = ok;
   f32.dtype = Elem::kF32;

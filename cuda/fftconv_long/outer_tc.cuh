@@ -102,6 +102,8 @@ __device__ __forceinline__ void store8f_last(float* row, int t, int L, bool vec,
   for (int e = 0; e < 8; ++e)
     if (t + e < L) store_hinted<Touch::kLast>(row + t + e, f[e]);
 }
+// __shfl_xor_sync of a double over the whole warp. emu.h has the host stand-in.
+__device__ __forceinline__ double shfl_xor_f64(double v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
 }  // namespace jff
 #endif
 
@@ -132,6 +134,18 @@ struct InvParams {
   int64_t row0, nrows, N2, H, G, R;
   int L;
   int vec;
+};
+
+// With y2 and post (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per
+// (row, column tile, warp), the sum over the warp's t < L of (dy * post) * (post2 * post of InvParams) in double, at
+// part[(row0 + r) * gridDim.x * WARPS + blockIdx.x * WARPS + warp]; the launch then has Shape::kSkipBytes more
+// shared memory. part nullptr: none. A kernel parameter of its own: as fields of InvParams (128 -> 152 bytes) they
+// changed every instance's code (ptxas then addressed the parameter struct through a pointer) and its registers,
+// with 20-40 B of new spills.
+struct SkipParts {
+  const uint16_t* dy;
+  const uint16_t* post;  // nullptr: absent
+  double* part;
 };
 
 // 16-bit shared-memory plane geometry (see the header comment).
@@ -223,6 +237,9 @@ struct Shape {
   static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
   static constexpr size_t kInv2StageBytes = kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : 0;
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
+  // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
+  // appended after all of the above.
+  static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -612,8 +629,11 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // Y2: the second output y2 (p.y2 is set); a separate instance so that the single-output pass keeps its
 // registers (the second prefetched gate takes 7-40 more).
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
-template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false>
-__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_inv_tc_kernel(const InvParams p) {
+// SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
+// unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
+template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false>
+__global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
+    outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -708,6 +728,27 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
       }
     stage_commit();
   };
+  // dskip's partials (Y2 with parts.part): the row's dy and post_dy chunks are cp.async'ed into their own slots
+  // (16-byte rows) with the row's post chunks (staged path) or at the row's start, so that their latency overlaps
+  // the row's DFTs: read after the epilogue instead, they added a dependent global round trip per row (+3 ms on a
+  // 4 ms pass at 1M and 64K, H200). Each thread reads back only the chunks it copied (the epilogue's chunks).
+  static_assert(!SKIP || Y2, "dskip's partials come with the second output");
+  const bool skip_on2 = SKIP && parts.part != nullptr, skip_staged = skip_on2 && p.vec;
+  T* SDy = reinterpret_cast<T*>(r1 + S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes);
+  T* SDp = SDy + N1 * TW;
+  auto issue_skip = [&](int64_t rr) {  // (no commit)
+    if (rr < p.nrows) {
+      const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
+      for (int i = tid; i < N1 * CH; i += NTH) {
+        int n1, ch, row;
+        chunk(i, &n1, &ch, &row);
+        const int t = static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch;
+        const int bytes = t < p.L ? 16 : 0;
+        stage16(SDy + 8 * i, parts.dy + (bytes ? b + t : b), bytes);
+        if (parts.post != nullptr) stage16(SDp + 8 * i, parts.post + (bytes ? b + t : b), bytes);
+      }
+    }
+  };
   auto issue_post = [&](int64_t rr) {
     if (rr < p.nrows && (p.post != nullptr || Y2)) {
       const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
@@ -720,6 +761,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         if constexpr (Y2) stage16(SPo2 + 8 * i, p.post2 + (bytes ? b + t : b), bytes);
       }
     }
+    if (skip_staged) issue_skip(rr);
     stage_commit();
   };
   if (staged) {
@@ -727,6 +769,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
     issue_post(blockIdx.y);
   }
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+    if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
+      issue_skip(r);
+      stage_commit();
+    }
     // ---- load the M packed rows, conjugate twiddle (fp32), into GB (single) or EF (two levels).
     // One 8-column chunk of stored row k1: conjugate twiddle (fp32), then into GB (single level)
     // or into the expanded tile EF (two levels: the row's own slot and, conjugated, its
@@ -889,6 +935,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
       sk = p.skip[group_of(b, p.R, p.G) * p.H + h];
     }
     if (staged) stage_wait<1>();  // all but the newest group (the next row's workspace): this row's post
+    if (skip_staged && !staged) stage_wait<0>();  // this row's dy and post_dy chunks (the only group)
+    double skip_acc = 0.0;
     constexpr int UNRE = 4;  // post chunks per thread in flight
     for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
@@ -938,6 +986,22 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
         if constexpr (Y2) {
           float z2[8];
           unpack8<T>(pg2[j], z2);
+          if (skip_on2) {  // dskip: g v = (dy post_dy) (u pre) in fp32 as dskip_rows_kernel forms them, in double
+            float g[8], gq[8], pre[8];
+            unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDy + 8 * i)
+                                   : load8(parts.dy + base, t, p.L, p.vec),
+                       g);
+            if (parts.post != nullptr) {
+              unpack8<T>(skip_staged ? *reinterpret_cast<const uint4*>(SDp + 8 * i)
+                                     : load8(parts.post + base, t, p.L, p.vec),
+                         gq);
+#pragma unroll
+              for (int e = 0; e < 8; ++e) g[e] *= gq[e];
+            }
+            unpack8<T>(pg[j], pre);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) skip_acc += static_cast<double>(g[e]) * static_cast<double>(z2[e] * pre[e]);
+          }
 #pragma unroll
           for (int e = 0; e < 8; ++e) z2[e] *= z[e];
           store8_last(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
@@ -954,6 +1018,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2)) outer_i
           store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
         }
       }
+    }
+    if (skip_on2) {
+#pragma unroll
+      for (int m = 16; m > 0; m >>= 1) skip_acc += shfl_xor_f64(skip_acc, m);  // a fixed tree: the same bits every run
+      if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = skip_acc;
     }
     if (staged) issue_post(r + gridDim.y);
     __syncthreads();  // the next row's load overwrites GB / EF
