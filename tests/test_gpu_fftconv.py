@@ -55,8 +55,9 @@ FWD_SHAPES = [
     ((2,), 4, 3000, 1097, None),  # N = 4096
     ((1,), 3, 8192, 8192, 8192),  # largest fused size, circular
     ((2,), 2, 10000, 6000, None),  # N = 16384: four-step
-    ((1,), 2, 65536, 4001, 65536),
-    ((1,), 1, 700000, 300000, None),  # N = 2^20
+    # The long-N path: "long" in their ids, so that `-k long` (the long path's GPU tests) selects them.
+    pytest.param((1,), 2, 65536, 4001, 65536, id="long-64K"),
+    pytest.param((1,), 1, 700000, 300000, None, id="long-1M"),  # N = 2^20
 ]
 
 
@@ -89,7 +90,7 @@ GRAD_SHAPES = [
     ((3,), 4, 200, 57, None),
     ((2,), 3, 4096, 4096, 4096),
     ((2,), 2, 12000, 5000, None),  # four-step
-    ((1,), 1, 300000, 200000, 1 << 19),  # four-step, circular
+    pytest.param((1,), 1, 300000, 200000, 1 << 19, id="long-512K"),  # the long path, circular
 ]
 
 
