@@ -4,7 +4,8 @@ time (the long path's self-tests time their passes alone, without k's spectrum o
     python3 benchmarks/profile_kernels.py --size 64K --batch 16 --mode fwd+bwd     # on a CUDA machine
 
 The inputs are bench_fftconv.py's (gated bfloat16, BHL, L = N, fft_size = N; --skip adds a skip). The program runs
---calls times back to back under the profiler after a warm-up; each kernel's device time is summed over the calls and
+--calls times back to back on one input set (at the long sizes each tensor is far larger than L2) under the profiler
+after a warm-up; each kernel's device time is summed over the calls and
 divided by them. Prints one line per kernel name (ms per call, launches per call, share), longest first, then the sum
 of kernel time and the device span (first start to last end) per call.
 """
@@ -30,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--heads", type=int, default=768)
     p.add_argument("--mode", choices=bench.MODES, default="fwd+bwd")
-    p.add_argument("--skip", action="store_true", help="add a per-channel skip (its gradient too)")
+    p.add_argument("--skip", action="store_true", help="add a per-channel skip (the backward then computes dskip too)")
     p.add_argument("--calls", type=int, default=10)
     return p.parse_args(argv)
 
