@@ -5,9 +5,9 @@ time (the long path's self-tests time their passes alone, without k's spectrum o
 
 The inputs are bench_fftconv.py's (gated bfloat16, BHL, L = N, fft_size = N; --skip adds a skip). The program runs
 --calls times back to back on one input set (at the long sizes each tensor is far larger than L2) under the profiler
-after a warm-up; each kernel's device time is summed over the calls and
-divided by them. Prints one line per kernel name (ms per call, launches per call, share), longest first, then the sum
-of kernel time and the device span (first start to last end) per call.
+after a warm-up; each kernel's device time is summed over the calls and divided by them. Prints one line per kernel
+name (ms per call, launches per call, share), longest first, then the sum of kernel time and the device span (first
+start to last end) per call.
 """
 from __future__ import annotations
 
