@@ -154,15 +154,36 @@ _DERIVED_LINES = ("XLA Modules", "XLA Ops", "Steps", "Source", "TensorFlow Name 
                   "Launch Stats", "Framework Name Scope", "Framework Ops", "XLA TraceMe", "Async XLA Ops")
 
 
+def device_plane(planes: Sequence[Any]) -> Any:
+    """The first device plane of a profile's planes; ValueError when there is none."""
+    device = [pl for pl in planes if pl.name.startswith("/device:")]
+    if not device:
+        raise ValueError("no device plane in the profile (CPU run, or the profiler saw no device activity)")
+    return device[0]
+
+
+def profile_planes(run: Callable[[], Any]) -> Sequence[Any]:
+    """The planes of a jax.profiler trace of `run()` (which should block on its results); ValueError when the
+    profiler wrote no trace."""
+    import tempfile
+
+    from jax.profiler import ProfileData
+
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d):
+            run()
+        files = sorted(Path(d).rglob("*.xplane.pb"))
+        if not files:
+            raise ValueError("the profiler wrote no xplane file")
+        return ProfileData.from_file(str(files[0])).planes
+
+
 def program_spans_ns(planes: Sequence[Any], programs: int) -> tuple[list[float], str]:
     """Device time of each of `programs` back-to-back programs from profile planes (objects with .name,
     .lines; lines with .name, .events; events with .start_ns, .end_ns): the "XLA Modules" line's events
     when it has one per program, else the device's kernel events cut into `programs` equal runs (every
     program launches the same kernels). Returns (spans, how) and raises ValueError when neither fits."""
-    device = [pl for pl in planes if pl.name.startswith("/device:")]
-    if not device:
-        raise ValueError("no device plane in the profile (CPU run, or the profiler saw no device activity)")
-    plane = device[0]
+    plane = device_plane(planes)
     lines = {ln.name: sorted((e.start_ns, e.end_ns) for e in ln.events) for ln in plane.lines}
     modules = lines.get("XLA Modules", [])
     if len(modules) == programs:
@@ -182,20 +203,10 @@ def device_time(run_programs: Callable[[], Any], programs: int, calls_per_progra
     """Runs `run_programs` (dispatches `programs` programs and blocks) under the profiler; the device time
     per op call of each program, summarised. Failures are reported in the result, not raised: time_fn then
     reports the wall-clock figure and the record says why."""
-    import tempfile
-
-    from jax.profiler import ProfileData
-
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            with jax.profiler.trace(d):
-                run_programs()
-            files = sorted(Path(d).rglob("*.xplane.pb"))
-            if not files:
-                return {"device_error": "the profiler wrote no xplane file"}
-            spans, how = program_spans_ns(ProfileData.from_file(str(files[0])).planes, programs)
-        except Exception as e:  # noqa: BLE001 - reported next to the wall-clock result
-            return {"device_error": error_text(e)}
+    try:
+        spans, how = program_spans_ns(profile_planes(run_programs), programs)
+    except Exception as e:  # noqa: BLE001 - reported next to the wall-clock result
+        return {"device_error": error_text(e)}
     per_call = sorted(x / calls_per_program / 1e6 for x in spans)
     return {
         "device_median_ms": statistics.median(per_call),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-import tempfile
 from pathlib import Path
 
 import jax
@@ -37,13 +36,11 @@ def parse_args(argv=None):
 
 
 def kernel_times(planes):
-    """{kernel name: (total ns, launches)} over the device plane's kernel lines, and the device span in ns."""
-    device = [pl for pl in planes if pl.name.startswith("/device:")]
-    if not device:
-        raise SystemExit("no device plane in the profile (this needs a CUDA machine)")
+    """{kernel name: [total ns, launches]} over the device plane's kernel lines, and the device span in ns
+    (ValueError without a device plane or kernel events)."""
     per = collections.defaultdict(lambda: [0, 0])
     first, last = None, None
-    for ln in device[0].lines:
+    for ln in harness.device_plane(planes).lines:
         if ln.name in harness._DERIVED_LINES:
             continue
         for e in ln.events:
@@ -52,7 +49,7 @@ def kernel_times(planes):
             first = e.start_ns if first is None else min(first, e.start_ns)
             last = e.end_ns if last is None else max(last, e.end_ns)
     if first is None:
-        raise SystemExit("the profile holds no kernel events")
+        raise ValueError("the profile holds no kernel events")
     return per, last - first
 
 
@@ -75,17 +72,14 @@ def main(argv=None):
     jitted = jax.jit(fn)
     for _ in range(3):
         jax.block_until_ready(jitted(*args))
-    from jax.profiler import ProfileData
 
-    with tempfile.TemporaryDirectory() as d:
-        with jax.profiler.trace(d):
-            for _ in range(a.calls):
-                out = jitted(*args)
-            jax.block_until_ready(out)
-        files = sorted(Path(d).rglob("*.xplane.pb"))
-        if not files:
-            raise SystemExit("the profiler wrote no xplane file")
-        per, span = kernel_times(ProfileData.from_file(str(files[0])).planes)
+    def run():
+        jax.block_until_ready([jitted(*args) for _ in range(a.calls)])
+
+    try:
+        per, span = kernel_times(harness.profile_planes(run))
+    except ValueError as e:  # no GPU, or nothing profiled
+        raise SystemExit(str(e)) from None
     total = sum(t for t, _ in per.values())
     print(f"{jax.devices()[0].device_kind}: fftconv {a.mode} N={n} B={a.batch} H={a.heads} bf16 gated"
           f"{' + skip' if a.skip else ''}, {a.calls} calls")

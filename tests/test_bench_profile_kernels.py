@@ -27,5 +27,5 @@ def test_kernel_time_summed_per_name_and_derived_lines_left_out():
 
 
 def test_no_device_plane_is_an_error():
-    with pytest.raises(SystemExit, match="no device plane"):
+    with pytest.raises(ValueError, match="no device plane"):
         profile_kernels.kernel_times([NS(name="/host:CPU", lines=[])])
