@@ -195,22 +195,26 @@ constexpr int kLoadRound = JFF_LONG_LOAD_ROUND;
 constexpr int inner_load_round(int RAD) { return RAD == 32 ? kLoadRound : 1; }
 
 // Item j's complex row of a workspace (wre / wim: the row's two planes, N2 elements each) into the shared-memory
-// planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are, j = 0 Re P[0] alone, j = M1 Im P[0] twisted
-// by w_2N2^n. inner_load_round(RAD) chunks a thread per round with all their loads issued first: one chunk per
-// iteration kept a thread's two loads alone in flight (the loop's shared-memory stores wait for them), about 8 KB
-// per SM with the 32K kernel's 8 warps. The caller syncs after.
+// planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are; j = 0: Re P[0], j = M1: Im P[0] twisted by
+// w_2N2^n, each with the partner row's (pw: its row 0, real plane at pw, imaginary at pw + N2; ItemOrder's pairs) as
+// the imaginary part, or zero without a partner. inner_load_round(RAD) chunks a thread per round with all their
+// loads issued first: one chunk per iteration kept a thread's two loads alone in flight (the loop's shared-memory
+// stores wait for them), about 8 KB per SM with the 32K kernel's 8 warps. The caller syncs after.
 template <typename T, int N2, int RAD, int NTH>
-__device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int j, int M1, T* sre, T* sim, int tid) {
+__device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int j, int M1, T* sre, T* sim, int tid,
+                                                 const T* pw) {
   constexpr int kInnerLoadRound = inner_load_round(RAD);
-  const bool has_re = j < M1, has_im = j > 0;
+  // a: the real part's source (j = M1: the partner's Im P[0]), b: the imaginary part's (j = 0: the partner's Re P[0])
+  const T* const pa = j < M1 ? wre : (pw != nullptr ? pw + N2 : nullptr);
+  const T* const pb = j > 0 ? wim : pw;
   for (int c0 = tid; c0 < N2 / 8; c0 += kInnerLoadRound * NTH) {
     uint4 a[kInnerLoadRound], b[kInnerLoadRound];
 #pragma unroll
     for (int i = 0; i < kInnerLoadRound; ++i) {
       const int t = 8 * (c0 + i * NTH);
       if (t < N2) {
-        a[i] = has_re ? *reinterpret_cast<const uint4*>(wre + t) : make_uint4(0u, 0u, 0u, 0u);
-        b[i] = has_im ? *reinterpret_cast<const uint4*>(wim + t) : make_uint4(0u, 0u, 0u, 0u);
+        a[i] = pa != nullptr ? *reinterpret_cast<const uint4*>(pa + t) : make_uint4(0u, 0u, 0u, 0u);
+        b[i] = pb != nullptr ? *reinterpret_cast<const uint4*>(pb + t) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
 #pragma unroll
@@ -218,15 +222,16 @@ __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int
       const int t = 8 * (c0 + i * NTH);
       if (t >= N2) continue;
       const int off = chunk_sig_off<RAD>(t);
-      uint4 xr = a[i], xi = b[i];  // a row k1 in (0, M1); j = 0: a = Re P[0] (xi = 0)
-      if (j == M1) {               // b w_2N2^n, b = Im P[0]
-        float v[8], br[8], bi[8];
+      uint4 xr = a[i], xi = b[i];
+      if (j == M1) {  // (b + i b') w_2N2^n, b = Im P[0], b' the partner's
+        float v[8], c[8], br[8], bi[8];
         unpack8<T>(b[i], v);
+        unpack8<T>(a[i], c);
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           const float2 w = twist(t + e, N2);
-          br[e] = v[e] * w.x;
-          bi[e] = v[e] * w.y;
+          br[e] = v[e] * w.x - c[e] * w.y;
+          bi[e] = v[e] * w.y + c[e] * w.x;
         }
         xr = pack8<T>(br);
         xi = pack8<T>(bi);
@@ -238,25 +243,30 @@ __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int
 }
 
 // The inverse of load_item_planes: the planes back in place into item j's row, the whole row, or row 0's real plane
-// (j = 0) / imaginary plane (j = M1: Re(z conj(w_2N2^n))).
+// (j = 0: Re z, the partner's Im z) / imaginary plane (j = M1: Re(z conj(w_2N2^n)), the partner's Im of it).
 template <typename T, int N2, int RAD, int NTH>
-__device__ __forceinline__ void store_item_planes(T* wre, T* wim, int j, int M1, const T* sre, const T* sim, int tid) {
+__device__ __forceinline__ void store_item_planes(T* wre, T* wim, int j, int M1, const T* sre, const T* sim, int tid,
+                                                  T* pw) {
   for (int c = tid; c < N2 / 8; c += NTH) {
     const int t = 8 * c;
     const int off = chunk_sig_off<RAD>(t);
     const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
+    const uint4 zi = *reinterpret_cast<const uint4*>(sim + off);
     if (j < M1) *reinterpret_cast<uint4*>(wre + t) = zr;
-    if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = *reinterpret_cast<const uint4*>(sim + off);
+    if (j > 0 && j < M1) *reinterpret_cast<uint4*>(wim + t) = zi;
+    if (j == 0 && pw != nullptr) *reinterpret_cast<uint4*>(pw + t) = zi;
     if (j == M1) {
-      float a[8], b[8], o[8];
+      float a[8], b[8], o[8], o2[8];
       unpack8<T>(zr, a);
-      unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), b);
+      unpack8<T>(zi, b);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const float2 w = twist(t + e, N2);
         o[e] = a[e] * w.x + b[e] * w.y;
+        o2[e] = b[e] * w.x - a[e] * w.y;
       }
       *reinterpret_cast<uint4*>(wim + t) = pack8<T>(o);
+      if (pw != nullptr) *reinterpret_cast<uint4*>(pw + N2 + t) = pack8<T>(o2);
     }
   }
 }
@@ -275,20 +285,21 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
   __syncthreads();
   const TwN<N2> twN = sm.twN;
   const int M1 = p.N1 / 2;
-  const int64_t items = p.nrows * (M1 + 1);
+  const int64_t items = p.order.count(p.nrows);
   T* const ws = static_cast<T*>(p.ws);
 
   for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
-    int64_t r;
+    int64_t r, r2;
     int j;
-    p.order(item, &r, &j);
+    p.order(item, &r, &j, &r2);
     const int k1 = j == M1 ? 0 : j;
     T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
     T* const wim = wre + N2;
+    T* const pw = r2 >= 0 ? ws + ws_offset(r2, 0, 0, 0, p.N1, N2) : nullptr;  // the pair's other row 0
     using KSlot = KSlotOf<T>;
     const KSlot* kbase = slice_of<KSlot>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
-    load_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid);
+    load_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid, pw);
     __syncthreads();
 
     if constexpr (S::kMmaOuter) {
@@ -324,7 +335,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
       __syncthreads();
     }
 
-    store_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid);
+    store_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid, pw);
     __syncthreads();  // the next item's load overwrites the planes
   }
 }
@@ -553,9 +564,9 @@ __global__ void __launch_bounds__(cc_threads(LGN2), LGN2 <= 12 ? 3 : 1) inner_cc
   const int tid = threadIdx.x, nth = blockDim.x;
   const int M1 = p.N1 / 2;
   const float inv_n = 1.0f / static_cast<float>(N2);
-  int64_t r;  // one item per CTA (launch_per_unit)
+  int64_t r, r2;  // one item per CTA (launch_per_unit); the fp32 order has no pairs (r2 = -1)
   int j;
-  p.order(blockIdx.x, &r, &j);
+  p.order(blockIdx.x, &r, &j, &r2);
   float* wre = p.ws + ws_offset(r, j == M1 ? 0 : j, 0, 0, p.N1, N2);
   float* wim = wre + N2;
   const float* ks = reinterpret_cast<const float*>(slice_of<float4>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2));
@@ -769,7 +780,7 @@ __global__ void __launch_bounds__(WARPS * 32) inner_kspec_tc_kernel(const KsTcPa
     const int64_t gh = gj / (M1 + 1);
     const int j = static_cast<int>(gj - gh * (M1 + 1));
     const T* wre = static_cast<const T*>(p.scratch) + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
-    load_item_planes<T, N2, RAD, NTH>(wre, wre + N2, j, M1, sre, sim, tid);
+    load_item_planes<T, N2, RAD, NTH>(wre, wre + N2, j, M1, sre, sim, tid, nullptr);
     __syncthreads();
     if constexpr (S::kMmaOuter) {
       outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, N0 / 16, warp, lane);
@@ -789,9 +800,10 @@ __global__ void __launch_bounds__(WARPS * 32) inner_kspec_tc_kernel(const KsTcPa
 template <typename T, int N0, int RAD, bool CONJ = false>
 cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
   constexpr int WARPS = tc_warps(N0, RAD);
-  TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1, ItemOrder::make(a.nrows, a.H, a.N1)};
+  const ItemOrder order = ItemOrder::make(a.nrows, a.H, a.N1, pairable_rows(a.row0, a.nrows, a.H, a.G, a.R));
+  TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1, order};
   return launch_units(inner_tc_kernel<T, N0, RAD, WARPS, CONJ>, WARPS * 32, BigShape<N0, RAD>::kSmem,
-                      a.nrows * (a.N1 / 2 + 1), stream, p);
+                      order.count(a.nrows), stream, p);
 }
 
 }  // namespace inner

@@ -91,7 +91,8 @@ struct BwdArgs {
   StepMarks* marks = nullptr;  // self-test timing only (see StepMarks)
   // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
   // spectrum accumulates across them in the same order, so the results are bitwise the same
-  // for every chunk size; the two workspaces shrink to chunk_b * H rows.
+  // for every even chunk size (odd ones pair other batch entries in the inner step: pairable_rows);
+  // the two workspaces shrink to chunk_b * H rows.
   int64_t chunk_b;
 };
 
@@ -313,6 +314,7 @@ struct BwdInnerParams {
   int64_t b0, nb, H, G, R;  // batch entries b0 .. b0 + nb - 1 (workspace rows from 0); nb = 0: zero_g's S := 0
   int64_t zero_g;
   int N1;
+  bool pair;  // pairable_rows for the chunk: items 0 and M1 take two batch entries at once
 };
 
 // g's planes follow the kernel's BigSmem (tables included), at a 128-byte boundary like v's.
@@ -358,17 +360,23 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
   // One CTA takes all of an item's batch entries, in ascending b (the items are split over the CTAs, not the
   // entries: two CTAs on one S slice would race).
   for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
-    for (int64_t bi = 0; bi < p.nb; ++bi) {
-      const int64_t b = p.b0 + bi;
-      const int64_t h = hj / (M1 + 1), g = group_of(b, p.R, p.G);
-      const int j = static_cast<int>(hj - h * (M1 + 1));
+    const int64_t h = hj / (M1 + 1);
+    const int j = static_cast<int>(hj - h * (M1 + 1));
+    // Items 0 and M1 take batch entries b, b + 1 together where p.pair (ItemOrder's pairs): S then adds the pair's
+    // conj(Xv) Xg, whose cross terms dk's inverse drops (long_plan.h, JFF_LONG_PAIR_ROWS).
+    const int step = p.pair && (j == 0 || j == M1) ? 2 : 1;
+    for (int64_t bi = 0; bi < p.nb; bi += step) {
+      const int64_t b = p.b0 + bi, g = group_of(b, p.R, p.G);
       // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
       const bool accumulate = b != g * p.R;
       const int64_t off = ws_offset(bi * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
       T* const v = static_cast<T*>(p.ws_v) + off;
       T* const gw = static_cast<T*>(p.ws_g) + off;
-      inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
-      inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
+      const int64_t poff = step == 2 && bi + 1 < p.nb ? ws_offset((bi + 1) * p.H + h, 0, 0, 0, p.N1, N2) : -1;
+      T* const vp = poff >= 0 ? static_cast<T*>(p.ws_v) + poff : nullptr;
+      T* const gp = poff >= 0 ? static_cast<T*>(p.ws_g) + poff : nullptr;
+      inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid, vp);
+      inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid, gp);
       __syncthreads();
       if constexpr (S::kMmaOuter) {
         outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
@@ -410,8 +418,8 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
         outer_idft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, N0 / 16, warp, lane);
         __syncthreads();
       }
-      if constexpr (DPOST) inner::store_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid);
-      inner::store_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid);
+      if constexpr (DPOST) inner::store_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid, vp);
+      inner::store_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid, gp);
       __syncthreads();  // the next item's loads overwrite the planes
     }
   }
@@ -715,8 +723,9 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   const bool fused_dskip = bwd::fused_dskip(a, path);
   // bwd_inner_tc_kernel on the chunk's batch entries b0 .. b0 + nb - 1, or nb = 0: group zero_g's S set to zero.
   auto bwd_inner = [&](int64_t b0, int64_t nb, int64_t zero_g) {
+    const bool pair = pairable_rows(b0 * a.H, nb * a.H, a.H, a.G, a.R);
     const bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b0, nb, a.H, a.G, a.R,
-                                 zero_g, N1};
+                                 zero_g, N1, pair};
     const bool bf16 = a.dtype == Elem::kBF16, dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {

@@ -102,6 +102,9 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const int64_t rows = d.B * d.H, GH = d.G * d.H;
   const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), filter_scr = kspec_scratch_bytes(1, s.N1, s.N2);
   p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / row_ws), 1, rows);
+  // Whole batch entries where a chunk holds at least one: the inner step then takes a channel's rows together
+  // (ItemOrder: K' slices shared through L2, row 0 of two batch rows per transform).
+  if (p.rows_per_chunk >= d.H) p.rows_per_chunk -= p.rows_per_chunk % d.H;
   const size_t rows_ws = static_cast<size_t>(p.rows_per_chunk) * row_ws;
   const size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
   p.filters_per_call = filters_fitting(work, GH, s);

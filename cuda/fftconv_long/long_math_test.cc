@@ -191,38 +191,61 @@ int main() {
     std::printf("%s default split: N1 in the tensor-core set, N2 a fused size, for 64K..16M\n",
                 plan_ok ? "PASS" : "FAIL");
   }
-  // The inner step's work-item order: a bijection onto (row, item) pairs; with whole batch entries
-  // (nrows = nb * H) each run of nb consecutive items shares one channel and item, i.e. one K' slice.
+  // The inner step's work-item order: a bijection onto (row, item) pairs, where a paired unit covers its rows r and
+  // r2 = r + H (same channel, next batch entry); with whole batch entries (nrows = nb * H) each item's units of one
+  // channel follow each other, i.e. share one K' slice.
   {
     bool ok = true;
-    for (int N1 : {2, 16, 512})
-      for (int64_t H : {1, 3, 8})
-        for (int64_t nrows : {H, 5 * H, 5 * H + 1, int64_t{7}}) {
-          const ItemOrder order = ItemOrder::make(nrows, H, N1);
-          const int M1 = N1 / 2;
-          const int64_t items = nrows * (M1 + 1);
-          ok = ok && (order.nb > 0) == (nrows % H == 0);
-          std::vector<int> hit(items, 0);
-          for (int64_t it = 0; it < items; ++it) {
-            int64_t r;
-            int j;
-            order(it, &r, &j);
-            if (r < 0 || r >= nrows || j < 0 || j > M1) {
-              ok = false;
-              continue;
+    for (bool pair : {false, true})
+      for (int N1 : {2, 16, 512})
+        for (int64_t H : {1, 3, 8})
+          for (int64_t nrows : {H, 2 * H, 5 * H, 5 * H + 1, int64_t{7}}) {
+            const ItemOrder order = ItemOrder::make(nrows, H, N1, pair);
+            const int M1 = N1 / 2;
+            const int64_t items = order.count(nrows);
+            ok = ok && (order.nb > 0) == (nrows % H == 0) && order.pair == (pair && order.nb > 0);
+            std::vector<int> hit(nrows * (M1 + 1), 0);
+            int64_t prev_key = -1;  // (channel, item) of the previous unit: non-decreasing
+            for (int64_t it = 0; it < items; ++it) {
+              int64_t r, r2;
+              int j;
+              order(it, &r, &j, &r2);
+              if (r < 0 || r >= nrows || j < 0 || j > M1 || r2 >= nrows) {
+                ok = false;
+                continue;
+              }
+              ++hit[r * (M1 + 1) + j];
+              const bool special = j == 0 || j == M1;
+              if (r2 >= 0) {
+                ok = ok && order.pair && special && r2 == r + H && (r / H) % 2 == 0;
+                ++hit[r2 * (M1 + 1) + j];
+              } else if (order.pair && special) {
+                ok = ok && r / H == order.nb - 1 && order.nb % 2 == 1;  // only an odd nb's last entry is alone
+              }
+              if (order.nb > 0) {
+                const int64_t key = (r % H) * (M1 + 1) + j;
+                ok = ok && key >= prev_key;
+                prev_key = key;
+              }
             }
-            ++hit[r * (M1 + 1) + j];
-            if (order.nb > 0) {
-              int64_t r0;
-              int j0;
-              order(it - it % order.nb, &r0, &j0);  // the run's first item
-              ok = ok && j0 == j && r0 % H == r % H;
-            }
+            for (int h : hit) ok = ok && h == 1;
           }
-          for (int h : hit) ok = ok && h == 1;
-        }
     if (!ok) ++g_fail;
-    std::printf("%s inner item order: a bijection; runs of nb items share one K' slice\n", ok ? "PASS" : "FAIL");
+    std::printf("%s inner item order: a bijection (pairs included); a channel's units of one item run together\n",
+                ok ? "PASS" : "FAIL");
+    // Pairs only inside one filter group.
+    bool pok = true;
+    for (int64_t G : {1, 2, 3})
+      for (int64_t R : {1, 2, 3, 4})
+        for (int64_t b0 : {0, 1, 2, 4})
+          for (int64_t nb : {1, 2, 5, 6}) {
+            const int64_t H = 3;
+            if (!pairable_rows(b0 * H, nb * H, H, G, R)) continue;
+            for (int64_t b = b0; b + 1 < b0 + nb; b += 2) pok = pok && group_of(b, R, G) == group_of(b + 1, R, G);
+          }
+    pok = pok && !pairable_rows(0, 5, 3, 1, 1) && !pairable_rows(1, 3, 3, 1, 1);  // not whole batch entries
+    if (!pok) ++g_fail;
+    std::printf("%s paired rows share their filter group\n", pok ? "PASS" : "FAIL");
   }
   for (int N1 = 2; N1 <= 512; N1 *= 2) {
     for (int64_t N2 : {16, 64, 256}) {

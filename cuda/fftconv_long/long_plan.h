@@ -118,26 +118,71 @@ JFF_HD void c2r_merge(R xr, R xi, R cr, R ci, R wr, R wi, R* zr, R* zi) {
   *zi = ei + orr;
 }
 
-// Inner-step work item -> (workspace row r, item j; inner_pass.cuh). With nrows = nb * H (every call of the long
-// path: whole batch entries), the nb batch rows of one channel follow each other:
-// item = (h * (M1 + 1) + j) * nb + b, r = b * H + h. The CTAs
-// that multiply by one filter slice of K' then run together and all but the first read it from L2; in row-major
-// order each batch row re-read all of K' from DRAM (64K at B = 16: 3.6 GB of K' for 3.2 GB of workspace traffic).
-// nb = 0: row-major (r = item / (M1 + 1)).
+// Row 0's two real signals of two batch rows in one transform (inner items 0 and M1): the workspace's row 0 packs
+// C[0] + i C[N1/2] of one signal row, two real signals that each took a whole complex transform with a zero imaginary
+// part (M1 + 1 transforms per signal row: +12.5% inner work at N1 = 16). Both of their convolutions (cyclic with a
+// real filter; negacyclic, i.e. twisted, cyclic, untwisted, with a real filter) map real signals to real ones, so
+// batch rows b and b + 1 of one channel (one filter) go in as the real and the imaginary part of one transform and
+// come out the same way: M1 transforms per signal row. dk's spectrum then adds conj(Xv) Xg of the pair, whose cross
+// terms transform to purely imaginary values after the untwist, which dk's inverse drops with the imaginary part
+// (inner_pass.cuh item_store). JFF_LONG_PAIR_ROWS=0 keeps one row per transform (A/B runs).
+#ifndef JFF_LONG_PAIR_ROWS
+#define JFF_LONG_PAIR_ROWS 1
+#endif
+
+// Whether the inner step may pair batch rows b, b + 1 (ws rows r, r + H) for rows row0 .. row0 + nrows - 1: whole
+// batch entries, and every pair inside one filter group (group_of: G = 1, or runs of even R starting at even b).
+JFF_HD bool pairable_rows(int64_t row0, int64_t nrows, int64_t H, int64_t G, int64_t R) {
+  if (!JFF_LONG_PAIR_ROWS || nrows % H != 0 || row0 % H != 0) return false;
+  return G == 1 || (R % 2 == 0 && (row0 / H) % 2 == 0);
+}
+
+// Inner-step work item -> (workspace row r, item j, partner row r2 or -1; inner_pass.cuh). With nrows = nb * H
+// (whole batch entries), the batch rows of one channel and item follow each other:
+//   channel h: item 0's units, items 1 .. M1 - 1 (nb each, b fastest), item M1's units; r = b * H + h,
+// where item 0's and M1's units are single rows, or pairs (b, b + 1) when `pair` (r2 = r + H; the last of an odd
+// nb alone). The CTAs that multiply by one filter slice of K' then run together and all but the first read it from
+// L2; in row-major order each batch row re-read all of K' from DRAM (64K at B = 16: 3.6 GB of K' for 3.2 GB of
+// workspace traffic). nb = 0 (rows not whole batch entries): row-major (r = item / (M1 + 1)), no pairs.
 struct ItemOrder {
   int64_t nb, H;
   int M1;
-  static JFF_HD ItemOrder make(int64_t nrows, int64_t H, int N1) {
-    return {nrows % H == 0 ? nrows / H : 0, H, N1 / 2};
+  bool pair;
+  static JFF_HD ItemOrder make(int64_t nrows, int64_t H, int N1, bool pair = false) {
+    const int64_t nb = nrows % H == 0 ? nrows / H : 0;
+    return {nb, H, N1 / 2, pair && nb > 0};
   }
-  JFF_HD void operator()(int64_t item, int64_t* r, int* j) const {
+  // Units of item 0 (and of item M1) per channel.
+  JFF_HD int64_t special_units() const { return pair ? (nb + 1) / 2 : nb; }
+  // Work items in all (nrows as given to make).
+  JFF_HD int64_t count(int64_t nrows) const {
+    return nb == 0 ? nrows * (M1 + 1) : H * ((M1 - 1) * nb + 2 * special_units());
+  }
+  JFF_HD void operator()(int64_t item, int64_t* r, int* j, int64_t* r2) const {
+    *r2 = -1;
     if (nb == 0) {
       *r = item / (M1 + 1);
       *j = static_cast<int>(item - *r * (M1 + 1));
       return;
     }
-    const int64_t hj = item / nb, b = item - hj * nb, h = hj / (M1 + 1);
-    *j = static_cast<int>(hj - h * (M1 + 1));
+    const int64_t ns = special_units(), per = (M1 - 1) * nb + 2 * ns, h = item / per;
+    int64_t q = item - h * per, b;
+    bool special = true;
+    if (q < ns) {
+      *j = 0;
+      b = q;
+    } else if ((q -= ns) < (M1 - 1) * nb) {
+      *j = 1 + static_cast<int>(q / nb);
+      b = q % nb;
+      special = false;
+    } else {
+      *j = M1;
+      b = q - (M1 - 1) * nb;
+    }
+    if (special && pair) {
+      b *= 2;
+      if (b + 1 < nb) *r2 = (b + 1) * H + h;
+    }
     *r = b * H + h;
   }
 };
