@@ -23,9 +23,39 @@
 # The table is timed device-side (JFF_BENCH_DEVICE_TIMING=1, like results/<device>-fftconv.json; the wall-clock
 # median stays beside it). SKIP_CHECKS=1 runs only steps 1 (the package) and 4 (for code already checked), and
 # with TESTS=1 the first part of step 6.
+# FWD_QUICK=1: a short call after a change to the forward's kernels (about 6 minutes): the package with
+# monarch_selftest alongside, its --small cases, the BHL table (step 4, with STEP / BLH as above), then in what
+# time is left memcheck on monarch_selftest --small and racecheck on RACE_ROWS; no GPU tests.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
+if [ "${FWD_QUICK:-0}" = 1 ]; then
+  "${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu \
+    >"$OUT/selftests.log" 2>&1 &
+  compile=$!
+  bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
+  tail -n 2 "$OUT/build.log"
+  wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+  run_left selftests.log $b/monarch_selftest --small
+  export JFF_BENCH_DEVICE_TIMING=1
+  run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
+  if [ "${STEP:-0}" = 1 ]; then
+    run_left bench.log python3 benchmarks/bench_fftconv.py --modes fwd+bwd,step --cases full --target-s 0.2 \
+      --out "$OUT" --no-plot --name fftconv-step
+  fi
+  if [ "${BLH:-0}" = 1 ]; then
+    run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot \
+      --name fftconv-blh
+  fi
+  grep -vE "^  " "$OUT/bench.log" | tail -n 40
+  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_selftest --small
+  IFS=';' read -ra race_rows <<<"${RACE_ROWS:-bf16 N256 full;bf16 N4096 full;bf16 N32768 full}"
+  for r in "${race_rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_selftest --only "$r"
+  done
+  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
+  exit 0
+fi
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   ("${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu &&
     "${nv[@]}" -DJFF_WITH_FWD -o $b/monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu \

@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/smem_fft.cuh"
 #ifndef JFF_LONG_EMU
 #include "common/pdl.cuh"
 #endif
@@ -1045,15 +1046,24 @@ __device__ __forceinline__ void prefetch_k_l1(const KSlot* kk, int lane) {
 // ---------------------------------------------------------------------------------------
 // k's spectrum, once per (g, h), for N = N0 * RAD^2: the N-point DFT of the zero-padded real
 // k, computed as an N/2-point complex FFT of z[n] = k[2n] + i k[2n+1] in shared memory
-// (float32), then split into the real signal's spectrum. skip is added to every bin (the skip
-// term skip*v is a convolution with skip*delta). Output order: frequency
-// f = k0 + N0*km at float offset 2*M*k0 + spec_float_offset<RAD>(km) of the
-// (g, h) block, in KElem (float, or bfloat16 bits: KSpecOf) -- exactly what each lane of the main
-// kernels reads (one slot of two bins per lane, coalesced).
+// (float32; common/smem_fft.cuh: radix-16 Stockham passes), then split into the real signal's
+// spectrum. skip is added to every bin (the skip term skip*v is a convolution with skip*delta).
+// Output order: frequency f = k0 + N0*km at float offset 2*M*k0 + spec_float_offset<RAD>(km) of
+// the (g, h) block, in KElem (float, or bfloat16 bits: KSpecOf) -- exactly what each lane of the
+// main kernels reads (one slot of two bins per lane, coalesced). That is: slot s (two bins) at
+// element 4 s, holding frequencies k0 + N0 f0 and k0 + N0 f1 (k0 = s / (M/2), spec_freqs of
+// s mod M/2), so thread s computes its slot's two bins and stores them in one vector store.
+// Session 28, H200 (profile_kernels.py, B=64 H=768 bf16 forward): the kernel this replaces (radix-2
+// butterflies with a barrier each, one bin pair per thread scattered over the block) took 0.010 ms
+// of the 1K forward's 0.157 and 0.054 of the 4K forward's 0.636.
 // ---------------------------------------------------------------------------------------
-// One complex bin (re, im) at an even element offset: one 8- or 4-byte store.
+// One complex bin (re, im) at an even element offset: one 8- or 4-byte store (the long path's slices).
 __device__ __forceinline__ void store_k_bin(float* p, float re, float im) {
   *reinterpret_cast<float2*>(p) = make_float2(re, im);
+}
+// Two complex bins (re, im) as one 16- or 8-byte store.
+__device__ __forceinline__ void store_k_slot(float* p, float2 a, float2 b) {
+  *reinterpret_cast<float4*>(p) = make_float4(a.x, a.y, b.x, b.y);
 }
 // One bf16 bin (re in the low half), rounded to nearest even.
 __device__ __forceinline__ uint32_t pack_k_bin(float re, float im) {
@@ -1063,64 +1073,61 @@ __device__ __forceinline__ uint32_t pack_k_bin(float re, float im) {
 __device__ __forceinline__ void store_k_bin(uint16_t* p, float re, float im) {
   *reinterpret_cast<uint32_t*>(p) = pack_k_bin(re, im);
 }
+__device__ __forceinline__ void store_k_slot(uint16_t* p, float2 a, float2 b) {
+  *reinterpret_cast<uint2*>(p) = make_uint2(pack_k_bin(a.x, a.y), pack_k_bin(b.x, b.y));
+}
+
+// Threads of the k-spectrum kernel: one radix-16 butterfly per thread and pass (smem_fft's
+// fft_smem needs N/2 <= 16 * threads), at least a warp.
+constexpr int kspec_threads(int N) { return N / 32 > 32 ? N / 32 : 32; }
 
 template <int N0, int RAD, typename KElem>
-__global__ void __launch_bounds__(1024) monarch_kspec_kernel(const float* __restrict__ k, int64_t Lk,
-                                                             const float* __restrict__ skip, KElem* kspec) {
+__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_kernel(const float* __restrict__ k,
+                                                                                      int64_t Lk,
+                                                                                      const float* __restrict__ skip,
+                                                                                      KElem* kspec) {
   begin_after_prior_grids();
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
   constexpr int LOGH = (N0 == 1 ? 0 : (N0 == 2 ? 1 : (N0 == 16 ? 4 : 5))) + (RAD == 32 ? 10 : 8) - 1;
   static_assert((1 << LOGH) == H2, "log2");
-  extern __shared__ float2 zs[];
-  float2* twt = zs + H2;  // w_H2^j, j < H2/2: one sincospif per entry instead of per butterfly
+  extern __shared__ float2 zs[];  // z, H2 complex: as floats, k[0 .. N) zero-padded
+  const int tid = threadIdx.x, nth = blockDim.x;
   const int64_t gh = blockIdx.x;
-  for (int j = threadIdx.x; j < H2 / 2; j += blockDim.x) {
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(j) / H2, &s, &c);
-    twt[j] = make_float2(c, s);
-  }
   const float* kr = k + gh * Lk;
-  for (int n = threadIdx.x; n < H2; n += blockDim.x) {
-    const int64_t i0 = 2 * n, i1 = 2 * n + 1;
-    const float2 z = make_float2(i0 < Lk ? kr[i0] : 0.f, i1 < Lk ? kr[i1] : 0.f);
-    zs[__brev(static_cast<unsigned>(n)) >> (32 - LOGH)] = z;
+  float* zf = reinterpret_cast<float*>(zs);
+  if (Lk >= N && (reinterpret_cast<uintptr_t>(kr) & 15) == 0) {  // whole 16-byte vectors
+    for (int i = tid; i < N / 4; i += nth) reinterpret_cast<float4*>(zf)[i] = reinterpret_cast<const float4*>(kr)[i];
+  } else {
+    for (int i = tid; i < N; i += nth) zf[i] = i < Lk ? kr[i] : 0.f;
   }
   __syncthreads();
-  for (int half = 1; half < H2; half *= 2) {
-    for (int i = threadIdx.x; i < H2 / 2; i += blockDim.x) {
-      const int pos = i & (half - 1);
-      const int a = (i - pos) * 2 + pos, b = a + half;
-      const float2 w = twt[pos * (H2 / (2 * half))];
-      const float2 xb = zs[b], xa = zs[a];
-      const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
-      zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
-      zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
-    }
-    __syncthreads();
-  }
+  smem_fft::fft_smem_fixed<LOGH>(zs, false, tid, nth);  // syncs after
   KElem* out = kspec + gh * N * 2;
   const float sk = skip != nullptr ? skip[gh] : 0.f;
-  auto offset = [](int f) {
-    const int k0 = f % N0, km = f / N0;
-    return 2 * M * k0 + spec_float_offset<RAD>(km);
+  // Bin f of the real signal's spectrum: for f <= H2, E = (Zf + conj Zc) / 2, O = (Zf - conj Zc) / (2i),
+  // K = E + w_N^f O (+ skip); above H2 the conjugate of bin N - f.
+  auto bin = [&](int f) {
+    const int g = f <= H2 ? f : N - f;
+    const float2 zg = zs[g & (H2 - 1)];
+    const float2 zc = zs[(H2 - g) & (H2 - 1)];
+    const float er = 0.5f * (zg.x + zc.x), ei = 0.5f * (zg.y - zc.y);
+    const float or_ = 0.5f * (zg.y + zc.y), oi = -0.5f * (zg.x - zc.x);
+    float sn, cs;
+    sincospif(-2.0f * static_cast<float>(g) / N, &sn, &cs);
+    const float ki = ei + (or_ * sn + oi * cs);
+    return make_float2(er + (or_ * cs - oi * sn) + sk, f <= H2 ? ki : -ki);
   };
-  for (int f = threadIdx.x; f <= H2; f += blockDim.x) {
-    const float2 zf = zs[f & (H2 - 1)];
-    const float2 zc = zs[(H2 - f) & (H2 - 1)];
-    // E = (Zf + conj Zc) / 2, O = (Zf - conj Zc) / (2i), K = E + w_N^f O
-    const float er = 0.5f * (zf.x + zc.x), ei = 0.5f * (zf.y - zc.y);
-    const float or_ = 0.5f * (zf.y + zc.y), oi = -0.5f * (zf.x - zc.x);
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(f) / N, &s, &c);
-    const float kr_ = er + (or_ * c - oi * s) + sk, ki = ei + (or_ * s + oi * c);
-    store_k_bin(out + offset(f), kr_, ki);
-    if (f > 0 && f < H2) store_k_bin(out + offset(N - f), kr_, -ki);
+  for (int slot = tid; slot < N / 2; slot += nth) {
+    const int k0 = slot / (M / 2), idx = slot % (M / 2);
+    unsigned f0, f1;
+    spec_freqs<RAD>(idx, f0, f1);
+    store_k_slot(out + 4 * slot, bin(k0 + N0 * static_cast<int>(f0)), bin(k0 + N0 * static_cast<int>(f1)));
   }
 }
 
 template <int N0, int RAD>
 constexpr size_t kspec_smem_bytes() {
-  return sizeof(float2) * (N0 * RAD * RAD / 2 + N0 * RAD * RAD / 4);
+  return sizeof(float2) * (N0 * RAD * RAD / 2);
 }
 
 // Enqueues the k-spectrum kernel for G*H filters ((G, H, N) complex, stored as KSpecOf<T>::Elem
@@ -1137,8 +1144,8 @@ cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* sk
     err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ksm));
     if (err != cudaSuccess) return err;
   }
-  const int threads = N0 * RAD * RAD >= 4096 ? 1024 : 256;
-  return launch_kernel(kern, static_cast<unsigned>(GH), threads, ksm, stream, k, Lk, skip, kspec);
+  return launch_kernel(kern, static_cast<unsigned>(GH), kspec_threads(N0 * RAD * RAD), ksm, stream, k, Lk, skip,
+                       kspec);
 }
 
 // The (N0, RAD) decomposition of each supported N: f(std::integral_constant<int, N0>{},
