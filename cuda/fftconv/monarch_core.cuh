@@ -1078,8 +1078,14 @@ __device__ __forceinline__ void store_k_slot(uint16_t* p, float2 a, float2 b) {
 }
 
 // Threads of the k-spectrum kernel: one radix-16 butterfly per thread and pass (smem_fft's
-// fft_smem needs N/2 <= 16 * threads), at least a warp.
-constexpr int kspec_threads(int N) { return N / 32 > 32 ? N / 32 : 32; }
+// fft_smem needs N/2 <= 16 * threads), at least JFF_KSPEC_MIN_THREADS. The timed form (session 28)
+// has one warp at N <= 1K, whose load and slot loops then take 8-16 rounds per thread: the N = 256
+// forward read 0.0400 -> 0.0417 ms with this kernel (1K 0.1596 -> 0.1583), so more threads there
+// are the next thing to time (-DJFF_KSPEC_MIN_THREADS=128 or 256; the passes' extra threads idle).
+#ifndef JFF_KSPEC_MIN_THREADS
+#define JFF_KSPEC_MIN_THREADS 32
+#endif
+constexpr int kspec_threads(int N) { return N / 32 > JFF_KSPEC_MIN_THREADS ? N / 32 : JFF_KSPEC_MIN_THREADS; }
 
 template <int N0, int RAD, typename KElem>
 __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_kernel(const float* __restrict__ k,
