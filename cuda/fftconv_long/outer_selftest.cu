@@ -530,6 +530,27 @@ void run_inner_case(const InnerCase& c, uint64_t seed) {
                   static_cast<long long>(unw));
     line(acc.rel() <= bar_e2e(c.e) && unw == 0, "pipeline " + name, d);
     line(y.raw == y2.raw, "det pipeline " + name, "");
+    if (c.B > 2) {
+      // Chunks of two batch entries (long_fwd runs chunks of whole entries, workspace rows from 0): bitwise the
+      // run over all rows, since the inner step pairs the same batch rows (b, b + 1 from even b) either way and
+      // every other step is per row.
+      poison(dws, workspace_bytes(c.e, rows, N1, N2));
+      poison(dy, y2.raw.size());
+      for (int64_t b0 = 0; b0 < c.B; b0 += 2) {
+        const int64_t r0 = b0 * c.H, nr = std::min<int64_t>(2, c.B - b0) * c.H;
+        OuterFwdArgs f2 = fa;
+        InnerArgs n2 = na;
+        OuterInvArgs i2 = ia;
+        f2.row0 = n2.row0 = i2.row0 = r0;
+        f2.nrows = n2.nrows = i2.nrows = nr;
+        CK(outer_forward(f2, nullptr));
+        CK(inner_forward(n2, nullptr));
+        CK(outer_inverse(i2, nullptr));
+      }
+      sync();
+      down(y2.raw.data(), dy, y2.raw.size());
+      line(y.raw == y2.raw, "chunked pipeline " + name, "chunks of 2 batch entries, bitwise vs all rows at once");
+    }
     for (void* q : {du, dpre, dpost, dy, dws}) dev_free(q);
   }
   for (void* q : {static_cast<void*>(dk), static_cast<void*>(dskip), static_cast<void*>(dks), static_cast<void*>(dscr)})
@@ -805,6 +826,8 @@ int main(int argc, char** argv) {
     // Two-level outer sizes (for bf16 the tensor-core pass over k's two stages; odd Lk: its scalar loads), also in
     // --quick (the sanitizers' set) for bf16; N1 = 512 below.
     if (!quick || e == Elem::kBF16) icases.push_back({e, 256, 256, 1, 1, 256 * 256, 256 * 256 - 5, 1, 1, true, true, true});
+    // Batch rows paired in row 0's transforms (G = 1), an odd batch entry left alone, and the chunked run's pairs.
+    if (!quick || e != Elem::kF32) icases.push_back({e, 16, 256, 5, 1, 16 * 256 - 9, 16 * 256 - 9, 1, 1, true, true, true});
     if (!quick) {
       icases.push_back({e, 16, 1024, 3, 1, 16 * 1024 / 2 + 7, 16 * 1024 / 2 - 3, 2, 1, true, false, true});
       icases.push_back({e, 2, 1024, 2, 1, 2 * 1024 - 9, 700, 1, 1, false, true, false});  // row 0 only
