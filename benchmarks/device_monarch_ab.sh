@@ -15,6 +15,8 @@
 # the issue-3 workload, with its correctness checks), for the depthwise kernels dw_selftest RUN_ARGS (default
 # --pdl-bench: back-to-back call streams, as a jitted program issues them). PHASE=build only builds, PHASE=run
 # only runs (the same arguments), so that one device call can build several targets' variants at once.
+# ENVS=';'-separated environment settings (e.g. "JFF_MONARCH_FWD_STAGE=0;JFF_MONARCH_FWD_STAGE=1"): each build's
+# timed runs go once under each, interleaved too (run-time switches A/B'd inside one build).
 source "$(dirname "$0")/device_lib.sh"
 
 if [ "${DW:-0}" = 1 ]; then
@@ -60,14 +62,19 @@ fi
 for round in 1 2; do
   i=0
   for flag in "$@"; do
-    echo "### $tag $flag (round $round)" >>"$OUT/ab_$tag.log"
-    for r in "${runs[@]}"; do
-      if [ "$tag" = dw ]; then
-        read -ra args <<<"$r"
-        run_left ab_$tag.log ${bin}_$i "${args[@]}"
-      else
-        run_left ab_$tag.log ${bin}_$i --only "$r"
-      fi
+    IFS=';' read -ra envs <<<"${ENVS:-}"
+    [ ${#envs[@]} -gt 0 ] || envs=("")
+    for e in "${envs[@]}"; do
+      echo "### $tag $flag $e (round $round)" >>"$OUT/ab_$tag.log"
+      read -ra eargs <<<"$e"
+      for r in "${runs[@]}"; do
+        if [ "$tag" = dw ]; then
+          read -ra args <<<"$r"
+          run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i "${args[@]}"
+        else
+          run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i --only "$r"
+        fi
+      done
     done
     i=$((i + 1))
   done
