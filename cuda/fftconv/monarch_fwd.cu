@@ -345,13 +345,17 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
 // Needs 16-byte aligned rows (L % 8 == 0) and the device's opt-in shared memory per block; otherwise,
 // or with JFF_MONARCH_FWD_STAGE=0 in the environment, the unstaged kernel runs.
 #ifndef JFF_FWD_STAGE_ITERS_16K
-#define JFF_FWD_STAGE_ITERS_16K 8
+#define JFF_FWD_STAGE_ITERS_16K 4
 #endif
 #ifndef JFF_FWD_STAGE_ITERS_32K
 #define JFF_FWD_STAGE_ITERS_32K 4
 #endif
+#ifndef JFF_FWD_STAGE_ITERS_8K
+#define JFF_FWD_STAGE_ITERS_8K 0
+#endif
 constexpr int fwd_stage_iters(int N) {
-  return N == 16384 ? JFF_FWD_STAGE_ITERS_16K : (N == 32768 ? JFF_FWD_STAGE_ITERS_32K : 0);
+  return N == 8192 ? JFF_FWD_STAGE_ITERS_8K
+                   : (N == 16384 ? JFF_FWD_STAGE_ITERS_16K : (N == 32768 ? JFF_FWD_STAGE_ITERS_32K : 0));
 }
 // Streams staged per chunk: u and pre of rows b and b+1.
 constexpr int kFwdStageStreams = 4;
@@ -498,8 +502,6 @@ __global__ void __launch_bounds__(WARPS * 32)
             *reinterpret_cast<uint4*>(sre + off) = a0;
             *reinterpret_cast<uint4*>(sim + off) = a1;
           }
-          // This thread's slots are free again: the next item's copies run during this item's phases.
-          if (item + static_cast<int>(gridDim.x) < p.items) stage_item(item + gridDim.x);
           cfirst = tid + SCH;
         }
       }
@@ -538,6 +540,10 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     }
+    // This thread's staging slots are free again, and this item's register loads are done (issued earlier, the
+    // next item's copies only competed with them for DRAM): the copies run during this item's transforms and store.
+    if constexpr (SI > 0)
+      if (staged && item + static_cast<int>(gridDim.x) < p.items) stage_item(item + gridDim.x);
     __syncthreads();
 
     // The phases of one CTA run one after another, so its next load would wait on HBM latency
@@ -770,7 +776,7 @@ bool use_staged_big(const FftconvDims& d) {
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
       return false;
-    return BigShape<N0, RAD>::kSmem + fwd_stage_bytes(SI, 8) <= static_cast<size_t>(optin);
+    return BigShape<N0, RAD>::kSmem + fwd_stage_bytes(SI, big_warps(N0, RAD)) <= static_cast<size_t>(optin);
   }
 }
 
@@ -798,9 +804,10 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   constexpr int SI = fwd_stage_iters(N0 * RAD * RAD);
-  if constexpr (SI > 0)  // 8 warps: one CTA per SM holds the staging, as many warps as two unstaged CTAs
-    if (use_staged_big<N0, RAD>(d)) return launch_big_kernel<T, N0, RAD, 8, SI>(a, stream, kspec);
-  return launch_big_kernel<T, N0, RAD, big_warps(N0, RAD), 0>(a, stream, kspec);
+  constexpr int WARPS = big_warps(N0, RAD);
+  if constexpr (SI > 0)
+    if (use_staged_big<N0, RAD>(d)) return launch_big_kernel<T, N0, RAD, WARPS, SI>(a, stream, kspec);
+  return launch_big_kernel<T, N0, RAD, WARPS, 0>(a, stream, kspec);
 }
 
 // The BLH forward kernel, for blh_clusters_fit.
