@@ -1087,6 +1087,9 @@ __device__ __forceinline__ void store_k_slot(uint16_t* p, float2 a, float2 b) {
 #endif
 constexpr int kspec_threads(int N) { return N / 32 > JFF_KSPEC_MIN_THREADS ? N / 32 : JFF_KSPEC_MIN_THREADS; }
 
+// log2 of a power of two (a compile-time check that it is one).
+constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + log2_exact(n / 2)); }
+
 template <int N0, int RAD, typename KElem>
 __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_kernel(const float* __restrict__ k,
                                                                                       int64_t Lk,
@@ -1094,8 +1097,8 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_k
                                                                                       KElem* kspec) {
   begin_after_prior_grids();
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
-  constexpr int LOGH = (N0 == 1 ? 0 : (N0 == 2 ? 1 : (N0 == 16 ? 4 : 5))) + (RAD == 32 ? 10 : 8) - 1;
-  static_assert((1 << LOGH) == H2, "log2");
+  constexpr int LOGH = log2_exact(H2);
+  static_assert(LOGH >= 0 && (1 << LOGH) == H2, "log2");
   extern __shared__ float2 zs[];  // z, H2 complex: as floats, k[0 .. N) zero-padded
   const int tid = threadIdx.x, nth = blockDim.x;
   const int64_t gh = blockIdx.x;

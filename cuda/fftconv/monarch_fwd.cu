@@ -335,32 +335,6 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
   inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
 }
 
-// Staged loads of the big BHL forward (N = 16384 / 32768): the first SI * NTH 16-byte chunks of u and
-// pre of both rows of the CTA's NEXT item are cp.async'd into a staging area behind the tables as soon as
-// this item's copies are consumed, so that they arrive while this item transforms and stores; the load
-// phase then reads them from shared memory. (With one or two CTAs per SM at these sizes, the serial
-// load -> transform -> store phases of a CTA left DRAM idle in the transforms: notes_monarch.md.) 16384
-// stages whole rows (SI = 8 at 8 warps: 128 KB of staging, one CTA of 8 warps per SM, the registers of
-// the unstaged kernel's two CTAs of 4); 32768 has room for a quarter of them (SI = 4: 64 KB). 0 = off.
-// Needs 16-byte aligned rows (L % 8 == 0) and the device's opt-in shared memory per block; otherwise,
-// or with JFF_MONARCH_FWD_STAGE=0 in the environment, the unstaged kernel runs.
-#ifndef JFF_FWD_STAGE_ITERS_16K
-#define JFF_FWD_STAGE_ITERS_16K 4
-#endif
-#ifndef JFF_FWD_STAGE_ITERS_32K
-#define JFF_FWD_STAGE_ITERS_32K 4
-#endif
-#ifndef JFF_FWD_STAGE_ITERS_8K
-#define JFF_FWD_STAGE_ITERS_8K 0
-#endif
-constexpr int fwd_stage_iters(int N) {
-  return N == 8192 ? JFF_FWD_STAGE_ITERS_8K
-                   : (N == 16384 ? JFF_FWD_STAGE_ITERS_16K : (N == 32768 ? JFF_FWD_STAGE_ITERS_32K : 0));
-}
-// Streams staged per chunk: u and pre of rows b and b+1.
-constexpr int kFwdStageStreams = 4;
-constexpr size_t fwd_stage_bytes(int SI, int WARPS) { return size_t(16) * kFwdStageStreams * SI * WARPS * 32; }
-
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
@@ -395,15 +369,13 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   }
 }
 
-template <typename T, int N0, int RAD, int WARPS, int SI = 0>
+template <typename T, int N0, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
     monarch_fwd_big_kernel(const FwdParams p) {
   using S = BigShape<N0, RAD>;
   using O = Ops<T>;
   constexpr int M = S::M, N = S::N;
   constexpr int NTH = WARPS * 32;
-  static_assert(SI == 0 || N0 > 2, "staging is for the outer-DFT sizes");
-  constexpr int SCH = SI * NTH;  // staged chunks per row: c = tid + i * NTH, i < SI
 
   extern __shared__ uint4 smem_raw[];
   BigSmem<T, N0, RAD> sm(smem_raw);
@@ -425,31 +397,6 @@ __global__ void __launch_bounds__(WARPS * 32)
   // k-steps (and output m-tiles) beyond it are skipped (half of them for L = N/2).
   const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
   const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
-
-  // Staging area (SI > 0): stream s (u0, u1, pre0, pre1) of chunk c at stg[s * SCH + c]. Each thread
-  // copies exactly the chunks it later reads, so only its own cp.async groups are waited for.
-  uint4* const stg = reinterpret_cast<uint4*>(reinterpret_cast<char*>(smem_raw) + S::kSmem);
-  const bool staged = SI > 0 && vec;
-  auto stage_item = [&](int it) {
-    const int sh = it / p.pairs, sb = 2 * (it - sh * p.pairs);
-    const int64_t s0 = (static_cast<int64_t>(sb) * p.H + sh) * p.L, s1 = s0 + static_cast<int64_t>(p.H) * p.L;
-    const int sL1 = sb + 1 < p.B ? L : 0;
-#pragma unroll
-    for (int i = 0; i < SI; ++i) {
-      const int c = tid + i * NTH, t = 8 * c;
-      if (c >= lpad / 8) break;
-      const bool v0 = t < L, v1 = t < sL1;  // L % 8 == 0: a chunk is whole or beyond L (zero-filled)
-      cp_async16<Touch::kLast>(stg + c, v0 ? u + s0 + t : u, v0 ? 16 : 0);
-      cp_async16<Touch::kLast>(stg + SCH + c, v1 ? u + s1 + t : u, v1 ? 16 : 0);
-      if (pre != nullptr) {
-        cp_async16<Touch::kLast>(stg + 2 * SCH + c, v0 ? pre + s0 + t : pre, v0 ? 16 : 0);
-        cp_async16<Touch::kLast>(stg + 3 * SCH + c, v1 ? pre + s1 + t : pre, v1 ? 16 : 0);
-      }
-    }
-    cp_async_commit();
-  };
-  if constexpr (SI > 0)
-    if (staged && static_cast<int>(blockIdx.x) < p.items) stage_item(blockIdx.x);
 
   for (int item = blockIdx.x; item < p.items; item += gridDim.x) {
     const int h = item / p.pairs, b0 = 2 * (item - h * p.pairs);
@@ -484,30 +431,10 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     } else {
-      const int nch = lpad / 8;
-      int cfirst = tid;  // the first chunk the register path below loads
-      if constexpr (SI > 0) {
-        if (staged) {
-          cp_async_wait<0>();  // this thread's copies of this item
-#pragma unroll
-          for (int i = 0; i < SI; ++i) {
-            const int c = tid + i * NTH;
-            if (c >= nch) break;
-            uint4 a0 = stg[c], a1 = stg[SCH + c];
-            if (pre != nullptr) {
-              a0 = mul8<T>(a0, stg[2 * SCH + c]);
-              a1 = mul8<T>(a1, stg[3 * SCH + c]);
-            }
-            const int off = chunk_sig_off<RAD>(8 * c);
-            *reinterpret_cast<uint4*>(sre + off) = a0;
-            *reinterpret_cast<uint4*>(sim + off) = a1;
-          }
-          cfirst = tid + SCH;
-        }
-      }
       // big_load_round chunks per thread per round, all loads issued before any is used.
       constexpr int U = big_load_round<RAD>();
-      for (int c0 = cfirst; c0 < nch; c0 += U * NTH) {
+      const int nch = lpad / 8;
+      for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
         if (whole_round<U, NTH>(vec, c0, L, L1)) {
           load_round<U, NTH>(u, base0, base1, c0, a0, a1);
@@ -540,10 +467,6 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     }
-    // This thread's staging slots are free again, and this item's register loads are done (issued earlier, the
-    // next item's copies only competed with them for DRAM): the copies run during this item's transforms and store.
-    if constexpr (SI > 0)
-      if (staged && item + static_cast<int>(gridDim.x) < p.items) stage_item(item + gridDim.x);
     __syncthreads();
 
     // The phases of one CTA run one after another, so its next load would wait on HBM latency
@@ -762,29 +685,16 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
   if constexpr (CL > 1) cluster_sync_all();  // peers may still read this CTA's planes
 }
 
-// The staged kernel where it is configured (fwd_stage_iters), the rows are 16-byte aligned, the device
-// has the shared memory for it and JFF_MONARCH_FWD_STAGE is not 0; the unstaged one otherwise.
-template <int N0, int RAD>
-bool use_staged_big(const FftconvDims& d) {
-  constexpr int SI = fwd_stage_iters(N0 * RAD * RAD);
-  if constexpr (SI == 0) {
-    return false;
-  } else {
-    const char* env = std::getenv("JFF_MONARCH_FWD_STAGE");
-    if ((env != nullptr && env[0] == '0') || d.L % 8 != 0) return false;
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-      return false;
-    return BigShape<N0, RAD>::kSmem + fwd_stage_bytes(SI, big_warps(N0, RAD)) <= static_cast<size_t>(optin);
-  }
-}
+template <typename T, int N0, int RAD>
+cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
+  constexpr int WARPS = big_warps(N0, RAD);
+  const FftconvDims& d = a.d;
+  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
+  if (err != cudaSuccess) return err;
 
-template <typename T, int N0, int RAD, int WARPS, int SI>
-cudaError_t launch_big_kernel(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
-  auto kern = monarch_fwd_big_kernel<T, N0, RAD, WARPS, SI>;
-  const size_t sm = BigShape<N0, RAD>::kSmem + fwd_stage_bytes(SI, WARPS);
-  cudaError_t err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
+  auto kern = monarch_fwd_big_kernel<T, N0, RAD, WARPS>;
+  const size_t sm = BigShape<N0, RAD>::kSmem;
+  err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
   if (err != cudaSuccess) return err;
   int64_t resident = 0;
   if ((err = resident_ctas(kern, WARPS * 32, sm, &resident)) != cudaSuccess) return err;
@@ -796,18 +706,6 @@ cudaError_t launch_big_kernel(const FftconvFwdArgs& a, cudaStream_t stream, void
   p.l2_prefetch = pf != nullptr ? (pf[0] != '0') : (N0 <= 2);
   const int64_t grid = p.items < resident ? p.items : resident;
   return launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
-}
-
-template <typename T, int N0, int RAD>
-cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec) {
-  const FftconvDims& d = a.d;
-  cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
-  if (err != cudaSuccess) return err;
-  constexpr int SI = fwd_stage_iters(N0 * RAD * RAD);
-  constexpr int WARPS = big_warps(N0, RAD);
-  if constexpr (SI > 0)
-    if (use_staged_big<N0, RAD>(d)) return launch_big_kernel<T, N0, RAD, WARPS, SI>(a, stream, kspec);
-  return launch_big_kernel<T, N0, RAD, WARPS, 0>(a, stream, kspec);
 }
 
 // The BLH forward kernel, for blh_clusters_fit.
