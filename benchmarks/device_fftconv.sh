@@ -26,9 +26,30 @@
 # FWD_QUICK=1: a short call after a change to the forward's kernels (about 6 minutes): the package with
 # monarch_selftest alongside, its --small cases, the BHL table (step 4, with STEP / BLH as above), then in what
 # time is left memcheck on monarch_selftest --small and racecheck on RACE_ROWS; no GPU tests.
+# BWD_QUICK=1: a short call after a change to the backward's kernels (about 6 minutes): the package with
+# monarch_bwd_selftest alongside, its --small cases, the GPU tests -k "fftconv and not long", the BHL table at
+# SIZES (default all; e.g. 256,1024,4096), then memcheck on monarch_bwd_selftest --small in what time is left.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
+if [ "${BWD_QUICK:-0}" = 1 ]; then
+  "${nv[@]}" -o $b/monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu \
+    >"$OUT/selftests.log" 2>&1 &
+  compile=$!
+  bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
+  tail -n 2 "$OUT/build.log"
+  wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
+  run_left selftests.log $b/monarch_bwd_selftest --small
+  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+  tail -n 3 "$OUT/test.log"
+  export JFF_BENCH_DEVICE_TIMING=1
+  run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv \
+    ${SIZES:+--sizes "$SIZES"}
+  grep -vE "^  " "$OUT/bench.log" | tail -n 30
+  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
+  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|exit" "$OUT/selftests.log"
+  exit 0
+fi
 if [ "${FWD_QUICK:-0}" = 1 ]; then
   "${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu \
     >"$OUT/selftests.log" 2>&1 &

@@ -1272,9 +1272,12 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
 // imaginary parts: the float view of the result is dk in order. It replaces N0 M-point radix-2 FFTs (a barrier
 // per stage) and an O(N * N0) sum over the rows k0 with twiddle lookups: H200, B=64 H=768 bf16, 4K: 0.152 ms
 // of the 1.78 ms backward (session 28 profile). Shared memory: (N/2 + 1) complex floats (128 KB at N = 32768).
+// Threads: what the N/2-point FFT needs (kspec_threads), at least 256. With the k-spectrum kernel's one warp
+// at N <= 1K, the backward's fwd+bwd through JAX read 0.0862 -> 0.0893 ms at 256 and 0.409 -> 0.416 at 1K
+// (H200, session 29) against the kernel this replaced, which ran 256 threads there.
 template <int N0, int RAD>
 constexpr int reduce_threads() {
-  return kspec_threads(N0 * RAD * RAD);
+  return kspec_threads(N0 * RAD * RAD) > 256 ? kspec_threads(N0 * RAD * RAD) : 256;
 }
 
 template <int N0, int RAD>
