@@ -1369,107 +1369,6 @@ __global__ void __launch_bounds__(reduce_threads<N0, RAD>())
   for (int n = tid; n < Lk; n += nth) out[n] = z[n];
 }
 
-#if JFF_DK_REDUCE_OLD  // A/B only (session 29): the previous kernel
-template <int N0, int RAD>
-struct ReduceThreads {
-  static constexpr int value = N0 * RAD * RAD >= 8192 ? 1024 : 256;
-};
-
-template <int N0, int RAD>
-constexpr size_t reduce_smem_bytes_old() {
-  constexpr int M = RAD * RAD, N = N0 * M;
-  return sizeof(float2) * (M + M / 2 + kTwLo + N / kTwLo);
-}
-
-template <int N0, int RAD>
-__global__ void __launch_bounds__(ReduceThreads<N0, RAD>::value)
-    monarch_dk_reduce_kernel_old(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
-                             int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
-  constexpr int M = RAD * RAD, N = N0 * M, NTH = ReduceThreads<N0, RAD>::value;
-  constexpr int J = N / NTH;  // outputs per thread
-  constexpr int LOGM = (RAD == 32) ? 10 : 8;
-  extern __shared__ float2 zs[];
-  float2* twt = zs + M;  // w_M^(+j), j < M/2
-  float2* twtab = twt + M / 2;
-  const TwN<N> twN{twtab, twtab + kTwLo};
-  const int tid = threadIdx.x;
-  const int gh = blockIdx.x;
-  const int g = gh / H, h = gh - g * H;
-  // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
-  auto in_group = [&](int c) { return ((2 * c * cp) / R) % G == g; };
-
-  begin_after_prior_grids();  // the slots are the main kernel's output
-  if (dskip != nullptr && tid == 0) {
-    float s = 0.f;
-    for (int c = 0; c < chunks; ++c)
-      if (in_group(c)) s += sslots[static_cast<int64_t>(h) * chunks + c];
-    dskip[gh] = s;
-  }
-  if (dk == nullptr) return;  // uniform over the block, before any barrier
-
-  for (int j = tid; j < M / 2; j += NTH) {
-    float s, c;
-    sincospif(2.0f * static_cast<float>(j) / M, &s, &c);
-    twt[j] = make_float2(c, s);
-  }
-  init_twN<N>(twtab, tid, NTH);
-  float acc[J];
-#pragma unroll
-  for (int j = 0; j < J; ++j) acc[j] = 0.f;
-
-  for (int k0 = 0; k0 < N0; ++k0) {
-    __syncthreads();  // tables ready / the previous row's outputs consumed
-    for (int idx = tid; idx < M / 2; idx += NTH) {
-      float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-      for (int c = 0; c < chunks; ++c) {
-        if (!in_group(c)) continue;
-        const float4 v = slots[(static_cast<int64_t>(h) * chunks + c) * (N / 2) + k0 * (M / 2) + idx];
-        a.x += v.x;
-        a.y += v.y;
-        a.z += v.z;
-        a.w += v.w;
-      }
-      unsigned f0, f1;
-      spec_freqs<RAD>(idx, f0, f1);
-      zs[__brev(f0) >> (32 - LOGM)] = make_float2(a.x, a.y);
-      zs[__brev(f1) >> (32 - LOGM)] = make_float2(a.z, a.w);
-    }
-    __syncthreads();
-    for (int half = 1; half < M; half *= 2) {
-      for (int i = tid; i < M / 2; i += NTH) {
-        const int pos = i & (half - 1);
-        const int a = (i - pos) * 2 + pos, b = a + half;
-        const float2 w = twt[pos * (M / (2 * half))];
-        const float2 xb = zs[b], xa = zs[a];
-        const float2 t = make_float2(xb.x * w.x - xb.y * w.y, xb.x * w.y + xb.y * w.x);
-        zs[a] = make_float2(xa.x + t.x, xa.y + t.y);
-        zs[b] = make_float2(xa.x - t.x, xa.y - t.y);
-      }
-      __syncthreads();
-    }
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-      const int n = tid + j * NTH;
-      if (n < Lk) {
-        const float2 y = zs[n & (M - 1)];
-        if (N0 == 1) {
-          acc[j] += y.x;
-        } else {
-          const float2 w = twN(static_cast<uint32_t>(k0) * static_cast<uint32_t>(n));  // Re(y conj(w))
-          acc[j] += y.x * w.x + y.y * w.y;
-        }
-      }
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < J; ++j) {
-    const int n = tid + j * NTH;
-    if (n < Lk) dk[static_cast<int64_t>(gh) * Lk + n] = acc[j];
-  }
-}
-
-#endif
-
 template <int RAD>
 constexpr int bwd_warps() {
   // N=1024: 24 KB of buffers per warp; 4 warps (104 KB with the twiddles) let 2 CTAs share
@@ -1660,11 +1559,6 @@ BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
 template <int N0, int RAD>
 cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStream_t stream) {
   if (a.dk == nullptr && a.dskip == nullptr) return cudaSuccess;
-#if JFF_DK_REDUCE_OLD
-  return launch_kernel(monarch_dk_reduce_kernel_old<N0, RAD>, static_cast<unsigned>(a.d.G * a.d.H),
-                       ReduceThreads<N0, RAD>::value, reduce_smem_bytes_old<N0, RAD>(), stream, p.slots, p.sslots, p.H,
-                       p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
-#endif
   auto kern = monarch_dk_reduce_kernel<N0, RAD>;
   constexpr size_t sm = reduce_smem_bytes<N0, RAD>();
   if constexpr (sm > 48 * 1024) {
