@@ -1308,8 +1308,10 @@ __global__ void __launch_bounds__(reduce_threads<N0, RAD>())
   }
   if (dk == nullptr) return;  // uniform over the block, before any barrier
 
-  // Slot s summed over the group's chunks in chunk order, and its two frequencies.
-  auto slot_sum = [&](int s, int& fa, int& fb) {
+  // Slot s summed over the group's chunks in chunk order. Its two bins are the inner frequencies f0 and f0 + 1
+  // (f0 even) of row k0, i.e. frequencies k0 + N0 f0 and k0 + N0 (f0 + 1): both below N/2 when f0 < M/2 (a "low"
+  // slot), both at or above N/2 otherwise, so each slot is read once, by the one pass that uses it.
+  auto slot_sum = [&](int s) {
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int c = 0; c < chunks; ++c) {
       if (!in_group(c)) continue;
@@ -1319,33 +1321,36 @@ __global__ void __launch_bounds__(reduce_threads<N0, RAD>())
       a.z += v.z;
       a.w += v.w;
     }
-    const int k0 = s / (M / 2);
-    unsigned f0, f1;
-    spec_freqs<RAD>(s % (M / 2), f0, f1);
-    fa = k0 + N0 * static_cast<int>(f0);
-    fb = k0 + N0 * static_cast<int>(f1);
     return a;
   };
-  // H[f] = P[f] / 2 for f <= N/2; then (after a barrier: one writer per element and pass) H[N - f] += conj P[f] / 2
-  // for f >= N/2, and H[0] += conj P[0] / 2. The second pass reads the slots again (from L2) rather than hold them.
+  auto slot_freq = [&](int s) {  // the slot's first frequency f = k0 + N0 f0, and f0
+    unsigned f0, f1;
+    spec_freqs<RAD>(s % (M / 2), f0, f1);
+    return make_int2(s / (M / 2) + N0 * static_cast<int>(f0), static_cast<int>(f0));
+  };
+  // Low slots: H[f] = P[f] / 2, except H[0] = Re P[0] (P[0]'s own conjugate term). Then, after a barrier, high
+  // slots add conj P[f] / 2 to H[N - f] (each such H written once in the first pass, added to once here), except
+  // H[N/2] = Re P[N/2], which no low slot writes.
   for (int s = tid; s < N / 2; s += nth) {
-    int fa, fb;
-    const float4 a = slot_sum(s, fa, fb);
-    if (fa <= H2) hs[fa] = make_float2(0.5f * a.x, 0.5f * a.y);
-    if (fb <= H2) hs[fb] = make_float2(0.5f * a.z, 0.5f * a.w);
+    const int2 ff = slot_freq(s);
+    if (ff.y >= M / 2) continue;
+    const float4 a = slot_sum(s);
+    hs[ff.x] = ff.x == 0 ? make_float2(a.x, 0.f) : make_float2(0.5f * a.x, 0.5f * a.y);
+    hs[ff.x + N0] = make_float2(0.5f * a.z, 0.5f * a.w);
   }
   __syncthreads();
   for (int s = tid; s < N / 2; s += nth) {
-    int fa, fb;
-    const float4 a = slot_sum(s, fa, fb);
-    if (fa >= H2 || fa == 0) {
-      float2& t = hs[(N - fa) & (N - 1)];
+    const int2 ff = slot_freq(s);
+    if (ff.y < M / 2) continue;
+    const float4 a = slot_sum(s);
+    if (ff.x == H2) {
+      hs[H2] = make_float2(a.x, 0.f);
+    } else {
+      float2& t = hs[N - ff.x];
       t = make_float2(t.x + 0.5f * a.x, t.y - 0.5f * a.y);
     }
-    if (fb >= H2 || fb == 0) {
-      float2& t = hs[(N - fb) & (N - 1)];
-      t = make_float2(t.x + 0.5f * a.z, t.y - 0.5f * a.w);
-    }
+    float2& t = hs[N - ff.x - N0];
+    t = make_float2(t.x + 0.5f * a.z, t.y - 0.5f * a.w);
   }
   __syncthreads();
   // Z[k] from H[k] and H[k + N/2] = conj H[N/2 - k]: one thread per pair (k, N/2 - k), in place.
