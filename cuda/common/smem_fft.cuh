@@ -1,7 +1,8 @@
 // fp32 complex FFTs on the CUDA cores, shared by the fused and the long fftconv: twiddles and R-point DFTs in
 // registers (R = 1 .. 16), and a CTA-wide FFT of a shared-memory array (radix-16 Stockham passes). Users: the
-// k-spectrum pre-kernel of the fused kernels (fftconv/monarch_core.cuh), the long path's fp32 inner step, dk's
-// inverse and the column FFTs of its CUDA-core outer passes (fftconv_long/).
+// k-spectrum pre-kernel of the fused kernels (fftconv/monarch_core.cuh) and their backward's dk reduce
+// (fftconv/monarch_bwd.cu), the long path's fp32 inner step, dk's inverse and the column FFTs of its CUDA-core outer
+// passes (fftconv_long/).
 #pragma once
 
 #include <cuda_runtime.h>
