@@ -32,14 +32,20 @@
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
-if [ "${BWD_QUICK:-0}" = 1 ]; then
-  "${nv[@]}" -o $b/monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu \
-    >"$OUT/selftests.log" 2>&1 &
+# The quick modes' start: the package build with one fused self-test (NAME, built from SOURCES) compiled alongside,
+# then that self-test's --small cases.
+package_and_small() {
+  local name=$1 compile
+  shift
+  "${nv[@]}" -o "$b/$name" "$@" >"$OUT/selftests.log" 2>&1 &
   compile=$!
   bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
   tail -n 2 "$OUT/build.log"
   wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
-  run_left selftests.log $b/monarch_bwd_selftest --small
+  run_left selftests.log "$b/$name" --small
+}
+if [ "${BWD_QUICK:-0}" = 1 ]; then
+  package_and_small monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu
   (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
   tail -n 3 "$OUT/test.log"
   export JFF_BENCH_DEVICE_TIMING=1
@@ -51,13 +57,7 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
   exit 0
 fi
 if [ "${FWD_QUICK:-0}" = 1 ]; then
-  "${nv[@]}" -o $b/monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu \
-    >"$OUT/selftests.log" 2>&1 &
-  compile=$!
-  bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
-  tail -n 2 "$OUT/build.log"
-  wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
-  run_left selftests.log $b/monarch_selftest --small
+  package_and_small monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu
   export JFF_BENCH_DEVICE_TIMING=1
   run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
   if [ "${STEP:-0}" = 1 ]; then
