@@ -335,6 +335,16 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
   inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
 }
 
+// Phase probe of the BHL big kernel, a compile-time switch for one timing experiment (its results are wrong and
+// the self-test reports them as failures), as the backward's JFF_BWD_PHASE_PROBE: 1 = the load and store phases
+// alone (no transforms), 2 = the transforms alone (zeros in place of the loads, no output stores; K is still
+// read). Against the full kernel it tells how much of a CTA's time each phase takes at N0 >= 16 and so what
+// overlapping them could gain (notes_monarch.md, session 29).
+#ifndef JFF_FWD_PHASE_PROBE
+#define JFF_FWD_PHASE_PROBE 0
+#endif
+constexpr bool kFwdProbeTransforms = JFF_FWD_PHASE_PROBE != 1, kFwdProbeStreams = JFF_FWD_PHASE_PROBE != 2;
+
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
@@ -434,7 +444,14 @@ __global__ void __launch_bounds__(WARPS * 32)
       // big_load_round chunks per thread per round, all loads issued before any is used.
       constexpr int U = big_load_round<RAD>();
       const int nch = lpad / 8;
-      for (int c0 = tid; c0 < nch; c0 += U * NTH) {
+      if constexpr (!kFwdProbeStreams) {
+        for (int c = tid; c < nch; c += NTH) {
+          const int off = chunk_sig_off<RAD>(8 * c);
+          *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
+          *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
+        }
+      }
+      for (int c0 = tid; kFwdProbeStreams && c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
         if (whole_round<U, NTH>(vec, c0, L, L1)) {
           load_round<U, NTH>(u, base0, base1, c0, a0, a1);
@@ -493,7 +510,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       }
     }
 
-    big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
+    if constexpr (kFwdProbeTransforms || N0 <= 2) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
 
     // ---- store: y = post * out (skip*v is inside out: K carries + skip), first L elements.
     if constexpr (N0 <= 2) {
@@ -538,7 +555,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       // 32K 7.92 -> 7.77 ms but 16K 3.51 -> 3.65 (session 16).
       constexpr int U = 2;
       const int nch = (L + 7) / 8;
-      for (int c0 = tid; c0 < nch; c0 += U * NTH) {
+      for (int c0 = tid; kFwdProbeStreams && c0 < nch; c0 += U * NTH) {
         uint4 g0[U], g1[U];
         const bool whole = whole_round<U, NTH>(vec, c0, L, L1);
         if (post != nullptr) {
