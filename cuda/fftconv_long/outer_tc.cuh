@@ -191,6 +191,16 @@ struct Plane {
 #endif
 constexpr int per_size(int forced, int measured) { return forced >= 0 ? forced : measured; }
 
+// Phase probe of the tensor-core passes, a compile-time switch for one timing experiment (results wrong by design;
+// the self-test reports failures), as the fused kernels' JFF_FWD_PHASE_PROBE / JFF_BWD_PHASE_PROBE: 1 = the global
+// loads and stores alone (no DFT stages), 2 = the DFT stages alone (no global loads or stores; the planes keep
+// whatever they hold). Against the full pass it says how far a CTA's serial load -> DFT -> store phases are from
+// overlapping (notes_long.md, session 29).
+#ifndef JFF_LONG_OUTER_PROBE
+#define JFF_LONG_OUTER_PROBE 0
+#endif
+constexpr bool kOuterProbeTransforms = JFF_LONG_OUTER_PROBE != 1, kOuterProbeStreams = JFF_LONG_OUTER_PROBE != 2;
+
 constexpr bool fwd_stage(int N1) { return per_size(JFF_LONG_FWD_STAGE, N1 <= 32) != 0; }
 constexpr bool inv_stage(int N1) { return per_size(JFF_LONG_INV_STAGE, N1 <= 256) != 0; }
 // The two-output instance (the backward's du / dpre; its second gate staged too), long_bwd_selftest --bench "du and
@@ -412,7 +422,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   // this row's chunks are consumed, so the copies overlap this row's DFTs and store.
   T* SU = I + S::kPlane;
   T* SP = SU + N1 * TW;
-  const bool staged = S::kFwdStage && p.vec && !F32IN;
+  const bool staged = S::kFwdStage && p.vec && !F32IN && kOuterProbeStreams;
   auto issue = [&](int64_t rr) {
     const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
     for (int i = tid; i < N1 * CH; i += NTH) {
@@ -448,7 +458,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     constexpr int UNR = 4;
     if constexpr (F32IN) {
       const float* kr = p.uf + base;
-      for (int i0 = tid; i0 < N1 * CH; i0 += UNR * NTH) {
+      for (int i0 = tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
         float f[UNR][8];
 #pragma unroll
         for (int j = 0; j < UNR; ++j) {
@@ -466,7 +476,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         }
       }
     }
-    for (int i0 = staged || F32IN ? N1 * CH : tid; i0 < N1 * CH; i0 += UNR * NTH) {
+    for (int i0 = staged || F32IN ? N1 * CH : tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
       uint4 v[UNR], g[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -488,7 +498,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     }
     __syncthreads();
 
-    if constexpr (!S::kTwo) {
+    if constexpr (!kOuterProbeTransforms) {
+    } else if constexpr (!S::kTwo) {
       // ---- single level: one slab per warp.
       const int c0 = 16 * warp;
       float Dr[NT1][4], Di[NT1][4];
@@ -614,7 +625,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     }
     __syncthreads();
     // ---- store the M packed rows of this tile: 16-byte chunks, both planes.
-    for (int i = tid; i < M * 2 * CH; i += NTH) {
+    for (int i = tid; kOuterProbeStreams && i < M * 2 * CH; i += NTH) {
       const int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
       const uint4 v = *reinterpret_cast<const uint4*>((pl ? I : R) + PL::off(k1) + 8 * ch);
       *reinterpret_cast<uint4*>(p.ws + ws_offset(r, k1, pl, n2_0 + 8 * ch, N1, p.N2)) = v;
@@ -718,7 +729,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   // into its own slots, in two groups per row: the workspace chunks of row rr (issued once this row's are
   // placed) and its post chunks (issued once this row's epilogue has read them). A group is committed at
   // both points even when empty, so "all but the newest group" is always the one wanted.
-  const bool staged = kStage && p.vec;
+  const bool staged = kStage && p.vec && kOuterProbeStreams;
   auto issue_ws = [&](int64_t rr) {
     if (rr < p.nrows)
       for (int i = tid; i < M * CH; i += NTH) {
@@ -733,7 +744,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   // the row's DFTs: read after the epilogue instead, they added a dependent global round trip per row (+3 ms on a
   // 4 ms pass at 1M and 64K, H200). Each thread reads back only the chunks it copied (the epilogue's chunks).
   static_assert(!SKIP || Y2, "dskip's partials come with the second output");
-  const bool skip_on2 = SKIP && parts.part != nullptr, skip_staged = skip_on2 && p.vec;
+  const bool skip_on2 = SKIP && parts.part != nullptr, skip_staged = skip_on2 && p.vec && kOuterProbeStreams;
   T* SDy = reinterpret_cast<T*>(r1 + S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes);
   T* SDp = SDy + N1 * TW;
   auto issue_skip = [&](int64_t rr) {  // (no commit)
@@ -836,7 +847,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       }
       issue_ws(r + gridDim.y);
     }
-    for (int i0 = staged ? M * CH : tid; i0 < M * CH; i0 += UNR * NTH) {
+    for (int i0 = staged ? M * CH : tid; kOuterProbeStreams && i0 < M * CH; i0 += UNR * NTH) {
       uint4 vr[UNR], vi[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -854,7 +865,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     }
     __syncthreads();
 
-    if constexpr (S::kTwo) {
+    if constexpr (S::kTwo && kOuterProbeTransforms) {
       // ---- stage A: per (slab, kp <= P/2), inverse Q-point DFT over kq, times conj w_N1^(kp q),
       // into GB rows q*(P/2) + kp (kp = 0 -> real plane of kp' = 0, kp = P/2 -> its imaginary plane).
       for (int un = warp; un < S::SLABS * (P / 2 + 1); un += WARPS) {
@@ -898,7 +909,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     }
 
     // ---- stage B: per (slab, q), complex-to-real PB-point product over the packed rows, fp32 out.
-    for (int un = warp; un < S::SLABS * Q; un += WARPS) {
+    for (int un = warp; kOuterProbeTransforms && un < S::SLABS * Q; un += WARPS) {
       const int q = un % Q, c0 = 16 * (un / Q);
       float D[NTB][4];
 #pragma unroll
@@ -938,7 +949,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     if (skip_staged && !staged) stage_wait<0>();  // this row's dy and post_dy chunks (the only group)
     double skip_acc = 0.0;
     constexpr int UNRE = 4;  // post chunks per thread in flight
-    for (int i0 = tid; i0 < N1 * CH; i0 += UNRE * NTH) {
+    for (int i0 = tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNRE * NTH) {
       uint4 pg[UNRE], pg2[UNRE];
 #pragma unroll
       for (int j = 0; j < UNRE; ++j) {
