@@ -1272,12 +1272,12 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
 // imaginary parts: the float view of the result is dk in order. It replaces N0 M-point radix-2 FFTs (a barrier
 // per stage) and an O(N * N0) sum over the rows k0 with twiddle lookups: H200, B=64 H=768 bf16, 4K: 0.152 ms
 // of the 1.78 ms backward (session 28 profile). Shared memory: (N/2 + 1) complex floats (128 KB at N = 32768).
-// Threads: what the N/2-point FFT needs (kspec_threads), at least 256. With the k-spectrum kernel's one warp
-// at N <= 1K, the backward's fwd+bwd through JAX read 0.0862 -> 0.0893 ms at 256 and 0.409 -> 0.416 at 1K
-// (H200, session 29) against the kernel this replaced, which ran 256 threads there.
+// Threads: those of the k-spectrum kernel (kspec_threads: what the N/2-point FFT needs, at least 256;
+// with one warp at N <= 1K the fwd+bwd through JAX read 0.0862 -> 0.0893 ms at 256 and 0.409 -> 0.416
+// at 1K, H200, session 29).
 template <int N0, int RAD>
 constexpr int reduce_threads() {
-  return kspec_threads(N0 * RAD * RAD) > 256 ? kspec_threads(N0 * RAD * RAD) : 256;
+  return kspec_threads(N0 * RAD * RAD);
 }
 
 template <int N0, int RAD>
@@ -1423,19 +1423,19 @@ BlhDims blh_dims(int64_t N) {
 // items (H * chunks) to balance the CTAs, few enough that the float32 slots (8N bytes each)
 // stay under a cap where possible. With several filter groups a chunk must not cross a run of
 // R/2 pairs of one group: the largest divisor of R/2 up to that.
-// The cap: 64 MB, except 320 MB at N = 8192. With 64 MB, N >= 8192 at H = 768 gets one chunk per
-// h, so no two CTAs share an h's K' blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of
-// the 48 GB read). More chunks per h, measured (H200, B=64 H=768 bf16, backward ms, self-test):
-// 8K 7.58-7.64 -> 6.82-6.89 (6 chunks; 320 and 1024 MB), 16K 17.35 -> 17.70 (3 chunks), 32K
-// 38.3 -> 37.8 (5 chunks, 1 GB of slots), 4K 2.43 -> 2.62 (6 chunks instead of 2, with the
-// shared-memory accumulator). Only 8K pays. JFF_MONARCH_BWD_SLOT_CAP_MB=<MB> overrides the cap
-// (A/B runs: benchmarks/device_fftconv.sh SLOT_AB).
-int64_t bwd_slot_cap_bytes(int64_t N) {
+// The cap: 64 MB, so N >= 8192 at H = 768 gets one chunk per h and no two CTAs share an h's K'
+// blocks in L2 (ncu at 32K: K' read twice per pair, ~13 GB of the 48 GB read). More chunks per h,
+// measured (H200, B=64 H=768 bf16, backward ms, self-test): 16K 17.35 -> 17.70 (3 chunks), 32K
+// 38.3 -> 37.8 (5 chunks, 1 GB of slots), 4K 2.43 -> 2.62 (6 chunks instead of 2). 8K had 6 chunks
+// (a 320 MB cap, session 11, slots then reduced in global memory) until session 30: with the shared
+// accumulator and the one-FFT dk reduce, 6 / 3 / 1 chunks read 4.28 / 3.99 / 3.90 ms (two rounds).
+// JFF_MONARCH_BWD_SLOT_CAP_MB=<MB> overrides the cap (A/B runs: benchmarks/device_fftconv.sh SLOT_AB).
+int64_t bwd_slot_cap_bytes() {
   static const int64_t forced_mb = [] {
     const char* v = std::getenv("JFF_MONARCH_BWD_SLOT_CAP_MB");
     return v == nullptr ? int64_t(0) : int64_t(std::atoll(v));
   }();
-  const int64_t mb = forced_mb > 0 ? forced_mb : (N == 8192 ? 320 : 64);
+  const int64_t mb = forced_mb > 0 ? forced_mb : 64;
   return mb << 20;
 }
 
@@ -1447,7 +1447,7 @@ int64_t bwd_chunk_pairs(const FftconvDims& d) {
   } else {
     // BLH: an item holds a tile of TH heads, so ~4096 / TH * 4 items (tiles are fewer and bigger).
     int64_t chunks = d.layout == kBLH ? (1024 * int64_t(blh_dims(d.N).TH) + d.H - 1) / d.H : (4096 + d.H - 1) / d.H;
-    int64_t cap = bwd_slot_cap_bytes(d.N) / (d.H * 8 * d.N);
+    int64_t cap = bwd_slot_cap_bytes() / (d.H * 8 * d.N);
     if (cap < 1) cap = 1;
     if (chunks > cap) chunks = cap;
     if (chunks > pairs) chunks = pairs;

@@ -1078,14 +1078,11 @@ __device__ __forceinline__ void store_k_slot(uint16_t* p, float2 a, float2 b) {
 }
 
 // Threads of the k-spectrum kernel: one radix-16 butterfly per thread and pass (smem_fft's
-// fft_smem needs N/2 <= 16 * threads), at least JFF_KSPEC_MIN_THREADS. The timed form (session 28)
-// has one warp at N <= 1K, whose load and slot loops then take 8-16 rounds per thread: the N = 256
-// forward read 0.0400 -> 0.0417 ms with this kernel (1K 0.1596 -> 0.1583), so more threads there
-// are the next thing to time (-DJFF_KSPEC_MIN_THREADS=128 or 256; the passes' extra threads idle).
-#ifndef JFF_KSPEC_MIN_THREADS
-#define JFF_KSPEC_MIN_THREADS 32
-#endif
-constexpr int kspec_threads(int N) { return N / 32 > JFF_KSPEC_MIN_THREADS ? N / 32 : JFF_KSPEC_MIN_THREADS; }
+// fft_smem needs N/2 <= 16 * threads), at least 256 so that the load and slot loops of a small N are
+// spread over 8 warps (the passes' extra threads idle). With one warp at N <= 1K (session 28's
+// form) the forward self-test (H200, B=64 H=768 bf16 gated) read 1K 0.1606 / 0.1626 ms against
+// 0.1590 / 0.1599 with 256 threads, 256 within its noise (session 30, two interleaved rounds).
+constexpr int kspec_threads(int N) { return N / 32 > 256 ? N / 32 : 256; }
 
 // log2 of a power of two (a compile-time check that it is one).
 constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + log2_exact(n / 2)); }
