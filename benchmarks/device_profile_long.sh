@@ -15,7 +15,8 @@
 #    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
-#    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_BWD=1 (needs BWD_BENCH=1)
+#    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_VARIANT=i profiles variant i
+#    instead of the default build (e.g. 1 with AB="-DJFF_LONG_OUTER_PROBE=1": the passes' loads and stores alone); NCU_BWD=1 (needs BWD_BENCH=1)
 #    the same for one 1M bf16 launch of the backward's bwd_inner_tc_kernel (NCU_BWD_KERNEL: another kernel's name;
 #    ncu_sass_dk.csv).
 # Files under $OUT: build.log, selftests.log, sanitize.log, ncu.log, the CSVs.
@@ -113,7 +114,7 @@ if [ "${NCU:-1}" = 1 ]; then
   for k in fwd inv; do
     echo "=== outer_${k}_tc_kernel N=1M bf16" >>"$OUT/ncu.log"
     run_left ncu.log ncu --clock-control none -k "regex:outer_${k}_tc_kernel" --launch-skip 3 -c 1 "${sections[@]}" \
-      -o "$OUT/ncu-$k" "${bins[0]}" --bench --bench-n 1048576
+      -o "$OUT/ncu-$k" "${bins[${NCU_VARIANT:-0}]}" --bench --bench-n 1048576
     run_left ncu.log ncu -i "$OUT/ncu-$k.ncu-rep" --page details
     run_left ncu_sass_$k.csv ncu -i "$OUT/ncu-$k.ncu-rep" --page source --csv --print-source sass
     rm -f "$OUT/ncu-$k.ncu-rep"
