@@ -17,8 +17,8 @@
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_VARIANT=i profiles variant i
 #    instead of the default build (e.g. 1 with AB="-DJFF_LONG_OUTER_PROBE=1": the passes' loads and stores
-#    alone); NCU_BWD=1 (needs BWD_BENCH=1) the same for one 1M bf16 launch of the backward's bwd_inner_tc_kernel (NCU_BWD_KERNEL: another kernel's name;
-#    ncu_sass_dk.csv).
+#    alone); NCU_BWD=1 (needs BWD_BENCH=1) the same for one 1M bf16 launch of the backward's
+#    bwd_inner_tc_kernel (NCU_BWD_KERNEL: another kernel's name; ncu_sass_dk.csv).
 # Files under $OUT: build.log, selftests.log, sanitize.log, ncu.log, the CSVs.
 source "$(dirname "$0")/device_lib.sh"
 
