@@ -641,8 +641,23 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.N2 = a.N2;
   p.L = static_cast<int>(a.L);
   p.vec = rows_vec(a.L, {a.u, a.pre});
+  tc::FwdMaps maps{};
+  p.tma = 0;
+  if constexpr (S::kFwdTma > 0 && !F32IN) {
+    // The 3-D view (n2, n1, row) of fwd_tma needs whole n1 rows of valid data (L % N2 == 0: L = N and the causal
+    // L = N/2) and 16-byte row strides (p.vec); elsewhere, and before sm_90, the plain loads run.
+    if (p.vec && a.L % a.N2 == 0 && device_major() >= 9) {
+      const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
+      const uint64_t strides[2] = {uint64_t(a.N2) * sizeof(T), uint64_t(a.L) * sizeof(T)};
+      const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
+      cudaError_t err = make_tile_map_u16(&maps.u, a.u, dims, strides, box);
+      if (err == cudaSuccess && a.pre != nullptr) err = make_tile_map_u16(&maps.pre, a.pre, dims, strides, box);
+      if (err != cudaSuccess) return err;
+      p.tma = 1;
+    }
+  }
   auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS, F32IN>;
-  return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p);
+  return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p, maps);
 }
 
 // F32OUT: fp32 output from a bf16 workspace (a.ws_bf16), T = bf16.

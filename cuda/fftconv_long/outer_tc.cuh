@@ -52,6 +52,7 @@
 #ifdef JFF_LONG_EMU
 #include "fftconv_long/emu.h"  // also defines JFF_DYN_SMEM / JFF_LAUNCH for the emulation
 #else
+#include "common/tma.cuh"
 #include "fftconv/monarch_core.cuh"
 // Dynamic shared memory and launches, spelled so that the CPU emulation can replace them.
 #define JFF_DYN_SMEM(type, name) extern __shared__ __align__(16) type name[]
@@ -119,6 +120,14 @@ struct FwdParams {
   int64_t row0, nrows, N2;
   int L;    // <= 2^24
   int vec;  // rows 16-byte aligned: vector loads allowed
+  int tma;  // TMA instances (Shape::kFwdTma > 0): FwdMaps holds u's and pre's maps (else the plain loads run)
+};
+
+// The forward's TMA maps (fwd_tma): u and pre as 3-D tensors (n2 < N2, n1 < L / N2, signal row), so that a
+// box (TW, min(N1, 256), 1) is one row's tile piece and the rows n1 >= L / N2 (implicit zero padding) come
+// as zeros. A kernel parameter of its own (__grid_constant__: TMA takes the parameter's address).
+struct FwdMaps {
+  TileMap u, pre;
 };
 
 struct InvParams {
@@ -180,6 +189,9 @@ struct Plane {
 #ifndef JFF_LONG_SMEM_TW
 #define JFF_LONG_SMEM_TW -1
 #endif
+#ifndef JFF_LONG_FWD_TMA
+#define JFF_LONG_FWD_TMA -1
+#endif
 #ifndef JFF_LONG_FWD_MINB
 #define JFF_LONG_FWD_MINB -1
 #endif
@@ -207,6 +219,9 @@ constexpr bool inv_stage(int N1) { return per_size(JFF_LONG_INV_STAGE, N1 <= 256
 // dpre", unstaged -> staged: N1 = 16 5.46 -> 4.11 ms, N1 = 32 4.58 -> 5.97 (128 registers under its cap, 32 B
 // spilled), N1 = 256 4.31 -> 4.34.
 constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 16) != 0; }
+// TMA staging of the forward's u and pre tiles, stages (rows in flight) per outer size, 0 = off. JFF_LONG_FWD_TMA
+// forces a count at every size (A/B runs).
+constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, 0); }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 template <int P_, int Q_, int TW_, int WARPS_>
@@ -228,11 +243,16 @@ struct Shape {
   static constexpr int kPlane = Plane<TW>::elems(N1);
   // Staged forward (fwd_stage): u and pre of the next row, N1 x TW 16-bit each, land here by
   // cp.async while this row's DFTs run.
-  static constexpr bool kFwdStage = fwd_stage(N1);
+  static constexpr int kFwdTma = fwd_tma(N1);
+  static constexpr bool kFwdStage = kFwdTma == 0 && fwd_stage(N1);
+  // TMA staging (kFwdTma stages): stage s holds u's tile at 2 s N1 TW and pre's at (2 s + 1) N1 TW elements (dense
+  // rows n1 of TW, 128-byte aligned: every offset is a multiple of 256 bytes), then one mbarrier per stage.
+  static constexpr int kTmaBox = N1 < 256 ? N1 : 256;
+  static constexpr size_t kFwdTmaBytes = kFwdTma > 0 ? size_t(2) * 2 * N1 * TW * kFwdTma + 16 * kFwdTma : 0;
   // Single-level twiddles per thread (forward: 4 per 16 outputs of k1, inverse: 8), when kept in shared memory.
   static constexpr bool kSmemTw = !kTwo && smem_tw(N1);
   static constexpr int kFwdTwPerThread = kTwo ? 1 : 4 * (P / 16), kInvTwPerThread = 8;
-  static constexpr size_t kFwdStageBytes = kFwdStage ? size_t(2) * 2 * N1 * TW : 0;
+  static constexpr size_t kFwdStageBytes = kFwdStage ? size_t(2) * 2 * N1 * TW : kFwdTmaBytes;
   static constexpr size_t kFwdSmem =
       size_t(2) * 2 * kPlane + kFwdStageBytes + (kSmemTw ? size_t(8) * kFwdTwPerThread * WARPS * 32 : 0);
   // Inverse: region 1 = max(EF, OUTF), GB (two planes of N1/2 rows), then the optional parts below.
@@ -352,7 +372,8 @@ constexpr int inv_min_blocks(int N1, bool y2) {
 // F32IN: the input is fp32 (p.uf, no pre-gate), rounded to T as it is loaded; the workspace is T. The filter
 // spectrum's pass over k for bf16 data (kspec_tc in inner_pass.cuh) runs this instead of the fp32 CUDA-core pass.
 template <typename T, int P, int Q, int TW, int WARPS, bool F32IN = false>
-__global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_tc_kernel(const FwdParams p) {
+__global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_tc_kernel(const FwdParams p,
+                                                                              const __grid_constant__ FwdMaps maps) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -423,6 +444,32 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   T* SU = I + S::kPlane;
   T* SP = SU + N1 * TW;
   const bool staged = S::kFwdStage && p.vec && !F32IN && kOuterProbeStreams;
+  // TMA: thread 0 keeps the CTA's next kFwdTma rows in flight (issue_tma after the barrier that ends a row's load
+  // phase, when every thread has read the stage), so the DFTs and stores of a row overlap the loads of the next ones.
+  constexpr int NS = S::kFwdTma > 0 ? S::kFwdTma : 1;
+  static_assert((2 * S::kPlane * sizeof(T)) % 128 == 0, "TMA stages start 128-byte aligned");
+  const bool tma = S::kFwdTma > 0 && p.tma && !F32IN && kOuterProbeStreams;
+  T* const ST = I + S::kPlane;
+  uint64_t* const bars = reinterpret_cast<uint64_t*>(ST + 2 * NS * N1 * TW);
+  auto issue_tma = [&](int64_t rr, int st) {
+    const int row = static_cast<int>(p.row0 + rr);
+    mbar_expect_tx(bars + st, static_cast<uint32_t>((p.pre != nullptr ? 2 : 1) * N1 * TW * sizeof(T)));
+#pragma unroll
+    for (int b = 0; b < N1 / S::kTmaBox; ++b) {
+      T* dst = ST + 2 * st * N1 * TW + b * S::kTmaBox * TW;
+      tma_load_3d(dst, maps.u, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
+      if (p.pre != nullptr) tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
+    }
+  };
+  if (tma) {
+    if (tid == 0)
+      for (int st = 0; st < NS; ++st) mbar_init(bars + st);
+    __syncthreads();
+    if (tid == 0)
+      for (int st = 0; st < NS; ++st)
+        if (blockIdx.y + int64_t(st) * gridDim.y < p.nrows) issue_tma(blockIdx.y + int64_t(st) * gridDim.y, st);
+  }
+  int iter = 0;  // this CTA's row count so far: the TMA stage iter % NS, its phase parity (iter / NS) & 1
   auto issue = [&](int64_t rr) {
     const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
     for (int i = tid; i < N1 * CH; i += NTH) {
@@ -436,11 +483,24 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     stage_commit();
   };
   if (staged && blockIdx.y < p.nrows) issue(blockIdx.y);
-  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
     const int64_t base = (p.row0 + r) * static_cast<int64_t>(p.L);
     const uint16_t* ur = F32IN ? nullptr : p.u + base;  // (F32IN reads p.uf below)
     const uint16_t* pr = p.pre != nullptr ? p.pre + base : nullptr;
-    if (staged) {
+    if (tma) {
+      const int st = iter % NS;
+      mbar_wait(bars + st, static_cast<uint32_t>((iter / NS) & 1));
+      const T* su = ST + 2 * st * N1 * TW;
+      for (int i = tid; i < N1 * CH; i += NTH) {
+        const int n1 = i / CH, ch = i - n1 * CH;
+        uint4 x = *reinterpret_cast<const uint4*>(su + 8 * i);
+        if (pr != nullptr) {
+          const uint4 g = *reinterpret_cast<const uint4*>(su + N1 * TW + 8 * i);
+          x = make_uint4(O::mul2(x.x, g.x), O::mul2(x.y, g.y), O::mul2(x.z, g.z), O::mul2(x.w, g.w));
+        }
+        *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+      }
+    } else if (staged) {
       stage_wait<0>();  // this thread's copies of row r
       for (int i = tid; i < N1 * CH; i += NTH) {
         const int n1 = i / CH, ch = i - n1 * CH;
@@ -476,7 +536,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         }
       }
     }
-    for (int i0 = staged || F32IN ? N1 * CH : tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
+    for (int i0 = tma || staged || F32IN ? N1 * CH : tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
       uint4 v[UNR], g[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -497,6 +557,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
       }
     }
     __syncthreads();
+    if (tma && tid == 0 && r + int64_t(NS) * gridDim.y < p.nrows) issue_tma(r + int64_t(NS) * gridDim.y, iter % NS);
 
     if constexpr (!kOuterProbeTransforms) {
     } else if constexpr (!S::kTwo) {

@@ -1,0 +1,93 @@
+// Tensor-memory-accelerator (TMA) box loads into shared memory, completed on an mbarrier (sm_90 and
+// later). A box of a 3-D tensor of 16-bit elements lands densely in shared memory ([dim2][dim1][dim0],
+// dim0 fastest) with one instruction and no registers, coordinates outside the tensor filled with zeros;
+// the issuing thread tells the CTA's mbarrier how many bytes to expect, and every consumer waits on the
+// barrier's phase. Used where a CTA reads many short strided pieces (the long path's outer passes:
+// 32-byte row pieces N2 elements apart), which plain loads kept too few of in flight
+// (benchmarks/notes_long.md, session 31).
+//
+// The CPU emulation (fftconv_long/emu.h) has host stand-ins with the same names.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <cudaTypedefs.h>
+
+#include <cstdint>
+
+namespace jff {
+
+// A tensor map, passed to kernels as a __grid_constant__ parameter (its address must be a parameter's).
+struct TileMap {
+  CUtensorMap map;
+};
+
+// Encodes `m` for 16-bit elements at `base`: dims (elements, innermost first), strides of dims 1 and 2
+// in bytes (multiples of 16), box extents (box[0] * 2 bytes a multiple of 16, each <= 256). L2 promotion
+// of 128 bytes: the pieces' neighbours come into L2 with them (benchmarks/notes_long.md, session 31).
+// cudaErrorInvalidValue where the driver refuses the map or has no cuTensorMapEncodeTiled.
+inline cudaError_t make_tile_map_u16(TileMap* m, const void* base, const uint64_t (&dims)[3],
+                                     const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) !=
+            cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      fn = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return cudaErrorInvalidValue;
+  const cuuint64_t gdim[3] = {dims[0], dims[1], dims[2]};
+  const cuuint64_t gstride[2] = {strides[0], strides[1]};
+  const cuuint32_t bdim[3] = {box[0], box[1], box[2]};
+  const cuuint32_t estride[3] = {1, 1, 1};
+  const CUresult r = encode(&m->map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), gdim, gstride, bdim,
+                            estride, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define JFF_TMA_ASM(...) asm volatile(__VA_ARGS__)
+#else
+// sm_80 builds compile the callers but never run them (the host enables TMA on sm_90+ only).
+#define JFF_TMA_ASM(...) __trap()
+#endif
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// One thread: the barrier expects one arrival per phase (the issuing thread's expect_tx).
+__device__ __forceinline__ void mbar_init(uint64_t* bar) {
+  JFF_TMA_ASM("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(bar)) : "memory");
+  JFF_TMA_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+// The issuing thread's arrival, announcing `bytes` of TMA data for this phase.
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  JFF_TMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+
+// Blocks until the barrier's phase with this parity has completed (all its bytes have landed).
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  JFF_TMA_ASM(
+      "{\n .reg .pred done;\n JFF_MBAR_WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      " @!done bra JFF_MBAR_WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// The box at element coordinates (c0, c1, c2) of `m` into `dst` (128-byte aligned), counted on `bar`.
+__device__ __forceinline__ void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t* bar) {
+  JFF_TMA_ASM(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];" ::
+          "r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+      : "memory");
+}
+
+#undef JFF_TMA_ASM
+
+}  // namespace jff
