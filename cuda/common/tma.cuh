@@ -1,5 +1,5 @@
 // Tensor-memory-accelerator (TMA) box loads into shared memory, completed on an mbarrier (sm_90 and
-// later). A box of a 3-D tensor of 16-bit elements lands densely in shared memory ([dim2][dim1][dim0],
+// later). A box of a 3-D tensor of 16- or 32-bit elements lands densely in shared memory ([dim2][dim1][dim0],
 // dim0 fastest) with one instruction and no registers, coordinates outside the tensor filled with zeros;
 // the issuing thread tells the CTA's mbarrier how many bytes to expect, and every consumer waits on the
 // barrier's phase. Used where a CTA reads many short strided pieces (the long path's outer passes:
@@ -22,12 +22,13 @@ struct TileMap {
   CUtensorMap map;
 };
 
-// Encodes `m` for 16-bit elements at `base`: dims (elements, innermost first), strides of dims 1 and 2
-// in bytes (multiples of 16), box extents (box[0] * 2 bytes a multiple of 16, each <= 256). L2 promotion
-// of 128 bytes: the pieces' neighbours come into L2 with them (benchmarks/notes_long.md, session 31).
-// cudaErrorInvalidValue where the driver refuses the map or has no cuTensorMapEncodeTiled.
-inline cudaError_t make_tile_map_u16(TileMap* m, const void* base, const uint64_t (&dims)[3],
-                                     const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
+// Encodes `m` for elements of `elem_bytes` (2 or 4) at `base`: dims (elements, innermost first), strides of
+// dims 1 and 2 in bytes (multiples of 16), box extents (box[0] * elem_bytes a multiple of 16, each <= 256).
+// L2 promotion of 128 bytes: the pieces' neighbours come into L2 with them (in the access benchmark of
+// notes_long.md, session 31, it beat none and 256 bytes). cudaErrorInvalidValue where the driver refuses
+// the map or has no cuTensorMapEncodeTiled.
+inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
+                                 const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult q;
@@ -37,14 +38,15 @@ inline cudaError_t make_tile_map_u16(TileMap* m, const void* base, const uint64_
       fn = nullptr;
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
-  if (encode == nullptr) return cudaErrorInvalidValue;
+  if (encode == nullptr || (elem_bytes != 2 && elem_bytes != 4)) return cudaErrorInvalidValue;
   const cuuint64_t gdim[3] = {dims[0], dims[1], dims[2]};
   const cuuint64_t gstride[2] = {strides[0], strides[1]};
   const cuuint32_t bdim[3] = {box[0], box[1], box[2]};
   const cuuint32_t estride[3] = {1, 1, 1};
-  const CUresult r = encode(&m->map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), gdim, gstride, bdim,
-                            estride, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r = encode(&m->map, elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_UINT16 : CU_TENSOR_MAP_DATA_TYPE_UINT32,
+                            3, const_cast<void*>(base), gdim, gstride, bdim, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 

@@ -413,12 +413,14 @@ struct TileMap {
   const unsigned char* base = nullptr;
   uint64_t dims[3] = {}, strides[2] = {};  // strides in bytes
   uint32_t box[3] = {};
+  int elem = 2;  // bytes per element
 };
-inline cudaError_t make_tile_map_u16(TileMap* m, const void* base, const uint64_t (&dims)[3],
-                                     const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
-  if (reinterpret_cast<uintptr_t>(base) % 16 != 0 || strides[0] % 16 != 0 || strides[1] % 16 != 0 ||
-      (box[0] * 2) % 16 != 0)
+inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
+                                 const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
+  if ((elem_bytes != 2 && elem_bytes != 4) || reinterpret_cast<uintptr_t>(base) % 16 != 0 || strides[0] % 16 != 0 ||
+      strides[1] % 16 != 0 || (box[0] * elem_bytes) % 16 != 0)
     return cudaErrorInvalidValue;
+  m->elem = elem_bytes;
   for (int d = 0; d < 3; ++d)
     if (box[d] == 0 || box[d] > 256 || dims[d] == 0) return cudaErrorInvalidValue;
   m->base = static_cast<const unsigned char*>(base);
@@ -432,16 +434,18 @@ inline void mbar_expect_tx(uint64_t*, uint32_t) {}
 inline void mbar_wait(uint64_t*, uint32_t) {}
 inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t*) {
   if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % 128 != 0) jff_emu::die("TMA destination not 128-byte aligned");
-  uint16_t* d = static_cast<uint16_t*>(dst);
+  unsigned char* d = static_cast<unsigned char*>(dst);
   for (uint32_t z = 0; z < m.box[2]; ++z)
     for (uint32_t y = 0; y < m.box[1]; ++y)
-      for (uint32_t x = 0; x < m.box[0]; ++x) {
+      for (uint32_t x = 0; x < m.box[0]; ++x, d += m.elem) {
         const int64_t X = int64_t(c0) + x, Y = int64_t(c1) + y, Z = int64_t(c2) + z;
         const bool in = X >= 0 && Y >= 0 && Z >= 0 && uint64_t(X) < m.dims[0] && uint64_t(Y) < m.dims[1] &&
                         uint64_t(Z) < m.dims[2];
-        uint16_t v = 0;
-        if (in) std::memcpy(&v, m.base + Z * m.strides[1] + Y * m.strides[0] + X * 2, 2);
-        *d++ = v;
+        if (in) {
+          std::memcpy(d, m.base + Z * m.strides[1] + Y * m.strides[0] + X * m.elem, m.elem);
+        } else {
+          std::memset(d, 0, m.elem);
+        }
       }
 }
 inline void stage_commit() {}

@@ -642,18 +642,18 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   p.L = static_cast<int>(a.L);
   p.vec = rows_vec(a.L, {a.u, a.pre});
   tc::FwdMaps maps{};
-  p.tma = 0;
-  if constexpr (S::kFwdTma > 0 && !F32IN) {
+  if constexpr (S::kFwdTma > 0) {
     // The 3-D view (n2, n1, row) of fwd_tma needs whole n1 rows of valid data (L % N2 == 0: L = N and the causal
     // L = N/2) and 16-byte row strides (p.vec); elsewhere, and before sm_90, the plain loads run.
     if (p.vec && a.L % a.N2 == 0 && device_major() >= 9) {
       const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
-      const uint64_t strides[2] = {uint64_t(a.N2) * sizeof(T), uint64_t(a.L) * sizeof(T)};
+      constexpr int es = F32IN ? 4 : 2;  // fp32 k (the filter spectrum's pass) or 16-bit u and pre
+      const uint64_t strides[2] = {uint64_t(a.N2) * es, uint64_t(a.L) * es};
       const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
-      cudaError_t err = make_tile_map_u16(&maps.u, a.u, dims, strides, box);
-      if (err == cudaSuccess && a.pre != nullptr) err = make_tile_map_u16(&maps.pre, a.pre, dims, strides, box);
+      cudaError_t err = make_tile_map(&maps.u, a.u, es, dims, strides, box);
+      if (err == cudaSuccess && a.pre != nullptr) err = make_tile_map(&maps.pre, a.pre, es, dims, strides, box);
       if (err != cudaSuccess) return err;
-      p.tma = 1;
+      maps.on = 1;
     }
   }
   auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS, F32IN>;
@@ -685,15 +685,34 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   const tc::SkipParts sk{static_cast<const uint16_t*>(a.dy), static_cast<const uint16_t*>(a.post_dy), a.skip_part};
   p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
                          a.skip != nullptr ? a.pre : nullptr, a.dy, a.post_dy});
+  tc::InvMaps maps{};
   if (a.skip_part != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true>, WARPS * 32,
                        S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, stream, p,
-                       sk);
+                       sk, maps);
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+  if constexpr (S::kInvTma > 0) {
+    // The workspace's view (n2, 2 k1 + plane, r) always qualifies; post's (as fwd_tc's u) needs whole n1 rows of
+    // valid data and 16-byte rows. Elsewhere, and before sm_90, the plain loads run.
+    const bool post_ok = a.post == nullptr || (p.vec && a.L % a.N2 == 0);
+    if (post_ok && aligned(a.ws, 16) && device_major() >= 9) {
+      const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
+      const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
+      const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
+      cudaError_t err = make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box);
+      if (err == cudaSuccess && a.post != nullptr) {
+        const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
+        const uint64_t strides[2] = {uint64_t(a.N2) * 2, uint64_t(a.L) * 2};
+        err = make_tile_map(&maps.post, a.post, 2, dims, strides, box);
+      }
+      if (err != cudaSuccess) return err;
+      maps.on = 1;
+    }
+  }
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
-                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk);
+                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
 }
 
 // f(P-const, Q-const) for the tensor-core outer sizes.

@@ -120,14 +120,15 @@ struct FwdParams {
   int64_t row0, nrows, N2;
   int L;    // <= 2^24
   int vec;  // rows 16-byte aligned: vector loads allowed
-  int tma;  // TMA instances (Shape::kFwdTma > 0): FwdMaps holds u's and pre's maps (else the plain loads run)
 };
 
 // The forward's TMA maps (fwd_tma): u and pre as 3-D tensors (n2 < N2, n1 < L / N2, signal row), so that a
 // box (TW, min(N1, 256), 1) is one row's tile piece and the rows n1 >= L / N2 (implicit zero padding) come
-// as zeros. A kernel parameter of its own (__grid_constant__: TMA takes the parameter's address).
+// as zeros. A kernel parameter of its own (__grid_constant__: TMA takes the parameter's address); `on` = 0: no
+// maps (the plain loads run).
 struct FwdMaps {
   TileMap u, pre;
+  int on;
 };
 
 struct InvParams {
@@ -143,6 +144,13 @@ struct InvParams {
   int64_t row0, nrows, N2, H, G, R;
   int L;
   int vec;
+};
+
+// The single-output inverse's TMA maps (inv_tma): the workspace as (n2 < N2, 2 k1 + plane < N1, signal row r), so
+// that a box (TW, min(N1, 256), 1) is a row's whole tile of both planes, and post as FwdMaps' u. on = 0: no maps.
+struct InvMaps {
+  TileMap ws, post;
+  int on;
 };
 
 // With y2 and post (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per
@@ -192,6 +200,9 @@ struct Plane {
 #ifndef JFF_LONG_FWD_TMA
 #define JFF_LONG_FWD_TMA -1
 #endif
+#ifndef JFF_LONG_INV_TMA
+#define JFF_LONG_INV_TMA -1
+#endif
 #ifndef JFF_LONG_FWD_MINB
 #define JFF_LONG_FWD_MINB -1
 #endif
@@ -219,9 +230,15 @@ constexpr bool inv_stage(int N1) { return per_size(JFF_LONG_INV_STAGE, N1 <= 256
 // dpre", unstaged -> staged: N1 = 16 5.46 -> 4.11 ms, N1 = 32 4.58 -> 5.97 (128 registers under its cap, 32 B
 // spilled), N1 = 256 4.31 -> 4.34.
 constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 16) != 0; }
-// TMA staging of the forward's u and pre tiles, stages (rows in flight) per outer size, 0 = off. JFF_LONG_FWD_TMA
-// forces a count at every size (A/B runs).
-constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, 0); }
+// TMA staging of the forward's u and pre tiles (or fp32 k's): stages (rows in flight) per outer size, 0 = off.
+// Measured on an H200 (bf16, outer_selftest --bench, forward ms, two rounds, session 31; plain loads (the staged
+// cp.async ones at N1 <= 32) -> 1 / 2 / 3 stages):
+//   N1 = 16 (64K):   1.62 -> 1.46 / 1.43 / 1.50      N1 = 32 (256K): 1.60 -> 1.44 / 1.37 / 1.34
+//   N1 = 256 (1M):   2.21 -> 2.13 / 1.96 / 1.99      N1 = 512 (4M):  2.51 -> 2.02 / 2.03 / 2.86
+// JFF_LONG_FWD_TMA forces a count at every size (A/B runs).
+constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : 2); }
+// The same for the single-output inverse's workspace and post tiles (0 = off; JFF_LONG_INV_TMA forces a count).
+constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, 0); }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 template <int P_, int Q_, int TW_, int WARPS_>
@@ -263,8 +280,15 @@ struct Shape {
   static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
   // Staged inverse (inv_stage; the two-output instance: inv2_stage): the next row's workspace chunks (two
   // planes of M x TW) and post (N1 x TW; with two outputs post2 too), appended to kInvSmem.
-  static constexpr bool kInvStage = inv_stage(N1), kInv2Stage = inv2_stage(N1);
-  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : 0;
+  // TMA staging of the single-output instances (kInvTma stages, in place of kInvStage's): stage s holds the
+  // workspace tile ([2 k1 + plane][TW]) at 2 s N1 TW and post's ([n1][TW]) at (2 s + 1) N1 TW elements from
+  // kInvTmaOff (128-byte aligned), then one mbarrier per stage.
+  static constexpr int kInvTma = inv_tma(N1);
+  static constexpr size_t kInvTmaOff = (kInvSmem + 127) / 128 * 128;
+  static constexpr size_t kInvTmaBytes =
+      kInvTma > 0 ? kInvTmaOff - kInvSmem + size_t(2) * 2 * N1 * TW * kInvTma + 16 * kInvTma : 0;
+  static constexpr bool kInvStage = kInvTma == 0 && inv_stage(N1), kInv2Stage = inv2_stage(N1);
+  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : kInvTmaBytes;
   static constexpr size_t kInv2StageBytes = kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : 0;
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
   // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
@@ -448,17 +472,18 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   // phase, when every thread has read the stage), so the DFTs and stores of a row overlap the loads of the next ones.
   constexpr int NS = S::kFwdTma > 0 ? S::kFwdTma : 1;
   static_assert((2 * S::kPlane * sizeof(T)) % 128 == 0, "TMA stages start 128-byte aligned");
-  const bool tma = S::kFwdTma > 0 && p.tma && !F32IN && kOuterProbeStreams;
+  const bool tma = S::kFwdTma > 0 && maps.on && kOuterProbeStreams;
   T* const ST = I + S::kPlane;
   uint64_t* const bars = reinterpret_cast<uint64_t*>(ST + 2 * NS * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int row = static_cast<int>(p.row0 + rr);
-    mbar_expect_tx(bars + st, static_cast<uint32_t>((p.pre != nullptr ? 2 : 1) * N1 * TW * sizeof(T)));
+    // F32IN: the fp32 tile fills the stage (4 bytes per element = u and pre's 2 + 2).
+    mbar_expect_tx(bars + st, static_cast<uint32_t>((F32IN || p.pre != nullptr ? 2 : 1) * N1 * TW * sizeof(T)));
 #pragma unroll
     for (int b = 0; b < N1 / S::kTmaBox; ++b) {
-      T* dst = ST + 2 * st * N1 * TW + b * S::kTmaBox * TW;
+      T* dst = ST + 2 * st * N1 * TW + (F32IN ? 2 : 1) * b * S::kTmaBox * TW;
       tma_load_3d(dst, maps.u, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
-      if (p.pre != nullptr) tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
+      if (!F32IN && p.pre != nullptr) tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
     }
   };
   if (tma) {
@@ -493,8 +518,14 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
       const T* su = ST + 2 * st * N1 * TW;
       for (int i = tid; i < N1 * CH; i += NTH) {
         const int n1 = i / CH, ch = i - n1 * CH;
-        uint4 x = *reinterpret_cast<const uint4*>(su + 8 * i);
-        if (pr != nullptr) {
+        uint4 x;
+        if constexpr (F32IN) {
+          const float4 a = reinterpret_cast<const float4*>(su)[2 * i], b = reinterpret_cast<const float4*>(su)[2 * i + 1];
+          x = make_uint4(O::pack(a.x, a.y), O::pack(a.z, a.w), O::pack(b.x, b.y), O::pack(b.z, b.w));
+        } else {
+          x = *reinterpret_cast<const uint4*>(su + 8 * i);
+        }
+        if (!F32IN && pr != nullptr) {
           const uint4 g = *reinterpret_cast<const uint4*>(su + N1 * TW + 8 * i);
           x = make_uint4(O::mul2(x.x, g.x), O::mul2(x.y, g.y), O::mul2(x.z, g.z), O::mul2(x.w, g.w));
         }
@@ -518,7 +549,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     constexpr int UNR = 4;
     if constexpr (F32IN) {
       const float* kr = p.uf + base;
-      for (int i0 = tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
+      for (int i0 = tma ? N1 * CH : tid; kOuterProbeStreams && i0 < N1 * CH; i0 += UNR * NTH) {
         float f[UNR][8];
 #pragma unroll
         for (int j = 0; j < UNR; ++j) {
@@ -705,7 +736,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
-    outer_inv_tc_kernel(const InvParams p, const SkipParts parts) {
+    outer_inv_tc_kernel(const InvParams p, const SkipParts parts, const __grid_constant__ InvMaps maps) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
   using PL = Plane<TW>;
@@ -763,7 +794,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
-  float2* TWL = reinterpret_cast<float2*>(!kStage ? SWr : Y2 ? SPo2 + N1 * TW : SPo + N1 * TW);
+  float2* TWL = reinterpret_cast<float2*>(r1 + S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes));
   if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -840,7 +871,34 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     issue_ws(blockIdx.y);
     issue_post(blockIdx.y);
   }
-  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y) {
+  // TMA (single-output instances): thread 0 keeps the CTA's next kInvTma rows in flight, each row's workspace and
+  // post tiles in one stage, which the row holds until its epilogue has read post (the barrier ending the row).
+  constexpr int NSI = S::kInvTma > 0 ? S::kInvTma : 1;
+  const bool tma = !Y2 && S::kInvTma > 0 && maps.on && kOuterProbeStreams;
+  T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
+  uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + 2 * NSI * N1 * TW);
+  auto issue_tma = [&](int64_t rr, int st) {
+    mbar_expect_tx(ibars + st, static_cast<uint32_t>((p.post != nullptr ? 2 : 1) * N1 * TW * sizeof(T)));
+#pragma unroll
+    for (int b = 0; b < N1 / S::kTmaBox; ++b) {
+      T* dst = SI + 2 * st * N1 * TW + b * S::kTmaBox * TW;
+      tma_load_3d(dst, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr), ibars + st);
+      if (p.post != nullptr)
+        tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(p.row0 + rr),
+                    ibars + st);
+    }
+  };
+  if (tma) {
+    if (tid == 0)
+      for (int st = 0; st < NSI; ++st) mbar_init(ibars + st);
+    __syncthreads();
+    if (tid == 0)
+      for (int st = 0; st < NSI; ++st)
+        if (blockIdx.y + int64_t(st) * gridDim.y < p.nrows) issue_tma(blockIdx.y + int64_t(st) * gridDim.y, st);
+  }
+  int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
+  for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
+    const T* const stw = SI + 2 * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
     if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
       issue_skip(r);
       stage_commit();
@@ -900,7 +958,14 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       }
     };
     constexpr int UNR = 2;  // chunks per thread in flight (two planes each); 4 was slower (session 19)
-    if (staged) {
+    if (tma) {
+      mbar_wait(ibars + iter % NSI, static_cast<uint32_t>((iter / NSI) & 1));
+      for (int i = tid; i < M * CH; i += NTH) {
+        const int k1 = i / CH, ch = i - k1 * CH;
+        place(k1, ch, *reinterpret_cast<const uint4*>(stw + 2 * k1 * TW + 8 * ch),
+              *reinterpret_cast<const uint4*>(stw + (2 * k1 + 1) * TW + 8 * ch));
+      }
+    } else if (staged) {
       stage_wait<1>();  // all but the newest group (this row's post): this row's workspace chunks
       for (int i = tid; i < M * CH; i += NTH) {
         const int k1 = i / CH, ch = i - k1 * CH;
@@ -908,7 +973,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       }
       issue_ws(r + gridDim.y);
     }
-    for (int i0 = staged ? M * CH : tid; kOuterProbeStreams && i0 < M * CH; i0 += UNR * NTH) {
+    for (int i0 = tma || staged ? M * CH : tid; kOuterProbeStreams && i0 < M * CH; i0 += UNR * NTH) {
       uint4 vr[UNR], vi[UNR];
 #pragma unroll
       for (int j = 0; j < UNR; ++j) {
@@ -1018,7 +1083,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         int n1, ch, row;
         chunk(i, &n1, &ch, &row);
         const int t = i < N1 * CH ? static_cast<int>(p.N2 * n1 + n2_0) + 8 * ch : p.L;  // t >= L: no load
-        if (staged) {
+        if (tma) {
+          pg[j] = p.post != nullptr && i < N1 * CH ? *reinterpret_cast<const uint4*>(stw + N1 * TW + n1 * TW + 8 * ch)
+                                                   : make_uint4(0u, 0u, 0u, 0u);
+        } else if (staged) {
           pg[j] = p.post != nullptr && i < N1 * CH ? *reinterpret_cast<const uint4*>(SPo + 8 * i)
                                                    : make_uint4(0u, 0u, 0u, 0u);
         } else {
@@ -1098,6 +1166,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     }
     if (staged) issue_post(r + gridDim.y);
     __syncthreads();  // the next row's load overwrites GB / EF
+    if (tma && tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
   }
 }
 
