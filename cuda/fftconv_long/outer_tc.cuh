@@ -237,8 +237,13 @@ constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 1
 //   N1 = 256 (1M):   2.21 -> 2.13 / 1.96 / 1.99      N1 = 512 (4M):  2.51 -> 2.02 / 2.03 / 2.86
 // JFF_LONG_FWD_TMA forces a count at every size (A/B runs).
 constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : 2); }
-// The same for the single-output inverse's workspace and post tiles (0 = off; JFF_LONG_INV_TMA forces a count).
-constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, 0); }
+// The same for the single-output inverse's workspace and post tiles (in place of the staged cp.async path at
+// N1 <= 256). H200, bf16, outer_selftest --bench, inverse ms, two rounds, session 31; plain or cp.async-staged loads
+// -> 1 / 2 / 3 stages:
+//   N1 = 16 (64K):   2.81 -> 3.13 / 2.66 / 2.69      N1 = 32 (256K): 2.64 -> 2.49 / 2.16 / 2.18
+//   N1 = 256 (1M):   2.40 -> 2.36 / 2.89 / 2.83      N1 = 512 (4M):  3.05 -> 2.97 / 4.22 / 4.28
+// (two stages at N1 >= 256 cost occupancy: the inverse's tiles hold a row's stage until its epilogue).
+constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, N1 <= 32 ? 2 : 1); }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 template <int P_, int Q_, int TW_, int WARPS_>
