@@ -1,5 +1,6 @@
 """compute-sanitizer target for the long fftconv path through XLA: one forward+backward at N = 65536 and
-N = 2^20 (B=1, H=2, bf16, gated, odd L), then a float64 check so a sanitizer run also proves the results.
+N = 2^20 (B=1, H=2, bf16 and float32, gated, odd L; and bf16 at L = N, where the outer passes load their tiles
+by TMA), then a float64 check so a sanitizer run also proves the results.
 
     compute-sanitizer --tool memcheck python benchmarks/sanitize_long.py
 """
@@ -13,8 +14,10 @@ import jax_flashfft as jff
 
 rng = np.random.default_rng(0)
 worst = 0.0
-for n, length, klen in ((1 << 16, 65531, 3001), (1 << 20, 1_000_001, 1 << 20)):
-    for dtype in (jnp.bfloat16, jnp.float32):
+both, bf16 = (jnp.bfloat16, jnp.float32), (jnp.bfloat16,)
+for n, length, klen, dtypes in ((1 << 16, 65531, 3001, both), (1 << 20, 1_000_001, 1 << 20, both),
+                                (1 << 16, 1 << 16, 1 << 16, bf16), (1 << 20, 1 << 20, 1 << 20, bf16)):
+    for dtype in dtypes:
         shape = (1, 2, length)
         u, pre, post, dy = (jnp.asarray(rng.standard_normal(shape), dtype) for _ in range(4))
         k = jnp.asarray(rng.standard_normal((2, klen)) / np.sqrt(klen), jnp.float32)
