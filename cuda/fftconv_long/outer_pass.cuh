@@ -686,6 +686,26 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   p.vec = rows_vec(a.L, {a.y, a.post, a.y2, a.post2, a.skip != nullptr ? a.u : nullptr,
                          a.skip != nullptr ? a.pre : nullptr, a.dy, a.post_dy});
   tc::InvMaps maps{};
+  // TMA maps (inv_tma / inv2_tma): the workspace's view (n2, 2 k1 + plane, r) always qualifies; post's and post2's
+  // (as fwd_tc's u) need whole n1 rows of valid data and 16-byte rows. Elsewhere, and before sm_90, the plain loads.
+  auto make_maps = [&](bool two) {
+    const bool post_ok = (a.post == nullptr && !two) || (p.vec && a.L % a.N2 == 0);
+    if (!post_ok || !aligned(a.ws, 16) || device_major() < 9) return cudaSuccess;
+    const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
+    const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
+    const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
+    const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
+    const uint64_t strides[2] = {uint64_t(a.N2) * 2, uint64_t(a.L) * 2};
+    cudaError_t err = make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box);
+    if (err == cudaSuccess && a.post != nullptr) err = make_tile_map(&maps.post, a.post, 2, dims, strides, box);
+    if (err == cudaSuccess && two) err = make_tile_map(&maps.post2, a.post2, 2, dims, strides, box);
+    if (err == cudaSuccess) maps.on = 1;
+    return err;
+  };
+  if (a.y2 != nullptr && S::kInv2Tma > 0) {
+    const cudaError_t err = make_maps(true);
+    if (err != cudaSuccess) return err;
+  }
   if (a.skip_part != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true>, WARPS * 32,
                        S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, stream, p,
@@ -693,23 +713,9 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
                        S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
-  if constexpr (S::kInvTma > 0) {
-    // The workspace's view (n2, 2 k1 + plane, r) always qualifies; post's (as fwd_tc's u) needs whole n1 rows of
-    // valid data and 16-byte rows. Elsewhere, and before sm_90, the plain loads run.
-    const bool post_ok = a.post == nullptr || (p.vec && a.L % a.N2 == 0);
-    if (post_ok && aligned(a.ws, 16) && device_major() >= 9) {
-      const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
-      const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
-      const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
-      cudaError_t err = make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box);
-      if (err == cudaSuccess && a.post != nullptr) {
-        const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
-        const uint64_t strides[2] = {uint64_t(a.N2) * 2, uint64_t(a.L) * 2};
-        err = make_tile_map(&maps.post, a.post, 2, dims, strides, box);
-      }
-      if (err != cudaSuccess) return err;
-      maps.on = 1;
-    }
+  if (S::kInvTma > 0) {
+    const cudaError_t err = make_maps(false);
+    if (err != cudaSuccess) return err;
   }
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
                      S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);

@@ -146,10 +146,11 @@ struct InvParams {
   int vec;
 };
 
-// The single-output inverse's TMA maps (inv_tma): the workspace as (n2 < N2, 2 k1 + plane < N1, signal row r), so
-// that a box (TW, min(N1, 256), 1) is a row's whole tile of both planes, and post as FwdMaps' u. on = 0: no maps.
+// The inverse's TMA maps (inv_tma, inv2_tma): the workspace as (n2 < N2, 2 k1 + plane < N1, signal row r), so
+// that a box (TW, min(N1, 256), 1) is a row's whole tile of both planes; post (and the two-output instance's
+// post2) as FwdMaps' u. on = 0: no maps.
 struct InvMaps {
-  TileMap ws, post;
+  TileMap ws, post, post2;
   int on;
 };
 
@@ -203,6 +204,9 @@ struct Plane {
 #ifndef JFF_LONG_INV_TMA
 #define JFF_LONG_INV_TMA -1
 #endif
+#ifndef JFF_LONG_INV2_TMA
+#define JFF_LONG_INV2_TMA -1
+#endif
 #ifndef JFF_LONG_FWD_MINB
 #define JFF_LONG_FWD_MINB -1
 #endif
@@ -244,7 +248,15 @@ constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 :
 //   N1 = 256 (1M):   2.40 -> 2.36 / 2.89 / 2.83      N1 = 512 (4M):  3.05 -> 2.97 / 4.22 / 4.28
 // (two stages at N1 >= 256 cost occupancy: the inverse's tiles hold a row's stage until its epilogue).
 constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, N1 <= 32 ? 2 : 1); }
+// The two-output instance (the backward's du / dpre: workspace, post and post2 tiles per stage; JFF_LONG_INV2_TMA).
+constexpr int inv2_tma(int N1) { return per_size(JFF_LONG_INV2_TMA, 0); }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
+
+// Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
+// `tile` elements, an mbarrier (16 bytes with padding) per stage; 0 without stages.
+constexpr size_t inv_tma_bytes(size_t pad, int tile, int stages, int tiles) {
+  return stages > 0 ? pad + size_t(2) * tiles * tile * stages + size_t(16) * stages : 0;
+}
 
 template <int P_, int Q_, int TW_, int WARPS_>
 struct Shape {
@@ -285,16 +297,16 @@ struct Shape {
   static constexpr size_t kInvSmem = kR1Bytes + size_t(2) * 2 * Plane<TW>::elems(M);
   // Staged inverse (inv_stage; the two-output instance: inv2_stage): the next row's workspace chunks (two
   // planes of M x TW) and post (N1 x TW; with two outputs post2 too), appended to kInvSmem.
-  // TMA staging of the single-output instances (kInvTma stages, in place of kInvStage's): stage s holds the
-  // workspace tile ([2 k1 + plane][TW]) at 2 s N1 TW and post's ([n1][TW]) at (2 s + 1) N1 TW elements from
-  // kInvTmaOff (128-byte aligned), then one mbarrier per stage.
-  static constexpr int kInvTma = inv_tma(N1);
+  // TMA staging (kInvTma stages for the single-output instances, kInv2Tma for the two-output one, in place of
+  // the cp.async staging): stage s holds NT = 2 (3) tiles of N1 x TW from kInvTmaOff (128-byte aligned): the
+  // workspace ([2 k1 + plane][TW]) at NT s N1 TW, post ([n1][TW]) after it (and post2 after that); then one
+  // mbarrier per stage.
+  static constexpr int kInvTma = inv_tma(N1), kInv2Tma = inv2_tma(N1);
   static constexpr size_t kInvTmaOff = (kInvSmem + 127) / 128 * 128;
-  static constexpr size_t kInvTmaBytes =
-      kInvTma > 0 ? kInvTmaOff - kInvSmem + size_t(2) * 2 * N1 * TW * kInvTma + 16 * kInvTma : 0;
-  static constexpr bool kInvStage = kInvTma == 0 && inv_stage(N1), kInv2Stage = inv2_stage(N1);
-  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : kInvTmaBytes;
-  static constexpr size_t kInv2StageBytes = kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : 0;
+  static constexpr bool kInvStage = kInvTma == 0 && inv_stage(N1), kInv2Stage = kInv2Tma == 0 && inv2_stage(N1);
+  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : inv_tma_bytes(kInvTmaOff - kInvSmem, N1 * TW, kInvTma, 2);
+  static constexpr size_t kInv2StageBytes =
+      kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : inv_tma_bytes(kInvTmaOff - kInvSmem, N1 * TW, kInv2Tma, 3);
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
   // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
   // appended after all of the above.
@@ -876,21 +888,23 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     issue_ws(blockIdx.y);
     issue_post(blockIdx.y);
   }
-  // TMA (single-output instances): thread 0 keeps the CTA's next kInvTma rows in flight, each row's workspace and
-  // post tiles in one stage, which the row holds until its epilogue has read post (the barrier ending the row).
-  constexpr int NSI = S::kInvTma > 0 ? S::kInvTma : 1;
-  const bool tma = !Y2 && S::kInvTma > 0 && maps.on && kOuterProbeStreams;
+  // TMA: thread 0 keeps the CTA's next rows in flight, each row's workspace and post (and post2) tiles in one
+  // stage, which the row holds until its epilogue has read them (the barrier ending the row).
+  constexpr int kTmaStages = Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1, NT = Y2 ? 3 : 2;
+  const bool tma = kTmaStages > 0 && maps.on && kOuterProbeStreams;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
-  uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + 2 * NSI * N1 * TW);
+  uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
-    mbar_expect_tx(ibars + st, static_cast<uint32_t>((p.post != nullptr ? 2 : 1) * N1 * TW * sizeof(T)));
+    const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0);
+    mbar_expect_tx(ibars + st, static_cast<uint32_t>(tiles * N1 * TW * sizeof(T)));
+    const int row = static_cast<int>(p.row0 + rr);
 #pragma unroll
     for (int b = 0; b < N1 / S::kTmaBox; ++b) {
-      T* dst = SI + 2 * st * N1 * TW + b * S::kTmaBox * TW;
+      T* dst = SI + NT * st * N1 * TW + b * S::kTmaBox * TW;
       tma_load_3d(dst, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr), ibars + st);
       if (p.post != nullptr)
-        tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(p.row0 + rr),
-                    ibars + st);
+        tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
+      if constexpr (Y2) tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
     }
   };
   if (tma) {
@@ -903,7 +917,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   }
   int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
-    const T* const stw = SI + 2 * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
+    const T* const stw = SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
     if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
       issue_skip(r);
       stage_commit();
@@ -1098,7 +1112,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
           pg[j] = p.post != nullptr ? load8(p.post + base, t, p.L, p.vec) : make_uint4(0u, 0u, 0u, 0u);
         }
         if constexpr (Y2) {
-          if (staged) {
+          if (tma) {
+            pg2[j] = i < N1 * CH ? *reinterpret_cast<const uint4*>(stw + 2 * N1 * TW + n1 * TW + 8 * ch)
+                                 : make_uint4(0u, 0u, 0u, 0u);
+          } else if (staged) {
             pg2[j] = i < N1 * CH ? *reinterpret_cast<const uint4*>(SPo2 + 8 * i) : make_uint4(0u, 0u, 0u, 0u);
           } else {
             pg2[j] = load8(p.post2 + base, t, p.L, p.vec);
