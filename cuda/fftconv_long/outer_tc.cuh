@@ -249,6 +249,9 @@ constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 :
 // (two stages at N1 >= 256 cost occupancy: the inverse's tiles hold a row's stage until its epilogue).
 constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, N1 <= 32 ? 2 : 1); }
 // The two-output instance (the backward's du / dpre: workspace, post and post2 tiles per stage; JFF_LONG_INV2_TMA).
+// Off until timed twice: one round (H200, long_bwd_selftest --bench "du and dpre", bf16, session 31; default -> 1 / 2
+// stages) read N1 = 16 6.07 -> 6.22 / 5.79 ms, N1 = 32 6.45 -> 6.15 / 6.12, N1 = 256 4.30 -> 4.08 / 5.29,
+// N1 = 512 6.27 -> 8.59 / 8.57 (two stages at 64K / 256K, one at 1M, none at 4M would gain ~5% of the pass).
 constexpr int inv2_tma(int N1) { return per_size(JFF_LONG_INV2_TMA, 0); }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
