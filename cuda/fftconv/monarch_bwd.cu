@@ -1276,17 +1276,12 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
 // with one warp at N <= 1K the fwd+bwd through JAX read 0.0862 -> 0.0893 ms at 256 and 0.409 -> 0.416
 // at 1K, H200, session 29).
 template <int N0, int RAD>
-constexpr int reduce_threads() {
-  return kspec_threads(N0 * RAD * RAD);
-}
-
-template <int N0, int RAD>
 constexpr size_t reduce_smem_bytes() {
   return sizeof(float2) * (N0 * RAD * RAD / 2 + 1);
 }
 
 template <int N0, int RAD>
-__global__ void __launch_bounds__(reduce_threads<N0, RAD>())
+__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
     monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
                              int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
@@ -1570,7 +1565,7 @@ cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStrea
     const cudaError_t err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
     if (err != cudaSuccess) return err;
   }
-  return launch_kernel(kern, static_cast<unsigned>(a.d.G * a.d.H), reduce_threads<N0, RAD>(), sm, stream, p.slots,
+  return launch_kernel(kern, static_cast<unsigned>(a.d.G * a.d.H), kspec_threads(N0 * RAD * RAD), sm, stream, p.slots,
                        p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
 }
 

@@ -240,7 +240,8 @@ __global__ void tma_kernel(const __grid_constant__ CUtensorMap mu, const __grid_
   if (TMA_STORE && threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
 
-__global__ void copy_kernel(const uint4* __restrict__ u, const uint4* __restrict__ pre, uint4* ws, int64_t n, int work) {
+__global__ void copy_kernel(const uint4* __restrict__ u, const uint4* __restrict__ pre, uint4* ws, int64_t n,
+                            int work) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     __stcs(ws + i, combine(__ldcs(u + i), __ldcs(pre + i), work));
 }

@@ -433,7 +433,8 @@ inline void mbar_init(uint64_t*) {}
 inline void mbar_expect_tx(uint64_t*, uint32_t) {}
 inline void mbar_wait(uint64_t*, uint32_t) {}
 inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t*) {
-  if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % 128 != 0) jff_emu::die("TMA destination not 128-byte aligned");
+  if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % 128 != 0)
+    jff_emu::die("TMA destination not 128-byte aligned");
   unsigned char* d = static_cast<unsigned char*>(dst);
   for (uint32_t z = 0; z < m.box[2]; ++z)
     for (uint32_t y = 0; y < m.box[1]; ++y)

@@ -307,7 +307,8 @@ struct Shape {
   static constexpr int kInvTma = inv_tma(N1), kInv2Tma = inv2_tma(N1);
   static constexpr size_t kInvTmaOff = (kInvSmem + 127) / 128 * 128;
   static constexpr bool kInvStage = kInvTma == 0 && inv_stage(N1), kInv2Stage = kInv2Tma == 0 && inv2_stage(N1);
-  static constexpr size_t kInvStageBytes = kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : inv_tma_bytes(kInvTmaOff - kInvSmem, N1 * TW, kInvTma, 2);
+  static constexpr size_t kInvStageBytes =
+      kInvStage ? size_t(2) * (2 * M * TW + N1 * TW) : inv_tma_bytes(kInvTmaOff - kInvSmem, N1 * TW, kInvTma, 2);
   static constexpr size_t kInv2StageBytes =
       kInv2Stage ? size_t(2) * (2 * M * TW + 2 * N1 * TW) : inv_tma_bytes(kInvTmaOff - kInvSmem, N1 * TW, kInv2Tma, 3);
   static constexpr size_t kInvTwBytes = kSmemTw ? size_t(8) * kInvTwPerThread * WARPS * 32 : 0;
@@ -503,7 +504,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     for (int b = 0; b < N1 / S::kTmaBox; ++b) {
       T* dst = ST + 2 * st * N1 * TW + (F32IN ? 2 : 1) * b * S::kTmaBox * TW;
       tma_load_3d(dst, maps.u, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
-      if (!F32IN && p.pre != nullptr) tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
+      if (!F32IN && p.pre != nullptr)
+        tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
     }
   };
   if (tma) {
@@ -540,7 +542,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         const int n1 = i / CH, ch = i - n1 * CH;
         uint4 x;
         if constexpr (F32IN) {
-          const float4 a = reinterpret_cast<const float4*>(su)[2 * i], b = reinterpret_cast<const float4*>(su)[2 * i + 1];
+          const float4* f = reinterpret_cast<const float4*>(su) + 2 * i;
+          const float4 a = f[0], b = f[1];
           x = make_uint4(O::pack(a.x, a.y), O::pack(a.z, a.w), O::pack(b.x, b.y), O::pack(b.z, b.w));
         } else {
           x = *reinterpret_cast<const uint4*>(su + 8 * i);
@@ -907,7 +910,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       tma_load_3d(dst, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr), ibars + st);
       if (p.post != nullptr)
         tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
-      if constexpr (Y2) tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
+      if constexpr (Y2)
+        tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
     }
   };
   if (tma) {
