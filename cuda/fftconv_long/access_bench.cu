@@ -29,14 +29,7 @@
 #include <string>
 #include <vector>
 
-#define CHECK(x)                                                                                     \
-  do {                                                                                               \
-    cudaError_t e_ = (x);                                                                            \
-    if (e_ != cudaSuccess) {                                                                         \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));       \
-      std::exit(1);                                                                                  \
-    }                                                                                                \
-  } while (0)
+#include "fftconv_long/selftest_util.h"  // CK, time_ms
 
 namespace {
 
@@ -250,7 +243,7 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
   if (fn == nullptr) {
     cudaDriverEntryPointQueryResult q;
-    CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", reinterpret_cast<void**>(&fn), 12000,
+    CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", reinterpret_cast<void**>(&fn), 12000,
                                            cudaEnableDefault, &q));
     if (q != cudaDriverEntryPointSuccess || fn == nullptr) {
       std::fprintf(stderr, "cuTensorMapEncodeTiled not available\n");
@@ -278,40 +271,15 @@ CUtensorMap make_map(void* base, const Geo& g, CUtensorMapL2promotion promo) {
 
 template <typename K>
 dim3 grid_for(K kernel, int threads, size_t smem, int tiles, int64_t rows, int waves, int* per_sm_out) {
-  if (smem > 48 * 1024) CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  if (smem > 48 * 1024) CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int dev = 0, nsm = 0, per_sm = 0;
-  CHECK(cudaGetDevice(&dev));
-  CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   *per_sm_out = per_sm;
   int64_t gy = (int64_t(waves) * nsm * per_sm + tiles - 1) / tiles;
   gy = std::max<int64_t>(1, std::min<int64_t>(gy, rows));
   return dim3(tiles, unsigned(gy));
-}
-
-// Median of `reps` timed launches after one warm-up.
-template <typename F>
-float time_ms(F launch, int reps = 7) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  launch();
-  CHECK(cudaGetLastError());
-  std::vector<float> t;
-  for (int i = 0; i < reps; ++i) {
-    CHECK(cudaEventRecord(a));
-    launch();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-  }
-  CHECK(cudaGetLastError());
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
 }
 
 // Host check of a few sampled workspace elements against u * pre (work = 0 only).
@@ -321,7 +289,7 @@ bool check_sample(const std::vector<uint16_t>& hu, const std::vector<uint16_t>& 
     const int n1 = (s * 131) % g.N1, n2 = (s * 977) % g.N2;
     const int64_t off = (r * g.N1 + n1) * g.N2 + n2;
     uint16_t got;
-    CHECK(cudaMemcpy(&got, dws + off, 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(&got, dws + off, 2, cudaMemcpyDeviceToHost));
     const int64_t hoff = off % int64_t(hu.size());
     uint32_t a = uint32_t(hu[hoff]) << 16, b = uint32_t(hp[hoff]) << 16;
     float x;
@@ -354,9 +322,9 @@ int main(int argc, char** argv) {
   const int64_t n = g.rows * g.N1 * g.N2;
   const double gb = 3.0 * 2.0 * double(n) / 1e9;
   uint16_t *u, *pre, *ws;
-  CHECK(cudaMalloc(&u, n * 2));
-  CHECK(cudaMalloc(&pre, n * 2));
-  CHECK(cudaMalloc(&ws, n * 2));
+  CK(cudaMalloc(&u, n * 2));
+  CK(cudaMalloc(&pre, n * 2));
+  CK(cudaMalloc(&ws, n * 2));
   // Random bf16 in [0.5, 2): a host pattern of 1M elements tiled over the buffers.
   const int64_t pat = std::min<int64_t>(n, 1 << 20);
   std::vector<uint16_t> hu(pat), hp(pat);
@@ -367,24 +335,26 @@ int main(int argc, char** argv) {
     hp[i] = uint16_t(0x3f00 + (rnd() >> 24) % 0x100);
   }
   for (int64_t o = 0; o < n; o += pat) {
-    CHECK(cudaMemcpy(u + o, hu.data(), std::min(pat, n - o) * 2, cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(pre + o, hp.data(), std::min(pat, n - o) * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(u + o, hu.data(), std::min(pat, n - o) * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(pre + o, hp.data(), std::min(pat, n - o) * 2, cudaMemcpyHostToDevice));
   }
   const int tiles = g.N2 / g.TW, T = g.N1 * g.TW;
   std::printf("N1 %d N2 %d TW %d rows %lld work %d: %.2f GB per pass\n", g.N1, g.N2, g.TW, (long long)g.rows, work, gb);
   auto report = [&](const std::string& name, float ms, int per_sm, dim3 grid) {
+    CK(cudaGetLastError());
     bool ok = work != 0 || check_sample(hu, hp, ws, g);
     std::printf("  %-34s %8.3f ms %7.0f GB/s  %2d CTAs/SM  grid %ux%u%s\n", name.c_str(), ms, gb / ms * 1e3, per_sm,
                 grid.x, grid.y, ok ? "" : "  WRONG");
-    CHECK(cudaMemset(ws, 0xff, n * 2));
+    CK(cudaMemset(ws, 0xff, n * 2));
   };
-  CHECK(cudaMemset(ws, 0xff, n * 2));
+  CK(cudaMemset(ws, 0xff, n * 2));
   {
     const float ms = time_ms([&] { copy_kernel<<<132 * 8, 512>>>(reinterpret_cast<const uint4*>(u),
                                                                reinterpret_cast<const uint4*>(pre),
-                                                               reinterpret_cast<uint4*>(ws), n / 8, work); });
+                                                               reinterpret_cast<uint4*>(ws), n / 8, work); }, 7);
+    CK(cudaGetLastError());
     std::printf("  %-34s %8.3f ms %7.0f GB/s\n", "copy (contiguous)", ms, gb / ms * 1e3);
-    CHECK(cudaMemset(ws, 0xff, n * 2));
+    CK(cudaMemset(ws, 0xff, n * 2));
   }
   // reg: the passes' form; `pad` extra shared memory bounds the CTAs per SM (the real passes: 4-5).
   for (int hint = 1; hint >= 0; --hint)
@@ -392,21 +362,21 @@ int main(int argc, char** argv) {
       const size_t smem = std::max<size_t>(size_t(T) * 2, 227 * 1024 / per - 1024);
       int ps;
       dim3 grid = grid_for(reg_kernel<4>, 128, smem, tiles, g.rows, 2, &ps);
-      const float ms = time_ms([&] { reg_kernel<4><<<grid, 128, smem>>>(u, pre, ws, g, work, hint); });
+      const float ms = time_ms([&] { reg_kernel<4><<<grid, 128, smem>>>(u, pre, ws, g, work, hint); }, 7);
       report("reg UNR4 hint " + std::to_string(hint) + " want " + std::to_string(per), ms, ps, grid);
     }
   {
     const size_t smem = std::max<size_t>(size_t(T) * 2, 227 * 1024 / 4 - 1024);
     int ps;
     dim3 grid = grid_for(reg_kernel<8>, 128, smem, tiles, g.rows, 2, &ps);
-    const float ms = time_ms([&] { reg_kernel<8><<<grid, 128, smem>>>(u, pre, ws, g, work, true); });
+    const float ms = time_ms([&] { reg_kernel<8><<<grid, 128, smem>>>(u, pre, ws, g, work, true); }, 7);
     report("reg UNR8 hint 1 want 4", ms, ps, grid);
   }
   for (int hint = 1; hint >= 0; --hint) {
     const size_t smem = size_t(3) * T * 2;
     int ps;
     dim3 grid = grid_for(cpa_kernel, 128, smem, tiles, g.rows, 2, &ps);
-    const float ms = time_ms([&] { cpa_kernel<<<grid, 128, smem>>>(u, pre, ws, g, work, hint); });
+    const float ms = time_ms([&] { cpa_kernel<<<grid, 128, smem>>>(u, pre, ws, g, work, hint); }, 7);
     report("cpa hint " + std::to_string(hint), ms, ps, grid);
   }
   const CUtensorMapL2promotion promos[3] = {CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
@@ -419,7 +389,7 @@ int main(int argc, char** argv) {
       const size_t smem = size_t(2 * S + 1) * T * 2 + 8 * S;
       int ps;
       dim3 grid = grid_for(kern, 128, smem, tiles, g.rows, 2, &ps);
-      const float ms = time_ms([&] { kern<<<grid, 128, smem>>>(mu, mp, mw, ws, g, work, true); });
+      const float ms = time_ms([&] { kern<<<grid, 128, smem>>>(mu, mp, mw, ws, g, work, true); }, 7);
       report(std::string(form) + " S" + std::to_string(S) + " promo " + promo_names[pi], ms, ps, grid);
     };
     run_tma(tma_kernel<2, false>, 2, "tma");
@@ -427,8 +397,8 @@ int main(int argc, char** argv) {
     run_tma(tma_kernel<2, true>, 2, "tmas");
     run_tma(tma_kernel<4, true>, 4, "tmas");
   }
-  CHECK(cudaFree(u));
-  CHECK(cudaFree(pre));
-  CHECK(cudaFree(ws));
+  CK(cudaFree(u));
+  CK(cudaFree(pre));
+  CK(cudaFree(ws));
   return 0;
 }

@@ -393,6 +393,18 @@ __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, fl
   if (do_store) *reinterpret_cast<uint32_t*>(plane + Plane<TW>::off(row) + col) = x;
 }
 
+// The start of a pass's TMA staging: thread 0 initialises the stages' mbarriers and issues the CTA's first
+// `stages` rows (blockIdx.y, blockIdx.y + gridDim.y, ...) as issue(row, stage).
+template <typename Issue>
+__device__ __forceinline__ void tma_start(uint64_t* bars, int stages, int64_t nrows, Issue&& issue) {
+  if (threadIdx.x == 0)
+    for (int st = 0; st < stages; ++st) mbar_init(bars + st);
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int st = 0; st < stages; ++st)
+      if (blockIdx.y + int64_t(st) * gridDim.y < nrows) issue(blockIdx.y + int64_t(st) * gridDim.y, st);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward.
 // ---------------------------------------------------------------------------------------------
@@ -508,14 +520,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         tma_load_3d(dst + N1 * TW, maps.pre, static_cast<int>(n2_0), b * S::kTmaBox, row, bars + st);
     }
   };
-  if (tma) {
-    if (tid == 0)
-      for (int st = 0; st < NS; ++st) mbar_init(bars + st);
-    __syncthreads();
-    if (tid == 0)
-      for (int st = 0; st < NS; ++st)
-        if (blockIdx.y + int64_t(st) * gridDim.y < p.nrows) issue_tma(blockIdx.y + int64_t(st) * gridDim.y, st);
-  }
+  if (tma) tma_start(bars, NS, p.nrows, issue_tma);
   int iter = 0;  // this CTA's row count so far: the TMA stage iter % NS, its phase parity (iter / NS) & 1
   auto issue = [&](int64_t rr) {
     const int64_t b = (p.row0 + rr) * static_cast<int64_t>(p.L);
@@ -914,14 +919,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
     }
   };
-  if (tma) {
-    if (tid == 0)
-      for (int st = 0; st < NSI; ++st) mbar_init(ibars + st);
-    __syncthreads();
-    if (tid == 0)
-      for (int st = 0; st < NSI; ++st)
-        if (blockIdx.y + int64_t(st) * gridDim.y < p.nrows) issue_tma(blockIdx.y + int64_t(st) * gridDim.y, st);
-  }
+  if (tma) tma_start(ibars, NSI, p.nrows, issue_tma);
   int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
     const T* const stw = SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
