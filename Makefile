@@ -79,28 +79,38 @@ emulate: $(VENV)/.deps
 	build/emu/long_math_test > build/emu/long_math_test.log; rc=$$?; tail -n 1 build/emu/long_math_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest
 	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
-	# The outer passes' load and twiddle variants (staged loads, twiddles in shared memory: on at some outer sizes by
-	# default) change how data reach the arithmetic, not the arithmetic: with every switch on and with every switch
-	# off, the output must equal the default build's line for line.
-	for v in 1 0; do \
-		CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_FWD_STAGE=$$v -DJFF_LONG_INV_STAGE=$$v -DJFF_LONG_INV2_STAGE=$$v -DJFF_LONG_SMEM_TW=$$v" \
-			sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest_v$$v || exit 1; \
+	# The outer passes' load and twiddle variants (TMA stages, cp.async staging, plain loads, twiddles in shared
+	# memory: each on at some outer sizes by default) change how data reach the arithmetic, not the arithmetic: with
+	# the cp.async forms everywhere (1), with plain loads everywhere (0) and with every TMA path (t: more stages, TMA
+	# stores), the output must equal the default build's line for line.
+	for v in 1 0 t; do \
+		case $$v in \
+		1) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_FWD_STAGE=1 -DJFF_LONG_INV_STAGE=1 -DJFF_LONG_INV2_STAGE=1 -DJFF_LONG_SMEM_TW=1";; \
+		0) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_FWD_STAGE=0 -DJFF_LONG_INV_STAGE=0 -DJFF_LONG_INV2_STAGE=0 -DJFF_LONG_SMEM_TW=0";; \
+		t) d="-DJFF_LONG_FWD_TMA=3 -DJFF_LONG_INV_TMA=3 -DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1";; \
+		esac; \
+		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest_v$$v || exit 1; \
 		build/emu/outer_selftest_v$$v --quick > build/emu/outer_selftest_v$$v.log; \
 		if cmp -s build/emu/outer_selftest_v$$v.log build/emu/outer_selftest.log; then \
-			echo "outer pass variants (all switches $$v): output equal to the default build's"; \
-		else echo "outer pass variants (all switches $$v): FAIL"; exit 1; fi; \
+			echo "outer pass variants ($$d): output equal to the default build's"; \
+		else echo "outer pass variants ($$d): FAIL"; exit 1; fi; \
 	done
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/fft_smem_test cuda/fftconv_long/fft_smem_test.cu
 	build/emu/fft_smem_test > build/emu/fft_smem_test.log; rc=$$?; tail -n 1 build/emu/fft_smem_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
 	build/emu/long_bwd_selftest --quick > build/emu/long_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/long_bwd_selftest.log; exit $$rc
-	# The backward's output-neutral switch flipped (the CUDA-core dk_spec without its prefetched S update):
-	# the same arithmetic, the same output.
-	CUDA_INC=$(CUDA_INC) CXX="g++ -DJFF_LONG_DK_PREFETCH=0" \
-		sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest_v1 cuda/fftconv_long/long_bwd_selftest.cu
-	build/emu/long_bwd_selftest_v1 --quick > build/emu/long_bwd_selftest_v1.log; \
-	if cmp -s build/emu/long_bwd_selftest_v1.log build/emu/long_bwd_selftest.log; then \
-		echo "long backward variant: output equal to the default build's"; else echo "long backward variant: FAIL"; exit 1; fi
+	# The backward's output-neutral switches flipped (the CUDA-core dk_spec without its prefetched S update; the
+	# two-output inverse and the forward's stores by TMA, plain loads in the outer passes): the same arithmetic,
+	# the same output.
+	for d in "-DJFF_LONG_DK_PREFETCH=0" "-DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1" \
+		"-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0"; do \
+		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" \
+			sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest_v1 cuda/fftconv_long/long_bwd_selftest.cu || exit 1; \
+		build/emu/long_bwd_selftest_v1 --quick > build/emu/long_bwd_selftest_v1.log; \
+		if cmp -s build/emu/long_bwd_selftest_v1.log build/emu/long_bwd_selftest.log; then \
+			echo "long backward variant ($$d): output equal to the default build's"; \
+		else echo "long backward variant ($$d): FAIL"; exit 1; fi; \
+	done
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest

@@ -1,5 +1,5 @@
 // Tensor-memory-accelerator (TMA) box loads into shared memory, completed on an mbarrier (sm_90 and
-// later). A box of a 3-D tensor of 16- or 32-bit elements lands densely in shared memory ([dim2][dim1][dim0],
+// later), and box stores back to global memory. A box of a 3-D tensor of 16- or 32-bit elements lands densely in shared memory ([dim2][dim1][dim0],
 // dim0 fastest) with one instruction and no registers, coordinates outside the tensor filled with zeros;
 // the issuing thread tells the CTA's mbarrier how many bytes to expect, and every consumer waits on the
 // barrier's phase. Used where a CTA reads many short strided pieces (the long path's outer passes:
@@ -89,6 +89,21 @@ __device__ __forceinline__ void tma_load_3d(void* dst, const TileMap& m, int c0,
       "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
       : "memory");
 }
+
+// The box at (c0, c1, c2) of `m` from `src` (128-byte aligned, written by this CTA's threads, each of which ran
+// tma_store_fence after its writes, then a barrier), as one bulk group of the issuing thread.
+__device__ __forceinline__ void tma_store_3d(const TileMap& m, int c0, int c1, int c2, const void* src) {
+  JFF_TMA_ASM("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%1, %2, %3}], [%4];" ::"l"(
+                  reinterpret_cast<uint64_t>(&m.map)),
+              "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(src))
+              : "memory");
+  JFF_TMA_ASM("cp.async.bulk.commit_group;" ::: "memory");
+}
+// Generic-proxy writes to shared memory made visible to a later TMA store (every writing thread).
+__device__ __forceinline__ void tma_store_fence() { JFF_TMA_ASM("fence.proxy.async.shared::cta;" ::: "memory"); }
+// The issuing thread: its stores have read their shared memory (it may be overwritten) / have completed.
+__device__ __forceinline__ void tma_store_wait_read() { JFF_TMA_ASM("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+__device__ __forceinline__ void tma_store_wait_all() { JFF_TMA_ASM("cp.async.bulk.wait_group 0;" ::: "memory"); }
 
 #undef JFF_TMA_ASM
 

@@ -51,6 +51,7 @@
 #define __shared__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#undef __grid_constant__
 #define __grid_constant__
 
 namespace jff_emu {
@@ -409,12 +410,15 @@ inline double shfl_xor_f64(double v, int mask) {
 }
 // TMA box loads (common/tma.cuh): the map records the tensor, a load copies its box at once (zeros outside the
 // tensor), so the barrier calls have nothing to do. The device's conditions on maps and boxes are checked.
+}  // namespace
+// Outside the anonymous namespace: the kernels' parameter structs (FwdMaps, InvMaps) hold it.
 struct TileMap {
   const unsigned char* base = nullptr;
   uint64_t dims[3] = {}, strides[2] = {};  // strides in bytes
   uint32_t box[3] = {};
   int elem = 2;  // bytes per element
 };
+namespace {
 inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
                                  const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
   if ((elem_bytes != 2 && elem_bytes != 4) || reinterpret_cast<uintptr_t>(base) % 16 != 0 || strides[0] % 16 != 0 ||
@@ -449,6 +453,23 @@ inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uin
         }
       }
 }
+// TMA box stores: the box is copied out at once (coordinates outside the tensor dropped).
+inline void tma_store_3d(const TileMap& m, int c0, int c1, int c2, const void* src) {
+  if ((static_cast<const unsigned char*>(src) - jff_emu::g_smem) % 128 != 0)
+    jff_emu::die("TMA store source not 128-byte aligned");
+  const unsigned char* s = static_cast<const unsigned char*>(src);
+  unsigned char* base = const_cast<unsigned char*>(m.base);
+  for (uint32_t z = 0; z < m.box[2]; ++z)
+    for (uint32_t y = 0; y < m.box[1]; ++y)
+      for (uint32_t x = 0; x < m.box[0]; ++x, s += m.elem) {
+        const int64_t X = int64_t(c0) + x, Y = int64_t(c1) + y, Z = int64_t(c2) + z;
+        if (X >= 0 && Y >= 0 && Z >= 0 && uint64_t(X) < m.dims[0] && uint64_t(Y) < m.dims[1] && uint64_t(Z) < m.dims[2])
+          std::memcpy(base + Z * m.strides[1] + Y * m.strides[0] + X * m.elem, s, m.elem);
+      }
+}
+inline void tma_store_fence() {}
+inline void tma_store_wait_read() {}
+inline void tma_store_wait_all() {}
 inline void stage_commit() {}
 template <int Pending>
 inline void stage_wait() {}

@@ -652,6 +652,11 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
       const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
       cudaError_t err = make_tile_map(&maps.u, a.u, es, dims, strides, box);
       if (err == cudaSuccess && a.pre != nullptr) err = make_tile_map(&maps.pre, a.pre, es, dims, strides, box);
+      if (err == cudaSuccess && S::kFwdTmaStore) {  // the workspace (n2, 2 k1 + plane, r), as inv_tc's
+        const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
+        const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
+        err = aligned(a.ws, 16) ? make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box) : cudaErrorInvalidValue;
+      }
       if (err != cudaSuccess) return err;
       maps.on = 1;
     }

@@ -128,6 +128,7 @@ struct FwdParams {
 // maps (the plain loads run).
 struct FwdMaps {
   TileMap u, pre;
+  TileMap ws;  // fwd_tma_store: the workspace as InvMaps' ws
   int on;
 };
 
@@ -204,6 +205,9 @@ struct Plane {
 #ifndef JFF_LONG_INV_TMA
 #define JFF_LONG_INV_TMA -1
 #endif
+#ifndef JFF_LONG_FWD_TMA_STORE
+#define JFF_LONG_FWD_TMA_STORE 0
+#endif
 #ifndef JFF_LONG_INV2_TMA
 #define JFF_LONG_INV2_TMA -1
 #endif
@@ -241,6 +245,9 @@ constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 1
 //   N1 = 256 (1M):   2.21 -> 2.13 / 1.96 / 1.99      N1 = 512 (4M):  2.51 -> 2.02 / 2.03 / 2.86
 // JFF_LONG_FWD_TMA forces a count at every size (A/B runs).
 constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : 2); }
+// The forward's workspace tile out by one TMA box store per row (with TMA loads only) instead of 16-byte stores:
+// prepared, not timed (session 31; the access bench's stand-in gained 5-10% from it at N1 >= 256). 0 / 1.
+constexpr bool fwd_tma_store(int N1) { return fwd_tma(N1) > 0 && JFF_LONG_FWD_TMA_STORE != 0; }
 // The same for the single-output inverse's workspace and post tiles (in place of the staged cp.async path at
 // N1 <= 256). H200, bf16, outer_selftest --bench, inverse ms, two rounds, session 31; plain or cp.async-staged loads
 // -> 1 / 2 / 3 stages:
@@ -285,7 +292,10 @@ struct Shape {
   // TMA staging (kFwdTma stages): stage s holds u's tile at 2 s N1 TW and pre's at (2 s + 1) N1 TW elements (dense
   // rows n1 of TW, 128-byte aligned: every offset is a multiple of 256 bytes), then one mbarrier per stage.
   static constexpr int kTmaBox = N1 < 256 ? N1 : 256;
-  static constexpr size_t kFwdTmaBytes = kFwdTma > 0 ? size_t(2) * 2 * N1 * TW * kFwdTma + 16 * kFwdTma : 0;
+  // With fwd_tma_store, the dense output tile ([2 k1 + plane][TW], N1 TW elements) comes first.
+  static constexpr bool kFwdTmaStore = fwd_tma_store(N1);
+  static constexpr size_t kFwdTmaBytes =
+      kFwdTma > 0 ? size_t(2) * 2 * N1 * TW * kFwdTma + 16 * kFwdTma + (kFwdTmaStore ? size_t(2) * N1 * TW : 0) : 0;
   // Single-level twiddles per thread (forward: 4 per 16 outputs of k1, inverse: 8), when kept in shared memory.
   static constexpr bool kSmemTw = !kTwo && smem_tw(N1);
   static constexpr int kFwdTwPerThread = kTwo ? 1 : 4 * (P / 16), kInvTwPerThread = 8;
@@ -506,7 +516,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
   constexpr int NS = S::kFwdTma > 0 ? S::kFwdTma : 1;
   static_assert((2 * S::kPlane * sizeof(T)) % 128 == 0, "TMA stages start 128-byte aligned");
   const bool tma = S::kFwdTma > 0 && maps.on && kOuterProbeStreams;
-  T* const ST = I + S::kPlane;
+  T* const SO = I + S::kPlane;  // fwd_tma_store's output tile
+  T* const ST = SO + (S::kFwdTmaStore ? N1 * TW : 0);
   uint64_t* const bars = reinterpret_cast<uint64_t*>(ST + 2 * NS * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int row = static_cast<int>(p.row0 + rr);
@@ -743,15 +754,26 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
           }
       }
     }
+    const bool tma_out = S::kFwdTmaStore && tma;
+    if (tma_out && tid == 0) tma_store_wait_read();  // the previous row's box store has read SO
     __syncthreads();
-    // ---- store the M packed rows of this tile: 16-byte chunks, both planes.
+    // ---- store the M packed rows of this tile: 16-byte chunks, both planes (chunk i is SO's 8 i with tma_out).
     for (int i = tid; kOuterProbeStreams && i < M * 2 * CH; i += NTH) {
       const int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
       const uint4 v = *reinterpret_cast<const uint4*>((pl ? I : R) + PL::off(k1) + 8 * ch);
-      *reinterpret_cast<uint4*>(p.ws + ws_offset(r, k1, pl, n2_0 + 8 * ch, N1, p.N2)) = v;
+      if (tma_out) {
+        *reinterpret_cast<uint4*>(SO + 8 * i) = v;
+      } else {
+        *reinterpret_cast<uint4*>(p.ws + ws_offset(r, k1, pl, n2_0 + 8 * ch, N1, p.N2)) = v;
+      }
     }
+    if (tma_out) tma_store_fence();
     __syncthreads();  // the next row's load overwrites X / OUT
+    if (tma_out && tid == 0)
+      for (int b = 0; b < N1 / S::kTmaBox; ++b)
+        tma_store_3d(maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(r), SO + b * S::kTmaBox * TW);
   }
+  if (S::kFwdTmaStore && tma && tid == 0) tma_store_wait_all();
 }
 
 // ---------------------------------------------------------------------------------------------
