@@ -26,18 +26,25 @@ struct TileMap {
 // dims 1 and 2 in bytes (multiples of 16), box extents (box[0] * elem_bytes a multiple of 16, each <= 256).
 // L2 promotion of 128 bytes: the pieces' neighbours come into L2 with them (in the access benchmark of
 // notes_long.md, session 31, it beat none and 256 bytes). cudaErrorInvalidValue where the driver refuses
-// the map or has no cuTensorMapEncodeTiled.
+// the map or has no cuTensorMapEncodeTiled (check tma_encode_available first).
+// The driver's cuTensorMapEncodeTiled (looked up once through the runtime: no libcuda link), or nullptr where the
+// driver has none; callers then use their plain loads (tma_encode_available).
+inline PFN_cuTensorMapEncodeTiled_v12000 tma_encode_fn() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      f = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+inline bool tma_encode_available() { return tma_encode_fn() != nullptr; }
+
 inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
                                  const uint64_t (&strides)[2], const uint32_t (&box)[3]) {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult q;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) !=
-            cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
-      fn = nullptr;
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tma_encode_fn();
   if (encode == nullptr || (elem_bytes != 2 && elem_bytes != 4)) return cudaErrorInvalidValue;
   const cuuint64_t gdim[3] = {dims[0], dims[1], dims[2]};
   const cuuint64_t gstride[2] = {strides[0], strides[1]};

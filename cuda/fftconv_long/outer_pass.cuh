@@ -645,7 +645,7 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   if constexpr (S::kFwdTma > 0) {
     // The 3-D view (n2, n1, row) of fwd_tma needs whole n1 rows of valid data (L % N2 == 0: L = N and the causal
     // L = N/2) and 16-byte row strides (p.vec); elsewhere, and before sm_90, the plain loads run.
-    if (p.vec && a.L % a.N2 == 0 && device_major() >= 9) {
+    if (p.vec && a.L % a.N2 == 0 && device_major() >= 9 && tma_encode_available()) {
       const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
       constexpr int es = F32IN ? 4 : 2;  // fp32 k (the filter spectrum's pass) or 16-bit u and pre
       const uint64_t strides[2] = {uint64_t(a.N2) * es, uint64_t(a.L) * es};
@@ -695,7 +695,7 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   // (as fwd_tc's u) need whole n1 rows of valid data and 16-byte rows. Elsewhere, and before sm_90, the plain loads.
   auto make_maps = [&](bool two) {
     const bool post_ok = (a.post == nullptr && !two) || (p.vec && a.L % a.N2 == 0);
-    if (!post_ok || !aligned(a.ws, 16) || device_major() < 9) return cudaSuccess;
+    if (!post_ok || !aligned(a.ws, 16) || device_major() < 9 || !tma_encode_available()) return cudaSuccess;
     const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
     const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
     const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
