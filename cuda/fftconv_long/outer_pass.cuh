@@ -626,6 +626,23 @@ inline bool rows_vec(int64_t L, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
+// The outer passes' TMA views (outer_tc.cuh FwdMaps / InvMaps), boxes of (TW, box, 1): a signal tensor of rows of
+// length L as (n2 < N2, n1 < L / N2, row < row0 + nrows), and the chunk's workspace as (n2, 2 k1 + plane, r).
+template <typename Args>
+cudaError_t signal_tile_map(TileMap* m, const void* base, int elem_bytes, const Args& a, int TW, int box) {
+  const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
+  const uint64_t strides[2] = {uint64_t(a.N2) * elem_bytes, uint64_t(a.L) * elem_bytes};
+  const uint32_t b[3] = {uint32_t(TW), uint32_t(box), 1u};
+  return make_tile_map(m, base, elem_bytes, dims, strides, b);
+}
+template <typename Args>
+cudaError_t ws_tile_map(TileMap* m, const void* ws, const Args& a, int TW, int box) {
+  const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
+  const uint64_t strides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
+  const uint32_t b[3] = {uint32_t(TW), uint32_t(box), 1u};
+  return make_tile_map(m, ws, 2, dims, strides, b);
+}
+
 // F32IN: fp32 input (a.ws_bf16, no pre), T = bf16.
 template <typename T, int P, int Q, bool F32IN = false>
 cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
@@ -646,17 +663,11 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
     // The 3-D view (n2, n1, row) of fwd_tma needs whole n1 rows of valid data (L % N2 == 0: L = N and the causal
     // L = N/2) and 16-byte row strides (p.vec); elsewhere, and before sm_90, the plain loads run.
     if (p.vec && a.L % a.N2 == 0 && device_major() >= 9 && tma_encode_available()) {
-      const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
       constexpr int es = F32IN ? 4 : 2;  // fp32 k (the filter spectrum's pass) or 16-bit u and pre
-      const uint64_t strides[2] = {uint64_t(a.N2) * es, uint64_t(a.L) * es};
-      const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
-      cudaError_t err = make_tile_map(&maps.u, a.u, es, dims, strides, box);
-      if (err == cudaSuccess && a.pre != nullptr) err = make_tile_map(&maps.pre, a.pre, es, dims, strides, box);
-      if (err == cudaSuccess && S::kFwdTmaStore) {  // the workspace (n2, 2 k1 + plane, r), as inv_tc's
-        const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
-        const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
-        err = aligned(a.ws, 16) ? make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box) : cudaErrorInvalidValue;
-      }
+      cudaError_t err = signal_tile_map(&maps.u, a.u, es, a, TW, S::kTmaBox);
+      if (err == cudaSuccess && a.pre != nullptr) err = signal_tile_map(&maps.pre, a.pre, es, a, TW, S::kTmaBox);
+      if (err == cudaSuccess && S::kFwdTmaStore)
+        err = aligned(a.ws, 16) ? ws_tile_map(&maps.ws, a.ws, a, TW, S::kTmaBox) : cudaErrorInvalidValue;
       if (err != cudaSuccess) return err;
       maps.on = 1;
     }
@@ -696,14 +707,9 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   auto make_maps = [&](bool two) {
     const bool post_ok = (a.post == nullptr && !two) || (p.vec && a.L % a.N2 == 0);
     if (!post_ok || !aligned(a.ws, 16) || device_major() < 9 || !tma_encode_available()) return cudaSuccess;
-    const uint32_t box[3] = {uint32_t(TW), uint32_t(S::kTmaBox), 1u};
-    const uint64_t wdims[3] = {uint64_t(a.N2), uint64_t(a.N1), uint64_t(a.nrows)};
-    const uint64_t wstrides[2] = {uint64_t(a.N2) * 2, uint64_t(a.N1) * uint64_t(a.N2) * 2};
-    const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
-    const uint64_t strides[2] = {uint64_t(a.N2) * 2, uint64_t(a.L) * 2};
-    cudaError_t err = make_tile_map(&maps.ws, a.ws, 2, wdims, wstrides, box);
-    if (err == cudaSuccess && a.post != nullptr) err = make_tile_map(&maps.post, a.post, 2, dims, strides, box);
-    if (err == cudaSuccess && two) err = make_tile_map(&maps.post2, a.post2, 2, dims, strides, box);
+    cudaError_t err = ws_tile_map(&maps.ws, a.ws, a, TW, S::kTmaBox);
+    if (err == cudaSuccess && a.post != nullptr) err = signal_tile_map(&maps.post, a.post, 2, a, TW, S::kTmaBox);
+    if (err == cudaSuccess && two) err = signal_tile_map(&maps.post2, a.post2, 2, a, TW, S::kTmaBox);
     if (err == cudaSuccess) maps.on = 1;
     return err;
   };
