@@ -12,7 +12,8 @@
 #    INNER=1 runs the default build's --inner set once;
 #    BWD_BENCH=1 also builds long_bwd_selftest per variant (OLD_SRC's last), runs the default build's self-test
 #    once and each variant's --bench each round (BWD_ROUNDS, default ROUNDS); SANITIZE="racecheck ..." runs those
-#    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first;
+#    compute-sanitizer tools on the default build's outer_selftest --quick (and long_bwd_selftest --quick) first
+#    (SANITIZE_VARIANT=i: on variant i's instead);
 # 3. NCU=1 (default): ncu on one 1M bf16 launch of the tensor-core outer forward and of the inverse
 #    (speed of light, occupancy, warp states, scheduler, memory tables, source counters), printed to ncu.log,
 #    with per-SASS-line counters as CSV (ncu_sass_fwd.csv / ncu_sass_inv.csv); NCU_VARIANT=i profiles variant i
@@ -82,10 +83,11 @@ if [ "${BWD_BENCH:-0}" = 1 ]; then
   run_left selftests.log build/selftests/long_bwd_selftest_v0
   tail -n 1 "$OUT/selftests.log"
 fi
+sv=${SANITIZE_VARIANT:-0}  # the build the tools run on (a variant's index; default the default build)
 for tool in ${SANITIZE:-}; do
-  run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 "${bins[0]}" --quick
+  run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 "${bins[$sv]}" --quick
   if [ "${BWD_BENCH:-0}" = 1 ]; then  # the two-output inverse runs only in the backward
-    run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/long_bwd_selftest_v0 --quick
+    run_left sanitize.log compute-sanitizer --tool "$tool" --error-exitcode 3 "build/selftests/long_bwd_selftest_v$sv" --quick
   fi
   grep -hE "^=== |ERROR SUMMARY|RACECHECK SUMMARY|ALL PASS|FAIL|exit " "$OUT/sanitize.log" | tail -n 8
 done

@@ -152,7 +152,8 @@ struct InvParams {
 // post2) as FwdMaps' u. on = 0: no maps.
 struct InvMaps {
   TileMap ws, post, post2;
-  int on;
+  TileMap y, y2;  // inv_tma_store: the outputs' views, as post's (on_store = 1)
+  int on, on_store;
 };
 
 // With y2 and post (the backward's du / dpre pass: post = pre, post2 = u), optionally dskip's partial sums: per
@@ -206,7 +207,10 @@ struct Plane {
 #define JFF_LONG_INV_TMA -1
 #endif
 #ifndef JFF_LONG_FWD_TMA_STORE
-#define JFF_LONG_FWD_TMA_STORE 0
+#define JFF_LONG_FWD_TMA_STORE -1
+#endif
+#ifndef JFF_LONG_INV_TMA_STORE
+#define JFF_LONG_INV_TMA_STORE -1
 #endif
 #ifndef JFF_LONG_INV2_TMA
 #define JFF_LONG_INV2_TMA -1
@@ -245,9 +249,14 @@ constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 1
 //   N1 = 256 (1M):   2.21 -> 2.13 / 1.96 / 1.99      N1 = 512 (4M):  2.51 -> 2.02 / 2.03 / 2.86
 // JFF_LONG_FWD_TMA forces a count at every size (A/B runs).
 constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : 2); }
-// The forward's workspace tile out by one TMA box store per row (with TMA loads only) instead of 16-byte stores:
-// prepared, not timed (session 31; the access bench's stand-in gained 5-10% from it at N1 >= 256). 0 / 1.
-constexpr bool fwd_tma_store(int N1) { return fwd_tma(N1) > 0 && JFF_LONG_FWD_TMA_STORE != 0; }
+// The forward's workspace tile out by one TMA box store per row (with TMA loads only) instead of 16-byte stores.
+// H200, bf16, outer_selftest --bench, forward ms, two rounds (session 32; 16-byte stores -> box stores):
+//   N1 = 16 (64K):   1.43 / 1.44 -> 1.32 / 1.31      N1 = 32 (256K): 1.34 / 1.36 -> 1.38 / 1.38
+//   N1 = 256 (1M):   2.01 / 1.98 -> 1.86 / 1.88      N1 = 512 (4M):  2.06 / 2.07 -> 3.00 / 3.01
+// (at N1 = 512 the dense output tile, N1 TW 16-bit elements more per CTA, costs occupancy). 0 / 1 forces it.
+constexpr bool fwd_tma_store(int N1) {
+  return fwd_tma(N1) > 0 && per_size(JFF_LONG_FWD_TMA_STORE, N1 == 16 || N1 == 256) != 0;
+}
 // The same for the single-output inverse's workspace and post tiles (in place of the staged cp.async path at
 // N1 <= 256). H200, bf16, outer_selftest --bench, inverse ms, two rounds, session 31; plain or cp.async-staged loads
 // -> 1 / 2 / 3 stages:
@@ -256,10 +265,18 @@ constexpr bool fwd_tma_store(int N1) { return fwd_tma(N1) > 0 && JFF_LONG_FWD_TM
 // (two stages at N1 >= 256 cost occupancy: the inverse's tiles hold a row's stage until its epilogue).
 constexpr int inv_tma(int N1) { return per_size(JFF_LONG_INV_TMA, N1 <= 32 ? 2 : 1); }
 // The two-output instance (the backward's du / dpre: workspace, post and post2 tiles per stage; JFF_LONG_INV2_TMA).
-// Off until timed twice: one round (H200, long_bwd_selftest --bench "du and dpre", bf16, session 31; default -> 1 / 2
-// stages) read N1 = 16 6.07 -> 6.22 / 5.79 ms, N1 = 32 6.45 -> 6.15 / 6.12, N1 = 256 4.30 -> 4.08 / 5.29,
-// N1 = 512 6.27 -> 8.59 / 8.57 (two stages at 64K / 256K, one at 1M, none at 4M would gain ~5% of the pass).
-constexpr int inv2_tma(int N1) { return per_size(JFF_LONG_INV2_TMA, 0); }
+// H200, long_bwd_selftest --bench "du and dpre", bf16, ms (the cp.async staging at N1 = 16, plain loads elsewhere
+// -> 1 / 2 stages; session 31 and session 32's two rounds):
+//   N1 = 16 (64K):   6.07 / 6.03 / 6.00 -> 6.22 / 6.31 / - ; 5.79 / 5.79 / 5.80
+//   N1 = 32 (256K):  6.45 / 6.38 / 6.39 -> 6.15 / 6.17 / - ; 6.12 / 6.11 / 6.10
+//   N1 = 256 (1M):   4.30 / 4.21 / 4.23 -> 4.08 / 4.02 / - ; 5.29 / 5.01 / 4.73
+//   N1 = 512 (4M):   6.27 / 6.28 / 6.22 -> 8.59 / 8.58 / - ; 8.57 / 8.56 / 8.61
+constexpr int inv2_tma(int N1) { return per_size(JFF_LONG_INV2_TMA, N1 <= 32 ? 2 : N1 == 256 ? 1 : 0); }
+// The inverse's outputs (y; y2 in the two-output instance) out by one TMA box store per row instead of 16-byte
+// stores, where that instance has TMA stages: each thread writes its chunks over the post (post2) chunks it has
+// just read from the row's stage, and thread 0 stores the tile once the row ends (waiting for that store to have
+// read the stage before it refills it). Not yet timed: off. 0 / 1 forces it.
+constexpr bool inv_tma_store(int N1) { return per_size(JFF_LONG_INV_TMA_STORE, 0) != 0; }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 // Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
@@ -925,6 +942,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   // stage, which the row holds until its epilogue has read them (the barrier ending the row).
   constexpr int kTmaStages = Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1, NT = Y2 ? 3 : 2;
   const bool tma = kTmaStages > 0 && maps.on && kOuterProbeStreams;
+  // inv_tma_store: the outputs go over the stage's post (post2) tiles, then out by box stores (16-bit outputs).
+  const bool tma_out = !F32OUT && inv_tma_store(N1) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
   uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
@@ -944,7 +963,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   if (tma) tma_start(ibars, NSI, p.nrows, issue_tma);
   int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
-    const T* const stw = SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
+    T* const stw = SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
     if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
       issue_skip(r);
       stage_commit();
@@ -1193,7 +1212,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
           }
 #pragma unroll
           for (int e = 0; e < 8; ++e) z2[e] *= z[e];
-          store8_last(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
+          if (tma_out) {  // over the post2 chunk this thread read (pg2[j])
+            *reinterpret_cast<uint4*>(stw + 2 * N1 * TW + n1 * TW + 8 * ch) = pack8<T>(z2);
+          } else {
+            store8_last(p.y2 + base, t, p.L, p.vec, pack8<T>(z2));
+          }
         }
         if (p.post != nullptr) {
           float gg[8];
@@ -1203,6 +1226,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         }
         if constexpr (F32OUT) {
           store8f_last(p.yf + base, t, p.L, p.vec, z);
+        } else if (tma_out) {  // over the post chunk this thread read (pg[j])
+          *reinterpret_cast<uint4*>(stw + N1 * TW + n1 * TW + 8 * ch) = pack8<T>(z);
         } else {
           store8_last(p.y + base, t, p.L, p.vec, pack8<T>(z));
         }
@@ -1214,9 +1239,20 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = skip_acc;
     }
     if (staged) issue_post(r + gridDim.y);
+    if (tma_out) tma_store_fence();  // the output chunks above, before the box stores read them
     __syncthreads();  // the next row's load overwrites GB / EF
+    if (tma_out && tid == 0) {
+      const int row = static_cast<int>(grow);
+      for (int b = 0; b < N1 / S::kTmaBox; ++b) {
+        tma_store_3d(maps.y, static_cast<int>(n2_0), b * S::kTmaBox, row, stw + N1 * TW + b * S::kTmaBox * TW);
+        if constexpr (Y2)
+          tma_store_3d(maps.y2, static_cast<int>(n2_0), b * S::kTmaBox, row, stw + 2 * N1 * TW + b * S::kTmaBox * TW);
+      }
+      tma_store_wait_read();  // before issue_tma refills this stage
+    }
     if (tma && tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
   }
+  if (tma_out && tid == 0) tma_store_wait_all();
 }
 
 }  // namespace tc
