@@ -711,7 +711,7 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
     if (err == cudaSuccess && a.post != nullptr) err = signal_tile_map(&maps.post, a.post, 2, a, TW, S::kTmaBox);
     if (err == cudaSuccess && two) err = signal_tile_map(&maps.post2, a.post2, 2, a, TW, S::kTmaBox);
     // inv_tma_store: the 16-bit outputs' views (as post's: whole n1 rows, 16-byte rows).
-    if (err == cudaSuccess && tc::inv_tma_store(P * Q) && !F32OUT && p.vec && a.L % a.N2 == 0) {
+    if (err == cudaSuccess && tc::inv_tma_store(P * Q, two) && !F32OUT && p.vec && a.L % a.N2 == 0) {
       err = signal_tile_map(&maps.y, a.y, 2, a, TW, S::kTmaBox);
       if (err == cudaSuccess && two) err = signal_tile_map(&maps.y2, a.y2, 2, a, TW, S::kTmaBox);
       if (err == cudaSuccess) maps.on_store = 1;

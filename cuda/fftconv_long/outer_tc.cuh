@@ -275,8 +275,15 @@ constexpr int inv2_tma(int N1) { return per_size(JFF_LONG_INV2_TMA, N1 <= 32 ? 2
 // The inverse's outputs (y; y2 in the two-output instance) out by one TMA box store per row instead of 16-byte
 // stores, where that instance has TMA stages: each thread writes its chunks over the post (post2) chunks it has
 // just read from the row's stage, and thread 0 stores the tile once the row ends (waiting for that store to have
-// read the stage before it refills it). Not yet timed: off. 0 / 1 forces it.
-constexpr bool inv_tma_store(int N1) { return per_size(JFF_LONG_INV_TMA_STORE, 0) != 0; }
+// read the stage before it refills it). H200, bf16, two rounds (session 32; 16-byte stores -> box stores, ms):
+//   single output (outer_selftest --bench inverse): N1 = 16 2.65 / 2.65 -> 2.80 / 2.79, N1 = 32 2.14 / 2.13 ->
+//     2.38 / 2.39, N1 = 256 2.37 / 2.37 -> 2.48 / 2.49, N1 = 512 2.98 / 2.96 -> 3.06 / 3.06;
+//   two outputs (long_bwd_selftest --bench "du and dpre"): N1 = 16 5.79 / 5.91 -> 6.15 / 6.21, N1 = 32 6.17 / 6.10
+//     -> 5.17 / 5.21, N1 = 256 4.06 / 4.03 -> 4.37 / 4.37 (N1 = 512 has no stages there).
+// So only the two-output instance at N1 = 32. 0 / 1 forces it everywhere.
+constexpr bool inv_tma_store(int N1, bool two_outputs) {
+  return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
+}
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
 
 // Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
@@ -943,7 +950,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int kTmaStages = Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1, NT = Y2 ? 3 : 2;
   const bool tma = kTmaStages > 0 && maps.on && kOuterProbeStreams;
   // inv_tma_store: the outputs go over the stage's post (post2) tiles, then out by box stores (16-bit outputs).
-  const bool tma_out = !F32OUT && inv_tma_store(N1) && tma && maps.on_store;
+  const bool tma_out = !F32OUT && inv_tma_store(N1, Y2) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
   uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
