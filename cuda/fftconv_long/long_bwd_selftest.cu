@@ -420,6 +420,9 @@ int main(int argc, char** argv) {
   // N1 = 16 with 16-byte rows: the du / dpre pass's staged path, which also forms dskip's partials (fused_dskip)
   // from its staging slots (the odd-L case above reads them from global memory).
   cases.push_back({Elem::kBF16, 16, 256, 2, 2, 16 * 256, 16 * 256 / 2, 1, 1, true, true, true});
+  // N1 = 32 with L = N: on Hopper the du / dpre pass's TMA stages and its outputs' box stores (inv2_tma,
+  // inv_tma_store), which need whole n1 rows of 16-byte-aligned data.
+  cases.push_back({Elem::kBF16, 32, 256, 2, 1, 32 * 256, 32 * 256 / 2, 1, 1, true, true, true});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).
