@@ -590,7 +590,57 @@ void check_inner_validation() {
 }
 
 // Argument checks: invalid calls are refused before any launch.
+// The inverse epilogue's chunk order (Shape::epi_chunk) for each tensor-core shape: every (n1, ch) once; each warp
+// instruction's 32 chunks cover whole 32-byte row pieces; with JFF_LONG_INV_EPI_ORDER = 1, no bank conflict in any
+// 16-byte phase (8 lanes) on OUTF (pitch FP floats) or on a dense TMA tile of TW columns.
+template <int P, int Q>
+void check_epi_order() {
+  constexpr int TW = tc_tile(P * Q);
+  using S = tc::Shape<P, Q, TW, kTcOuterWarps>;
+  constexpr int N1 = P * Q, CH = TW / 8, total = N1 * CH;
+  std::vector<int> seen(total, 0);
+  bool bijective = true, sectors = true, outf_free = true, tile_free = true;
+  for (int i0 = 0; i0 < total; i0 += 32) {
+    std::vector<int> halves(N1 * CH / 2, 0);  // per (n1, 32-byte piece): chunks of this instruction
+    for (int i = i0; i < i0 + 32 && i < total; ++i) {
+      int n1, ch, row;
+      S::epi_chunk(i, &n1, &ch, &row);
+      if (n1 < 0 || n1 >= N1 || ch < 0 || ch >= CH || row != (n1 % Q) * S::PB + n1 / Q || seen[n1 * CH + ch]++) {
+        bijective = false;
+        continue;
+      }
+      ++halves[(n1 * CH + ch) / 2];
+    }
+    for (int h : halves) sectors = sectors && (h == 0 || h == 2);
+  }
+  for (int i0 = 0; i0 < total; i0 += 8) {
+    unsigned outf = 0, tile = 0;  // 16-byte bank groups (address / 16 mod 8) hit by the phase
+    for (int i = i0; i < i0 + 8; ++i) {
+      int n1, ch, row;
+      S::epi_chunk(i, &n1, &ch, &row);
+      const unsigned go = 1u << (((row * S::FP * 4 + ch * 32) / 16) % 8), gt = 1u << ((n1 * TW * 2 + ch * 16) / 16 % 8);
+      outf_free = outf_free && !(outf & go);
+      tile_free = tile_free && !(tile & gt);
+      outf |= go;
+      tile |= gt;
+    }
+  }
+  const bool want_free = JFF_LONG_INV_EPI_ORDER != 0;
+  char what[96];
+  std::snprintf(what, sizeof what, "inverse epilogue order N1=%d TW=%d (JFF_LONG_INV_EPI_ORDER=%d)", N1, TW,
+                JFF_LONG_INV_EPI_ORDER);
+  char detail[128];
+  std::snprintf(detail, sizeof detail, "each chunk once %d, whole 32-byte pieces %d, conflict-free OUTF %d, tile %d",
+                bijective, sectors, outf_free, tile_free);
+  // (The rows-fastest order 0 makes no promise about the tile, nor about whole pieces at N1 = 32.)
+  line(bijective && outf_free && (!want_free || (sectors && tile_free)), what, detail);
+}
+
 void check_validation() {
+  check_epi_order<16, 1>();
+  check_epi_order<32, 1>();
+  check_epi_order<16, 16>();
+  check_epi_order<16, 32>();
   int dummy[64];
   OuterFwdArgs ok{Elem::kBF16, dummy, nullptr, dummy, 0, 2, 1000, 16, 256};
   bool good = check_fwd(ok) == nullptr;

@@ -285,6 +285,15 @@ constexpr bool inv_tma_store(int N1, bool two_outputs) {
   return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
 }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
+// The inverse epilogue's chunk order (JFF_LONG_INV_EPI_ORDER). 0: rows fastest, which keeps the fp32 OUTF reads
+// conflict-free but makes the 8 lanes of a 16-byte shared-memory phase read one column of 8 rows of a dense
+// TMA tile (post, post2; and the box stores' writes): rows 128 bytes (TW = 64) or N1 / 16 x 32 bytes apart, all in
+// the same four banks, an 8-way conflict. 1: an order in which both are conflict-free (Shape::epi_chunk) and each
+// warp instruction still covers whole 32-byte row pieces. The same chunks either way (bitwise the same y; dskip's
+// per-warp partial sums add their chunks in another order). Not yet timed: 0.
+#ifndef JFF_LONG_INV_EPI_ORDER
+#define JFF_LONG_INV_EPI_ORDER 0
+#endif
 
 // Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
 // `tile` elements, an mbarrier (16 bytes with padding) per stage; 0 without stages.
@@ -349,6 +358,37 @@ struct Shape {
   // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
   // appended after all of the above.
   static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
+
+  // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
+  // n1 = Q pp + q). In 16-byte units mod 8 (the bank group of a 16-byte access), OUTF's chunk sits at
+  // 5 pp + 2 ch (two levels: FP = 20 floats) or pp + 2 ch (single level: FP = 68), a dense TW-column tile's at
+  // 2 q + ch (two levels: 32-byte rows, Q a multiple of 4) or ch (single level: 128-byte rows).
+  static __host__ __device__ void epi_chunk(int i, int* n1, int* ch, int* row) {
+    int pp, q;
+    if constexpr (JFF_LONG_INV_EPI_ORDER == 0) {  // rows fastest: OUTF conflict-free, the dense tile 8-way
+      pp = i % PB;
+      const int rest = i / PB;
+      q = rest / (TW / 8);
+      *ch = rest - q * (TW / 8);
+    } else if constexpr (!kTwo) {  // TW = 64: phase h, lane j -> row 8 blk + j, chunk j ^ h
+      static_assert(TW == 64 && PB % 8 == 0, "single-level epilogue order");
+      const int j = i & 7, h = (i >> 3) & 7;
+      pp = 8 * (i >> 6) + j;
+      q = 0;
+      *ch = j ^ h;  // OUTF: j + 2 (j ^ h) distinct mod 8 for every h; the tile: j ^ h
+    } else {  // TW = 16, PB = 16: lanes in pairs (k = j / 2) on one 32-byte row piece, 4 pieces per phase
+      static_assert(TW == 16 && PB == 16 && Q % 4 == 0, "two-level epilogue order");
+      const int j = i & 7, k = j >> 1, ph = i >> 3;
+      const int r = ph & 3, a = (ph >> 2) & 3, qb = ph >> 4;
+      // pp from {0, 1, 4, 5} (+ 2, + 8): 5 pp + 2 ch distinct mod 8 over the phase; q distinct mod 4 (rotated by r
+      // over the four phases of a warp instruction, so that each of its 4 pp meets each of its 4 q once).
+      pp = (a & 1) * 2 + (a >> 1) * 8 + (k & 1) + 4 * (k >> 1);
+      q = 4 * qb + ((k + r) & 3);
+      *ch = j & 1;
+    }
+    *n1 = Q * pp + q;
+    *row = q * PB + pp;
+  }
 };
 
 // w_D^e, e reduced mod D first: sincospif of an exact multiple of 2/D.
@@ -882,15 +922,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   }
 
   const bool skip_on = p.skip != nullptr;
-  // Chunk i of the epilogue: OUTF row q*PB + pp (n1 = Q pp + q), 8-column chunk ch, with pp fastest, so the
-  // 8 lanes of a 16-byte shared load phase read 8 consecutive rows (distinct bank groups, see FP) and
-  // each warp still writes whole 32-byte row pieces.
-  auto chunk = [&](int i, int* n1, int* ch, int* row) {
-    const int pp = i % PB, rest = i / PB, q = rest / CH;
-    *ch = rest - q * CH;
-    *n1 = Q * pp + q;
-    *row = q * PB + pp;
-  };
+  // Chunk i of the epilogue (Shape::epi_chunk): output row n1, 8-column chunk ch, OUTF row `row`.
+  auto chunk = [&](int i, int* n1, int* ch, int* row) { S::epi_chunk(i, n1, ch, row); };
   // Staged path (16-byte aligned rows): each thread cp.asyncs the chunks it will itself read,
   // into its own slots, in two groups per row: the workspace chunks of row rr (issued once this row's are
   // placed) and its post chunks (issued once this row's epilogue has read them). A group is committed at
