@@ -116,6 +116,13 @@ emulate: $(VENV)/.deps
 	done
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
+	# The BLH tiles' other unit order (JFF_BLH_UNIT_ORDER=1: the same units, another assignment to threads): the
+	# forward's output must equal the default build's (the backward's dskip sums its units in another order).
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BLH_UNIT_ORDER=1" \
+		sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest_order1
+	build/emu/monarch_selftest_order1 --small > build/emu/monarch_selftest_order1.log; \
+		if cmp -s build/emu/monarch_selftest_order1.log build/emu/monarch_selftest.log; then \
+			echo "BLH unit order 1: output equal to the default build's"; else echo "BLH unit order 1: FAIL"; exit 1; fi
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
 	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
 	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384), which the emulator's occupancy

@@ -260,6 +260,34 @@ __device__ __forceinline__ void blh_store_cols(uint16_t* d, const BlhTile& tl, i
     if (t + i < Lr) store8(d + base + int64_t(t + i) * tl.H, 0, nh, tl.vec, c[i]);
 }
 
+// Unit w of a tile's load / store loops: 8-head group g8 (< G8), batch row rr, 16-byte chunk c of the row (t = 8 c).
+// JFF_BLH_UNIT_ORDER = 0: g8 fastest, then rr, then c. The planes of every head slot and row are 128-byte aligned
+// apart, so only c places a unit's 16-byte plane access in a bank group: the 8 lanes of a shared-memory phase touch
+// 2 (G8 = 2) or 4 (G8 = 1) groups, a 4- or 2-way conflict on every plane write of the load and read of the store
+// (remote CTAs' planes alike). 1: c fastest in runs of 8 (8 consecutive chunks: 128 contiguous bytes of a plane
+// under sig_off, conflict-free), then g8, then rr; the g8 = 0 / 1 lanes of one 32-byte row piece stay in one warp
+// instruction on the global side. Not yet timed: 0. The loops run blh_units<G8>(nchunk) units and skip c >= nchunk.
+#ifndef JFF_BLH_UNIT_ORDER
+#define JFF_BLH_UNIT_ORDER 0
+#endif
+template <int G8>
+__host__ __device__ __forceinline__ int blh_units(int nchunk) {
+  return JFF_BLH_UNIT_ORDER == 0 ? nchunk * 2 * G8 : (nchunk + 7) / 8 * 8 * 2 * G8;
+}
+template <int G8>
+__host__ __device__ __forceinline__ void blh_unit(int w, int* g8, int* rr, int* c) {
+  if constexpr (JFF_BLH_UNIT_ORDER == 0) {
+    *g8 = w % G8;
+    *rr = (w / G8) & 1;
+    *c = w / (2 * G8);
+  } else {
+    const int run = w >> 3;
+    *g8 = run % G8;
+    *rr = (run / G8) & 1;
+    *c = 8 * (run / (2 * G8)) + (w & 7);
+  }
+}
+
 // Load phase: every head's planes get v = pre * u (16-bit products, as the BHL load) at positions
 // t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads, one unit
 // being 8 rows l of one batch row and 8 heads (adjacent lanes: adjacent heads, then the other
@@ -269,9 +297,11 @@ __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t*
                                               int nt, T* planes, int gthread, int gthreads) {
   constexpr int M = RAD * RAD, G8 = CL * HPC / 8;
 #pragma unroll 1
-  for (int w = gthread; w < (nt / 8) * 2 * G8; w += gthreads) {
-    const int g8 = w % G8, rr = (w / G8) & 1, t = 8 * (w / (2 * G8));
-    const int nh = tl.heads(g8);
+  for (int w = gthread; w < blh_units<G8>(nt / 8); w += gthreads) {
+    int g8, rr, c;
+    blh_unit<G8>(w, &g8, &rr, &c);
+    if (c >= nt / 8) continue;
+    const int t = 8 * c, nh = tl.heads(g8);
     const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
     const int Lr = rr ? tl.L1 : tl.L;
     uint4 x[8], g[8];
@@ -365,10 +395,11 @@ __device__ __forceinline__ void blh_pull_tile(uint16_t* y, const uint16_t* post,
   constexpr int NH = N0 == 2 ? 2 : 1;  // outer halves a unit reads (N0 = 2: t = m and M + m)
   const int nchunk = N0 == 2 ? M / 8 : (tl.L + 7) / 8;
 #pragma unroll 1
-  for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
-    const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+  for (int w = gthread; w < blh_units<G8>(nchunk); w += gthreads) {
+    int g8, rr, c;
+    blh_unit<G8>(w, &g8, &rr, &c);
     const int Lr = rr ? tl.L1 : tl.L;
-    if (Lr == 0) continue;  // no row b0 + 1
+    if (Lr == 0 || c >= nchunk) continue;  // no row b0 + 1; past the chunks
 #pragma unroll
     for (int n0 = 0; n0 < NH; ++n0) {
       const int t = n0 * M + 8 * c;

@@ -1111,8 +1111,10 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
       {
         const int nchunk = N0 == 2 ? M / 8 : lpad / 8;
 #pragma unroll 1
-        for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
-          const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+        for (int w = gthread; w < blh_units<G8>(nchunk); w += gthreads) {
+          int g8, rr, c;
+          blh_unit<G8>(w, &g8, &rr, &c);
+          if (c >= nchunk) continue;
           uint4 zc[NH][8];
           if (want_dpost) blh_read_plane_cols<T, N0, RAD, CL, HPC>(planes, rr, g8, c, zc);
 #pragma unroll
@@ -1208,10 +1210,11 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
         tile_sync<CL>();  // every head's dv is final
         const int nchunk = N0 == 2 ? M / 8 : (L + 7) / 8;
 #pragma unroll 1
-        for (int w = gthread; w < nchunk * 2 * G8; w += gthreads) {
-          const int g8 = w % G8, rr = (w / G8) & 1, c = w / (2 * G8);
+        for (int w = gthread; w < blh_units<G8>(nchunk); w += gthreads) {
+          int g8, rr, c;
+          blh_unit<G8>(w, &g8, &rr, &c);
           const int Lr = rr ? tl.L1 : tl.L;
-          if (Lr == 0) continue;  // no row b0 + 1
+          if (Lr == 0 || c >= nchunk) continue;  // no row b0 + 1; past the chunks
           uint4 dvc[NH][8];
           blh_read_plane_cols<T, N0, RAD, CL, HPC>(planes, rr, g8, c, dvc);
 #pragma unroll
