@@ -591,7 +591,7 @@ void check_inner_validation() {
 
 // Argument checks: invalid calls are refused before any launch.
 // The inverse epilogue's chunk order (Shape::epi_chunk) for each tensor-core shape: every (n1, ch) once; each warp
-// instruction's 32 chunks cover whole 32-byte row pieces; with JFF_LONG_INV_EPI_ORDER = 1, no bank conflict in any
+// instruction's 32 chunks cover whole 32-byte row pieces; with JFF_LONG_TILE_ORDER = 1, no bank conflict in any
 // 16-byte phase (8 lanes) on OUTF (pitch FP floats) or on a dense TMA tile of TW columns.
 template <int P, int Q>
 void check_epi_order() {
@@ -625,10 +625,10 @@ void check_epi_order() {
       tile |= gt;
     }
   }
-  const bool want_free = JFF_LONG_INV_EPI_ORDER != 0;
+  const bool want_free = JFF_LONG_TILE_ORDER != 0;
   char what[96];
-  std::snprintf(what, sizeof what, "inverse epilogue order N1=%d TW=%d (JFF_LONG_INV_EPI_ORDER=%d)", N1, TW,
-                JFF_LONG_INV_EPI_ORDER);
+  std::snprintf(what, sizeof what, "inverse epilogue order N1=%d TW=%d (JFF_LONG_TILE_ORDER=%d)", N1, TW,
+                JFF_LONG_TILE_ORDER);
   char detail[128];
   std::snprintf(detail, sizeof detail, "each chunk once %d, whole 32-byte pieces %d, conflict-free OUTF %d, tile %d",
                 bijective, sectors, outf_free, tile_free);

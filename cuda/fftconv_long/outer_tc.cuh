@@ -285,14 +285,18 @@ constexpr bool inv_tma_store(int N1, bool two_outputs) {
   return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
 }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
-// The inverse epilogue's chunk order (JFF_LONG_INV_EPI_ORDER). 0: rows fastest, which keeps the fp32 OUTF reads
-// conflict-free but makes the 8 lanes of a 16-byte shared-memory phase read one column of 8 rows of a dense
-// TMA tile (post, post2; and the box stores' writes): rows 128 bytes (TW = 64) or N1 / 16 x 32 bytes apart, all in
-// the same four banks, an 8-way conflict. 1: an order in which both are conflict-free (Shape::epi_chunk) and each
-// warp instruction still covers whole 32-byte row pieces. The same chunks either way (bitwise the same y; dskip's
-// per-warp partial sums add their chunks in another order). Not yet timed: 0.
-#ifndef JFF_LONG_INV_EPI_ORDER
-#define JFF_LONG_INV_EPI_ORDER 0
+// The order in which the outer passes' threads read the TMA stages' dense tiles (JFF_LONG_TILE_ORDER).
+// 0: the inverse epilogue's chunks rows fastest, which keeps its fp32 OUTF reads conflict-free but makes the 8
+// lanes of a 16-byte shared-memory phase read one column of 8 rows of the post (post2) tile (and write the box
+// stores' output tile so): rows 128 bytes (TW = 64) or N1 / 16 x 32 bytes apart, all in the same four banks, an
+// 8-way conflict; at TW = 16 the inverse's workspace tile (rows 2 k1 + plane of 32 bytes) and the forward's fp32 k
+// tile (32 bytes per lane) read 2-way conflicted. 1: an epilogue order in which both OUTF and the dense tiles are
+// conflict-free and each warp instruction still covers whole 32-byte row pieces (Shape::epi_chunk), the two planes
+// of a workspace chunk read in a per-lane order ((k1 >> 1) & 1 first), the two halves of an fp32 chunk likewise
+// ((i >> 2) & 1 first). The same values either way (bitwise the same y; dskip's per-warp partial sums add their
+// chunks in another order). Not yet timed: 0.
+#ifndef JFF_LONG_TILE_ORDER
+#define JFF_LONG_TILE_ORDER 0
 #endif
 
 // Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
@@ -365,7 +369,7 @@ struct Shape {
   // 2 q + ch (two levels: 32-byte rows, Q a multiple of 4) or ch (single level: 128-byte rows).
   static __host__ __device__ void epi_chunk(int i, int* n1, int* ch, int* row) {
     int pp, q;
-    if constexpr (JFF_LONG_INV_EPI_ORDER == 0) {  // rows fastest: OUTF conflict-free, the dense tile 8-way
+    if constexpr (JFF_LONG_TILE_ORDER == 0) {  // rows fastest: OUTF conflict-free, the dense tile 8-way
       pp = i % PB;
       const int rest = i / PB;
       q = rest / (TW / 8);
@@ -622,8 +626,11 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         const int n1 = i / CH, ch = i - n1 * CH;
         uint4 x;
         if constexpr (F32IN) {
+          // JFF_LONG_TILE_ORDER: half h0 first, so that a phase's 8 lanes (32 bytes apart) hit 8 bank groups.
+          const int h0 = JFF_LONG_TILE_ORDER != 0 ? (i >> 2) & 1 : 0;
           const float4* f = reinterpret_cast<const float4*>(su) + 2 * i;
-          const float4 a = f[0], b = f[1];
+          const float4 f0 = f[h0], f1 = f[1 - h0];
+          const float4 a = h0 ? f1 : f0, b = h0 ? f0 : f1;
           x = make_uint4(O::pack(a.x, a.y), O::pack(a.z, a.w), O::pack(b.x, b.y), O::pack(b.z, b.w));
         } else {
           x = *reinterpret_cast<const uint4*>(su + 8 * i);
@@ -1067,8 +1074,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       mbar_wait(ibars + iter % NSI, static_cast<uint32_t>((iter / NSI) & 1));
       for (int i = tid; i < M * CH; i += NTH) {
         const int k1 = i / CH, ch = i - k1 * CH;
-        place(k1, ch, *reinterpret_cast<const uint4*>(stw + 2 * k1 * TW + 8 * ch),
-              *reinterpret_cast<const uint4*>(stw + (2 * k1 + 1) * TW + 8 * ch));
+        // JFF_LONG_TILE_ORDER: plane p0 first, so that at TW = 16 a phase's 8 lanes (4 rows k1) hit 8 bank groups.
+        const int p0 = JFF_LONG_TILE_ORDER != 0 ? (k1 >> 1) & 1 : 0;
+        const uint4 a = *reinterpret_cast<const uint4*>(stw + (2 * k1 + p0) * TW + 8 * ch);
+        const uint4 b = *reinterpret_cast<const uint4*>(stw + (2 * k1 + 1 - p0) * TW + 8 * ch);
+        place(k1, ch, p0 ? b : a, p0 ? a : b);
       }
     } else if (staged) {
       stage_wait<1>();  // all but the newest group (this row's post): this row's workspace chunks
