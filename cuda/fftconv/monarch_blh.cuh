@@ -290,8 +290,7 @@ __host__ __device__ __forceinline__ void blh_unit(int w, int* g8, int* rr, int* 
 
 // Load phase: every head's planes get v = pre * u (16-bit products, as the BHL load) at positions
 // t < nt (a multiple of 8; zeros at t >= L). Work is spread over the tile's threads, one unit
-// being 8 rows l of one batch row and 8 heads (adjacent lanes: adjacent heads, then the other
-// batch row, then the next 8 rows l).
+// being 8 rows l of one batch row and 8 heads, numbered by blh_unit.
 template <typename T, int N, int RAD, int CL, int HPC>
 __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t* pre, const BlhTile& tl,
                                               int nt, T* planes, int gthread, int gthreads) {
