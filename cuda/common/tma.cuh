@@ -1,6 +1,7 @@
 // Tensor-memory-accelerator (TMA) box loads into shared memory, completed on an mbarrier (sm_90 and
-// later), and box stores back to global memory. A box of a 3-D tensor of 16- or 32-bit elements lands densely in shared memory ([dim2][dim1][dim0],
-// dim0 fastest) with one instruction and no registers, coordinates outside the tensor filled with zeros;
+// later), and box stores back to global memory. A box of a 3-D tensor of 16- or 32-bit elements lands densely
+// in shared memory ([dim2][dim1][dim0], dim0 fastest) with one instruction and no registers, coordinates
+// outside the tensor filled with zeros (a store drops them);
 // the issuing thread tells the CTA's mbarrier how many bytes to expect, and every consumer waits on the
 // barrier's phase. Used where a CTA reads many short strided pieces (the long path's outer passes:
 // 32-byte row pieces N2 elements apart), which plain loads kept too few of in flight

@@ -625,15 +625,16 @@ void check_epi_order() {
       tile |= gt;
     }
   }
-  const bool want_free = JFF_LONG_TILE_ORDER != 0;
+  // The rows-fastest order 0 promises neither the tile nor whole pieces (at N1 = 32). The line reads the same for
+  // both orders when it passes, so that make emulate's variant builds compare their output with the default's whole.
+  const bool ok = bijective && outf_free && (JFF_LONG_TILE_ORDER == 0 || (sectors && tile_free));
   char what[96];
-  std::snprintf(what, sizeof what, "inverse epilogue order N1=%d TW=%d (JFF_LONG_TILE_ORDER=%d)", N1, TW,
-                JFF_LONG_TILE_ORDER);
-  char detail[128];
-  std::snprintf(detail, sizeof detail, "each chunk once %d, whole 32-byte pieces %d, conflict-free OUTF %d, tile %d",
-                bijective, sectors, outf_free, tile_free);
-  // (The rows-fastest order 0 makes no promise about the tile, nor about whole pieces at N1 = 32.)
-  line(bijective && outf_free && (!want_free || (sectors && tile_free)), what, detail);
+  std::snprintf(what, sizeof what, "inverse epilogue order N1=%d TW=%d", N1, TW);
+  char detail[128] = "";
+  if (!ok)
+    std::snprintf(detail, sizeof detail, "order %d: each chunk once %d, whole pieces %d, conflict-free OUTF %d, tile %d",
+                  JFF_LONG_TILE_ORDER, bijective, sectors, outf_free, tile_free);
+  line(ok, what, detail);
 }
 
 void check_validation() {

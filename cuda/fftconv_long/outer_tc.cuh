@@ -483,6 +483,15 @@ __device__ __forceinline__ void tma_start(uint64_t* bars, int stages, int64_t nr
       if (blockIdx.y + int64_t(st) * gridDim.y < nrows) issue(blockIdx.y + int64_t(st) * gridDim.y, st);
 }
 
+// A row's dense [N1][TW] tile at `tile` out to `map` at column n2_0, signal row `row`, in N1 / box boxes (thread 0;
+// every writer of the tile has run tma_store_fence, then a barrier).
+template <int N1, int TW, int BOX, typename T>
+__device__ __forceinline__ void tma_store_row(const TileMap& map, int64_t n2_0, int64_t row, const T* tile) {
+#pragma unroll
+  for (int b = 0; b < N1 / BOX; ++b)
+    tma_store_3d(map, static_cast<int>(n2_0), b * BOX, static_cast<int>(row), tile + b * BOX * TW);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward.
 // ---------------------------------------------------------------------------------------------
@@ -840,9 +849,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     }
     if (tma_out) tma_store_fence();
     __syncthreads();  // the next row's load overwrites X / OUT
-    if (tma_out && tid == 0)
-      for (int b = 0; b < N1 / S::kTmaBox; ++b)
-        tma_store_3d(maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(r), SO + b * S::kTmaBox * TW);
+    if (tma_out && tid == 0) tma_store_row<N1, TW, S::kTmaBox>(maps.ws, n2_0, r, SO);
   }
   if (S::kFwdTmaStore && tma && tid == 0) tma_store_wait_all();
 }
@@ -1292,12 +1299,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     if (tma_out) tma_store_fence();  // the output chunks above, before the box stores read them
     __syncthreads();  // the next row's load overwrites GB / EF
     if (tma_out && tid == 0) {
-      const int row = static_cast<int>(grow);
-      for (int b = 0; b < N1 / S::kTmaBox; ++b) {
-        tma_store_3d(maps.y, static_cast<int>(n2_0), b * S::kTmaBox, row, stw + N1 * TW + b * S::kTmaBox * TW);
-        if constexpr (Y2)
-          tma_store_3d(maps.y2, static_cast<int>(n2_0), b * S::kTmaBox, row, stw + 2 * N1 * TW + b * S::kTmaBox * TW);
-      }
+      tma_store_row<N1, TW, S::kTmaBox>(maps.y, n2_0, grow, stw + N1 * TW);
+      if constexpr (Y2) tma_store_row<N1, TW, S::kTmaBox>(maps.y2, n2_0, grow, stw + 2 * N1 * TW);
       tma_store_wait_read();  // before issue_tma refills this stage
     }
     if (tma && tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
