@@ -87,7 +87,7 @@ emulate: $(VENV)/.deps
 		case $$v in \
 		1) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=1 -DJFF_LONG_INV_STAGE=1 -DJFF_LONG_INV2_STAGE=1 -DJFF_LONG_SMEM_TW=1";; \
 		0) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=0 -DJFF_LONG_INV_STAGE=0 -DJFF_LONG_INV2_STAGE=0 -DJFF_LONG_SMEM_TW=0";; \
-		t) d="-DJFF_LONG_FWD_TMA=3 -DJFF_LONG_INV_TMA=3 -DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=1";; \
+		t) d="-DJFF_LONG_FWD_TMA=3 -DJFF_LONG_INV_TMA=3 -DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0";; \
 		esac; \
 		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest_v$$v || exit 1; \
 		build/emu/outer_selftest_v$$v --quick > build/emu/outer_selftest_v$$v.log; \
@@ -102,7 +102,7 @@ emulate: $(VENV)/.deps
 	# The backward's output-neutral switches flipped (the CUDA-core dk_spec without its prefetched S update; the
 	# two-output inverse and the forward's stores by TMA with the inverse epilogue's other chunk order, plain loads
 	# in the outer passes): the same arithmetic, the same output.
-	for d in "-DJFF_LONG_DK_PREFETCH=0" "-DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=1" \
+	for d in "-DJFF_LONG_DK_PREFETCH=0" "-DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0" \
 		"-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0"; do \
 		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" \
 			sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest_v1 cuda/fftconv_long/long_bwd_selftest.cu || exit 1; \

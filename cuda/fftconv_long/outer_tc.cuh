@@ -247,15 +247,19 @@ constexpr bool inv2_stage(int N1) { return per_size(JFF_LONG_INV2_STAGE, N1 == 1
 // cp.async ones at N1 <= 32) -> 1 / 2 / 3 stages):
 //   N1 = 16 (64K):   1.62 -> 1.46 / 1.43 / 1.50      N1 = 32 (256K): 1.60 -> 1.44 / 1.37 / 1.34
 //   N1 = 256 (1M):   2.21 -> 2.13 / 1.96 / 1.99      N1 = 512 (4M):  2.51 -> 2.02 / 2.03 / 2.86
+// N1 = 512 takes one stage: with the box store below it keeps two CTAs per SM (session 33).
 // JFF_LONG_FWD_TMA forces a count at every size (A/B runs).
-constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : 2); }
+constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 : N1 == 512 ? 1 : 2); }
 // The forward's workspace tile out by one TMA box store per row (with TMA loads only) instead of 16-byte stores.
 // H200, bf16, outer_selftest --bench, forward ms, two rounds (session 32; 16-byte stores -> box stores):
 //   N1 = 16 (64K):   1.43 / 1.44 -> 1.32 / 1.31      N1 = 32 (256K): 1.34 / 1.36 -> 1.38 / 1.38
 //   N1 = 256 (1M):   2.01 / 1.98 -> 1.86 / 1.88      N1 = 512 (4M):  2.06 / 2.07 -> 3.00 / 3.01
-// (at N1 = 512 the dense output tile, N1 TW 16-bit elements more per CTA, costs occupancy). 0 / 1 forces it.
+// (at N1 = 512 the dense output tile, N1 TW 16-bit elements more per CTA, cost occupancy with two TMA stages; with
+// one stage it fits two CTAs per SM: session 33, forward ms, 2 stages without -> 1 stage with box stores: N1 = 512
+// 2.038 / 2.038 -> 1.910 / 1.908; the same forced at other sizes lost: N1 = 16 1.30 -> 1.32, 32 1.33 -> 1.46,
+// 256 1.86 -> 2.06 / 2.13). 0 / 1 forces it.
 constexpr bool fwd_tma_store(int N1) {
-  return fwd_tma(N1) > 0 && per_size(JFF_LONG_FWD_TMA_STORE, N1 == 16 || N1 == 256) != 0;
+  return fwd_tma(N1) > 0 && per_size(JFF_LONG_FWD_TMA_STORE, N1 == 16 || N1 == 256 || N1 == 512) != 0;
 }
 // The same for the single-output inverse's workspace and post tiles (in place of the staged cp.async path at
 // N1 <= 256). H200, bf16, outer_selftest --bench, inverse ms, two rounds, session 31; plain or cp.async-staged loads
@@ -294,9 +298,13 @@ constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 
 // conflict-free and each warp instruction still covers whole 32-byte row pieces (Shape::epi_chunk), the two planes
 // of a workspace chunk read in a per-lane order ((k1 >> 1) & 1 first), the two halves of an fp32 chunk likewise
 // ((i >> 2) & 1 first). The same values either way (bitwise the same y; dskip's per-warp partial sums add their
-// chunks in another order). Not yet timed: 0.
+// chunks in another order). H200, bf16, two rounds (session 33; order 0 -> 1, ms):
+//   inverse (outer_selftest --bench): N1 = 16 2.652 / 2.653 -> 2.272 / 2.270, N1 = 32 2.138 / 2.134 -> 1.572 /
+//     1.578, N1 = 256 2.353 / 2.354 -> 2.276 / 2.258, N1 = 512 2.965 / 2.964 -> 2.977 / 2.953;
+//   whole backward (long_bwd_selftest --bench): 64K 16.13 / 16.14 -> 15.10 / 15.09, 256K 16.69 / 16.83 -> 15.13 /
+//     15.13, 1M 21.65 / 21.65 -> 20.57 / 20.56, 4M 24.72 / 24.73 -> 24.28 / 24.36.
 #ifndef JFF_LONG_TILE_ORDER
-#define JFF_LONG_TILE_ORDER 0
+#define JFF_LONG_TILE_ORDER 1
 #endif
 
 // Shared memory of the inverse's TMA stages (Shape): alignment padding, `stages` stages of `tiles` 16-bit tiles of
