@@ -49,7 +49,11 @@
 #define __device__
 #define __host__
 #define __shared__
+#ifdef JFF_EMU_BANKS
+#define __forceinline__ inline __attribute__((always_inline))  // the bank profiler: whole kernels, as nvcc inlines
+#else
 #define __forceinline__ inline
+#endif
 #define __launch_bounds__(...)
 #undef __grid_constant__
 #define __grid_constant__
@@ -87,9 +91,21 @@ alignas(16) inline unsigned char g_smem[kMaxSmem];
 inline size_t g_max_smem_seen = 0;
 inline NamedBar g_bars[16];
 inline long long g_launches = 0;
+}  // namespace jff_emu
+
+#ifdef JFF_EMU_BANKS
+#include "common/emu_banks.h"  // the shared-memory bank profiler: hooks called below
+#define JFF_EMU_BANKS_CALL(...) ::jff_emu::banks::__VA_ARGS__
+#else
+#define JFF_EMU_NOSAN  // (the profiler's: functions whose own shared-memory accesses are not lane accesses)
+#define JFF_EMU_BANKS_CALL(...) ((void)0)
+#endif
+
+namespace jff_emu {
 
 inline uint3 tid3() { return make_uint3(static_cast<unsigned>(g_cur), 0, 0); }
 inline void wait(State s) {
+  JFF_EMU_BANKS_CALL(on_barrier());
   g_fibers[g_cur].state = s;
   swapcontext(&g_fibers[g_cur].ctx, &g_sched);
 }
@@ -145,6 +161,7 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
         g_block = make_uint3(x, y, z);
         std::memset(g_smem, 0xFF, smem);  // NaN in every float type: reading unwritten smem shows
         for (auto& b : g_bars) b = NamedBar{};
+        JFF_EMU_BANKS_CALL(on_block_start(g_smem, smem, &g_cur, nth));
         for (int i = 0; i < nth; ++i) {
           Fiber& f = g_fibers[i];
           getcontext(&f.ctx);
@@ -192,6 +209,7 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
         }
         for (const auto& b : g_bars)
           if (b.arrived != 0) die("a named barrier has arrivals pending at the block's end");
+        JFF_EMU_BANKS_CALL(on_block_end());
       }
 }
 
@@ -202,7 +220,9 @@ inline Slot* warp_slots() { return &g_slots[g_cur & ~31]; }
 inline uint16_t lo16(uint32_t x) { return static_cast<uint16_t>(x & 0xffffu); }
 inline uint16_t hi16(uint32_t x) { return static_cast<uint16_t>(x >> 16); }
 
-inline void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
+// (The profiler counts this lane's own 16-byte row, the instruction's access; the reads below gather the rows.)
+JFF_EMU_NOSAN inline void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
+  JFF_EMU_BANKS_CALL(record(p, 16, false, __builtin_return_address(0)));
   Slot* s = warp_slots();
   s[lane()].ptr = p;
   wait(kWarpWait);
@@ -383,7 +403,7 @@ inline void store8(uint16_t* row, int t, int L, bool vec, uint4 v) {
 
 inline void store8_last(uint16_t* row, int t, int L, bool vec, uint4 v) { store8(row, t, L, vec, v); }
 // The staged loads' cp.async: done at once (the waits then have nothing to wait for).
-inline void stage16(void* smem, const void* g, int bytes) {
+JFF_EMU_NOSAN inline void stage16(void* smem, const void* g, int bytes) {
   if (bytes < 0 || bytes > 16) jff_emu::die("cp.async src-size out of range");
   std::memcpy(smem, g, static_cast<size_t>(bytes));
   std::memset(static_cast<char*>(smem) + bytes, 0, static_cast<size_t>(16 - bytes));
@@ -437,7 +457,7 @@ inline bool tma_encode_available() { return true; }
 inline void mbar_init(uint64_t*) {}
 inline void mbar_expect_tx(uint64_t*, uint32_t) {}
 inline void mbar_wait(uint64_t*, uint32_t) {}
-inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t*) {
+JFF_EMU_NOSAN inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t*) {
   if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % 128 != 0)
     jff_emu::die("TMA destination not 128-byte aligned");
   unsigned char* d = static_cast<unsigned char*>(dst);
@@ -455,7 +475,7 @@ inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uin
       }
 }
 // TMA box stores: the box is copied out at once (coordinates outside the tensor dropped).
-inline void tma_store_3d(const TileMap& m, int c0, int c1, int c2, const void* src) {
+JFF_EMU_NOSAN inline void tma_store_3d(const TileMap& m, int c0, int c1, int c2, const void* src) {
   if ((static_cast<const unsigned char*>(src) - jff_emu::g_smem) % 128 != 0)
     jff_emu::die("TMA store source not 128-byte aligned");
   const unsigned char* s = static_cast<const unsigned char*>(src);

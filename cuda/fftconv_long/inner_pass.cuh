@@ -194,19 +194,104 @@ constexpr int tc_warps(int N0, int RAD) { return N0 == 1 ? 1 : (N0 * RAD * RAD =
 constexpr int kLoadRound = JFF_LONG_LOAD_ROUND;
 constexpr int inner_load_round(int RAD) { return RAD == 32 ? kLoadRound : 1; }
 
+// The tensor-core inner kernels' item loads (load_item_planes) as 16-byte cp.async copies straight into the planes:
+// all of a thread's chunks in flight at once (8 at N2 = 4096 with 4 warps, 16 KB per CTA) and no registers held
+// for them, where the register loads keep inner_load_round(RAD) chunks per thread in flight (one at RAD = 16:
+// 4 KB per CTA). Item M1's twist is applied in place once the thread's own copies have landed. Off until timed
+// on the GPU (notes_long.md, session 33): 1 turns it on.
+#ifndef JFF_LONG_INNER_STAGE
+#define JFF_LONG_INNER_STAGE 0
+#endif
+constexpr bool kInnerStage = JFF_LONG_INNER_STAGE != 0;
+// The next item's planes prefetched into L2 (one bulk prefetch per plane, sm_90) once this item's load is in
+// shared memory, so that its load after this item's transforms finds them in L2. Off until timed: 1 turns it on.
+#ifndef JFF_LONG_INNER_PREFETCH
+#define JFF_LONG_INNER_PREFETCH 0
+#endif
+constexpr bool kInnerPrefetch = JFF_LONG_INNER_PREFETCH != 0;
+
+// The sources of item j's two shared-memory planes (load_item_planes): a, the real part's (j = M1: the partner's
+// Im P[0] at pw + N2), b, the imaginary part's (j = 0: the partner's Re P[0] at pw); nullptr where zero.
+template <typename T, int N2>
+struct ItemSources {
+  const T* a;
+  const T* b;
+  __device__ __forceinline__ ItemSources(const T* wre, const T* wim, int j, int M1, const T* pw)
+      : a(j < M1 ? wre : (pw != nullptr ? pw + N2 : nullptr)), b(j > 0 ? wim : pw) {}
+};
+
+// One bulk L2 prefetch per source plane of an item (JFF_LONG_INNER_PREFETCH; one thread); nothing before sm_90.
+template <typename T, int N2>
+__device__ __forceinline__ void prefetch_item_planes(const ItemSources<T, N2>& src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr uint32_t kBytes = N2 * sizeof(T);
+  if (src.a != nullptr) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src.a), "r"(kBytes) : "memory");
+  if (src.b != nullptr) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src.b), "r"(kBytes) : "memory");
+#else
+  (void)src;
+#endif
+}
+
 // Item j's complex row of a workspace (wre / wim: the row's two planes, N2 elements each) into the shared-memory
 // planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are; j = 0: Re P[0], j = M1: Im P[0] twisted by
 // w_2N2^n, each with the partner row's (pw: its row 0, real plane at pw, imaginary at pw + N2; ItemOrder's pairs) as
 // the imaginary part, or zero without a partner. inner_load_round(RAD) chunks a thread per round with all their
 // loads issued first: one chunk per iteration kept a thread's two loads alone in flight (the loop's shared-memory
 // stores wait for them), about 8 KB per SM with the 32K kernel's 8 warps. The caller syncs after.
+// (b + i b') w_2N2^n of one chunk at t, b = Im P[0] (x's imaginary plane), b' the partner's (its real plane).
+template <typename T, int N2>
+__device__ __forceinline__ void twist_chunk(uint4& xr, uint4& xi, int t) {
+  float v[8], c[8], br[8], bi[8];
+  unpack8<T>(xi, v);
+  unpack8<T>(xr, c);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float2 w = twist(t + e, N2);
+    br[e] = v[e] * w.x - c[e] * w.y;
+    bi[e] = v[e] * w.y + c[e] * w.x;
+  }
+  xr = pack8<T>(br);
+  xi = pack8<T>(bi);
+}
+
+// JFF_LONG_INNER_STAGE: a thread's cp.async copies of the chunks load_item_planes gives it (zero-filled where a
+// source is nullptr); no commit.
+template <typename T, int N2, int RAD, int NTH>
+__device__ __forceinline__ void stage_item_planes(const ItemSources<T, N2>& src, T* sre, T* sim, int tid) {
+  const T* const any = src.a != nullptr ? src.a : src.b;  // a valid address for the zero-filling copies
+  for (int c = tid; c < N2 / 8; c += NTH) {
+    const int t = 8 * c, off = chunk_sig_off<RAD>(t);
+    stage16(sre + off, src.a != nullptr ? src.a + t : any, src.a != nullptr ? 16 : 0);
+    stage16(sim + off, src.b != nullptr ? src.b + t : any, src.b != nullptr ? 16 : 0);
+  }
+}
+// After the thread's stage_wait: item M1's twist on the chunks it copied itself (no barrier needed).
+template <typename T, int N2, int RAD, int NTH>
+__device__ __forceinline__ void twist_staged_planes(int j, int M1, T* sre, T* sim, int tid) {
+  if (j != M1) return;
+  for (int c = tid; c < N2 / 8; c += NTH) {
+    const int t = 8 * c, off = chunk_sig_off<RAD>(t);
+    uint4 xr = *reinterpret_cast<const uint4*>(sre + off), xi = *reinterpret_cast<const uint4*>(sim + off);
+    twist_chunk<T, N2>(xr, xi, t);
+    *reinterpret_cast<uint4*>(sre + off) = xr;
+    *reinterpret_cast<uint4*>(sim + off) = xi;
+  }
+}
+
 template <typename T, int N2, int RAD, int NTH>
 __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int j, int M1, T* sre, T* sim, int tid,
                                                  const T* pw) {
+  const ItemSources<T, N2> src(wre, wim, j, M1, pw);
+  if constexpr (kInnerStage) {
+    stage_item_planes<T, N2, RAD, NTH>(src, sre, sim, tid);
+    stage_commit();
+    stage_wait<0>();
+    twist_staged_planes<T, N2, RAD, NTH>(j, M1, sre, sim, tid);
+    return;
+  }
   constexpr int kInnerLoadRound = inner_load_round(RAD);
-  // a: the real part's source (j = M1: the partner's Im P[0]), b: the imaginary part's (j = 0: the partner's Re P[0])
-  const T* const pa = j < M1 ? wre : (pw != nullptr ? pw + N2 : nullptr);
-  const T* const pb = j > 0 ? wim : pw;
+  const T* const pa = src.a;
+  const T* const pb = src.b;
   for (int c0 = tid; c0 < N2 / 8; c0 += kInnerLoadRound * NTH) {
     uint4 a[kInnerLoadRound], b[kInnerLoadRound];
 #pragma unroll
@@ -223,19 +308,7 @@ __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int
       if (t >= N2) continue;
       const int off = chunk_sig_off<RAD>(t);
       uint4 xr = a[i], xi = b[i];
-      if (j == M1) {  // (b + i b') w_2N2^n, b = Im P[0], b' the partner's
-        float v[8], c[8], br[8], bi[8];
-        unpack8<T>(b[i], v);
-        unpack8<T>(a[i], c);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float2 w = twist(t + e, N2);
-          br[e] = v[e] * w.x - c[e] * w.y;
-          bi[e] = v[e] * w.y + c[e] * w.x;
-        }
-        xr = pack8<T>(br);
-        xi = pack8<T>(bi);
-      }
+      if (j == M1) twist_chunk<T, N2>(xr, xi, t);
       *reinterpret_cast<uint4*>(sre + off) = xr;
       *reinterpret_cast<uint4*>(sim + off) = xi;
     }
@@ -288,19 +361,33 @@ __global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) 
   const int64_t items = p.order.count(p.nrows);
   T* const ws = static_cast<T*>(p.ws);
 
+  // Item `item`'s row r, item j, its planes (wre; wim = wre + N2) and the pair's other row 0 (pw, or nullptr).
+  auto item_rows = [&](int64_t item, int64_t* r, int* j, T** wre, T** pw) {
+    int64_t r2;
+    p.order(item, r, j, &r2);
+    *wre = ws + ws_offset(*r, *j == M1 ? 0 : *j, 0, 0, p.N1, N2);
+    *pw = r2 >= 0 ? ws + ws_offset(r2, 0, 0, 0, p.N1, N2) : nullptr;
+  };
   for (int64_t item = blockIdx.y; item < items; item += gridDim.y) {
-    int64_t r, r2;
+    int64_t r;
     int j;
-    p.order(item, &r, &j, &r2);
-    const int k1 = j == M1 ? 0 : j;
-    T* const wre = ws + ws_offset(r, k1, 0, 0, p.N1, N2);
+    T *wre, *pw;
+    item_rows(item, &r, &j, &wre, &pw);
     T* const wim = wre + N2;
-    T* const pw = r2 >= 0 ? ws + ws_offset(r2, 0, 0, 0, p.N1, N2) : nullptr;  // the pair's other row 0
     using KSlot = KSlotOf<T>;
     const KSlot* kbase = slice_of<KSlot>(p.kspec, p.row0 + r, j, p.H, p.G, p.R, M1, N2);
 
     load_item_planes<T, N2, RAD, NTH>(wre, wim, j, M1, sre, sim, tid, pw);
     __syncthreads();
+    if constexpr (kInnerPrefetch) {
+      if (tid == 0 && item + gridDim.y < items) {
+        int64_t rn;
+        int jn;
+        T *wn, *pn;
+        item_rows(item + gridDim.y, &rn, &jn, &wn, &pn);
+        prefetch_item_planes(ItemSources<T, N2>(wn, wn + N2, jn, M1, pn));
+      }
+    }
 
     if constexpr (S::kMmaOuter) {
       outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, N0 / 16, warp, lane);
@@ -692,6 +779,14 @@ __global__ void __launch_bounds__(WARPS * 32) inner_kspec_tc_kernel(const KsTcPa
     const T* wre = static_cast<const T*>(p.scratch) + ws_offset(gh, j == M1 ? 0 : j, 0, 0, p.N1, N2);
     load_item_planes<T, N2, RAD, NTH>(wre, wre + N2, j, M1, sre, sim, tid, nullptr);
     __syncthreads();
+    if constexpr (kInnerPrefetch) {
+      if (tid == 0 && gj + gridDim.y < items) {
+        const int64_t ghn = (gj + gridDim.y) / (M1 + 1);
+        const int jn = static_cast<int>(gj + gridDim.y - ghn * (M1 + 1));
+        const T* wn = static_cast<const T*>(p.scratch) + ws_offset(ghn, jn == M1 ? 0 : jn, 0, 0, p.N1, N2);
+        prefetch_item_planes(ItemSources<T, N2>(wn, wn + N2, jn, M1, nullptr));
+      }
+    }
     if constexpr (S::kMmaOuter) {
       outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, N0 / 16, warp, lane);
       __syncthreads();

@@ -359,25 +359,54 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
   // One CTA takes all of an item's batch entries, in ascending b (the items are split over the CTAs, not the
   // entries: two CTAs on one S slice would race).
+  // Item hj = (h, j): items 0 and M1 take batch entries b, b + 1 together where p.pair (ItemOrder's pairs): S then
+  // adds the pair's conj(Xv) Xg, whose cross terms dk's inverse drops (long_plan.h, JFF_LONG_PAIR_ROWS).
+  auto step_of = [&](int j) { return p.pair && (j == 0 || j == M1) ? 2 : 1; };
+  // Entry bi of item (h, j): the offsets of its rows in both workspaces and of the pair's other row 0 (or -1).
+  auto offsets = [&](int64_t h, int j, int64_t bi, int64_t* off, int64_t* poff) {
+    *off = ws_offset(bi * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+    *poff = step_of(j) == 2 && bi + 1 < p.nb ? ws_offset((bi + 1) * p.H + h, 0, 0, 0, p.N1, N2) : -1;
+  };
   for (int64_t hj = blockIdx.y; hj < items; hj += gridDim.y) {
     const int64_t h = hj / (M1 + 1);
     const int j = static_cast<int>(hj - h * (M1 + 1));
-    // Items 0 and M1 take batch entries b, b + 1 together where p.pair (ItemOrder's pairs): S then adds the pair's
-    // conj(Xv) Xg, whose cross terms dk's inverse drops (long_plan.h, JFF_LONG_PAIR_ROWS).
-    const int step = p.pair && (j == 0 || j == M1) ? 2 : 1;
+    const int step = step_of(j);
     for (int64_t bi = 0; bi < p.nb; bi += step) {
       const int64_t b = p.b0 + bi, g = group_of(b, p.R, p.G);
       // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
       const bool accumulate = b != g * p.R;
-      const int64_t off = ws_offset(bi * p.H + h, j == M1 ? 0 : j, 0, 0, p.N1, N2);
+      int64_t off, poff;
+      offsets(h, j, bi, &off, &poff);
       T* const v = static_cast<T*>(p.ws_v) + off;
       T* const gw = static_cast<T*>(p.ws_g) + off;
-      const int64_t poff = step == 2 && bi + 1 < p.nb ? ws_offset((bi + 1) * p.H + h, 0, 0, 0, p.N1, N2) : -1;
       T* const vp = poff >= 0 ? static_cast<T*>(p.ws_v) + poff : nullptr;
       T* const gp = poff >= 0 ? static_cast<T*>(p.ws_g) + poff : nullptr;
-      inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid, vp);
-      inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid, gp);
+      if constexpr (inner::kInnerStage) {  // both items' copies in flight together
+        const inner::ItemSources<T, N2> sv(v, v + N2, j, M1, vp), sg(gw, gw + N2, j, M1, gp);
+        inner::stage_item_planes<T, N2, RAD, NTH>(sv, vre, vim, tid);
+        inner::stage_item_planes<T, N2, RAD, NTH>(sg, gre, gim, tid);
+        stage_commit();
+        stage_wait<0>();
+        inner::twist_staged_planes<T, N2, RAD, NTH>(j, M1, vre, vim, tid);
+        inner::twist_staged_planes<T, N2, RAD, NTH>(j, M1, gre, gim, tid);
+      } else {
+        inner::load_item_planes<T, N2, RAD, NTH>(v, v + N2, j, M1, vre, vim, tid, vp);
+        inner::load_item_planes<T, N2, RAD, NTH>(gw, gw + N2, j, M1, gre, gim, tid, gp);
+      }
       __syncthreads();
+      if constexpr (inner::kInnerPrefetch) {  // the CTA's next entry: this item's next one, else its next item's first
+        int64_t hn = hj, bn = bi + step;
+        if (bn >= p.nb) hn += gridDim.y, bn = 0;
+        if (tid == 0 && hn < items) {
+          const int64_t h2 = hn / (M1 + 1);
+          const int j2 = static_cast<int>(hn - h2 * (M1 + 1));
+          int64_t o2, po2;
+          offsets(h2, j2, bn, &o2, &po2);
+          for (T* ws : {static_cast<T*>(p.ws_v), static_cast<T*>(p.ws_g)})
+            inner::prefetch_item_planes(
+                inner::ItemSources<T, N2>(ws + o2, ws + o2 + N2, j2, M1, po2 >= 0 ? ws + po2 : nullptr));
+        }
+      }
       if constexpr (S::kMmaOuter) {
         outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
         outer_dft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);

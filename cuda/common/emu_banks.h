@@ -1,0 +1,273 @@
+// Shared-memory bank-conflict profiler for the CPU emulation (fftconv_long/emu.h includes this under
+// -DJFF_EMU_BANKS; cuda/common/emu_banks_cxx.sh builds an emulated self-test so). No GPU needed: the
+// emulated kernels are compiled with GCC's ThreadSanitizer instrumentation (-fsanitize=thread), which calls
+// __tsan_readN / __tsan_writeN before every memory access, but linked without the TSan runtime: the hooks below
+// take those calls, keep the ones that land in the emulated block's shared memory (g_smem) and note, per fiber
+// (CUDA thread), the access's code address (the hook's return address), offset, size and direction.
+//
+// A warp instruction is rebuilt from its lanes: the n-th access from one code address by each lane of a warp since
+// that lane's last barrier (any barrier: __syncthreads, __syncwarp, the halves of every warp collective) is one
+// instruction, as SIMT execution issues it; lanes that did not reach it were inactive. Its cost in shared-memory
+// wavefronts follows the bank rules of sm_80 / sm_90 (32 banks of 4 bytes): 16-byte accesses (and ldmatrix, one
+// 16-byte row address per lane) go in 4 phases of 8 lanes, 8-byte ones in 2 of 16, narrower ones in one of 32; a
+// phase takes as many wavefronts as the most distinct 4-byte words any one bank holds (one word read by several
+// lanes is a broadcast). The ideal is the fewest wavefronts the same words could take (per phase, words / 32
+// rounded up). Per code address the report sums instructions, wavefronts and the ideal.
+//
+// What it cannot see: the host compiler's accesses are not nvcc's (GCC may split or merge them; the report says
+// what the C++ does at each line), TMA and cp.async traffic (copies the emulation does with memcpy, not lane
+// accesses), and timing. A line with many excess wavefronts is a lead to read, not a measurement.
+//
+// At exit the per-address totals go to $JFF_EMU_BANKS_OUT (default emu_banks.tsv): offset of the code address in
+// the binary (for addr2line), size, r/w, instructions, wavefronts, ideal. benchmarks/emu_banks_report.py turns
+// that into source lines, worst first.
+#pragma once
+
+#ifndef JFF_EMU_BANKS
+#error "emu_banks.h is for -DJFF_EMU_BANKS emulation builds only"
+#endif
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+// Not instrumented, not inlined into instrumented code.
+#define JFF_EMU_NOSAN __attribute__((no_sanitize_thread, noinline))
+
+namespace jff_emu {
+namespace banks {
+
+struct Access {
+  uint32_t epoch;  // the lane's barrier count at the access
+  uint32_t occurrence;  // how many accesses from this code address the lane made before it in that epoch
+  const void* pc;
+  uint32_t offset;  // bytes into shared memory
+  uint8_t size;
+  uint8_t write;
+  uint8_t lane;
+};
+
+// A lane's run of contiguous accesses inside one 16-byte-aligned block, not yet counted (see record).
+struct Run {
+  uint32_t offset;
+  uint32_t size;
+  bool write;
+  const void* pc;  // the first access's
+};
+
+struct Totals {
+  uint64_t instructions = 0, wavefronts = 0, ideal = 0;
+  int size = 0;
+  bool write = false;
+};
+
+struct State {
+  const unsigned char* smem = nullptr;
+  size_t smem_bytes = 0;
+  const int* cur = nullptr;  // the running fiber (emu.h's g_cur)
+  std::vector<uint32_t> epoch;  // per fiber
+  std::vector<std::unordered_map<const void*, uint32_t>> occurrences;  // per fiber, this epoch
+  std::vector<std::vector<Run>> runs;  // per fiber: open runs, oldest first
+  std::vector<std::vector<Access>> warps;  // per warp of the running block
+  std::map<const void*, Totals> totals;  // per code address
+  bool on = false;
+  ~State();
+};
+inline State g_state;
+
+// Fiber f's run as the accesses nvcc would issue: aligned pieces of 16, 8, 4, 2 or 1 bytes.
+JFF_EMU_NOSAN inline void count_run(int f, const Run& r) {
+  State& s = g_state;
+  uint32_t off = r.offset, left = r.size;
+  while (left > 0) {
+    uint32_t piece = 16;
+    while (piece > left || off % piece != 0) piece /= 2;
+    const uint32_t occ = s.occurrences[f][r.pc]++;
+    s.warps[f >> 5].push_back(Access{s.epoch[f], occ, r.pc, off, static_cast<uint8_t>(piece),
+                                     static_cast<uint8_t>(r.write), static_cast<uint8_t>(f & 31)});
+    off += piece;
+    left -= piece;
+  }
+}
+JFF_EMU_NOSAN inline void close_runs(int f) {
+  for (const Run& r : g_state.runs[f]) count_run(f, r);
+  g_state.runs[f].clear();
+}
+
+// One access of the running fiber. GCC splits what nvcc issues as one vector access (a float4 or uint4 read, an
+// unrolled loop over 8 floats) into narrower ones, often interleaved with other arrays' (real and imaginary planes);
+// so a lane's accesses are first joined into runs: an access that continues an open run of the same direction inside
+// the same 16-byte-aligned block extends it (up to 4 runs open at once), and a run is counted as the aligned vector
+// accesses that cover it when it fills its 16 bytes, when a fifth run opens, or at the lane's next barrier. This
+// assumes nvcc vectorizes whatever is contiguous and aligned.
+JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const void* pc) {
+  State& s = g_state;
+  if (!s.on) return;
+  const uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s.smem);
+  if (off >= s.smem_bytes) return;
+  const int f = *s.cur;
+  std::vector<Run>& runs = s.runs[f];
+  const uint32_t o = static_cast<uint32_t>(off);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Run& r = runs[i];
+    if (r.write == write && r.offset + r.size == o && r.offset / 16 == (o + size - 1) / 16) {
+      r.size += size;
+      if (r.size == 16 || (r.offset + r.size) % 16 == 0) {
+        count_run(f, r);
+        runs.erase(runs.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      return;
+    }
+  }
+  if (size >= 16 || o % 16 + size > 16) {  // a whole vector (or a piece across blocks): counted as it is
+    count_run(f, Run{o, size, write, pc});
+    return;
+  }
+  if (runs.size() == 4) {
+    count_run(f, runs.front());
+    runs.erase(runs.begin());
+  }
+  runs.push_back(Run{o, size, write, pc});
+}
+
+// A fiber passes a barrier: its next accesses belong to new instructions.
+JFF_EMU_NOSAN inline void on_barrier() {
+  State& s = g_state;
+  if (!s.on) return;
+  close_runs(*s.cur);
+  ++s.epoch[*s.cur];
+  s.occurrences[*s.cur].clear();
+}
+
+JFF_EMU_NOSAN inline void on_block_start(const unsigned char* smem, size_t smem_bytes, const int* cur, int nth) {
+  State& s = g_state;
+  s.smem = smem;
+  s.smem_bytes = smem_bytes;
+  s.cur = cur;
+  s.epoch.assign(nth, 0);
+  s.occurrences.assign(nth, {});
+  s.runs.assign(nth, {});
+  s.warps.assign(nth / 32, {});
+  s.on = true;
+}
+
+// Wavefronts of one warp instruction: `a` holds its lanes' accesses (one per active lane).
+JFF_EMU_NOSAN inline void cost(const Access* a, size_t n, uint64_t* waves, uint64_t* ideal) {
+  const int size = a[0].size, lanes_per_phase = size >= 16 ? 8 : (size == 8 ? 16 : 32);
+  for (int phase = 0; phase < 32 / lanes_per_phase; ++phase) {
+    std::vector<uint32_t> words;
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i].lane / lanes_per_phase != phase) continue;
+      for (uint32_t w = a[i].offset / 4; w <= (a[i].offset + a[i].size - 1) / 4; ++w) words.push_back(w);
+    }
+    if (words.empty()) continue;
+    std::sort(words.begin(), words.end());
+    words.erase(std::unique(words.begin(), words.end()), words.end());
+    uint32_t per_bank[32] = {};
+    uint32_t worst = 0;
+    for (uint32_t w : words) worst = std::max(worst, ++per_bank[w % 32]);
+    *waves += worst;
+    *ideal += (words.size() + 31) / 32;
+  }
+}
+
+JFF_EMU_NOSAN inline void on_block_end() {
+  State& s = g_state;
+  for (size_t f = 0; f < s.runs.size(); ++f) close_runs(static_cast<int>(f));
+  s.on = false;
+  for (auto& w : s.warps) {
+    std::sort(w.begin(), w.end(), [](const Access& x, const Access& y) {
+      if (x.epoch != y.epoch) return x.epoch < y.epoch;
+      if (x.pc != y.pc) return x.pc < y.pc;
+      if (x.occurrence != y.occurrence) return x.occurrence < y.occurrence;
+      return x.lane < y.lane;
+    });
+    for (size_t i = 0; i < w.size();) {
+      size_t e = i + 1;
+      while (e < w.size() && w[e].epoch == w[i].epoch && w[e].pc == w[i].pc && w[e].occurrence == w[i].occurrence) ++e;
+      Totals& t = s.totals[w[i].pc];
+      ++t.instructions;
+      t.size = w[i].size;
+      t.write = w[i].write != 0;
+      cost(&w[i], e - i, &t.wavefronts, &t.ideal);
+      i = e;
+    }
+    w.clear();
+  }
+}
+
+JFF_EMU_NOSAN inline State::~State() {
+  if (totals.empty()) return;
+  const char* path = std::getenv("JFF_EMU_BANKS_OUT");
+  FILE* f = std::fopen(path != nullptr ? path : "emu_banks.tsv", "w");
+  if (f == nullptr) return;
+  std::fprintf(f, "offset\tsize\trw\tinstructions\twavefronts\tideal\n");
+  for (const auto& [pc, t] : totals) {
+    Dl_info info{};
+    const uintptr_t base = dladdr(pc, &info) != 0 ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 0;
+    // The return address follows the call: one byte back lies inside the accessing line's code.
+    std::fprintf(f, "0x%lx\t%d\t%c\t%llu\t%llu\t%llu\n", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(pc) - base - 1),
+                 t.size, t.write ? 'w' : 'r', static_cast<unsigned long long>(t.instructions),
+                 static_cast<unsigned long long>(t.wavefronts), static_cast<unsigned long long>(t.ideal));
+  }
+  std::fclose(f);
+}
+
+}  // namespace banks
+}  // namespace jff_emu
+
+// The instrumentation's entry points (GCC's -fsanitize=thread ABI), without the TSan runtime.
+#define JFF_BANKS_HOOK(name, size, write)                                                   \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) void name(void* p) {                        \
+    jff_emu::banks::record(p, size, write, __builtin_return_address(0));                     \
+  }
+JFF_BANKS_HOOK(__tsan_read1, 1, false)
+JFF_BANKS_HOOK(__tsan_read2, 2, false)
+JFF_BANKS_HOOK(__tsan_read4, 4, false)
+JFF_BANKS_HOOK(__tsan_read8, 8, false)
+JFF_BANKS_HOOK(__tsan_read16, 16, false)
+JFF_BANKS_HOOK(__tsan_write1, 1, true)
+JFF_BANKS_HOOK(__tsan_write2, 2, true)
+JFF_BANKS_HOOK(__tsan_write4, 4, true)
+JFF_BANKS_HOOK(__tsan_write8, 8, true)
+JFF_BANKS_HOOK(__tsan_write16, 16, true)
+JFF_BANKS_HOOK(__tsan_unaligned_read2, 2, false)
+JFF_BANKS_HOOK(__tsan_unaligned_read4, 4, false)
+JFF_BANKS_HOOK(__tsan_unaligned_read8, 8, false)
+JFF_BANKS_HOOK(__tsan_unaligned_read16, 16, false)
+JFF_BANKS_HOOK(__tsan_unaligned_write2, 2, true)
+JFF_BANKS_HOOK(__tsan_unaligned_write4, 4, true)
+JFF_BANKS_HOOK(__tsan_unaligned_write8, 8, true)
+JFF_BANKS_HOOK(__tsan_unaligned_write16, 16, true)
+JFF_BANKS_HOOK(__tsan_volatile_read1, 1, false)
+JFF_BANKS_HOOK(__tsan_volatile_read2, 2, false)
+JFF_BANKS_HOOK(__tsan_volatile_read4, 4, false)
+JFF_BANKS_HOOK(__tsan_volatile_read8, 8, false)
+JFF_BANKS_HOOK(__tsan_volatile_read16, 16, false)
+JFF_BANKS_HOOK(__tsan_volatile_write1, 1, true)
+JFF_BANKS_HOOK(__tsan_volatile_write2, 2, true)
+JFF_BANKS_HOOK(__tsan_volatile_write4, 4, true)
+JFF_BANKS_HOOK(__tsan_volatile_write8, 8, true)
+JFF_BANKS_HOOK(__tsan_volatile_write16, 16, true)
+#undef JFF_BANKS_HOOK
+// A range (an aggregate copy): 16-byte pieces, each its own instruction at the same code address.
+#define JFF_BANKS_RANGE(name, write)                                                        \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) void name(void* p, unsigned long n) {       \
+    for (unsigned long i = 0; i < n; i += 16)                                                \
+      jff_emu::banks::record(static_cast<char*>(p) + i, n - i < 16 ? static_cast<unsigned>(n - i) : 16, write, \
+                             __builtin_return_address(0));                                   \
+  }
+JFF_BANKS_RANGE(__tsan_read_range, false)
+JFF_BANKS_RANGE(__tsan_write_range, true)
+#undef JFF_BANKS_RANGE
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_init() {}
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_func_entry(void*) {}
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_func_exit() {}
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_vptr_update(void*, void*) {}
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_vptr_read(void*) {}
