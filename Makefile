@@ -96,6 +96,10 @@ emulate: $(VENV)/.deps
 			echo "outer pass variants ($$d): output equal to the default build's"; \
 		else echo "outer pass variants ($$d): FAIL"; exit 1; fi; \
 	done
+	# The shared-memory bank profiler (cuda/common/emu_banks.h) against kernels of known bank behaviour.
+	CUDA_INC=$(CUDA_INC) CXX="bash cuda/common/emu_banks_cxx.sh" \
+		sh cuda/fftconv_long/emu_build.sh build/emu/emu_banks_test cuda/common/emu_banks_test.cu
+	build/emu/emu_banks_test > build/emu/emu_banks_test.log; rc=$$?; tail -n 1 build/emu/emu_banks_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/fft_smem_test cuda/fftconv_long/fft_smem_test.cu
 	build/emu/fft_smem_test > build/emu/fft_smem_test.log; rc=$$?; tail -n 1 build/emu/fft_smem_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
@@ -114,15 +118,23 @@ emulate: $(VENV)/.deps
 	done
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest
 	build/emu/monarch_selftest --small > build/emu/monarch_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_selftest.log; exit $$rc
-	# The BLH tiles' other unit order (JFF_BLH_UNIT_ORDER=1: the same units, another assignment to threads): the
-	# forward's output must equal the default build's (the backward's dskip sums its units in another order).
-	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BLH_UNIT_ORDER=1" \
+	# The BLH tiles' other unit order (JFF_BLH_UNIT_ORDER=1: the same units, another assignment to threads) and the
+	# k spectrum's lane order (JFF_KSPEC_ORDER=1: the same slots, another walk): the forward's output must equal the
+	# default build's (the backward's dskip sums the BLH units in another order, so only the k-spectrum order there).
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BLH_UNIT_ORDER=1 -DJFF_KSPEC_ORDER=1" \
 		sh cuda/fftconv/monarch_emu_build.sh build/emu/monarch_selftest_order1
 	build/emu/monarch_selftest_order1 --small > build/emu/monarch_selftest_order1.log; \
 		if cmp -s build/emu/monarch_selftest_order1.log build/emu/monarch_selftest.log; then \
-			echo "BLH unit order 1: output equal to the default build's"; else echo "BLH unit order 1: FAIL"; exit 1; fi
+			echo "BLH unit and k-spectrum orders 1: output equal to the default build's"; \
+		else echo "BLH unit and k-spectrum orders 1: FAIL"; exit 1; fi
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
 	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_KSPEC_ORDER=1" \
+		sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest_order1
+	build/emu/monarch_bwd_selftest_order1 --small > build/emu/monarch_bwd_selftest_order1.log; \
+		if cmp -s build/emu/monarch_bwd_selftest_order1.log build/emu/monarch_bwd_selftest.log; then \
+			echo "k-spectrum order 1 (backward: dk_reduce): output equal to the default build's"; \
+		else echo "k-spectrum order 1 (backward): FAIL"; exit 1; fi
 	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384), which the emulator's occupancy
 	# rule (no registers) need not pick by itself.
 	rc=0; for n in 2048 4096 8192 16384; do \

@@ -57,10 +57,25 @@ def short(where: str) -> str:
 
 
 def function_name(function: str, templates: bool = False) -> str:
-    name = function.split("(")[0]
-    base = name.split("<")[0].split("::")[-1] or name
-    if templates and base.endswith("_kernel") and "<" in name:  # the instantiation: which sizes and types
-        return base + name[name.index("<") :].replace("jff::", "").replace("(anonymous namespace)::", "")
+    """'void ns::f<A, B>(args) const' -> 'f' ('f<A, B>' for a kernel with templates=True)."""
+    name = function.replace("(anonymous namespace)::", "")
+    depth, end, start = 0, len(name), 0
+    for i, c in enumerate(name):
+        if c == "<":
+            depth += 1
+        elif c == ">":
+            depth -= 1
+        elif depth == 0 and c == "(" and i > 0:  # the parameter list ("(" at 0 would be part of the name)
+            end = i
+            break
+        elif depth == 0 and c == " ":  # a return type before the name
+            start = i + 1
+    name = name[start:end]
+    cut = name.find("<")
+    qualified = name if cut < 0 else name[:cut]
+    base = qualified.split("::")[-1] or name
+    if templates and base.endswith("_kernel") and cut >= 0:  # the instantiation: which sizes and types
+        return base + name[cut:].replace("jff::", "").replace("jff_emu::", "")
     return base
 
 

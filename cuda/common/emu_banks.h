@@ -266,6 +266,49 @@ JFF_BANKS_HOOK(__tsan_volatile_write16, 16, true)
 JFF_BANKS_RANGE(__tsan_read_range, false)
 JFF_BANKS_RANGE(__tsan_write_range, true)
 #undef JFF_BANKS_RANGE
+// Atomics (host code of the self-tests: std::atomic): done plainly, the fibers never run in parallel.
+#define JFF_BANKS_ATOMICS(bits, type)                                                                           \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) type __tsan_atomic##bits##_load(const volatile type* a, int) {   \
+    return *a;                                                                                                 \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_atomic##bits##_store(volatile type* a, type v, int) { \
+    *a = v;                                                                                                    \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) type __tsan_atomic##bits##_exchange(volatile type* a, type v, int) { \
+    const type old = *a;                                                                                       \
+    *a = v;                                                                                                    \
+    return old;                                                                                                \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) type __tsan_atomic##bits##_fetch_add(volatile type* a, type v, int) { \
+    const type old = *a;                                                                                       \
+    *a = static_cast<type>(old + v);                                                                           \
+    return old;                                                                                                \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) type __tsan_atomic##bits##_fetch_sub(volatile type* a, type v, int) { \
+    const type old = *a;                                                                                       \
+    *a = static_cast<type>(old - v);                                                                           \
+    return old;                                                                                                \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) int __tsan_atomic##bits##_compare_exchange_strong(            \
+      volatile type* a, type* expected, type v, int, int) {                                                    \
+    if (*a == *expected) {                                                                                     \
+      *a = v;                                                                                                  \
+      return 1;                                                                                                \
+    }                                                                                                          \
+    *expected = *a;                                                                                            \
+    return 0;                                                                                                  \
+  }                                                                                                            \
+  extern "C" JFF_EMU_NOSAN __attribute__((used)) int __tsan_atomic##bits##_compare_exchange_weak(              \
+      volatile type* a, type* expected, type v, int m, int f) {                                                \
+    return __tsan_atomic##bits##_compare_exchange_strong(a, expected, v, m, f);                                \
+  }
+JFF_BANKS_ATOMICS(8, uint8_t)
+JFF_BANKS_ATOMICS(16, uint16_t)
+JFF_BANKS_ATOMICS(32, uint32_t)
+JFF_BANKS_ATOMICS(64, uint64_t)
+#undef JFF_BANKS_ATOMICS
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_atomic_thread_fence(int) {}
+extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_atomic_signal_fence(int) {}
 extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_init() {}
 extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_func_entry(void*) {}
 extern "C" JFF_EMU_NOSAN __attribute__((used)) void __tsan_func_exit() {}

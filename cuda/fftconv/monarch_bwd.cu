@@ -1329,7 +1329,8 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
   // Low slots: H[f] = P[f] / 2, except H[0] = Re P[0] (P[0]'s own conjugate term). Then, after a barrier, high
   // slots add conj P[f] / 2 to H[N - f] (each such H written once in the first pass, added to once here), except
   // H[N/2] = Re P[N/2], which no low slot writes.
-  for (int s = tid; s < N / 2; s += nth) {
+  for (int i = tid; i < N / 2; i += nth) {  // (spec_walk_slot: the k-spectrum kernel's slot order)
+    const int s = spec_walk_slot<N0, RAD>(i);
     const int2 ff = slot_freq(s);
     if (ff.y >= M / 2) continue;
     const float4 a = slot_sum(s);
@@ -1337,7 +1338,8 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
     hs[ff.x + N0] = make_float2(0.5f * a.z, 0.5f * a.w);
   }
   __syncthreads();
-  for (int s = tid; s < N / 2; s += nth) {
+  for (int i = tid; i < N / 2; i += nth) {
+    const int s = spec_walk_slot<N0, RAD>(i);
     const int2 ff = slot_freq(s);
     if (ff.y < M / 2) continue;
     const float4 a = slot_sum(s);

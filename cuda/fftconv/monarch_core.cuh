@@ -1087,6 +1087,31 @@ constexpr int kspec_threads(int N) { return N / 32 > 256 ? N / 32 : 256; }
 // log2 of a power of two (a compile-time check that it is one).
 constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + log2_exact(n / 2)); }
 
+// Which slots a warp's lanes compute in the k-spectrum kernel's last loop. 0: 32 consecutive slots, whose bins
+// k0 + N0 f lie N0 * (2 (lane % 4) + RAD (lane / 4)) apart: at N0 >= 16 the 8-byte reads of the spectrum z hit
+// one bank per half-warp, 16-way (the CPU bank profiler, cuda/common/emu_banks.h: 16.0x on both z reads, 78-85%
+// of the kernel's shared-memory wavefronts beyond the ideal, session 33). 1 (N0 >= 16): 16 consecutive k0 times 2
+// consecutive slots of each, so a half-warp reads 16 consecutive bins (conflict-free) and stores 16 runs of two
+// slots (32 bytes of fp32 K, 16 of bf16) M / 2 slots apart instead of one contiguous run. Not yet timed: 0.
+#ifndef JFF_KSPEC_ORDER
+#define JFF_KSPEC_ORDER 0
+#endif
+constexpr bool kKspecLaneOrder = JFF_KSPEC_ORDER != 0;
+// The slot that step s of such a walk over a spectrum's N / 2 slots visits (s = tid + i * nth, nth a multiple
+// of 32): s itself, or with JFF_KSPEC_ORDER at N0 >= 16 the lane order above (also monarch_dk_reduce_kernel's,
+// whose stores into its H table scatter the same way).
+template <int N0, int RAD>
+__device__ __forceinline__ int spec_walk_slot(int s) {
+  constexpr int M = RAD * RAD;
+  if constexpr (kKspecLaneOrder && N0 >= 16) {
+    constexpr int KW = 16, KB = N0 / KW;
+    const int u = s >> 5, l = s & 31;
+    return ((u % KB) * KW + l % KW) * (M / 2) + (u / KB) * (32 / KW) + l / KW;
+  } else {
+    return s;
+  }
+}
+
 template <int N0, int RAD, typename KElem>
 __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_kernel(const float* __restrict__ k,
                                                                                       int64_t Lk,
@@ -1123,7 +1148,8 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD)) monarch_kspec_k
     const float ki = ei + (or_ * sn + oi * cs);
     return make_float2(er + (or_ * cs - oi * sn) + sk, f <= H2 ? ki : -ki);
   };
-  for (int slot = tid; slot < N / 2; slot += nth) {
+  for (int s = tid; s < N / 2; s += nth) {  // (nth: a multiple of 32, kspec_threads)
+    const int slot = spec_walk_slot<N0, RAD>(s);
     const int k0 = slot / (M / 2), idx = slot % (M / 2);
     unsigned f0, f1;
     spec_freqs<RAD>(idx, f0, f1);
