@@ -1092,7 +1092,8 @@ constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + 
 // one bank per half-warp, 16-way (the CPU bank profiler, cuda/common/emu_banks.h: 16.0x on both z reads, 78-85%
 // of the kernel's shared-memory wavefronts beyond the ideal, session 33). 1 (N0 >= 16): 16 consecutive k0 times 2
 // consecutive slots of each, so a half-warp reads 16 consecutive bins (conflict-free) and stores 16 runs of two
-// slots (32 bytes of fp32 K, 16 of bf16) M / 2 slots apart instead of one contiguous run. Not yet timed: 0.
+// slots (32 bytes of fp32 K, 16 of bf16) M / 2 slots apart instead of one contiguous run; N0 = 1, 2: see
+// spec_walk_slot. Not yet timed: 0.
 #ifndef JFF_KSPEC_ORDER
 #define JFF_KSPEC_ORDER 0
 #endif
@@ -1107,6 +1108,14 @@ __device__ __forceinline__ int spec_walk_slot(int s) {
     constexpr int KW = 16, KB = N0 / KW;
     const int u = s >> 5, l = s & 31;
     return ((u % KB) * KW + l % KW) * (M / 2) + (u / KB) * (32 / KW) + l / KW;
+  } else if constexpr (kKspecLaneOrder) {
+    // N0 = 1, 2: k0 fastest, then the slot's column pair c (bins 2c, 2c + 1 of row `row` in frag_coords' terms),
+    // then the row: a half-warp's first bins k0 + N0 (2c + RAD row) are 2 N0 apart within a row, 2-way at worst
+    // (the C-fragment walk: 4-way).
+    constexpr int NT = RAD / 8, C = RAD / 2;
+    const int k0 = s % N0, w = s / N0, c = w % C, row = w / C;
+    const int mt = row / 16, hh = (row / 8) & 1, ln = 4 * (row & 7) + (c & 3), nt = c >> 2;
+    return k0 * (M / 2) + 32 * ((mt * NT + nt) * 2 + hh) + ln;
   } else {
     return s;
   }
