@@ -101,11 +101,11 @@ JFF_EMU_NOSAN inline void close_runs(int f) {
 }
 
 // One access of the running fiber. GCC splits what nvcc issues as one vector access (a float4 or uint4 read, an
-// unrolled loop over 8 floats) into narrower ones, often interleaved with other arrays' (real and imaginary planes);
-// so a lane's accesses are first joined into runs: an access that continues an open run of the same direction inside
-// the same 16-byte-aligned block extends it (up to 4 runs open at once), and a run is counted as the aligned vector
-// accesses that cover it when it fills its 16 bytes, when a fifth run opens, or at the lane's next barrier. This
-// assumes nvcc vectorizes whatever is contiguous and aligned.
+// unrolled loop over 8 floats) into narrower ones, often interleaved with other arrays' (real and imaginary planes)
+// or in another order; so a lane's accesses are first joined into runs: an access next to an open run of the same
+// direction (after or before it) inside the same 16-byte-aligned block extends it (up to 4 runs open at once), and
+// a run is counted as the aligned vector accesses that cover it when it fills its 16 bytes, when a fifth run
+// opens, or at the lane's next barrier. This assumes nvcc vectorizes whatever is contiguous and aligned.
 JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const void* pc) {
   State& s = g_state;
   if (!s.on) return;
@@ -116,9 +116,12 @@ JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const
   const uint32_t o = static_cast<uint32_t>(off);
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& r = runs[i];
-    if (r.write == write && r.offset + r.size == o && r.offset / 16 == (o + size - 1) / 16) {
+    const bool after = r.offset + r.size == o, before = o + size == r.offset;  // (GCC may read .y before .x)
+    const uint32_t lo = std::min(r.offset, o), hi = std::max(r.offset + r.size, o + size);
+    if (r.write == write && (after || before) && lo / 16 == (hi - 1) / 16) {
+      if (before) r.offset = o;
       r.size += size;
-      if (r.size == 16 || (r.offset + r.size) % 16 == 0) {
+      if (r.size == 16) {
         count_run(f, r);
         runs.erase(runs.begin() + static_cast<std::ptrdiff_t>(i));
       }
@@ -212,8 +215,9 @@ JFF_EMU_NOSAN inline State::~State() {
     Dl_info info{};
     const uintptr_t base = dladdr(pc, &info) != 0 ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 0;
     // The return address follows the call: one byte back lies inside the accessing line's code.
-    std::fprintf(f, "0x%lx\t%d\t%c\t%llu\t%llu\t%llu\n", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(pc) - base - 1),
-                 t.size, t.write ? 'w' : 'r', static_cast<unsigned long long>(t.instructions),
+    const unsigned long offset = static_cast<unsigned long>(reinterpret_cast<uintptr_t>(pc) - base - 1);
+    std::fprintf(f, "0x%lx\t%d\t%c\t%llu\t%llu\t%llu\n", offset, t.size, t.write ? 'w' : 'r',
+                 static_cast<unsigned long long>(t.instructions),
                  static_cast<unsigned long long>(t.wavefronts), static_cast<unsigned long long>(t.ideal));
   }
   std::fclose(f);

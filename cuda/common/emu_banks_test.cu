@@ -44,6 +44,13 @@ __global__ void components(int) {  // lane l: the four floats of 16-byte chunk l
   volatile float* p = sm + 4 * l;
   g_sink[l] = p[0] + p[1] + p[2] + p[3];
 }
+__global__ void components_reversed(int) {  // lane l: the two floats of 8-byte pair l, the second one first
+  JFF_DYN_SMEM(float, sm);
+  const int l = threadIdx.x;
+  volatile float* p = sm + 2 * l;
+  const float b = p[1];
+  g_sink[l] = b + p[0];
+}
 __global__ void half_warp(int stride_bytes) {  // lanes 0-15 only (divergence): one 16-byte read each
   JFF_DYN_SMEM(unsigned char, sm);
   const int l = threadIdx.x;
@@ -107,6 +114,7 @@ int main() {
   expect("8-byte writes, 16 bytes apart (2-way)", float2_writes, 16, 32, 4, 2);
   // Joined runs: four 4-byte reads of one aligned chunk count as one 16-byte read.
   expect("a float4's components one by one, contiguous chunks", components, 0, 32, 4, 4);
+  expect("a float2's components, the second first", components_reversed, 0, 32, 2, 2);
   // Inactive lanes take no part: 16 lanes of 16-byte reads are 2 phases.
   expect("16-byte reads, lanes 0-15 only", half_warp, 16, 32, 2, 2);
   expect("16-byte reads, lanes 0-15 only, 128 bytes apart", half_warp, 128, 32, 16, 2);
