@@ -14,9 +14,10 @@
 // lanes is a broadcast). The ideal is the fewest wavefronts the same words could take (per phase, words / 32
 // rounded up). Per code address the report sums instructions, wavefronts and the ideal.
 //
-// What it cannot see: the host compiler's accesses are not nvcc's (GCC may split or merge them; the report says
-// what the C++ does at each line), TMA and cp.async traffic (copies the emulation does with memcpy, not lane
-// accesses), and timing. A line with many excess wavefronts is a lead to read, not a measurement.
+// What it cannot see: the host compiler's accesses are not nvcc's (GCC splits vectors into 4-byte pieces, which
+// record() joins again, and it cannot tell those from separate 4-byte accesses that only happen to be adjacent at
+// run time, e.g. two float2 stores that GCC split), TMA and cp.async traffic (copies the emulation does with memcpy,
+// not lane accesses), and timing. A line with many excess wavefronts is a lead to read, not a measurement.
 //
 // At exit the per-address totals go to $JFF_EMU_BANKS_OUT (default emu_banks.tsv): offset of the code address in
 // the binary (for addr2line), size, r/w, instructions, wavefronts, ideal. benchmarks/emu_banks_report.py turns
@@ -81,6 +82,10 @@ struct State {
 };
 inline State g_state;
 
+// Open runs per lane: enough for an unrolled loop that stores the real parts of 16 values before their imaginary
+// parts (GCC does: the shared FFT's passes).
+constexpr size_t kOpenRuns = 32;
+
 // Fiber f's run as the accesses nvcc would issue: aligned pieces of 16, 8, 4, 2 or 1 bytes.
 JFF_EMU_NOSAN inline void count_run(int f, const Run& r) {
   State& s = g_state;
@@ -100,12 +105,15 @@ JFF_EMU_NOSAN inline void close_runs(int f) {
   g_state.runs[f].clear();
 }
 
-// One access of the running fiber. GCC splits what nvcc issues as one vector access (a float4 or uint4 read, an
-// unrolled loop over 8 floats) into narrower ones, often interleaved with other arrays' (real and imaginary planes)
-// or in another order; so a lane's accesses are first joined into runs: an access next to an open run of the same
-// direction (after or before it) inside the same 16-byte-aligned block extends it (up to 4 runs open at once), and
-// a run is counted as the aligned vector accesses that cover it when it fills its 16 bytes, when a fifth run
-// opens, or at the lane's next barrier. This assumes nvcc vectorizes whatever is contiguous and aligned.
+// One access of the running fiber. GCC splits what nvcc issues as one vector access (a float4 or uint4 read, a
+// float2's two halves, an unrolled loop over 8 floats) into 4-byte ones, often interleaved with other arrays'
+// (real and imaginary planes) or in another order; so a lane's accesses of 4 bytes or less are first joined into
+// runs: one next to an open run of the same direction (after or before it) inside the same 16-byte-aligned block
+// extends it (up to kOpenRuns open at once), and a run is counted as the aligned vector accesses that cover it when
+// it fills its 16 bytes, when one more run would open, or at the lane's next barrier. This assumes nvcc vectorizes
+// whatever is contiguous and aligned. Accesses of 8 bytes or more count as they are: joining them would also join
+// an unrolled loop's separate float2 stores that only happen to be adjacent at run time (the shared FFT's
+// swizzled passes), which nvcc cannot vectorize.
 JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const void* pc) {
   State& s = g_state;
   if (!s.on) return;
@@ -114,6 +122,10 @@ JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const
   const int f = *s.cur;
   std::vector<Run>& runs = s.runs[f];
   const uint32_t o = static_cast<uint32_t>(off);
+  if (size >= 8 || o % 16 + size > 16) {  // a float2 or wider (or a piece across blocks): counted as it is
+    count_run(f, Run{o, size, write, pc});
+    return;
+  }
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& r = runs[i];
     const bool after = r.offset + r.size == o, before = o + size == r.offset;  // (GCC may read .y before .x)
@@ -128,11 +140,7 @@ JFF_EMU_NOSAN inline void record(const void* p, unsigned size, bool write, const
       return;
     }
   }
-  if (size >= 16 || o % 16 + size > 16) {  // a whole vector (or a piece across blocks): counted as it is
-    count_run(f, Run{o, size, write, pc});
-    return;
-  }
-  if (runs.size() == 4) {
+  if (runs.size() == kOpenRuns) {
     count_run(f, runs.front());
     runs.erase(runs.begin());
   }
@@ -180,6 +188,16 @@ JFF_EMU_NOSAN inline void cost(const Access* a, size_t n, uint64_t* waves, uint6
   }
 }
 
+// JFF_EMU_BANKS_DUMP=OFFSET (an offset from the TSV, hex): print the lanes of that code address's first
+// instructions to stderr (offset:size per lane), to see why a line costs what it does.
+JFF_EMU_NOSAN inline bool dump_this(const void* pc) {
+  static const char* want = std::getenv("JFF_EMU_BANKS_DUMP");
+  if (want == nullptr) return false;
+  Dl_info info{};
+  const uintptr_t base = dladdr(pc, &info) != 0 ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 0;
+  return std::strtoul(want, nullptr, 16) == reinterpret_cast<uintptr_t>(pc) - base - 1;
+}
+
 JFF_EMU_NOSAN inline void on_block_end() {
   State& s = g_state;
   for (size_t f = 0; f < s.runs.size(); ++f) close_runs(static_cast<int>(f));
@@ -195,6 +213,11 @@ JFF_EMU_NOSAN inline void on_block_end() {
       size_t e = i + 1;
       while (e < w.size() && w[e].epoch == w[i].epoch && w[e].pc == w[i].pc && w[e].occurrence == w[i].occurrence) ++e;
       Totals& t = s.totals[w[i].pc];
+      if (t.instructions < 4 && dump_this(w[i].pc)) {  // JFF_EMU_BANKS_DUMP: the first instructions' lanes
+        std::fprintf(stderr, "emu_banks: instruction at %p:", w[i].pc);
+        for (size_t k = i; k < e; ++k) std::fprintf(stderr, " %d:%u+%u", w[k].lane, w[k].offset, w[k].size);
+        std::fprintf(stderr, "\n");
+      }
       ++t.instructions;
       t.size = w[i].size;
       t.write = w[i].write != 0;

@@ -51,6 +51,12 @@ __global__ void components_reversed(int) {  // lane l: the two floats of 8-byte 
   const float b = p[1];
   g_sink[l] = b + p[0];
 }
+__global__ void swapped_pairs(int) {  // lane l: two 8-byte stores into its 16-byte chunk, in an order set by l
+  JFF_DYN_SMEM(uint64_t, sm);
+  const int l = threadIdx.x, first = l & 1;
+  sm[(2 * l) ^ first] = uint64_t(l);
+  sm[(2 * l + 1) ^ first] = uint64_t(l) << 32;
+}
 __global__ void half_warp(int stride_bytes) {  // lanes 0-15 only (divergence): one 16-byte read each
   JFF_DYN_SMEM(unsigned char, sm);
   const int l = threadIdx.x;
@@ -115,6 +121,9 @@ int main() {
   // Joined runs: four 4-byte reads of one aligned chunk count as one 16-byte read.
   expect("a float4's components one by one, contiguous chunks", components, 0, 32, 4, 4);
   expect("a float2's components, the second first", components_reversed, 0, 32, 2, 2);
+  // Two 8-byte stores that only happen to fill one chunk at run time stay two instructions (nvcc cannot know):
+  // each a half-warp of 8-byte stores 16 bytes apart, 2-way.
+  expect("two 8-byte stores, adjacent only at run time", swapped_pairs, 0, 32, 8, 4);
   // Inactive lanes take no part: 16 lanes of 16-byte reads are 2 phases.
   expect("16-byte reads, lanes 0-15 only", half_warp, 16, 32, 2, 2);
   expect("16-byte reads, lanes 0-15 only, 128 bytes apart", half_warp, 128, 32, 16, 2);
