@@ -99,7 +99,8 @@ emulate: $(VENV)/.deps
 	# The shared-memory bank profiler (cuda/common/emu_banks.h) against kernels of known bank behaviour.
 	CUDA_INC=$(CUDA_INC) CXX="bash cuda/common/emu_banks_cxx.sh" \
 		sh cuda/fftconv_long/emu_build.sh build/emu/emu_banks_test cuda/common/emu_banks_test.cu
-	build/emu/emu_banks_test > build/emu/emu_banks_test.log; rc=$$?; tail -n 1 build/emu/emu_banks_test.log; exit $$rc
+	JFF_EMU_BANKS_OUT=build/emu/emu_banks_test.tsv build/emu/emu_banks_test > build/emu/emu_banks_test.log; rc=$$?; \
+		tail -n 1 build/emu/emu_banks_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/fft_smem_test cuda/fftconv_long/fft_smem_test.cu
 	build/emu/fft_smem_test > build/emu/fft_smem_test.log; rc=$$?; tail -n 1 build/emu/fft_smem_test.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
