@@ -225,19 +225,13 @@ template <typename T, int N2>
 __device__ __forceinline__ void prefetch_item_planes(const ItemSources<T, N2>& src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr uint32_t kBytes = N2 * sizeof(T);
-  if (src.a != nullptr) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src.a), "r"(kBytes) : "memory");
-  if (src.b != nullptr) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src.b), "r"(kBytes) : "memory");
+  for (const T* q : {src.a, src.b})
+    if (q != nullptr) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(q), "r"(kBytes) : "memory");
 #else
   (void)src;
 #endif
 }
 
-// Item j's complex row of a workspace (wre / wim: the row's two planes, N2 elements each) into the shared-memory
-// planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are; j = 0: Re P[0], j = M1: Im P[0] twisted by
-// w_2N2^n, each with the partner row's (pw: its row 0, real plane at pw, imaginary at pw + N2; ItemOrder's pairs) as
-// the imaginary part, or zero without a partner. inner_load_round(RAD) chunks a thread per round with all their
-// loads issued first: one chunk per iteration kept a thread's two loads alone in flight (the loop's shared-memory
-// stores wait for them), about 8 KB per SM with the 32K kernel's 8 warps. The caller syncs after.
 // (b + i b') w_2N2^n of one chunk at t, b = Im P[0] (x's imaginary plane), b' the partner's (its real plane).
 template <typename T, int N2>
 __device__ __forceinline__ void twist_chunk(uint4& xr, uint4& xi, int t) {
@@ -278,6 +272,13 @@ __device__ __forceinline__ void twist_staged_planes(int j, int M1, T* sre, T* si
   }
 }
 
+// Item j's complex row of a workspace (wre / wim: the row's two planes, N2 elements each) into the shared-memory
+// planes (16-byte chunks, sig_off layout): rows 0 < j < M1 as they are; j = 0: Re P[0], j = M1: Im P[0] twisted by
+// w_2N2^n, each with the partner row's (pw: its row 0, real plane at pw, imaginary at pw + N2; ItemOrder's pairs) as
+// the imaginary part, or zero without a partner. inner_load_round(RAD) chunks a thread per round with all their
+// loads issued first: one chunk per iteration kept a thread's two loads alone in flight (the loop's shared-memory
+// stores wait for them), about 8 KB per SM with the 32K kernel's 8 warps. JFF_LONG_INNER_STAGE: cp.async copies
+// instead (stage_item_planes). The caller syncs after.
 template <typename T, int N2, int RAD, int NTH>
 __device__ __forceinline__ void load_item_planes(const T* wre, const T* wim, int j, int M1, T* sre, T* sim, int tid,
                                                  const T* pw) {
