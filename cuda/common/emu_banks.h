@@ -82,8 +82,8 @@ struct State {
 };
 inline State g_state;
 
-// Open runs per lane: enough for an unrolled loop that stores the real parts of 16 values before their imaginary
-// parts (GCC does: the shared FFT's passes).
+// Open runs per lane: enough for an unrolled loop whose split vectors GCC interleaves (the .x of many values
+// first, then their .y).
 constexpr size_t kOpenRuns = 32;
 
 // Fiber f's run as the accesses nvcc would issue: aligned pieces of 16, 8, 4, 2 or 1 bytes.

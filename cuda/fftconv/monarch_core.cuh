@@ -1089,7 +1089,7 @@ constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + 
 
 // Which slots a warp's lanes compute in the k-spectrum kernel's last loop. 0: 32 consecutive slots, whose bins
 // k0 + N0 f lie N0 * (2 (lane % 4) + RAD (lane / 4)) apart: at N0 >= 16 the 8-byte reads of the spectrum z hit
-// one bank per half-warp, 16-way (the CPU bank profiler, cuda/common/emu_banks.h: 16.0x on both z reads, 78-85%
+// one bank per half-warp, 16-way (the CPU bank profiler, cuda/common/emu_banks.h: 16.0x on both z reads, 82-86%
 // of the kernel's shared-memory wavefronts beyond the ideal, session 33). 1 (N0 >= 16): 16 consecutive k0 times 2
 // consecutive slots of each, so a half-warp reads 16 consecutive bins (conflict-free) and stores 16 runs of two
 // slots (32 bytes of fp32 K, 16 of bf16) M / 2 slots apart instead of one contiguous run; N0 = 1, 2: see
