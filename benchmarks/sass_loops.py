@@ -88,7 +88,9 @@ def parse_ptxas(path):
     for line in open(path):
         m = re.search(r"(?:Compiling entry function|Function properties for) '?([^' ]+)'?", line)
         if m:
-            cur = m.group(1).strip()
+            # Anonymous-namespace names carry a hash of the source path: drop it, so that builds of one file
+            # from two checkouts compare.
+            cur = re.sub(r"_GLOBAL__N__[0-9a-f]+_", "_GLOBAL__N__", m.group(1).strip())
             continue
         if cur is None:
             continue

@@ -534,6 +534,22 @@ inline size_t kspec_bytes_for(bool bf16, int64_t GH, int64_t N) {
   return static_cast<size_t>(GH) * static_cast<size_t>(N) * 2 * elem;
 }
 
+// p itself, as a value the compiler cannot see through: loads at constant offsets from it then address
+// [p + immediate]. Without it, a row's K slots (kk + s * 32 + lane) were addressed as 64-bit element
+// indices, each scaled and added to the kernel's K pointer: ~5 integer instructions per load, ~20 of the 4K
+// inner row's 370 (SASS sm_90a, session 34). JFF_K_LANE_POINTER=0: as before (not yet timed).
+#ifndef JFF_K_LANE_POINTER
+#define JFF_K_LANE_POINTER 1
+#endif
+constexpr bool kKLanePointer = JFF_K_LANE_POINTER != 0;
+template <typename P>
+__device__ __forceinline__ P* opaque_ptr(P* p) {
+#ifndef JFF_LONG_EMU
+  asm("" : "+l"(p));
+#endif
+  return p;
+}
+
 __device__ __forceinline__ float4 load_k_slot(const float4* p) { return __ldg(p); }
 __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
   const uint2 v = __ldg(p);
@@ -553,8 +569,10 @@ template <typename T, int RAD, bool CONJ, typename KSlot>
 __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4],
                                          const float (&Yi)[RAD / 16][RAD / 8][4],
                                          const KSlot* kk, int lane, SpecFrags<RAD>& Pr, SpecFrags<RAD>& Pi) {
+  const KSlot* const kl = kKLanePointer ? opaque_ptr(kk + lane) : kk;
+  const int lane_off = kKLanePointer ? 0 : lane;
   for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
-    const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kk + s * 32 + lane));
+    const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kl + s * 32 + lane_off));
     // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
     // of B fragment (k-tile mt, n-tile nt) of W^T.
     Pr[mt][nt][hh] = movmatrix_trans(z.re);
@@ -822,6 +840,18 @@ __device__ __forceinline__ void store_outer_butterfly2(T* sre, T* sim, const flo
   *reinterpret_cast<uint4*>(sim + sig_off<RAD>(1, m1, m2)) = pack8<T>(bi);
 }
 
+// outer_dft's twiddles by a recurrence over the warp's tiles (see there) at N = 4096 (N0 = RAD = 16: the fused
+// 4K kernels and the long path's 4K inner step); JFF_OUTER_TW_STEPS=0: a table lookup per tile, as before session
+// 34. Other sizes keep the lookup: the recurrence's registers (8 per lane and row tile) took the 8K forward from
+// 128 to 150 registers (4 -> 3 CTAs per SM) and gave the bfloat16 16K one 16 bytes of spill. Not yet timed (SASS
+// counts only: the 4K tile loop 148 -> 140 instructions, sm_90a). outer_dft's kTwSteps = false opts a caller out
+// (the long backward's inner kernel, whose two transforms in a row took it from 112 to 128 registers with spill).
+#ifndef JFF_OUTER_TW_STEPS
+#define JFF_OUTER_TW_STEPS 1
+#endif
+template <int N0, int RAD>
+constexpr bool kOuterTwiddleSteps = JFF_OUTER_TW_STEPS != 0 && N0 == 16 && RAD == 16;
+
 // Outer DFT over n0 (tensor cores, N0 >= 16), then the twiddle w_N^(k0 m), in place; one
 // 16-column tile per warp at a time. Only the first `live16` 16-row k-steps of the input can
 // be nonzero (rows n0 with M*n0 < L); the others are skipped. Caller syncs before and after.
@@ -829,7 +859,8 @@ __device__ __forceinline__ void store_outer_butterfly2(T* sre, T* sim, const flo
 // L >= 1), so that the compiler knows the first products start from zero and reads those zeros as
 // RZ instead of clearing the accumulators (forward 8K tile loop 321 -> 296 instructions); off in the
 // backward, whose 8K kernel it took from 128 to 152 registers.
-template <typename T, int N0, int RAD, int WARPS, bool kStep0Unconditional = false>
+template <typename T, int N0, int RAD, int WARPS, bool kStep0Unconditional = false,
+          bool kTwSteps = kOuterTwiddleSteps<N0, RAD>>
 __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0, const TwN<N0 * RAD * RAD>& twN,
                                           int live16, int warp, int lane) {
   using O = Ops<T>;
@@ -844,6 +875,22 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
   // k0 are consecutive entries), unlike a lookup per element at random indices, which was most
   // of this kernel's shared-memory traffic and 4-way conflicted on average (ncu, N = 4096).
   // Keeping w_N^k0 in registers instead took the 8192-point backward from 127 to 157 registers.
+  // kOuterTwiddleSteps: the lookup happens once, before the first tile; each next tile (WARPS tiles on) takes
+  // the previous tile's value times w_N^(16 WARPS k0), also looked up once. A lookup is two 8-byte shared loads
+  // at scattered entries (bank conflicts: the CPU bank profiler read 4.3-4.5x their ideal, session 33), a
+  // product and ~6 integer instructions for the index; the step is one product. The recurrence runs at most 16
+  // tiles (M / 16 / WARPS), whose float32 rounding (~1e-6) is far below the 16-bit data's.
+  [[maybe_unused]] float2 wcur[MT0][2], wstep[MT0][2];
+  if constexpr (kTwSteps) {
+#pragma unroll
+    for (int mt = 0; mt < MT0; ++mt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const uint32_t k0 = 16 * mt + gid + 8 * hh;
+        wcur[mt][hh] = twN(k0 * static_cast<uint32_t>(16 * warp + 2 * tig));
+        wstep[mt][hh] = twN(k0 * static_cast<uint32_t>(16 * WARPS));
+      }
+  }
   for (int tile = warp; tile < M / 16; tile += WARPS) {
     const int mc = 16 * tile, m1 = mc / RAD, m2b = mc % RAD;
     uint32_t Xr[MT0][2][2], Xi[MT0][2][2];
@@ -886,7 +933,13 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
         const int k0 = 16 * mt + gid + 8 * hh;
         const float4 steps = twN.rows[2 * k0];
         const float2 s1 = make_float2(steps.x, steps.y), s8 = make_float2(steps.z, steps.w);
-        float2 w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
+        float2 w0;
+        if constexpr (kTwSteps) {
+          w0 = wcur[mt][hh];
+          wcur[mt][hh] = cmul(w0, wstep[mt][hh]);
+        } else {
+          w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
+        }
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           if (nt > 0) w0 = cmul(w0, s8);  // columns m + 8: times w_N^(8 k0)
@@ -965,6 +1018,13 @@ __device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0
   }
 }
 
+// Whether store_inner_row multiplies row k0 = 0 by its twiddle (1) rather than branch around it (see there).
+// JFF_UNTWIST_ROW0=0 restores the branch. Not yet timed (session 34: SASS counts only).
+#ifndef JFF_UNTWIST_ROW0
+#define JFF_UNTWIST_ROW0 1
+#endif
+constexpr bool kUntwistRowZero = JFF_UNTWIST_ROW0 != 0;
+
 // After the inner inverse of row k0: times conj(w_N^(k0 m)) (the outer level's conjugate
 // twiddle; none for k0 = 0 or N0 = 1) and back into the row's block in place. The caller
 // must have __syncwarp()ed after the row's last read.
@@ -976,7 +1036,11 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   using O = Ops<T>;
   constexpr int MT = RAD / 16, NT = RAD / 8, N = N0 * RAD * RAD;
   const int gid = lane >> 2, tig = lane & 3;
-  const bool untw = N0 > 1 && k0 > 0;
+  // Row k0 = 0's twiddle is 1: skipping it there made every (mt, hh) step a branch of its own (BSSY / BRA / BSYNC
+  // and register moves at each merge: ~27 of the 4K inner row's 420 instructions, SASS sm_90a). Applied to every
+  // row (kUntwistRowZero), the products with w = 1 (twN(0), the table's exact 1 + 0i) keep row 0's values (a
+  // zero's sign may change, nothing else).
+  const bool untw = N0 > 1 && (kUntwistRowZero || k0 > 0);
   // conj(w_N^(k0 m)) = w_N^(-k0 m) at m = RAD m1 + m2, m1 = 16mt + gid + 8hh, m2 = 8nt + 2tig
   // + {0, 1}: one table lookup per lane at (gid, tig) times factors that depend on k0 only
   // (w_N^(-k0), w_N^(-8 k0), w_N^(-8 RAD k0): the conjugates of twN.rows[k0], warp-uniform, so

@@ -345,8 +345,22 @@ __device__ __forceinline__ void store_item_planes(T* wre, T* wim, int j, int M1,
   }
 }
 
+// CTAs per SM inner_tc_kernel's registers leave room for at N2 = 4096 (N0 = RAD = 16, 4 warps, ~22 KB of shared
+// memory: 10 would fit): JFF_LONG_INNER_MINB = 7, i.e. at most 72 registers, as it ran until session 34, when
+// store_inner_row's unconditional untwist and outer_dft's twiddle recurrence took it to 76 (6 CTAs); at 72 ptxas
+// spills 16 bytes (a few local accesses per item, outside the row loop). Not yet timed; 0: no bound (the other
+// sizes).
+#ifndef JFF_LONG_INNER_MINB
+#define JFF_LONG_INNER_MINB 7
+#endif
+template <int N0, int RAD, int WARPS>
+constexpr int inner_tc_min_blocks() {
+  return N0 == 16 && RAD == 16 && WARPS == 4 ? JFF_LONG_INNER_MINB : 0;
+}
+
 template <typename T, int N0, int RAD, int WARPS, bool CONJ = false>
-__global__ void __launch_bounds__(WARPS * 32) inner_tc_kernel(const TcParams p) {
+__global__ void __launch_bounds__(WARPS * 32, inner_tc_min_blocks<N0, RAD, WARPS>())
+    inner_tc_kernel(const TcParams p) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, N2 = S::N, MT = S::MT, KS = S::KS, NT = S::NT, NTH = WARPS * 32;
   static_assert(N0 == 1 || N0 >= 16, "N0 = 2 (N2 = 2048) needs the fused kernel's butterfly, not here");

@@ -408,8 +408,9 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
         }
       }
       if constexpr (S::kMmaOuter) {
-        outer_dft<T, N0, RAD, WARPS>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
-        outer_dft<T, N0, RAD, WARPS>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);
+        // (No twiddle recurrence here: see kOuterTwiddleSteps.)
+        outer_dft<T, N0, RAD, WARPS, false, false>(vre, vim, sm.frag0, twN, N0 / 16, warp, lane);
+        outer_dft<T, N0, RAD, WARPS, false, false>(gre, gim, sm.frag0, twN, N0 / 16, warp, lane);
         __syncthreads();
       }
       float4* const out = p.spec + ((g * p.H) * (M1 + 1) + hj) * (N2 / 2);
