@@ -345,6 +345,13 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
 #endif
 constexpr bool kFwdProbeTransforms = JFF_FWD_PHASE_PROBE != 1, kFwdProbeStreams = JFF_FWD_PHASE_PROBE != 2;
 
+// The big kernels' store phase multiplies by the post gate as packed 16-bit pairs (Ops::mul2), bitwise what the
+// float32 route gives (see there). JFF_STORE_PACKED=0: the float32 route, as before session 34. Not yet timed.
+#ifndef JFF_STORE_PACKED
+#define JFF_STORE_PACKED 1
+#endif
+constexpr bool kStorePacked = JFF_STORE_PACKED != 0;
+
 // The phases between load and store, shared by the BHL and the BLH kernel: outer DFT, inner rows
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
@@ -576,25 +583,36 @@ __global__ void __launch_bounds__(WARPS * 32)
           if (c >= nch) continue;
           const int t = 8 * c;
           const int off = chunk_sig_off<RAD>(t);
-          float zr[8], zi[8];
-          unpack8<T>(*reinterpret_cast<const uint4*>(sre + off), zr);
-          unpack8<T>(*reinterpret_cast<const uint4*>(sim + off), zi);
+          uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
+          uint4 zi = *reinterpret_cast<const uint4*>(sim + off);
+          // The post gate as packed 16-bit products (kStorePacked): the product of two 16-bit values is exact
+          // in float32, so rounding it once to 16 bits is what the float32 route (unpack, multiply, pack) gave,
+          // bit for bit, in 4 instructions per row and chunk instead of ~28.
           if (post != nullptr) {
-            float p0[8], p1[8];
-            unpack8<T>(g0[i], p0);
-            unpack8<T>(g1[i], p1);
+            if constexpr (kStorePacked) {
+              zr = mul8<T>(zr, g0[i]);
+              zi = mul8<T>(zi, g1[i]);
+            } else {
+              float z0[8], z1[8], p0[8], p1[8];
+              unpack8<T>(zr, z0);
+              unpack8<T>(zi, z1);
+              unpack8<T>(g0[i], p0);
+              unpack8<T>(g1[i], p1);
 #pragma unroll
-            for (int e = 0; e < 8; ++e) {
-              zr[e] *= p0[e];
-              zi[e] *= p1[e];
+              for (int e = 0; e < 8; ++e) {
+                z0[e] *= p0[e];
+                z1[e] *= p1[e];
+              }
+              zr = pack8<T>(z0);
+              zi = pack8<T>(z1);
             }
           }
           if (whole) {
-            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base0) + c, pack8<T>(zr));
-            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base1) + c, pack8<T>(zi));
+            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base0) + c, zr);
+            store_hinted<Touch::kLast>(reinterpret_cast<uint4*>(y + base1) + c, zi);
           } else {
-            store8<Touch::kLast>(y + base0, t, L, vec, pack8<T>(zr));
-            store8<Touch::kLast>(y + base1, t, L1, vec, pack8<T>(zi));
+            store8<Touch::kLast>(y + base0, t, L, vec, zr);
+            store8<Touch::kLast>(y + base1, t, L1, vec, zi);
           }
         }
       }
