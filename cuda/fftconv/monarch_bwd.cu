@@ -706,6 +706,14 @@ __device__ __forceinline__ int group_turns(const BwdParams& p, int slot, int str
 #endif
 constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_BWD_PHASE_PROBE != 2;
 
+// Pass 1 of the big backward kernel (N0 >= 16) forms v = u * pre as packed 16-bit products (Ops::mul2), bitwise
+// what the float32 route gives (see there). JFF_BWD_PACKED_V=0: the float32 route through exchange, as before
+// session 34. Not yet timed.
+#ifndef JFF_BWD_PACKED_V
+#define JFF_BWD_PACKED_V 1
+#endif
+constexpr bool kBwdPackedV = JFF_BWD_PACKED_V != 0;
+
 // A chunk's loads for one element pass of the big kernel (load8_pairs with the pass's policies W),
 // or zeros in the probe's transforms-only build.
 template <Touch... W>
@@ -818,14 +826,28 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       if (want_dk || want_dpost) {
         const uint16_t* const s1[2] = {u, pre};
         turns.take();
-        exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
-            sre, sim, twN, false, lpad, tid,
-            [&](int t, PairChunks<2>& r) {
-              fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
-            },
-            [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
-              form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
-            });
+        if constexpr (N0 >= 16 && kBwdPackedV) {
+          // v = u * pre as packed 16-bit products straight into the planes: bitwise form_v + pack8 (a product
+          // of two 16-bit values is exact in float32 and rounded once either way), without the unpacking, the
+          // 8 FMUL and the packing per row and chunk (exchange's loop at N0 >= 16 otherwise).
+          for (int c = tid; c < lpad / 8; c += NTH) {
+            const int t = 8 * c, n0 = t / M, m = t % M;
+            PairChunks<2> r;
+            fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
+            const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+            *reinterpret_cast<uint4*>(sre + off) = pre != nullptr ? mul8<T>(r.r0[0], r.r0[1]) : r.r0[0];
+            *reinterpret_cast<uint4*>(sim + off) = pre != nullptr ? mul8<T>(r.r1[0], r.r1[1]) : r.r1[0];
+          }
+        } else {
+          exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
+              sre, sim, twN, false, lpad, tid,
+              [&](int t, PairChunks<2>& r) {
+                fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
+              },
+              [&](int, const PairChunks<2>& r, float (&xr)[8], float (&xi)[8]) {
+                form_v(r.r0[0], r.r1[0], r.r0[1], r.r1[1], xr, xi);
+              });
+        }
         turns.give();
         group_sync();
         if constexpr (S::kMmaOuter && kProbeTransforms) {
