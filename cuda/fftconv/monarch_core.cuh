@@ -875,7 +875,7 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
   // k0 are consecutive entries), unlike a lookup per element at random indices, which was most
   // of this kernel's shared-memory traffic and 4-way conflicted on average (ncu, N = 4096).
   // Keeping w_N^k0 in registers instead took the 8192-point backward from 127 to 157 registers.
-  // kOuterTwiddleSteps: the lookup happens once, before the first tile; each next tile (WARPS tiles on) takes
+  // kTwSteps (kOuterTwiddleSteps by default): the lookup happens once, before the first tile; each next tile (WARPS tiles on) takes
   // the previous tile's value times w_N^(16 WARPS k0), also looked up once. A lookup is two 8-byte shared loads
   // at scattered entries (bank conflicts: the CPU bank profiler read 4.3-4.5x their ideal, session 33), a
   // product and ~6 integer instructions for the index; the step is one product. The recurrence runs at most 16
@@ -1026,7 +1026,7 @@ __device__ __forceinline__ void outer_idft(T* sre, T* sim, const uint32_t* frag0
 constexpr bool kUntwistRowZero = JFF_UNTWIST_ROW0 != 0;
 
 // After the inner inverse of row k0: times conj(w_N^(k0 m)) (the outer level's conjugate
-// twiddle; none for k0 = 0 or N0 = 1) and back into the row's block in place. The caller
+// twiddle; none for N0 = 1; for k0 = 0 it is 1, see kUntwistRowZero) and back into the row's block in place. The caller
 // must have __syncwarp()ed after the row's last read.
 template <typename T, int N0, int RAD>
 __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
@@ -1038,8 +1038,8 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   const int gid = lane >> 2, tig = lane & 3;
   // Row k0 = 0's twiddle is 1: skipping it there made every (mt, hh) step a branch of its own (BSSY / BRA / BSYNC
   // and register moves at each merge: ~27 of the 4K inner row's 420 instructions, SASS sm_90a). Applied to every
-  // row (kUntwistRowZero), the products with w = 1 (twN(0), the table's exact 1 + 0i) keep row 0's values (a
-  // zero's sign may change, nothing else).
+  // row (kUntwistRowZero), the products with w = 1 (twN(0), the table's exact 1 - 0i) keep row 0's finite
+  // values (a zero's sign may change, nothing else).
   const bool untw = N0 > 1 && (kUntwistRowZero || k0 > 0);
   // conj(w_N^(k0 m)) = w_N^(-k0 m) at m = RAD m1 + m2, m1 = 16mt + gid + 8hh, m2 = 8nt + 2tig
   // + {0, 1}: one table lookup per lane at (gid, tig) times factors that depend on k0 only
