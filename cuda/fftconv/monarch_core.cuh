@@ -643,6 +643,16 @@ __device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFr
 // ---------------------------------------------------------------------------------------
 constexpr int kTwLo = 128;
 
+// store_inner_row's per-row twiddle base w_N^(-k0 (RAD gid + 2 tig)) read from a table of N0 x 32 entries built
+// once per CTA (BigShape::kLaneTw, N = 4096) instead of looked up per row: the lookup was two 8-byte shared loads
+// at scattered entries (the CPU bank profiler, session 33: 3-4x their ideal wavefronts), a product and ~6 integer
+// instructions for the index; the table is one conflict-free load (a warp reads 32 consecutive entries).
+// JFF_ROW_LANE_TW=0: the lookup, as before session 34. Not yet timed.
+#ifndef JFF_ROW_LANE_TW
+#define JFF_ROW_LANE_TW 1
+#endif
+constexpr bool kRowLaneTwiddles = JFF_ROW_LANE_TW != 0;
+
 template <int N0, int RAD>
 struct BigShape {
   static constexpr int M = RAD * RAD;
@@ -658,7 +668,11 @@ struct BigShape {
   static constexpr size_t kTwN = size_t(8) * (kTwLo + TWHI) + size_t(32) * N0;
   static constexpr size_t kFrag = size_t(4) * MT * KS * 8 * 32;
   static constexpr size_t kFrag0 = kMmaOuter ? size_t(4) * MT0 * MT0 * 8 * 32 : 0;
-  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0;
+  // store_inner_row's first twiddle per (outer row k0, lane) as a table (TwN::lanes) at N = 4096 only: 4 KB there,
+  // 8-32 KB at 8K-32K, where shared memory sets the CTAs per SM (see kRowLaneTwiddles).
+  static constexpr bool kLaneTw = kRowLaneTwiddles && N0 == 16 && RAD == 16;
+  static constexpr size_t kTwLanes = kLaneTw ? size_t(8) * 32 * N0 : 0;
+  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0 + kTwLanes;
 };
 
 // w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
@@ -671,6 +685,9 @@ struct TwN {
   // The outer twiddles w_N^(+-k0 m) step through a lane's columns by these; read from a table they cost one
   // shared load instead of a lookup (two loads, a product) or a chain of squarings each.
   const float4* rows = nullptr;
+  // Big kernels with BigShape::kLaneTw only: entry 32 k0 + lane = w_N^(-k0 (RAD (lane / 4) + 2 (lane % 4)))
+  // (init_row_lanes), store_inner_row's first twiddle of row k0.
+  const float2* lanes = nullptr;
   __device__ __forceinline__ float2 operator()(uint32_t j) const {
     j &= (N - 1);
     return cmul(lo[j & (kTwLo - 1)], hi[j / kTwLo]);
@@ -684,6 +701,19 @@ __device__ void init_twN(float2* lo_then_hi, int tid, int nthreads) {
     float s, c;
     sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
     lo_then_hi[i] = make_float2(c, s);
+  }
+}
+
+// TwN::lanes for k0 < N0 (directly from sincospif, as init_row_steps).
+template <int N0, int RAD>
+__device__ void init_row_lanes(float2* lanes, int tid, int nthreads) {
+  constexpr int N = N0 * RAD * RAD;
+  for (int i = tid; i < 32 * N0; i += nthreads) {
+    const int k0 = i / 32, ln = i % 32;
+    const uint32_t j = (static_cast<uint32_t>(N - k0) * static_cast<uint32_t>(RAD * (ln >> 2) + 2 * (ln & 3))) & (N - 1);
+    float s, c;
+    sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
+    lanes[i] = make_float2(c, s);
   }
 }
 
@@ -724,6 +754,7 @@ struct BigSmem {
     twN.rows = reinterpret_cast<const float4*>(twtab + kTwLo + S::TWHI);
     frag = reinterpret_cast<uint32_t*>(twtab + kTwLo + S::TWHI + 4 * N0);
     frag0 = frag + S::MT * S::KS * 8 * 32;
+    if constexpr (S::kLaneTw) twN.lanes = reinterpret_cast<const float2*>(frag0 + S::kFrag0 / 4);
   }
   // Tables, once per CTA (the caller synchronises).
   __device__ void init(int tid, int nthreads) {
@@ -732,6 +763,7 @@ struct BigSmem {
     init_row_steps<N0, RAD>(const_cast<float4*>(twN.rows), tid, nthreads);
     build_dft_frags<T, RAD>(frag, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kMmaOuter) build_dft_frags<T, N0>(frag0, tid, nthreads);
+    if constexpr (BigShape<N0, RAD>::kLaneTw) init_row_lanes<N0, RAD>(const_cast<float2*>(twN.lanes), tid, nthreads);
   }
 };
 
@@ -1048,8 +1080,12 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   // indices).
   float2 base = make_float2(1.f, 0.f), s1 = base, s8 = base, s8r = base;
   if (untw) {
-    const uint32_t neg = static_cast<uint32_t>(N - k0);  // w_N^(-k0 j) = twN(neg * j)
-    base = twN(neg * static_cast<uint32_t>(RAD * gid + 2 * tig));
+    if constexpr (BigShape<N0, RAD>::kLaneTw) {
+      base = twN.lanes[32 * k0 + lane];
+    } else {
+      const uint32_t neg = static_cast<uint32_t>(N - k0);  // w_N^(-k0 j) = twN(neg * j)
+      base = twN(neg * static_cast<uint32_t>(RAD * gid + 2 * tig));
+    }
     const float4 steps = twN.rows[2 * k0], steps_r = twN.rows[2 * k0 + 1];
     s1 = make_float2(steps.x, -steps.y);
     s8 = make_float2(steps.z, -steps.w);
