@@ -694,38 +694,36 @@ struct TwN {
   }
 };
 
+// w_N^j directly from sincospif (correctly rounded to float32, unlike products of table entries): the tables'
+// entries, built once per CTA.
 template <int N>
-__device__ void init_twN(float2* lo_then_hi, int tid, int nthreads) {
-  for (int i = tid; i < kTwLo + N / kTwLo; i += nthreads) {
-    const int j = i < kTwLo ? i : (i - kTwLo) * kTwLo;
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
-    lo_then_hi[i] = make_float2(c, s);
-  }
+__device__ __forceinline__ float2 twiddle_exact(uint32_t j) {
+  float s, c;
+  sincospif(-2.0f * static_cast<float>(j & (N - 1)) / N, &s, &c);
+  return make_float2(c, s);
 }
 
-// TwN::lanes for k0 < N0 (directly from sincospif, as init_row_steps).
+template <int N>
+__device__ void init_twN(float2* lo_then_hi, int tid, int nthreads) {
+  for (int i = tid; i < kTwLo + N / kTwLo; i += nthreads)
+    lo_then_hi[i] = twiddle_exact<N>(i < kTwLo ? i : (i - kTwLo) * kTwLo);
+}
+
+// TwN::lanes for k0 < N0.
 template <int N0, int RAD>
 __device__ void init_row_lanes(float2* lanes, int tid, int nthreads) {
   constexpr int N = N0 * RAD * RAD;
   for (int i = tid; i < 32 * N0; i += nthreads) {
-    const int k0 = i / 32, ln = i % 32;
-    const uint32_t j = (static_cast<uint32_t>(N - k0) * static_cast<uint32_t>(RAD * (ln >> 2) + 2 * (ln & 3))) & (N - 1);
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(j) / N, &s, &c);
-    lanes[i] = make_float2(c, s);
+    const uint32_t k0 = i / 32, ln = i % 32;
+    lanes[i] = twiddle_exact<N>((N - k0) * (RAD * (ln >> 2) + 2 * (ln & 3)));
   }
 }
 
-// TwN::rows for k0 < N0 (directly from sincospif: exact to float32, unlike products of table entries).
+// TwN::rows for k0 < N0.
 template <int N0, int RAD>
 __device__ void init_row_steps(float4* rows, int tid, int nthreads) {
   constexpr int N = N0 * RAD * RAD;
-  auto w = [](int j) {
-    float s, c;
-    sincospif(-2.0f * static_cast<float>(j & (N - 1)) / N, &s, &c);
-    return make_float2(c, s);
-  };
+  auto w = [](int j) { return twiddle_exact<N>(j); };
   for (int k0 = tid; k0 < N0; k0 += nthreads) {
     const float2 s1 = w(k0), s8 = w(8 * k0), s8r = w(8 * RAD * k0);
     rows[2 * k0] = make_float4(s1.x, s1.y, s8.x, s8.y);
