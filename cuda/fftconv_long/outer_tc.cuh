@@ -289,6 +289,19 @@ constexpr bool inv_tma_store(int N1, bool two_outputs) {
   return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
 }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
+// The single-output inverse's register epilogue (two levels, TMA; Shape::kReg*): stage B multiplies its fp32 results
+// by post straight from post's tile and writes y over it, and each warp stores the tile slabs it wrote, so the fp32
+// output buffer OUTF (40 KB at N1 = 512) and the epilogue's pass over it go; the workspace tile, read only by the
+// load phase, shares GB's bytes (GB is written only after that phase). Shared memory at N1 = 512: 96 KB -> 67 KB,
+// two -> three CTAs per SM (the pass's 2.13 ms of loads and stores and 0.88 ms of DFTs ran back to back at two,
+// 4M, session 32's probe); N1 = 256: 48 KB -> 34 KB. Three barriers per row instead of four. Not yet timed
+// (session 35); 0 / 1 forces it off / on at both two-level sizes.
+#ifndef JFF_LONG_INV_REG_EPI
+#define JFF_LONG_INV_REG_EPI -1
+#endif
+constexpr bool inv_reg_epi(int N1) {
+  return JFF_LONG_OUTER_PROBE == 0 && N1 >= 256 && per_size(JFF_LONG_INV_REG_EPI, 1) != 0;
+}
 // The order in which the outer passes' threads read the TMA stages' dense tiles (JFF_LONG_TILE_ORDER).
 // 0: the inverse epilogue's chunks rows fastest, which keeps its fp32 OUTF reads conflict-free but makes the 8
 // lanes of a 16-byte shared-memory phase read one column of 8 rows of the post (post2) tile (and write the box
@@ -370,6 +383,12 @@ struct Shape {
   // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
   // appended after all of the above.
   static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
+  // Register epilogue (inv_reg_epi): [EF][GB, the workspace tile over its first N1 TW elements][post's tile
+  // [q][pp][TW], y written over it][mbarrier], every part 128-byte aligned (TMA destinations).
+  static constexpr size_t kRegGB = (kEFBytes + 127) / 128 * 128;
+  static constexpr size_t kRegPost = (kRegGB + size_t(2) * 2 * Plane<TW>::elems(M) + 255) / 256 * 256;
+  static constexpr size_t kRegSmem = kRegPost + size_t(2) * N1 * TW + 16;
+  static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * Plane<TW>::elems(M), "workspace tile inside GB");
 
   // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
   // n1 = Q pp + q). In 16-byte units mod 8 (the bank group of a 16-byte access), OUTF's chunk sits at
@@ -870,7 +889,10 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
 // SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
 // unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
-template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false>
+// REG: the register epilogue (inv_reg_epi; single 16-bit output, no explicit skip, TMA maps with maps.post as the
+// [q][pp][TW] view): Shape::kRegSmem of shared memory.
+template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false,
+          bool REG = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     outer_inv_tc_kernel(const InvParams p, const SkipParts parts, const __grid_constant__ InvMaps maps) {
   using S = Shape<P, Q, TW, WARPS>;
@@ -879,19 +901,20 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32, PB = S::PB, FP = S::FP;
   constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
+  static_assert(!REG || (S::kTwo && TW == 16 && !Y2 && !F32OUT && !SKIP), "register epilogue: one 16-bit output");
 
   JFF_DYN_SMEM(uint4, smraw);
   unsigned char* r1 = reinterpret_cast<unsigned char*>(smraw);
   float* OUTF = reinterpret_cast<float*>(r1);  // rows q*PB + p, pitch FP
   T* EFr = reinterpret_cast<T*>(r1);           // rows kp*Q + kq (two levels; dead before OUTF)
   T* EFi = EFr + PL::elems(S::kEFRows > 0 ? S::kEFRows : 1);
-  T* GBr = reinterpret_cast<T*>(r1 + S::kR1Bytes);  // rows q*(PB/2) + kp (single level: k1)
+  T* GBr = reinterpret_cast<T*>(r1 + (REG ? S::kRegGB : S::kR1Bytes));  // rows q*(PB/2) + kp (single level: k1)
   T* GBi = GBr + PL::elems(M);
   T* SWr = GBi + PL::elems(M);  // staged path: workspace chunk i of plane 0 at SWr + 8 i, of plane 1 at SWi + 8 i
   T* SWi = SWr + M * TW;
   T* SPo = SWi + M * TW;  // post chunk i of the epilogue's order at SPo + 8 i
   T* SPo2 = SPo + N1 * TW;  // Y2: post2's chunk i at SPo2 + 8 i
-  constexpr bool kStage = Y2 ? S::kInv2Stage : S::kInvStage;
+  constexpr bool kStage = !REG && (Y2 ? S::kInv2Stage : S::kInvStage);
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t N = static_cast<int64_t>(N1) * p.N2;
@@ -1002,30 +1025,43 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   }
   // TMA: thread 0 keeps the CTA's next rows in flight, each row's workspace and post (and post2) tiles in one
   // stage, which the row holds until its epilogue has read them (the barrier ending the row).
-  constexpr int kTmaStages = Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1, NT = Y2 ? 3 : 2;
-  const bool tma = kTmaStages > 0 && maps.on && kOuterProbeStreams;
+  // REG: one stage, the workspace tile at GBr and post's [q][pp][TW] tile at SQ (Shape::kRegSmem).
+  constexpr int kTmaStages = REG ? 1 : Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1;
+  constexpr int NT = Y2 ? 3 : 2;
+  const bool tma = REG || (kTmaStages > 0 && maps.on && kOuterProbeStreams);
   // inv_tma_store: the outputs go over the stage's post (post2) tiles, then out by box stores (16-bit outputs).
   const bool tma_out = !F32OUT && inv_tma_store(N1, Y2) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
-  uint64_t* const ibars = reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
+  T* const SQ = reinterpret_cast<T*>(r1 + S::kRegPost);
+  const uint32_t sq_addr = REG ? smem_addr(SQ) : 0u;  // (tma_swizzle32 follows the shared address's bits)
+  uint64_t* const ibars = reinterpret_cast<uint64_t*>(REG ? SQ + N1 * TW : SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0);
     mbar_expect_tx(ibars + st, static_cast<uint32_t>(tiles * N1 * TW * sizeof(T)));
     const int row = static_cast<int>(p.row0 + rr);
+    if constexpr (REG) {  // post's view: (n2, pp, (L / N2) row + q), one box (TW, P, Q) per row
 #pragma unroll
-    for (int b = 0; b < N1 / S::kTmaBox; ++b) {
-      T* dst = SI + NT * st * N1 * TW + b * S::kTmaBox * TW;
-      tma_load_3d(dst, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr), ibars + st);
+      for (int b = 0; b < N1 / S::kTmaBox; ++b)
+        tma_load_3d(GBr + b * S::kTmaBox * TW, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr),
+                    ibars);
       if (p.post != nullptr)
-        tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
-      if constexpr (Y2)
-        tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
+        tma_load_3d(SQ, maps.post, static_cast<int>(n2_0), 0, (p.L / static_cast<int>(p.N2)) * row, ibars);
+    } else {
+#pragma unroll
+      for (int b = 0; b < N1 / S::kTmaBox; ++b) {
+        T* dst = SI + NT * st * N1 * TW + b * S::kTmaBox * TW;
+        tma_load_3d(dst, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr), ibars + st);
+        if (p.post != nullptr)
+          tma_load_3d(dst + N1 * TW, maps.post, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
+        if constexpr (Y2)
+          tma_load_3d(dst + 2 * N1 * TW, maps.post2, static_cast<int>(n2_0), b * S::kTmaBox, row, ibars + st);
+      }
     }
   };
   if (tma) tma_start(ibars, NSI, p.nrows, issue_tma);
   int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
-    T* const stw = SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
+    T* const stw = REG ? GBr : SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
     if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
       issue_skip(r);
       stage_commit();
@@ -1181,15 +1217,52 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt) O::mma(D[nt], a, BB[ks][nt][0], BB[ks][nt][1]);
       }
+      if constexpr (REG) {
+        // y = post * z with one rounding, over post in its tile (slab q: rows pp of TW = 16 columns, 32-byte
+        // swizzled, c0 = 0). ldmatrix.trans hands this lane post at D's places: matrix m = 2 nt + h holds rows
+        // pp = 8 nt + 2 tig (+1) of column c = 8 h + gid, packed. movmatrix turns each product pair into row
+        // 8 nt + gid, columns 8 h + 2 tig (+1), a 32-bit store. Then the warp stores its slab: lane -> row lane / 2,
+        // 8-column chunk lane % 2. Every access conflict-free (the swizzle puts 8 rows' 16-byte pieces in 8 bank
+        // groups); the slab is this warp's alone until the row's end.
+        const uint32_t slab = q * (P * TW * 2);  // byte offset of slab q in the tile
+        auto at = [&](int pp, int col) {  // the byte of (pp, col) in the swizzled tile
+          return reinterpret_cast<unsigned char*>(SQ) + tma_swizzle32(sq_addr, slab + pp * (TW * 2) + col * 2);
+        };
+        uint32_t pg[4] = {0u, 0u, 0u, 0u};  // (read only with post)
+        if (p.post != nullptr) ldmatrix_x4_trans(pg, at(8 * ((lane >> 3) >> 1) + (lane & 7), 8 * ((lane >> 3) & 1)));
 #pragma unroll
-      for (int nt = 0; nt < NTB; ++nt)
+        for (int nt = 0; nt < NTB; ++nt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int pp = 8 * nt + 2 * tig + e, c = c0 + 8 * h + gid;
-            OUTF[(q * PB + pp) * FP + c] = D[nt][2 * h + e];
+          for (int h = 0; h < 2; ++h) {
+            float z0 = D[nt][2 * h], z1 = D[nt][2 * h + 1];
+            if (p.post != nullptr) {
+              const float2 g = O::unpack(pg[2 * nt + h]);
+              z0 *= g.x;
+              z1 *= g.y;
+            }
+            *reinterpret_cast<uint32_t*>(at(8 * nt + gid, 8 * h + 2 * tig)) = movmatrix_trans(O::pack(z0, z1));
           }
+        __syncwarp();
+        const int pp = lane >> 1, ch = lane & 1, t = static_cast<int>(p.N2 * (Q * pp + q) + n2_0) + 8 * ch;
+        const uint4 v = *reinterpret_cast<const uint4*>(at(pp, 8 * ch));
+        if (t < p.L) store8_last(p.y + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < NTB; ++nt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int pp = 8 * nt + 2 * tig + e, c = c0 + 8 * h + gid;
+              OUTF[(q * PB + pp) * FP + c] = D[nt][2 * h + e];
+            }
+      }
+    }
+    if constexpr (REG) {
+      tma_store_fence();  // this row's generic accesses of GB and the tile, before the async proxy refills them
+      __syncthreads();
+      if (tid == 0 && r + gridDim.y < p.nrows) issue_tma(r + gridDim.y, 0);
+      continue;
     }
     __syncthreads();
 
