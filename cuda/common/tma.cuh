@@ -25,9 +25,9 @@ struct TileMap {
 
 // Encodes `m` for elements of `elem_bytes` (2 or 4) at `base`: dims (elements, innermost first), strides of
 // dims 1 and 2 in bytes (multiples of 16), box extents (box[0] * elem_bytes a multiple of 16, each <= 256).
-// swizzle32: the box lands with the 32-byte swizzle (CU_TENSOR_MAP_SWIZZLE_32B; box[0] * elem_bytes <= 32): the
-// 16-byte unit at shared address A goes to A ^ ((A >> 3) & 16), so that 8 rows of 32 bytes in a column fill 8
-// distinct bank groups (tma_swizzle32 below finds an element's place).
+// swizzle: 0, or the box lands with the 32- or 128-byte swizzle (CU_TENSOR_MAP_SWIZZLE_32B / _128B; box[0] *
+// elem_bytes <= swizzle): the 16-byte unit at shared address A goes to A ^ ((A >> 3) & (swizzle - 16)), so that 8
+// rows of 32 (128) bytes in a column fill 8 distinct bank groups (tma_swizzle below finds an element's place).
 // L2 promotion of 128 bytes: the pieces' neighbours come into L2 with them (in the access benchmark of
 // notes_long.md, session 31, it beat none and 256 bytes). cudaErrorInvalidValue where the driver refuses
 // the map or has no cuTensorMapEncodeTiled (check tma_encode_available first).
@@ -47,17 +47,20 @@ inline PFN_cuTensorMapEncodeTiled_v12000 tma_encode_fn() {
 inline bool tma_encode_available() { return tma_encode_fn() != nullptr; }
 
 inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
-                                 const uint64_t (&strides)[2], const uint32_t (&box)[3], bool swizzle32 = false) {
+                                 const uint64_t (&strides)[2], const uint32_t (&box)[3], int swizzle = 0) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tma_encode_fn();
   if (encode == nullptr || (elem_bytes != 2 && elem_bytes != 4)) return cudaErrorInvalidValue;
-  if (swizzle32 && box[0] * elem_bytes > 32) return cudaErrorInvalidValue;
+  if ((swizzle != 0 && swizzle != 32 && swizzle != 128) || (swizzle != 0 && box[0] * elem_bytes > uint32_t(swizzle)))
+    return cudaErrorInvalidValue;
   const cuuint64_t gdim[3] = {dims[0], dims[1], dims[2]};
   const cuuint64_t gstride[2] = {strides[0], strides[1]};
   const cuuint32_t bdim[3] = {box[0], box[1], box[2]};
   const cuuint32_t estride[3] = {1, 1, 1};
   const CUresult r = encode(&m->map, elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_UINT16 : CU_TENSOR_MAP_DATA_TYPE_UINT32,
                             3, const_cast<void*>(base), gdim, gstride, bdim, estride, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            swizzle32 ? CU_TENSOR_MAP_SWIZZLE_32B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                            swizzle == 32    ? CU_TENSOR_MAP_SWIZZLE_32B
+                            : swizzle == 128 ? CU_TENSOR_MAP_SWIZZLE_128B
+                                             : CU_TENSOR_MAP_SWIZZLE_NONE,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
@@ -74,10 +77,11 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// Byte offset `off` of a tile that a swizzle32 box filled, at shared address `tile` (128-byte aligned): where the
-// byte the unswizzled layout has at `off` is (bit 4 flipped by bit 7 of the shared address).
-__host__ __device__ __forceinline__ uint32_t tma_swizzle32(uint32_t tile, uint32_t off) {
-  return off ^ (((tile + off) >> 3) & 16u);
+// Byte offset `off` of a tile that a box with `swizzle` (32 or 128) filled, at shared address `tile` (128-byte
+// aligned; 1024 for 128): where the byte the unswizzled layout has at `off` is (bits 4.. of the address flipped by
+// the bits from 7 up).
+__host__ __device__ __forceinline__ uint32_t tma_swizzle(uint32_t tile, uint32_t off, uint32_t swizzle) {
+  return off ^ (((tile + off) >> 3) & (swizzle - 16u));
 }
 
 // One thread: the barrier expects one arrival per phase (the issuing thread's expect_tx).

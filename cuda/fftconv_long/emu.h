@@ -437,16 +437,17 @@ struct TileMap {
   uint64_t dims[3] = {}, strides[2] = {};  // strides in bytes
   uint32_t box[3] = {};
   int elem = 2;  // bytes per element
-  bool swizzle32 = false;
+  int swizzle = 0;  // 0, 32 or 128 bytes (tma.cuh's make_tile_map)
 };
 namespace {
 inline cudaError_t make_tile_map(TileMap* m, const void* base, int elem_bytes, const uint64_t (&dims)[3],
-                                 const uint64_t (&strides)[2], const uint32_t (&box)[3], bool swizzle32 = false) {
+                                 const uint64_t (&strides)[2], const uint32_t (&box)[3], int swizzle = 0) {
   if ((elem_bytes != 2 && elem_bytes != 4) || reinterpret_cast<uintptr_t>(base) % 16 != 0 || strides[0] % 16 != 0 ||
-      strides[1] % 16 != 0 || (box[0] * elem_bytes) % 16 != 0 || (swizzle32 && box[0] * elem_bytes > 32))
+      strides[1] % 16 != 0 || (box[0] * elem_bytes) % 16 != 0 || (swizzle != 0 && swizzle != 32 && swizzle != 128) ||
+      (swizzle != 0 && box[0] * elem_bytes > uint32_t(swizzle)))
     return cudaErrorInvalidValue;
   m->elem = elem_bytes;
-  m->swizzle32 = swizzle32;
+  m->swizzle = swizzle;
   for (int d = 0; d < 3; ++d)
     if (box[d] == 0 || box[d] > 256 || dims[d] == 0) return cudaErrorInvalidValue;
   m->base = static_cast<const unsigned char*>(base);
@@ -461,19 +462,21 @@ inline bool tma_encode_available() { return true; }
 inline uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(static_cast<const unsigned char*>(p) - jff_emu::g_smem);
 }
-inline uint32_t tma_swizzle32(uint32_t tile, uint32_t off) { return off ^ (((tile + off) >> 3) & 16u); }
+inline uint32_t tma_swizzle(uint32_t tile, uint32_t off, uint32_t swizzle) {
+  return off ^ (((tile + off) >> 3) & (swizzle - 16u));
+}
 inline void mbar_init(uint64_t*) {}
 inline void mbar_expect_tx(uint64_t*, uint32_t) {}
 inline void mbar_wait(uint64_t*, uint32_t) {}
 JFF_EMU_NOSAN inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c1, int c2, uint64_t*) {
-  if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % 128 != 0)
-    jff_emu::die("TMA destination not 128-byte aligned");
+  if ((static_cast<unsigned char*>(dst) - jff_emu::g_smem) % (m.swizzle == 128 ? 1024 : 128) != 0)
+    jff_emu::die("TMA destination not 128-byte aligned (1024 with the 128-byte swizzle)");
   unsigned char* const d0 = static_cast<unsigned char*>(dst);
   uint32_t off = 0;  // byte offset of the element in the dense box
   for (uint32_t z = 0; z < m.box[2]; ++z)
     for (uint32_t y = 0; y < m.box[1]; ++y)
       for (uint32_t x = 0; x < m.box[0]; ++x, off += m.elem) {
-        unsigned char* d = d0 + (m.swizzle32 ? tma_swizzle32(smem_addr(d0), off) : off);
+        unsigned char* d = d0 + (m.swizzle != 0 ? tma_swizzle(smem_addr(d0), off, m.swizzle) : off);
         const int64_t X = int64_t(c0) + x, Y = int64_t(c1) + y, Z = int64_t(c2) + z;
         const bool in = X >= 0 && Y >= 0 && Z >= 0 && uint64_t(X) < m.dims[0] && uint64_t(Y) < m.dims[1] &&
                         uint64_t(Z) < m.dims[2];
@@ -488,7 +491,7 @@ JFF_EMU_NOSAN inline void tma_load_3d(void* dst, const TileMap& m, int c0, int c
 JFF_EMU_NOSAN inline void tma_store_3d(const TileMap& m, int c0, int c1, int c2, const void* src) {
   if ((static_cast<const unsigned char*>(src) - jff_emu::g_smem) % 128 != 0)
     jff_emu::die("TMA store source not 128-byte aligned");
-  if (m.swizzle32) jff_emu::die("swizzled TMA store not emulated");
+  if (m.swizzle != 0) jff_emu::die("swizzled TMA store not emulated");
   const unsigned char* s = static_cast<const unsigned char*>(src);
   unsigned char* base = const_cast<unsigned char*>(m.base);
   for (uint32_t z = 0; z < m.box[2]; ++z)

@@ -629,11 +629,12 @@ inline bool rows_vec(int64_t L, std::initializer_list<const void*> ptrs) {
 // The outer passes' TMA views (outer_tc.cuh FwdMaps / InvMaps), boxes of (TW, box, 1): a signal tensor of rows of
 // length L as (n2 < N2, n1 < L / N2, row < row0 + nrows), and the chunk's workspace as (n2, 2 k1 + plane, r).
 template <typename Args>
-cudaError_t signal_tile_map(TileMap* m, const void* base, int elem_bytes, const Args& a, int TW, int box) {
+cudaError_t signal_tile_map(TileMap* m, const void* base, int elem_bytes, const Args& a, int TW, int box,
+                            int swizzle = 0) {
   const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / a.N2), uint64_t(a.row0 + a.nrows)};
   const uint64_t strides[2] = {uint64_t(a.N2) * elem_bytes, uint64_t(a.L) * elem_bytes};
   const uint32_t b[3] = {uint32_t(TW), uint32_t(box), 1u};
-  return make_tile_map(m, base, elem_bytes, dims, strides, b);
+  return make_tile_map(m, base, elem_bytes, dims, strides, b, swizzle);
 }
 // The register epilogue's view of post (outer_tc.cuh, inv_reg_epi): n1 = Q pp + q as (n2 < N2, pp < L / (Q N2),
 // q' = (L / N2) row + q) with strides Q N2 and N2 elements (not increasing: the driver takes strides in any order),
@@ -644,7 +645,7 @@ cudaError_t signal_qp_map(TileMap* m, const void* base, const Args& a, int TW, i
   const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / (Q * a.N2)), uint64_t((a.row0 + a.nrows) * (a.L / a.N2))};
   const uint64_t strides[2] = {uint64_t(Q) * uint64_t(a.N2) * 2, uint64_t(a.N2) * 2};
   const uint32_t b[3] = {uint32_t(TW), uint32_t(P), uint32_t(Q)};
-  return make_tile_map(m, base, 2, dims, strides, b, /*swizzle32=*/true);
+  return make_tile_map(m, base, 2, dims, strides, b, /*swizzle=*/32);
 }
 template <typename Args>
 cudaError_t ws_tile_map(TileMap* m, const void* ws, const Args& a, int TW, int box) {
@@ -741,18 +742,22 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
                        S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
-  // The register epilogue (inv_reg_epi) where its TMA views apply: whole pp rows of valid data (L % (Q N2) == 0, so
-  // the causal L = N / 2 too), 16-byte rows, int coordinates. Where the driver refuses the [q][pp] view the
-  // OUTF instance below runs (outer_selftest reports whether it accepts one).
-  if constexpr (S::kTwo && !F32OUT) {
+  // The register epilogue (inv_reg_epi) where its TMA views apply: whole rows of valid data (two levels: pp rows, L %
+  // (Q N2) == 0; one level: n1 rows, L % N2 == 0; so the causal L = N / 2 too), 16-byte rows, int coordinates.
+  // Where the driver refuses a swizzled view the OUTF instance below runs (outer_selftest reports whether it takes
+  // them).
+  if constexpr (!F32OUT) {
+    const int64_t whole = S::kTwo ? int64_t{Q} * a.N2 : a.N2;
     const bool reg = tc::inv_reg_epi(P * Q) && a.y2 == nullptr && a.skip == nullptr && a.skip_part == nullptr &&
-                     p.vec && a.L % (int64_t{Q} * a.N2) == 0 && aligned(a.ws, 16) && device_major() >= 9 &&
+                     p.vec && a.L % whole == 0 && aligned(a.ws, 16) && device_major() >= 9 &&
                      tma_encode_available() && (a.row0 + a.nrows) * (a.L / a.N2) < (int64_t{1} << 31);
     if (reg && ws_tile_map(&maps.ws, a.ws, a, TW, S::kTmaBox) == cudaSuccess &&
-        (a.post == nullptr || signal_qp_map(&maps.post, a.post, a, TW, P, Q) == cudaSuccess)) {
+        (a.post == nullptr ||
+         (S::kTwo ? signal_qp_map(&maps.post, a.post, a, TW, P, Q)
+                  : signal_tile_map(&maps.post, a.post, 2, a, TW, S::kTmaBox, S::kRegSwizzle)) == cudaSuccess)) {
       maps.on = 1;
       return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, false, false, true>, WARPS * 32,
-                         S::kRegSmem, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                         S::kRegSmem + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
     }
     maps = tc::InvMaps{};
   }

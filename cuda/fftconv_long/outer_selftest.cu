@@ -952,10 +952,11 @@ int main(int argc, char** argv) {
     cases.push_back({Elem::kF16, 32, 1024, 4, 1, 32 * 1024, 32 * 1024, 2, 1, true, true, 1, TC});
     cases.push_back({Elem::kF32, 64, 1024, 2, 2, 64 * 1024 - 17, 64 * 512, 1, 1, true, true, 1, CC});
   }
-  // The inverse's register epilogue (two levels) at the causal L = N / 2 (its post tile's rows past L come as zeros),
-  // with post and without (last, so that the cases above keep their seeds).
+  // The inverse's register epilogue at the causal L = N / 2 (its post tile's rows past L come as zeros), with post
+  // and without (last, so that the cases above keep their seeds).
   for (Elem e : {Elem::kBF16, Elem::kF16})
-    for (int N1 : {256, 512}) cases.push_back({e, N1, n2s, 2, 2, N1 * n2s / 2, N1 * n2s / 2, 1, 1, true, N1 == 512, 1, TC});
+    for (int N1 : {16, 32, 256, 512})
+      cases.push_back({e, N1, n2s, 2, 2, N1 * n2s / 2, N1 * n2s / 2, 1, 1, true, N1 == 32 || N1 == 512, 1, TC});
   uint64_t seed = 1234;
   for (const Case& c : cases) run_case(c, seed++);
   // fp32 output from a bf16 workspace: every tensor-core N1 (16-byte rows and an odd L's scalar tail), the CUDA-core

@@ -289,19 +289,19 @@ constexpr bool inv_tma_store(int N1, bool two_outputs) {
   return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
 }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
-// The single-output inverse's register epilogue (two levels, TMA; Shape::kReg*): stage B multiplies its fp32 results
-// by post straight from post's tile and writes y over it, and each warp stores the tile slabs it wrote, so the fp32
-// output buffer OUTF (40 KB at N1 = 512) and the epilogue's pass over it go; the workspace tile, read only by the
-// load phase, shares GB's bytes (GB is written only after that phase). Shared memory at N1 = 512: 96 KB -> 67 KB,
-// two -> three CTAs per SM (the pass's 2.13 ms of loads and stores and 0.88 ms of DFTs ran back to back at two,
-// 4M, session 32's probe); N1 = 256: 48 KB -> 34 KB. Three barriers per row instead of four. Not yet timed
-// (session 35); 0 / 1 forces it off / on at both two-level sizes.
+// The single-output inverse's register epilogue (TMA; Shape::kReg*): stage B multiplies its fp32 results by post
+// straight from post's tile (swizzled, read by ldmatrix in D's layout) and writes y over it, and each warp stores the
+// tile columns it wrote, so the fp32 output buffer OUTF and the epilogue's pass over it go, and a barrier per row.
+// Two levels (N1 = 256, 512): the workspace tile, read only by the load phase, shares GB's bytes (GB is written only
+// after that phase); shared memory at N1 = 512 96 KB -> 67 KB, two -> three CTAs per SM (the pass's 2.13 ms of
+// loads and stores and 0.88 ms of DFTs ran back to back at two, 4M, session 32's probe), N1 = 256 48 KB -> 34 KB;
+// three barriers per row instead of four. One level (N1 = 16, 32: the 64K inverse runs 2.27 ms against the
+// forward's 1.30 for the same bytes): two barriers per row instead of three. Not yet timed (session 35); 0 / 1
+// forces it off / on at every size.
 #ifndef JFF_LONG_INV_REG_EPI
 #define JFF_LONG_INV_REG_EPI -1
 #endif
-constexpr bool inv_reg_epi(int N1) {
-  return JFF_LONG_OUTER_PROBE == 0 && N1 >= 256 && per_size(JFF_LONG_INV_REG_EPI, 1) != 0;
-}
+constexpr bool inv_reg_epi(int N1) { return JFF_LONG_OUTER_PROBE == 0 && per_size(JFF_LONG_INV_REG_EPI, 1) != 0; }
 // The order in which the outer passes' threads read the TMA stages' dense tiles (JFF_LONG_TILE_ORDER).
 // 0: the inverse epilogue's chunks rows fastest, which keeps its fp32 OUTF reads conflict-free but makes the 8
 // lanes of a 16-byte shared-memory phase read one column of 8 rows of the post (post2) tile (and write the box
@@ -383,11 +383,17 @@ struct Shape {
   // dskip's partials (SkipParts, two-output instance): the row's dy and post_dy chunks (N1 x TW 16-bit each),
   // appended after all of the above.
   static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
-  // Register epilogue (inv_reg_epi): [EF][GB, the workspace tile over its first N1 TW elements][post's tile
-  // [q][pp][TW], y written over it][mbarrier], every part 128-byte aligned (TMA destinations).
-  static constexpr size_t kRegGB = (kEFBytes + 127) / 128 * 128;
-  static constexpr size_t kRegPost = (kRegGB + size_t(2) * 2 * Plane<TW>::elems(M) + 255) / 256 * 256;
-  static constexpr size_t kRegSmem = kRegPost + size_t(2) * N1 * TW + 16;
+  // Register epilogue (inv_reg_epi). Two levels: [EF][GB, the workspace tile over its first N1 TW elements][post's
+  // tile [q][pp][TW] (32-byte swizzle), y written over it][mbarrier]. One level: [GB][two stages of (workspace tile,
+  // post's tile [n1][TW] (128-byte swizzle))][two mbarriers]. Then the twiddles (kSmemTw). TMA destinations 128-byte
+  // aligned, the 128-byte swizzle's 1024.
+  static constexpr int kRegStages = kTwo ? 1 : 2;
+  static constexpr int kRegSwizzle = kTwo ? 32 : 128;
+  static_assert(2 * TW == kRegSwizzle, "post's tile rows are one swizzle span");
+  static constexpr size_t kRegGB = kTwo ? (kEFBytes + 127) / 128 * 128 : 0;
+  static constexpr size_t kRegStage = (kRegGB + size_t(2) * 2 * Plane<TW>::elems(M) + 1023) / 1024 * 1024;
+  static constexpr size_t kRegStageBytes = size_t(2) * (kTwo ? 1 : 2) * N1 * TW;  // (one level: 1024-byte multiple)
+  static constexpr size_t kRegSmem = kRegStage + kRegStages * kRegStageBytes + 16 * kRegStages;
   static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * Plane<TW>::elems(M), "workspace tile inside GB");
 
   // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
@@ -901,7 +907,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32, PB = S::PB, FP = S::FP;
   constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
-  static_assert(!REG || (S::kTwo && TW == 16 && !Y2 && !F32OUT && !SKIP), "register epilogue: one 16-bit output");
+  static_assert(!REG || (!Y2 && !F32OUT && !SKIP), "register epilogue: one 16-bit output");
 
   JFF_DYN_SMEM(uint4, smraw);
   unsigned char* r1 = reinterpret_cast<unsigned char*>(smraw);
@@ -953,7 +959,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   static_assert(S::kTwo || S::M * CH <= NTH, "single level: one chunk per thread");
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
-  float2* TWL = reinterpret_cast<float2*>(r1 + S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes));
+  float2* TWL = reinterpret_cast<float2*>(
+      r1 + (REG ? S::kRegSmem : S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes)));
   if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -1025,27 +1032,35 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   }
   // TMA: thread 0 keeps the CTA's next rows in flight, each row's workspace and post (and post2) tiles in one
   // stage, which the row holds until its epilogue has read them (the barrier ending the row).
-  // REG: one stage, the workspace tile at GBr and post's [q][pp][TW] tile at SQ (Shape::kRegSmem).
-  constexpr int kTmaStages = REG ? 1 : Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1;
+  // REG: Shape::kRegSmem's stages (reg_ws, reg_post).
+  constexpr int kTmaStages = REG ? S::kRegStages : Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1;
   constexpr int NT = Y2 ? 3 : 2;
   const bool tma = REG || (kTmaStages > 0 && maps.on && kOuterProbeStreams);
   // inv_tma_store: the outputs go over the stage's post (post2) tiles, then out by box stores (16-bit outputs).
   const bool tma_out = !F32OUT && inv_tma_store(N1, Y2) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
-  T* const SQ = reinterpret_cast<T*>(r1 + S::kRegPost);
-  const uint32_t sq_addr = REG ? smem_addr(SQ) : 0u;  // (tma_swizzle32 follows the shared address's bits)
-  uint64_t* const ibars = reinterpret_cast<uint64_t*>(REG ? SQ + N1 * TW : SI + NT * NSI * N1 * TW);
+  T* const SR = reinterpret_cast<T*>(r1 + S::kRegStage);
+  auto reg_ws = [&](int st) { return S::kTwo ? GBr : SR + st * 2 * N1 * TW; };  // stage st's workspace tile
+  auto reg_post = [&](int st) { return S::kTwo ? SR : SR + st * 2 * N1 * TW + N1 * TW; };  // and post's
+  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::kRegStageBytes)
+                              : reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0);
     mbar_expect_tx(ibars + st, static_cast<uint32_t>(tiles * N1 * TW * sizeof(T)));
     const int row = static_cast<int>(p.row0 + rr);
-    if constexpr (REG) {  // post's view: (n2, pp, (L / N2) row + q), one box (TW, P, Q) per row
+    if constexpr (REG) {
 #pragma unroll
       for (int b = 0; b < N1 / S::kTmaBox; ++b)
-        tma_load_3d(GBr + b * S::kTmaBox * TW, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox, static_cast<int>(rr),
-                    ibars);
-      if (p.post != nullptr)
-        tma_load_3d(SQ, maps.post, static_cast<int>(n2_0), 0, (p.L / static_cast<int>(p.N2)) * row, ibars);
+        tma_load_3d(reg_ws(st) + b * S::kTmaBox * TW, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox,
+                    static_cast<int>(rr), ibars + st);
+      if (p.post != nullptr) {
+        if constexpr (S::kTwo) {  // post's view (n2, pp, (L / N2) row + q): one box (TW, P, Q) per row
+          tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, (p.L / static_cast<int>(p.N2)) * row,
+                      ibars + st);
+        } else {  // (kTmaBox = N1: one box)
+          tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, row, ibars + st);
+        }
+      }
     } else {
 #pragma unroll
       for (int b = 0; b < N1 / S::kTmaBox; ++b) {
@@ -1061,7 +1076,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   if (tma) tma_start(ibars, NSI, p.nrows, issue_tma);
   int iter = 0;  // rows so far: the TMA stage iter % NSI, its phase parity (iter / NSI) & 1
   for (int64_t r = blockIdx.y; r < p.nrows; r += gridDim.y, ++iter) {
-    T* const stw = REG ? GBr : SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile; post's at + N1 TW
+    T* const stw = REG ? reg_ws(iter % NSI) : SI + NT * (iter % NSI) * N1 * TW;  // TMA: this row's workspace tile
     if (skip_staged && !staged) {  // (the staged path issues them with the post chunks)
       issue_skip(r);
       stage_commit();
@@ -1218,34 +1233,46 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         for (int nt = 0; nt < NTB; ++nt) O::mma(D[nt], a, BB[ks][nt][0], BB[ks][nt][1]);
       }
       if constexpr (REG) {
-        // y = post * z with one rounding, over post in its tile (slab q: rows pp of TW = 16 columns, 32-byte
-        // swizzled, c0 = 0). ldmatrix.trans hands this lane post at D's places: matrix m = 2 nt + h holds rows
-        // pp = 8 nt + 2 tig (+1) of column c = 8 h + gid, packed. movmatrix turns each product pair into row
-        // 8 nt + gid, columns 8 h + 2 tig (+1), a 32-bit store. Then the warp stores its slab: lane -> row lane / 2,
-        // 8-column chunk lane % 2. Every access conflict-free (the swizzle puts 8 rows' 16-byte pieces in 8 bank
-        // groups); the slab is this warp's alone until the row's end.
-        const uint32_t slab = q * (P * TW * 2);  // byte offset of slab q in the tile
+        // y = post * z with one rounding, over post in its swizzled tile: rows pp of this unit's columns c0 .. c0 +
+        // 15 (two levels: slab q of the [q][pp][TW] tile, c0 = 0; one level: the [n1][TW] tile, n1 = pp).
+        // ldmatrix.trans hands this lane post at D's places (matrix m = 2 nt + h: rows pp = 8 nt + 2 tig (+1) of
+        // column c0 + 8 h + gid, packed); movmatrix turns each product pair into row 8 nt + gid, columns c0 + 8 h +
+        // 2 tig (+1), a 32-bit store. Then the warp stores what it wrote: lane -> row (lane & 15) + 16 j, 8-column
+        // chunk lane >> 4 (whole 32-byte row pieces per instruction). Every shared access conflict-free (the swizzle
+        // puts 8 rows' 16-byte pieces in 8 bank groups); the unit's columns are this warp's alone until the row ends.
+        T* const tile = reg_post(iter % NSI);
+        const uint32_t tile_addr = smem_addr(tile), slab = S::kTwo ? q * (P * TW * 2) : 0;
         auto at = [&](int pp, int col) {  // the byte of (pp, col) in the swizzled tile
-          return reinterpret_cast<unsigned char*>(SQ) + tma_swizzle32(sq_addr, slab + pp * (TW * 2) + col * 2);
+          return reinterpret_cast<unsigned char*>(tile) +
+                 tma_swizzle(tile_addr, slab + pp * (TW * 2) + col * 2, S::kRegSwizzle);
         };
-        uint32_t pg[4] = {0u, 0u, 0u, 0u};  // (read only with post)
-        if (p.post != nullptr) ldmatrix_x4_trans(pg, at(8 * ((lane >> 3) >> 1) + (lane & 7), 8 * ((lane >> 3) & 1)));
+        uint32_t pg[NTB / 2][4] = {};  // (read only with post)
+        if (p.post != nullptr)
+#pragma unroll
+          for (int i = 0; i < NTB / 2; ++i) {
+            const int m = 4 * i + (lane >> 3);
+            ldmatrix_x4_trans(pg[i], at(8 * (m >> 1) + (lane & 7), c0 + 8 * (m & 1)));
+          }
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             float z0 = D[nt][2 * h], z1 = D[nt][2 * h + 1];
             if (p.post != nullptr) {
-              const float2 g = O::unpack(pg[2 * nt + h]);
+              const float2 g = O::unpack(pg[nt >> 1][2 * (nt & 1) + h]);
               z0 *= g.x;
               z1 *= g.y;
             }
-            *reinterpret_cast<uint32_t*>(at(8 * nt + gid, 8 * h + 2 * tig)) = movmatrix_trans(O::pack(z0, z1));
+            *reinterpret_cast<uint32_t*>(at(8 * nt + gid, c0 + 8 * h + 2 * tig)) = movmatrix_trans(O::pack(z0, z1));
           }
         __syncwarp();
-        const int pp = lane >> 1, ch = lane & 1, t = static_cast<int>(p.N2 * (Q * pp + q) + n2_0) + 8 * ch;
-        const uint4 v = *reinterpret_cast<const uint4*>(at(pp, 8 * ch));
-        if (t < p.L) store8_last(p.y + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
+#pragma unroll
+        for (int j = 0; j < PB / 16; ++j) {
+          const int pp = (lane & 15) + 16 * j, col = c0 + 8 * (lane >> 4), n1 = S::kTwo ? Q * pp + q : pp;
+          const int t = static_cast<int>(p.N2 * n1 + n2_0) + col;
+          const uint4 v = *reinterpret_cast<const uint4*>(at(pp, col));
+          if (t < p.L) store8_last(p.y + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
+        }
       } else {
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt)
@@ -1261,7 +1288,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     if constexpr (REG) {
       tma_store_fence();  // this row's generic accesses of GB and the tile, before the async proxy refills them
       __syncthreads();
-      if (tid == 0 && r + gridDim.y < p.nrows) issue_tma(r + gridDim.y, 0);
+      if (tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
       continue;
     }
     __syncthreads();
