@@ -48,6 +48,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #ifdef JFF_LONG_EMU
 #include "fftconv_long/emu.h"  // also defines JFF_DYN_SMEM / JFF_LAUNCH for the emulation
@@ -176,7 +177,23 @@ struct Plane {
   // Physical row = r with its low 3 bits XORed by s(r): a permutation inside each aligned
   // block of 8 rows, so planes need exactly ceil8(rows) * U units.
   static __device__ __forceinline__ int off(int r) { return (r ^ (((r >> 3) ^ (r >> 6)) & 7)) * U * 8; }
+  static __device__ __forceinline__ int at(int r, int col) { return off(r) + col; }  // element (r, col)
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * U * 8; }
+};
+
+// A 16-column plane without padding (the inverse's register epilogue at two levels, where the padded Plane<16>'s
+// third of unused bytes cost a CTA per SM): rows of 32 bytes, 4 to a 128-byte line L = r >> 2, whose 16-byte unit
+// j = 2 (r & 3) + col / 8 sits at j ^ g(L), g = (L0 ^ L1) | (L0 ^ L3) << 1 | (L2 ^ L4) << 2 (Li: bit i of L). Found by
+// search over such XOR maps so that the inverse's patterns hit 8 distinct bank groups: 8 consecutive rows (the
+// ldmatrix reads), 8 rows 8 apart (stage A's stores into GB), 4 rows Q apart with both units (the load phase's EF
+// writes; at Q = 16 the rows P / 2 < kp < P keep a 2-way conflict, Q = 32 none). Accesses stay inside 16-byte units.
+struct CPlane16 {
+  static __device__ __forceinline__ int at(int r, int col) {
+    const int L = r >> 2;
+    const int g = ((L ^ (L >> 1)) & 1) | (((L ^ (L >> 3)) & 1) << 1) | ((((L >> 2) ^ (L >> 4)) & 1) << 2);
+    return L * 64 + ((((r & 3) << 1) | (col >> 3)) ^ g) * 8 + (col & 7);
+  }
+  static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * 16; }
 };
 
 // Per outer size: the staged (cp.async of the next row during this row's DFTs) load paths, and the
@@ -384,17 +401,20 @@ struct Shape {
   // appended after all of the above.
   static constexpr size_t kSkipBytes = size_t(2) * 2 * N1 * TW;
   // Register epilogue (inv_reg_epi). Two levels: [EF][GB, the workspace tile over its first N1 TW elements][post's
-  // tile [q][pp][TW] (32-byte swizzle), y written over it][mbarrier]. One level: [GB][two stages of (workspace tile,
-  // post's tile [n1][TW] (128-byte swizzle))][two mbarriers]. Then the twiddles (kSmemTw). TMA destinations 128-byte
-  // aligned, the 128-byte swizzle's 1024.
+  // tile [q][pp][TW] (32-byte swizzle), y written over it][mbarrier], EF and GB as CPlane16 (no padding: 96 KB ->
+  // 50 KB at N1 = 512, four CTAs per SM). One level: [GB][two stages of (workspace tile, post's tile [n1][TW]
+  // (128-byte swizzle))][two mbarriers]. Then the twiddles (kSmemTw). TMA destinations 128-byte aligned, the
+  // 128-byte swizzle's 1024.
+  using RegPlane = std::conditional_t<kTwo, CPlane16, Plane<TW>>;
   static constexpr int kRegStages = kTwo ? 1 : 2;
   static constexpr int kRegSwizzle = kTwo ? 32 : 128;
   static_assert(2 * TW == kRegSwizzle, "post's tile rows are one swizzle span");
-  static constexpr size_t kRegGB = kTwo ? (kEFBytes + 127) / 128 * 128 : 0;
-  static constexpr size_t kRegStage = (kRegGB + size_t(2) * 2 * Plane<TW>::elems(M) + 1023) / 1024 * 1024;
+  static constexpr size_t kRegGB =
+      kTwo ? (size_t(2) * 2 * RegPlane::elems(kEFRows > 0 ? kEFRows : 1) + 127) / 128 * 128 : 0;
+  static constexpr size_t kRegStage = (kRegGB + size_t(2) * 2 * RegPlane::elems(M) + 1023) / 1024 * 1024;
   static constexpr size_t kRegStageBytes = size_t(2) * (kTwo ? 1 : 2) * N1 * TW;  // (one level: 1024-byte multiple)
   static constexpr size_t kRegSmem = kRegStage + kRegStages * kRegStageBytes + 16 * kRegStages;
-  static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * Plane<TW>::elems(M), "workspace tile inside GB");
+  static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * RegPlane::elems(M), "workspace tile inside GB");
 
   // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
   // n1 = Q pp + q). In 16-byte units mod 8 (the bank group of a 16-byte access), OUTF's chunk sits at
@@ -498,10 +518,10 @@ __device__ __forceinline__ int a_c(int c0, int lane) { return c0 + 8 * ((lane >>
 // The transposed store of one C half-tile: (rows c = c0 + 8h + gid, columns j = jb + 2tig, +1)
 // packed as 16-bit pairs -> movmatrix -> this lane holds (j = jb + gid; c = c0 + 8h + 2tig, +1),
 // a 32-bit store into row j's plane row. All lanes must call it (movmatrix is collective).
-template <typename T, int TW>
+template <typename T, int TW, typename PLN = Plane<TW>>
 __device__ __forceinline__ void store_t(T* plane, int row, int col, float lo, float hi, bool do_store) {
   const uint32_t x = movmatrix_trans(Ops<T>::pack(lo, hi));
-  if (do_store) *reinterpret_cast<uint32_t*>(plane + Plane<TW>::off(row) + col) = x;
+  if (do_store) *reinterpret_cast<uint32_t*>(plane + PLN::at(row, col)) = x;
 }
 
 // The start of a pass's TMA staging: thread 0 initialises the stages' mbarriers and issues the CTA's first
@@ -908,14 +928,15 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
   static_assert(!REG || (!Y2 && !F32OUT && !SKIP), "register epilogue: one 16-bit output");
+  using PE = std::conditional_t<REG, typename S::RegPlane, PL>;  // EF's and GB's plane geometry
 
   JFF_DYN_SMEM(uint4, smraw);
   unsigned char* r1 = reinterpret_cast<unsigned char*>(smraw);
   float* OUTF = reinterpret_cast<float*>(r1);  // rows q*PB + p, pitch FP
   T* EFr = reinterpret_cast<T*>(r1);           // rows kp*Q + kq (two levels; dead before OUTF)
-  T* EFi = EFr + PL::elems(S::kEFRows > 0 ? S::kEFRows : 1);
+  T* EFi = EFr + PE::elems(S::kEFRows > 0 ? S::kEFRows : 1);
   T* GBr = reinterpret_cast<T*>(r1 + (REG ? S::kRegGB : S::kR1Bytes));  // rows q*(PB/2) + kp (single level: k1)
-  T* GBi = GBr + PL::elems(M);
+  T* GBi = GBr + PE::elems(M);
   T* SWr = GBi + PL::elems(M);  // staged path: workspace chunk i of plane 0 at SWr + 8 i, of plane 1 at SWi + 8 i
   T* SWi = SWr + M * TW;
   T* SPo = SWi + M * TW;  // post chunk i of the epilogue's order at SPo + 8 i
@@ -1108,8 +1129,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       const uint4 pr = pack8<T>(er), pi = pack8<T>(ei);
       const int col = 8 * ch;
       if constexpr (!S::kTwo) {
-        *reinterpret_cast<uint4*>(GBr + PL::off(k1) + col) = pr;
-        *reinterpret_cast<uint4*>(GBi + PL::off(k1) + col) = pi;
+        *reinterpret_cast<uint4*>(GBr + PE::at(k1, col)) = pr;
+        *reinterpret_cast<uint4*>(GBi + PE::at(k1, col)) = pi;
       } else {
         float nei[8];
 #pragma unroll
@@ -1118,8 +1139,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
         const int kp = k1 % P, kq = k1 / P;
         auto put = [&](int row, uint4 a, uint4 b) {
-          *reinterpret_cast<uint4*>(EFr + PL::off(row) + col) = a;
-          *reinterpret_cast<uint4*>(EFi + PL::off(row) + col) = b;
+          *reinterpret_cast<uint4*>(EFr + PE::at(row, col)) = a;
+          *reinterpret_cast<uint4*>(EFi + PE::at(row, col)) = b;
         };
         if (k1 == 0) {
           put(0, pr, zero);      // E[0]    = Re Q[0]
@@ -1185,7 +1206,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
 #pragma unroll
         for (int ks = 0; ks < KSA; ++ks) {
           uint32_t ar[4], ai[4], nai[4];
-          const int off = PL::off(kp * Q + a_k(16 * ks, lane)) + a_c(c0, lane);
+          const int off = PE::at(kp * Q + a_k(16 * ks, lane), a_c(c0, lane));
           ldmatrix_x4_trans(ar, EFr + off);
           ldmatrix_x4_trans(ai, EFi + off);
 #pragma unroll
@@ -1208,8 +1229,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
             const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1(N1 - kp * q));
             const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1(N1 - kp * (q + 1)));
             const int row = (8 * nt + gid) * (P / 2) + (special ? 0 : kp), col = c0 + 8 * h + 2 * tig;
-            store_t<T, TW>(kp == P / 2 ? GBi : GBr, row, col, z0.x, z1.x, true);
-            store_t<T, TW>(GBi, row, col, z0.y, z1.y, !special);
+            store_t<T, TW, PE>(kp == P / 2 ? GBi : GBr, row, col, z0.x, z1.x, true);
+            store_t<T, TW, PE>(GBi, row, col, z0.y, z1.y, !special);
           }
       }
       __syncthreads();
@@ -1228,7 +1249,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         const int k = a_k(16 * ks, lane);  // stacked K index: [0, PB/2) real plane, then imaginary
         const T* plane = k >= PB / 2 ? GBi : GBr;
         uint32_t a[4];
-        ldmatrix_x4_trans(a, plane + PL::off(q * (PB / 2) + k % (PB / 2)) + a_c(c0, lane));
+        ldmatrix_x4_trans(a, plane + PE::at(q * (PB / 2) + k % (PB / 2), a_c(c0, lane)));
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt) O::mma(D[nt], a, BB[ks][nt][0], BB[ks][nt][1]);
       }
