@@ -428,6 +428,10 @@ int main(int argc, char** argv) {
   // N1 = 32 with L = N: on Hopper the du / dpre pass's TMA stages and its outputs' box stores (inv2_tma,
   // inv_tma_store), which need whole n1 rows of 16-byte-aligned data.
   cases.push_back({Elem::kBF16, 32, 256, 2, 1, 32 * 256, 32 * 256 / 2, 1, 1, true, true, true});
+  // Without skip on Hopper, the du / dpre pass's register epilogue (two outputs; outer_tc.cuh, inv_reg_epi) at one
+  // and two levels.
+  cases.push_back({Elem::kBF16, 32, 256, 2, 1, 32 * 256, 32 * 256 / 2, 1, 1, true, true, false});
+  cases.push_back({Elem::kF16, 256, 256, 1, 1, 256 * 256, 256 * 256 / 3, 1, 1, true, true, false});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).

@@ -412,8 +412,10 @@ struct Shape {
   static constexpr size_t kRegGB =
       kTwo ? (size_t(2) * 2 * RegPlane::elems(kEFRows > 0 ? kEFRows : 1) + 127) / 128 * 128 : 0;
   static constexpr size_t kRegStage = (kRegGB + size_t(2) * 2 * RegPlane::elems(M) + 1023) / 1024 * 1024;
-  static constexpr size_t kRegStageBytes = size_t(2) * (kTwo ? 1 : 2) * N1 * TW;  // (one level: 1024-byte multiple)
-  static constexpr size_t kRegSmem = kRegStage + kRegStages * kRegStageBytes + 16 * kRegStages;
+  // Tiles per stage: (one level: the workspace's,) post's (and with a second output post2's, after it).
+  static constexpr int reg_tiles(bool y2) { return (kTwo ? 1 : 2) + (y2 ? 1 : 0); }
+  static constexpr size_t reg_stage_bytes(bool y2) { return size_t(2) * reg_tiles(y2) * N1 * TW; }  // 1024-multiple
+  static constexpr size_t reg_smem(bool y2) { return kRegStage + kRegStages * reg_stage_bytes(y2) + 16 * kRegStages; }
   static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * RegPlane::elems(M), "workspace tile inside GB");
 
   // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
@@ -915,8 +917,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
 // SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
 // unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
-// REG: the register epilogue (inv_reg_epi; single 16-bit output, no explicit skip, TMA maps with maps.post as the
-// [q][pp][TW] view): Shape::kRegSmem of shared memory.
+// REG: the register epilogue (inv_reg_epi; 16-bit outputs (Y2 too), no explicit skip, no dskip partials; TMA maps
+// with post's (and post2's) swizzled views): Shape::reg_smem(Y2) of shared memory.
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false,
           bool REG = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
@@ -927,7 +929,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32, PB = S::PB, FP = S::FP;
   constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
-  static_assert(!REG || (!Y2 && !F32OUT && !SKIP), "register epilogue: one 16-bit output");
+  static_assert(!REG || (!F32OUT && !SKIP), "register epilogue: 16-bit outputs, no dskip partials");
   using PE = std::conditional_t<REG, typename S::RegPlane, PL>;  // EF's and GB's plane geometry
 
   JFF_DYN_SMEM(uint4, smraw);
@@ -981,7 +983,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
   float2* TWL = reinterpret_cast<float2*>(
-      r1 + (REG ? S::kRegSmem : S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes)));
+      r1 + (REG ? S::reg_smem(Y2) : S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes)));
   if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -1053,7 +1055,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   }
   // TMA: thread 0 keeps the CTA's next rows in flight, each row's workspace and post (and post2) tiles in one
   // stage, which the row holds until its epilogue has read them (the barrier ending the row).
-  // REG: Shape::kRegSmem's stages (reg_ws, reg_post).
+  // REG: Shape::reg_smem's stages (reg_ws, reg_post; post2's tile after post's).
   constexpr int kTmaStages = REG ? S::kRegStages : Y2 ? S::kInv2Tma : S::kInvTma, NSI = kTmaStages > 0 ? kTmaStages : 1;
   constexpr int NT = Y2 ? 3 : 2;
   const bool tma = REG || (kTmaStages > 0 && maps.on && kOuterProbeStreams);
@@ -1061,9 +1063,10 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   const bool tma_out = !F32OUT && inv_tma_store(N1, Y2) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
   T* const SR = reinterpret_cast<T*>(r1 + S::kRegStage);
-  auto reg_ws = [&](int st) { return S::kTwo ? GBr : SR + st * 2 * N1 * TW; };  // stage st's workspace tile
-  auto reg_post = [&](int st) { return S::kTwo ? SR : SR + st * 2 * N1 * TW + N1 * TW; };  // and post's
-  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::kRegStageBytes)
+  constexpr int kRegTiles = S::reg_tiles(Y2);
+  auto reg_ws = [&](int st) { return S::kTwo ? GBr : SR + st * kRegTiles * N1 * TW; };  // stage st's workspace tile
+  auto reg_post = [&](int st) { return S::kTwo ? SR : SR + st * kRegTiles * N1 * TW + N1 * TW; };  // and post's
+  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::reg_stage_bytes(Y2))
                               : reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0);
@@ -1074,14 +1077,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       for (int b = 0; b < N1 / S::kTmaBox; ++b)
         tma_load_3d(reg_ws(st) + b * S::kTmaBox * TW, maps.ws, static_cast<int>(n2_0), b * S::kTmaBox,
                     static_cast<int>(rr), ibars + st);
-      if (p.post != nullptr) {
-        if constexpr (S::kTwo) {  // post's view (n2, pp, (L / N2) row + q): one box (TW, P, Q) per row
-          tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, (p.L / static_cast<int>(p.N2)) * row,
-                      ibars + st);
-        } else {  // (kTmaBox = N1: one box)
-          tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, row, ibars + st);
-        }
-      }
+      // Two levels: the gates' views (n2, pp, (L / N2) row + q), one box (TW, P, Q) per row; one level: (n2, n1,
+      // row), one box (kTmaBox = N1).
+      const int c2 = S::kTwo ? (p.L / static_cast<int>(p.N2)) * row : row;
+      if (p.post != nullptr) tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, c2, ibars + st);
+      if constexpr (Y2) tma_load_3d(reg_post(st) + N1 * TW, maps.post2, static_cast<int>(n2_0), 0, c2, ibars + st);
     } else {
 #pragma unroll
       for (int b = 0; b < N1 / S::kTmaBox; ++b) {
@@ -1261,39 +1261,44 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         // 2 tig (+1), a 32-bit store. Then the warp stores what it wrote: lane -> row (lane & 15) + 16 j, 8-column
         // chunk lane >> 4 (whole 32-byte row pieces per instruction). Every shared access conflict-free (the swizzle
         // puts 8 rows' 16-byte pieces in 8 bank groups); the unit's columns are this warp's alone until the row ends.
-        T* const tile = reg_post(iter % NSI);
-        const uint32_t tile_addr = smem_addr(tile), slab = S::kTwo ? q * (P * TW * 2) : 0;
-        auto at = [&](int pp, int col) {  // the byte of (pp, col) in the swizzled tile
-          return reinterpret_cast<unsigned char*>(tile) +
-                 tma_swizzle(tile_addr, slab + pp * (TW * 2) + col * 2, S::kRegSwizzle);
-        };
-        uint32_t pg[NTB / 2][4] = {};  // (read only with post)
-        if (p.post != nullptr)
+        // With a second output the same for y2 = post2 * z over post2's tile.
+        auto epilogue = [&](T* tile, bool gated, uint16_t* out) {
+          const uint32_t tile_addr = smem_addr(tile), slab = S::kTwo ? q * (P * TW * 2) : 0;
+          auto at = [&](int pp, int col) {  // the byte of (pp, col) in the swizzled tile
+            return reinterpret_cast<unsigned char*>(tile) +
+                   tma_swizzle(tile_addr, slab + pp * (TW * 2) + col * 2, S::kRegSwizzle);
+          };
+          uint32_t pg[NTB / 2][4] = {};  // (read only when gated)
+          if (gated)
 #pragma unroll
-          for (int i = 0; i < NTB / 2; ++i) {
-            const int m = 4 * i + (lane >> 3);
-            ldmatrix_x4_trans(pg[i], at(8 * (m >> 1) + (lane & 7), c0 + 8 * (m & 1)));
-          }
-#pragma unroll
-        for (int nt = 0; nt < NTB; ++nt)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            float z0 = D[nt][2 * h], z1 = D[nt][2 * h + 1];
-            if (p.post != nullptr) {
-              const float2 g = O::unpack(pg[nt >> 1][2 * (nt & 1) + h]);
-              z0 *= g.x;
-              z1 *= g.y;
+            for (int i = 0; i < NTB / 2; ++i) {
+              const int m = 4 * i + (lane >> 3);
+              ldmatrix_x4_trans(pg[i], at(8 * (m >> 1) + (lane & 7), c0 + 8 * (m & 1)));
             }
-            *reinterpret_cast<uint32_t*>(at(8 * nt + gid, c0 + 8 * h + 2 * tig)) = movmatrix_trans(O::pack(z0, z1));
-          }
-        __syncwarp();
 #pragma unroll
-        for (int j = 0; j < PB / 16; ++j) {
-          const int pp = (lane & 15) + 16 * j, col = c0 + 8 * (lane >> 4), n1 = S::kTwo ? Q * pp + q : pp;
-          const int t = static_cast<int>(p.N2 * n1 + n2_0) + col;
-          const uint4 v = *reinterpret_cast<const uint4*>(at(pp, col));
-          if (t < p.L) store8_last(p.y + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
-        }
+          for (int nt = 0; nt < NTB; ++nt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              float z0 = D[nt][2 * h], z1 = D[nt][2 * h + 1];
+              if (gated) {
+                const float2 g = O::unpack(pg[nt >> 1][2 * (nt & 1) + h]);
+                z0 *= g.x;
+                z1 *= g.y;
+              }
+              *reinterpret_cast<uint32_t*>(at(8 * nt + gid, c0 + 8 * h + 2 * tig)) =
+                  movmatrix_trans(O::pack(z0, z1));
+            }
+          __syncwarp();
+#pragma unroll
+          for (int j = 0; j < PB / 16; ++j) {
+            const int pp = (lane & 15) + 16 * j, col = c0 + 8 * (lane >> 4), n1 = S::kTwo ? Q * pp + q : pp;
+            const int t = static_cast<int>(p.N2 * n1 + n2_0) + col;
+            const uint4 v = *reinterpret_cast<const uint4*>(at(pp, col));
+            if (t < p.L) store8_last(out + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
+          }
+        };
+        epilogue(reg_post(iter % NSI), p.post != nullptr, p.y);
+        if constexpr (Y2) epilogue(reg_post(iter % NSI) + N1 * TW, true, p.y2);
       } else {
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt)
