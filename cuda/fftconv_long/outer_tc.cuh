@@ -181,16 +181,17 @@ struct Plane {
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * U * 8; }
 };
 
-// A 16-column plane without padding (the inverse's register epilogue at two levels, where the padded Plane<16>'s
-// third of unused bytes cost a CTA per SM): rows of 32 bytes, 4 to a 128-byte line L = r >> 2, whose 16-byte unit
-// j = 2 (r & 3) + col / 8 sits at j ^ g(L), g = (L0 ^ L1) | (L0 ^ L3) << 1 | (L2 ^ L4) << 2 (Li: bit i of L). Found by
-// search over such XOR maps so that the inverse's patterns hit 8 distinct bank groups: 8 consecutive rows (the
-// ldmatrix reads), 8 rows 8 apart (stage A's stores into GB), 4 rows Q apart with both units (the load phase's EF
+// A 16-column plane without padding (the two-level passes, where the padded Plane<16>'s third of unused bytes cost
+// a CTA per SM): rows of 32 bytes, 4 to a 128-byte line L = r >> 2, whose 16-byte unit j = 2 (r & 3) + col / 8 sits at
+// j ^ g(L), g = (L0 ^ L2) | (L0 ^ L3) << 1 | (L0 ^ L1 ^ L2 ^ L4) << 2 (Li: bit i of L). Found by exhaustive search
+// over such XOR maps so that the passes' patterns hit 8 distinct bank groups: 8 consecutive rows (ldmatrix reads,
+// stage 1's stores), 8 rows 8 apart (the inverse's stage A stores into GB), 8 rows 16 apart (the forward's stage 2),
+// 4 rows 16 apart with both units (the forward's load phase), 4 rows Q apart with both units (the inverse's EF
 // writes; at Q = 16 the rows P / 2 < kp < P keep a 2-way conflict, Q = 32 none). Accesses stay inside 16-byte units.
 struct CPlane16 {
   static __device__ __forceinline__ int at(int r, int col) {
     const int L = r >> 2;
-    const int g = ((L ^ (L >> 1)) & 1) | (((L ^ (L >> 3)) & 1) << 1) | ((((L >> 2) ^ (L >> 4)) & 1) << 2);
+    const int g = ((L ^ (L >> 2)) & 1) | (((L ^ (L >> 3)) & 1) << 1) | (((L ^ (L >> 1) ^ (L >> 2) ^ (L >> 4)) & 1) << 2);
     return L * 64 + ((((r & 3) << 1) | (col >> 3)) ^ g) * 8 + (col & 7);
   }
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * 16; }
@@ -275,8 +276,16 @@ constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 :
 // one stage it fits two CTAs per SM: session 33, forward ms, 2 stages without -> 1 stage with box stores: N1 = 512
 // 2.038 / 2.038 -> 1.910 / 1.908; the same forced at other sizes lost: N1 = 16 1.30 -> 1.32, 32 1.33 -> 1.46,
 // 256 1.86 -> 2.06 / 2.13). 0 / 1 forces it.
+// The two-level forward's planes R / I as CPlane16 (no padding; JFF_LONG_FWD_CPLANE, default on, 0 = Plane<16>):
+// N1 = 512 49 -> 32 KB, N1 = 256 25 -> 16 KB, and the bank profiler's conflicts in stage 2 and the load phase go.
+// With them N1 = 512 without the box store (below) holds 64 KB: three CTAs per SM, where the box store's 16 KB
+// more keeps two; so the box store is off at N1 = 512 with compact planes (not yet timed, session 35).
+#ifndef JFF_LONG_FWD_CPLANE
+#define JFF_LONG_FWD_CPLANE 1
+#endif
 constexpr bool fwd_tma_store(int N1) {
-  return fwd_tma(N1) > 0 && per_size(JFF_LONG_FWD_TMA_STORE, N1 == 16 || N1 == 256 || N1 == 512) != 0;
+  return fwd_tma(N1) > 0 &&
+         per_size(JFF_LONG_FWD_TMA_STORE, N1 == 16 || N1 == 256 || (N1 == 512 && !JFF_LONG_FWD_CPLANE)) != 0;
 }
 // The same for the single-output inverse's workspace and post tiles (in place of the staged cp.async path at
 // N1 <= 256). H200, bf16, outer_selftest --bench, inverse ms, two rounds, session 31; plain or cp.async-staged loads
@@ -359,7 +368,8 @@ struct Shape {
   // Forward: two planes of N1 rows. Plane R holds X (v, rows q*P + p), then Z1's real part
   // (rows q*P + kp), then OUT's (rows k1 = kp + P*kq); plane I Z1's and OUT's imaginary parts.
   // Each stage overwrites only rows its own unit has read (see the kernel).
-  static constexpr int kPlane = Plane<TW>::elems(N1);
+  using FwdPlane = std::conditional_t<kTwo && JFF_LONG_FWD_CPLANE != 0, CPlane16, Plane<TW>>;  // R and I
+  static constexpr int kPlane = FwdPlane::elems(N1);
   // Staged forward (fwd_stage): u and pre of the next row, N1 x TW 16-bit each, land here by
   // cp.async while this row's DFTs run.
   static constexpr int kFwdTma = fwd_tma(N1);
@@ -575,7 +585,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
                                                                               const __grid_constant__ FwdMaps maps) {
   using S = Shape<P, Q, TW, WARPS>;
   using O = Ops<T>;
-  using PL = Plane<TW>;
+  using PL = typename S::FwdPlane;  // planes R and I
   constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32;
   // Stage-1 B: real input, K = P (n1 or p), N = outputs (k1 < N1/2 single level; all kp two-level).
   constexpr int KS1 = P / 16, NT1 = S::kTwo ? P / 8 : P / 16;
@@ -703,7 +713,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
           const uint4 g = *reinterpret_cast<const uint4*>(su + N1 * TW + 8 * i);
           x = make_uint4(O::mul2(x.x, g.x), O::mul2(x.y, g.y), O::mul2(x.z, g.z), O::mul2(x.w, g.w));
         }
-        *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+        *reinterpret_cast<uint4*>(R + PL::at((n1 % Q) * P + n1 / Q, 8 * ch)) = x;
       }
     } else if (staged) {
       stage_wait<0>();  // this thread's copies of row r
@@ -714,7 +724,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
           const uint4 g = *reinterpret_cast<const uint4*>(SP + 8 * i);
           x = make_uint4(O::mul2(x.x, g.x), O::mul2(x.y, g.y), O::mul2(x.z, g.z), O::mul2(x.w, g.w));
         }
-        *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+        *reinterpret_cast<uint4*>(R + PL::at((n1 % Q) * P + n1 / Q, 8 * ch)) = x;
       }
       if (r + gridDim.y < p.nrows) issue(r + gridDim.y);
     }
@@ -737,7 +747,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
           if (i >= N1 * CH) continue;
           const uint4 x = make_uint4(O::pack(f[j][0], f[j][1]), O::pack(f[j][2], f[j][3]), O::pack(f[j][4], f[j][5]),
                                      O::pack(f[j][6], f[j][7]));
-          *reinterpret_cast<uint4*>(R + PL::off((n1 % Q) * P + n1 / Q) + 8 * ch) = x;
+          *reinterpret_cast<uint4*>(R + PL::at((n1 % Q) * P + n1 / Q, 8 * ch)) = x;
         }
       }
     }
@@ -758,7 +768,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
         if (pr != nullptr)
           x = make_uint4(O::mul2(x.x, g[j].x), O::mul2(x.y, g[j].y), O::mul2(x.z, g[j].z), O::mul2(x.w, g[j].w));
         const int srow = (n1 % Q) * P + n1 / Q;
-        *reinterpret_cast<uint4*>(R + PL::off(srow) + 8 * ch) = x;
+        *reinterpret_cast<uint4*>(R + PL::at(srow, 8 * ch)) = x;
       }
     }
     __syncthreads();
@@ -776,7 +786,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 #pragma unroll
       for (int ks = 0; ks < KS1; ++ks) {
         uint32_t a[4];
-        ldmatrix_x4_trans(a, R + PL::off(a_k(16 * ks, lane)) + a_c(c0, lane));
+        ldmatrix_x4_trans(a, R + PL::at(a_k(16 * ks, lane), a_c(c0, lane)));
 #pragma unroll
         for (int nt = 0; nt < NT1; ++nt) {
           O::mma(Dr[nt], a, B1r[ks][nt][0], B1r[ks][nt][1]);
@@ -800,8 +810,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
           const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w0);
           const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1t);
           const int row = 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
-          store_t<T, TW>(R, row, col, z0.x, z1.x, true);
-          store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+          store_t<T, TW, PL>(R, row, col, z0.x, z1.x, true);
+          store_t<T, TW, PL>(I, row, col, z0.y, z1.y, true);
         }
     } else {
       // ---- stage 1: per (slab, q), real-input P-point DFT over p, times w_N1^(kp q), into Z1
@@ -814,7 +824,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 #pragma unroll
           for (int e = 0; e < 4; ++e) Dr[nt][e] = Di[nt][e] = 0.f;
         uint32_t a[4];
-        ldmatrix_x4_trans(a, R + PL::off(q * P + a_k(0, lane)) + a_c(c0, lane));
+        ldmatrix_x4_trans(a, R + PL::at(q * P + a_k(0, lane), a_c(c0, lane)));
 #pragma unroll
         for (int nt = 0; nt < NT1; ++nt) {
           O::mma(Dr[nt], a, B1r[0][nt][0], B1r[0][nt][1]);
@@ -829,8 +839,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
             const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), w1(kp * q));
             const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), w1((kp + 1) * q));
             const int row = q * P + 8 * nt + gid, col = c0 + 8 * h + 2 * tig;
-            store_t<T, TW>(R, row, col, z0.x, z1.x, true);
-            store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+            store_t<T, TW, PL>(R, row, col, z0.x, z1.x, true);
+            store_t<T, TW, PL>(I, row, col, z0.y, z1.y, true);
           }
       }
       __syncthreads();
@@ -846,7 +856,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 #pragma unroll
         for (int ks = 0; ks < KS2; ++ks) {
           uint32_t ar[4], ai[4], nai[4];
-          const int off = PL::off(a_k(16 * ks, lane) * P + kp) + a_c(c0, lane);
+          const int off = PL::at(a_k(16 * ks, lane) * P + kp, a_c(c0, lane));
           ldmatrix_x4_trans(ar, R + off);
           ldmatrix_x4_trans(ai, I + off);
 #pragma unroll
@@ -867,7 +877,7 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
             float acc = 0.f;
             for (int q = 0; q < Q; ++q) {
               const float v = O::unpack(static_cast<uint32_t>(
-                                  *reinterpret_cast<const uint16_t*>(R + PL::off(q * P) + c)))
+                                  *reinterpret_cast<const uint16_t*>(R + PL::at(q * P, c))))
                                   .x;
               acc += (q & 1) ? -v : v;
             }
@@ -884,8 +894,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
             const float2 z0 = cmul(make_float2(Dr[nt][2 * h], Di[nt][2 * h]), tw(k1a, c));
             const float2 z1 = cmul(make_float2(Dr[nt][2 * h + 1], Di[nt][2 * h + 1]), tw(k1b, c));
             const int row = kp + P * (8 * nt + gid), col = c0 + 8 * h + 2 * tig;
-            store_t<T, TW>(R, row, col, z0.x, z1.x, true);
-            store_t<T, TW>(I, row, col, z0.y, z1.y, true);
+            store_t<T, TW, PL>(R, row, col, z0.x, z1.x, true);
+            store_t<T, TW, PL>(I, row, col, z0.y, z1.y, true);
           }
       }
     }
@@ -893,9 +903,17 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     if (tma_out && tid == 0) tma_store_wait_read();  // the previous row's box store has read SO
     __syncthreads();
     // ---- store the M packed rows of this tile: 16-byte chunks, both planes (chunk i is SO's 8 i with tma_out).
+    // Without the box store at two levels, a phase's 8 lanes take 4 rows' both halves of one plane instead of 2 rows
+    // of both planes (the same (row, half) of R and I share bank groups: 2-way), the same 32-byte pieces per lane pair.
+    const bool plane_order = S::kTwo && !tma_out;
     for (int i = tid; kOuterProbeStreams && i < M * 2 * CH; i += NTH) {
-      const int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
-      const uint4 v = *reinterpret_cast<const uint4*>((pl ? I : R) + PL::off(k1) + 8 * ch);
+      int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
+      if (plane_order) {  // (CH = 2)
+        k1 = 4 * (i >> 4) + ((i >> 1) & 3);
+        pl = (i >> 3) & 1;
+        ch = i & 1;
+      }
+      const uint4 v = *reinterpret_cast<const uint4*>((pl ? I : R) + PL::at(k1, 8 * ch));
       if (tma_out) {
         *reinterpret_cast<uint4*>(SO + 8 * i) = v;
       } else {
