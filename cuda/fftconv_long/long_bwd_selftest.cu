@@ -432,6 +432,8 @@ int main(int argc, char** argv) {
   // and two levels.
   cases.push_back({Elem::kBF16, 32, 256, 2, 1, 32 * 256, 32 * 256 / 2, 1, 1, true, true, false});
   cases.push_back({Elem::kF16, 256, 256, 1, 1, 256 * 256, 256 * 256 / 3, 1, 1, true, true, false});
+  // With skip at two levels (N1 = 512: dskip's partials fused into the du / dpre pass's register epilogue).
+  cases.push_back({Elem::kBF16, 512, 256, 1, 1, 512 * 256, 512 * 256 / 2, 1, 1, true, true, true});
   if (!quick) {
     cases.push_back({Elem::kF16, 16, 4096, 3, 1, 16 * 4096, 16 * 4096, 1, 1, true, true, true});
     // The other tensor-core outer sizes: N1 = 32 (single level), 256 and 512 (two levels).

@@ -731,28 +731,34 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
     if (err == cudaSuccess) maps.on = 1;
     return err;
   };
-  // The register epilogue (inv_reg_epi; one output or two, not with an explicit skip or dskip's partials) where its
-  // TMA views apply: whole rows of valid data (two levels: pp rows, L % (Q N2) == 0; one level: n1 rows, L % N2 == 0;
-  // so the causal L = N / 2 too), 16-byte rows, int coordinates. Where the driver refuses a swizzled view the
-  // instances below run (outer_selftest reports whether it takes them).
+  // The register epilogue (inv_reg_epi; one output or two, with dskip's partials too; not with an explicit skip)
+  // where its TMA views apply: whole rows of valid data (two levels: pp rows, L % (Q N2) == 0; one level: n1 rows,
+  // L % N2 == 0; so the causal L = N / 2 too), 16-byte rows, int coordinates. Where the driver refuses a swizzled view
+  // the instances below run (outer_selftest reports whether it takes them).
   if constexpr (!F32OUT) {
     const int64_t whole = S::kTwo ? int64_t{Q} * a.N2 : a.N2;
-    const bool reg = tc::inv_reg_epi(P * Q) && a.skip == nullptr && a.skip_part == nullptr && p.vec &&
-                     a.L % whole == 0 && aligned(a.ws, 16) && device_major() >= 9 && tma_encode_available() &&
+    const bool reg = tc::inv_reg_epi(P * Q) && a.skip == nullptr && p.vec && a.L % whole == 0 &&
+                     aligned(a.ws, 16) && device_major() >= 9 && tma_encode_available() &&
                      (a.row0 + a.nrows) * (a.L / a.N2) < (int64_t{1} << 31);
     auto gate_map = [&](TileMap* m, const void* gate) {
       return S::kTwo ? signal_qp_map(m, gate, a, TW, P, Q)
                      : signal_tile_map(m, gate, 2, a, TW, S::kTmaBox, S::kRegSwizzle);
     };
+    const bool parts = a.skip_part != nullptr;  // (with y2 and post: check_inv)
     if (reg && ws_tile_map(&maps.ws, a.ws, a, TW, S::kTmaBox) == cudaSuccess &&
         (a.post == nullptr || gate_map(&maps.post, a.post) == cudaSuccess) &&
-        (a.y2 == nullptr || gate_map(&maps.post2, a.post2) == cudaSuccess)) {
+        (a.y2 == nullptr || gate_map(&maps.post2, a.post2) == cudaSuccess) &&
+        (!parts || gate_map(&maps.dy, a.dy) == cudaSuccess) &&
+        (!parts || a.post_dy == nullptr || gate_map(&maps.post_dy, a.post_dy) == cudaSuccess)) {
       maps.on = 1;
+      if (parts)
+        return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true, true>, WARPS * 32,
+                           S::reg_smem(4) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
       if (a.y2 != nullptr)
         return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, false, true>, WARPS * 32,
-                           S::reg_smem(true) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                           S::reg_smem(2) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
       return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, false, false, true>, WARPS * 32,
-                         S::reg_smem(false) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                         S::reg_smem(1) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
     }
     maps = tc::InvMaps{};
   }

@@ -153,7 +153,8 @@ struct InvParams {
 // post2) as FwdMaps' u. on = 0: no maps.
 struct InvMaps {
   TileMap ws, post, post2;
-  TileMap y, y2;  // inv_tma_store: the outputs' views, as post's (on_store = 1)
+  TileMap y, y2;          // inv_tma_store: the outputs' views, as post's (on_store = 1)
+  TileMap dy, post_dy;    // the register epilogue with dskip's partials: SkipParts' dy and post as post's
   int on, on_store;
 };
 
@@ -422,10 +423,13 @@ struct Shape {
   static constexpr size_t kRegGB =
       kTwo ? (size_t(2) * 2 * RegPlane::elems(kEFRows > 0 ? kEFRows : 1) + 127) / 128 * 128 : 0;
   static constexpr size_t kRegStage = (kRegGB + size_t(2) * 2 * RegPlane::elems(M) + 1023) / 1024 * 1024;
-  // Tiles per stage: (one level: the workspace's,) post's (and with a second output post2's, after it).
-  static constexpr int reg_tiles(bool y2) { return (kTwo ? 1 : 2) + (y2 ? 1 : 0); }
-  static constexpr size_t reg_stage_bytes(bool y2) { return size_t(2) * reg_tiles(y2) * N1 * TW; }  // 1024-multiple
-  static constexpr size_t reg_smem(bool y2) { return kRegStage + kRegStages * reg_stage_bytes(y2) + 16 * kRegStages; }
+  // Tiles per stage: (one level: the workspace's,) then `gates` gate tiles: post's, with a second output post2's,
+  // with dskip's partials dy's and post_dy's.
+  static constexpr int reg_tiles(int gates) { return (kTwo ? 0 : 1) + gates; }
+  static constexpr size_t reg_stage_bytes(int gates) { return size_t(2) * reg_tiles(gates) * N1 * TW; }  // 1024-multiple
+  static constexpr size_t reg_smem(int gates) {
+    return kRegStage + kRegStages * reg_stage_bytes(gates) + 16 * kRegStages;
+  }
   static_assert(!kTwo || size_t(2) * N1 * TW <= size_t(2) * 2 * RegPlane::elems(M), "workspace tile inside GB");
 
   // Chunk i (< N1 TW / 8) of the inverse's epilogue: output row n1, 8-column chunk ch, OUTF row `row` (q PB + pp,
@@ -935,8 +939,8 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
 // F32OUT: the output is fp32 (p.yf; no post, no skip, no y2): the fp32 result is stored without rounding.
 // SKIP (with Y2): dskip's partials (SkipParts); an instance of its own, since that code costs registers even when
 // unused (N1 = 256: 164 -> 182, 3 -> 2 CTAs per SM, du / dpre pass 4.26 -> 4.96 ms at 1M, H200).
-// REG: the register epilogue (inv_reg_epi; 16-bit outputs (Y2 too), no explicit skip, no dskip partials; TMA maps
-// with post's (and post2's) swizzled views): Shape::reg_smem(Y2) of shared memory.
+// REG: the register epilogue (inv_reg_epi; 16-bit outputs (Y2 too, with SKIP too), no explicit skip; TMA maps with
+// the gates' swizzled views): Shape::reg_smem(kRegGates) of shared memory.
 template <typename T, int P, int Q, int TW, int WARPS, bool Y2 = false, bool F32OUT = false, bool SKIP = false,
           bool REG = false>
 __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
@@ -947,7 +951,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int N1 = S::N1, M = S::M, NTH = WARPS * 32, PB = S::PB, FP = S::FP;
   constexpr int KSA = S::kTwo ? Q / 16 : 1, NTA = S::kTwo ? Q / 8 : 1;  // stage A: K = kq, N = q
   constexpr int KSB = PB / 16, NTB = PB / 8;                          // stage B: K = [re | im], N = p
-  static_assert(!REG || (!F32OUT && !SKIP), "register epilogue: 16-bit outputs, no dskip partials");
+  static_assert(!REG || !F32OUT, "register epilogue: 16-bit outputs");
+  constexpr int kRegGates = 1 + (Y2 ? 1 : 0) + (SKIP ? 2 : 0);  // post, post2, dy, post_dy
   using PE = std::conditional_t<REG, typename S::RegPlane, PL>;  // EF's and GB's plane geometry
 
   JFF_DYN_SMEM(uint4, smraw);
@@ -1001,7 +1006,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   float2 twl[S::kTwo || S::kSmemTw ? 1 : 8];
   // [value][thread] when S::kSmemTw: after the staging slots where this instance has them.
   float2* TWL = reinterpret_cast<float2*>(
-      r1 + (REG ? S::reg_smem(Y2) : S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes)));
+      r1 + (REG ? S::reg_smem(kRegGates) : S::kInvSmem + (Y2 ? S::kInv2StageBytes : S::kInvStageBytes)));
   if constexpr (!S::kTwo) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -1036,7 +1041,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   // the row's DFTs: read after the epilogue instead, they added a dependent global round trip per row (+3 ms on a
   // 4 ms pass at 1M and 64K, H200). Each thread reads back only the chunks it copied (the epilogue's chunks).
   static_assert(!SKIP || Y2, "dskip's partials come with the second output");
-  const bool skip_on2 = SKIP && parts.part != nullptr, skip_staged = skip_on2 && p.vec && kOuterProbeStreams;
+  const bool skip_on2 = SKIP && parts.part != nullptr;
+  const bool skip_staged = !REG && skip_on2 && p.vec && kOuterProbeStreams;
   T* SDy = reinterpret_cast<T*>(r1 + S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes);
   T* SDp = SDy + N1 * TW;
   auto issue_skip = [&](int64_t rr) {  // (no commit)
@@ -1081,13 +1087,14 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   const bool tma_out = !F32OUT && inv_tma_store(N1, Y2) && tma && maps.on_store;
   T* const SI = reinterpret_cast<T*>(r1 + S::kInvTmaOff);
   T* const SR = reinterpret_cast<T*>(r1 + S::kRegStage);
-  constexpr int kRegTiles = S::reg_tiles(Y2);
+  constexpr int kRegTiles = S::reg_tiles(kRegGates);
   auto reg_ws = [&](int st) { return S::kTwo ? GBr : SR + st * kRegTiles * N1 * TW; };  // stage st's workspace tile
   auto reg_post = [&](int st) { return S::kTwo ? SR : SR + st * kRegTiles * N1 * TW + N1 * TW; };  // and post's
-  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::reg_stage_bytes(Y2))
+  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::reg_stage_bytes(kRegGates))
                               : reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
-    const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0);
+    const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0) +
+                      (REG && skip_on2 ? 1 + (parts.post != nullptr ? 1 : 0) : 0);
     mbar_expect_tx(ibars + st, static_cast<uint32_t>(tiles * N1 * TW * sizeof(T)));
     const int row = static_cast<int>(p.row0 + rr);
     if constexpr (REG) {
@@ -1100,6 +1107,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       const int c2 = S::kTwo ? (p.L / static_cast<int>(p.N2)) * row : row;
       if (p.post != nullptr) tma_load_3d(reg_post(st), maps.post, static_cast<int>(n2_0), 0, c2, ibars + st);
       if constexpr (Y2) tma_load_3d(reg_post(st) + N1 * TW, maps.post2, static_cast<int>(n2_0), 0, c2, ibars + st);
+      if (SKIP && skip_on2) {
+        tma_load_3d(reg_post(st) + 2 * N1 * TW, maps.dy, static_cast<int>(n2_0), 0, c2, ibars + st);
+        if (parts.post != nullptr)
+          tma_load_3d(reg_post(st) + 3 * N1 * TW, maps.post_dy, static_cast<int>(n2_0), 0, c2, ibars + st);
+      }
     } else {
 #pragma unroll
       for (int b = 0; b < N1 / S::kTmaBox; ++b) {
@@ -1255,6 +1267,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     }
 
     // ---- stage B: per (slab, q), complex-to-real PB-point product over the packed rows, fp32 out.
+    double reg_skip = 0.0;  // REG with dskip's partials: this warp's sum over its units' elements
     for (int un = warp; kOuterProbeTransforms && un < S::SLABS * Q; un += WARPS) {
       const int q = un % Q, c0 = 16 * (un / Q);
       float D[NTB][4];
@@ -1279,31 +1292,33 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         // 2 tig (+1), a 32-bit store. Then the warp stores what it wrote: lane -> row (lane & 15) + 16 j, 8-column
         // chunk lane >> 4 (whole 32-byte row pieces per instruction). Every shared access conflict-free (the swizzle
         // puts 8 rows' 16-byte pieces in 8 bank groups); the unit's columns are this warp's alone until the row ends.
-        // With a second output the same for y2 = post2 * z over post2's tile.
-        auto epilogue = [&](T* tile, bool gated, uint16_t* out) {
-          const uint32_t tile_addr = smem_addr(tile), slab = S::kTwo ? q * (P * TW * 2) : 0;
-          auto at = [&](int pp, int col) {  // the byte of (pp, col) in the swizzled tile
-            return reinterpret_cast<unsigned char*>(tile) +
-                   tma_swizzle(tile_addr, slab + pp * (TW * 2) + col * 2, S::kRegSwizzle);
-          };
-          uint32_t pg[NTB / 2][4] = {};  // (read only when gated)
-          if (gated)
+        // With a second output the same for y2 = post2 * z over post2's tile; with dskip's partials, dy's and
+        // post_dy's tiles read the same way give (dy post_dy) (post2 post) per element, summed in double.
+        T* const tile0 = reg_post(iter % NSI);  // post's tile; post2's, dy's, post_dy's follow at N1 TW apart
+        const uint32_t slab = S::kTwo ? q * (P * TW * 2) : 0;
+        auto at = [&](T* tile, int pp, int col) {  // the byte of (pp, col) in a swizzled tile
+          return reinterpret_cast<unsigned char*>(tile) +
+                 tma_swizzle(smem_addr(tile), slab + pp * (TW * 2) + col * 2, S::kRegSwizzle);
+        };
+        auto frag = [&](T* tile, uint32_t (&f)[NTB / 2][4]) {  // the tile's values at D's places, packed pairs
 #pragma unroll
-            for (int i = 0; i < NTB / 2; ++i) {
-              const int m = 4 * i + (lane >> 3);
-              ldmatrix_x4_trans(pg[i], at(8 * (m >> 1) + (lane & 7), c0 + 8 * (m & 1)));
-            }
+          for (int i = 0; i < NTB / 2; ++i) {
+            const int m = 4 * i + (lane >> 3);
+            ldmatrix_x4_trans(f[i], at(tile, 8 * (m >> 1) + (lane & 7), c0 + 8 * (m & 1)));
+          }
+        };
+        auto out = [&](T* tile, const uint32_t (&f)[NTB / 2][4], bool gated, uint16_t* dst) {
 #pragma unroll
           for (int nt = 0; nt < NTB; ++nt)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               float z0 = D[nt][2 * h], z1 = D[nt][2 * h + 1];
               if (gated) {
-                const float2 g = O::unpack(pg[nt >> 1][2 * (nt & 1) + h]);
+                const float2 g = O::unpack(f[nt >> 1][2 * (nt & 1) + h]);
                 z0 *= g.x;
                 z1 *= g.y;
               }
-              *reinterpret_cast<uint32_t*>(at(8 * nt + gid, c0 + 8 * h + 2 * tig)) =
+              *reinterpret_cast<uint32_t*>(at(tile, 8 * nt + gid, c0 + 8 * h + 2 * tig)) =
                   movmatrix_trans(O::pack(z0, z1));
             }
           __syncwarp();
@@ -1311,12 +1326,36 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
           for (int j = 0; j < PB / 16; ++j) {
             const int pp = (lane & 15) + 16 * j, col = c0 + 8 * (lane >> 4), n1 = S::kTwo ? Q * pp + q : pp;
             const int t = static_cast<int>(p.N2 * n1 + n2_0) + col;
-            const uint4 v = *reinterpret_cast<const uint4*>(at(pp, col));
-            if (t < p.L) store8_last(out + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
+            const uint4 v = *reinterpret_cast<const uint4*>(at(tile, pp, col));
+            if (t < p.L) store8_last(dst + (p.row0 + r) * static_cast<int64_t>(p.L), t, p.L, true, v);
           }
         };
-        epilogue(reg_post(iter % NSI), p.post != nullptr, p.y);
-        if constexpr (Y2) epilogue(reg_post(iter % NSI) + N1 * TW, true, p.y2);
+        uint32_t f0[NTB / 2][4] = {}, f2[NTB / 2][4] = {};
+        if (p.post != nullptr) frag(tile0, f0);
+        if constexpr (Y2) frag(tile0 + N1 * TW, f2);
+        if constexpr (SKIP) {
+          if (skip_on2) {  // (post is given with dskip's partials: post = pre, post2 = u; zeros past L add nothing)
+            uint32_t fd[NTB / 2][4], fq[NTB / 2][4] = {};
+            frag(tile0 + 2 * N1 * TW, fd);
+            if (parts.post != nullptr) frag(tile0 + 3 * N1 * TW, fq);
+#pragma unroll
+            for (int i = 0; i < NTB / 2; ++i)
+#pragma unroll
+              for (int k = 0; k < 4; ++k) {
+                float2 g = O::unpack(fd[i][k]);
+                if (parts.post != nullptr) {
+                  const float2 gq = O::unpack(fq[i][k]);
+                  g.x *= gq.x;
+                  g.y *= gq.y;
+                }
+                const float2 u = O::unpack(f2[i][k]), pre = O::unpack(f0[i][k]);
+                reg_skip += static_cast<double>(g.x) * static_cast<double>(u.x * pre.x) +
+                            static_cast<double>(g.y) * static_cast<double>(u.y * pre.y);
+              }
+          }
+        }
+        out(tile0, f0, p.post != nullptr, p.y);
+        if constexpr (Y2) out(tile0 + N1 * TW, f2, true, p.y2);
       } else {
 #pragma unroll
         for (int nt = 0; nt < NTB; ++nt)
@@ -1330,6 +1369,11 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       }
     }
     if constexpr (REG) {
+      if (skip_on2) {
+#pragma unroll
+        for (int m = 16; m > 0; m >>= 1) reg_skip += shfl_xor_f64(reg_skip, m);  // a fixed tree: the same bits every run
+        if (lane == 0) parts.part[((p.row0 + r) * gridDim.x + blockIdx.x) * WARPS + warp] = reg_skip;
+      }
       tma_store_fence();  // this row's generic accesses of GB and the tile, before the async proxy refills them
       __syncthreads();
       if (tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
