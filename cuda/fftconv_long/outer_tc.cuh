@@ -316,15 +316,16 @@ constexpr bool inv_tma_store(int N1, bool two_outputs) {
   return per_size(JFF_LONG_INV_TMA_STORE, two_outputs && N1 == 32) != 0;
 }
 constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 0; }  // single level only (N1 <= 32)
-// The single-output inverse's register epilogue (TMA; Shape::kReg*): stage B multiplies its fp32 results by post
-// straight from post's tile (swizzled, read by ldmatrix in D's layout) and writes y over it, and each warp stores the
-// tile columns it wrote, so the fp32 output buffer OUTF and the epilogue's pass over it go, and a barrier per row.
-// Two levels (N1 = 256, 512): the workspace tile, read only by the load phase, shares GB's bytes (GB is written only
-// after that phase); shared memory at N1 = 512 96 KB -> 67 KB, two -> three CTAs per SM (the pass's 2.13 ms of
-// loads and stores and 0.88 ms of DFTs ran back to back at two, 4M, session 32's probe), N1 = 256 48 KB -> 34 KB;
-// three barriers per row instead of four. One level (N1 = 16, 32: the 64K inverse runs 2.27 ms against the
-// forward's 1.30 for the same bytes): two barriers per row instead of three. Not yet timed (session 35); 0 / 1
-// forces it off / on at every size.
+// The inverse's register epilogue (TMA; Shape::kReg*, reg_*): stage B multiplies its fp32 results by post (and
+// post2) straight from the gates' tiles (swizzled, read by ldmatrix in D's layout) and writes y (y2) over them, and
+// each warp stores the tile columns it wrote, so the fp32 output buffer OUTF and the epilogue's pass over it go, and
+// a barrier per row; dskip's partials come from dy's and post_dy's tiles the same way. Two levels (N1 = 256, 512):
+// the workspace tile, read only by the load phase, shares GB's bytes (GB is written only after that phase), EF / GB
+// are CPlane16; the single-output pass's shared memory at N1 = 512 96 KB -> 50 KB, two -> four CTAs per SM (its
+// 2.13 ms of loads and stores and 0.88 ms of DFTs ran back to back at two, 4M, session 32's probe), N1 = 256 48 ->
+// 25 KB; three barriers per row instead of four. One level (N1 = 16, 32: the 64K inverse runs 2.27 ms against the
+// forward's 1.30 for the same bytes): two barriers per row instead of three. Registers fall at every size
+// (notes_long.md, session 35). Not yet timed; 0 / 1 forces it off / on at every size.
 #ifndef JFF_LONG_INV_REG_EPI
 #define JFF_LONG_INV_REG_EPI -1
 #endif
