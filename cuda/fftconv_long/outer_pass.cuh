@@ -636,10 +636,10 @@ cudaError_t signal_tile_map(TileMap* m, const void* base, int elem_bytes, const 
   const uint32_t b[3] = {uint32_t(TW), uint32_t(box), 1u};
   return make_tile_map(m, base, elem_bytes, dims, strides, b, swizzle);
 }
-// The register epilogue's view of post (outer_tc.cuh, inv_reg_epi): n1 = Q pp + q as (n2 < N2, pp < L / (Q N2),
-// q' = (L / N2) row + q) with strides Q N2 and N2 elements (not increasing: the driver takes strides in any order),
-// so that the box (TW, P, Q) at (n2_0, 0, (L / N2) row) is a row's tile as [q][pp][TW], 32-byte swizzled (TW = 16:
-// rows of 32 bytes). Needs L % (Q N2) == 0.
+// The register epilogue's view of a gate (outer_tc.cuh, inv_reg_epi): n1 = Q pp + q as (n2 < N2, pp < L / (Q N2),
+// q' = (L / N2) row + q) with strides Q N2 and N2 elements (not increasing: outer_selftest checks that the driver
+// takes it), so that the box (TW, P, Q) at (n2_0, 0, (L / N2) row) is a row's tile as [q][pp][TW], 32-byte swizzled
+// (TW = 16: rows of 32 bytes). Needs L % (Q N2) == 0.
 template <typename Args>
 cudaError_t signal_qp_map(TileMap* m, const void* base, const Args& a, int TW, int P, int Q) {
   const uint64_t dims[3] = {uint64_t(a.N2), uint64_t(a.L / (Q * a.N2)), uint64_t((a.row0 + a.nrows) * (a.L / a.N2))};

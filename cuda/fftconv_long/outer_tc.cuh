@@ -192,7 +192,8 @@ struct Plane {
 struct CPlane16 {
   static __device__ __forceinline__ int at(int r, int col) {
     const int L = r >> 2;
-    const int g = ((L ^ (L >> 2)) & 1) | (((L ^ (L >> 3)) & 1) << 1) | (((L ^ (L >> 1) ^ (L >> 2) ^ (L >> 4)) & 1) << 2);
+    const int g =
+        ((L ^ (L >> 2)) & 1) | (((L ^ (L >> 3)) & 1) << 1) | (((L ^ (L >> 1) ^ (L >> 2) ^ (L >> 4)) & 1) << 2);
     return L * 64 + ((((r & 3) << 1) | (col >> 3)) ^ g) * 8 + (col & 7);
   }
   static __host__ __device__ constexpr int elems(int rows) { return ((rows + 7) / 8) * 8 * 16; }
@@ -427,7 +428,9 @@ struct Shape {
   // Tiles per stage: (one level: the workspace's,) then `gates` gate tiles: post's, with a second output post2's,
   // with dskip's partials dy's and post_dy's.
   static constexpr int reg_tiles(int gates) { return (kTwo ? 0 : 1) + gates; }
-  static constexpr size_t reg_stage_bytes(int gates) { return size_t(2) * reg_tiles(gates) * N1 * TW; }  // 1024-multiple
+  static constexpr size_t reg_stage_bytes(int gates) {  // a multiple of 1024
+    return size_t(2) * reg_tiles(gates) * N1 * TW;
+  }
   static constexpr size_t reg_smem(int gates) {
     return kRegStage + kRegStages * reg_stage_bytes(gates) + 16 * kRegStages;
   }
@@ -1091,8 +1094,9 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
   constexpr int kRegTiles = S::reg_tiles(kRegGates);
   auto reg_ws = [&](int st) { return S::kTwo ? GBr : SR + st * kRegTiles * N1 * TW; };  // stage st's workspace tile
   auto reg_post = [&](int st) { return S::kTwo ? SR : SR + st * kRegTiles * N1 * TW + N1 * TW; };  // and post's
-  uint64_t* const ibars = REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::reg_stage_bytes(kRegGates))
-                              : reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
+  uint64_t* const ibars =
+      REG ? reinterpret_cast<uint64_t*>(r1 + S::kRegStage + S::kRegStages * S::reg_stage_bytes(kRegGates))
+          : reinterpret_cast<uint64_t*>(SI + NT * NSI * N1 * TW);
   auto issue_tma = [&](int64_t rr, int st) {
     const int tiles = 1 + (p.post != nullptr ? 1 : 0) + (Y2 ? 1 : 0) +
                       (REG && skip_on2 ? 1 + (parts.post != nullptr ? 1 : 0) : 0);
@@ -1372,7 +1376,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
     if constexpr (REG) {
       if (skip_on2) {
 #pragma unroll
-        for (int m = 16; m > 0; m >>= 1) reg_skip += shfl_xor_f64(reg_skip, m);  // a fixed tree: the same bits every run
+        for (int m = 16; m > 0; m >>= 1) reg_skip += shfl_xor_f64(reg_skip, m);  // a fixed tree: same bits every run
         if (lane == 0) parts.part[((p.row0 + r) * gridDim.x + blockIdx.x) * WARPS + warp] = reg_skip;
       }
       tma_store_fence();  // this row's generic accesses of GB and the tile, before the async proxy refills them
