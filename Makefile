@@ -81,14 +81,15 @@ emulate: $(VENV)/.deps
 	build/emu/outer_selftest --quick > build/emu/outer_selftest.log; rc=$$?; tail -n 1 build/emu/outer_selftest.log; exit $$rc
 	# The outer passes' load and twiddle variants (TMA stages, cp.async staging, plain loads, twiddles in shared
 	# memory: each on at some outer sizes by default) change how data reach the arithmetic, not the arithmetic: with
-	# the cp.async forms everywhere (1), with plain loads everywhere (0) and with every TMA path (t: more stages, TMA
-	# stores, the inverse epilogue's other chunk order, the inner step's cp.async item loads and L2 prefetch), the
-	# output must equal the default build's line for line.
+	# the cp.async forms everywhere and the inverse's old epilogue (1), with plain loads everywhere, the inner step's
+	# too (0), and with every TMA path (t: more stages, TMA stores, the inverse epilogue's other chunk order, the
+	# register epilogue at every size, the forward's compact planes, the inner step's L2 prefetch), the output must
+	# equal the default build's line for line.
 	for v in 1 0 t; do \
 		case $$v in \
-		1) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=1 -DJFF_LONG_INV_STAGE=1 -DJFF_LONG_INV2_STAGE=1 -DJFF_LONG_SMEM_TW=1";; \
-		0) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=0 -DJFF_LONG_INV_STAGE=0 -DJFF_LONG_INV2_STAGE=0 -DJFF_LONG_SMEM_TW=0";; \
-		t) d="-DJFF_LONG_FWD_TMA=3 -DJFF_LONG_INV_TMA=3 -DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0 -DJFF_LONG_INNER_STAGE=1 -DJFF_LONG_INNER_PREFETCH=1";; \
+		1) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=1 -DJFF_LONG_INV_STAGE=1 -DJFF_LONG_INV2_STAGE=1 -DJFF_LONG_SMEM_TW=1 -DJFF_LONG_INV_REG_EPI=0";; \
+		0) d="-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_FWD_STAGE=0 -DJFF_LONG_INV_STAGE=0 -DJFF_LONG_INV2_STAGE=0 -DJFF_LONG_SMEM_TW=0 -DJFF_LONG_INNER_STAGE=0";; \
+		t) d="-DJFF_LONG_FWD_TMA=3 -DJFF_LONG_INV_TMA=3 -DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0 -DJFF_LONG_INV_REG_EPI=1 -DJFF_LONG_FWD_CPLANE=1 -DJFF_LONG_INNER_PREFETCH=1";; \
 		esac; \
 		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" sh cuda/fftconv_long/emu_build.sh build/emu/outer_selftest_v$$v || exit 1; \
 		build/emu/outer_selftest_v$$v --quick > build/emu/outer_selftest_v$$v.log; \
@@ -106,10 +107,11 @@ emulate: $(VENV)/.deps
 	CUDA_INC=$(CUDA_INC) sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest cuda/fftconv_long/long_bwd_selftest.cu
 	build/emu/long_bwd_selftest --quick > build/emu/long_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/long_bwd_selftest.log; exit $$rc
 	# The backward's output-neutral switches flipped (the CUDA-core dk_spec without its prefetched S update; the
-	# two-output inverse and the forward's stores by TMA with the inverse epilogue's other chunk order and the inner
-	# steps' cp.async item loads, plain loads in the outer passes): the same arithmetic, the same output.
-	for d in "-DJFF_LONG_DK_PREFETCH=0" "-DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0 -DJFF_LONG_INNER_STAGE=1" \
-		"-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0"; do \
+	# two-output inverse and the forward's stores by TMA with the inverse epilogue's other chunk order and the register
+	# epilogue at every size, plain loads in the outer passes and the inner steps): the same
+	# arithmetic, the same output.
+	for d in "-DJFF_LONG_DK_PREFETCH=0" "-DJFF_LONG_INV2_TMA=2 -DJFF_LONG_FWD_TMA_STORE=1 -DJFF_LONG_INV_TMA_STORE=1 -DJFF_LONG_TILE_ORDER=0 -DJFF_LONG_INV_REG_EPI=1" \
+		"-DJFF_LONG_FWD_TMA=0 -DJFF_LONG_INV_TMA=0 -DJFF_LONG_INV2_TMA=0 -DJFF_LONG_INNER_STAGE=0"; do \
 		CUDA_INC=$(CUDA_INC) CXX="g++ $$d" \
 			sh cuda/fftconv_long/emu_build.sh build/emu/long_bwd_selftest_v1 cuda/fftconv_long/long_bwd_selftest.cu || exit 1; \
 		build/emu/long_bwd_selftest_v1 --quick > build/emu/long_bwd_selftest_v1.log; \

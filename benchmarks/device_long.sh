@@ -15,7 +15,8 @@
 # STEP=1 adds training-step rows (bench_fftconv --modes step) at 64K..2M and 4M H=384 (fftconv-long-step.json and
 # fftconv-long-step-4m-h384.json; summary.txt then goes into build.log, test.log into bench.log).
 # SELFTEST_BENCH=0 leaves the self-tests' kernel benches (--bench) out of step 2.
-# SANITIZE_BWD="racecheck memcheck" runs those tools on long_bwd_selftest --quick right after the self-tests.
+# SANITIZE_BWD="racecheck memcheck" runs those tools on long_bwd_selftest --quick right after the self-tests,
+# SANITIZE_OUTER="racecheck" on outer_selftest --quick.
 # MEMCHECK=1 adds compute-sanitizer memcheck of `outer_selftest --quick` and `long_bwd_selftest --quick` at the end.
 # Files under $OUT (8 at most): summary.txt build.log selftests.log bench.log test.log and the three JSON parts
 # (merge them with benchmarks/merge_results.py --floor-bandwidth max).
@@ -89,11 +90,15 @@ if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
     run_left selftests.log build/selftests/long_bwd_selftest --bench
   fi
   grep -h "ALL PASS\|FAIL" "$OUT/selftests.log"
-  # SANITIZE_BWD="racecheck memcheck": those compute-sanitizer tools on long_bwd_selftest --quick, before the table.
+  # SANITIZE_BWD="racecheck memcheck": those compute-sanitizer tools on long_bwd_selftest --quick, before the table;
+  # SANITIZE_OUTER the same on outer_selftest --quick.
   for tool in ${SANITIZE_BWD:-}; do
     run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/long_bwd_selftest --quick
   done
-  [ -z "${SANITIZE_BWD:-}" ] || grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/selftests.log"
+  for tool in ${SANITIZE_OUTER:-}; do
+    run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 build/selftests/outer_selftest --quick
+  done
+  [ -z "${SANITIZE_BWD:-}${SANITIZE_OUTER:-}" ] || grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/selftests.log"
 fi
 
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)

@@ -197,14 +197,17 @@ constexpr int inner_load_round(int RAD) { return RAD == 32 ? kLoadRound : 1; }
 // The tensor-core inner kernels' item loads (load_item_planes) as 16-byte cp.async copies straight into the planes:
 // all of a thread's chunks in flight at once (8 at N2 = 4096 with 4 warps, 16 KB per CTA) and no registers held
 // for them, where the register loads keep inner_load_round(RAD) chunks per thread in flight (one at RAD = 16:
-// 4 KB per CTA). Item M1's twist is applied in place once the thread's own copies have landed. Off until timed
-// on the GPU (notes_long.md, session 33): 1 turns it on.
+// 4 KB per CTA). Item M1's twist is applied in place once the thread's own copies have landed. H200, bf16, ms, best
+// of two rounds (session 36; register loads -> cp.async): the backward's bwd_inner_tc_kernel 64K 4.536 -> 3.930,
+// 256K 4.904 -> 4.388, 1M 4.110 -> 3.727, 4M 4.698 -> 4.011; the forward's inner pass (outer_selftest --bench)
+// 64K 1.828 -> 1.806, 1M 1.859 -> 1.845, 4M 2.067 -> 1.938 (f16 1M 2.051 -> 1.986). 0 turns it off.
 #ifndef JFF_LONG_INNER_STAGE
-#define JFF_LONG_INNER_STAGE 0
+#define JFF_LONG_INNER_STAGE 1
 #endif
 constexpr bool kInnerStage = JFF_LONG_INNER_STAGE != 0;
 // The next item's planes prefetched into L2 (one bulk prefetch per plane, sm_90) once this item's load is in
-// shared memory, so that its load after this item's transforms finds them in L2. Off until timed: 1 turns it on.
+// shared memory, so that its load after this item's transforms finds them in L2. Lost with the cp.async loads
+// (session 36, same runs: bwd_inner_tc_kernel 64K 3.930 -> 4.358, 4M 4.011 -> 4.197): off, 1 turns it on.
 #ifndef JFF_LONG_INNER_PREFETCH
 #define JFF_LONG_INNER_PREFETCH 0
 #endif

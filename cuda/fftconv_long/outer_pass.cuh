@@ -737,7 +737,7 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   // the instances below run (outer_selftest reports whether it takes them).
   if constexpr (!F32OUT) {
     const int64_t whole = S::kTwo ? int64_t{Q} * a.N2 : a.N2;
-    const bool reg = tc::inv_reg_epi(P * Q) && a.skip == nullptr && p.vec && a.L % whole == 0 &&
+    const bool reg = tc::inv_reg_epi(P * Q, a.y2 != nullptr) && a.skip == nullptr && p.vec && a.L % whole == 0 &&
                      aligned(a.ws, 16) && device_major() >= 9 && tma_encode_available() &&
                      (a.row0 + a.nrows) * (a.L / a.N2) < (int64_t{1} << 31);
     auto gate_map = [&](TileMap* m, const void* gate) {

@@ -278,12 +278,14 @@ constexpr int fwd_tma(int N1) { return per_size(JFF_LONG_FWD_TMA, N1 == 32 ? 3 :
 // one stage it fits two CTAs per SM: session 33, forward ms, 2 stages without -> 1 stage with box stores: N1 = 512
 // 2.038 / 2.038 -> 1.910 / 1.908; the same forced at other sizes lost: N1 = 16 1.30 -> 1.32, 32 1.33 -> 1.46,
 // 256 1.86 -> 2.06 / 2.13). 0 / 1 forces it.
-// The two-level forward's planes R / I as CPlane16 (no padding; JFF_LONG_FWD_CPLANE, default on, 0 = Plane<16>):
-// N1 = 512 49 -> 32 KB, N1 = 256 25 -> 16 KB, and the bank profiler's conflicts in stage 2 and the load phase go.
-// With them N1 = 512 without the box store (below) holds 64 KB: three CTAs per SM, where the box store's 16 KB
-// more keeps two; so the box store is off at N1 = 512 with compact planes (not yet timed, session 35).
+// The two-level forward's planes R / I as CPlane16 (no padding; JFF_LONG_FWD_CPLANE=1, 0 = Plane<16>): N1 = 512
+// 49 -> 32 KB, N1 = 256 25 -> 16 KB, and the bank profiler's conflicts in stage 2 and the load phase go; with them
+// N1 = 512 without the box store (below) holds 64 KB: three CTAs per SM instead of two. Yet slower on the GPU
+// (H200, bf16, outer_selftest --bench forward ms, two rounds, session 36; Plane<16> -> CPlane16): N1 = 256 (1M)
+// 1.890 -> 2.337, N1 = 512 (4M) 1.938 -> 2.186 (2.432 with the box store kept); the k pass at 1M 1.90 -> 2.35.
+// So off (the inverse's register epilogue keeps its CPlane16 planes, which did gain there).
 #ifndef JFF_LONG_FWD_CPLANE
-#define JFF_LONG_FWD_CPLANE 1
+#define JFF_LONG_FWD_CPLANE 0
 #endif
 constexpr bool fwd_tma_store(int N1) {
   return fwd_tma(N1) > 0 &&
@@ -326,11 +328,18 @@ constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 
 // 2.13 ms of loads and stores and 0.88 ms of DFTs ran back to back at two, 4M, session 32's probe), N1 = 256 48 ->
 // 25 KB; three barriers per row instead of four. One level (N1 = 16, 32: the 64K inverse runs 2.27 ms against the
 // forward's 1.30 for the same bytes): two barriers per row instead of three. Registers fall at every size
-// (notes_long.md, session 35). Not yet timed; 0 / 1 forces it off / on at every size.
+// (notes_long.md, session 35). H200, bf16, ms, best of two rounds (session 36; old instances -> register epilogue):
+//   single output (outer_selftest --bench inverse): N1 = 16 (64K) 2.252 -> 1.458, N1 = 256 (1M) 2.296 -> 2.010,
+//     N1 = 512 (4M) 2.970 -> 2.303; long_bwd_selftest --bench "dpost": N1 = 32 (256K) 1.544 -> 1.463;
+//   two outputs ("du and dpre", with dskip's partials but at 1M): N1 = 16 5.269 -> 3.445, 32 4.489 -> 3.433,
+//     512 5.985 -> 4.552, but N1 = 256 (no partials there) 3.219 -> 6.192 (not yet understood: notes_long.md).
+// So everywhere but the two-output instance at N1 = 256; 0 / 1 forces it off / on at every size.
 #ifndef JFF_LONG_INV_REG_EPI
 #define JFF_LONG_INV_REG_EPI -1
 #endif
-constexpr bool inv_reg_epi(int N1) { return JFF_LONG_OUTER_PROBE == 0 && per_size(JFF_LONG_INV_REG_EPI, 1) != 0; }
+constexpr bool inv_reg_epi(int N1, bool two_outputs) {
+  return JFF_LONG_OUTER_PROBE == 0 && per_size(JFF_LONG_INV_REG_EPI, !(two_outputs && N1 == 256)) != 0;
+}
 // The order in which the outer passes' threads read the TMA stages' dense tiles (JFF_LONG_TILE_ORDER).
 // 0: the inverse epilogue's chunks rows fastest, which keeps its fp32 OUTF reads conflict-free but makes the 8
 // lanes of a 16-byte shared-memory phase read one column of 8 rows of the post (post2) tile (and write the box
@@ -1359,6 +1368,8 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
               }
           }
         }
+        // out() writes over places other lanes' ldmatrix read: order those reads first (racecheck's intra-warp WAR).
+        __syncwarp();
         out(tile0, f0, p.post != nullptr, p.y);
         if constexpr (Y2) out(tile0 + N1 * TW, f2, true, p.y2);
       } else {
