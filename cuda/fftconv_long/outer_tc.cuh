@@ -169,6 +169,17 @@ struct SkipParts {
   const uint16_t* post;  // nullptr: absent
   double* part;
 };
+// dskip's term of one element, g v = (dy post_dy) (u pre): fp32 products as dskip_rows_kernel forms them, in double.
+__device__ __forceinline__ double dskip_term(float dy_post_dy, float u, float pre) {
+  return static_cast<double>(dy_post_dy) * static_cast<double>(u * pre);
+}
+// A warp's dskip partial for signal row `row`, summed over its lanes by a fixed tree (the same bits every run).
+template <int WARPS>
+__device__ __forceinline__ void write_skip_part(double acc, const SkipParts& parts, int64_t row, int warp, int lane) {
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) acc += shfl_xor_f64(acc, m);
+  if (lane == 0) parts.part[(row * gridDim.x + blockIdx.x) * WARPS + warp] = acc;
+}
 
 // 16-bit shared-memory plane geometry (see the header comment).
 template <int TW>
@@ -1363,8 +1374,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
                   g.y *= gq.y;
                 }
                 const float2 u = O::unpack(f2[i][k]), pre = O::unpack(f0[i][k]);
-                reg_skip += static_cast<double>(g.x) * static_cast<double>(u.x * pre.x) +
-                            static_cast<double>(g.y) * static_cast<double>(u.y * pre.y);
+                reg_skip += dskip_term(g.x, u.x, pre.x) + dskip_term(g.y, u.y, pre.y);
               }
           }
         }
@@ -1385,11 +1395,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
       }
     }
     if constexpr (REG) {
-      if (skip_on2) {
-#pragma unroll
-        for (int m = 16; m > 0; m >>= 1) reg_skip += shfl_xor_f64(reg_skip, m);  // a fixed tree: same bits every run
-        if (lane == 0) parts.part[((p.row0 + r) * gridDim.x + blockIdx.x) * WARPS + warp] = reg_skip;
-      }
+      if (skip_on2) write_skip_part<WARPS>(reg_skip, parts, p.row0 + r, warp, lane);
       tma_store_fence();  // this row's generic accesses of GB and the tile, before the async proxy refills them
       __syncthreads();
       if (tid == 0 && r + int64_t(NSI) * gridDim.y < p.nrows) issue_tma(r + int64_t(NSI) * gridDim.y, iter % NSI);
@@ -1477,7 +1483,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
             }
             unpack8<T>(pg[j], pre);
 #pragma unroll
-            for (int e = 0; e < 8; ++e) skip_acc += static_cast<double>(g[e]) * static_cast<double>(z2[e] * pre[e]);
+            for (int e = 0; e < 8; ++e) skip_acc += dskip_term(g[e], z2[e], pre[e]);
           }
 #pragma unroll
           for (int e = 0; e < 8; ++e) z2[e] *= z[e];
@@ -1502,11 +1508,7 @@ __global__ void __launch_bounds__(WARPS * 32, inv_min_blocks(P * Q, Y2))
         }
       }
     }
-    if (skip_on2) {
-#pragma unroll
-      for (int m = 16; m > 0; m >>= 1) skip_acc += shfl_xor_f64(skip_acc, m);  // a fixed tree: the same bits every run
-      if (lane == 0) parts.part[(grow * gridDim.x + blockIdx.x) * WARPS + warp] = skip_acc;
-    }
+    if (skip_on2) write_skip_part<WARPS>(skip_acc, parts, grow, warp, lane);
     if (staged) issue_post(r + gridDim.y);
     if (tma_out) tma_store_fence();  // the output chunks above, before the box stores read them
     __syncthreads();  // the next row's load overwrites GB / EF
