@@ -24,6 +24,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -754,9 +755,10 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
       if (parts)
         return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true, true>, WARPS * 32,
                            S::reg_smem(4) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
-      if (a.y2 != nullptr)
+      if (a.y2 != nullptr)  // (JFF_LONG_REG2_MIN_SMEM: at least that much shared memory, fewer CTAs per SM; A/B)
         return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, false, true>, WARPS * 32,
-                           S::reg_smem(2) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                           std::max<size_t>(S::reg_smem(2) + S::kInvTwBytes, JFF_LONG_REG2_MIN_SMEM), a.N2 / TW,
+                           a.nrows, stream, p, sk, maps);
       return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, false, false, true>, WARPS * 32,
                          S::reg_smem(1) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
     }

@@ -351,6 +351,11 @@ constexpr bool smem_tw(int N1) { return per_size(JFF_LONG_SMEM_TW, N1 <= 32) != 
 constexpr bool inv_reg_epi(int N1, bool two_outputs) {
   return JFF_LONG_OUTER_PROBE == 0 && per_size(JFF_LONG_INV_REG_EPI, !(two_outputs && N1 == 256)) != 0;
 }
+// Bytes of dynamic shared memory the two-output register-epilogue launch takes at least (0: what it needs). An A/B
+// knob for the N1 = 256 question above: e.g. 57344 caps it at 3 CTAs per SM (its own 33.8 KB allow 6).
+#ifndef JFF_LONG_REG2_MIN_SMEM
+#define JFF_LONG_REG2_MIN_SMEM 0
+#endif
 // The order in which the outer passes' threads read the TMA stages' dense tiles (JFF_LONG_TILE_ORDER).
 // 0: the inverse epilogue's chunks rows fastest, which keeps its fp32 OUTF reads conflict-free but makes the 8
 // lanes of a 16-byte shared-memory phase read one column of 8 rows of the post (post2) tile (and write the box
