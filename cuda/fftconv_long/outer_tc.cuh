@@ -936,9 +936,10 @@ __global__ void __launch_bounds__(WARPS * 32, fwd_min_blocks(P * Q)) outer_fwd_t
     if (tma_out && tid == 0) tma_store_wait_read();  // the previous row's box store has read SO
     __syncthreads();
     // ---- store the M packed rows of this tile: 16-byte chunks, both planes (chunk i is SO's 8 i with tma_out).
-    // Without the box store at two levels, a phase's 8 lanes take 4 rows' both halves of one plane instead of 2 rows
-    // of both planes (the same (row, half) of R and I share bank groups: 2-way), the same 32-byte pieces per lane pair.
-    const bool plane_order = S::kTwo && !tma_out;
+    // Compact planes without the box store: a phase's 8 lanes take 4 rows' both halves of one plane instead of 2 rows
+    // of both planes (CPlane16 puts the same (row, half) of R and I in one bank group: 2-way), the same 32-byte
+    // pieces per lane pair. (Plane<16> keeps the order it was timed with.)
+    const bool plane_order = std::is_same_v<PL, CPlane16> && !tma_out;
     for (int i = tid; kOuterProbeStreams && i < M * 2 * CH; i += NTH) {
       int k1 = i / (2 * CH), rem = i - k1 * 2 * CH, pl = rem / CH, ch = rem - pl * CH;
       if (plane_order) {  // (CH = 2)
