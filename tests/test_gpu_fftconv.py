@@ -52,6 +52,7 @@ def _f64(a):
 FWD_SHAPES = [
     ((3,), 5, 16, 16, None),
     ((2,), 3, 256, 100, 256),  # circular
+    ((2,), 3, 300, 150, None),  # N = 512 (N0 = 2 x 256)
     ((2,), 4, 3000, 1097, None),  # N = 4096
     ((1,), 3, 8192, 8192, 8192),  # largest fused size, circular
     ((2,), 2, 10000, 6000, None),  # N = 16384: four-step
@@ -88,6 +89,7 @@ def test_lowers_to_the_cuda_custom_call(rng):
 
 GRAD_SHAPES = [
     ((3,), 4, 200, 57, None),
+    ((2,), 3, 256, 256, None),  # N = 512: a full-length filter on L = 256
     ((2,), 3, 4096, 4096, 4096),
     ((2,), 2, 12000, 5000, None),  # four-step
     pytest.param((1,), 1, 300000, 200000, 1 << 19, id="long-512K"),  # the long path, circular
@@ -167,7 +169,7 @@ def test_bitwise_reproducible(rng, length, klen):
 
 
 @pytest.mark.parametrize("fft_size,length,heads", [
-    (256, 256, 6), (256, 201, 24), (1024, 1000, 40), (2048, 2048, 16), (4096, 4096, 6), (4096, 3001, 32),
+    (256, 256, 6), (256, 201, 24), (512, 500, 16), (1024, 1000, 40), (2048, 2048, 16), (4096, 4096, 6), (4096, 3001, 32),
     (8192, 8192, 9), (16384, 10000, 16), (32768, 32768, 8), (1 << 18, 200000, 6)])
 def test_blh_matches_bhl(rng, fft_size, length, heads):
     """16-bit BLH against BHL on the same data. The forward reads BLH natively at the tensor-core sizes

@@ -14,7 +14,7 @@
 
 namespace jff {
 
-// Handled: bf16/fp16, N in {256, 1024, 2048, 4096, 8192, 16384, 32768}, BHL, and BLH where
+// Handled: bf16/fp16, N in {256, 512, 1024, 2048, 4096, 8192, 16384, 32768}, BHL, and BLH where
 // N <= 2048 or the device has thread block clusters (compute capability 9.0), any 1 <= L <= N,
 // 1 <= Lk <= N, both rows of a pair in one filter group (G == 1 or R even), and enough opt-in
 // shared memory (N = 32768 needs 192 KB for its k-spectrum pre-kernel: Hopper yes, A100 no).

@@ -407,7 +407,10 @@ int main(int argc, char** argv) {
       // any L at N = 256/1024: the big kernel with N0 = 1 (scalar tails)
       {"bf16 N256 L201 odd", BF, 3, 2, 201, 56, 256, 1, 1, true, true, true, false},
       {"fp16 N1024 L999 odd B13", HF, 13, 2, 999, 25, 1024, 1, 1, true, true, true, false},
-      // N = N0 * M: 2048 = 2x1024, 4096 = 16x256, 8192 = 32x256, 16384 = 16x1024, 32768 = 32x1024
+      // N = N0 * M: 512 = 2x256, 2048 = 2x1024, 4096 = 16x256, 8192 = 32x256, 16384 = 16x1024, 32768 = 32x1024
+      {"bf16 N512 full gated", BF, 3, 3, 512, 512, 512, 1, 1, true, true, true, false},
+      {"fp16 N512 causal B9", HF, 9, 2, 256, 256, 512, 1, 1, true, true, true, false},
+      {"bf16 N512 L301 odd G2R2 pre", BF, 5, 2, 301, 120, 512, 2, 2, true, false, true, false},
       {"bf16 N2048 full gated", BF, 3, 3, 2048, 2048, 2048, 1, 1, true, true, true, false},
       {"bf16 N2048 L1501 odd G2R2 pre", BF, 5, 2, 1501, 300, 2048, 2, 2, true, false, true, false},
       {"fp16 N2048 causal", HF, 2, 2, 1024, 1024, 2048, 1, 1, true, true, true, false},
@@ -430,7 +433,7 @@ int main(int argc, char** argv) {
     // Timed workload: B=64, H=768, gated + skip, L = N (the issue's bar), Lk = L.
     static std::vector<std::string> names;  // keeps the c_str()s alive
     names.reserve(16);
-    for (int64_t n : {256, 1024, 2048, 4096, 8192, 16384, 32768}) {
+    for (int64_t n : {256, 512, 1024, 2048, 4096, 8192, 16384, 32768}) {
       names.push_back("T bf16 N" + std::to_string(n) + " L=N");
       cases.push_back({names.back().c_str(), BF, 64, 768, n, n, n, 1, 1, true, true, true, true});
     }

@@ -1295,6 +1295,7 @@ template <typename F>
 bool dispatch_n(int64_t N, F&& f) {
   switch (N) {
     case 256: f(IC<1>{}, IC<16>{}); return true;
+    case 512: f(IC<2>{}, IC<16>{}); return true;
     case 1024: f(IC<1>{}, IC<32>{}); return true;
     case 2048: f(IC<2>{}, IC<32>{}); return true;
     case 4096: f(IC<16>{}, IC<16>{}); return true;

@@ -264,7 +264,7 @@ cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec)
 
 
 // =======================================================================================
-// N = N0 * M with M = RAD^2 in {256, 1024}: N = 2048 .. 32768, and N0 = 1 (N = 256/1024)
+// N = N0 * M with M = RAD^2 in {256, 1024}: N = 512 and 2048 .. 32768, and N0 = 1 (N = 256/1024)
 // for lengths the cp.async kernel above cannot take (L % 8 != 0).
 //
 // One more four-step level around the routine above (monarch_core.cuh's header). One CTA

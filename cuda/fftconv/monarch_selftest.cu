@@ -381,6 +381,10 @@ int main(int argc, char** argv) {
       {"bf16 N256 L=201 odd", BF, 3, 2, 201, 56, 256, 1, 1, true, true, true, false},
       {"fp16 N1024 L=999 odd", HF, 3, 2, 999, 25, 1024, 1, 1, true, true, true, false},
       // N = N0 * M
+      {"bf16 N512 full gated", BF, 3, 5, 512, 512, 512, 1, 1, true, true, true, false},
+      {"fp16 N512 causal", HF, 2, 3, 256, 256, 512, 1, 1, true, true, true, false},
+      {"bf16 N512 L=301 odd G2R2", BF, 5, 2, 301, 120, 512, 2, 2, true, false, true, false},
+      {"bf16 N512 L=256 Lk=256 nogate", BF, 3, 2, 256, 256, 512, 1, 1, false, false, false, false},
       {"bf16 N2048 full gated", BF, 3, 3, 2048, 2048, 2048, 1, 1, true, true, true, false},
       {"fp16 N2048 causal", HF, 2, 2, 1024, 1024, 2048, 1, 1, true, true, true, false},
       {"bf16 N2048 L=1501 odd G2R2", BF, 5, 2, 1501, 300, 2048, 2, 2, true, false, true, false},
@@ -400,6 +404,7 @@ int main(int argc, char** argv) {
       // H a multiple of 8 (BLH 16-byte head groups), several head tiles, partial last tile
       {"bf16 N256 H=24", BF, 3, 24, 256, 256, 256, 1, 1, true, true, true, false},
       {"fp16 N1024 H=40 L=1000", HF, 2, 40, 1000, 1000, 1024, 1, 1, true, true, true, false},
+      {"fp16 N512 H=16 L=500", HF, 3, 16, 500, 500, 512, 1, 1, true, true, true, false},
       {"bf16 N2048 H=16", BF, 3, 16, 2048, 2048, 2048, 1, 1, true, true, true, false},
       {"bf16 N4096 H=32 L=3001 G2R2", BF, 4, 32, 3001, 3001, 4096, 2, 2, true, true, true, false},
       {"fp16 N8192 H=8 causal", HF, 3, 8, 4096, 4096, 8192, 1, 1, true, true, true, false},
@@ -407,7 +412,7 @@ int main(int argc, char** argv) {
       {"fp16 N32768 H=24 L=30000", HF, 2, 24, 30000, 30000, 32768, 1, 1, true, true, true, false},
   };
   if (!small) {
-    const int64_t Ns[] = {256, 1024, 2048, 4096, 8192, 16384, 32768};
+    const int64_t Ns[] = {256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
     static std::vector<std::string> names;  // keeps the c_str()s alive
     names.reserve(64);
     for (int64_t n : Ns) {
