@@ -1,9 +1,10 @@
-"""jff.fftconv on a CUDA GPU through the CUDA FFI handlers (generic kernels, cuda/fftconv/generic_*).
+"""jff.fftconv on a CUDA GPU through the CUDA FFI handlers (cuda/fftconv/, cuda/fftconv_long/).
 
-Covers what the CPU-default tests do not reach: the fused kernel up to N = 8192, the four-step path
-from N = 16384 up to 2^24, both layouts and all dtypes at those sizes, filter groups through vmap,
-gradients against float64 and against the pure-JAX backend, and bitwise reproducibility. Every check
-draws fresh random inputs (the seed is printed and recorded in the test report).
+Covers what the CPU-default tests do not reach: the short kernels (N <= 128), the fused kernel up to
+N = 8192, the four-step path from N = 16384 up to 2^24, both layouts and all dtypes at those sizes,
+filter groups through vmap, gradients against float64 and against the pure-JAX backend, and bitwise
+reproducibility. Every check draws fresh random inputs (the seed is printed and recorded in the test
+report).
 """
 
 
@@ -50,7 +51,9 @@ def _f64(a):
 
 # (batch dims, H, L, Lk, fft_size): fused sizes, the fused/four-step boundary, long sequences.
 FWD_SHAPES = [
-    ((3,), 5, 16, 16, None),
+    ((3,), 5, 16, 16, None),  # N = 32: the short kernels (N <= 128)
+    ((2, 3), 4, 100, 29, 128),
+    ((5,), 3, 7, 3, None),  # N = 16, odd L
     ((2,), 3, 256, 100, 256),  # circular
     ((2,), 3, 300, 150, None),  # N = 512 (N0 = 2 x 256)
     ((2,), 4, 3000, 1097, None),  # N = 4096
@@ -89,6 +92,8 @@ def test_lowers_to_the_cuda_custom_call(rng):
 
 GRAD_SHAPES = [
     ((3,), 4, 200, 57, None),
+    ((3,), 4, 40, 9, None),  # N = 64: the short kernels
+    ((70,), 2, 128, 128, 128),  # the short backward's rows over several blocks, circular
     ((2,), 3, 256, 256, None),  # N = 512: a full-length filter on L = 256
     ((2,), 3, 4096, 4096, 4096),
     ((2,), 2, 12000, 5000, None),  # four-step
@@ -127,11 +132,12 @@ def test_gradients_match_float64_and_xla(rng, batch, heads, length, klen, fft_si
 
 
 @pytest.mark.parametrize("length,klen,dtype,tol,tol_k",
-                         [(5000, 700, jnp.float32, 1e-4, 1e-4), (70000, 9000, jnp.bfloat16, 2e-2, 4e-2)])
+                         [(60, 30, jnp.bfloat16, 1e-2, 2e-2), (5000, 700, jnp.float32, 1e-4, 1e-4),
+                          (70000, 9000, jnp.bfloat16, 2e-2, 4e-2)])
 @pytest.mark.parametrize("layout", ["BHL", "BLH"])
 def test_vmap_over_filters_uses_filter_groups(rng, layout, length, klen, dtype, tol, tol_k):
-    # vmap over (u, k) folds the mapped axis into batch rows and filter groups (G > 1, R = B); generic and
-    # long-N kernels.
+    # vmap over (u, k) folds the mapped axis into batch rows and filter groups (G > 1, R = B); short (BHL),
+    # generic and long-N kernels.
     a = _inputs(rng, (3,), 4, length, klen, layout, dtype, pre=True, post=False, skip=True)
     us = jnp.stack([a["u"], 2 * a["u"]])
     ks = jnp.stack([a["k"], -0.5 * a["k"]])
@@ -156,7 +162,8 @@ def test_many_rows(rng):
         assert rel_l2(y, fftconv64(**_f64(a), layout="BLH")) <= 1.5e-2
 
 
-@pytest.mark.parametrize("length,klen", [(300, 200), (20000, 9000), (100000, 70000)])  # fused, generic, long
+# short, fused, generic and long-N kernels
+@pytest.mark.parametrize("length,klen", [(100, 20), (300, 200), (20000, 9000), (100000, 70000)])
 def test_bitwise_reproducible(rng, length, klen):
     a = _inputs(rng, (6,), 3, length, klen, "BHL", jnp.bfloat16)
     f = jax.jit(jax.grad(

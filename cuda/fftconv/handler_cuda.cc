@@ -21,6 +21,7 @@
 #include "common/ffi_util.h"
 #include "fftconv/fftconv_args.h"
 #include "fftconv/generic_fft.h"
+#include "fftconv/short_conv.h"
 #include "fftconv/monarch.h"
 #include "fftconv/monarch_bwd.h"
 #include "fftconv/validate.h"
@@ -79,7 +80,8 @@ ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool 
 
 void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.untyped_data(); }
 
-// Runs a fast path (the fused tensor-core kernels up to N = 32768, the long four-step path above)
+// Runs a fast path (the short tensor-core kernels up to N = 128, the fused ones up to N = 32768, the long
+// four-step path above)
 // when it supports the problem; sets *ran to false (and does nothing) otherwise, so the caller
 // tries the next path and finally the generic one.
 template <typename Args, typename Supported, typename ScratchBytes, typename Launch>
@@ -90,7 +92,7 @@ ffi::Error TryFastPath(const char* op, const Args& a, const generic::DeviceProps
   if (!supported(a.d, props.major, props.smem_optin)) return ffi::Error::Success();
   const size_t bytes = scratch_bytes(a);
   void* mem = nullptr;
-  JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
+  if (bytes > 0) JFF_RETURN_IF_ERROR(AllocateScratch(op, scratch, bytes, &mem));
   cudaError_t e = launch(a, stream, mem, bytes);
   if (e != cudaSuccess) return CudaError(op, path, e);
   *ran = true;
@@ -151,11 +153,14 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.y = y->untyped_data();
   a.kspec = static_cast<const float*>(DataOrNull(kspec));
 
-  // The fused tensor-core kernels (N <= 32768) and the long path (N >= 65536) take the shapes they
-  // support; the generic path covers everything else.
+  // The short tensor-core kernels (N <= 128), the fused ones (N <= 32768) and the long path (N >= 65536)
+  // take the shapes they support; the generic path covers everything else.
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_conv_supported,
+                                  ByDims<FftconvFwdArgs>(short_fwd_scratch_bytes), short_fwd, &ran));
+  if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
                                   ByDims<FftconvFwdArgs>(monarch_fwd_scratch_bytes), monarch_fwd, &ran));
   if (ran) return ffi::Error::Success();
@@ -213,6 +218,9 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_conv_supported,
+                                  ByDims<FftconvBwdArgs>(short_bwd_scratch_bytes), short_bwd, &ran));
+  if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_bwd_supported,
                                   ByDims<FftconvBwdArgs>(monarch_bwd_scratch_bytes), monarch_bwd, &ran));
   if (ran) return ffi::Error::Success();

@@ -1,0 +1,677 @@
+// Short FFT convolutions (N <= 128) on tensor cores, forward and backward (short_conv.h).
+//
+// The math. With v = pre * u per (batch, h) row and k_eff = k with skip added to its tap 0, the op's
+// z + skip * v at the L valid points is v W with W[s][t] = k_eff[(t - s) mod N] (s, t < L): the
+// circular convolution of length N as one L x L matrix, since F^-1 diag(FFT k) F is circulant. Nothing
+// is transformed: the tensor cores take W's fragments straight from k (k rounded once to the data's
+// 16-bit type, after a power-of-two scale per filter that keeps float16 inside its range), with
+// float32 accumulation. Per output that is L multiply-adds (128 at most), which an H100's tensor
+// cores do many times faster than HBM delivers the row's bytes.
+//   forward   y = post * (V W)                     V: 16 rows x LP of one filter, zero-padded
+//   backward  g = dy * post, dpost = dy * (V W), dv = g W^T, du = dv * pre, dpre = dv * u,
+//             dk[j] = sum over rows and (t, s) with (t - s) mod N = j of g[t] v[s],
+//             dskip = sum over rows and t of (u pre)(dy post) (float32 products of the unrounded inputs; the
+//             16-bit g and v of the tensor-core products would make it a cancelling sum of rounded terms)
+// dk's double sum is a product too: split t and s into 16-blocks, t = 16 T + tau, s = 16 (T - D) + tau';
+// then C_D[tau][tau'] = sum over rows b and blocks T of g[b][16 T + tau] v[b][16 (T - D) + tau'] is a
+// 16 x 16 matrix product whose inner dimension runs over (b, T), and dk[(16 D + tau - tau') mod N]
+// collects C_D's diagonals. Each warp keeps the C_D of its block lags D in registers across its CTA's
+// row tiles; at the end the diagonals are summed in a fixed order (and the CTAs' partial sums, if the
+// rows of one filter are split over several CTAs, by a second kernel in a fixed order): bitwise
+// reproducible, no atomics.
+//
+// Operands. A warp owns a tile of 16 batch rows of one (group, h) filter, staged in shared memory as
+// 16-bit values (row stride LP + 8 elements: ldmatrix's 8 rows of 16 bytes fall in distinct bank
+// groups). A fragments come from the tile by ldmatrix (V W, g W^T) or ldmatrix.trans (C_D: both
+// operands transposed). W's B fragment for rows (s, s + 1) of column t is the pair (k_r[e], k_r[e + 1])
+// with e = s - t and k_r[i] = k_eff[(-i) mod N] (for W^T the same with k_eff[i]); e's parity is the
+// lane's (t's) parity, so each filter is staged twice per direction, as pairs starting at even and at
+// odd indices: one 32-bit shared load per fragment register, conflict-free.
+//
+// Grid: one CTA per (filter, chunk of its row tiles); a tile holds up to 16 consecutive rows of one
+// filter group run. The launchers pick the chunks from the shapes alone (so dk's summation order, and
+// with it every bit of it, does not depend on the GPU).
+#include "fftconv/short_conv.h"
+
+#include <cstdint>
+#include <type_traits>
+
+#ifdef JFF_LONG_EMU
+#include "common/emu_runtime.h"  // CPU emulation (short_selftest.cu's emulated build): fibers, mma, ldmatrix
+#define JFF_SHORT_DYN_SMEM(type, name) JFF_DYN_SMEM(type, name)
+#define JFF_SHORT_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::jff_emu::launch_cfg(kernel, ::jff_emu::LaunchCfg(grid, block, smem, stream), __VA_ARGS__)
+#else
+#include "fftconv/monarch_core.cuh"  // Ops<T>: pack, unpack, mma, mul2
+#define JFF_SHORT_DYN_SMEM(type, name) extern __shared__ __align__(16) type name[]
+#define JFF_SHORT_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+
+namespace jff {
+namespace shortconv {
+namespace {
+
+constexpr int kMaxN = 128;
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+// CTAs the backward aims for (about 8 per SM on an H100); more rows per CTA beyond that.
+constexpr int64_t kBwdTargetCtas = 1056;
+
+__host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+__host__ __device__ constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+// LP: L rounded up to a multiple of 16 (the MMA's k step), at least 16.
+constexpr int padded_length(int64_t L) { return L <= 16 ? 16 : (L <= 32 ? 32 : (L <= 64 ? 64 : 128)); }
+// Words of one staged pair array (indices -LP .. LP + 1 as LP + 1 pairs), padded so that the odd-start
+// array lies 16 banks away from the even-start one (a warp reads 7 consecutive words of each).
+constexpr int pair_words(int LP) { return (LP + 1 + 31) / 32 * 32 + 16; }
+constexpr int row_stride(int LP) { return LP + 8; }
+constexpr int tile_elems(int LP) { return 16 * row_stride(LP); }
+
+struct Params {
+  const uint16_t *u, *pre, *post, *dy;  // pre / post: nullptr when absent; dy: backward only
+  const float *k, *skip;                // k (G*H, Lk); skip (G*H) or nullptr
+  uint16_t* y;                          // forward output
+  uint16_t *du, *dpre, *dpost;          // backward outputs (dpre / dpost nullptr when that gate is absent)
+  float *dk, *dskip, *part;             // part: (G*H, chunks, Lk) partial dk, then (G*H, chunks) partial dskip,
+                                        // when chunks > 1
+  int64_t B, H, G, R;                   // R: rows per group run (B when G == 1)
+  int L, Lk, N;
+  int tiles_per_run;        // ceil(min(R, B) / 16)
+  int64_t tiles_per_group;  // ceil(runs / G) * tiles_per_run
+  int64_t chunks;           // CTAs per filter
+  int64_t tiles_per_cta;    // a multiple of kWarps
+  uint32_t lag_mask;        // backward: bit D + KT - 1 set where dk needs C_D
+  int vec;                  // every row 16-byte aligned: 16-byte loads and stores
+};
+
+struct RowTile {
+  int64_t b0;
+  int rows;  // 0: no such tile
+};
+
+// Tile j of filter group g: run g + G (j / tiles_per_run) of R consecutive batch rows, 16 of them.
+__device__ __forceinline__ RowTile row_tile(const Params& p, int64_t g, int64_t j) {
+  const int64_t run = g + p.G * (j / p.tiles_per_run);
+  const int64_t b0 = run * p.R + 16 * (j % p.tiles_per_run);
+  const int64_t end = min64(run * p.R + p.R, p.B);
+  RowTile t{b0, 0};
+  if (j < p.tiles_per_group && b0 < end) t.rows = static_cast<int>(min64(16, end - b0));
+  return t;
+}
+
+template <bool TRANS>
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
+#ifdef JFF_LONG_EMU
+  ::jff_emu::ldmatrix_x4(r, p, TRANS);
+#else
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  if constexpr (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+#endif
+}
+
+// The product of two 16-bit values rounded once to 16 bits (exact in float32 first): packed pairs.
+template <typename T>
+__device__ __forceinline__ uint4 mul8(uint4 a, uint4 b) {
+  return make_uint4(Ops<T>::mul2(a.x, b.x), Ops<T>::mul2(a.y, b.y), Ops<T>::mul2(a.z, b.z), Ops<T>::mul2(a.w, b.w));
+}
+template <typename T>
+__device__ __forceinline__ uint16_t mul1(uint16_t a, uint16_t b) {
+  return static_cast<uint16_t>(Ops<T>::mul2(a, b) & 0xffffu);
+}
+
+__device__ __forceinline__ int64_t row_offset(const Params& p, int64_t b, int64_t h) { return (b * p.H + h) * p.L; }
+
+// A tile of x (* gate, where given) into shared memory: rows b0 .. b0 + rows - 1 of head h, columns
+// 0 .. LP - 1, zero outside the rows and beyond L.
+template <typename T, int LP>
+__device__ __forceinline__ void load_tile(const Params& p, const uint16_t* x, const uint16_t* gate, RowTile rt,
+                                          int64_t h, uint16_t* tile, int lane) {
+  constexpr int SP = row_stride(LP), CPR = LP / 8;
+  if (p.vec) {
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        v = *reinterpret_cast<const uint4*>(x + off);
+        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+      }
+      *reinterpret_cast<uint4*>(tile + row * SP + col) = v;
+    }
+  } else {
+    for (int i = lane; i < 16 * LP; i += 32) {
+      const int row = i / LP, col = i % LP;
+      uint16_t v = 0;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        v = x[off];
+        if (gate != nullptr) v = mul1<T>(v, gate[off]);
+      }
+      tile[row * SP + col] = v;
+    }
+  }
+}
+
+// (u pre)(dy post) summed over 8 elements in float32: each product of two 16-bit values is exact; an
+// absent gate is 1.
+template <typename T>
+__device__ __forceinline__ float skip_terms(uint4 u, uint4 pre, uint4 dy, uint4 post, bool has_pre, bool has_post) {
+  const uint32_t uw[4] = {u.x, u.y, u.z, u.w}, pw[4] = {pre.x, pre.y, pre.z, pre.w}, dw[4] = {dy.x, dy.y, dy.z, dy.w},
+                 qw[4] = {post.x, post.y, post.z, post.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 v = Ops<T>::unpack(uw[i]), g = Ops<T>::unpack(dw[i]);
+    if (has_pre) {
+      const float2 x = Ops<T>::unpack(pw[i]);
+      v.x *= x.x, v.y *= x.y;
+    }
+    if (has_post) {
+      const float2 x = Ops<T>::unpack(qw[i]);
+      g.x *= x.x, g.y *= x.y;
+    }
+    acc += v.x * g.x + v.y * g.y;
+  }
+  return acc;
+}
+
+// The backward's two operand tiles at once: v = u * pre into vt, g = dy * post into gt (as load_tile), and,
+// with SKIP, this lane's float32 partial sum of dskip's terms over the elements it loaded.
+template <typename T, int LP, bool SKIP>
+__device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int64_t h, uint16_t* vt, uint16_t* gt,
+                                               int lane) {
+  constexpr int SP = row_stride(LP), CPR = LP / 8;
+  const bool has_pre = p.pre != nullptr, has_post = p.post != nullptr;
+  float acc = 0.f;
+  if (p.vec) {
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0), g = v;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        const uint4 xu = *reinterpret_cast<const uint4*>(p.u + off), xd = *reinterpret_cast<const uint4*>(p.dy + off);
+        const uint4 xp = has_pre ? *reinterpret_cast<const uint4*>(p.pre + off) : xu;
+        const uint4 xq = has_post ? *reinterpret_cast<const uint4*>(p.post + off) : xd;
+        v = has_pre ? mul8<T>(xu, xp) : xu;
+        g = has_post ? mul8<T>(xd, xq) : xd;
+        if constexpr (SKIP) acc += skip_terms<T>(xu, xp, xd, xq, has_pre, has_post);
+      }
+      *reinterpret_cast<uint4*>(vt + row * SP + col) = v;
+      *reinterpret_cast<uint4*>(gt + row * SP + col) = g;
+    }
+  } else {
+    for (int i = lane; i < 16 * LP; i += 32) {
+      const int row = i / LP, col = i % LP;
+      uint16_t v = 0, g = 0;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        const uint16_t xu = p.u[off], xd = p.dy[off], xp = has_pre ? p.pre[off] : 0, xq = has_post ? p.post[off] : 0;
+        v = has_pre ? mul1<T>(xu, xp) : xu;
+        g = has_post ? mul1<T>(xd, xq) : xd;
+        if constexpr (SKIP) {
+          const float fv = Ops<T>::unpack(xu).x * (has_pre ? Ops<T>::unpack(xp).x : 1.f);
+          const float fg = Ops<T>::unpack(xd).x * (has_post ? Ops<T>::unpack(xq).x : 1.f);
+          acc += fv * fg;
+        }
+      }
+      vt[row * SP + col] = v;
+      gt[row * SP + col] = g;
+    }
+  }
+  return acc;
+}
+
+// out = tile (* gate, where given) for the tile's valid rows and columns.
+template <typename T, int LP>
+__device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const uint16_t* gate, RowTile rt,
+                                           int64_t h, const uint16_t* tile, int lane) {
+  constexpr int SP = row_stride(LP), CPR = LP / 8;
+  if (p.vec) {
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        uint4 v = *reinterpret_cast<const uint4*>(tile + row * SP + col);
+        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+        *reinterpret_cast<uint4*>(out + off) = v;
+      }
+    }
+  } else {
+    for (int i = lane; i < 16 * LP; i += 32) {
+      const int row = i / LP, col = i % LP;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        uint16_t v = tile[row * SP + col];
+        if (gate != nullptr) v = mul1<T>(v, gate[off]);
+        out[off] = v;
+      }
+    }
+  }
+}
+
+// Stages filter gh: its scale 2^e (max |k_eff| / 2^e in [0.5, 1)) into *scale, and the pair arrays of
+// k_r (and, with BOTH, of k_eff itself) at `arrays`: per array pair_words(LP) words of pairs starting at
+// even indices, then as many starting at odd ones. Ends with the CTA synchronised.
+template <typename T, int LP, bool BOTH>
+__device__ __forceinline__ void stage_filter(const Params& p, int64_t gh, uint32_t* arrays, float* red, float* scale) {
+  constexpr int PW = pair_words(LP);
+  const float* k = p.k + gh * p.Lk;
+  const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  float m = 0.f;
+  for (int j = tid; j < p.Lk; j += kThreads) m = fmaxf(m, fabsf(k[j] + (j == 0 ? sk : 0.f)));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = red[0];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) m = fmaxf(m, red[w]);
+  int e = 0;
+  if (m > 0.f) frexpf(m, &e);
+  const float inv = ldexpf(1.f, -e);
+  *scale = ldexpf(1.f, e);
+  // k_eff(d) / 2^e for any d (index taken mod N).
+  auto tap = [&](int d) {
+    const int j = ((d % p.N) + p.N) % p.N;
+    return ((j < p.Lk ? k[j] : 0.f) + (j == 0 ? sk : 0.f)) * inv;
+  };
+  constexpr int kArrays = BOTH ? 2 : 1;
+  for (int i = tid; i < kArrays * 2 * (LP + 1); i += kThreads) {
+    const int a = i / (2 * (LP + 1)), rest = i % (2 * (LP + 1)), odd = rest / (LP + 1), w = rest % (LP + 1);
+    const int i0 = 2 * w - odd - LP;  // the pair (A[i0], A[i0 + 1]); A = k_r (a = 0) or k_eff (a = 1)
+    const float lo = a == 0 ? tap(-i0) : tap(i0), hi = a == 0 ? tap(-i0 - 1) : tap(i0 + 1);
+    arrays[(2 * a + odd) * PW + w] = Ops<T>::pack(lo, hi);
+  }
+  __syncthreads();
+}
+
+// This lane's view of one staged array: lane_pairs(...)[8 kt - 4 nt] and [8 kt - 4 nt + 4] are its B
+// fragment registers for k-step kt and n-tile nt (the pair at e = 16 kt + 2 q - 8 nt - r, and e + 8).
+template <int LP>
+__device__ __forceinline__ const uint32_t* lane_pairs(const uint32_t* even, int lane) {
+  constexpr int PW = pair_words(LP);
+  const int q = lane & 3, r = lane >> 2;
+  return (r & 1) ? even + PW + ((2 * q - r + 1 + LP) >> 1) : even + ((2 * q - r + LP) >> 1);
+}
+
+// dst (16 x LP, 16-bit) = src (16 x LP) * B * scale, B's fragments from the lane's pair view. dst may be
+// src: the A fragments are all in registers before the first store.
+template <typename T, int LP>
+__device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint16_t* dst, float scale,
+                                             int lane) {
+  constexpr int KT = LP / 16, NT = LP / 8, SP = row_stride(LP);
+  uint32_t a[KT][4];
+  const uint16_t* arow = src + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) ldsm_x4<false>(a[kt], arow + 16 * kt);
+  __syncwarp();
+  const int q = lane & 3, r = lane >> 2;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) Ops<T>::mma(acc, a[kt], pairs[8 * kt - 4 * nt], pairs[8 * kt - 4 * nt + 4]);
+    uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
+    *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[0] * scale, acc[1] * scale);
+    *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[2] * scale, acc[3] * scale);
+  }
+}
+
+// ---- forward ----
+template <int LP>
+constexpr size_t fwd_smem_bytes() {
+  return (2 * pair_words(LP) + 32) * 4 + size_t(kWarps) * tile_elems(LP) * 2;
+}
+
+template <typename T, int LP>
+__global__ void __launch_bounds__(kThreads) short_fwd_kernel(const Params p) {
+  JFF_SHORT_DYN_SMEM(uint32_t, smem);
+  uint32_t* arrays = smem;
+  float* red = reinterpret_cast<float*>(smem + 2 * pair_words(LP));
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + 2 * pair_words(LP) + 32);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t gh = blockIdx.x / p.chunks, chunk = blockIdx.x % p.chunks, g = gh / p.H, h = gh % p.H;
+  float scale;
+  stage_filter<T, LP, false>(p, gh, arrays, red, &scale);
+  const uint32_t* pairs = lane_pairs<LP>(arrays, lane);
+  uint16_t* tile = tiles + warp * tile_elems(LP);
+  for (int64_t j = warp; j < p.tiles_per_cta; j += kWarps) {
+    const RowTile rt = row_tile(p, g, chunk * p.tiles_per_cta + j);
+    if (rt.rows == 0) break;  // tiles come in order: none after an empty one
+    load_tile<T, LP>(p, p.u, p.pre, rt, h, tile, lane);
+    __syncwarp();
+    tile_product<T, LP>(tile, pairs, tile, scale, lane);
+    __syncwarp();
+    store_tile<T, LP>(p, p.y, p.post, rt, h, tile, lane);
+    __syncwarp();  // the next tile's loads overwrite what this store reads
+  }
+}
+
+// ---- backward ----
+// Block lags D a warp holds C_D for: the set ones among D + KT - 1 = 0 .. 2 KT - 2, dealt round-robin.
+template <int LP>
+constexpr int lags_per_warp() {
+  return (2 * (LP / 16) - 1 + kWarps - 1) / kWarps;
+}
+template <int LP>
+constexpr size_t bwd_smem_bytes() {
+  const size_t tiles = size_t(kWarps) * 3 * tile_elems(LP) * 2;
+  const size_t sums = size_t(2 * (LP / 16) - 1) * 256 * 4;  // the C_D at the end, over the tiles
+  return (4 * pair_words(LP) + 32) * 4 + (tiles > sums ? tiles : sums);
+}
+
+// The index of the n-th set bit (n = 0: the lowest) among the low `bits` of mask, `none` where fewer are set.
+__device__ __forceinline__ int nth_set_bit_or(uint32_t mask, int n, int bits, int none) {
+  for (int i = 0; i < bits; ++i)
+    if ((mask >> i) & 1u) {
+      if (n == 0) return i;
+      --n;
+    }
+  return none;
+}
+
+template <typename T, int LP, bool SKIP>
+__global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
+  constexpr int KT = LP / 16, SP = row_stride(LP), TE = tile_elems(LP), DPW = lags_per_warp<LP>();
+  JFF_SHORT_DYN_SMEM(uint32_t, smem);
+  uint32_t* arrays = smem;  // k_r's pairs, then k_eff's
+  float* red = reinterpret_cast<float*>(smem + 4 * pair_words(LP));
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + 4 * pair_words(LP) + 32);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 3, r = lane >> 2;
+  const int64_t gh = blockIdx.x / p.chunks, chunk = blockIdx.x % p.chunks, g = gh / p.H, h = gh % p.H;
+  float scale;
+  stage_filter<T, LP, true>(p, gh, arrays, red, &scale);
+  const uint32_t* pairs_r = lane_pairs<LP>(arrays, lane);
+  const uint32_t* pairs_k = lane_pairs<LP>(arrays + 2 * pair_words(LP), lane);
+  uint16_t* vt = tiles + warp * 3 * TE;  // v = u * pre
+  uint16_t* gt = vt + TE;                // g = dy * post
+  uint16_t* st = gt + TE;                // V W, then g W^T
+  int lag[DPW];  // -LP: none
+#pragma unroll
+  for (int s = 0; s < DPW; ++s)
+    lag[s] = nth_set_bit_or(p.lag_mask, s * kWarps + warp, 2 * KT - 1, KT - 1 - LP) - (KT - 1);
+  float c[DPW][2][4];
+#pragma unroll
+  for (int s = 0; s < DPW; ++s)
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) c[s][n][e] = 0.f;
+  float skip_part = 0.f;  // this lane's dskip terms, in tile order
+
+  for (int64_t base = 0; base < p.tiles_per_cta; base += kWarps) {
+    const int64_t first = chunk * p.tiles_per_cta + base;
+    const RowTile rt = row_tile(p, g, first + warp);
+    if (rt.rows > 0) {
+      skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
+      __syncwarp();
+      if (p.dpost != nullptr) {
+        tile_product<T, LP>(vt, pairs_r, st, scale, lane);
+        __syncwarp();
+        store_tile<T, LP>(p, p.dpost, p.dy, rt, h, st, lane);
+        __syncwarp();
+      }
+      tile_product<T, LP>(gt, pairs_k, st, scale, lane);
+      __syncwarp();
+      if (p.du != nullptr) store_tile<T, LP>(p, p.du, p.pre, rt, h, st, lane);
+      if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, st, lane);
+    }
+    __syncthreads();  // every warp's v and g tiles are in place
+    for (int w = 0; w < kWarps; ++w) {
+      if (row_tile(p, g, first + w).rows == 0) continue;
+      const uint16_t* V = tiles + w * 3 * TE;
+      const uint16_t* G = V + TE;
+      const uint16_t* grow = G + (((lane >> 4) & 1) * 8 + (lane & 7)) * SP + ((lane >> 3) & 1) * 8;
+      const uint16_t* vrow = V + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
+#pragma unroll
+      for (int s = 0; s < DPW; ++s) {
+        const int D = lag[s];
+        if (D == -LP) continue;
+        const int t_lo = D > 0 ? D : 0, t_hi = D < 0 ? KT + D : KT;
+        for (int tb = t_lo; tb < t_hi; ++tb) {  // t's 16-block; s's is tb - D
+          uint32_t a[4], b[4];
+          ldsm_x4<true>(a, grow + 16 * tb);
+          ldsm_x4<true>(b, vrow + 16 * (tb - D));
+          Ops<T>::mma(c[s][0], a, b[0], b[1]);
+          Ops<T>::mma(c[s][1], a, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // the tiles are free for the next round
+  }
+
+  // C_D to shared memory (over the tiles), then dk[j] from their diagonals in a fixed order.
+  float* sums = reinterpret_cast<float*>(tiles);
+#pragma unroll
+  for (int s = 0; s < DPW; ++s) {
+    if (lag[s] == -LP) continue;
+    float* cd = sums + (lag[s] + KT - 1) * 256;
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) cd[(r + 8 * (e >> 1)) * 16 + 8 * n + 2 * q + (e & 1)] = c[s][n][e];
+  }
+  if constexpr (SKIP) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) skip_part += __shfl_xor_sync(0xffffffffu, skip_part, o);
+    if (lane == 0) red[warp] = skip_part;
+  }
+  __syncthreads();
+  if (SKIP && threadIdx.x == 0) {
+    float sum = red[0];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) sum += red[w];
+    if (p.chunks == 1)
+      p.dskip[gh] = sum;
+    else
+      p.part[p.chunks * p.G * p.H * p.Lk + gh * p.chunks + chunk] = sum;
+  }
+  for (int j = threadIdx.x; j < p.Lk; j += kThreads) {
+    float sum = 0.f;
+    for (int i = 0; i < 2 * KT - 1; ++i) {
+      if (!((p.lag_mask >> i) & 1u)) continue;
+      const float* cd = sums + i * 256;
+      const int D = i - (KT - 1);
+      for (int delta = -15; delta <= 15; ++delta) {
+        const int d = 16 * D + delta;  // t - s
+        if (d <= -p.L || d >= p.L || ((d % p.N) + p.N) % p.N != j) continue;
+        const int lo = delta < 0 ? -delta : 0, hi = delta > 0 ? 16 - delta : 16;
+        for (int tp = lo; tp < hi; ++tp) sum += cd[(tp + delta) * 16 + tp];
+      }
+    }
+    if (p.chunks == 1)
+      p.dk[gh * p.Lk + j] = sum;
+    else
+      p.part[(gh * p.chunks + chunk) * p.Lk + j] = sum;
+  }
+}
+
+// dk (and dskip) from the CTAs' partial sums (Params::part), chunk by chunk in order.
+__global__ void short_dk_reduce_kernel(const float* part, int64_t filters, int64_t chunks, int Lk, float* dk,
+                                       float* dskip) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= filters * Lk) return;
+  const int64_t gh = i / Lk;
+  const int j = static_cast<int>(i % Lk);
+  const float* src = part + gh * chunks * Lk + j;
+  float sum = 0.f;
+  for (int64_t c = 0; c < chunks; ++c) sum += src[c * Lk];
+  dk[i] = sum;
+  if (j == 0 && dskip != nullptr) {
+    const float* sk = part + filters * chunks * Lk + gh * chunks;
+    float s = 0.f;
+    for (int64_t c = 0; c < chunks; ++c) s += sk[c];
+    dskip[gh] = s;
+  }
+}
+
+// ---- host side ----
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The tiling of d's rows (pointers and vec are the caller's).
+Params make_params(const FftconvDims& d, bool backward) {
+  Params p{};
+  p.B = d.B, p.H = d.H, p.G = d.G, p.R = d.G == 1 ? d.B : d.R;
+  p.L = static_cast<int>(d.L), p.Lk = static_cast<int>(d.Lk), p.N = static_cast<int>(d.N);
+  p.tiles_per_run = static_cast<int>(ceil_div(min64(p.R, p.B), 16));
+  p.tiles_per_group = ceil_div(ceil_div(p.B, p.R), p.G) * p.tiles_per_run;
+  const int64_t filters = d.G * d.H;
+  int64_t rounds = 1;
+  if (backward) {
+    // About kBwdTargetCtas CTAs: more row tiles per CTA (fewer partial sums) once there are enough.
+    const int64_t want_chunks = ceil_div(kBwdTargetCtas, filters);
+    rounds = ceil_div(ceil_div(p.tiles_per_group, kWarps), want_chunks);
+    if (rounds < 1) rounds = 1;
+  }
+  p.tiles_per_cta = kWarps * rounds;
+  p.chunks = ceil_div(p.tiles_per_group, p.tiles_per_cta);
+  if (backward) {
+    const int KT = padded_length(d.L) / 16;
+    for (int i = 0; i < 2 * KT - 1; ++i) {
+      const int D = i - (KT - 1);
+      for (int delta = -15; delta <= 15; ++delta) {
+        const int64_t t_minus_s = 16 * D + delta;
+        if (t_minus_s <= -d.L || t_minus_s >= d.L) continue;
+        if (((t_minus_s % d.N) + d.N) % d.N < d.Lk) p.lag_mask |= 1u << i;
+      }
+    }
+  }
+  return p;
+}
+
+template <typename F>
+bool dispatch_lp(int64_t L, F&& f) {
+  switch (padded_length(L)) {
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
+}
+
+template <typename Kern>
+cudaError_t launch(Kern kern, const Params& p, size_t smem, cudaStream_t stream) {
+  cudaError_t err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (err != cudaSuccess) return err;
+  const int64_t grid = p.chunks * p.G * p.H;
+  JFF_SHORT_LAUNCH(kern, static_cast<unsigned>(grid), kThreads, smem, stream, p);
+  return cudaGetLastError();
+}
+
+bool shape_ok(const FftconvDims& d) {
+  if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
+  if (d.layout != kBHL) return false;
+  if (d.N < 1 || d.N > kMaxN) return false;
+  if (d.B < 1 || d.H < 1 || d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
+  if (d.G < 1 || d.R < 1) return false;
+  // Grid: one CTA per filter and chunk of at least kWarps row tiles (a 1-D grid below 2^31).
+  const int64_t R = d.G == 1 ? d.B : d.R;
+  const int64_t tiles = ceil_div(ceil_div(d.B, R), d.G) * ceil_div(min64(R, d.B), 16);
+  return d.G * d.H * ceil_div(tiles, kWarps) < (int64_t(1) << 31) - 1;
+}
+
+}  // namespace
+}  // namespace shortconv
+
+bool short_conv_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
+  using namespace shortconv;
+  if (device_major < 8 || !shape_ok(d)) return false;
+  size_t smem = 0;
+  dispatch_lp(d.L, [&](auto lp) {
+    const size_t f = fwd_smem_bytes<lp()>(), b = bwd_smem_bytes<lp()>();
+    smem = f > b ? f : b;
+  });
+  return smem <= max_smem_per_block;
+}
+
+size_t short_fwd_scratch_bytes(const FftconvDims&) { return 0; }
+
+size_t short_bwd_scratch_bytes(const FftconvDims& d) {
+  if (!shortconv::shape_ok(d)) return 0;
+  const shortconv::Params p = shortconv::make_params(d, true);
+  return p.chunks > 1 ? static_cast<size_t>(p.chunks * d.G * d.H * (d.Lk + 1)) * sizeof(float) : 0;
+}
+
+cudaError_t short_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void*, size_t) {
+  using namespace shortconv;
+  const FftconvDims& d = a.d;
+  if (!shape_ok(d)) return cudaErrorInvalidValue;
+  Params p = make_params(d, false);
+  p.u = static_cast<const uint16_t*>(a.u);
+  p.pre = static_cast<const uint16_t*>(a.pre);
+  p.post = static_cast<const uint16_t*>(a.post);
+  p.k = a.k;
+  p.skip = a.skip;
+  p.y = static_cast<uint16_t*>(a.y);
+  p.vec = d.L % 8 == 0 && aligned16(a.u) && aligned16(a.y) && (a.pre == nullptr || aligned16(a.pre)) &&
+          (a.post == nullptr || aligned16(a.post));
+  const bool bf = d.dtype == DType::kBF16;
+  cudaError_t err = cudaErrorInvalidValue;
+  dispatch_lp(d.L, [&](auto lp) {
+    constexpr int LP = lp();
+    err = bf ? launch(short_fwd_kernel<__nv_bfloat16, LP>, p, fwd_smem_bytes<LP>(), stream)
+             : launch(short_fwd_kernel<__half, LP>, p, fwd_smem_bytes<LP>(), stream);
+  });
+  return err;
+}
+
+cudaError_t short_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
+  using namespace shortconv;
+  const FftconvDims& d = a.d;
+  if (!shape_ok(d) || a.dk == nullptr) return cudaErrorInvalidValue;
+  // An output for an absent operand would be left unwritten: refuse rather than guess.
+  if ((a.pre == nullptr) != (a.dpre == nullptr) || (a.post == nullptr) != (a.dpost == nullptr) ||
+      (a.skip == nullptr) != (a.dskip == nullptr))
+    return cudaErrorInvalidValue;
+  Params p = make_params(d, true);
+  if (scratch_bytes < short_bwd_scratch_bytes(d) || (p.chunks > 1 && scratch == nullptr)) return cudaErrorInvalidValue;
+  p.u = static_cast<const uint16_t*>(a.u);
+  p.pre = static_cast<const uint16_t*>(a.pre);
+  p.post = static_cast<const uint16_t*>(a.post);
+  p.dy = static_cast<const uint16_t*>(a.dy);
+  p.k = a.k;
+  p.skip = a.skip;
+  p.du = static_cast<uint16_t*>(a.du);
+  p.dpre = static_cast<uint16_t*>(a.dpre);
+  p.dpost = static_cast<uint16_t*>(a.dpost);
+  p.dk = a.dk;
+  p.dskip = a.dskip;
+  p.part = static_cast<float*>(scratch);
+  p.vec = d.L % 8 == 0;
+  for (const void* x : {a.u, a.pre, a.post, a.dy, static_cast<const void*>(a.du), static_cast<const void*>(a.dpre),
+                        static_cast<const void*>(a.dpost)})
+    p.vec = p.vec && (x == nullptr || aligned16(x));
+  const bool bf = d.dtype == DType::kBF16;
+  cudaError_t err = cudaErrorInvalidValue;
+  dispatch_lp(d.L, [&](auto lp) {
+    constexpr int LP = lp();
+    const size_t sm = bwd_smem_bytes<LP>();
+    if (p.dskip != nullptr)
+      err = bf ? launch(short_bwd_kernel<__nv_bfloat16, LP, true>, p, sm, stream)
+               : launch(short_bwd_kernel<__half, LP, true>, p, sm, stream);
+    else
+      err = bf ? launch(short_bwd_kernel<__nv_bfloat16, LP, false>, p, sm, stream)
+               : launch(short_bwd_kernel<__half, LP, false>, p, sm, stream);
+  });
+  if (err != cudaSuccess || p.chunks == 1) return err;
+  const int64_t n = d.G * d.H * d.Lk;
+  JFF_SHORT_LAUNCH(short_dk_reduce_kernel, static_cast<unsigned>(ceil_div(n, 256)), 256, 0, stream, p.part,
+                   d.G * d.H, p.chunks, p.Lk, p.dk, p.dskip);
+  return cudaGetLastError();
+}
+
+}  // namespace jff
