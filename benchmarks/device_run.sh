@@ -252,8 +252,8 @@ stage_selftests() {
   if [ -n "${SELFTESTS:-}" ]; then
     IFS=',' read -r -a progs <<<"$SELFTESTS"
   else
-    progs=(monarch_selftest monarch_bwd_selftest "generic_selftest --quick" "dw_selftest --check" fft_smem_test
-           outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big"
+    progs=(monarch_selftest monarch_bwd_selftest short_selftest "generic_selftest --quick" "dw_selftest --check"
+           fft_smem_test outer_selftest "outer_selftest --inner --big" long_bwd_selftest "long_bwd_selftest --big"
            "outer_selftest --bench" "long_bwd_selftest --bench")
   fi
   # Only the programs named (and the ones the profile stage names), in parallel: each is one or two
@@ -269,6 +269,7 @@ stage_selftests() {
   build_one monarch_selftest cuda/fftconv/monarch_selftest.cu cuda/fftconv/monarch_fwd.cu
   build_one monarch_bwd_selftest -DJFF_WITH_FWD cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu \
     cuda/fftconv/monarch_fwd.cu
+  build_one short_selftest cuda/fftconv/short_selftest.cu
   build_one generic_selftest --expt-relaxed-constexpr cuda/fftconv/generic_selftest.cu
   build_one dw_selftest cuda/depthwise/depthwise_selftest.cu cuda/depthwise/depthwise_kernels.cu
   build_one outer_selftest cuda/fftconv_long/outer_selftest.cu

@@ -7,15 +7,17 @@
 #   bash benchmarks/sanitize_selftests.sh BIN_DIR      BIN_DIR holds the self-test binaries, built as
 #                                                      each one's header comment says
 # Programs: monarch_selftest, monarch_bwd_selftest (--small: N 256..32768, every dtype and gate
-# form), dw_selftest (--small), generic_selftest, outer_selftest and long_bwd_selftest (--quick). Missing programs are reported and
-# skipped. SANITIZE_PROGRAMS="name name ..." limits the run to those programs.
+# form), short_selftest (--small: N <= 128), dw_selftest (--small), generic_selftest, outer_selftest
+# and long_bwd_selftest (--quick). Missing programs are reported and skipped.
+# SANITIZE_PROGRAMS="name name ..." limits the run to those programs.
 set -uo pipefail
 BIN=${1:?usage: sanitize_selftests.sh BIN_DIR}
 OUT=${OUT:-/tmp/sanitize_out}
 mkdir -p "$OUT"
 overall=0
-for prog in "monarch_selftest --small" "monarch_bwd_selftest --small" "dw_selftest --small" \
-            "generic_selftest --quick" "outer_selftest --quick" "long_bwd_selftest --quick" fft_smem_test; do
+for prog in "monarch_selftest --small" "monarch_bwd_selftest --small" "short_selftest --small" \
+            "dw_selftest --small" "generic_selftest --quick" "outer_selftest --quick" "long_bwd_selftest --quick" \
+            fft_smem_test; do
   set -- $prog
   name=$1
   shift

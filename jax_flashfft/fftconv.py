@@ -57,8 +57,9 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH". On CUDA the tensor-core forward (float16/bfloat16, N from 256 to 32768) reads
-        BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80 those sizes
+      layout: "BHL" or "BLH". On CUDA the short tensor-core kernels (float16/bfloat16, N <= 128) read BHL
+        only (BLH runs the generic kernels there). The tensor-core forward (N from 256 to 32768) reads BLH
+        natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80 those sizes
         run the slower generic kernels in BLH). Its backward, and the long-N kernels (N from 65536 to 2^24;
         float32 up to 2^23) both ways, read BHL rows only: BLH input of those dtypes and sizes is transposed
         to BHL and back by XLA.

@@ -34,6 +34,8 @@
 #include "fftconv/short_conv.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #ifdef JFF_LONG_EMU
@@ -366,10 +368,13 @@ template <int LP>
 constexpr int lags_per_warp() {
   return (2 * (LP / 16) - 1 + kWarps - 1) / kWarps;
 }
+// C_D in shared memory at the end: rows of 17 floats, so that the threads summing consecutive diagonals
+// (one lag j each) read distinct banks.
+constexpr int kSumsRow = 17, kSumsPerLag = 16 * kSumsRow;
 template <int LP>
 constexpr size_t bwd_smem_bytes() {
   const size_t tiles = size_t(kWarps) * 3 * tile_elems(LP) * 2;
-  const size_t sums = size_t(2 * (LP / 16) - 1) * 256 * 4;  // the C_D at the end, over the tiles
+  const size_t sums = size_t(2 * (LP / 16) - 1) * kSumsPerLag * 4;  // the C_D at the end, over the tiles
   return (4 * pair_words(LP) + 32) * 4 + (tiles > sums ? tiles : sums);
 }
 
@@ -458,11 +463,11 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
 #pragma unroll
   for (int s = 0; s < DPW; ++s) {
     if (lag[s] == -LP) continue;
-    float* cd = sums + (lag[s] + KT - 1) * 256;
+    float* cd = sums + (lag[s] + KT - 1) * kSumsPerLag;
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) cd[(r + 8 * (e >> 1)) * 16 + 8 * n + 2 * q + (e & 1)] = c[s][n][e];
+      for (int e = 0; e < 4; ++e) cd[(r + 8 * (e >> 1)) * kSumsRow + 8 * n + 2 * q + (e & 1)] = c[s][n][e];
   }
   if constexpr (SKIP) {
 #pragma unroll
@@ -483,13 +488,13 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
     float sum = 0.f;
     for (int i = 0; i < 2 * KT - 1; ++i) {
       if (!((p.lag_mask >> i) & 1u)) continue;
-      const float* cd = sums + i * 256;
+      const float* cd = sums + i * kSumsPerLag;
       const int D = i - (KT - 1);
       for (int delta = -15; delta <= 15; ++delta) {
         const int d = 16 * D + delta;  // t - s
         if (d <= -p.L || d >= p.L || ((d % p.N) + p.N) % p.N != j) continue;
         const int lo = delta < 0 ? -delta : 0, hi = delta > 0 ? 16 - delta : 16;
-        for (int tp = lo; tp < hi; ++tp) sum += cd[(tp + delta) * 16 + tp];
+        for (int tp = lo; tp < hi; ++tp) sum += cd[(tp + delta) * kSumsRow + tp];
       }
     }
     if (p.chunks == 1)
@@ -589,7 +594,13 @@ bool shape_ok(const FftconvDims& d) {
 
 bool short_conv_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
   using namespace shortconv;
-  if (device_major < 8 || !shape_ok(d)) return false;
+  // JFF_SHORT_CONV=0: these sizes take the generic path instead (a measurement switch, for the A/B against the
+  // kernels they replaced).
+  static const bool off = [] {
+    const char* v = std::getenv("JFF_SHORT_CONV");
+    return v != nullptr && std::strcmp(v, "0") == 0;
+  }();
+  if (off || device_major < 8 || !shape_ok(d)) return false;
   size_t smem = 0;
   dispatch_lp(d.L, [&](auto lp) {
     const size_t f = fwd_smem_bytes<lp()>(), b = bwd_smem_bytes<lp()>();

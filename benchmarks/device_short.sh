@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The short tensor-core kernels (cuda/fftconv/short_conv.cu, N <= 128) and N = 512 in one device call (about 8
+# minutes on an H100/H200), from the repository root:
+#
+#   OUT=/some/dir bash benchmarks/device_short.sh
+#
+# In order, each step getting what is left of DEADLINE seconds (default 560):
+# 1. the package build, with short_selftest compiled alongside;
+# 2. short_selftest: its correctness cases, then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and
+#    N/2: forward and backward against their 4- and 7-stream floors);
+# 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
+# 4. bench_fftconv through jff.fftconv, device-side: N 16, 32, 64, 128, 512 (fftconv-short.json), then N 16..128
+#    again with JFF_SHORT_CONV=0, i.e. on the generic kernels these sizes ran before (fftconv-short-generic.json:
+#    the A/B in one call);
+# 5. the GPU tests -k "fftconv and not long".
+source "$(dirname "$0")/device_lib.sh"
+export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
+
+b=build/selftests
+"${nv[@]}" -o "$b/short_selftest" cuda/fftconv/short_selftest.cu >"$OUT/selftests.log" 2>&1 &
+compile=$!
+bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
+tail -n 2 "$OUT/build.log"
+wait "$compile" || echo "short_selftest compile failed" | tee -a "$OUT/selftests.log"
+run_left selftests.log "$b/short_selftest"
+for tool in memcheck racecheck synccheck; do
+  run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
+done
+grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
+bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot)
+run_left bench.log "${bench[@]}" --sizes 16,32,64,128,512 --name fftconv-short
+JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128 --name fftconv-short-generic
+grep -vE "^  " "$OUT/bench.log" | tail -n 40
+(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+tail -n 3 "$OUT/test.log"
