@@ -4,15 +4,18 @@
 #
 #   OUT=/some/dir bash benchmarks/device_short.sh
 #
-# In order, each step getting what is left of DEADLINE seconds (default 560):
+# In order, each step getting what is left of DEADLINE seconds (default 560; a step under 20 s is skipped):
 # 1. the package build, with short_selftest compiled alongside;
-# 2. short_selftest: its correctness cases, then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and
-#    N/2: forward and backward against their 4- and 7-stream floors);
+# 2. short_selftest: its correctness cases (every one also runs the BLH forward, which must give the BHL y
+#    bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2: forward, backward and
+#    BLH forward, against the 4- and 7-stream floors);
 # 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
-# 4. bench_fftconv through jff.fftconv, device-side: N 16, 32, 64, 128, 512 (fftconv-short.json), then N 16..128
-#    again with JFF_SHORT_CONV=0, i.e. on the generic kernels these sizes ran before (fftconv-short-generic.json:
-#    the A/B in one call);
-# 5. the GPU tests -k "fftconv and not long".
+# 4. bench_fftconv through jff.fftconv, device-side: BHL N 16, 32, 64, 128, 512 (fftconv-short.json), then N 16..128
+#    with JFF_SHORT_CONV=0, i.e. on the generic kernels these sizes ran before (fftconv-short-generic.json: the A/B
+#    in one call);
+# 5. the GPU tests -k "fftconv and not long";
+# 6. the same two tables in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with JFF_SHORT_CONV=0
+#    the backward still goes through XLA's transposes, to the generic BHL kernels).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
@@ -33,3 +36,6 @@ JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128 --name ff
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"
+run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh
+JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh-generic
+grep -vE "^  " "$OUT/bench.log" | tail -n 40

@@ -57,12 +57,11 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH". On CUDA the short tensor-core kernels (float16/bfloat16, N <= 128) read BHL
-        only (BLH runs the generic kernels there). The tensor-core forward (N from 256 to 32768) reads BLH
-        natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80 those sizes
-        run the slower generic kernels in BLH). Its backward, and the long-N kernels (N from 65536 to 2^24;
-        float32 up to 2^23) both ways, read BHL rows only: BLH input of those dtypes and sizes is transposed
-        to BHL and back by XLA.
+      layout: "BHL" or "BLH". On CUDA the tensor-core forwards (float16/bfloat16, N <= 128 and 256 to
+        32768) read BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80
+        those sizes run the slower generic kernels in BLH). Their backwards, and the long-N kernels (N from
+        65536 to 2^24; float32 up to 2^23) both ways, read BHL rows only: BLH input of those dtypes and sizes
+        is transposed to BHL and back by XLA.
       backend: None or "ffi" for the compiled kernels, "xla" for the pure-JAX path. When None, the
         environment variables JFF_FFTCONV_BACKEND, then JFF_BACKEND, may select "xla".
     """
@@ -143,8 +142,9 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
 
 # FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the long-N path (cuda/fftconv_long/,
 # float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points) both ways, and the
-# fused tensor-core kernels' backward (cuda/fftconv/monarch_bwd.cu; their forward reads BLH natively).
-# Elsewhere the generic CUDA kernels run, natively in both layouts.
+# tensor-core kernels' backward (cuda/fftconv/short_conv.cu up to N = 128, monarch_bwd.cu from 256 to
+# 32768; their forwards read BLH natively). Elsewhere the generic CUDA kernels run, natively in both layouts.
+SHORT_MAX_FFT = 128
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23
 # The long path's split N = N1 x N2 (cuda/fftconv_long/long_plan.h, default_n1): K' holds N1/2 + 1 slices of
@@ -163,7 +163,7 @@ def _long_size(dtype, fft_size: int) -> bool:
 
 
 def _tensor_core_backward(dtype, fft_size: int) -> bool:
-    return _half(dtype) and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT
+    return _half(dtype) and (fft_size <= SHORT_MAX_FFT or TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT)
 
 
 def _prepared_spectrum_floats(fft_size: int) -> int:

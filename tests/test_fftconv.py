@@ -229,14 +229,14 @@ def test_long_sizes_prepare_the_filter_spectrum_once(dtype, fft_size, prepared, 
     "dtype,length,fwd_layout,bwd_layout",
     # L = Lk = length, fft_size=None: N is the power of two >= 2 * length - 1.
     [(jnp.bfloat16, 512, 1, 0), (jnp.float16, 16384, 1, 0), (jnp.bfloat16, 100, 1, 0), (jnp.float32, 512, 1, 1),
-     (jnp.bfloat16, 64, 1, 1), (jnp.float16, 20000, 0, 0), (jnp.bfloat16, 40000, 0, 0), (jnp.float32, 40000, 0, 0),
+     (jnp.bfloat16, 64, 1, 0), (jnp.float16, 5, 1, 0), (jnp.float32, 64, 1, 1), (jnp.float16, 20000, 0, 0), (jnp.bfloat16, 40000, 0, 0), (jnp.float32, 40000, 0, 0),
      (jnp.float32, 1 << 22, 0, 0), (jnp.float32, (1 << 22) + 1, 1, 1), (jnp.bfloat16, (1 << 22) + 1, 0, 0)],
 )
 def test_blh_lowering_for_cuda_picks_the_kernels_layout(dtype, length, fwd_layout, bwd_layout):
     """Lowered for CUDA (no GPU needed), BLH calls a kernel with layout BHL (0) through transposes where only
     BHL kernels take the size: the long-N path (N = 65536..2^24, float32 up to 2^23) both ways and the
-    tensor-core backward (16-bit N = 256..32768), whose forward reads BLH natively (1); elsewhere (the
-    generic kernels: float32 up to N = 32768 and at 2^24, 16-bit below 256) the native BLH call (1).
+    tensor-core backward (16-bit N <= 128 and 256..32768), whose forward reads BLH natively (1); elsewhere
+    (the generic kernels: float32 up to N = 32768 and at 2^24) the native BLH call (1).
     Lowered for CPU, BLH stays native."""
     import re
 

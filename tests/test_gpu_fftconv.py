@@ -176,7 +176,7 @@ def test_bitwise_reproducible(rng, length, klen):
 
 
 @pytest.mark.parametrize("fft_size,length,heads", [
-    (256, 256, 6), (256, 201, 24), (512, 500, 16), (1024, 1000, 40), (2048, 2048, 16), (4096, 4096, 6), (4096, 3001, 32),
+    (64, 64, 16), (128, 100, 20), (256, 256, 6), (256, 201, 24), (512, 500, 16), (1024, 1000, 40), (2048, 2048, 16), (4096, 4096, 6), (4096, 3001, 32),
     (8192, 8192, 9), (16384, 10000, 16), (32768, 32768, 8), (1 << 18, 200000, 6)])
 def test_blh_matches_bhl(rng, fft_size, length, heads):
     """16-bit BLH against BHL on the same data. The forward reads BLH natively at the tensor-core sizes

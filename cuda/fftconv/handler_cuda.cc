@@ -158,7 +158,7 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_conv_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_fwd_supported,
                                   ByDims<FftconvFwdArgs>(short_fwd_scratch_bytes), short_fwd, &ran));
   if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_fwd_supported,
@@ -218,7 +218,7 @@ ffi::Error FftconvBwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
-  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_conv_supported,
+  JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "short tensor-core kernel", short_bwd_supported,
                                   ByDims<FftconvBwdArgs>(short_bwd_scratch_bytes), short_bwd, &ran));
   if (ran) return ffi::Error::Success();
   JFF_RETURN_IF_ERROR(TryFastPath(op, a, props, scratch, stream, "tensor-core kernel", monarch_bwd_supported,

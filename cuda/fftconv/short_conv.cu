@@ -56,8 +56,8 @@ namespace {
 constexpr int kMaxN = 128;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-// CTAs the backward aims for (about 8 per SM on an H100); more rows per CTA beyond that.
-constexpr int64_t kBwdTargetCtas = 1056;
+// CTAs the backward and the BLH forward aim for (about 8 per SM on an H100); more rows per CTA beyond that.
+constexpr int64_t kTargetCtas = 1056;
 
 __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __host__ __device__ constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -263,40 +263,60 @@ __device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const
   }
 }
 
-// Stages filter gh: its scale 2^e (max |k_eff| / 2^e in [0.5, 1)) into *scale, and the pair arrays of
-// k_r (and, with BOTH, of k_eff itself) at `arrays`: per array pair_words(LP) words of pairs starting at
-// even indices, then as many starting at odd ones. Ends with the CTA synchronised.
-template <typename T, int LP, bool BOTH>
-__device__ __forceinline__ void stage_filter(const Params& p, int64_t gh, uint32_t* arrays, float* red, float* scale) {
-  constexpr int PW = pair_words(LP);
+// Filter gh's taps k_eff(d) / 2^e for any d (index taken mod N, a power of two), where 2^e is the scale:
+// max |k_eff| / 2^e in [0.5, 1) (e = 0 for an all-zero filter).
+struct FilterTaps {
+  const float* k;
+  float skip, inv;
+  int Lk, nmask;
+  __device__ __forceinline__ float operator()(int d) const {
+    const int j = d & nmask;
+    return ((j < Lk ? k[j] : 0.f) + (j == 0 ? skip : 0.f)) * inv;
+  }
+};
+// max |k_eff| over this thread's taps j = first, first + stride, ...
+__device__ __forceinline__ float filter_max_part(const Params& p, int64_t gh, int first, int stride) {
   const float* k = p.k + gh * p.Lk;
   const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   float m = 0.f;
-  for (int j = tid; j < p.Lk; j += kThreads) m = fmaxf(m, fabsf(k[j] + (j == 0 ? sk : 0.f)));
+  for (int j = first; j < p.Lk; j += stride) m = fmaxf(m, fabsf(k[j] + (j == 0 ? sk : 0.f)));
+  return m;
+}
+__device__ __forceinline__ float warp_max(float m) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  m = red[0];
-#pragma unroll
-  for (int w = 1; w < kWarps; ++w) m = fmaxf(m, red[w]);
+  return m;
+}
+// The taps of filter gh for the largest |k_eff| m; its scale 2^e into *scale.
+__device__ __forceinline__ FilterTaps filter_taps(const Params& p, int64_t gh, float m, float* scale) {
   int e = 0;
   if (m > 0.f) frexpf(m, &e);
-  const float inv = ldexpf(1.f, -e);
   *scale = ldexpf(1.f, e);
-  // k_eff(d) / 2^e for any d (index taken mod N).
-  auto tap = [&](int d) {
-    const int j = ((d % p.N) + p.N) % p.N;
-    return ((j < p.Lk ? k[j] : 0.f) + (j == 0 ? sk : 0.f)) * inv;
-  };
-  constexpr int kArrays = BOTH ? 2 : 1;
-  for (int i = tid; i < kArrays * 2 * (LP + 1); i += kThreads) {
+  return FilterTaps{p.k + gh * p.Lk, p.skip != nullptr ? p.skip[gh] : 0.f, ldexpf(1.f, -e), p.Lk, p.N - 1};
+}
+// The pair arrays of k_r (and, with BOTH, of k_eff itself) at `arrays`: per array pair_words(LP) words of pairs
+// starting at even indices, then as many starting at odd ones; this thread writes pairs first, first + stride, ...
+template <typename T, int LP, bool BOTH>
+__device__ __forceinline__ void write_pairs(const FilterTaps& tap, uint32_t* arrays, int first, int stride) {
+  constexpr int PW = pair_words(LP), kArrays = BOTH ? 2 : 1;
+  for (int i = first; i < kArrays * 2 * (LP + 1); i += stride) {
     const int a = i / (2 * (LP + 1)), rest = i % (2 * (LP + 1)), odd = rest / (LP + 1), w = rest % (LP + 1);
     const int i0 = 2 * w - odd - LP;  // the pair (A[i0], A[i0 + 1]); A = k_r (a = 0) or k_eff (a = 1)
     const float lo = a == 0 ? tap(-i0) : tap(i0), hi = a == 0 ? tap(-i0 - 1) : tap(i0 + 1);
     arrays[(2 * a + odd) * PW + w] = Ops<T>::pack(lo, hi);
   }
+}
+// Filter gh staged by the whole CTA (write_pairs' arrays, the scale into *scale); ends synchronised.
+template <typename T, int LP, bool BOTH>
+__device__ __forceinline__ void stage_filter(const Params& p, int64_t gh, uint32_t* arrays, float* red, float* scale) {
+  const int tid = threadIdx.x;
+  const float m = warp_max(filter_max_part(p, gh, tid, kThreads));
+  if ((tid & 31) == 0) red[tid >> 5] = m;
+  __syncthreads();
+  float all = red[0];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) all = fmaxf(all, red[w]);
+  write_pairs<T, LP, BOTH>(filter_taps(p, gh, all, scale), arrays, tid, kThreads);
   __syncthreads();
 }
 
@@ -359,6 +379,116 @@ __global__ void __launch_bounds__(kThreads) short_fwd_kernel(const Params p) {
     __syncwarp();
     store_tile<T, LP>(p, p.y, p.post, rt, h, tile, lane);
     __syncwarp();  // the next tile's loads overwrite what this store reads
+  }
+}
+
+// ---- forward, BLH ----
+// A CTA takes kBlhHeads consecutive heads (16 bytes of every (b, t) row of u) and batch tiles of one filter
+// group: their rows go through shared memory as one tile per head (transposed on the way in and out, so that the
+// global accesses stay 16-byte vectors), and each head's product is the BHL kernel's (warp w: heads w and
+// w + kWarps, whose filters it stages itself).
+constexpr int kBlhHeads = 8;
+template <int LP>
+constexpr size_t blh_fwd_smem_bytes() {
+  return size_t(kBlhHeads) * 2 * pair_words(LP) * 4 + size_t(kBlhHeads) * tile_elems(LP) * 2;
+}
+__device__ __forceinline__ int64_t blh_offset(const Params& p, int64_t b, int t, int64_t h) {
+  return (b * p.L + t) * p.H + h;
+}
+
+// The head tiles of rows rt (columns 0 .. LP - 1, zero outside the rows and beyond L and for heads >= H):
+// x * gate (where given) for heads h0 .. h0 + kBlhHeads - 1.
+template <typename T, int LP>
+__device__ __forceinline__ void blh_load(const Params& p, const uint16_t* x, const uint16_t* gate, RowTile rt,
+                                         int64_t h0, uint16_t* tiles) {
+  constexpr int SP = row_stride(LP), TE = tile_elems(LP);
+  const bool vec = p.vec && h0 + kBlhHeads <= p.H;
+  for (int i = threadIdx.x; i < 16 * LP; i += kThreads) {
+    const int row = i / LP, t = i % LP;
+    uint16_t e[kBlhHeads];
+#pragma unroll
+    for (int hh = 0; hh < kBlhHeads; ++hh) e[hh] = 0;
+    if (row < rt.rows && t < p.L) {
+      const int64_t off = blh_offset(p, rt.b0 + row, t, h0);
+      if (vec) {
+        uint4 v = *reinterpret_cast<const uint4*>(x + off);
+        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int hh = 0; hh < kBlhHeads; ++hh) e[hh] = static_cast<uint16_t>(w[hh / 2] >> (16 * (hh % 2)));
+      } else {
+#pragma unroll
+        for (int hh = 0; hh < kBlhHeads; ++hh)
+          if (h0 + hh < p.H) e[hh] = gate != nullptr ? mul1<T>(x[off + hh], gate[off + hh]) : x[off + hh];
+      }
+    }
+#pragma unroll
+    for (int hh = 0; hh < kBlhHeads; ++hh) tiles[hh * TE + row * SP + t] = e[hh];
+  }
+}
+
+// out = the head tiles (* gate, where given) at the valid rows, columns and heads.
+template <typename T, int LP>
+__device__ __forceinline__ void blh_store(const Params& p, uint16_t* out, const uint16_t* gate, RowTile rt,
+                                          int64_t h0, const uint16_t* tiles) {
+  constexpr int SP = row_stride(LP), TE = tile_elems(LP);
+  const bool vec = p.vec && h0 + kBlhHeads <= p.H;
+  for (int i = threadIdx.x; i < 16 * LP; i += kThreads) {
+    const int row = i / LP, t = i % LP;
+    if (row >= rt.rows || t >= p.L) continue;
+    const int64_t off = blh_offset(p, rt.b0 + row, t, h0);
+    uint16_t e[kBlhHeads];
+#pragma unroll
+    for (int hh = 0; hh < kBlhHeads; ++hh) e[hh] = tiles[hh * TE + row * SP + t];
+    if (vec) {
+      uint4 v = make_uint4(e[0] | (uint32_t(e[1]) << 16), e[2] | (uint32_t(e[3]) << 16), e[4] | (uint32_t(e[5]) << 16),
+                           e[6] | (uint32_t(e[7]) << 16));
+      if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+      *reinterpret_cast<uint4*>(out + off) = v;
+    } else {
+#pragma unroll
+      for (int hh = 0; hh < kBlhHeads; ++hh)
+        if (h0 + hh < p.H) out[off + hh] = gate != nullptr ? mul1<T>(e[hh], gate[off + hh]) : e[hh];
+    }
+  }
+}
+
+template <typename T, int LP>
+__global__ void __launch_bounds__(kThreads) short_fwd_blh_kernel(const Params p) {
+  constexpr int TE = tile_elems(LP), PW2 = 2 * pair_words(LP), HPW = kBlhHeads / kWarps;
+  JFF_SHORT_DYN_SMEM(uint32_t, smem);
+  uint32_t* arrays = smem;  // PW2 words per head
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem + kBlhHeads * PW2);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t head_groups = ceil_div(p.H, kBlhHeads);
+  const int64_t chunk = blockIdx.x % p.chunks, rest = blockIdx.x / p.chunks;
+  const int64_t h0 = (rest % head_groups) * kBlhHeads, g = rest / head_groups;
+  float scale[HPW];
+#pragma unroll
+  for (int i = 0; i < HPW; ++i) {
+    const int hh = warp + kWarps * i;
+    scale[i] = 1.f;
+    if (h0 + hh < p.H) {
+      const int64_t gh = g * p.H + h0 + hh;
+      write_pairs<T, LP, false>(filter_taps(p, gh, warp_max(filter_max_part(p, gh, lane, 32)), &scale[i]),
+                                arrays + hh * PW2, lane, 32);
+    }
+  }
+  __syncwarp();  // a warp reads only the filters it staged
+  for (int64_t j = 0; j < p.tiles_per_cta; ++j) {
+    const RowTile rt = row_tile(p, g, chunk * p.tiles_per_cta + j);
+    if (rt.rows == 0) break;  // tiles come in order: none after an empty one
+    __syncthreads();          // the previous tile's store has read the tiles
+    blh_load<T, LP>(p, p.u, p.pre, rt, h0, tiles);
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < HPW; ++i) {
+      const int hh = warp + kWarps * i;
+      if (h0 + hh < p.H)
+        tile_product<T, LP>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), tiles + hh * TE, scale[i], lane);
+    }
+    __syncthreads();
+    blh_store<T, LP>(p, p.y, p.post, rt, h0, tiles);
   }
 }
 
@@ -492,7 +622,7 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
       const int D = i - (KT - 1);
       for (int delta = -15; delta <= 15; ++delta) {
         const int d = 16 * D + delta;  // t - s
-        if (d <= -p.L || d >= p.L || ((d % p.N) + p.N) % p.N != j) continue;
+        if (d <= -p.L || d >= p.L || (d & (p.N - 1)) != j) continue;
         const int lo = delta < 0 ? -delta : 0, hi = delta > 0 ? 16 - delta : 16;
         for (int tp = lo; tp < hi; ++tp) sum += cd[(tp + delta) * kSumsRow + tp];
       }
@@ -528,20 +658,28 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 // The tiling of d's rows (pointers and vec are the caller's).
 Params make_params(const FftconvDims& d, bool backward) {
+  const bool blh = d.layout == kBLH;
   Params p{};
   p.B = d.B, p.H = d.H, p.G = d.G, p.R = d.G == 1 ? d.B : d.R;
   p.L = static_cast<int>(d.L), p.Lk = static_cast<int>(d.Lk), p.N = static_cast<int>(d.N);
   p.tiles_per_run = static_cast<int>(ceil_div(min64(p.R, p.B), 16));
   p.tiles_per_group = ceil_div(ceil_div(p.B, p.R), p.G) * p.tiles_per_run;
   const int64_t filters = d.G * d.H;
-  int64_t rounds = 1;
-  if (backward) {
-    // About kBwdTargetCtas CTAs: more row tiles per CTA (fewer partial sums) once there are enough.
-    const int64_t want_chunks = ceil_div(kBwdTargetCtas, filters);
-    rounds = ceil_div(ceil_div(p.tiles_per_group, kWarps), want_chunks);
-    if (rounds < 1) rounds = 1;
+  if (blh) {
+    // A CTA per (group, kBlhHeads heads, chunk of batch tiles): about kTargetCtas of them, each staging its filters
+    // once for all of its tiles.
+    const int64_t ctas = d.G * ceil_div(d.H, kBlhHeads), want_chunks = ceil_div(kTargetCtas, ctas);
+    p.tiles_per_cta = ceil_div(p.tiles_per_group, want_chunks);
+  } else {
+    int64_t rounds = 1;
+    if (backward) {
+      // About kTargetCtas CTAs: more row tiles per CTA (fewer partial sums) once there are enough.
+      const int64_t want_chunks = ceil_div(kTargetCtas, filters);
+      rounds = ceil_div(ceil_div(p.tiles_per_group, kWarps), want_chunks);
+      if (rounds < 1) rounds = 1;
+    }
+    p.tiles_per_cta = kWarps * rounds;
   }
-  p.tiles_per_cta = kWarps * rounds;
   p.chunks = ceil_div(p.tiles_per_group, p.tiles_per_cta);
   if (backward) {
     const int KT = padded_length(d.L) / 16;
@@ -568,32 +706,35 @@ bool dispatch_lp(int64_t L, F&& f) {
   }
 }
 
+// One CTA per filter (BHL) or per kBlhHeads heads of a group (BLH), times the chunks.
 template <typename Kern>
-cudaError_t launch(Kern kern, const Params& p, size_t smem, cudaStream_t stream) {
+cudaError_t launch(Kern kern, const Params& p, size_t smem, cudaStream_t stream, bool blh = false) {
   cudaError_t err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (err != cudaSuccess) return err;
-  const int64_t grid = p.chunks * p.G * p.H;
+  const int64_t grid = p.chunks * p.G * (blh ? ceil_div(p.H, kBlhHeads) : p.H);
   JFF_SHORT_LAUNCH(kern, static_cast<unsigned>(grid), kThreads, smem, stream, p);
   return cudaGetLastError();
 }
 
 bool shape_ok(const FftconvDims& d) {
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
-  if (d.layout != kBHL) return false;
-  if (d.N < 1 || d.N > kMaxN) return false;
+  if (d.layout != kBHL && d.layout != kBLH) return false;
+  if (d.N < 1 || d.N > kMaxN || (d.N & (d.N - 1)) != 0) return false;
   if (d.B < 1 || d.H < 1 || d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
   if (d.G < 1 || d.R < 1) return false;
   // Grid: one CTA per filter and chunk of at least kWarps row tiles (a 1-D grid below 2^31).
   const int64_t R = d.G == 1 ? d.B : d.R;
   const int64_t tiles = ceil_div(ceil_div(d.B, R), d.G) * ceil_div(min64(R, d.B), 16);
-  return d.G * d.H * ceil_div(tiles, kWarps) < (int64_t(1) << 31) - 1;
+  return d.G * d.H * ceil_div(tiles, kWarps) < (int64_t(1) << 31) - 1 && d.G * ceil_div(d.H, kBlhHeads) * tiles <
+         (int64_t(1) << 31) - 1;
 }
 
 }  // namespace
 }  // namespace shortconv
 
-bool short_conv_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
-  using namespace shortconv;
+namespace shortconv {
+namespace {
+bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block, bool backward) {
   // JFF_SHORT_CONV=0: these sizes take the generic path instead (a measurement switch, for the A/B against the
   // kernels they replaced).
   static const bool off = [] {
@@ -601,12 +742,21 @@ bool short_conv_supported(const FftconvDims& d, int device_major, size_t max_sme
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
   if (off || device_major < 8 || !shape_ok(d)) return false;
+  if (backward && d.layout != kBHL) return false;
   size_t smem = 0;
   dispatch_lp(d.L, [&](auto lp) {
-    const size_t f = fwd_smem_bytes<lp()>(), b = bwd_smem_bytes<lp()>();
-    smem = f > b ? f : b;
+    smem = backward ? bwd_smem_bytes<lp()>() : (d.layout == kBLH ? blh_fwd_smem_bytes<lp()>() : fwd_smem_bytes<lp()>());
   });
   return smem <= max_smem_per_block;
+}
+}  // namespace
+}  // namespace shortconv
+
+bool short_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
+  return shortconv::supported(d, device_major, max_smem_per_block, false);
+}
+bool short_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block) {
+  return shortconv::supported(d, device_major, max_smem_per_block, true);
 }
 
 size_t short_fwd_scratch_bytes(const FftconvDims&) { return 0; }
@@ -628,14 +778,19 @@ cudaError_t short_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void*, size_
   p.k = a.k;
   p.skip = a.skip;
   p.y = static_cast<uint16_t*>(a.y);
-  p.vec = d.L % 8 == 0 && aligned16(a.u) && aligned16(a.y) && (a.pre == nullptr || aligned16(a.pre)) &&
-          (a.post == nullptr || aligned16(a.post));
+  // 16-byte vectors: along L in BHL rows, across 8 heads of a (b, t) row in BLH.
+  p.vec = (d.layout == kBLH ? d.H % 8 == 0 : d.L % 8 == 0) && aligned16(a.u) && aligned16(a.y) &&
+          (a.pre == nullptr || aligned16(a.pre)) && (a.post == nullptr || aligned16(a.post));
   const bool bf = d.dtype == DType::kBF16;
   cudaError_t err = cudaErrorInvalidValue;
   dispatch_lp(d.L, [&](auto lp) {
     constexpr int LP = lp();
-    err = bf ? launch(short_fwd_kernel<__nv_bfloat16, LP>, p, fwd_smem_bytes<LP>(), stream)
-             : launch(short_fwd_kernel<__half, LP>, p, fwd_smem_bytes<LP>(), stream);
+    if (d.layout == kBLH)
+      err = bf ? launch(short_fwd_blh_kernel<__nv_bfloat16, LP>, p, blh_fwd_smem_bytes<LP>(), stream, true)
+               : launch(short_fwd_blh_kernel<__half, LP>, p, blh_fwd_smem_bytes<LP>(), stream, true);
+    else
+      err = bf ? launch(short_fwd_kernel<__nv_bfloat16, LP>, p, fwd_smem_bytes<LP>(), stream)
+               : launch(short_fwd_kernel<__half, LP>, p, fwd_smem_bytes<LP>(), stream);
   });
   return err;
 }
@@ -643,7 +798,7 @@ cudaError_t short_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void*, size_
 cudaError_t short_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   using namespace shortconv;
   const FftconvDims& d = a.d;
-  if (!shape_ok(d) || a.dk == nullptr) return cudaErrorInvalidValue;
+  if (!shape_ok(d) || d.layout != kBHL || a.dk == nullptr) return cudaErrorInvalidValue;
   // An output for an absent operand would be left unwritten: refuse rather than guess.
   if ((a.pre == nullptr) != (a.dpre == nullptr) || (a.post == nullptr) != (a.dpost == nullptr) ||
       (a.skip == nullptr) != (a.dskip == nullptr))

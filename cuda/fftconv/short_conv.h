@@ -8,7 +8,7 @@
 // spectrum, no twiddles, and k's own values rather than a rounded spectrum). See short_conv.cu.
 //
 // Contract: the same results as cuda/README.md gives for jff_fftconv_fwd / jff_fftconv_bwd. The
-// caller asks short_conv_supported() first; the backward takes a scratch buffer of
+// caller asks short_fwd_supported() / short_bwd_supported() first; the backward takes a scratch buffer of
 // short_bwd_scratch_bytes() (per-CTA partial sums of dk, summed in a fixed order, so dk and dskip
 // are bitwise reproducible); the forward needs none.
 #pragma once
@@ -21,10 +21,11 @@
 
 namespace jff {
 
-// Handled: bf16/fp16, BHL, N <= 128 (any 1 <= L <= N, 1 <= Lk <= N, any filter groups), on a device
-// of compute capability 8.0 or newer (mma.sync) with `max_smem_per_block` bytes of opt-in shared
-// memory per block. The same set for the forward and the backward.
-bool short_conv_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
+// Handled: bf16/fp16, N <= 128 (any 1 <= L <= N, 1 <= Lk <= N, any filter groups), on a device of
+// compute capability 8.0 or newer (mma.sync) with `max_smem_per_block` bytes of opt-in shared memory
+// per block; the forward in both layouts, the backward BHL only (jff.fftconv transposes BLH for it).
+bool short_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
+bool short_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
 
 // Bytes of device scratch: none for the forward, dk's partial sums for the backward (16-byte
 // aligned pointer expected; may be 0).

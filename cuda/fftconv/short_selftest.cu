@@ -145,8 +145,78 @@ struct Result {
   double y = -1, du = -1, dpre = -1, dpost = -1, dk = -1, dskip = -1;
   int64_t unwritten = 0;
   bool deterministic = true;
-  float fwd_ms = 0, bwd_ms = 0;
+  bool blh_equal = false;  // the BLH forward's y, transposed, bitwise the BHL y (and written everywhere, twice alike)
+  float fwd_ms = 0, bwd_ms = 0, blh_ms = 0;
 };
+
+// (B, H, L) <-> (B, L, H), 16-bit elements.
+std::vector<uint16_t> to_blh(const std::vector<uint16_t>& x, int64_t B, int64_t H, int64_t L) {
+  std::vector<uint16_t> y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < L; ++t) y[(b * L + t) * H + h] = x[(b * H + h) * L + t];
+  return y;
+}
+std::vector<uint16_t> from_blh(const std::vector<uint16_t>& x, int64_t B, int64_t H, int64_t L) {
+  std::vector<uint16_t> y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < L; ++t) y[(b * H + h) * L + t] = x[(b * L + t) * H + h];
+  return y;
+}
+std::vector<uint16_t> download16(const DevBuf& b, size_t n) {
+  std::vector<uint16_t> h(n);
+  CK(cudaMemcpy(h.data(), b.p, n * 2, cudaMemcpyDeviceToHost));
+  return h;
+}
+
+// The BLH forward on the same inputs, transposed: true when its y is the BHL forward's bitwise in two runs.
+bool blh_matches(const Case& c, const FftconvFwdArgs& bhl, const std::vector<uint16_t>& hu,
+                 const std::vector<uint16_t>& hpre, const std::vector<uint16_t>& hpost, const DevBuf& y_bhl,
+                 float* ms) {
+  const size_t n = hu.size();
+  DevBuf u(n * 2), pre(n * 2), post(n * 2), y1(n * 2), y2(n * 2);
+  CK(cudaMemcpy(u.p, to_blh(hu, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(pre.p, to_blh(hpre, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(post.p, to_blh(hpost, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  FftconvFwdArgs f = bhl;
+  f.d.layout = jff::kBLH;
+  f.u = u.p;
+  f.pre = c.pre ? pre.p : nullptr;
+  f.post = c.post ? post.p : nullptr;
+  for (DevBuf* y : {&y1, &y2}) {
+    CK(cudaMemset(y->p, 0xFF, n * 2));
+    f.y = y->p;
+    CK(jff::short_fwd(f, nullptr, nullptr, 0));
+  }
+  CK(cudaDeviceSynchronize());
+  const std::vector<uint16_t> a = download16(y1, n), b = download16(y2, n);
+  bool ok = a == b && from_blh(a, c.B, c.H, c.L) == download16(y_bhl, n);
+#ifndef JFF_LONG_EMU
+  if (c.timed) {
+    f.y = y1.p;
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<float> t;
+    for (int i = 0; i < 25; ++i) {
+      float x;
+      CK(cudaEventRecord(e0));
+      CK(jff::short_fwd(f, nullptr, nullptr, 0));
+      CK(cudaEventRecord(e1));
+      CK(cudaEventSynchronize(e1));
+      CK(cudaEventElapsedTime(&x, e0, e1));
+      t.push_back(x);
+    }
+    *ms = static_cast<float>(median(t));
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+  }
+#else
+  (void)ms;
+#endif
+  return ok;
+}
 
 // Runs the forward and the backward into `o` (poisoned first).
 void run(const Case& c, const FftconvFwdArgs& fa, FftconvBwdArgs ba, Outputs& o, DevBuf& scratch) {
@@ -169,7 +239,11 @@ Result run_case(const Case& c, uint64_t seed) {
   Result res;
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  if (!jff::short_conv_supported(d, prop.major, prop.sharedMemPerBlockOptin)) {
+  FftconvDims dblh = d;
+  dblh.layout = jff::kBLH;
+  if (!jff::short_fwd_supported(d, prop.major, prop.sharedMemPerBlockOptin) ||
+      !jff::short_bwd_supported(d, prop.major, prop.sharedMemPerBlockOptin) ||
+      !jff::short_fwd_supported(dblh, prop.major, prop.sharedMemPerBlockOptin)) {
     std::printf("%-34s not supported\n", c.name);
     res.y = -1;
     return res;
@@ -219,6 +293,7 @@ Result run_case(const Case& c, uint64_t seed) {
   if (c.post) res.dpost = rel_l2(down16(c.dt, o1.dpost, n, &res.unwritten), r.dpost);
   res.dk = rel_l2(down32(o1.dk, nk, &res.unwritten), r.dk);
   if (c.skip) res.dskip = rel_l2(down32(o1.dskip, nf, &res.unwritten), r.dskip);
+  res.blh_equal = blh_matches(c, fa, hu, hpre, hpost, o1.y, &res.blh_ms);
   res.deterministic = same_bits(o1.y, o2.y) && same_bits(o1.du, o2.du) && same_bits(o1.dk, o2.dk) &&
                       (!c.pre || same_bits(o1.dpre, o2.dpre)) && (!c.post || same_bits(o1.dpost, o2.dpost)) &&
                       (!c.skip || same_bits(o1.dskip, o2.dskip));
@@ -309,6 +384,10 @@ int main(int argc, char** argv) {
       {"fp16 N64 tiny k", HF, 3, 2, 64, 64, 64, 1, 1, true, true, true, 1e-6f, 300.f, false},
       {"fp16 N64 large k", HF, 3, 2, 64, 64, 64, 1, 1, true, true, true, 1e6f, 1e-3f, false},
       {"bf16 N32 odd H=7", BF, 3, 7, 32, 32, 32, 1, 1, true, true, true, 1.f, 1.f, false},
+      // H a multiple of 8: the BLH forward's 16-byte head vectors (and a partial last head group with H = 20)
+      {"bf16 N64 H=16", BF, 5, 16, 64, 64, 64, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"fp16 N128 H=24 L=100 G2R2", HF, 6, 24, 100, 100, 128, 2, 2, true, true, true, 1.f, 1.f, false},
+      {"bf16 N16 H=20 L=9", BF, 35, 20, 9, 9, 16, 1, 1, true, false, true, 1.f, 1.f, false},
   };
   if (!small) {
     static std::vector<std::string> names;  // keeps the c_str()s alive
@@ -323,8 +402,8 @@ int main(int argc, char** argv) {
   }
   const double bw = small ? 0 : measure_copy_bw();
   if (!small) std::printf("copy bandwidth (read+write): %.2f TB/s\n", bw / 1e12);
-  std::printf("%-34s %9s %9s %9s %9s %9s %9s %5s %4s %8s %8s %6s %6s\n", "case", "y", "du", "dpre", "dpost", "dk",
-              "dskip", "unwr", "det", "fwd_ms", "bwd_ms", "f/flr", "b/flr");
+  std::printf("%-34s %9s %9s %9s %9s %9s %9s %5s %4s %4s %8s %8s %8s %6s %6s %6s\n", "case", "y", "du", "dpre", "dpost",
+              "dk", "dskip", "unwr", "det", "blh", "fwd_ms", "bwd_ms", "blh_ms", "f/flr", "b/flr", "blh/f");
   bool ok = true;
   uint64_t seed = 777;
   for (const Case& c : cases) {
@@ -336,7 +415,7 @@ int main(int argc, char** argv) {
     }
     const double tol = c.dt == DType::kBF16 ? 1e-2 : 2e-3;
     const bool pass = r.y <= tol && r.du <= tol && r.dpre <= tol && r.dpost <= tol && r.dk <= 2 * tol &&
-                      r.dskip <= 2 * tol && r.unwritten == 0 && r.deterministic;
+                      r.dskip <= 2 * tol && r.unwritten == 0 && r.deterministic && r.blh_equal;
     ok = ok && pass;
     auto col = [](double x, char* buf) {
       if (x < 0)
@@ -346,13 +425,14 @@ int main(int argc, char** argv) {
       return buf;
     };
     char b1[16], b2[16], b3[16], b4[16], b5[16], b6[16];
-    std::printf("%-34s %s %s %s %s %s %s %5lld %4s", c.name, col(r.y, b1), col(r.du, b2), col(r.dpre, b3),
+    std::printf("%-34s %s %s %s %s %s %s %5lld %4s %4s", c.name, col(r.y, b1), col(r.du, b2), col(r.dpre, b3),
                 col(r.dpost, b4), col(r.dk, b5), col(r.dskip, b6), static_cast<long long>(r.unwritten),
-                r.deterministic ? "yes" : "NO");
+                r.deterministic ? "yes" : "NO", r.blh_equal ? "=" : "NO");
     if (c.timed) {
       const double elems = static_cast<double>(c.B * c.H * c.L);
       const double ffloor = 4 * elems * 2 / bw * 1e3, bfloor = 7 * elems * 2 / bw * 1e3;
-      std::printf(" %8.4f %8.4f %6.2f %6.2f", r.fwd_ms, r.bwd_ms, r.fwd_ms / ffloor, r.bwd_ms / bfloor);
+      std::printf(" %8.4f %8.4f %8.4f %6.2f %6.2f %6.2f", r.fwd_ms, r.bwd_ms, r.blh_ms, r.fwd_ms / ffloor,
+                  r.bwd_ms / bfloor, r.blh_ms / r.fwd_ms);
     }
     std::printf(" %s\n", pass ? "PASS" : "FAIL");
     std::fflush(stdout);
