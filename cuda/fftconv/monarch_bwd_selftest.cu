@@ -80,15 +80,6 @@ struct Result {
   double ms_bwd = 0, ms_fwd = -1;
 };
 
-// (B, R, C) -> (B, C, R) per batch row, on the host: the BLH copies of the small cases' BHL data.
-std::vector<uint16_t> transposed(const std::vector<uint16_t>& x, int64_t B, int64_t R, int64_t C) {
-  std::vector<uint16_t> y(x.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c) y[(b * C + c) * R + r] = x[(b * R + r) * C + c];
-  return y;
-}
-
 // One case in `layout`. Inputs are generated in BHL order (timed cases: on the device, in the
 // layout's order). Small BLH cases use the BHL case's data transposed, so both layouts check the same
 // numbers. Host copies and results stay in the layout's order (no host transposes of the timed
@@ -371,17 +362,10 @@ Result run_case(const Case& c, uint64_t seed, int32_t layout = jff::kBHL) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --small: small correctness cases only (for compute-sanitizer); --only SUBSTR: just the
-  // cases whose name contains SUBSTR. The two combine.
-  bool small = false;
-  std::string only;
+  const SelftestArgs args(argc, argv);
+  const bool small = args.small;
   // Line-buffered even into a log file, so a run cut off by a time limit keeps its finished rows.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--small") small = true;
-    if (arg == "--only" && i + 1 < argc) only = argv[++i];
-  }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, smem opt-in %zu B\n", prop.name, prop.multiProcessorCount,
@@ -448,7 +432,7 @@ int main(int argc, char** argv) {
               "dk", "dskip", "unwr", "det", "fwd_ms", "bwd_ms", "flr7_ms", "bwd/f", "f+b/f");
   uint64_t seed = 777;
   for (const Case& c0 : cases) {
-   if (!only.empty() && std::string(c0.name).find(only) == std::string::npos) continue;
+   if (args.skip(c0.name)) continue;
    ++seed;
    // Each case in BHL, then (where the BLH backward is supported) in BLH on the same data.
    for (int32_t layout : {jff::kBHL, jff::kBLH}) {

@@ -352,15 +352,8 @@ Result run_case(const Case& c, double copy_bw, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --small: small correctness cases only (for compute-sanitizer); --only SUBSTR: just the
-  // cases whose name contains SUBSTR. The two combine.
-  bool small = false;
-  std::string only;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--small") small = true;
-    if (arg == "--only" && i + 1 < argc) only = argv[++i];
-  }
+  const SelftestArgs args(argc, argv);
+  const bool small = args.small;
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, smem opt-in %zu B\n", prop.name, prop.multiProcessorCount,
@@ -435,7 +428,7 @@ int main(int argc, char** argv) {
               "ms", "floor_ms", "ratio");
   uint64_t seed = 12345;
   for (const Case& c : cases) {
-    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+    if (args.skip(c.name)) continue;
     Result r = run_case(c, bw, ++seed);
     if (r.rel_l2 < 0) {  // every case listed here is meant to be supported on sm_80+ with >= 192 KB
       ok = false;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "common/host_fft.h"
@@ -52,6 +53,30 @@ struct Rng {
 
 // ---- float64 reference ----
 using jff::host::Fft;
+
+// (B, R, C) -> (B, C, R) per batch row, on the host: BLH copies of BHL data ((B, H, L) -> (B, L, H)) and back.
+std::vector<uint16_t> transposed(const std::vector<uint16_t>& x, int64_t B, int64_t R, int64_t C) {
+  std::vector<uint16_t> y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) y[(b * C + c) * R + r] = x[(b * R + r) * C + c];
+  return y;
+}
+
+// The self-tests' flags: --small (the small correctness cases only, e.g. for compute-sanitizer) and
+// --only SUBSTR (the cases whose name contains SUBSTR); the two combine.
+struct SelftestArgs {
+  bool small = false;
+  std::string only;
+  SelftestArgs(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--small") small = true;
+      if (arg == "--only" && i + 1 < argc) only = argv[++i];
+    }
+  }
+  bool skip(const char* name) const { return !only.empty() && std::string(name).find(only) == std::string::npos; }
+};
 
 double median(std::vector<float> v) {
   std::sort(v.begin(), v.end());

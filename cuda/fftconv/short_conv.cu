@@ -706,6 +706,16 @@ bool dispatch_lp(int64_t L, F&& f) {
   }
 }
 
+// The operands both directions read, from the handler's arguments.
+template <typename Args>
+void set_inputs(Params& p, const Args& a) {
+  p.u = static_cast<const uint16_t*>(a.u);
+  p.pre = static_cast<const uint16_t*>(a.pre);
+  p.post = static_cast<const uint16_t*>(a.post);
+  p.k = a.k;
+  p.skip = a.skip;
+}
+
 // One CTA per filter (BHL) or per kBlhHeads heads of a group (BLH), times the chunks.
 template <typename Kern>
 cudaError_t launch(Kern kern, const Params& p, size_t smem, cudaStream_t stream, bool blh = false) {
@@ -772,11 +782,7 @@ cudaError_t short_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void*, size_
   const FftconvDims& d = a.d;
   if (!shape_ok(d)) return cudaErrorInvalidValue;
   Params p = make_params(d, false);
-  p.u = static_cast<const uint16_t*>(a.u);
-  p.pre = static_cast<const uint16_t*>(a.pre);
-  p.post = static_cast<const uint16_t*>(a.post);
-  p.k = a.k;
-  p.skip = a.skip;
+  set_inputs(p, a);
   p.y = static_cast<uint16_t*>(a.y);
   // 16-byte vectors: along L in BHL rows, across 8 heads of a (b, t) row in BLH.
   p.vec = (d.layout == kBLH ? d.H % 8 == 0 : d.L % 8 == 0) && aligned16(a.u) && aligned16(a.y) &&
@@ -805,12 +811,8 @@ cudaError_t short_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratc
     return cudaErrorInvalidValue;
   Params p = make_params(d, true);
   if (scratch_bytes < short_bwd_scratch_bytes(d) || (p.chunks > 1 && scratch == nullptr)) return cudaErrorInvalidValue;
-  p.u = static_cast<const uint16_t*>(a.u);
-  p.pre = static_cast<const uint16_t*>(a.pre);
-  p.post = static_cast<const uint16_t*>(a.post);
+  set_inputs(p, a);
   p.dy = static_cast<const uint16_t*>(a.dy);
-  p.k = a.k;
-  p.skip = a.skip;
   p.du = static_cast<uint16_t*>(a.du);
   p.dpre = static_cast<uint16_t*>(a.dpre);
   p.dpost = static_cast<uint16_t*>(a.dpost);

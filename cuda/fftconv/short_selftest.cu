@@ -149,21 +149,32 @@ struct Result {
   float fwd_ms = 0, bwd_ms = 0, blh_ms = 0;
 };
 
-// (B, H, L) <-> (B, L, H), 16-bit elements.
-std::vector<uint16_t> to_blh(const std::vector<uint16_t>& x, int64_t B, int64_t H, int64_t L) {
-  std::vector<uint16_t> y(x.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < L; ++t) y[(b * L + t) * H + h] = x[(b * H + h) * L + t];
-  return y;
+// Median of 25 event-timed runs of `launch` (ms); 0 under the emulation, where times mean nothing.
+template <typename F>
+float time_ms(F&& launch) {
+#ifdef JFF_LONG_EMU
+  (void)launch;
+  return 0.f;
+#else
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  std::vector<float> t;
+  for (int i = 0; i < 25; ++i) {
+    float x;
+    CK(cudaEventRecord(e0));
+    launch();
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    CK(cudaEventElapsedTime(&x, e0, e1));
+    t.push_back(x);
+  }
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  return static_cast<float>(median(t));
+#endif
 }
-std::vector<uint16_t> from_blh(const std::vector<uint16_t>& x, int64_t B, int64_t H, int64_t L) {
-  std::vector<uint16_t> y(x.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < L; ++t) y[(b * H + h) * L + t] = x[(b * L + t) * H + h];
-  return y;
-}
+
 std::vector<uint16_t> download16(const DevBuf& b, size_t n) {
   std::vector<uint16_t> h(n);
   CK(cudaMemcpy(h.data(), b.p, n * 2, cudaMemcpyDeviceToHost));
@@ -176,9 +187,9 @@ bool blh_matches(const Case& c, const FftconvFwdArgs& bhl, const std::vector<uin
                  float* ms) {
   const size_t n = hu.size();
   DevBuf u(n * 2), pre(n * 2), post(n * 2), y1(n * 2), y2(n * 2);
-  CK(cudaMemcpy(u.p, to_blh(hu, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(pre.p, to_blh(hpre, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(post.p, to_blh(hpost, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(u.p, transposed(hu, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(pre.p, transposed(hpre, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(post.p, transposed(hpost, c.B, c.H, c.L).data(), n * 2, cudaMemcpyHostToDevice));
   FftconvFwdArgs f = bhl;
   f.d.layout = jff::kBLH;
   f.u = u.p;
@@ -191,30 +202,11 @@ bool blh_matches(const Case& c, const FftconvFwdArgs& bhl, const std::vector<uin
   }
   CK(cudaDeviceSynchronize());
   const std::vector<uint16_t> a = download16(y1, n), b = download16(y2, n);
-  bool ok = a == b && from_blh(a, c.B, c.H, c.L) == download16(y_bhl, n);
-#ifndef JFF_LONG_EMU
+  bool ok = a == b && transposed(a, c.B, c.L, c.H) == download16(y_bhl, n);
   if (c.timed) {
     f.y = y1.p;
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    std::vector<float> t;
-    for (int i = 0; i < 25; ++i) {
-      float x;
-      CK(cudaEventRecord(e0));
-      CK(jff::short_fwd(f, nullptr, nullptr, 0));
-      CK(cudaEventRecord(e1));
-      CK(cudaEventSynchronize(e1));
-      CK(cudaEventElapsedTime(&x, e0, e1));
-      t.push_back(x);
-    }
-    *ms = static_cast<float>(median(t));
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
+    *ms = time_ms([&] { CK(jff::short_fwd(f, nullptr, nullptr, 0)); });
   }
-#else
-  (void)ms;
-#endif
   return ok;
 }
 
@@ -297,51 +289,23 @@ Result run_case(const Case& c, uint64_t seed) {
   res.deterministic = same_bits(o1.y, o2.y) && same_bits(o1.du, o2.du) && same_bits(o1.dk, o2.dk) &&
                       (!c.pre || same_bits(o1.dpre, o2.dpre)) && (!c.post || same_bits(o1.dpost, o2.dpost)) &&
                       (!c.skip || same_bits(o1.dskip, o2.dskip));
-#ifndef JFF_LONG_EMU
   if (c.timed) {
     FftconvFwdArgs f = fa;
     f.y = o1.y.p;
     FftconvBwdArgs b = ba;
     b.du = o1.du.p, b.dk = static_cast<float*>(o1.dk.p), b.dpre = o1.dpre.p, b.dpost = o1.dpost.p,
     b.dskip = static_cast<float*>(o1.dskip.p);
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    std::vector<float> tf, tb;
-    for (int i = 0; i < 25; ++i) {
-      float ms;
-      CK(cudaEventRecord(e0));
-      CK(jff::short_fwd(f, nullptr, nullptr, 0));
-      CK(cudaEventRecord(e1));
-      CK(cudaEventSynchronize(e1));
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      tf.push_back(ms);
-      CK(cudaEventRecord(e0));
-      CK(jff::short_bwd(b, nullptr, scratch.p, scratch.bytes));
-      CK(cudaEventRecord(e1));
-      CK(cudaEventSynchronize(e1));
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      tb.push_back(ms);
-    }
-    res.fwd_ms = static_cast<float>(median(tf));
-    res.bwd_ms = static_cast<float>(median(tb));
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
+    res.fwd_ms = time_ms([&] { CK(jff::short_fwd(f, nullptr, nullptr, 0)); });
+    res.bwd_ms = time_ms([&] { CK(jff::short_bwd(b, nullptr, scratch.p, scratch.bytes)); });
   }
-#endif
   return res;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool small = false;
-  std::string only;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--small") small = true;
-    if (arg == "--only" && i + 1 < argc) only = argv[++i];
-  }
+  const SelftestArgs args(argc, argv);
+  const bool small = args.small;
 #ifdef JFF_LONG_EMU
   if (!small) {
     std::fprintf(stderr, "usage: %s --small [--only SUBSTR]  (the emulation runs the small cases only)\n", argv[0]);
@@ -407,7 +371,7 @@ int main(int argc, char** argv) {
   bool ok = true;
   uint64_t seed = 777;
   for (const Case& c : cases) {
-    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+    if (args.skip(c.name)) continue;
     const Result r = run_case(c, ++seed);
     if (r.y < 0) {
       ok = false;
