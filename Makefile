@@ -66,7 +66,7 @@ compile-cuda: $(VENV)/.deps
 # own source, no GPU; mma/ldmatrix emulated from their fragment layouts), small cases against float64: the
 # generic fftconv kernels, the long-N passes (forward and backward) and their shared-memory FFT, the tensor-core
 # forward and backward (monarch_fwd.cu, monarch_bwd.cu: their self-tests' --small cases, N = 256 .. 32768; and
-# short_conv.cu, N <= 128) and
+# short_conv.cu, L <= 128) and
 # the depthwise kernels (dw_selftest --small: both layouts, every path and variant, PDL chains). CUDA_INC: the
 # CUDA toolkit's headers.
 CUDA_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/cuda-*/include))
@@ -131,7 +131,7 @@ emulate: $(VENV)/.deps
 		if cmp -s build/emu/monarch_selftest_order1.log build/emu/monarch_selftest.log; then \
 			echo "BLH unit and k-spectrum orders 1: output equal to the default build's"; \
 		else echo "BLH unit and k-spectrum orders 1: FAIL"; exit 1; fi
-	# The short tensor-core kernels (short_conv.cu, N <= 128), forward and backward.
+	# The short tensor-core kernels (short_conv.cu, L <= 128), forward and backward.
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/short_emu_build.sh build/emu/short_selftest
 	build/emu/short_selftest --small > build/emu/short_selftest.log; rc=$$?; tail -n 1 build/emu/short_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The short tensor-core kernels (cuda/fftconv/short_conv.cu, N <= 128) and N = 512 in one device call (about 8
+# The short tensor-core kernels (cuda/fftconv/short_conv.cu, L <= 128) and N = 512 in one device call (about 8
 # minutes on an H100/H200), from the repository root:
 #
 #   OUT=/some/dir bash benchmarks/device_short.sh
@@ -7,15 +7,16 @@
 # In order, each step getting what is left of DEADLINE seconds (default 560; a step under 20 s is skipped):
 # 1. the package build, with short_selftest compiled alongside;
 # 2. short_selftest: its correctness cases (every one also runs the BLH forward, which must give the BHL y
-#    bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2: forward, backward and
-#    BLH forward, against the 4- and 7-stream floors);
+#    bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2, and N = 256 L = 128:
+#    forward, backward and BLH forward, against the 4- and 7-stream floors);
 # 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
-# 4. bench_fftconv through jff.fftconv, device-side: BHL N 16, 32, 64, 128, 512 (fftconv-short.json), then N 16..128
-#    with JFF_SHORT_CONV=0, i.e. on the generic kernels these sizes ran before (fftconv-short-generic.json: the A/B
+# 4. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
+#    (fftconv-short.json; the causal 256 row is the short kernels', the L = 256 one the fused kernels'), then N
+#    16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before (fftconv-short-generic.json: the A/B
 #    in one call);
 # 5. the GPU tests -k "fftconv and not long";
-# 6. the same two tables in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with JFF_SHORT_CONV=0
-#    the backward still goes through XLA's transposes, to the generic BHL kernels).
+# 6. the same two tables in BLH at N 16..128 (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
+#    JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the generic BHL kernels).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
@@ -31,8 +32,8 @@ for tool in memcheck racecheck synccheck; do
 done
 grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot)
-run_left bench.log "${bench[@]}" --sizes 16,32,64,128,512 --name fftconv-short
-JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128 --name fftconv-short-generic
+run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256,512 --name fftconv-short
+JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"

@@ -7,7 +7,7 @@
 #   bash benchmarks/sanitize_selftests.sh BIN_DIR      BIN_DIR holds the self-test binaries, built as
 #                                                      each one's header comment says
 # Programs: monarch_selftest, monarch_bwd_selftest (--small: N 256..32768, every dtype and gate
-# form), short_selftest (--small: N <= 128), dw_selftest (--small), generic_selftest, outer_selftest
+# form), short_selftest (--small: L <= 128), dw_selftest (--small), generic_selftest, outer_selftest
 # and long_bwd_selftest (--quick). Missing programs are reported and skipped.
 # SANITIZE_PROGRAMS="name name ..." limits the run to those programs.
 set -uo pipefail

@@ -57,8 +57,8 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       skip: optional `(H,)` per-channel skip weights (used in float32).
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
-      layout: "BHL" or "BLH". On CUDA the tensor-core forwards (float16/bfloat16, N <= 128 and 256 to
-        32768) read BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80
+      layout: "BHL" or "BLH". On CUDA the tensor-core forwards (float16/bfloat16, N up to 32768; L <= 128
+        any such N) read BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80
         those sizes run the slower generic kernels in BLH). Their backwards, and the long-N kernels (N from
         65536 to 2^24; float32 up to 2^23) both ways, read BHL rows only: BLH input of those dtypes and sizes
         is transposed to BHL and back by XLA.

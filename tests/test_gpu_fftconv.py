@@ -1,6 +1,6 @@
 """jff.fftconv on a CUDA GPU through the CUDA FFI handlers (cuda/fftconv/, cuda/fftconv_long/).
 
-Covers what the CPU-default tests do not reach: the short kernels (N <= 128), the fused kernel up to
+Covers what the CPU-default tests do not reach: the short kernels (L <= 128), the fused kernel up to
 N = 8192, the four-step path from N = 16384 up to 2^24, both layouts and all dtypes at those sizes,
 filter groups through vmap, gradients against float64 and against the pure-JAX backend, and bitwise
 reproducibility. Every check draws fresh random inputs (the seed is printed and recorded in the test
@@ -51,7 +51,8 @@ def _f64(a):
 
 # (batch dims, H, L, Lk, fft_size): fused sizes, the fused/four-step boundary, long sequences.
 FWD_SHAPES = [
-    ((3,), 5, 16, 16, None),  # N = 32: the short kernels (N <= 128)
+    ((3,), 5, 16, 16, None),  # N = 32: the short kernels (L <= 128)
+    ((2,), 3, 120, 100, None),  # N = 256, L <= 128: the short kernels too
     ((2, 3), 4, 100, 29, 128),
     ((5,), 3, 7, 3, None),  # N = 16, odd L
     ((2,), 3, 256, 100, 256),  # circular
@@ -176,7 +177,8 @@ def test_bitwise_reproducible(rng, length, klen):
 
 
 @pytest.mark.parametrize("fft_size,length,heads", [
-    (64, 64, 16), (128, 100, 20), (256, 256, 6), (256, 201, 24), (512, 500, 16), (1024, 1000, 40), (2048, 2048, 16), (4096, 4096, 6), (4096, 3001, 32),
+    (64, 64, 16), (128, 100, 20), (256, 256, 6), (256, 201, 24), (512, 500, 16), (1024, 1000, 40), (2048, 2048, 16),
+    (4096, 4096, 6), (4096, 3001, 32),
     (8192, 8192, 9), (16384, 10000, 16), (32768, 32768, 8), (1 << 18, 200000, 6)])
 def test_blh_matches_bhl(rng, fft_size, length, heads):
     """16-bit BLH against BHL on the same data. The forward reads BLH natively at the tensor-core sizes

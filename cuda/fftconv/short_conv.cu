@@ -1,4 +1,4 @@
-// Short FFT convolutions (N <= 128) on tensor cores, forward and backward (short_conv.h).
+// Short FFT convolutions (L <= 128, N <= 32768) on tensor cores, forward and backward (short_conv.h).
 //
 // The math. With v = pre * u per (batch, h) row and k_eff = k with skip added to its tap 0, the op's
 // z + skip * v at the L valid points is v W with W[s][t] = k_eff[(t - s) mod N] (s, t < L): the
@@ -53,7 +53,9 @@ namespace jff {
 namespace shortconv {
 namespace {
 
-constexpr int kMaxN = 128;
+// L up to 128 (the tiles' padded length LP); N any power of two from L to 32768 (from 65536 on jff.fftconv
+// prepares k's spectrum for the long-N kernels, which then take the call).
+constexpr int kMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 // CTAs the backward and the BLH forward aim for (about 8 per SM on an H100); more rows per CTA beyond that.
@@ -274,12 +276,18 @@ struct FilterTaps {
     return ((j < Lk ? k[j] : 0.f) + (j == 0 ? skip : 0.f)) * inv;
   }
 };
-// max |k_eff| over this thread's taps j = first, first + stride, ...
+// max |k_eff| over this thread's share (first, first + stride, ...) of the taps that reach an output: j = (t - s)
+// mod N for s, t < L, i.e. j < L or j > N - L (every tap where N < 2 L). The others never touch y.
 __device__ __forceinline__ float filter_max_part(const Params& p, int64_t gh, int first, int stride) {
   const float* k = p.k + gh * p.Lk;
   const float sk = p.skip != nullptr ? p.skip[gh] : 0.f;
+  const int low = p.Lk < p.L ? p.Lk : p.L, high = p.N - p.L + 1 > p.L ? p.N - p.L + 1 : p.L;
+  const int count = low + (p.Lk > high ? p.Lk - high : 0);
   float m = 0.f;
-  for (int j = first; j < p.Lk; j += stride) m = fmaxf(m, fabsf(k[j] + (j == 0 ? sk : 0.f)));
+  for (int i = first; i < count; i += stride) {
+    const int j = i < low ? i : high + (i - low);
+    m = fmaxf(m, fabsf(k[j] + (j == 0 ? sk : 0.f)));
+  }
   return m;
 }
 __device__ __forceinline__ float warp_max(float m) {
@@ -615,14 +623,16 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
       p.part[p.chunks * p.G * p.H * p.Lk + gh * p.chunks + chunk] = sum;
   }
   for (int j = threadIdx.x; j < p.Lk; j += kThreads) {
+    // The pairs with (t - s) mod N = j: t - s = j and (where N < 2 L) j - N. A difference d = 16 D + delta0 (delta0
+    // in 0..15) lies on C_D's diagonal delta0 (tau' < 16 - delta0) and on C_(D+1)'s diagonal delta0 - 16 (the rest).
     float sum = 0.f;
-    for (int i = 0; i < 2 * KT - 1; ++i) {
-      if (!((p.lag_mask >> i) & 1u)) continue;
-      const float* cd = sums + i * kSumsPerLag;
-      const int D = i - (KT - 1);
-      for (int delta = -15; delta <= 15; ++delta) {
-        const int d = 16 * D + delta;  // t - s
-        if (d <= -p.L || d >= p.L || (d & (p.N - 1)) != j) continue;
+    for (int wrap = 0; wrap < 2; ++wrap) {
+      const int d = j - wrap * p.N;
+      if (d <= -p.L || d >= p.L) continue;
+      for (int next = 0; next < 2; ++next) {
+        const int i = (d >> 4) + next + KT - 1, delta = (d & 15) - 16 * next;  // C_D's index D + KT - 1
+        if (delta < -15 || i < 0 || i >= 2 * KT - 1 || !((p.lag_mask >> i) & 1u)) continue;
+        const float* cd = sums + i * kSumsPerLag;
         const int lo = delta < 0 ? -delta : 0, hi = delta > 0 ? 16 - delta : 16;
         for (int tp = lo; tp < hi; ++tp) sum += cd[(tp + delta) * kSumsRow + tp];
       }
@@ -729,7 +739,7 @@ cudaError_t launch(Kern kern, const Params& p, size_t smem, cudaStream_t stream,
 bool shape_ok(const FftconvDims& d) {
   if (d.dtype != DType::kBF16 && d.dtype != DType::kF16) return false;
   if (d.layout != kBHL && d.layout != kBLH) return false;
-  if (d.N < 1 || d.N > kMaxN || (d.N & (d.N - 1)) != 0) return false;
+  if (d.N < 1 || d.N > kMaxN || (d.N & (d.N - 1)) != 0 || d.L > kMaxL) return false;
   if (d.B < 1 || d.H < 1 || d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
   if (d.G < 1 || d.R < 1) return false;
   // Grid: one CTA per filter and chunk of at least kWarps row tiles (a 1-D grid below 2^31).

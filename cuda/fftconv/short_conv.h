@@ -1,7 +1,8 @@
-// Short FFT convolutions (N <= 128) on tensor cores: the CUDA fast path of jff_fftconv_fwd /
-// jff_fftconv_bwd below the fused Monarch kernels' smallest size (N = 256).
+// Short FFT convolutions (L <= 128; any N up to 32768) on tensor cores: the CUDA fast path of
+// jff_fftconv_fwd / jff_fftconv_bwd below the fused Monarch kernels' smallest size (N = 256), and in
+// their place for sequences of at most 128 points at larger N (e.g. the causal L = 128, N = 256).
 //
-// At these sizes the FFT, the pointwise product with k's spectrum and the inverse FFT collapse into
+// For such lengths the FFT, the pointwise product with k's spectrum and the inverse FFT collapse into
 // one matrix: F^-1 diag(FFT(k)) F restricted to the L valid points is the circulant (Toeplitz where
 // N >= L + Lk - 1) matrix W[s][t] = k[(t - s) mod N], so a tile of 16 batch rows of one filter is
 // one 16 x L by L x L tensor-core product, with W's operand fragments read straight from k (no
@@ -21,9 +22,10 @@
 
 namespace jff {
 
-// Handled: bf16/fp16, N <= 128 (any 1 <= L <= N, 1 <= Lk <= N, any filter groups), on a device of
-// compute capability 8.0 or newer (mma.sync) with `max_smem_per_block` bytes of opt-in shared memory
-// per block; the forward in both layouts, the backward BHL only (jff.fftconv transposes BLH for it).
+// Handled: bf16/fp16, 1 <= L <= 128, N a power of two from L to 32768, 1 <= Lk <= N, any filter
+// groups, on a device of compute capability 8.0 or newer (mma.sync) with `max_smem_per_block` bytes of
+// opt-in shared memory per block; the forward in both layouts, the backward BHL only (jff.fftconv
+// transposes BLH for it).
 bool short_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
 bool short_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
 

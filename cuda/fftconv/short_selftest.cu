@@ -331,6 +331,12 @@ int main(int argc, char** argv) {
       {"fp16 N128 L=100 Lk=29 odd post", HF, 3, 2, 100, 29, 128, 1, 1, false, true, false, 1.f, 1.f, false},
       {"bf16 N128 L=97 circular Lk=128", BF, 2, 2, 97, 128, 128, 1, 1, true, false, true, 1.f, 1.f, false},
       {"bf16 N128 L=65 pre only", BF, 2, 2, 65, 64, 128, 1, 1, true, false, false, 1.f, 1.f, false},
+      // N > 128 with L <= 128: the same kernels (cost set by L); taps beyond L .. N - L never reach y, their dk is 0
+      {"bf16 N256 causal L=128", BF, 3, 4, 128, 128, 256, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"fp16 N4096 L=100 Lk=3000", HF, 3, 2, 100, 3000, 4096, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"bf16 N512 L=120 Lk=512 circular", BF, 4, 3, 120, 512, 512, 1, 1, true, false, true, 1.f, 1.f, false},
+      {"bf16 N32768 L=33 Lk=32768 G2R2", BF, 4, 2, 33, 32768, 32768, 2, 2, true, true, true, 1.f, 1.f, false},
+      {"bf16 N256 L=128 B300 H1 chunks", BF, 300, 1, 128, 200, 256, 1, 1, true, true, true, 1.f, 1.f, false},
       // tiny sizes: N < 16 (one padded block; the circulant wraps inside it)
       {"bf16 N1 L1", BF, 3, 2, 1, 1, 1, 1, 1, true, true, true, 1.f, 1.f, false},
       {"fp16 N2 L2 Lk2", HF, 3, 2, 2, 2, 2, 1, 1, true, true, true, 1.f, 1.f, false},
@@ -363,6 +369,8 @@ int main(int argc, char** argv) {
       cases.push_back({names.back().c_str(), BF, 64, 768, n / 2, n / 2, n, 1, 1, true, true, true, 1.f, 1.f, true});
     }
     cases.push_back({"T fp16 N128 L=N", HF, 64, 768, 128, 128, 128, 1, 1, true, true, true, 1.f, 1.f, true});
+    // the issue's causal row at N = 256 (L = N/2 = 128), which the short kernels now take
+    cases.push_back({"T bf16 N256 L=N/2", BF, 64, 768, 128, 128, 256, 1, 1, true, true, true, 1.f, 1.f, true});
   }
   const double bw = small ? 0 : measure_copy_bw();
   if (!small) std::printf("copy bandwidth (read+write): %.2f TB/s\n", bw / 1e12);
