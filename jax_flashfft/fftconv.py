@@ -142,8 +142,9 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
 
 # FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the long-N path (cuda/fftconv_long/,
 # float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points) both ways, and the
-# tensor-core kernels' backward (cuda/fftconv/short_conv.cu up to N = 128, monarch_bwd.cu from 256 to
-# 32768; their forwards read BLH natively). Elsewhere the generic CUDA kernels run, natively in both layouts.
+# tensor-core kernels' backward (cuda/fftconv/short_conv.cu for every N <= 128 and L <= 128 above it,
+# monarch_bwd.cu from 256 to 32768; their forwards read BLH natively). Elsewhere the generic CUDA kernels
+# run, natively in both layouts.
 SHORT_MAX_FFT = 128
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23

@@ -21,9 +21,9 @@
 #include "common/ffi_util.h"
 #include "fftconv/fftconv_args.h"
 #include "fftconv/generic_fft.h"
-#include "fftconv/short_conv.h"
 #include "fftconv/monarch.h"
 #include "fftconv/monarch_bwd.h"
+#include "fftconv/short_conv.h"
 #include "fftconv/validate.h"
 #include "fftconv_long/long_conv.h"
 #include "xla/ffi/api/ffi.h"
@@ -80,10 +80,9 @@ ffi::Error PlanAndAllocate(const char* op, const FftconvDims& d, bool bwd, bool 
 
 void* DataOrNull(const ffi::AnyBuffer& b) { return IsAbsent(b) ? nullptr : b.untyped_data(); }
 
-// Runs a fast path (the short tensor-core kernels up to N = 128, the fused ones up to N = 32768, the long
-// four-step path above)
-// when it supports the problem; sets *ran to false (and does nothing) otherwise, so the caller
-// tries the next path and finally the generic one.
+// Runs a fast path (the short tensor-core kernels for L <= 128, the fused ones up to N = 32768, the long
+// four-step path above) when it supports the problem; sets *ran to false (and does nothing) otherwise, so
+// the caller tries the next path and finally the generic one. A path that needs no scratch gets none.
 template <typename Args, typename Supported, typename ScratchBytes, typename Launch>
 ffi::Error TryFastPath(const char* op, const Args& a, const generic::DeviceProps& props,
                        ffi::ScratchAllocator& scratch, cudaStream_t stream, const char* path, Supported supported,
@@ -153,8 +152,8 @@ ffi::Error FftconvFwdCuda(cudaStream_t stream, ffi::ScratchAllocator scratch, in
   a.y = y->untyped_data();
   a.kspec = static_cast<const float*>(DataOrNull(kspec));
 
-  // The short tensor-core kernels (N <= 128), the fused ones (N <= 32768) and the long path (N >= 65536)
-  // take the shapes they support; the generic path covers everything else.
+  // The short tensor-core kernels (L <= 128, N <= 32768), the fused ones (N <= 32768) and the long path
+  // (N >= 65536) take the shapes they support, in that order; the generic path covers everything else.
   generic::DeviceProps props;
   JFF_RETURN_IF_ERROR(GetDeviceProps(op, device, &props));
   bool ran = false;
