@@ -5,6 +5,7 @@
 //            -o /tmp/short_selftest cuda/fftconv/short_selftest.cu
 //       /tmp/short_selftest            correctness cases, then timed rows (B=64, H=768, bf16, gated + skip)
 //       /tmp/short_selftest --small    correctness cases only
+//       --fuzz COUNT [--seed S]        COUNT more correctness cases of random shapes (any L <= 128, N up to 4096)
 // CPU emulation (each CUDA thread a fiber, mma / ldmatrix emulated from their fragment layouts):
 //       cuda/fftconv/short_emu_build.sh /tmp/short_selftest_emu && /tmp/short_selftest_emu --small
 //
@@ -306,6 +307,13 @@ Result run_case(const Case& c, uint64_t seed) {
 int main(int argc, char** argv) {
   const SelftestArgs args(argc, argv);
   const bool small = args.small;
+  // --fuzz COUNT: COUNT more small cases with random shapes (seeded by --seed S, default 1), after the fixed ones.
+  int fuzz = 0;
+  uint64_t fuzz_seed = 1;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--fuzz") == 0) fuzz = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--seed") == 0) fuzz_seed = std::strtoull(argv[i + 1], nullptr, 10);
+  }
 #ifdef JFF_LONG_EMU
   if (!small) {
     std::fprintf(stderr, "usage: %s --small [--only SUBSTR]  (the emulation runs the small cases only)\n", argv[0]);
@@ -359,9 +367,36 @@ int main(int argc, char** argv) {
       {"fp16 N128 H=24 L=100 G2R2", HF, 6, 24, 100, 100, 128, 2, 2, true, true, true, 1.f, 1.f, false},
       {"bf16 N16 H=20 L=9", BF, 35, 20, 9, 9, 16, 1, 1, true, false, true, 1.f, 1.f, false},
   };
+  static std::vector<std::string> names;  // keeps the c_str()s alive
+  names.reserve(fuzz + 16);
+  // Random shapes: any L <= 128, N a power of two from L (up to 4096 here), Lk up to N (often L or N), batch rows,
+  // heads (multiples of 8 now and then, for the BLH vectors), filter groups, gates and skip, both dtypes.
+  Rng fr(fuzz_seed);
+  auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(fr.next() % uint64_t(hi - lo + 1)); };
+  for (int i = 0; i < fuzz; ++i) {
+    Case c{};
+    c.dt = fr.next() % 2 ? BF : HF;
+    c.L = pick(1, 128);
+    c.N = 1;
+    while (c.N < c.L) c.N *= 2;
+    c.N <<= pick(0, 3) == 0 ? pick(1, 5) : 0;
+    const int64_t lk_kind = pick(0, 3);
+    c.Lk = lk_kind == 0 ? c.L : (lk_kind == 1 ? c.N : pick(1, c.N));
+    c.B = pick(1, 40);
+    c.H = pick(0, 2) == 0 ? 8 * pick(1, 3) : pick(1, 12);
+    c.G = pick(1, 3);
+    c.R = pick(1, 5);
+    c.pre = fr.next() % 2, c.post = fr.next() % 2, c.skip = fr.next() % 2;
+    c.kscale = 1.f, c.uscale = 1.f, c.timed = false;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "fuzz %s B%lld H%lld L%lld Lk%lld N%lld G%lldR%lld %c%c%c", c.dt == BF ? "bf16" : "fp16",
+                  (long long)c.B, (long long)c.H, (long long)c.L, (long long)c.Lk, (long long)c.N, (long long)c.G,
+                  (long long)c.R, c.pre ? 'p' : '-', c.post ? 'q' : '-', c.skip ? 's' : '-');
+    names.push_back(buf);
+    c.name = names.back().c_str();
+    cases.push_back(c);
+  }
   if (!small) {
-    static std::vector<std::string> names;  // keeps the c_str()s alive
-    names.reserve(16);
     for (int64_t n : {16, 32, 64, 128}) {
       names.push_back("T bf16 N" + std::to_string(n) + " L=N");
       cases.push_back({names.back().c_str(), BF, 64, 768, n, n, n, 1, 1, true, true, true, 1.f, 1.f, true});
