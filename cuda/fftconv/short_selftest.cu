@@ -1,5 +1,5 @@
 // Standalone check (and, on a GPU, timing) of the short tensor-core fftconv kernels (short_conv.cu,
-// N <= 128), forward and backward, against a float64 reference of the same rounded inputs.
+// L <= 128, N up to 32768), forward and backward, against a float64 reference of the same rounded inputs.
 //
 // GPU:  nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Icuda -I<jax ffi include>
 //            -o /tmp/short_selftest cuda/fftconv/short_selftest.cu
