@@ -6,8 +6,8 @@
 #
 # In order, each step getting what is left of DEADLINE seconds (default 560; a step under 20 s is skipped):
 # 1. the package build, with short_selftest compiled alongside;
-# 2. short_selftest: its correctness cases (every one also runs the BLH forward, which must give the BHL y
-#    bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2, and N = 256 L = 128:
+# 2. short_selftest: its correctness cases and 300 of random shapes (every one also runs the BLH forward, which
+#    must give the BHL y bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2, and N = 256 L = 128:
 #    forward, backward and BLH forward, against the 4- and 7-stream floors);
 # 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
 # 4. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
@@ -26,7 +26,7 @@ compile=$!
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
 wait "$compile" || echo "short_selftest compile failed" | tee -a "$OUT/selftests.log"
-run_left selftests.log "$b/short_selftest"
+run_left selftests.log "$b/short_selftest" --fuzz 300 --seed 11
 for tool in memcheck racecheck synccheck; do
   run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
 done
