@@ -28,9 +28,9 @@
 // lane's (t's) parity, so each filter is staged twice per direction, as pairs starting at even and at
 // odd indices: one 32-bit shared load per fragment register, conflict-free.
 //
-// Grid: one CTA per (filter, chunk of its row tiles); a tile holds up to 16 consecutive rows of one
-// filter group run. The launchers pick the chunks from the shapes alone (so dk's summation order, and
-// with it every bit of it, does not depend on the GPU).
+// Grid: one CTA per (filter, chunk of its row tiles), for BLH per (group, 8 heads, chunk); a tile holds up to
+// 16 consecutive rows of one filter group run. The launchers pick the chunks from the shapes alone (so dk's
+// summation order, and with it every bit of it, does not depend on the GPU).
 #include "fftconv/short_conv.h"
 
 #include <cstdint>
@@ -82,8 +82,8 @@ struct Params {
   int L, Lk, N;
   int tiles_per_run;        // ceil(min(R, B) / 16)
   int64_t tiles_per_group;  // ceil(runs / G) * tiles_per_run
-  int64_t chunks;           // CTAs per filter
-  int64_t tiles_per_cta;    // a multiple of kWarps
+  int64_t chunks;           // CTAs per filter (BLH: per group and kBlhHeads heads)
+  int64_t tiles_per_cta;    // BHL: a multiple of kWarps (one tile per warp and round)
   uint32_t lag_mask;        // backward: bit D + KT - 1 set where dk needs C_D
   int vec;                  // every row 16-byte aligned: 16-byte loads and stores
 };
