@@ -742,11 +742,12 @@ bool shape_ok(const FftconvDims& d) {
   if (d.N < 1 || d.N > kMaxN || (d.N & (d.N - 1)) != 0 || d.L > kMaxL) return false;
   if (d.B < 1 || d.H < 1 || d.L < 1 || d.L > d.N || d.Lk < 1 || d.Lk > d.N) return false;
   if (d.G < 1 || d.R < 1) return false;
-  // Grid: one CTA per filter and chunk of at least kWarps row tiles (a 1-D grid below 2^31).
-  const int64_t R = d.G == 1 ? d.B : d.R;
+  // 1-D grids below 2^31: one CTA per filter and chunk of at least kWarps row tiles (BHL), per group, kBlhHeads
+  // heads and tile at most (BLH), and dk's reduction over its G * H * Lk sums, 256 a block.
+  const int64_t R = d.G == 1 ? d.B : d.R, grid_max = (int64_t(1) << 31) - 1;
   const int64_t tiles = ceil_div(ceil_div(d.B, R), d.G) * ceil_div(min64(R, d.B), 16);
-  return d.G * d.H * ceil_div(tiles, kWarps) < (int64_t(1) << 31) - 1 && d.G * ceil_div(d.H, kBlhHeads) * tiles <
-         (int64_t(1) << 31) - 1;
+  return d.G * d.H * ceil_div(tiles, kWarps) < grid_max && d.G * ceil_div(d.H, kBlhHeads) * tiles < grid_max &&
+         ceil_div(d.G * d.H * d.Lk, 256) < grid_max;
 }
 
 }  // namespace
