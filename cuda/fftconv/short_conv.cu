@@ -265,13 +265,16 @@ __device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const
   }
 }
 
-// Filter gh's taps k_eff(d) / 2^e for any d (index taken mod N, a power of two), where 2^e is the scale:
-// max |k_eff| / 2^e in [0.5, 1) (e = 0 for an all-zero filter).
+// Filter gh's taps as W holds them: k_eff(d mod N) / 2^e for -L < d < L (N a power of two), where 2^e is the
+// scale (max |k_eff| / 2^e in [0.5, 1); e = 0 for an all-zero filter), and 0 elsewhere. W[s][t] with |t - s| >= L
+// meets only padding (s >= L, whose v is 0, or t >= L, never stored); a 0 there rather than the tap keeps a tap
+// that reaches no output out of the products (a float16 inf there would make 0 * inf = NaN).
 struct FilterTaps {
   const float* k;
   float skip, inv;
-  int Lk, nmask;
+  int L, Lk, nmask;
   __device__ __forceinline__ float operator()(int d) const {
+    if (d <= -L || d >= L) return 0.f;
     const int j = d & nmask;
     return ((j < Lk ? k[j] : 0.f) + (j == 0 ? skip : 0.f)) * inv;
   }
@@ -300,7 +303,7 @@ __device__ __forceinline__ FilterTaps filter_taps(const Params& p, int64_t gh, f
   int e = 0;
   if (m > 0.f) frexpf(m, &e);
   *scale = ldexpf(1.f, e);
-  return FilterTaps{p.k + gh * p.Lk, p.skip != nullptr ? p.skip[gh] : 0.f, ldexpf(1.f, -e), p.Lk, p.N - 1};
+  return FilterTaps{p.k + gh * p.Lk, p.skip != nullptr ? p.skip[gh] : 0.f, ldexpf(1.f, -e), p.L, p.Lk, p.N - 1};
 }
 // The pair arrays of k_r (and, with BOTH, of k_eff itself) at `arrays`: per array pair_words(LP) words of pairs
 // starting at even indices, then as many starting at odd ones; this thread writes pairs first, first + stride, ...

@@ -35,6 +35,7 @@ struct Case {
   float kscale;  // k's magnitude (float16's range: tiny and large filters)
   float uscale;  // u's and dy's
   bool timed;
+  float junk = 0.f;  // nonzero: the taps that reach no output (L <= j <= N - L) set to this
 };
 
 struct DevBuf {
@@ -257,6 +258,11 @@ Result run_case(const Case& c, uint64_t seed) {
   draw(hdy, dy, 0.f, c.uscale);
   std::vector<float> k(nk), skip(nf);
   for (auto& x : k) x = c.kscale * rng.uni() / std::sqrt(static_cast<float>(c.Lk));
+  if (c.junk != 0.f)
+    for (size_t i = 0; i < k.size(); ++i) {
+      const int64_t j = static_cast<int64_t>(i) % c.Lk;
+      if (j >= c.L && j <= c.N - c.L) k[i] = c.junk;
+    }
   for (auto& x : skip) x = c.kscale * rng.uni();
   DevBuf du_(n * 2), dpre_(n * 2), dpost_(n * 2), ddy(n * 2), dk_(nk * 4), dskip_(nf * 4);
   CK(cudaMemcpy(du_.p, hu.data(), n * 2, cudaMemcpyHostToDevice));
@@ -345,6 +351,8 @@ int main(int argc, char** argv) {
       {"bf16 N512 L=120 Lk=512 circular", BF, 4, 3, 120, 512, 512, 1, 1, true, false, true, 1.f, 1.f, false},
       {"bf16 N32768 L=33 Lk=32768 G2R2", BF, 4, 2, 33, 32768, 32768, 2, 2, true, true, true, 1.f, 1.f, false},
       {"bf16 N256 L=128 B300 H1 chunks", BF, 300, 1, 128, 200, 256, 1, 1, true, true, true, 1.f, 1.f, false},
+      // taps that reach no output, far beyond float16's range: they must not reach the products either
+      {"fp16 N256 L=100 Lk=256 junk taps", HF, 3, 2, 100, 256, 256, 1, 1, true, true, true, 1.f, 1.f, false, 1e9f},
       // tiny sizes: N < 16 (one padded block; the circulant wraps inside it)
       {"bf16 N1 L1", BF, 3, 2, 1, 1, 1, 1, 1, true, true, true, 1.f, 1.f, false},
       {"fp16 N2 L2 Lk2", HF, 3, 2, 2, 2, 2, 1, 1, true, true, true, 1.f, 1.f, false},
