@@ -378,7 +378,8 @@ int main(int argc, char** argv) {
   static std::vector<std::string> names;  // keeps the c_str()s alive
   names.reserve(fuzz + 16);
   // Random shapes: any L <= 128, N a power of two from L (up to 4096 here), Lk up to N (often L or N), batch rows,
-  // heads (multiples of 8 now and then, for the BLH vectors), filter groups, gates and skip, both dtypes.
+  // heads (multiples of 8 now and then, for the BLH vectors), filter groups, gates and skip, both dtypes, and now
+  // and then 1e9 in the taps that reach no output.
   Rng fr(fuzz_seed);
   auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(fr.next() % uint64_t(hi - lo + 1)); };
   for (int i = 0; i < fuzz; ++i) {
@@ -396,10 +397,12 @@ int main(int argc, char** argv) {
     c.R = pick(1, 5);
     c.pre = fr.next() % 2, c.post = fr.next() % 2, c.skip = fr.next() % 2;
     c.kscale = 1.f, c.uscale = 1.f, c.timed = false;
+    c.junk = pick(0, 3) == 0 ? 1e9f : 0.f;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "fuzz %s B%lld H%lld L%lld Lk%lld N%lld G%lldR%lld %c%c%c", c.dt == BF ? "bf16" : "fp16",
-                  (long long)c.B, (long long)c.H, (long long)c.L, (long long)c.Lk, (long long)c.N, (long long)c.G,
-                  (long long)c.R, c.pre ? 'p' : '-', c.post ? 'q' : '-', c.skip ? 's' : '-');
+    std::snprintf(buf, sizeof buf, "fuzz %s B%lld H%lld L%lld Lk%lld N%lld G%lldR%lld %c%c%c%c",
+                  c.dt == BF ? "bf16" : "fp16", (long long)c.B, (long long)c.H, (long long)c.L, (long long)c.Lk,
+                  (long long)c.N, (long long)c.G, (long long)c.R, c.pre ? 'p' : '-', c.post ? 'q' : '-',
+                  c.skip ? 's' : '-', c.junk != 0.f ? 'j' : '-');
     names.push_back(buf);
     c.name = names.back().c_str();
     cases.push_back(c);
