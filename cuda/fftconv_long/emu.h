@@ -31,6 +31,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -88,6 +89,8 @@ inline uint3 g_block;
 inline dim3 g_grid, g_bdim;
 inline std::function<void()> g_body;
 alignas(16) inline unsigned char g_smem[kMaxSmem];
+constexpr size_t kSmemCanary = 4096;          // bytes checked past each block's dynamic shared memory
+constexpr unsigned char kCanaryByte = 0xA5;
 inline size_t g_max_smem_seen = 0;
 inline NamedBar g_bars[16];
 inline long long g_launches = 0;
@@ -160,6 +163,9 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
       for (unsigned x = 0; x < grid.x; ++x) {
         g_block = make_uint3(x, y, z);
         std::memset(g_smem, 0xFF, smem);  // NaN in every float type: reading unwritten smem shows
+        // A canary past the block's dynamic shared memory: a write there (out of bounds on a GPU) stops the run.
+        const size_t canary = std::min(kMaxSmem - smem, kSmemCanary);
+        std::memset(g_smem + smem, kCanaryByte, canary);
         for (auto& b : g_bars) b = NamedBar{};
         JFF_EMU_BANKS_CALL(on_block_start(g_smem, smem, &g_cur, nth));
         for (int i = 0; i < nth; ++i) {
@@ -209,6 +215,8 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args..
         }
         for (const auto& b : g_bars)
           if (b.arrived != 0) die("a named barrier has arrivals pending at the block's end");
+        for (size_t i = 0; i < canary; ++i)
+          if (g_smem[smem + i] != kCanaryByte) die("a write past the block's dynamic shared memory");
         JFF_EMU_BANKS_CALL(on_block_end());
       }
 }
