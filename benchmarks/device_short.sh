@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# The short tensor-core kernels (cuda/fftconv/short_conv.cu, L <= 128) and N = 512 in one device call (about 8
-# minutes on an H100/H200), from the repository root:
+# The short tensor-core kernels (cuda/fftconv/short_conv.cu: L <= 128, and L <= 256 as an A/B) and N = 512 in one
+# device call (about 9 minutes on an H100/H200), from the repository root:
 #
 #   OUT=/some/dir bash benchmarks/device_short.sh
 #
 # In order, each step getting what is left of DEADLINE seconds (default 560; a step under 20 s is skipped):
 # 1. the package build, with short_selftest compiled alongside;
 # 2. short_selftest: its correctness cases and 300 of random shapes (every one also runs the BLH forward, which
-#    must give the BHL y bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128, L = N and N/2, and N = 256 L = 128:
-#    forward, backward and BLH forward, against the 4- and 7-stream floors);
+#    must give the BHL y bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128 with L = N and N/2,
+#    N = 256 with L = 128 and 256, N = 512 with L = 256: forward, backward and BLH forward, against the 4- and
+#    7-stream floors);
 # 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
 # 4. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
 #    (fftconv-short.json; the causal 256 row is the short kernels', the L = 256 one the fused kernels'), then N
 #    16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before (fftconv-short-generic.json: the A/B
-#    in one call);
+#    in one call), then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256, i.e. L <= 256 on the short kernels
+#    (fftconv-short-256.json);
 # 5. the GPU tests -k "fftconv and not long";
-# 6. the same two tables in BLH at N 16..128 (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
+# 6. the BHL tables of step 4 at N 16..128 in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
 #    JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the generic BHL kernels).
+# Files under $OUT: build.log selftests.log bench.log test.log json.tgz (the tables' JSON files: the device returns
+# 8 files at most).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
@@ -31,12 +35,15 @@ for tool in memcheck racecheck synccheck; do
   run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
 done
 grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
-bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot)
+mkdir -p "$OUT/json"
+bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256,512 --name fftconv-short
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
+JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"
 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh-generic
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
+(cd "$OUT" && tar czf json.tgz json && rm -r json)

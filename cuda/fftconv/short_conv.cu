@@ -53,9 +53,10 @@ namespace jff {
 namespace shortconv {
 namespace {
 
-// L up to 128 (the tiles' padded length LP); N any power of two from L to 32768 (from 65536 on jff.fftconv
-// prepares k's spectrum for the long-N kernels, which then take the call).
-constexpr int kMaxL = 128, kMaxN = 32768;
+// L up to 128 by default, up to 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: it hands the fused kernels'
+// N = 256 rows and the L <= 256 rows above to these kernels); N any power of two from L to 32768 (from 65536 on
+// jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
+constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 // CTAs the backward and the BLH forward aim for (about 8 per SM on an H100); more rows per CTA beyond that.
@@ -64,7 +65,9 @@ constexpr int64_t kTargetCtas = 1056;
 __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __host__ __device__ constexpr int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // LP: L rounded up to a multiple of 16 (the MMA's k step), at least 16.
-constexpr int padded_length(int64_t L) { return L <= 16 ? 16 : (L <= 32 ? 32 : (L <= 64 ? 64 : 128)); }
+constexpr int padded_length(int64_t L) {
+  return L <= 16 ? 16 : (L <= 32 ? 32 : (L <= 64 ? 64 : (L <= 128 ? 128 : 256)));
+}
 // Words of one staged pair array (indices -LP .. LP + 1 as LP + 1 pairs), padded so that the odd-start
 // array lies 16 banks away from the even-start one (a warp reads 7 consecutive words of each).
 constexpr int pair_words(int LP) { return (LP + 1 + 31) / 32 * 32 + 16; }
@@ -715,6 +718,7 @@ bool dispatch_lp(int64_t L, F&& f) {
     case 32: f(std::integral_constant<int, 32>{}); return true;
     case 64: f(std::integral_constant<int, 64>{}); return true;
     case 128: f(std::integral_constant<int, 128>{}); return true;
+    case 256: f(std::integral_constant<int, 256>{}); return true;
     default: return false;
   }
 }
@@ -765,7 +769,11 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block
     const char* v = std::getenv("JFF_SHORT_CONV");
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
-  if (off || device_major < 8 || !shape_ok(d)) return false;
+  static const int max_l = [] {
+    const char* v = std::getenv("JFF_SHORT_CONV_MAX_L");
+    return v != nullptr && std::strcmp(v, "256") == 0 ? kMaxL : kDefaultMaxL;
+  }();
+  if (off || device_major < 8 || !shape_ok(d) || d.L > max_l) return false;
   if (backward && d.layout != kBHL) return false;
   size_t smem = 0;
   dispatch_lp(d.L, [&](auto lp) {

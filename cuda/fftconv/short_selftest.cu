@@ -1,11 +1,12 @@
 // Standalone check (and, on a GPU, timing) of the short tensor-core fftconv kernels (short_conv.cu,
-// L <= 128, N up to 32768), forward and backward, against a float64 reference of the same rounded inputs.
+// L <= 128, and up to 256 as the self-test sets JFF_SHORT_CONV_MAX_L=256; N up to 32768), forward and backward,
+// against a float64 reference of the same rounded inputs.
 //
 // GPU:  nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Icuda -I<jax ffi include>
 //            -o /tmp/short_selftest cuda/fftconv/short_selftest.cu
 //       /tmp/short_selftest            correctness cases, then timed rows (B=64, H=768, bf16, gated + skip)
 //       /tmp/short_selftest --small    correctness cases only
-//       --fuzz COUNT [--seed S]        COUNT more correctness cases of random shapes (any L <= 128, N up to 4096)
+//       --fuzz COUNT [--seed S]        COUNT more correctness cases of random shapes (any L <= 256, N up to 8192)
 // CPU emulation (each CUDA thread a fiber, mma / ldmatrix emulated from their fragment layouts):
 //       cuda/fftconv/short_emu_build.sh /tmp/short_selftest_emu && /tmp/short_selftest_emu --small
 //
@@ -313,6 +314,8 @@ Result run_case(const Case& c, uint64_t seed) {
 int main(int argc, char** argv) {
   const SelftestArgs args(argc, argv);
   const bool small = args.small;
+  // The kernels up to L = 256 (jff.fftconv's default stops at 128: JFF_SHORT_CONV_MAX_L, short_conv.cu).
+  setenv("JFF_SHORT_CONV_MAX_L", "256", 1);
   // --fuzz COUNT: COUNT more small cases with random shapes (seeded by --seed S, default 1), after the fixed ones.
   int fuzz = 0;
   uint64_t fuzz_seed = 1;
@@ -351,6 +354,13 @@ int main(int argc, char** argv) {
       {"bf16 N512 L=120 Lk=512 circular", BF, 4, 3, 120, 512, 512, 1, 1, true, false, true, 1.f, 1.f, false},
       {"bf16 N32768 L=33 Lk=32768 G2R2", BF, 4, 2, 33, 32768, 32768, 2, 2, true, true, true, 1.f, 1.f, false},
       {"bf16 N256 L=128 B300 H1 chunks", BF, 300, 1, 128, 200, 256, 1, 1, true, true, true, 1.f, 1.f, false},
+      // 128 < L <= 256 (LP = 256: JFF_SHORT_CONV_MAX_L=256)
+      {"bf16 N256 full gated L=256", BF, 3, 3, 256, 256, 256, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"fp16 N512 causal L=256", HF, 3, 2, 256, 256, 512, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"bf16 N256 L=201 Lk=77 post", BF, 5, 2, 201, 77, 256, 1, 1, false, true, true, 1.f, 1.f, false},
+      {"bf16 N1024 L=129 Lk=1024 G2R2", BF, 6, 3, 129, 1024, 1024, 2, 2, true, true, true, 1.f, 1.f, false},
+      {"fp16 N256 L=256 H=16", HF, 3, 16, 256, 256, 256, 1, 1, true, true, true, 1.f, 1.f, false},
+      {"bf16 N512 L=250 B300 H1 chunks", BF, 300, 1, 250, 250, 512, 1, 1, true, true, true, 1.f, 1.f, false},
       // taps that reach no output, far beyond float16's range: they must not reach the products either
       {"fp16 N256 L=100 Lk=256 junk taps", HF, 3, 2, 100, 256, 256, 1, 1, true, true, true, 1.f, 1.f, false, 1e9f},
       // tiny sizes: N < 16 (one padded block; the circulant wraps inside it)
@@ -377,15 +387,15 @@ int main(int argc, char** argv) {
   };
   static std::vector<std::string> names;  // keeps the c_str()s alive
   names.reserve(fuzz + 16);
-  // Random shapes: any L <= 128, N a power of two from L (up to 4096 here), Lk up to N (often L or N), batch rows,
-  // heads (multiples of 8 now and then, for the BLH vectors), filter groups, gates and skip, both dtypes, and now
-  // and then 1e9 in the taps that reach no output.
+  // Random shapes: any L <= 256 (a quarter of them above 128), N a power of two from L up to 32 L, Lk up to N
+  // (often L or N), batch rows, heads (multiples of 8 now and then, for the BLH vectors), filter groups, gates and
+  // skip, both dtypes, and now and then 1e9 in the taps that reach no output.
   Rng fr(fuzz_seed);
   auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(fr.next() % uint64_t(hi - lo + 1)); };
   for (int i = 0; i < fuzz; ++i) {
     Case c{};
     c.dt = fr.next() % 2 ? BF : HF;
-    c.L = pick(1, 128);
+    c.L = pick(0, 3) == 0 ? pick(129, 256) : pick(1, 128);
     c.N = 1;
     while (c.N < c.L) c.N *= 2;
     c.N <<= pick(0, 3) == 0 ? pick(1, 5) : 0;
@@ -415,8 +425,11 @@ int main(int argc, char** argv) {
       cases.push_back({names.back().c_str(), BF, 64, 768, n / 2, n / 2, n, 1, 1, true, true, true, 1.f, 1.f, true});
     }
     cases.push_back({"T fp16 N128 L=N", HF, 64, 768, 128, 128, 128, 1, 1, true, true, true, 1.f, 1.f, true});
-    // the issue's causal row at N = 256 (L = N/2 = 128), which the short kernels now take
+    // the issue's causal row at N = 256 (L = N/2 = 128), which the short kernels now take, and (with
+    // JFF_SHORT_CONV_MAX_L=256) its full row and the causal N = 512 row
     cases.push_back({"T bf16 N256 L=N/2", BF, 64, 768, 128, 128, 256, 1, 1, true, true, true, 1.f, 1.f, true});
+    cases.push_back({"T bf16 N256 L=N", BF, 64, 768, 256, 256, 256, 1, 1, true, true, true, 1.f, 1.f, true});
+    cases.push_back({"T bf16 N512 L=N/2", BF, 64, 768, 256, 256, 512, 1, 1, true, true, true, 1.f, 1.f, true});
   }
   const double bw = small ? 0 : measure_copy_bw();
   if (!small) std::printf("copy bandwidth (read+write): %.2f TB/s\n", bw / 1e12);
