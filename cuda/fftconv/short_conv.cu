@@ -1,11 +1,12 @@
-// Short FFT convolutions (L <= 128, N <= 32768) on tensor cores, forward and backward (short_conv.h).
+// Short FFT convolutions (L <= 128, or 256 by a switch; N <= 32768) on tensor cores, forward and backward
+// (short_conv.h).
 //
 // The math. With v = pre * u per (batch, h) row and k_eff = k with skip added to its tap 0, the op's
 // z + skip * v at the L valid points is v W with W[s][t] = k_eff[(t - s) mod N] (s, t < L): the
 // circular convolution of length N as one L x L matrix, since F^-1 diag(FFT k) F is circulant. Nothing
 // is transformed: the tensor cores take W's fragments straight from k (k rounded once to the data's
 // 16-bit type, after a power-of-two scale per filter that keeps float16 inside its range), with
-// float32 accumulation. Per output that is L multiply-adds (128 at most), which an H100's tensor
+// float32 accumulation. Per output that is L multiply-adds (128, or 256, at most), which an H100's tensor
 // cores do many times faster than HBM delivers the row's bytes.
 //   forward   y = post * (V W)                     V: 16 rows x LP of one filter, zero-padded
 //   backward  g = dy * post, dpost = dy * (V W), dv = g W^T, du = dv * pre, dpre = dv * u,
