@@ -14,11 +14,17 @@
 # the others, with its source page (per CUDA line and per SASS instruction) as CSV in $OUT/ncu_source_*.csv.
 # A summary of each profile (time, DRAM, occupancy, registers, stalls) is printed. SKIP_BUILD=1 uses the
 # self-test binary already built (by the same nvcc line, e.g. alongside a package build).
+# SHORT=1 profiles the short kernels instead (short_selftest; default KERNEL_REGEX "short_fwd_kernel
+# short_bwd_kernel"). An argument with "L=" in it names the timed row itself, e.g. "256 L=N/2".
 source "$(dirname "$0")/device_lib.sh"
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(4096 8192 16384)
-if [ "${BWD:-0}" = 1 ]; then
+if [ "${SHORT:-0}" = 1 ]; then
+  bin=build/selftests/short_selftest
+  sources=(cuda/fftconv/short_selftest.cu)
+  regexes=(${KERNEL_REGEX:-short_fwd_kernel short_bwd_kernel})
+elif [ "${BWD:-0}" = 1 ]; then
   export JFF_MONARCH_BLH_BWD=1
   bin=build/selftests/monarch_bwd_selftest
   sources=(cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu)
@@ -32,8 +38,13 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   "${nv[@]}" -lineinfo -o "$bin" "${sources[@]}" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
 fi
 first=1
-for n in "${sizes[@]}"; do
-  run_left time.log "$bin" --only "T bf16 N$n L=N"
+for size in "${sizes[@]}"; do
+  case $size in
+    *L=*) row="T bf16 N$size" ;;
+    *) row="T bf16 N$size L=N" ;;
+  esac
+  n=$(echo "$size" | tr -c '0-9A-Za-z\n' '_')  # for file names
+  run_left time.log "$bin" --only "$row"
   for k in "${regexes[@]}"; do
     if [ $first = 1 ]; then
       sections=(--set full --import-source yes -o "$OUT/ncu-$n")
@@ -42,9 +53,9 @@ for n in "${sizes[@]}"; do
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section LaunchStats
         --section SourceCounters)
     fi
-    echo "=== $k N=$n" >>"$OUT/ncu.log"
+    echo "=== $k $row" >>"$OUT/ncu.log"
     run_left ncu.log ncu --clock-control none -k "regex:$k" --launch-skip 2 -c 1 "${sections[@]}" \
-      "$bin" --only "T bf16 N$n L=N"
+      "$bin" --only "$row"
     if [ $first = 1 ]; then
       run_left ncu.log ncu -i "$OUT/ncu-$n.ncu-rep" --page details
       # Per-line counters (stall reasons, instructions executed) for reading without Nsight Compute.

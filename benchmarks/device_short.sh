@@ -19,27 +19,36 @@
 # 5. the GPU tests -k "fftconv and not long";
 # 6. the BHL tables of step 4 at N 16..128 in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
 #    JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the generic BHL kernels).
+# NCU=1 adds, last, Nsight Compute profiles of short_fwd_kernel and short_bwd_kernel at N = 128 (L = N) and the
+# causal N = 256 row (device_profile_monarch.sh with SHORT=1; its files in $OUT/ncu.tgz, its summary printed).
+# SELFTEST=0 leaves out steps 2 and 3 (and the self-test's compile); AB256=0 the JFF_SHORT_CONV_MAX_L=256 table.
 # Files under $OUT: build.log selftests.log bench.log test.log json.tgz (the tables' JSON files: the device returns
 # 8 files at most).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
 b=build/selftests
-"${nv[@]}" -o "$b/short_selftest" cuda/fftconv/short_selftest.cu >"$OUT/selftests.log" 2>&1 &
-compile=$!
+if [ "${SELFTEST:-1}" = 1 ] || [ "${NCU:-0}" = 1 ]; then
+  "${nv[@]}" -lineinfo -o "$b/short_selftest" cuda/fftconv/short_selftest.cu >"$OUT/selftests.log" 2>&1 &
+  compile=$!
+fi
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
-wait "$compile" || echo "short_selftest compile failed" | tee -a "$OUT/selftests.log"
-run_left selftests.log "$b/short_selftest" --fuzz 300 --seed 11
-for tool in memcheck racecheck synccheck; do
-  run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
-done
-grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
+if [ "${SELFTEST:-1}" = 1 ] || [ "${NCU:-0}" = 1 ]; then
+  wait "$compile" || echo "short_selftest compile failed" | tee -a "$OUT/selftests.log"
+fi
+if [ "${SELFTEST:-1}" = 1 ]; then
+  run_left selftests.log "$b/short_selftest" --fuzz 300 --seed 11
+  for tool in memcheck racecheck synccheck; do
+    run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
+  done
+  grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
+fi
 mkdir -p "$OUT/json"
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256,512 --name fftconv-short
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
-JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
+[ "${AB256:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"
@@ -47,3 +56,8 @@ run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftcon
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh-generic
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd "$OUT" && tar czf json.tgz json && rm -r json)
+if [ "${NCU:-0}" = 1 ]; then
+  left=$((deadline - (SECONDS - start)))
+  OUT=$OUT/ncu SHORT=1 SKIP_BUILD=1 DEADLINE=$left bash benchmarks/device_profile_monarch.sh 128 "256 L=N/2"
+  (cd "$OUT" && tar czf ncu.tgz ncu && rm -r ncu)
+fi
