@@ -57,6 +57,18 @@ namespace {
 // L up to 128 by default, up to 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: it hands the fused kernels'
 // N = 256 rows and the L <= 256 rows above to these kernels); N any power of two from L to 32768 (from 65536 on
 // jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
+#ifndef JFF_SHORT_HOIST
+#define JFF_SHORT_HOIST 0
+#endif
+#ifndef JFF_SHORT_BATCH
+#define JFF_SHORT_BATCH 2
+#endif
+#ifndef JFF_SHORT_FWD_MINB
+#define JFF_SHORT_FWD_MINB 1
+#endif
+#ifndef JFF_SHORT_BWD_MINB
+#define JFF_SHORT_BWD_MINB 4
+#endif
 constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -138,23 +150,53 @@ __device__ __forceinline__ uint16_t mul1(uint16_t a, uint16_t b) {
 
 __device__ __forceinline__ int64_t row_offset(const Params& p, int64_t b, int64_t h) { return (b * p.H + h) * p.L; }
 
+// 16-byte chunks of a 16 x LP tile per lane (chunk i = lane + 32 it of row i / (LP / 8)), and how many of them a
+// lane loads before it uses any: the global loads of a batch are in flight together (one at a time, each costs
+// a full memory latency, which is what these kernels wait on).
+template <int LP>
+constexpr int lane_chunks() {
+  return LP / 16;
+}
+template <int LP>
+constexpr int load_batch() {
+  return lane_chunks<LP>() < JFF_SHORT_BATCH ? lane_chunks<LP>() : JFF_SHORT_BATCH;
+}
+struct Chunk {
+  int row, col;
+  bool valid;
+  int64_t off;
+};
+__device__ __forceinline__ Chunk chunk_at(const Params& p, RowTile rt, int64_t h, int i, int cpr) {
+  Chunk c{i / cpr, (i % cpr) * 8, false, 0};
+  c.valid = c.row < rt.rows && c.col < p.L;
+  if (c.valid) c.off = row_offset(p, rt.b0 + c.row, h) + c.col;
+  return c;
+}
+
 // A tile of x (* gate, where given) into shared memory: rows b0 .. b0 + rows - 1 of head h, columns
 // 0 .. LP - 1, zero outside the rows and beyond L.
 template <typename T, int LP>
 __device__ __forceinline__ void load_tile(const Params& p, const uint16_t* x, const uint16_t* gate, RowTile rt,
                                           int64_t h, uint16_t* tile, int lane) {
-  constexpr int SP = row_stride(LP), CPR = LP / 8;
+  constexpr int SP = row_stride(LP), CPR = LP / 8, IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
   if (p.vec) {
-#pragma unroll 2
-    for (int i = lane; i < 16 * CPR; i += 32) {
-      const int row = i / CPR, col = (i % CPR) * 8;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (row < rt.rows && col < p.L) {
-        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        v = *reinterpret_cast<const uint4*>(x + off);
-        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
+    for (int it0 = 0; it0 < IT; it0 += BATCH) {
+      Chunk c[BATCH];
+      uint4 v[BATCH], g[BATCH];
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b) {
+        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
+        v[b] = g[b] = make_uint4(0, 0, 0, 0);
+        if (c[b].valid) {
+          v[b] = *reinterpret_cast<const uint4*>(x + c[b].off);
+          if (gate != nullptr) g[b] = *reinterpret_cast<const uint4*>(gate + c[b].off);
+        }
       }
-      *reinterpret_cast<uint4*>(tile + row * SP + col) = v;
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b)
+        *reinterpret_cast<uint4*>(tile + c[b].row * SP + c[b].col) =
+            gate != nullptr && c[b].valid ? mul8<T>(v[b], g[b]) : v[b];
     }
   } else {
     for (int i = lane; i < 16 * LP; i += 32) {
@@ -202,21 +244,30 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
   const bool has_pre = p.pre != nullptr, has_post = p.post != nullptr;
   float acc = 0.f;
   if (p.vec) {
-#pragma unroll 2
-    for (int i = lane; i < 16 * CPR; i += 32) {
-      const int row = i / CPR, col = (i % CPR) * 8;
-      uint4 v = make_uint4(0, 0, 0, 0), g = v;
-      if (row < rt.rows && col < p.L) {
-        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        const uint4 xu = *reinterpret_cast<const uint4*>(p.u + off), xd = *reinterpret_cast<const uint4*>(p.dy + off);
-        const uint4 xp = has_pre ? *reinterpret_cast<const uint4*>(p.pre + off) : xu;
-        const uint4 xq = has_post ? *reinterpret_cast<const uint4*>(p.post + off) : xd;
-        v = has_pre ? mul8<T>(xu, xp) : xu;
-        g = has_post ? mul8<T>(xd, xq) : xd;
-        if constexpr (SKIP) acc += skip_terms<T>(xu, xp, xd, xq, has_pre, has_post);
+    constexpr int IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
+    for (int it0 = 0; it0 < IT; it0 += BATCH) {
+      Chunk c[BATCH];
+      uint4 xu[BATCH], xd[BATCH], xp[BATCH], xq[BATCH];
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b) {
+        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
+        xu[b] = xd[b] = xp[b] = xq[b] = zero;
+        if (c[b].valid) {
+          xu[b] = *reinterpret_cast<const uint4*>(p.u + c[b].off);
+          xd[b] = *reinterpret_cast<const uint4*>(p.dy + c[b].off);
+          if (has_pre) xp[b] = *reinterpret_cast<const uint4*>(p.pre + c[b].off);
+          if (has_post) xq[b] = *reinterpret_cast<const uint4*>(p.post + c[b].off);
+        }
       }
-      *reinterpret_cast<uint4*>(vt + row * SP + col) = v;
-      *reinterpret_cast<uint4*>(gt + row * SP + col) = g;
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b) {
+        const int at = c[b].row * SP + c[b].col;
+        *reinterpret_cast<uint4*>(vt + at) = has_pre ? mul8<T>(xu[b], xp[b]) : xu[b];
+        *reinterpret_cast<uint4*>(gt + at) = has_post ? mul8<T>(xd[b], xq[b]) : xd[b];
+        if constexpr (SKIP) acc += skip_terms<T>(xu[b], xp[b], xd[b], xq[b], has_pre, has_post);
+      }
     }
   } else {
     for (int i = lane; i < 16 * LP; i += 32) {
@@ -240,20 +291,30 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
   return acc;
 }
 
-// out = tile (* gate, where given) for the tile's valid rows and columns.
+// out0 = tile * gate0 and out1 = tile * gate1 for the tile's valid rows and columns (an absent gate is 1; an absent
+// output is skipped): one pass over the tile, the gates' loads of a batch in flight together.
 template <typename T, int LP>
-__device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const uint16_t* gate, RowTile rt,
-                                           int64_t h, const uint16_t* tile, int lane) {
-  constexpr int SP = row_stride(LP), CPR = LP / 8;
+__device__ __forceinline__ void store_tile(const Params& p, RowTile rt, int64_t h, const uint16_t* tile, int lane,
+                                           uint16_t* out0, const uint16_t* gate0, uint16_t* out1 = nullptr,
+                                           const uint16_t* gate1 = nullptr) {
+  constexpr int SP = row_stride(LP), CPR = LP / 8, IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
   if (p.vec) {
-#pragma unroll 2
-    for (int i = lane; i < 16 * CPR; i += 32) {
-      const int row = i / CPR, col = (i % CPR) * 8;
-      if (row < rt.rows && col < p.L) {
-        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        uint4 v = *reinterpret_cast<const uint4*>(tile + row * SP + col);
-        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
-        *reinterpret_cast<uint4*>(out + off) = v;
+#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
+    for (int it0 = 0; it0 < IT; it0 += BATCH) {
+      Chunk c[BATCH];
+      uint4 g0[BATCH], g1[BATCH];
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b) {
+        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
+        if (c[b].valid && out0 != nullptr && gate0 != nullptr) g0[b] = *reinterpret_cast<const uint4*>(gate0 + c[b].off);
+        if (c[b].valid && out1 != nullptr && gate1 != nullptr) g1[b] = *reinterpret_cast<const uint4*>(gate1 + c[b].off);
+      }
+#pragma unroll
+      for (int b = 0; b < BATCH; ++b) {
+        if (!c[b].valid) continue;
+        const uint4 v = *reinterpret_cast<const uint4*>(tile + c[b].row * SP + c[b].col);
+        if (out0 != nullptr) *reinterpret_cast<uint4*>(out0 + c[b].off) = gate0 != nullptr ? mul8<T>(v, g0[b]) : v;
+        if (out1 != nullptr) *reinterpret_cast<uint4*>(out1 + c[b].off) = gate1 != nullptr ? mul8<T>(v, g1[b]) : v;
       }
     }
   } else {
@@ -261,9 +322,9 @@ __device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const
       const int row = i / LP, col = i % LP;
       if (row < rt.rows && col < p.L) {
         const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        uint16_t v = tile[row * SP + col];
-        if (gate != nullptr) v = mul1<T>(v, gate[off]);
-        out[off] = v;
+        const uint16_t v = tile[row * SP + col];
+        if (out0 != nullptr) out0[off] = gate0 != nullptr ? mul1<T>(v, gate0[off]) : v;
+        if (out1 != nullptr) out1[off] = gate1 != nullptr ? mul1<T>(v, gate1[off]) : v;
       }
     }
   }
@@ -354,13 +415,26 @@ __device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t
   const uint16_t* arow = src + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) ldsm_x4<false>(a[kt], arow + 16 * kt);
+  // W is Toeplitz in its 8 x 16 blocks: the B fragment of (kt, nt) depends on 2 kt - nt alone, so a lane's
+  // 2 KT + NT - 1 distinct registers are loaded once (LP = 256 leaves it to the compiler: 63 more registers).
+  constexpr int kHoist = LP <= JFF_SHORT_HOIST ? 2 * KT + NT - 1 : 1;
+  uint32_t bf[kHoist];
+  if constexpr (LP <= JFF_SHORT_HOIST) {
+#pragma unroll
+    for (int m = 0; m < kHoist; ++m) bf[m] = pairs[4 * (m - (NT - 1))];
+  }
   __syncwarp();
   const int q = lane & 3, r = lane >> 2;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-    for (int kt = 0; kt < KT; ++kt) Ops<T>::mma(acc, a[kt], pairs[8 * kt - 4 * nt], pairs[8 * kt - 4 * nt + 4]);
+    for (int kt = 0; kt < KT; ++kt) {
+      if constexpr (LP <= JFF_SHORT_HOIST)
+        Ops<T>::mma(acc, a[kt], bf[2 * kt - nt + NT - 1], bf[2 * kt - nt + NT]);
+      else
+        Ops<T>::mma(acc, a[kt], pairs[8 * kt - 4 * nt], pairs[8 * kt - 4 * nt + 4]);
+    }
     uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
     *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[0] * scale, acc[1] * scale);
     *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[2] * scale, acc[3] * scale);
@@ -374,7 +448,7 @@ constexpr size_t fwd_smem_bytes() {
 }
 
 template <typename T, int LP>
-__global__ void __launch_bounds__(kThreads) short_fwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, JFF_SHORT_FWD_MINB) short_fwd_kernel(const Params p) {
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;
   float* red = reinterpret_cast<float*>(smem + 2 * pair_words(LP));
@@ -392,7 +466,7 @@ __global__ void __launch_bounds__(kThreads) short_fwd_kernel(const Params p) {
     __syncwarp();
     tile_product<T, LP>(tile, pairs, tile, scale, lane);
     __syncwarp();
-    store_tile<T, LP>(p, p.y, p.post, rt, h, tile, lane);
+    store_tile<T, LP>(p, rt, h, tile, lane, p.y, p.post);
     __syncwarp();  // the next tile's loads overwrite what this store reads
   }
 }
@@ -534,7 +608,7 @@ __device__ __forceinline__ int nth_set_bit_or(uint32_t mask, int n, int bits, in
 }
 
 template <typename T, int LP, bool SKIP>
-__global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_BWD_MINB : 1) short_bwd_kernel(const Params p) {
   constexpr int KT = LP / 16, SP = row_stride(LP), TE = tile_elems(LP), DPW = lags_per_warp<LP>();
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;  // k_r's pairs, then k_eff's
@@ -571,13 +645,12 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
       if (p.dpost != nullptr) {
         tile_product<T, LP>(vt, pairs_r, st, scale, lane);
         __syncwarp();
-        store_tile<T, LP>(p, p.dpost, p.dy, rt, h, st, lane);
+        store_tile<T, LP>(p, rt, h, st, lane, p.dpost, p.dy);
         __syncwarp();
       }
       tile_product<T, LP>(gt, pairs_k, st, scale, lane);
       __syncwarp();
-      if (p.du != nullptr) store_tile<T, LP>(p, p.du, p.pre, rt, h, st, lane);
-      if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, st, lane);
+      store_tile<T, LP>(p, rt, h, st, lane, p.du, p.pre, p.dpre, p.u);
     }
     __syncthreads();  // every warp's v and g tiles are in place
     for (int w = 0; w < kWarps; ++w) {
