@@ -57,14 +57,17 @@ namespace {
 // L up to 128 by default, up to 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: it hands the fused kernels'
 // N = 256 rows and the L <= 256 rows above to these kernels); N any power of two from L to 32768 (from 65536 on
 // jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
-#ifndef JFF_SHORT_HOIST
-#define JFF_SHORT_HOIST 0
+#ifndef JFF_SHORT_FWD_CHAINS  // independent MMA chains in tile_product: forward, backward (A/B switches)
+#define JFF_SHORT_FWD_CHAINS 2
+#endif
+#ifndef JFF_SHORT_BWD_CHAINS
+#define JFF_SHORT_BWD_CHAINS 2
 #endif
 #ifndef JFF_SHORT_BATCH
 #define JFF_SHORT_BATCH 2
 #endif
 #ifndef JFF_SHORT_FWD_MINB
-#define JFF_SHORT_FWD_MINB 1
+#define JFF_SHORT_FWD_MINB 6
 #endif
 #ifndef JFF_SHORT_BWD_MINB
 #define JFF_SHORT_BWD_MINB 4
@@ -407,7 +410,7 @@ __device__ __forceinline__ const uint32_t* lane_pairs(const uint32_t* even, int 
 
 // dst (16 x LP, 16-bit) = src (16 x LP) * B * scale, B's fragments from the lane's pair view. dst may be
 // src: the A fragments are all in registers before the first store.
-template <typename T, int LP>
+template <typename T, int LP, int CHAINS>
 __device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint16_t* dst, float scale,
                                              int lane) {
   constexpr int KT = LP / 16, NT = LP / 8, SP = row_stride(LP);
@@ -415,29 +418,28 @@ __device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t
   const uint16_t* arow = src + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) ldsm_x4<false>(a[kt], arow + 16 * kt);
-  // W is Toeplitz in its 8 x 16 blocks: the B fragment of (kt, nt) depends on 2 kt - nt alone, so a lane's
-  // 2 KT + NT - 1 distinct registers are loaded once (LP = 256 leaves it to the compiler: 63 more registers).
-  constexpr int kHoist = LP <= JFF_SHORT_HOIST ? 2 * KT + NT - 1 : 1;
-  uint32_t bf[kHoist];
-  if constexpr (LP <= JFF_SHORT_HOIST) {
-#pragma unroll
-    for (int m = 0; m < kHoist; ++m) bf[m] = pairs[4 * (m - (NT - 1))];
-  }
   __syncwarp();
   const int q = lane & 3, r = lane >> 2;
+  // CHAINS n-tiles at a time: as many independent chains of KT dependent MMAs (one chain at a time waits out the MMA latency
+  // KT * NT times; the MMA units are far from busy here). Each output's sum still runs over kt in order.
+  constexpr int CH = NT < CHAINS ? NT : CHAINS;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int nt0 = 0; nt0 < NT; nt0 += CH) {
+    float acc[CH][4];
 #pragma unroll
-    for (int kt = 0; kt < KT; ++kt) {
-      if constexpr (LP <= JFF_SHORT_HOIST)
-        Ops<T>::mma(acc, a[kt], bf[2 * kt - nt + NT - 1], bf[2 * kt - nt + NT]);
-      else
-        Ops<T>::mma(acc, a[kt], pairs[8 * kt - 4 * nt], pairs[8 * kt - 4 * nt + 4]);
+    for (int c = 0; c < CH; ++c) acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = 0.f;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int c = 0; c < CH; ++c)
+        Ops<T>::mma(acc[c], a[kt], pairs[8 * kt - 4 * (nt0 + c)], pairs[8 * kt - 4 * (nt0 + c) + 4]);
+#pragma unroll
+    for (int c = 0; c < CH; ++c) {
+      const int nt = nt0 + c;
+      uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
+      *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[c][0] * scale, acc[c][1] * scale);
+      *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[c][2] * scale, acc[c][3] * scale);
     }
-    uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
-    *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[0] * scale, acc[1] * scale);
-    *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[2] * scale, acc[3] * scale);
   }
 }
 
@@ -448,7 +450,7 @@ constexpr size_t fwd_smem_bytes() {
 }
 
 template <typename T, int LP>
-__global__ void __launch_bounds__(kThreads, JFF_SHORT_FWD_MINB) short_fwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_FWD_MINB : 1) short_fwd_kernel(const Params p) {
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;
   float* red = reinterpret_cast<float*>(smem + 2 * pair_words(LP));
@@ -464,7 +466,7 @@ __global__ void __launch_bounds__(kThreads, JFF_SHORT_FWD_MINB) short_fwd_kernel
     if (rt.rows == 0) break;  // tiles come in order: none after an empty one
     load_tile<T, LP>(p, p.u, p.pre, rt, h, tile, lane);
     __syncwarp();
-    tile_product<T, LP>(tile, pairs, tile, scale, lane);
+    tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tile, pairs, tile, scale, lane);
     __syncwarp();
     store_tile<T, LP>(p, rt, h, tile, lane, p.y, p.post);
     __syncwarp();  // the next tile's loads overwrite what this store reads
@@ -574,7 +576,7 @@ __global__ void __launch_bounds__(kThreads) short_fwd_blh_kernel(const Params p)
     for (int i = 0; i < HPW; ++i) {
       const int hh = warp + kWarps * i;
       if (h0 + hh < p.H)
-        tile_product<T, LP>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), tiles + hh * TE, scale[i], lane);
+        tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), tiles + hh * TE, scale[i], lane);
     }
     __syncthreads();
     blh_store<T, LP>(p, p.y, p.post, rt, h0, tiles);
@@ -643,30 +645,33 @@ __global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_BWD_MINB : 1) 
       skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
       __syncwarp();
       if (p.dpost != nullptr) {
-        tile_product<T, LP>(vt, pairs_r, st, scale, lane);
+        tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(vt, pairs_r, st, scale, lane);
         __syncwarp();
         store_tile<T, LP>(p, rt, h, st, lane, p.dpost, p.dy);
         __syncwarp();
       }
-      tile_product<T, LP>(gt, pairs_k, st, scale, lane);
+      tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(gt, pairs_k, st, scale, lane);
       __syncwarp();
       store_tile<T, LP>(p, rt, h, st, lane, p.du, p.pre, p.dpre, p.u);
     }
     __syncthreads();  // every warp's v and g tiles are in place
+    // Tile by tile and 16-block by 16-block, all of this warp's lags at once: their chains of MMAs are independent
+    // (and share the g fragment); each C_D still sums over (tile, block) in order.
     for (int w = 0; w < kWarps; ++w) {
       if (row_tile(p, g, first + w).rows == 0) continue;
       const uint16_t* V = tiles + w * 3 * TE;
       const uint16_t* G = V + TE;
       const uint16_t* grow = G + (((lane >> 4) & 1) * 8 + (lane & 7)) * SP + ((lane >> 3) & 1) * 8;
       const uint16_t* vrow = V + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
+#pragma unroll 1
+      for (int tb = 0; tb < KT; ++tb) {  // t's 16-block; s's is tb - D
+        uint32_t a[4];
+        ldsm_x4<true>(a, grow + 16 * tb);
 #pragma unroll
-      for (int s = 0; s < DPW; ++s) {
-        const int D = lag[s];
-        if (D == -LP) continue;
-        const int t_lo = D > 0 ? D : 0, t_hi = D < 0 ? KT + D : KT;
-        for (int tb = t_lo; tb < t_hi; ++tb) {  // t's 16-block; s's is tb - D
-          uint32_t a[4], b[4];
-          ldsm_x4<true>(a, grow + 16 * tb);
+        for (int s = 0; s < DPW; ++s) {
+          const int D = lag[s];
+          if (D == -LP || tb < D || tb >= KT + D) continue;  // no such lag, or block tb - D outside the tile
+          uint32_t b[4];
           ldsm_x4<true>(b, vrow + 16 * (tb - D));
           Ops<T>::mma(c[s][0], a, b[0], b[1]);
           Ops<T>::mma(c[s][1], a, b[2], b[3]);
