@@ -57,6 +57,9 @@ namespace {
 // L up to 128 by default, up to 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: it hands the fused kernels'
 // N = 256 rows and the L <= 256 rows above to these kernels); N any power of two from L to 32768 (from 65536 on
 // jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
+#ifndef JFF_SHORT_ZERO_BLOCKS  // 0: every block's MMAs, zeros or not (A/B switch)
+#define JFF_SHORT_ZERO_BLOCKS 1
+#endif
 #ifndef JFF_SHORT_FWD_CHAINS  // independent MMA chains in tile_product: forward, backward (A/B switches)
 #define JFF_SHORT_FWD_CHAINS 2
 #endif
@@ -104,6 +107,10 @@ struct Params {
   int64_t chunks;           // CTAs per filter (BLH: per group and kBlhHeads heads)
   int64_t tiles_per_cta;    // BHL: a multiple of kWarps (one tile per warp and round)
   uint32_t lag_mask;        // backward: bit D + KT - 1 set where dk needs C_D
+  // Bit m + LP / 8 - 1 set where the 16 x 8 blocks (kt, nt) of B with 2 kt - nt = m hold a tap that can be nonzero:
+  // wmask_r for V W (B[x][y] = k_eff[y - x]), wmask_k for g W^T (k_eff[x - y]). The others are all zeros (for a
+  // causal filter, N >= 2 L and Lk <= L, about half of them) and their MMAs are left out.
+  uint64_t wmask_r, wmask_k;
   int vec;                  // every row 16-byte aligned: 16-byte loads and stores
 };
 
@@ -411,8 +418,8 @@ __device__ __forceinline__ const uint32_t* lane_pairs(const uint32_t* even, int 
 // dst (16 x LP, 16-bit) = src (16 x LP) * B * scale, B's fragments from the lane's pair view. dst may be
 // src: the A fragments are all in registers before the first store.
 template <typename T, int LP, int CHAINS>
-__device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint16_t* dst, float scale,
-                                             int lane) {
+__device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint64_t wmask, uint16_t* dst,
+                                             float scale, int lane) {
   constexpr int KT = LP / 16, NT = LP / 8, SP = row_stride(LP);
   uint32_t a[KT][4];
   const uint16_t* arow = src + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
@@ -432,7 +439,8 @@ __device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t
     for (int kt = 0; kt < KT; ++kt)
 #pragma unroll
       for (int c = 0; c < CH; ++c)
-        Ops<T>::mma(acc[c], a[kt], pairs[8 * kt - 4 * (nt0 + c)], pairs[8 * kt - 4 * (nt0 + c) + 4]);
+        if ((wmask >> (2 * kt - (nt0 + c) + NT - 1)) & 1u)
+          Ops<T>::mma(acc[c], a[kt], pairs[8 * kt - 4 * (nt0 + c)], pairs[8 * kt - 4 * (nt0 + c) + 4]);
 #pragma unroll
     for (int c = 0; c < CH; ++c) {
       const int nt = nt0 + c;
@@ -466,7 +474,7 @@ __global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_FWD_MINB : 1) 
     if (rt.rows == 0) break;  // tiles come in order: none after an empty one
     load_tile<T, LP>(p, p.u, p.pre, rt, h, tile, lane);
     __syncwarp();
-    tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tile, pairs, tile, scale, lane);
+    tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tile, pairs, p.wmask_r, tile, scale, lane);
     __syncwarp();
     store_tile<T, LP>(p, rt, h, tile, lane, p.y, p.post);
     __syncwarp();  // the next tile's loads overwrite what this store reads
@@ -576,7 +584,8 @@ __global__ void __launch_bounds__(kThreads) short_fwd_blh_kernel(const Params p)
     for (int i = 0; i < HPW; ++i) {
       const int hh = warp + kWarps * i;
       if (h0 + hh < p.H)
-        tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), tiles + hh * TE, scale[i], lane);
+        tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), p.wmask_r,
+                                                  tiles + hh * TE, scale[i], lane);
     }
     __syncthreads();
     blh_store<T, LP>(p, p.y, p.post, rt, h0, tiles);
@@ -645,12 +654,12 @@ __global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_BWD_MINB : 1) 
       skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
       __syncwarp();
       if (p.dpost != nullptr) {
-        tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(vt, pairs_r, st, scale, lane);
+        tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(vt, pairs_r, p.wmask_r, st, scale, lane);
         __syncwarp();
         store_tile<T, LP>(p, rt, h, st, lane, p.dpost, p.dy);
         __syncwarp();
       }
-      tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(gt, pairs_k, st, scale, lane);
+      tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(gt, pairs_k, p.wmask_k, st, scale, lane);
       __syncwarp();
       store_tile<T, LP>(p, rt, h, st, lane, p.du, p.pre, p.dpre, p.u);
     }
@@ -776,6 +785,17 @@ Params make_params(const FftconvDims& d, bool backward) {
     p.tiles_per_cta = kWarps * rounds;
   }
   p.chunks = ceil_div(p.tiles_per_group, p.tiles_per_cta);
+  {
+    // Within block m the offsets x - y are 8 m + (i - j), i < 16 (x's row in the block), j < 8 (y's column).
+    const int LP = padded_length(d.L), KT = LP / 16, NT = LP / 8;
+    const auto tap_possible = [&](int64_t e) { return e > -d.L && e < d.L && ((e % d.N) + d.N) % d.N < d.Lk; };
+    for (int m = -(NT - 1); m <= 2 * KT - 2; ++m)
+      for (int diff = -7; diff <= 15; ++diff) {
+        const int64_t e = 8 * m + diff;
+        if (tap_possible(-e) || !JFF_SHORT_ZERO_BLOCKS) p.wmask_r |= uint64_t(1) << (m + NT - 1);
+        if (tap_possible(e) || !JFF_SHORT_ZERO_BLOCKS) p.wmask_k |= uint64_t(1) << (m + NT - 1);
+      }
+  }
   if (backward) {
     const int KT = padded_length(d.L) / 16;
     for (int i = 0; i < 2 * KT - 1; ++i) {
