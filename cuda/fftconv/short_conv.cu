@@ -169,6 +169,7 @@ constexpr int lane_chunks() {
 }
 template <int LP>
 constexpr int load_batch() {
+  static_assert(JFF_SHORT_BATCH == 1 || JFF_SHORT_BATCH == 2 || JFF_SHORT_BATCH == 4, "a power of two up to 4");
   return lane_chunks<LP>() < JFF_SHORT_BATCH ? lane_chunks<LP>() : JFF_SHORT_BATCH;
 }
 struct Chunk {
