@@ -9,8 +9,9 @@
 # DEADLINE seconds (default 560):
 # 1. the package build of the working tree, and alongside it short_selftest for the working tree (-lineinfo),
 #    for the baseline in build/ab_base (if there) and for each variant (name:nvcc flags; ';' between them);
-# 2. the working tree's short_selftest: its correctness cases, FUZZ (default 60) random shapes, the timed rows;
-#    then the timed rows (which check too) of the baseline and of each variant: the kernel-time A/B;
+# 2. the working tree's short_selftest: its correctness cases, FUZZ (default 40) random shapes, the timed rows;
+#    then the timed rows AB_ROWS (which check too; default N 16, 64, 128 and the causal 256 row) of the baseline
+#    and of each variant: the kernel-time A/B;
 # 3. compute-sanitizer memcheck and racecheck on the working tree's short_selftest --small;
 # 4. bench_fftconv through jff.fftconv, BHL N 16..512 (fftconv-short.json) and N 16..256 with JFF_SHORT_CONV=0
 #    (fftconv-short-generic.json);
@@ -45,11 +46,11 @@ done
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
 for p in "${pids[@]}"; do wait "$p" || echo "a self-test compile failed (selftests.log, ab.log)"; done
-run_left selftests.log "$b/short_selftest" --fuzz "${FUZZ:-60}" --seed 38
+run_left selftests.log "$b/short_selftest" --fuzz "${FUZZ:-40}" --seed 38
 grep -hE "^T |ALL PASS|FAIL|exit" "$OUT/selftests.log"
 for name in "${names[@]}"; do
   echo "=== variant $name" >>"$OUT/ab.log"
-  run_left ab.log "$b/short_ab_$name" --only "T "
+  run_left ab.log "$b/short_ab_$name" --only "${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2}"
 done
 grep -hE "^=== variant|^T |ALL PASS|FAIL|exit" "$OUT/ab.log"
 for tool in memcheck racecheck; do

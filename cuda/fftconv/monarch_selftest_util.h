@@ -75,7 +75,18 @@ struct SelftestArgs {
       if (arg == "--only" && i + 1 < argc) only = argv[++i];
     }
   }
-  bool skip(const char* name) const { return !only.empty() && std::string(name).find(only) == std::string::npos; }
+  // --only A|B|...: the cases whose names contain one of the alternatives.
+  bool skip(const char* name) const {
+    if (only.empty()) return false;
+    const std::string n(name);
+    for (size_t start = 0;;) {
+      const size_t bar = only.find('|', start);
+      if (n.find(only.substr(start, bar == std::string::npos ? std::string::npos : bar - start)) != std::string::npos)
+        return false;
+      if (bar == std::string::npos) return true;
+      start = bar + 1;
+    }
+  }
 };
 
 double median(std::vector<float> v) {
