@@ -10,11 +10,12 @@
 # 1. the package build of the working tree, and alongside it short_selftest for the working tree (-lineinfo),
 #    for the baseline in build/ab_base (if there) and for each variant (name:nvcc flags; ';' between them);
 # 2. the working tree's short_selftest: its correctness cases, FUZZ (default 40) random shapes, the timed rows;
-#    then the timed rows AB_ROWS (which check too; default N 16, 64, 128 and the causal 256 row) of the baseline
+#    then the timed rows AB_ROWS (which check too; default N 16, 64, 128 and the causal 256 and 512 rows) of the baseline
 #    and of each variant: the kernel-time A/B;
 # 3. compute-sanitizer memcheck and racecheck on the working tree's short_selftest --small;
 # 4. bench_fftconv through jff.fftconv, BHL N 16..512 (fftconv-short.json) and N 16..256 with JFF_SHORT_CONV=0
-#    (fftconv-short-generic.json);
+#    (fftconv-short-generic.json), N = 512 with JFF_SHORT_CONV_MAX_L=linear (its causal row, L = 256, on the short
+#    kernels; fftconv-short-linear.json);
 # 5. the GPU tests -k "fftconv and not long";
 # 6. Nsight Compute on short_bwd_kernel (and short_fwd_kernel) at N = 128 and the causal N = 256 row
 #    (device_profile_monarch.sh SHORT=1; $OUT/ncu.tgz).
@@ -50,7 +51,7 @@ run_left selftests.log "$b/short_selftest" --fuzz "${FUZZ:-40}" --seed 38
 grep -hE "^T |ALL PASS|FAIL|exit" "$OUT/selftests.log"
 for name in "${names[@]}"; do
   echo "=== variant $name" >>"$OUT/ab.log"
-  run_left ab.log "$b/short_ab_$name" --only "${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2}"
+  run_left ab.log "$b/short_ab_$name" --only "${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2|T bf16 N512 L=N/2}"
 done
 grep -hE "^=== variant|^T |ALL PASS|FAIL|exit" "$OUT/ab.log"
 for tool in memcheck racecheck; do
@@ -61,6 +62,7 @@ mkdir -p "$OUT/json"
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256,512 --name fftconv-short
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
+JFF_SHORT_CONV_MAX_L=linear run_left bench.log "${bench[@]}" --sizes 512 --name fftconv-short-linear
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd "$OUT" && tar czf json.tgz json && rm -r json)
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")

@@ -869,10 +869,15 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block
     const char* v = std::getenv("JFF_SHORT_CONV");
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
-  static const int max_l = [] {
+  // JFF_SHORT_CONV_MAX_L=256: every L <= 256 here; =linear: L <= 256 where the convolution is linear (N >= L + Lk - 1,
+  // as fft_size=None picks: W triangular, half of its MMAs left out), L <= 128 elsewhere. A/B switches.
+  static const int mode = [] {
     const char* v = std::getenv("JFF_SHORT_CONV_MAX_L");
-    return v != nullptr && std::strcmp(v, "256") == 0 ? kMaxL : kDefaultMaxL;
+    if (v != nullptr && std::strcmp(v, "256") == 0) return 2;
+    return v != nullptr && std::strcmp(v, "linear") == 0 ? 1 : 0;
   }();
+  const bool linear = d.N >= d.L + d.Lk - 1;
+  const int64_t max_l = mode == 2 || (mode == 1 && linear) ? kMaxL : kDefaultMaxL;
   if (off || device_major < 8 || !shape_ok(d) || d.L > max_l) return false;
   if (backward && d.layout != kBHL) return false;
   size_t smem = 0;
