@@ -57,24 +57,6 @@ namespace {
 // L up to 128 by default, up to 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: it hands the fused kernels'
 // N = 256 rows and the L <= 256 rows above to these kernels); N any power of two from L to 32768 (from 65536 on
 // jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
-#ifndef JFF_SHORT_ZERO_BLOCKS  // 0: every block's MMAs, zeros or not (A/B switch)
-#define JFF_SHORT_ZERO_BLOCKS 1
-#endif
-#ifndef JFF_SHORT_FWD_CHAINS  // independent MMA chains in tile_product: forward, backward (A/B switches)
-#define JFF_SHORT_FWD_CHAINS 2
-#endif
-#ifndef JFF_SHORT_BWD_CHAINS
-#define JFF_SHORT_BWD_CHAINS 2
-#endif
-#ifndef JFF_SHORT_BATCH
-#define JFF_SHORT_BATCH 2
-#endif
-#ifndef JFF_SHORT_FWD_MINB
-#define JFF_SHORT_FWD_MINB 6
-#endif
-#ifndef JFF_SHORT_BWD_MINB
-#define JFF_SHORT_BWD_MINB 4
-#endif
 constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -107,10 +89,6 @@ struct Params {
   int64_t chunks;           // CTAs per filter (BLH: per group and kBlhHeads heads)
   int64_t tiles_per_cta;    // BHL: a multiple of kWarps (one tile per warp and round)
   uint32_t lag_mask;        // backward: bit D + KT - 1 set where dk needs C_D
-  // Bit m + LP / 8 - 1 set where the 16 x 8 blocks (kt, nt) of B with 2 kt - nt = m hold a tap that can be nonzero:
-  // wmask_r for V W (B[x][y] = k_eff[y - x]), wmask_k for g W^T (k_eff[x - y]). The others are all zeros (for a
-  // causal filter, N >= 2 L and Lk <= L, about half of them) and their MMAs are left out.
-  uint64_t wmask_r, wmask_k;
   int vec;                  // every row 16-byte aligned: 16-byte loads and stores
 };
 
@@ -160,54 +138,23 @@ __device__ __forceinline__ uint16_t mul1(uint16_t a, uint16_t b) {
 
 __device__ __forceinline__ int64_t row_offset(const Params& p, int64_t b, int64_t h) { return (b * p.H + h) * p.L; }
 
-// 16-byte chunks of a 16 x LP tile per lane (chunk i = lane + 32 it of row i / (LP / 8)), and how many of them a
-// lane loads before it uses any: the global loads of a batch are in flight together (one at a time, each costs
-// a full memory latency, which is what these kernels wait on).
-template <int LP>
-constexpr int lane_chunks() {
-  return LP / 16;
-}
-template <int LP>
-constexpr int load_batch() {
-  static_assert(JFF_SHORT_BATCH == 1 || JFF_SHORT_BATCH == 2 || JFF_SHORT_BATCH == 4, "a power of two up to 4");
-  return lane_chunks<LP>() < JFF_SHORT_BATCH ? lane_chunks<LP>() : JFF_SHORT_BATCH;
-}
-struct Chunk {
-  int row, col;
-  bool valid;
-  int64_t off;
-};
-__device__ __forceinline__ Chunk chunk_at(const Params& p, RowTile rt, int64_t h, int i, int cpr) {
-  Chunk c{i / cpr, (i % cpr) * 8, false, 0};
-  c.valid = c.row < rt.rows && c.col < p.L;
-  if (c.valid) c.off = row_offset(p, rt.b0 + c.row, h) + c.col;
-  return c;
-}
-
 // A tile of x (* gate, where given) into shared memory: rows b0 .. b0 + rows - 1 of head h, columns
 // 0 .. LP - 1, zero outside the rows and beyond L.
 template <typename T, int LP>
 __device__ __forceinline__ void load_tile(const Params& p, const uint16_t* x, const uint16_t* gate, RowTile rt,
                                           int64_t h, uint16_t* tile, int lane) {
-  constexpr int SP = row_stride(LP), CPR = LP / 8, IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
+  constexpr int SP = row_stride(LP), CPR = LP / 8;
   if (p.vec) {
-#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
-    for (int it0 = 0; it0 < IT; it0 += BATCH) {
-      Chunk c[BATCH];
-      uint4 v[BATCH], g[BATCH];
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b) {
-        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
-        v[b] = g[b] = make_uint4(0, 0, 0, 0);
-        if (c[b].valid) {
-          v[b] = *reinterpret_cast<const uint4*>(x + c[b].off);
-          if (gate != nullptr) g[b] = *reinterpret_cast<const uint4*>(gate + c[b].off);
-        }
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        v = *reinterpret_cast<const uint4*>(x + off);
+        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
       }
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b)
-        *reinterpret_cast<uint4*>(tile + c[b].row * SP + c[b].col) =
-            gate != nullptr && c[b].valid ? mul8<T>(v[b], g[b]) : v[b];
+      *reinterpret_cast<uint4*>(tile + row * SP + col) = v;
     }
   } else {
     for (int i = lane; i < 16 * LP; i += 32) {
@@ -255,30 +202,21 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
   const bool has_pre = p.pre != nullptr, has_post = p.post != nullptr;
   float acc = 0.f;
   if (p.vec) {
-    constexpr int IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
-    for (int it0 = 0; it0 < IT; it0 += BATCH) {
-      Chunk c[BATCH];
-      uint4 xu[BATCH], xd[BATCH], xp[BATCH], xq[BATCH];
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b) {
-        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
-        xu[b] = xd[b] = xp[b] = xq[b] = zero;
-        if (c[b].valid) {
-          xu[b] = *reinterpret_cast<const uint4*>(p.u + c[b].off);
-          xd[b] = *reinterpret_cast<const uint4*>(p.dy + c[b].off);
-          if (has_pre) xp[b] = *reinterpret_cast<const uint4*>(p.pre + c[b].off);
-          if (has_post) xq[b] = *reinterpret_cast<const uint4*>(p.post + c[b].off);
-        }
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0), g = v;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        const uint4 xu = *reinterpret_cast<const uint4*>(p.u + off), xd = *reinterpret_cast<const uint4*>(p.dy + off);
+        const uint4 xp = has_pre ? *reinterpret_cast<const uint4*>(p.pre + off) : xu;
+        const uint4 xq = has_post ? *reinterpret_cast<const uint4*>(p.post + off) : xd;
+        v = has_pre ? mul8<T>(xu, xp) : xu;
+        g = has_post ? mul8<T>(xd, xq) : xd;
+        if constexpr (SKIP) acc += skip_terms<T>(xu, xp, xd, xq, has_pre, has_post);
       }
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b) {
-        const int at = c[b].row * SP + c[b].col;
-        *reinterpret_cast<uint4*>(vt + at) = has_pre ? mul8<T>(xu[b], xp[b]) : xu[b];
-        *reinterpret_cast<uint4*>(gt + at) = has_post ? mul8<T>(xd[b], xq[b]) : xd[b];
-        if constexpr (SKIP) acc += skip_terms<T>(xu[b], xp[b], xd[b], xq[b], has_pre, has_post);
-      }
+      *reinterpret_cast<uint4*>(vt + row * SP + col) = v;
+      *reinterpret_cast<uint4*>(gt + row * SP + col) = g;
     }
   } else {
     for (int i = lane; i < 16 * LP; i += 32) {
@@ -302,30 +240,20 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
   return acc;
 }
 
-// out0 = tile * gate0 and out1 = tile * gate1 for the tile's valid rows and columns (an absent gate is 1; an absent
-// output is skipped): one pass over the tile, the gates' loads of a batch in flight together.
+// out = tile (* gate, where given) for the tile's valid rows and columns.
 template <typename T, int LP>
-__device__ __forceinline__ void store_tile(const Params& p, RowTile rt, int64_t h, const uint16_t* tile, int lane,
-                                           uint16_t* out0, const uint16_t* gate0, uint16_t* out1 = nullptr,
-                                           const uint16_t* gate1 = nullptr) {
-  constexpr int SP = row_stride(LP), CPR = LP / 8, IT = lane_chunks<LP>(), BATCH = load_batch<LP>();
+__device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const uint16_t* gate, RowTile rt,
+                                           int64_t h, const uint16_t* tile, int lane) {
+  constexpr int SP = row_stride(LP), CPR = LP / 8;
   if (p.vec) {
-#pragma unroll 1  // BATCH chunks in flight, not more: the registers decide the blocks per SM
-    for (int it0 = 0; it0 < IT; it0 += BATCH) {
-      Chunk c[BATCH];
-      uint4 g0[BATCH], g1[BATCH];
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b) {
-        c[b] = chunk_at(p, rt, h, lane + 32 * (it0 + b), CPR);
-        if (c[b].valid && out0 != nullptr && gate0 != nullptr) g0[b] = *reinterpret_cast<const uint4*>(gate0 + c[b].off);
-        if (c[b].valid && out1 != nullptr && gate1 != nullptr) g1[b] = *reinterpret_cast<const uint4*>(gate1 + c[b].off);
-      }
-#pragma unroll
-      for (int b = 0; b < BATCH; ++b) {
-        if (!c[b].valid) continue;
-        const uint4 v = *reinterpret_cast<const uint4*>(tile + c[b].row * SP + c[b].col);
-        if (out0 != nullptr) *reinterpret_cast<uint4*>(out0 + c[b].off) = gate0 != nullptr ? mul8<T>(v, g0[b]) : v;
-        if (out1 != nullptr) *reinterpret_cast<uint4*>(out1 + c[b].off) = gate1 != nullptr ? mul8<T>(v, g1[b]) : v;
+#pragma unroll 2
+    for (int i = lane; i < 16 * CPR; i += 32) {
+      const int row = i / CPR, col = (i % CPR) * 8;
+      if (row < rt.rows && col < p.L) {
+        const int64_t off = row_offset(p, rt.b0 + row, h) + col;
+        uint4 v = *reinterpret_cast<const uint4*>(tile + row * SP + col);
+        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+        *reinterpret_cast<uint4*>(out + off) = v;
       }
     }
   } else {
@@ -333,9 +261,9 @@ __device__ __forceinline__ void store_tile(const Params& p, RowTile rt, int64_t 
       const int row = i / LP, col = i % LP;
       if (row < rt.rows && col < p.L) {
         const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        const uint16_t v = tile[row * SP + col];
-        if (out0 != nullptr) out0[off] = gate0 != nullptr ? mul1<T>(v, gate0[off]) : v;
-        if (out1 != nullptr) out1[off] = gate1 != nullptr ? mul1<T>(v, gate1[off]) : v;
+        uint16_t v = tile[row * SP + col];
+        if (gate != nullptr) v = mul1<T>(v, gate[off]);
+        out[off] = v;
       }
     }
   }
@@ -418,9 +346,9 @@ __device__ __forceinline__ const uint32_t* lane_pairs(const uint32_t* even, int 
 
 // dst (16 x LP, 16-bit) = src (16 x LP) * B * scale, B's fragments from the lane's pair view. dst may be
 // src: the A fragments are all in registers before the first store.
-template <typename T, int LP, int CHAINS>
-__device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint64_t wmask, uint16_t* dst,
-                                             float scale, int lane) {
+template <typename T, int LP>
+__device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t* pairs, uint16_t* dst, float scale,
+                                             int lane) {
   constexpr int KT = LP / 16, NT = LP / 8, SP = row_stride(LP);
   uint32_t a[KT][4];
   const uint16_t* arow = src + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
@@ -428,27 +356,14 @@ __device__ __forceinline__ void tile_product(const uint16_t* src, const uint32_t
   for (int kt = 0; kt < KT; ++kt) ldsm_x4<false>(a[kt], arow + 16 * kt);
   __syncwarp();
   const int q = lane & 3, r = lane >> 2;
-  // CHAINS n-tiles at a time: as many independent chains of KT dependent MMAs (one chain at a time waits out the MMA latency
-  // KT * NT times; the MMA units are far from busy here). Each output's sum still runs over kt in order.
-  constexpr int CH = NT < CHAINS ? NT : CHAINS;
 #pragma unroll
-  for (int nt0 = 0; nt0 < NT; nt0 += CH) {
-    float acc[CH][4];
+  for (int nt = 0; nt < NT; ++nt) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-    for (int c = 0; c < CH; ++c) acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = 0.f;
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int c = 0; c < CH; ++c)
-        if ((wmask >> (2 * kt - (nt0 + c) + NT - 1)) & 1u)
-          Ops<T>::mma(acc[c], a[kt], pairs[8 * kt - 4 * (nt0 + c)], pairs[8 * kt - 4 * (nt0 + c) + 4]);
-#pragma unroll
-    for (int c = 0; c < CH; ++c) {
-      const int nt = nt0 + c;
-      uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
-      *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[c][0] * scale, acc[c][1] * scale);
-      *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[c][2] * scale, acc[c][3] * scale);
-    }
+    for (int kt = 0; kt < KT; ++kt) Ops<T>::mma(acc, a[kt], pairs[8 * kt - 4 * nt], pairs[8 * kt - 4 * nt + 4]);
+    uint16_t* out = dst + r * SP + 8 * nt + 2 * q;
+    *reinterpret_cast<uint32_t*>(out) = Ops<T>::pack(acc[0] * scale, acc[1] * scale);
+    *reinterpret_cast<uint32_t*>(out + 8 * SP) = Ops<T>::pack(acc[2] * scale, acc[3] * scale);
   }
 }
 
@@ -459,7 +374,7 @@ constexpr size_t fwd_smem_bytes() {
 }
 
 template <typename T, int LP>
-__global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_FWD_MINB : 1) short_fwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads) short_fwd_kernel(const Params p) {
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;
   float* red = reinterpret_cast<float*>(smem + 2 * pair_words(LP));
@@ -475,9 +390,9 @@ __global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_FWD_MINB : 1) 
     if (rt.rows == 0) break;  // tiles come in order: none after an empty one
     load_tile<T, LP>(p, p.u, p.pre, rt, h, tile, lane);
     __syncwarp();
-    tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tile, pairs, p.wmask_r, tile, scale, lane);
+    tile_product<T, LP>(tile, pairs, tile, scale, lane);
     __syncwarp();
-    store_tile<T, LP>(p, rt, h, tile, lane, p.y, p.post);
+    store_tile<T, LP>(p, p.y, p.post, rt, h, tile, lane);
     __syncwarp();  // the next tile's loads overwrite what this store reads
   }
 }
@@ -585,8 +500,7 @@ __global__ void __launch_bounds__(kThreads) short_fwd_blh_kernel(const Params p)
     for (int i = 0; i < HPW; ++i) {
       const int hh = warp + kWarps * i;
       if (h0 + hh < p.H)
-        tile_product<T, LP, JFF_SHORT_FWD_CHAINS>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), p.wmask_r,
-                                                  tiles + hh * TE, scale[i], lane);
+        tile_product<T, LP>(tiles + hh * TE, lane_pairs<LP>(arrays + hh * PW2, lane), tiles + hh * TE, scale[i], lane);
     }
     __syncthreads();
     blh_store<T, LP>(p, p.y, p.post, rt, h0, tiles);
@@ -620,7 +534,7 @@ __device__ __forceinline__ int nth_set_bit_or(uint32_t mask, int n, int bits, in
 }
 
 template <typename T, int LP, bool SKIP>
-__global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_BWD_MINB : 1) short_bwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
   constexpr int KT = LP / 16, SP = row_stride(LP), TE = tile_elems(LP), DPW = lags_per_warp<LP>();
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;  // k_r's pairs, then k_eff's
@@ -655,33 +569,31 @@ __global__ void __launch_bounds__(kThreads, LP <= 128 ? JFF_SHORT_BWD_MINB : 1) 
       skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
       __syncwarp();
       if (p.dpost != nullptr) {
-        tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(vt, pairs_r, p.wmask_r, st, scale, lane);
+        tile_product<T, LP>(vt, pairs_r, st, scale, lane);
         __syncwarp();
-        store_tile<T, LP>(p, rt, h, st, lane, p.dpost, p.dy);
+        store_tile<T, LP>(p, p.dpost, p.dy, rt, h, st, lane);
         __syncwarp();
       }
-      tile_product<T, LP, JFF_SHORT_BWD_CHAINS>(gt, pairs_k, p.wmask_k, st, scale, lane);
+      tile_product<T, LP>(gt, pairs_k, st, scale, lane);
       __syncwarp();
-      store_tile<T, LP>(p, rt, h, st, lane, p.du, p.pre, p.dpre, p.u);
+      if (p.du != nullptr) store_tile<T, LP>(p, p.du, p.pre, rt, h, st, lane);
+      if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, st, lane);
     }
     __syncthreads();  // every warp's v and g tiles are in place
-    // Tile by tile and 16-block by 16-block, all of this warp's lags at once: their chains of MMAs are independent
-    // (and share the g fragment); each C_D still sums over (tile, block) in order.
     for (int w = 0; w < kWarps; ++w) {
       if (row_tile(p, g, first + w).rows == 0) continue;
       const uint16_t* V = tiles + w * 3 * TE;
       const uint16_t* G = V + TE;
       const uint16_t* grow = G + (((lane >> 4) & 1) * 8 + (lane & 7)) * SP + ((lane >> 3) & 1) * 8;
       const uint16_t* vrow = V + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
-#pragma unroll 1
-      for (int tb = 0; tb < KT; ++tb) {  // t's 16-block; s's is tb - D
-        uint32_t a[4];
-        ldsm_x4<true>(a, grow + 16 * tb);
 #pragma unroll
-        for (int s = 0; s < DPW; ++s) {
-          const int D = lag[s];
-          if (D == -LP || tb < D || tb >= KT + D) continue;  // no such lag, or block tb - D outside the tile
-          uint32_t b[4];
+      for (int s = 0; s < DPW; ++s) {
+        const int D = lag[s];
+        if (D == -LP) continue;
+        const int t_lo = D > 0 ? D : 0, t_hi = D < 0 ? KT + D : KT;
+        for (int tb = t_lo; tb < t_hi; ++tb) {  // t's 16-block; s's is tb - D
+          uint32_t a[4], b[4];
+          ldsm_x4<true>(a, grow + 16 * tb);
           ldsm_x4<true>(b, vrow + 16 * (tb - D));
           Ops<T>::mma(c[s][0], a, b[0], b[1]);
           Ops<T>::mma(c[s][1], a, b[2], b[3]);
@@ -786,17 +698,6 @@ Params make_params(const FftconvDims& d, bool backward) {
     p.tiles_per_cta = kWarps * rounds;
   }
   p.chunks = ceil_div(p.tiles_per_group, p.tiles_per_cta);
-  {
-    // Within block m the offsets x - y are 8 m + (i - j), i < 16 (x's row in the block), j < 8 (y's column).
-    const int LP = padded_length(d.L), KT = LP / 16, NT = LP / 8;
-    const auto tap_possible = [&](int64_t e) { return e > -d.L && e < d.L && ((e % d.N) + d.N) % d.N < d.Lk; };
-    for (int m = -(NT - 1); m <= 2 * KT - 2; ++m)
-      for (int diff = -7; diff <= 15; ++diff) {
-        const int64_t e = 8 * m + diff;
-        if (tap_possible(-e) || !JFF_SHORT_ZERO_BLOCKS) p.wmask_r |= uint64_t(1) << (m + NT - 1);
-        if (tap_possible(e) || !JFF_SHORT_ZERO_BLOCKS) p.wmask_k |= uint64_t(1) << (m + NT - 1);
-      }
-  }
   if (backward) {
     const int KT = padded_length(d.L) / 16;
     for (int i = 0; i < 2 * KT - 1; ++i) {
@@ -870,7 +771,7 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
   // JFF_SHORT_CONV_MAX_L=256: every L <= 256 here; =linear: L <= 256 where the convolution is linear (N >= L + Lk - 1,
-  // as fft_size=None picks: W triangular, half of its MMAs left out), L <= 128 elsewhere. A/B switches.
+  // as fft_size=None picks), L <= 128 elsewhere. A/B switches.
   static const int mode = [] {
     const char* v = std::getenv("JFF_SHORT_CONV_MAX_L");
     if (v != nullptr && std::strcmp(v, "256") == 0) return 2;

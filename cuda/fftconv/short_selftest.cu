@@ -17,7 +17,9 @@
 // floors (4 and 7 streams of B*H*L 16-bit values over the device-to-device copy bandwidth).
 #include "fftconv/short_conv.cu"  // first: under the emulation, its emu_runtime.h precedes everything else
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fftconv/monarch_selftest_util.h"
@@ -62,6 +64,8 @@ struct Reference {
   std::vector<double> y, du, dpre, dpost, dk, dskip;
 };
 
+// One thread per share of the heads (rows of one head touch only its filters' dk and dskip): the timed rows'
+// references (B = 64, H = 768, L up to 256) take minutes on one core.
 Reference reference(const Case& c, const std::vector<double>& u, const std::vector<double>& pre,
                     const std::vector<double>& post, const std::vector<double>& dy, const std::vector<float>& k,
                     const std::vector<float>& skip) {
@@ -70,39 +74,44 @@ Reference reference(const Case& c, const std::vector<double>& u, const std::vect
   const size_t n = B * H * L;
   r.y.assign(n, 0), r.du.assign(n, 0), r.dpre.assign(n, 0), r.dpost.assign(n, 0);
   r.dk.assign(c.G * H * Lk, 0), r.dskip.assign(c.G * H, 0);
-  std::vector<double> v(L), z(L), g(L), dv(L);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t gh = ((b / c.R) % c.G) * H + h, row = (b * H + h) * L;
-      auto tap = [&](int64_t d) {
-        const int64_t j = ((d % N) + N) % N;
-        return j < Lk ? static_cast<double>(k[gh * Lk + j]) : 0.0;
-      };
-      const double sk = c.skip ? skip[gh] : 0.0;
-      for (int64_t t = 0; t < L; ++t) v[t] = u[row + t] * (c.pre ? pre[row + t] : 1.0);
-      for (int64_t t = 0; t < L; ++t) {
-        double acc = sk * v[t];
-        for (int64_t s = 0; s < L; ++s) acc += v[s] * tap(t - s);
-        z[t] = acc;  // z + skip * v
-        const double q = c.post ? post[row + t] : 1.0;
-        r.y[row + t] = q * acc;
-        g[t] = dy[row + t] * q;
-        r.dpost[row + t] = dy[row + t] * acc;
-      }
-      for (int64_t s = 0; s < L; ++s) {
-        double acc = sk * g[s];
-        for (int64_t t = 0; t < L; ++t) acc += g[t] * tap(t - s);
-        dv[s] = acc;
-        r.du[row + s] = acc * (c.pre ? pre[row + s] : 1.0);
-        r.dpre[row + s] = acc * u[row + s];
-      }
-      for (int64_t t = 0; t < L; ++t)
-        for (int64_t s = 0; s < L; ++s) {
-          const int64_t j = (((t - s) % N) + N) % N;
-          if (j < Lk) r.dk[gh * Lk + j] += g[t] * v[s];
+  auto heads = [&](int64_t h_first, int64_t h_step) {
+    std::vector<double> v(L), g(L), tap(2 * L - 1);  // tap[d + L - 1] = k[(d mod N)] (0 from Lk on)
+    for (int64_t h = h_first; h < H; h += h_step)
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t gh = ((b / c.R) % c.G) * H + h, row = (b * H + h) * L;
+        for (int64_t d = -(L - 1); d < L; ++d) {
+          const int64_t j = ((d % N) + N) % N;
+          tap[d + L - 1] = j < Lk ? static_cast<double>(k[gh * Lk + j]) : 0.0;
         }
-      for (int64_t t = 0; t < L; ++t) r.dskip[gh] += g[t] * v[t];
-    }
+        const double sk = c.skip ? skip[gh] : 0.0;
+        for (int64_t t = 0; t < L; ++t) v[t] = u[row + t] * (c.pre ? pre[row + t] : 1.0);
+        for (int64_t t = 0; t < L; ++t) {
+          double acc = sk * v[t];
+          for (int64_t s = 0; s < L; ++s) acc += v[s] * tap[t - s + L - 1];
+          const double q = c.post ? post[row + t] : 1.0;  // acc: z + skip * v
+          r.y[row + t] = q * acc;
+          g[t] = dy[row + t] * q;
+          r.dpost[row + t] = dy[row + t] * acc;
+        }
+        for (int64_t s = 0; s < L; ++s) {
+          double acc = sk * g[s];
+          for (int64_t t = 0; t < L; ++t) acc += g[t] * tap[t - s + L - 1];
+          r.du[row + s] = acc * (c.pre ? pre[row + s] : 1.0);
+          r.dpre[row + s] = acc * u[row + s];
+        }
+        for (int64_t t = 0; t < L; ++t)
+          for (int64_t s = 0; s < L; ++s) {
+            const int64_t j = (((t - s) % N) + N) % N;
+            if (j < Lk) r.dk[gh * Lk + j] += g[t] * v[s];
+          }
+        for (int64_t t = 0; t < L; ++t) r.dskip[gh] += g[t] * v[t];
+      }
+  };
+  const int64_t threads = std::min<int64_t>(H, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (int64_t i = 1; i < threads; ++i) pool.emplace_back(heads, i, threads);
+  heads(0, threads);
+  for (std::thread& t : pool) t.join();
   return r;
 }
 
