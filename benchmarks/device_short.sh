@@ -5,56 +5,85 @@
 #   OUT=/some/dir bash benchmarks/device_short.sh
 #
 # In order, each step getting what is left of DEADLINE seconds (default 560; a step under 20 s is skipped):
-# 1. the package build, with short_selftest compiled alongside;
-# 2. short_selftest: its correctness cases and 300 of random shapes (every one also runs the BLH forward, which
-#    must give the BHL y bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128 with L = N and N/2,
-#    N = 256 with L = 128 and 256, N = 512 with L = 256: forward, backward and BLH forward, against the 4- and
-#    7-stream floors);
+# 1. the package build, with short_selftest compiled alongside (-lineinfo), and the A/B binaries below;
+# 2. short_selftest: its correctness cases and FUZZ (default 300) of random shapes (every one also runs the BLH
+#    forward, which must give the BHL y bitwise), then the timed rows (B=64 H=768 bf16 gated + skip, N 16..128 with
+#    L = N and N/2, N = 256 with L = 128 and 256, N = 512 with L = 256: forward, backward and BLH forward, against
+#    the 4- and 7-stream floors);
 # 3. compute-sanitizer memcheck, racecheck and synccheck on short_selftest --small;
-# 4. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
+# 4. the kernel A/B, when there is one: the timed rows AB_ROWS (default N 16, 64, 128 and the causal 256 and 512
+#    rows; they check too) of a baseline and of variants, each a short_selftest of its own:
+#      baseline: another revision's kernel, put where the call sees it (build/ is git-ignored: pass build/ab_base
+#        in run's carry):  mkdir -p build/ab_base/fftconv && for f in short_conv.cu short_conv.h; do
+#        git show REV:cuda/fftconv/$f > build/ab_base/fftconv/$f; done
+#      VARIANTS="name:nvcc flags;name:flags": the working tree's kernel built with those defines;
+# 5. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
 #    (fftconv-short.json; the causal 256 row is the short kernels', the L = 256 one the fused kernels'), then N
 #    16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before (fftconv-short-generic.json: the A/B
-#    in one call), then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256, i.e. L <= 256 on the short kernels
-#    (fftconv-short-256.json);
-# 5. the GPU tests -k "fftconv and not long";
-# 6. the BHL tables of step 4 at N 16..128 in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
-#    JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the generic BHL kernels).
-# NCU=1 adds, last, Nsight Compute profiles of short_fwd_kernel and short_bwd_kernel at N = 128 (L = N) and the
-# causal N = 256 row (device_profile_monarch.sh with SHORT=1; its files in $OUT/ncu.tgz, its summary printed).
-# SELFTEST=0 leaves out steps 2 and 3 (and the self-test's compile); AB256=0 the JFF_SHORT_CONV_MAX_L=256 table.
-# Files under $OUT: build.log selftests.log bench.log test.log json.tgz (the tables' JSON files: the device returns
-# 8 files at most).
+#    in one call), then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256 (fftconv-short-256.json; AB256=0 leaves it
+#    out) and N 512 with JFF_SHORT_CONV_MAX_L=linear (its causal row, L = 256, on the short kernels;
+#    fftconv-short-linear.json);
+# 6. the GPU tests -k "fftconv and not long";
+# 7. the BHL tables of step 5 at N 16..128 in BLH (fftconv-short-blh.json, fftconv-short-blh-generic.json; with
+#    JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the generic BHL kernels); BLH=0 leaves
+#    them out;
+# 8. with NCU=1, Nsight Compute on KERNEL_REGEX (default "short_fwd_kernel short_bwd_kernel") at N = 128 (L = N)
+#    and the causal N = 256 row (device_profile_monarch.sh with SHORT=1; its files in $OUT/ncu.tgz, its summary
+#    printed).
+# SELFTEST=0 leaves out steps 2 and 3.
+# Files under $OUT: build.log selftests.log ab.log bench.log test.log json.tgz ncu.tgz (the tables' JSON files: the
+# device returns 8 files at most).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
 b=build/selftests
-if [ "${SELFTEST:-1}" = 1 ] || [ "${NCU:-0}" = 1 ]; then
-  "${nv[@]}" -lineinfo -o "$b/short_selftest" cuda/fftconv/short_selftest.cu >"$OUT/selftests.log" 2>&1 &
-  compile=$!
+pids=()
+"${nv[@]}" -lineinfo -o "$b/short_selftest" cuda/fftconv/short_selftest.cu >"$OUT/selftests.log" 2>&1 &
+pids+=($!)
+ab=()
+if [ -f build/ab_base/fftconv/short_conv.cu ]; then
+  nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Ibuild/ab_base -Icuda \
+    "-I$jaxinc" -o "$b/short_ab_base" cuda/fftconv/short_selftest.cu >"$OUT/ab.log" 2>&1 &
+  pids+=($!)
+  ab+=(base)
 fi
+IFS=';' read -ra variants <<<"${VARIANTS:-}"
+for v in "${variants[@]}"; do
+  [ -n "$v" ] || continue
+  read -ra flags <<<"${v#*:}"
+  "${nv[@]}" "${flags[@]}" -o "$b/short_ab_${v%%:*}" cuda/fftconv/short_selftest.cu >>"$OUT/ab.log" 2>&1 &
+  pids+=($!)
+  ab+=("${v%%:*}")
+done
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
-if [ "${SELFTEST:-1}" = 1 ] || [ "${NCU:-0}" = 1 ]; then
-  wait "$compile" || echo "short_selftest compile failed" | tee -a "$OUT/selftests.log"
-fi
+for p in "${pids[@]}"; do wait "$p" || echo "a self-test compile failed (selftests.log, ab.log)"; done
 if [ "${SELFTEST:-1}" = 1 ]; then
-  run_left selftests.log "$b/short_selftest" --fuzz 300 --seed 11
+  run_left selftests.log "$b/short_selftest" --fuzz "${FUZZ:-300}" --seed 11
   for tool in memcheck racecheck synccheck; do
     run_left selftests.log compute-sanitizer --tool "$tool" --error-exitcode 3 "$b/short_selftest" --small
   done
   grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
 fi
+for name in "${ab[@]}"; do
+  echo "=== variant $name" >>"$OUT/ab.log"
+  run_left ab.log "$b/short_ab_$name" --only "${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2|T bf16 N512 L=N/2}"
+done
+[ ${#ab[@]} -eq 0 ] || grep -hE "^=== variant|^T |ALL PASS|FAIL|exit" "$OUT/ab.log"
 mkdir -p "$OUT/json"
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256,512 --name fftconv-short
 JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
 [ "${AB256:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
+JFF_SHORT_CONV_MAX_L=linear run_left bench.log "${bench[@]}" --sizes 512 --name fftconv-short-linear
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"
-run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh
-JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh-generic
-grep -vE "^  " "$OUT/bench.log" | tail -n 40
+if [ "${BLH:-1}" = 1 ]; then
+  run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh
+  JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --layout BLH --sizes 16,32,64,128 --name fftconv-short-blh-generic
+  grep -vE "^  " "$OUT/bench.log" | tail -n 40
+fi
 (cd "$OUT" && tar czf json.tgz json && rm -r json)
 if [ "${NCU:-0}" = 1 ]; then
   left=$((deadline - (SECONDS - start)))
