@@ -17,6 +17,7 @@
 #        in run's carry):  mkdir -p build/ab_base/fftconv && for f in short_conv.cu short_conv.h; do
 #        git show REV:cuda/fftconv/$f > build/ab_base/fftconv/$f; done
 #      VARIANTS="name:nvcc flags;name:flags": the working tree's kernel built with those defines;
+#    twice over, alternating with the working tree's own binary, each run a fresh process;
 # 5. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL N 16, 32, 64, 128, 256, 512
 #    (fftconv-short.json; the causal 256 row is the short kernels', the L = 256 one the fused kernels'), then N
 #    16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before (fftconv-short-generic.json: the A/B
@@ -65,9 +66,16 @@ if [ "${SELFTEST:-1}" = 1 ]; then
   done
   grep -hE "^T |ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|exit" "$OUT/selftests.log"
 fi
-for name in "${ab[@]}"; do
-  echo "=== variant $name" >>"$OUT/ab.log"
-  run_left ab.log "$b/short_ab_$name" --only "${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2|T bf16 N512 L=N/2}"
+# Twice, alternating with the working tree's binary ("tree"), each in a fresh process: an order effect shows.
+rows=${AB_ROWS:-T bf16 N16 L=N|T bf16 N64 L=N|T bf16 N128 L=N|T bf16 N256 L=N/2|T bf16 N512 L=N/2}
+for round in 1 2; do
+  for name in "${ab[@]}" tree; do
+    [ ${#ab[@]} -gt 0 ] || break
+    bin=$b/short_ab_$name
+    [ "$name" = tree ] && bin=$b/short_selftest
+    echo "=== variant $name (round $round)" >>"$OUT/ab.log"
+    run_left ab.log "$bin" --only "$rows"
+  done
 done
 [ ${#ab[@]} -eq 0 ] || grep -hE "^=== variant|^T |ALL PASS|FAIL|exit" "$OUT/ab.log"
 mkdir -p "$OUT/json"
