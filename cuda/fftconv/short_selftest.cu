@@ -74,15 +74,14 @@ Reference reference(const Case& c, const std::vector<double>& u, const std::vect
   const size_t n = B * H * L;
   r.y.assign(n, 0), r.du.assign(n, 0), r.dpre.assign(n, 0), r.dpost.assign(n, 0);
   r.dk.assign(c.G * H * Lk, 0), r.dskip.assign(c.G * H, 0);
+  std::vector<int64_t> lag(2 * L - 1);  // lag[d + L - 1] = d mod N
+  for (int64_t d = -(L - 1); d < L; ++d) lag[d + L - 1] = ((d % N) + N) % N;
   auto heads = [&](int64_t h_first, int64_t h_step) {
     std::vector<double> v(L), g(L), tap(2 * L - 1);  // tap[d + L - 1] = k[(d mod N)] (0 from Lk on)
     for (int64_t h = h_first; h < H; h += h_step)
       for (int64_t b = 0; b < B; ++b) {
         const int64_t gh = ((b / c.R) % c.G) * H + h, row = (b * H + h) * L;
-        for (int64_t d = -(L - 1); d < L; ++d) {
-          const int64_t j = ((d % N) + N) % N;
-          tap[d + L - 1] = j < Lk ? static_cast<double>(k[gh * Lk + j]) : 0.0;
-        }
+        for (int64_t i = 0; i < 2 * L - 1; ++i) tap[i] = lag[i] < Lk ? static_cast<double>(k[gh * Lk + lag[i]]) : 0.0;
         const double sk = c.skip ? skip[gh] : 0.0;
         for (int64_t t = 0; t < L; ++t) v[t] = u[row + t] * (c.pre ? pre[row + t] : 1.0);
         for (int64_t t = 0; t < L; ++t) {
@@ -101,7 +100,7 @@ Reference reference(const Case& c, const std::vector<double>& u, const std::vect
         }
         for (int64_t t = 0; t < L; ++t)
           for (int64_t s = 0; s < L; ++s) {
-            const int64_t j = (((t - s) % N) + N) % N;
+            const int64_t j = lag[t - s + L - 1];
             if (j < Lk) r.dk[gh * Lk + j] += g[t] * v[s];
           }
         for (int64_t t = 0; t < L; ++t) r.dskip[gh] += g[t] * v[t];
