@@ -43,6 +43,7 @@ pids=()
 pids+=($!)
 ab=()
 if [ -f build/ab_base/fftconv/short_conv.cu ]; then
+  # Not "${nv[@]}": build/ab_base must come before -Icuda on the include path.
   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Ibuild/ab_base -Icuda \
     "-I$jaxinc" -o "$b/short_ab_base" cuda/fftconv/short_selftest.cu >"$OUT/ab.log" 2>&1 &
   pids+=($!)
