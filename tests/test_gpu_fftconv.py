@@ -2,9 +2,9 @@
 
 Covers what the CPU-default tests do not reach: the short kernels (L <= 128, and L <= 256 where the
 convolution is linear), the fused kernel up to N = 8192, the four-step path from N = 16384 up to 2^24,
-both layouts and all dtypes at those sizes, filter groups through vmap, gradients against float64 and against the pure-JAX backend, and bitwise
-reproducibility. Every check draws fresh random inputs (the seed is printed and recorded in the test
-report).
+both layouts and all dtypes at those sizes, filter groups through vmap, gradients against float64 and
+against the pure-JAX backend, and bitwise reproducibility. Every check draws fresh random inputs (the seed
+is printed and recorded in the test report).
 """
 
 
