@@ -58,7 +58,7 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
       fft_size: None for the linear (causal) convolution; a power of two `N >= max(L, Lk)` for
         FlashFFTConv's semantics (circular when `N < L + Lk - 1`).
       layout: "BHL" or "BLH". On CUDA the tensor-core forwards (float16/bfloat16, N up to 32768; L <= 128
-        at any such N, L <= 256 where N >= L + Lk - 1) read BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80
+        at any such N) read BLH natively (N >= 4096 through thread block clusters, compute capability 9.0; on sm_80
         those sizes run the slower generic kernels in BLH). Their backwards, and the long-N kernels (N from
         65536 to 2^24; float32 up to 2^23) both ways, read BHL rows only: BLH input of those dtypes and sizes
         is transposed to BHL and back by XLA.
@@ -142,9 +142,9 @@ def fftconv(u, k, *, pre_gate=None, post_gate=None, skip=None, fft_size=None, la
 
 # FFT sizes and dtypes of the CUDA kernels that read BHL rows only: the long-N path (cuda/fftconv_long/,
 # float32 through CUDA cores up to 2^23: its fp32 inner row is at most 16384 points) both ways, and the
-# tensor-core kernels' backward (cuda/fftconv/short_conv.cu for every N <= 128, and above it for L <= 128 and for
-# L <= 256 where N >= L + Lk - 1; monarch_bwd.cu from 256 to 32768; their forwards read BLH natively). Elsewhere the generic CUDA kernels
-# run, natively in both layouts.
+# tensor-core kernels' backward (cuda/fftconv/short_conv.cu for every N <= 128 and L <= 128 above it, or its
+# A/B switch's L <= 256; monarch_bwd.cu from 256 to 32768; their forwards read BLH natively). Elsewhere the
+# generic CUDA kernels run, natively in both layouts.
 SHORT_MAX_FFT = 128
 TENSOR_CORE_MIN_FFT, TENSOR_CORE_MAX_FFT = 256, 32768
 LONG_MIN_FFT, LONG_MAX_FFT, LONG_MAX_FFT_F32 = 1 << 16, 1 << 24, 1 << 23

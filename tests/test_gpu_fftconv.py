@@ -1,10 +1,10 @@
 """jff.fftconv on a CUDA GPU through the CUDA FFI handlers (cuda/fftconv/, cuda/fftconv_long/).
 
-Covers what the CPU-default tests do not reach: the short kernels (L <= 128, and L <= 256 where the
-convolution is linear), the fused kernel up to N = 8192, the four-step path from N = 16384 up to 2^24,
-both layouts and all dtypes at those sizes, filter groups through vmap, gradients against float64 and
-against the pure-JAX backend, and bitwise reproducibility. Every check draws fresh random inputs (the seed
-is printed and recorded in the test report).
+Covers what the CPU-default tests do not reach: the short kernels (L <= 128; and L <= 256 where the
+convolution is linear when run with JFF_SHORT_CONV_MAX_L=linear), the fused kernel up to N = 8192, the
+four-step path from N = 16384 up to 2^24, both layouts and all dtypes at those sizes, filter groups
+through vmap, gradients against float64 and against the pure-JAX backend, and bitwise reproducibility.
+Every check draws fresh random inputs (the seed is printed and recorded in the test report).
 """
 
 
@@ -56,8 +56,8 @@ FWD_SHAPES = [
     ((2, 3), 4, 100, 29, 128),
     ((5,), 3, 7, 3, None),  # N = 16, odd L
     ((2,), 3, 256, 100, 256),  # circular
-    ((2,), 3, 256, 200, None),  # N = 512, L = 256, linear: the short kernels (LP = 256)
-    ((2, 3), 2, 129, 128, 256),  # N = 256 = L + Lk - 1: the short kernels just past L = 128
+    ((2,), 3, 256, 200, None),  # N = 512, L = 256, linear (the short kernels' LP = 256 under the switch)
+    ((2, 3), 2, 129, 128, 256),  # N = 256 = L + Lk - 1: just past L = 128
     ((2,), 3, 300, 150, None),  # N = 512 (N0 = 2 x 256)
     ((2,), 4, 3000, 1097, None),  # N = 4096
     ((1,), 3, 8192, 8192, 8192),  # largest fused size, circular
@@ -94,10 +94,10 @@ def test_lowers_to_the_cuda_custom_call(rng):
 
 
 GRAD_SHAPES = [
-    ((3,), 4, 200, 57, None),  # N = 256 = L + Lk - 1: the short kernels (LP = 256)
+    ((3,), 4, 200, 57, None),  # N = 256 = L + Lk - 1 (the short kernels under the switch)
     ((3,), 4, 40, 9, None),  # N = 64: the short kernels
     ((70,), 2, 128, 128, 128),  # the short backward's rows over several blocks, circular
-    ((2,), 3, 256, 256, None),  # N = 512: a full-length filter on L = 256 (the short kernels too)
+    ((2,), 3, 256, 256, None),  # N = 512: a full-length filter on L = 256 (as above)
     ((2,), 3, 4096, 4096, 4096),
     ((2,), 2, 12000, 5000, None),  # four-step
     pytest.param((1,), 1, 300000, 200000, 1 << 19, id="long-512K"),  # the long path, circular

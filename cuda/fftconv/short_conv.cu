@@ -54,10 +54,10 @@ namespace jff {
 namespace shortconv {
 namespace {
 
-// L up to 128 always, up to 256 where the convolution is linear (N >= L + Lk - 1: what fft_size=None picks, e.g. the
-// causal N = 512 row with L = 256), every L <= 256 with JFF_SHORT_CONV_MAX_L=256 (an A/B switch: measured slower than
-// the fused kernels at N = L = 256); N any power of two from L to 32768 (from 65536 on jff.fftconv prepares k's
-// spectrum for the long-N kernels, which then take the call).
+// L up to 128 by default; up to 256 where the convolution is linear (N >= L + Lk - 1: what fft_size=None picks, e.g.
+// the causal N = 512 row with L = 256) with JFF_SHORT_CONV_MAX_L=linear, every L <= 256 with =256 (A/B switches;
+// =256 measured slower than the fused kernels at N = L = 256); N any power of two from L to 32768 (from 65536 on
+// jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
 constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -771,13 +771,14 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block
     const char* v = std::getenv("JFF_SHORT_CONV");
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
-  // Default: L <= 256 where the convolution is linear (N >= L + Lk - 1; its cost here does not grow with N, the fused
-  // kernels' does: causal N = 512, L = 256 measured 1.6x faster forward, 1.17x forward + backward through JAX on an
-  // H100), L <= 128 elsewhere. A/B switches: JFF_SHORT_CONV_MAX_L=128 (L <= 128 only), =256 (every L <= 256).
+  // JFF_SHORT_CONV_MAX_L=linear: L <= 256 where the convolution is linear (N >= L + Lk - 1; the cost here does not grow
+  // with N, the fused kernels' does: causal N = 512, L = 256 measured 1.6x faster forward and 1.17x forward + backward
+  // through JAX on an H100, session 39), L <= 128 elsewhere; the default once the GPU tests have passed with it.
+  // =256: every L <= 256. A/B switches.
   static const int mode = [] {
     const char* v = std::getenv("JFF_SHORT_CONV_MAX_L");
     if (v != nullptr && std::strcmp(v, "256") == 0) return 2;
-    return v != nullptr && std::strcmp(v, "128") == 0 ? 0 : 1;
+    return v != nullptr && std::strcmp(v, "linear") == 0 ? 1 : 0;
   }();
   const bool linear = d.N >= d.L + d.Lk - 1;
   const int64_t max_l = mode == 2 || (mode == 1 && linear) ? kMaxL : kDefaultMaxL;
