@@ -20,9 +20,10 @@
 #    twice over, alternating with the working tree's own binary, each run a fresh process;
 # 5. bench_fftconv through jff.fftconv, device-side (L = N and the causal L = N/2): BHL at BENCH_SIZES (default N 16,
 #    32, 64, 128, 256, 512; fftconv-short.json; the causal 256 row is the short kernels', the L = 256 ones the fused
-#    kernels'), then, unless GENERIC=0, N 16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before (fftconv-short-generic.json: the A/B in one call),
-#    then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256 (fftconv-short-256.json; AB256=0 leaves it out) and N 512 with
-#    JFF_SHORT_CONV_MAX_L=linear (its causal row, L = 256, on the short kernels; fftconv-short-linear.json);
+#    kernels'), then, unless GENERIC=0, N 16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before
+#    (fftconv-short-generic.json: the A/B in one call), then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256
+#    (fftconv-short-256.json; AB256=0 leaves it out) and N 512 with JFF_SHORT_CONV_MAX_L=linear (its causal row, L =
+#    256, on the short kernels; fftconv-short-linear.json);
 # 6. the GPU tests -k "fftconv and not long", and again with JFF_SHORT_CONV_MAX_L=linear (the short kernels on
 #    their shapes with 128 < L <= 256, N >= L + Lk - 1; LINEAR_TESTS=0 leaves this out);
 # 7. the BHL tables of step 5 in BLH at BLH_SIZES (default N 16..128; fftconv-short-blh.json,
