@@ -6,8 +6,8 @@
 # 1. the package build (device_run.sh build; incremental when the package was built before in this call) and,
 #    alongside it, the long path's two self-tests compiled (SKIP_SELFTESTS=1 leaves out step 1's compile and step 2);
 # 2. the self-tests: long_bwd_selftest's default set, outer_selftest --quick, then both --bench (kernel timings);
-# 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the GPU tests `-k long`, then the
-#    4M H=384 and causal parts. Every step after the build gets what is left of DEADLINE seconds (default 560)
+# 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the 4M H=384 part (with 2M at H=384 too on
+#    a GPU under 100 GB), the causal part, then the GPU tests `-k long`. Every step after the build gets what is left of DEADLINE seconds (default 560)
 #    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
 # TESTS_K="expr" selects the GPU tests (default "long"); TESTS=0 leaves them out.
 # The tables are timed device-side (DESIGN.md section 4: JFF_BENCH_DEVICE_TIMING=1, the wall-clock median beside it;
@@ -104,13 +104,18 @@ fi
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
   --peak-memory --name fftconv-long
+# H=384, B=1: 4M, and 2M too on a GPU under 100 GB (an H100: pure JAX's 2M forward+backward at H=768 does not fit).
+h384_sizes=4M
+mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -n 1)
+[ -n "$mib" ] && [ "$mib" -lt 100000 ] && h384_sizes=2M,4M
+run_left bench.log "${bench[@]}" --sizes "$h384_sizes" --heads 384 --batch 1 --cases full --peak-memory \
+  --name fftconv-long-4m-h384
+run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
+  --name fftconv-long-causal
 if [ "${TESTS:-1}" = 1 ]; then
   (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TESTS_K:-long}")
   tail -n 3 "$OUT/test.log"
 fi
-run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --peak-memory --name fftconv-long-4m-h384
-run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
-  --name fftconv-long-causal
 # STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K..2M, then 4M (H=384).
 if [ "${STEP:-0}" = 1 ]; then
   run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
