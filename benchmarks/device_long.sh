@@ -7,8 +7,9 @@
 #    alongside it, the long path's two self-tests compiled (SKIP_SELFTESTS=1 leaves out step 1's compile and step 2);
 # 2. the self-tests: long_bwd_selftest's default set, outer_selftest --quick, then both --bench (kernel timings);
 # 3. bench_fftconv's long table, first part (64K..2M, peak memory), then the 4M H=384 part (with 2M at H=384 too on
-#    a GPU under 100 GB), the causal part, then the GPU tests `-k long`. Every step after the build gets what is left of DEADLINE seconds (default 560)
-#    and is skipped when under 20 s are left, so the call ends inside the device's 10-minute limit.
+#    a GPU under 100 GB), the causal part, then the GPU tests `-k long`. Every step after the build gets what is
+#    left of DEADLINE seconds (default 560) and is skipped when under 20 s are left, so the call ends inside the
+#    device's 10-minute limit.
 # TESTS_K="expr" selects the GPU tests (default "long"); TESTS=0 leaves them out.
 # The tables are timed device-side (DESIGN.md section 4: JFF_BENCH_DEVICE_TIMING=1, the wall-clock median beside it;
 # JFF_BENCH_DEVICE_TIMING=0 for wall clock, as the long rows were measured up to session 26).
