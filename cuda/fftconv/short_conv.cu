@@ -127,6 +127,49 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
 #endif
 }
 
+// L2 hints on the BHL kernels' 16-byte accesses, JFF_SHORT_L2_HINTS (an A/B switch, 0 until measured):
+//   1: reads that are a stream's last (the forward's u, pre and post; the backward's post, and its epilogues'
+//      second reads of dy, pre and u) evict-first, and the outputs stored evict-first (streaming), so that they
+//      do not push out of L2 what is read again;
+//   2: as 1, and the backward's first reads of dy, pre and u, which its epilogues read again, evict-last.
+// The backward reads dy, pre and u twice because a warp's shared memory holds only v = u pre, g = dy post and one
+// product (ncu, H100, session 39: about 2x the floor's bytes from DRAM, L2 hit rate 47%).
+#ifndef JFF_SHORT_L2_HINTS
+#define JFF_SHORT_L2_HINTS 0
+#endif
+enum class Reuse { kNormal, kLast, kAgain };
+template <Reuse R>
+__device__ __forceinline__ uint4 load16(const uint16_t* p) {
+  const uint4* v = reinterpret_cast<const uint4*>(p);
+#ifndef JFF_LONG_EMU
+  if constexpr (JFF_SHORT_L2_HINTS >= 1 && R == Reuse::kLast) {
+    return __ldcs(v);
+  } else if constexpr (JFF_SHORT_L2_HINTS >= 2 && R == Reuse::kAgain) {
+    uint64_t policy;
+    asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+    uint4 r;
+    asm("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(v), "l"(policy));
+    return r;
+  }
+#endif
+  return *v;
+}
+__device__ __forceinline__ uint4 load16_read_again(const uint16_t* p, bool again) {
+  return again ? load16<Reuse::kAgain>(p) : load16<Reuse::kLast>(p);
+}
+__device__ __forceinline__ void store16(uint16_t* p, uint4 x) {
+  uint4* v = reinterpret_cast<uint4*>(p);
+#ifndef JFF_LONG_EMU
+  if constexpr (JFF_SHORT_L2_HINTS >= 1) {
+    __stcs(v, x);
+    return;
+  }
+#endif
+  *v = x;
+}
+
 // The product of two 16-bit values rounded once to 16 bits (exact in float32 first): packed pairs.
 template <typename T>
 __device__ __forceinline__ uint4 mul8(uint4 a, uint4 b) {
@@ -152,8 +195,8 @@ __device__ __forceinline__ void load_tile(const Params& p, const uint16_t* x, co
       uint4 v = make_uint4(0, 0, 0, 0);
       if (row < rt.rows && col < p.L) {
         const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        v = *reinterpret_cast<const uint4*>(x + off);
-        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
+        v = load16<Reuse::kLast>(x + off);
+        if (gate != nullptr) v = mul8<T>(v, load16<Reuse::kLast>(gate + off));
       }
       *reinterpret_cast<uint4*>(tile + row * SP + col) = v;
     }
@@ -201,6 +244,7 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
                                                int lane) {
   constexpr int SP = row_stride(LP), CPR = LP / 8;
   const bool has_pre = p.pre != nullptr, has_post = p.post != nullptr;
+  const bool reread_u = p.dpre != nullptr, reread_pre = p.du != nullptr, reread_dy = p.dpost != nullptr;
   float acc = 0.f;
   if (p.vec) {
 #pragma unroll 2
@@ -209,9 +253,10 @@ __device__ __forceinline__ float load_operands(const Params& p, RowTile rt, int6
       uint4 v = make_uint4(0, 0, 0, 0), g = v;
       if (row < rt.rows && col < p.L) {
         const int64_t off = row_offset(p, rt.b0 + row, h) + col;
-        const uint4 xu = *reinterpret_cast<const uint4*>(p.u + off), xd = *reinterpret_cast<const uint4*>(p.dy + off);
-        const uint4 xp = has_pre ? *reinterpret_cast<const uint4*>(p.pre + off) : xu;
-        const uint4 xq = has_post ? *reinterpret_cast<const uint4*>(p.post + off) : xd;
+        // u, pre and dy come back in the epilogues (dpre's, du's and dpost's gates) when those are computed.
+        const uint4 xu = load16_read_again(p.u + off, reread_u), xd = load16_read_again(p.dy + off, reread_dy);
+        const uint4 xp = has_pre ? load16_read_again(p.pre + off, reread_pre) : xu;
+        const uint4 xq = has_post ? load16<Reuse::kLast>(p.post + off) : xd;
         v = has_pre ? mul8<T>(xu, xp) : xu;
         g = has_post ? mul8<T>(xd, xq) : xd;
         if constexpr (SKIP) acc += skip_terms<T>(xu, xp, xd, xq, has_pre, has_post);
@@ -253,8 +298,8 @@ __device__ __forceinline__ void store_tile(const Params& p, uint16_t* out, const
       if (row < rt.rows && col < p.L) {
         const int64_t off = row_offset(p, rt.b0 + row, h) + col;
         uint4 v = *reinterpret_cast<const uint4*>(tile + row * SP + col);
-        if (gate != nullptr) v = mul8<T>(v, *reinterpret_cast<const uint4*>(gate + off));
-        *reinterpret_cast<uint4*>(out + off) = v;
+        if (gate != nullptr) v = mul8<T>(v, load16<Reuse::kLast>(gate + off));
+        store16(out + off, v);
       }
     }
   } else {
