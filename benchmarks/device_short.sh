@@ -32,7 +32,8 @@
 # 8. with NCU=1, Nsight Compute on KERNEL_REGEX (default "short_fwd_kernel short_bwd_kernel") at N = 128 (L = N)
 #    and the causal N = 256 row (device_profile_monarch.sh with SHORT=1; its files in $OUT/ncu.tgz, its summary
 #    printed).
-# SELFTEST=0 leaves out steps 2 and 3.
+# SELFTEST=0 leaves out steps 2 and 3. AB_ONLY=1: no package build, only the self-test binaries and step 4 (a
+# short call: about 2 minutes of compiling, in parallel, then the rows).
 # Files under $OUT: build.log selftests.log ab.log bench.log test.log json.tgz ncu.tgz (the tables' JSON files: the
 # device returns 8 files at most).
 source "$(dirname "$0")/device_lib.sh"
@@ -58,8 +59,10 @@ for v in "${variants[@]}"; do
   pids+=($!)
   ab+=("${v%%:*}")
 done
-bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
-tail -n 2 "$OUT/build.log"
+if [ "${AB_ONLY:-0}" != 1 ]; then
+  bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
+  tail -n 2 "$OUT/build.log"
+fi
 for p in "${pids[@]}"; do wait "$p" || echo "a self-test compile failed (selftests.log, ab.log)"; done
 if [ "${SELFTEST:-1}" = 1 ]; then
   run_left selftests.log "$b/short_selftest" --fuzz "${FUZZ:-300}" --seed 11
@@ -80,6 +83,7 @@ for round in 1 2; do
   done
 done
 [ ${#ab[@]} -eq 0 ] || grep -hE "^=== variant|^T |ALL PASS|FAIL|exit" "$OUT/ab.log"
+[ "${AB_ONLY:-0}" != 1 ] || exit 0
 mkdir -p "$OUT/json"
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no-plot)
 run_left bench.log "${bench[@]}" --sizes "${BENCH_SIZES:-16,32,64,128,256,512}" --name fftconv-short

@@ -562,9 +562,26 @@ constexpr int lags_per_warp() {
 // C_D in shared memory at the end: rows of 17 floats, so that the threads summing consecutive diagonals
 // (one lag j each) read distinct banks.
 constexpr int kSumsRow = 17, kSumsPerLag = 16 * kSumsRow;
+// A/B switches of the backward's occupancy (0 / 1 until measured). Today each warp holds three tiles (v, g and a
+// product) and 106 registers at LP = 128: 55 KB of shared memory and 4 CTAs per SM, so B = 64, H = 768 runs in 1.45
+// waves on an H100. JFF_SHORT_BWD_IN_PLACE=1: the dk products first, then each warp's two products in place of v
+// and g (two tiles: 38 KB at LP = 128; the same operations on the same operands, in the same order).
+// JFF_SHORT_BWD_MIN_CTAS=n: registers capped for n CTAs per SM at LP <= 128 (6: 80 registers, a few spilled; with
+// IN_PLACE, B = 64, H = 768 in one wave).
+#ifndef JFF_SHORT_BWD_IN_PLACE
+#define JFF_SHORT_BWD_IN_PLACE 0
+#endif
+#ifndef JFF_SHORT_BWD_MIN_CTAS
+#define JFF_SHORT_BWD_MIN_CTAS 1
+#endif
+constexpr int kBwdTilesPerWarp = JFF_SHORT_BWD_IN_PLACE ? 2 : 3;
+template <int LP>
+constexpr int bwd_min_ctas() {
+  return LP <= 128 ? JFF_SHORT_BWD_MIN_CTAS : 1;
+}
 template <int LP>
 constexpr size_t bwd_smem_bytes() {
-  const size_t tiles = size_t(kWarps) * 3 * tile_elems(LP) * 2;
+  const size_t tiles = size_t(kWarps) * kBwdTilesPerWarp * tile_elems(LP) * 2;
   const size_t sums = size_t(2 * (LP / 16) - 1) * kSumsPerLag * 4;  // the C_D at the end, over the tiles
   return (4 * pair_words(LP) + 32) * 4 + (tiles > sums ? tiles : sums);
 }
@@ -579,8 +596,31 @@ __device__ __forceinline__ int nth_set_bit_or(uint32_t mask, int n, int bits, in
   return none;
 }
 
+// dpost = (v W) gated by dy into v_out; du, dpre = (g W^T) gated by pre, u into g_out (v_out and g_out may be v and
+// g themselves: JFF_SHORT_BWD_IN_PLACE, once the dk products are done with them).
+template <typename T, int LP>
+__device__ __forceinline__ void bwd_products(const Params& p, RowTile rt, int64_t h, const uint16_t* vt,
+                                             const uint16_t* gt, uint16_t* v_out, uint16_t* g_out,
+                                             const uint32_t* pairs_r, const uint32_t* pairs_k, float scale, int lane) {
+  if (p.dpost != nullptr) {
+    tile_product<T, LP>(vt, pairs_r, v_out, scale, lane);
+    __syncwarp();
+    store_tile<T, LP>(p, p.dpost, p.dy, rt, h, v_out, lane);
+    __syncwarp();
+  }
+  tile_product<T, LP>(gt, pairs_k, g_out, scale, lane);
+  __syncwarp();
+  if (p.du != nullptr) store_tile<T, LP>(p, p.du, p.pre, rt, h, g_out, lane);
+  if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, g_out, lane);
+}
+
+#if JFF_SHORT_BWD_MIN_CTAS > 1
+#define JFF_SHORT_BWD_BOUNDS __launch_bounds__(kThreads, bwd_min_ctas<LP>())
+#else
+#define JFF_SHORT_BWD_BOUNDS __launch_bounds__(kThreads)  // a minimum of 1 CTA changes ptxas' allocation
+#endif
 template <typename T, int LP, bool SKIP>
-__global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
+__global__ void JFF_SHORT_BWD_BOUNDS short_bwd_kernel(const Params p) {
   constexpr int KT = LP / 16, SP = row_stride(LP), TE = tile_elems(LP), DPW = lags_per_warp<LP>();
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;  // k_r's pairs, then k_eff's
@@ -592,9 +632,9 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
   stage_filter<T, LP, true>(p, gh, arrays, red, &scale);
   const uint32_t* pairs_r = lane_pairs<LP>(arrays, lane);
   const uint32_t* pairs_k = lane_pairs<LP>(arrays + 2 * pair_words(LP), lane);
-  uint16_t* vt = tiles + warp * 3 * TE;  // v = u * pre
-  uint16_t* gt = vt + TE;                // g = dy * post
-  uint16_t* st = gt + TE;                // V W, then g W^T
+  uint16_t* vt = tiles + warp * kBwdTilesPerWarp * TE;  // v = u * pre
+  uint16_t* gt = vt + TE;                               // g = dy * post
+  uint16_t* st = JFF_SHORT_BWD_IN_PLACE ? nullptr : gt + TE;  // V W, then g W^T (IN_PLACE: in vt, then gt)
   int lag[DPW];  // -LP: none
 #pragma unroll
   for (int s = 0; s < DPW; ++s)
@@ -614,21 +654,13 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
     if (rt.rows > 0) {
       skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
       __syncwarp();
-      if (p.dpost != nullptr) {
-        tile_product<T, LP>(vt, pairs_r, st, scale, lane);
-        __syncwarp();
-        store_tile<T, LP>(p, p.dpost, p.dy, rt, h, st, lane);
-        __syncwarp();
-      }
-      tile_product<T, LP>(gt, pairs_k, st, scale, lane);
-      __syncwarp();
-      if (p.du != nullptr) store_tile<T, LP>(p, p.du, p.pre, rt, h, st, lane);
-      if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, st, lane);
+      if constexpr (!JFF_SHORT_BWD_IN_PLACE)
+        bwd_products<T, LP>(p, rt, h, vt, gt, st, st, pairs_r, pairs_k, scale, lane);
     }
     __syncthreads();  // every warp's v and g tiles are in place
     for (int w = 0; w < kWarps; ++w) {
       if (row_tile(p, g, first + w).rows == 0) continue;
-      const uint16_t* V = tiles + w * 3 * TE;
+      const uint16_t* V = tiles + w * kBwdTilesPerWarp * TE;
       const uint16_t* G = V + TE;
       const uint16_t* grow = G + (((lane >> 4) & 1) * 8 + (lane & 7)) * SP + ((lane >> 3) & 1) * 8;
       const uint16_t* vrow = V + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
@@ -646,8 +678,13 @@ __global__ void __launch_bounds__(kThreads) short_bwd_kernel(const Params p) {
         }
       }
     }
-    __syncthreads();  // the tiles are free for the next round
+    __syncthreads();  // the tiles are free: for the next round's loads, or (IN_PLACE) this round's products
+    if constexpr (JFF_SHORT_BWD_IN_PLACE) {
+      if (rt.rows > 0) bwd_products<T, LP>(p, rt, h, vt, gt, vt, gt, pairs_r, pairs_k, scale, lane);
+      __syncwarp();  // this warp's next loads overwrite what its stores read
+    }
   }
+  if constexpr (JFF_SHORT_BWD_IN_PLACE) __syncthreads();  // C_D goes where the warps' tiles were
 
   // C_D to shared memory (over the tiles), then dk[j] from their diagonals in a fixed order.
   float* sums = reinterpret_cast<float*>(tiles);

@@ -382,6 +382,8 @@ int main(int argc, char** argv) {
       // many rows of one filter: the backward splits them over CTAs (partial sums, second kernel)
       {"bf16 N64 B300 H1 chunks", BF, 300, 1, 64, 64, 64, 1, 1, true, true, true, 1.f, 1.f, false},
       {"fp16 N16 B1200 H1 L=13 chunks", HF, 1200, 1, 13, 3, 16, 1, 1, true, true, true, 1.f, 1.f, false},
+      // more filters than the backward's CTA target: each CTA takes its filter's tiles in two rounds of kWarps
+      {"bf16 N16 B65 H1057 L=16 rounds", BF, 65, 1057, 16, 16, 16, 1, 1, true, true, true, 1.f, 1.f, false},
       // float16's range: filters far below and far above 1 (the per-filter power-of-two scale). Taps of 1e-6 are
       // float16 subnormals (6e-8 steps): unscaled they cost ~20% of rel-L2; taps of 1e5 overflow to inf. u and dy
       // are scaled so that the outputs are normal float16 values.
