@@ -137,7 +137,7 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
 #ifndef JFF_SHORT_L2_HINTS
 #define JFF_SHORT_L2_HINTS 0
 #endif
-enum class Reuse { kNormal, kLast, kAgain };
+enum class Reuse { kLast, kAgain };  // read for the last time / read again later
 template <Reuse R>
 __device__ __forceinline__ uint4 load16(const uint16_t* p) {
   const uint4* v = reinterpret_cast<const uint4*>(p);
@@ -562,12 +562,13 @@ constexpr int lags_per_warp() {
 // C_D in shared memory at the end: rows of 17 floats, so that the threads summing consecutive diagonals
 // (one lag j each) read distinct banks.
 constexpr int kSumsRow = 17, kSumsPerLag = 16 * kSumsRow;
-// A/B switches of the backward's occupancy (0 / 1 until measured). Today each warp holds three tiles (v, g and a
+// A/B switches of the backward's occupancy (default off). Today each warp holds three tiles (v, g and a
 // product) and 106 registers at LP = 128: 55 KB of shared memory and 4 CTAs per SM, so B = 64, H = 768 runs in 1.45
 // waves on an H100. JFF_SHORT_BWD_IN_PLACE=1: the dk products first, then each warp's two products in place of v
 // and g (two tiles: 38 KB at LP = 128; the same operations on the same operands, in the same order).
 // JFF_SHORT_BWD_MIN_CTAS=n: registers capped for n CTAs per SM at LP <= 128 (6: 80 registers, a few spilled; with
-// IN_PLACE, B = 64, H = 768 in one wave).
+// IN_PLACE, B = 64, H = 768 in one wave). H100, session 39 (benchmarks/notes_monarch.md): IN_PLACE with 6 CTAs made
+// the backward 6-9% faster at LP = 128 and 3-4% slower at LP = 64; with 5 CTAs slower everywhere.
 #ifndef JFF_SHORT_BWD_IN_PLACE
 #define JFF_SHORT_BWD_IN_PLACE 0
 #endif

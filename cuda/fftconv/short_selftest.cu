@@ -333,7 +333,8 @@ int main(int argc, char** argv) {
   }
 #ifdef JFF_LONG_EMU
   if (!small) {
-    std::fprintf(stderr, "usage: %s --small [--only SUBSTR[|SUBSTR...]]  (the emulation runs the small cases only)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --small [--only SUBSTR[|SUBSTR...]]  (the emulation runs the small cases only)\n",
+                 argv[0]);
     return 2;
   }
 #endif
