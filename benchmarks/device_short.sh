@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The short tensor-core kernels (cuda/fftconv/short_conv.cu: L <= 128, and L <= 256 as an A/B) and N = 512 in one
+# The short tensor-core kernels (cuda/fftconv/short_conv.cu: L <= 128, L <= 256 where linear) and N = 512 in one
 # device call (about 9 minutes on an H100/H200), from the repository root:
 #
 #   OUT=/some/dir bash benchmarks/device_short.sh
@@ -22,10 +22,9 @@
 #    32, 64, 128, 256, 512; fftconv-short.json; the causal 256 row is the short kernels', the L = 256 ones the fused
 #    kernels'), then, unless GENERIC=0, N 16..256 with JFF_SHORT_CONV=0, i.e. on the kernels these rows ran before
 #    (fftconv-short-generic.json: the A/B in one call), then N 256 and 512 with JFF_SHORT_CONV_MAX_L=256
-#    (fftconv-short-256.json; AB256=0 leaves it out) and N 512 with JFF_SHORT_CONV_MAX_L=linear (its causal row, L =
-#    256, on the short kernels; fftconv-short-linear.json);
-# 6. the GPU tests -k "fftconv and not long", and again with JFF_SHORT_CONV_MAX_L=linear (the short kernels on
-#    their shapes with 128 < L <= 256, N >= L + Lk - 1; LINEAR_TESTS=0 leaves this out);
+#    (fftconv-short-256.json; AB256=0 leaves it out) and N 512 with JFF_SHORT_CONV_MAX_L=128 (its causal row, L =
+#    256, on the fused kernels as before session 40; fftconv-short-max128.json; MAX128=0 leaves it out);
+# 6. the GPU tests -k "fftconv and not long";
 # 7. the BHL tables of step 5 in BLH at BLH_SIZES (default N 16..128; fftconv-short-blh.json,
 #    fftconv-short-blh-generic.json; with JFF_SHORT_CONV=0 the backward still goes through XLA's transposes, to the
 #    generic BHL kernels); BLH=0 leaves them out;
@@ -89,16 +88,10 @@ bench=(python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT/json" --no
 run_left bench.log "${bench[@]}" --sizes "${BENCH_SIZES:-16,32,64,128,256,512}" --name fftconv-short
 [ "${GENERIC:-1}" = 1 ] && JFF_SHORT_CONV=0 run_left bench.log "${bench[@]}" --sizes 16,32,64,128,256 --name fftconv-short-generic
 [ "${AB256:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
-JFF_SHORT_CONV_MAX_L=linear run_left bench.log "${bench[@]}" --sizes 512 --name fftconv-short-linear
+[ "${MAX128:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=128 run_left bench.log "${bench[@]}" --sizes 512 --name fftconv-short-max128
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
 (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
 tail -n 3 "$OUT/test.log"
-if [ "${LINEAR_TESTS:-1}" = 1 ]; then
-  echo "=== with JFF_SHORT_CONV_MAX_L=linear" >>"$OUT/test.log"
-  (cd tests && JFF_SHORT_CONV_MAX_L=linear run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu \
-    -k "fftconv and not long")
-  tail -n 3 "$OUT/test.log"
-fi
 if [ "${BLH:-1}" = 1 ]; then
   blh_sizes=${BLH_SIZES:-16,32,64,128}
   run_left bench.log "${bench[@]}" --layout BLH --sizes "$blh_sizes" --name fftconv-short-blh

@@ -1,7 +1,7 @@
 """jff.fftconv on a CUDA GPU through the CUDA FFI handlers (cuda/fftconv/, cuda/fftconv_long/).
 
 Covers what the CPU-default tests do not reach: the short kernels (L <= 128; and L <= 256 where the
-convolution is linear when run with JFF_SHORT_CONV_MAX_L=linear), the fused kernel up to N = 8192, the
+convolution is linear), the fused kernel up to N = 8192, the
 four-step path from N = 16384 up to 2^24, both layouts and all dtypes at those sizes, filter groups
 through vmap, gradients against float64 and against the pure-JAX backend, and bitwise reproducibility.
 Every check draws fresh random inputs (the seed is printed and recorded in the test report).
@@ -56,7 +56,7 @@ FWD_SHAPES = [
     ((2, 3), 4, 100, 29, 128),
     ((5,), 3, 7, 3, None),  # N = 16, odd L
     ((2,), 3, 256, 100, 256),  # circular
-    ((2,), 3, 256, 200, None),  # N = 512, L = 256, linear (the short kernels' LP = 256 under the switch)
+    ((2,), 3, 256, 200, None),  # N = 512, L = 256, linear: the short kernels' LP = 256
     ((2, 3), 2, 129, 128, 256),  # N = 256 = L + Lk - 1: just past L = 128
     ((2,), 3, 300, 150, None),  # N = 512 (N0 = 2 x 256)
     ((2,), 4, 3000, 1097, None),  # N = 4096

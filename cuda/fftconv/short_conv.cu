@@ -54,9 +54,9 @@ namespace jff {
 namespace shortconv {
 namespace {
 
-// L up to 128 by default; up to 256 where the convolution is linear (N >= L + Lk - 1: what fft_size=None picks, e.g.
-// the causal N = 512 row with L = 256) with JFF_SHORT_CONV_MAX_L=linear, every L <= 256 with =256 (A/B switches;
-// =256 measured slower than the fused kernels at N = L = 256); N any power of two from L to 32768 (from 65536 on
+// L up to 256 where the convolution is linear (N >= L + Lk - 1: what fft_size=None picks, e.g. the causal N = 512
+// row with L = 256), up to 128 elsewhere (JFF_SHORT_CONV_MAX_L=128: 128 everywhere, =256: 256 everywhere; A/B
+// switches, =256 measured slower than the fused kernels at N = L = 256); N any power of two from L to 32768 (from 65536 on
 // jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
 constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
@@ -562,27 +562,43 @@ constexpr int lags_per_warp() {
 // C_D in shared memory at the end: rows of 17 floats, so that the threads summing consecutive diagonals
 // (one lag j each) read distinct banks.
 constexpr int kSumsRow = 17, kSumsPerLag = 16 * kSumsRow;
-// A/B switches of the backward's occupancy (default off). Today each warp holds three tiles (v, g and a
-// product) and 106 registers at LP = 128: 55 KB of shared memory and 4 CTAs per SM, so B = 64, H = 768 runs in 1.45
-// waves on an H100. JFF_SHORT_BWD_IN_PLACE=1: the dk products first, then each warp's two products in place of v
-// and g (two tiles: 38 KB at LP = 128; the same operations on the same operands, in the same order).
-// JFF_SHORT_BWD_MIN_CTAS=n: registers capped for n CTAs per SM at LP <= 128 (6: 80 registers, a few spilled; with
-// IN_PLACE, B = 64, H = 768 in one wave). H100, session 39 (benchmarks/notes_monarch.md): IN_PLACE with 6 CTAs made
-// the backward 6-9% faster at LP = 128 and 3-4% slower at LP = 64; with 5 CTAs slower everywhere.
+// The backward's occupancy. With each warp holding three tiles (v, g and a product) the LP = 128 backward takes 106
+// registers and 55 KB of shared memory: 4 CTAs per SM, so B = 64, H = 768 runs in 1.45 waves on an H100.
+// JFF_SHORT_BWD_IN_PLACE=1: the dk products first, then each warp's two products in place of v and g (two tiles:
+// 38 KB at LP = 128; the same operations on the same operands, in the same order). JFF_SHORT_BWD_MIN_CTAS=n:
+// registers capped for n CTAs per SM (6: 80 registers at LP = 128, a few spilled; with IN_PLACE, B = 64, H = 768 in
+// one wave). JFF_SHORT_BWD_TUNED_LP=m: both apply at LP = m only (0: at every LP, the cap at LP <= 128).
+// H100, session 39 (benchmarks/notes_monarch.md): IN_PLACE with 6 CTAs at every LP made the backward 6-9% faster at
+// LP = 128 and 3-4% slower at LP = 64; with 5 CTAs slower everywhere. Hence the default: both at LP = 128 only.
 #ifndef JFF_SHORT_BWD_IN_PLACE
-#define JFF_SHORT_BWD_IN_PLACE 0
+#define JFF_SHORT_BWD_IN_PLACE 1
 #endif
 #ifndef JFF_SHORT_BWD_MIN_CTAS
-#define JFF_SHORT_BWD_MIN_CTAS 1
+#define JFF_SHORT_BWD_MIN_CTAS 6
 #endif
-constexpr int kBwdTilesPerWarp = JFF_SHORT_BWD_IN_PLACE ? 2 : 3;
+#ifndef JFF_SHORT_BWD_TUNED_LP
+#define JFF_SHORT_BWD_TUNED_LP 128
+#endif
+template <int LP>
+constexpr bool bwd_tuned() {
+  return JFF_SHORT_BWD_TUNED_LP == 0 ? LP <= 256 : LP == JFF_SHORT_BWD_TUNED_LP;
+}
+template <int LP>
+constexpr bool bwd_in_place() {
+  return JFF_SHORT_BWD_IN_PLACE && bwd_tuned<LP>();
+}
+template <int LP>
+constexpr int bwd_tiles_per_warp() {
+  return bwd_in_place<LP>() ? 2 : 3;
+}
+// 0 leaves ptxas' allocation as without a minimum (a minimum of 1 changes it: 106 -> 111 registers at LP = 128).
 template <int LP>
 constexpr int bwd_min_ctas() {
-  return LP <= 128 ? JFF_SHORT_BWD_MIN_CTAS : 1;
+  return LP <= 128 && bwd_tuned<LP>() && JFF_SHORT_BWD_MIN_CTAS > 1 ? JFF_SHORT_BWD_MIN_CTAS : 0;
 }
 template <int LP>
 constexpr size_t bwd_smem_bytes() {
-  const size_t tiles = size_t(kWarps) * kBwdTilesPerWarp * tile_elems(LP) * 2;
+  const size_t tiles = size_t(kWarps) * bwd_tiles_per_warp<LP>() * tile_elems(LP) * 2;
   const size_t sums = size_t(2 * (LP / 16) - 1) * kSumsPerLag * 4;  // the C_D at the end, over the tiles
   return (4 * pair_words(LP) + 32) * 4 + (tiles > sums ? tiles : sums);
 }
@@ -615,13 +631,9 @@ __device__ __forceinline__ void bwd_products(const Params& p, RowTile rt, int64_
   if (p.dpre != nullptr) store_tile<T, LP>(p, p.dpre, p.u, rt, h, g_out, lane);
 }
 
-#if JFF_SHORT_BWD_MIN_CTAS > 1
-#define JFF_SHORT_BWD_BOUNDS __launch_bounds__(kThreads, bwd_min_ctas<LP>())
-#else
-#define JFF_SHORT_BWD_BOUNDS __launch_bounds__(kThreads)  // a minimum of 1 CTA changes ptxas' allocation
-#endif
 template <typename T, int LP, bool SKIP>
-__global__ void JFF_SHORT_BWD_BOUNDS short_bwd_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, bwd_min_ctas<LP>()) short_bwd_kernel(const Params p) {
+  constexpr bool kInPlace = bwd_in_place<LP>();
   constexpr int KT = LP / 16, SP = row_stride(LP), TE = tile_elems(LP), DPW = lags_per_warp<LP>();
   JFF_SHORT_DYN_SMEM(uint32_t, smem);
   uint32_t* arrays = smem;  // k_r's pairs, then k_eff's
@@ -633,9 +645,9 @@ __global__ void JFF_SHORT_BWD_BOUNDS short_bwd_kernel(const Params p) {
   stage_filter<T, LP, true>(p, gh, arrays, red, &scale);
   const uint32_t* pairs_r = lane_pairs<LP>(arrays, lane);
   const uint32_t* pairs_k = lane_pairs<LP>(arrays + 2 * pair_words(LP), lane);
-  uint16_t* vt = tiles + warp * kBwdTilesPerWarp * TE;  // v = u * pre
+  uint16_t* vt = tiles + warp * bwd_tiles_per_warp<LP>() * TE;  // v = u * pre
   uint16_t* gt = vt + TE;                               // g = dy * post
-  uint16_t* st = JFF_SHORT_BWD_IN_PLACE ? nullptr : gt + TE;  // V W, then g W^T (IN_PLACE: in vt, then gt)
+  uint16_t* st = kInPlace ? nullptr : gt + TE;  // V W, then g W^T (IN_PLACE: in vt, then gt)
   int lag[DPW];  // -LP: none
 #pragma unroll
   for (int s = 0; s < DPW; ++s)
@@ -655,13 +667,13 @@ __global__ void JFF_SHORT_BWD_BOUNDS short_bwd_kernel(const Params p) {
     if (rt.rows > 0) {
       skip_part += load_operands<T, LP, SKIP>(p, rt, h, vt, gt, lane);
       __syncwarp();
-      if constexpr (!JFF_SHORT_BWD_IN_PLACE)
+      if constexpr (!kInPlace)
         bwd_products<T, LP>(p, rt, h, vt, gt, st, st, pairs_r, pairs_k, scale, lane);
     }
     __syncthreads();  // every warp's v and g tiles are in place
     for (int w = 0; w < kWarps; ++w) {
       if (row_tile(p, g, first + w).rows == 0) continue;
-      const uint16_t* V = tiles + w * kBwdTilesPerWarp * TE;
+      const uint16_t* V = tiles + w * bwd_tiles_per_warp<LP>() * TE;
       const uint16_t* G = V + TE;
       const uint16_t* grow = G + (((lane >> 4) & 1) * 8 + (lane & 7)) * SP + ((lane >> 3) & 1) * 8;
       const uint16_t* vrow = V + (((lane >> 3) & 1) * 8 + (lane & 7)) * SP + (lane >> 4) * 8;
@@ -680,12 +692,12 @@ __global__ void JFF_SHORT_BWD_BOUNDS short_bwd_kernel(const Params p) {
       }
     }
     __syncthreads();  // the tiles are free: for the next round's loads, or (IN_PLACE) this round's products
-    if constexpr (JFF_SHORT_BWD_IN_PLACE) {
+    if constexpr (kInPlace) {
       if (rt.rows > 0) bwd_products<T, LP>(p, rt, h, vt, gt, vt, gt, pairs_r, pairs_k, scale, lane);
       __syncwarp();  // this warp's next loads overwrite what its stores read
     }
   }
-  if constexpr (JFF_SHORT_BWD_IN_PLACE) __syncthreads();  // C_D goes where the warps' tiles were
+  if constexpr (kInPlace) __syncthreads();  // C_D goes where the warps' tiles were
 
   // C_D to shared memory (over the tiles), then dk[j] from their diagonals in a fixed order.
   float* sums = reinterpret_cast<float*>(tiles);
@@ -854,14 +866,14 @@ bool supported(const FftconvDims& d, int device_major, size_t max_smem_per_block
     const char* v = std::getenv("JFF_SHORT_CONV");
     return v != nullptr && std::strcmp(v, "0") == 0;
   }();
-  // JFF_SHORT_CONV_MAX_L=linear: L <= 256 where the convolution is linear (N >= L + Lk - 1; the cost here does not grow
-  // with N, the fused kernels' does: causal N = 512, L = 256 measured 1.6x faster forward and 1.17x forward + backward
-  // through JAX on an H100, session 39), L <= 128 elsewhere; the default once the GPU tests have passed with it.
-  // =256: every L <= 256. A/B switches.
+  // L <= 256 where the convolution is linear (N >= L + Lk - 1; the cost here does not grow with N, the fused kernels'
+  // does: causal N = 512, L = 256 measured 1.6x faster forward and 1.17x forward + backward through JAX on an H100,
+  // session 39), L <= 128 elsewhere. A/B switches: JFF_SHORT_CONV_MAX_L=128 (L <= 128 everywhere, as before
+  // session 40), =256 (every L <= 256).
   static const int mode = [] {
     const char* v = std::getenv("JFF_SHORT_CONV_MAX_L");
     if (v != nullptr && std::strcmp(v, "256") == 0) return 2;
-    return v != nullptr && std::strcmp(v, "linear") == 0 ? 1 : 0;
+    return v != nullptr && std::strcmp(v, "128") == 0 ? 0 : 1;
   }();
   const bool linear = d.N >= d.L + d.Lk - 1;
   const int64_t max_l = mode == 2 || (mode == 1 && linear) ? kMaxL : kDefaultMaxL;
