@@ -20,6 +20,7 @@
 # 5. with SLOT_AB (';'-separated rows, e.g. "T bf16 N16384"): those backward self-test rows once per dk slot cap
 #    in SLOT_CAPS (MB, default "64 320 1024"; JFF_MONARCH_BWD_SLOT_CAP_MB, monarch_bwd.cu's bwd_slot_cap_bytes);
 # 6. the GPU tests -k "fftconv and not long", then -k long.
+# TABLE=0 leaves out step 4, OUTER=0 step 3.
 # The table is timed device-side (JFF_BENCH_DEVICE_TIMING=1, like results/<device>-fftconv.json; the wall-clock
 # median stays beside it). SKIP_CHECKS=1 runs only steps 1 (the package) and 4 (for code already checked), and
 # with TESTS=1 the first part of step 6.
@@ -102,7 +103,7 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   for r in "${race_rows[@]}"; do
     run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
   done
-  run_left selftests.log $b/outer_selftest --quick
+  [ "${OUTER:-1}" = 1 ] && run_left selftests.log $b/outer_selftest --quick
   grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|^built" "$OUT/selftests.log"
 fi
 
@@ -119,7 +120,9 @@ if [ -n "${BWD_AB:-}" ]; then
 fi
 
 export JFF_BENCH_DEVICE_TIMING=1
-run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv
+# TABLE=0: no table (steps 1-3, then the GPU tests: a check of a changed default).
+[ "${TABLE:-1}" = 1 ] && run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot \
+  --name fftconv
 # STEP=1: training steps beside fwd+bwd (y live; results/<device>-fftconv-step.json), L = N.
 if [ "${STEP:-0}" = 1 ]; then
   run_left bench.log python3 benchmarks/bench_fftconv.py --modes fwd+bwd,step --cases full --target-s 0.2 --out "$OUT" \
@@ -131,7 +134,7 @@ if [ "${BLH:-0}" = 1 ]; then
   run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot \
     --name fftconv-blh
 fi
-tail -n 30 "$OUT/bench.log"
+[ -f "$OUT/bench.log" ] && tail -n 30 "$OUT/bench.log"
 if [ -n "${SLOT_AB:-}" ]; then
   IFS=';' read -ra slot_rows <<<"$SLOT_AB"
   for cap in ${SLOT_CAPS:-64 320 1024}; do

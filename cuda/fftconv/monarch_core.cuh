@@ -1191,9 +1191,10 @@ constexpr int log2_exact(int n) { return n == 1 ? 0 : (n % 2 != 0 ? -1000 : 1 + 
 // of the kernel's shared-memory wavefronts beyond the ideal, session 33). 1 (N0 >= 16): 16 consecutive k0 times 2
 // consecutive slots of each, so a half-warp reads 16 consecutive bins (conflict-free) and stores 16 runs of two
 // slots (32 bytes of fp32 K, 16 of bf16) M / 2 slots apart instead of one contiguous run; N0 = 1, 2: see
-// spec_walk_slot. Not yet timed: 0.
+// spec_walk_slot. H100, session 40 (results/logs/nvidia-h100-monarch-ab-session40.log, two interleaved rounds):
+// the BHL forward 1.5-4.8% faster at 4K-32K (within 1% at 256-2K), the 4K backward 1.2%: 1 by default.
 #ifndef JFF_KSPEC_ORDER
-#define JFF_KSPEC_ORDER 0
+#define JFF_KSPEC_ORDER 1
 #endif
 constexpr bool kKspecLaneOrder = JFF_KSPEC_ORDER != 0;
 // The slot that step s of such a walk over a spectrum's N / 2 slots visits (s = tid + i * nth, nth a multiple
