@@ -266,7 +266,9 @@ __device__ __forceinline__ void blh_store_cols(uint16_t* d, const BlhTile& tl, i
 // 2 (G8 = 2) or 4 (G8 = 1) groups, a 4- or 2-way conflict on every plane write of the load and read of the store
 // (remote CTAs' planes alike). 1: c fastest in runs of 8 (8 consecutive chunks: 128 contiguous bytes of a plane
 // under sig_off, conflict-free), then g8, then rr; the g8 = 0 / 1 lanes of one 32-byte row piece stay in one warp
-// instruction on the global side. Not yet timed: 0. The loops run blh_units<G8>(nchunk) units and skip c >= nchunk.
+// instruction on the global side. The loops run blh_units<G8>(nchunk) units and skip c >= nchunk. Timed on an H100
+// (session 40, results/logs/nvidia-h100-monarch-ab-session40.log, with JFF_KSPEC_ORDER=1 alongside): the BLH forward
+// within -1.2..+3.1% of 0 at 256-32K, i.e. the bank conflicts are not what keeps BLH at 1.3-2.1x the BHL time: 0.
 #ifndef JFF_BLH_UNIT_ORDER
 #define JFF_BLH_UNIT_ORDER 0
 #endif
