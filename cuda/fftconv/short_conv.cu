@@ -56,8 +56,8 @@ namespace {
 
 // L up to 256 where the convolution is linear (N >= L + Lk - 1: what fft_size=None picks, e.g. the causal N = 512
 // row with L = 256), up to 128 elsewhere (JFF_SHORT_CONV_MAX_L=128: 128 everywhere, =256: 256 everywhere; A/B
-// switches, =256 measured slower than the fused kernels at N = L = 256); N any power of two from L to 32768 (from 65536 on
-// jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
+// switches, =256 measured slower than the fused kernels at N = L = 256); N any power of two from L to 32768 (from
+// 65536 on jff.fftconv prepares k's spectrum for the long-N kernels, which then take the call).
 constexpr int kMaxL = 256, kDefaultMaxL = 128, kMaxN = 32768;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -592,9 +592,16 @@ constexpr int bwd_tiles_per_warp() {
   return bwd_in_place<LP>() ? 2 : 3;
 }
 // 0 leaves ptxas' allocation as without a minimum (a minimum of 1 changes it: 106 -> 111 registers at LP = 128).
+// Hopper only: an A100-class SM's shared memory (164 KB) holds 4 of the 38 KB CTAs, which 110 registers allow
+// anyway, so there the cap would only spill (sm_80: 248 bytes at LP = 128).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+constexpr int kBwdMinCtas = 1;
+#else
+constexpr int kBwdMinCtas = JFF_SHORT_BWD_MIN_CTAS;
+#endif
 template <int LP>
 constexpr int bwd_min_ctas() {
-  return LP <= 128 && bwd_tuned<LP>() && JFF_SHORT_BWD_MIN_CTAS > 1 ? JFF_SHORT_BWD_MIN_CTAS : 0;
+  return LP <= 128 && bwd_tuned<LP>() && kBwdMinCtas > 1 ? kBwdMinCtas : 0;
 }
 template <int LP>
 constexpr size_t bwd_smem_bytes() {
@@ -646,8 +653,8 @@ __global__ void __launch_bounds__(kThreads, bwd_min_ctas<LP>()) short_bwd_kernel
   const uint32_t* pairs_r = lane_pairs<LP>(arrays, lane);
   const uint32_t* pairs_k = lane_pairs<LP>(arrays + 2 * pair_words(LP), lane);
   uint16_t* vt = tiles + warp * bwd_tiles_per_warp<LP>() * TE;  // v = u * pre
-  uint16_t* gt = vt + TE;                               // g = dy * post
-  uint16_t* st = kInPlace ? nullptr : gt + TE;  // V W, then g W^T (IN_PLACE: in vt, then gt)
+  uint16_t* gt = vt + TE;                                       // g = dy * post
+  uint16_t* st = kInPlace ? nullptr : gt + TE;                  // V W, then g W^T (in place: in vt, then gt)
   int lag[DPW];  // -LP: none
 #pragma unroll
   for (int s = 0; s < DPW; ++s)

@@ -22,10 +22,10 @@
 
 namespace jff {
 
-// Handled: bf16/fp16, 1 <= L <= 128, and L <= 256 where N >= L + Lk - 1 (A/B switch JFF_SHORT_CONV_MAX_L: short_conv.cu),
-// N a power of two from L to 32768, 1 <= Lk <= N, any filter groups, on a device of compute capability 8.0 or newer
-// (mma.sync) with `max_smem_per_block` bytes of opt-in shared memory per block; the forward in both
-// layouts, the backward BHL only (jff.fftconv transposes BLH for it).
+// Handled: bf16/fp16, 1 <= L <= 128, and L <= 256 where N >= L + Lk - 1 (A/B switch JFF_SHORT_CONV_MAX_L:
+// short_conv.cu), N a power of two from L to 32768, 1 <= Lk <= N, any filter groups, on a device of compute
+// capability 8.0 or newer (mma.sync) with `max_smem_per_block` bytes of opt-in shared memory per block; the
+// forward in both layouts, the backward BHL only (jff.fftconv transposes BLH for it).
 bool short_fwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
 bool short_bwd_supported(const FftconvDims& d, int device_major, size_t max_smem_per_block);
 
