@@ -49,3 +49,18 @@ def test_superseded_files_are_linked_not_tabled(tmp_path):
     assert text.count("#### fftconv") == 1  # only the current file gets a table
     assert "[`gpu-fftconv-long-old.json`](benchmarks/results/gpu-fftconv-long-old.json)" in text
     assert "superseded by `gpu-fftconv-long.json`" in text
+
+
+def test_published_flashfftconv_column_only_on_its_workload(tmp_path):
+    _write(tmp_path, [
+        _row(1024, 64, 768, "fwd", 0.145, 1.0),  # published 0.29 ms: 2.00x ours
+        _row(1024, 64, 768, "fwd+bwd", 0.4, 2.0),  # no published backward figure
+        _row(1 << 20, 2, 768, "fwd", 20.0, 60.0),  # 640 ms at B=64 against the published 1769
+        _row(1 << 20, 2, 384, "fwd", 10.0, 30.0),  # another H: not the published workload
+    ])  # fmt: skip
+    text = make_readme_table.section(False, tmp_path)
+    lines = [x for x in text.splitlines() if x.startswith("| full")]
+    assert "FlashFFTConv published H100 ms" in text
+    assert lines[0].endswith("| 0.29 (2.00×) |")
+    assert lines[1].endswith("|  |") and lines[3].endswith("|  |")
+    assert lines[2].endswith("| 1769 (2.76×) |")
