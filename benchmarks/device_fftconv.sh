@@ -29,7 +29,8 @@
 # time is left memcheck on monarch_selftest --small and racecheck on RACE_ROWS; no GPU tests.
 # BWD_QUICK=1: a short call after a change to the backward's kernels (about 6 minutes): the package with
 # monarch_bwd_selftest alongside, its --small cases, the GPU tests -k "fftconv and not long", the BHL table at
-# SIZES (default all; e.g. 256,1024,4096), then memcheck on monarch_bwd_selftest --small in what time is left.
+# SIZES (default all; e.g. 256,1024,4096; BLH=1 the BLH one too), then the ENV_AB and PROFILE_RUNS steps described
+# there, memcheck on monarch_bwd_selftest --small and racecheck on BWD_RACE_ROWS in what time is left.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
@@ -52,9 +53,38 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
   export JFF_BENCH_DEVICE_TIMING=1
   run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv \
     ${SIZES:+--sizes "$SIZES"}
+  if [ "${BLH:-0}" = 1 ]; then
+    run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot \
+      --name fftconv-blh ${SIZES:+--sizes "$SIZES"}
+  fi
   grep -vE "^  " "$OUT/bench.log" | tail -n 30
+  # ENV_AB (';'-separated sets of run-time switches, e.g. "JFF_MONARCH_BWD_ACC=global"): the fwd+bwd rows at SIZES
+  # once per set and once with none ("default"), ROUNDS (default 2) interleaved rounds, no accuracy check.
+  if [ -n "${ENV_AB:-}" ]; then
+    IFS=';' read -ra env_sets <<<"default;$ENV_AB"
+    for round in $(seq "${ROUNDS:-2}"); do
+      for e in "${env_sets[@]}"; do
+        echo "## round $round: $e" >>"$OUT/env_ab.log"
+        # shellcheck disable=SC2086  # a set is several VAR=value words
+        run_left env_ab.log env $([ "$e" = default ] || echo $e) python3 benchmarks/bench_fftconv.py --modes fwd+bwd \
+          --no-accuracy --no-save --target-s 0.2 ${SIZES:+--sizes "$SIZES"}
+      done
+    done
+    grep -hE "^## |^fwd\+bwd|exit" "$OUT/env_ab.log"
+  fi
+  # PROFILE_RUNS (';'-separated profile_kernels.py argument sets): which kernels the rows ran, and their times.
+  IFS=';' read -ra profile_runs <<<"${PROFILE_RUNS:-}"
+  for r in "${profile_runs[@]}"; do
+    # shellcheck disable=SC2086  # the run's arguments are separate words
+    run_left profile.log python3 benchmarks/profile_kernels.py $r
+  done
+  [ -n "${PROFILE_RUNS:-}" ] && grep -E "^ +[0-9.]+ +[0-9.]+ |^NVIDIA|^kernel" "$OUT/profile.log"
   run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
-  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|exit" "$OUT/selftests.log"
+  IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-}"
+  for r in "${race_rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
+  done
+  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
   exit 0
 fi
 if [ "${FWD_QUICK:-0}" = 1 ]; then

@@ -60,6 +60,18 @@
 #include <cstdlib>
 #include <string>
 
+// The backward's big kernels look store_inner_row's row twiddles up instead of reading the forward's per-lane
+// table (BigShape::kLaneTw, 4 KB at N = 4096): with it the 4096 shared-accumulator variant needed 59,152 B per CTA,
+// so 3 CTAs per SM on an H100 / H200 (228 KB) instead of 4, and launch_bwd_big's warps rule fell back to the
+// global-slot variant (the slot read-add-write per pair back in the DRAM traffic). Without it: 55,056 B, 4 CTAs.
+// JFF_BWD_ROW_LANE_TW=1 keeps the table in the backward (A/B runs). monarch_core.cuh is in an anonymous namespace,
+// so this translation unit's BigShape may differ from the forward's.
+#ifndef JFF_BWD_ROW_LANE_TW
+#define JFF_BWD_ROW_LANE_TW 0
+#endif
+#ifndef JFF_ROW_LANE_TW
+#define JFF_ROW_LANE_TW JFF_BWD_ROW_LANE_TW
+#endif
 #include "fftconv/monarch_core.cuh"
 #include "fftconv/monarch_blh.cuh"
 
@@ -605,6 +617,10 @@ template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
 constexpr size_t big_bwd_cta_smem_bytes() {
   return GROUPS * big_bwd_smem_bytes<N0, RAD, WARPS, SHARED_ACC>();
 }
+// 4 CTAs of the 4096 shared-accumulator variant per 228 KB SM (each CTA also costs the 1 KB the driver
+// reserves): see JFF_BWD_ROW_LANE_TW above.
+static_assert(JFF_ROW_LANE_TW != 0 || 4 * (big_bwd_cta_smem_bytes<16, 16, 4, true, 1>() + 1024) <= 228 * 1024,
+              "the 4096 backward's shared-accumulator CTA no longer fits 4 per SM");
 
 // Two warp groups per CTA that take turns at the element passes (MemoryTurns), for the
 // shared-accumulator variant at the N in the set JFF_BWD_GROUPS_N (an OR of powers of two, e.g.
