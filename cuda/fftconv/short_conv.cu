@@ -581,7 +581,7 @@ constexpr int kSumsRow = 17, kSumsPerLag = 16 * kSumsRow;
 #endif
 template <int LP>
 constexpr bool bwd_tuned() {
-  return JFF_SHORT_BWD_TUNED_LP == 0 ? LP <= 256 : LP == JFF_SHORT_BWD_TUNED_LP;
+  return JFF_SHORT_BWD_TUNED_LP == 0 || LP == JFF_SHORT_BWD_TUNED_LP;  // every LP is <= 256
 }
 template <int LP>
 constexpr bool bwd_in_place() {
