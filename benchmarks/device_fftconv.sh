@@ -73,11 +73,7 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
     grep -hE "^## |^fwd\+bwd|exit" "$OUT/env_ab.log"
   fi
   # PROFILE_RUNS (';'-separated profile_kernels.py argument sets): which kernels the rows ran, and their times.
-  IFS=';' read -ra profile_runs <<<"${PROFILE_RUNS:-}"
-  for r in "${profile_runs[@]}"; do
-    # shellcheck disable=SC2086  # the run's arguments are separate words
-    run_left profile.log python3 benchmarks/profile_kernels.py $r
-  done
+  run_profiles "${PROFILE_RUNS:-}"
   [ -n "${PROFILE_RUNS:-}" ] && grep -E "^ +[0-9.]+ +[0-9.]+ |^NVIDIA|^kernel" "$OUT/profile.log"
   run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
   IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-}"

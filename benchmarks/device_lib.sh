@@ -24,6 +24,16 @@ run_left() {
   timeout "$left" "$@" >>"$log" 2>&1 || echo "exit $?: $*" | tee -a "$log"
 }
 
+# run_profiles RUNS: benchmarks/profile_kernels.py once per ';'-separated argument set of RUNS, into profile.log.
+run_profiles() {
+  local r runs
+  IFS=';' read -ra runs <<<"$1"
+  for r in "${runs[@]}"; do
+    # shellcheck disable=SC2086  # the run's arguments are separate words
+    run_left profile.log python3 benchmarks/profile_kernels.py $r
+  done
+}
+
 jaxinc=$(python3 -c "import jax.ffi; print(jax.ffi.include_dir())")
 # nvcc for the standalone self-tests (Hopper only: these scripts run on an H100/H200).
 nv=(nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -Icuda "-I$jaxinc")

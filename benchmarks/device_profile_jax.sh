@@ -14,11 +14,7 @@ source "$(dirname "$0")/device_lib.sh"
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
 runs=${PROFILE_RUNS:-"--size 64K --batch 16 --mode fwd+bwd;--size 64K --batch 16 --mode fwd+bwd --skip;--size 1M --batch 2 --mode fwd+bwd;--size 64K --batch 16 --mode fwd"}
-IFS=';' read -ra profile_runs <<<"$runs"
-for r in "${profile_runs[@]}"; do
-  # shellcheck disable=SC2086  # the run's arguments are separate words
-  run_left profile.log python3 benchmarks/profile_kernels.py $r
-done
+run_profiles "$runs"
 cat "$OUT/profile.log"
 if [ "${BLH:-0}" = 1 ]; then
   export JFF_BENCH_DEVICE_TIMING=1
