@@ -8,6 +8,12 @@ Every check draws fresh random inputs (the seed is printed and recorded in the t
 """
 
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,6 +97,38 @@ def test_lowers_to_the_cuda_custom_call(rng):
     a = _inputs(rng, (2,), 3, 64, 8, "BHL", jnp.float32)
     hlo = jax.jit(lambda a: jff.fftconv(**a)).lower(a).as_text()
     assert "jff_fftconv_fwd" in hlo
+
+
+# The backward's big kernel picks its dk accumulator (a shared-memory copy, or slots in global memory) at the first
+# launch from each variant's occupancy. On a 228 KB-per-SM GPU (compute capability 9.0) the shared one wins at these
+# sizes; at 4K it lost a CTA per SM to an unrelated table for seven sessions and the rule silently chose global.
+_VARIANT_SCRIPT = """
+import jax, jax.numpy as jnp, jax_flashfft as jff
+for n in {sizes}:
+    u = jnp.ones((2, 3, n), jnp.{dtype}) * 0.5
+    g = jax.grad(lambda u, k: jff.fftconv(u, k, pre_gate=u, post_gate=u, fft_size=n).astype(jnp.float32).sum(),
+                 argnums=(0, 1))(u, jnp.ones((3, n), jnp.float32))
+    jax.block_until_ready(g)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_backward_variant_choice_on_hopper(dtype):
+    if _gpu().compute_capability != "9.0":
+        pytest.skip("the expected variants are those of a 228 KB-per-SM GPU (compute capability 9.0)")
+    sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared"}  # 32K: global only (no choice)
+    env = {**os.environ, "JFF_MONARCH_REPORT": "1"}
+    env.pop("JFF_MONARCH_BWD_ACC", None)
+    package_parent = str(Path(jff.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT.format(sizes=list(sizes), dtype=dtype)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    name = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
+    for n, want in sizes.items():
+        line = re.search(rf"monarch backward N={n} {name} .*", proc.stderr)
+        assert line is not None, proc.stderr
+        assert f": {want} dk accumulator" in line.group(0), line.group(0)
 
 
 GRAD_SHAPES = [

@@ -57,8 +57,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 // The backward's big kernels look store_inner_row's row twiddles up instead of reading the forward's per-lane
 // table (BigShape::kLaneTw, 4 KB at N = 4096): with it the 4096 shared-accumulator variant needed 59,152 B per CTA,
@@ -521,6 +523,50 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
   if (want_dpost) inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, twN, bre, bim, key, k0, lane);
 }
 
+// JFF_BWD_SLOT_EVICT_LAST=<percent> (experiment, default 0 = plain .cg accesses): the global-slot variant's
+// read-add-write of the dk slot (16N bytes per pair; at N = 32768, where no shared accumulator fits, ~23% of the
+// backward's bytes by arithmetic) carries an L2 evict_last policy on that fraction of its lines, so that the slot
+// stays in L2 between the pairs of a chunk; the chunk's last pair stores with the plain policy so that the lines
+// do not outlive the kernel at high priority (session 40: such lines slow the kernels after).
+#ifndef JFF_BWD_SLOT_EVICT_LAST
+#define JFF_BWD_SLOT_EVICT_LAST 0
+#endif
+constexpr int kSlotEvictLastPercent = JFF_BWD_SLOT_EVICT_LAST;
+
+__device__ __forceinline__ uint64_t slot_l2_policy() {
+  uint64_t policy = 0;
+#ifndef JFF_MONARCH_EMU
+  if constexpr (kSlotEvictLastPercent > 0)
+    asm("createpolicy.fractional.L2::evict_last.b64 %0, %1;"
+        : "=l"(policy)
+        : "f"(static_cast<float>(kSlotEvictLastPercent) / 100.f));
+#endif
+  return policy;
+}
+__device__ __forceinline__ float4 load_slot(const float4* a, uint64_t policy) {
+#ifndef JFF_MONARCH_EMU
+  if constexpr (kSlotEvictLastPercent > 0) {
+    float4 v;
+    asm volatile("ld.global.L2::cache_hint.v4.f32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "l"(a), "l"(policy));
+    return v;
+  }
+#endif
+  return __ldcg(a);
+}
+__device__ __forceinline__ void store_slot(float4* a, float4 v, uint64_t policy, bool last) {
+#ifndef JFF_MONARCH_EMU
+  if (kSlotEvictLastPercent > 0 && !last) {
+    asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;" ::"l"(a), "f"(v.x), "f"(v.y),
+                 "f"(v.z), "f"(v.w), "l"(policy)
+                 : "memory");
+    return;
+  }
+#endif
+  __stcg(a, v);
+}
+
 // Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
 // row's part of the chunk's accumulator, acc_base + acc_off (written, not added, for the chunk's
 // first pair): the slot in global scratch, or with kSharedAcc its copy in shared memory (the
@@ -531,7 +577,8 @@ template <typename T, int N0, int RAD, bool kSharedAcc = false>
 __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
                                               T* bre, T* bim, int k0, const typename KSpecOf<T>::Slot* kk,
                                               const uint2* x,
-                                              float4* acc_base, int64_t acc_off, bool first, bool want_dk,
+                                              float4* acc_base, int64_t acc_off, bool first, bool last,
+                                              bool want_dk,
                                               bool want_dv,
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
@@ -543,6 +590,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
   dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
   if (want_dk) {
     float4* acc = acc_base + acc_off;
+    const uint64_t policy = slot_l2_policy();
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float4 old[NT][2];
@@ -555,7 +603,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
           xv[nt][hh] = __ldcg(x + j * 32 + lane);
           old[nt][hh] = first        ? make_float4(0.f, 0.f, 0.f, 0.f)
                         : kSharedAcc ? acc[j * 32 + lane]
-                                     : __ldcg(acc + j * 32 + lane);
+                                     : load_slot(acc + j * 32 + lane, policy);
         }
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt)
@@ -573,7 +621,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
           if constexpr (kSharedAcc)
             acc[j * 32 + lane] = pv;
           else
-            __stcg(acc + j * 32 + lane, pv);
+            store_slot(acc + j * 32 + lane, pv, policy, last);
         }
     }
   }
@@ -943,8 +991,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                            xb + k0 * (M / 2), acc, k0 * (M / 2), first, want_dk, want_dv, Fr, Fi,
-                                            lane);
+                                            xb + k0 * (M / 2), acc, k0 * (M / 2), first, false, want_dk, want_dv,
+                                            Fr, Fi, lane);
           group_sync();
           // The chunk's sum to its slot; the next write to acc is the next pair's pass 3, two
           // barriers later.
@@ -955,7 +1003,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                       xb + k0 * (M / 2), p.slots,
                                       (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
-                                      want_dk, want_dv, Fr, Fi, lane);
+                                      pr + 1 == pend, want_dk, want_dv, Fr, Fi, lane);
           group_sync();
         }
       }
@@ -1240,7 +1288,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
           bwd_row_pass3<T, N0, RAD>(sm, twN, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2),
                                     xb + j * (N / 2) + k0 * (M / 2), p.slots,
                                     (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2),
-                                    first, want_dk, want_dv, Fr, Fi, lane);
+                                    first, pr + 1 == pend, want_dk, want_dv, Fr, Fi, lane);
         });
       }
 
@@ -1574,6 +1622,16 @@ int forced_bwd_acc() {
   return forced;
 }
 
+// JFF_MONARCH_REPORT=1: one stderr line per (kernel shape, dtype, device) when a launch first decides between
+// kernel variants, naming the variant and the occupancy it was chosen on (tests/test_gpu_fftconv.py checks it).
+bool report_variants() {
+  static const bool report = [] {
+    const char* v = std::getenv("JFF_MONARCH_REPORT");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return report;
+}
+
 BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
   const FftconvDims& d = a.d;
   BwdParams p;
@@ -1690,6 +1748,16 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
       }
       plan = (shared_acc ? resident_s : resident) * 2 + (shared_acc ? 1 : 0);
       plans[dev].store(plan, std::memory_order_relaxed);
+      if (report_variants()) {
+        // The choice that once went wrong silently for seven sessions (notes_monarch_bwd.md, session 41): a
+        // table added to the shared shape cost the shared variant a CTA per SM and the rule above chose global.
+        std::fprintf(stderr,
+                     "jax-flashfft: monarch backward N=%d %s on device %d: %s dk accumulator "
+                     "(shared: %lld CTAs x %d warps per SM, %zu B each; global: %lld x %d, %zu B)\n",
+                     N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
+                     shared_acc ? "shared" : "global", static_cast<long long>(resident_s), GROUPS_S * WARPS_S, sm_s,
+                     static_cast<long long>(resident), WARPS, sm);
+      }
     }
     err = (plan & 1) ? launch(kern_s, WARPS_S, GROUPS_S, sm_s, plan / 2) : launch(kern, WARPS, 1, sm, plan / 2);
   }
