@@ -534,37 +534,17 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
 constexpr int kSlotEvictLastPercent = JFF_BWD_SLOT_EVICT_LAST;
 
 __device__ __forceinline__ uint64_t slot_l2_policy() {
-  uint64_t policy = 0;
-#ifndef JFF_MONARCH_EMU
-  if constexpr (kSlotEvictLastPercent > 0)
-    asm("createpolicy.fractional.L2::evict_last.b64 %0, %1;"
-        : "=l"(policy)
-        : "f"(static_cast<float>(kSlotEvictLastPercent) / 100.f));
-#endif
-  return policy;
+  if constexpr (kSlotEvictLastPercent > 0) return l2_evict_last_policy<kSlotEvictLastPercent>();
+  return 0;
 }
 __device__ __forceinline__ float4 load_slot(const float4* a, uint64_t policy) {
-#ifndef JFF_MONARCH_EMU
-  if constexpr (kSlotEvictLastPercent > 0) {
-    float4 v;
-    asm volatile("ld.global.L2::cache_hint.v4.f32 {%0, %1, %2, %3}, [%4], %5;"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "l"(a), "l"(policy));
-    return v;
-  }
-#endif
-  return __ldcg(a);
+  return kSlotEvictLastPercent > 0 ? ld_global_policy(a, policy) : __ldcg(a);
 }
 __device__ __forceinline__ void store_slot(float4* a, float4 v, uint64_t policy, bool last) {
-#ifndef JFF_MONARCH_EMU
-  if (kSlotEvictLastPercent > 0 && !last) {
-    asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;" ::"l"(a), "f"(v.x), "f"(v.y),
-                 "f"(v.z), "f"(v.w), "l"(policy)
-                 : "memory");
-    return;
-  }
-#endif
-  __stcg(a, v);
+  if (kSlotEvictLastPercent > 0 && !last)
+    st_global_policy(a, v, policy);
+  else
+    __stcg(a, v);
 }
 
 // Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
@@ -656,10 +636,19 @@ constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-by
   return (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
 }
 
+// JFF_BWD_PART_ACC_ROWS=<R> (experiment, default 0): where the whole accumulator does not fit (N = 32768: 256 KB
+// beside the 151 KB signal), keep the first R inner rows' part of it (8 KB per row) in shared memory and the rest in
+// the global slot; R = 8 (64 KB, one row per warp) cuts the slot's read-add-write traffic by a quarter.
+#ifndef JFF_BWD_PART_ACC_ROWS
+#define JFF_BWD_PART_ACC_ROWS 0
+#endif
+constexpr int big_bwd_part_acc_rows(int N0, int RAD) { return N0 * RAD * RAD == 32768 ? JFF_BWD_PART_ACC_ROWS : 0; }
+
 template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
-  return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * (N0 * RAD * RAD / 2)
-                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
+  constexpr int kAccRows = SHARED_ACC ? N0 : big_bwd_part_acc_rows(N0, RAD);
+  return kAccRows > 0 ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * kAccRows * (RAD * RAD / 2)
+                      : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 // With GROUPS warp groups per CTA: each group's own layout.
 template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
@@ -807,6 +796,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   BigSmem<T, N0, RAD> sm(gsm);
   float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(gsm) + S::kSmem);
   constexpr bool kSharedAcc = SHARED_ACC;
+  constexpr int kPartAccRows = SHARED_ACC ? 0 : big_bwd_part_acc_rows(N0, RAD);
   float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(gsm) + big_bwd_acc_offset<N0, RAD, WARPS>());
   T* const sre = sm.sre;
   T* const sim = sm.sim;
@@ -998,6 +988,16 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           // barriers later.
           if (want_dk && pr + 1 == pend)
             for (int i = tid; i < N / 2; i += NTH) __stcg(slot + i, acc[i]);
+        } else if constexpr (kPartAccRows > 0) {
+          // Rows k0 < kPartAccRows in shared memory, the rest in the slot, through one generic pointer.
+          float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
+          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
+            bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
+                                            xb + k0 * (M / 2), k0 < kPartAccRows ? acc : slot, k0 * (M / 2), first,
+                                            false, want_dk, want_dv, Fr, Fi, lane);
+          group_sync();
+          if (want_dk && pr + 1 == pend)
+            for (int i = tid; i < kPartAccRows * (M / 2); i += NTH) __stcg(slot + i, acc[i]);
         } else {
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
