@@ -12,8 +12,8 @@
 # -DA=1,-DB=2). SMALL=1 first runs each build's small correctness cases (float64 checks, poison, determinism;
 # the forward's include BLH). Then each build's timed runs twice, interleaved (A B A B), so that drift between
 # runs shows: for the fused kernels the rows matching each of ONLY (';'-separated substrings, default "T bf16":
-# the issue-3 workload, with its correctness checks), for the depthwise kernels dw_selftest RUN_ARGS (default
-# --pdl-bench: back-to-back call streams, as a jitted program issues them). PHASE=build only builds, PHASE=run
+# the issue-3 workload, with its correctness checks; the backward's second round --time-only), for the depthwise
+# kernels dw_selftest RUN_ARGS (default --pdl-bench: back-to-back call streams, as a jitted program issues them). PHASE=build only builds, PHASE=run
 # only runs (the same arguments), so that one device call can build several targets' variants at once.
 # ENVS=';'-separated environment settings (e.g. "JFF_MONARCH_FWD_STAGE=0;JFF_MONARCH_FWD_STAGE=1"): each build's
 # timed runs go once under each, interleaved too (run-time switches A/B'd inside one build).
@@ -72,7 +72,10 @@ for round in 1 2; do
           read -ra args <<<"$r"
           run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i "${args[@]}"
         else
-          run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i --only "$r"
+          # The backward's second round without the float64 checks (the first round checked the same build).
+          timing=()
+          [ "$tag" = bwd ] && [ "$round" = 2 ] && timing=(--time-only)
+          run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i --only "$r" "${timing[@]}"
         fi
       done
     done

@@ -64,14 +64,16 @@ std::vector<uint16_t> transposed(const std::vector<uint16_t>& x, int64_t B, int6
 }
 
 // The self-tests' flags: --small (the small correctness cases only, e.g. for compute-sanitizer) and
-// --only SUBSTR (the cases whose name contains SUBSTR); the two combine.
+// --only SUBSTR (the cases whose name contains SUBSTR); the two combine. --time-only (the backward's self-test):
+// the timed cases without their checks (A/B rounds after a checked one: a 32K row's checks take ~40 s).
 struct SelftestArgs {
-  bool small = false;
+  bool small = false, time_only = false;
   std::string only;
   SelftestArgs(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--small") small = true;
+      if (arg == "--time-only") time_only = true;
       if (arg == "--only" && i + 1 < argc) only = argv[++i];
     }
   }
