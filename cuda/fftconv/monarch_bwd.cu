@@ -623,32 +623,32 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // 8192 5.43 -> 5.25, less than the bytes suggest (the passes' loads and transforms alternate in
 // step across the SM's warps, so DRAM idles during transforms). The one-warp N0 = 1 kernels (odd
 // L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills) and have no such
-// variant. At 32768 it does not fit.
+// variant. At 32768 the whole accumulator (256 KB) does not fit beside the 151 KB signal: there the
+// shared variant keeps the part of JFF_BWD_PART_ACC_ROWS inner rows (8 KB each; 8 = one row per warp,
+// 64 KB) and the other rows' part stays in the slot, a quarter less read-add-write traffic.
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
 #define JFF_BWD_SHARED_ACC_MAX_N 16384
 #endif
-constexpr bool big_bwd_has_shared_acc(int N0, int RAD) {
-  return N0 >= 2 && N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N;
+#ifndef JFF_BWD_PART_ACC_ROWS  // 0: no shared variant at 32768
+#define JFF_BWD_PART_ACC_ROWS 8
+#endif
+// Inner rows whose part of the accumulator the shared variant holds (0: no such variant).
+constexpr int big_bwd_acc_rows(int N0, int RAD) {
+  return N0 < 2 ? 0
+                : (N0 * RAD * RAD <= JFF_BWD_SHARED_ACC_MAX_N ? N0
+                                                             : (N0 * RAD * RAD == 32768 ? JFF_BWD_PART_ACC_ROWS : 0));
 }
+constexpr bool big_bwd_has_shared_acc(int N0, int RAD) { return big_bwd_acc_rows(N0, RAD) > 0; }
 
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-byte aligned) the accumulator
   return (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
 }
 
-// JFF_BWD_PART_ACC_ROWS=<R> (experiment, default 0): where the whole accumulator does not fit (N = 32768: 256 KB
-// beside the 151 KB signal), keep the first R inner rows' part of it (8 KB per row) in shared memory and the rest in
-// the global slot; R = 8 (64 KB, one row per warp) cuts the slot's read-add-write traffic by a quarter.
-#ifndef JFF_BWD_PART_ACC_ROWS
-#define JFF_BWD_PART_ACC_ROWS 0
-#endif
-constexpr int big_bwd_part_acc_rows(int N0, int RAD) { return N0 * RAD * RAD == 32768 ? JFF_BWD_PART_ACC_ROWS : 0; }
-
 template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
-  constexpr int kAccRows = SHARED_ACC ? N0 : big_bwd_part_acc_rows(N0, RAD);
-  return kAccRows > 0 ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * kAccRows * (RAD * RAD / 2)
-                      : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
+  return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * big_bwd_acc_rows(N0, RAD) * (RAD * RAD / 2)
+                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 // With GROUPS warp groups per CTA: each group's own layout.
 template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
@@ -796,7 +796,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   BigSmem<T, N0, RAD> sm(gsm);
   float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(gsm) + S::kSmem);
   constexpr bool kSharedAcc = SHARED_ACC;
-  constexpr int kPartAccRows = SHARED_ACC ? 0 : big_bwd_part_acc_rows(N0, RAD);
+  // The inner rows whose accumulator part is in shared memory (all of them up to 16384).
+  constexpr int kAccRows = SHARED_ACC ? big_bwd_acc_rows(N0, RAD) : 0;
   float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(gsm) + big_bwd_acc_offset<N0, RAD, WARPS>());
   T* const sre = sm.sre;
   T* const sim = sm.sim;
@@ -979,25 +980,18 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         }
         if constexpr (kSharedAcc) {
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
-          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
+          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS) {
+            // Rows past kAccRows (32768 only) add into the slot itself, through the same (generic) pointer.
+            float4* const row_acc = kAccRows == N0 || k0 < kAccRows ? acc : slot;
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                            xb + k0 * (M / 2), acc, k0 * (M / 2), first, false, want_dk, want_dv,
-                                            Fr, Fi, lane);
+                                            xb + k0 * (M / 2), row_acc, k0 * (M / 2), first, false, want_dk,
+                                            want_dv, Fr, Fi, lane);
+          }
           group_sync();
           // The chunk's sum to its slot; the next write to acc is the next pair's pass 3, two
           // barriers later.
           if (want_dk && pr + 1 == pend)
-            for (int i = tid; i < N / 2; i += NTH) __stcg(slot + i, acc[i]);
-        } else if constexpr (kPartAccRows > 0) {
-          // Rows k0 < kPartAccRows in shared memory, the rest in the slot, through one generic pointer.
-          float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
-          for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
-            bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                            xb + k0 * (M / 2), k0 < kPartAccRows ? acc : slot, k0 * (M / 2), first,
-                                            false, want_dk, want_dv, Fr, Fi, lane);
-          group_sync();
-          if (want_dk && pr + 1 == pend)
-            for (int i = tid; i < kPartAccRows * (M / 2); i += NTH) __stcg(slot + i, acc[i]);
+            for (int i = tid; i < kAccRows * (M / 2); i += NTH) __stcg(slot + i, acc[i]);
         } else {
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
@@ -1481,9 +1475,11 @@ constexpr int big_bwd_warps(int N0, int RAD) {
   return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
 // The shared-accumulator variant's warps per CTA: twice the other's where the accumulator halves
-// the CTAs per SM (8192, 16384), so both run as many warps per SM on an H100/H200.
+// the CTAs per SM (8192, 16384), so both run as many warps per SM on an H100/H200 (32768: one CTA of
+// 8 warps either way).
 constexpr int big_bwd_acc_warps(int N0, int RAD) {
-  return N0 * RAD * RAD >= 8192 ? 2 * big_bwd_warps(N0, RAD) : big_bwd_warps(N0, RAD);
+  const int n = N0 * RAD * RAD;
+  return n == 8192 || n == 16384 ? 2 * big_bwd_warps(N0, RAD) : big_bwd_warps(N0, RAD);
 }
 
 // The one-warp-per-pair kernel where it applies (BHL, 16-byte aligned rows, N = 256/1024).
@@ -1753,7 +1749,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
         // table added to the shared shape cost the shared variant a CTA per SM and the rule above chose global.
         std::fprintf(stderr,
                      "jax-flashfft: monarch backward N=%d %s on device %d: %s dk accumulator "
-                     "(shared: %lld CTAs x %d warps per SM, %zu B each; global: %lld x %d, %zu B)\n",
+                     "(resident: shared %lld CTAs x %d warps, %zu B each; global %lld x %d, %zu B)\n",
                      N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
                      shared_acc ? "shared" : "global", static_cast<long long>(resident_s), GROUPS_S * WARPS_S, sm_s,
                      static_cast<long long>(resident), WARPS, sm);
