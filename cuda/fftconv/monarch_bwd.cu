@@ -26,7 +26,7 @@
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
 // atomics are used (the big kernel at N = 2048 .. 16384, where the SM has room, adds into a
 // shared-memory copy and stores the slot once per chunk: `big_bwd_has_shared_acc`,
-// launch_bwd_big; elsewhere the slot is in L2 at best: at
+// launch_bwd_big; at N = 32768 a quarter of it fits; elsewhere the slot is in L2 at best: at
 // N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
 // way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
 // chunks of group g in chunk order and runs one float32 inverse DFT.
@@ -523,30 +523,6 @@ __device__ __forceinline__ void bwd_row_pass1(const BigSmem<T, N0, RAD>& sm, con
   if (want_dpost) inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, twN, bre, bim, key, k0, lane);
 }
 
-// JFF_BWD_SLOT_EVICT_LAST=<percent> (experiment, default 0 = plain .cg accesses): the global-slot variant's
-// read-add-write of the dk slot (16N bytes per pair; at N = 32768, where no shared accumulator fits, ~23% of the
-// backward's bytes by arithmetic) carries an L2 evict_last policy on that fraction of its lines, so that the slot
-// stays in L2 between the pairs of a chunk; the chunk's last pair stores with the plain policy so that the lines
-// do not outlive the kernel at high priority (session 40: such lines slow the kernels after).
-#ifndef JFF_BWD_SLOT_EVICT_LAST
-#define JFF_BWD_SLOT_EVICT_LAST 0
-#endif
-constexpr int kSlotEvictLastPercent = JFF_BWD_SLOT_EVICT_LAST;
-
-__device__ __forceinline__ uint64_t slot_l2_policy() {
-  if constexpr (kSlotEvictLastPercent > 0) return l2_evict_last_policy<kSlotEvictLastPercent>();
-  return 0;
-}
-__device__ __forceinline__ float4 load_slot(const float4* a, uint64_t policy) {
-  return kSlotEvictLastPercent > 0 ? ld_global_policy(a, policy) : __ldcg(a);
-}
-__device__ __forceinline__ void store_slot(float4* a, float4 v, uint64_t policy, bool last) {
-  if (kSlotEvictLastPercent > 0 && !last)
-    st_global_policy(a, v, policy);
-  else
-    __stcg(a, v);
-}
-
 // Pass 3 on one inner row k0 (one warp): D = the row's DFT; with dk, P += conj(X) D into the
 // row's part of the chunk's accumulator, acc_base + acc_off (written, not added, for the chunk's
 // first pair): the slot in global scratch, or with kSharedAcc its copy in shared memory (the
@@ -557,8 +533,7 @@ template <typename T, int N0, int RAD, bool kSharedAcc = false>
 __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, const TwN<N0 * RAD * RAD>& twN,
                                               T* bre, T* bim, int k0, const typename KSpecOf<T>::Slot* kk,
                                               const uint2* x,
-                                              float4* acc_base, int64_t acc_off, bool first, bool last,
-                                              bool want_dk,
+                                              float4* acc_base, int64_t acc_off, bool first, bool want_dk,
                                               bool want_dv,
                                               const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
                                               const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
@@ -570,7 +545,6 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
   dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
   if (want_dk) {
     float4* acc = acc_base + acc_off;
-    const uint64_t policy = slot_l2_policy();
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float4 old[NT][2];
@@ -583,7 +557,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
           xv[nt][hh] = __ldcg(x + j * 32 + lane);
           old[nt][hh] = first        ? make_float4(0.f, 0.f, 0.f, 0.f)
                         : kSharedAcc ? acc[j * 32 + lane]
-                                     : load_slot(acc + j * 32 + lane, policy);
+                                     : __ldcg(acc + j * 32 + lane);
         }
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt)
@@ -601,7 +575,7 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
           if constexpr (kSharedAcc)
             acc[j * 32 + lane] = pv;
           else
-            store_slot(acc + j * 32 + lane, pv, policy, last);
+            __stcg(acc + j * 32 + lane, pv);
         }
     }
   }
@@ -625,7 +599,9 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills) and have no such
 // variant. At 32768 the whole accumulator (256 KB) does not fit beside the 151 KB signal: there the
 // shared variant keeps the part of JFF_BWD_PART_ACC_ROWS inner rows (8 KB each; 8 = one row per warp,
-// 64 KB) and the other rows' part stays in the slot, a quarter less read-add-write traffic.
+// 64 KB) and the other rows' part stays in the slot, a quarter less read-add-write traffic: H100,
+// B=64 H=768 bf16, 24.73 -> 24.57 ms (two rounds; the slots are not what the 32768 backward waits on;
+// an L2 evict_last policy on the slot accesses instead measured 24.78, no gain).
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
 #define JFF_BWD_SHARED_ACC_MAX_N 16384
 #endif
@@ -647,8 +623,9 @@ constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-by
 
 template <int N0, int RAD, int WARPS, bool SHARED_ACC = false>
 constexpr size_t big_bwd_smem_bytes() {
-  return SHARED_ACC ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * big_bwd_acc_rows(N0, RAD) * (RAD * RAD / 2)
-                    : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
+  return SHARED_ACC
+             ? big_bwd_acc_offset<N0, RAD, WARPS>() + sizeof(float4) * big_bwd_acc_rows(N0, RAD) * (RAD * RAD / 2)
+             : BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS;
 }
 // With GROUPS warp groups per CTA: each group's own layout.
 template <int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS>
@@ -984,8 +961,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             // Rows past kAccRows (32768 only) add into the slot itself, through the same (generic) pointer.
             float4* const row_acc = kAccRows == N0 || k0 < kAccRows ? acc : slot;
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                            xb + k0 * (M / 2), row_acc, k0 * (M / 2), first, false, want_dk,
-                                            want_dv, Fr, Fi, lane);
+                                            xb + k0 * (M / 2), row_acc, k0 * (M / 2), first, want_dk, want_dv,
+                                            Fr, Fi, lane);
           }
           group_sync();
           // The chunk's sum to its slot; the next write to acc is the next pair's pass 3, two
@@ -997,7 +974,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                       xb + k0 * (M / 2), p.slots,
                                       (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
-                                      pr + 1 == pend, want_dk, want_dv, Fr, Fi, lane);
+                                      want_dk, want_dv, Fr, Fi, lane);
           group_sync();
         }
       }
@@ -1282,7 +1259,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32)
           bwd_row_pass3<T, N0, RAD>(sm, twN, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2),
                                     xb + j * (N / 2) + k0 * (M / 2), p.slots,
                                     (static_cast<int64_t>(hc + j) * p.chunks + chunk) * (N / 2) + k0 * (M / 2),
-                                    first, pr + 1 == pend, want_dk, want_dv, Fr, Fi, lane);
+                                    first, want_dk, want_dv, Fr, Fi, lane);
         });
       }
 

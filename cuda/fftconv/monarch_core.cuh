@@ -204,28 +204,6 @@ __device__ __forceinline__ void store_hinted(V* p, V v) {
   else *p = v;
 }
 
-// L2 cache-policy accesses of 16 bytes: a policy that marks PERCENT % of the lines accessed with it evict_last (they
-// stay in L2 ahead of normal lines), and a load / store carrying a policy.
-template <int PERCENT>
-__device__ __forceinline__ uint64_t l2_evict_last_policy() {
-  static_assert(PERCENT > 0 && PERCENT <= 100, "a fraction in percent");
-  uint64_t policy;
-  asm("createpolicy.fractional.L2::evict_last.b64 %0, %1;" : "=l"(policy) : "f"(PERCENT / 100.f));
-  return policy;
-}
-__device__ __forceinline__ float4 ld_global_policy(const float4* a, uint64_t policy) {
-  float4 v;
-  asm volatile("ld.global.L2::cache_hint.v4.f32 {%0, %1, %2, %3}, [%4], %5;"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "l"(a), "l"(policy));
-  return v;
-}
-__device__ __forceinline__ void st_global_policy(float4* a, float4 v, uint64_t policy) {
-  asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1, %2, %3, %4}, %5;" ::"l"(a), "f"(v.x), "f"(v.y), "f"(v.z),
-               "f"(v.w), "l"(policy)
-               : "memory");
-}
-
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
