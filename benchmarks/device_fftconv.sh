@@ -28,9 +28,9 @@
 # monarch_selftest alongside, its --small cases, the BHL table (step 4, with STEP / BLH as above), then in what
 # time is left memcheck on monarch_selftest --small and racecheck on RACE_ROWS; no GPU tests.
 # BWD_QUICK=1: a short call after a change to the backward's kernels (about 6 minutes): the package with
-# monarch_bwd_selftest alongside, its --small cases, the GPU tests -k "fftconv and not long", the BHL table at
-# SIZES (default all; e.g. 256,1024,4096; BLH=1 the BLH one too), then the ENV_AB and PROFILE_RUNS steps described
-# there, memcheck on monarch_bwd_selftest --small and racecheck on BWD_RACE_ROWS in what time is left.
+# monarch_bwd_selftest alongside, its --small cases, memcheck on them and racecheck on BWD_RACE_ROWS, the GPU tests
+# -k "fftconv and not long", the BHL table at SIZES (default all; e.g. 256,1024,4096; BLH=1 the BLH one too), then
+# the ENV_AB and PROFILE_RUNS steps described there, in what time is left.
 source "$(dirname "$0")/device_lib.sh"
 
 b=build/selftests
@@ -48,6 +48,12 @@ package_and_small() {
 }
 if [ "${BWD_QUICK:-0}" = 1 ]; then
   package_and_small monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu
+  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
+  IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-}"
+  for r in "${race_rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
+  done
+  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
   (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
   tail -n 3 "$OUT/test.log"
   export JFF_BENCH_DEVICE_TIMING=1
@@ -75,12 +81,6 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
   # PROFILE_RUNS (';'-separated profile_kernels.py argument sets): which kernels the rows ran, and their times.
   run_profiles "${PROFILE_RUNS:-}"
   [ -n "${PROFILE_RUNS:-}" ] && grep -E "^ +[0-9.]+ +[0-9.]+ |^NVIDIA|^kernel" "$OUT/profile.log"
-  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
-  IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-}"
-  for r in "${race_rows[@]}"; do
-    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
-  done
-  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
   exit 0
 fi
 if [ "${FWD_QUICK:-0}" = 1 ]; then
