@@ -29,7 +29,7 @@
 # time is left memcheck on monarch_selftest --small and racecheck on RACE_ROWS; no GPU tests.
 # BWD_QUICK=1: a short call after a change to the backward's kernels (about 6 minutes): the package with
 # monarch_bwd_selftest alongside, its --small cases, memcheck on them and racecheck on BWD_RACE_ROWS, the GPU tests
-# -k "fftconv and not long", the BHL table at SIZES (default all; e.g. 256,1024,4096; BLH=1 the BLH one too), then
+# -k "fftconv and not long" (or TEST_K), the BHL table at SIZES (default all; e.g. 256,1024,4096; BLH=1 the BLH one too), then
 # the ENV_AB and PROFILE_RUNS steps described there, in what time is left.
 source "$(dirname "$0")/device_lib.sh"
 
@@ -54,7 +54,7 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
     run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
   done
   grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TEST_K:-fftconv and not long}")
   tail -n 3 "$OUT/test.log"
   export JFF_BENCH_DEVICE_TIMING=1
   run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv \
