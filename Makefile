@@ -145,12 +145,20 @@ emulate: $(VENV)/.deps
 		if cmp -s build/emu/monarch_bwd_selftest_other_order.log build/emu/monarch_bwd_selftest.log; then \
 			echo "k-spectrum order 0 (backward: dk_reduce): output equal to the default build's"; \
 		else echo "k-spectrum order 0 (backward): FAIL"; exit 1; fi
-	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384; at 32768 a part of it), which the
-	# emulator's occupancy rule (no registers) need not pick by itself.
-	rc=0; for n in 2048 4096 8192 16384 32768; do \
+	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384), which the emulator's occupancy
+	# rule (no registers) need not pick by itself.
+	rc=0; for n in 2048 4096 8192 16384; do \
 		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N$$n || rc=1; \
 	done > build/emu/monarch_bwd_shared.log; \
 		echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
+	# The 32768 partial accumulator (-DJFF_BWD_PART_ACC_ROWS=8, off by default): 8 rows in shared memory, the rest
+	# in the slot, the same summation order: its output must equal the global-slot kernel's line for line.
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_PART_ACC_ROWS=8" \
+		sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_part_acc
+	build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_32k.log; \
+	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_part_acc --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
+	if cmp -s build/emu/monarch_bwd_part_acc.log build/emu/monarch_bwd_32k.log && grep -q 'ALL PASS' build/emu/monarch_bwd_32k.log; then \
+		echo "32768 partial accumulator: output equal to the global slots'"; else echo "32768 partial accumulator: FAIL"; exit 1; fi
 	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each
 	# group runs many items and the groups' turn counts differ: every result must equal the one-group kernel's.
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_GROUPS_N=12288 -DJFF_EMU_SMS=1" \

@@ -116,7 +116,7 @@ for n in {sizes}:
 def test_backward_variant_choice_on_hopper(dtype):
     if _gpu().compute_capability != "9.0":
         pytest.skip("the expected variants are those of a 228 KB-per-SM GPU (compute capability 9.0)")
-    sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared", 32768: "shared"}  # 32K: a part
+    sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared"}  # 32K: global only by default
     env = {**os.environ, "JFF_MONARCH_REPORT": "1"}
     env.pop("JFF_MONARCH_BWD_ACC", None)
     package_parent = str(Path(jff.__file__).resolve().parents[1])
