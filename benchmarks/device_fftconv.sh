@@ -46,14 +46,19 @@ package_and_small() {
   wait "$compile" || echo "self-test compile failed" | tee -a "$OUT/selftests.log"
   run_left selftests.log "$b/$name" --small
 }
-if [ "${BWD_QUICK:-0}" = 1 ]; then
-  package_and_small monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu
-  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_bwd_selftest --small
-  IFS=';' read -ra race_rows <<<"${BWD_RACE_ROWS:-}"
-  for r in "${race_rows[@]}"; do
-    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_bwd_selftest --only "$r"
+# memcheck on the self-test NAME's --small cases, racecheck on each of ROWS (';'-separated --only names).
+sanitize() {
+  local name=$1 r rows
+  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 "$b/$name" --small
+  IFS=';' read -ra rows <<<"$2"
+  for r in "${rows[@]}"; do
+    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 "$b/$name" --only "$r"
   done
   grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
+}
+if [ "${BWD_QUICK:-0}" = 1 ]; then
+  package_and_small monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu
+  sanitize monarch_bwd_selftest "${BWD_RACE_ROWS:-}"
   (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TEST_K:-fftconv and not long}")
   tail -n 3 "$OUT/test.log"
   export JFF_BENCH_DEVICE_TIMING=1
@@ -96,12 +101,7 @@ if [ "${FWD_QUICK:-0}" = 1 ]; then
       --name fftconv-blh
   fi
   grep -vE "^  " "$OUT/bench.log" | tail -n 40
-  run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 $b/monarch_selftest --small
-  IFS=';' read -ra race_rows <<<"${RACE_ROWS:-bf16 N256 full;bf16 N4096 full;bf16 N32768 full}"
-  for r in "${race_rows[@]}"; do
-    run_left selftests.log compute-sanitizer --tool racecheck --error-exitcode 1 $b/monarch_selftest --only "$r"
-  done
-  grep -h "ALL PASS\|FAIL\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/selftests.log"
+  sanitize monarch_selftest "${RACE_ROWS:-bf16 N256 full;bf16 N4096 full;bf16 N32768 full}"
   exit 0
 fi
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
