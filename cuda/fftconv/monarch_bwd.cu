@@ -26,7 +26,7 @@
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
 // atomics are used (the big kernel at N = 2048 .. 16384, where the SM has room, adds into a
 // shared-memory copy and stores the slot once per chunk: `big_bwd_has_shared_acc`,
-// launch_bwd_big; at N = 32768 a quarter of it can, JFF_BWD_PART_ACC_ROWS; elsewhere the slot is in L2 at best: at
+// launch_bwd_big; at N = 32768 a quarter of it, opt-in: JFF_BWD_PART_ACC_ROWS; elsewhere the slot is in L2 at best: at
 // N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
 // way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
 // chunks of group g in chunk order and runs one float32 inverse DFT.
