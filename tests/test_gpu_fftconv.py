@@ -113,9 +113,10 @@ for n in {sizes}:
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_backward_variant_choice_on_hopper(dtype):
-    if _gpu().compute_capability != "9.0":
-        pytest.skip("the expected variants are those of a 228 KB-per-SM GPU (compute capability 9.0)")
+def test_backward_variant_choice(dtype):
+    # Every GPU reports a choice at each size; the expected one is known for 228 KB-per-SM GPUs (compute capability
+    # 9.0); elsewhere (e.g. an A100's 164 KB) the rule may rightly keep the global slots.
+    hopper = _gpu().compute_capability == "9.0"
     sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared"}  # 32K: global only by default
     env = {**os.environ, "JFF_MONARCH_REPORT": "1"}
     env.pop("JFF_MONARCH_BWD_ACC", None)
@@ -128,7 +129,7 @@ def test_backward_variant_choice_on_hopper(dtype):
     for n, want in sizes.items():
         line = re.search(rf"monarch backward N={n} {name} .*", proc.stderr)
         assert line is not None, proc.stderr
-        assert f": {want} dk accumulator" in line.group(0), line.group(0)
+        assert f": {want if hopper else ''}" in line.group(0) and " dk accumulator " in line.group(0), line.group(0)
 
 
 GRAD_SHAPES = [
