@@ -10,7 +10,8 @@
 #    a GPU under 100 GB), the causal part, then the GPU tests `-k long`. Every step after the build gets what is
 #    left of DEADLINE seconds (default 560) and is skipped when under 20 s are left, so the call ends inside the
 #    device's 10-minute limit.
-# TESTS_K="expr" selects the GPU tests (default "long"); TESTS=0 leaves them out.
+# TESTS_K="expr" selects the GPU tests (default "long"); TESTS=0 leaves them out; TESTS_FIRST=1 runs them right after
+# the build and the self-tests, before the tables (a launch change checked before the time runs out).
 # The tables are timed device-side (DESIGN.md section 4: JFF_BENCH_DEVICE_TIMING=1, the wall-clock median beside it;
 # JFF_BENCH_DEVICE_TIMING=0 for wall clock, as the long rows were measured up to session 26).
 # STEP=1 adds training-step rows (bench_fftconv --modes step) at 64K..2M and 4M H=384 (fftconv-long-step.json and
@@ -102,6 +103,11 @@ if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
   [ -z "${SANITIZE_BWD:-}${SANITIZE_OUTER:-}" ] || grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/selftests.log"
 fi
 
+gpu_tests() {
+  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TESTS_K:-long}")
+  tail -n 3 "$OUT/test.log"
+}
+[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" = 1 ] && gpu_tests
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
   --peak-memory --name fftconv-long
@@ -113,10 +119,7 @@ run_left bench.log "${bench[@]}" --sizes "$h384_sizes" --heads 384 --batch 1 --c
   --name fftconv-long-4m-h384
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
   --name fftconv-long-causal
-if [ "${TESTS:-1}" = 1 ]; then
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TESTS_K:-long}")
-  tail -n 3 "$OUT/test.log"
-fi
+[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" != 1 ] && gpu_tests
 # STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K..2M, then 4M (H=384).
 if [ "${STEP:-0}" = 1 ]; then
   run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \

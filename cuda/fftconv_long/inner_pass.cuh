@@ -733,7 +733,13 @@ __global__ void __launch_bounds__(512, 2) inner_kspec_kernel(const KsParams p) {
 // detail::grid_for sizes it; the kernel loops over the rest) and launches; the first error.
 template <typename K, typename... A>
 cudaError_t launch_units(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
-  return detail::launch_grid(kern, threads, smem, 1, units, stream, args...);
+  return detail::launch_grid(kern, threads, smem, 1, units, 0, stream, args...);
+}
+// The same with at most kItemCtaRows items per CTA: the tensor-core inner steps (outer_pass.cuh's
+// kItemCtaRows says why; their CTAs then also run items of neighbouring rows together).
+template <typename K, typename... A>
+cudaError_t launch_items(K kern, int threads, size_t smem, int64_t units, cudaStream_t stream, A... args) {
+  return detail::launch_grid(kern, threads, smem, 1, units, detail::kItemCtaRows, stream, args...);
 }
 
 // One CTA per work item (blockIdx.x = the item). The kernels whose shared-memory FFT would sit in a
@@ -825,7 +831,7 @@ cudaError_t launch_tc(const InnerArgs& a, cudaStream_t stream) {
   constexpr int WARPS = tc_warps(N0, RAD);
   const ItemOrder order = ItemOrder::make(a.nrows, a.H, a.N1, pairable_rows(a.row0, a.nrows, a.H, a.G, a.R));
   TcParams p{a.ws, a.kspec, a.row0, a.nrows, a.H, a.G, a.R, a.N1, order};
-  return launch_units(inner_tc_kernel<T, N0, RAD, WARPS, CONJ>, WARPS * 32, BigShape<N0, RAD>::kSmem,
+  return launch_items(inner_tc_kernel<T, N0, RAD, WARPS, CONJ>, WARPS * 32, BigShape<N0, RAD>::kSmem,
                       order.count(a.nrows), stream, p);
 }
 
@@ -897,7 +903,7 @@ inline cudaError_t inner_kspec(const KspecArgs& a, cudaStream_t stream) {
     dispatch_n(a.N2, [&](auto n0, auto rad) {
       if constexpr (n0() != 2 && n0() * rad() * rad() <= inner::kKsMaxSub) {  // kspec_ws_bf16's sizes
         constexpr int WARPS = inner::tc_warps(n0(), rad());
-        err = inner::launch_units(inner::inner_kspec_tc_kernel<n0(), rad(), WARPS>, WARPS * 32,
+        err = inner::launch_items(inner::inner_kspec_tc_kernel<n0(), rad(), WARPS>, WARPS * 32,
                                   BigShape<n0(), rad()>::kSmem, a.GH * (a.N1 / 2 + 1), stream, q);
       }
     });

@@ -762,7 +762,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       if constexpr (bwd::bwd_inner_split(n0(), rad())) {
         constexpr int WARPS = inner::tc_warps(n0(), rad());
         auto go = [&](auto kern) {
-          e = inner::launch_units(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
+          e = inner::launch_items(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
         };
         using BF = inner::BF16;
         using HF = inner::F16;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
 #include "fftconv_long/long_bwd.cuh"
 
@@ -15,7 +16,15 @@ using namespace longconv;
 // Workspace bytes per chunk of signal rows: the workspace is the size of the rows it holds, so a
 // budget keeps the scratch at O(G*H*N) + this, whatever B is. 1 GiB is thousands of CTAs per pass
 // at every N (at 16M bf16: 32 rows x 8224 inner items), so chunking costs only launches.
-constexpr size_t kChunkBytes = size_t{1} << 30;
+// JFF_LONG_CHUNK_MB=<MB> overrides the budget (A/B runs: benchmarks/device_profile_jax.sh ENV_AB).
+size_t chunk_bytes() {
+  static const size_t bytes = [] {
+    const char* v = std::getenv("JFF_LONG_CHUNK_MB");
+    const long long mb = v == nullptr ? 0 : std::atoll(v);
+    return mb > 0 ? static_cast<size_t>(mb) << 20 : size_t{1} << 30;
+  }();
+  return bytes;
+}
 
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
@@ -101,7 +110,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const Elem e = elem_of(d.dtype);
   const int64_t rows = d.B * d.H, GH = d.G * d.H;
   const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), filter_scr = kspec_scratch_bytes(1, s.N1, s.N2);
-  p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / row_ws), 1, rows);
+  p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(chunk_bytes() / row_ws), 1, rows);
   // Whole batch entries where a chunk holds at least one: the inner step then takes a channel's rows together
   // (ItemOrder: K' slices shared through L2, row 0 of two batch rows per transform).
   if (p.rows_per_chunk >= d.H) p.rows_per_chunk -= p.rows_per_chunk % d.H;
@@ -131,7 +140,7 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   p.s = s;
   const Elem e = elem_of(d.dtype);
   const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
-  p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(kChunkBytes / entry_ws), 1, d.B);
+  p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(chunk_bytes() / entry_ws), 1, d.B);
   p.filters_per_call = d.G * d.H;
   p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2, /*bf16=*/false));
   p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
@@ -202,14 +211,14 @@ bool long_spectrum_supported(int64_t N, int device_major, size_t max_smem_per_bl
 size_t long_spectrum_scratch_bytes(int64_t GH, int64_t N) {
   Split s;
   if (!split_of(N, &s)) return 0;
-  return static_cast<size_t>(filters_fitting(kChunkBytes, GH, s)) * kspec_scratch_bytes(1, s.N1, s.N2) + kSlack;
+  return static_cast<size_t>(filters_fitting(chunk_bytes(), GH, s)) * kspec_scratch_bytes(1, s.N1, s.N2) + kSlack;
 }
 
 cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, int64_t Lk, int64_t N, DType data,
                                  float* kspec, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   Split s;
   if (!split_of(N, &s) || GH < 1 || Lk < 1 || Lk > N) return cudaErrorInvalidValue;
-  const int64_t per_call = filters_fitting(kChunkBytes, GH, s);
+  const int64_t per_call = filters_fitting(chunk_bytes(), GH, s);
   uint8_t* base = aligned_base(scratch, scratch_bytes, static_cast<size_t>(per_call) * kspec_scratch_bytes(1, s.N1, s.N2));
   if (base == nullptr) return cudaErrorInvalidValue;
   return filter_spectra(k, skip, GH, Lk, s, kspec_bf16(elem_of(data)), kspec, reinterpret_cast<float*>(base),

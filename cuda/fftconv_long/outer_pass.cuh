@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <type_traits>
 
@@ -495,10 +496,44 @@ inline size_t inv_smem(int N1, int TW) {
 
 namespace detail {
 
-// CTA rows of the grid: enough CTAs per column tile for about `waves` full waves of the
-// device, each CTA looping over the rest of the rows (its tables are built once).
+// Rows (work items) a CTA of the tensor-core passes loops over, at most (grid_for). With two waves of
+// CTAs each looping over all its rows (50-170 rows per CTA at 1M), the CTAs of neighbouring column tiles,
+// whose strided 32-byte row pieces lie in the same DRAM pages, drift apart and fetch those pages at
+// different times; short loops keep the CTAs that run together on the same rows (the hardware starts
+// the next CTA rows in order as CTAs finish), but each CTA builds its tables and fills its TMA stages
+// again. H100, session 43, bf16 gated forward through JAX (profile_kernels.py), ms per pass, two waves
+// (no cap) -> at most 4 rows -> at most 16 (every pass capped alike, JFF_LONG_CTA_ROWS):
+//   1M B=2 (N1 = 256):   inverse 6.90 -> 3.82 -> 6.41, forward 6.40 -> 5.83 -> 5.95 (with the pass over k)
+//   2M B=1 (N1 = 512):   forward passes (u and pre, then k) 9.37 -> 8.52 -> 7.98, inverse 4.71 -> 4.57 -> 4.55
+//   4M B=1 H=384 (512):  forward passes 8.93 -> 8.58 -> 7.98, inverse 4.63 -> 4.61 -> 4.56
+//   256K B=4 (N1 = 32):  forward passes 2.26 -> 2.04 -> 2.14, inverse 1.86 -> 1.76 -> 1.72
+//   64K B=16 (N1 = 16):  forward 1.78 -> 1.80 -> 1.86, inverse 1.86 -> 1.92 -> 1.72;
+//     causal (L = N/2):  forward 1.22 -> 1.57 -> 1.29, inverse 1.30 -> 1.86 -> 1.21 (half rows: the
+//                        per-CTA start costs weigh more)
+//   inner step (launch_items): 64K 1.98 -> 1.80 -> 1.98 (causal 1.98 -> 1.80 -> 1.96), 256K 2.40 -> 2.01 ->
+//     2.14, 1M 3.87 -> 3.82 -> 3.97, 2M 3.88 -> 3.81 -> 3.98, 4M 4.03 -> 4.00 -> 4.24
+// whole forward (caps of 4): 1M 18.3 -> 14.6, 2M 20.3 -> 19.1 (16: 18.9), 4M 19.9 -> 19.5 (16: 19.1),
+// 256K 6.83 -> 6.11, 64K 5.85 -> 5.74 (calls differ by ~5%: the first call of that session read 17.5 at 1M).
+// So 4 at N1 = 256 and for the inner steps, 16 elsewhere. The backward's inner step (causal 64K: 4.69 ms
+// without a cap, 4.77 with 4, 4.68 with 16) takes the inner steps' 4.
+constexpr int64_t kItemCtaRows = 4;
+constexpr int64_t outer_cta_rows(int N1) { return N1 == 256 ? 4 : 16; }
+
+// JFF_LONG_CTA_ROWS=<n> replaces every pass's cap (A/B runs, benchmarks/device_profile_jax.sh ENV_AB).
+inline int64_t forced_cta_rows() {
+  static const int64_t rows = [] {
+    const char* v = std::getenv("JFF_LONG_CTA_ROWS");
+    return v == nullptr ? int64_t{0} : static_cast<int64_t>(std::atoll(v));
+  }();
+  return rows;
+}
+
+// CTA rows of the grid: enough CTAs per column tile for about two full waves of the
+// device, each CTA looping over the rest of the rows (its tables are built once), but over at
+// most `cta_rows` rows where that is > 0 (then more CTA rows, which the hardware starts as others
+// finish: outer_cta_rows says why).
 template <typename K>
-cudaError_t grid_for(K kernel, int threads, size_t smem, int64_t tiles, int64_t nrows, dim3* grid) {
+cudaError_t grid_for(K kernel, int threads, size_t smem, int64_t tiles, int64_t nrows, int64_t cta_rows, dim3* grid) {
   int64_t resident = 264;  // emulation: any small number
 #ifndef JFF_LONG_EMU
   int dev = 0, nsm = 0, per_sm = 0;
@@ -516,6 +551,8 @@ cudaError_t grid_for(K kernel, int threads, size_t smem, int64_t tiles, int64_t 
   resident = 4;
 #endif
   int64_t gy = (2 * resident + tiles - 1) / tiles;
+  if (forced_cta_rows() > 0) cta_rows = forced_cta_rows();
+  if (cta_rows > 0) gy = std::max(gy, (nrows + cta_rows - 1) / cta_rows);
   if (gy > nrows) gy = nrows;
   if (gy > 65535) gy = 65535;
   if (gy < 1) gy = 1;
@@ -557,12 +594,12 @@ inline int device_major() {
 // Every launch of the long path's passes: the shared-memory limit, a grid of `tiles` x grid_for's
 // CTA rows (the kernel loops over the rest of `nrows`), the launch, its error.
 template <typename K, typename... A>
-cudaError_t launch_grid(K kern, int threads, size_t smem, int64_t tiles, int64_t nrows, cudaStream_t stream,
-                        A... args) {
+cudaError_t launch_grid(K kern, int threads, size_t smem, int64_t tiles, int64_t nrows, int64_t cta_rows,
+                        cudaStream_t stream, A... args) {
   cudaError_t err = set_smem(kern, smem);
   if (err != cudaSuccess) return err;
   dim3 grid;
-  if ((err = grid_for(kern, threads, smem, tiles, nrows, &grid)) != cudaSuccess) return err;
+  if ((err = grid_for(kern, threads, smem, tiles, nrows, cta_rows, &grid)) != cudaSuccess) return err;
   JFF_LAUNCH(kern, grid, dim3(threads), smem, stream, args...);
   return last_error();
 }
@@ -583,9 +620,10 @@ cudaError_t fwd_cc(const OuterFwdArgs& a, cudaStream_t stream) {
     if constexpr (std::is_same_v<T, float>) {
       if (a.ws_bf16)
         return launch_grid(cc::outer_fwd_cc_kernel<T, lgm(), __nv_bfloat16>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW,
-                           a.nrows, stream, p);
+                           a.nrows, 0, stream, p);
     }
-    return launch_grid(cc::outer_fwd_cc_kernel<T, lgm()>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
+    return launch_grid(cc::outer_fwd_cc_kernel<T, lgm()>, 256, cc::fwd_smem(a.N1, TW), a.N2 / TW, a.nrows, 0, stream,
+                       p);
   });
 }
 
@@ -613,9 +651,10 @@ cudaError_t inv_cc(const OuterInvArgs& a, cudaStream_t stream) {
     if constexpr (std::is_same_v<T, float>) {
       if (a.ws_bf16)
         return launch_grid(cc::outer_inv_cc_kernel<T, lgm(), __nv_bfloat16>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW,
-                           a.nrows, stream, p);
+                           a.nrows, 0, stream, p);
     }
-    return launch_grid(cc::outer_inv_cc_kernel<T, lgm()>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, stream, p);
+    return launch_grid(cc::outer_inv_cc_kernel<T, lgm()>, 256, cc::inv_smem(a.N1, TW), a.N2 / TW, a.nrows, 0, stream,
+                       p);
   });
 }
 
@@ -660,6 +699,7 @@ cudaError_t ws_tile_map(TileMap* m, const void* ws, const Args& a, int TW, int b
 template <typename T, int P, int Q, bool F32IN = false>
 cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
   constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
+  constexpr int64_t kCtaRows = outer_cta_rows(P * Q);
   using S = tc::Shape<P, Q, TW, WARPS>;
   tc::FwdParams p;
   p.u = F32IN ? nullptr : static_cast<const uint16_t*>(a.u);
@@ -686,13 +726,14 @@ cudaError_t fwd_tc(const OuterFwdArgs& a, cudaStream_t stream) {
     }
   }
   auto kern = tc::outer_fwd_tc_kernel<T, P, Q, TW, WARPS, F32IN>;
-  return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, stream, p, maps);
+  return launch_grid(kern, WARPS * 32, S::kFwdSmem, a.N2 / TW, a.nrows, kCtaRows, stream, p, maps);
 }
 
 // F32OUT: fp32 output from a bf16 workspace (a.ws_bf16), T = bf16.
 template <typename T, int P, int Q, bool F32OUT = false>
 cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   constexpr int TW = tc_tile(P * Q), WARPS = kTcOuterWarps;
+  constexpr int64_t kCtaRows = outer_cta_rows(P * Q);
   using S = tc::Shape<P, Q, TW, WARPS>;
   tc::InvParams p;
   p.ws = static_cast<const uint16_t*>(a.ws);
@@ -754,13 +795,13 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
       maps.on = 1;
       if (parts)
         return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true, true>, WARPS * 32,
-                           S::reg_smem(4) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                           S::reg_smem(4) + S::kInvTwBytes, a.N2 / TW, a.nrows, kCtaRows, stream, p, sk, maps);
       if (a.y2 != nullptr)  // (JFF_LONG_REG2_MIN_SMEM: at least that much shared memory, fewer CTAs per SM; A/B)
         return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, false, true>, WARPS * 32,
                            std::max<size_t>(S::reg_smem(2) + S::kInvTwBytes, JFF_LONG_REG2_MIN_SMEM), a.N2 / TW,
-                           a.nrows, stream, p, sk, maps);
+                           a.nrows, kCtaRows, stream, p, sk, maps);
       return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, false, false, true>, WARPS * 32,
-                         S::reg_smem(1) + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                         S::reg_smem(1) + S::kInvTwBytes, a.N2 / TW, a.nrows, kCtaRows, stream, p, sk, maps);
     }
     maps = tc::InvMaps{};
   }
@@ -770,17 +811,19 @@ cudaError_t inv_tc(const OuterInvArgs& a, cudaStream_t stream) {
   }
   if (a.skip_part != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true, false, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, stream, p,
-                       sk, maps);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes + S::kSkipBytes, a.N2 / TW, a.nrows, kCtaRows,
+                       stream, p, sk, maps);
   if (a.y2 != nullptr)
     return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, true>, WARPS * 32,
-                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                       S::kInvSmem + S::kInv2StageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, kCtaRows, stream, p, sk,
+                       maps);
   if (S::kInvTma > 0) {
     const cudaError_t err = make_maps(false);
     if (err != cudaSuccess) return err;
   }
   return launch_grid(tc::outer_inv_tc_kernel<T, P, Q, TW, WARPS, false, F32OUT>, WARPS * 32,
-                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, stream, p, sk, maps);
+                     S::kInvSmem + S::kInvStageBytes + S::kInvTwBytes, a.N2 / TW, a.nrows, kCtaRows, stream, p, sk,
+                     maps);
 }
 
 // f(P-const, Q-const) for the tensor-core outer sizes.
