@@ -3,11 +3,11 @@ time (the long path's self-tests time their passes alone, without k's spectrum o
 
     python3 benchmarks/profile_kernels.py --size 64K --batch 16 --mode fwd+bwd     # on a CUDA machine
 
-The inputs are bench_fftconv.py's (gated bfloat16, BHL, L = N, fft_size = N; --skip adds a skip; --causal its causal
-case, L = N/2). The program runs --calls times back to back on one input set (at the long sizes each tensor is far
-larger than L2) under the profiler after a warm-up; each kernel's device time is summed over the calls and divided
-by them. Prints one line per kernel name (ms per call, launches per call, share), longest first, then the sum of kernel
-time and the device span (first start to last end) per call.
+The inputs are bench_fftconv.py's (gated bfloat16, BHL or --layout BLH, L = N, fft_size = N; --skip adds a skip;
+--causal its causal case, L = N/2). The program runs --calls times back to back on one input set (at the long sizes
+each tensor is far larger than L2) under the profiler after a warm-up; each kernel's device time is summed over the
+calls and divided by them. Prints one line per kernel name (ms per call, launches per call, share), longest first,
+then the sum of kernel time and the device span (first start to last end) per call.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--mode", choices=bench.MODES, default="fwd+bwd")
     p.add_argument("--skip", action="store_true", help="add a per-channel skip (the backward then computes dskip too)")
     p.add_argument("--causal", action="store_true", help="bench_fftconv's causal case: L = Lk = N/2, fft_size=None")
+    p.add_argument("--layout", choices=("BHL", "BLH"), default="BHL")
     p.add_argument("--calls", type=int, default=10)
     return p.parse_args(argv)
 
@@ -60,9 +61,9 @@ def main(argv=None):
 
     n = harness.parse_size(a.size)
     length = n // 2 if a.causal else n
-    conv = bench.op_fn(jff, None, None if a.causal else n, "BHL")
-    args = bench.make_set(jax.random.key(0), (a.batch, a.heads, length), a.heads, length, jnp.bfloat16,
-                          a.mode != "fwd")
+    conv = bench.op_fn(jff, None, None if a.causal else n, a.layout)
+    shape = (a.batch, a.heads, length) if a.layout == "BHL" else (a.batch, length, a.heads)
+    args = bench.make_set(jax.random.key(0), shape, a.heads, length, jnp.bfloat16, a.mode != "fwd")
     skip = jax.random.normal(jax.random.key(1), (a.heads,), jnp.float32) if a.skip else None
 
     def fn(u, k, pre, post, *dy):  # bench_fftconv's fwd_fn / fwd_bwd_fn / step_fn, with the optional skip
@@ -84,7 +85,8 @@ def main(argv=None):
     except ValueError as e:  # no GPU, or nothing profiled
         raise SystemExit(str(e)) from None
     total = sum(t for t, _ in per.values())
-    print(f"{jax.devices()[0].device_kind}: fftconv {a.mode} N={n} L={length} B={a.batch} H={a.heads} bf16 gated"
+    print(f"{jax.devices()[0].device_kind}: fftconv {a.mode} N={n} L={length} B={a.batch} H={a.heads} {a.layout} "
+          "bf16 gated"
           f"{' + skip' if a.skip else ''}, {a.calls} calls")
     print(f"{'ms/call':>9} {'launches':>8} {'share':>6}  kernel")
     for name, (t, cnt) in sorted(per.items(), key=lambda kv: -kv[1][0]):

@@ -112,24 +112,70 @@ for n in {sizes}:
 """
 
 
+def _run_script(script, env_extra, *args):
+    """`script` in a fresh interpreter with this package importable and `env_extra` set (the switches read their
+    environment once per process); the finished process."""
+    env = {**os.environ, **env_extra}
+    package_parent = str(Path(jff.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_backward_variant_choice(dtype):
+def test_backward_variant_choice(dtype, monkeypatch):
     # Every GPU reports a choice at each size; the expected one is known for 228 KB-per-SM GPUs (compute capability
     # 9.0); elsewhere (e.g. an A100's 164 KB) the rule may rightly keep the global slots.
     hopper = _gpu().compute_capability == "9.0"
     sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared"}  # 32K: global only by default
-    env = {**os.environ, "JFF_MONARCH_REPORT": "1"}
-    env.pop("JFF_MONARCH_BWD_ACC", None)
-    package_parent = str(Path(jff.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT.format(sizes=list(sizes), dtype=dtype)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.delenv("JFF_MONARCH_BWD_ACC", raising=False)
+    proc = _run_script(_VARIANT_SCRIPT.format(sizes=list(sizes), dtype=dtype), {"JFF_MONARCH_REPORT": "1"})
     name = {"bfloat16": "bf16", "float16": "fp16"}[dtype]
     for n, want in sizes.items():
         line = re.search(rf"monarch backward N={n} {name} .*", proc.stderr)
         assert line is not None, proc.stderr
         assert f": {want if hopper else ''}" in line.group(0) and " dk accumulator " in line.group(0), line.group(0)
+
+
+# y, du and dk of the long path (64K: N1 = 16; 1M: N1 = 256, the cap of 4 rows) and of the BLH forward (4K and 32K:
+# clusters), saved to the file named by argv[1]. Enough rows and tiles that the grids differ: 96 and 64 signal rows
+# (tens of CTA rows per column tile by default), 128 and 32 BLH items (about 2 and 4 per co-resident cluster).
+_GRID_SCRIPT = """
+import sys
+import numpy as np, jax, jax.numpy as jnp, jax_flashfft as jff
+out = {}
+for n, layout, shape in [(1 << 16, "BHL", (2, 48, 1 << 16)), (1 << 20, "BHL", (2, 32, 1 << 20)),
+                         (4096, "BLH", (16, 4096, 200)), (32768, "BLH", (8, 32768, 100))]:
+    keys = jax.random.split(jax.random.PRNGKey(n), 5)
+    u, pre, post, dy = (jax.random.normal(kk, shape, jnp.bfloat16) for kk in keys[:4])
+    k = jax.random.normal(keys[4], (shape[1] if layout == "BHL" else shape[2], n), jnp.float32) / n ** 0.5
+    y, vjp = jax.vjp(lambda u, k: jff.fftconv(u, k, pre_gate=pre, post_gate=post, fft_size=n, layout=layout), u, k)
+    du, dk = vjp(dy)
+    for name, x in (("y", y), ("du", du), ("dk", dk)):
+        out[f"{layout}{n}_{name}"] = np.asarray(x.astype(jnp.float32))
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_results_do_not_depend_on_the_grid(tmp_path, monkeypatch):
+    # The long passes' rows per CTA (JFF_LONG_CTA_ROWS) and the BLH forward's items per CTA or cluster
+    # (JFF_MONARCH_BLH_ITEMS) change only which CTA takes which row or tile: every output must be bitwise the same.
+    for var in ("JFF_LONG_CTA_ROWS", "JFF_MONARCH_BLH_ITEMS", "JFF_LONG_CHUNK_MB"):
+        monkeypatch.delenv(var, raising=False)
+    grids = {"default": {}, "one row each": {"JFF_LONG_CTA_ROWS": "1", "JFF_MONARCH_BLH_ITEMS": "1"},
+             "two waves": {"JFF_LONG_CTA_ROWS": str(1 << 40)}}  # the long passes as before session 43
+    results = {}
+    for i, (name, env) in enumerate(grids.items()):
+        path = tmp_path / f"{i}.npz"
+        _run_script(_GRID_SCRIPT, env, str(path))
+        results[name] = np.load(path)
+    base = results["default"]
+    assert len(base.files) == 12
+    for name, got in results.items():
+        for key in base.files:
+            assert np.isfinite(base[key]).all() and np.abs(base[key]).max() > 0, key
+            np.testing.assert_array_equal(got[key], base[key], err_msg=f"{name}: {key}")
 
 
 GRAD_SHAPES = [

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 
 #ifndef JFF_MONARCH_EMU
 #include <cooperative_groups.h>
@@ -102,6 +103,21 @@ struct BlhShape {
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
+// JFF_MONARCH_BLH_ITEMS=<n>: the BLH forward's CTAs (N <= 2048) or clusters loop over at most n work items
+// each, the grid then holding more of them than fit at once, instead of one persistent wave (an A/B switch,
+// benchmarks/device_profile_jax.sh ENV_AB; 0 or unset: one wave). Why it may matter: the TPL tiles of a tile
+// group read neighbouring 32-byte pieces of the same rows and DRAM pages, and over a long loop the CTAs
+// that hold them drift apart; the long path's passes, which read the same way, ran up to 1.8x faster with
+// 4-16 rows per CTA (session 43, fftconv_long/outer_pass.cuh outer_cta_rows). The grid units `items` need
+// so (0: no such minimum).
+inline int64_t blh_min_units(int64_t items) {
+  static const int64_t cap = [] {
+    const char* v = std::getenv("JFF_MONARCH_BLH_ITEMS");
+    return v == nullptr ? int64_t{0} : static_cast<int64_t>(std::atoll(v));
+  }();
+  return cap > 0 ? (items + cap - 1) / cap : 0;
+}
+
 #ifndef JFF_MONARCH_EMU  // no thread block clusters in the CPU emulation
 // The launch configuration of kernel `Kern` in clusters of CL CTAs (THREADS threads, SMEM bytes of
 // dynamic shared memory each; gridDim is left to the caller) and how many of its clusters fit on
@@ -148,16 +164,18 @@ bool clusters_fit() {
 }
 
 // Launches `Kern(p)` as a persistent grid of clusters: as many as fit the device at once, at most
-// max_clusters (at least one must fit: the callers' supported() checks that).
+// max_clusters (at least one must fit: the callers' supported() checks that); at least min_clusters
+// (then more than fit at once: the hardware starts the rest as clusters finish).
 template <auto Kern, int CL, int THREADS, size_t SMEM, typename Params>
-cudaError_t launch_clusters(const Params& p, int64_t max_clusters, cudaStream_t stream) {
+cudaError_t launch_clusters(const Params& p, int64_t max_clusters, cudaStream_t stream, int64_t min_clusters = 0) {
   cudaLaunchConfig_t cfg;
   cudaLaunchAttribute attr[1];
   int clusters = 0;  // co-resident clusters
   cudaError_t err = cluster_config<Kern, CL, THREADS, SMEM>(cfg, attr, &clusters);
   if (err != cudaSuccess) return err;
   if (clusters < 1) return cudaErrorInvalidConfiguration;
-  const int64_t n = clusters < max_clusters ? clusters : max_clusters;
+  int64_t n = clusters < min_clusters ? min_clusters : clusters;
+  if (n > max_clusters) n = max_clusters;
   cfg.gridDim = dim3(static_cast<unsigned>(n * CL));
   cfg.stream = stream;
   return cudaLaunchKernelEx(&cfg, Kern, p);

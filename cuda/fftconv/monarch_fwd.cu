@@ -773,14 +773,15 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
     if (err != cudaSuccess) return err;
     int64_t resident = 0;
     if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
-    const int64_t grid = p.items < resident ? p.items : resident;
+    const int64_t grid = std::min<int64_t>(p.items, std::max(resident, blh_min_units(p.items)));
     kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
     return cudaGetLastError();
   } else {
 #ifdef JFF_MONARCH_EMU
     return cudaErrorNotSupported;
 #else
-    return launch_clusters<monarch_fwd_blh_kernel<T, N0, RAD>, B::CL, B::WARPS * 32, B::kSmem>(p, p.items, stream);
+    return launch_clusters<monarch_fwd_blh_kernel<T, N0, RAD>, B::CL, B::WARPS * 32, B::kSmem>(p, p.items, stream,
+                                                                                                blh_min_units(p.items));
 #endif
   }
 }
