@@ -31,7 +31,7 @@ if [ "${SKIP_TABLE:-0}" != 1 ]; then
 fi
 wait
 tail -n 2 "$OUT/build.log"
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+gpu_tests "fftconv and not long"
 grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4
 run_left bench.log python3 benchmarks/bench_fftconv.py --layout BLH --target-s 0.2 --out "$OUT" --no-plot --name fftconv-blh
 tail -n 30 "$OUT/bench.log"

@@ -27,7 +27,7 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   run_left selftests.log build/selftests/dw_selftest --check
   run_left selftests.log compute-sanitizer --tool memcheck --error-exitcode 1 build/selftests/dw_selftest --small
   grep -h "PDL chain\|correctness:\|ERROR SUMMARY" "$OUT/selftests.log"
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k depthwise)
+  gpu_tests depthwise
   tail -n 3 "$OUT/test.log"
   run_left selftests.log build/selftests/dw_selftest --pdl-bench
 fi

@@ -45,7 +45,7 @@ if [ -n "$device" ]; then
 fi
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k depthwise .)
+  gpu_tests depthwise
   tail -n 2 "$OUT/test.log"
 fi
 

@@ -59,7 +59,7 @@ sanitize() {
 if [ "${BWD_QUICK:-0}" = 1 ]; then
   package_and_small monarch_bwd_selftest cuda/fftconv/monarch_bwd_selftest.cu cuda/fftconv/monarch_bwd.cu
   sanitize monarch_bwd_selftest "${BWD_RACE_ROWS:-}"
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TEST_K:-fftconv and not long}")
+  gpu_tests "${TEST_K:-fftconv and not long}"
   tail -n 3 "$OUT/test.log"
   export JFF_BENCH_DEVICE_TIMING=1
   run_left bench.log python3 benchmarks/bench_fftconv.py --target-s 0.2 --out "$OUT" --no-plot --name fftconv \
@@ -172,7 +172,7 @@ if [ -n "${SLOT_AB:-}" ]; then
   grep -h "^## \|^T \|exit" "$OUT/slot_ab.log"
 fi
 [ "${SKIP_CHECKS:-0}" = 1 ] && [ "${TESTS:-0}" != 1 ] && exit 0
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+gpu_tests "fftconv and not long"
 [ "${SKIP_CHECKS:-0}" = 1 ] && { grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4; exit 0; }
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k long)
+gpu_tests long
 grep -h "passed\|failed\|error" "$OUT/test.log" | tail -n 4

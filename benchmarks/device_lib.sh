@@ -24,6 +24,12 @@ run_left() {
   timeout "$left" "$@" >>"$log" 2>&1 || echo "exit $?: $*" | tee -a "$log"
 }
 
+# gpu_tests EXPR: the GPU tests that `pytest -m gpu -k EXPR` selects (run from tests/, so the installed package is
+# tested), appended to $OUT/test.log within the time left.
+gpu_tests() {
+  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$1")
+}
+
 # run_profiles RUNS: benchmarks/profile_kernels.py once per ';'-separated argument set of RUNS, into profile.log.
 run_profiles() {
   local r runs

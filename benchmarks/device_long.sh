@@ -71,7 +71,7 @@ if [ "${BWD_ONLY:-0}" = 1 ]; then
   grep -hE "^fwd\+bwd " "$OUT/bench.log"
   # BWD_TESTS="expr": then the GPU tests -m gpu -k "expr" in what time is left (test.log).
   if [ -n "${BWD_TESTS:-}" ]; then
-    (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$BWD_TESTS")
+    gpu_tests "$BWD_TESTS"
     tail -n 3 "$OUT/test.log"
   fi
   exit 0
@@ -103,11 +103,11 @@ if [ "${SKIP_SELFTESTS:-0}" != 1 ]; then
   [ -z "${SANITIZE_BWD:-}${SANITIZE_OUTER:-}" ] || grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/selftests.log"
 fi
 
-gpu_tests() {
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "${TESTS_K:-long}")
+long_tests() {
+  gpu_tests "${TESTS_K:-long}"
   tail -n 3 "$OUT/test.log"
 }
-[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" = 1 ] && gpu_tests
+[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" = 1 ] && long_tests
 bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot)
 run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
   --peak-memory --name fftconv-long
@@ -119,7 +119,7 @@ run_left bench.log "${bench[@]}" --sizes "$h384_sizes" --heads 384 --batch 1 --c
   --name fftconv-long-4m-h384
 run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --peak-memory \
   --name fftconv-long-causal
-[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" != 1 ] && gpu_tests
+[ "${TESTS:-1}" = 1 ] && [ "${TESTS_FIRST:-0}" != 1 ] && long_tests
 # STEP=1: training steps (y live, then the gradients: K' built once and shared) at 64K..2M, then 4M (H=384).
 if [ "${STEP:-0}" = 1 ]; then
   run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \

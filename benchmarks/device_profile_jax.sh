@@ -26,7 +26,7 @@ for e in "${env_sets[@]}"; do
 done
 cat "$OUT/profile.log"
 if [ -n "${TEST_K:-}" ]; then
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$TEST_K")
+  gpu_tests "$TEST_K"
   tail -n 15 "$OUT/test.log"
 fi
 if [ "${BLH:-0}" = 1 ]; then

@@ -11,7 +11,7 @@ source "$(dirname "$0")/device_lib.sh"
 bash benchmarks/device_run.sh build >"$OUT/build.log" 2>&1
 tail -n 2 "$OUT/build.log"
 if [ -n "${TESTS_K:-}" ]; then
-  (cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "$TESTS_K")
+  gpu_tests "$TESTS_K"
   tail -n 3 "$OUT/test.log"
 fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false

@@ -90,7 +90,7 @@ run_left bench.log "${bench[@]}" --sizes "${BENCH_SIZES:-16,32,64,128,256,512}" 
 [ "${AB256:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=256 run_left bench.log "${bench[@]}" --sizes 256,512 --name fftconv-short-256
 [ "${MAX128:-1}" = 1 ] && JFF_SHORT_CONV_MAX_L=128 run_left bench.log "${bench[@]}" --sizes 512 --name fftconv-short-max128
 grep -vE "^  " "$OUT/bench.log" | tail -n 40
-(cd tests && run_left test.log python3 -m pytest -p no:cacheprovider -q -rfE -m gpu -k "fftconv and not long")
+gpu_tests "fftconv and not long"
 tail -n 3 "$OUT/test.log"
 if [ "${BLH:-1}" = 1 ]; then
   blh_sizes=${BLH_SIZES:-16,32,64,128}

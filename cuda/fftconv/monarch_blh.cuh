@@ -27,7 +27,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
+
+#include "common/env_switch.h"
 
 #ifndef JFF_MONARCH_EMU
 #include <cooperative_groups.h>
@@ -111,10 +112,7 @@ struct BlhShape {
 // 4-16 rows per CTA (session 43, fftconv_long/outer_pass.cuh outer_cta_rows). The grid units `items` need
 // so (0: no such minimum).
 inline int64_t blh_min_units(int64_t items) {
-  static const int64_t cap = [] {
-    const char* v = std::getenv("JFF_MONARCH_BLH_ITEMS");
-    return v == nullptr ? int64_t{0} : static_cast<int64_t>(std::atoll(v));
-  }();
+  static const int64_t cap = env_int("JFF_MONARCH_BLH_ITEMS", 0);
   return cap > 0 ? (items + cap - 1) / cap : 0;
 }
 

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 
+#include "common/env_switch.h"
 #include "fftconv_long/long_bwd.cuh"
 
 namespace jff {
@@ -18,12 +18,8 @@ using namespace longconv;
 // at every N (at 16M bf16: 32 rows x 8224 inner items), so chunking costs only launches.
 // JFF_LONG_CHUNK_MB=<MB> overrides the budget (A/B runs: benchmarks/device_profile_jax.sh ENV_AB).
 size_t chunk_bytes() {
-  static const size_t bytes = [] {
-    const char* v = std::getenv("JFF_LONG_CHUNK_MB");
-    const long long mb = v == nullptr ? 0 : std::atoll(v);
-    return mb > 0 ? static_cast<size_t>(mb) << 20 : size_t{1} << 30;
-  }();
-  return bytes;
+  static const int64_t mb = env_int("JFF_LONG_CHUNK_MB", 0);
+  return mb > 0 ? static_cast<size_t>(mb) << 20 : size_t{1} << 30;
 }
 
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }

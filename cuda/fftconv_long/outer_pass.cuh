@@ -27,10 +27,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <initializer_list>
 #include <type_traits>
 
+#include "common/env_switch.h"
 #include "fftconv_long/long_plan.h"
 #include "fftconv_long/outer_tc.cuh"
 #include "fftconv_long/reg_dft.cuh"
@@ -521,10 +521,7 @@ constexpr int64_t outer_cta_rows(int N1) { return N1 == 256 ? 4 : 16; }
 
 // JFF_LONG_CTA_ROWS=<n> replaces every pass's cap (A/B runs, benchmarks/device_profile_jax.sh ENV_AB).
 inline int64_t forced_cta_rows() {
-  static const int64_t rows = [] {
-    const char* v = std::getenv("JFF_LONG_CTA_ROWS");
-    return v == nullptr ? int64_t{0} : static_cast<int64_t>(std::atoll(v));
-  }();
+  static const int64_t rows = env_int("JFF_LONG_CTA_ROWS", 0);
   return rows;
 }
 
