@@ -104,15 +104,17 @@ struct BlhShape {
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
-// JFF_MONARCH_BLH_ITEMS=<n>: the BLH forward's CTAs (N <= 2048) or clusters loop over at most n work items
-// each, the grid then holding more of them than fit at once, instead of one persistent wave (an A/B switch,
-// benchmarks/device_profile_jax.sh ENV_AB; 0 or unset: one wave). Why it may matter: the TPL tiles of a tile
-// group read neighbouring 32-byte pieces of the same rows and DRAM pages, and over a long loop the CTAs
-// that hold them drift apart; the long path's passes, which read the same way, ran up to 1.8x faster with
-// 4-16 rows per CTA (session 43, fftconv_long/outer_pass.cuh outer_cta_rows). The grid units `items` need
-// so (0: no such minimum).
+// The BLH forward's grid: its CTAs (N <= 2048) or clusters each take one work item, the grid holding all of
+// them (more than fit at once; the hardware starts them in order as others finish), not one persistent wave
+// looping ~100-190 items per cluster. Why: the TPL tiles of a tile group read neighbouring 32-byte pieces of the
+// same rows and DRAM pages, and over a long loop the CTAs that hold them drift apart (the long path's passes,
+// which read the same way, ran up to 1.8x faster with short loops: fftconv_long/outer_pass.cuh outer_cta_rows).
+// H100, B=64 H=768 bf16 gated, forward kernel ms, one wave -> one item: 1K 0.268 -> 0.264, 4K 1.277 -> 1.116,
+// 32K 13.86 -> 14.06 (4 items 13.74, 16 items 14.52: the spread of single runs); notes_monarch.md, session 44.
+// JFF_MONARCH_BLH_ITEMS=<n> (an A/B switch, read once per process): at most n items per CTA / cluster;
+// 0: one persistent wave. Returns the grid units `items` need (0: no such minimum).
 inline int64_t blh_min_units(int64_t items) {
-  static const int64_t cap = env_int("JFF_MONARCH_BLH_ITEMS", 0);
+  static const int64_t cap = env_int("JFF_MONARCH_BLH_ITEMS", 1);
   return cap > 0 ? (items + cap - 1) / cap : 0;
 }
 
