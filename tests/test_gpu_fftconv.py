@@ -164,7 +164,7 @@ def test_results_do_not_depend_on_the_grid(tmp_path, monkeypatch):
     for var in ("JFF_LONG_CTA_ROWS", "JFF_MONARCH_BLH_ITEMS", "JFF_LONG_CHUNK_MB"):
         monkeypatch.delenv(var, raising=False)
     grids = {"default": {}, "one row each": {"JFF_LONG_CTA_ROWS": "1", "JFF_MONARCH_BLH_ITEMS": "1"},
-             # the long passes as before session 43, the BLH forward as before session 44 (one persistent wave)
+             # the long passes as before session 43; the BLH forward in one persistent wave (its default except at 4K)
              "two waves": {"JFF_LONG_CTA_ROWS": str(1 << 40), "JFF_MONARCH_BLH_ITEMS": "0"}}
     results = {}
     for i, (name, env) in enumerate(grids.items()):

@@ -104,17 +104,19 @@ struct BlhShape {
   static constexpr size_t kSmem = BigShape<N0, RAD>::kSmem + size_t(HPC - 1) * BigShape<N0, RAD>::kSig;
 };
 
-// The BLH forward's grid: its CTAs (N <= 2048) or clusters each take one work item, the grid holding all of
-// them (more than fit at once; the hardware starts them in order as others finish), not one persistent wave
-// looping ~100-190 items per cluster. Why: the TPL tiles of a tile group read neighbouring 32-byte pieces of the
-// same rows and DRAM pages, and over a long loop the CTAs that hold them drift apart (the long path's passes,
-// which read the same way, ran up to 1.8x faster with short loops: fftconv_long/outer_pass.cuh outer_cta_rows).
-// H100, B=64 H=768 bf16 gated, forward kernel ms, one wave -> one item: 1K 0.268 -> 0.264, 4K 1.277 -> 1.116,
-// 32K 13.86 -> 14.06 (4 items 13.74, 16 items 14.52: the spread of single runs); notes_monarch.md, session 44.
-// JFF_MONARCH_BLH_ITEMS=<n> (an A/B switch, read once per process): at most n items per CTA / cluster;
-// 0: one persistent wave. Returns the grid units `items` need (0: no such minimum).
-inline int64_t blh_min_units(int64_t items) {
-  static const int64_t cap = env_int("JFF_MONARCH_BLH_ITEMS", 1);
+// The BLH forward's grid: one persistent wave of CTAs (N <= 2048) or clusters looping over the work items, except
+// at N = 4096, where each CTA takes one item and the grid holds all of them (more than fit at once; the hardware
+// starts them in order as others finish). Why it can matter: the TPL tiles of a tile group read neighbouring
+// 32-byte pieces of the same rows and DRAM pages, and over a long loop the CTAs that hold them drift apart (the
+// long path's passes, which read the same way, ran up to 1.8x faster with short loops: fftconv_long/outer_pass.cuh
+// outer_cta_rows). Measured (H100, B=64 H=768 bf16 gated, forward kernel ms, one wave / one item per unit, two
+// rounds; notes_monarch.md, session 44): 1K 0.268 / 0.264, 2K 0.693 0.692 / 0.768 0.769, 4K 1.267 1.254 /
+// 1.115 1.113, 8K 2.703 2.591 / 2.641 2.644, 16K 5.818 5.736 / 5.848 5.841, 32K 14.09 14.03 / 14.24 14.24.
+// JFF_MONARCH_BLH_ITEMS=<n> (an A/B switch, read once per process): at most n items per CTA / cluster at every N;
+// 0: one persistent wave at every N. Returns the grid units `items` need at FFT size n_fft (0: no such minimum).
+inline int64_t blh_min_units(int64_t items, int64_t n_fft) {
+  static const int64_t forced = env_int("JFF_MONARCH_BLH_ITEMS", -1);
+  const int64_t cap = forced >= 0 ? forced : (n_fft == 4096 ? 1 : 0);
   return cap > 0 ? (items + cap - 1) / cap : 0;
 }
 

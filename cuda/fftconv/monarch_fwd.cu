@@ -773,7 +773,7 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
     if (err != cudaSuccess) return err;
     int64_t resident = 0;
     if ((err = resident_ctas(kern, B::WARPS * 32, sm, &resident)) != cudaSuccess) return err;
-    const int64_t grid = std::min<int64_t>(p.items, std::max(resident, blh_min_units(p.items)));
+    const int64_t grid = std::min<int64_t>(p.items, std::max(resident, blh_min_units(p.items, d.N)));
     kern<<<static_cast<unsigned>(grid), B::WARPS * 32, sm, stream>>>(p);
     return cudaGetLastError();
   } else {
@@ -781,7 +781,7 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
     return cudaErrorNotSupported;
 #else
     return launch_clusters<monarch_fwd_blh_kernel<T, N0, RAD>, B::CL, B::WARPS * 32, B::kSmem>(p, p.items, stream,
-                                                                                                blh_min_units(p.items));
+                                                                                                blh_min_units(p.items, d.N));
 #endif
   }
 }
