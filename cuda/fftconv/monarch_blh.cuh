@@ -82,6 +82,11 @@ constexpr int big_warps(int N0, int RAD) {
   return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
 
+// CTAs per cluster of the BLH kernels at N >= 8192 (an A/B define; 16 by default).
+#ifndef JFF_BLH_BIG_CL
+#define JFF_BLH_BIG_CL 16
+#endif
+
 template <int N0, int RAD>
 struct BlhShape {
   static constexpr int N = N0 * RAD * RAD;
@@ -89,7 +94,7 @@ struct BlhShape {
   // slots local) beat 16 x 1: H200 1.27 -> 1.17 ms at L = N, 1.13 -> 0.90 at L = N/2; at 8192 the
   // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM).
   static constexpr bool kTwoHeads = N == 4096;
-  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
+  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : JFF_BLH_BIG_CL) : 1;
   static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
   static constexpr int TH = CL * HPC;
   static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;
