@@ -6,11 +6,11 @@
 # 1. the package build (device_run.sh build);
 # 2. benchmarks/profile_kernels.py once per ';'-separated argument set of PROFILE_RUNS (default: 64K B=16 fwd+bwd,
 #    the same with a skip, 1M B=2 fwd+bwd, 64K B=16 fwd), into profile.log;
-# 3. BLH=1: issue 3's table device-side, BHL then BLH in the same environment (device_fftconv.sh's step 4 with
-#    BLH=1; fftconv.json and fftconv-blh.json), into bench.log.
-# 4. ENV_AB="VAR=V VAR2=V2;VAR=W": AB_RUNS (default PROFILE_RUNS's) again per ';'-separated set of environment
+# 3. ENV_AB="VAR=V VAR2=V2;VAR=W": AB_RUNS (default PROFILE_RUNS's) again per ';'-separated set of environment
 #    settings (e.g. JFF_LONG_CHUNK_MB, JFF_LONG_CTA_ROWS: the long path's A/B knobs), headed "### SETTINGS";
-# 5. TEST_K: the GPU tests matching it (pytest -m gpu -k), into test.log.
+# 4. TEST_K: the GPU tests matching it (pytest -m gpu -k), into test.log;
+# 5. BLH=1: issue 3's table device-side, BHL then BLH in the same environment (fftconv.json and fftconv-blh.json),
+#    into bench.log.
 # Every step after the build gets what is left of DEADLINE seconds (default 560).
 source "$(dirname "$0")/device_lib.sh"
 
