@@ -70,7 +70,8 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
   fi
   grep -vE "^  " "$OUT/bench.log" | tail -n 30
   # ENV_AB (';'-separated sets of run-time switches, e.g. "JFF_MONARCH_BWD_ACC=global"): the fwd+bwd rows at SIZES
-  # once per set and once with none ("default"), ROUNDS (default 2) interleaved rounds, no accuracy check.
+  # once per set and once with none ("default"), ROUNDS (default 2) interleaved rounds, no accuracy check;
+  # AB_LAYOUT=BLH times those rows in BLH (e.g. ENV_AB="JFF_MONARCH_BLH_BWD=1": the native BLH backward).
   if [ -n "${ENV_AB:-}" ]; then
     IFS=';' read -ra env_sets <<<"default;$ENV_AB"
     for round in $(seq "${ROUNDS:-2}"); do
@@ -78,7 +79,7 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
         echo "## round $round: $e" >>"$OUT/env_ab.log"
         # shellcheck disable=SC2086  # a set is several VAR=value words
         run_left env_ab.log env $([ "$e" = default ] || echo $e) python3 benchmarks/bench_fftconv.py --modes fwd+bwd \
-          --no-accuracy --no-save --target-s 0.2 ${SIZES:+--sizes "$SIZES"}
+          --no-accuracy --no-save --target-s 0.2 ${SIZES:+--sizes "$SIZES"} ${AB_LAYOUT:+--layout "$AB_LAYOUT"}
       done
     done
     grep -hE "^## |^fwd\+bwd|exit" "$OUT/env_ab.log"
