@@ -1,6 +1,7 @@
 """jff.fftconv through the FFI kernels on the default device (CPU here, CUDA on a GPU machine) against float64."""
 
 import itertools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -198,8 +199,6 @@ def test_long_sizes_prepare_the_filter_spectrum_once(dtype, fft_size, prepared, 
     """At the long kernels' sizes a jitted training step computes k's spectrum K' once: one
     jff_fftconv_filter_spectrum call, whose (G, H, S) result both the forward and the backward take (on every
     platform, so that one program runs everywhere); elsewhere no such call and no such operand."""
-    import re
-
     from jax_flashfft.fftconv import _prepared_spectrum_floats
 
     shape = (2, 3, 16) if layout == "BHL" else (2, 16, 3)
@@ -225,6 +224,17 @@ def test_long_sizes_prepare_the_filter_spectrum_once(dtype, fft_size, prepared, 
         assert not [line for line in compiled.splitlines() if kspec_shape in line and " copy(" in line]
 
 
+def _blh_grad_lowered(dtype, length, platform):
+    """The lowered text of a jitted value_and_grad through fftconv on BLH activations (L = Lk = length)."""
+    u = jax.ShapeDtypeStruct((2, length, 6), dtype)
+    k = jax.ShapeDtypeStruct((6, length), jnp.float32)
+
+    def loss(u, k):
+        return jnp.sum(jff.fftconv(u, k, layout="BLH").astype(jnp.float32))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).trace(u, k).lower(lowering_platforms=(platform,)).as_text()
+
+
 @pytest.mark.parametrize(
     "dtype,length,fwd_layout,bwd_layout",
     # L = Lk = length, fft_size=None: N is the power of two >= 2 * length - 1.
@@ -238,21 +248,11 @@ def test_blh_lowering_for_cuda_picks_the_kernels_layout(dtype, length, fwd_layou
     tensor-core backward (16-bit N <= 128 and 256..32768), whose forward reads BLH natively (1); elsewhere
     (the generic kernels: float32 up to N = 32768 and at 2^24) the native BLH call (1).
     Lowered for CPU, BLH stays native."""
-    import re
-
-    u = jax.ShapeDtypeStruct((2, length, 6), dtype)
-    k = jax.ShapeDtypeStruct((6, length), jnp.float32)
-
-    def loss(u, k):
-        return jnp.sum(jff.fftconv(u, k, layout="BLH").astype(jnp.float32))
-
-    fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
-    cuda = fn.trace(u, k).lower(lowering_platforms=("cuda",)).as_text()
+    cuda = _blh_grad_lowered(dtype, length, "cuda")
     calls = re.findall(r"custom_call @jff_fftconv_(fwd|bwd)\(.*?layout = (\d+) : i32", cuda)
     assert sorted(calls) == [("bwd", str(bwd_layout)), ("fwd", str(fwd_layout))], calls
-    cpu = fn.trace(u, k).lower(lowering_platforms=("cpu",)).as_text()
+    cpu = _blh_grad_lowered(dtype, length, "cpu")
     assert set(re.findall(r"layout = (\d+) : i32", cpu)) == {"1"}
-
 
 
 @pytest.mark.parametrize("dtype,length,bwd_layout", [(jnp.bfloat16, 512, 1), (jnp.float16, 16384, 1),
@@ -260,15 +260,7 @@ def test_blh_lowering_for_cuda_picks_the_kernels_layout(dtype, length, fwd_layou
 def test_native_blh_backward_switch(monkeypatch, dtype, length, bwd_layout):
     """JFF_MONARCH_BLH_BWD=1 sends BLH gradients at the fused sizes (N = 256..32768) to the native BLH backward
     (layout 1) when lowered for CUDA; the short (N <= 128) and long sizes keep their transposes (layout 0)."""
-    import re
-
     monkeypatch.setenv("JFF_MONARCH_BLH_BWD", "1")
-    u = jax.ShapeDtypeStruct((2, length, 6), dtype)
-    k = jax.ShapeDtypeStruct((6, length), jnp.float32)
-
-    def loss(u, k):
-        return jnp.sum(jff.fftconv(u, k, layout="BLH").astype(jnp.float32))
-
-    cuda = jax.jit(jax.grad(loss, argnums=(0, 1))).trace(u, k).lower(lowering_platforms=("cuda",)).as_text()
+    cuda = _blh_grad_lowered(dtype, length, "cuda")
     calls = re.findall(r"custom_call @jff_fftconv_bwd\(.*?layout = (\d+) : i32", cuda)
     assert calls == [str(bwd_layout)], calls
