@@ -151,12 +151,10 @@ emulate: $(VENV)/.deps
 		JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N$$n || rc=1; \
 	done > build/emu/monarch_bwd_shared.log; \
 		echo "shared dk accumulator: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_shared.log) cases passed"; exit $$rc
-	# The 32768 partial accumulator (-DJFF_BWD_PART_ACC_ROWS=8, off by default): 8 rows in shared memory, the rest
-	# in the slot, the same summation order: its output must equal the global-slot kernel's line for line.
-	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_PART_ACC_ROWS=8" \
-		sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_part_acc
-	build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_32k.log; \
-	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_part_acc --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
+	# The 32768 partial accumulator (JFF_BWD_PART_ACC_ROWS, default 8): 8 rows in shared memory, the rest in the
+	# slot, the same summation order: its output must equal the global-slot kernel's line for line.
+	JFF_MONARCH_BWD_ACC=global build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_32k.log; \
+	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
 	if cmp -s build/emu/monarch_bwd_part_acc.log build/emu/monarch_bwd_32k.log && grep -q 'ALL PASS' build/emu/monarch_bwd_32k.log; then \
 		echo "32768 partial accumulator: output equal to the global slots'"; else echo "32768 partial accumulator: FAIL"; exit 1; fi
 	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each

@@ -248,14 +248,17 @@ case = b.cases_for(a)[0]
 dtype = harness.parse_dtype(a.dtype)
 arrays = b.make_set(jax.random.PRNGKey(1), b.shape_of(case["B"], a.heads, case["L"], a.layout), a.heads, case["Lk"],
                     dtype, with_dy=True)
+jax.block_until_ready(arrays)
+inputs = harness.device().memory_stats()["bytes_in_use"]
 fn = jax.jit(b.fwd_bwd_fn(b.op_fn(jff, {backend!r}, case["fft_size"], a.layout)))
 jax.block_until_ready(fn(*arrays))
-print("PEAK", json.dumps(harness.device().memory_stats()["peak_bytes_in_use"]))
+print("PEAK", json.dumps(harness.device().memory_stats()["peak_bytes_in_use"]), json.dumps(inputs))
 """
 
 
 def peak_memory(a, case, backend):
-    """Peak device bytes in use over one jitted forward+backward (inputs included), in a fresh process."""
+    """((peak, inputs), error): the peak device bytes in use over one jitted forward+backward (inputs included) and
+    the bytes in use before it (the inputs), in a fresh process."""
     import subprocess
 
     argv = ["--sizes", str(case["N"]), "--cases", case["case"], "--batch", str(case["B"]), "--heads", str(a.heads),
@@ -269,12 +272,12 @@ def peak_memory(a, case, backend):
                              cwd=Path(__file__).resolve().parent)  # not the repository root: its jax_flashfft has no
         # compiled extension, the installed package must be the one imported
     except subprocess.TimeoutExpired:
-        return None, "timed out"
+        return (None, None), "timed out"
     for line in out.stdout.splitlines():
         if line.startswith("PEAK "):
-            return int(line.split()[1]), None
+            return (int(line.split()[1]), int(line.split()[2])), None
     lines = out.stderr.strip().splitlines() or ["no output"]
-    return None, next((x for x in reversed(lines) if "Error" in x), lines[-1])[:300]
+    return (None, None), next((x for x in reversed(lines) if "Error" in x), lines[-1])[:300]
 
 
 def floor_bytes(mode, b, h, length, lk, itemsize):
@@ -298,7 +301,9 @@ def print_extras(rows, a):
         if "ours_peak_bytes" in r:
             ratio = r.get("peak_ratio")
             line += f"  peak: ours {gib(r['ours_peak_bytes'])} baseline {gib(r['baseline_peak_bytes'])}"
-            line += f" ({'-' if ratio is None else f'{ratio:.2f}'} of baseline)"
+            line += f" ({'-' if ratio is None else f'{ratio:.2f}'} of baseline"
+            above = r.get("peak_above_inputs_ratio")
+            line += f"; above the inputs {'-' if above is None else f'{above:.2f}'})"
             for side in ("ours", "baseline"):
                 if r.get(f"{side}_peak_error"):
                     line += f" [{side} failed: {r[f'{side}_peak_error']}]"
@@ -392,11 +397,16 @@ def main(argv=None):
                     ms = row.get(f"{side}_ms")
                     row[f"{side}_ms_scaled"] = None if ms is None else ms * a.scale_to_batch / batch
             if (case["case"], case["N"], "ours") in peaks and mode == "fwd+bwd":
+                above = {}
                 for side in ("ours", "baseline"):
-                    row[f"{side}_peak_bytes"], err = peaks[(case["case"], case["N"], side)]
+                    (row[f"{side}_peak_bytes"], row[f"{side}_input_bytes"]), err = peaks[(case["case"], case["N"], side)]
                     if err:
                         row[f"{side}_peak_error"] = err
+                    else:
+                        above[side] = row[f"{side}_peak_bytes"] - row[f"{side}_input_bytes"]
                 row["peak_ratio"] = harness.ratio(row.get("ours_peak_bytes"), row.get("baseline_peak_bytes"))
+                # The op's own memory (outputs and workspace; the inputs exist before either side runs).
+                row["peak_above_inputs_ratio"] = harness.ratio(above.get("ours"), above.get("baseline"))
             rows.append(row)
             print(
                 f"  {case['case']:6s} N={harness.fmt_size(case['N']):>4s} L={harness.fmt_size(case['L']):>4s} {mode:7s}"

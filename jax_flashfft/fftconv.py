@@ -172,7 +172,8 @@ def _native_blh_backward(dtype, fft_size: int) -> bool:
     """JFF_MONARCH_BLH_BWD=1 (an A/B switch, read when the gradient is traced; the CUDA side reads the same variable
     once per process): BLH gradients at the fused sizes (16-bit, N = 256..32768) go to the native BLH backward
     kernel instead of the BHL kernel between XLA transposes. Off by default: that kernel measured slower than the
-    transposes (benchmarks/notes_monarch_bwd.md, session 10)."""
+    transposes (benchmarks/notes_monarch_bwd.md, sessions 10 and 45; H100, 4K-32K: 2.2-3.9x the BHL
+    kernel's time, where the transposes route takes 1.65-2.07x the BHL gradient's)."""
     return (os.environ.get("JFF_MONARCH_BLH_BWD") == "1" and _half(dtype)
             and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT)
 

@@ -128,7 +128,7 @@ def test_backward_variant_choice(dtype, monkeypatch):
     # Every GPU reports a choice at each size; the expected one is known for 228 KB-per-SM GPUs (compute capability
     # 9.0); elsewhere (e.g. an A100's 164 KB) the rule may rightly keep the global slots.
     hopper = _gpu().compute_capability == "9.0"
-    sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared"}  # 32K: global only by default
+    sizes = {2048: "shared", 4096: "shared", 8192: "shared", 16384: "shared", 32768: "shared"}  # 32K: 8 rows shared
     monkeypatch.delenv("JFF_MONARCH_BWD_ACC", raising=False)
     proc = _run_script(_VARIANT_SCRIPT.format(sizes=list(sizes), dtype=dtype), {"JFF_MONARCH_REPORT": "1"})
     name = {"bfloat16": "bf16", "float16": "fp16"}[dtype]

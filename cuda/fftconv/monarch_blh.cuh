@@ -82,19 +82,16 @@ constexpr int big_warps(int N0, int RAD) {
   return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
 }
 
-// CTAs per cluster of the BLH kernels at N >= 8192 (an A/B define; 16 by default).
-#ifndef JFF_BLH_BIG_CL
-#define JFF_BLH_BIG_CL 16
-#endif
-
 template <int N0, int RAD>
 struct BlhShape {
   static constexpr int N = N0 * RAD * RAD;
   // 4096: a cluster of 8 CTAs x 2 heads (half the cluster barriers per head, a quarter of the
   // slots local) beat 16 x 1: H200 1.27 -> 1.17 ms at L = N, 1.13 -> 0.90 at L = N/2; at 8192 the
-  // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM).
+  // same went 2.76 -> 4.50 ms (153 registers, 72 KB of shared memory: 3 CTAs per SM). Clusters of 8
+  // single-head CTAs at 8K-32K (more clusters resident: 16 x 8 = 128 SMs against 7 x 16 = 112) were
+  // 2.1-4.3x slower on the H100 (session 45; likely cause, not profiled: a tile row is 16 bytes, half a sector).
   static constexpr bool kTwoHeads = N == 4096;
-  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : JFF_BLH_BIG_CL) : 1;
+  static constexpr int CL = N >= 4096 ? (kTwoHeads ? 8 : 16) : 1;
   static constexpr int HPC = N >= 4096 ? (kTwoHeads ? 2 : 1) : (N == 2048 ? 8 : 16);
   static constexpr int TH = CL * HPC;
   static constexpr int TPL = TH >= 64 ? 1 : 64 / TH;

@@ -26,7 +26,7 @@
 // read-add-write, each thread always the same entries, so the summation order is fixed and no
 // atomics are used (the big kernel at N = 2048 .. 16384, where the SM has room, adds into a
 // shared-memory copy and stores the slot once per chunk: `big_bwd_has_shared_acc`,
-// launch_bwd_big; at N = 32768 a quarter of it, opt-in: JFF_BWD_PART_ACC_ROWS; elsewhere the slot is in L2 at best: at
+// launch_bwd_big; at N = 32768 a quarter of it (JFF_BWD_PART_ACC_ROWS); elsewhere the slot is in L2 at best: at
 // N = 32768 ncu shows most of that read-add-write going to DRAM). dskip goes the same
 // way through one float per chunk. A last kernel, one block per (g, h), sums the slots of the
 // chunks of group g in chunk order and runs one float32 inverse DFT.
@@ -597,17 +597,17 @@ __device__ __forceinline__ void bwd_row_pass3(const BigSmem<T, N0, RAD>& sm, con
 // 8192 5.43 -> 5.25, less than the bytes suggest (the passes' loads and transforms alternate in
 // step across the SM's warps, so DRAM idles during transforms). The one-warp N0 = 1 kernels (odd
 // L at 256/1024) got slower with it (1024: 1.567 -> 1.655 ms; more spills) and have no such
-// variant. At 32768 the whole accumulator (256 KB) does not fit beside the 151 KB signal: with
-// -DJFF_BWD_PART_ACC_ROWS=8 a shared variant there keeps the part of 8 inner rows (8 KB each, one row
+// variant. At 32768 the whole accumulator (256 KB) does not fit beside the 151 KB signal: the shared
+// variant there (JFF_BWD_PART_ACC_ROWS, default 8) keeps the part of 8 inner rows (8 KB each, one row
 // per warp, 64 KB) and the other rows' part stays in the slot, a quarter less read-add-write traffic:
 // H100, B=64 H=768 bf16, 24.73 -> 24.57 ms (two rounds; the slots are not what the 32768 backward waits
-// on; an L2 evict_last policy on the slot accesses instead measured 24.78, no gain). Off (0) until it
-// has been through compute-sanitizer on a GPU (its float64 checks and determinism passed there).
+// on; an L2 evict_last policy on the slot accesses instead measured 24.78, no gain). memcheck and
+// racecheck clean on the H100 (session 45); 0 restores the global-only 32768 kernel.
 #ifndef JFF_BWD_SHARED_ACC_MAX_N  // compile-time, for A/B runs (benchmarks/device_monarch_ab.sh, BWD=1)
 #define JFF_BWD_SHARED_ACC_MAX_N 16384
 #endif
 #ifndef JFF_BWD_PART_ACC_ROWS  // 0: no shared variant at 32768
-#define JFF_BWD_PART_ACC_ROWS 0
+#define JFF_BWD_PART_ACC_ROWS 8
 #endif
 // Inner rows whose part of the accumulator the shared variant holds (0: no such variant).
 constexpr int big_bwd_acc_rows(int N0, int RAD) {
