@@ -178,9 +178,11 @@ def _native_blh_backward(dtype, fft_size: int) -> bool:
             and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT)
 
 
-def _prepared_spectrum_floats(fft_size: int) -> int:
+def _prepared_spectrum_floats(fft_size: int, bfloat16_data: bool) -> int:
+    """K''s last axis (long_plan.h prepared_spectrum_floats): N1/2 + 1 slices of N2 complex values in float32, or in
+    bfloat16 for bfloat16 data (two to a float: half the memory for the residual the backward keeps)."""
     n1 = _LONG_N1[fft_size]
-    return (n1 // 2 + 1) * (fft_size // n1) * 2
+    return (n1 // 2 + 1) * (fft_size // n1) * (1 if bfloat16_data else 2)
 
 
 def _platform_bhl(compute, activations, transpose_results):
@@ -390,7 +392,8 @@ def _bwd_op(static):
 
 @functools.lru_cache(maxsize=None)
 def _spectrum_op(static, bfloat16_data):
-    # bfloat16_data: CUDA stores the slices in bfloat16 for bfloat16 data (long_conv.h), in K''s first half.
+    # bfloat16_data: K' holds bfloat16 values for bfloat16 data (CUDA's slices, the CPU's copy of k), in half the
+    # floats.
     @custom_vmap
     def op(k, *skip):
         return _partitioned("spectrum", static, bfloat16_data)(k, *skip)
@@ -550,7 +553,7 @@ def _ffi_bwd(static, dy, u, k, *opts):
 
 
 def _ffi_spectrum(static, k, *skip, bfloat16_data):
-    shape = k.shape[:2] + (_prepared_spectrum_floats(static.fft_size),)
+    shape = k.shape[:2] + (_prepared_spectrum_floats(static.fft_size, bfloat16_data),)
     call = jax.ffi.ffi_call("jff_fftconv_filter_spectrum", jax.ShapeDtypeStruct(shape, jnp.float32))
     return call(k, skip[0] if skip else _absent(jnp.float32), fft_size=np.int64(static.fft_size),
                 bfloat16_data=np.int32(bfloat16_data))

@@ -201,10 +201,11 @@ def _fftconv_attrs(n, layout, rows_per_group):
     return dict(fft_size=np.int64(n), layout=np.int32(layout), rows_per_group=np.int64(rows_per_group))
 
 
-def call_fftconv_spectrum(k, skip, *, n):
-    (kspec,) = poisoned_call("jff_fftconv_filter_spectrum", [_spec(k.shape[:2] + (prepared_floats(n),), np.float32)],
+def call_fftconv_spectrum(k, skip, *, n, bf16=False):
+    (kspec,) = poisoned_call("jff_fftconv_filter_spectrum",
+                             [_spec(k.shape[:2] + (prepared_floats(n, bf16),), np.float32)],
                              [k, _absent(np.float32) if skip is None else skip], fft_size=np.int64(n),
-                             bfloat16_data=np.int32(0))
+                             bfloat16_data=np.int32(bf16))
     return kspec
 
 
@@ -212,7 +213,7 @@ def _fftconv_optionals(u, k, pre, post, skip, n, prepared):
     """pre, post, skip and kspec as the targets take them; kspec from the spectrum target when `prepared`."""
     return [_absent(u.dtype) if pre is None else pre, _absent(u.dtype) if post is None else post,
             _absent(np.float32) if skip is None else skip,
-            call_fftconv_spectrum(k, skip, n=n) if prepared else _absent(np.float32)]
+            call_fftconv_spectrum(k, skip, n=n, bf16=u.dtype == jnp.bfloat16) if prepared else _absent(np.float32)]
 
 
 def call_fftconv_fwd(u, k, pre, post, skip, *, n, layout, rows_per_group, prepared=False):
@@ -372,10 +373,12 @@ def test_fftconv_reference_matches_direct_sums():
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dt", ["f32", "bf16"])
 @pytest.mark.parametrize("layout", [BHL, BLH], ids=["BHL", "BLH"])
-def test_fftconv_with_prepared_spectrum(layout):
-    """At a long size the forward and backward take K' from jff_fftconv_filter_spectrum (groups, odd H, L < N)."""
-    check_fftconv("prepared", 4, 3, 40001, 2, 2, 30000, 1 << 16, layout, "f32", prepared=True)
+def test_fftconv_with_prepared_spectrum(layout, dt):
+    """At a long size the forward and backward take K' from jff_fftconv_filter_spectrum (groups, odd H, L < N;
+    bfloat16 data: the half-size K' of bfloat16 values)."""
+    check_fftconv("prepared", 4, 3, 40001, 2, 2, 30000, 1 << 16, layout, dt, prepared=True)
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["noskip", "skip"])
@@ -384,9 +387,21 @@ def test_fftconv_filter_spectrum_on_cpu(skip):
     element written (the result is poisoned first)."""
     inp = make_fftconv_inputs(("spectrum", skip), 1, 3, 1, 2, 5000, np.float32, BHL, pre=False, post=False, skip=skip)
     kspec = call_fftconv_spectrum(inp["k"], inp["skip"], n=1 << 17)
-    assert kspec.shape == (2, 3, prepared_floats(1 << 17))
+    assert kspec.shape == (2, 3, prepared_floats(1 << 17, False))
     np.testing.assert_array_equal(kspec[..., :5000], inp["k"])
     assert not kspec[..., 5000:].any()
+
+
+def test_fftconv_filter_spectrum_on_cpu_bfloat16_data():
+    """For bfloat16 data K' has half the floats and holds k rounded to bfloat16, two values to a float (little
+    endian: value 2i in the low half of float i), zero-padded; every element written."""
+    inp = make_fftconv_inputs(("spectrum", "bf16"), 1, 3, 1, 2, 5000, np.float32, BHL, pre=False, post=False,
+                              skip=True)
+    kspec = call_fftconv_spectrum(inp["k"], inp["skip"], n=1 << 17, bf16=True)
+    assert kspec.shape == (2, 3, prepared_floats(1 << 17, True)) == (2, 3, prepared_floats(1 << 17, False) // 2)
+    values = kspec.view(np.uint16).view(jnp.bfloat16)
+    np.testing.assert_array_equal(values[..., :5000], inp["k"].astype(jnp.bfloat16))
+    assert not values[..., 5000:].astype(np.float32).any()
 
 
 def test_fftconv_accuracy_n_4m():
@@ -561,6 +576,7 @@ def _fftconv_call(*, u_shape=(2, 3, 8), u_dtype=np.float32, k_shape=(1, 3, 4), k
     return _raw_call("jff_fftconv_bwd", specs, [dy, u, k, *opts], platform, **attrs)
 
 
+F32_KSPEC = prepared_floats(1 << 16, False)  # K''s last axis at N = 65536 for float16 / float32 data
 FFTCONV_ERRORS = [
     ("k_wrong_H", dict(k_shape=(1, 4, 4)), "k has shape"),
     ("k_rank2", dict(k_shape=(3, 4)), "k has shape"),
@@ -594,13 +610,14 @@ FFTCONV_ERRORS = [
     ("bwd_du_dtype", dict(bwd=True, result_overrides={0: _spec((2, 3, 8), np.float16)}), "result du"),
     ("kspec_not_long", dict(kspec=((1, 3, 32), np.float32)), "not a long size"),
     ("kspec_shape", dict(u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, 65536), np.float32)), "kspec has shape"),
-    ("kspec_dtype", dict(u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, prepared_floats(1 << 16)), np.float16)),
-     "kspec has dtype"),
-    ("bwd_kspec_groups", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((2, 3, prepared_floats(1 << 16)),
-                                                                              np.float32)), "kspec has shape"),
+    ("kspec_dtype", dict(u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, F32_KSPEC), np.float16)), "kspec has dtype"),
+    # bfloat16 data take the half-size K' of bfloat16 values, not the float32 one
+    ("kspec_bf16_data_f32_size", dict(u_shape=(1, 3, 8), u_dtype=jnp.bfloat16, n=1 << 16,
+                                      kspec=((1, 3, F32_KSPEC), np.float32)), "kspec has shape"),
+    ("bwd_kspec_groups", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((2, 3, F32_KSPEC), np.float32)),
+     "kspec has shape"),
     ("bwd_kspec_ws_without_kspec", dict(bwd=True, result_overrides={5: _spec((1, 3, 4), np.float32)}), "kspec_ws"),
-    ("bwd_kspec_ws_shape", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, prepared_floats(1 << 16)),
-                                                                                np.float32),
+    ("bwd_kspec_ws_shape", dict(bwd=True, u_shape=(1, 3, 8), n=1 << 16, kspec=((1, 3, F32_KSPEC), np.float32),
                                 result_overrides={5: _spec((1, 3, 8), np.float32)}), "result kspec_ws"),
 ]
 
@@ -613,12 +630,13 @@ def test_fftconv_errors(kwargs, match, platform):
     assert "jax_flashfft" in str(info.value)
 
 
-def _spectrum_call(*, k_shape=(2, 3, 100), k_dtype=np.float32, skip=None, n=1 << 16, result=None, platform="cpu"):
+def _spectrum_call(*, k_shape=(2, 3, 100), k_dtype=np.float32, skip=None, n=1 << 16, result=None, bf16_data=0,
+                   platform="cpu"):
     k = np.ones(k_shape, k_dtype)
     skip = _absent(np.float32) if skip is None else np.ones(*skip)
-    result = result or _spec(k_shape[:2] + (prepared_floats(n) if n in (1 << 16, 1 << 17) else 8,), np.float32)
+    result = result or _spec(k_shape[:2] + (prepared_floats(n, False) if n in (1 << 16, 1 << 17) else 8,), np.float32)
     return _raw_call("jff_fftconv_filter_spectrum", [result], [k, skip], platform, fft_size=np.int64(n),
-                     bfloat16_data=np.int32(0))
+                     bfloat16_data=np.int32(bf16_data))
 
 
 SPECTRUM_ERRORS = [
@@ -629,7 +647,9 @@ SPECTRUM_ERRORS = [
     ("k_f16", dict(k_dtype=np.float16), "k has dtype"),
     ("skip_shape", dict(skip=((3,), np.float32)), "skip has shape"),
     ("result_shape", dict(result=_spec((2, 3, 65536), np.float32)), "result kspec has shape"),
-    ("result_dtype", dict(result=_spec((2, 3, prepared_floats(1 << 16)), np.float16)), "result kspec has dtype"),
+    ("result_dtype", dict(result=_spec((2, 3, F32_KSPEC), np.float16)), "result kspec has dtype"),
+    ("result_f32_size_for_bf16_data", dict(bf16_data=1), "result kspec has shape"),
+    ("bf16_data_attr", dict(bf16_data=2), "bfloat16_data"),
 ]
 
 

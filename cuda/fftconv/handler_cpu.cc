@@ -68,12 +68,19 @@ void ForEachRowPair(const FftconvDims& d, int64_t g, F f) {
 
 // k[g, h] zero-padded to N, transformed, scaled by 1/N so that Adjoint(X .* K) is the
 // convolution itself. k[g, h] is read from the prepared kspec when the call has one (see
-// FftconvSpectrumCpu: there it is k's row, zero-padded to the prepared length).
+// FftconvSpectrumCpu: there it is k's row, zero-padded to the prepared length; bfloat16 for bfloat16 data).
 void FilterSpectrum(const FftconvDims& d, const FftPlan& plan, const float* k, const float* kspec, int64_t g,
                     int64_t h, Cpx* out) {
-  const float* kr = kspec ? kspec + (g * d.H + h) * longconv::prepared_spectrum_floats(d.N) : k + (g * d.H + h) * d.Lk;
   const double inv_n = 1.0 / static_cast<double>(d.N);
-  for (int64_t j = 0; j < d.Lk; ++j) out[j] = Cpx{kr[j] * inv_n, 0.0};
+  const bool bf16 = d.dtype == DType::kBF16;
+  const float* prepared = kspec ? kspec + (g * d.H + h) * longconv::prepared_spectrum_floats(d.N, bf16) : nullptr;
+  if (prepared != nullptr && bf16) {
+    const auto* kr = reinterpret_cast<const uint16_t*>(prepared);
+    for (int64_t j = 0; j < d.Lk; ++j) out[j] = Cpx{cpu::Bf16ToFloat(kr[j]) * inv_n, 0.0};
+  } else {
+    const float* kr = prepared != nullptr ? prepared : k + (g * d.H + h) * d.Lk;
+    for (int64_t j = 0; j < d.Lk; ++j) out[j] = Cpx{kr[j] * inv_n, 0.0};
+  }
   std::fill(out + d.Lk, out + d.N, Cpx{0.0, 0.0});
   plan.Forward(out);
 }
@@ -371,17 +378,29 @@ ffi::Error RunItems(const char* op, ffi::ThreadPool& pool, const FftconvDims& d,
 // Entry points
 // ---------------------------------------------------------------------------------------
 
-// jff_fftconv_filter_spectrum on the CPU: K'[g, h] is k[g, h] itself, zero-padded to the prepared length.
+// jff_fftconv_filter_spectrum on the CPU: K'[g, h] is k[g, h] itself, zero-padded to the prepared length; for
+// bfloat16 data rounded to bfloat16 (two values to a float of the half-size array, as the CUDA slices are bfloat16
+// there; the data's own precision, next to which the rounding of k is small).
 // The CPU handlers keep transforming each filter per call: their FFT's spectrum (N complex doubles in the
 // plan's permuted order) does not fit K''s N + 2 N2 floats, and one filter transform per (g, h) item is small
 // next to the item's 2-4 transforms per batch row. The target exists so that every platform runs the same
 // program (the custom VJP's residual, vmap and sharding rules are exercised on the CPU too).
 ffi::Error FftconvSpectrumCpu(ffi::AnyBuffer k, ffi::AnyBuffer skip, ffi::Result<ffi::AnyBuffer> kspec,
-                              int64_t fft_size, int32_t /*bfloat16_data: the CUDA slices' precision*/) {
+                              int64_t fft_size, int32_t bfloat16_data) {
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(ValidateSpectrum("jff_fftconv_filter_spectrum", k, skip, *kspec, fft_size, &d));
-  const int64_t floats = longconv::prepared_spectrum_floats(d.N);
+  JFF_RETURN_IF_ERROR(
+      ValidateSpectrum("jff_fftconv_filter_spectrum", k, skip, *kspec, fft_size, bfloat16_data, &d));
+  const int64_t floats = longconv::prepared_spectrum_floats(d.N, bfloat16_data == 1);
   const float* src = static_cast<const float*>(k.untyped_data());
+  if (bfloat16_data == 1) {
+    const int64_t slots = 2 * floats;  // bfloat16 values per filter
+    auto* dst = static_cast<uint16_t*>(kspec->untyped_data());
+    for (int64_t gh = 0; gh < d.G * d.H; ++gh) {
+      for (int64_t j = 0; j < d.Lk; ++j) dst[gh * slots + j] = cpu::FloatToBf16(src[gh * d.Lk + j]);
+      std::fill(dst + gh * slots + d.Lk, dst + (gh + 1) * slots, uint16_t{0});
+    }
+    return ffi::Error::Success();
+  }
   float* dst = static_cast<float*>(kspec->untyped_data());
   for (int64_t gh = 0; gh < d.G * d.H; ++gh) {
     std::copy(src + gh * d.Lk, src + (gh + 1) * d.Lk, dst + gh * floats);

@@ -112,7 +112,7 @@ ffi::Error FftconvSpectrumCuda(cudaStream_t stream, ffi::ScratchAllocator scratc
                                int64_t fft_size, int32_t bfloat16_data) {
   const char* op = "jff_fftconv_filter_spectrum";
   FftconvDims d;
-  JFF_RETURN_IF_ERROR(ValidateSpectrum(op, k, skip, *kspec, fft_size, &d));
+  JFF_RETURN_IF_ERROR(ValidateSpectrum(op, k, skip, *kspec, fft_size, bfloat16_data, &d));
   DeviceGuard guard;
   JFF_RETURN_IF_ERROR(guard.Enter(op, device));
   generic::DeviceProps props;

@@ -82,7 +82,7 @@ inline ffi::Error ExpectFilters(const std::string& op, const ffi::AnyBuffer& k, 
 // The prepared filter spectrum (jff_fftconv_filter_spectrum's result for this k and fft_size), or absent.
 inline ffi::Error ExpectSpectrumOrAbsent(const std::string& op, const ffi::AnyBuffer& kspec, const FftconvDims& d) {
   if (IsAbsent(kspec)) return ffi::Error::Success();
-  const int64_t floats = longconv::prepared_spectrum_floats(d.N);
+  const int64_t floats = longconv::prepared_spectrum_floats(d.N, d.dtype == DType::kBF16);
   if (floats == 0) {
     return InvalidArg(op + ": kspec is given, but fft_size " + std::to_string(d.N) +
                       " is not a long size (2^16 .. 2^24), the only sizes with a prepared filter spectrum");
@@ -90,12 +90,17 @@ inline ffi::Error ExpectSpectrumOrAbsent(const std::string& op, const ffi::AnyBu
   return ExpectF32(op, "kspec", kspec, {d.G, d.H, floats});
 }
 
-// jff_fftconv_filter_spectrum: k, skip and the result for a long fft_size; fills d (all but B, L, dtype, layout, R).
+// jff_fftconv_filter_spectrum: k, skip and the result for a long fft_size and the data's dtype (bfloat16_data: a
+// bfloat16 K', half the floats); fills d (all but B, L, layout, R; dtype: float32).
 inline ffi::Error ValidateSpectrum(const std::string& op, const ffi::AnyBuffer& k, const ffi::AnyBuffer& skip,
-                                   const ffi::AnyBuffer& kspec, int64_t fft_size, FftconvDims* d) {
+                                   const ffi::AnyBuffer& kspec, int64_t fft_size, int32_t bfloat16_data,
+                                   FftconvDims* d) {
   d->H = 0;
   JFF_RETURN_IF_ERROR(ExpectFilters(op, k, skip, d));
-  if (longconv::prepared_spectrum_floats(fft_size) == 0 || fft_size < d->Lk) {
+  if (bfloat16_data != 0 && bfloat16_data != 1) {
+    return InvalidArg(op + ": attribute bfloat16_data is " + std::to_string(bfloat16_data) + ", expected 0 or 1");
+  }
+  if (longconv::prepared_spectrum_floats(fft_size, false) == 0 || fft_size < d->Lk) {
     return InvalidArg(op + ": attribute fft_size is " + std::to_string(fft_size) +
                       ", expected a long size (a power of two 2^16 .. 2^24) >= Lk = " + std::to_string(d->Lk));
   }
@@ -105,7 +110,8 @@ inline ffi::Error ValidateSpectrum(const std::string& op, const ffi::AnyBuffer& 
   d->R = 1;
   d->layout = kBHL;
   d->dtype = DType::kF32;
-  return ExpectF32(op, "result kspec", kspec, {d->G, d->H, longconv::prepared_spectrum_floats(fft_size)});
+  return ExpectF32(op, "result kspec", kspec,
+                   {d->G, d->H, longconv::prepared_spectrum_floats(fft_size, bfloat16_data == 1)});
 }
 
 // Everything the forward and backward share; fills `d`.
@@ -168,7 +174,8 @@ inline ffi::Error ValidateBwd(const std::string& op, const ffi::AnyBuffer& dy, c
   // kspec_ws: the backward's scratch result, aliased to kspec by the caller (cuda/README.md).
   JFF_RETURN_IF_ERROR(IsAbsent(kspec) ? ExpectAbsent(op, "kspec_ws", kspec_ws, "kspec")
                                       : ExpectF32(op, "result kspec_ws (kspec is present)", kspec_ws,
-                                                  {d->G, d->H, longconv::prepared_spectrum_floats(d->N)}));
+                                                  {d->G, d->H, longconv::prepared_spectrum_floats(
+                                                                   d->N, d->dtype == DType::kBF16)}));
   JFF_RETURN_IF_ERROR(ExpectLikeU(op, "dy", dy, u));
   JFF_RETURN_IF_ERROR(ExpectLikeU(op, "result du", du, u));
   JFF_RETURN_IF_ERROR(ExpectF32(op, "result dk", dk, {d->G, d->H, d->Lk}));

@@ -131,6 +131,21 @@ struct BwdPlan {
   int64_t chunk_b = 0, filters_per_call = 0;  // all G*H filters at once
 };
 
+// Whether dk's workspace fits in the prepared K''s array (the kspec_ws result it is lent as): it does with the
+// default bfloat16 workspace for 16-bit data (2N bytes per filter against 2N + 4 N2 for bfloat16 data's half-size
+// K'); a float32 workspace (JFF_LONG_DK_WS_BF16=0) fits only the float32 K' and otherwise takes scratch of its own.
+bool dk_ws_fits_prepared(const FftconvDims& d, const Split& s) {
+  return workspace_bytes(dk_ws_elem(elem_of(d.dtype)), 1, s.N1, s.N2) <=
+         static_cast<size_t>(longconv::prepared_spectrum_floats(d.N, d.dtype == DType::kBF16)) * sizeof(float);
+}
+
+// Whether K''s slices for `data` fit the prepared array's floats per filter (they do unless a build keeps bfloat16
+// data's slices in float32: JFF_LONG_KSPEC_BF16=0, for which the Python layer's half-size array is too small).
+bool kspec_fits_prepared(DType data, const Split& s, int64_t N) {
+  return kspec_bytes(1, s.N1, s.N2, kspec_bf16(elem_of(data))) <=
+         static_cast<size_t>(longconv::prepared_spectrum_floats(N, data == DType::kBF16)) * sizeof(float);
+}
+
 BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   BwdPlan p;
   p.s = s;
@@ -139,7 +154,8 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(chunk_bytes() / entry_ws), 1, d.B);
   p.filters_per_call = d.G * d.H;
   p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2, /*bf16=*/false));
-  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, /*own_dk_ws=*/false));
+  const bool own_dk_ws = prepared && !dk_ws_fits_prepared(d, s);
+  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, own_dk_ws));
   return p;
 }
 
@@ -169,6 +185,7 @@ cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* 
   if (base == nullptr) return cudaErrorInvalidValue;
   *rest = base + p->kspec;
   if (prepared != nullptr) {
+    if (!kspec_fits_prepared(d.dtype, s, d.N)) return cudaErrorInvalidValue;
     *kspec = prepared;
     *built = nullptr;
     return cudaSuccess;
@@ -214,6 +231,7 @@ cudaError_t long_filter_spectrum(const float* k, const float* skip, int64_t GH, 
                                  float* kspec, cudaStream_t stream, void* scratch, size_t scratch_bytes) {
   Split s;
   if (!split_of(N, &s) || GH < 1 || Lk < 1 || Lk > N) return cudaErrorInvalidValue;
+  if (!kspec_fits_prepared(data, s, N)) return cudaErrorInvalidValue;
   const int64_t per_call = filters_fitting(chunk_bytes(), GH, s);
   uint8_t* base = aligned_base(scratch, scratch_bytes, static_cast<size_t>(per_call) * kspec_scratch_bytes(1, s.N1, s.N2));
   if (base == nullptr) return cudaErrorInvalidValue;
@@ -281,7 +299,8 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
   b.dskip = a.dskip;
   b.scratch = rest;
   b.chunk_b = p.chunk_b;
-  b.dk_ws = a.kspec != nullptr ? a.kspec_ws : built;  // see BwdPlan
+  // See BwdPlan; with a prepared K' too small for dk's workspace, long_backward takes it from its scratch.
+  b.dk_ws = a.kspec == nullptr ? built : (dk_ws_fits_prepared(d, s) ? a.kspec_ws : nullptr);
   return long_backward(b, stream);
 }
 

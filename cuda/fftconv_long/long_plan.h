@@ -53,9 +53,10 @@ JFF_HD constexpr int default_n1(int64_t N) {
 }
 
 // Floats per filter of the prepared filter spectrum K' (jff_fftconv_filter_spectrum's last axis): the
-// N1/2 + 1 slices of N2 complex values the inner step reads (inner_pass.cuh); 0 when N is not a long size.
-JFF_HD constexpr int64_t prepared_spectrum_floats(int64_t N) {
-  return default_n1(N) == 0 ? 0 : int64_t{default_n1(N) / 2 + 1} * (N / default_n1(N)) * 2;
+// N1/2 + 1 slices of N2 complex values the inner step reads (inner_pass.cuh), in float32, or for bfloat16 data
+// in bfloat16 (CUDA: kspec_bf16; the CPU keeps k rounded to bfloat16), two to a float; 0 when N is not a long size.
+JFF_HD constexpr int64_t prepared_spectrum_floats(int64_t N, bool bf16_data) {
+  return default_n1(N) == 0 ? 0 : int64_t{default_n1(N) / 2 + 1} * (N / default_n1(N)) * (bf16_data ? 1 : 2);
 }
 
 // Workspace element offset of (signal row r, packed row k1 < N1/2, plane 0 = re / 1 = im,
