@@ -124,7 +124,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
 // dk's fp32 workspace (also G*H rows, needed only after the last use of K') borrows K' itself, which is
 // sized as fp32 slices for that even where the slices are bf16.
 // With a kspec operand there are no K' slices, and dk's workspace is the kspec_ws result, which the
-// caller aliases to kspec (the same lending, through XLA).
+// caller aliases to kspec (the same lending, through XLA) where dk's workspace fits in it (dk_ws_fits_prepared).
 struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;

@@ -31,8 +31,9 @@ size_t long_fwd_scratch_bytes(const FftconvFwdArgs& a);
 size_t long_bwd_scratch_bytes(const FftconvBwdArgs& a);
 
 // The prepared filter spectrum K' (G*H filters of Lk <= N taps, skip folded in; nullptr: no skip) for data
-// of dtype `data` into kspec (GH * longconv::prepared_spectrum_floats(N) floats, 16-byte aligned; bf16 slices,
-// for bf16 data (longconv::kspec_bf16), fill its first half), through the scratch of long_spectrum_scratch_bytes (at most
+// of dtype `data` into kspec (GH * longconv::prepared_spectrum_floats(N, data == bf16) floats, 16-byte aligned; bf16
+// slices for bf16 data, longconv::kspec_bf16; cudaErrorInvalidValue where a build keeps them in fp32 and they would
+// not fit), through the scratch of long_spectrum_scratch_bytes (at most
 // ~1 GiB: filters are transformed in groups that fit).
 // Supported where the long forward's filter kernels run: N a long size, compute capability >= 8.0 and
 // the shared memory of the filter-slice kernel.
