@@ -71,7 +71,7 @@ if [ "${BWD_QUICK:-0}" = 1 ]; then
   grep -vE "^  " "$OUT/bench.log" | tail -n 30
   # ENV_AB (';'-separated sets of run-time switches, e.g. "JFF_MONARCH_BWD_ACC=global"): the fwd+bwd rows at SIZES
   # once per set and once with none ("default"), ROUNDS (default 2) interleaved rounds, no accuracy check;
-  # AB_LAYOUT=BLH times those rows in BLH (e.g. ENV_AB="JFF_MONARCH_BLH_BWD=1": the native BLH backward).
+  # AB_LAYOUT=BLH times those rows in BLH.
   if [ -n "${ENV_AB:-}" ]; then
     IFS=';' read -ra env_sets <<<"default;$ENV_AB"
     for round in $(seq "${ROUNDS:-2}"); do

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -168,16 +167,6 @@ def _tensor_core_backward(dtype, fft_size: int) -> bool:
     return _half(dtype) and (fft_size <= SHORT_MAX_FFT or TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT)
 
 
-def _native_blh_backward(dtype, fft_size: int) -> bool:
-    """JFF_MONARCH_BLH_BWD=1 (an A/B switch, read when the gradient is traced; the CUDA side reads the same variable
-    once per process): BLH gradients at the fused sizes (16-bit, N = 256..32768) go to the native BLH backward
-    kernel instead of the BHL kernel between XLA transposes. Off by default: that kernel measured slower than the
-    transposes (benchmarks/notes_monarch_bwd.md, sessions 10 and 45; H100, 4K-32K: 2.2-3.9x the BHL
-    kernel's time, where the transposes route takes 1.65-2.07x the BHL gradient's)."""
-    return (os.environ.get("JFF_MONARCH_BLH_BWD") == "1" and _half(dtype)
-            and TENSOR_CORE_MIN_FFT <= fft_size <= TENSOR_CORE_MAX_FFT)
-
-
 def _prepared_spectrum_floats(fft_size: int, bfloat16_data: bool) -> int:
     """K''s last axis (long_plan.h prepared_spectrum_floats): N1/2 + 1 slices of N2 complex values in float32, or in
     bfloat16 for bfloat16 data (two to a float: half the memory for the residual the backward keeps)."""
@@ -231,8 +220,9 @@ def _fftconv_canonical_bwd(fft_size, layout, prepared, residuals, dy):
         du, dk, *rest = _bwd_op(static)(dy, u, k, *_present(pre, post, skip, kspec))
         return (du, dk) + _split_optionals(static, rest)
 
-    if (layout == LAYOUT_CODE["BLH"] and _tensor_core_backward(u.dtype, fft_size)
-            and not _native_blh_backward(u.dtype, fft_size)):
+    # The native BLH backward kernel (CUDA self-test rows only) measured 2.2-3.9x the BHL kernel's time on the H100
+    # at 4K-32K, the transposes 1.65-2.07x (benchmarks/notes_monarch.md, session 45).
+    if layout == LAYOUT_CODE["BLH"] and _tensor_core_backward(u.dtype, fft_size):
         def transpose_results(g, swap):  # du, dpre, dpost have u's shape; dk and dskip have no L axis
             du, dk, dpre, dpost, dskip = g
             return swap(du), dk, swap(dpre), swap(dpost), dskip

@@ -255,13 +255,3 @@ def test_blh_lowering_for_cuda_picks_the_kernels_layout(dtype, length, fwd_layou
     cpu = _blh_grad_lowered(dtype, length, "cpu")
     assert set(re.findall(r"layout = (\d+) : i32", cpu)) == {"1"}
 
-
-@pytest.mark.parametrize("dtype,length,bwd_layout", [(jnp.bfloat16, 512, 1), (jnp.float16, 16384, 1),
-                                                      (jnp.bfloat16, 64, 0), (jnp.bfloat16, 40000, 0)])
-def test_native_blh_backward_switch(monkeypatch, dtype, length, bwd_layout):
-    """JFF_MONARCH_BLH_BWD=1 sends BLH gradients at the fused sizes (N = 256..32768) to the native BLH backward
-    (layout 1) when lowered for CUDA; the short (N <= 128) and long sizes keep their transposes (layout 0)."""
-    monkeypatch.setenv("JFF_MONARCH_BLH_BWD", "1")
-    cuda = _blh_grad_lowered(dtype, length, "cuda")
-    calls = re.findall(r"custom_call @jff_fftconv_bwd\(.*?layout = (\d+) : i32", cuda)
-    assert calls == [str(bwd_layout)], calls
