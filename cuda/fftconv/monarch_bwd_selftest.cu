@@ -420,10 +420,18 @@ int main(int argc, char** argv) {
   if (!small) {
     // Timed workload: B=64, H=768, gated + skip, L = N (the issue's bar), Lk = L.
     static std::vector<std::string> names;  // keeps the c_str()s alive
-    names.reserve(16);
+    names.reserve(32);
     for (int64_t n : {256, 512, 1024, 2048, 4096, 8192, 16384, 32768}) {
       names.push_back("T bf16 N" + std::to_string(n) + " L=N");
       cases.push_back({names.back().c_str(), BF, 64, 768, n, n, n, 1, 1, true, true, true, true});
+    }
+    // The issue-3 table's workload through JAX (gated, no skip: pass 2 then reads dy and post alone), L = N and
+    // causal (L = N/2).
+    for (int64_t n : {4096, 16384, 32768}) {
+      names.push_back("T bf16 N" + std::to_string(n) + " noskip");
+      cases.push_back({names.back().c_str(), BF, 64, 768, n, n, n, 1, 1, true, true, false, true});
+      names.push_back("T bf16 N" + std::to_string(n) + " causal noskip");
+      cases.push_back({names.back().c_str(), BF, 64, 768, n / 2, n / 2, n, 1, 1, true, true, false, true});
     }
     cases.push_back({"T fp16 N4096 L=N", HF, 64, 768, 4096, 4096, 4096, 1, 1, true, true, true, true});
     cases.push_back({"T fp16 N32768 L=N", HF, 64, 768, 32768, 32768, 32768, 1, 1, true, true, true, true});
