@@ -630,6 +630,9 @@ constexpr bool big_bwd_has_shared_acc(int N0, int RAD) { return big_bwd_acc_rows
 #ifndef JFF_BWD_STAGE_N
 #define JFF_BWD_STAGE_N 0
 #endif
+#ifndef JFF_BWD_STAGE_ACC_ROWS  // with staging: inner rows whose accumulator part stays in the region
+#define JFF_BWD_STAGE_ACC_ROWS 0
+#endif
 constexpr bool big_bwd_staged(int N0, int RAD) {
   return N0 >= 16 && big_bwd_has_shared_acc(N0, RAD) && (N0 * RAD * RAD & (JFF_BWD_STAGE_N)) != 0;
 }
@@ -763,6 +766,15 @@ constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_
 #endif
 constexpr bool kBwdPackedV = JFF_BWD_PACKED_V != 0;
 
+// The streams pass 4 reads: du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
+struct Pass4Streams {
+  const uint16_t* s[2];
+};
+__device__ __forceinline__ Pass4Streams pass4_streams(const uint16_t* u, const uint16_t* pre, const void* du,
+                                                      const void* dpre) {
+  return {{pre != nullptr && du != nullptr ? pre : nullptr, pre != nullptr && dpre != nullptr ? u : nullptr}};
+}
+
 // A chunk's loads for one element pass of the big kernel (load8_pairs with the pass's policies W),
 // or zeros in the probe's transforms-only build.
 template <Touch... W>
@@ -793,12 +805,16 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   // The shared variant's extra region: the dk accumulator, or with staging (big_bwd_staged) the next
   // element pass's rows, kStageChunks 64-byte chunks as 4 planes (row b of stream 0, row b+1, then stream 1).
   constexpr bool kStage = SHARED_ACC && GROUPS == 1 && kProbeStreams && big_bwd_staged(N0, RAD);
-  constexpr bool kSharedAcc = SHARED_ACC && !kStage;
+  // With staging, the first JFF_BWD_STAGE_ACC_ROWS rows' accumulator parts stay in the region and the
+  // staged chunks take the rest of it.
+  constexpr int kRegionRows = SHARED_ACC ? big_bwd_acc_rows(N0, RAD) : 0;
+  constexpr int kAccRows = kStage ? (JFF_BWD_STAGE_ACC_ROWS < kRegionRows ? JFF_BWD_STAGE_ACC_ROWS : kRegionRows)
+                                  : kRegionRows;
+  constexpr bool kSharedAcc = kAccRows > 0;
   // The inner rows whose accumulator part is in shared memory (all of them up to 16384).
-  constexpr int kAccRows = kSharedAcc ? big_bwd_acc_rows(N0, RAD) : 0;
-  constexpr int kStageChunks = kStage ? big_bwd_acc_rows(N0, RAD) * (M / 2) / 4 : 0;
+  constexpr int kStageChunks = kStage ? (kRegionRows - kAccRows) * (M / 2) / 4 : 0;
   float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(gsm) + big_bwd_acc_offset<N0, RAD, WARPS>());
-  uint4* const stg = reinterpret_cast<uint4*>(acc);
+  uint4* const stg = reinterpret_cast<uint4*>(acc + kAccRows * (M / 2));
   T* const sre = sm.sre;
   T* const sim = sm.sim;
   const int tid = static_cast<int>(threadIdx.x) - grp * NTH, warp = tid >> 5, lane = tid & 31;
@@ -857,9 +873,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       // two streams (nullptr: not copied, read back as zeros), zero-filled at and past L as load8 gives them.
       const bool staged = kStage && vec;
       const uint16_t* const stage2[2] = {dy, post};
-      // du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
-      const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
-                                     pre != nullptr && dpre != nullptr ? u : nullptr};
       auto stage_issue = [&](const uint16_t* const (&s)[2]) {
         if constexpr (kStage) {
           if (!staged) return;
@@ -1024,7 +1037,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             }
           });
       turns.give();
-      if (want_dv) stage_issue(s4);  // pre and u fly during pass 3's transforms
+      if constexpr (kStage)
+        if (want_dv) stage_issue(pass4_streams(u, pre, du, dpre).s);  // pre and u fly during pass 3's transforms
       group_sync();
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
@@ -1036,7 +1050,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         if constexpr (kSharedAcc) {
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS) {
-            // Rows past kAccRows (32768 only) add into the slot itself, through the same (generic) pointer.
+            // Rows past kAccRows (32768, or with staging) add into the slot itself, through the same (generic) pointer.
             float4* const row_acc = kAccRows == N0 || k0 < kAccRows ? acc : slot;
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                             xb + k0 * (M / 2), row_acc, k0 * (M / 2), first, want_dk, want_dv,
@@ -1063,6 +1077,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
           group_sync();
         }
+        const Pass4Streams p4 = pass4_streams(u, pre, du, dpre);
+        const uint16_t* const(&s4)[2] = p4.s;
         if (staged) cp_async_wait<0>();
         turns.take();  // kept through the next pair's pass 1: one turn for both element passes
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
