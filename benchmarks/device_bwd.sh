@@ -30,11 +30,11 @@ for c in "${races[@]}"; do
   run_left sanitizer.log timeout 90 "${san[@]}" --tool racecheck $b/monarch_bwd_selftest --small --only "$c"
 done
 grep -h "ALL PASS\|SOME FAILED\|ERROR SUMMARY\|RACECHECK SUMMARY\|exit" "$OUT/sanitizer.log"
-IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N4096;T fp16 N4096;T bf16 N8192;T bf16 N16384;T bf16 N32768}"
+IFS=';' read -ra timed <<<"${TIMED:-T bf16 N1024 L=1020;T bf16 N2048;T bf16 N4096 L=N;T fp16 N4096;T bf16 N8192;T bf16 N16384 L=N;T bf16 N32768 L=N}"
 for c in "${timed[@]}"; do
   run_left table.log timeout 90 $b/monarch_bwd_selftest --only "$c"
 done
-IFS=';' read -ra ab_rows <<<"${ACC_AB:-T bf16 N4096}"
+IFS=';' read -ra ab_rows <<<"${ACC_AB:-T bf16 N4096 L=N}"
 for ((round = 1; round <= ${ROUNDS:-1}; ++round)); do
   for acc in shared global; do
     echo "## JFF_MONARCH_BWD_ACC=$acc round $round" >>"$OUT/table.log"

@@ -135,7 +135,7 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
 fi
 
 if [ -n "${BWD_AB:-}" ]; then
-  BWD=1 PHASE=run ONLY="${BWD_AB_ROWS:-T bf16 N16384;T bf16 N32768;T fp16 N32768}" \
+  BWD=1 PHASE=run ONLY="${BWD_AB_ROWS:-T bf16 N16384 L=N;T bf16 N32768 L=N;T fp16 N32768}" \
     DEADLINE=$(( ${BWD_AB_SECONDS:-150} < deadline - (SECONDS - start) ? ${BWD_AB_SECONDS:-150} : deadline - (SECONDS - start) )) \
     bash benchmarks/device_monarch_ab.sh $BWD_AB >"$OUT/ab.log" 2>&1
   tail -n 40 "$OUT/ab.log"

@@ -627,6 +627,10 @@ constexpr bool big_bwd_has_shared_acc(int N0, int RAD) { return big_bwd_acc_rows
 // visits (c = tid, tid + NTH, ...), so no barrier guards the buffer; a wait_group before the pass. The
 // region holds 64-byte chunks (rows b, b+1 of two streams): all of a pass's N/8 chunks up to 16384, the
 // first 1024 at 32768 (the region's 64 KB). Rows with L % 8 != 0 (no 16-byte copies) load as before.
+// Measured (H100, B=64 H=768 bf16 gated, no skip, backward ms, two rounds; session 46): 16384 10.35 -> 10.28 (-0.7%),
+// 32768 23.43 -> 23.75 (+1.3%), 16384 causal 8.09 -> 8.45 (+4.3%), 4096 1.74 -> 2.04 (+17%): the overlap about
+// pays for the dk slots' read-add-write at 16384 and no more, so it is off. JFF_BWD_STAGE_ACC_ROWS (rows of the
+// accumulator kept beside fewer staged chunks, e.g. 8 at 16384, 4 at 32768) is emulated, not yet timed.
 #ifndef JFF_BWD_STAGE_N
 #define JFF_BWD_STAGE_N 0
 #endif
