@@ -617,30 +617,6 @@ constexpr int big_bwd_acc_rows(int N0, int RAD) {
 }
 constexpr bool big_bwd_has_shared_acc(int N0, int RAD) { return big_bwd_acc_rows(N0, RAD) > 0; }
 
-// Staged element passes (JFF_BWD_STAGE_N, an OR of the N to use them at; 0 = never): the shared
-// variant's extra region, instead of holding the dk accumulator (dk then read-add-writes its global slots,
-// as the global variant does), holds the next element pass's rows, copied in by cp.async while the
-// transforms run: dy and post (pass 2) are issued right after pass 1's element pass, pre and u (pass 4)
-// right after pass 2's, so that DRAM works during the transforms it otherwise idles through (session 18's
-// phase probe: at 16384 the element passes alone take 5.5 ms and the transforms alone 6.5 of the kernel's
-// 11.0, so they hardly overlap). Each thread copies and later reads only the chunks its exchange loop
-// visits (c = tid, tid + NTH, ...), so no barrier guards the buffer; a wait_group before the pass. The
-// region holds 64-byte chunks (rows b, b+1 of two streams): all of a pass's N/8 chunks up to 16384, the
-// first 1024 at 32768 (the region's 64 KB). Rows with L % 8 != 0 (no 16-byte copies) load as before.
-// Measured (H100, B=64 H=768 bf16 gated, no skip, backward ms, two rounds; session 46): 16384 10.35 -> 10.28 (-0.7%),
-// 32768 23.43 -> 23.75 (+1.3%), 16384 causal 8.09 -> 8.45 (+4.3%), 4096 1.74 -> 2.04 (+17%): the overlap about
-// pays for the dk slots' read-add-write at 16384 and no more, so it is off. JFF_BWD_STAGE_ACC_ROWS (rows of the
-// accumulator kept beside fewer staged chunks, e.g. 8 at 16384, 4 at 32768) is emulated, not yet timed.
-#ifndef JFF_BWD_STAGE_N
-#define JFF_BWD_STAGE_N 0
-#endif
-#ifndef JFF_BWD_STAGE_ACC_ROWS  // with staging: inner rows whose accumulator part stays in the region
-#define JFF_BWD_STAGE_ACC_ROWS 0
-#endif
-constexpr bool big_bwd_staged(int N0, int RAD) {
-  return N0 >= 16 && big_bwd_has_shared_acc(N0, RAD) && (N0 * RAD * RAD & (JFF_BWD_STAGE_N)) != 0;
-}
-
 template <int N0, int RAD, int WARPS>
 constexpr size_t big_bwd_acc_offset() {  // the dskip warp partials, then (16-byte aligned) the accumulator
   return (BigShape<N0, RAD>::kSmem + sizeof(float) * WARPS + 15) / 16 * 16;
@@ -770,15 +746,6 @@ constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_
 #endif
 constexpr bool kBwdPackedV = JFF_BWD_PACKED_V != 0;
 
-// The streams pass 4 reads: du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
-struct Pass4Streams {
-  const uint16_t* s[2];
-};
-__device__ __forceinline__ Pass4Streams pass4_streams(const uint16_t* u, const uint16_t* pre, const void* du,
-                                                      const void* dpre) {
-  return {{pre != nullptr && du != nullptr ? pre : nullptr, pre != nullptr && dpre != nullptr ? u : nullptr}};
-}
-
 // A chunk's loads for one element pass of the big kernel (load8_pairs with the pass's policies W),
 // or zeros in the probe's transforms-only build.
 template <Touch... W>
@@ -806,19 +773,10 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   uint4* const gsm = smem_raw + grp * (kGroupBytes / 16);
   BigSmem<T, N0, RAD> sm(gsm);
   float* red = reinterpret_cast<float*>(reinterpret_cast<char*>(gsm) + S::kSmem);
-  // The shared variant's extra region: the dk accumulator, or with staging (big_bwd_staged) the next
-  // element pass's rows, kStageChunks 64-byte chunks as 4 planes (row b of stream 0, row b+1, then stream 1).
-  constexpr bool kStage = SHARED_ACC && GROUPS == 1 && kProbeStreams && big_bwd_staged(N0, RAD);
-  // With staging, the first JFF_BWD_STAGE_ACC_ROWS rows' accumulator parts stay in the region and the
-  // staged chunks take the rest of it.
-  constexpr int kRegionRows = SHARED_ACC ? big_bwd_acc_rows(N0, RAD) : 0;
-  constexpr int kAccRows = kStage ? (JFF_BWD_STAGE_ACC_ROWS < kRegionRows ? JFF_BWD_STAGE_ACC_ROWS : kRegionRows)
-                                  : kRegionRows;
-  constexpr bool kSharedAcc = kAccRows > 0;
+  constexpr bool kSharedAcc = SHARED_ACC;
   // The inner rows whose accumulator part is in shared memory (all of them up to 16384).
-  constexpr int kStageChunks = kStage ? (kRegionRows - kAccRows) * (M / 2) / 4 : 0;
+  constexpr int kAccRows = SHARED_ACC ? big_bwd_acc_rows(N0, RAD) : 0;
   float4* const acc = reinterpret_cast<float4*>(reinterpret_cast<char*>(gsm) + big_bwd_acc_offset<N0, RAD, WARPS>());
-  uint4* const stg = reinterpret_cast<uint4*>(acc + kAccRows * (M / 2));
   T* const sre = sm.sre;
   T* const sim = sm.sim;
   const int tid = static_cast<int>(threadIdx.x) - grp * NTH, warp = tid >> 5, lane = tid & 31;
@@ -873,45 +831,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       const auto* kbase =
           static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
 
-      // Staging (kStage, 16-byte aligned rows only): this thread's chunks c < kStageChunks of rows b, b+1 of
-      // two streams (nullptr: not copied, read back as zeros), zero-filled at and past L as load8 gives them.
-      const bool staged = kStage && vec;
-      const uint16_t* const stage2[2] = {dy, post};
-      auto stage_issue = [&](const uint16_t* const (&s)[2]) {
-        if constexpr (kStage) {
-          if (!staged) return;
-          const int nc = min(lpad / 8, kStageChunks);
-          for (int c = tid; c < nc; c += NTH) {
-            const int t = 8 * c;
-#pragma unroll
-            for (int i = 0; i < 2; ++i) {
-              if (s[i] == nullptr) continue;
-              // A row's source stays inside it when nothing is read (t >= L, or no row b+1).
-              cp_async16<Touch::kLast>(stg + (2 * i) * kStageChunks + c, s[i] + base0 + (t < L ? t : 0),
-                                       t < L ? 16 : 0);
-              cp_async16<Touch::kLast>(stg + (2 * i + 1) * kStageChunks + c, s[i] + (t < L1 ? base1 + t : base0),
-                                       t < L1 ? 16 : 0);
-            }
-          }
-          cp_async_commit();
-        }
-      };
-      // Whether chunk t comes from the region; if so, fills slots 0 and 1 of r from it.
-      auto stage_take = [&](const uint16_t* const (&s)[2], int t, auto& r) {
-        if constexpr (kStage) {
-          const int c = t / 8;
-          if (!staged || c >= kStageChunks) return false;
-          const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-#pragma unroll
-          for (int i = 0; i < 2; ++i) {
-            r.r0[i] = s[i] != nullptr ? stg[(2 * i) * kStageChunks + c] : zero;
-            r.r1[i] = s[i] != nullptr ? stg[(2 * i + 1) * kStageChunks + c] : zero;
-          }
-          return true;
-        }
-        return false;
-      };
-
       // Chunk t of rows b, b+1 of the streams a pass reads, all loads issued together
       // (load8_pairs), then unpacked to floats; u and pre are read again after passes 1 and 2
       // (Touch::kAgain), every other read and every output store is a last touch.
@@ -964,7 +883,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
               });
         }
         turns.give();
-        stage_issue(stage2);  // dy and post fly during this pass's transforms
         group_sync();
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
@@ -985,21 +903,10 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
       float dsk = 0.f;
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
-      if (!(want_dk || want_dpost)) stage_issue(stage2);  // no pass 1 to overlap with
-      if (staged) cp_async_wait<0>();
       turns.take();
       exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
           sre, sim, twN, want_dpost, lpad, tid,
           [&](int t, PairChunks<4>& r) {
-            if (stage_take(stage2, t, r)) {  // dy, post from the region; u, pre (dskip only) as before
-              if (want_dskip) {
-                const uint16_t* const uv[2] = {u, pre};
-                PairChunks<2> q;
-                fetch_chunks<Touch::kAgain, Touch::kAgain>(uv, base0, base1, t, L, L1, vec, q);
-                r.r0[2] = q.r0[0], r.r1[2] = q.r1[0], r.r0[3] = q.r0[1], r.r1[3] = q.r1[1];
-              }
-              return;
-            }
             fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
           },
           [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
@@ -1041,8 +948,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             }
           });
       turns.give();
-      if constexpr (kStage)
-        if (want_dv) stage_issue(pass4_streams(u, pre, du, dpre).s);  // pre and u fly during pass 3's transforms
       group_sync();
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
@@ -1054,7 +959,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         if constexpr (kSharedAcc) {
           float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS) {
-            // Rows past kAccRows (32768, or with staging) add into the slot itself, through the same (generic) pointer.
+            // Rows past kAccRows (32768 only) add into the slot itself, through the same (generic) pointer.
             float4* const row_acc = kAccRows == N0 || k0 < kAccRows ? acc : slot;
             bwd_row_pass3<T, N0, RAD, true>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
                                             xb + k0 * (M / 2), row_acc, k0 * (M / 2), first, want_dk, want_dv,
@@ -1081,14 +986,13 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           outer_idft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, live16, warp, lane);
           group_sync();
         }
-        const Pass4Streams p4 = pass4_streams(u, pre, du, dpre);
-        const uint16_t* const(&s4)[2] = p4.s;
-        if (staged) cp_async_wait<0>();
+        // du needs pre, dpre needs u (without pre, du = dv and dpre is not asked for).
+        const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
+                                       pre != nullptr && dpre != nullptr ? u : nullptr};
         turns.take();  // kept through the next pair's pass 1: one turn for both element passes
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
             sre, sim, twN, true, lpad, tid,
             [&](int t, PairChunks<2>& r) {
-              if (stage_take(s4, t, r)) return;
               fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
             },
             [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
@@ -1765,8 +1669,6 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   const FftconvDims& d = a.d;
   constexpr int WARPS = big_bwd_warps(N0, RAD), WARPS_S = big_bwd_acc_warps(N0, RAD);
   constexpr int GROUPS_S = big_bwd_has_shared_acc(N0, RAD) ? big_bwd_acc_groups(N0, RAD) : 1;
-  // The shared variant's region holds staged rows instead of the accumulator (see big_bwd_staged).
-  constexpr bool kStaged = GROUPS_S == 1 && big_bwd_staged(N0, RAD);
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
   const BwdParams p = make_params(a, kspec, rest);
@@ -1827,8 +1729,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
                      "jax-flashfft: monarch backward N=%d %s on device %d: %s dk accumulator "
                      "(resident: shared %lld CTAs x %d warps, %zu B each; global %lld x %d, %zu B)\n",
                      N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
-                     shared_acc ? (kStaged ? "staged rows, global" : "shared") : "global",
-                     static_cast<long long>(resident_s), GROUPS_S * WARPS_S, sm_s,
+                     shared_acc ? "shared" : "global", static_cast<long long>(resident_s), GROUPS_S * WARPS_S, sm_s,
                      static_cast<long long>(resident), WARPS, sm);
       }
     }
