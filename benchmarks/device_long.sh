@@ -26,7 +26,7 @@
 # alongside, long_bwd --quick, outer --quick, the SANITIZE_BWD tools, long_bwd --bench (BWD_AB="defines": a variant's
 # bench, then the default's again), then the fwd+bwd rows alone (64K..2M, 4M H=384, causal; no peak memory, no GPU
 # tests unless BWD_TESTS="expr" selects some): fftconv-long-fwdbwd.json, fftconv-long-fwdbwd-4m-h384.json,
-# fftconv-long-fwdbwd-causal.json.
+# fftconv-long-fwdbwd-causal.json (BWD_ROWS=0 leaves those rows out).
 source "$(dirname "$0")/device_lib.sh"
 export JFF_BENCH_DEVICE_TIMING=${JFF_BENCH_DEVICE_TIMING:-1}
 
@@ -63,12 +63,15 @@ if [ "${BWD_ONLY:-0}" = 1 ]; then
     run_left selftests.log build/selftests/long_bwd_selftest --bench
   fi
   grep -hE "ALL PASS|FAIL|ERROR SUMMARY|RACECHECK SUMMARY|^--- |^bwd |^    " "$OUT/selftests.log"
-  bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot --modes fwd+bwd)
-  run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
-    --name fftconv-long-fwdbwd
-  run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --name fftconv-long-fwdbwd-4m-h384
-  run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --name fftconv-long-fwdbwd-causal
-  grep -hE "^fwd\+bwd " "$OUT/bench.log"
+  # BWD_ROWS=0 leaves the fwd+bwd rows out (a later call runs the whole table).
+  if [ "${BWD_ROWS:-1}" = 1 ]; then
+    bench=(python3 benchmarks/bench_fftconv.py --target-s 0.5 --scale-to-batch 64 --out "$OUT" --no-plot --modes fwd+bwd)
+    run_left bench.log "${bench[@]}" --sizes 64K,256K,1M,2M --batch-for 64K=16,256K=4,1M=2,2M=1 --cases full \
+      --name fftconv-long-fwdbwd
+    run_left bench.log "${bench[@]}" --sizes 4M --heads 384 --batch 1 --cases full --name fftconv-long-fwdbwd-4m-h384
+    run_left bench.log "${bench[@]}" --sizes 64K,1M --batch-for 64K=16,1M=2 --cases causal --name fftconv-long-fwdbwd-causal
+    grep -hE "^fwd\+bwd " "$OUT/bench.log"
+  fi
   # BWD_TESTS="expr": then the GPU tests -m gpu -k "expr" in what time is left (test.log).
   if [ -n "${BWD_TESTS:-}" ]; then
     gpu_tests "$BWD_TESTS"

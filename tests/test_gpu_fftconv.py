@@ -378,6 +378,29 @@ def test_long_chunks_rows_filters_and_batch(rng):
         assert rel_l2(got, e) <= (4e-2 if name in ("k", "skip") else 2e-2), name
 
 
+def test_long_channel_chunks(rng):
+    """One batch entry's rows past the 1 GiB workspace budget (8200 channels of 64K bf16: 1.0 GiB): the backward in
+    chunks of 4100 channels, one batch entry at a time, dk's spectrum and workspace per chunk. The channels on both
+    sides of the chunk boundary checked against float64, summed over both batch entries."""
+    keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), 4)
+    with jax.default_device(_gpu()):
+        u, pre, post, dy = (jax.random.normal(kk, (2, 8200, 65536), jnp.bfloat16) for kk in keys)
+    small = _inputs(rng, (1,), 8200, 1, 3000, "BHL", jnp.float32)
+    a = dict(u=u, k=small["k"], pre_gate=pre, post_gate=post, skip=small["skip"])
+    names = ("u", "k", "pre_gate", "post_gate", "skip")
+
+    def f(*xs):
+        return jff.fftconv(**dict(zip(names, xs)), fft_size=65536)
+
+    grads = jax.jit(lambda *xs: jax.vjp(f, *xs)[1](dy))(*[a[n] for n in names])
+    hs = slice(4097, 4103)
+    part = dict(u=a["u"][:, hs], k=a["k"][hs], pre=a["pre_gate"][:, hs], post=a["post_gate"][:, hs], skip=a["skip"][hs])
+    expected = fftconv64_vjp(dy[:, hs], **part, fft_size=65536)
+    for name, g, e in zip(names, grads, expected):
+        got = g[hs] if name in ("k", "skip") else g[:, hs]
+        assert rel_l2(got, e) <= (4e-2 if name in ("k", "skip") else 2e-2), name
+
+
 def test_long_filter_spectra_in_several_calls(rng):
     # At 4M the fp32 filter scratch holds 64 filters per call: H = 70 needs two.
     a = _inputs(rng, (1,), 70, 1 << 22, 1 << 20, "BHL", jnp.bfloat16, skip=True)

@@ -87,6 +87,8 @@ struct BwdArgs {
   // Optional: workspace for dk's inverse (at least workspace_bytes(dk_ws_elem(dtype), G*H, N1, N2), 16-byte
   // aligned), first written after the last chunk's inner steps. The caller may lend memory that is
   // dead by then, e.g. the kspec buffer itself (at least as large); nullptr: a part of `scratch`.
+  // With channel chunks (chunk_h < H) it is written after each chunk's inner steps, a chunk's channels where K'
+  // keeps their slices (kspec_bytes per filter): it must then be the kspec buffer itself or as large as it.
   void* dk_ws = nullptr;
   StepMarks* marks = nullptr;  // self-test timing only (see StepMarks)
   // Batch entries per chunk (0 or >= B: all at once). Chunks run in ascending b and dk's
@@ -94,9 +96,19 @@ struct BwdArgs {
   // for every even chunk size (odd ones pair other batch entries in the inner step: pairable_rows);
   // the two workspaces shrink to chunk_b * H rows.
   int64_t chunk_b;
+  // Channels per chunk (0 or >= H: all). Below H the backward runs channel chunk by channel chunk, one batch entry
+  // at a time within each (chunk_b is then ignored): a chunk's rows of one entry are contiguous, and dk's spectrum
+  // and packed workspace shrink to G * chunk_h channels, the two workspaces to chunk_h rows. Results are bitwise
+  // those of chunk_b = 1 (the same per-channel sums in the same order; no batch rows paired).
+  int64_t chunk_h = 0;
 };
 
 inline int64_t bwd_chunk(int64_t B, int64_t chunk_b) { return chunk_b <= 0 || chunk_b > B ? B : chunk_b; }
+inline int64_t bwd_chunk_h(int64_t H, int64_t chunk_h) { return chunk_h <= 0 || chunk_h > H ? H : chunk_h; }
+// Signal rows per chunk: chunk_b whole batch entries, or one entry's chunk_h channels.
+inline int64_t bwd_chunk_rows(int64_t B, int64_t H, int64_t chunk_b, int64_t chunk_h) {
+  return bwd_chunk_h(H, chunk_h) < H ? bwd_chunk_h(H, chunk_h) : bwd_chunk(B, chunk_b) * H;
+}
 
 // dk's packed workspace between its inverse's two halves: bf16 for 16-bit data, so that half the bytes go through
 // HBM and the outer inverse runs on tensor cores (H200, dk's inverse at 1M 5.97 -> 5.24 ms, 4M H=192 7.24 -> 6.31);
@@ -128,24 +140,31 @@ inline int64_t skip_parts_of(Elem e, int N1, int64_t N2) {
                                                 : skip_pieces(N1, N2);
 }
 
-// Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of chunk_b*H rows),
-// dk's spectrum S (G*H*(N1/2+1)*N2 complex fp32), dk's packed workspace (G*H rows, dk_ws_elem) and
-// dskip's partial sums (B*H*skip_parts_of doubles).
+// dk's spectrum S: (N1/2+1)*N2 complex fp32 per channel.
+inline size_t spec_bytes(int64_t channels, int N1, int64_t N2) {
+  return static_cast<size_t>(channels) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8;
+}
+
+// Scratch layout, each part 256-byte aligned: ws_v, ws_g (dtype workspaces of bwd_chunk_rows rows), dk's
+// spectrum S (G * chunk_h channels), dk's packed workspace (G * chunk_h rows, dk_ws_elem) and dskip's partial sums
+// (B*H*skip_parts_of doubles).
 struct BwdScratch {
   size_t ws, spec, wsk, skp, total;
-  BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true) {
+  BwdScratch(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b, bool own_dk_ws = true,
+             int64_t chunk_h = 0) {
     auto up = [](size_t x) { return (x + 255) / 256 * 256; };
-    ws = up(workspace_bytes(e, bwd_chunk(B, chunk_b) * H, N1, N2));
-    spec = up(static_cast<size_t>(G * H) * static_cast<size_t>(N1 / 2 + 1) * static_cast<size_t>(N2) * 8);
-    wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * H, N1, N2)) : 0;
+    const int64_t hc = bwd_chunk_h(H, chunk_h);
+    ws = up(workspace_bytes(e, bwd_chunk_rows(B, H, chunk_b, chunk_h), N1, N2));
+    spec = up(spec_bytes(G * hc, N1, N2));
+    wsk = own_dk_ws ? up(workspace_bytes(dk_ws_elem(e), G * hc, N1, N2)) : 0;
     skp = up(static_cast<size_t>(B * H * skip_parts_of(e, N1, N2)) * sizeof(double));
     total = 2 * ws + spec + wsk + skp;
   }
 };
 
 inline size_t bwd_scratch_bytes(Elem e, int64_t B, int64_t H, int64_t G, int N1, int64_t N2, int64_t chunk_b = 0,
-                                bool own_dk_ws = true) {
-  return BwdScratch(e, B, H, G, N1, N2, chunk_b, own_dk_ws).total;
+                                bool own_dk_ws = true, int64_t chunk_h = 0) {
+  return BwdScratch(e, B, H, G, N1, N2, chunk_b, own_dk_ws, chunk_h).total;
 }
 
 namespace bwd {
@@ -315,6 +334,9 @@ struct BwdInnerParams {
   int64_t zero_g;
   int N1;
   bool pair;  // pairable_rows for the chunk: items 0 and M1 take two batch entries at once
+  // S already holds earlier batch entries of every group here (a channel chunk's view, whose b0 is 0 for each
+  // entry: long_backward): add to it even where b is its group's first entry.
+  bool continues = false;
 };
 
 // g's planes follow the kernel's BigSmem (tables included), at a 128-byte boundary like v's.
@@ -374,7 +396,7 @@ __global__ void __launch_bounds__(WARPS * 32) bwd_inner_tc_kernel(const BwdInner
     for (int64_t bi = 0; bi < p.nb; bi += step) {
       const int64_t b = p.b0 + bi, g = group_of(b, p.R, p.G);
       // Group g's first batch entry is b = g R (group_of): it starts S, the later ones add to it.
-      const bool accumulate = b != g * p.R;
+      const bool accumulate = p.continues || b != g * p.R;
       int64_t off, poff;
       offsets(h, j, bi, &off, &poff);
       T* const v = static_cast<T*>(p.ws_v) + off;
@@ -729,6 +751,9 @@ inline const char* check_bwd(const BwdArgs& a) {
   if (a.dpost != nullptr && a.post == nullptr) return "dpost needs post";
   if (reinterpret_cast<uintptr_t>(a.scratch) % 256 != 0 || reinterpret_cast<uintptr_t>(a.kspec) % 16 != 0)
     return "scratch must be 256-byte and kspec 16-byte aligned";
+  if (bwd_chunk_h(a.H, a.chunk_h) < a.H && a.dk_ws != nullptr &&
+      workspace_bytes(dk_ws_elem(a.dtype), 1, a.N1, a.N2) > kspec_bytes(1, a.N1, a.N2, kspec_bf16(a.dtype)))
+    return "with channel chunks a lent dk workspace needs rows no larger than K''s slices";
   return nullptr;
 }
 
@@ -736,8 +761,9 @@ inline const char* check_bwd(const BwdArgs& a) {
 inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPath path = OuterPath::kAuto) {
   if (check_bwd(a) != nullptr) return cudaErrorInvalidValue;
   const int N1 = a.N1, M1 = N1 / 2;
-  const int64_t N2 = a.N2, rows = a.B * a.H, GH = a.G * a.H, cb = bwd_chunk(a.B, a.chunk_b);
-  const BwdScratch sc(a.dtype, a.B, a.H, a.G, N1, N2, a.chunk_b, a.dk_ws == nullptr);
+  const int64_t N2 = a.N2, rows = a.B * a.H, cb = bwd_chunk(a.B, a.chunk_b), hc_max = bwd_chunk_h(a.H, a.chunk_h);
+  const bool by_channels = hc_max < a.H;
+  const BwdScratch sc(a.dtype, a.B, a.H, a.G, N1, N2, a.chunk_b, a.dk_ws == nullptr, a.chunk_h);
   uint8_t* base = static_cast<uint8_t*>(a.scratch);
   void* ws_v = base;
   void* ws_g = base + sc.ws;
@@ -747,22 +773,36 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   double* skp = reinterpret_cast<double*>(base + 2 * sc.ws + sc.spec + sc.wsk);
   const int sub = bwd::sub_of(N2);
   const int lgN2 = ilog2(N2), lgS = ilog2(N2 / sub);
-  // dk's spectrum in ascending b; a group's first entry starts its S.
-  std::vector<char> group_started(a.dk != nullptr ? a.G : 0, 0);
   const bool inner_tc = bwd::bwd_inner_tc(a);
   const bool fused_dskip = bwd::fused_dskip(a, path);
-  // bwd_inner_tc_kernel on the chunk's batch entries b0 .. b0 + nb - 1, or nb = 0: group zero_g's S set to zero.
-  auto bwd_inner = [&](int64_t b0, int64_t nb, int64_t zero_g) {
-    const bool pair = pairable_rows(b0 * a.H, nb * a.H, a.H, a.G, a.R);
-    const bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(spec), a.kspec, b0, nb, a.H, a.G, a.R,
-                                 zero_g, N1, pair};
+  const bool need_v = a.dpost != nullptr || a.dk != nullptr;
+
+  // What the inner steps see: K' and S of the whole problem, or of one channel chunk's channels h0 .. h0 + hc - 1 in
+  // group g as a problem of its own (hc channels, one group, workspace rows from 0).
+  struct View {
+    const void* kspec;
+    float2* spec;
+    int64_t H, G, R;
+  };
+  const View whole{a.kspec, spec, a.H, a.G, a.R};
+  const size_t filter_bytes = kspec_bytes(1, N1, N2, kspec_bf16(a.dtype));
+  auto chunk_view = [&](int64_t h0, int64_t hc, int64_t g) {
+    return View{static_cast<const uint8_t*>(a.kspec) + (g * a.H + h0) * filter_bytes,
+                reinterpret_cast<float2*>(reinterpret_cast<uint8_t*>(spec) + spec_bytes(g * hc, N1, N2)), hc, 1, 1};
+  };
+  // bwd_inner_tc_kernel on batch entries b0 .. b0 + nb - 1 of the view, or nb = 0: group zero_g's S set to zero.
+  auto bwd_inner = [&](const View& w, int64_t b0, int64_t nb, int64_t zero_g, bool continues) {
+    const bool pair = pairable_rows(b0 * w.H, nb * w.H, w.H, w.G, w.R);
+    bwd::BwdInnerParams bp{ws_v, ws_g, reinterpret_cast<float4*>(w.spec), w.kspec, b0, nb, w.H, w.G, w.R,
+                           zero_g, N1, pair};
+    bp.continues = continues;
     const bool bf16 = a.dtype == Elem::kBF16, dpost = a.dpost != nullptr;
     cudaError_t e = cudaErrorInvalidValue;
     dispatch_n(N2, [&](auto n0, auto rad) {
       if constexpr (bwd::bwd_inner_split(n0(), rad())) {
         constexpr int WARPS = inner::tc_warps(n0(), rad());
         auto go = [&](auto kern) {
-          e = inner::launch_items(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), a.H * (M1 + 1), stream, bp);
+          e = inner::launch_items(kern, WARPS * 32, bwd::bwd_inner_smem<n0(), rad()>(), w.H * (M1 + 1), stream, bp);
         };
         using BF = inner::BF16;
         using HF = inner::F16;
@@ -776,11 +816,11 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
     });
     return e;
   };
-  // CUDA cores: one batch entry (workspace rows from `row`, group g), or row < 0: group g's S set to zero.
-  auto dk_spec = [&](int64_t row, int64_t g, bool accumulate) {
-    const bwd::SpecParams sp{ws_v, ws_g, spec, row, a.H, g, N1, lgN2, lgS, accumulate};
+  // CUDA cores: one batch entry (workspace rows from `row`, group g of the view), or row < 0: group g's S set to zero.
+  auto dk_spec = [&](const View& w, int64_t row, int64_t g, bool accumulate) {
+    const bwd::SpecParams sp{ws_v, ws_g, w.spec, row, w.H, g, N1, lgN2, lgS, accumulate};
     const size_t smem = sizeof(float2) * 2 * static_cast<size_t>(sub);
-    const int64_t n = a.H * (M1 + 1) * (N2 / sub);
+    const int64_t n = w.H * (M1 + 1) * (N2 / sub);
     return inner::dispatch_lg<8, 12>(ilog2(sub), [&](auto lg) {  // SUB = 256 .. kMaxSub
       switch (a.dtype) {
         case Elem::kF32:
@@ -795,47 +835,43 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
   cudaError_t err;
   if ((err = mark(a.marks, "start", stream)) != cudaSuccess) return err;
 
-  for (int64_t b0 = 0; b0 < a.B; b0 += cb) {
-    const int64_t nb = a.B - b0 < cb ? a.B - b0 : cb, row0 = b0 * a.H, nr = nb * a.H;
+  // Steps 1, 2, 4 and 5 on signal rows row0 .. row0 + nr - 1 (the workspaces' rows 0 .. nr - 1). dk's spectrum:
+  // `spec_step` (after the outer forwards, before the inner steps overwrite the workspaces); the inner steps of 4
+  // and 5 (where bwd_inner_tc_kernel did not run them) with K' of view w, whose rows start at w_row0.
+  auto rows_steps = [&](int64_t row0, int64_t nr, const View& w, int64_t w_row0, auto spec_step) -> cudaError_t {
+    cudaError_t e;
     // 1. both outer forwards (v is needed by dpost and dk only).
-    const bool need_v = a.dpost != nullptr || a.dk != nullptr;
     if (need_v) {
       OuterFwdArgs fv{a.dtype, a.u, a.pre, ws_v, row0, nr, a.L, N1, N2};
-      if ((err = outer_forward(fv, stream, path)) != cudaSuccess) return err;
+      if ((e = outer_forward(fv, stream, path)) != cudaSuccess) return e;
     }
     OuterFwdArgs fg{a.dtype, a.dy, a.post, ws_g, row0, nr, a.L, N1, N2};
-    if ((err = outer_forward(fg, stream, path)) != cudaSuccess) return err;
-    if ((err = mark(a.marks, "outer forward of v and g", stream)) != cudaSuccess) return err;
+    if ((e = outer_forward(fg, stream, path)) != cudaSuccess) return e;
+    if ((e = mark(a.marks, "outer forward of v and g", stream)) != cudaSuccess) return e;
 
-    // 2. dk's spectrum, this chunk's rows added in ascending b, before the inner steps
-    //    overwrite the workspaces.
+    // 2. dk's spectrum, this chunk's rows added in ascending b.
     if (a.dk != nullptr) {
-      if (inner_tc && (err = bwd_inner(b0, nb, 0)) != cudaSuccess) return err;
-      for (int64_t b = b0; b < b0 + nb; ++b) {
-        const int64_t g = group_of(b, a.R, a.G);
-        if (!inner_tc && (err = dk_spec((b - b0) * a.H, g, group_started[g] != 0)) != cudaSuccess) return err;
-        group_started[g] = 1;
-      }
+      if ((e = spec_step()) != cudaSuccess) return e;
       const char* step =
           inner_tc ? "dk spectrum and both inner steps (bwd_inner_tc_kernel)" : "dk spectrum (dk_spec_kernel)";
-      if ((err = mark(a.marks, step, stream)) != cudaSuccess) return err;
+      if ((e = mark(a.marks, step, stream)) != cudaSuccess) return e;
     }
 
     // 4. dpost = dy * (conv(v, k) + skip v): the forward pipeline with post := dy.
     if (a.dpost != nullptr) {
-      InnerArgs nv{a.dtype, ws_v, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
-      if (!inner_tc && (err = inner_forward(nv, stream)) != cudaSuccess) return err;
+      InnerArgs nv{a.dtype, ws_v, w.kspec, w_row0, nr, w.H, w.G, w.R, N1, N2};
+      if (!inner_tc && (e = inner_forward(nv, stream)) != cudaSuccess) return e;
       OuterInvArgs iv{a.dtype, ws_v, a.dy, nullptr, nullptr, nullptr, a.dpost, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
-      if ((err = outer_inverse(iv, stream, path)) != cudaSuccess) return err;
+      if ((e = outer_inverse(iv, stream, path)) != cudaSuccess) return e;
       const char* step = inner_tc ? "dpost: outer inverse" : "dpost: inner step + outer inverse";
-      if ((err = mark(a.marks, step, stream)) != cudaSuccess) return err;
+      if ((e = mark(a.marks, step, stream)) != cudaSuccess) return e;
     }
 
     // 5. dv = corr(g, k) + skip g through conj K'; du = pre dv, dpre = u dv.
-    InnerArgs ng{a.dtype, ws_g, a.kspec, row0, nr, a.H, a.G, a.R, N1, N2};
+    InnerArgs ng{a.dtype, ws_g, w.kspec, w_row0, nr, w.H, w.G, w.R, N1, N2};
     if (!inner_tc) {  // (bwd_inner_tc_kernel ran it in step 2)
-      if ((err = inner_forward_conj(ng, stream)) != cudaSuccess) return err;
-      if ((err = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return err;
+      if ((e = inner_forward_conj(ng, stream)) != cudaSuccess) return e;
+      if ((e = mark(a.marks, "dv: inner step (conj K')", stream)) != cudaSuccess) return e;
     }
     // du = pre dv and dpre = u dv from one inverse pass (its second output).
     OuterInvArgs iu{a.dtype, ws_g, a.pre, nullptr, nullptr, nullptr, a.du, row0, nr, a.L, a.H, a.G, a.R, N1, N2};
@@ -848,39 +884,90 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       iu.post_dy = a.post;
       iu.skip_part = skp;
     }
-    if ((err = outer_inverse(iu, stream, path)) != cudaSuccess) return err;
-    if ((err = mark(a.marks, "du and dpre: outer inverse", stream)) != cudaSuccess) return err;
-  }
+    if ((e = outer_inverse(iu, stream, path)) != cudaSuccess) return e;
+    return mark(a.marks, "du and dpre: outer inverse", stream);
+  };
 
-  // 3. dk: S -> time domain (fp32) once all chunks are in.
-  if (a.dk != nullptr) {
-    for (int64_t g = 0; g < a.G; ++g)
-      if (!group_started[g] && (err = inner_tc ? bwd_inner(0, 0, g) : dk_spec(-1, g, false)) != cudaSuccess) return err;
+  // 3. dk of channels h0 .. h0 + hc - 1 (every group) once all of their batch entries are in: S -> time domain (fp32).
+  // Per part: every channel at once (one part), or a channel chunk's channels of one group g (G parts). A lent dk
+  // workspace is laid out like K' (BwdArgs::dk_ws): a chunk's part then goes where K' keeps those channels' slices,
+  // which no later chunk reads.
+  auto dk_inverse = [&](int64_t h0, int64_t hc) -> cudaError_t {
+    const int64_t parts = by_channels ? a.G : 1, per = by_channels ? hc : a.G * a.H;
     const int isub = bwd::inv_sub_of(N2), lgSi = ilog2(N2 / isub);
-    const int64_t iunits = GH * (M1 + 1) * (N2 / isub);
-    bwd::InvSubParams ip{spec, wsk, wsk_bf16, N1, lgN2, lgSi, {}};
-    if (inner_tc) {
-      int n0 = 0, rad = 0;
-      inner::split_n2(N2, &n0, &rad);
-      ip.order.lg_n0 = ilog2(n0);
-    }
-    const size_t ismem = sizeof(float2) * isub + bwd::inv_staging_bytes(ip.order);
-    err = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, ismem, iunits, stream, ip)
+    cudaError_t e = cudaSuccess;
+    for (int64_t g = 0; g < parts && e == cudaSuccess; ++g) {
+      float2* sp = reinterpret_cast<float2*>(reinterpret_cast<uint8_t*>(spec) + spec_bytes(g * per, N1, N2));
+      void* wk = !by_channels ? wsk
+                 : a.dk_ws != nullptr
+                     ? static_cast<uint8_t*>(a.dk_ws) + (g * a.H + h0) * filter_bytes
+                     : static_cast<uint8_t*>(wsk) + workspace_bytes(dk_ws_elem(a.dtype), g * per, N1, N2);
+      bwd::InvSubParams ip{sp, wk, wsk_bf16, N1, lgN2, lgSi, {}};
+      if (inner_tc) {
+        int n0 = 0, rad = 0;
+        inner::split_n2(N2, &n0, &rad);
+        ip.order.lg_n0 = ilog2(n0);
+      }
+      const size_t ismem = sizeof(float2) * isub + bwd::inv_staging_bytes(ip.order);
+      const int64_t iunits = per * (M1 + 1) * (N2 / isub);
+      e = isub > 4096 ? bwd::launch_per_unit(bwd::dk_inv_sub_kernel<512>, 512, ismem, iunits, stream, ip)
                       : bwd::launch_per_unit(bwd::dk_inv_sub_kernel<256>, 256, ismem, iunits, stream, ip);
-    if (err != cudaSuccess) return err;
-    if (lgSi > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
-      bwd::CombineParams cp{spec, wsk, wsk_bf16, GH, N1, lgN2, lgSi};
-      if ((err = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, GH * (M1 + 1), stream, cp)) != cudaSuccess)
-        return err;
+      if (e == cudaSuccess && lgSi > 0) {  // S == 1: dk_inv_sub_kernel stored the workspace itself
+        bwd::CombineParams cp{sp, wk, wsk_bf16, per, N1, lgN2, lgSi};
+        e = bwd::launch_units(bwd::dk_combine_kernel, 256, 0, per * (M1 + 1), stream, cp);
+      }
+      // dk's rows g * H + h0 .. (all G * H rows at once for one part).
+      OuterInvArgs ik{Elem::kF32, wk, nullptr, nullptr, nullptr, nullptr, a.dk, g * a.H + h0, per, a.Lk, a.H, a.G, a.R,
+                      N1, N2};
+      ik.ws_bf16 = wsk_bf16;  // tensor cores where they take bf16; fp32 data keeps the fp32 CUDA-core pass
+      if (e == cudaSuccess) e = outer_inverse(ik, stream, wsk_bf16 ? OuterPath::kAuto : OuterPath::kCudaCore);
     }
-    OuterInvArgs ik{Elem::kF32, wsk, nullptr, nullptr, nullptr, nullptr, a.dk, 0, GH, a.Lk, a.H, a.G, a.R, N1, N2};
-    ik.ws_bf16 = wsk_bf16;  // tensor cores where they take bf16; fp32 data keeps the fp32 CUDA-core pass
-    if ((err = outer_inverse(ik, stream, wsk_bf16 ? OuterPath::kAuto : OuterPath::kCudaCore)) != cudaSuccess)
-      return err;
-    if ((err = mark(a.marks, wsk_bf16 ? "dk: inverse (sub FFTs, combine, outer inverse from bf16)"
-                                      : "dk: inverse (sub FFTs, combine, fp32 outer inverse)",
-                    stream)) != cudaSuccess)
-      return err;
+    if (e != cudaSuccess) return e;
+    return mark(a.marks,
+                wsk_bf16 ? "dk: inverse (sub FFTs, combine, outer inverse from bf16)"
+                         : "dk: inverse (sub FFTs, combine, fp32 outer inverse)",
+                stream);
+  };
+
+  for (int64_t h0 = 0; h0 < a.H; h0 += hc_max) {
+    const int64_t hc = std::min(hc_max, a.H - h0);
+    // dk's spectrum in ascending b; a group's first entry (of this channel chunk) starts its S.
+    std::vector<char> started(a.dk != nullptr ? a.G : 0, 0);
+    if (!by_channels) {
+      for (int64_t b0 = 0; b0 < a.B; b0 += cb) {
+        const int64_t nb = std::min(cb, a.B - b0);
+        err = rows_steps(b0 * a.H, nb * a.H, whole, b0 * a.H, [&]() -> cudaError_t {
+          cudaError_t e = inner_tc ? bwd_inner(whole, b0, nb, 0, false) : cudaSuccess;
+          for (int64_t b = b0; b < b0 + nb && e == cudaSuccess; ++b) {
+            const int64_t g = group_of(b, a.R, a.G);
+            if (!inner_tc) e = dk_spec(whole, (b - b0) * a.H, g, started[g] != 0);
+            started[g] = 1;
+          }
+          return e;
+        });
+        if (err != cudaSuccess) return err;
+      }
+    } else {
+      for (int64_t b = 0; b < a.B; ++b) {
+        const int64_t g = group_of(b, a.R, a.G);
+        const View w = chunk_view(h0, hc, g);
+        err = rows_steps(b * a.H + h0, hc, w, 0, [&]() -> cudaError_t {
+          const bool cont = started[g] != 0;
+          started[g] = 1;
+          return inner_tc ? bwd_inner(w, 0, 1, 0, cont) : dk_spec(w, 0, 0, cont);
+        });
+        if (err != cudaSuccess) return err;
+      }
+    }
+    if (a.dk != nullptr) {
+      for (int64_t g = 0; g < a.G; ++g) {  // groups without a batch entry (G > B): S = 0
+        if (started[g]) continue;
+        const View w = by_channels ? chunk_view(h0, hc, g) : whole;
+        const int64_t zg = by_channels ? 0 : g;
+        if ((err = inner_tc ? bwd_inner(w, 0, 0, zg, false) : dk_spec(w, -1, zg, false)) != cudaSuccess) return err;
+      }
+      if ((err = dk_inverse(h0, hc)) != cudaSuccess) return err;
+    }
   }
 
   // 3b. dskip: the partials from step 5's pass (fused_dskip) or from the inputs (all rows), then their sums.
@@ -897,7 +984,7 @@ inline cudaError_t long_backward(const BwdArgs& a, cudaStream_t stream, OuterPat
       }
       if (err != cudaSuccess) return err;
     }
-    if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, sm_red, GH, stream, static_cast<const double*>(skp),
+    if ((err = bwd::launch_units(bwd::dskip_sum_kernel, 256, sm_red, a.G * a.H, stream, static_cast<const double*>(skp),
                                  a.dskip, a.B, a.H, a.G, a.R, pieces)) != cudaSuccess)
       return err;
     if ((err = mark(a.marks, fused_dskip ? "dskip (sums of the du pass's partials)" : "dskip", stream)) != cudaSuccess)

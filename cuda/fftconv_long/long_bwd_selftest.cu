@@ -6,7 +6,8 @@
 //   /tmp/long_bwd_selftest [--quick] [--big]     (exit status 0 when every line says PASS)
 //   /tmp/long_bwd_selftest --bench               ms of long_backward at 64K..4M vs the floor
 //   /tmp/long_bwd_selftest --bench --bench-chunks     and, where B > 1, the same with chunk_b = 1, 2, 4, 8, 10
-//                                                     (the op runs chunks of 1 GiB of workspace: chunk_b = 10 at 64K)
+//                                                     (the op runs chunks of 1 GiB of workspace: chunk_b = 10 at 64K),
+//                                                     then chunk_h = H / 2, H / 4 (channel chunks)
 // CPU emulation (no GPU; see emu.h):
 //   cuda/fftconv_long/emu_build.sh /tmp/long_bwd_emu cuda/fftconv_long/long_bwd_selftest.cu
 //   /tmp/long_bwd_emu --quick
@@ -19,6 +20,8 @@
 //   unwritten         no NaN left in any output;
 //   det               the second run's outputs bitwise equal to the first's;
 //   chunked           (B > 2) a third run with two batch entries per chunk, bitwise equal too.
+//   channel chunks    (H > 1) chunk_h = ceil(H / 2), with dk's workspace its own and lent from K''s buffer: against
+//                     float64, and bitwise equal to a run with chunk_b = 1.
 //   dskip without dk  (skip) a run without dk: dskip rel-L2 <= 1e-6 against the reference from g and v
 //                     rounded to fp32 as the kernels form them (its double sums are nearly exact).
 //   lent dk workspace a last run with dk's fp32 workspace in the K' buffer (as long_conv.cu runs
@@ -112,7 +115,7 @@ void run_case(const Case& c, uint64_t seed) {
     for (void* q : {d_du, d_dpre, d_dpost}) poison(q, act);
     poison(d_dk, GH * Lk * 4);
     poison(d_dskip, GH * 4);
-    poison(ba.scratch, bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, ba.chunk_b, ba.dk_ws == nullptr));
+    poison(ba.scratch, bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, ba.chunk_b, ba.dk_ws == nullptr, ba.chunk_h));
     CK(long_backward(ba, nullptr));
     sync();
     down(o.du.raw.data(), d_du, act);
@@ -128,7 +131,7 @@ void run_case(const Case& c, uint64_t seed) {
   run(o2);
 
   // ---- float64 reference
-  ErrAcc e_du, e_dpre, e_dpost, e_dk, e_dskip;
+  std::vector<double> du_ref(rows * L), dpre_ref(c.pre ? rows * L : 0), dpost_ref(c.post ? rows * L : 0);
   // dskip_ref32: with g and v rounded to fp32 as the kernels form them (exact for 16-bit data; for fp32 data
   // the rounding of each product bounds dskip's error relative to sum |g v|, not to dskip, which cancels).
   std::vector<double> dk_ref(GH * Lk, 0.0), dskip_ref(GH, 0.0), dskip_ref32(GH, 0.0);
@@ -152,7 +155,7 @@ void run_case(const Case& c, uint64_t seed) {
     if (c.post) {
       for (int64_t f = 0; f < N; ++f) a[f] = V[f] * kh[f];
       jff::host::Fft(a, true);
-      for (int64_t t = 0; t < L; ++t) e_dpost.add(o1.dpost.get(r * L + t), dy.get(r * L + t) * a[t].real());
+      for (int64_t t = 0; t < L; ++t) dpost_ref[r * L + t] = dy.get(r * L + t) * a[t].real();
     }
     // dv -> du, dpre
     for (int64_t f = 0; f < N; ++f) a[f] = G[f] * std::conj(kh[f]);
@@ -160,32 +163,42 @@ void run_case(const Case& c, uint64_t seed) {
     for (int64_t t = 0; t < L; ++t) {
       const size_t i = r * L + t;
       const double dv = a[t].real();
-      e_du.add(o1.du.get(i), c.pre ? pre.get(i) * dv : dv);
-      if (c.pre) e_dpre.add(o1.dpre.get(i), u.get(i) * dv);
+      du_ref[i] = c.pre ? pre.get(i) * dv : dv;
+      if (c.pre) dpre_ref[i] = u.get(i) * dv;
     }
     // dk
     for (int64_t f = 0; f < N; ++f) a[f] = std::conj(V[f]) * G[f];
     jff::host::Fft(a, true);
     for (int64_t j = 0; j < Lk; ++j) dk_ref[gh * Lk + j] += a[j].real();
   }
-  for (int64_t i = 0; i < GH * Lk; ++i) e_dk.add(o1.dk[i], dk_ref[i]);
-  if (c.skip)
-    for (int64_t i = 0; i < GH; ++i) e_dskip.add(o1.dskip[i], dskip_ref[i]);
-
   const double bb = bar(c.e);
   char d[300];
-  std::snprintf(d, sizeof d, "du %.2e dpre %.2e dpost %.2e (bar %.0e) dk %.2e dskip %.2e (bar %.0e)", e_du.rel(),
-                c.pre ? e_dpre.rel() : 0.0, c.post ? e_dpost.rel() : 0.0, bb, e_dk.rel(), c.skip ? e_dskip.rel() : 0.0,
-                2 * bb);
-  const bool ok = e_du.rel() <= bb && (!c.pre || e_dpre.rel() <= bb) && (!c.post || e_dpost.rel() <= bb) &&
-                  e_dk.rel() <= 2 * bb && (!c.skip || e_dskip.rel() <= 2 * bb);
-  line(ok, "bwd " + name, d);
-  // Every output of o2 bitwise equal to the first run's.
-  auto same_as_first = [&](const Out& o) {
-    bool eq = o1.du.raw == o.du.raw && std::memcmp(o1.dk.data(), o.dk.data(), o1.dk.size() * 4) == 0;
-    if (c.pre) eq = eq && o1.dpre.raw == o.dpre.raw;
-    if (c.post) eq = eq && o1.dpost.raw == o.dpost.raw;
-    if (c.skip) eq = eq && std::memcmp(o1.dskip.data(), o.dskip.data(), o1.dskip.size() * 4) == 0;
+  // One run's outputs against the reference: PASS line `what` with the five errors.
+  auto check = [&](const Out& o, const std::string& what) {
+    ErrAcc e_du, e_dpre, e_dpost, e_dk, e_dskip;
+    for (int64_t i = 0; i < rows * L; ++i) {
+      e_du.add(o.du.get(i), du_ref[i]);
+      if (c.pre) e_dpre.add(o.dpre.get(i), dpre_ref[i]);
+      if (c.post) e_dpost.add(o.dpost.get(i), dpost_ref[i]);
+    }
+    for (int64_t i = 0; i < GH * Lk; ++i) e_dk.add(o.dk[i], dk_ref[i]);
+    if (c.skip)
+      for (int64_t i = 0; i < GH; ++i) e_dskip.add(o.dskip[i], dskip_ref[i]);
+    std::snprintf(d, sizeof d, "du %.2e dpre %.2e dpost %.2e (bar %.0e) dk %.2e dskip %.2e (bar %.0e)", e_du.rel(),
+                  c.pre ? e_dpre.rel() : 0.0, c.post ? e_dpost.rel() : 0.0, bb, e_dk.rel(),
+                  c.skip ? e_dskip.rel() : 0.0, 2 * bb);
+    const bool ok = e_du.rel() <= bb && (!c.pre || e_dpre.rel() <= bb) && (!c.post || e_dpost.rel() <= bb) &&
+                    e_dk.rel() <= 2 * bb && (!c.skip || e_dskip.rel() <= 2 * bb);
+    line(ok, what, d);
+  };
+  check(o1, "bwd " + name);
+  // Every output of o bitwise equal to those of `ref` (by default the first run).
+  auto same_as_first = [&](const Out& o, const Out* ref = nullptr) {
+    const Out& r = ref != nullptr ? *ref : o1;
+    bool eq = r.du.raw == o.du.raw && std::memcmp(r.dk.data(), o.dk.data(), r.dk.size() * 4) == 0;
+    if (c.pre) eq = eq && r.dpre.raw == o.dpre.raw;
+    if (c.post) eq = eq && r.dpost.raw == o.dpost.raw;
+    if (c.skip) eq = eq && std::memcmp(r.dskip.data(), o.dskip.data(), r.dskip.size() * 4) == 0;
     return eq;
   };
   line(same_as_first(o2), "det bwd " + name, "");
@@ -199,6 +212,49 @@ void run_case(const Case& c, uint64_t seed) {
     run(o2);
     line(same_as_first(o2), "chunked bwd " + name, "chunk_b = 2, bitwise vs all rows at once");
     dev_free(d_scr1);
+  }
+  if (c.H > 1) {
+    // Channel chunks (what the op runs where one batch entry's rows pass its workspace budget): chunks of
+    // ceil(H / 2) channels (H odd: a smaller last one), one batch entry at a time, with their own dk workspace and
+    // with it lent from K''s buffer (each chunk's part where K' kept its channels' slices). Checked against
+    // float64 and bitwise against one batch entry per chunk (the same sums in the same order, no rows paired).
+    Out ob1 = o1;
+    void* d_scr1 = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, 1));
+    ba.scratch = d_scr1;
+    ba.chunk_b = 1;
+    run(ob1);
+    dev_free(d_scr1);
+    ba.chunk_b = 0;
+    ba.chunk_h = (c.H + 1) / 2;
+    d_scr1 = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, 0, true, ba.chunk_h));
+    ba.scratch = d_scr1;
+    run(o2);
+    check(o2, "channel chunks bwd " + name);
+    line(same_as_first(o2, &ob1), "channel chunks bitwise bwd " + name,
+         "chunk_h = " + std::to_string(ba.chunk_h) + ", bitwise vs chunk_b = 1");
+    dev_free(d_scr1);
+    const bool lendable =
+        workspace_bytes(dk_ws_elem(c.e), 1, N1, N2) <= kspec_bytes(1, N1, N2, kspec_bf16(c.e));
+    if (lendable) {
+      // K' in a copy (the chunks read it while dk's workspace overwrites the lent buffer's dead parts).
+      float* d_ks2 = static_cast<float*>(dev_alloc(kspec_bytes(GH, N1, N2)));
+      std::vector<uint8_t> ks(kspec_bytes(GH, N1, N2));
+      down(ks.data(), d_ks, ks.size());
+      up(d_ks2, ks.data(), ks.size());
+      d_scr1 = dev_alloc(bwd_scratch_bytes(c.e, c.B, c.H, c.G, N1, N2, 0, false, ba.chunk_h));
+      ba.scratch = d_scr1;
+      ba.kspec = d_ks2;
+      ba.dk_ws = d_ks2;
+      run(o2);
+      line(same_as_first(o2, &ob1), "channel chunks lent dk workspace bwd " + name,
+           "dk_ws = the K' buffer, bitwise vs chunk_b = 1");
+      ba.kspec = d_ks;
+      ba.dk_ws = nullptr;
+      dev_free(d_scr1);
+      dev_free(d_ks2);
+    }
+    ba.chunk_h = 0;
+    ba.scratch = d_scr;
   }
   if (c.skip) {
     // Without dk the backward takes other inner kernels (bwd_inner_tc_kernel needs dk); dskip's double sums
@@ -371,6 +427,13 @@ void bench() {
                     time_ms([&] { CK(long_backward(ba, nullptr)); }, 5));
       }
       ba.chunk_b = 0;
+      // Channel chunks, one batch entry at a time (the op's plan where one entry's rows pass its budget).
+      for (int64_t hc : {b.H / 2, b.H / 4}) {
+        ba.chunk_h = hc;
+        std::printf("    chunk_h = %-4lld: %.3f ms\n", static_cast<long long>(hc),
+                    time_ms([&] { CK(long_backward(ba, nullptr)); }, 5));
+      }
+      ba.chunk_h = 0;
     }
     std::fflush(stdout);
     for (void* q : t) dev_free(q);
@@ -425,6 +488,8 @@ int main(int argc, char** argv) {
   // N1 = 16 with 16-byte rows: the du / dpre pass's staged path, which also forms dskip's partials (fused_dskip)
   // from its staging slots (the odd-L case above reads them from global memory).
   cases.push_back({Elem::kBF16, 16, 256, 2, 2, 16 * 256, 16 * 256 / 2, 1, 1, true, true, true});
+  // Odd H in two groups: channel chunks of 2 and 1 channels (the chunk's K' and S views per group).
+  cases.push_back({Elem::kBF16, 16, 256, 2, 3, 16 * 256 - 2, 16 * 256 / 2, 2, 1, true, true, true});
   // N1 = 32 with L = N: on Hopper the du / dpre pass's TMA stages and its outputs' box stores (inv2_tma,
   // inv_tma_store), which need whole n1 rows of 16-byte-aligned data.
   cases.push_back({Elem::kBF16, 32, 256, 2, 1, 32 * 256, 32 * 256 / 2, 1, 1, true, true, true});

@@ -128,7 +128,8 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
 struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;
-  int64_t chunk_b = 0, filters_per_call = 0;  // all G*H filters at once
+  int64_t chunk_b = 0, chunk_h = 0, filters_per_call = 0;  // all G*H filters at once
+  bool lend_dk_ws = true;  // dk's workspace in K''s buffer (the built one, or the kspec_ws the caller aliases to it)
 };
 
 // Whether dk's workspace fits in the prepared K''s array (the kspec_ws result it is lent as): it does with the
@@ -150,12 +151,24 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   BwdPlan p;
   p.s = s;
   const Elem e = elem_of(d.dtype);
-  const size_t entry_ws = workspace_bytes(e, d.H, s.N1, s.N2);  // one batch entry's rows
+  const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), entry_ws = row_ws * static_cast<size_t>(d.H);
   p.chunk_b = std::clamp<int64_t>(static_cast<int64_t>(chunk_bytes() / entry_ws), 1, d.B);
+  // Where one batch entry's rows alone pass the budget (1M at H > 512, 2M at H > 256, ...), chunks of channels,
+  // equal in size, each within it: the workspaces and dk's spectrum (~4N bytes per channel, G*H*N*4 in all: 3 GiB
+  // at 1M H = 768) then hold one chunk's channels.
+  if (entry_ws > chunk_bytes()) {
+    const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(chunk_bytes() / row_ws));
+    const int64_t chunks = (d.H + fit - 1) / fit;
+    p.chunk_h = (d.H + chunks - 1) / chunks;
+  }
   p.filters_per_call = d.G * d.H;
   p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2, /*bf16=*/false));
-  const bool own_dk_ws = prepared && !dk_ws_fits_prepared(d, s);
-  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, own_dk_ws));
+  // With channel chunks dk's workspace goes chunk by chunk where K' keeps those channels' slices, so its rows must
+  // fit them (long_bwd.cuh check_bwd), as they must fit the prepared array's.
+  const bool rows_fit_slices =
+      workspace_bytes(dk_ws_elem(e), 1, s.N1, s.N2) <= kspec_bytes(1, s.N1, s.N2, kspec_bf16(e));
+  p.lend_dk_ws = prepared ? dk_ws_fits_prepared(d, s) : (p.chunk_h == 0 || rows_fit_slices);
+  p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, !p.lend_dk_ws, p.chunk_h));
   return p;
 }
 
@@ -299,8 +312,9 @@ cudaError_t long_bwd(const FftconvBwdArgs& a, cudaStream_t stream, void* scratch
   b.dskip = a.dskip;
   b.scratch = rest;
   b.chunk_b = p.chunk_b;
-  // See BwdPlan; with a prepared K' too small for dk's workspace, long_backward takes it from its scratch.
-  b.dk_ws = a.kspec == nullptr ? built : (dk_ws_fits_prepared(d, s) ? a.kspec_ws : nullptr);
+  b.chunk_h = p.chunk_h;
+  // See BwdPlan; where K''s buffer cannot take dk's workspace, long_backward takes it from its scratch.
+  b.dk_ws = !p.lend_dk_ws ? nullptr : a.kspec == nullptr ? static_cast<void*>(built) : a.kspec_ws;
   return long_backward(b, stream);
 }
 
