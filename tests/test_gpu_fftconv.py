@@ -353,15 +353,14 @@ def test_long_gradients_match_float64(rng, pre, post, skip, dtype, length, klen,
         assert err <= LONG_BARS[dtype] * (2 if name in ("k", "skip") else 1), (name, err)
 
 
-def test_long_chunks_rows_filters_and_batch(rng):
-    """Past the long path's 1 GiB workspace budget: the forward in two chunks of rows (8192 rows of 64K bf16
-    per chunk), the backward in two chunks of batch entries (8 of H = 1024); the rows and filters of the second
-    chunk checked against float64 (dk sums over the batch, so all of b for the checked h)."""
-    # Drawn on the GPU: 4 x 600M host normals would take a minute.
+def _check_big_bf16_64k(rng, batch, heads, klen, hs):
+    """Gated bf16 at N = 64K, shapes past the long path's 1 GiB workspace budget: y and the gradients of the channels
+    `hs` against float64 (dk sums over the batch, so all of b for those channels)."""
+    # Drawn on the GPU: GBs of host normals would take a minute.
     keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), 4)
     with jax.default_device(_gpu()):
-        u, pre, post, dy = (jax.random.normal(kk, (9, 1024, 65536), jnp.bfloat16) for kk in keys)
-    small = _inputs(rng, (1,), 1024, 1, 5000, "BHL", jnp.float32)
+        u, pre, post, dy = (jax.random.normal(kk, (batch, heads, 65536), jnp.bfloat16) for kk in keys)
+    small = _inputs(rng, (1,), heads, 1, klen, "BHL", jnp.float32)
     a = dict(u=u, k=small["k"], pre_gate=pre, post_gate=post, skip=small["skip"])
     names = ("u", "k", "pre_gate", "post_gate", "skip")
 
@@ -369,7 +368,6 @@ def test_long_chunks_rows_filters_and_batch(rng):
         return jff.fftconv(**dict(zip(names, xs)), fft_size=65536)
 
     y, grads = jax.jit(lambda *xs: (lambda y, vjp: (y, vjp(dy)))(*jax.vjp(f, *xs)))(*[a[n] for n in names])
-    hs = slice(1020, 1024)
     part = dict(u=a["u"][:, hs], k=a["k"][hs], pre=a["pre_gate"][:, hs], post=a["post_gate"][:, hs], skip=a["skip"][hs])
     assert rel_l2(y[:, hs], fftconv64(**part, fft_size=65536)) <= 2e-2
     expected = fftconv64_vjp(dy[:, hs], **part, fft_size=65536)
@@ -378,27 +376,17 @@ def test_long_chunks_rows_filters_and_batch(rng):
         assert rel_l2(got, e) <= (4e-2 if name in ("k", "skip") else 2e-2), name
 
 
+def test_long_chunks_rows_filters_and_batch(rng):
+    """The forward in two chunks of rows (8192 rows of 64K bf16 per chunk), the backward in two chunks of batch
+    entries (8 of H = 1024); the rows and filters of the second chunk checked."""
+    _check_big_bf16_64k(rng, 9, 1024, 5000, slice(1020, 1024))
+
+
 def test_long_channel_chunks(rng):
-    """One batch entry's rows past the 1 GiB workspace budget (8200 channels of 64K bf16: 1.0 GiB): the backward in
-    chunks of 4100 channels, one batch entry at a time, dk's spectrum and workspace per chunk. The channels on both
-    sides of the chunk boundary checked against float64, summed over both batch entries."""
-    keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), 4)
-    with jax.default_device(_gpu()):
-        u, pre, post, dy = (jax.random.normal(kk, (2, 8200, 65536), jnp.bfloat16) for kk in keys)
-    small = _inputs(rng, (1,), 8200, 1, 3000, "BHL", jnp.float32)
-    a = dict(u=u, k=small["k"], pre_gate=pre, post_gate=post, skip=small["skip"])
-    names = ("u", "k", "pre_gate", "post_gate", "skip")
-
-    def f(*xs):
-        return jff.fftconv(**dict(zip(names, xs)), fft_size=65536)
-
-    grads = jax.jit(lambda *xs: jax.vjp(f, *xs)[1](dy))(*[a[n] for n in names])
-    hs = slice(4097, 4103)
-    part = dict(u=a["u"][:, hs], k=a["k"][hs], pre=a["pre_gate"][:, hs], post=a["post_gate"][:, hs], skip=a["skip"][hs])
-    expected = fftconv64_vjp(dy[:, hs], **part, fft_size=65536)
-    for name, g, e in zip(names, grads, expected):
-        got = g[hs] if name in ("k", "skip") else g[:, hs]
-        assert rel_l2(got, e) <= (4e-2 if name in ("k", "skip") else 2e-2), name
+    """One batch entry's rows past the budget (8200 channels of 64K bf16: 1.0 GiB): the backward in chunks of 4100
+    channels, one batch entry at a time, dk's spectrum and workspace per chunk; the channels on both sides of the
+    chunk boundary checked, summed over both batch entries."""
+    _check_big_bf16_64k(rng, 2, 8200, 3000, slice(4097, 4103))
 
 
 def test_long_filter_spectra_in_several_calls(rng):
