@@ -118,6 +118,11 @@ inline int64_t bwd_chunk_rows(int64_t B, int64_t H, int64_t chunk_b, int64_t chu
 #define JFF_LONG_DK_WS_BF16 1
 #endif
 inline Elem dk_ws_elem(Elem data) { return JFF_LONG_DK_WS_BF16 && data != Elem::kF32 ? Elem::kBF16 : Elem::kF32; }
+// Whether a row of dk's packed workspace fits one filter's K' slices (kspec_bytes), so that a channel chunk's dk
+// workspace can go where K' kept that chunk's slices (BwdArgs::dk_ws with chunk_h < H).
+inline bool dk_ws_rows_fit_slices(Elem data, int N1, int64_t N2) {
+  return workspace_bytes(dk_ws_elem(data), 1, N1, N2) <= kspec_bytes(1, N1, N2, kspec_bf16(data));
+}
 
 // dskip's partial sums from the du / dpre pass (OuterInvArgs::skip_part) where that pass runs on tensor cores with
 // two outputs: saves the separate pass's reads of u and pre (it reads dy and post itself), but the pass's instance
@@ -751,8 +756,7 @@ inline const char* check_bwd(const BwdArgs& a) {
   if (a.dpost != nullptr && a.post == nullptr) return "dpost needs post";
   if (reinterpret_cast<uintptr_t>(a.scratch) % 256 != 0 || reinterpret_cast<uintptr_t>(a.kspec) % 16 != 0)
     return "scratch must be 256-byte and kspec 16-byte aligned";
-  if (bwd_chunk_h(a.H, a.chunk_h) < a.H && a.dk_ws != nullptr &&
-      workspace_bytes(dk_ws_elem(a.dtype), 1, a.N1, a.N2) > kspec_bytes(1, a.N1, a.N2, kspec_bf16(a.dtype)))
+  if (bwd_chunk_h(a.H, a.chunk_h) < a.H && a.dk_ws != nullptr && !dk_ws_rows_fit_slices(a.dtype, a.N1, a.N2))
     return "with channel chunks a lent dk workspace needs rows no larger than K''s slices";
   return nullptr;
 }

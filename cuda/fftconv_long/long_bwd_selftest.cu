@@ -233,9 +233,7 @@ void run_case(const Case& c, uint64_t seed) {
     line(same_as_first(o2, &ob1), "channel chunks bitwise bwd " + name,
          "chunk_h = " + std::to_string(ba.chunk_h) + ", bitwise vs chunk_b = 1");
     dev_free(d_scr1);
-    const bool lendable =
-        workspace_bytes(dk_ws_elem(c.e), 1, N1, N2) <= kspec_bytes(1, N1, N2, kspec_bf16(c.e));
-    if (lendable) {
+    if (dk_ws_rows_fit_slices(c.e, N1, N2)) {
       // K' in a copy (the chunks read it while dk's workspace overwrites the lent buffer's dead parts).
       float* d_ks2 = static_cast<float*>(dev_alloc(kspec_bytes(GH, N1, N2)));
       std::vector<uint8_t> ks(kspec_bytes(GH, N1, N2));

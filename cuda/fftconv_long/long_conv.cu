@@ -165,9 +165,7 @@ BwdPlan bwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   p.kspec = prepared ? 0 : align256(kspec_bytes(d.G * d.H, s.N1, s.N2, /*bf16=*/false));
   // With channel chunks dk's workspace goes chunk by chunk where K' keeps those channels' slices, so its rows must
   // fit them (long_bwd.cuh check_bwd), as they must fit the prepared array's.
-  const bool rows_fit_slices =
-      workspace_bytes(dk_ws_elem(e), 1, s.N1, s.N2) <= kspec_bytes(1, s.N1, s.N2, kspec_bf16(e));
-  p.lend_dk_ws = prepared ? dk_ws_fits_prepared(d, s) : (p.chunk_h == 0 || rows_fit_slices);
+  p.lend_dk_ws = prepared ? dk_ws_fits_prepared(d, s) : (p.chunk_h == 0 || dk_ws_rows_fit_slices(e, s.N1, s.N2));
   p.total = p.kspec + align256(bwd_scratch_bytes(e, d.B, d.H, d.G, s.N1, s.N2, p.chunk_b, !p.lend_dk_ws, p.chunk_h));
   return p;
 }
