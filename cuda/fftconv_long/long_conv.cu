@@ -97,7 +97,7 @@ int64_t filters_fitting(size_t bytes, int64_t GH, const Split& s) {
 // The pipelined forward (JFF_LONG_PIPE, default 0 = off; A/B runs): the chunks' inner steps go on a second stream
 // while the outer passes of the neighbouring chunks run on the call's stream, so the inner step (bound by its
 // instructions) overlaps the outer passes (bound by DRAM) instead of following them. Two chunk workspaces take turns;
-// the chunks are about 1/kPipeChunks of the rows each (whole batch entries where that is at least one). 1: the second
+// the chunks are about 1/pipe_chunks() of the rows each (whole batch entries where that is at least one). 1: the second
 // stream at the default priority; 2: at the device's highest; 3: as 1, and k's filter spectra (K', built in the call)
 // on the second stream too, concurrently with the first chunks' outer forwards (their fp32 scratch then has its own
 // part of the scratch instead of the workspaces').
@@ -112,7 +112,7 @@ int64_t pipe_chunks() {
 constexpr int kPipeWorkspaces = 2;
 constexpr size_t kPipeMinChunkBytes = size_t{32} << 20;
 
-// The pipelined forward's second stream and its two kinds of events, one set per device (made on first use, kept
+// The pipelined forward's second stream and its events (the fork for mode 3's K', outer forward done, inner step done), one set per device (made on first use, kept
 // for the process). `mu` keeps one call's enqueue sequence whole: the events are re-recorded per chunk.
 struct Pipe {
   cudaStream_t aux = nullptr;
@@ -166,7 +166,7 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const int mode = pipe_mode();
   const size_t budget = mode != 0 ? chunk_bytes() / kPipeWorkspaces : chunk_bytes();
   p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / row_ws), 1, rows);
-  // About kPipeChunks chunks, but none under kPipeMinChunkBytes of workspace: below that the launches' own costs
+  // About pipe_chunks() chunks, but none under kPipeMinChunkBytes of workspace: below that the launches' own costs
   // outweigh the overlap, and a problem that small runs as one chunk on one stream.
   if (mode != 0) {
     const int64_t min_rows = static_cast<int64_t>((kPipeMinChunkBytes + row_ws - 1) / row_ws);
