@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
 
 #include "common/env_switch.h"
 #include "fftconv_long/long_bwd.cuh"
@@ -94,67 +92,12 @@ int64_t filters_fitting(size_t bytes, int64_t GH, const Split& s) {
   return std::clamp<int64_t>(static_cast<int64_t>(bytes / kspec_scratch_bytes(1, s.N1, s.N2)), 1, GH);
 }
 
-// The pipelined forward (JFF_LONG_PIPE, default 0 = off; A/B runs): the chunks' inner steps go on a second stream
-// while the outer passes of the neighbouring chunks run on the call's stream, so the inner step (bound by its
-// instructions) overlaps the outer passes (bound by DRAM) instead of following them. Two chunk workspaces take turns;
-// the chunks are about 1/pipe_chunks() of the rows each (whole batch entries where that is at least one). 1: the second
-// stream at the default priority; 2: at the device's highest; 3: as 1, and k's filter spectra (K', built in the call)
-// on the second stream too, concurrently with the first chunks' outer forwards (their fp32 scratch then has its own
-// part of the scratch instead of the workspaces').
-int pipe_mode() {
-  static const int mode = static_cast<int>(env_int("JFF_LONG_PIPE", 0));
-  return mode;
-}
-int64_t pipe_chunks() {
-  static const int64_t n = env_int("JFF_LONG_PIPE_CHUNKS", 8);
-  return std::max<int64_t>(n, 2);
-}
-constexpr int kPipeWorkspaces = 2;
-constexpr size_t kPipeMinChunkBytes = size_t{32} << 20;
-
-// The pipelined forward's second stream and its events (the fork for mode 3's K', outer forward done, inner step done), one set per device (made on first use, kept
-// for the process). `mu` keeps one call's enqueue sequence whole: the events are re-recorded per chunk.
-struct Pipe {
-  cudaStream_t aux = nullptr;
-  cudaEvent_t fork = nullptr, outer_done = nullptr, inner_done[kPipeWorkspaces] = {};
-  std::mutex mu;
-};
-
-cudaError_t device_pipe(int mode, Pipe** out) {
-  static std::mutex mu;
-  static auto* pipes = new std::unordered_map<int, Pipe*>();
-  int dev = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err != cudaSuccess) return err;
-  std::lock_guard<std::mutex> lock(mu);
-  const int key = dev * 4 + mode;
-  auto it = pipes->find(key);
-  if (it != pipes->end()) {
-    *out = it->second;
-    return cudaSuccess;
-  }
-  int least = 0, greatest = 0;
-  if ((err = cudaDeviceGetStreamPriorityRange(&least, &greatest)) != cudaSuccess) return err;
-  auto* p = new Pipe();
-  err = cudaStreamCreateWithPriority(&p->aux, cudaStreamNonBlocking, mode == 2 ? greatest : least);
-  if (err == cudaSuccess) err = cudaEventCreateWithFlags(&p->fork, cudaEventDisableTiming);
-  if (err == cudaSuccess) err = cudaEventCreateWithFlags(&p->outer_done, cudaEventDisableTiming);
-  for (int i = 0; i < kPipeWorkspaces && err == cudaSuccess; ++i)
-    err = cudaEventCreateWithFlags(&p->inner_done[i], cudaEventDisableTiming);
-  if (err != cudaSuccess) return err;  // (p leaks: this happens at most once per device)
-  pipes->emplace(key, p);
-  *out = p;
-  return cudaSuccess;
-}
-
-// Forward scratch: [K' slices | work], work = one chunk's workspace (the pipelined forward: kPipeWorkspaces of them),
-// first used as the fp32 scratch of the filter spectra (then `filters_per_call` filters fit in it).
+// Forward scratch: [K' slices | work], work = one chunk's workspace, first used as the fp32
+// scratch of the filter spectra (then `filters_per_call` filters fit in it).
 struct FwdPlan {
   Split s;
-  size_t kspec = 0, work = 0, total = 0, chunk_ws = 0;
-  size_t filter_off = 0;  // the filter spectra's fp32 scratch, from the start of work
+  size_t kspec = 0, work = 0, total = 0;
   int64_t rows_per_chunk = 0, filters_per_call = 0;
-  int pipe = 0;  // pipe_mode() where the plan has at least two chunks
 };
 
 FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
@@ -163,28 +106,13 @@ FwdPlan fwd_plan(const FftconvDims& d, const Split& s, bool prepared) {
   const Elem e = elem_of(d.dtype);
   const int64_t rows = d.B * d.H, GH = d.G * d.H;
   const size_t row_ws = workspace_bytes(e, 1, s.N1, s.N2), filter_scr = kspec_scratch_bytes(1, s.N1, s.N2);
-  const int mode = pipe_mode();
-  const size_t budget = mode != 0 ? chunk_bytes() / kPipeWorkspaces : chunk_bytes();
-  p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / row_ws), 1, rows);
-  // About pipe_chunks() chunks, but none under kPipeMinChunkBytes of workspace: below that the launches' own costs
-  // outweigh the overlap, and a problem that small runs as one chunk on one stream.
-  if (mode != 0) {
-    const int64_t min_rows = static_cast<int64_t>((kPipeMinChunkBytes + row_ws - 1) / row_ws);
-    p.rows_per_chunk = std::min(p.rows_per_chunk, std::max((rows + pipe_chunks() - 1) / pipe_chunks(), min_rows));
-  }
+  p.rows_per_chunk = std::clamp<int64_t>(static_cast<int64_t>(chunk_bytes() / row_ws), 1, rows);
   // Whole batch entries where a chunk holds at least one: the inner step then takes a channel's rows together
   // (ItemOrder: K' slices shared through L2, row 0 of two batch rows per transform).
   if (p.rows_per_chunk >= d.H) p.rows_per_chunk -= p.rows_per_chunk % d.H;
-  p.pipe = mode != 0 && p.rows_per_chunk < rows ? mode : 0;
-  p.chunk_ws = align256(static_cast<size_t>(p.rows_per_chunk) * row_ws);
-  const size_t rows_ws = p.chunk_ws * (p.pipe != 0 ? kPipeWorkspaces : 1);
-  size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
+  const size_t rows_ws = static_cast<size_t>(p.rows_per_chunk) * row_ws;
+  const size_t work = prepared ? rows_ws : std::max(rows_ws, filter_scr);
   p.filters_per_call = filters_fitting(work, GH, s);
-  if (p.pipe == 3 && !prepared) {  // the filter scratch beside the workspaces, within the budget
-    p.filters_per_call = filters_fitting(std::max(budget, filter_scr), GH, s);
-    p.filter_off = rows_ws;
-    work = rows_ws + static_cast<size_t>(p.filters_per_call) * filter_scr;
-  }
   p.kspec = prepared ? 0 : align256(kspec_bytes(GH, s.N1, s.N2, kspec_bf16(e)));
   p.work = align256(work);
   p.total = p.kspec + p.work;
@@ -201,7 +129,6 @@ struct BwdPlan {
   Split s;
   size_t kspec = 0, total = 0;
   int64_t chunk_b = 0, chunk_h = 0, filters_per_call = 0;  // all G*H filters at once
-  size_t filter_off = 0;  // the filter spectra's fp32 scratch: the start of long_backward's
   bool lend_dk_ws = true;  // dk's workspace in K''s buffer (the built one, or the kspec_ws the caller aliases to it)
 };
 
@@ -277,51 +204,7 @@ cudaError_t plan_and_spectra(const FftconvDims& d, const float* k, const float* 
   *built = reinterpret_cast<float*>(base);
   *kspec = *built;
   return filter_spectra(k, skip, d.G * d.H, d.Lk, s, kspec_bf16(elem_of(d.dtype)), *built,
-                        reinterpret_cast<float*>(*rest + p->filter_off), p->filters_per_call, stream);
-}
-
-// The forward's chunks as a pipeline over two streams (see pipe_mode): chunk c's outer forward (A_c) and outer
-// inverse (C_c) on `stream`, its inner step (B_c) on the device's second stream, in workspace c % 2. Enqueue order on
-// `stream`: A_0, A_1, C_0, A_2, C_1, ..., so A_c (which overwrites workspace c % 2) follows C_(c-2), its last reader,
-// and C_(c-1) waits for B_(c-1) while B_c runs. B_c waits for A_c, and so for everything before it on `stream`
-// (the inputs, K'); the last C waits for the last B, so `stream` has joined the second stream when this returns
-// (XLA's scratch is released in `stream`'s order).
-// `pipe` is locked by the caller (its events are re-recorded per chunk). Mode 3's K' went on the second stream before
-// this, where every B_c follows it.
-cudaError_t long_fwd_pipelined(const FftconvFwdArgs& a, const FwdPlan& p, const void* kspec, uint8_t* work, Pipe& pp,
-                               cudaStream_t stream) {
-  const FftconvDims& d = a.d;
-  const Split& s = p.s;
-  const Elem e = elem_of(d.dtype);
-  const int64_t rows = d.B * d.H, chunks = (rows + p.rows_per_chunk - 1) / p.rows_per_chunk;
-  Pipe* const pipe = &pp;
-  cudaError_t err = cudaSuccess;
-  auto chunk_rows = [&](int64_t c, int64_t* row0, int64_t* nr) {
-    *row0 = c * p.rows_per_chunk;
-    *nr = std::min(p.rows_per_chunk, rows - *row0);
-  };
-  auto ws = [&](int64_t c) { return work + static_cast<size_t>(c % kPipeWorkspaces) * p.chunk_ws; };
-  auto inverse = [&](int64_t c) {
-    int64_t row0, nr;
-    chunk_rows(c, &row0, &nr);
-    cudaError_t e2 = cudaStreamWaitEvent(stream, pipe->inner_done[c % kPipeWorkspaces], 0);
-    if (e2 != cudaSuccess) return e2;
-    OuterInvArgs ia{e, ws(c), a.post, nullptr, nullptr, nullptr, a.y, row0, nr, d.L, d.H, d.G, d.R, s.N1, s.N2};
-    return outer_inverse(ia, stream);
-  };
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t row0, nr;
-    chunk_rows(c, &row0, &nr);
-    OuterFwdArgs fa{e, a.u, a.pre, ws(c), row0, nr, d.L, s.N1, s.N2};
-    if ((err = outer_forward(fa, stream)) != cudaSuccess) return err;
-    if ((err = cudaEventRecord(pipe->outer_done, stream)) != cudaSuccess) return err;
-    if ((err = cudaStreamWaitEvent(pipe->aux, pipe->outer_done, 0)) != cudaSuccess) return err;
-    InnerArgs na{e, ws(c), kspec, row0, nr, d.H, d.G, d.R, s.N1, s.N2};
-    if ((err = inner_forward(na, pipe->aux)) != cudaSuccess) return err;
-    if ((err = cudaEventRecord(pipe->inner_done[c % kPipeWorkspaces], pipe->aux)) != cudaSuccess) return err;
-    if (c > 0 && (err = inverse(c - 1)) != cudaSuccess) return err;
-  }
-  return inverse(chunks - 1);
+                        reinterpret_cast<float*>(*rest), p->filters_per_call, stream);
 }
 
 }  // namespace
@@ -373,28 +256,12 @@ cudaError_t long_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch
   const void* kspec;
   float* built;
   uint8_t* work;
-  Split s0;
-  const int pipe_plan = split_of(d, &s0) ? fwd_plan(d, s0, a.kspec != nullptr).pipe : 0;
-  Pipe* pipe = nullptr;
-  std::unique_lock<std::mutex> lock;
-  cudaError_t err = cudaSuccess;
-  if (pipe_plan != 0) {
-    if ((err = device_pipe(pipe_plan, &pipe)) != cudaSuccess) return err;
-    lock = std::unique_lock<std::mutex>(pipe->mu);
-  }
-  // Mode 3 builds K' on the second stream, after everything before this call on `stream`.
-  const bool kspec_aux = pipe_plan == 3 && a.kspec == nullptr;
-  if (kspec_aux) {
-    if ((err = cudaEventRecord(pipe->fork, stream)) != cudaSuccess) return err;
-    if ((err = cudaStreamWaitEvent(pipe->aux, pipe->fork, 0)) != cudaSuccess) return err;
-  }
-  err = plan_and_spectra(d, a.k, a.skip, a.kspec, scratch, scratch_bytes, fwd_plan, kspec_aux ? pipe->aux : stream,
-                         &p, &kspec, &built, &work);
+  cudaError_t err =
+      plan_and_spectra(d, a.k, a.skip, a.kspec, scratch, scratch_bytes, fwd_plan, stream, &p, &kspec, &built, &work);
   if (err != cudaSuccess) return err;
   const Split& s = p.s;
   const Elem e = elem_of(d.dtype);
   const int64_t rows = d.B * d.H;
-  if (p.pipe != 0) return long_fwd_pipelined(a, p, kspec, work, *pipe, stream);
   for (int64_t row0 = 0; row0 < rows; row0 += p.rows_per_chunk) {
     const int64_t nr = std::min(p.rows_per_chunk, rows - row0);
     OuterFwdArgs fa{e, a.u, a.pre, work, row0, nr, d.L, s.N1, s.N2};
