@@ -331,8 +331,18 @@ __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* 
   const int key = (k0 & 7) << 3;
   prefetch_k_l1<RAD>(kk, lane);
   float Yr[MT][NT][4], Yi[MT][NT][4];
-  dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-  inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
+  if constexpr (BigShape<N0, RAD>::kFold) {
+    {
+      DftFrags<RAD> G1r, G1i, G2r, G2i;
+      FoldedMats<T, N0, RAD>::template load<false>(sm.fold, k0, 0, lane, G1r, G1i);
+      FoldedMats<T, N0, RAD>::template load<false>(sm.fold, k0, 1, lane, G2r, G2i);
+      dft_pair_mats<T, RAD>(bre, bim, nullptr, nullptr, key, G1r, G1i, G2r, G2i, sm.tw, lane, Yr, Yi);
+    }
+    inner_row_inverse_folded<T, N0, RAD, false>(Yr, Yi, kk, sm.fold, sm.tw, sm.twN, bre, bim, key, k0, lane);
+  } else {
+    dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+    inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
+  }
 }
 
 // Phase probe of the BHL big kernel, a compile-time switch for one timing experiment (its results are wrong and
@@ -365,7 +375,8 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   const TwN<S::N> twN = sm.twN;
   // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
   if constexpr (S::kMmaOuter) {
-    outer_dft<T, N0, RAD, WARPS, true>(sre, sim, sm.frag0, twN, live16, warp, lane);
+    outer_dft<T, N0, RAD, WARPS, true, kOuterTwiddleSteps<N0, RAD>, !S::kFold>(sre, sim, sm.frag0, twN, live16, warp,
+                                                                              lane);
     __syncthreads();
   }
 
@@ -373,7 +384,7 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   // conjugate twiddle conj(w_N^(k0 m)), in place.
   {
     uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
-    load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+    if constexpr (!S::kFold) load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
     for (int k0 = warp; k0 < N0; k0 += WARPS)
       fwd_inner_row<T, N0, RAD>(sm, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2), Fr, Fi, lane);
   }
