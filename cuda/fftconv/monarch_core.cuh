@@ -439,14 +439,30 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
 // with L <= N/2, whose zero half is rows RAD/2 .. RAD - 1). Skipped k-steps would only add zeros,
 // so the result is the same to the bit. k-step 0 runs whatever live_ks says (row 0 holds input for
 // any L >= 1): the compiler then reads the accumulators' starting zeros as RZ.
-// dft_pair_mats: the same with step 1's matrix (F1r, F1i) and step 2's (F2r, F2i) given apart (the folded
-// outer twiddles, FoldedMats); dft_pair passes F for both.
+// dft_pair_mats: the same with step 1's matrix (Fr, Fi) and step 2's given apart (the folded outer twiddles,
+// FoldedMats): step2(F2r, F2i) fills step 2's fragments right before step 2, so that they need registers only
+// there. dft_pair passes F for both (CopyFrags).
 template <int RAD>
 using DftFrags = uint32_t[RAD / 16][RAD / 16][4];
-template <typename T, int RAD>
+template <int RAD>
+struct CopyFrags {
+  const DftFrags<RAD>& r;
+  const DftFrags<RAD>& i;
+  __device__ __forceinline__ void operator()(DftFrags<RAD>& dr, DftFrags<RAD>& di) const {
+#pragma unroll
+    for (int a = 0; a < RAD / 16; ++a)
+#pragma unroll
+      for (int b = 0; b < RAD / 16; ++b)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          dr[a][b][q] = r[a][b][q];
+          di[a][b][q] = i[a][b][q];
+        }
+  }
+};
+template <typename T, int RAD, typename Step2>
 __device__ __forceinline__ void dft_pair_mats(const T* a0, const T* a1, const T* g0, const T* g1, int key,
-                                              const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi,
-                                              const DftFrags<RAD>& F2r, const DftFrags<RAD>& F2i,
+                                              const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const Step2& step2,
                                               const float4* tw, int lane, float (&Yr)[RAD / 16][RAD / 8][4],
                                               float (&Yi)[RAD / 16][RAD / 8][4], int live_ks = RAD / 16) {
   using O = Ops<T>;
@@ -501,6 +517,8 @@ __device__ __forceinline__ void dft_pair_mats(const T* a0, const T* a1, const T*
   // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T, every product with F as its A operand.
   uint32_t Pr[KS][NT][2], Pi[KS][NT][2];
   twiddle_to_bt<T, RAD, false>(Cr, Ci, tw, lane, Pr, Pi);
+  DftFrags<RAD> F2r, F2i;
+  step2(F2r, F2i);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -526,7 +544,7 @@ __device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, 
                                          const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const float4* tw, int lane,
                                          float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
                                          int live_ks = RAD / 16) {
-  dft_pair_mats<T, RAD>(a0, a1, g0, g1, key, Fr, Fi, Fr, Fi, tw, lane, Yr, Yi, live_ks);
+  dft_pair_mats<T, RAD>(a0, a1, g0, g1, key, Fr, Fi, CopyFrags<RAD>{Fr, Fi}, tw, lane, Yr, Yi, live_ks);
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
@@ -602,13 +620,12 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
 // is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
 // Only the first `live_mt` 16-row m-tiles of step 4 are computed (the others are left zero): the
 // caller uses output rows n1 < 16 * live_mt only (the one-warp kernels with L <= N/2).
-// idft_pair_mats: the same with step 3's matrix (Fr, Fi) and step 4's (F4r, F4i) given apart, each used as
-// conj(A) (the folded outer twiddles, FoldedMats); idft_pair passes F for both.
-template <typename T, int RAD>
+// idft_pair_mats: the same with step 3's matrix (Fr, Fi) and step 4's given apart (step4 fills its fragments
+// right before step 4), each used as conj(A) (the folded outer twiddles, FoldedMats); idft_pair passes F for both.
+template <typename T, int RAD, typename Step4>
 __device__ __forceinline__ void idft_pair_mats(const SpecFrags<RAD>& Pr, const SpecFrags<RAD>& Pi,
-                                               const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi,
-                                               const DftFrags<RAD>& F4r, const DftFrags<RAD>& F4i, const float4* tw,
-                                               int lane, float (&Yr)[RAD / 16][RAD / 8][4],
+                                               const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const Step4& step4,
+                                               const float4* tw, int lane, float (&Yr)[RAD / 16][RAD / 8][4],
                                                float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
@@ -637,6 +654,8 @@ __device__ __forceinline__ void idft_pair_mats(const SpecFrags<RAD>& Pr, const S
   // into B fragments of V^T = W conj(F) for step 4.
   uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
   twiddle_to_bt<T, RAD, true>(Cr, Ci, tw, lane, Qr, Qi);
+  DftFrags<RAD> F4r, F4i;
+  step4(F4r, F4i);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -661,7 +680,7 @@ __device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFr
                                           const DftFrags<RAD>& Fi, const float4* tw, int lane,
                                           float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
                                           int live_mt = RAD / 16) {
-  idft_pair_mats<T, RAD>(Pr, Pi, Fr, Fi, Fr, Fi, tw, lane, Yr, Yi, live_mt);
+  idft_pair_mats<T, RAD>(Pr, Pi, Fr, Fi, CopyFrags<RAD>{Fr, Fi}, tw, lane, Yr, Yi, live_mt);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -679,11 +698,26 @@ constexpr int kTwLo = 128;
 #endif
 constexpr bool kRowLaneTwiddles = JFF_ROW_LANE_TW != 0;
 
-// The outer level's twiddles folded into per-row inner DFT matrices (FoldedMats) at N = 4096 (N0 = RAD = 16) in the
-// translation units that turn it on (JFF_FOLD_OUTER_TW=1 before this header; the backward and the long path keep
-// the twiddles: their CTAs are sized to an occupancy step). A prototype: not yet timed.
+// Warps per CTA of the big forward kernel: enough to share the N0 inner rows, few enough that several
+// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
+// and gets 8 warps.
+constexpr int big_warps(int N0, int RAD) {
+  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
+}
+
+// The outer level's twiddles folded into per-row inner DFT matrices (FoldedMats) in the forward's translation
+// unit when JFF_FOLD_OUTER_TW=1 (the backward and the long path keep the twiddles: their CTAs are sized to an
+// occupancy step): at N = 4096 every row's matrices sit in shared memory (32 KB), at 16K / 32K (RAD = 32, 8 KB a
+// row) each warp stages its current row's from an L2-resident table (FwdParams::fold_tab). Prototypes: not yet
+// timed.
 #ifndef JFF_FOLD_OUTER_TW
 #define JFF_FOLD_OUTER_TW 0
+#endif
+
+// Bytes added to every big kernel's CTA, unused: an occupancy probe for A/B runs (fewer CTAs per SM at the same
+// code), 0 otherwise.
+#ifndef JFF_BIG_SMEM_PAD
+#define JFF_BIG_SMEM_PAD 0
 #endif
 
 template <int N0, int RAD>
@@ -705,11 +739,14 @@ struct BigShape {
   // 8-32 KB at 8K-32K, where shared memory sets the CTAs per SM (see kRowLaneTwiddles).
   // FoldedMats: per outer row k0, two RAD x RAD complex 16-bit matrices (four planes), 32 KB at N = 4096. They
   // replace the outer twiddles, so the lane table goes.
-  static constexpr bool kFold = JFF_FOLD_OUTER_TW != 0 && N0 == 16 && RAD == 16;
-  static constexpr size_t kFoldMats = kFold ? size_t(2) * 4 * M * N0 : 0;
+  static constexpr bool kFoldResident = JFF_FOLD_OUTER_TW != 0 && N0 == 16 && RAD == 16;
+  static constexpr bool kFoldStaged = JFF_FOLD_OUTER_TW != 0 && N0 >= 16 && RAD == 32;
+  static constexpr bool kFold = kFoldResident || kFoldStaged;
+  static constexpr size_t kFoldRow = size_t(2) * 4 * M;  // bytes of one row's two matrices
+  static constexpr size_t kFoldMats = kFoldResident ? kFoldRow * N0 : (kFoldStaged ? kFoldRow * big_warps(N0, RAD) : 0);
   static constexpr bool kLaneTw = kRowLaneTwiddles && N0 == 16 && RAD == 16 && !kFold;
   static constexpr size_t kTwLanes = kLaneTw ? size_t(8) * 32 * N0 : 0;
-  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0 + kTwLanes + kFoldMats;
+  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0 + kTwLanes + kFoldMats + JFF_BIG_SMEM_PAD;
 };
 
 
@@ -777,7 +814,9 @@ __device__ void init_row_steps(float4* rows, int tid, int nthreads) {
 // outer DFT's epilogue and store_inner_row then only pack and store. Per k0 the table holds G1 (real plane,
 // imaginary plane), then G2, each RAD x RAD row-major in swz_offset's layout; the transposes come from the same
 // planes through ldmatrix.trans. Entries are the exact w_N powers (sincospif) / sqrt(RAD), rounded once to 16 bits
-// as F's are.
+// as F's are. kFoldResident: the table (all N0 rows) in shared
+// memory, built per CTA; kFoldStaged: the table in global memory (monarch_fold_mats_kernel, once per call), and
+// per warp one row's block in shared memory, copied in (monarch_fwd.cu's stage_fold_row) while the warp finishes the row before.
 template <typename T, int N0, int RAD>
 struct FoldedMats {
   static constexpr int M = RAD * RAD;
@@ -794,11 +833,11 @@ struct FoldedMats {
       *reinterpret_cast<uint32_t*>(plane + M + off) = Ops<T>::pack(w0.y * scale, w1.y * scale);
     }
   }
-  // A fragments of matrix g (0: G1, 1: G2) of row k0, or of its transpose (TRANS).
+  // A fragments of matrix g (0: G1, 1: G2) of the row whose block (4 M elements) is at `row`, or of its
+  // transpose (TRANS).
   template <bool TRANS>
-  static __device__ __forceinline__ void load(const T* tab, int k0, int g, int lane, DftFrags<RAD>& Ar,
-                                              DftFrags<RAD>& Ai) {
-    const T* const plane = tab + (2 * (2 * k0 + g)) * M;
+  static __device__ __forceinline__ void load(const T* row, int g, int lane, DftFrags<RAD>& Ar, DftFrags<RAD>& Ai) {
+    const T* const plane = row + 2 * g * M;
     const int i = lane >> 3, rr = lane & 7;
 #pragma unroll
     for (int mt = 0; mt < RAD / 16; ++mt)
@@ -830,10 +869,11 @@ struct BigSmem {
   TwN<N0 * RAD * RAD> twN;
   uint32_t* frag;   // inner DFT fragments
   uint32_t* frag0;  // outer DFT fragments (N0 >= 16)
-  T* fold = nullptr;  // FoldedMats (BigShape::kFold)
+  T* fold = nullptr;  // FoldedMats: every row's block (kFoldResident) or one per warp (kFoldStaged)
   __device__ __forceinline__ explicit BigSmem(void* raw) {
     using S = BigShape<N0, RAD>;
-    if constexpr (S::kFold) fold = reinterpret_cast<T*>(reinterpret_cast<char*>(raw) + (S::kSmem - S::kFoldMats));
+    if constexpr (S::kFold)
+      fold = reinterpret_cast<T*>(reinterpret_cast<char*>(raw) + (S::kSmem - JFF_BIG_SMEM_PAD - S::kFoldMats));
     sre = reinterpret_cast<T*>(raw);
     sim = sre + S::N;
     tw = reinterpret_cast<float4*>(sim + S::N);
@@ -853,7 +893,7 @@ struct BigSmem {
     build_dft_frags<T, RAD>(frag, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kMmaOuter) build_dft_frags<T, N0>(frag0, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kLaneTw) init_row_lanes<N0, RAD>(const_cast<float2*>(twN.lanes), tid, nthreads);
-    if constexpr (BigShape<N0, RAD>::kFold) FoldedMats<T, N0, RAD>::build(fold, tid, nthreads);
+    if constexpr (BigShape<N0, RAD>::kFoldResident) FoldedMats<T, N0, RAD>::build(fold, tid, nthreads);
   }
 };
 
@@ -1241,20 +1281,27 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
   __syncwarp();
 }
 
-// inner_row_inverse with the outer twiddle folded into the inverse's matrices (FoldedMats of row k0).
-template <typename T, int N0, int RAD, bool CONJ, typename KSlot>
+// inner_row_inverse with the outer twiddle folded into the inverse's matrices (FoldedMats: the row's block at
+// `mats`); after_reads() runs once the warp's last read of the block is issued (a staging warp refills it there).
+template <typename T, int N0, int RAD, bool CONJ, typename KSlot, typename AfterReads>
 __device__ __forceinline__ void inner_row_inverse_folded(float (&Yr)[RAD / 16][RAD / 8][4],
                                                          float (&Yi)[RAD / 16][RAD / 8][4], const KSlot* kk,
-                                                         const T* fold, const float4* tw,
+                                                         const T* mats, const float4* tw,
                                                          const TwN<N0 * RAD * RAD>& twN, T* bre, T* bim, int key,
-                                                         int k0, int lane) {
+                                                         int k0, int lane, const AfterReads& after_reads) {
+  using FM = FoldedMats<T, N0, RAD>;
   {
     SpecFrags<RAD> Pr, Pi;
     mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
-    DftFrags<RAD> G2r, G2i, G1r, G1i;
-    FoldedMats<T, N0, RAD>::template load<true>(fold, k0, 1, lane, G2r, G2i);
-    FoldedMats<T, N0, RAD>::template load<true>(fold, k0, 0, lane, G1r, G1i);
-    idft_pair_mats<T, RAD>(Pr, Pi, G2r, G2i, G1r, G1i, tw, lane, Yr, Yi);
+    DftFrags<RAD> G2r, G2i;
+    FM::template load<true>(mats, 1, lane, G2r, G2i);
+    idft_pair_mats<T, RAD>(
+        Pr, Pi, G2r, G2i,
+        [&](DftFrags<RAD>& r, DftFrags<RAD>& i) {
+          FM::template load<true>(mats, 0, lane, r, i);
+          after_reads();
+        },
+        tw, lane, Yr, Yi);
   }
   __syncwarp();
   store_inner_row<T, N0, RAD, false>(bre, bim, key, k0, twN, Yr, Yi, lane);
