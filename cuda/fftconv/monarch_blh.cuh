@@ -75,6 +75,12 @@ __device__ __forceinline__ void tile_sync() {
   }
 }
 
+// Warps per CTA of the big kernel: enough to share the N0 inner rows, few enough that several
+// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
+// and gets 8 warps.
+constexpr int big_warps(int N0, int RAD) {
+  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
+}
 
 template <int N0, int RAD>
 struct BlhShape {

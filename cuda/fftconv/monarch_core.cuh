@@ -162,14 +162,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(a));
 }
 
-// Non-transposing ldmatrix.x4: A fragments of a row-major 16-bit matrix (the folded DFT matrices, FoldedMats).
-__device__ __forceinline__ void ldmatrix_x4_rows(uint32_t (&r)[4], const void* smem_ptr) {
-  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_ptr));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
 // Whether a kernel touches a stream element again after this access. The last access of a stream
 // that is read or written once (the forward's u, pre, post, y; the backward's dy, post, outputs,
 // and u / pre in its final pass) can go with the evict-first "streaming" policy (ld/st.global.cs):
@@ -439,32 +431,13 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
 // with L <= N/2, whose zero half is rows RAD/2 .. RAD - 1). Skipped k-steps would only add zeros,
 // so the result is the same to the bit. k-step 0 runs whatever live_ks says (row 0 holds input for
 // any L >= 1): the compiler then reads the accumulators' starting zeros as RZ.
-// dft_pair_mats: the same with step 1's matrix (Fr, Fi) and step 2's given apart (the folded outer twiddles,
-// FoldedMats): step2(F2r, F2i) fills step 2's fragments right before step 2, so that they need registers only
-// there. dft_pair passes F for both (CopyFrags).
-template <int RAD>
-using DftFrags = uint32_t[RAD / 16][RAD / 16][4];
-template <int RAD>
-struct CopyFrags {
-  const DftFrags<RAD>& r;
-  const DftFrags<RAD>& i;
-  __device__ __forceinline__ void operator()(DftFrags<RAD>& dr, DftFrags<RAD>& di) const {
-#pragma unroll
-    for (int a = 0; a < RAD / 16; ++a)
-#pragma unroll
-      for (int b = 0; b < RAD / 16; ++b)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          dr[a][b][q] = r[a][b][q];
-          di[a][b][q] = i[a][b][q];
-        }
-  }
-};
-template <typename T, int RAD, typename Step2>
-__device__ __forceinline__ void dft_pair_mats(const T* a0, const T* a1, const T* g0, const T* g1, int key,
-                                              const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const Step2& step2,
-                                              const float4* tw, int lane, float (&Yr)[RAD / 16][RAD / 8][4],
-                                              float (&Yi)[RAD / 16][RAD / 8][4], int live_ks = RAD / 16) {
+template <typename T, int RAD>
+__device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1, int key,
+                                         const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                         const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
+                                         const float4* tw, int lane,
+                                         float (&Yr)[RAD / 16][RAD / 8][4],
+                                         float (&Yi)[RAD / 16][RAD / 8][4], int live_ks = RAD / 16) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   float Cr[MT][NT][4], Ci[MT][NT][4];
@@ -517,8 +490,6 @@ __device__ __forceinline__ void dft_pair_mats(const T* a0, const T* a1, const T*
   // Twiddle, then step 2: Y^T = F P^T (F symmetric), P = C .* T, every product with F as its A operand.
   uint32_t Pr[KS][NT][2], Pi[KS][NT][2];
   twiddle_to_bt<T, RAD, false>(Cr, Ci, tw, lane, Pr, Pi);
-  DftFrags<RAD> F2r, F2i;
-  step2(F2r, F2i);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -532,19 +503,12 @@ __device__ __forceinline__ void dft_pair_mats(const T* a0, const T* a1, const T*
       const uint32_t nPi0 = Pi[ks][nt][0] ^ kSignBits, nPi1 = Pi[ks][nt][1] ^ kSignBits;
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
-        O::mma(Yr[mt][nt], F2r[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
-        O::mma(Yr[mt][nt], F2i[mt][ks], nPi0, nPi1);
-        O::mma(Yi[mt][nt], F2r[mt][ks], Pi[ks][nt][0], Pi[ks][nt][1]);
-        O::mma(Yi[mt][nt], F2i[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fr[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fi[mt][ks], nPi0, nPi1);
+        O::mma(Yi[mt][nt], Fr[mt][ks], Pi[ks][nt][0], Pi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fi[mt][ks], Pr[ks][nt][0], Pr[ks][nt][1]);
       }
     }
-}
-template <typename T, int RAD>
-__device__ __forceinline__ void dft_pair(const T* a0, const T* a1, const T* g0, const T* g1, int key,
-                                         const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const float4* tw, int lane,
-                                         float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
-                                         int live_ks = RAD / 16) {
-  dft_pair_mats<T, RAD>(a0, a1, g0, g1, key, Fr, Fi, CopyFrags<RAD>{Fr, Fi}, tw, lane, Yr, Yi, live_ks);
 }
 
 // K's storage. One lane slot holds two complex bins in fragment order (frag_float_offset): a float4
@@ -620,13 +584,13 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
 // is out's real part, row 1's the imaginary part, both in C fragments (n1 = row, n2 = col).
 // Only the first `live_mt` 16-row m-tiles of step 4 are computed (the others are left zero): the
 // caller uses output rows n1 < 16 * live_mt only (the one-warp kernels with L <= N/2).
-// idft_pair_mats: the same with step 3's matrix (Fr, Fi) and step 4's given apart (step4 fills its fragments
-// right before step 4), each used as conj(A) (the folded outer twiddles, FoldedMats); idft_pair passes F for both.
-template <typename T, int RAD, typename Step4>
-__device__ __forceinline__ void idft_pair_mats(const SpecFrags<RAD>& Pr, const SpecFrags<RAD>& Pi,
-                                               const DftFrags<RAD>& Fr, const DftFrags<RAD>& Fi, const Step4& step4,
-                                               const float4* tw, int lane, float (&Yr)[RAD / 16][RAD / 8][4],
-                                               float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
+template <typename T, int RAD>
+__device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFrags<RAD>& Pi,
+                                          const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
+                                          const uint32_t (&Fi)[RAD / 16][RAD / 16][4],
+                                          const float4* tw, int lane,
+                                          float (&Yr)[RAD / 16][RAD / 8][4],
+                                          float (&Yi)[RAD / 16][RAD / 8][4], int live_mt = RAD / 16) {
   using O = Ops<T>;
   constexpr int MT = RAD / 16, KS = RAD / 16, NT = RAD / 8;
   // Step 3: V = conj(F) W^T = (W conj(F))^T, with F as the A operand.
@@ -654,8 +618,6 @@ __device__ __forceinline__ void idft_pair_mats(const SpecFrags<RAD>& Pr, const S
   // into B fragments of V^T = W conj(F) for step 4.
   uint32_t Qr[KS][NT][2], Qi[KS][NT][2];
   twiddle_to_bt<T, RAD, true>(Cr, Ci, tw, lane, Qr, Qi);
-  DftFrags<RAD> F4r, F4i;
-  step4(F4r, F4i);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -669,18 +631,11 @@ __device__ __forceinline__ void idft_pair_mats(const SpecFrags<RAD>& Pr, const S
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         if (mt > 0 && mt >= live_mt) continue;  // tile 0 always: zeros as RZ
-        O::mma(Yr[mt][nt], F4r[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
-        O::mma(Yr[mt][nt], F4i[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], F4r[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
-        O::mma(Yi[mt][nt], F4i[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
+        O::mma(Yr[mt][nt], Fr[mt][ks], Qr[ks][nt][0], Qr[ks][nt][1]);
+        O::mma(Yr[mt][nt], Fi[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fr[mt][ks], Qi[ks][nt][0], Qi[ks][nt][1]);
+        O::mma(Yi[mt][nt], Fi[mt][ks], Qr[ks][nt][0] ^ kSignBits, Qr[ks][nt][1] ^ kSignBits);
       }
-}
-template <typename T, int RAD>
-__device__ __forceinline__ void idft_pair(const SpecFrags<RAD>& Pr, const SpecFrags<RAD>& Pi, const DftFrags<RAD>& Fr,
-                                          const DftFrags<RAD>& Fi, const float4* tw, int lane,
-                                          float (&Yr)[RAD / 16][RAD / 8][4], float (&Yi)[RAD / 16][RAD / 8][4],
-                                          int live_mt = RAD / 16) {
-  idft_pair_mats<T, RAD>(Pr, Pi, Fr, Fi, CopyFrags<RAD>{Fr, Fi}, tw, lane, Yr, Yi, live_mt);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -697,28 +652,6 @@ constexpr int kTwLo = 128;
 #define JFF_ROW_LANE_TW 1
 #endif
 constexpr bool kRowLaneTwiddles = JFF_ROW_LANE_TW != 0;
-
-// Warps per CTA of the big forward kernel: enough to share the N0 inner rows, few enough that several
-// CTAs fit per SM so that their phases overlap; 32768 has room for one CTA (128 KB of signal)
-// and gets 8 warps.
-constexpr int big_warps(int N0, int RAD) {
-  return N0 == 1 ? 1 : (N0 == 2 ? 2 : (N0 * RAD * RAD == 32768 ? 8 : 4));
-}
-
-// The outer level's twiddles folded into per-row inner DFT matrices (FoldedMats) in the forward's translation
-// unit when JFF_FOLD_OUTER_TW=1 (the backward and the long path keep the twiddles: their CTAs are sized to an
-// occupancy step): at N = 4096 every row's matrices sit in shared memory (32 KB), at 16K / 32K (RAD = 32, 8 KB a
-// row) each warp stages its current row's from an L2-resident table (FwdParams::fold_tab). Prototypes: not yet
-// timed.
-#ifndef JFF_FOLD_OUTER_TW
-#define JFF_FOLD_OUTER_TW 0
-#endif
-
-// Bytes added to every big kernel's CTA, unused: an occupancy probe for A/B runs (fewer CTAs per SM at the same
-// code), 0 otherwise.
-#ifndef JFF_BIG_SMEM_PAD
-#define JFF_BIG_SMEM_PAD 0
-#endif
 
 template <int N0, int RAD>
 struct BigShape {
@@ -737,18 +670,10 @@ struct BigShape {
   static constexpr size_t kFrag0 = kMmaOuter ? size_t(4) * MT0 * MT0 * 8 * 32 : 0;
   // store_inner_row's first twiddle per (outer row k0, lane) as a table (TwN::lanes) at N = 4096 only: 4 KB there,
   // 8-32 KB at 8K-32K, where shared memory sets the CTAs per SM (see kRowLaneTwiddles).
-  // FoldedMats: per outer row k0, two RAD x RAD complex 16-bit matrices (four planes), 32 KB at N = 4096. They
-  // replace the outer twiddles, so the lane table goes.
-  static constexpr bool kFoldResident = JFF_FOLD_OUTER_TW != 0 && N0 == 16 && RAD == 16;
-  static constexpr bool kFoldStaged = JFF_FOLD_OUTER_TW != 0 && N0 >= 16 && RAD == 32;
-  static constexpr bool kFold = kFoldResident || kFoldStaged;
-  static constexpr size_t kFoldRow = size_t(2) * 4 * M;  // bytes of one row's two matrices
-  static constexpr size_t kFoldMats = kFoldResident ? kFoldRow * N0 : (kFoldStaged ? kFoldRow * big_warps(N0, RAD) : 0);
-  static constexpr bool kLaneTw = kRowLaneTwiddles && N0 == 16 && RAD == 16 && !kFold;
+  static constexpr bool kLaneTw = kRowLaneTwiddles && N0 == 16 && RAD == 16;
   static constexpr size_t kTwLanes = kLaneTw ? size_t(8) * 32 * N0 : 0;
-  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0 + kTwLanes + kFoldMats + JFF_BIG_SMEM_PAD;
+  static constexpr size_t kSmem = kSig + kTw + kTwN + kFrag + kFrag0 + kTwLanes;
 };
-
 
 // w_N^j from two small tables, w_N^(j mod 128) * w_N^(128 floor(j/128)): no sincos per
 // element and a few KB at any N.
@@ -806,59 +731,6 @@ __device__ void init_row_steps(float4* rows, int tid, int nthreads) {
   }
 }
 
-// The outer twiddle w_N^(k0 m), m = RAD m1 + m2 (m1 a row of the inner RAD x RAD signal, m2 a column), folded into
-// the inner DFTs of row k0: w_N^(k0 m) = d1[m1] d2[m2] with d1[n] = w_N^(k0 RAD n), d2[n] = w_N^(k0 n). Step 1 of
-// dft_pair sums over m1 and step 2 over m2, so with G1 = F diag(d1) and G2 = F diag(d2) as their matrices the row's
-// spectrum is that of the twiddled row; the inverse's conjugate twiddle is conj(d1[n1]) on step 4's output rows and
-// conj(d2[n2]) on step 3's, i.e. conj(G1^T) and conj(G2^T) as idft_pair's conj(A) operands (F is symmetric). The
-// outer DFT's epilogue and store_inner_row then only pack and store. Per k0 the table holds G1 (real plane,
-// imaginary plane), then G2, each RAD x RAD row-major in swz_offset's layout; the transposes come from the same
-// planes through ldmatrix.trans. Entries are the exact w_N powers (sincospif) / sqrt(RAD), rounded once to 16 bits
-// as F's are. kFoldResident: the table (all N0 rows) in shared
-// memory, built per CTA; kFoldStaged: the table in global memory (monarch_fold_mats_kernel, once per call), and
-// per warp one row's block in shared memory, copied in (monarch_fwd.cu's stage_fold_row) while the warp finishes the row before.
-template <typename T, int N0, int RAD>
-struct FoldedMats {
-  static constexpr int M = RAD * RAD;
-  static __device__ void build(T* tab, int tid, int nthreads) {
-    constexpr int N = N0 * M;
-    const float scale = rsqrtf(static_cast<float>(RAD));
-    for (int i = tid; i < N0 * 2 * M / 2; i += nthreads) {  // one pair of columns (c, c + 1) each
-      const int k0 = i / M, g = (i / (M / 2)) & 1, e = 2 * (i % (M / 2)), r = e / RAD, c = e % RAD;
-      const uint32_t step = static_cast<uint32_t>(r * (N / RAD) + k0 * (g == 0 ? RAD : 1));
-      const float2 w0 = twiddle_exact<N>(step * c), w1 = twiddle_exact<N>(step * (c + 1));
-      T* const plane = tab + (2 * (2 * k0 + g)) * M;
-      const int off = swz_offset<RAD>(r, c);
-      *reinterpret_cast<uint32_t*>(plane + off) = Ops<T>::pack(w0.x * scale, w1.x * scale);
-      *reinterpret_cast<uint32_t*>(plane + M + off) = Ops<T>::pack(w0.y * scale, w1.y * scale);
-    }
-  }
-  // A fragments of matrix g (0: G1, 1: G2) of the row whose block (4 M elements) is at `row`, or of its
-  // transpose (TRANS).
-  template <bool TRANS>
-  static __device__ __forceinline__ void load(const T* row, int g, int lane, DftFrags<RAD>& Ar, DftFrags<RAD>& Ai) {
-    const T* const plane = row + 2 * g * M;
-    const int i = lane >> 3, rr = lane & 7;
-#pragma unroll
-    for (int mt = 0; mt < RAD / 16; ++mt)
-#pragma unroll
-      for (int ks = 0; ks < RAD / 16; ++ks) {
-        // ldmatrix matrix i is fragment register i: rows +8 (i & 1), columns +8 (i >> 1) of A; of A^T, the
-        // stored matrix's block with the two swapped, each 8 x 8 transposed by the load.
-        const int row = TRANS ? 16 * ks + 8 * (i >> 1) + rr : 16 * mt + 8 * (i & 1) + rr;
-        const int col = TRANS ? 16 * mt + 8 * (i & 1) : 16 * ks + 8 * (i >> 1);
-        const int off = swz_offset<RAD>(row, col);
-        if constexpr (TRANS) {
-          ldmatrix_x4_trans(Ar[mt][ks], plane + off);
-          ldmatrix_x4_trans(Ai[mt][ks], plane + M + off);
-        } else {
-          ldmatrix_x4_rows(Ar[mt][ks], plane + off);
-          ldmatrix_x4_rows(Ai[mt][ks], plane + M + off);
-        }
-      }
-  }
-};
-
 // Shared-memory carve-up of a big kernel's CTA (the order BigShape::kSmem counts).
 template <typename T, int N0, int RAD>
 struct BigSmem {
@@ -869,11 +741,8 @@ struct BigSmem {
   TwN<N0 * RAD * RAD> twN;
   uint32_t* frag;   // inner DFT fragments
   uint32_t* frag0;  // outer DFT fragments (N0 >= 16)
-  T* fold = nullptr;  // FoldedMats: every row's block (kFoldResident) or one per warp (kFoldStaged)
   __device__ __forceinline__ explicit BigSmem(void* raw) {
     using S = BigShape<N0, RAD>;
-    if constexpr (S::kFold)
-      fold = reinterpret_cast<T*>(reinterpret_cast<char*>(raw) + (S::kSmem - JFF_BIG_SMEM_PAD - S::kFoldMats));
     sre = reinterpret_cast<T*>(raw);
     sim = sre + S::N;
     tw = reinterpret_cast<float4*>(sim + S::N);
@@ -893,7 +762,6 @@ struct BigSmem {
     build_dft_frags<T, RAD>(frag, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kMmaOuter) build_dft_frags<T, N0>(frag0, tid, nthreads);
     if constexpr (BigShape<N0, RAD>::kLaneTw) init_row_lanes<N0, RAD>(const_cast<float2*>(twN.lanes), tid, nthreads);
-    if constexpr (BigShape<N0, RAD>::kFoldResident) FoldedMats<T, N0, RAD>::build(fold, tid, nthreads);
   }
 };
 
@@ -1021,9 +889,8 @@ constexpr bool kOuterTwiddleSteps = JFF_OUTER_TW_STEPS != 0 && N0 == 16 && RAD =
 // L >= 1), so that the compiler knows the first products start from zero and reads those zeros as
 // RZ instead of clearing the accumulators (forward 8K tile loop 321 -> 296 instructions); off in the
 // backward, whose 8K kernel it took from 128 to 152 registers.
-// kTwiddle = false: no twiddle (FoldedMats has it); kTwSteps is then ignored.
 template <typename T, int N0, int RAD, int WARPS, bool kStep0Unconditional = false,
-          bool kTwSteps = kOuterTwiddleSteps<N0, RAD>, bool kTwiddle = true>
+          bool kTwSteps = kOuterTwiddleSteps<N0, RAD>>
 __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0, const TwN<N0 * RAD * RAD>& twN,
                                           int live16, int warp, int lane) {
   using O = Ops<T>;
@@ -1044,7 +911,7 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
   // product and ~6 integer instructions for the index; the step is one product. The recurrence runs at most 16
   // tiles (M / 16 / WARPS), whose float32 rounding (~1e-6) is far below the 16-bit data's.
   [[maybe_unused]] float2 wcur[MT0][2], wstep[MT0][2];
-  if constexpr (kTwSteps && kTwiddle) {
+  if constexpr (kTwSteps) {
 #pragma unroll
     for (int mt = 0; mt < MT0; ++mt)
 #pragma unroll
@@ -1089,44 +956,31 @@ __device__ __forceinline__ void outer_dft(T* sre, T* sim, const uint32_t* frag0,
         }
     }
     __syncwarp();
-    if constexpr (!kTwiddle) {
 #pragma unroll
-      for (int mt = 0; mt < MT0; ++mt)
+    for (int mt = 0; mt < MT0; ++mt)
 #pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-          for (int nt = 0; nt < 2; ++nt) {
-            const int off = sig_off<RAD>(16 * mt + gid + 8 * hh, m1, m2b + 8 * nt + 2 * tig);
-            *reinterpret_cast<uint32_t*>(sre + off) = O::pack(Cr[mt][nt][2 * hh], Cr[mt][nt][2 * hh + 1]);
-            *reinterpret_cast<uint32_t*>(sim + off) = O::pack(Ci[mt][nt][2 * hh], Ci[mt][nt][2 * hh + 1]);
-          }
-    } else {
-#pragma unroll
-      for (int mt = 0; mt < MT0; ++mt)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int k0 = 16 * mt + gid + 8 * hh;
-          const float4 steps = twN.rows[2 * k0];
-          const float2 s1 = make_float2(steps.x, steps.y), s8 = make_float2(steps.z, steps.w);
-          float2 w0;
-          if constexpr (kTwSteps) {
-            w0 = wcur[mt][hh];
-            wcur[mt][hh] = cmul(w0, wstep[mt][hh]);
-          } else {
-            w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
-          }
-#pragma unroll
-          for (int nt = 0; nt < 2; ++nt) {
-            if (nt > 0) w0 = cmul(w0, s8);  // columns m + 8: times w_N^(8 k0)
-            const float2 w1 = cmul(w0, s1);
-            const float2 z0 = cmul(make_float2(Cr[mt][nt][2 * hh], Ci[mt][nt][2 * hh]), w0);
-            const float2 z1 = cmul(make_float2(Cr[mt][nt][2 * hh + 1], Ci[mt][nt][2 * hh + 1]), w1);
-            const int off = sig_off<RAD>(k0, m1, m2b + 8 * nt + 2 * tig);
-            *reinterpret_cast<uint32_t*>(sre + off) = O::pack(z0.x, z1.x);
-            *reinterpret_cast<uint32_t*>(sim + off) = O::pack(z0.y, z1.y);
-          }
+      for (int hh = 0; hh < 2; ++hh) {
+        const int k0 = 16 * mt + gid + 8 * hh;
+        const float4 steps = twN.rows[2 * k0];
+        const float2 s1 = make_float2(steps.x, steps.y), s8 = make_float2(steps.z, steps.w);
+        float2 w0;
+        if constexpr (kTwSteps) {
+          w0 = wcur[mt][hh];
+          wcur[mt][hh] = cmul(w0, wstep[mt][hh]);
+        } else {
+          w0 = twN(static_cast<uint32_t>(k0 * (mc + 2 * tig)));
         }
-    }
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          if (nt > 0) w0 = cmul(w0, s8);  // columns m + 8: times w_N^(8 k0)
+          const float2 w1 = cmul(w0, s1);
+          const float2 z0 = cmul(make_float2(Cr[mt][nt][2 * hh], Ci[mt][nt][2 * hh]), w0);
+          const float2 z1 = cmul(make_float2(Cr[mt][nt][2 * hh + 1], Ci[mt][nt][2 * hh + 1]), w1);
+          const int off = sig_off<RAD>(k0, m1, m2b + 8 * nt + 2 * tig);
+          *reinterpret_cast<uint32_t*>(sre + off) = O::pack(z0.x, z1.x);
+          *reinterpret_cast<uint32_t*>(sim + off) = O::pack(z0.y, z1.y);
+        }
+      }
     __syncwarp();
   }
 }
@@ -1204,8 +1058,7 @@ constexpr bool kUntwistRowZero = JFF_UNTWIST_ROW0 != 0;
 // After the inner inverse of row k0: times conj(w_N^(k0 m)) (the outer level's conjugate
 // twiddle; none for N0 = 1; for k0 = 0 it is 1, see kUntwistRowZero) and back into the row's block in place. The caller
 // must have __syncwarp()ed after the row's last read.
-// kTwiddle = false: no twiddle (FoldedMats has it).
-template <typename T, int N0, int RAD, bool kTwiddle = true>
+template <typename T, int N0, int RAD>
 __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
                                                 const TwN<N0 * RAD * RAD>& twN,
                                                 const float (&Yr)[RAD / 16][RAD / 8][4],
@@ -1217,7 +1070,7 @@ __device__ __forceinline__ void store_inner_row(T* bre, T* bim, int key, int k0,
   // and register moves at each merge: ~27 of the 4K inner row's 420 instructions, SASS sm_90a). Applied to every
   // row (kUntwistRowZero), the products with w = 1 (twN(0), the table's exact 1 - 0i) keep row 0's finite
   // values (a zero's sign may change, nothing else).
-  const bool untw = kTwiddle && N0 > 1 && (kUntwistRowZero || k0 > 0);
+  const bool untw = N0 > 1 && (kUntwistRowZero || k0 > 0);
   // conj(w_N^(k0 m)) = w_N^(-k0 m) at m = RAD m1 + m2, m1 = 16mt + gid + 8hh, m2 = 8nt + 2tig
   // + {0, 1}: one table lookup per lane at (gid, tig) times factors that depend on k0 only
   // (w_N^(-k0), w_N^(-8 k0), w_N^(-8 RAD k0): the conjugates of twN.rows[k0], warp-uniform, so
@@ -1278,33 +1131,6 @@ __device__ __forceinline__ void inner_row_inverse(float (&Yr)[RAD / 16][RAD / 8]
   }
   __syncwarp();
   store_inner_row<T, N0, RAD>(bre, bim, key, k0, twN, Yr, Yi, lane);
-  __syncwarp();
-}
-
-// inner_row_inverse with the outer twiddle folded into the inverse's matrices (FoldedMats: the row's block at
-// `mats`); after_reads() runs once the warp's last read of the block is issued (a staging warp refills it there).
-template <typename T, int N0, int RAD, bool CONJ, typename KSlot, typename AfterReads>
-__device__ __forceinline__ void inner_row_inverse_folded(float (&Yr)[RAD / 16][RAD / 8][4],
-                                                         float (&Yi)[RAD / 16][RAD / 8][4], const KSlot* kk,
-                                                         const T* mats, const float4* tw,
-                                                         const TwN<N0 * RAD * RAD>& twN, T* bre, T* bim, int key,
-                                                         int k0, int lane, const AfterReads& after_reads) {
-  using FM = FoldedMats<T, N0, RAD>;
-  {
-    SpecFrags<RAD> Pr, Pi;
-    mul_spec<T, RAD, CONJ>(Yr, Yi, kk, lane, Pr, Pi);
-    DftFrags<RAD> G2r, G2i;
-    FM::template load<true>(mats, 1, lane, G2r, G2i);
-    idft_pair_mats<T, RAD>(
-        Pr, Pi, G2r, G2i,
-        [&](DftFrags<RAD>& r, DftFrags<RAD>& i) {
-          FM::template load<true>(mats, 0, lane, r, i);
-          after_reads();
-        },
-        tw, lane, Yr, Yi);
-  }
-  __syncwarp();
-  store_inner_row<T, N0, RAD, false>(bre, bim, key, k0, twN, Yr, Yi, lane);
   __syncwarp();
 }
 

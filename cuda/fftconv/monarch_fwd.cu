@@ -66,7 +66,6 @@ struct FwdParams {
   int pairs;  // ceil(B / 2)
   int items;  // H * pairs (checked < 2^31 in _supported)
   int l2_prefetch;  // big kernel: prefetch the next item's inputs into L2 (see there)
-  const void* fold_tab;  // BigShape::kFoldStaged: FoldedMats' table (N0 row blocks), else nullptr
 };
 
 template <int RAD>
@@ -228,32 +227,7 @@ FwdParams make_params(const FftconvFwdArgs& a, const void* kspec) {
   p.pairs = static_cast<int>((d.B + 1) / 2);
   p.items = p.H * p.pairs;
   p.l2_prefetch = 0;
-  p.fold_tab = nullptr;
   return p;
-}
-
-// BigShape::kFoldStaged: FoldedMats' global table, in the scratch behind K's spectrum.
-template <int N0, int RAD>
-constexpr size_t fold_table_bytes() {
-  return BigShape<N0, RAD>::kFoldStaged ? BigShape<N0, RAD>::kFoldRow * N0 : 0;
-}
-inline size_t fold_table_offset(const FftconvDims& d) {
-  return (kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N) + 15) / 16 * 16;
-}
-template <typename T, int N0, int RAD>
-__global__ void __launch_bounds__(256) monarch_fold_mats_kernel(T* tab) {
-  begin_after_prior_grids();
-  FoldedMats<T, N0, RAD>::build(tab, blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x);
-}
-// Builds the table (when the shape stages one) and points p at it.
-template <typename T, int N0, int RAD>
-cudaError_t prepare_fold_table(const FftconvDims& d, void* kspec, cudaStream_t stream, FwdParams& p) {
-  if constexpr (BigShape<N0, RAD>::kFoldStaged) {
-    T* tab = reinterpret_cast<T*>(static_cast<char*>(kspec) + fold_table_offset(d));
-    p.fold_tab = tab;
-    return launch_kernel(monarch_fold_mats_kernel<T, N0, RAD>, 64u, 256, 0, stream, tab);
-  }
-  return cudaSuccess;
 }
 
 // Resident CTAs per SM times SMs for `kern` (the persistent grid's size).
@@ -349,56 +323,16 @@ __device__ __forceinline__ void load_round(const uint16_t* src, int64_t base0, i
 
 // One warp: inner row k0 of a row pair's planes (bre, bim: that row's block), times its block kk of
 // K, inverse, then the conjugate twiddle conj(w_N^(k0 m)), in place.
-// Row k0's block of FoldedMats' global table (4 M elements: G1 real, G1 imaginary, G2 real, G2 imaginary) into the
-// warp's block at dst: 16-byte asynchronous copies, committed as one group (the caller waits and syncs the warp).
 template <typename T, int N0, int RAD>
-__device__ __forceinline__ void stage_fold_row(T* dst, const T* tab, int k0, int lane) {
-  constexpr int M = RAD * RAD;
-  const uint4* const src = reinterpret_cast<const uint4*>(tab + 4 * k0 * M);
-#pragma unroll
-  for (int c = lane; c < 4 * M / 8; c += 32) cp_async16(reinterpret_cast<uint4*>(dst) + c, src + c, 16);
-  cp_async_commit();
-}
-
-// With folded twiddles (BigShape::kFold) the row's matrices come from its block of sm.fold, or, staged, from the
-// warp's block, which is then refilled with row next_k0's (< N0) from fold_tab.
-template <typename T, int N0, int RAD, int WARPS>
 __device__ __forceinline__ void fwd_inner_row(const BigSmem<T, N0, RAD>& sm, T* bre, T* bim, int k0,
                                               const typename KSpecOf<T>::Slot* kk, const uint32_t (&Fr)[RAD / 16][RAD / 16][4],
-                                              const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int warp, int lane,
-                                              const T* fold_tab) {
-  using S = BigShape<N0, RAD>;
-  using FM = FoldedMats<T, N0, RAD>;
+                                              const uint32_t (&Fi)[RAD / 16][RAD / 16][4], int lane) {
   constexpr int MT = RAD / 16, NT = RAD / 8;
   const int key = (k0 & 7) << 3;
   prefetch_k_l1<RAD>(kk, lane);
   float Yr[MT][NT][4], Yi[MT][NT][4];
-  if constexpr (S::kFold) {
-    T* const mats = sm.fold + 4 * S::M * (S::kFoldStaged ? warp : k0);
-    if constexpr (S::kFoldStaged) {
-      cp_async_wait<0>();
-      __syncwarp();
-    }
-    {
-      DftFrags<RAD> G1r, G1i;
-      FM::template load<false>(mats, 0, lane, G1r, G1i);
-      dft_pair_mats<T, RAD>(
-          bre, bim, nullptr, nullptr, key, G1r, G1i,
-          [&](DftFrags<RAD>& r, DftFrags<RAD>& i) { FM::template load<false>(mats, 1, lane, r, i); }, sm.tw, lane,
-          Yr, Yi);
-    }
-    inner_row_inverse_folded<T, N0, RAD, false>(Yr, Yi, kk, mats, sm.tw, sm.twN, bre, bim, key, k0, lane, [&] {
-      if constexpr (S::kFoldStaged) {
-        if (k0 + WARPS < N0) {
-          __syncwarp();  // every lane's reads of the block are done before any lane's copies land
-          stage_fold_row<T, N0, RAD>(mats, fold_tab, k0 + WARPS, lane);
-        }
-      }
-    });
-  } else {
-    dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
-    inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
-  }
+  dft_pair<T, RAD>(bre, bim, nullptr, nullptr, key, Fr, Fi, sm.tw, lane, Yr, Yi);
+  inner_row_inverse<T, N0, RAD, false>(Yr, Yi, kk, Fr, Fi, sm.tw, sm.twN, bre, bim, key, k0, lane);
 }
 
 // Phase probe of the BHL big kernel, a compile-time switch for one timing experiment (its results are wrong and
@@ -422,19 +356,16 @@ constexpr bool kStorePacked = JFF_STORE_PACKED != 0;
 // with K, outer inverse DFT, in place in the planes (the caller syncs before; this syncs after).
 template <typename T, int N0, int RAD, int WARPS>
 __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, const typename KSpecOf<T>::Slot* kbase,
-                                                int live16, int warp, int lane, const void* fold_tab) {
+                                                int live16,
+                                                int warp, int lane) {
   using S = BigShape<N0, RAD>;
   constexpr int M = S::M, MT = S::MT, KS = S::KS;
   T* const sre = sm.sre;
   T* const sim = sm.sim;
   const TwN<S::N> twN = sm.twN;
-  const T* const ftab = static_cast<const T*>(fold_tab);
-  // Staged folded matrices: the warp's first row's, copied in during the outer DFT.
-  if constexpr (S::kFoldStaged) stage_fold_row<T, N0, RAD>(sm.fold + 4 * M * warp, ftab, warp, lane);
   // ---- outer DFT over n0 (tensor cores), twiddle w_N^(k0 m), in place.
   if constexpr (S::kMmaOuter) {
-    outer_dft<T, N0, RAD, WARPS, true, kOuterTwiddleSteps<N0, RAD>, !S::kFold>(sre, sim, sm.frag0, twN, live16, warp,
-                                                                              lane);
+    outer_dft<T, N0, RAD, WARPS, true>(sre, sim, sm.frag0, twN, live16, warp, lane);
     __syncthreads();
   }
 
@@ -442,10 +373,9 @@ __device__ __forceinline__ void big_fwd_compute(const BigSmem<T, N0, RAD>& sm, c
   // conjugate twiddle conj(w_N^(k0 m)), in place.
   {
     uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
-    if constexpr (!S::kFold) load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
+    load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
     for (int k0 = warp; k0 < N0; k0 += WARPS)
-      fwd_inner_row<T, N0, RAD, WARPS>(sm, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2), Fr, Fi, warp, lane,
-                                       ftab);
+      fwd_inner_row<T, N0, RAD>(sm, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2), Fr, Fi, lane);
   }
   __syncthreads();
 
@@ -587,7 +517,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       }
     }
 
-    if constexpr (kFwdProbeTransforms || N0 <= 2) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane, p.fold_tab);
+    if constexpr (kFwdProbeTransforms || N0 <= 2) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
 
     // ---- store: y = post * out (skip*v is inside out: K carries + skip), first L elements.
     if constexpr (N0 <= 2) {
@@ -758,13 +688,13 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
       __syncthreads();
     }
     if constexpr (HPC == 1) {
-      if (hc < p.H) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane, p.fold_tab);
+      if (hc < p.H) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
     } else if constexpr (S::kMmaOuter) {  // the heads one after another, all warps on each
       for (int j = 0; j < HPC && hc + j < p.H; ++j) {
         BigSmem<T, N0, RAD> head = sm;
         head.sre = planes + j * 2 * N;
         head.sim = head.sre + N;
-        big_fwd_compute<T, N0, RAD, WARPS>(head, kbase + j * (N / 2), live16, warp, lane, p.fold_tab);
+        big_fwd_compute<T, N0, RAD, WARPS>(head, kbase + j * (N / 2), live16, warp, lane);
       }
     } else {
       uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
@@ -773,8 +703,7 @@ __global__ void __launch_bounds__(BlhShape<N0, RAD>::WARPS * 32, BlhShape<N0, RA
         const int j = r / N0, k0 = r % N0;
         if (hc + j >= p.H) continue;
         T* re = planes + j * 2 * N + k0 * M;
-        fwd_inner_row<T, N0, RAD, WARPS>(sm, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2), Fr, Fi, warp, lane,
-                                         nullptr);  // N0 <= 2: no outer twiddle to fold
+        fwd_inner_row<T, N0, RAD>(sm, re, re + N, k0, kbase + j * (N / 2) + k0 * (M / 2), Fr, Fi, lane);
       }
     }
   };
@@ -805,7 +734,6 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
   int64_t resident = 0;
   if ((err = resident_ctas(kern, WARPS * 32, sm, &resident)) != cudaSuccess) return err;
   FwdParams p = make_params(a, kspec);
-  if ((err = prepare_fold_table<T, N0, RAD>(d, kspec, stream, p)) != cudaSuccess) return err;
   // L2 prefetch: on by default only for N0 <= 2 (N = 256/1024 odd L, 2048), where it was
   // measured faster (H200: 2048 0.68 -> 0.57 ms); at N >= 4096 it cost 2-8% (extra L2 traffic
   // competing with K). JFF_MONARCH_L2_PREFETCH=0/1 forces it (a measurement switch).
@@ -835,7 +763,6 @@ cudaError_t launch_blh(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
   if (err != cudaSuccess) return err;
 
   FwdParams p = make_params(a, kspec);
-  if ((err = prepare_fold_table<T, N0, RAD>(d, kspec, stream, p)) != cudaSuccess) return err;
   // Tile groups of TPL tiles (4 measured against 1 on the H200: 4K 1.88 -> 1.55 ms, 32K 21.6 -> 17.7).
   const int groups = static_cast<int>((d.H + int64_t(B::TH) * B::TPL - 1) / (int64_t(B::TH) * B::TPL));
   p.items = groups * B::TPL * p.pairs;
@@ -894,10 +821,8 @@ bool monarch_fwd_supported(const FftconvDims& d, int device_major, size_t max_sm
 }
 
 size_t monarch_fwd_scratch_bytes(const FftconvDims& d) {
-  // K's spectrum: G * H * N complex values of KSpecOf<T>::Elem; then FoldedMats' table where it is staged.
-  size_t fold = 0;
-  dispatch_n(d.N, [&](auto n0, auto rad) { fold = fold_table_bytes<n0(), rad()>(); });
-  return fold == 0 ? kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N) : fold_table_offset(d) + fold;
+  // K's spectrum: G * H * N complex values of KSpecOf<T>::Elem.
+  return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
 
 cudaError_t monarch_fwd(const FftconvFwdArgs& a, cudaStream_t stream, void* scratch,

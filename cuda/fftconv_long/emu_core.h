@@ -6,7 +6,7 @@
 //  1. The host compiler cannot parse the `<<<...>>>` launch in launch_kspec. The emulation build
 //     (emu_build.sh) therefore feeds a generated header, monarch_core_host.cuh, which is
 //     monarch_core.cuh with that one line rewritten to JFF_LAUNCH(...); nothing else changes.
-//  2. Its PTX primitives (Ops<T>::mma/pack/..., ldmatrix_x4_trans / _rows, movmatrix_trans) must be
+//  2. Its PTX primitives (Ops<T>::mma/pack/..., ldmatrix_x4_trans, movmatrix_trans) must be
 //     replaced by emu.h's emulations, and emu.h already defines the same names for the outer
 //     kernels. While the header is included, macros give its names a "core" spelling
 //     (Ops -> CoreOps, ...), so both sets coexist. The inner kernel runs with element types
@@ -48,8 +48,6 @@ struct U32 {
 inline uint32_t core_movmatrix_trans(U32 x) { return jff_emu::movmatrix_trans(x.v); }
 inline void core_ldmatrix_x4_trans(uint32_t (&r)[4], const EmuBF16* p) { jff_emu::ldmatrix_x4(r, p, true); }
 inline void core_ldmatrix_x4_trans(uint32_t (&r)[4], const EmuF16* p) { jff_emu::ldmatrix_x4(r, p, true); }
-inline void core_ldmatrix_x4_rows(uint32_t (&r)[4], const EmuBF16* p) { jff_emu::ldmatrix_x4(r, p, false); }
-inline void core_ldmatrix_x4_rows(uint32_t (&r)[4], const EmuF16* p) { jff_emu::ldmatrix_x4(r, p, false); }
 }  // namespace jff_emu
 
 namespace jff {
@@ -64,7 +62,6 @@ using EmuOps = Ops<T>;
 #define kSignBits kCoreSignBits
 #define movmatrix_trans core_movmatrix_trans
 #define ldmatrix_x4_trans core_ldmatrix_x4_trans
-#define ldmatrix_x4_rows core_ldmatrix_x4_rows
 #define cmul core_cmul
 #define load8 core_load8
 #define store8 core_store8

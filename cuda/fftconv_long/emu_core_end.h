@@ -4,7 +4,6 @@
 #undef kSignBits
 #undef movmatrix_trans
 #undef ldmatrix_x4_trans
-#undef ldmatrix_x4_rows
 #undef cmul
 #undef load8
 #undef store8
