@@ -135,6 +135,10 @@ __host__ __device__ __forceinline__ int64_t bwd_range_lo(int64_t w, int64_t W, i
 __host__ __device__ __forceinline__ int64_t bwd_worker_of(int64_t q, int64_t W, int64_t T) {
   return ((q + 1) * W - 1) / T;
 }
+// Chunks (workers) that hold channel h's pairs: those whose ranges meet [h * pairs, (h + 1) * pairs).
+__host__ __device__ __forceinline__ int64_t bwd_channel_chunks(int64_t h, int64_t pairs, int64_t W, int64_t T) {
+  return bwd_worker_of(h * pairs + pairs - 1, W, T) - bwd_worker_of(h * pairs, W, T) + 1;
+}
 
 template <typename T, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -1392,10 +1396,7 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
   // Chunks that hold channel h's partials: all of them, or with balanced ranges (workers > 0, G == 1) those of the
   // workers whose ranges meet the channel (bwd_range_lo), in pair order as well.
   int nch = chunks;
-  if (workers > 0) {
-    const int64_t total = static_cast<int64_t>(H) * pairs, q0 = static_cast<int64_t>(h) * pairs;
-    nch = static_cast<int>(bwd_worker_of(q0 + pairs - 1, workers, total) - bwd_worker_of(q0, workers, total)) + 1;
-  }
+  if (workers > 0) nch = static_cast<int>(bwd_channel_chunks(h, pairs, workers, static_cast<int64_t>(H) * pairs));
 
   begin_after_prior_grids();  // the slots are the main kernel's output
   if (dskip != nullptr && tid == 0) {
@@ -1700,10 +1701,8 @@ bool bwd_balance_requested() {
 int bwd_balanced_workers(const FftconvDims& d, const BwdParams& p, int64_t grid, int groups) {
   if (!bwd_balance_requested() || groups != 1 || d.layout != kBHL || d.G != 1 || grid < 1) return 0;
   const int64_t total = static_cast<int64_t>(p.H) * p.pairs;
-  for (int64_t h = 0; h < p.H; ++h) {
-    const int64_t q0 = h * p.pairs;
-    if (bwd_worker_of(q0 + p.pairs - 1, grid, total) - bwd_worker_of(q0, grid, total) + 1 > p.chunks) return 0;
-  }
+  for (int64_t h = 0; h < p.H; ++h)
+    if (bwd_channel_chunks(h, p.pairs, grid, total) > p.chunks) return 0;
   return static_cast<int>(grid);
 }
 
