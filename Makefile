@@ -157,12 +157,6 @@ emulate: $(VENV)/.deps
 	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
 	if cmp -s build/emu/monarch_bwd_part_acc.log build/emu/monarch_bwd_32k.log && grep -q 'ALL PASS' build/emu/monarch_bwd_32k.log; then \
 		echo "32768 partial accumulator: output equal to the global slots'"; else echo "32768 partial accumulator: FAIL"; exit 1; fi
-	# Balanced worker ranges (JFF_MONARCH_BWD_BALANCE=1, off by default) with the grid capped at 3 and 7 CTAs, so
-	# that ranges cross channels and channels span several workers: every case must pass.
-	rc=0; for g in 3 7; do for n in 2048 4096 8192 16384; do \
-		JFF_MONARCH_BWD_BALANCE=1 JFF_MONARCH_BWD_GRID=$$g build/emu/monarch_bwd_selftest --small --only N$$n || rc=1; \
-	done; done > build/emu/monarch_bwd_balance.log; \
-		echo "balanced ranges: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_balance.log) cases passed"; exit $$rc
 	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each
 	# group runs many items and the groups' turn counts differ: every result must equal the one-group kernel's.
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_GROUPS_N=12288 -DJFF_EMU_SMS=1" \

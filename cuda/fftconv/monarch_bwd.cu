@@ -119,26 +119,7 @@ struct BwdParams {
   int cp;      // pairs per chunk; a chunk never spans two filter groups
   int chunks;  // ceil(pairs / cp)
   int items;   // H * chunks
-  int workers;  // big kernel: > 0 = the balanced ranges of that many workers (bwd_range_lo), 0 = items by stride
 };
-
-// Balanced work of the BHL big kernel (one filter group, one warp group per CTA): worker w of W (a CTA's
-// group) takes the pairs q in [lo(w), lo(w + 1)) of the sequence q = h * pairs + pr (T = H * pairs pairs),
-// lo(w) = floor(w T / W), so that every worker gets floor(T / W) or one more. Its range falls into a few
-// channels; the part in channel h is one chunk whose slot index is w minus the first worker in h
-// (bwd_worker_of(h * pairs)). With items of cp pairs handed out by stride instead, the busiest SM held one item
-// more than the average wherever H * chunks is not a multiple of the resident CTAs: at N = 4096, B = 64, H = 768
-// 1536 items of 16 pairs on 132 x 4 CTAs (11.64 per SM, 12 on the busiest), and the backward kernel took as
-// long at H = 792 (12.0 per SM) as at 768 (H100, session 50).
-__host__ __device__ __forceinline__ int64_t bwd_range_lo(int64_t w, int64_t W, int64_t T) { return w * T / W; }
-// The worker whose range holds pair q: the largest w with lo(w) <= q.
-__host__ __device__ __forceinline__ int64_t bwd_worker_of(int64_t q, int64_t W, int64_t T) {
-  return ((q + 1) * W - 1) / T;
-}
-// Chunks (workers) that hold channel h's pairs: those whose ranges meet [h * pairs, (h + 1) * pairs).
-__host__ __device__ __forceinline__ int64_t bwd_channel_chunks(int64_t h, int64_t pairs, int64_t W, int64_t T) {
-  return bwd_worker_of(h * pairs + pairs - 1, W, T) - bwd_worker_of(h * pairs, W, T) + 1;
-}
 
 template <typename T, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -836,27 +817,9 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
   float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
-  const int worker = blockIdx.x * GROUPS + grp;
-  const int64_t total = static_cast<int64_t>(p.H) * p.pairs;
-  int64_t q = 0, qend = 0;  // balanced ranges (p.workers > 0): this worker's pairs left
-  if (p.workers > 0) {
-    q = bwd_range_lo(worker, p.workers, total);
-    qend = bwd_range_lo(worker + 1, p.workers, total);
-  }
-  for (int item = worker; p.workers > 0 ? q < qend : item < p.items; item += gridDim.x * GROUPS) {
-    int h, chunk, pr0, pend;
-    if (p.workers > 0) {
-      h = static_cast<int>(q / p.pairs);
-      pr0 = static_cast<int>(q - static_cast<int64_t>(h) * p.pairs);
-      pend = static_cast<int>(min(static_cast<int64_t>(p.pairs), pr0 + (qend - q)));
-      chunk = worker - static_cast<int>(bwd_worker_of(static_cast<int64_t>(h) * p.pairs, p.workers, total));
-      q += pend - pr0;
-    } else {
-      h = item / p.chunks;
-      chunk = item - h * p.chunks;
-      pr0 = chunk * p.cp;
-      pend = min(pr0 + p.cp, p.pairs);
-    }
+  for (int item = blockIdx.x * GROUPS + grp; item < p.items; item += gridDim.x * GROUPS) {
+    const int h = item / p.chunks, chunk = item - h * p.chunks;
+    const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
     for (int pr = pr0; pr < pend; ++pr) {
       const bool first = pr == pr0;
       const int b0 = 2 * pr;
@@ -1382,8 +1345,7 @@ constexpr size_t reduce_smem_bytes() {
 template <int N0, int RAD>
 __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
     monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
-                             int chunks, int cp, int R, int G, int workers, int pairs, int64_t Lk, float* dk,
-                             float* dskip) {
+                             int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
   constexpr int LOGH = log2_exact(H2);
   static_assert(LOGH >= 0 && (1 << LOGH) == H2, "log2");
@@ -1393,15 +1355,11 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
   const int g = gh / H, h = gh - g * H;
   // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
   auto in_group = [&](int c) { return ((2 * c * cp) / R) % G == g; };
-  // Chunks that hold channel h's partials: all of them, or with balanced ranges (workers > 0, G == 1) those of the
-  // workers whose ranges meet the channel (bwd_range_lo), in pair order as well.
-  int nch = chunks;
-  if (workers > 0) nch = static_cast<int>(bwd_channel_chunks(h, pairs, workers, static_cast<int64_t>(H) * pairs));
 
   begin_after_prior_grids();  // the slots are the main kernel's output
   if (dskip != nullptr && tid == 0) {
     float s = 0.f;
-    for (int c = 0; c < nch; ++c)
+    for (int c = 0; c < chunks; ++c)
       if (in_group(c)) s += sslots[static_cast<int64_t>(h) * chunks + c];
     dskip[gh] = s;
   }
@@ -1412,7 +1370,7 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
   // slot), both at or above N/2 otherwise, so each slot is read once, by the one pass that uses it.
   auto slot_sum = [&](int s) {
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int c = 0; c < nch; ++c) {
+    for (int c = 0; c < chunks; ++c) {
       if (!in_group(c)) continue;
       const float4 v = slots[(static_cast<int64_t>(h) * chunks + c) * (N / 2) + s];
       a.x += v.x;
@@ -1671,39 +1629,7 @@ BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
   p.cp = static_cast<int>(bwd_chunk_pairs(d));
   p.chunks = static_cast<int>(bwd_chunks(d));
   p.items = static_cast<int>(bwd_items(d));
-  p.workers = 0;
   return p;
-}
-
-// JFF_MONARCH_BWD_GRID=<n>: at most n CTAs for the BHL big kernel (tests: small problems then give workers several
-// items, or balanced ranges across channels, as large ones do on a whole GPU); unset or 0: no cap.
-int forced_bwd_grid() {
-  static const int cap = [] {
-    const char* v = std::getenv("JFF_MONARCH_BWD_GRID");
-    return v == nullptr ? 0 : std::atoi(v);
-  }();
-  return cap;
-}
-
-// JFF_MONARCH_BWD_BALANCE=1: balanced ranges where they apply (bwd_balanced_workers); otherwise, by default until
-// they have been timed on a GPU, the big kernel's items by stride. Emulated (make emulate), not yet run on a GPU.
-bool bwd_balance_requested() {
-  static const bool on = [] {
-    const char* v = std::getenv("JFF_MONARCH_BWD_BALANCE");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
-
-// Workers for balanced ranges (BwdParams::workers) when `grid` CTAs of one warp group run the BHL big kernel: the
-// grid itself where the problem has one filter group and no channel meets more workers than it has slots
-// (chunks), else 0 (items by stride).
-int bwd_balanced_workers(const FftconvDims& d, const BwdParams& p, int64_t grid, int groups) {
-  if (!bwd_balance_requested() || groups != 1 || d.layout != kBHL || d.G != 1 || grid < 1) return 0;
-  const int64_t total = static_cast<int64_t>(p.H) * p.pairs;
-  for (int64_t h = 0; h < p.H; ++h)
-    if (bwd_channel_chunks(h, p.pairs, grid, total) > p.chunks) return 0;
-  return static_cast<int>(grid);
 }
 
 template <int N0, int RAD>
@@ -1716,7 +1642,7 @@ cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStrea
     if (err != cudaSuccess) return err;
   }
   return launch_kernel(kern, static_cast<unsigned>(a.d.G * a.d.H), kspec_threads(N0 * RAD * RAD), sm, stream, p.slots,
-                       p.sslots, p.H, p.chunks, p.cp, p.R, p.G, p.workers, p.pairs, a.d.Lk, a.dk, a.dskip);
+                       p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
 }
 
 template <typename T, int RAD>
@@ -1745,7 +1671,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   constexpr int GROUPS_S = big_bwd_has_shared_acc(N0, RAD) ? big_bwd_acc_groups(N0, RAD) : 1;
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
-  BwdParams p = make_params(a, kspec, rest);
+  const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
   // device's shared memory per SM), persistent grid; `groups` warp groups per CTA, each with its own
   // items and X buffer.
@@ -1755,8 +1681,6 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     const int64_t want = (p.items + groups - 1) / groups, xc = big_xbuf_ctas(d) / groups;
     int64_t grid = want < resident ? want : resident;
     if (grid > xc) grid = xc > 1 ? xc : 1;
-    if (const int cap = forced_bwd_grid(); cap > 0 && grid > cap) grid = cap;
-    p.workers = bwd_balanced_workers(d, p, grid, groups);  // the reduce below reads it too
     return launch_kernel(kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
