@@ -1342,15 +1342,28 @@ constexpr size_t reduce_smem_bytes() {
   return sizeof(float2) * (N0 * RAD * RAD / 2 + 1);
 }
 
+// Resident CTAs per SM the reduce's registers are budgeted for (__launch_bounds__): 4, or fewer where its threads or
+// shared memory allow fewer (16K: 3, 32K: 1). Unbounded, the radix-16 passes took 77-95 registers, i.e. 3 CTAs per SM
+// at 4K and one at 16K; bounded, ptxas spills 8-144 bytes. H100 (B=64 H=768 bf16, backward self-test ms, two rounds,
+// session 51): 16K 10.341 / 10.341 -> 10.298 / 10.310, 32K 23.40 / 23.39 -> 23.36 / 23.35, 4K within noise; bounded
+// to 8 CTAs (32-40 registers, 144-280 bytes of spill) the 4K backward was 2% slower.
+constexpr int reduce_min_blocks(int n) {
+  const int by_threads = 2048 / kspec_threads(n);
+  const int by_smem = static_cast<int>((227u * 1024u) / (sizeof(float) * 2 * (n / 2 + 1) + 1024));
+  const int cap = by_threads < by_smem ? by_threads : by_smem;
+  return cap < 4 ? (cap > 0 ? cap : 1) : 4;
+}
+
 template <int N0, int RAD>
-__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
+__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_blocks(N0 * RAD * RAD))
     monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
                              int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
   constexpr int LOGH = log2_exact(H2);
   static_assert(LOGH >= 0 && (1 << LOGH) == H2, "log2");
   extern __shared__ float2 hs[];  // H[0 .. N/2], then Z[0 .. N/2) in place, then z
-  const int tid = threadIdx.x, nth = blockDim.x;
+  constexpr int kThreads = kspec_threads(N);  // blockDim.x (launch_reduce)
+  const int tid = threadIdx.x, nth = kThreads;
   const int gh = blockIdx.x;
   const int g = gh / H, h = gh - g * H;
   // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
@@ -1368,49 +1381,60 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD))
   // Slot s summed over the group's chunks in chunk order. Its two bins are the inner frequencies f0 and f0 + 1
   // (f0 even) of row k0, i.e. frequencies k0 + N0 f0 and k0 + N0 (f0 + 1): both below N/2 when f0 < M/2 (a "low"
   // slot), both at or above N/2 otherwise, so each slot is read once, by the one pass that uses it.
-  auto slot_sum = [&](int s) {
-    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int c = 0; c < chunks; ++c) {
-      if (!in_group(c)) continue;
-      const float4 v = slots[(static_cast<int64_t>(h) * chunks + c) * (N / 2) + s];
-      a.x += v.x;
-      a.y += v.y;
-      a.z += v.z;
-      a.w += v.w;
-    }
-    return a;
-  };
   auto slot_freq = [&](int s) {  // the slot's first frequency f = k0 + N0 f0, and f0
     unsigned f0, f1;
     spec_freqs<RAD>(s % (M / 2), f0, f1);
     return make_int2(s / (M / 2) + N0 * static_cast<int>(f0), static_cast<int>(f0));
   };
+  // One pass over this thread's slots of one kind (low or high), kBatch slots at a time: every chunk's loads of a
+  // batch are issued before any is used, rather than one slot's loads after the last slot's stores (the reduce
+  // took 0.050 ms at 4K and 0.172 ms at 16K for 61 / 150 MB of traffic, H100 session 41). Sums in chunk order.
+  constexpr int kPerThread = (H2 + kThreads - 1) / kThreads, kBatch = kPerThread < 4 ? kPerThread : 4;
+  auto slot_pass = [&](bool high, auto&& use) {
+    for (int j0 = 0; j0 < kPerThread; j0 += kBatch) {
+      int sl[kBatch];
+      bool mine[kBatch];
+      float4 a[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {  // (spec_walk_slot: the k-spectrum kernel's slot order)
+        const int i = tid + (j0 + b) * kThreads;
+        sl[b] = i < H2 ? spec_walk_slot<N0, RAD>(i) : 0;
+        mine[b] = i < H2 && (slot_freq(sl[b]).y >= M / 2) == high;
+        a[b] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      for (int c = 0; c < chunks; ++c) {
+        if (!in_group(c)) continue;
+        const float4* src = slots + (static_cast<int64_t>(h) * chunks + c) * H2;
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+          if (mine[b]) {
+            const float4 v = src[sl[b]];
+            a[b] = make_float4(a[b].x + v.x, a[b].y + v.y, a[b].z + v.z, a[b].w + v.w);
+          }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b)
+        if (mine[b]) use(slot_freq(sl[b]).x, a[b]);
+    }
+  };
   // Low slots: H[f] = P[f] / 2, except H[0] = Re P[0] (P[0]'s own conjugate term). Then, after a barrier, high
   // slots add conj P[f] / 2 to H[N - f] (each such H written once in the first pass, added to once here), except
   // H[N/2] = Re P[N/2], which no low slot writes.
-  for (int i = tid; i < N / 2; i += nth) {  // (spec_walk_slot: the k-spectrum kernel's slot order)
-    const int s = spec_walk_slot<N0, RAD>(i);
-    const int2 ff = slot_freq(s);
-    if (ff.y >= M / 2) continue;
-    const float4 a = slot_sum(s);
-    hs[ff.x] = ff.x == 0 ? make_float2(a.x, 0.f) : make_float2(0.5f * a.x, 0.5f * a.y);
-    hs[ff.x + N0] = make_float2(0.5f * a.z, 0.5f * a.w);
-  }
+  slot_pass(false, [&](int f, float4 a) {
+    hs[f] = f == 0 ? make_float2(a.x, 0.f) : make_float2(0.5f * a.x, 0.5f * a.y);
+    hs[f + N0] = make_float2(0.5f * a.z, 0.5f * a.w);
+  });
   __syncthreads();
-  for (int i = tid; i < N / 2; i += nth) {
-    const int s = spec_walk_slot<N0, RAD>(i);
-    const int2 ff = slot_freq(s);
-    if (ff.y < M / 2) continue;
-    const float4 a = slot_sum(s);
-    if (ff.x == H2) {
+  slot_pass(true, [&](int f, float4 a) {
+    if (f == H2) {
       hs[H2] = make_float2(a.x, 0.f);
     } else {
-      float2& t = hs[N - ff.x];
+      float2& t = hs[N - f];
       t = make_float2(t.x + 0.5f * a.x, t.y - 0.5f * a.y);
     }
-    float2& t = hs[N - ff.x - N0];
+    float2& t = hs[N - f - N0];
     t = make_float2(t.x + 0.5f * a.z, t.y - 0.5f * a.w);
-  }
+  });
   __syncthreads();
   // Z[k] from H[k] and H[k + N/2] = conj H[N/2 - k]: one thread per pair (k, N/2 - k), in place.
   auto zbin = [](float2 a, float2 b, int k) {  // a = H[k], b = H[N/2 - k]
