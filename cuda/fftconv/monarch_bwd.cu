@@ -1346,16 +1346,18 @@ constexpr size_t reduce_smem_bytes() {
 // shared memory allow fewer (16K: 3, 32K: 1). Unbounded, the radix-16 passes took 77-95 registers, i.e. 3 CTAs per SM
 // at 4K and one at 16K; bounded, ptxas spills 8-144 bytes. H100 (B=64 H=768 bf16, backward self-test ms, two rounds,
 // session 51): 16K 10.341 / 10.341 -> 10.298 / 10.310, 32K 23.40 / 23.39 -> 23.36 / 23.35, 4K within noise; bounded
-// to 8 CTAs (32-40 registers, 144-280 bytes of spill) the 4K backward was 2% slower.
-constexpr int reduce_min_blocks(int n) {
-  const int by_threads = 2048 / kspec_threads(n);
-  const int by_smem = static_cast<int>((227u * 1024u) / (sizeof(float) * 2 * (n / 2 + 1) + 1024));
+// to 8 CTAs (32-40 registers, 144-280 bytes of spill) the 4K backward was 2% slower. (A register budget only: the
+// shared-memory term uses Hopper's 227 KB per SM; where a GPU has less, fewer CTAs fit and nothing else changes.)
+template <int N0, int RAD>
+constexpr int reduce_min_blocks() {
+  const int by_threads = 2048 / kspec_threads(N0 * RAD * RAD);
+  const int by_smem = static_cast<int>((227u * 1024u) / (reduce_smem_bytes<N0, RAD>() + 1024));
   const int cap = by_threads < by_smem ? by_threads : by_smem;
   return cap < 4 ? (cap > 0 ? cap : 1) : 4;
 }
 
 template <int N0, int RAD>
-__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_blocks(N0 * RAD * RAD))
+__global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_blocks<N0, RAD>())
     monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
                              int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
