@@ -28,22 +28,11 @@
 namespace jff {
 namespace pdl {
 
-// The two halves of BeginKernel, for a kernel that can do work before it needs the previous grid's
-// output (WaitForPriorGrids before the first access to anything that grid writes).
-__device__ __forceinline__ void WaitForPriorGrids() {
+__device__ __forceinline__ void BeginKernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void AllowDependentGrids() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-}
-
-__device__ __forceinline__ void BeginKernel() {
-  WaitForPriorGrids();
-  AllowDependentGrids();
 }
 
 // Whether launches on the current device get the attribute: compute capability >= 9 and

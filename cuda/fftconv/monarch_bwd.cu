@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   init_inner_twiddles<RAD>(tw, threadIdx.x, blockDim.x);
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
-  allow_next_grid();  // K is read after wait_for_k_spectrum below
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
 
   const T* const src[4] = {static_cast<const T*>(p.u), static_cast<const T*>(p.pre),
@@ -242,7 +242,6 @@ __global__ void __launch_bounds__(WARPS * 32)
     T* const rPre = rU + 2 * N;
     const auto* kk =
         static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
-    wait_for_k_spectrum();  // the first pair's loads are in flight
     prefetch_k_l1<RAD>(kk, lane);
 
     // ---- X = DFT(v), v = u * pre formed in registers.
@@ -783,7 +782,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   const int tid = static_cast<int>(threadIdx.x) - grp * NTH, warp = tid >> 5, lane = tid & 31;
   MemoryTurns<GROUPS, NTH> turns(grp);
   sm.init(tid, NTH);
-  allow_next_grid();  // K is read after wait_for_k_spectrum below
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
   turns.start();
   auto group_sync = [&] {
@@ -884,7 +883,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
               });
         }
         turns.give();
-        wait_for_k_spectrum();  // the first pair's rows are in shared memory
         group_sync();
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
@@ -954,7 +952,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
 
       // ---- pass 3: D = DFT(dz); P += conj(X) D into the chunk's slot; dv = IDFT(D conj(K')).
       if (want_dk || want_dv) {
-        wait_for_k_spectrum();  // (for a call without pass 1)
         if constexpr (S::kMmaOuter && kProbeTransforms) {
           outer_dft<T, N0, RAD, WARPS>(sre, sim, sm.frag0, twN, live16, warp, lane);
           group_sync();
@@ -1670,8 +1667,7 @@ cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStrea
     const cudaError_t err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
     if (err != cudaSuccess) return err;
   }
-  return launch_kernel(LaunchRole::kReduce, kern, static_cast<unsigned>(a.d.G * a.d.H), kspec_threads(N0 * RAD * RAD), sm,
-                       stream, p.slots,
+  return launch_kernel(kern, static_cast<unsigned>(a.d.G * a.d.H), kspec_threads(N0 * RAD * RAD), sm, stream, p.slots,
                        p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
 }
 
@@ -1690,9 +1686,7 @@ cudaError_t launch_bwd_sq(const FftconvBwdArgs& a, cudaStream_t stream, void* ks
   const BwdParams p = make_params(a, kspec, rest);
   const int64_t want = (int64_t(p.items) + WARPS - 1) / WARPS;
   const int64_t grid = want < resident ? want : resident;
-  if ((err = launch_kernel(LaunchRole::kMain, kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p)) !=
-      cudaSuccess)
-    return err;
+  if ((err = launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p)) != cudaSuccess) return err;
   return launch_reduce<1, RAD>(a, p, stream);
 }
 
@@ -1713,7 +1707,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     const int64_t want = (p.items + groups - 1) / groups, xc = big_xbuf_ctas(d) / groups;
     int64_t grid = want < resident ? want : resident;
     if (grid > xc) grid = xc > 1 ? xc : 1;
-    return launch_kernel(LaunchRole::kMain, kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
+    return launch_kernel(kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));

@@ -37,26 +37,19 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Launches. The k-spectrum pre-kernel, the BHL main kernels and the dk reduction can go out with
 // programmatic dependent launch (common/pdl.cuh): each is then scheduled while the grid before it
-// on the stream drains, instead of after it has completed. Measured on an H200 through JAX with
-// every kernel waiting at its start it did not pay (N = 256 6-7% slower, 4K 2-3% slower, 1K 2%
-// faster; benchmarks/notes_monarch.md, session 17), so it is opt-in: JFF_FFTCONV_PDL=1 launches all
-// three that way, JFF_FFTCONV_PDL=main only the main kernels (the pre-kernel and the reduction
-// launch plainly), and JFF_PDL=0 still turns every such launch off. The main kernels wait for the
-// pre-kernel only where they first read K' (wait_for_k_spectrum), after their first item's loads:
-// those inputs are older than the pre-kernel, which itself started only after them. The BLH kernels
-// (thread block clusters) launch as before.
+// on the stream drains, instead of after it has completed, which saves the launch gap between the
+// pre-kernel and the main kernel (and the main kernel and the reduction) of every call, a few
+// microseconds against a 40 us forward at N = 256. Measured on an H200 through JAX it did not pay
+// (N = 256 6-7% slower, 4K 2-3% slower, 1K 2% faster; benchmarks/notes_monarch.md, session 17),
+// so it is opt-in with JFF_FFTCONV_PDL=1 (JFF_PDL=0 still turns every such launch off). The BLH
+// kernels (thread block clusters) launch as before.
 // ---------------------------------------------------------------------------------------
-enum class LaunchRole { kPreKernel, kMain, kReduce };
-
-inline bool fftconv_pdl_requested(LaunchRole role) {
-  static const int mode = [] {  // 0 off, 1 every launch, 2 the main kernels only
+inline bool fftconv_pdl_requested() {
+  static const bool on = [] {
     const char* v = std::getenv("JFF_FFTCONV_PDL");
-    if (v == nullptr) return 0;
-    if (std::strcmp(v, "1") == 0) return 1;
-    if (std::strcmp(v, "main") == 0) return 2;
-    return 0;
+    return v != nullptr && std::strcmp(v, "1") == 0;
   }();
-  return mode == 1 || (mode == 2 && role == LaunchRole::kMain);
+  return on;
 }
 
 // The first statement of every kernel launch_kernel starts: waits until the grids before it on the
@@ -65,21 +58,6 @@ inline bool fftconv_pdl_requested(LaunchRole role) {
 __device__ __forceinline__ void begin_after_prior_grids() {
 #ifndef JFF_LONG_EMU
   pdl::BeginKernel();
-#endif
-}
-
-// The main kernels' split of it: they let the next grid be scheduled at their start and wait for the
-// k-spectrum pre-kernel (wait_for_k_spectrum) only before each item's first read of K', which the
-// caller places before anything else the pre-kernel writes is touched (prefetches included). After
-// the first item the wait returns at once.
-__device__ __forceinline__ void allow_next_grid() {
-#ifndef JFF_LONG_EMU
-  pdl::AllowDependentGrids();
-#endif
-}
-__device__ __forceinline__ void wait_for_k_spectrum() {
-#ifndef JFF_LONG_EMU
-  pdl::WaitForPriorGrids();
 #endif
 }
 
@@ -103,14 +81,13 @@ __device__ __forceinline__ void named_barrier(int threads) {
 // Launches kern(args...) on (grid, block, smem, stream), with the PDL attribute where requested and
 // enabled; returns the launch's error. (The CPU emulation builds rewrite the plain launch.)
 template <typename... P, typename... A>
-cudaError_t launch_kernel(LaunchRole role, void (*kern)(P...), unsigned grid, unsigned block, size_t smem,
-                          cudaStream_t stream, A... args) {
+cudaError_t launch_kernel(void (*kern)(P...), unsigned grid, unsigned block, size_t smem, cudaStream_t stream,
+                          A... args) {
 #ifdef JFF_LONG_EMU
-  (void)role;
   kern<<<grid, block, smem, stream>>>(args...);
   return cudaGetLastError();
 #else
-  return pdl::Launch(fftconv_pdl_requested(role), kern, dim3(grid), dim3(block), smem, stream, args...);
+  return pdl::Launch(fftconv_pdl_requested(), kern, dim3(grid), dim3(block), smem, stream, args...);
 #endif
 }
 
@@ -1307,7 +1284,7 @@ cudaError_t launch_kspec(const float* k, int64_t GH, int64_t Lk, const float* sk
     err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ksm));
     if (err != cudaSuccess) return err;
   }
-  return launch_kernel(LaunchRole::kPreKernel, kern, static_cast<unsigned>(GH), kspec_threads(N0 * RAD * RAD), ksm, stream, k, Lk, skip,
+  return launch_kernel(kern, static_cast<unsigned>(GH), kspec_threads(N0 * RAD * RAD), ksm, stream, k, Lk, skip,
                        kspec);
 }
 

@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   // The unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
-  allow_next_grid();  // K is read after wait_for_k_spectrum below
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
 
   const T* u = static_cast<const T*>(p.u);
@@ -154,7 +154,6 @@ __global__ void __launch_bounds__(WARPS * 32)
     T* sb = stage_base + st * S::STAGE_ELEMS;
     const auto* kk =
         static_cast<const typename KSpecOf<T>::Slot*>(p.kspec) + (static_cast<int64_t>(g) * p.H + h) * (N / 2);
-    wait_for_k_spectrum();  // the first item's loads are in flight
     prefetch_k_l1<RAD>(kk, lane);
 
     // DFT of v = u*pre (formed in registers), times K, inverse DFT: z + skip*v in Yr / Yi.
@@ -260,7 +259,7 @@ cudaError_t launch_sq(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec)
   const FwdParams p = make_params(a, kspec);
   const int64_t want = (int64_t(p.items) + kWarps - 1) / kWarps;
   const int64_t grid = want < resident ? want : resident;
-  return launch_kernel(LaunchRole::kMain, kern, static_cast<unsigned>(grid), kWarps * 32, sm, stream, p);
+  return launch_kernel(kern, static_cast<unsigned>(grid), kWarps * 32, sm, stream, p);
 }
 
 
@@ -401,7 +400,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   T* const sim = sm.sim;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   sm.init(tid, NTH);
-  allow_next_grid();  // K is read after wait_for_k_spectrum below
+  begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
   __syncthreads();
   const TwN<N> twN = sm.twN;
 
@@ -518,7 +517,6 @@ __global__ void __launch_bounds__(WARPS * 32)
       }
     }
 
-    wait_for_k_spectrum();  // the item's rows are in shared memory
     if constexpr (kFwdProbeTransforms || N0 <= 2) big_fwd_compute<T, N0, RAD, WARPS>(sm, kbase, live16, warp, lane);
 
     // ---- store: y = post * out (skip*v is inside out: K carries + skip), first L elements.
@@ -742,7 +740,7 @@ cudaError_t launch_big(const FftconvFwdArgs& a, cudaStream_t stream, void* kspec
   const char* pf = std::getenv("JFF_MONARCH_L2_PREFETCH");
   p.l2_prefetch = pf != nullptr ? (pf[0] != '0') : (N0 <= 2);
   const int64_t grid = p.items < resident ? p.items : resident;
-  return launch_kernel(LaunchRole::kMain, kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
+  return launch_kernel(kern, static_cast<unsigned>(grid), WARPS * 32, sm, stream, p);
 }
 
 // The BLH forward kernel, for blh_clusters_fit.
