@@ -415,17 +415,34 @@ struct PairChunks {
   uint4 r0[S], r1[S];
 };
 
+// Zeros into the planes at elements [from, to) (multiples of 8), N0 >= 16: where a pass would write
+// the transform input of the rows' zero padding (t >= L, below the outer DFT's 16-row steps: the
+// second half of a causal row at 4K / 16K). The pass's own loop, run there, loaded nothing and
+// computed zeros, for half the pass's instructions at L = N/2.
+template <typename T, int RAD, int NTH>
+__device__ __forceinline__ void zero_chunks(T* sre, T* sim, int from, int to, int tid) {
+  constexpr int M = RAD * RAD;
+  for (int c = from / 8 + tid; c < to / 8; c += NTH) {
+    const int t = 8 * c, n0 = t / M, m = t % M;
+    const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
+    *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
+    *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
 // One pass over the signal in element order t, 8 elements a thread at a time. For each
 // 8-chunk: fetch(t, raw) issues the chunk's global loads into raw (a Raw); if `read`, (zr, zi) =
 // the signal at t (rows b, b+1; for N0 <= 2 the outer inverse butterfly is applied here, the inner
 // rows having been untwiddled already), else zeros; use(t, raw, zr, zi) turns them in place into
 // the values to keep; if WRITE they are stored (for N0 = 2 through the outer forward butterfly and
 // twiddle). For N0 >= 16 only t < limit is visited (the rest of the signal is never read), and the
-// loads go out before the signal's shared-memory reads. Two chunks per iteration with all their
-// loads first measured no faster at 16K / 32K (session 16, notes_monarch_bwd.md).
+// loads go out before the signal's shared-memory reads; chunks at t >= live (the rows' zero padding:
+// nothing to load, nothing to store) are not fetched or used, only zeroed in the planes if WRITE (see
+// zero_chunks). Two chunks per iteration with all their loads first measured no faster at 16K / 32K
+// (session 16, notes_monarch_bwd.md).
 template <typename T, int N0, int RAD, int NTH, bool WRITE, typename Raw, typename Fetch, typename Use>
 __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RAD>& twN, bool read,
-                                         int limit, int tid, Fetch&& fetch, Use&& use) {
+                                         int limit, int live, int tid, Fetch&& fetch, Use&& use) {
   constexpr int M = RAD * RAD;
   if constexpr (N0 <= 2) {
     constexpr float kS = N0 == 2 ? 0.70710678118654752f : 1.f;
@@ -470,7 +487,8 @@ __device__ __forceinline__ void exchange(T* sre, T* sim, const TwN<N0 * RAD * RA
       }
     }
   } else {
-    for (int c = tid; c < limit / 8; c += NTH) {
+    if constexpr (WRITE) zero_chunks<T, RAD, NTH>(sre, sim, live, limit, tid);
+    for (int c = tid; c < live / 8; c += NTH) {
       const int t = 8 * c, n0 = t / M, m = t % M;
       const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
       Raw raw;
@@ -811,6 +829,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   // steps: the outer products skip the rest (half of them for L = N/2).
   const int live16 = S::kMmaOuter ? (L + 16 * M - 1) / (16 * M) : 1;
   const int lpad = S::kMmaOuter ? min(N, live16 * 16 * M) : N;
+  // Elements that can hold data (t < L, whole chunks): the element passes skip the rest (exchange).
+  const int live8 = min(lpad, (L + 7) & ~7);
   uint2* const xb = p.xbuf + static_cast<int64_t>(blockIdx.x * GROUPS + grp) * (N / 2);
 
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
@@ -864,7 +884,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           // v = u * pre as packed 16-bit products straight into the planes: bitwise form_v + pack8 (a product
           // of two 16-bit values is exact in float32 and rounded once either way), without the unpacking, the
           // 8 FMUL and the packing per row and chunk (exchange's loop at N0 >= 16 otherwise).
-          for (int c = tid; c < lpad / 8; c += NTH) {
+          zero_chunks<T, RAD, NTH>(sre, sim, live8, lpad, tid);
+          for (int c = tid; c < live8 / 8; c += NTH) {
             const int t = 8 * c, n0 = t / M, m = t % M;
             PairChunks<2> r;
             fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
@@ -874,7 +895,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           }
         } else {
           exchange<T, N0, RAD, NTH, true, PairChunks<2>>(
-              sre, sim, twN, false, lpad, tid,
+              sre, sim, twN, false, lpad, live8, tid,
               [&](int t, PairChunks<2>& r) {
                 fetch_chunks<Touch::kAgain, Touch::kAgain>(s1, base0, base1, t, L, L1, vec, r);
               },
@@ -905,7 +926,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
       turns.take();
       exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
-          sre, sim, twN, want_dpost, lpad, tid,
+          sre, sim, twN, want_dpost, lpad, live8, tid,
           [&](int t, PairChunks<4>& r) {
             fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
           },
@@ -991,7 +1012,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
                                        pre != nullptr && dpre != nullptr ? u : nullptr};
         turns.take();  // kept through the next pair's pass 1: one turn for both element passes
         exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
-            sre, sim, twN, true, lpad, tid,
+            sre, sim, twN, true, lpad, live8, tid,
             [&](int t, PairChunks<2>& r) {
               fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
             },

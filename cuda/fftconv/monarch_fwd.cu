@@ -450,15 +450,16 @@ __global__ void __launch_bounds__(WARPS * 32)
     } else {
       // big_load_round chunks per thread per round, all loads issued before any is used.
       constexpr int U = big_load_round<RAD>();
-      const int nch = lpad / 8;
-      if constexpr (!kFwdProbeStreams) {
-        for (int c = tid; c < nch; c += NTH) {
-          const int off = chunk_sig_off<RAD>(8 * c);
-          *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
-          *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
-        }
+      // Chunks that can hold data (t < L). Past them, up to lpad, the outer DFT reads the rows' zero
+      // padding (the second half of a causal row at 4K / 16K): zeros are stored there instead of
+      // running the load loop on nothing (all of lpad in the probe without streams).
+      const int nch = kFwdProbeStreams ? min(lpad, (L + 7) & ~7) / 8 : 0;
+      for (int c = nch + tid; c < lpad / 8; c += NTH) {
+        const int off = chunk_sig_off<RAD>(8 * c);
+        *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
+        *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
       }
-      for (int c0 = tid; kFwdProbeStreams && c0 < nch; c0 += U * NTH) {
+      for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
         if (whole_round<U, NTH>(vec, c0, L, L1)) {
           load_round<U, NTH>(u, base0, base1, c0, a0, a1);
