@@ -327,6 +327,13 @@ __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t*
     const int t = 8 * c, nh = tl.heads(g8);
     const int64_t base = (rr ? tl.base1 : tl.base0) + 8 * g8;
     const int Lr = rr ? tl.L1 : tl.L;
+    const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
+    if (t >= Lr) {  // the row's zero padding (half the units of a causal row at 4K / 16K): nothing to load
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = make_uint4(0u, 0u, 0u, 0u);
+      continue;
+    }
     uint4 x[8], g[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) x[i] = load8(u + base + int64_t(t + i) * tl.H, 0, t + i < Lr ? nh : 0, tl.vec);
@@ -337,7 +344,6 @@ __device__ __forceinline__ void blh_push_tile(const uint16_t* u, const uint16_t*
       for (int i = 0; i < 8; ++i) x[i] = mul8<T>(x[i], g[i]);
     }
     transpose8x8(x);
-    const int off = sig_off<RAD>(t / M, (t % M) / RAD, t % RAD) + rr * N;
 #pragma unroll
     for (int j = 0; j < 8; ++j) *reinterpret_cast<uint4*>(blh_slot<T, N, CL, HPC>(planes, 8 * g8 + j) + off) = x[j];
   }
