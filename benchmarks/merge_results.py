@@ -102,9 +102,24 @@ def use_max_bandwidth(merged: dict) -> None:
         f"copy bandwidth of all parts ({bw / 1e12:.2f} TB/s), each part's own floor in floor_ms_own")
 
 
+def plot_merged(merged: dict, png: Path) -> Path:
+    """The merged rows' plot, titled with the parts' device (not the machine merging them, often a CPU-only one)."""
+    meta = merged["meta"]
+    keys = [k for k in ("N", "L", "D", "K") if k in merged["rows"][0]]
+    return harness.plot(
+        merged["rows"],
+        png,
+        x_label=lambda r: " ".join(f"{k}={harness.fmt_size(r[k]) if k in ('N', 'L') else r[k]}" for k in keys),
+        title=meta.get("benchmark", ""),
+        panel=lambda r: " ".join(str(r[k]) for k in ("mode", "dtype", "layout", "case") if k in r),
+        device_line=f"{meta.get('device_kind', '?')}, jax {meta.get('jax_version', '?')}, "
+        f"{len(meta.get('parts', []))} benchmark runs",
+    )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="merged results file (.json); the plot goes next to it (.png)")
+    p.add_argument("--out", help="merged results file (.json); the plot goes next to it (.png)")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--floor-bandwidth", choices=("part", "max"), default="part",
                    help="floors from each part's own copy bandwidth (default) or the largest of all parts")
@@ -112,8 +127,16 @@ def main(argv=None):
                    help="a point measured again in a later part replaces the earlier row (else: an error)")
     p.add_argument("--median", action="store_true",
                    help="repeated points are runs in separate processes: keep each point's median run")
+    p.add_argument("--replot", action="store_true",
+                   help="no merge: redraw the plot of each given merged results file, next to it")
     p.add_argument("parts", nargs="+", type=Path)
     a = p.parse_args(argv)
+    if a.replot:
+        for path in a.parts:
+            print(f"wrote {plot_merged(json.loads(path.read_text()), path.with_suffix('.png'))}")
+        return
+    if a.out is None:
+        p.error("--out is required (except with --replot)")
     merged = merge(a.parts, a.supersede, a.median)
     if a.floor_bandwidth == "max":
         use_max_bandwidth(merged)
@@ -121,15 +144,7 @@ def main(argv=None):
     out.write_text(json.dumps(merged, indent=1) + "\n")
     print(f"wrote {out}: {len(merged['rows'])} rows from {len(a.parts)} parts")
     if not a.no_plot:
-        keys = [k for k in ("N", "L", "D", "K") if k in merged["rows"][0]]
-        png = harness.plot(
-            merged["rows"],
-            out.with_suffix(".png"),
-            x_label=lambda r: " ".join(f"{k}={harness.fmt_size(r[k]) if k in ('N', 'L') else r[k]}" for k in keys),
-            title=merged["meta"].get("benchmark", ""),
-            panel=lambda r: " ".join(str(r[k]) for k in ("mode", "dtype", "layout", "case") if k in r),
-        )
-        print(f"wrote {png}")
+        print(f"wrote {plot_merged(merged, out.with_suffix('.png'))}")
 
 
 if __name__ == "__main__":

@@ -90,3 +90,21 @@ def test_runs_in_several_processes_keep_the_median_run(tmp_path):
         merge_results.merge(runs, supersede=True, median=True)
     merge_results.use_max_bandwidth(merged)
     assert "median" in merged["meta"]["merged_by"] and "largest copy bandwidth" in merged["meta"]["merged_by"]
+
+
+def test_the_plot_is_titled_with_the_parts_device_not_the_merging_machine(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_plot(rows, png, **kw):
+        seen.append((png, kw["device_line"], len(rows)))
+        return png
+
+    monkeypatch.setattr(merge_results.harness, "plot", fake_plot)
+    a = _part(tmp_path, "a", [_row(1024, 0.02)], 4e12)
+    b = _part(tmp_path, "b", [_row(2048, 0.03)], 4e12)
+    out = tmp_path / "merged.json"
+    merge_results.main(["--out", str(out), str(a), str(b)])
+    merge_results.main(["--replot", str(out)])  # a results file merged earlier: the plot only, the file untouched
+    assert seen == [(out.with_suffix(".png"), "NVIDIA H200, jax ?, 2 benchmark runs", 2)] * 2
+    with pytest.raises(SystemExit):
+        merge_results.main([str(a)])  # merging needs --out
