@@ -415,21 +415,6 @@ struct PairChunks {
   uint4 r0[S], r1[S];
 };
 
-// Zeros into the planes at elements [from, to) (multiples of 8), N0 >= 16: where a pass would write
-// the transform input of the rows' zero padding (t >= L, below the outer DFT's 16-row steps: the
-// second half of a causal row at 4K / 16K). The pass's own loop, run there, loaded nothing and
-// computed zeros, for half the pass's instructions at L = N/2.
-template <typename T, int RAD, int NTH>
-__device__ __forceinline__ void zero_chunks(T* sre, T* sim, int from, int to, int tid) {
-  constexpr int M = RAD * RAD;
-  for (int c = from / 8 + tid; c < to / 8; c += NTH) {
-    const int t = 8 * c, n0 = t / M, m = t % M;
-    const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-    *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
-    *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
-  }
-}
-
 // One pass over the signal in element order t, 8 elements a thread at a time. For each
 // 8-chunk: fetch(t, raw) issues the chunk's global loads into raw (a Raw); if `read`, (zr, zi) =
 // the signal at t (rows b, b+1; for N0 <= 2 the outer inverse butterfly is applied here, the inner

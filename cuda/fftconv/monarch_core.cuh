@@ -246,6 +246,19 @@ __device__ __forceinline__ int chunk_sig_off(int t) {
   return sig_off<RAD>(static_cast<int>(ut / M), static_cast<int>(m / RAD), static_cast<int>(m % RAD));
 }
 
+// Zeros into both planes at elements [from, to) (multiples of 8), NTH threads: where an element pass
+// would write the outer DFT's input for the rows' zero padding (t >= L but below its 16-row k-steps:
+// the second half of a causal row at N0 = 16). Running the pass's own loop there loaded nothing and
+// computed zeros, a tenth of the causal 4K backward (notes_monarch.md, session 52).
+template <typename T, int RAD, int NTH>
+__device__ __forceinline__ void zero_chunks(T* sre, T* sim, int from, int to, int tid) {
+  for (int c = from / 8 + tid; c < to / 8; c += NTH) {
+    const int off = chunk_sig_off<RAD>(8 * c);
+    *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
+    *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
 // C-fragment order, the layout of the inner twiddle table, of K and of the dk slots: float4 index
 // j*32 + lane holds two complex values for C-fragment (mt, nt), half hh: row 16mt + gid + 8hh,
 // columns 8nt + 2tig and + 1, with j = (mt*NT + nt)*2 + hh. Returns the float offset of (row, col).

@@ -454,11 +454,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       // padding (the second half of a causal row at 4K / 16K): zeros are stored there instead of
       // running the load loop on nothing (all of lpad in the probe without streams).
       const int nch = kFwdProbeStreams ? min(lpad, (L + 7) & ~7) / 8 : 0;
-      for (int c = nch + tid; c < lpad / 8; c += NTH) {
-        const int off = chunk_sig_off<RAD>(8 * c);
-        *reinterpret_cast<uint4*>(sre + off) = make_uint4(0u, 0u, 0u, 0u);
-        *reinterpret_cast<uint4*>(sim + off) = make_uint4(0u, 0u, 0u, 0u);
-      }
+      zero_chunks<T, RAD, NTH>(sre, sim, 8 * nch, lpad, tid);
       for (int c0 = tid; c0 < nch; c0 += U * NTH) {
         uint4 a0[U], a1[U], q0[U], q1[U];
         if (whole_round<U, NTH>(vec, c0, L, L1)) {
