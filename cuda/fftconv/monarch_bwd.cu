@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   // Twiddles w_N^(k1*n2) for this lane's C-fragment positions, shared by the block, and the
   // unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
-  init_inner_twiddles<RAD>(tw, threadIdx.x, blockDim.x);
+  init_inner_twiddles<T, RAD>(tw, threadIdx.x, blockDim.x);
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
   begin_after_prior_grids();  // the tables above are computed; K and the rows below are read
@@ -156,6 +156,9 @@ __global__ void __launch_bounds__(WARPS * 32)
   const int warp0 = blockIdx.x * WARPS + warp;
   // v and dz are zero past L and only rows of z', dv within L are stored: see live_row_blocks.
   const int live = live_row_blocks<RAD>(p.L);
+  // Rows n1 >= 16 * live are neither read by the DFTs nor stored (t >= L there): their loads and
+  // element work are skipped too. Warp-uniform: a block of 16 rows is 16 * RAD elements, whole i steps.
+  const int live_elems = 16 * RAD * live;
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of streams s0, s0+1 (u, pre or post, dy) of pair `pr` of
@@ -178,6 +181,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
         for (int i = 0; i < RCH / 32; ++i) {
           const int t = (lane + 32 * i) * 8;
+          if (256 * i >= live_elems) break;
           const bool valid = rv && t < p.L;
           cp_async16<Touch::kLast>(dst + swz_offset<RAD>(t / RAD, t % RAD),
                      valid ? sp + base0 + rr * rstride + t : sp, valid ? 16 : 0);
@@ -283,6 +287,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
+            if (mt > 0 && mt >= live) continue;  // rows past L (see live_elems)
             const int off = swz_offset<RAD>(16 * mt + gid + 8 * hh, 8 * nt + 2 * tig);
 #pragma unroll
             for (int rr = 0; rr < 2; ++rr) {
@@ -373,6 +378,7 @@ __global__ void __launch_bounds__(WARPS * 32)
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
+            if (mt > 0 && mt >= live) continue;  // rows past L (see live_elems)
             const int off = swz_offset<RAD>(16 * mt + gid + 8 * hh, 8 * nt + 2 * tig);
 #pragma unroll
             for (int rr = 0; rr < 2; ++rr) {

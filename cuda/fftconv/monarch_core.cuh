@@ -121,6 +121,19 @@ struct Ops<__nv_bfloat16> {
                                *reinterpret_cast<__nv_bfloat162*>(&y));
     return *reinterpret_cast<uint32_t*>(&r);
   }
+  // x * y + z and x * y - z on packed pairs, one rounding each (ptxas folds the negation into the
+  // FMA as an operand modifier). PTX rather than __hfma2, which a host compiler parsing this
+  // header for the CPU emulation does not declare.
+  static __device__ __forceinline__ uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) {
+    uint32_t r;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(z));
+    return r;
+  }
+  static __device__ __forceinline__ uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) {
+    uint32_t r;
+    asm("{.reg .b32 nz;\n\tneg.bf16x2 nz, %3;\n\tfma.rn.bf16x2 %0, %1, %2, nz;}" : "=r"(r) : "r"(x), "r"(y), "r"(z));
+    return r;
+  }
 };
 
 template <>
@@ -145,9 +158,40 @@ struct Ops<__half> {
     __half2 r = __hmul2(*reinterpret_cast<__half2*>(&x), *reinterpret_cast<__half2*>(&y));
     return *reinterpret_cast<uint32_t*>(&r);
   }
+  static __device__ __forceinline__ uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) {
+    uint32_t r;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(z));
+    return r;
+  }
+  static __device__ __forceinline__ uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) {
+    uint32_t r;
+    asm("{.reg .b32 nz;\n\tneg.f16x2 nz, %3;\n\tfma.rn.f16x2 %0, %1, %2, nz;}" : "=r"(r) : "r"(x), "r"(y), "r"(z));
+    return r;
+  }
 };
 
 constexpr uint32_t kSignBits = 0x80008000u;  // negates both 16-bit halves (fp16 and bf16)
+
+// The pointwise products of the inner DFTs on packed 16-bit pairs (kPackedCmul) or in float32.
+// Packed: the accumulators are rounded to 16 bits first (they are rounded once after the product
+// otherwise) and the complex product takes two packed multiplies and two packed FMAs per two bins,
+// against eight float32 operations; the twiddle table holds packed pairs and bfloat16 K is regrouped
+// by two byte permutes instead of four unpacking operations. Each product then rounds three times
+// instead of once: emulated, bf16 errors rise ~15% (32K: 6.4e-3 -> 7.3e-3), fp16 ~20%.
+#ifndef JFF_PACKED_CMUL
+#define JFF_PACKED_CMUL 1
+#endif
+constexpr bool kPackedCmul = JFF_PACKED_CMUL != 0;
+
+// Two complex factors as packed 16-bit pairs: x = real parts (bin 0 low), y = imaginary parts.
+template <typename T>
+__device__ __forceinline__ uint2 pack_factors(float4 f) {
+  return make_uint2(Ops<T>::pack(f.x, f.z), Ops<T>::pack(f.y, f.w));
+}
+// bfloat16 K as stored (KSpecOf): {re0 | im0 << 16, re1 | im1 << 16}.
+__device__ __forceinline__ uint2 regroup_factors(uint2 v) {
+  return make_uint2((v.x & 0xffffu) | (v.y << 16), (v.x >> 16) | (v.y & 0xffff0000u));
+}
 
 __device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
   uint32_t r;
@@ -318,8 +362,9 @@ __device__ __forceinline__ void for_each_slot(F&& f) {
       for (int hh = 0; hh < 2; ++hh) f(mt, nt, hh, (mt * NT + nt) * 2 + hh);
 }
 
-// Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4).
-template <int RAD>
+// Inner twiddles w_M^(k1*n2), M = RAD^2, in C-fragment order (M/2 float4; kPackedCmul: M/2 uint2 of packed
+// factors, pack_factors, in the first half of that space).
+template <typename T, int RAD>
 __device__ void init_inner_twiddles(float4* tw, int tid, int nthreads) {
   constexpr int M = RAD * RAD;
   for (int idx = tid; idx < M / 2; idx += nthreads) {
@@ -328,7 +373,11 @@ __device__ void init_inner_twiddles(float4* tw, int tid, int nthreads) {
     float s0, c0, s1, c1;
     sincospif(-2.0f * static_cast<float>((k1 * n2) % M) / M, &s0, &c0);
     sincospif(-2.0f * static_cast<float>((k1 * (n2 + 1)) % M) / M, &s1, &c1);
-    tw[idx] = make_float4(c0, s0, c1, s1);
+    if (kPackedCmul) {
+      reinterpret_cast<uint2*>(tw)[idx] = pack_factors<T>(make_float4(c0, s0, c1, s1));
+    } else {
+      tw[idx] = make_float4(c0, s0, c1, s1);
+    }
   }
 }
 
@@ -420,6 +469,21 @@ __device__ __forceinline__ auto slot_cmul_pack(const float (&Yr)[RAD / 16][RAD /
   };
   return Packed{O::pack(ar * f.x - ai * f.y, br * f.z - bi * f.w), O::pack(ar * f.y + ai * f.x, br * f.w + bi * f.z)};
 }
+// The same with packed factors (pack_factors' layout), on packed pairs.
+template <typename T, int RAD, bool CONJ>
+__device__ __forceinline__ auto slot_cmul_pack(const float (&Yr)[RAD / 16][RAD / 8][4],
+                                               const float (&Yi)[RAD / 16][RAD / 8][4], int mt, int nt, int hh,
+                                               uint2 f) {
+  using O = Ops<T>;
+  const auto xr = O::pack(Yr[mt][nt][2 * hh], Yr[mt][nt][2 * hh + 1]);
+  const auto xi = O::pack(Yi[mt][nt][2 * hh], Yi[mt][nt][2 * hh + 1]);
+  using P = decltype(xr);
+  struct Packed {
+    P re, im;
+  };
+  if (CONJ) return Packed{P{O::fma2(xr, f.x, O::mul2(xi, f.y))}, P{O::fms2(xi, f.x, O::mul2(xr, f.y))}};
+  return Packed{P{O::fms2(xr, f.x, O::mul2(xi, f.y))}, P{O::fma2(xr, f.y, O::mul2(xi, f.x))}};
+}
 
 // C .* T (CONJ: C .* conj(T)) for C in accumulators, T the inner twiddle table (C-fragment
 // order), packed to 16 bits as B fragments [k-tile][n-tile][half] of its transpose: accumulator
@@ -431,9 +495,17 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
                                               int lane, uint32_t (&Br)[RAD / 16][RAD / 8][2],
                                               uint32_t (&Bi)[RAD / 16][RAD / 8][2]) {
   for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
-    const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[s * 32 + lane]);
-    Br[nt >> 1][2 * mt + hh][nt & 1] = z.re;
-    Bi[nt >> 1][2 * mt + hh][nt & 1] = z.im;
+    const int e = s * 32 + lane;
+    uint32_t re, im;
+    if constexpr (kPackedCmul) {
+      const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, reinterpret_cast<const uint2*>(tw)[e]);
+      re = z.re, im = z.im;
+    } else {
+      const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[e]);
+      re = z.re, im = z.im;
+    }
+    Br[nt >> 1][2 * mt + hh][nt & 1] = re;
+    Bi[nt >> 1][2 * mt + hh][nt & 1] = im;
   });
 }
 
@@ -564,6 +636,11 @@ __device__ __forceinline__ P* opaque_ptr(P* p) {
 }
 
 __device__ __forceinline__ float4 load_k_slot(const float4* p) { return __ldg(p); }
+// K's slot as packed factors (kPackedCmul).
+template <typename T>
+__device__ __forceinline__ uint2 load_k_packed(const float4* p) { return pack_factors<T>(__ldg(p)); }
+template <typename T>
+__device__ __forceinline__ uint2 load_k_packed(const uint2* p) { return regroup_factors(__ldg(p)); }
 __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
   const uint2 v = __ldg(p);
   return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
@@ -585,11 +662,17 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
   const KSlot* const kl = kKLanePointer ? opaque_ptr(kk + lane) : kk;
   const int lane_off = kKLanePointer ? 0 : lane;
   for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
-    const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kl + s * 32 + lane_off));
     // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
     // of B fragment (k-tile mt, n-tile nt) of W^T.
-    Pr[mt][nt][hh] = movmatrix_trans(z.re);
-    Pi[mt][nt][hh] = movmatrix_trans(z.im);
+    if constexpr (kPackedCmul) {
+      const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_packed<T>(kl + s * 32 + lane_off));
+      Pr[mt][nt][hh] = movmatrix_trans(z.re);
+      Pi[mt][nt][hh] = movmatrix_trans(z.im);
+    } else {
+      const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kl + s * 32 + lane_off));
+      Pr[mt][nt][hh] = movmatrix_trans(z.re);
+      Pi[mt][nt][hh] = movmatrix_trans(z.im);
+    }
   });
 }
 
@@ -769,7 +852,7 @@ struct BigSmem {
   }
   // Tables, once per CTA (the caller synchronises).
   __device__ void init(int tid, int nthreads) {
-    init_inner_twiddles<RAD>(tw, tid, nthreads);
+    init_inner_twiddles<T, RAD>(tw, tid, nthreads);
     init_twN<N0 * RAD * RAD>(twtab, tid, nthreads);
     init_row_steps<N0, RAD>(const_cast<float4*>(twN.rows), tid, nthreads);
     build_dft_frags<T, RAD>(frag, tid, nthreads);

@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(WARPS * 32)
   T* stage_base = reinterpret_cast<T*>(smem_raw + N / 2) + warp * 2 * S::STAGE_ELEMS;
 
   // Twiddles w_N^(k1*n2) for this lane's C-fragment positions, shared by the block.
-  init_inner_twiddles<RAD>(tw, threadIdx.x, blockDim.x);
+  init_inner_twiddles<T, RAD>(tw, threadIdx.x, blockDim.x);
   // The unitary DFT matrix as A fragments: F[r][c] = w_RAD^(r*c) / sqrt(RAD).
   uint32_t Fr[MT][KS][4], Fi[MT][KS][4];
   dft_frags_regs<T, RAD>(Fr, Fi, lane);
@@ -107,6 +107,9 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   const int warp0 = blockIdx.x * WARPS + warp;
   const int live = live_row_blocks<RAD>(p.L);  // the causal case skips work: see there
+  // Rows n1 >= 16 * live are neither read by the DFTs nor stored (t >= L there): their loads and
+  // epilogue are skipped too. Warp-uniform: a block of 16 rows is 16 * RAD elements, whole i steps.
+  const int live_elems = 16 * RAD * live;
   const int wstride = gridDim.x * WARPS;
 
   // Issues the cp.async loads of one item into stage `st`; every lane commits one group.
@@ -128,6 +131,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
         for (int i = 0; i < CHUNKS / 32; ++i) {
           const int t = (lane + 32 * i) * 8;
+          if (256 * i >= live_elems) break;
           const bool valid = rv && t < p.L;
           cp_async16<Touch::kLast>(dst + swz_offset<RAD>(t / RAD, t % RAD), valid ? rowp + t : src, valid ? 16 : 0);
         }
@@ -174,6 +178,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
+          if (mt > 0 && mt >= live) continue;  // rows past L (see live_elems)
           const int off = swz_offset<RAD>(16 * mt + gid + 8 * hh, 8 * nt + 2 * tig);
 #pragma unroll
           for (int rr = 0; rr < 2; ++rr) {

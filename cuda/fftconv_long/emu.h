@@ -366,6 +366,16 @@ struct Ops<__nv_bfloat16> {
     const float2 a = unpack(x), b = unpack(y);
     return pack(a.x * b.x, a.y * b.y);
   }
+  // 16-bit products are exact in float, so fmaf then the 16-bit rounding is the hardware's single rounding
+  // (but for float's own rounding of the sum, at ties only).
+  static uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) {
+    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
+    return pack(std::fmaf(a.x, b.x, c.x), std::fmaf(a.y, b.y, c.y));
+  }
+  static uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) {
+    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
+    return pack(std::fmaf(a.x, b.x, -c.x), std::fmaf(a.y, b.y, -c.y));
+  }
 };
 
 template <>
@@ -380,6 +390,16 @@ struct Ops<__half> {
   static uint32_t mul2(uint32_t x, uint32_t y) {
     const float2 a = unpack(x), b = unpack(y);
     return pack(a.x * b.x, a.y * b.y);
+  }
+  // 16-bit products are exact in float, so fmaf then the 16-bit rounding is the hardware's single rounding
+  // (but for float's own rounding of the sum, at ties only).
+  static uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) {
+    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
+    return pack(std::fmaf(a.x, b.x, c.x), std::fmaf(a.y, b.y, c.y));
+  }
+  static uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) {
+    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
+    return pack(std::fmaf(a.x, b.x, -c.x), std::fmaf(a.y, b.y, -c.y));
   }
 };
 

@@ -79,6 +79,8 @@ struct CoreOpsEmu {
   static float2 unpack(uint32_t v) { return E::unpack(v); }
   static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) { E::mma(d, a, b0, b1); }
   static uint32_t mul2(uint32_t x, uint32_t y) { return E::mul2(x, y); }
+  static uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) { return E::fma2(x, y, z); }
+  static uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) { return E::fms2(x, y, z); }
 };
 template <>
 struct CoreOps<jff_emu::EmuBF16> : CoreOpsEmu<__nv_bfloat16> {};

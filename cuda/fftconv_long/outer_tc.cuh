@@ -50,6 +50,12 @@
 #include <cstdint>
 #include <type_traits>
 
+// The long path keeps monarch_core.cuh's inner products in float32 (kPackedCmul off): its errors grow with
+// the transform's stages (bf16 128K backward, emulated: du 8.3e-3 -> 9.2e-3 with packed products) and the
+// packed form was timed only on the fused kernels (N <= 32768).
+#ifndef JFF_PACKED_CMUL
+#define JFF_PACKED_CMUL 0
+#endif
 #ifdef JFF_LONG_EMU
 #include "fftconv_long/emu.h"  // also defines JFF_DYN_SMEM / JFF_LAUNCH for the emulation
 #else
