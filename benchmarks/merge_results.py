@@ -105,6 +105,7 @@ def use_max_bandwidth(merged: dict) -> None:
 def plot_merged(merged: dict, png: Path) -> Path:
     """The merged rows' plot, titled with the parts' device (not the machine merging them, often a CPU-only one)."""
     meta = merged["meta"]
+    runs = len(meta.get("parts", [])) or 1  # a file bench_*.py wrote itself (never merged) is one run
     keys = [k for k in ("N", "L", "D", "K") if k in merged["rows"][0]]
     return harness.plot(
         merged["rows"],
@@ -113,7 +114,7 @@ def plot_merged(merged: dict, png: Path) -> Path:
         title=meta.get("benchmark", ""),
         panel=lambda r: " ".join(str(r[k]) for k in ("mode", "dtype", "layout", "case") if k in r),
         device_line=f"{meta.get('device_kind', '?')}, jax {meta.get('jax_version', '?')}, "
-        f"{len(meta.get('parts', []))} benchmark runs",
+        f"{runs} benchmark run{'s' if runs > 1 else ''}",
     )
 
 

@@ -106,5 +106,7 @@ def test_the_plot_is_titled_with_the_parts_device_not_the_merging_machine(tmp_pa
     merge_results.main(["--out", str(out), str(a), str(b)])
     merge_results.main(["--replot", str(out)])  # a results file merged earlier: the plot only, the file untouched
     assert seen == [(out.with_suffix(".png"), "NVIDIA H200, jax ?, 2 benchmark runs", 2)] * 2
+    merge_results.main(["--replot", str(a)])  # a file a benchmark wrote itself (no parts): one run, not zero
+    assert seen[-1] == (a.with_suffix(".png"), "NVIDIA H200, jax ?, 1 benchmark run", 1)
     with pytest.raises(SystemExit):
         merge_results.main([str(a)])  # merging needs --out
