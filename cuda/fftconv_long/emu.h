@@ -353,10 +353,11 @@ namespace {
 template <typename T>
 struct Ops;
 
-template <>
-struct Ops<__nv_bfloat16> {
-  static float f(uint16_t h) { return __bfloat162float(__ushort_as_bfloat16(h)); }
-  static uint16_t h(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+// Both element types' Ops: the 16-bit Format's conversions, packing, the MMA and the packed arithmetic.
+template <typename Format>
+struct EmuOps16 {
+  static float f(uint16_t h) { return Format::f(h); }
+  static uint16_t h(float x) { return Format::h(x); }
   static uint32_t pack(float lo, float hi) { return static_cast<uint32_t>(h(lo)) | (static_cast<uint32_t>(h(hi)) << 16); }
   static float2 unpack(uint32_t v) { return make_float2(f(jff_emu::lo16(v)), f(jff_emu::hi16(v))); }
   static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -376,32 +377,21 @@ struct Ops<__nv_bfloat16> {
     const float2 a = unpack(x), b = unpack(y), c = unpack(z);
     return pack(std::fmaf(a.x, b.x, -c.x), std::fmaf(a.y, b.y, -c.y));
   }
+};
+struct Bf16Format {
+  static float f(uint16_t h) { return __bfloat162float(__ushort_as_bfloat16(h)); }
+  static uint16_t h(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+};
+struct F16Format {
+  static float f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+  static uint16_t h(float x) { return __half_as_ushort(__float2half_rn(x)); }
 };
 
 template <>
-struct Ops<__half> {
-  static float f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-  static uint16_t h(float x) { return __half_as_ushort(__float2half_rn(x)); }
-  static uint32_t pack(float lo, float hi) { return static_cast<uint32_t>(h(lo)) | (static_cast<uint32_t>(h(hi)) << 16); }
-  static float2 unpack(uint32_t v) { return make_float2(f(jff_emu::lo16(v)), f(jff_emu::hi16(v))); }
-  static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    jff_emu::mma_m16n8k16(d, a, b0, b1, &f);
-  }
-  static uint32_t mul2(uint32_t x, uint32_t y) {
-    const float2 a = unpack(x), b = unpack(y);
-    return pack(a.x * b.x, a.y * b.y);
-  }
-  // 16-bit products are exact in float, so fmaf then the 16-bit rounding is the hardware's single rounding
-  // (but for float's own rounding of the sum, at ties only).
-  static uint32_t fma2(uint32_t x, uint32_t y, uint32_t z) {
-    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
-    return pack(std::fmaf(a.x, b.x, c.x), std::fmaf(a.y, b.y, c.y));
-  }
-  static uint32_t fms2(uint32_t x, uint32_t y, uint32_t z) {
-    const float2 a = unpack(x), b = unpack(y), c = unpack(z);
-    return pack(std::fmaf(a.x, b.x, -c.x), std::fmaf(a.y, b.y, -c.y));
-  }
-};
+struct Ops<__nv_bfloat16> : EmuOps16<Bf16Format> {};
+
+template <>
+struct Ops<__half> : EmuOps16<F16Format> {};
 
 constexpr uint32_t kSignBits = 0x80008000u;
 
