@@ -754,16 +754,6 @@ constexpr bool kProbeTransforms = JFF_BWD_PHASE_PROBE != 1, kProbeStreams = JFF_
 #define JFF_BWD_PACKED_V 1
 #endif
 constexpr bool kBwdPackedV = JFF_BWD_PACKED_V != 0;
-// The same for passes 2 and 4 (N0 >= 16): dpost = dy z', dz = dy post, du = dv pre and dpre = dv u are each one
-// product of two 16-bit values, so packed products (mul8) give exchange's float32 bits without its unpacking,
-// FMULs and packing; dskip's sum stays float32. Emulated output identical to the float32 route's. Only at RAD = 32
-// (16K, 32K): at 4K / 8K ptxas gave the kernels 142 / 151 registers with it (4K: past the 128 that 4 CTAs per SM
-// allow). SASS (bf16, per loop body): pass 2 850 -> 804, pass 4 679 -> 584 at 16K. Untimed: off until an
-// A/B says otherwise (JFF_BWD_PACKED_PASSES=1 to build it; notes_monarch_bwd.md, session 53).
-#ifndef JFF_BWD_PACKED_PASSES
-#define JFF_BWD_PACKED_PASSES 0
-#endif
-constexpr bool kBwdPackedPasses = JFF_BWD_PACKED_PASSES != 0;
 
 // A chunk's loads for one element pass of the big kernel (load8_pairs with the pass's policies W),
 // or zeros in the probe's transforms-only build.
@@ -860,12 +850,6 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         store8<Touch::kLast>(d + base0, t, L, vec, pack8<T>(a));
         store8<Touch::kLast>(d + base1, t, L1, vec, pack8<T>(b));
       };
-      // The same for packed 16-bit chunks (kBwdPackedPasses).
-      auto put16 = [&](uint16_t* d, int t, uint4 a, uint4 b) {
-        if constexpr (!kProbeStreams) return;
-        store8<Touch::kLast>(d + base0, t, L, vec, a);
-        store8<Touch::kLast>(d + base1, t, L1, vec, b);
-      };
       // v = u * pre (or u) of chunk t from its raw rows.
       auto form_v = [&](const uint4& u0, const uint4& u1, const uint4& q0, const uint4& q1, float (&v0)[8],
                         float (&v1)[8]) {
@@ -932,20 +916,24 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       float dsk = 0.f;
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
       turns.take();
-      if constexpr (N0 >= 16 && RAD == 32 && kBwdPackedPasses) {
-        zero_chunks<T, RAD, NTH>(sre, sim, live8, lpad, tid);
-        for (int c = tid; c < live8 / 8; c += NTH) {
-          const int t = 8 * c, n0 = t / M, m = t % M;
-          const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-          PairChunks<4> r;
-          fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
-          uint4* const zr = reinterpret_cast<uint4*>(sre + off);
-          uint4* const zi = reinterpret_cast<uint4*>(sim + off);
-          if (want_dpost) put16(dpost, t, mul8<T>(r.r0[0], *zr), mul8<T>(r.r1[0], *zi));
-          if (want_dskip) {  // dskip from float32 dz = dy * post, as the float32 route sums it
-            float d0[8], d1[8], v0[8], v1[8];
+      exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
+          sre, sim, twN, want_dpost, lpad, live8, tid,
+          [&](int t, PairChunks<4>& r) {
+            fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
+          },
+          [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
+            float d0[8], d1[8];
             unpack8<T>(r.r0[0], d0);
             unpack8<T>(r.r1[0], d1);
+            if (want_dpost) {
+              float o0[8], o1[8];
+#pragma unroll
+              for (int e = 0; e < 8; ++e) {
+                o0[e] = d0[e] * zr[e];
+                o1[e] = d1[e] * zi[e];
+              }
+              put(dpost, t, o0, o1);
+            }
             if (post != nullptr) {
               float g0[8], g1[8];
               unpack8<T>(r.r0[1], g0);
@@ -956,61 +944,21 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
                 d1[e] *= g1[e];
               }
             }
-            form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) {
-              dsk = fmaf(d0[e], v0[e], dsk);
-              dsk = fmaf(d1[e], v1[e], dsk);
-            }
-          }
-          *zr = post != nullptr ? mul8<T>(r.r0[0], r.r0[1]) : r.r0[0];
-          *zi = post != nullptr ? mul8<T>(r.r1[0], r.r1[1]) : r.r1[0];
-        }
-      } else {
-        exchange<T, N0, RAD, NTH, true, PairChunks<4>>(
-            sre, sim, twN, want_dpost, lpad, live8, tid,
-            [&](int t, PairChunks<4>& r) {
-              fetch_chunks<Touch::kLast, Touch::kLast, Touch::kAgain, Touch::kAgain>(s2, base0, base1, t, L, L1, vec, r);
-            },
-            [&](int t, const PairChunks<4>& r, float (&zr)[8], float (&zi)[8]) {
-              float d0[8], d1[8];
-              unpack8<T>(r.r0[0], d0);
-              unpack8<T>(r.r1[0], d1);
-              if (want_dpost) {
-                float o0[8], o1[8];
-#pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                  o0[e] = d0[e] * zr[e];
-                  o1[e] = d1[e] * zi[e];
-                }
-                put(dpost, t, o0, o1);
-              }
-              if (post != nullptr) {
-                float g0[8], g1[8];
-                unpack8<T>(r.r0[1], g0);
-                unpack8<T>(r.r1[1], g1);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                  d0[e] *= g0[e];
-                  d1[e] *= g1[e];
-                }
-              }
-              if (want_dskip) {
-                float v0[8], v1[8];
-                form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                  dsk = fmaf(d0[e], v0[e], dsk);
-                  dsk = fmaf(d1[e], v1[e], dsk);
-                }
-              }
+            if (want_dskip) {
+              float v0[8], v1[8];
+              form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
 #pragma unroll
               for (int e = 0; e < 8; ++e) {
-                zr[e] = d0[e];
-                zi[e] = d1[e];
+                dsk = fmaf(d0[e], v0[e], dsk);
+                dsk = fmaf(d1[e], v1[e], dsk);
               }
-            });
-      }
+            }
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+              zr[e] = d0[e];
+              zi[e] = d1[e];
+            }
+          });
       turns.give();
       group_sync();
 
@@ -1054,50 +1002,31 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         const uint16_t* const s4[2] = {pre != nullptr && du != nullptr ? pre : nullptr,
                                        pre != nullptr && dpre != nullptr ? u : nullptr};
         turns.take();  // kept through the next pair's pass 1: one turn for both element passes
-        if constexpr (N0 >= 16 && RAD == 32 && kBwdPackedPasses) {
-          for (int c = tid; c < live8 / 8; c += NTH) {
-            const int t = 8 * c, n0 = t / M, m = t % M;
-            const int off = sig_off<RAD>(n0, m / RAD, m % RAD);
-            PairChunks<2> r;
-            fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
-            if (t >= L) continue;
-            const uint4 zr = *reinterpret_cast<const uint4*>(sre + off);
-            const uint4 zi = *reinterpret_cast<const uint4*>(sim + off);
-            if (pre == nullptr) {
-              put16(du, t, zr, zi);  // du is given when dpre is not
-              continue;
-            }
+        exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
+            sre, sim, twN, true, lpad, live8, tid,
+            [&](int t, PairChunks<2>& r) {
+              fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
+            },
+            [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
+              if (t >= L) return;
+              if (pre == nullptr) {
+                put(du, t, zr, zi);  // du is given when dpre is not
+                return;
+              }
 #pragma unroll
-            for (int i = 0; i < 2; ++i)
-              if (s4[i] != nullptr) put16(i == 0 ? du : dpre, t, mul8<T>(r.r0[i], zr), mul8<T>(r.r1[i], zi));
-          }
-        } else {
-          exchange<T, N0, RAD, NTH, false, PairChunks<2>>(
-              sre, sim, twN, true, lpad, live8, tid,
-              [&](int t, PairChunks<2>& r) {
-                fetch_chunks<Touch::kLast, Touch::kLast>(s4, base0, base1, t, L, L1, vec, r);
-              },
-              [&](int t, const PairChunks<2>& r, float (&zr)[8], float (&zi)[8]) {
-                if (t >= L) return;
-                if (pre == nullptr) {
-                  put(du, t, zr, zi);  // du is given when dpre is not
-                  return;
+              for (int i = 0; i < 2; ++i) {
+                if (s4[i] == nullptr) continue;
+                float a0[8], a1[8];
+                unpack8<T>(r.r0[i], a0);
+                unpack8<T>(r.r1[i], a1);
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                  a0[e] *= zr[e];
+                  a1[e] *= zi[e];
                 }
-#pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                  if (s4[i] == nullptr) continue;
-                  float a0[8], a1[8];
-                  unpack8<T>(r.r0[i], a0);
-                  unpack8<T>(r.r1[i], a1);
-#pragma unroll
-                  for (int e = 0; e < 8; ++e) {
-                    a0[e] *= zr[e];
-                    a1[e] *= zi[e];
-                  }
-                  put(i == 0 ? du : dpre, t, a0, a1);
-                }
-              });
-        }
+                put(i == 0 ? du : dpre, t, a0, a1);
+              }
+            });
       }
 
       // ---- dskip: thread partials -> fixed butterfly per warp -> warps in order -> slot.

@@ -485,6 +485,15 @@ __device__ __forceinline__ auto slot_cmul_pack(const float (&Yr)[RAD / 16][RAD /
   return Packed{P{O::fms2(xr, f.x, O::mul2(xi, f.y))}, P{O::fma2(xr, f.y, O::mul2(xi, f.x))}};
 }
 
+// Entry e of the inner twiddle table in the form slot_cmul_pack takes (init_inner_twiddles' layout).
+__device__ __forceinline__ auto tw_factors(const float4* tw, int e) {
+  if constexpr (kPackedCmul) {
+    return reinterpret_cast<const uint2*>(tw)[e];
+  } else {
+    return tw[e];
+  }
+}
+
 // C .* T (CONJ: C .* conj(T)) for C in accumulators, T the inner twiddle table (C-fragment
 // order), packed to 16 bits as B fragments [k-tile][n-tile][half] of its transpose: accumulator
 // (row r, cols c, c+1) is entry (k = c, c+1; n = r) of the transpose, half of a B fragment as it
@@ -495,17 +504,9 @@ __device__ __forceinline__ void twiddle_to_bt(const float (&Cr)[RAD / 16][RAD / 
                                               int lane, uint32_t (&Br)[RAD / 16][RAD / 8][2],
                                               uint32_t (&Bi)[RAD / 16][RAD / 8][2]) {
   for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
-    const int e = s * 32 + lane;
-    uint32_t re, im;
-    if constexpr (kPackedCmul) {
-      const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, reinterpret_cast<const uint2*>(tw)[e]);
-      re = z.re, im = z.im;
-    } else {
-      const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw[e]);
-      re = z.re, im = z.im;
-    }
-    Br[nt >> 1][2 * mt + hh][nt & 1] = re;
-    Bi[nt >> 1][2 * mt + hh][nt & 1] = im;
+    const auto z = slot_cmul_pack<T, RAD, CONJ>(Cr, Ci, mt, nt, hh, tw_factors(tw, s * 32 + lane));
+    Br[nt >> 1][2 * mt + hh][nt & 1] = z.re;
+    Bi[nt >> 1][2 * mt + hh][nt & 1] = z.im;
   });
 }
 
@@ -635,16 +636,27 @@ __device__ __forceinline__ P* opaque_ptr(P* p) {
   return p;
 }
 
-__device__ __forceinline__ float4 load_k_slot(const float4* p) { return __ldg(p); }
-// K's slot as packed factors (kPackedCmul).
-template <typename T>
-__device__ __forceinline__ uint2 load_k_packed(const float4* p) { return pack_factors<T>(__ldg(p)); }
-template <typename T>
-__device__ __forceinline__ uint2 load_k_packed(const uint2* p) { return regroup_factors(__ldg(p)); }
 __device__ __forceinline__ float4 load_k_slot(const uint2* p) {
   const uint2 v = __ldg(p);
   return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
                      __uint_as_float(v.y & 0xffff0000u));
+}
+// K's slot in the form slot_cmul_pack takes: packed factors (kPackedCmul) or float32.
+template <typename T>
+__device__ __forceinline__ auto k_factors(const float4* p) {
+  if constexpr (kPackedCmul) {
+    return pack_factors<T>(__ldg(p));
+  } else {
+    return __ldg(p);
+  }
+}
+template <typename T>
+__device__ __forceinline__ auto k_factors(const uint2* p) {
+  if constexpr (kPackedCmul) {
+    return regroup_factors(__ldg(p));
+  } else {
+    return load_k_slot(p);
+  }
 }
 
 // What mul_spec hands idft_pair: B fragments [k-tile][n-tile][half] of the product W^T (the
@@ -664,15 +676,9 @@ __device__ __forceinline__ void mul_spec(const float (&Yr)[RAD / 16][RAD / 8][4]
   for_each_slot<RAD>([&](int mt, int nt, int hh, int s) {
     // The 8x8 tile (rows 16mt + 8hh.., cols 8nt..) of W^T, transposed in registers, is half hh
     // of B fragment (k-tile mt, n-tile nt) of W^T.
-    if constexpr (kPackedCmul) {
-      const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_packed<T>(kl + s * 32 + lane_off));
-      Pr[mt][nt][hh] = movmatrix_trans(z.re);
-      Pi[mt][nt][hh] = movmatrix_trans(z.im);
-    } else {
-      const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, load_k_slot(kl + s * 32 + lane_off));
-      Pr[mt][nt][hh] = movmatrix_trans(z.re);
-      Pi[mt][nt][hh] = movmatrix_trans(z.im);
-    }
+    const auto z = slot_cmul_pack<T, RAD, CONJ>(Yr, Yi, mt, nt, hh, k_factors<T>(kl + s * 32 + lane_off));
+    Pr[mt][nt][hh] = movmatrix_trans(z.re);
+    Pi[mt][nt][hh] = movmatrix_trans(z.im);
   });
 }
 
