@@ -139,12 +139,14 @@ emulate: $(VENV)/.deps
 		tail -n 1 build/emu/short_selftest.log; exit $$rc
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest
 	build/emu/monarch_bwd_selftest --small > build/emu/monarch_bwd_selftest.log; rc=$$?; tail -n 1 build/emu/monarch_bwd_selftest.log; exit $$rc
-	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_KSPEC_ORDER=0" \
+	# With it the backward's passes 2 / 4 on the float32 route (JFF_BWD_PACKED_PASSES=0; the default multiplies
+	# packed pairs: the same products, so the same bits).
+	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_KSPEC_ORDER=0 -DJFF_BWD_PACKED_PASSES=0" \
 		sh cuda/fftconv/monarch_emu_build.sh --bwd build/emu/monarch_bwd_selftest_other_order
 	build/emu/monarch_bwd_selftest_other_order --small > build/emu/monarch_bwd_selftest_other_order.log; \
 		if cmp -s build/emu/monarch_bwd_selftest_other_order.log build/emu/monarch_bwd_selftest.log; then \
-			echo "k-spectrum order 0 (backward: dk_reduce): output equal to the default build's"; \
-		else echo "k-spectrum order 0 (backward): FAIL"; exit 1; fi
+			echo "k-spectrum order 0, float32 passes (backward): output equal to the default build's"; \
+		else echo "k-spectrum order 0, float32 passes (backward): FAIL"; exit 1; fi
 	# The big backward's shared-memory dk accumulator (N = 2048 .. 16384), which the emulator's occupancy
 	# rule (no registers) need not pick by itself.
 	rc=0; for n in 2048 4096 8192 16384; do \
@@ -157,6 +159,13 @@ emulate: $(VENV)/.deps
 	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
 	if cmp -s build/emu/monarch_bwd_part_acc.log build/emu/monarch_bwd_32k.log && grep -q 'ALL PASS' build/emu/monarch_bwd_32k.log; then \
 		echo "32768 partial accumulator: output equal to the global slots'"; else echo "32768 partial accumulator: FAIL"; exit 1; fi
+	# The balanced tail (BwdParams::workers, JFF_MONARCH_BWD_TAIL=1): one chunk per channel (a 1 MB slot cap) on 3 CTAs, so the last
+	# channels are split across workers; every case must pass (float64 checks) under both accumulators.
+	rc=0; for acc in shared global; do \
+		JFF_MONARCH_BWD_TAIL=1 JFF_MONARCH_BWD_ACC=$$acc JFF_MONARCH_BWD_SLOT_CAP_MB=1 JFF_MONARCH_BWD_GRID=3 \
+			build/emu/monarch_bwd_selftest --small --only tail || rc=1; \
+	done > build/emu/monarch_bwd_tail.log; \
+		echo "balanced tail: $$(grep -c ' yes PASS$$' build/emu/monarch_bwd_tail.log) cases passed"; exit $$rc
 	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each
 	# group runs many items and the groups' turn counts differ: every result must equal the one-group kernel's.
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_GROUPS_N=12288 -DJFF_EMU_SMS=1" \

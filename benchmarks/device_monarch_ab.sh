@@ -14,7 +14,7 @@
 # runs shows: for the fused kernels the rows matching each of ONLY (';'-separated substrings, default "T bf16":
 # the issue-3 workload, with its correctness checks; the backward's second round --time-only), for the depthwise
 # kernels dw_selftest RUN_ARGS (default --pdl-bench: back-to-back call streams, as a jitted program issues them).
-# PHASE=build only builds, PHASE=run only runs (the same arguments), so that one device call can build several
+# CHECKS=0 times the backward's first round without the float64 checks too. PHASE=build only builds, PHASE=run only runs (the same arguments), so that one device call can build several
 # targets' variants at once.
 # ENVS=';'-separated environment settings (e.g. "JFF_MONARCH_FWD_STAGE=0;JFF_MONARCH_FWD_STAGE=1"): each build's
 # timed runs go once under each, interleaved too (run-time switches A/B'd inside one build).
@@ -73,9 +73,10 @@ for round in 1 2; do
           read -ra args <<<"$r"
           run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i "${args[@]}"
         else
-          # The backward's second round without the float64 checks (the first round checked the same build).
+          # The backward's second round without the float64 checks (the first round checked the same build);
+          # CHECKS=0: both rounds without them (SMALL=1 checks each build instead).
           timing=()
-          [ "$tag" = bwd ] && [ "$round" = 2 ] && timing=(--time-only)
+          [ "$tag" = bwd ] && { [ "$round" = 2 ] || [ "${CHECKS:-1}" = 0 ]; } && timing=(--time-only)
           run_left ab_$tag.log env "${eargs[@]}" ${bin}_$i --only "$r" "${timing[@]}"
         fi
       done
