@@ -983,6 +983,18 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
       // ---- pass 2: dpost = dy * z' out, dz = dy * post in, dskip += dz * v.
       float dsk = 0.f;
       const uint16_t* const s2[4] = {dy, post, want_dskip ? u : nullptr, want_dskip ? pre : nullptr};
+      // dz = dy * post in float32 from dy's unpacked rows (d0, d1) and post's raw ones (r.r*[1]); dy alone without post.
+      auto times_post = [&](const PairChunks<4>& r, float (&d0)[8], float (&d1)[8]) {
+        if (post == nullptr) return;
+        float g0[8], g1[8];
+        unpack8<T>(r.r0[1], g0);
+        unpack8<T>(r.r1[1], g1);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          d0[e] *= g0[e];
+          d1[e] *= g1[e];
+        }
+      };
       turns.take();
       if constexpr (N0 >= 16 && RAD == 32 && kBwdPackedPasses) {
         zero_chunks<T, RAD, NTH>(sre, sim, live8, lpad, tid);
@@ -998,16 +1010,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
             float d0[8], d1[8], v0[8], v1[8];
             unpack8<T>(r.r0[0], d0);
             unpack8<T>(r.r1[0], d1);
-            if (post != nullptr) {
-              float g0[8], g1[8];
-              unpack8<T>(r.r0[1], g0);
-              unpack8<T>(r.r1[1], g1);
-#pragma unroll
-              for (int e = 0; e < 8; ++e) {
-                d0[e] *= g0[e];
-                d1[e] *= g1[e];
-              }
-            }
+            times_post(r, d0, d1);
             form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
 #pragma unroll
             for (int e = 0; e < 8; ++e) {
@@ -1037,16 +1040,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
                 }
                 put(dpost, t, o0, o1);
               }
-              if (post != nullptr) {
-                float g0[8], g1[8];
-                unpack8<T>(r.r0[1], g0);
-                unpack8<T>(r.r1[1], g1);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                  d0[e] *= g0[e];
-                  d1[e] *= g1[e];
-                }
-              }
+              times_post(r, d0, d1);
               if (want_dskip) {
                 float v0[8], v1[8];
                 form_v(r.r0[2], r.r1[2], r.r0[3], r.r1[3], v0, v1);
