@@ -1719,11 +1719,21 @@ int64_t big_xbuf_ctas(const FftconvDims& d) {
 size_t kspec_bytes(const FftconvDims& d) {  // G * H * N complex values of KSpecOf<T>::Elem
   return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
-// Slots for the balanced tail's extra chunks, one per worker (BwdParams::workers): where it can apply (the BHL big
-// kernel, one filter group, one chunk per channel) room for one worker per SM at 16K / 32K and two at 8K (the
-// shared-accumulator variant's CTAs per SM on an H100 / H200); a grid larger than this runs without the tail.
+// JFF_MONARCH_BWD_TAIL=1 turns the balanced tail on (BwdParams::workers); off by default until timed on a GPU
+// (emulated: make emulate), so the last round's channels go out whole, by stride, like the others.
+bool bwd_tail_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("JFF_MONARCH_BWD_TAIL");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+
+// Slots for the balanced tail's extra chunks, one per worker (BwdParams::workers): where it can apply (switched on,
+// the BHL big kernel, one filter group, one chunk per channel) room for one worker per SM at 16K / 32K and two at 8K
+// (the shared-accumulator variant's CTAs per SM on an H100 / H200); a grid larger than this runs without the tail.
 int64_t bwd_tail_slots(const FftconvDims& d) {
-  if (d.layout != kBHL || use_sq(d) || d.G != 1 || bwd_chunks(d) != 1) return 0;
+  if (!bwd_tail_enabled() || d.layout != kBHL || use_sq(d) || d.G != 1 || bwd_chunks(d) != 1) return 0;
   int dev = 0, nsm = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     return 0;
@@ -1823,15 +1833,6 @@ int forced_bwd_grid() {
   }();
   return cap;
 }
-// JFF_MONARCH_BWD_TAIL=1 turns the balanced tail on (BwdParams::workers); off by default until timed on a GPU
-// (emulated: make emulate), so the last round's channels go out whole, by stride, like the others.
-bool bwd_tail_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("JFF_MONARCH_BWD_TAIL");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
 
 template <int N0, int RAD>
 cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStream_t stream) {
@@ -1885,7 +1886,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     if (grid > xc) grid = xc > 1 ? xc : 1;
     if (const int cap = forced_bwd_grid(); cap > 0 && grid > cap) grid = cap;
     // The balanced tail (BwdParams::workers) where the last round of channels is partial; the reduce reads it too.
-    if (groups == 1 && bwd_tail_enabled() && p.items % grid != 0 && grid <= bwd_tail_slots(d)) {
+    if (groups == 1 && p.items % grid != 0 && grid <= bwd_tail_slots(d)) {  // (0 slots: switched off)
       p.workers = static_cast<int>(grid);
       p.tail_h0 = static_cast<int>(p.items / grid * grid);
     }
