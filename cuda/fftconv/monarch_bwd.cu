@@ -108,8 +108,8 @@ struct BwdParams {
   const void* pre;
   const void* post;
   const void* kspec;  // (G, H) blocks of N/2 KSpecOf<T>::Slot in fragment order, skip folded in
-  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), then the tail's (below); nullptr: no dk
-  float* sslots;        // (H, chunks) partial dskip sums, then the tail's; nullptr: no dskip
+  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), nullptr: no dk
+  float* sslots;        // (H, chunks) partial dskip sums, nullptr: no dskip
   uint2* xbuf;          // big kernel: N/2 uint2 per CTA (the spectrum X of the current pair)
   void* du;             // each nullptr when not wanted
   void* dpre;
@@ -119,50 +119,7 @@ struct BwdParams {
   int cp;      // pairs per chunk; a chunk never spans two filter groups
   int chunks;  // ceil(pairs / cp)
   int items;   // H * chunks
-  // Big BHL kernel with one chunk per channel (8K-32K at H = 768): channels [0, tail_h0) go by stride, one per
-  // worker and round, and the last partial round's channels [tail_h0, H) in balanced ranges of pairs over the
-  // `workers` workers (bwd_tail_span); workers = 0: every item by stride (tail_h0 = items).
-  int workers, tail_h0;  // (tail_h0 = items when workers = 0)
 };
-
-// The balanced tail: the T = (H - tail_h0) * pairs pairs of the last channels in order, q = (h - tail_h0) * pairs
-// + pr; worker w of W takes q in [lo(w), lo(w + 1)), lo(w) = floor(w T / W), i.e. floor(T / W) or one more. With
-// whole channels by stride, the busiest worker held one channel more than the average wherever H is not a
-// multiple of the grid: at 16K / 32K, H = 768 on 132 CTAs, 6 against 5.82 (3% of the kernel idle at its end).
-// A worker's part of a channel is a chunk with its own slot: the part that starts the channel uses the channel's
-// slot (index h), a part that starts inside it (only ever a worker's first part) the worker's extra slot H + w;
-// the dk reduce sums them in pair order (bwd_tail_slots_of).
-__host__ __device__ __forceinline__ int64_t bwd_range_lo(int64_t w, int64_t W, int64_t T) { return w * T / W; }
-// The worker whose range holds q: the largest w with lo(w) <= q.
-__host__ __device__ __forceinline__ int64_t bwd_worker_of(int64_t q, int64_t W, int64_t T) {
-  return ((q + 1) * W - 1) / T;
-}
-
-// One span of a big-kernel worker's work: pairs [pr0, pend) of channel h, accumulated into slot `slot`.
-struct BwdSpan {
-  int h, pr0, pend;
-  int64_t slot;
-};
-// The worker's next span: items worker, worker + W, ... below the tail, then its range of the tail (q, qend).
-__device__ __forceinline__ bool bwd_next_span(const BwdParams& p, int worker, int W, int& item, int64_t& q,
-                                              int64_t qend, BwdSpan& s) {
-  if (item < (p.workers > 0 ? p.tail_h0 : p.items)) {  // (the tail's channels have one chunk each)
-    s.h = item / p.chunks;
-    s.pr0 = (item - s.h * p.chunks) * p.cp;
-    s.pend = min(s.pr0 + p.cp, p.pairs);
-    s.slot = item;
-    item += W;
-    return true;
-  }
-  if (q >= qend) return false;
-  const int64_t j = q / p.pairs;
-  s.h = p.tail_h0 + static_cast<int>(j);
-  s.pr0 = static_cast<int>(q - j * p.pairs);
-  s.pend = static_cast<int>(min(static_cast<int64_t>(p.pairs), s.pr0 + (qend - q)));
-  s.slot = s.pr0 == 0 ? s.h : static_cast<int64_t>(p.H) + worker;
-  q += s.pend - s.pr0;
-  return true;
-}
 
 template <typename T, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -882,17 +839,9 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
   float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
-  const int worker = blockIdx.x * GROUPS + grp, nworkers = gridDim.x * GROUPS;
-  int item = worker;
-  int64_t q = 0, qend = 0;  // this worker's range of the balanced tail (p.workers == nworkers there)
-  if (p.workers > 0) {
-    const int64_t tail_pairs = static_cast<int64_t>(p.H - p.tail_h0) * p.pairs;
-    q = bwd_range_lo(worker, nworkers, tail_pairs);
-    qend = bwd_range_lo(worker + 1, nworkers, tail_pairs);
-  }
-  for (BwdSpan span; bwd_next_span(p, worker, nworkers, item, q, qend, span);) {
-    const int h = span.h, pr0 = span.pr0, pend = span.pend;
-    const int64_t slot_idx = span.slot;
+  for (int item = blockIdx.x * GROUPS + grp; item < p.items; item += gridDim.x * GROUPS) {
+    const int h = item / p.chunks, chunk = item - h * p.chunks;
+    const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
     for (int pr = pr0; pr < pend; ++pr) {
       const bool first = pr == pr0;
       const int b0 = 2 * pr;
@@ -1067,7 +1016,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           group_sync();
         }
         if constexpr (kSharedAcc) {
-          float4* const slot = want_dk ? p.slots + slot_idx * (N / 2) : nullptr;
+          float4* const slot = want_dk ? p.slots + (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) : nullptr;
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS) {
             // Rows past kAccRows (32768 only) add into the slot itself, through the same (generic) pointer.
             float4* const row_acc = kAccRows == N0 || k0 < kAccRows ? acc : slot;
@@ -1083,7 +1032,8 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
         } else {
           for (int k0 = warp; kProbeTransforms && k0 < N0; k0 += WARPS)
             bwd_row_pass3<T, N0, RAD>(sm, twN, sre + k0 * M, sim + k0 * M, k0, kbase + k0 * (M / 2),
-                                      xb + k0 * (M / 2), p.slots, slot_idx * (N / 2) + k0 * (M / 2), first,
+                                      xb + k0 * (M / 2), p.slots,
+                                      (static_cast<int64_t>(h) * p.chunks + chunk) * (N / 2) + k0 * (M / 2), first,
                                       want_dk, want_dv, Fr, Fi, lane);
           group_sync();
         }
@@ -1155,7 +1105,7 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
           float s = 0.f;
           for (int w = 0; w < WARPS; ++w) s += red[w];
           dsk_run = first ? s : dsk_run + s;  // the chunk's pairs in order; one store at its end
-          if (pr + 1 == pend) __stcg(p.sslots + slot_idx, dsk_run);
+          if (pr + 1 == pend) __stcg(p.sslots + static_cast<int64_t>(h) * p.chunks + chunk, dsk_run);
         }
       }
       group_sync();  // the next pair's pass 1 overwrites the planes (and red)
@@ -1487,8 +1437,7 @@ constexpr int reduce_min_blocks() {
 template <int N0, int RAD>
 __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_blocks<N0, RAD>())
     monarch_dk_reduce_kernel(const float4* __restrict__ slots, const float* __restrict__ sslots, int H,
-                             int chunks, int cp, int R, int G, int workers, int tail_h0, int pairs, int64_t Lk,
-                             float* dk, float* dskip) {
+                             int chunks, int cp, int R, int G, int64_t Lk, float* dk, float* dskip) {
   constexpr int M = RAD * RAD, N = N0 * M, H2 = N / 2;
   constexpr int LOGH = log2_exact(H2);
   static_assert(LOGH >= 0 && (1 << LOGH) == H2, "log2");
@@ -1497,28 +1446,14 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_bloc
   const int tid = threadIdx.x, nth = kThreads;
   const int gh = blockIdx.x;
   const int g = gh / H, h = gh - g * H;
-  // The chunks that hold this (g, h)'s partials, in pair order: c < nch whose slot_used(c), at slot_of(c). All
-  // pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1). A channel of the big kernel's
-  // balanced tail (G = 1, one chunk per channel; BwdParams::workers) has one chunk per worker whose range meets
-  // it: the first at the channel's slot h, worker w's after it at H + w (a worker with an empty range has none).
-  const bool tail = workers > 0 && h >= tail_h0;
-  const int64_t T = tail ? static_cast<int64_t>(H - tail_h0) * pairs : 1, q0 = static_cast<int64_t>(h - tail_h0) * pairs;
-  const int w0 = tail ? static_cast<int>(bwd_worker_of(q0, workers, T)) : 0;
-  const int nch = tail ? static_cast<int>(bwd_worker_of(q0 + pairs - 1, workers, T)) - w0 + 1 : chunks;
-  auto slot_used = [&](int c) {
-    if (tail) return c == 0 || bwd_range_lo(w0 + c, workers, T) < bwd_range_lo(w0 + c + 1, workers, T);
-    return ((2 * c * cp) / R) % G == g;
-  };
-  auto slot_of = [&](int c) {
-    if (tail) return c == 0 ? static_cast<int64_t>(h) : static_cast<int64_t>(H) + w0 + c;
-    return static_cast<int64_t>(h) * chunks + c;
-  };
+  // All pairs of a chunk are in the group of its first pair (cp divides R/2 when G > 1).
+  auto in_group = [&](int c) { return ((2 * c * cp) / R) % G == g; };
 
   begin_after_prior_grids();  // the slots are the main kernel's output
   if (dskip != nullptr && tid == 0) {
     float s = 0.f;
-    for (int c = 0; c < nch; ++c)
-      if (slot_used(c)) s += sslots[slot_of(c)];
+    for (int c = 0; c < chunks; ++c)
+      if (in_group(c)) s += sslots[static_cast<int64_t>(h) * chunks + c];
     dskip[gh] = s;
   }
   if (dk == nullptr) return;  // uniform over the block, before any barrier
@@ -1547,9 +1482,9 @@ __global__ void __launch_bounds__(kspec_threads(N0 * RAD * RAD), reduce_min_bloc
         mine[b] = i < H2 && (slot_freq(sl[b]).y >= M / 2) == high;
         a[b] = make_float4(0.f, 0.f, 0.f, 0.f);
       }
-      for (int c = 0; c < nch; ++c) {
-        if (!slot_used(c)) continue;
-        const float4* src = slots + slot_of(c) * H2;
+      for (int c = 0; c < chunks; ++c) {
+        if (!in_group(c)) continue;
+        const float4* src = slots + (static_cast<int64_t>(h) * chunks + c) * H2;
 #pragma unroll
         for (int b = 0; b < kBatch; ++b)
           if (mine[b]) {
@@ -1719,33 +1654,12 @@ int64_t big_xbuf_ctas(const FftconvDims& d) {
 size_t kspec_bytes(const FftconvDims& d) {  // G * H * N complex values of KSpecOf<T>::Elem
   return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
-// JFF_MONARCH_BWD_TAIL=1 turns the balanced tail on (BwdParams::workers); off by default until timed on a GPU
-// (emulated: make emulate), so the last round's channels go out whole, by stride, like the others.
-bool bwd_tail_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("JFF_MONARCH_BWD_TAIL");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
-
-// Slots for the balanced tail's extra chunks, one per worker (BwdParams::workers): where it can apply (switched on,
-// the BHL big kernel, one filter group, one chunk per channel) room for one worker per SM at 16K / 32K and two at 8K
-// (the shared-accumulator variant's CTAs per SM on an H100 / H200); a grid larger than this runs without the tail.
-int64_t bwd_tail_slots(const FftconvDims& d) {
-  if (!bwd_tail_enabled() || d.layout != kBHL || use_sq(d) || d.G != 1 || bwd_chunks(d) != 1) return 0;
-  int dev = 0, nsm = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    return 0;
-  const int64_t want = int64_t(nsm) * (d.N >= 16384 ? 1 : 2), xc = big_xbuf_ctas(d);
-  return want < xc ? want : xc;
-}
-int64_t bwd_slot_count(const FftconvDims& d) { return d.H * bwd_chunks(d) + bwd_tail_slots(d); }
 size_t slot_bytes(const FftconvDims& d) {
-  return static_cast<size_t>(bwd_slot_count(d)) * static_cast<size_t>(d.N) * 2 * sizeof(float);
+  return static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * static_cast<size_t>(d.N) * 2 *
+         sizeof(float);
 }
 size_t sslot_bytes(const FftconvDims& d) {
-  return (static_cast<size_t>(bwd_slot_count(d)) * sizeof(float) + 15) / 16 * 16;
+  return (static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * sizeof(float) + 15) / 16 * 16;
 }
 size_t xbuf_bytes(const FftconvDims& d) {
   const size_t heads = d.layout == kBLH ? static_cast<size_t>(blh_dims(d.N).HPC) : 1;
@@ -1819,19 +1733,7 @@ BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
   p.cp = static_cast<int>(bwd_chunk_pairs(d));
   p.chunks = static_cast<int>(bwd_chunks(d));
   p.items = static_cast<int>(bwd_items(d));
-  p.workers = 0;  // launch_bwd_big sets the balanced tail where it applies
-  p.tail_h0 = p.items;
   return p;
-}
-
-// JFF_MONARCH_BWD_GRID=<n>: at most n CTAs for the BHL big kernel (tests: small problems then get several items per
-// worker and a balanced tail, as large ones do on a whole GPU); unset or 0: no cap.
-int forced_bwd_grid() {
-  static const int cap = [] {
-    const char* v = std::getenv("JFF_MONARCH_BWD_GRID");
-    return v == nullptr ? 0 : std::atoi(v);
-  }();
-  return cap;
 }
 
 template <int N0, int RAD>
@@ -1844,8 +1746,7 @@ cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStrea
     if (err != cudaSuccess) return err;
   }
   return launch_kernel(kern, static_cast<unsigned>(a.d.G * a.d.H), kspec_threads(N0 * RAD * RAD), sm, stream, p.slots,
-                       p.sslots, p.H, p.chunks, p.cp, p.R, p.G, p.workers, p.tail_h0, p.pairs, a.d.Lk, a.dk,
-                       a.dskip);
+                       p.sslots, p.H, p.chunks, p.cp, p.R, p.G, a.d.Lk, a.dk, a.dskip);
 }
 
 template <typename T, int RAD>
@@ -1874,7 +1775,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   constexpr int GROUPS_S = big_bwd_has_shared_acc(N0, RAD) ? big_bwd_acc_groups(N0, RAD) : 1;
   cudaError_t err = launch_kspec<T, N0, RAD>(a.k, d.G * d.H, d.Lk, a.skip, kspec, stream);
   if (err != cudaSuccess) return err;
-  BwdParams p = make_params(a, kspec, rest);
+  const BwdParams p = make_params(a, kspec, rest);
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
   // device's shared memory per SM), persistent grid; `groups` warp groups per CTA, each with its own
   // items and X buffer.
@@ -1884,12 +1785,6 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
     const int64_t want = (p.items + groups - 1) / groups, xc = big_xbuf_ctas(d) / groups;
     int64_t grid = want < resident ? want : resident;
     if (grid > xc) grid = xc > 1 ? xc : 1;
-    if (const int cap = forced_bwd_grid(); cap > 0 && grid > cap) grid = cap;
-    // The balanced tail (BwdParams::workers) where the last round of channels is partial; the reduce reads it too.
-    if (groups == 1 && p.items % grid != 0 && grid <= bwd_tail_slots(d)) {  // (0 slots: switched off)
-      p.workers = static_cast<int>(grid);
-      p.tail_h0 = static_cast<int>(p.items / grid * grid);
-    }
     return launch_kernel(kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
