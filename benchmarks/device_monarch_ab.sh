@@ -14,8 +14,8 @@
 # runs shows: for the fused kernels the rows matching each of ONLY (';'-separated substrings, default "T bf16":
 # the issue-3 workload, with its correctness checks; the backward's second round --time-only), for the depthwise
 # kernels dw_selftest RUN_ARGS (default --pdl-bench: back-to-back call streams, as a jitted program issues them).
-# CHECKS=0 times the backward's first round without the float64 checks too. PHASE=build only builds, PHASE=run only runs (the same arguments), so that one device call can build several
-# targets' variants at once.
+# CHECKS=0 times the backward's first round without the float64 checks too. PHASE=build only builds, PHASE=run
+# only runs (the same arguments), so that one device call can build several targets' variants at once.
 # ENVS=';'-separated environment settings (e.g. "JFF_MONARCH_FWD_STAGE=0;JFF_MONARCH_FWD_STAGE=1"): each build's
 # timed runs go once under each, interleaved too (run-time switches A/B'd inside one build).
 source "$(dirname "$0")/device_lib.sh"
