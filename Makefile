@@ -159,6 +159,19 @@ emulate: $(VENV)/.deps
 	JFF_MONARCH_BWD_ACC=shared build/emu/monarch_bwd_selftest --small --only N32768 > build/emu/monarch_bwd_part_acc.log; \
 	if cmp -s build/emu/monarch_bwd_part_acc.log build/emu/monarch_bwd_32k.log && grep -q 'ALL PASS' build/emu/monarch_bwd_32k.log; then \
 		echo "32768 partial accumulator: output equal to the global slots'"; else echo "32768 partial accumulator: FAIL"; exit 1; fi
+	# The balanced tail (JFF_MONARCH_BWD_TAIL=1, monarch_bwd.cu): one chunk per channel (a 1 MB slot cap) on 3 CTAs, so
+	# the last channels are split across CTAs. Every case must pass its float64 checks, the tail must have run (the
+	# variant report), and du / dpre / dpost must print as without it (columns 1-62: only dk's and dskip's sums split).
+	for t in 0 1; do JFF_MONARCH_REPORT=1 JFF_MONARCH_BWD_TAIL=$$t JFF_MONARCH_BWD_ACC=shared JFF_MONARCH_BWD_SLOT_CAP_MB=1 \
+		JFF_MONARCH_BWD_GRID=3 build/emu/monarch_bwd_selftest --small --only tail > build/emu/monarch_bwd_tail$$t.log 2>&1; \
+	done; \
+	n=$$(grep -c ' yes PASS$$' build/emu/monarch_bwd_tail1.log); ran=$$(grep -c 'balanced tail' build/emu/monarch_bwd_tail1.log); \
+	grep ' PASS$$\| FAIL$$' build/emu/monarch_bwd_tail0.log | cut -c1-62 > build/emu/monarch_bwd_tail0.cols; \
+	grep ' PASS$$\| FAIL$$' build/emu/monarch_bwd_tail1.log | cut -c1-62 > build/emu/monarch_bwd_tail1.cols; \
+	if [ $$n -ge 3 ] && [ $$ran -ge 3 ] && grep -q 'ALL PASS' build/emu/monarch_bwd_tail1.log && \
+		cmp -s build/emu/monarch_bwd_tail0.cols build/emu/monarch_bwd_tail1.cols; then \
+		echo "balanced tail: $$n cases passed, run in $$ran, du / dpre / dpost as without it"; \
+	else echo "balanced tail: FAIL"; exit 1; fi
 	# Two warp groups per CTA taking turns (JFF_BWD_GROUPS_N, off by default) on one emulated SM, so that each
 	# group runs many items and the groups' turn counts differ: every result must equal the one-group kernel's.
 	CUDA_INC=$(CUDA_INC) PYTHON=$(PY) CXX="g++ -DJFF_BWD_GROUPS_N=12288 -DJFF_EMU_SMS=1" \

@@ -179,6 +179,49 @@ def test_results_do_not_depend_on_the_grid(tmp_path, monkeypatch):
             np.testing.assert_array_equal(got[key], base[key], err_msg=f"{name}: {key}")
 
 
+# The gradients of problems with one dk chunk per channel (a 1 MB slot cap) on 3 CTAs, so that the backward's last
+# round of channels can go in balanced ranges split across CTAs (JFF_MONARCH_BWD_TAIL, monarch_bwd.cu), saved to argv[1].
+_TAIL_SCRIPT = """
+import sys
+import numpy as np, jax, jax.numpy as jnp, jax_flashfft as jff
+out = {}
+for n, shape in [(16384, (6, 8, 16384)), (32768, (5, 4, 20001)), (8192, (2, 4, 5000))]:
+    keys = jax.random.split(jax.random.PRNGKey(n), 6)
+    u, pre, post, dy = (jax.random.normal(kk, shape, jnp.bfloat16) for kk in keys[:4])
+    k = jax.random.normal(keys[4], shape[1:], jnp.float32) / shape[2] ** 0.5
+    skip = jax.random.normal(keys[5], shape[1:2], jnp.float32)
+    f = lambda *xs: jff.fftconv(xs[0], xs[1], pre_gate=xs[2], post_gate=xs[3], skip=xs[4], fft_size=n)
+    for name, g in zip(("du", "dk", "dpre", "dpost", "dskip"), jax.vjp(f, u, k, pre, post, skip)[1](dy)):
+        out[f"{n}_{name}"] = np.asarray(g.astype(jnp.float32))
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_backward_balanced_tail(tmp_path, monkeypatch):
+    # Splitting a channel's pairs across CTAs changes only dk's and dskip's summation order: du, dpre and dpost must
+    # be bitwise those of whole channels by stride, dk and dskip equal to float32 rounding.
+    for var in ("JFF_MONARCH_BWD_TAIL", "JFF_MONARCH_BWD_GRID", "JFF_MONARCH_BWD_SLOT_CAP_MB", "JFF_MONARCH_BWD_ACC"):
+        monkeypatch.delenv(var, raising=False)
+    got, stderr = {}, {}
+    for tail in ("0", "1"):
+        path = tmp_path / f"{tail}.npz"
+        proc = _run_script(_TAIL_SCRIPT, {"JFF_MONARCH_BWD_TAIL": tail, "JFF_MONARCH_BWD_GRID": "3",
+                                          "JFF_MONARCH_BWD_SLOT_CAP_MB": "1", "JFF_MONARCH_REPORT": "1"}, str(path))
+        got[tail], stderr[tail] = np.load(path), proc.stderr
+    assert "balanced tail" not in stderr["0"]
+    if _gpu().compute_capability == "9.0":  # the shared-accumulator variant, which has the tail, is the choice there
+        for n in (8192, 16384, 32768):
+            assert re.search(rf"monarch backward N={n} bf16 .*: balanced tail", stderr["1"]), stderr["1"]
+    assert len(got["0"].files) == 15
+    for key in got["0"].files:
+        whole, split = got["0"][key], got["1"][key]
+        assert np.isfinite(whole).all() and np.abs(whole).max() > 0, key
+        if key.endswith(("dk", "dskip")):
+            np.testing.assert_allclose(split, whole, rtol=0, atol=1e-5 * np.abs(whole).max(), err_msg=key)
+        else:
+            np.testing.assert_array_equal(split, whole, err_msg=key)
+
+
 GRAD_SHAPES = [
     ((3,), 4, 200, 57, None),  # N = 256 = L + Lk - 1 (the short kernels under the switch)
     ((3,), 4, 40, 9, None),  # N = 64: the short kernels

@@ -56,6 +56,7 @@
 #include "fftconv/monarch_bwd.h"
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -120,6 +121,22 @@ struct BwdParams {
   int chunks;  // ceil(pairs / cp)
   int items;   // H * chunks
 };
+
+// The balanced tail of the big kernel's last round (its TAIL instantiation, JFF_MONARCH_BWD_TAIL=1). With one chunk
+// per channel (8K-32K at H = 768) the channels go out by stride over the persistent grid, and wherever H is not a
+// multiple of the grid the busiest worker holds one channel more than the average: 768 on 132 CTAs is 6 against
+// 5.82, ~3% of the kernel's SM time idle at its end. The tail keeps the stride for the whole rounds (channels below
+// tail_h0 = H - H mod W, W workers = CTAs) and splits the T = (H - tail_h0) * pairs pairs of the last channels, in
+// order q = (h - tail_h0) * pairs + pr, into equal ranges: worker w takes [lo(w), lo(w + 1)), lo(w) = floor(w T / W).
+// A worker's part of a channel is a chunk with its own slot: the part that starts the channel the channel's slot h,
+// a part that starts inside it (only ever a worker's first part) the worker's extra slot H + w; a small kernel
+// (monarch_bwd_tail_merge_kernel) adds them in pair order before the dk reduce, so the result is deterministic
+// (dk / dskip differ from the stride hand-out in their rounding only; du, dpre, dpost are the same bits).
+__host__ __device__ __forceinline__ int64_t bwd_range_lo(int64_t w, int64_t W, int64_t T) { return w * T / W; }
+// The worker whose range holds q: the largest w with lo(w) <= q.
+__host__ __device__ __forceinline__ int64_t bwd_worker_of(int64_t q, int64_t W, int64_t T) {
+  return ((q + 1) * W - 1) / T;
+}
 
 template <typename T, int RAD, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -659,6 +676,12 @@ static_assert(JFF_ROW_LANE_TW != 0 || 4 * (big_bwd_cta_smem_bytes<16, 16, 4, tru
 #define JFF_BWD_GROUPS_N 0
 #endif
 constexpr int big_bwd_acc_groups(int N0, int RAD) { return (N0 * RAD * RAD & (JFF_BWD_GROUPS_N)) != 0 ? 2 : 1; }
+// The sizes whose shared-accumulator variant (one warp group) has a balanced-tail instantiation (bwd_range_lo):
+// 8192 .. 32768, where H = 768 gives one chunk per channel.
+constexpr bool big_bwd_has_tail(int N) {
+  return N >= 8192 && (N <= JFF_BWD_SHARED_ACC_MAX_N || (N == 32768 && JFF_BWD_PART_ACC_ROWS > 0)) &&
+         (N & (JFF_BWD_GROUPS_N)) == 0;
+}
 
 // At N = 4096 the kernel needs <= 128 registers for 4 CTAs per SM; load8_pairs took the fp16
 // variants to 132-134 (3 CTAs per SM; bf16 122 / 128). A minimum of 4 CTAs there
@@ -777,7 +800,9 @@ __device__ __forceinline__ void fetch_chunks(const uint16_t* const (&s)[sizeof..
     r = {};
 }
 
-template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS = 1>
+// TAIL: the balanced tail (bwd_range_lo; one chunk per channel, GROUPS = 1). A separate instantiation so that
+// the stride-only kernels keep their code.
+template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS = 1, bool TAIL = false>
 __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC, GROUPS))
     monarch_bwd_big_kernel(const BwdParams p) {
   using S = BigShape<N0, RAD>;
@@ -839,9 +864,32 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   load_dft_frags<MT, KS>(Fr, Fi, sm.frag, lane);
   float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
-  for (int item = blockIdx.x * GROUPS + grp; item < p.items; item += gridDim.x * GROUPS) {
-    const int h = item / p.chunks, chunk = item - h * p.chunks;
-    const int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
+  static_assert(!TAIL || GROUPS == 1, "the balanced tail has one warp group per CTA");
+  // TAIL (one chunk per channel, so items = H): this worker's range [q, qend) of the tail's pairs (bwd_range_lo
+  // above), after its stride items. (Derived here rather than passed: a field added to BwdParams changed the code
+  // of every kernel that takes it.)
+  int64_t q = 0, qend = 0;
+  [[maybe_unused]] const int tail_h0 = p.items - p.items % static_cast<int>(gridDim.x);
+  if constexpr (TAIL) {
+    const int64_t tail_pairs = static_cast<int64_t>(p.items - tail_h0) * p.pairs;
+    q = bwd_range_lo(blockIdx.x, gridDim.x, tail_pairs);
+    qend = bwd_range_lo(blockIdx.x + 1, gridDim.x, tail_pairs);
+  }
+  for (int item = blockIdx.x * GROUPS + grp; item < (TAIL ? INT_MAX : p.items); item += gridDim.x * GROUPS) {
+    int h = item / p.chunks, chunk = item - h * p.chunks;
+    int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
+    if constexpr (TAIL) {
+      // One chunk per channel, so the slot h * chunks + chunk below is h + chunk: chunk is the slot's offset from h.
+      if (item >= tail_h0) {
+        if (q >= qend) break;
+        const int64_t j = q / p.pairs;
+        h = tail_h0 + static_cast<int>(j);
+        pr0 = static_cast<int>(q - j * p.pairs);
+        pend = static_cast<int>(min(static_cast<int64_t>(p.pairs), pr0 + (qend - q)));
+        chunk = pr0 == 0 ? 0 : p.H + static_cast<int>(blockIdx.x) - h;
+        q += pend - pr0;
+      }
+    }
     for (int pr = pr0; pr < pend; ++pr) {
       const bool first = pr == pr0;
       const int b0 = 2 * pr;
@@ -1545,6 +1593,39 @@ constexpr int bwd_warps() {
   return 4;
 }
 
+// After the balanced tail (monarch_bwd_big_kernel's TAIL): the parts of tail channel h = tail_h0 + blockIdx.x added,
+// in pair order, into its slot h (and dskip's), so that the dk reduce reads one slot per channel as without the
+// tail. The part that starts the channel is in slot h already; each later part is the first part of a worker w in
+// (w0, w1] with a non-empty range (w0 / w1 hold the channel's first / last pair), in slot H + w. A separate kernel
+// rather than a tail-aware reduce: that one changed the default reduce's code (register allocation).
+__global__ void __launch_bounds__(256) monarch_bwd_tail_merge_kernel(float4* slots, float* sslots, int H, int H2,
+                                                                     int tail_h0, int workers, int pairs) {
+  const int h = tail_h0 + static_cast<int>(blockIdx.x);
+  const int64_t T = static_cast<int64_t>(H - tail_h0) * pairs, q0 = static_cast<int64_t>(h - tail_h0) * pairs;
+  const int w0 = static_cast<int>(bwd_worker_of(q0, workers, T));
+  const int w1 = static_cast<int>(bwd_worker_of(q0 + pairs - 1, workers, T));
+  auto has_part = [&](int w) { return bwd_range_lo(w, workers, T) < bwd_range_lo(w + 1, workers, T); };
+  begin_after_prior_grids();  // the slots are the main kernel's output
+  if (w1 == w0) return;       // the channel is one worker's part
+  if (sslots != nullptr && threadIdx.x == 0) {
+    float s = sslots[h];
+    for (int w = w0 + 1; w <= w1; ++w)
+      if (has_part(w)) s += sslots[H + w];
+    sslots[h] = s;
+  }
+  if (slots == nullptr) return;
+  float4* const dst = slots + static_cast<int64_t>(h) * H2;
+  for (int i = threadIdx.x; i < H2; i += blockDim.x) {
+    float4 a = dst[i];
+    for (int w = w0 + 1; w <= w1; ++w)
+      if (has_part(w)) {
+        const float4 v = slots[(static_cast<int64_t>(H) + w) * H2 + i];
+        a = make_float4(a.x + v.x, a.y + v.y, a.z + v.z, a.w + v.w);
+      }
+    dst[i] = a;
+  }
+}
+
 template <int RAD>
 size_t bwd_smem_bytes() {
   using S = BwdShape<RAD>;
@@ -1654,12 +1735,37 @@ int64_t big_xbuf_ctas(const FftconvDims& d) {
 size_t kspec_bytes(const FftconvDims& d) {  // G * H * N complex values of KSpecOf<T>::Elem
   return kspec_bytes_for(d.dtype == DType::kBF16, d.G * d.H, d.N);
 }
+// JFF_MONARCH_BWD_TAIL=1 turns the balanced tail on (bwd_range_lo above); off by default until timed on a GPU.
+bool bwd_tail_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("JFF_MONARCH_BWD_TAIL");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+
+// Slots for the balanced tail's extra parts, one per worker. Where it can apply (switched on, the BHL big kernel at
+// a size with a tail instantiation, one filter group, one chunk per channel): room for one worker per SM at 16K /
+// 32K and two at 8K (the shared-accumulator variant's CTAs per SM on an H100 / H200); a larger grid runs without
+// the tail (launch_bwd_big).
+int64_t bwd_tail_slots(const FftconvDims& d) {
+  if (!bwd_tail_enabled() || d.layout != kBHL || use_sq(d) || !big_bwd_has_tail(static_cast<int>(d.N)) || d.G != 1 ||
+      bwd_chunks(d) != 1)
+    return 0;
+  int dev = 0, nsm = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 0;
+  const int64_t want = int64_t(nsm) * (d.N >= 16384 ? 1 : 2), xc = big_xbuf_ctas(d);
+  return want < xc ? want : xc;
+}
+// dk / dskip slots: (H, chunks), then the balanced tail's.
+int64_t bwd_slot_count(const FftconvDims& d) { return d.H * bwd_chunks(d) + bwd_tail_slots(d); }
 size_t slot_bytes(const FftconvDims& d) {
-  return static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * static_cast<size_t>(d.N) * 2 *
-         sizeof(float);
+  return static_cast<size_t>(bwd_slot_count(d)) * static_cast<size_t>(d.N) * 2 * sizeof(float);
 }
 size_t sslot_bytes(const FftconvDims& d) {
-  return (static_cast<size_t>(d.H) * static_cast<size_t>(bwd_chunks(d)) * sizeof(float) + 15) / 16 * 16;
+  return (static_cast<size_t>(bwd_slot_count(d)) * sizeof(float) + 15) / 16 * 16;
 }
 size_t xbuf_bytes(const FftconvDims& d) {
   const size_t heads = d.layout == kBLH ? static_cast<size_t>(blh_dims(d.N).HPC) : 1;
@@ -1736,6 +1842,16 @@ BwdParams make_params(const FftconvBwdArgs& a, const void* kspec, char* rest) {
   return p;
 }
 
+// JFF_MONARCH_BWD_GRID=<n>: at most n CTAs for the BHL big kernel (tests: small problems then get several items per
+// worker and a balanced tail, as large ones do on a whole GPU); unset or 0: no cap.
+int forced_bwd_grid() {
+  static const int cap = [] {
+    const char* v = std::getenv("JFF_MONARCH_BWD_GRID");
+    return v == nullptr ? 0 : std::atoi(v);
+  }();
+  return cap;
+}
+
 template <int N0, int RAD>
 cudaError_t launch_reduce(const FftconvBwdArgs& a, const BwdParams& p, cudaStream_t stream) {
   if (a.dk == nullptr && a.dskip == nullptr) return cudaSuccess;
@@ -1779,13 +1895,17 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
   // One variant of the main kernel: resident CTAs from the occupancy API (registers and the
   // device's shared memory per SM), persistent grid; `groups` warp groups per CTA, each with its own
   // items and X buffer.
-  auto launch = [&](auto kern, int warps, int groups, size_t sm, int64_t resident) {
+  auto grid_of = [&](int groups, int64_t resident) {
     // Group slot s = CTA * groups + group works on items s, s + grid * groups, ... with X buffer s; a
     // slot without items (s >= items) touches no buffer, so xc / groups CTAs (at least one) suffice.
     const int64_t want = (p.items + groups - 1) / groups, xc = big_xbuf_ctas(d) / groups;
     int64_t grid = want < resident ? want : resident;
     if (grid > xc) grid = xc > 1 ? xc : 1;
-    return launch_kernel(kern, static_cast<unsigned>(grid), groups * warps * 32, sm, stream, p);
+    if (const int cap = forced_bwd_grid(); cap > 0 && grid > cap) grid = cap;
+    return grid;
+  };
+  auto launch = [&](auto kern, int warps, int groups, size_t sm, int64_t resident) {
+    return launch_kernel(kern, static_cast<unsigned>(grid_of(groups, resident)), groups * warps * 32, sm, stream, p);
   };
   auto prepare = [&](auto kern, int warps, size_t sm, int64_t* resident) {
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sm));
@@ -1835,6 +1955,39 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
                      N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
                      shared_acc ? "shared" : "global", static_cast<long long>(resident_s), GROUPS_S * WARPS_S, sm_s,
                      static_cast<long long>(resident), WARPS, sm);
+      }
+    }
+    if constexpr (big_bwd_has_tail(N0 * RAD * RAD)) {
+      // The balanced tail (JFF_MONARCH_BWD_TAIL=1) where the last round of channels is partial: its own
+      // instantiation, with its own resident CTAs (registers), decided once per device like the plan.
+      const int64_t tail_slots = bwd_tail_slots(d);
+      if ((plan & 1) && tail_slots > 0) {
+        auto kern_t = monarch_bwd_big_kernel<T, N0, RAD, WARPS_S, true, 1, true>;
+        static std::atomic<int64_t> tail_resident[kMaxDevices] = {};
+        int64_t resident_t = tail_resident[dev].load(std::memory_order_relaxed);
+        if (resident_t == 0) {
+          if ((err = prepare(kern_t, WARPS_S, sm_s, &resident_t)) != cudaSuccess) return err;
+          tail_resident[dev].store(resident_t, std::memory_order_relaxed);
+        }
+        const int64_t grid = grid_of(1, resident_t);
+        if (p.items % grid != 0 && grid <= tail_slots) {
+          static std::atomic<bool> reported[kMaxDevices] = {};
+          if (report_variants() && !reported[dev].exchange(true))
+            std::fprintf(stderr,
+                         "jax-flashfft: monarch backward N=%d %s on device %d: balanced tail (channels %lld..%d of "
+                         "%d in ranges over %lld CTAs)\n",
+                         N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
+                         static_cast<long long>(p.items / grid * grid), p.H - 1, p.H, static_cast<long long>(grid));
+          if ((err = launch_kernel(kern_t, static_cast<unsigned>(grid), WARPS_S * 32, sm_s, stream, p)) != cudaSuccess)
+            return err;
+          if (a.dk != nullptr || a.dskip != nullptr) {
+            const int tail_h0 = static_cast<int>(p.items / grid * grid);
+            err = launch_kernel(monarch_bwd_tail_merge_kernel, static_cast<unsigned>(p.H - tail_h0), 256, 0, stream,
+                                p.slots, p.sslots, p.H, N0 * RAD * RAD / 2, tail_h0, static_cast<int>(grid), p.pairs);
+            if (err != cudaSuccess) return err;
+          }
+          return launch_reduce<N0, RAD>(a, p, stream);
+        }
       }
     }
     err = (plan & 1) ? launch(kern_s, WARPS_S, GROUPS_S, sm_s, plan / 2) : launch(kern, WARPS, 1, sm, plan / 2);
