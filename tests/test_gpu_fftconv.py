@@ -179,13 +179,14 @@ def test_results_do_not_depend_on_the_grid(tmp_path, monkeypatch):
             np.testing.assert_array_equal(got[key], base[key], err_msg=f"{name}: {key}")
 
 
-# The gradients of problems with one dk chunk per channel (a 1 MB slot cap) on 3 CTAs, so that the backward's last
-# round of channels can go in balanced ranges split across CTAs (JFF_MONARCH_BWD_TAIL, monarch_bwd.cu), saved to argv[1].
+# The gradients of problems with one or two dk chunks per channel (a 1 MB slot cap) on 3 CTAs, so that the backward's
+# last round of items can go in balanced ranges split across CTAs (JFF_MONARCH_BWD_TAIL, monarch_bwd.cu), saved to
+# argv[1].
 _TAIL_SCRIPT = """
 import sys
 import numpy as np, jax, jax.numpy as jnp, jax_flashfft as jff
 out = {}
-for n, shape in [(16384, (6, 8, 16384)), (32768, (5, 4, 20001)), (8192, (2, 4, 5000))]:
+for n, shape in [(16384, (6, 8, 16384)), (32768, (5, 4, 20001)), (8192, (2, 4, 5000)), (4096, (8, 16, 3001))]:
     keys = jax.random.split(jax.random.PRNGKey(n), 6)
     u, pre, post, dy = (jax.random.normal(kk, shape, jnp.bfloat16) for kk in keys[:4])
     k = jax.random.normal(keys[4], shape[1:], jnp.float32) / shape[2] ** 0.5
@@ -198,7 +199,7 @@ np.savez(sys.argv[1], **out)
 
 
 def test_backward_balanced_tail(tmp_path, monkeypatch):
-    # Splitting a channel's pairs across CTAs changes only dk's and dskip's summation order: du, dpre and dpost must
+    # Splitting an item's pairs across CTAs changes only dk's and dskip's summation order: du, dpre and dpost must
     # be bitwise those of whole channels by stride, dk and dskip equal to float32 rounding.
     for var in ("JFF_MONARCH_BWD_TAIL", "JFF_MONARCH_BWD_GRID", "JFF_MONARCH_BWD_SLOT_CAP_MB", "JFF_MONARCH_BWD_ACC"):
         monkeypatch.delenv(var, raising=False)
@@ -210,9 +211,9 @@ def test_backward_balanced_tail(tmp_path, monkeypatch):
         got[tail], stderr[tail] = np.load(path), proc.stderr
     assert "balanced tail" not in stderr["0"]
     if _gpu().compute_capability == "9.0":  # the shared-accumulator variant, which has the tail, is the choice there
-        for n in (8192, 16384, 32768):
+        for n in (4096, 8192, 16384, 32768):
             assert re.search(rf"monarch backward N={n} bf16 .*: balanced tail", stderr["1"]), stderr["1"]
-    assert len(got["0"].files) == 15
+    assert len(got["0"].files) == 20
     for key in got["0"].files:
         whole, split = got["0"][key], got["1"][key]
         assert np.isfinite(whole).all() and np.abs(whole).max() > 0, key

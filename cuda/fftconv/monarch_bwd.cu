@@ -122,16 +122,18 @@ struct BwdParams {
   int items;   // H * chunks
 };
 
-// The balanced tail of the big kernel's last round (its TAIL instantiation, JFF_MONARCH_BWD_TAIL=1). With one chunk
-// per channel (8K-32K at H = 768) the channels go out by stride over the persistent grid, and wherever H is not a
-// multiple of the grid the busiest worker holds one channel more than the average: 768 on 132 CTAs is 6 against
-// 5.82, ~3% of the kernel's SM time idle at its end. The tail keeps the stride for the whole rounds (channels below
-// tail_h0 = H - H mod W, W workers = CTAs) and splits the T = (H - tail_h0) * pairs pairs of the last channels, in
-// order q = (h - tail_h0) * pairs + pr, into equal ranges: worker w takes [lo(w), lo(w + 1)), lo(w) = floor(w T / W).
-// A worker's part of a channel is a chunk with its own slot: the part that starts the channel the channel's slot h,
-// a part that starts inside it (only ever a worker's first part) the worker's extra slot H + w; a small kernel
-// (monarch_bwd_tail_merge_kernel) adds them in pair order before the dk reduce, so the result is deterministic
-// (dk / dskip differ from the stride hand-out in their rounding only; du, dpre, dpost are the same bits).
+// The balanced tail of the big kernel's last round (its TAIL instantiation, JFF_MONARCH_BWD_TAIL=1). The items
+// (channel, chunk of cp pairs) go out by stride over the persistent grid, and wherever their number is not a
+// multiple of the grid the busiest worker holds one item more than the average: at 8K-32K with H = 768 (one chunk
+// per channel) 768 items on 132 CTAs is 6 against 5.82, ~3% of the kernel's SM time idle at its end (4K: 1536 on
+// 528, 3 against 2.91). The tail keeps the stride for the whole rounds (items below tail_i0 = items - items mod W,
+// W workers = CTAs) and splits the T = (items - tail_i0) * cp pairs of the last items (all chunks whole: pairs a
+// multiple of cp), in order q = (i - tail_i0) * cp + (pair's place in item i), into equal ranges: worker w takes
+// [lo(w), lo(w + 1)), lo(w) = floor(w T / W). A worker's part of an item has its own slot: the part that starts the
+// item the item's slot i, a part that starts inside it (only ever a worker's first part) the worker's extra slot
+// items + w; a small kernel (monarch_bwd_tail_merge_kernel) adds them in pair order before the dk reduce, so the
+// result is deterministic (dk / dskip differ from the stride hand-out in their rounding only; du, dpre, dpost are
+// the same bits).
 __host__ __device__ __forceinline__ int64_t bwd_range_lo(int64_t w, int64_t W, int64_t T) { return w * T / W; }
 // The worker whose range holds q: the largest w with lo(w) <= q.
 __host__ __device__ __forceinline__ int64_t bwd_worker_of(int64_t q, int64_t W, int64_t T) {
@@ -677,9 +679,9 @@ static_assert(JFF_ROW_LANE_TW != 0 || 4 * (big_bwd_cta_smem_bytes<16, 16, 4, tru
 #endif
 constexpr int big_bwd_acc_groups(int N0, int RAD) { return (N0 * RAD * RAD & (JFF_BWD_GROUPS_N)) != 0 ? 2 : 1; }
 // The sizes whose shared-accumulator variant (one warp group) has a balanced-tail instantiation (bwd_range_lo):
-// 8192 .. 32768, where H = 768 gives one chunk per channel.
+// 4096 .. 32768.
 constexpr bool big_bwd_has_tail(int N) {
-  return N >= 8192 && (N <= JFF_BWD_SHARED_ACC_MAX_N || (N == 32768 && JFF_BWD_PART_ACC_ROWS > 0)) &&
+  return N >= 4096 && (N <= JFF_BWD_SHARED_ACC_MAX_N || (N == 32768 && JFF_BWD_PART_ACC_ROWS > 0)) &&
          (N & (JFF_BWD_GROUPS_N)) == 0;
 }
 
@@ -865,13 +867,13 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
   float dsk_run = 0.f;  // thread 0: dskip partial of the current chunk (pair order)
 
   static_assert(!TAIL || GROUPS == 1, "the balanced tail has one warp group per CTA");
-  // TAIL (one chunk per channel, so items = H): this worker's range [q, qend) of the tail's pairs (bwd_range_lo
-  // above), after its stride items. (Derived here rather than passed: a field added to BwdParams changed the code
-  // of every kernel that takes it.)
+  // TAIL (whole chunks: pairs = chunks * cp): this worker's range [q, qend) of the tail's pairs (bwd_range_lo above),
+  // after its stride items. (Derived here rather than passed: a field added to BwdParams changed the code of every
+  // kernel that takes it.)
   int64_t q = 0, qend = 0;
-  [[maybe_unused]] const int tail_h0 = p.items - p.items % static_cast<int>(gridDim.x);
+  [[maybe_unused]] const int tail_i0 = p.items - p.items % static_cast<int>(gridDim.x);
   if constexpr (TAIL) {
-    const int64_t tail_pairs = static_cast<int64_t>(p.items - tail_h0) * p.pairs;
+    const int64_t tail_pairs = static_cast<int64_t>(p.items - tail_i0) * p.cp;
     q = bwd_range_lo(blockIdx.x, gridDim.x, tail_pairs);
     qend = bwd_range_lo(blockIdx.x + 1, gridDim.x, tail_pairs);
   }
@@ -879,14 +881,17 @@ __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD,
     int h = item / p.chunks, chunk = item - h * p.chunks;
     int pr0 = chunk * p.cp, pend = min(pr0 + p.cp, p.pairs);
     if constexpr (TAIL) {
-      // One chunk per channel, so the slot h * chunks + chunk below is h + chunk: chunk is the slot's offset from h.
-      if (item >= tail_h0) {
+      // The next part of the worker's range, in tail item i; its slot, h * chunks + chunk below, is i where the part
+      // starts the item and items + w (the worker's extra slot) where it starts inside it.
+      if (item >= tail_i0) {
         if (q >= qend) break;
-        const int64_t j = q / p.pairs;
-        h = tail_h0 + static_cast<int>(j);
-        pr0 = static_cast<int>(q - j * p.pairs);
-        pend = static_cast<int>(min(static_cast<int64_t>(p.pairs), pr0 + (qend - q)));
-        chunk = pr0 == 0 ? 0 : p.H + static_cast<int>(blockIdx.x) - h;
+        const int64_t j = q / p.cp;
+        const int i = tail_i0 + static_cast<int>(j), in_item = static_cast<int>(q - j * p.cp);
+        h = i / p.chunks;
+        chunk = i - h * p.chunks;
+        pr0 = chunk * p.cp + in_item;
+        pend = pr0 + static_cast<int>(min(static_cast<int64_t>(p.cp - in_item), qend - q));
+        if (in_item != 0) chunk = p.items + static_cast<int>(blockIdx.x) - h * p.chunks;
         q += pend - pr0;
       }
     }
@@ -1593,36 +1598,36 @@ constexpr int bwd_warps() {
   return 4;
 }
 
-// After the balanced tail (monarch_bwd_big_kernel's TAIL): the parts of tail channel h = tail_h0 + blockIdx.x added,
-// in pair order, into its slot h (and dskip's), so that the dk reduce reads one slot per channel as without the
-// tail. The part that starts the channel is in slot h already; each later part is the first part of a worker w in
-// (w0, w1] with a non-empty range (w0 / w1 hold the channel's first / last pair), in slot H + w. A separate kernel
-// rather than a tail-aware reduce: that one changed the default reduce's code (register allocation).
-__global__ void __launch_bounds__(256) monarch_bwd_tail_merge_kernel(float4* slots, float* sslots, int H, int H2,
-                                                                     int tail_h0, int workers, int pairs) {
-  const int h = tail_h0 + static_cast<int>(blockIdx.x);
-  const int64_t T = static_cast<int64_t>(H - tail_h0) * pairs, q0 = static_cast<int64_t>(h - tail_h0) * pairs;
+// After the balanced tail (monarch_bwd_big_kernel's TAIL): the parts of tail item i = tail_i0 + blockIdx.x added, in
+// pair order, into its slot i (and dskip's), so that the dk reduce reads one slot per item as without the tail. The
+// part that starts the item is in slot i already; each later part is the first part of a worker w in (w0, w1] with
+// a non-empty range (w0 / w1 hold the item's first / last pair), in slot items + w. A separate kernel rather than a
+// tail-aware reduce: that one changed the default reduce's code (register allocation).
+__global__ void __launch_bounds__(256) monarch_bwd_tail_merge_kernel(float4* slots, float* sslots, int items, int H2,
+                                                                     int tail_i0, int workers, int cp) {
+  const int i = tail_i0 + static_cast<int>(blockIdx.x);
+  const int64_t T = static_cast<int64_t>(items - tail_i0) * cp, q0 = static_cast<int64_t>(blockIdx.x) * cp;
   const int w0 = static_cast<int>(bwd_worker_of(q0, workers, T));
-  const int w1 = static_cast<int>(bwd_worker_of(q0 + pairs - 1, workers, T));
+  const int w1 = static_cast<int>(bwd_worker_of(q0 + cp - 1, workers, T));
   auto has_part = [&](int w) { return bwd_range_lo(w, workers, T) < bwd_range_lo(w + 1, workers, T); };
   begin_after_prior_grids();  // the slots are the main kernel's output
-  if (w1 == w0) return;       // the channel is one worker's part
+  if (w1 == w0) return;       // the item is one worker's part
   if (sslots != nullptr && threadIdx.x == 0) {
-    float s = sslots[h];
+    float s = sslots[i];
     for (int w = w0 + 1; w <= w1; ++w)
-      if (has_part(w)) s += sslots[H + w];
-    sslots[h] = s;
+      if (has_part(w)) s += sslots[items + w];
+    sslots[i] = s;
   }
   if (slots == nullptr) return;
-  float4* const dst = slots + static_cast<int64_t>(h) * H2;
-  for (int i = threadIdx.x; i < H2; i += blockDim.x) {
-    float4 a = dst[i];
+  float4* const dst = slots + static_cast<int64_t>(i) * H2;
+  for (int e = threadIdx.x; e < H2; e += blockDim.x) {
+    float4 a = dst[e];
     for (int w = w0 + 1; w <= w1; ++w)
       if (has_part(w)) {
-        const float4 v = slots[(static_cast<int64_t>(H) + w) * H2 + i];
+        const float4 v = slots[(static_cast<int64_t>(items) + w) * H2 + e];
         a = make_float4(a.x + v.x, a.y + v.y, a.z + v.z, a.w + v.w);
       }
-    dst[i] = a;
+    dst[e] = a;
   }
 }
 
@@ -1745,21 +1750,21 @@ bool bwd_tail_enabled() {
 }
 
 // Slots for the balanced tail's extra parts, one per worker. Where it can apply (switched on, the BHL big kernel at
-// a size with a tail instantiation, one filter group, one chunk per channel): room for one worker per SM at 16K /
-// 32K and two at 8K (the shared-accumulator variant's CTAs per SM on an H100 / H200); a larger grid runs without
-// the tail (launch_bwd_big).
+// a size with a tail instantiation, one filter group, whole chunks): room for as many workers as the
+// shared-accumulator variant has CTAs on an H100 / H200 (per SM: 4 at 4K, 2 at 8K, 1 at 16K / 32K); a larger grid
+// runs without the tail (launch_bwd_big).
 int64_t bwd_tail_slots(const FftconvDims& d) {
   if (!bwd_tail_enabled() || d.layout != kBHL || use_sq(d) || !big_bwd_has_tail(static_cast<int>(d.N)) || d.G != 1 ||
-      bwd_chunks(d) != 1)
+      bwd_chunks(d) * bwd_chunk_pairs(d) != (d.B + 1) / 2)
     return 0;
   int dev = 0, nsm = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     return 0;
-  const int64_t want = int64_t(nsm) * (d.N >= 16384 ? 1 : 2), xc = big_xbuf_ctas(d);
+  const int64_t want = int64_t(nsm) * (d.N >= 16384 ? 1 : (d.N == 8192 ? 2 : 4)), xc = big_xbuf_ctas(d);
   return want < xc ? want : xc;
 }
-// dk / dskip slots: (H, chunks), then the balanced tail's.
+// dk / dskip slots: (H, chunks), i.e. one per item, then the balanced tail's.
 int64_t bwd_slot_count(const FftconvDims& d) { return d.H * bwd_chunks(d) + bwd_tail_slots(d); }
 size_t slot_bytes(const FftconvDims& d) {
   return static_cast<size_t>(bwd_slot_count(d)) * static_cast<size_t>(d.N) * 2 * sizeof(float);
@@ -1974,16 +1979,18 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
           static std::atomic<bool> reported[kMaxDevices] = {};
           if (report_variants() && !reported[dev].exchange(true))
             std::fprintf(stderr,
-                         "jax-flashfft: monarch backward N=%d %s on device %d: balanced tail (channels %lld..%d of "
-                         "%d in ranges over %lld CTAs)\n",
+                         "jax-flashfft: monarch backward N=%d %s on device %d: balanced tail (items %lld..%d of %d, "
+                         "%d pairs each, in ranges over %lld CTAs)\n",
                          N0 * RAD * RAD, std::is_same_v<T, __half> ? "fp16" : "bf16", dev,
-                         static_cast<long long>(p.items / grid * grid), p.H - 1, p.H, static_cast<long long>(grid));
+                         static_cast<long long>(p.items / grid * grid), p.items - 1, p.items, p.cp,
+                         static_cast<long long>(grid));
           if ((err = launch_kernel(kern_t, static_cast<unsigned>(grid), WARPS_S * 32, sm_s, stream, p)) != cudaSuccess)
             return err;
           if (a.dk != nullptr || a.dskip != nullptr) {
-            const int tail_h0 = static_cast<int>(p.items / grid * grid);
-            err = launch_kernel(monarch_bwd_tail_merge_kernel, static_cast<unsigned>(p.H - tail_h0), 256, 0, stream,
-                                p.slots, p.sslots, p.H, N0 * RAD * RAD / 2, tail_h0, static_cast<int>(grid), p.pairs);
+            const int tail_i0 = static_cast<int>(p.items / grid * grid);
+            err = launch_kernel(monarch_bwd_tail_merge_kernel, static_cast<unsigned>(p.items - tail_i0), 256, 0,
+                                stream, p.slots, p.sslots, p.items, N0 * RAD * RAD / 2, tail_i0, static_cast<int>(grid),
+                                p.cp);
             if (err != cudaSuccess) return err;
           }
           return launch_reduce<N0, RAD>(a, p, stream);

@@ -416,11 +416,12 @@ int main(int argc, char** argv) {
       // gated without skip at RAD = 32, L odd (element-wise loads): the JAX table's workload's element passes
       {"bf16 N16384 L9001 noskip", BF, 3, 1, 9001, 9001, 16384, 1, 1, true, true, false, false},
       // one chunk per channel under JFF_MONARCH_BWD_SLOT_CAP_MB=1: with JFF_MONARCH_BWD_GRID=3 and
-      // JFF_MONARCH_BWD_TAIL=1 the last channels go in balanced ranges split across workers (make emulate); the
-      // third has fewer tail pairs than workers (empty ranges)
+      // JFF_MONARCH_BWD_TAIL=1 the last items go in balanced ranges split across workers (make emulate); the
+      // third has fewer tail pairs than workers (empty ranges), the fourth two chunks per channel
       {"bf16 N16384 B5 H8 tail", BF, 5, 8, 16384, 16384, 16384, 1, 1, true, true, true, false},
       {"fp16 N32768 B6 H4 L20001 tail", HF, 6, 4, 20001, 20001, 32768, 1, 1, true, true, false, false},
       {"bf16 N8192 B2 H4 L5000 tail", BF, 2, 4, 5000, 5000, 8192, 1, 1, true, true, true, false},  // 1 pair, 3 CTAs
+      {"bf16 N4096 B8 H16 L3001 tail", BF, 8, 16, 3001, 3001, 4096, 1, 1, true, true, true, false},  // 2 chunks of 2
       // H a multiple of 8 at N >= 4096 (BLH: cluster tiles with 16-byte head groups)
       {"bf16 N4096 B2 H16 L3001", BF, 2, 16, 3001, 3001, 4096, 1, 1, true, true, true, false},
       {"fp16 N8192 B3 H8 causal", HF, 3, 8, 4096, 4096, 8192, 1, 1, true, true, true, false},
