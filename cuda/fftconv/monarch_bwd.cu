@@ -109,8 +109,8 @@ struct BwdParams {
   const void* pre;
   const void* post;
   const void* kspec;  // (G, H) blocks of N/2 KSpecOf<T>::Slot in fragment order, skip folded in
-  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), nullptr: no dk
-  float* sslots;        // (H, chunks) partial dskip sums, nullptr: no dskip
+  float4* slots;        // (H, chunks) blocks of N/2 float4 (fragment order), then the balanced tail's; nullptr: no dk
+  float* sslots;        // (H, chunks) partial dskip sums, then the balanced tail's; nullptr: no dskip
   uint2* xbuf;          // big kernel: N/2 uint2 per CTA (the spectrum X of the current pair)
   void* du;             // each nullptr when not wanted
   void* dpre;
@@ -802,8 +802,8 @@ __device__ __forceinline__ void fetch_chunks(const uint16_t* const (&s)[sizeof..
     r = {};
 }
 
-// TAIL: the balanced tail (bwd_range_lo; one chunk per channel, GROUPS = 1). A separate instantiation so that
-// the stride-only kernels keep their code.
+// TAIL: the balanced tail (bwd_range_lo; whole chunks, GROUPS = 1). A separate instantiation so that the
+// stride-only kernels keep their code.
 template <typename T, int N0, int RAD, int WARPS, bool SHARED_ACC, int GROUPS = 1, bool TAIL = false>
 __global__ void __launch_bounds__(GROUPS * WARPS * 32, big_bwd_min_ctas(N0, RAD, SHARED_ACC, GROUPS))
     monarch_bwd_big_kernel(const BwdParams p) {
@@ -1963,7 +1963,7 @@ cudaError_t launch_bwd_big(const FftconvBwdArgs& a, cudaStream_t stream, void* k
       }
     }
     if constexpr (big_bwd_has_tail(N0 * RAD * RAD)) {
-      // The balanced tail (JFF_MONARCH_BWD_TAIL=1) where the last round of channels is partial: its own
+      // The balanced tail (JFF_MONARCH_BWD_TAIL=1) where the last round of items is partial: its own
       // instantiation, with its own resident CTAs (registers), decided once per device like the plan.
       const int64_t tail_slots = bwd_tail_slots(d);
       if ((plan & 1) && tail_slots > 0) {
