@@ -166,8 +166,7 @@ emulate: $(VENV)/.deps
 		JFF_MONARCH_BWD_GRID=3 build/emu/monarch_bwd_selftest --small --only tail > build/emu/monarch_bwd_tail$$t.log 2>&1; \
 	done; \
 	n=$$(grep -c ' yes PASS$$' build/emu/monarch_bwd_tail1.log); ran=$$(grep -c 'balanced tail' build/emu/monarch_bwd_tail1.log); \
-	grep ' PASS$$\| FAIL$$' build/emu/monarch_bwd_tail0.log | cut -c1-62 > build/emu/monarch_bwd_tail0.cols; \
-	grep ' PASS$$\| FAIL$$' build/emu/monarch_bwd_tail1.log | cut -c1-62 > build/emu/monarch_bwd_tail1.cols; \
+	for t in 0 1; do grep ' PASS$$\| FAIL$$' build/emu/monarch_bwd_tail$$t.log | cut -c1-62 > build/emu/monarch_bwd_tail$$t.cols; done; \
 	if [ $$n -ge 4 ] && [ $$ran -ge 4 ] && grep -q 'ALL PASS' build/emu/monarch_bwd_tail1.log && \
 		cmp -s build/emu/monarch_bwd_tail0.cols build/emu/monarch_bwd_tail1.cols; then \
 		echo "balanced tail: $$n cases passed, run in $$ran, du / dpre / dpost as without it"; \

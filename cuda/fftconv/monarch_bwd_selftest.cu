@@ -415,7 +415,7 @@ int main(int argc, char** argv) {
       {"bf16 N32768 L20001 G2R2", BF, 5, 1, 20001, 777, 32768, 2, 2, true, true, true, false},
       // gated without skip at RAD = 32, L odd (element-wise loads): the JAX table's workload's element passes
       {"bf16 N16384 L9001 noskip", BF, 3, 1, 9001, 9001, 16384, 1, 1, true, true, false, false},
-      // one chunk per channel under JFF_MONARCH_BWD_SLOT_CAP_MB=1: with JFF_MONARCH_BWD_GRID=3 and
+      // one or two chunks per channel under JFF_MONARCH_BWD_SLOT_CAP_MB=1: with JFF_MONARCH_BWD_GRID=3 and
       // JFF_MONARCH_BWD_TAIL=1 the last items go in balanced ranges split across workers (make emulate); the
       // third has fewer tail pairs than workers (empty ranges), the fourth two chunks per channel
       {"bf16 N16384 B5 H8 tail", BF, 5, 8, 16384, 16384, 16384, 1, 1, true, true, true, false},
